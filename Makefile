@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make up` and `make test`.
+# Each creates .venv when missing and installs what it needs (re-installs when pyproject.toml changes).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install up test lint typecheck layers bench schemas clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+up: install
+	$(VENV)/bin/caxton up
+
+typecheck: install
+	$(PY) -m mypy
+
+layers: install
+	$(VENV)/bin/lint-imports
+
+lint: typecheck layers
+
+test: install lint
+	$(PY) -m pytest -q
+
+schemas: install
+	$(VENV)/bin/caxton schema export schemas
+
+bench: install
+	$(PY) benchmarks/validate_bench.py
+
+clean:
+	rm -rf $(VENV) .caxton .pytest_cache .mypy_cache

@@ -1,0 +1,33 @@
+"""The explicit list of command groups (no magic discovery).
+
+Each entry is (module, kind): ``command`` modules define one function named
+like the module, ``group`` modules define a ``typer.Typer`` named ``app``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+#: name on the command line -> (module, attribute, is_group)
+COMMANDS: dict[str, tuple[str, str, bool]] = {
+    "validate": ("caxton.cli.validate", "validate", False),
+    "schema": ("caxton.cli.schema", "app", True),
+}
+
+_registered = False
+
+
+def register(app: typer.Typer) -> None:
+    global _registered
+    if _registered:
+        return
+    for name, (module_name, attribute, is_group) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        target = getattr(module, attribute)
+        if is_group:
+            app.add_typer(target, name=name)
+        else:
+            app.command(name=name)(target)
+    _registered = True

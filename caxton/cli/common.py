@@ -1,0 +1,43 @@
+"""Options and output helpers shared by every command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from typing import Annotated, Any
+
+import typer
+
+DEFAULT_ENGINE_URL = "http://127.0.0.1:8080"
+
+
+class Output(str, Enum):
+    text = "text"
+    json = "json"
+
+
+EngineOption = Annotated[
+    str,
+    typer.Option("--engine", envvar="CAXTON_ENGINE_URL", help="URL of the Caxton engine API."),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option("--token", envvar="CAXTON_API_TOKEN", help="API token for mutating endpoints.", show_default=False),
+]
+OutputOption = Annotated[Output, typer.Option("--output", "-o", help="Output format.")]
+
+
+def emit_json(value: Any) -> None:
+    """Write one JSON document to stdout."""
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def echo(text: str = "") -> None:
+    """A result line to stdout."""
+    sys.stdout.write(text + "\n")
+
+
+def note(text: str) -> None:
+    """A diagnostic line to stderr."""
+    sys.stderr.write(text + "\n")

@@ -1,0 +1,143 @@
+"""The one error hierarchy of Caxton.
+
+Library code raises these; the CLI maps them to exit codes in exactly one
+place (``caxton.cli.main``) and the engine maps them to HTTP statuses in
+exactly one place (``caxton.engine.api``). Every error says what went wrong,
+where, and how to fix it (``hint``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CaxtonError(Exception):
+    """Base class: an error the user can act on."""
+
+    #: Stable machine-readable code (used in JSON output and API errors).
+    code: str = "error"
+    #: HTTP status the engine answers with when this error crosses the API.
+    http_status: int = 400
+
+    def __init__(self, message: str, *, hint: str | None = None, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.hint:
+            out["hint"] = self.hint
+        if self.details is not None:
+            out["details"] = self.details
+        return out
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+class InvalidInput(CaxtonError):
+    """The user's input (files, arguments, request) is malformed."""
+
+    code = "invalid_input"
+    http_status = 422
+
+
+class ValidationFailed(InvalidInput):
+    """Desired state has validation errors; ``details`` holds the diagnostics."""
+
+    code = "validation_failed"
+
+
+class PathEscape(InvalidInput):
+    """A path in the desired state points outside the repository root."""
+
+    code = "path_escape"
+
+
+class GitError(CaxtonError):
+    """A git revision or repository could not be read."""
+
+    code = "git_error"
+
+
+class NotFound(CaxtonError):
+    code = "not_found"
+    http_status = 404
+
+
+class Conflict(CaxtonError):
+    """The request conflicts with current state (lock held, stale plan...)."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class LockHeld(Conflict):
+    code = "lock_held"
+
+
+class StalePlan(Conflict):
+    code = "stale_plan"
+
+
+class IllegalTransition(Conflict):
+    """A state machine was asked for a transition it does not allow."""
+
+    code = "illegal_transition"
+
+
+class PayloadTooLarge(InvalidInput):
+    code = "payload_too_large"
+    http_status = 413
+
+
+class Unauthorized(CaxtonError):
+    code = "unauthorized"
+    http_status = 401
+
+
+class EngineUnreachable(CaxtonError):
+    """The CLI could not reach the engine's API."""
+
+    code = "engine_unreachable"
+    http_status = 503
+
+
+class EngineError(CaxtonError):
+    """The engine answered with an error (carried over from its JSON body)."""
+
+    code = "engine_error"
+    http_status = 500
+
+
+class SandboxError(CaxtonError):
+    """A WASM module could not be compiled, instantiated or run."""
+
+    code = "sandbox_error"
+    http_status = 422
+
+
+class AgentFailure(CaxtonError):
+    """An agent failed to handle a message (trap, fuel, timeout, provider error)."""
+
+    code = "agent_failure"
+    http_status = 502
+
+
+class Unavailable(CaxtonError):
+    """Temporarily unable to serve (circuit open, draining, shutting down)."""
+
+    code = "unavailable"
+    http_status = 503
+
+
+class RolledBack(CaxtonError):
+    """An apply finished, but one or more changes were rolled back."""
+
+    code = "rolled_back"
+
+
+class Interrupted(CaxtonError):
+    code = "interrupted"

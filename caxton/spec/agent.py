@@ -1,0 +1,246 @@
+"""Models of agent files: config agents and WASM agents.
+
+An agent file is markdown with YAML frontmatter (the body is the agent's
+``documentation``) or TOML with the same keys. ``kind`` defaults to
+``config``. ``parse_agent`` turns a mapping into the right model; pydantic's
+errors are turned into diagnostics by ``caxton.validation``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+
+from caxton.spec import abi
+from caxton.spec.identity import NAME_PATTERN, agent_id
+from caxton.spec.units import Duration, Size
+
+SEMVER_PATTERN = (
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+)
+CAPABILITY_PATTERN = r"^[a-z][a-z0-9]*(?:[-_.:][a-z0-9]+)*$"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+SPLIT_PATTERN = r"^\s*(\d{1,3})\s*/\s*(\d{1,3})\s*$"
+
+MemoryScope = Literal["agent", "workspace", "global"]
+Strategy = Literal["immediate", "gradual", "canary", "blue-green", "ab-test"]
+WasmFeature = Literal[
+    "simd", "relaxed-simd", "threads", "reference-types", "bulk-memory", "multi-memory",
+    "memory64", "tail-call",
+]
+
+
+class Strict(BaseModel):
+    """Base for file models: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class MemorySpec(Strict):
+    """Whether and how the agent uses the engine's vector memory."""
+
+    enabled: bool = False
+    scope: MemoryScope = Field("agent", description="agent: only this agent; workspace; global")
+    max_results: int = Field(5, ge=1, le=100, description="entities retrieved per request")
+    min_similarity: float = Field(0.2, ge=-1.0, le=1.0)
+
+
+class LLMSpec(Strict):
+    """Which LLM provider answers a config agent (providers are configured in caxton.yaml)."""
+
+    provider: Literal["offline", "openai"] = "offline"
+    model: str = Field("offline", min_length=1, max_length=200)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(1024, ge=1, le=1_000_000)
+
+
+class PrometheusAnalysis(Strict):
+    """An extra analysis query against a Prometheus server."""
+
+    url: str = Field(pattern=r"^https?://")
+    query: str = Field(min_length=1)
+    threshold: float
+    comparison: Literal["<", "<=", ">", ">="] = Field("<=", description="value <comparison> threshold passes")
+
+
+class AnalysisSpec(Strict):
+    """Per-step analysis of a canary over the engine's own metrics."""
+
+    max_error_rate: float = Field(0.05, ge=0.0, le=1.0)
+    max_p95_latency_ms: float | None = Field(None, gt=0)
+    min_requests: int = Field(10, ge=0)
+    on_no_data: Literal["fail", "pause", "pass"] = "pause"
+    prometheus: PrometheusAnalysis | None = None
+
+
+class PreviewCheck(Strict):
+    """A message sent to a blue-green preview before the switch."""
+
+    message: Any
+    expect_contains: str | None = None
+
+
+class RolloutSpec(Strict):
+    """How the engine moves traffic to a new revision of this agent."""
+
+    strategy: Strategy = "immediate"
+    steps: list[int] = Field(default_factory=lambda: [10, 50, 100])
+    interval: Duration = Field(60.0, description="observation window per canary step")
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)  # type: ignore[arg-type]
+    auto_rollback: bool = True
+    resume: bool = Field(True, description="after an engine crash, resume (true) or roll back (false)")
+    preview_checks: list[PreviewCheck] = Field(default_factory=list)
+    split: str | None = Field(None, pattern=SPLIT_PATTERN, description="ab-test split, e.g. 80/20")
+    duration: Duration | None = Field(None, description="ab-test duration")
+    drain_timeout: Duration = 30.0
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_increase_to_100(cls, steps: list[int]) -> list[int]:
+        if not steps:
+            raise ValueError("steps must not be empty (e.g. [10, 50, 100])")
+        if any(s < 1 or s > 100 for s in steps):
+            raise ValueError("each step is a traffic percentage between 1 and 100")
+        if any(b <= a for a, b in zip(steps, steps[1:])):
+            raise ValueError("steps must increase strictly (e.g. [10, 50, 100])")
+        if steps[-1] != 100:
+            raise ValueError("the last step must be 100")
+        return steps
+
+    @field_validator("split")
+    @classmethod
+    def _split_sums_to_100(cls, split: str | None) -> str | None:
+        if split is None:
+            return None
+        match = re.match(SPLIT_PATTERN, split)
+        if match and int(match.group(1)) + int(match.group(2)) != 100:
+            raise ValueError(f"split {split!r} must add up to 100 (e.g. 80/20)")
+        return split
+
+
+class ConfigResourceLimits(Strict):
+    """Limits of a config agent."""
+
+    max_conversations: int = Field(
+        100, ge=1, le=1_000_000, validation_alias=AliasChoices("max_conversations", "conversation_limit")
+    )
+    response_timeout: Duration = 30.0
+    max_memory_entities: int | None = Field(None, ge=1)
+    max_message_size: Size = 256 * 1024
+    memory_scope: MemoryScope | None = Field(
+        None, description="deprecated spelling of memory.scope", json_schema_extra={"deprecated": True}
+    )
+
+
+class WasmResourceLimits(Strict):
+    """Limits the sandbox enforces on every message to a WASM agent."""
+
+    max_memory_bytes: Size = 16 * 1024 * 1024
+    fuel: int = Field(100_000_000, ge=1, description="fuel units per message")
+    max_execution_time_ms: int = Field(1000, ge=1, le=600_000)
+    max_message_size: Size = 256 * 1024
+    max_module_size: Size = 16 * 1024 * 1024
+    max_conversations: int = Field(1000, ge=1)
+
+
+class SecurityPolicy(Strict):
+    """What a WASM module may import and use."""
+
+    allowed_imports: list[str] = Field(default_factory=lambda: list(abi.DEFAULT_ALLOWED_IMPORTS))
+    max_memory_pages: int = Field(256, ge=1, le=65536)
+    network_access: bool = False
+    file_system_access: bool = False
+    denied_features: list[WasmFeature] = Field(
+        default_factory=lambda: ["threads", "simd", "relaxed-simd", "memory64", "multi-memory"]
+    )
+
+    @field_validator("allowed_imports")
+    @classmethod
+    def _qualified(cls, imports: list[str]) -> list[str]:
+        for item in imports:
+            if not re.match(r"^[A-Za-z_][\w-]*\.[\w*-]+$", item):
+                raise ValueError(f"import {item!r} must be written module.name (e.g. caxton.log)")
+        return imports
+
+
+class AgentBase(Strict):
+    """Fields every agent has."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="identity, compared in kebab form")
+    version: str = Field(pattern=SEMVER_PATTERN, description="semantic version, e.g. 1.2.0")
+    description: str | None = Field(None, max_length=2000)
+    capabilities: list[Annotated[str, Field(pattern=CAPABILITY_PATTERN)]] = Field(default_factory=list)
+    tools: list[str] = Field(default_factory=list)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    memory: MemorySpec = Field(default_factory=MemorySpec)  # type: ignore[arg-type]
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec)  # type: ignore[arg-type]
+    documentation: str = Field("", description="markdown body of the agent file")
+
+    @property
+    def id(self) -> str:
+        return agent_id(self.name)
+
+
+class ConfigAgent(AgentBase):
+    """An agent defined by prompts and an LLM provider."""
+
+    kind: Literal["config"] = "config"
+    system_prompt: str = Field(min_length=1)
+    user_prompt_template: str | None = None
+    llm: LLMSpec = Field(default_factory=LLMSpec)  # type: ignore[arg-type]
+    resource_limits: ConfigResourceLimits = Field(default_factory=ConfigResourceLimits)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _legacy_memory_scope(self) -> ConfigAgent:
+        legacy = self.resource_limits.memory_scope
+        if legacy is not None and "scope" not in self.memory.model_fields_set:
+            self.memory = self.memory.model_copy(update={"scope": legacy})
+        return self
+
+
+class WasmAgent(AgentBase):
+    """An agent whose logic is a WebAssembly module implementing the Caxton ABI."""
+
+    kind: Literal["wasm"]
+    module: str = Field(min_length=1, description="path of the .wasm file, relative to the agent file")
+    sha256: str | None = Field(None, pattern=SHA256_PATTERN, description="pin of the module's digest")
+    resource_limits: WasmResourceLimits = Field(default_factory=WasmResourceLimits)  # type: ignore[arg-type]
+    security_policy: SecurityPolicy = Field(default_factory=SecurityPolicy)  # type: ignore[arg-type]
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("kind", "config"))
+    return str(getattr(value, "kind", "config"))
+
+
+AgentSpec = Annotated[
+    Union[Annotated[ConfigAgent, Tag("config")], Annotated[WasmAgent, Tag("wasm")]],
+    Discriminator(_kind_of),
+]
+AGENT_ADAPTER: TypeAdapter[ConfigAgent | WasmAgent] = TypeAdapter(AgentSpec)
+
+KINDS = ("config", "wasm")
+
+
+def parse_agent(data: dict[str, Any]) -> ConfigAgent | WasmAgent:
+    """Validate a mapping into an agent model (raises pydantic.ValidationError)."""
+    return AGENT_ADAPTER.validate_python(data)
+
+
+def model_for_kind(kind: str) -> type[ConfigAgent] | type[WasmAgent] | None:
+    return {"config": ConfigAgent, "wasm": WasmAgent}.get(kind)

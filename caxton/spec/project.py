@@ -1,0 +1,104 @@
+"""Model of ``caxton.yaml``: environments, defaults and the engine's settings.
+
+The engine reads the ``server``, ``memory``, ``llm``, ``security`` and
+``logging`` sections; the CLI reads ``environments``, ``defaults`` and
+``agents_dir``. Precedence (flags > CAXTON_* env > file > defaults) is applied
+by the engine's config loader, not here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from caxton.spec.agent import AnalysisSpec, Strict
+from caxton.spec.units import Duration, Size
+
+URL_PATTERN = r"^https?://[^\s/]+(/.*)?$"
+
+
+class Environment(Strict):
+    """A named set of engines that receive the same desired state, in order."""
+
+    engines: list[str] = Field(min_length=1)
+    description: str | None = None
+    branch: str | None = None
+
+    @field_validator("engines")
+    @classmethod
+    def _urls(cls, engines: list[str]) -> list[str]:
+        for url in engines:
+            if not re.match(URL_PATTERN, url):
+                raise ValueError(f"engine URL {url!r} must start with http:// or https://")
+        return engines
+
+
+class Defaults(Strict):
+    engine: str | None = Field(None, pattern=URL_PATTERN)
+    environment: str | None = None
+
+
+class ServerSettings(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    data_dir: str = ".caxton"
+    agents_dir: str | None = None
+    max_request_size: Size = 1024 * 1024
+    max_message_size: Size = 256 * 1024
+    revisions_kept: int = Field(10, ge=1, le=1000)
+    drain_timeout: Duration = 30.0
+
+
+class SecuritySettings(Strict):
+    api_token: str | None = Field(None, json_schema_extra={"secret": True})
+
+
+class EngineMemorySettings(Strict):
+    enabled: bool = True
+    backend: Literal["embedded"] = "embedded"
+    sqlite_path: str = "memory.db"
+    embedding_model: Literal["all-MiniLM-L6-v2"] = "all-MiniLM-L6-v2"
+    model_path: str | None = Field(None, description="bring your own model.onnx (sha256 not pinned)")
+    tokenizer_path: str | None = None
+    max_entities: int = Field(100_000, ge=1)
+    max_observation_size: Size = 16 * 1024
+    max_batch_size: int = Field(1000, ge=1)
+
+
+class OpenAIProvider(Strict):
+    base_url: str = Field("https://api.openai.com/v1", pattern=URL_PATTERN)
+    api_key_env: str = Field("OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    timeout: Duration = 30.0
+    retries: int = Field(2, ge=0, le=10)
+    model: str | None = None
+
+
+class LLMProviders(Strict):
+    openai: OpenAIProvider = Field(default_factory=OpenAIProvider)  # type: ignore[arg-type]
+
+
+class LoggingSettings(Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+    file: str | None = None
+
+
+class ObservabilitySettings(Strict):
+    metrics_enabled: bool = True
+
+
+class ProjectConfig(Strict):
+    """The whole of ``caxton.yaml``; every section is optional."""
+
+    agents_dir: str = "agents"
+    environments: dict[str, Environment] = Field(default_factory=dict)
+    defaults: Defaults = Field(default_factory=Defaults)  # type: ignore[arg-type]
+    server: ServerSettings = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
+    security: SecuritySettings = Field(default_factory=SecuritySettings)  # type: ignore[arg-type]
+    memory: EngineMemorySettings = Field(default_factory=EngineMemorySettings)  # type: ignore[arg-type]
+    llm: LLMProviders = Field(default_factory=LLMProviders)  # type: ignore[arg-type]
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)  # type: ignore[arg-type]
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)  # type: ignore[arg-type]
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)  # type: ignore[arg-type]
