@@ -1,0 +1,1 @@
+"""Validation of the desired state (pure: bytes and models in, diagnostics out)."""
