@@ -141,3 +141,33 @@ class RolledBack(CaxtonError):
 
 class Interrupted(CaxtonError):
     code = "interrupted"
+
+
+class TooManyConversations(Unavailable):
+    """A config agent already holds ``resource_limits.max_conversations`` open conversations.
+
+    429, not 503: the engine is healthy; this agent refuses *new* conversations
+    until one ends or expires (existing ones and stateless messages still work).
+    """
+
+    code = "too_many_conversations"
+    http_status = 429
+
+
+class ConfigAgentFailure(AgentFailure):
+    """A config agent failed one message; ``reason`` says why.
+
+    Reasons: ``template`` (render error or sandbox escape), ``timeout``
+    (``response_timeout`` exceeded, HTTP 504), ``memory``, ``missing_api_key``,
+    ``unauthorized``, ``rejected`` (other 4xx), ``rate_limited``,
+    ``upstream_error`` (5xx), ``unreachable``, ``bad_response``.
+    """
+
+    def __init__(
+        self, message: str, *, reason: str, hint: str | None = None, details: Any = None
+    ) -> None:
+        merged = {"reason": reason, **(details if isinstance(details, dict) else {})}
+        super().__init__(message, hint=hint, details=merged)
+        self.reason = reason
+        if reason == "timeout":
+            self.http_status = 504
