@@ -1,0 +1,316 @@
+"""The runtime of one config-agent revision: render the prompts, call the LLM provider.
+
+The engine (``caxton.engine.operations`` / the router) creates one
+``ConfigAgentRuntime`` per deployed revision and drives it through the
+``caxton.engine.runtime.AgentRuntime`` shape: ``start`` / ``handle`` /
+``stop`` / ``stats``. Per message it:
+
+1. checks the envelope (``content``, optional ``conversation_id``) and the
+   agent's ``max_message_size``;
+2. opens or continues the conversation (``max_conversations`` enforced by the
+   ``ConversationStore``; messages without an id are stateless);
+3. asks memory for context when ``memory.enabled`` and a memory was given;
+4. renders ``system_prompt`` and ``user_prompt_template`` in the sandboxed
+   Jinja2 environment of ``caxton.validation.templates``;
+5. calls the provider with the system prompt, the history and the user prompt,
+   all within ``response_timeout`` (else ``ConfigAgentFailure`` reason ``timeout``);
+6. records the turn in the conversation and in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import jinja2
+import jinja2.exceptions
+
+from caxton import errors
+from caxton.engine import conversations as conv
+from caxton.engine import providers as prov
+from caxton.spec import agent as agent_spec
+from caxton.validation import templates
+
+log = logging.getLogger(__name__)
+
+MAX_CONVERSATION_ID = 200
+
+
+class MemoryContext(Protocol):
+    """What a config agent needs from the engine's memory (``caxton.memory.service``)."""
+
+    def context_for(self, agent: str, scope: str, query: str, k: int, min_similarity: float) -> str: ...
+
+    def remember(
+        self, agent: str, scope: str, conversation_id: str | None, request: str, response: str
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Message:
+    text: str
+    conversation_id: str | None
+
+
+@dataclass(frozen=True)
+class _Templates:
+    system: jinja2.Template
+    user: jinja2.Template | None
+
+
+class ConfigAgentRuntime:
+    """Serves one revision of a config agent; safe to call from several threads."""
+
+    def __init__(
+        self,
+        spec: agent_spec.ConfigAgent,
+        *,
+        revision: int,
+        providers: prov.ProviderRegistry,
+        conversations: conv.ConversationStore,
+        memory: MemoryContext | None = None,
+    ) -> None:
+        self.spec = spec
+        self.revision = revision
+        self._providers = providers
+        self._conversations = conversations
+        self._memory = memory if spec.memory.enabled else None
+        self._templates: _Templates | None = None
+        self._provider: prov.LLMProvider | None = None
+        self._model = ""
+        self._stopped = False
+        self._lock = threading.Lock()
+        self._messages = 0
+        self._failures: Counter[str] = Counter()
+        self._memory_errors = 0
+        self._last_error: str | None = None
+
+    # -- AgentRuntime ------------------------------------------------------------
+
+    def start(self) -> None:
+        """Compile the templates and check the provider (model, API key); raises CaxtonError."""
+        provider = self._providers.get(self.spec.llm.provider)
+        if provider is None:
+            raise errors.InvalidInput(
+                f"agent {self.spec.name!r}: the engine has no LLM provider {self.spec.llm.provider!r}",
+                hint=f"use one of: {', '.join(sorted(self._providers))}",
+            )
+        self._model = provider.model_for(self.spec.llm)
+        provider.check()
+        self._templates = self._compile()
+        self._provider = provider
+        if self.spec.memory.enabled and self._memory is None:
+            log.warning("agent %s: memory.enabled but the engine has no memory; memory_context is ''", self.spec.id)
+
+    def handle(self, envelope: dict[str, Any]) -> dict[str, Any]:
+        templates_, provider = self._serving()
+        message = self._message(envelope)
+        deadline = time.monotonic() + self.spec.resource_limits.response_timeout
+        try:
+            created = self._open(message.conversation_id)
+        except errors.TooManyConversations as exc:
+            self._failed(exc, message, created=False)
+            raise
+        try:
+            reply = self._answer(message, templates_, provider, deadline)
+        except errors.CaxtonError as exc:
+            self._failed(exc, message, created)
+            raise
+        except Exception as exc:  # a bug in a provider or memory: still a value, never a traceback
+            log.exception("agent %s revision %d: unexpected failure", self.spec.id, self.revision)
+            failure = errors.ConfigAgentFailure(
+                f"agent {self.spec.name!r} failed unexpectedly: {type(exc).__name__}: {exc}", reason="internal"
+            )
+            self._failed(failure, message, created)
+            raise failure from exc
+        with self._lock:
+            self._messages += 1
+        return reply
+
+    def stop(self) -> None:
+        """Refuse further messages. Conversations are kept: the next revision continues them."""
+        self._stopped = True
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            failures = dict(self._failures)
+            counts = {"messages": self._messages, "memory_errors": self._memory_errors}
+            last_error = self._last_error
+        return {
+            "kind": "config",
+            "agent": self.spec.id,
+            "revision": self.revision,
+            "state": "stopped" if self._stopped else ("serving" if self._templates else "new"),
+            "provider": self.spec.llm.provider,
+            "model": self._model,
+            **counts,
+            "failures": sum(failures.values()),
+            "failures_by_reason": failures,
+            "conversations": self._conversations.count(self.spec.id),
+            "max_conversations": self.spec.resource_limits.max_conversations,
+            "last_error": last_error,
+        }
+
+    # -- one message ---------------------------------------------------------------
+
+    def _answer(
+        self, message: _Message, templates_: _Templates, provider: prov.LLMProvider, deadline: float
+    ) -> dict[str, Any]:
+        cid = message.conversation_id
+        history = self._conversations.history(self.spec.id, cid) if cid else []
+        variables = {
+            "request": message.text,
+            "parameters": self.spec.parameters,
+            "memory_context": self._recall(message.text),
+            "history": [dict(turn) for turn in history],
+            "conversation_id": cid or "",
+            "agent": {"name": self.spec.name, "version": self.spec.version, "revision": self.revision},
+        }
+        system = self._render("system_prompt", templates_.system, variables)
+        user = self._render("user_prompt_template", templates_.user, variables) if templates_.user else message.text
+        messages = (
+            prov.ChatMessage(role="system", content=system),
+            *(prov.ChatMessage(role=t["role"], content=t["content"]) for t in history),
+            prov.ChatMessage(role="user", content=user),
+        )
+        completion = provider.complete(self._request(messages, deadline))
+        if time.monotonic() > deadline:
+            raise self._timeout()
+        if cid:
+            turns = [conv.Turn(role="user", content=message.text), conv.Turn(role="assistant", content=completion.text)]
+            self._conversations.append(self.spec.id, cid, turns)
+        self._remember(cid, message.text, completion.text)
+        return {"reply": completion.text, "conversation_id": cid, "provider": provider.name, "model": completion.model}
+
+    def _request(self, messages: tuple[prov.ChatMessage, ...], deadline: float) -> prov.CompletionRequest:
+        return prov.CompletionRequest(
+            agent=self.spec.id,
+            model=self._model,
+            messages=messages,
+            temperature=self.spec.llm.temperature,
+            max_tokens=self.spec.llm.max_tokens,
+            deadline=deadline,
+        )
+
+    def _serving(self) -> tuple[_Templates, prov.LLMProvider]:
+        if self._stopped or self._templates is None or self._provider is None:
+            state = "stopped" if self._stopped else "not started"
+            raise errors.Unavailable(
+                f"agent {self.spec.name!r} revision {self.revision} is {state}",
+                hint="the engine routes messages to the serving revision; retry",
+            )
+        return self._templates, self._provider
+
+    def _message(self, envelope: dict[str, Any]) -> _Message:
+        if not isinstance(envelope, dict) or "content" not in envelope:
+            raise errors.InvalidInput("a message needs a 'content' field", hint='send {"content": "..."}')
+        content = envelope["content"]
+        text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+        limit = self.spec.resource_limits.max_message_size
+        if len(text.encode("utf-8")) > limit:
+            raise errors.PayloadTooLarge(
+                f"message to agent {self.spec.name!r} is larger than its max_message_size ({limit} bytes)",
+                hint="send a smaller message or raise resource_limits.max_message_size in the agent file",
+            )
+        return _Message(text=text, conversation_id=_conversation_id(envelope.get("conversation_id")))
+
+    def _open(self, conversation_id: str | None) -> bool:
+        if conversation_id is None:
+            return False
+        limit = self.spec.resource_limits.max_conversations
+        return self._conversations.begin(self.spec.id, conversation_id, limit=limit)
+
+    def _failed(self, exc: errors.CaxtonError, message: _Message, created: bool) -> None:
+        if created and message.conversation_id and not self._conversations.history(self.spec.id, message.conversation_id):
+            self._conversations.end(self.spec.id, message.conversation_id)
+        reason = getattr(exc, "reason", exc.code)
+        with self._lock:
+            self._failures[str(reason)] += 1
+            self._last_error = exc.message
+
+    # -- templates -----------------------------------------------------------------
+
+    def _compile(self) -> _Templates:
+        env = templates.make_environment()
+        system = self._compile_one(env, "system_prompt", self.spec.system_prompt)
+        source = self.spec.user_prompt_template
+        user = self._compile_one(env, "user_prompt_template", source) if source is not None else None
+        return _Templates(system=system, user=user)
+
+    def _compile_one(self, env: jinja2.Environment, field: str, source: str) -> jinja2.Template:
+        try:
+            return env.from_string(source)
+        except jinja2.TemplateSyntaxError as exc:
+            raise errors.InvalidInput(
+                f"agent {self.spec.name!r}: {field} is not a valid template (line {exc.lineno}): {exc.message}",
+                hint="run `caxton validate` on the agent file",
+            ) from None
+
+    def _render(self, field: str, template: jinja2.Template, variables: dict[str, Any]) -> str:
+        try:
+            return template.render(variables)
+        except jinja2.exceptions.SecurityError as exc:
+            raise self._template_failure(field, f"tried an operation the template sandbox forbids: {exc}") from None
+        except jinja2.UndefinedError as exc:
+            names = ", ".join(templates.TEMPLATE_VARIABLES)
+            raise self._template_failure(field, f"uses something undefined: {exc}", f"available: {names}") from None
+        except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as exc:
+            raise self._template_failure(field, f"failed to render: {type(exc).__name__}: {exc}") from None
+
+    def _template_failure(self, field: str, what: str, hint: str | None = None) -> errors.ConfigAgentFailure:
+        return errors.ConfigAgentFailure(
+            f"agent {self.spec.name!r}: {field} {what}",
+            reason="template",
+            hint=hint or "fix the template in the agent file; `caxton validate` checks templates offline",
+            details={"agent": self.spec.id, "revision": self.revision, "field": field},
+        )
+
+    def _timeout(self) -> errors.ConfigAgentFailure:
+        limit = self.spec.resource_limits.response_timeout
+        return errors.ConfigAgentFailure(
+            f"agent {self.spec.name!r} did not answer within its response_timeout ({limit:g}s)",
+            reason="timeout",
+            hint="raise resource_limits.response_timeout in the agent file, or check the LLM provider",
+            details={"agent": self.spec.id, "revision": self.revision, "response_timeout": limit},
+        )
+
+    # -- memory -------------------------------------------------------------------
+
+    def _recall(self, query: str) -> str:
+        if self._memory is None:
+            return ""
+        memory = self.spec.memory
+        try:
+            return self._memory.context_for(self.spec.id, memory.scope, query, memory.max_results, memory.min_similarity)
+        except Exception as exc:
+            raise errors.ConfigAgentFailure(
+                f"agent {self.spec.name!r}: memory lookup failed: {exc}",
+                reason="memory",
+                hint="check `caxton memory` health, or set memory.enabled: false in the agent file",
+            ) from exc
+
+    def _remember(self, conversation_id: str | None, request: str, response: str) -> None:
+        if self._memory is None:
+            return
+        try:
+            self._memory.remember(self.spec.id, self.spec.memory.scope, conversation_id, request, response)
+        except Exception:  # the reply is good; losing one observation must not fail it
+            log.warning("agent %s: could not store the turn in memory", self.spec.id, exc_info=True)
+            with self._lock:
+                self._memory_errors += 1
+
+
+def _conversation_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_CONVERSATION_ID:
+        raise errors.InvalidInput(
+            "conversation_id must be a non-empty string of at most 200 characters",
+            hint="omit it for a stateless message, or reuse the id of an earlier message",
+        )
+    return value

@@ -1,0 +1,159 @@
+"""Conversation history of config agents: the store Protocol and the in-memory store.
+
+The config-agent runtime (``caxton.engine.config_runtime``) is the only
+caller. Conversations are keyed by agent *id* (not revision), so a hot reload
+to a new revision keeps every open conversation and its history. The engine
+builds one store and hands it to every config-agent runtime; it may supply
+its own (e.g. SQLite-backed) implementation of ``ConversationStore``.
+
+A conversation is *open* from its first message until it is ended or has
+been idle longer than the store's ``idle_ttl``; ``begin`` enforces an
+agent's ``max_conversations`` against the open ones.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, TypedDict
+
+from caxton import errors
+
+DEFAULT_IDLE_TTL = 3600.0
+DEFAULT_MAX_TURNS = 100
+
+
+class Turn(TypedDict):
+    """One message of a conversation, as templates and providers see it."""
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class ConversationStore(Protocol):
+    """Where config agents keep the history of each conversation. Thread-safe."""
+
+    def begin(self, agent: str, conversation_id: str, *, limit: int) -> bool:
+        """Open the conversation if new (True) or touch it (False).
+
+        Raises ``errors.TooManyConversations`` when it is new and ``agent``
+        already has ``limit`` open conversations. Check and insert are atomic.
+        """
+        ...
+
+    def history(self, agent: str, conversation_id: str) -> list[Turn]:
+        """A copy of the turns so far, oldest first ([] for an unknown conversation)."""
+        ...
+
+    def append(self, agent: str, conversation_id: str, turns: Sequence[Turn]) -> None:
+        """Add turns at the end (atomically, so a user/assistant pair stays together)."""
+        ...
+
+    def end(self, agent: str, conversation_id: str) -> None:
+        """Forget one conversation (no error if unknown)."""
+        ...
+
+    def count(self, agent: str) -> int:
+        """Open conversations of ``agent``."""
+        ...
+
+    def clear(self, agent: str) -> None:
+        """Forget every conversation of ``agent`` (the agent was removed)."""
+        ...
+
+
+@dataclass
+class _Conversation:
+    turns: deque[Turn]
+    last_used: float = field(default=0.0)
+
+
+class InMemoryConversationStore:
+    """``ConversationStore`` in process memory; lost when the engine stops.
+
+    ``max_turns`` bounds each conversation's history (oldest turns are
+    dropped); ``idle_ttl`` seconds without a message closes a conversation.
+    ``clock`` is injectable for tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        idle_ttl: float = DEFAULT_IDLE_TTL,
+        max_turns: int = DEFAULT_MAX_TURNS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if idle_ttl <= 0 or max_turns < 2:
+            raise ValueError("idle_ttl must be > 0 and max_turns >= 2")
+        self._idle_ttl = idle_ttl
+        self._max_turns = max_turns
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._agents: dict[str, dict[str, _Conversation]] = {}
+
+    def begin(self, agent: str, conversation_id: str, *, limit: int) -> bool:
+        with self._lock:
+            now = self._clock()
+            conversations = self._agents.setdefault(agent, {})
+            existing = conversations.get(conversation_id)
+            if existing is not None and not self._expired(existing, now):
+                existing.last_used = now
+                return False
+            self._evict_expired(conversations, now)
+            if len(conversations) >= limit:
+                raise _too_many(agent, limit, self._idle_ttl)
+            conversations[conversation_id] = _Conversation(deque(maxlen=self._max_turns), now)
+            return True
+
+    def history(self, agent: str, conversation_id: str) -> list[Turn]:
+        with self._lock:
+            conversation = self._agents.get(agent, {}).get(conversation_id)
+            if conversation is None or self._expired(conversation, self._clock()):
+                return []
+            return [Turn(role=t["role"], content=t["content"]) for t in conversation.turns]
+
+    def append(self, agent: str, conversation_id: str, turns: Sequence[Turn]) -> None:
+        with self._lock:
+            now = self._clock()
+            conversations = self._agents.setdefault(agent, {})
+            conversation = conversations.get(conversation_id)
+            if conversation is None:
+                conversation = conversations[conversation_id] = _Conversation(deque(maxlen=self._max_turns))
+            conversation.turns.extend(turns)
+            conversation.last_used = now
+
+    def end(self, agent: str, conversation_id: str) -> None:
+        with self._lock:
+            self._agents.get(agent, {}).pop(conversation_id, None)
+
+    def count(self, agent: str) -> int:
+        with self._lock:
+            conversations = self._agents.get(agent, {})
+            self._evict_expired(conversations, self._clock())
+            return len(conversations)
+
+    def clear(self, agent: str) -> None:
+        with self._lock:
+            self._agents.pop(agent, None)
+
+    def _expired(self, conversation: _Conversation, now: float) -> bool:
+        return now - conversation.last_used > self._idle_ttl
+
+    def _evict_expired(self, conversations: dict[str, _Conversation], now: float) -> None:
+        for key in [k for k, c in conversations.items() if self._expired(c, now)]:
+            del conversations[key]
+
+
+def _too_many(agent: str, limit: int, idle_ttl: float) -> errors.TooManyConversations:
+    return errors.TooManyConversations(
+        f"agent {agent!r} already has {limit} open conversations (resource_limits.max_conversations)",
+        hint=(
+            "continue an existing conversation, send without conversation_id (stateless), "
+            f"wait for idle conversations to expire ({idle_ttl:g}s), "
+            "or raise resource_limits.max_conversations in the agent file"
+        ),
+        details={"agent": agent, "max_conversations": limit},
+    )

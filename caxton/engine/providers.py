@@ -1,0 +1,358 @@
+"""LLM providers of config agents: one Protocol, two providers, one registry.
+
+The engine builds the providers once from ``ProjectConfig.llm`` with
+``build_providers`` and hands the mapping to every
+``caxton.engine.config_runtime.ConfigAgentRuntime``, which picks one by the
+agent's ``llm.provider`` and calls ``complete``. Providers are shared by all
+agents and revisions and must be thread-safe.
+
+- ``offline``: deterministic, no network. Its reply is the fully rendered
+  prompt plus a short digest, so operators can test templates with it.
+- ``openai``: any OpenAI-compatible ``POST {base_url}/chat/completions``. The
+  key is read from the environment variable named by ``api_key_env`` at call
+  time and never logged or put in an error (upstream text is redacted).
+  Connect errors, timeouts, 429 and 5xx are retried with exponential backoff
+  (``retries`` times, never past the message's deadline); other 4xx are not.
+
+httpx is imported only when the ``openai`` provider is first used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
+
+from caxton import errors
+from caxton.spec import agent as agent_spec
+from caxton.spec import digest, project
+
+if TYPE_CHECKING:
+    import httpx
+
+log = logging.getLogger(__name__)
+
+OFFLINE_MODEL_PLACEHOLDER = "offline"
+RETRYABLE_REASONS = frozenset({"unreachable", "timeout", "rate_limited", "upstream_error"})
+_EXCERPT = 300
+
+
+class ChatMessage(TypedDict):
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    """One chat completion to run; ``deadline`` is a ``time.monotonic()`` instant."""
+
+    agent: str
+    model: str
+    messages: tuple[ChatMessage, ...]
+    temperature: float
+    max_tokens: int
+    deadline: float
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    model: str
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+class LLMProvider(Protocol):
+    """What the config-agent runtime needs from a provider."""
+
+    name: str
+
+    def model_for(self, llm: agent_spec.LLMSpec) -> str:
+        """The model this provider will call for an agent's ``llm`` section (raises InvalidInput)."""
+        ...
+
+    def check(self) -> None:
+        """Raise ``errors.ConfigAgentFailure`` if the provider cannot work (e.g. missing key)."""
+        ...
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        """Answer; failures raise ``errors.ConfigAgentFailure`` with a ``reason``."""
+        ...
+
+    def close(self) -> None: ...
+
+
+ProviderRegistry = Mapping[str, LLMProvider]
+ProviderFactory = Callable[[project.LLMProviders], LLMProvider]
+
+
+# --- offline ------------------------------------------------------------------
+
+
+class OfflineProvider:
+    """Deterministic provider: replies with the rendered prompt and its digest."""
+
+    name = "offline"
+
+    @classmethod
+    def from_settings(cls, settings: project.LLMProviders) -> OfflineProvider:
+        return cls()
+
+    def model_for(self, llm: agent_spec.LLMSpec) -> str:
+        return llm.model
+
+    def check(self) -> None:
+        return None
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        return Completion(text=render_offline_reply(request.model, request.messages), model=request.model)
+
+    def close(self) -> None:
+        return None
+
+
+def prompt_digest(model: str, messages: tuple[ChatMessage, ...]) -> str:
+    """12 hex digits identifying a rendered prompt (stable across runs and machines)."""
+    payload = {"model": model, "messages": [dict(m) for m in messages]}
+    return digest.sha256_hex(digest.canonical_json(payload))[:12]
+
+
+def render_offline_reply(model: str, messages: tuple[ChatMessage, ...]) -> str:
+    sections = [f"### {m['role']}\n{m['content']}" for m in messages]
+    header = f"[offline model={model} digest={prompt_digest(model, messages)}]"
+    return "\n".join([header, *sections])
+
+
+# --- OpenAI-compatible ---------------------------------------------------------
+
+
+class _Retry(Exception):
+    """An attempt failed in a way worth retrying."""
+
+    def __init__(self, failure: errors.ConfigAgentFailure, retry_after: float | None = None) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+        self.retry_after = retry_after
+
+
+class OpenAICompatibleProvider:
+    """Any OpenAI-compatible chat-completions endpoint, over httpx."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        settings: project.OpenAIProvider,
+        *,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._url = settings.base_url.rstrip("/") + "/chat/completions"
+        self._backoff = backoff
+        self._max_backoff = max_backoff
+        self._environ = environ
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: project.LLMProviders) -> OpenAICompatibleProvider:
+        return cls(settings.openai)
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatibleProvider(url={self._url!r}, api_key_env={self._settings.api_key_env!r})"
+
+    def model_for(self, llm: agent_spec.LLMSpec) -> str:
+        if llm.model != OFFLINE_MODEL_PLACEHOLDER:
+            return llm.model
+        if self._settings.model:
+            return self._settings.model
+        raise errors.InvalidInput(
+            "the agent uses llm.provider 'openai' but names no model",
+            hint="set llm.model in the agent file (e.g. gpt-4o-mini) or llm.openai.model in caxton.yaml",
+        )
+
+    def check(self) -> None:
+        self._api_key()
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        key = self._api_key()
+        body = {
+            "model": request.model,
+            "messages": [dict(m) for m in request.messages],
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+        }
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._attempt(body, key, request, attempt)
+            except _Retry as retry:
+                delay = self._delay(attempt, retry.retry_after)
+                if attempt > self._settings.retries or request.remaining() <= delay:
+                    raise retry.failure from None
+                log.warning(
+                    "openai provider (agent %s): attempt %d failed: %s; retrying in %.2fs",
+                    request.agent, attempt, retry.failure.message, delay,
+                )
+                time.sleep(delay)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    # -- one attempt ------------------------------------------------------------
+
+    def _attempt(self, body: dict[str, Any], key: str, request: CompletionRequest, attempt: int) -> Completion:
+        import httpx
+
+        budget = min(self._settings.timeout, request.remaining())
+        if budget <= 0:
+            raise self._failure("timeout", "the response_timeout ran out before the provider answered", attempt)
+        try:
+            response = self._http().post(
+                self._url, json=body, headers={"Authorization": f"Bearer {key}"}, timeout=budget
+            )
+        except httpx.TimeoutException:
+            failure = self._failure("timeout", f"no answer from {self._url} within {budget:.2f}s", attempt)
+            if request.remaining() <= 0:
+                raise failure from None
+            raise _Retry(failure) from None
+        except httpx.TransportError as exc:
+            message = f"cannot reach {self._url}: {_redact(str(exc) or type(exc).__name__, key)}"
+            raise _Retry(self._failure("unreachable", message, attempt)) from None
+        return self._read(response, key, request, attempt)
+
+    def _read(self, response: httpx.Response, key: str, request: CompletionRequest, attempt: int) -> Completion:
+        status = response.status_code
+        if status == 200:
+            return self._parse(response, key, request, attempt)
+        excerpt = _redact(_error_text(response), key)
+        if status in (401, 403):
+            raise self._failure("unauthorized", f"{self._url} refused the API key ({status}): {excerpt}", attempt)
+        if status == 429:
+            failure = self._failure("rate_limited", f"{self._url} is rate limiting (429): {excerpt}", attempt)
+            raise _Retry(failure, _retry_after(response))
+        if status >= 500:
+            raise _Retry(self._failure("upstream_error", f"{self._url} failed ({status}): {excerpt}", attempt))
+        raise self._failure("rejected", f"{self._url} rejected the request ({status}): {excerpt}", attempt)
+
+    def _parse(self, response: httpx.Response, key: str, request: CompletionRequest, attempt: int) -> Completion:
+        try:
+            data = response.json()
+            text = data["choices"][0]["message"]["content"]
+            if not isinstance(text, str):
+                raise TypeError("content is not a string")
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            excerpt = _redact(response.text[:_EXCERPT], key)
+            message = f"{self._url} answered 200 but not a chat completion ({exc}): {excerpt!r}"
+            raise self._failure("bad_response", message, attempt) from None
+        model = data.get("model") if isinstance(data.get("model"), str) else request.model
+        return Completion(text=text, model=model, usage=_usage(data.get("usage")))
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _http(self) -> httpx.Client:
+        import httpx
+
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(timeout=self._settings.timeout, trust_env=False)
+            return self._client
+
+    def _api_key(self) -> str:
+        env = self._settings.api_key_env
+        value = (self._environ if self._environ is not None else os.environ).get(env, "")
+        if not value.strip():
+            raise errors.ConfigAgentFailure(
+                f"the openai provider needs an API key, but environment variable {env} is not set",
+                reason="missing_api_key",
+                hint=f"export {env}=<key> in the engine's environment, "
+                "or name another variable in caxton.yaml under llm.openai.api_key_env",
+                details={"provider": self.name, "api_key_env": env},
+            )
+        return value.strip()
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        delay = min(self._max_backoff, self._backoff * 2.0 ** (attempt - 1))
+        return max(delay, min(retry_after, self._max_backoff)) if retry_after else delay
+
+    def _failure(self, reason: str, message: str, attempt: int) -> errors.ConfigAgentFailure:
+        return errors.ConfigAgentFailure(
+            f"openai provider: {message}",
+            reason=reason,
+            hint=_HINTS.get(reason, "").format(env=self._settings.api_key_env) or None,
+            details={"provider": self.name, "url": self._url, "attempts": attempt},
+        )
+
+
+_HINTS = {
+    "unauthorized": "check the key in environment variable {env} (its value is never logged) "
+    "and llm.openai.base_url in caxton.yaml",
+    "rejected": "check the agent's llm.model, temperature and max_tokens against what the endpoint accepts",
+    "unreachable": "check llm.openai.base_url in caxton.yaml and that the endpoint is up",
+    "timeout": "raise resource_limits.response_timeout in the agent file or llm.openai.timeout in caxton.yaml",
+    "upstream_error": "the endpoint failed after all retries; try again later or raise llm.openai.retries",
+    "rate_limited": "the endpoint is rate limiting; try again later or raise llm.openai.retries",
+    "bad_response": "llm.openai.base_url must point at an OpenAI-compatible API (ending in /v1)",
+}
+
+
+def _redact(text: str, key: str) -> str:
+    return text.replace(key, "***") if key else text
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+        message = data.get("error", {}).get("message") if isinstance(data, dict) else None
+        if isinstance(message, str):
+            return message[:_EXCERPT]
+    except (ValueError, AttributeError):
+        pass
+    return response.text[:_EXCERPT] or response.reason_phrase
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "")))
+    except ValueError:
+        return None
+
+
+def _usage(raw: Any) -> dict[str, int]:
+    if not isinstance(raw, dict):
+        return {}
+    return {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, int)}
+
+
+# --- the registry --------------------------------------------------------------
+
+PROVIDERS: dict[str, ProviderFactory] = {
+    "offline": OfflineProvider.from_settings,
+    "openai": OpenAICompatibleProvider.from_settings,
+}
+
+
+def build_providers(settings: project.LLMProviders) -> dict[str, LLMProvider]:
+    """One provider per registered name, configured from ``caxton.yaml``'s ``llm`` section.
+
+    Cheap: nothing connects and no key is read until a provider is used.
+    """
+    return {name: factory(settings) for name, factory in PROVIDERS.items()}
+
+
+def close_providers(providers: ProviderRegistry) -> None:
+    """Release connections (engine shutdown)."""
+    for provider in providers.values():
+        provider.close()
