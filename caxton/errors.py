@@ -93,6 +93,12 @@ class PayloadTooLarge(InvalidInput):
     http_status = 413
 
 
+class LimitExceeded(Conflict):
+    """A configured quota (memory entities globally or per agent) would be exceeded."""
+
+    code = "limit_exceeded"
+
+
 class Unauthorized(CaxtonError):
     code = "unauthorized"
     http_status = 401
