@@ -14,6 +14,9 @@ import typer
 COMMANDS: dict[str, tuple[str, str, bool]] = {
     "validate": ("caxton.cli.validate", "validate", False),
     "schema": ("caxton.cli.schema", "app", True),
+    "server": ("caxton.cli.server", "app", True),
+    "agents": ("caxton.cli.agents", "app", True),
+    "health": ("caxton.cli.health", "health", False),
 }
 
 _registered = False

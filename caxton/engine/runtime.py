@@ -38,3 +38,76 @@ class AgentRuntime(Protocol):
     def stop(self) -> None: ...
 
     def stats(self) -> dict[str, Any]: ...
+
+
+class ServingRuntime:
+    """One started runtime of one agent revision, as the router holds it.
+
+    Counts in-flight messages: ``acquire`` refuses new work once ``drain``
+    has begun, and ``drain`` waits for the in-flight ones to finish, so a hot
+    swap or a suspend never fails a message. ``max_message_size`` is the
+    smaller of the server's and the agent's limit.
+    """
+
+    def __init__(
+        self, runtime: AgentRuntime, *, agent_id: str, name: str, kind: str, revision: int, max_message_size: int,
+    ) -> None:
+        self.runtime = runtime
+        self.agent_id = agent_id
+        self.name = name
+        self.kind = kind
+        self.revision = revision
+        self.max_message_size = max_message_size
+        self.started_at = time.time()
+        self._cond = threading.Condition(threading.Lock())
+        self._inflight = 0
+        self._closing = False
+        self._stopped = False
+
+    @property
+    def inflight(self) -> int:
+        return self._inflight
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def acquire(self) -> bool:
+        """Reserve a slot for one message; False once draining has begun."""
+        with self._cond:
+            if self._closing:
+                return False
+            self._inflight += 1
+            return True
+
+    def release(self) -> None:
+        with self._cond:
+            self._inflight -= 1
+            if self._inflight == 0 and self._closing:
+                self._cond.notify_all()
+
+    def handle(self, envelope: dict[str, Any]) -> Any:
+        """Answer one message; the caller holds a slot from ``acquire``."""
+        return self.runtime.handle(envelope)
+
+    def drain(self, timeout: float) -> bool:
+        """Refuse new messages and wait up to ``timeout`` s for in-flight ones; True if all finished."""
+        with self._cond:
+            self._closing = True
+            return self._cond.wait_for(lambda: self._inflight == 0, timeout=timeout)
+
+    def stop(self) -> None:
+        """Stop the runtime (once); call after ``drain``."""
+        with self._cond:
+            if self._stopped:
+                return
+            self._stopped = True
+            self._closing = True
+        self.runtime.stop()
+
+    def stats(self) -> dict[str, Any]:
+        try:
+            inner = dict(self.runtime.stats())
+        except Exception as error:  # noqa: BLE001 - stats are for display; never fail a health read
+            inner = {"error": f"{type(error).__name__}: {error}"}
+        return {"revision": self.revision, "inflight": self._inflight, "draining": self._closing, **inner}

@@ -1,0 +1,49 @@
+"""``caxton health``: is the engine up, and how is it doing.
+
+Exit 0 when the engine answers ``ok``, 1 otherwise (unreachable, starting,
+degraded with ``--detailed``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from caxton.cli.common import (
+    DEFAULT_ENGINE_URL,
+    EngineOption,
+    Output,
+    OutputOption,
+    TokenOption,
+    echo,
+    emit_json,
+)
+
+
+def health(
+    engine: EngineOption = DEFAULT_ENGINE_URL,
+    token: TokenOption = None,
+    output: OutputOption = Output.text,
+    detailed: Annotated[bool, typer.Option("--detailed", help="Show per-agent runtime health.")] = False,
+) -> int:
+    """Check the engine's health."""
+    from caxton.client.engine import EngineClient
+
+    with EngineClient(engine, token=token, timeout=10.0) as client:
+        result = client.health_detailed() if detailed else client.health()
+    if output is Output.json:
+        emit_json(result)
+    else:
+        _render(engine, result)
+    return 0 if result.get("status") == "ok" else 1
+
+
+def _render(engine: str, result: dict[str, object]) -> None:
+    echo(f"engine {engine}: {result.get('status')}")
+    echo(f"  agents serving: {result.get('agents')}  memory: {result.get('memory_backend')}")
+    if "uptime_seconds" in result:
+        echo(f"  version {result.get('version')}  uptime {result.get('uptime_seconds')}s  serial {result.get('serial')}")
+        by_state = result.get("agents_by_state") or {}
+        if isinstance(by_state, dict) and by_state:
+            echo("  agents by state: " + ", ".join(f"{k} {v}" for k, v in sorted(by_state.items())))

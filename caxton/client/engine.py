@@ -1,0 +1,178 @@
+"""``EngineClient``: the engine's ``/api/v1`` over httpx, errors turned into ``caxton.errors``.
+
+An unreachable engine raises ``EngineUnreachable`` with one line saying
+where it looked and how to point elsewhere; an error answer raises the
+``CaxtonError`` subclass named by the body's ``error.code`` (``NotFound``,
+``Unauthorized``, ``IllegalTransition``...), carrying the engine's message
+and hint. Called by the CLI (``caxton.cli.agents``, ``caxton.cli.health``)
+and by plan/apply.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Self
+from urllib.parse import quote
+
+import httpx
+
+from caxton import errors
+from caxton.spec.state import StateSnapshot
+
+DEFAULT_ENGINE_URL = "http://127.0.0.1:8080"
+API = "/api/v1"
+
+
+def _error_classes() -> dict[str, type[errors.CaxtonError]]:
+    found: dict[str, type[errors.CaxtonError]] = {}
+    pending: list[type[errors.CaxtonError]] = [errors.CaxtonError]
+    while pending:
+        cls = pending.pop()
+        found.setdefault(cls.code, cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def error_from_response(response: httpx.Response) -> errors.CaxtonError:
+    """The ``CaxtonError`` an engine error response stands for."""
+    try:
+        body = response.json().get("error") or {}
+    except (ValueError, AttributeError):
+        body = {}
+    message = str(body.get("message") or f"the engine answered HTTP {response.status_code}")
+    hint, details = body.get("hint"), body.get("details")
+    cls = _error_classes().get(str(body.get("code")), errors.EngineError)
+    try:
+        error = cls(message, hint=hint, details=details)
+    except TypeError:
+        error = errors.EngineError(message, hint=hint, details=details)
+    if type(error) in (errors.CaxtonError, errors.EngineError):
+        error.code = str(body.get("code") or "engine_error")
+    return error
+
+
+class EngineClient:
+    """A client of one engine. Use as a context manager, or call ``close``."""
+
+    def __init__(
+        self, base_url: str = DEFAULT_ENGINE_URL, *, token: str | None = None, timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=headers, transport=transport,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+        )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- transport ----------------------------------------------------------------------
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Call ``/api/v1{path}`` (or an absolute path) and return the decoded JSON body."""
+        url = path if path.startswith("/metrics") else API + path
+        try:
+            response = self._http.request(method, url, **kwargs)
+        except httpx.TimeoutException as error:
+            raise errors.EngineUnreachable(
+                f"the engine at {self.base_url} did not answer in time ({type(error).__name__}); "
+                "is it overloaded? retry, or raise the client timeout"
+            ) from None
+        except httpx.TransportError as error:
+            raise errors.EngineUnreachable(
+                f"cannot reach the engine at {self.base_url}: {error or type(error).__name__}; "
+                "is `caxton server start` running? set --engine or CAXTON_ENGINE_URL"
+            ) from None
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        if not response.content:
+            return None
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return response.json()
+        return response.text
+
+    # --- reads ----------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", "/health")
+        return result
+
+    def health_detailed(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", "/health/detailed")
+        return result
+
+    def ready(self) -> bool:
+        try:
+            self.request("GET", "/ready")
+        except errors.Unavailable:
+            return False
+        return True
+
+    def state(self) -> StateSnapshot:
+        return StateSnapshot.model_validate(self.request("GET", "/state"))
+
+    def agents(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", "/agents")["agents"]
+        return result
+
+    def agent(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", f"/agents/{_seg(name)}")
+        return result
+
+    def logs(self, name: str, limit: int = 100) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", f"/agents/{_seg(name)}/logs", params={"limit": limit})["lines"]
+        return result
+
+    def events(self, *, agent: str | None = None, after: int = 0, limit: int = 100) -> dict[str, Any]:
+        params: dict[str, Any] = {"after": after, "limit": limit}
+        if agent:
+            params["agent"] = agent
+        result: dict[str, Any] = self.request("GET", "/events", params=params)
+        return result
+
+    def metrics(self) -> str:
+        return str(self.request("GET", "/metrics"))
+
+    # --- writes --------------------------------------------------------------------------
+    def deploy(
+        self, spec: dict[str, Any], module: bytes | None = None, *, source: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Create or update an agent from its spec JSON (and module bytes for WASM agents)."""
+        name = str(spec.get("name", ""))
+        body = {
+            "spec": spec,
+            "module": base64.b64encode(module).decode("ascii") if module is not None else None,
+            "source": source or {},
+        }
+        result: dict[str, Any] = self.request("PUT", f"/agents/{_seg(name)}", json=body)
+        return result
+
+    def send(self, name: str, content: Any, *, conversation_id: str | None = None) -> dict[str, Any]:
+        body = {"content": content, "conversation_id": conversation_id}
+        result: dict[str, Any] = self.request("POST", f"/agents/{_seg(name)}/messages", json=body)
+        return result
+
+    def suspend(self, name: str, *, source: dict[str, Any] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/agents/{_seg(name)}/suspend", json={"source": source})
+        return result
+
+    def resume(self, name: str, *, source: dict[str, Any] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/agents/{_seg(name)}/resume", json={"source": source})
+        return result
+
+    def remove(self, name: str, *, source: dict[str, Any] | None = None) -> dict[str, Any]:
+        params = {k: v for k, v in (source or {}).items() if v is not None}
+        result: dict[str, Any] = self.request("DELETE", f"/agents/{_seg(name)}", params=params)
+        return result
+
+
+def _seg(name: str) -> str:
+    if not name or "/" in name:
+        raise errors.InvalidInput(f"{name!r} is not an agent name", hint="agent names are like data-processor")
+    return quote(name, safe="")

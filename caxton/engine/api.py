@@ -1,0 +1,267 @@
+"""The engine's HTTP API under ``/api/v1`` (FastAPI), plus ``/metrics``.
+
+``create_app(engine)`` builds the application. This module is the ONE place
+where ``caxton.errors`` become HTTP responses (``_caxton_error``: status from
+``http_status``, body ``{"error": {"code", "message", "hint"}}``); malformed
+requests become 4xx through the same shape. Mutating endpoints require
+``Authorization: Bearer <token>`` when a token is configured; reads stay
+open. Bodies larger than ``server.max_request_size`` are refused with 413
+before they are read. The endpoint list is documented in ``docs/api.md``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from caxton import __version__, metrics
+from caxton.engine.core import Engine
+from caxton.engine.store import Source
+from caxton.errors import (
+    CaxtonError,
+    InvalidInput,
+    PayloadTooLarge,
+    Unauthorized,
+    Unavailable,
+)
+from caxton.spec.identity import agent_id
+
+PREFIX = "/api/v1"
+
+
+class SourceBody(BaseModel):
+    actor: str | None = Field(None, max_length=200, description="who asked (user, CI job)")
+    plan_id: str | None = Field(None, max_length=200)
+    git_commit: str | None = Field(None, max_length=200)
+
+
+class DeployBody(BaseModel):
+    spec: dict[str, Any] = Field(description="the agent model as JSON (an agent file's fields)")
+    module: str | None = Field(None, description="WASM module, base64; null for config agents")
+    source: SourceBody | None = None
+
+
+class MessageBody(BaseModel):
+    content: Any = Field(description="the message: text or any JSON value")
+    conversation_id: str | None = Field(None, max_length=200)
+
+
+class ActionBody(BaseModel):
+    source: SourceBody | None = None
+
+
+def error_body(error: CaxtonError) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": error.code, "message": error.message, "hint": error.hint}
+    if error.details is not None:
+        body["details"] = error.details
+    return {"error": body}
+
+
+def _caxton_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, CaxtonError)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+    return JSONResponse(error_body(error), status_code=error.http_status, headers=headers)
+
+
+def _validation_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    problems = [
+        {"loc": ".".join(str(p) for p in item.get("loc", ())), "message": str(item.get("msg", ""))}
+        for item in error.errors()
+    ]
+    first = problems[0] if problems else {"loc": "body", "message": "invalid request"}
+    invalid = InvalidInput(f"invalid request: {first['loc']}: {first['message']}",
+                           hint="see /openapi.json for the request shape", details=problems)
+    return JSONResponse(error_body(invalid), status_code=invalid.http_status)
+
+
+def _http_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+    body = {"error": {"code": code, "message": str(error.detail), "hint": "see /openapi.json for the endpoints"}}
+    return JSONResponse(body, status_code=error.status_code)
+
+
+def _unexpected(_: Request, error: Exception) -> JSONResponse:
+    body = {"error": {"code": "internal_error", "message": f"{type(error).__name__}: {error}",
+                      "hint": "this is a bug in the engine; see its log"}}
+    return JSONResponse(body, status_code=500)
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for bodies over ``limit`` bytes, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope["headers"]:
+            if key == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await self._refuse(send, int(value))
+                return
+        await self.app(scope, self._counting(receive), send)
+
+    def _counting(self, receive: Receive) -> Receive:
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise self._error(seen)
+            return message
+
+        return counted
+
+    def _error(self, size: int) -> PayloadTooLarge:
+        return PayloadTooLarge(f"request body of {size} bytes is over the limit of {self.limit} bytes",
+                               hint="send less, or raise server.max_request_size in caxton.yaml")
+
+    async def _refuse(self, send: Send, size: int) -> None:
+        response = JSONResponse(error_body(self._error(size)), status_code=413)
+        await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _decode_module(module: str | None) -> bytes | None:
+    if module is None:
+        return None
+    try:
+        return base64.b64decode(module, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput("module is not valid base64", hint="send the .wasm bytes base64-encoded") from None
+
+
+def _source(body: SourceBody | None) -> Source:
+    return Source(**body.model_dump()) if body else Source()
+
+
+def create_app(engine: Engine) -> FastAPI:
+    """The API over ``engine``; starts it on startup if needed and stops it on shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if not engine.started:
+            await run_in_threadpool(engine.start)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(engine.stop)
+
+    app = FastAPI(title="Caxton engine API", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    app.add_exception_handler(CaxtonError, _caxton_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(BodyLimit, limit=engine.config.server.max_request_size)
+    _routes(app, engine, _auth(engine))
+    return app
+
+
+def _auth(engine: Engine) -> Any:
+    token = engine.config.security.api_token
+
+    def require_token(request: Request) -> None:
+        if not token:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            raise Unauthorized("this endpoint needs the engine's API token",
+                               hint="pass --token or set CAXTON_API_TOKEN (header: Authorization: Bearer <token>)")
+
+    return Depends(require_token)
+
+
+def _routes(app: FastAPI, engine: Engine, auth: Any) -> None:
+    @app.get(PREFIX + "/health", tags=["health"])
+    async def health() -> dict[str, Any]:
+        """Liveness: always fast, no store access."""
+        return engine.health()
+
+    @app.get(PREFIX + "/health/detailed", tags=["health"])
+    def health_detailed() -> dict[str, Any]:
+        return engine.health_detailed()
+
+    @app.get(PREFIX + "/ready", tags=["health"])
+    async def ready() -> dict[str, Any]:
+        if not engine.ready:
+            raise Unavailable("the engine is not ready", hint="it is starting or shutting down; retry")
+        return {"ready": True}
+
+    @app.get(PREFIX + "/state", tags=["state"])
+    def state() -> dict[str, Any]:
+        """The live snapshot ``plan`` diffs against (``caxton.spec.state.StateSnapshot``)."""
+        return engine.snapshot().model_dump(mode="json")
+
+    @app.get(PREFIX + "/agents", tags=["agents"])
+    def list_agents() -> dict[str, Any]:
+        return {"serial": engine.store.serial(), "agents": engine.agents()}
+
+    @app.get(PREFIX + "/agents/{name}", tags=["agents"])
+    def get_agent(name: str) -> dict[str, Any]:
+        return engine.agent(name)
+
+    @app.put(PREFIX + "/agents/{name}", tags=["agents"], dependencies=[auth])
+    def deploy(name: str, body: DeployBody) -> dict[str, Any]:
+        """Create or update an agent: the deploy operation plan/apply drives."""
+        given = body.spec.get("name")
+        if not isinstance(given, str) or agent_id(given) != agent_id(name):
+            raise InvalidInput(f"the spec's name {given!r} does not match the URL's agent {name!r}",
+                               hint="PUT /api/v1/agents/<the spec's name>")
+        return engine.deploy(body.spec, _decode_module(body.module), _source(body.source)).to_dict()
+
+    @app.post(PREFIX + "/agents/{name}/messages", tags=["agents"], dependencies=[auth])
+    def send(name: str, body: MessageBody, request: Request) -> dict[str, Any]:
+        size = int(request.headers.get("content-length") or 0) or None
+        return engine.send(name, body.content, body.conversation_id, size_hint=size)
+
+    @app.post(PREFIX + "/agents/{name}/suspend", tags=["agents"], dependencies=[auth])
+    def suspend(name: str, body: ActionBody | None = None) -> dict[str, Any]:
+        return engine.suspend(name, _source(body.source if body else None)).to_dict()
+
+    @app.post(PREFIX + "/agents/{name}/resume", tags=["agents"], dependencies=[auth])
+    def resume(name: str, body: ActionBody | None = None) -> dict[str, Any]:
+        return engine.resume(name, _source(body.source if body else None)).to_dict()
+
+    @app.delete(PREFIX + "/agents/{name}", tags=["agents"], dependencies=[auth])
+    def remove(name: str, actor: str | None = None, plan_id: str | None = None,
+               git_commit: str | None = None) -> dict[str, Any]:
+        return engine.remove(name, Source(actor=actor, plan_id=plan_id, git_commit=git_commit)).to_dict()
+
+    @app.get(PREFIX + "/agents/{name}/logs", tags=["agents"])
+    def logs(name: str, limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+        return engine.agent_logs(name, limit)
+
+    @app.get(PREFIX + "/events", tags=["state"])
+    def events(agent: str | None = None, after: int = Query(0, ge=0),
+               limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+        return engine.events(agent=agent, after=after, limit=limit)
+
+    @app.get("/metrics", tags=["metrics"], response_class=Response)
+    def prometheus() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        metrics.SERVER_UPTIME.set(engine.uptime())
+        return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)

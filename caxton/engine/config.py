@@ -1,0 +1,119 @@
+"""The engine's settings: flags > ``CAXTON_*`` environment > ``caxton.yaml`` > defaults.
+
+``load`` reads the file (``--config``, else ``CAXTON_CONFIG``, else
+``./caxton.yaml`` when present), overlays the environment and then the
+command-line flags, and validates the result as ``ProjectConfig``. A
+relative ``server.data_dir`` from the file is resolved against the file's
+directory; from a flag or the environment, against the working directory.
+Called by ``caxton server start`` (``caxton.cli.server``) and ``caxton up``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+
+from caxton.errors import InvalidInput, ValidationFailed
+from caxton.spec.project import ProjectConfig
+
+DEFAULT_CONFIG = "caxton.yaml"
+
+#: Environment variable -> (section, key) of caxton.yaml.
+ENVIRONMENT: dict[str, tuple[str, str]] = {
+    "CAXTON_HOST": ("server", "host"),
+    "CAXTON_PORT": ("server", "port"),
+    "CAXTON_DATA_DIR": ("server", "data_dir"),
+    "CAXTON_MAX_REQUEST_SIZE": ("server", "max_request_size"),
+    "CAXTON_MAX_MESSAGE_SIZE": ("server", "max_message_size"),
+    "CAXTON_DRAIN_TIMEOUT": ("server", "drain_timeout"),
+    "CAXTON_API_TOKEN": ("security", "api_token"),
+    "CAXTON_LOG_LEVEL": ("logging", "level"),
+    "CAXTON_MEMORY_ENABLED": ("memory", "enabled"),
+}
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """The validated configuration, the data directory it resolves to, and the file it came from."""
+
+    config: ProjectConfig
+    data_dir: Path
+    config_path: Path | None
+
+
+def load(
+    config_path: Path | None = None,
+    *,
+    flags: Mapping[tuple[str, str], Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> EngineSettings:
+    """Build the engine's settings; ``flags`` maps (section, key) to values given on the command line."""
+    env = os.environ if env is None else env
+    cwd = cwd or Path.cwd()
+    path = _config_path(config_path, env, cwd)
+    data = _read(path) if path else {}
+    from_file = data.get("server", {}).get("data_dir") if isinstance(data.get("server"), dict) else None
+    overlay = {key: env[name] for name, key in ENVIRONMENT.items() if env.get(name, "") != ""}
+    overlay.update({key: value for key, value in (flags or {}).items() if value is not None})
+    for (section, key), value in overlay.items():
+        if not isinstance(data.get(section), dict):
+            data[section] = {}
+        data[section][key] = value
+    config = _validate(data, path)
+    base = path.parent if path and ("server", "data_dir") not in overlay and from_file else cwd
+    data_dir = Path(config.server.data_dir).expanduser()
+    return EngineSettings(config, data_dir if data_dir.is_absolute() else (base / data_dir), path)
+
+
+def _config_path(given: Path | None, env: Mapping[str, str], cwd: Path) -> Path | None:
+    if given is not None:
+        if not given.is_file():
+            raise InvalidInput(f"config file {given} does not exist", hint="pass an existing caxton.yaml to --config")
+        return given
+    if env.get("CAXTON_CONFIG"):
+        named = Path(env["CAXTON_CONFIG"])
+        if not named.is_file():
+            raise InvalidInput(f"config file {named} (CAXTON_CONFIG) does not exist",
+                               hint="unset CAXTON_CONFIG or point it to a caxton.yaml")
+        return named
+    default = cwd / DEFAULT_CONFIG
+    return default if default.is_file() else None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise InvalidInput(f"{where}: invalid YAML: {error.problem}", hint="fix the YAML syntax") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise InvalidInput(f"cannot read {path}: {error}", hint="check the file") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise InvalidInput(f"{path}: the top level must be a mapping", hint="see docs for caxton.yaml")
+    return loaded
+
+
+def _validate(data: dict[str, Any], path: Path | None) -> ProjectConfig:
+    try:
+        return ProjectConfig.model_validate(data)
+    except pydantic.ValidationError as error:
+        problems = [
+            {"loc": ".".join(str(p) for p in item["loc"]), "message": item["msg"]} for item in error.errors()
+        ]
+        where = str(path) if path else "settings"
+        first = problems[0]
+        raise ValidationFailed(
+            f"{where}: {first['loc']}: {first['message']}",
+            hint="fix caxton.yaml, the CAXTON_* environment variables or the flags",
+            details=problems,
+        ) from None

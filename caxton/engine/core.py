@@ -1,0 +1,263 @@
+"""The ``Engine`` object: store + router + runtimes + operations, usable in-process.
+
+``caxton server start`` wraps it in the HTTP API (``caxton.engine.api``,
+``caxton.engine.server``); ``caxton up`` can run it in-process. It owns the
+message path (``send``: router -> runtime, with metrics and logs) and the
+read models the API returns (health, state snapshot, agent status, events).
+Mutations go through ``caxton.engine.operations.Operations``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from caxton import __version__, metrics
+from caxton.engine import states
+from caxton.engine.factory import RuntimeContext
+from caxton.engine.logs import AgentLogs
+from caxton.engine.operations import OperationResult, Operations
+from caxton.engine.router import Router
+from caxton.engine.runtime import ServingRuntime
+from caxton.engine.store import AgentRow, Source, Store
+from caxton.errors import (
+    AgentFailure,
+    CaxtonError,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+)
+from caxton.spec.digest import spec_digest
+from caxton.spec.identity import agent_id
+from caxton.spec.project import ProjectConfig
+from caxton.spec.state import AgentState, StateSnapshot
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    """One engine over one data directory. ``start`` recovers agents; ``stop`` drains them."""
+
+    def __init__(self, config: ProjectConfig, data_dir: Path) -> None:
+        self.config = config
+        self.data_dir = data_dir
+        self.logs = AgentLogs()
+        self.router = Router()
+        self.started_at = time.time()
+        self._store: Store | None = None
+        self._ops: Operations | None = None
+        self.ready = False
+        self.stopping = False
+
+    # --- lifecycle ----------------------------------------------------------------------
+    @property
+    def started(self) -> bool:
+        return self._ops is not None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise Unavailable("the engine is not started", hint="wait for /api/v1/ready")
+        return self._store
+
+    @property
+    def ops(self) -> Operations:
+        if self._ops is None:
+            raise Unavailable("the engine is not started", hint="wait for /api/v1/ready")
+        return self._ops
+
+    def start(self) -> list[str]:
+        """Open the store and start every agent that was serving; return their ids."""
+        from caxton.engine import providers
+
+        self._store = Store.open(self.data_dir)
+        context = RuntimeContext(logs=self.logs, providers=providers.build_providers(self.config.llm))
+        self._ops = Operations(self._store, self.router, context, self.config.server)
+        self.started_at = time.time()
+        recovered = self._ops.recover()
+        self.ready = True
+        return recovered
+
+    def stop(self) -> None:
+        """Refuse new messages, drain in-flight ones, stop runtimes, close the store."""
+        self.ready = False
+        self.stopping = True
+        if self._ops is not None:
+            self._ops.shutdown()
+            self._ops.context.close()
+        if self._store is not None:
+            self._store.close()
+        self._ops = None
+        self._store = None
+
+    # --- operations ------------------------------------------------------------------------
+    def deploy(self, spec_json: Any, module: bytes | None, source: Source | None = None) -> OperationResult:
+        return self.ops.deploy(spec_json, module, source or Source())
+
+    def suspend(self, name: str, source: Source | None = None) -> OperationResult:
+        return self.ops.suspend(name, source or Source())
+
+    def resume(self, name: str, source: Source | None = None) -> OperationResult:
+        return self.ops.resume(name, source or Source())
+
+    def remove(self, name: str, source: Source | None = None) -> OperationResult:
+        return self.ops.remove(name, source or Source())
+
+    # --- messages ----------------------------------------------------------------------------
+    def send(
+        self, name: str, content: Any, conversation_id: str | None = None, *, size_hint: int | None = None,
+    ) -> dict[str, Any]:
+        """Send one message to the serving revision of ``name`` and return the reply.
+
+        ``size_hint`` is the request body's size: when it exceeds the agent's
+        message limit the content is measured exactly (413 if too large).
+        """
+        ident = agent_id(name)
+        serving = self.router.acquire(ident, conversation_id)
+        if serving is None:
+            raise self._not_serving(name, ident)
+        try:
+            if size_hint is not None and size_hint > serving.max_message_size:
+                _check_size(serving, content)
+            return self._handle(serving, content, conversation_id)
+        finally:
+            serving.release()
+
+    def _handle(self, serving: ServingRuntime, content: Any, conversation_id: str | None) -> dict[str, Any]:
+        envelope = {
+            "id": uuid.uuid4().hex, "agent": serving.agent_id, "revision": serving.revision,
+            "conversation_id": conversation_id, "content": content,
+        }
+        revision = str(serving.revision)
+        began = time.perf_counter()
+        try:
+            reply = serving.handle(envelope)
+        except CaxtonError as error:
+            self._count_failure(serving, error)
+            raise
+        except Exception as error:
+            failure = AgentFailure(f"agent {serving.name!r} failed: {type(error).__name__}: {error}")
+            self._count_failure(serving, failure)
+            raise failure from error
+        elapsed = time.perf_counter() - began
+        metrics.AGENT_RESPONSE.labels(serving.agent_id, revision).observe(elapsed)
+        metrics.AGENT_MESSAGES.labels(serving.agent_id, revision).inc()
+        return {
+            "agent": serving.name, "revision": serving.revision, "conversation_id": conversation_id,
+            "reply": reply, "duration_ms": round(elapsed * 1000, 3),
+        }
+
+    def _count_failure(self, serving: ServingRuntime, error: CaxtonError) -> None:
+        reason = str(getattr(error, "reason", None) or error.code)
+        metrics.AGENT_MESSAGES.labels(serving.agent_id, str(serving.revision)).inc()
+        metrics.AGENT_ERRORS.labels(serving.agent_id, str(serving.revision), reason).inc()
+        self.logs.add(serving.agent_id, "error", f"message failed ({reason}): {error.message}", revision=serving.revision)
+
+    def _not_serving(self, name: str, ident: str) -> CaxtonError:
+        if self.stopping:
+            return Unavailable("the engine is shutting down", hint="retry once it is back")
+        row = self.store.agent(ident)
+        if row is None:
+            return NotFound(f"no agent named {name!r} in the engine", hint="list agents with `caxton agents list`")
+        if states.is_paused(row.kind, row.state):
+            return Unavailable(f"agent {row.name!r} is suspended ({row.state})",
+                               hint=f"resume it: caxton agents resume {row.id}")
+        if row.state == states.FAILED:
+            return Unavailable(f"agent {row.name!r} has failed",
+                               hint=f"see `caxton agents logs {row.id}`, fix the agent and apply again")
+        return Unavailable(f"agent {row.name!r} is not serving ({row.state})", hint="retry in a moment")
+
+    # --- reads ------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        memory = self.config.memory.backend if self.config.memory.enabled else "disabled"
+        status = "ok" if self.ready else ("stopping" if self.stopping else "starting")
+        return {"status": status, "memory_backend": memory, "agents": len(self.router.ids())}
+
+    def uptime(self) -> float:
+        return time.time() - self.started_at
+
+    def health_detailed(self) -> dict[str, Any]:
+        rows = self.store.agents()
+        by_state: dict[str, int] = {}
+        for row in rows:
+            by_state[row.state] = by_state.get(row.state, 0) + 1
+        runtimes = {route.agent_id: [s.stats() for s in route.servings()] for route in self.router.routes()}
+        degraded = by_state.get(states.FAILED, 0) > 0 or any(
+            st.get("circuit") == "open" for stats in runtimes.values() for st in stats
+        )
+        return {
+            **self.health(),
+            "status": "degraded" if degraded and self.ready else self.health()["status"],
+            "version": __version__, "uptime_seconds": round(self.uptime(), 3), "serial": self.store.serial(),
+            "data_dir": str(self.data_dir), "store": {"path": str(self.store.path), "migrations": self.store.migrations()},
+            "agents_by_state": by_state, "runtimes": runtimes,
+        }
+
+    def snapshot(self) -> StateSnapshot:
+        serial, rows = self.store.snapshot_rows()
+        return StateSnapshot(serial=serial, engine_version=__version__,
+                             agents=[self._agent_state(row, revision, spec) for row, revision, spec in rows])
+
+    def _agent_state(self, row: AgentRow, revision: Any, spec: dict[str, Any] | None) -> AgentState:
+        route = self.router.get(row.id)
+        module_sha = revision.module_sha256 if revision else None
+        return AgentState(
+            id=row.id, name=row.name, kind=row.kind, version=revision.version if revision else "",
+            state=row.state, revision=row.revision or 0, spec=spec or {},
+            spec_digest=spec_digest(spec, module_sha) if spec is not None else "",
+            applied_spec_digest=row.applied_spec_digest, module_sha256=module_sha,
+            traffic=route.traffic() if route else {}, git_commit=row.git_commit, plan_id=row.plan_id,
+            updated_at=row.updated_at,
+        )
+
+    def agents(self) -> list[dict[str, Any]]:
+        return [_summary(a) for a in self.snapshot().agents]
+
+    def agent(self, name: str) -> dict[str, Any]:
+        ident = agent_id(name)
+        found = [a for a in self.snapshot().agents if a.id == ident]
+        if not found:
+            raise NotFound(f"no agent named {name!r} in the engine", hint="list agents with `caxton agents list`")
+        state = found[0]
+        route = self.router.get(ident)
+        return {
+            **state.model_dump(mode="json"),
+            "runtime": [s.stats() for s in route.servings()] if route else [],
+            "revisions": [
+                {"number": r.number, "version": r.version, "spec_digest": r.spec_digest, "created_at": r.created_at,
+                 "actor": r.actor, "plan_id": r.plan_id, "git_commit": r.git_commit}
+                for r in self.store.revisions(ident)
+            ],
+            "events": [e.to_dict() for e in self.store.events(agent_id=ident, limit=20)],
+        }
+
+    def agent_logs(self, name: str, limit: int = 100) -> dict[str, Any]:
+        ident = agent_id(name)
+        if self.store.agent(ident) is None and not self.logs.tail(ident, 1):
+            raise NotFound(f"no agent named {name!r} in the engine", hint="list agents with `caxton agents list`")
+        return {"agent": ident, "lines": self.logs.tail(ident, limit)}
+
+    def events(self, *, agent: str | None = None, after: int = 0, limit: int = 100) -> dict[str, Any]:
+        ident = agent_id(agent) if agent else None
+        rows = self.store.events(agent_id=ident, after=after, limit=limit)
+        return {"serial": self.store.serial(), "events": [e.to_dict() for e in rows]}
+
+
+def _summary(agent: AgentState) -> dict[str, Any]:
+    return {
+        "id": agent.id, "name": agent.name, "kind": agent.kind, "version": agent.version, "state": agent.state,
+        "revision": agent.revision, "traffic": agent.traffic, "updated_at": agent.updated_at,
+    }
+
+
+def _check_size(serving: ServingRuntime, content: Any) -> None:
+    size = len(json.dumps(content, ensure_ascii=False).encode("utf-8"))
+    if size > serving.max_message_size:
+        raise PayloadTooLarge(
+            f"message of {size} bytes is larger than {serving.name!r} accepts ({serving.max_message_size} bytes)",
+            hint="send a smaller message or raise resource_limits.max_message_size",
+        )

@@ -1,0 +1,74 @@
+"""Builds the runtime of one agent revision from its spec (and module bytes).
+
+Two stages, matching the state machines: ``build`` (WASM: compile and check
+the module against the policy -> ``Loaded``; config: construct the runtime
+-> ``Registered``) and then ``AgentRuntime.start`` (instantiate and init /
+check the provider -> ``Running`` / ``Active``). The sandbox and the
+config-agent runtime are imported lazily so importing the engine stays
+cheap. Called by ``caxton.engine.operations``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from caxton.engine.conversations import ConversationStore, InMemoryConversationStore
+from caxton.engine.logs import AgentLogs
+from caxton.engine.runtime import AgentRuntime
+from caxton.errors import InvalidInput
+from caxton.spec.agent import ConfigAgent, WasmAgent
+
+AgentModel = ConfigAgent | WasmAgent
+
+
+@dataclass
+class RuntimeContext:
+    """Everything runtimes share: LLM providers, conversations, logs, memory."""
+
+    logs: AgentLogs
+    providers: Any = None
+    conversations: ConversationStore = field(default_factory=InMemoryConversationStore)
+    memory: Any = None
+
+    def close(self) -> None:
+        if self.providers:
+            from caxton.engine import providers
+
+            providers.close_providers(self.providers)
+
+
+def build(spec: AgentModel, module: bytes | None, *, revision: int, context: RuntimeContext) -> AgentRuntime:
+    """Construct (not start) the runtime of one revision; raises ``CaxtonError`` when it cannot."""
+    if isinstance(spec, WasmAgent):
+        if module is None:
+            raise InvalidInput(f"WASM agent {spec.name!r} needs its module bytes", hint="send the module base64-encoded")
+        return _wasm(spec, module, revision=revision, context=context)
+    return _config(spec, revision=revision, context=context)
+
+
+def _wasm(spec: WasmAgent, module: bytes, *, revision: int, context: RuntimeContext) -> AgentRuntime:
+    from caxton import sandbox
+
+    loaded = sandbox.load_module(
+        module, spec.security_policy, max_module_size=spec.resource_limits.max_module_size
+    )
+    runtime: AgentRuntime = sandbox.WasmAgentRuntime(
+        loaded, spec.resource_limits, spec.security_policy,
+        agent=spec.id, revision=revision, log=context.logs.sink(spec.id, revision),
+    )
+    return runtime
+
+
+def _config(spec: ConfigAgent, *, revision: int, context: RuntimeContext) -> AgentRuntime:
+    from caxton.engine.config_runtime import ConfigAgentRuntime
+
+    runtime: AgentRuntime = ConfigAgentRuntime(
+        spec, revision=revision, providers=context.providers,
+        conversations=context.conversations, memory=context.memory,
+    )
+    return runtime
+
+
+def max_message_size(spec: AgentModel, server_limit: int) -> int:
+    return min(server_limit, spec.resource_limits.max_message_size)

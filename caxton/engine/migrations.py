@@ -1,0 +1,78 @@
+"""Schema migrations of the engine's SQLite store, applied in order and recorded.
+
+Each migration is a name and a SQL script. ``caxton.engine.store.Store.open``
+applies the ones not yet recorded in the ``migrations`` table, each in its own
+transaction, so an old data directory is upgraded in place. Append new
+migrations at the end; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    (
+        "0001_initial",
+        """
+        CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        INSERT INTO meta (key, value) VALUES ('serial', '0');
+
+        CREATE TABLE blobs (
+            sha256 TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,            -- 'spec' or 'module'
+            size INTEGER NOT NULL,
+            data BLOB NOT NULL
+        );
+
+        CREATE TABLE agents (
+            id TEXT PRIMARY KEY,           -- kebab-case identity
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            state TEXT NOT NULL,
+            revision INTEGER,              -- revision serving (or last tried when Failed)
+            applied_spec_digest TEXT,
+            traffic TEXT NOT NULL DEFAULT '{}',
+            git_commit TEXT,
+            plan_id TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+
+        CREATE TABLE revisions (
+            agent_id TEXT NOT NULL,
+            number INTEGER NOT NULL,
+            version TEXT NOT NULL,
+            spec_sha256 TEXT NOT NULL REFERENCES blobs(sha256),
+            module_sha256 TEXT REFERENCES blobs(sha256),
+            spec_digest TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            actor TEXT,
+            plan_id TEXT,
+            git_commit TEXT,
+            PRIMARY KEY (agent_id, number)
+        );
+
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            serial INTEGER NOT NULL,
+            agent_id TEXT,
+            what TEXT NOT NULL,
+            from_state TEXT,
+            to_state TEXT,
+            revision INTEGER,
+            message TEXT NOT NULL DEFAULT '',
+            actor TEXT,
+            plan_id TEXT,
+            git_commit TEXT,
+            data TEXT
+        );
+        CREATE INDEX events_agent ON events (agent_id, id);
+        CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+            BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+        CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+            BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+        """,
+    ),
+)

@@ -1,0 +1,418 @@
+"""The engine's mutating operations: deploy, suspend, resume, remove, recover, shut down.
+
+``deploy`` is the one way an agent gets into the engine (the API's
+``PUT /api/v1/agents/{name}``; plan/apply drives it). It validates the spec,
+builds and starts the new revision's runtime, records the revision, the state
+transitions and an event in one store transaction (bumping the serial), then
+swaps the router to the new revision and drains the old one. When the new
+revision cannot start, the old one keeps serving and the failure is recorded
+as an event and raised as a clear error. One operation runs at a time.
+Called by ``caxton.engine.core.Engine``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pydantic
+
+from caxton import metrics
+from caxton.engine import factory, states
+from caxton.engine.factory import AgentModel, RuntimeContext
+from caxton.engine.router import Route, Router
+from caxton.engine.runtime import ServingRuntime
+from caxton.engine.store import (
+    AgentRow,
+    Source,
+    Store,
+    Transaction,
+    new_agent_row,
+    utcnow,
+)
+from caxton.errors import (
+    AgentFailure,
+    CaxtonError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    SandboxError,
+    ValidationFailed,
+)
+from caxton.spec.agent import ConfigAgent, WasmAgent, parse_agent
+from caxton.spec.digest import sha256_hex, spec_digest
+from caxton.spec.identity import agent_id
+from caxton.spec.project import ServerSettings
+from caxton.spec.state import SERVING_STATE
+
+log = logging.getLogger(__name__)
+ENGINE = Source(actor="engine")
+
+
+@dataclass(frozen=True)
+class OperationResult:
+    """What an operation did, as the API returns it."""
+
+    action: str
+    agent: str
+    name: str
+    kind: str
+    state: str
+    revision: int | None
+    previous_revision: int | None
+    serial: int
+    spec_digest: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class _StartFailed(Exception):
+    """A revision's runtime could not be built (``stage='build'``) or started (``'start'``)."""
+
+    def __init__(self, stage: str, error: CaxtonError) -> None:
+        super().__init__(error.message)
+        self.stage = stage
+        self.error = error
+
+
+def parse_spec(spec_json: Any) -> AgentModel:
+    """The agent model of a spec JSON object; raises ``ValidationFailed`` listing every problem."""
+    if not isinstance(spec_json, dict):
+        raise InvalidInput("the agent spec must be a JSON object", hint="send the agent file's fields as JSON")
+    try:
+        return parse_agent(spec_json)
+    except pydantic.ValidationError as error:
+        problems = [
+            {"loc": ".".join(str(p) for p in item["loc"]), "message": item["msg"]} for item in error.errors()
+        ]
+        first = problems[0]
+        raise ValidationFailed(
+            f"agent spec is invalid: {first['loc'] or 'spec'}: {first['message']}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+            hint="run `caxton validate` on the agent file",
+            details=problems,
+        ) from None
+
+
+class Operations:
+    """Deploy, suspend, resume and remove agents; recover and shut down all of them."""
+
+    def __init__(self, store: Store, router: Router, context: RuntimeContext, settings: ServerSettings) -> None:
+        self.store = store
+        self.router = router
+        self.context = context
+        self.settings = settings
+        self._lock = threading.RLock()
+
+    # --- deploy -------------------------------------------------------------------------
+    def deploy(self, spec_json: Any, module: bytes | None, source: Source) -> OperationResult:
+        """Make ``spec_json`` (with ``module`` for WASM agents) the serving revision of its agent."""
+        spec = parse_spec(spec_json)
+        with self._lock:
+            module = self._module_for(spec, module)
+            module_sha = sha256_hex(module) if module is not None else None
+            normal = spec.model_dump(mode="json")
+            digest = spec_digest(normal, module_sha)
+            current = self.store.agent(spec.id)
+            if current is not None:
+                _check_same_kind(current, spec)
+                if self._unchanged(current, digest):
+                    return self._result("unchanged", current, previous=current.revision)
+            number = self._next_revision(spec.id)
+            try:
+                serving = self._start(spec, module, number)
+            except _StartFailed as failed:
+                self._record_failed_deploy(current, spec, normal, module, digest, number, source, failed)
+                raise failed.error from None
+            row = self._record_deploy(current, spec, normal, module, digest, number, source)
+            old = self.router.swap(spec.id, serving)
+            self._retire(old)
+            metrics.CONFIG_RELOADS.inc()
+            self.context.logs.add(spec.id, "info", f"revision {number} ({spec.version}) serving", revision=number)
+            self.refresh_gauges()
+            return self._result("deployed", row, previous=current.revision if current else None)
+
+    def _module_for(self, spec: AgentModel, module: bytes | None) -> bytes | None:
+        if isinstance(spec, ConfigAgent):
+            if module is not None:
+                raise InvalidInput(f"config agent {spec.name!r} takes no module", hint="send \"module\": null")
+            return None
+        if module is None and spec.sha256:
+            module = self.store.blob(spec.sha256)
+        if module is None:
+            raise InvalidInput(
+                f"WASM agent {spec.name!r} needs its module",
+                hint="send the module base64-encoded, or pin the sha256 of a module the engine already holds",
+            )
+        limit = spec.resource_limits.max_module_size
+        if len(module) > limit:
+            raise PayloadTooLarge(
+                f"module of {spec.name!r} is {len(module)} bytes; the limit is {limit}",
+                hint="shrink the module or raise resource_limits.max_module_size",
+            )
+        actual = sha256_hex(module)
+        if spec.sha256 and spec.sha256 != actual:
+            raise ValidationFailed(
+                f"module of {spec.name!r} has sha256 {actual}, but the agent pins {spec.sha256}",
+                hint="rebuild the module or update the sha256 pin in the agent file",
+            )
+        return module
+
+    def _unchanged(self, current: AgentRow, digest: str) -> bool:
+        return (
+            states.is_serving(current.kind, current.state)
+            and current.applied_spec_digest == digest
+            and self.router.get(current.id) is not None
+        )
+
+    def _next_revision(self, agent: str) -> int:
+        numbers = [r.number for r in self.store.revisions(agent)]
+        return max(numbers, default=0) + 1
+
+    def _record_deploy(
+        self, current: AgentRow | None, spec: AgentModel, normal: dict[str, Any], module: bytes | None,
+        digest: str, number: int, source: Source,
+    ) -> AgentRow:
+        previous = current.revision if current else None
+        with self.store.transaction() as tx:
+            self._add_revision(tx, spec, normal, module, digest, source)
+            if current is not None and states.is_serving(current.kind, current.state):
+                row = current
+            elif current is not None and states.is_paused(current.kind, current.state):
+                row = tx.transition(current, SERVING_STATE[current.kind], source, revision=number)
+            else:
+                row = self._new_lifecycle(tx, current, spec, source)
+                for state in states.START_PATH[spec.kind][1:]:
+                    row = tx.transition(row, state, source, revision=number)
+            row = replace(
+                row, name=spec.name, revision=number, applied_spec_digest=digest, traffic={str(number): 100},
+                git_commit=source.git_commit, plan_id=source.plan_id, updated_at=utcnow(),
+            )
+            tx.save_agent(row)
+            tx.event(
+                "deployed", source, agent_id=spec.id, to_state=row.state, revision=number,
+                message=f"revision {number} ({spec.version}) serving"
+                + (f", replacing revision {previous}" if previous else ""),
+                data={"spec_digest": digest, "previous_revision": previous, "version": spec.version},
+            )
+            tx.prune_revisions(spec.id, self.settings.revisions_kept, protect={number})
+        return row
+
+    def _add_revision(
+        self, tx: Transaction, spec: AgentModel, normal: dict[str, Any], module: bytes | None,
+        digest: str, source: Source,
+    ) -> int:
+        spec_sha = tx.put_spec(normal)
+        module_sha = tx.put_blob(module, "module") if module is not None else None
+        return tx.add_revision(
+            spec.id, version=spec.version, spec_sha256=spec_sha, module_sha256=module_sha,
+            spec_digest=digest, source=source,
+        )
+
+    def _new_lifecycle(self, tx: Transaction, current: AgentRow | None, spec: AgentModel, source: Source) -> AgentRow:
+        row = new_agent_row(spec.id, spec.name, spec.kind, source)
+        if current is not None:
+            row = replace(row, created_at=current.created_at)
+            tx.event(
+                "lifecycle_restarted", source, agent_id=spec.id, from_state=current.state, to_state=row.state,
+                message=f"new deploy after {current.state}: a new lifecycle starts at {row.state}",
+            )
+        else:
+            tx.event("created", source, agent_id=spec.id, to_state=row.state, message=f"{spec.kind} agent created")
+        tx.save_agent(row)
+        return row
+
+    def _record_failed_deploy(
+        self, current: AgentRow | None, spec: AgentModel, normal: dict[str, Any], module: bytes | None,
+        digest: str, number: int, source: Source, failed: _StartFailed,
+    ) -> None:
+        metrics.CONFIG_RELOAD_FAILURES.inc()
+        stage = "loading" if failed.stage == "build" else "starting"
+        keeps = current is not None and not states.is_final(current.kind, current.state)
+        suffix = ""
+        if current is not None and keeps:
+            serving = states.is_serving(current.kind, current.state)
+            suffix = f"; revision {current.revision} keeps serving" if serving else f"; it stays {current.state}"
+        failed.error.message = f"deploy of {spec.name!r} revision {number} failed while {stage} it: {failed.error.message}{suffix}"
+        self.context.logs.add(spec.id, "error", failed.error.message, revision=number)
+        with self.store.transaction() as tx:
+            if keeps and current is not None:
+                tx.event("deploy_failed", source, agent_id=spec.id, revision=number, message=failed.error.message,
+                         data={"error": failed.error.to_dict(), "stage": failed.stage})
+                return
+            self._add_revision(tx, spec, normal, module, digest, source)
+            row = self._new_lifecycle(tx, current, spec, source)
+            reached = {"config": {"build": 2, "start": 3}, "wasm": {"build": 1, "start": 2}}[spec.kind][failed.stage]
+            for state in states.START_PATH[spec.kind][1:reached]:
+                row = tx.transition(row, state, source, revision=number)
+            row = tx.transition(row, states.FAILED, source, revision=number, message=failed.error.message)
+            tx.save_agent(replace(row, revision=number, applied_spec_digest=digest, traffic={},
+                                  git_commit=source.git_commit, plan_id=source.plan_id))
+            tx.event("deploy_failed", source, agent_id=spec.id, revision=number, message=failed.error.message,
+                     data={"error": failed.error.to_dict(), "stage": failed.stage})
+        self.refresh_gauges()
+
+    # --- start and retire runtimes ---------------------------------------------------------
+    def _start(self, spec: AgentModel, module: bytes | None, number: int) -> ServingRuntime:
+        try:
+            runtime = factory.build(spec, module, revision=number, context=self.context)
+        except CaxtonError as error:
+            raise _StartFailed("build", error) from error
+        except Exception as error:
+            raise _StartFailed("build", _unexpected(spec, error)) from error
+        try:
+            runtime.start()
+        except Exception as error:
+            _quiet_stop(runtime)
+            cause = error if isinstance(error, CaxtonError) else _unexpected(spec, error)
+            raise _StartFailed("start", cause) from error
+        return ServingRuntime(
+            runtime, agent_id=spec.id, name=spec.name, kind=spec.kind, revision=number,
+            max_message_size=factory.max_message_size(spec, self.settings.max_message_size),
+        )
+
+    def _start_stored(self, row: AgentRow) -> ServingRuntime:
+        """Start the runtime of ``row``'s recorded revision (resume, recovery)."""
+        if row.revision is None:
+            raise _StartFailed("build", NotFound(f"agent {row.id!r} has no revision to run"))
+        revision = self.store.revision(row.id, row.revision)
+        spec = parse_spec(self.store.spec_of(revision))
+        module = self.store.blob(revision.module_sha256) if revision.module_sha256 else None
+        return self._start(spec, module, revision.number)
+
+    def _retire(self, route: Route | None) -> None:
+        """Drain and stop every backend of a route that no longer receives traffic."""
+        if route is None:
+            return
+        for serving in route.servings():
+            if not serving.drain(self.settings.drain_timeout):
+                self.context.logs.add(serving.agent_id, "warning",
+                                      f"revision {serving.revision} still had {serving.inflight} message(s) "
+                                      f"after {self.settings.drain_timeout:g}s of draining; stopping it",
+                                      revision=serving.revision)
+            _quiet_stop(serving)
+
+    # --- suspend, resume, remove ---------------------------------------------------------
+    def suspend(self, name: str, source: Source) -> OperationResult:
+        with self._lock:
+            row = self.require(name)
+            target = states.PAUSED_STATE[row.kind]
+            states.check(row.kind, row.state, target)
+            with self.store.transaction() as tx:
+                row = tx.transition(row, target, source, message="suspended: no new messages")
+            self._retire(self.router.remove(row.id))
+            self.context.logs.add(row.id, "info", "suspended", revision=row.revision)
+            self.refresh_gauges()
+            return self._result("suspended", row, previous=row.revision)
+
+    def resume(self, name: str, source: Source) -> OperationResult:
+        with self._lock:
+            row = self.require(name)
+            target = SERVING_STATE[row.kind]
+            states.check(row.kind, row.state, target)
+            try:
+                serving = self._start_stored(row)
+            except _StartFailed as failed:
+                self._fail(row, f"resume failed: {failed.error.message}", source)
+                raise failed.error from None
+            with self.store.transaction() as tx:
+                row = tx.transition(row, target, source, message="resumed")
+                row = replace(row, traffic={str(serving.revision): 100})
+                tx.save_agent(row)
+            self.router.swap(row.id, serving)
+            self.context.logs.add(row.id, "info", "resumed", revision=row.revision)
+            self.refresh_gauges()
+            return self._result("resumed", row, previous=row.revision)
+
+    def remove(self, name: str, source: Source) -> OperationResult:
+        with self._lock:
+            row = self.require(name)
+            self._retire(self.router.remove(row.id))
+            with self.store.transaction() as tx:
+                if not states.is_final(row.kind, row.state):
+                    for state in states.path(row.kind, row.state, states.ENDED_STATE[row.kind]):
+                        row = tx.transition(row, state, source)
+                tx.delete_agent(row.id)
+                tx.event("removed", source, agent_id=row.id, from_state=row.state, revision=row.revision,
+                         message="agent removed (its revisions stay in the history)")
+            self.context.conversations.clear(row.id)
+            self.context.logs.add(row.id, "info", "removed", revision=row.revision)
+            self.refresh_gauges()
+            return self._result("removed", row, previous=row.revision)
+
+    def require(self, name: str) -> AgentRow:
+        row = self.store.agent(agent_id(name))
+        if row is None:
+            raise NotFound(f"no agent named {name!r} in the engine", hint="list agents with `caxton agents list`")
+        return row
+
+    def _fail(self, row: AgentRow, message: str, source: Source) -> None:
+        self.context.logs.add(row.id, "error", message, revision=row.revision)
+        with self.store.transaction() as tx:
+            tx.transition(row, states.FAILED, source, message=message)
+        self.refresh_gauges()
+
+    # --- recovery and shutdown -------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Start every agent the store says is serving, at its recorded revision; return their ids."""
+        started: list[str] = []
+        with self._lock:
+            for row in self.store.agents():
+                if not states.is_serving(row.kind, row.state):
+                    continue
+                try:
+                    serving = self._start_stored(row)
+                except _StartFailed as failed:
+                    self._fail(row, f"recovery failed: {failed.error.message}", ENGINE)
+                    continue
+                self.router.swap(row.id, serving)
+                self.context.logs.add(row.id, "info", f"recovered at revision {row.revision}", revision=row.revision)
+                started.append(row.id)
+            self.refresh_gauges()
+        return started
+
+    def shutdown(self) -> None:
+        """Drain and stop every runtime (SIGTERM path)."""
+        with self._lock:
+            for agent in self.router.ids():
+                self._retire(self.router.remove(agent))
+
+    # --- helpers ---------------------------------------------------------------------------
+    def refresh_gauges(self) -> None:
+        rows = self.store.agents()
+        metrics.AGENTS_CONFIG.set(sum(1 for r in rows if r.kind == "config"))
+        metrics.AGENTS_WASM.set(sum(1 for r in rows if r.kind == "wasm"))
+        metrics.AGENTS_FAILED.set(sum(1 for r in rows if r.state == states.FAILED))
+        metrics.STATE_SERIAL.set(self.store.serial())
+
+    def _result(self, action: str, row: AgentRow, *, previous: int | None) -> OperationResult:
+        return OperationResult(
+            action=action, agent=row.id, name=row.name, kind=row.kind, state=row.state, revision=row.revision,
+            previous_revision=previous, serial=self.store.serial(), spec_digest=row.applied_spec_digest,
+        )
+
+
+def _check_same_kind(current: AgentRow, spec: AgentModel) -> None:
+    if current.kind != spec.kind:
+        raise Conflict(
+            f"agent {current.id!r} is a {current.kind} agent; it cannot become a {spec.kind} agent in place",
+            hint="remove it first (a plan does this as a 'replace')",
+        )
+
+
+def _unexpected(spec: AgentModel, error: Exception) -> CaxtonError:
+    text = f"unexpected {type(error).__name__}: {error}"
+    if isinstance(spec, WasmAgent):
+        return SandboxError(text, hint="this is a bug in the sandbox; please report it")
+    return AgentFailure(text, hint="this is a bug in the config-agent runtime; please report it")
+
+
+def _quiet_stop(target: Any) -> None:
+    try:
+        target.stop()
+    except Exception as error:  # noqa: BLE001 - stopping must never fail an operation
+        log.warning("stopping a runtime failed: %s", error)

@@ -1,0 +1,110 @@
+"""The engine process: the ``Engine`` behind uvicorn, with a clean SIGTERM path.
+
+``serve`` binds the socket itself (so a busy port is a clear error, and port
+0 picks a free one), starts the engine (opening the store and recovering the
+agents that were serving), prints one line saying where the API is, and runs
+uvicorn until SIGTERM or SIGINT. Shutdown stops accepting connections, lets
+in-flight requests finish, drains and stops every runtime, and returns 0
+(130 after SIGINT). ``caxton server start`` calls it; ``caxton up`` can too,
+or use ``Engine`` directly in-process.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+
+from caxton.engine.api import create_app
+from caxton.engine.core import Engine
+from caxton.errors import CaxtonError
+
+__all__ = ["Engine", "bind", "serve"]
+
+
+class BindFailed(CaxtonError):
+    code = "bind_failed"
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: any free port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as error:
+        sock.close()
+        raise BindFailed(f"cannot listen on {host}:{port}: {error.strerror or error}",
+                         hint="pick another --port (or CAXTON_PORT), or stop what is using it") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(engine: Engine, *, host: str, port: int, announce: Callable[[str], None] | None = None) -> int:
+    """Run the engine's API until a signal; return the exit code (0 after SIGTERM, 130 after SIGINT)."""
+    sock = bind(host, port)
+    _configure_logging(engine.config.logging.level)
+    received: list[int] = []
+    previous = {sig: signal.signal(sig, _recorder(received)) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        engine.start()
+        config = uvicorn.Config(
+            create_app(engine), log_level=engine.config.logging.level, access_log=False, lifespan="on",
+            timeout_graceful_shutdown=int(engine.config.server.drain_timeout) or 1, server_header=False,
+        )
+        server = _Server(config, url=_url(sock), data_dir=engine.data_dir, announce=announce or _print)
+        server.run(sockets=[sock])
+    finally:
+        if engine.started:
+            engine.stop()
+        sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 130 if signal.SIGINT in received else 0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn.Server that announces where the API is once it listens."""
+
+    def __init__(self, config: uvicorn.Config, *, url: str, data_dir: Path, announce: Callable[[str], None]) -> None:
+        super().__init__(config)
+        self._announcement = f"caxton engine API at {url}/api/v1 (data dir {data_dir}); stop with SIGTERM or Ctrl-C"
+        self._announce = announce
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self._announce(self._announcement)
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def _print(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _recorder(received: list[int]) -> Callable[[int, FrameType | None], None]:
+    """uvicorn restores this handler and re-raises the signal after its graceful shutdown."""
+
+    def record(signum: int, _: FrameType | None) -> None:
+        received.append(signum)
+
+    return record
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)

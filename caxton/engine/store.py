@@ -1,0 +1,410 @@
+"""The engine's durable state: SQLite in WAL mode under the data directory.
+
+Owns the tables of ``caxton.engine.migrations``: agents, revisions (spec JSON
+and WASM modules stored content-addressed by sha256 in ``blobs``, the last N
+kept per agent), the append-only events, and the state serial. Every state
+change goes through one ``Store.transaction()``: a single writer, one SQLite
+transaction, and the serial bumped exactly once inside it. Called by
+``caxton.engine.operations`` (writes) and ``caxton.engine.api`` (reads).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from caxton.engine import states
+from caxton.engine.migrations import MIGRATIONS
+from caxton.errors import CaxtonError, NotFound
+from caxton.spec.digest import canonical_json, sha256_hex
+
+DB_NAME = "engine.db"
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Who or what caused a change (recorded on revisions and events)."""
+
+    actor: str | None = None
+    plan_id: str | None = None
+    git_commit: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Source:
+        data = data or {}
+        return cls(
+            actor=_opt_str(data.get("actor")),
+            plan_id=_opt_str(data.get("plan_id")),
+            git_commit=_opt_str(data.get("git_commit")),
+        )
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    id: str
+    name: str
+    kind: str
+    state: str
+    revision: int | None
+    applied_spec_digest: str | None
+    traffic: dict[str, int]
+    git_commit: str | None
+    plan_id: str | None
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class RevisionRow:
+    agent_id: str
+    number: int
+    version: str
+    spec_sha256: str
+    module_sha256: str | None
+    spec_digest: str
+    created_at: str
+    actor: str | None
+    plan_id: str | None
+    git_commit: str | None
+
+
+@dataclass(frozen=True)
+class EventRow:
+    id: int
+    at: str
+    serial: int
+    agent_id: str | None
+    what: str
+    from_state: str | None
+    to_state: str | None
+    revision: int | None
+    message: str
+    actor: str | None
+    plan_id: str | None
+    git_commit: str | None
+    data: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "at": self.at, "serial": self.serial, "agent": self.agent_id, "what": self.what,
+            "from_state": self.from_state, "to_state": self.to_state, "revision": self.revision,
+            "message": self.message, "actor": self.actor, "plan_id": self.plan_id,
+            "git_commit": self.git_commit, "data": self.data,
+        }
+
+
+class StoreError(CaxtonError):
+    """The data directory's database cannot be opened or written."""
+
+    code = "store_error"
+    http_status = 500
+
+
+class Store:
+    """One SQLite database, one connection, one writer at a time."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self._lock = threading.RLock()
+        self.path = path
+
+    @classmethod
+    def open(cls, data_dir: Path) -> Store:
+        """Open (creating it if needed) the database in ``data_dir`` and migrate it."""
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            path = data_dir / DB_NAME
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except (OSError, sqlite3.Error) as error:
+            raise StoreError(
+                f"cannot open the engine database in {data_dir}: {error}",
+                hint="check that --data-dir points to a writable directory",
+            ) from error
+        store = cls(conn, path)
+        store.migrate()
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # --- migrations -------------------------------------------------------------
+    def migrate(self) -> list[str]:
+        """Apply pending migrations; return the names applied now."""
+        with self._lock:
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS migrations "
+                "(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            done = {row["name"] for row in self._conn.execute("SELECT name FROM migrations")}
+            applied: list[str] = []
+            for name, script in MIGRATIONS:
+                if name not in done:
+                    self._apply_migration(name, script)
+                    applied.append(name)
+            return applied
+
+    def _apply_migration(self, name: str, script: str) -> None:
+        statements = [s.strip() for s in _split_sql(script) if s.strip()]
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in statements:
+                self._conn.execute(statement)
+            self._conn.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, utcnow()))
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            self._conn.execute("ROLLBACK")
+            raise StoreError(f"migration {name} failed: {error}", hint="restore the data directory from a backup") from error
+
+    def migrations(self) -> list[str]:
+        with self._lock:
+            return [row["name"] for row in self._conn.execute("SELECT name FROM migrations ORDER BY id")]
+
+    # --- writes -------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """One state change: a write transaction that bumps the serial once if anything changed."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            tx = Transaction(self._conn, self._read_serial() + 1)
+            try:
+                yield tx
+                if tx.dirty:
+                    self._conn.execute("UPDATE meta SET value = ? WHERE key = 'serial'", (str(tx.serial),))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    # --- reads ----------------------------------------------------------------------
+    def serial(self) -> int:
+        with self._lock:
+            return self._read_serial()
+
+    def _read_serial(self) -> int:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'serial'").fetchone()
+        return int(row["value"])
+
+    def agents(self) -> list[AgentRow]:
+        with self._lock:
+            rows = self._conn.execute("SELECT * FROM agents ORDER BY id").fetchall()
+        return [_agent(row) for row in rows]
+
+    def agent(self, agent_id: str) -> AgentRow | None:
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM agents WHERE id = ?", (agent_id,)).fetchone()
+        return None if row is None else _agent(row)
+
+    def revision(self, agent_id: str, number: int) -> RevisionRow:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT * FROM revisions WHERE agent_id = ? AND number = ?", (agent_id, number)
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"agent {agent_id!r} has no revision {number}", hint="see GET /api/v1/agents/{name}")
+        return _revision(row)
+
+    def revisions(self, agent_id: str) -> list[RevisionRow]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM revisions WHERE agent_id = ? ORDER BY number", (agent_id,)
+            ).fetchall()
+        return [_revision(row) for row in rows]
+
+    def blob(self, sha256: str) -> bytes | None:
+        with self._lock:
+            row = self._conn.execute("SELECT data FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
+        return None if row is None else bytes(row["data"])
+
+    def spec_of(self, revision: RevisionRow) -> dict[str, Any]:
+        data = self.blob(revision.spec_sha256)
+        if data is None:
+            raise StoreError(f"spec blob {revision.spec_sha256} of {revision.agent_id} is missing")
+        spec: dict[str, Any] = json.loads(data)
+        return spec
+
+    def snapshot_rows(self) -> tuple[int, list[tuple[AgentRow, RevisionRow | None, dict[str, Any] | None]]]:
+        """The serial and every agent with its current revision and spec, read consistently."""
+        with self._lock:
+            serial = self._read_serial()
+            out: list[tuple[AgentRow, RevisionRow | None, dict[str, Any] | None]] = []
+            for agent in self.agents():
+                if agent.revision is None:
+                    out.append((agent, None, None))
+                    continue
+                revision = self.revision(agent.id, agent.revision)
+                out.append((agent, revision, self.spec_of(revision)))
+            return serial, out
+
+    def events(self, *, agent_id: str | None = None, after: int = 0, limit: int = 100) -> list[EventRow]:
+        query = "SELECT * FROM events WHERE id > ?"
+        params: list[Any] = [after]
+        if agent_id is not None:
+            query += " AND agent_id = ?"
+            params.append(agent_id)
+        query += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        with self._lock:
+            rows = self._conn.execute(query, params).fetchall()
+        return [_event(row) for row in reversed(rows)]
+
+
+@dataclass
+class Transaction:
+    """Writes inside one ``Store.transaction()``; ``serial`` is the serial it commits."""
+
+    conn: sqlite3.Connection
+    serial: int
+    dirty: bool = False
+    events: list[int] = field(default_factory=list)
+
+    def _write(self, sql: str, params: tuple[Any, ...] | list[Any]) -> sqlite3.Cursor:
+        self.dirty = True
+        return self.conn.execute(sql, params)
+
+    def put_blob(self, data: bytes, kind: str) -> str:
+        sha = sha256_hex(data)
+        self._write(
+            "INSERT OR IGNORE INTO blobs (sha256, kind, size, data) VALUES (?, ?, ?, ?)",
+            (sha, kind, len(data), data),
+        )
+        return sha
+
+    def put_spec(self, spec: dict[str, Any]) -> str:
+        return self.put_blob(canonical_json(spec), "spec")
+
+    def add_revision(
+        self, agent_id: str, *, version: str, spec_sha256: str, module_sha256: str | None,
+        spec_digest: str, source: Source,
+    ) -> int:
+        row = self.conn.execute("SELECT MAX(number) AS n FROM revisions WHERE agent_id = ?", (agent_id,)).fetchone()
+        number = int(row["n"] or 0) + 1
+        self._write(
+            "INSERT INTO revisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (agent_id, number, version, spec_sha256, module_sha256, spec_digest, utcnow(),
+             source.actor, source.plan_id, source.git_commit),
+        )
+        return number
+
+    def save_agent(self, row: AgentRow) -> None:
+        self._write(
+            "INSERT INTO agents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+            "name=excluded.name, kind=excluded.kind, state=excluded.state, revision=excluded.revision, "
+            "applied_spec_digest=excluded.applied_spec_digest, traffic=excluded.traffic, "
+            "git_commit=excluded.git_commit, plan_id=excluded.plan_id, updated_at=excluded.updated_at",
+            (row.id, row.name, row.kind, row.state, row.revision, row.applied_spec_digest,
+             json.dumps(row.traffic, sort_keys=True), row.git_commit, row.plan_id, row.created_at, row.updated_at),
+        )
+
+    def delete_agent(self, agent_id: str) -> None:
+        self._write("DELETE FROM agents WHERE id = ?", (agent_id,))
+
+    def transition(
+        self, agent: AgentRow, target: str, source: Source, *, revision: int | None = None, message: str = "",
+    ) -> AgentRow:
+        """Move ``agent`` to ``target`` (checked against its state machine) and record the event."""
+        states.check(agent.kind, agent.state, target)
+        moved = _replace(agent, state=target, updated_at=utcnow())
+        self.save_agent(moved)
+        self.event(
+            "transition", source, agent_id=agent.id, from_state=agent.state, to_state=target,
+            revision=revision if revision is not None else agent.revision,
+            message=message or f"{agent.state} -> {target}",
+        )
+        return moved
+
+    def event(
+        self, what: str, source: Source, *, agent_id: str | None = None, from_state: str | None = None,
+        to_state: str | None = None, revision: int | None = None, message: str = "", data: Any = None,
+    ) -> int:
+        cursor = self._write(
+            "INSERT INTO events (at, serial, agent_id, what, from_state, to_state, revision, message, "
+            "actor, plan_id, git_commit, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (utcnow(), self.serial, agent_id, what, from_state, to_state, revision, message,
+             source.actor, source.plan_id, source.git_commit, None if data is None else json.dumps(data, default=str)),
+        )
+        event_id = int(cursor.lastrowid or 0)
+        self.events.append(event_id)
+        return event_id
+
+    def prune_revisions(self, agent_id: str, keep: int, *, protect: set[int]) -> list[int]:
+        """Delete all but the newest ``keep`` revisions (never those in ``protect``) and unused blobs."""
+        rows = self.conn.execute(
+            "SELECT number FROM revisions WHERE agent_id = ? ORDER BY number DESC", (agent_id,)
+        ).fetchall()
+        doomed = [int(r["number"]) for r in rows[keep:] if int(r["number"]) not in protect]
+        for number in doomed:
+            self._write("DELETE FROM revisions WHERE agent_id = ? AND number = ?", (agent_id, number))
+        if doomed:
+            self._write(
+                "DELETE FROM blobs WHERE sha256 NOT IN (SELECT spec_sha256 FROM revisions) "
+                "AND sha256 NOT IN (SELECT module_sha256 FROM revisions WHERE module_sha256 IS NOT NULL)",
+                (),
+            )
+        return doomed
+
+
+def _replace(agent: AgentRow, **changes: Any) -> AgentRow:
+    return replace(agent, **changes)
+
+
+def new_agent_row(agent_id: str, name: str, kind: str, source: Source) -> AgentRow:
+    now = utcnow()
+    return AgentRow(
+        id=agent_id, name=name, kind=kind, state=states.initial(kind), revision=None,
+        applied_spec_digest=None, traffic={}, git_commit=source.git_commit, plan_id=source.plan_id,
+        created_at=now, updated_at=now,
+    )
+
+
+def _agent(row: sqlite3.Row) -> AgentRow:
+    return AgentRow(
+        id=row["id"], name=row["name"], kind=row["kind"], state=row["state"], revision=row["revision"],
+        applied_spec_digest=row["applied_spec_digest"], traffic=json.loads(row["traffic"]),
+        git_commit=row["git_commit"], plan_id=row["plan_id"], created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _revision(row: sqlite3.Row) -> RevisionRow:
+    return RevisionRow(**{key: row[key] for key in row.keys()})  # noqa: SIM118 - Row iterates values
+
+
+def _event(row: sqlite3.Row) -> EventRow:
+    values = {key: row[key] for key in row.keys()}  # noqa: SIM118 - Row iterates values
+    values["data"] = None if values["data"] is None else json.loads(values["data"])
+    return EventRow(**values)
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration script into statements, keeping trigger bodies whole."""
+    statements: list[str] = []
+    current: list[str] = []
+    for line in script.splitlines():
+        current.append(line)
+        joined = "\n".join(current)
+        if line.rstrip().endswith(";") and sqlite3.complete_statement(joined):
+            statements.append(joined)
+            current = []
+    if "\n".join(current).strip():
+        statements.append("\n".join(current))
+    return statements
