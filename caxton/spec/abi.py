@@ -23,6 +23,13 @@ REQUIRED_EXPORTS: dict[str, str] = {
     EXPORT_HANDLE: "func",
 }
 
+#: Signatures (params, results) of the function exports, ``caxton_init`` included when present.
+EXPORT_SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    EXPORT_ALLOC: (("i32",), ("i32",)),
+    EXPORT_HANDLE: (("i32", "i32"), ("i64",)),
+    EXPORT_INIT: ((), ()),
+}
+
 #: Host imports and their signatures (params, results) in wasm value types.
 HOST_FUNCTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "log": (("i32", "i32", "i32"), ()),

@@ -1,13 +1,18 @@
 """The one Jinja2 environment for prompt templates: sandboxed, strict.
 
-Validation uses it to check syntax and variables; the engine's config-agent
-runtime uses it to render. Operators' repositories are code: the sandbox
-forbids attribute walking to Python internals.
+Validation uses it (``check_template``) to check syntax, variables and
+filters; the engine's config-agent runtime uses ``make_environment`` to
+render. Operators' repositories are code: the sandbox forbids attribute
+walking to Python internals.
 """
 
 from __future__ import annotations
 
-from jinja2 import StrictUndefined
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 #: Variables a prompt template may use, and what they hold at render time.
@@ -24,3 +29,48 @@ TEMPLATE_VARIABLES: dict[str, str] = {
 def make_environment() -> ImmutableSandboxedEnvironment:
     """A fresh sandboxed environment; undefined variables raise at render time."""
     return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+@dataclass(frozen=True)
+class TemplateProblem:
+    """A problem in a prompt template; ``line`` is 1-based within the template."""
+
+    kind: Literal["syntax", "variable", "filter"]
+    line: int
+    message: str
+    name: str | None = None
+
+
+@lru_cache(maxsize=1)
+def _checker() -> ImmutableSandboxedEnvironment:
+    return make_environment()
+
+
+def check_template(source: str) -> list[TemplateProblem]:
+    """Syntax errors, unknown variables and unknown filters/tests of one template."""
+    env = _checker()
+    try:
+        tree = env.parse(source)
+    except TemplateSyntaxError as error:
+        return [TemplateProblem("syntax", error.lineno or 1, error.message or "invalid template syntax")]
+    problems = _unknown_names(env, tree)
+    known = set(TEMPLATE_VARIABLES) | set(env.globals)
+    for name in sorted(meta.find_undeclared_variables(tree) - known):
+        line = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name and n.ctx == "load"), 1)
+        problems.append(TemplateProblem("variable", line, f"unknown template variable {name!r}", name))
+    return sorted(problems, key=lambda p: p.line)
+
+
+def _unknown_names(env: ImmutableSandboxedEnvironment, tree: nodes.Template) -> list[TemplateProblem]:
+    problems: list[TemplateProblem] = []
+    for node in tree.find_all((nodes.Filter, nodes.Test)):
+        table = env.filters if isinstance(node, nodes.Filter) else env.tests
+        what = "filter" if isinstance(node, nodes.Filter) else "test"
+        if node.name not in table:
+            problems.append(TemplateProblem("filter", node.lineno, f"unknown template {what} {node.name!r}", node.name))
+    return problems
+
+
+def known_filters() -> list[str]:
+    env = _checker()
+    return sorted({*env.filters, *env.tests})

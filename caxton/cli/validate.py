@@ -1,0 +1,95 @@
+"""``caxton validate [PATH...]``: check agent files offline (pre-commit and CI gate).
+
+Thin: resolves PATHs, calls ``caxton.desired.loader``, renders the report
+(``caxton.validation.report``) to stdout and the summary to stderr. Exit 0
+when valid, 1 when any error (any warning too with ``--strict``).
+"""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from caxton.cli.common import note
+from caxton.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from caxton.desired.model import DesiredState
+    from caxton.validation.report import Report
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+    github = "github"
+    sarif = "sarif"
+
+
+def validate(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Directories or agent files (.md, .toml, .wasm); default: agents/ here.",
+                       show_default=False),
+    ] = None,
+    ref: Annotated[
+        str | None,
+        typer.Option("--ref", help="Validate PATH as it is at this git revision (e.g. HEAD~1); the work tree is untouched."),
+    ] = None,
+    output: Annotated[Format, typer.Option("--output", "-o", help="Report format.")] = Format.text,
+    strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
+) -> int:
+    """Validate agent files and WASM modules; every problem in every file, in one run."""
+    from caxton.validation import report as reports
+
+    states = _load(paths or [_default_path()], ref)
+    result = _report(states, strict)
+    rendered = reports.RENDERERS[output.value](result)
+    if rendered:
+        typer.echo(rendered, nl=False)
+    note(reports.summary(result))
+    return 0 if result.valid else 1
+
+
+def _default_path() -> Path:
+    here = Path.cwd()
+    if (here / "caxton.yaml").is_file() or (here / "agents").is_dir():
+        return here
+    raise InvalidInput("no caxton.yaml or agents/ directory here",
+                       hint="run in a desired-state repository or pass PATH (caxton validate agents/)")
+
+
+def _load(paths: list[Path], ref: str | None) -> list[DesiredState]:
+    from caxton.desired import loader
+
+    missing = [str(p) for p in paths if ref is None and not p.exists()]
+    if missing:
+        raise InvalidInput(f"no such file or directory: {', '.join(missing)}")
+    directories = [p for p in paths if ref is not None or p.is_dir()]
+    files = [p for p in paths if p not in directories]
+    states = [loader.load(p, ref=ref) for p in directories]
+    if files:
+        states.append(loader.load_files(files))
+    return states
+
+
+def _display(root: str, file: str) -> str:
+    full = os.path.join(root, file)
+    rel = os.path.relpath(full)
+    return full if rel.startswith("..") else Path(rel).as_posix()
+
+
+def _report(states: list[DesiredState], strict: bool) -> Report:
+    from caxton.validation import report as reports
+
+    diagnostics = tuple(d.model_copy(update={"file": _display(s.root, d.file)})
+                        for s in states for d in s.diagnostics)
+    if strict:
+        diagnostics = reports.strictly(diagnostics)
+    agents = tuple(reports.AgentLine(a.id, a.spec.name, a.spec.kind, a.spec.version, _display(s.root, a.file),
+                                     a.digest) for s in states for a in s.agents)
+    sources = tuple(reports.SourceLine(s.source, s.root, s.digest, s.git_commit) for s in states)
+    return reports.Report(diagnostics, strict, agents, sources)

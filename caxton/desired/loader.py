@@ -1,0 +1,223 @@
+"""Load the desired state from a directory, a git revision, or a list of files.
+
+Which files are agents: ``*.md`` (except README.md) and ``*.toml`` anywhere
+under the agents directory, hidden files and directories skipped; everything
+else there (``.wasm``, ``.wat``, images...) is ignored. The agents directory
+is ``caxton.yaml``'s ``agents_dir`` (default ``agents/``) when PATH is a
+project directory (it holds ``caxton.yaml`` or an ``agents/`` folder), else
+PATH itself. The root (boundary for module paths) is the git top for a git
+source, else the nearest ancestor holding ``caxton.yaml`` or ``.git``.
+
+Never raises for bad files (they become diagnostics); raises ``GitError`` /
+``InvalidInput`` only for unusable arguments. Called by ``caxton validate``,
+the planner's callers and the engine's reconcile loop.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Sequence
+from pathlib import Path
+
+from caxton.desired.model import DesiredAgent, DesiredState
+from caxton.desired.tree import FsTree, GitTree, Tree, head_commit, is_agent_name
+from caxton.errors import GitError, InvalidInput
+from caxton.spec.diagnostics import Diagnostic
+from caxton.spec.digest import spec_digest, state_digest
+from caxton.validation import pipeline
+from caxton.validation.documents import diagnostic
+
+PROJECT_FILE = "caxton.yaml"
+DEFAULT_AGENTS_DIR = "agents"
+
+
+def find_root(directory: Path) -> Path:
+    """Nearest ancestor (inclusive) holding caxton.yaml or .git; else the directory itself."""
+    for folder in (directory, *directory.parents):
+        if (folder / PROJECT_FILE).is_file() or (folder / ".git").exists():
+            return folder
+    return directory
+
+
+def load(path: Path | str, *, ref: str | None = None) -> DesiredState:
+    """The desired state at ``path`` (a directory or one agent file), optionally at git ``ref``."""
+    target = Path(os.path.abspath(path))
+    if ref is not None:
+        return _load_git(target, ref)
+    if not target.exists():
+        raise InvalidInput(f"{path} does not exist", hint="pass a directory of agent files or an agent file")
+    if target.is_file():
+        return load_files([target])
+    root = find_root(target)
+    rel = _rel(target, root)
+    return _load_tree(FsTree(root), root, rel, source=str(target), git_commit=head_commit(root))
+
+
+def load_files(paths: Sequence[Path | str]) -> DesiredState:
+    """Validate the given files (pre-commit style).
+
+    Agent files are validated as given; a ``.wasm`` file brings in the agents of
+    its project that use it; ``caxton.yaml`` is validated as project settings;
+    README.md is skipped; any other file is an ``unsupported-file`` error.
+    """
+    groups: dict[Path, _Group] = {}
+    for raw in paths:
+        target = Path(os.path.abspath(raw))
+        if not target.is_file():
+            raise InvalidInput(f"{raw} is not a file", hint="pass agent files (.md, .toml), .wasm files or directories")
+        root = find_root(target.parent)
+        groups.setdefault(root, _Group(root)).add(_rel(target, root))
+    states = [group.load() for group in groups.values()]
+    return _merge(states, source=f"{len(list(paths))} file(s)")
+
+
+class _Group:
+    """The files of one root given to ``load_files``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.agents: list[str] = []
+        self.modules: set[str] = set()
+        self.project = False
+        self.other: list[str] = []
+
+    def add(self, rel: str) -> None:
+        name = posixpath.basename(rel)
+        if rel.endswith(".wasm"):
+            self.modules.add(rel)
+        elif rel == PROJECT_FILE:
+            self.project = True
+        elif is_agent_name(name):
+            self.agents.append(rel)
+        elif name.lower() != "readme.md":
+            self.other.append(rel)
+
+    def load(self) -> DesiredState:
+        tree = FsTree(self.root)
+        found: list[Diagnostic] = []
+        agents_dir = DEFAULT_AGENTS_DIR
+        if self.project or self.modules:
+            agents_dir, found = _project(tree, "")
+            if not self.project:
+                found = []
+        candidates = tree.agent_files(agents_dir) if self.modules and tree.kind(agents_dir) == "dir" else []
+        wanted = sorted(set(self.agents) | set(candidates))
+        result = pipeline.validate_agents([tree.read_agent(p) for p in wanted], tree.read_module)
+        keep = set(self.agents) | {a.file for a in result.agents if a.module_path in self.modules}
+        agents = tuple(a for a in result.agents if a.file in keep)
+        found += [d for d in result.diagnostics if d.file in keep]
+        found += [diagnostic("CX106", rel, "not an agent file",
+                             hint="agent files end in .md (YAML frontmatter) or .toml") for rel in self.other]
+        return _state(self.root, agents, found, source=str(self.root), git_commit=head_commit(self.root))
+
+
+def _rel(target: Path, root: Path) -> str:
+    rel = target.relative_to(root).as_posix()
+    return "" if rel == "." else rel
+
+
+def _project(tree: Tree, directory: str) -> tuple[str, list[Diagnostic]]:
+    """Validate caxton.yaml in ``directory``; return the agents directory it names."""
+    path = posixpath.join(directory, PROJECT_FILE) if directory else PROJECT_FILE
+    agents_dir = posixpath.join(directory, DEFAULT_AGENTS_DIR) if directory else DEFAULT_AGENTS_DIR
+    if tree.kind(path) != "file":
+        return agents_dir, []
+    content = tree.read_small(path)
+    if content is None:
+        return agents_dir, [diagnostic("CX101", path, "cannot read caxton.yaml")]
+    config, found = pipeline.validate_project(path, content)
+    if config is None:
+        return agents_dir, found
+    chosen = posixpath.normpath(posixpath.join(directory, config.agents_dir))
+    if chosen == ".." or chosen.startswith(("../", "/")) or os.path.isabs(config.agents_dir):
+        found.append(diagnostic("CX402", path, f"agents_dir {config.agents_dir!r} points outside the repository root",
+                                hint="use a directory inside the repository, e.g. agents"))
+        return agents_dir, found
+    return ("" if chosen == "." else chosen), found
+
+
+def _agents_dir(tree: Tree, rel: str) -> tuple[str, list[Diagnostic]]:
+    """PATH is a project directory (caxton.yaml or agents/ inside) or the agents directory itself."""
+    project_file = posixpath.join(rel, PROJECT_FILE) if rel else PROJECT_FILE
+    agents = posixpath.join(rel, DEFAULT_AGENTS_DIR) if rel else DEFAULT_AGENTS_DIR
+    if tree.kind(project_file) == "file" or tree.kind(agents) == "dir":
+        return _project(tree, rel)
+    parent_found = _project(tree, "")[1] if rel else []
+    return rel, parent_found
+
+
+def _load_tree(tree: Tree, root: Path, rel: str, *, source: str, git_commit: str | None) -> DesiredState:
+    agents_dir, found = _agents_dir(tree, rel)
+    files = tree.agent_files(agents_dir) if tree.kind(agents_dir) == "dir" else []
+    if not files:
+        shown = agents_dir or "."
+        found.append(diagnostic("CX107", shown, f"no agent files (*.md, *.toml) in {shown}"))
+    result = pipeline.validate_agents([tree.read_agent(p) for p in files], tree.read_module)
+    return _state(root, result.agents, [*found, *result.diagnostics], source=source, git_commit=git_commit)
+
+
+def _load_git(target: Path, ref: str) -> DesiredState:
+    import git
+
+    try:
+        repo = git.Repo(target if target.is_dir() else target.parent, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as error:
+        raise GitError(f"{target} is not inside a git repository", hint="--ref needs a git work tree") from error
+    try:
+        commit = repo.commit(ref)
+    except (ValueError, git.GitError, LookupError) as error:
+        raise GitError(f"unknown git revision {ref!r}", hint="use a branch, a tag, a commit or HEAD~N") from error
+    top = Path(str(repo.working_tree_dir)).resolve()
+    rel = _rel(target.resolve(), top)
+    tree = GitTree(commit)
+    kind = tree.kind(rel)
+    if kind is None:
+        raise InvalidInput(f"{rel or '.'} does not exist at {ref} ({commit.hexsha[:12]})",
+                           hint="check the path and the revision (git ls-tree REF PATH)")
+    source = f"{target}@{ref}"
+    if kind == "file":
+        result = pipeline.validate_agents([tree.read_agent(rel)], tree.read_module)
+        return _state(top, result.agents, list(result.diagnostics), source=source, git_commit=commit.hexsha)
+    return _load_tree(tree, top, rel, source=source, git_commit=commit.hexsha)
+
+
+def _state(
+    root: Path, agents: Sequence[pipeline.ValidatedAgent], found: Sequence[Diagnostic], *, source: str,
+    git_commit: str | None,
+) -> DesiredState:
+    desired = sorted((_desired(a) for a in agents), key=lambda a: a.id)
+    return DesiredState(
+        root=str(root),
+        agents=tuple(desired),
+        diagnostics=tuple(sorted(found, key=Diagnostic.sort_key)),
+        digest=state_digest((a.id, a.digest) for a in desired),
+        git_commit=git_commit,
+        source=source,
+    )
+
+
+def _desired(agent: pipeline.ValidatedAgent) -> DesiredAgent:
+    digest = spec_digest(agent.spec.model_dump(mode="json"), agent.module_sha256)
+    return DesiredAgent(agent.spec, agent.file, agent.module_bytes, agent.module_sha256, digest)
+
+
+def _merge(states: list[DesiredState], *, source: str) -> DesiredState:
+    if len(states) == 1:
+        only = states[0]
+        return DesiredState(only.root, only.agents, only.diagnostics, only.digest, only.git_commit, source)
+    common = Path(os.path.commonpath([s.root for s in states])) if states else Path.cwd()
+    agents: list[DesiredAgent] = []
+    found: list[Diagnostic] = []
+    for state in states:
+        prefix = Path(state.root).relative_to(common).as_posix()
+        agents += [DesiredAgent(a.spec, _join(prefix, a.file), a.module_bytes, a.module_sha256, a.digest)
+                   for a in state.agents]
+        found += [d.model_copy(update={"file": _join(prefix, d.file)}) for d in state.diagnostics]
+    agents.sort(key=lambda a: a.id)
+    return DesiredState(str(common), tuple(agents), tuple(sorted(found, key=Diagnostic.sort_key)),
+                        state_digest((a.id, a.digest) for a in agents), head_commit(common), source)
+
+
+def _join(prefix: str, file: str) -> str:
+    return file if prefix in ("", ".") else posixpath.join(prefix, file)

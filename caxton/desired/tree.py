@@ -1,0 +1,222 @@
+"""Read-only views of a desired-state repository: the work tree or a git commit.
+
+Both views use root-relative posix paths and enforce the root boundary:
+symlinks (on disk or stored in git) that lead outside the root are refused.
+``FsTree`` reads the file system; ``GitTree`` reads blobs of one commit via
+GitPython without touching the work tree. Used by ``caxton.desired.loader``.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from caxton.validation.documents import MAX_FILE_BYTES
+from caxton.validation.modules import ModuleLookup
+from caxton.validation.pipeline import AGENT_SUFFIXES, AgentFile
+
+if TYPE_CHECKING:
+    import git
+
+Kind = Literal["file", "dir"]
+_SYMLINK_MODE = 0o120000
+_MAX_LINKS = 8
+
+
+def is_agent_name(name: str) -> bool:
+    """Agent files: ``*.md`` except README.md, and ``*.toml``; hidden files never."""
+    lower = name.lower()
+    return not name.startswith(".") and lower.endswith(AGENT_SUFFIXES) and lower != "readme.md"
+
+
+class Tree(Protocol):
+    """What the loader needs from a repository view."""
+
+    def kind(self, path: str) -> Kind | None: ...
+
+    def agent_files(self, directory: str) -> list[str]: ...
+
+    def read_agent(self, path: str) -> AgentFile: ...
+
+    def read_module(self, path: str, max_size: int) -> ModuleLookup: ...
+
+    def read_small(self, path: str) -> bytes | None: ...
+
+
+class FsTree:
+    """The work tree under ``root`` (an absolute, resolved path)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._real_root = root.resolve()
+
+    def _inside(self, path: Path) -> bool:
+        return path.resolve().is_relative_to(self._real_root)
+
+    def kind(self, path: str) -> Kind | None:
+        full = self.root / path
+        if full.is_dir():
+            return "dir"
+        return "file" if full.is_file() else None
+
+    def agent_files(self, directory: str) -> list[str]:
+        found = []
+        base = self.root / directory
+        for current, dirs, files in os.walk(base):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            rel = Path(current).relative_to(self.root).as_posix()
+            found += [posixpath.join(rel, f) if rel != "." else f for f in files if is_agent_name(f)]
+        return sorted(found)
+
+    def read_agent(self, path: str) -> AgentFile:
+        full = self.root / path
+        if full.is_symlink() and not self._inside(full):
+            return AgentFile(path, None, "symlink points outside the repository root", escaped=True)
+        try:
+            with full.open("rb") as handle:
+                return AgentFile(path, handle.read(MAX_FILE_BYTES + 1))
+        except OSError as error:
+            return AgentFile(path, None, error.strerror or str(error))
+
+    def read_small(self, path: str) -> bytes | None:
+        try:
+            with (self.root / path).open("rb") as handle:
+                return handle.read(MAX_FILE_BYTES + 1)
+        except OSError:
+            return None
+
+    def read_module(self, path: str, max_size: int) -> ModuleLookup:
+        full = self.root / path
+        if not full.exists():
+            return ModuleLookup(path, problem="missing")
+        if not self._inside(full):
+            return ModuleLookup(path, problem="escape", detail="a symlink leads outside the root")
+        if not full.is_file():
+            return ModuleLookup(path, problem="missing", detail="not a file")
+        try:
+            size = full.stat().st_size
+            if size > max_size:
+                return ModuleLookup(path, problem="too_large", size=size)
+            data = full.read_bytes()
+        except OSError as error:
+            return ModuleLookup(path, problem="unreadable", detail=error.strerror or str(error))
+        return ModuleLookup(path, data=data, size=len(data))
+
+
+class GitTree:
+    """The files of one commit; paths are relative to the repository top."""
+
+    def __init__(self, commit: git.Commit) -> None:
+        self.commit = commit
+        self.tree = commit.tree
+
+    def _object(self, path: str) -> git.Blob | git.Tree | None:
+        if path in ("", "."):
+            return self.tree
+        try:
+            found = self.tree / path
+        except KeyError:
+            return None
+        return found if found.type in ("blob", "tree") else None  # type: ignore[return-value]
+
+    def _follow(self, path: str) -> tuple[str | None, git.Blob | git.Tree | None]:
+        """Follow stored symlinks; ``(None, None)`` when one leads outside the root."""
+        for _ in range(_MAX_LINKS):
+            found = self._object(path)
+            if found is None or found.type == "tree" or found.mode != _SYMLINK_MODE:
+                return path, found
+            target = found.data_stream.read().decode("utf-8", "replace")
+            if target.startswith("/"):
+                return None, None
+            path = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+            if path == ".." or path.startswith("../"):
+                return None, None
+        return None, None
+
+    def kind(self, path: str) -> Kind | None:
+        _, found = self._follow(path)
+        if found is None:
+            return None
+        return "dir" if found.type == "tree" else "file"
+
+    def agent_files(self, directory: str) -> list[str]:
+        base = self._object(directory)
+        if base is None or base.type != "tree":
+            return []
+        found: list[str] = []
+        for item in base.traverse():  # type: ignore[union-attr]
+            path = str(item.path)  # type: ignore[union-attr]
+            parts = path.split("/")
+            if item.type == "blob" and is_agent_name(parts[-1]) and not any(p.startswith(".") for p in parts):  # type: ignore[union-attr]
+                found.append(path)
+        return sorted(found)
+
+    def _blob_bytes(self, blob: git.Blob, limit: int) -> bytes:
+        return bytes(blob.data_stream.read(limit + 1))
+
+    def read_agent(self, path: str) -> AgentFile:
+        real, found = self._follow(path)
+        if real is None:
+            return AgentFile(path, None, "symlink points outside the repository root", escaped=True)
+        if found is None or found.type != "blob":
+            return AgentFile(path, None, "not a file at this revision")
+        return AgentFile(path, self._blob_bytes(found, MAX_FILE_BYTES))  # type: ignore[arg-type]
+
+    def read_small(self, path: str) -> bytes | None:
+        real, found = self._follow(path)
+        if real is None or found is None or found.type != "blob":
+            return None
+        return self._blob_bytes(found, MAX_FILE_BYTES)  # type: ignore[arg-type]
+
+    def read_module(self, path: str, max_size: int) -> ModuleLookup:
+        real, found = self._follow(path)
+        if real is None:
+            return ModuleLookup(path, problem="escape", detail="a symlink leads outside the root")
+        if found is None or found.type != "blob":
+            return ModuleLookup(path, problem="missing")
+        size = int(found.size)
+        if size > max_size:
+            return ModuleLookup(path, problem="too_large", size=size)
+        data = found.data_stream.read()
+        return ModuleLookup(path, data=bytes(data), size=len(data))
+
+
+def head_commit(start: Path) -> str | None:
+    """The commit HEAD points at, read from ``.git`` without GitPython (fast); ``None`` if unknown."""
+    for folder in (start, *start.parents):
+        marker = folder / ".git"
+        if marker.exists():
+            return _read_head(_git_dir(marker))
+    return None
+
+
+def _git_dir(marker: Path) -> Path:
+    if marker.is_file():
+        text = marker.read_text("utf-8", "replace").strip()
+        if text.startswith("gitdir:"):
+            return (marker.parent / text.removeprefix("gitdir:").strip()).resolve()
+    return marker
+
+
+def _read_head(gitdir: Path) -> str | None:
+    try:
+        head = (gitdir / "HEAD").read_text("utf-8").strip()
+        if not head.startswith("ref:"):
+            return head or None
+        ref = head.removeprefix("ref:").strip()
+        common = gitdir
+        if (gitdir / "commondir").is_file():
+            common = (gitdir / (gitdir / "commondir").read_text("utf-8").strip()).resolve()
+        for base in (gitdir, common):
+            if (base / ref).is_file():
+                return (base / ref).read_text("utf-8").strip() or None
+        packed = common / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text("utf-8").splitlines():
+                if line.endswith(" " + ref):
+                    return line.split(" ", 1)[0]
+    except OSError:
+        return None
+    return None

@@ -1,0 +1,119 @@
+"""Semantic checks of a parsed agent: tools, parameters, secrets, templates, deprecations.
+
+Runs after the schema check on the raw data and the model. Called by
+``caxton.validation.pipeline``. Pure.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from caxton.spec import units
+from caxton.spec.agent import ConfigAgent, WasmAgent
+from caxton.spec.diagnostics import Diagnostic
+from caxton.spec.tools import BUILTIN_TOOLS
+from caxton.validation import templates
+from caxton.validation.documents import Document, Path_, Pos, diagnostic
+from caxton.validation.schema import dotted
+from caxton.validation.suggest import did_you_mean, one_of
+
+#: ``${NAME}``: a value the engine reads from its environment at run time.
+ENV_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
+_SECRET_NAME = re.compile(r"(^|[_\-.])(api_?key|key|token|secret|password|passwd|credentials?)s?($|[_\-.])", re.IGNORECASE)
+_DEPRECATED = {
+    "memory_scope": "resource_limits.memory_scope is deprecated: use memory.scope",
+    "conversation_limit": "resource_limits.conversation_limit is deprecated: use resource_limits.max_conversations",
+}
+_TEMPLATE_FIELDS = ("system_prompt", "user_prompt_template")
+
+
+def deprecated_fields(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
+    """Warnings for legacy spellings the model still accepts."""
+    limits = data.get("resource_limits")
+    if not isinstance(limits, dict):
+        return []
+    return [
+        diagnostic("CX210", doc.file, message, doc.key_pos(("resource_limits", key)),
+                   hint=f"deprecated: use memory.scope / max_conversations ({key} will be removed)")
+        for key, message in _DEPRECATED.items() if key in limits
+    ]
+
+
+def check_agent(doc: Document, spec: ConfigAgent | WasmAgent) -> list[Diagnostic]:
+    """Every semantic check of one agent that needs no other file."""
+    found = _tools(doc, spec.tools)
+    found += _duplicates(doc, "capabilities", spec.capabilities)
+    found += _parameters(doc, ("parameters",), spec.parameters)
+    if isinstance(spec, ConfigAgent):
+        for name in _TEMPLATE_FIELDS:
+            source = getattr(spec, name)
+            if source:
+                found += _template(doc, name, source)
+    return found
+
+
+def _tools(doc: Document, tools: list[str]) -> list[Diagnostic]:
+    found = _duplicates(doc, "tools", tools)
+    for index, tool in enumerate(tools):
+        if tool not in BUILTIN_TOOLS:
+            hint = did_you_mean(tool, BUILTIN_TOOLS, fallback=f"built-in tools are {one_of(BUILTIN_TOOLS, limit=20)}")
+            found.append(diagnostic("CX302", doc.file, f"unknown tool {tool!r}", doc.value_pos(("tools", index)),
+                                    hint=hint))
+    return found
+
+
+def _duplicates(doc: Document, field: str, items: list[str]) -> list[Diagnostic]:
+    seen: set[str] = set()
+    found = []
+    for index, item in enumerate(items):
+        if item in seen:
+            found.append(diagnostic("CX308", doc.file, f"{field}: {item!r} is listed twice",
+                                    doc.value_pos((field, index)), hint="remove the repeated entry"))
+        seen.add(item)
+    return found
+
+
+def _parameters(doc: Document, path: Path_, value: Any) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _parameter(doc, (*path, str(key)), str(key), item)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _parameters(doc, (*path, index), item)
+    return found
+
+
+def _parameter(doc: Document, path: Path_, name: str, value: Any) -> list[Diagnostic]:
+    if isinstance(value, (dict, list)):
+        return _parameters(doc, path, value)
+    if not isinstance(value, str):
+        return []
+    if _SECRET_NAME.search(name) and value and not ENV_REFERENCE.match(value):
+        return [diagnostic("CX304", doc.file, f"{dotted(path)} looks like a secret with a literal value",
+                           doc.value_pos(path), hint=f"reference an environment variable instead: "
+                           f"{name}: \"${{{name.upper().replace('-', '_')}}}\"")]
+    if units.looks_like_quantity(value) and not (units.is_size(value) or units.is_duration(value)):
+        return [diagnostic("CX303", doc.file, f"{dotted(path)}: {value!r} has an unknown unit",
+                           doc.value_pos(path),
+                           hint="sizes use B, KB, MB, GB, KiB, MiB, GiB; durations use ms, s, m, h, d")]
+    return []
+
+
+def _template(doc: Document, field: str, source: str) -> list[Diagnostic]:
+    first = doc.text_line((field,))
+    found = []
+    for problem in templates.check_template(source):
+        pos = Pos(first + problem.line - 1, 1)
+        if problem.kind == "syntax":
+            found.append(diagnostic("CX305", doc.file, f"{field}: template syntax error: {problem.message}", pos,
+                                    hint="check the {{ }} and {% %} pairs on this line"))
+        elif problem.kind == "variable":
+            hint = did_you_mean(problem.name or "", templates.TEMPLATE_VARIABLES,
+                                fallback=f"available variables: {', '.join(templates.TEMPLATE_VARIABLES)}")
+            found.append(diagnostic("CX306", doc.file, f"{field}: {problem.message}", pos, hint=hint))
+        else:
+            found.append(diagnostic("CX307", doc.file, f"{field}: {problem.message}", pos,
+                                    hint=did_you_mean(problem.name or "", templates.known_filters())))
+    return found
