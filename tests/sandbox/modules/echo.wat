@@ -1,0 +1,21 @@
+;; A well-behaved agent: replies with the envelope it received, unchanged.
+;; Logs "echo" at info level and reads the clock on every message.
+(module
+  (import "caxton" "log" (func $log (param i32 i32 i32)))
+  (import "caxton" "clock_ms" (func $clock (result i64)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "echo")
+  (global $now (mut i64) (i64.const 0))
+  (func (export "caxton_alloc") (param $len i32) (result i32)
+    (local $need i32)
+    (local.set $need (i32.add (i32.const 1024) (local.get $len)))
+    (if (i32.gt_u (local.get $need) (i32.mul (memory.size) (i32.const 65536)))
+      (then (if (i32.eq (memory.grow (i32.add (i32.div_u (local.get $need) (i32.const 65536)) (i32.const 1)))
+                        (i32.const -1))
+              (then (return (i32.const 0))))))
+    (i32.const 1024))
+  (func (export "caxton_handle") (param $ptr i32) (param $len i32) (result i64)
+    (global.set $now (call $clock))
+    (call $log (i32.const 1) (i32.const 16) (i32.const 4))
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
+            (i64.extend_i32_u (local.get $len)))))

@@ -1,0 +1,6 @@
+;; Malicious: caxton_init never returns (stopped by fuel).
+(module
+  (memory (export "memory") 1)
+  (func (export "caxton_init") (loop $forever (br $forever)))
+  (func (export "caxton_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "caxton_handle") (param i32 i32) (result i64) (i64.const 0)))
