@@ -159,6 +159,7 @@ def _load_tree(tree: Tree, root: Path, rel: str, *, source: str, git_commit: str
 
 def _load_git(target: Path, ref: str) -> DesiredState:
     import git
+    from gitdb.exc import ODBError
 
     try:
         repo = git.Repo(target if target.is_dir() else target.parent, search_parent_directories=True)
@@ -166,7 +167,7 @@ def _load_git(target: Path, ref: str) -> DesiredState:
         raise GitError(f"{target} is not inside a git repository", hint="--ref needs a git work tree") from error
     try:
         commit = repo.commit(ref)
-    except (ValueError, git.GitError, LookupError) as error:
+    except (ValueError, git.GitError, ODBError, LookupError) as error:
         raise GitError(f"unknown git revision {ref!r}", hint="use a branch, a tag, a commit or HEAD~N") from error
     top = Path(str(repo.working_tree_dir)).resolve()
     rel = _rel(target.resolve(), top)

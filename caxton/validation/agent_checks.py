@@ -10,7 +10,6 @@ import re
 from typing import Any
 
 from caxton.spec import units
-from caxton.spec.agent import ConfigAgent, WasmAgent
 from caxton.spec.diagnostics import Diagnostic
 from caxton.spec.tools import BUILTIN_TOOLS
 from caxton.validation import templates
@@ -40,23 +39,34 @@ def deprecated_fields(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
     ]
 
 
-def check_agent(doc: Document, spec: ConfigAgent | WasmAgent) -> list[Diagnostic]:
-    """Every semantic check of one agent that needs no other file."""
-    found = _tools(doc, spec.tools)
-    found += _duplicates(doc, "capabilities", spec.capabilities)
-    found += _parameters(doc, ("parameters",), spec.parameters)
-    if isinstance(spec, ConfigAgent):
+def check_agent(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
+    """Every semantic check of one agent that needs no other file.
+
+    Works on the raw data, so these problems are reported even when the
+    schema check failed on another field.
+    """
+    found = _tools(doc, _strings(data.get("tools")))
+    found += _duplicates(doc, "capabilities", _strings(data.get("capabilities")))
+    parameters = data.get("parameters")
+    if isinstance(parameters, dict):
+        found += _parameters(doc, ("parameters",), parameters)
+    if data.get("kind", "config") == "config":
         for name in _TEMPLATE_FIELDS:
-            source = getattr(spec, name)
-            if source:
+            source = data.get(name)
+            if isinstance(source, str) and source:
                 found += _template(doc, name, source)
     return found
+
+
+def _strings(value: Any) -> list[str]:
+    """A list of strings as written (non-strings are the schema check's business)."""
+    return [v if isinstance(v, str) else "" for v in value] if isinstance(value, list) else []
 
 
 def _tools(doc: Document, tools: list[str]) -> list[Diagnostic]:
     found = _duplicates(doc, "tools", tools)
     for index, tool in enumerate(tools):
-        if tool not in BUILTIN_TOOLS:
+        if tool and tool not in BUILTIN_TOOLS:
             hint = did_you_mean(tool, BUILTIN_TOOLS, fallback=f"built-in tools are {one_of(BUILTIN_TOOLS, limit=20)}")
             found.append(diagnostic("CX302", doc.file, f"unknown tool {tool!r}", doc.value_pos(("tools", index)),
                                     hint=hint))
@@ -67,7 +77,7 @@ def _duplicates(doc: Document, field: str, items: list[str]) -> list[Diagnostic]
     seen: set[str] = set()
     found = []
     for index, item in enumerate(items):
-        if item in seen:
+        if item and item in seen:
             found.append(diagnostic("CX308", doc.file, f"{field}: {item!r} is listed twice",
                                     doc.value_pos((field, index)), hint="remove the repeated entry"))
         seen.add(item)

@@ -83,9 +83,9 @@ def validate_file(
     if doc.data is None:
         return doc, None, doc.diagnostics
     spec, found = _spec(doc, doc.data)
+    found += agent_checks.check_agent(doc, doc.data)
     if spec is None:
         return doc, None, found
-    found += agent_checks.check_agent(doc, spec)
     if isinstance(spec, WasmAgent):
         return _with_module(doc, spec, found, read_module)
     return doc, ValidatedAgent(item.path, spec), found

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 #: Variables a prompt template may use, and what they hold at render time.
@@ -55,10 +55,18 @@ def check_template(source: str) -> list[TemplateProblem]:
         return [TemplateProblem("syntax", error.lineno or 1, error.message or "invalid template syntax")]
     problems = _unknown_names(env, tree)
     known = set(TEMPLATE_VARIABLES) | set(env.globals)
-    for name in sorted(meta.find_undeclared_variables(tree) - known):
+    for name in sorted(_undeclared(tree) - known):
         line = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name and n.ctx == "load"), 1)
         problems.append(TemplateProblem("variable", line, f"unknown template variable {name!r}", name))
     return sorted(problems, key=lambda p: p.line)
+
+
+def _undeclared(tree: nodes.Template) -> set[str]:
+    try:
+        return set(meta.find_undeclared_variables(tree))
+    except TemplateError:  # an unknown filter stops Jinja's analysis: fall back to the names read
+        stored = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+        return {n.name for n in tree.find_all(nodes.Name) if n.ctx == "load"} - stored
 
 
 def _unknown_names(env: ImmutableSandboxedEnvironment, tree: nodes.Template) -> list[TemplateProblem]:

@@ -1,0 +1,178 @@
+"""Each bad input gets a precise diagnostic (code, file, line) and exit 1 — never a traceback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.validation.conftest import GOOD_WAT, VALID_MD, wasm, wasm_agent
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    files: dict[str, str | bytes]
+    code: str
+    file: str = "agents/a.md"
+    line: int | None = None
+    hint: str | None = None
+
+
+def md(body: str, doc: str = "") -> str:
+    return f"---\n{body}---\n{doc}"
+
+
+BASE = 'name: alpha\nversion: "1.0.0"\nsystem_prompt: "You help."\n'
+GOOD = wasm(GOOD_WAT)
+
+
+def mod(wat: str) -> bytes:
+    return wasm(wat)
+
+
+CASES = [
+    # syntax and files
+    Case("yaml-unclosed-flow", {"agents/a.md": md('name: [alpha\nversion: "1.0.0"\n')}, "CX110", line=3),
+    Case("yaml-tab-indent", {"agents/a.md": md(BASE + "memory:\n\tenabled: true\n")}, "CX110", line=6),
+    Case("yaml-bad-colon", {"agents/a.md": md(BASE + "description: a: b\n")}, "CX110", line=5),
+    Case("no-frontmatter", {"agents/a.md": "name: alpha\n"}, "CX112", line=1),
+    Case("unclosed-frontmatter", {"agents/a.md": "---\n" + BASE}, "CX113"),
+    Case("frontmatter-list", {"agents/a.md": md("- a\n- b\n")}, "CX114", line=2),
+    Case("frontmatter-scalar", {"agents/a.md": md("just text\n")}, "CX114", line=2),
+    Case("duplicate-yaml-key", {"agents/a.md": md(BASE + "name: beta\n")}, "CX115", line=5),
+    Case("toml-syntax", {"agents/a.toml": 'name = "alpha"\nversion = 1.0.0\n'}, "CX111", file="agents/a.toml", line=2),
+    Case("toml-unclosed-string", {"agents/a.toml": 'name = "alpha\n'}, "CX111", file="agents/a.toml", line=1),
+    Case("empty-file", {"agents/a.md": ""}, "CX102"),
+    Case("whitespace-file", {"agents/a.md": "\n\n   \n"}, "CX102", line=1),
+    Case("binary-file", {"agents/a.md": b"---\nname: a\x00b\n---\n"}, "CX103", line=2),
+    Case("non-utf8", {"agents/a.md": "---\nname: caf\xe9\n---\n".encode("latin-1")}, "CX104", line=2),
+    Case("huge-file", {"agents/a.md": md(BASE, "x" * (1024 * 1024 + 10))}, "CX105"),
+    # required fields and types
+    Case("missing-name", {"agents/a.md": md('version: "1.0.0"\nsystem_prompt: hi\n')}, "CX201", line=1),
+    Case("missing-version", {"agents/a.md": md("name: alpha\nsystem_prompt: hi\n")}, "CX201", line=1),
+    Case("missing-system-prompt", {"agents/a.md": md('name: alpha\nversion: "1.0.0"\n')}, "CX201",
+         hint="system_prompt"),
+    Case("missing-module", {"agents/a.md": md('name: w\nversion: "1.0.0"\nkind: wasm\n')}, "CX201"),
+    Case("missing-nested-url", {"agents/a.md": md(BASE + "rollout:\n  analysis:\n    prometheus:\n      query: up\n"
+                                                  "      threshold: 1\n")}, "CX201", line=7),
+    Case("unknown-field", {"agents/a.md": md(BASE + "toolz: []\n")}, "CX202", line=5, hint="did you mean 'tools'?"),
+    Case("unknown-nested-field", {"agents/a.md": md(BASE + "resource_limits:\n  max_conversation: 5\n")}, "CX202",
+         line=6, hint="did you mean 'max_conversations'?"),
+    Case("unknown-toml-field", {"agents/a.toml": 'name = "alpha"\nversion = "1.0.0"\nsystem_prompt = "hi"\n'
+                                                 '[memory]\nscop = "agent"\n'}, "CX202", file="agents/a.toml",
+         line=5, hint="did you mean 'scope'?"),
+    Case("wrong-type-float", {"agents/a.md": md(BASE + "llm:\n  temperature: hot\n")}, "CX203", line=6),
+    Case("wrong-type-list", {"agents/a.md": md(BASE + "tools: csv_parser\n")}, "CX203", line=5),
+    Case("wrong-type-mapping", {"agents/a.md": md(BASE + "memory: yes\n")}, "CX203", line=5),
+    Case("version-unquoted-float", {"agents/a.md": md("name: alpha\nversion: 1.0\nsystem_prompt: hi\n")}, "CX206",
+         line=3),
+    Case("bad-semver", {"agents/a.md": md('name: alpha\nversion: "1.0"\nsystem_prompt: hi\n')}, "CX206", line=3),
+    Case("bad-semver-leading-zero", {"agents/a.md": md('name: alpha\nversion: "01.2.3"\nsystem_prompt: hi\n')},
+         "CX206", line=3),
+    Case("bad-name", {"agents/a.md": md('name: 9lives\nversion: "1.0.0"\nsystem_prompt: hi\n')}, "CX205", line=2),
+    Case("bad-capability", {"agents/a.md": md(BASE + "capabilities:\n  - Data Processing\n")}, "CX207", line=6),
+    Case("bad-kind", {"agents/a.md": md(BASE + "kind: wasmm\n")}, "CX208", line=5, hint="did you mean 'wasm'?"),
+    Case("bad-size-unit", {"agents/a.md": md(BASE + "resource_limits:\n  max_message_size: 10XB\n")}, "CX209",
+         line=6),
+    Case("bad-duration-unit", {"agents/a.md": md(BASE + "resource_limits:\n  response_timeout: 5 weeks\n")},
+         "CX209", line=6),
+    Case("bad-memory-scope", {"agents/a.md": md(BASE + "memory:\n  scope: team\n")}, "CX211", line=6),
+    Case("bad-strategy", {"agents/a.md": md(BASE + "rollout:\n  strategy: canery\n")}, "CX211", line=6,
+         hint="did you mean 'canary'?"),
+    Case("steps-not-100", {"agents/a.md": md(BASE + "rollout:\n  steps: [10, 50]\n")}, "CX204", line=6),
+    Case("temperature-range", {"agents/a.md": md(BASE + "llm:\n  temperature: 5\n")}, "CX204", line=6),
+    Case("bad-sha256-format", {"agents/a.md": wasm_agent(extra="sha256: abc\n"), "wasm/m.wasm": GOOD}, "CX204",
+         line=6),
+    # semantics
+    Case("duplicate-identity", {"agents/a.md": md('name: DataProcessor\nversion: "1.0.0"\nsystem_prompt: hi\n'),
+                                "agents/b.md": md('name: data-processor\nversion: "2.0.0"\nsystem_prompt: hi\n')},
+         "CX301", file="agents/b.md", line=2),
+    Case("unknown-tool", {"agents/a.md": md(BASE + "tools:\n  - csv_parsr\n")}, "CX302", line=6,
+         hint="did you mean 'csv_parser'?"),
+    Case("parameter-bad-unit", {"agents/a.md": md(BASE + "parameters:\n  limit: 10 apples\n")}, "CX303", line=6),
+    Case("template-syntax", {"agents/a.md": md(BASE + "user_prompt_template: |\n  Hello\n  {{ request \n")},
+         "CX305", line=7),
+    Case("template-syntax-toml", {"agents/a.toml": 'name = "alpha"\nversion = "1.0.0"\nsystem_prompt = """\n'
+                                                   'one\n{% if x %}\n"""\n'}, "CX305", file="agents/a.toml"),
+    Case("template-unknown-variable", {"agents/a.md": md(BASE + "user_prompt_template: |\n  Hi\n  {{ requst }}\n")},
+         "CX306", line=7, hint="did you mean 'request'?"),
+    Case("template-unknown-filter", {"agents/a.md": md(BASE + "user_prompt_template: '{{ request | shout }}'\n")},
+         "CX307", line=5),
+    # WASM modules
+    Case("module-missing", {"agents/a.md": wasm_agent()}, "CX401", line=5),
+    Case("module-escape-dotdot", {"agents/a.md": wasm_agent("../../../etc/passwd")}, "CX402", line=5),
+    Case("module-escape-absolute", {"agents/a.md": wasm_agent("/etc/passwd")}, "CX402", line=5),
+    Case("digest-mismatch", {"agents/a.md": wasm_agent(extra="sha256: " + "ab" * 32 + "\n"), "wasm/m.wasm": GOOD},
+         "CX405", line=6),
+    Case("garbage-wasm", {"agents/a.md": wasm_agent(), "wasm/m.wasm": b"this is not wasm at all"}, "CX403",
+         line=5),
+    Case("wat-named-wasm", {"agents/a.md": wasm_agent(), "wasm/m.wasm": GOOD_WAT}, "CX403", line=5),
+    Case("truncated-wasm", {"agents/a.md": wasm_agent(), "wasm/m.wasm": GOOD[:30]}, "CX403", line=5),
+    Case("module-too-large", {"agents/a.md": wasm_agent(extra="resource_limits:\n  max_module_size: 40\n"),
+                              "wasm/m.wasm": GOOD}, "CX404", line=5),
+    Case("import-not-allowed", {"agents/a.md": wasm_agent(), "wasm/m.wasm": mod(GOOD_WAT.replace(
+        '(memory', '(import "env" "system" (func))\n  (memory'))}, "CX406", line=5, hint="env.system"),
+    Case("wasi-not-granted", {"agents/a.md": wasm_agent(), "wasm/m.wasm": mod(GOOD_WAT.replace(
+        '(memory', '(import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))\n'
+        '  (memory'))}, "CX412", line=5),
+    Case("host-import-unknown", {"agents/a.md": wasm_agent(extra="security_policy:\n  allowed_imports: ['caxton.*']\n"),
+                                 "wasm/m.wasm": mod(GOOD_WAT.replace('"log"', '"shout"'))}, "CX413", line=5),
+    Case("memory-over-pages", {"agents/a.md": wasm_agent(), "wasm/m.wasm": mod(GOOD_WAT.replace(
+        '"memory") 1)', '"memory") 300)'))}, "CX407", line=5),
+    Case("memory-over-bytes", {"agents/a.md": wasm_agent(extra="resource_limits:\n  max_memory_bytes: 64KiB\n"),
+                               "wasm/m.wasm": mod(GOOD_WAT.replace('"memory") 1)', '"memory") 2)'))}, "CX407", line=5),
+    Case("export-missing", {"agents/a.md": wasm_agent(), "wasm/m.wasm": mod(GOOD_WAT.replace(
+        '(export "caxton_handle")', ''))}, "CX408", line=5, hint="wasm-abi"),
+    Case("export-signature", {"agents/a.md": wasm_agent(), "wasm/m.wasm": mod(GOOD_WAT.replace(
+        '(param i32) (result i32) (i32.const 1024)', '(param i64) (result i32) (i32.const 1024)'))}, "CX409", line=5),
+    Case("denied-feature-simd", {"agents/a.md": wasm_agent(), "wasm/m.wasm": mod(GOOD_WAT.replace(
+        '(i64.const 0))', '(drop (v128.const i32x4 0 0 0 0)) (i64.const 0))'))}, "CX410", line=5),
+    # project settings
+    Case("project-unknown-field", {"caxton.yaml": "agents_dir: agents\nenviroments: {}\n", "agents/a.md": VALID_MD},
+         "CX202", file="caxton.yaml", line=2, hint="did you mean 'environments'?"),
+    Case("project-syntax", {"caxton.yaml": "environments: [\n", "agents/a.md": VALID_MD}, "CX110", file="caxton.yaml"),
+    Case("project-bad-url", {"caxton.yaml": "environments:\n  prod:\n    engines: [ftp://x]\n",
+                             "agents/a.md": VALID_MD}, "CX204", file="caxton.yaml", line=3),
+]
+
+
+def test_there_are_at_least_40_distinct_bad_inputs() -> None:
+    assert len({c.id for c in CASES}) == len(CASES) >= 40
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_gives_a_precise_diagnostic_and_exit_1(
+    case: Case, repo: Callable[[dict[str, str | bytes]], Path], validate_json: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = repo(case.files)
+    monkeypatch.chdir(root)
+    code, report = validate_json(".")
+    assert code == 1
+    assert report["valid"] is False
+    matches = [d for d in report["diagnostics"] if d["code"] == case.code and d["file"] == case.file]
+    assert matches, report["diagnostics"]
+    found = matches[0]
+    assert found["severity"] == "error"
+    if case.line is not None:
+        assert found["line"] == case.line, found
+    if case.hint is not None:
+        assert case.hint in (found["hint"] or "") + found["message"], found
+
+
+def test_all_problems_of_all_files_in_one_run(
+    repo: Callable[[dict[str, str | bytes]], Path], validate_json: Any,
+) -> None:
+    root = repo({
+        "agents/a.md": md(BASE + "toolz: []\ntools: [nope]\n"),
+        "agents/b.md": md('name: beta\nversion: "x"\nsystem_prompt: "{{ requst }}"\n'),
+        "agents/c.toml": "name = \n",
+    })
+    code, report = validate_json(str(root))
+    assert code == 1
+    found = {(d["file"].rsplit("/", 1)[-1], d["code"]) for d in report["diagnostics"]}
+    assert {("a.md", "CX202"), ("a.md", "CX302"), ("b.md", "CX206"), ("c.toml", "CX111")} <= found
