@@ -1,0 +1,154 @@
+"""Construct a Plan from the desired state and the engine's state snapshot (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from caxton.desired.model import DesiredAgent, DesiredState
+from caxton.errors import InvalidInput
+from caxton.planning import diff
+from caxton.spec.plan import AgentChange, FieldChange, Plan, PlanOptions, PlanSource
+from caxton.spec.state import SERVING_STATE, AgentState, StateSnapshot
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """Everything a plan depends on besides the two states (all supplied by the caller)."""
+
+    plan_id: str
+    created_at: str
+    engine_url: str
+    source: PlanSource
+    prune: bool = True
+    allow_delete_all: bool = False
+
+
+def _create(agent: DesiredAgent) -> AgentChange:
+    spec = agent.spec
+    return AgentChange(
+        id=spec.id,
+        name=spec.name,
+        kind=spec.kind,
+        action="create",
+        reason="not on the engine",
+        strategy="immediate",
+        file=agent.file,
+        version_after=spec.version,
+        digest_after=agent.digest,
+        module_after=agent.module_sha256,
+    )
+
+
+def _delete(live: AgentState, prune: bool) -> AgentChange:
+    return AgentChange(
+        id=live.id,
+        name=live.name,
+        kind=live.kind,
+        action="delete" if prune else "no-op",
+        reason="not in the desired state" if prune else "not in the desired state; kept (--no-prune)",
+        strategy="drain" if prune else "none",
+        version_before=live.version,
+        digest_before=live.spec_digest,
+        module_before=live.module_sha256,
+        revision_before=live.revision,
+        state_before=live.state,
+    )
+
+
+def _state_change(live: AgentState) -> list[FieldChange]:
+    wanted = SERVING_STATE.get(live.kind, "Active")
+    if live.state == wanted:
+        return []
+    return [FieldChange(path="(state)", op="change", before=live.state, after=wanted)]
+
+
+def _drift_reason(live: AgentState, spec_changed: bool) -> str | None:
+    if live.applied_spec_digest and live.spec_digest != live.applied_spec_digest:
+        return "drift: changed on the engine outside git"
+    if not spec_changed and live.state != SERVING_STATE.get(live.kind, "Active"):
+        return f"drift: {live.state.lower()} on the engine outside git"
+    return None
+
+
+def _compare(agent: DesiredAgent, live: AgentState) -> AgentChange:
+    spec = agent.spec
+    common = dict(
+        id=spec.id,
+        name=spec.name,
+        kind=spec.kind,
+        file=agent.file,
+        version_before=live.version,
+        version_after=spec.version,
+        digest_before=live.spec_digest,
+        digest_after=agent.digest,
+        module_before=live.module_sha256,
+        module_after=agent.module_sha256,
+        revision_before=live.revision,
+        state_before=live.state,
+    )
+    if live.kind != spec.kind:
+        return AgentChange(
+            **common,  # type: ignore[arg-type]
+            action="replace",
+            reason=f"kind changed from {live.kind} to {spec.kind}",
+            strategy="immediate",
+            changes=[FieldChange(path="kind", op="change", before=live.kind, after=spec.kind)],
+        )
+    spec_changed = live.spec_digest != agent.digest
+    changes = diff.field_changes(live.spec, spec.model_dump(mode="json")) if spec_changed else []
+    if spec_changed and live.module_sha256 != agent.module_sha256:
+        changes.append(
+            FieldChange(path="(module)", op="change", before=live.module_sha256, after=agent.module_sha256)
+        )
+    changes += _state_change(live)
+    if not changes:
+        return AgentChange(**common, action="no-op", reason="up to date", strategy="none")  # type: ignore[arg-type]
+    drift = _drift_reason(live, spec_changed)
+    reason = drift or ("spec changed" if spec_changed else "not serving")
+    strategy = spec.rollout.strategy if spec_changed else "resume"
+    return AgentChange(
+        **common,  # type: ignore[arg-type]
+        action="update",
+        reason=reason,
+        drift=drift is not None,
+        strategy=strategy,
+        changes=changes,
+    )
+
+
+def make_plan(desired: DesiredState, live: StateSnapshot, request: PlanRequest) -> Plan:
+    """The plan that makes ``live`` equal to ``desired``; raises when it would delete everything."""
+    if desired.has_errors():
+        raise InvalidInput("the desired state is invalid; run `caxton validate` to see the problems")
+    wanted = desired.by_id()
+    running = {agent.id: agent for agent in live.agents}
+    changes: list[AgentChange] = []
+    for agent_id in sorted(set(wanted) | set(running)):
+        if agent_id not in running:
+            changes.append(_create(wanted[agent_id]))
+        elif agent_id not in wanted:
+            changes.append(_delete(running[agent_id], request.prune))
+        else:
+            changes.append(_compare(wanted[agent_id], running[agent_id]))
+    _refuse_delete_all(changes, request)
+    return Plan(
+        plan_id=request.plan_id,
+        created_at=request.created_at,
+        engine_url=request.engine_url,
+        engine_serial=live.serial,
+        desired_digest=desired.digest,
+        source=request.source,
+        options=PlanOptions(prune=request.prune, allow_delete_all=request.allow_delete_all),
+        changes=changes,
+    )
+
+
+def _refuse_delete_all(changes: list[AgentChange], request: PlanRequest) -> None:
+    deletes = [c for c in changes if c.action == "delete"]
+    if deletes and len(deletes) == len(changes) and not request.allow_delete_all:
+        raise InvalidInput(
+            f"this plan would delete every agent on the engine ({len(deletes)}): "
+            f"the desired state at {request.source.path!r} has no agents",
+            hint="check the path (a mistyped or empty directory?); pass --allow-delete-all if you "
+            "really mean it, or --no-prune to never delete",
+        )

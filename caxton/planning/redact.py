@@ -1,0 +1,47 @@
+"""Which values never appear in plan output: secret fields and things that look like keys."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+#: Parameter / field names that hold secrets.
+SECRET_NAME = re.compile(r"(?i)(api[_-]?key|secret|token|passw(or)?d|credential|private[_-]?key|auth)")
+#: Values that look like credentials whatever their name.
+SECRET_VALUE = re.compile(
+    r"(sk-[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{20,}|xox[abpr]-[A-Za-z0-9-]{10,}"
+    r"|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}|Bearer\s+\S{12,})"
+)
+#: Dotted paths of spec fields marked secret in the models (none in agent files today; keep the hook).
+SECRET_PATHS: frozenset[str] = frozenset()
+
+
+def _contains_secret_value(value: Any) -> bool:
+    if isinstance(value, str):
+        return bool(SECRET_VALUE.search(value))
+    if isinstance(value, dict):
+        return any(_contains_secret_value(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_contains_secret_value(v) for v in value)
+    return False
+
+
+def _secret_name_in(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(SECRET_NAME.search(str(k)) or _secret_name_in(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_secret_name_in(v) for v in value)
+    return False
+
+
+def is_sensitive(path: list[str | int], value: Any) -> bool:
+    """True when the value at ``path`` (a spec path) must be shown as (sensitive)."""
+    dotted = ".".join(str(p) for p in path)
+    if dotted in SECRET_PATHS:
+        return True
+    if path and path[0] == "parameters":
+        if any(SECRET_NAME.search(str(p)) for p in path[1:] if isinstance(p, str)):
+            return True
+        if _secret_name_in(value):
+            return True
+    return _contains_secret_value(value)

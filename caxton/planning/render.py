@@ -1,0 +1,90 @@
+"""Human rendering of a plan, Terraform style (``+`` create, ``~`` update, ``-`` delete, ``-/+`` replace)."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from typing import Any
+
+from caxton.spec.plan import SYMBOLS, AgentChange, FieldChange, Plan
+
+_VERBS = {
+    "create": "will be created",
+    "update": "will be updated",
+    "replace": "must be replaced",
+    "delete": "will be deleted",
+}
+_OP_SYMBOL = {"add": "+", "remove": "-", "change": "~"}
+_MAX_INLINE = 72
+
+
+def _value(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if len(text) > _MAX_INLINE:
+        text = text[: _MAX_INLINE - 3] + "..."
+    return text
+
+
+def _is_multiline(value: Any) -> bool:
+    return isinstance(value, str) and "\n" in value.strip("\n")
+
+
+def _field_lines(change: FieldChange) -> list[str]:
+    symbol = _OP_SYMBOL[change.op]
+    if change.op == "add":
+        return [f"      {symbol} {change.path} = {_value(change.after)}"]
+    if change.op == "remove":
+        return [f"      {symbol} {change.path} = {_value(change.before)}"]
+    if not change.sensitive and (_is_multiline(change.before) or _is_multiline(change.after)):
+        before = str(change.before or "").splitlines()
+        after = str(change.after or "").splitlines()
+        body = [line for line in difflib.unified_diff(before, after, lineterm="", n=1)][2:]
+        return [f"      ~ {change.path}:"] + [f"          {line}" for line in body]
+    return [f"      {symbol} {change.path}: {_value(change.before)} -> {_value(change.after)}"]
+
+
+def _version(change: AgentChange) -> str:
+    if change.action == "create":
+        return change.version_after or ""
+    if change.action == "delete":
+        return change.version_before or ""
+    if change.version_before != change.version_after:
+        return f"{change.version_before} -> {change.version_after}"
+    return change.version_after or ""
+
+
+def _agent_block(change: AgentChange) -> list[str]:
+    how = f" ({change.strategy})" if change.action in ("create", "update", "replace") else ""
+    drift = " [drift]" if change.drift else ""
+    lines = [
+        f"  # {change.id} {_VERBS[change.action]}{how}: {change.reason}{drift}",
+        f"{SYMBOLS[change.action]:>3} agent \"{change.id}\" ({change.kind}) {_version(change)}".rstrip(),
+    ]
+    if change.action == "create" and change.module_after:
+        lines.append(f"      + (module) = {change.module_after[:12]}")
+    lines += [line for field in change.changes for line in _field_lines(field)]
+    return lines + [""]
+
+
+def summary_line(plan: Plan) -> str:
+    counts = plan.counts()
+    if not plan.has_changes:
+        return "No changes. The engine matches the desired state."
+    text = f"Plan: {counts['create']} to create, {counts['update']} to update, {counts['delete']} to delete"
+    if counts["replace"]:
+        text += f", {counts['replace']} to replace"
+    return text + "."
+
+
+def render_text(plan: Plan) -> str:
+    """The whole plan as text (ends with the summary line)."""
+    lines: list[str] = []
+    actionable = plan.actionable()
+    if actionable:
+        lines += ["Caxton will perform the following actions:", ""]
+        for change in actionable:
+            lines += _agent_block(change)
+    where = plan.source.path + (f" @ {plan.source.git_commit[:12]}" if plan.source.git_commit else "")
+    lines.append(f"Desired state: {where} ({plan.desired_digest[:19]}); engine {plan.engine_url} serial {plan.engine_serial}")
+    lines.append(summary_line(plan))
+    return "\n".join(lines) + "\n"

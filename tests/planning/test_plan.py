@@ -1,0 +1,191 @@
+"""Plan construction and rendering (pure): every action, drift, secrets, safety rails."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from syrupy.assertion import SnapshotAssertion
+
+from caxton.desired.model import DesiredAgent, DesiredState
+from caxton.errors import InvalidInput
+from caxton.planning import build, planfile, render
+from caxton.spec.agent import parse_agent
+from caxton.spec.digest import spec_digest, state_digest
+from caxton.spec.plan import PlanSource
+from caxton.spec.state import AgentState, StateSnapshot
+
+SCORER_SHA = "a" * 64
+
+
+def config(name: str, version: str = "1.0.0", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "version": version, "system_prompt": "You help.", **extra}
+
+
+def wasm(name: str, version: str = "1.0.0", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "version": version, "kind": "wasm", "module": "../wasm/x.wasm", **extra}
+
+
+def desired_agent(raw: dict[str, Any], module_sha: str | None = None) -> DesiredAgent:
+    spec = parse_agent(raw)
+    sha = module_sha if spec.kind == "wasm" else None
+    return DesiredAgent(
+        spec=spec,
+        file=f"agents/{spec.id}.md",
+        module_bytes=None,
+        module_sha256=sha,
+        digest=spec_digest(spec.model_dump(mode="json"), sha),
+    )
+
+
+def desired(*raws: dict[str, Any]) -> DesiredState:
+    agents = tuple(sorted((desired_agent(r, SCORER_SHA) for r in raws), key=lambda a: a.id))
+    return DesiredState(
+        root="/repo",
+        agents=agents,
+        diagnostics=(),
+        digest=state_digest((a.id, a.digest) for a in agents),
+        git_commit="0123456789abcdef0123",
+        source="dir",
+    )
+
+
+def live_agent(raw: dict[str, Any], *, state: str | None = None, applied: bool = True, revision: int = 1) -> AgentState:
+    agent = desired_agent(raw, SCORER_SHA)
+    spec = agent.spec
+    return AgentState(
+        id=spec.id,
+        name=spec.name,
+        kind=spec.kind,
+        version=spec.version,
+        state=state or ("Running" if spec.kind == "wasm" else "Active"),
+        revision=revision,
+        spec=spec.model_dump(mode="json"),
+        spec_digest=agent.digest,
+        applied_spec_digest=agent.digest if applied else "sha256:something-else",
+        module_sha256=agent.module_sha256,
+    )
+
+
+def snapshot_of(*agents: AgentState, serial: int = 7) -> StateSnapshot:
+    return StateSnapshot(serial=serial, engine_version="0.1.0", agents=list(agents))
+
+
+REQUEST = build.PlanRequest(
+    plan_id="plan-1",
+    created_at="2026-11-21T00:00:00Z",
+    engine_url="http://127.0.0.1:8080",
+    source=PlanSource(path="agents", git_commit="0123456789abcdef0123"),
+)
+
+
+def test_every_action_in_one_plan(snapshot: SnapshotAssertion) -> None:
+    want = desired(
+        config("new-agent"),
+        config("changed", "1.1.0", tools=["calculator"], system_prompt="You help.\nBe brief.\n"),
+        config("same"),
+        wasm("flipped"),
+    )
+    have = snapshot_of(
+        live_agent(config("changed", system_prompt="You help.\nBe verbose.\n")),
+        live_agent(config("same")),
+        live_agent(config("flipped")),
+        live_agent(config("gone", "0.3.0")),
+    )
+    plan = build.make_plan(want, have, REQUEST)
+    actions = {c.id: c.action for c in plan.changes}
+    assert actions == {
+        "new-agent": "create",
+        "changed": "update",
+        "same": "no-op",
+        "flipped": "replace",
+        "gone": "delete",
+    }
+    assert plan.engine_serial == 7
+    assert plan.desired_digest == want.digest
+    assert render.summary_line(plan) == "Plan: 1 to create, 1 to update, 1 to delete, 1 to replace."
+    assert render.render_text(plan) == snapshot(name="text")
+    assert plan.model_dump(mode="json") == snapshot(name="json")
+
+
+def test_no_changes_when_engine_matches() -> None:
+    plan = build.make_plan(desired(config("a")), snapshot_of(live_agent(config("a"))), REQUEST)
+    assert not plan.has_changes
+    assert render.summary_line(plan) == "No changes. The engine matches the desired state."
+
+
+def test_identity_is_kebab_case_insensitive() -> None:
+    plan = build.make_plan(desired(config("DataProcessor")), snapshot_of(live_agent(config("data-processor"))), REQUEST)
+    assert [c.id for c in plan.changes] == ["data-processor"]
+    assert plan.changes[0].action == "update"
+    assert [f.path for f in plan.changes[0].changes] == ["name"]
+
+
+def test_suspended_by_hand_is_drift_and_resumed() -> None:
+    plan = build.make_plan(desired(config("a")), snapshot_of(live_agent(config("a"), state="Suspended")), REQUEST)
+    change = plan.changes[0]
+    assert (change.action, change.drift, change.strategy) == ("update", True, "resume")
+    assert [(f.path, f.before, f.after) for f in change.changes] == [("(state)", "Suspended", "Active")]
+
+
+def test_hotfix_on_engine_is_drift() -> None:
+    have = snapshot_of(live_agent(config("a", system_prompt="hot-fixed"), applied=False))
+    change = build.make_plan(desired(config("a")), have, REQUEST).changes[0]
+    assert change.action == "update" and change.drift
+    assert change.changes[0].path == "system_prompt"
+
+
+def test_wasm_module_change_shows_digests() -> None:
+    want = desired(wasm("scorer"))
+    have_agent = live_agent(wasm("scorer")).model_copy(update={"module_sha256": "b" * 64, "spec_digest": "sha256:old"})
+    change = build.make_plan(want, snapshot_of(have_agent), REQUEST).changes[0]
+    assert change.action == "update"
+    assert ("(module)", "b" * 64, SCORER_SHA) in [(f.path, f.before, f.after) for f in change.changes]
+
+
+def test_secrets_are_never_shown() -> None:
+    want = desired(config("a", parameters={"api_key": "new-secret-value", "region": "eu", "note": "sk-abcdefghijklmnopqrstuv"}))
+    have = snapshot_of(live_agent(config("a", parameters={"api_key": "old-secret-value", "region": "us"})))
+    plan = build.make_plan(want, have, REQUEST)
+    text = render.render_text(plan) + planfile.dumps(plan)
+    for secret in ("new-secret-value", "old-secret-value", "sk-abcdefghijklmnopqrstuv"):
+        assert secret not in text
+    fields = {f.path: f for f in plan.changes[0].changes}
+    assert fields["parameters.api_key"].after == "(sensitive)" and fields["parameters.api_key"].sensitive
+    assert fields["parameters.note"].after == "(sensitive)"
+    assert fields["parameters.region"].after == "eu"
+
+
+def test_deleting_everything_is_refused() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        build.make_plan(desired(), snapshot_of(live_agent(config("a")), live_agent(config("b"))), REQUEST)
+    assert "--allow-delete-all" in (refused.value.hint or "")
+    allowed = build.PlanRequest(**{**REQUEST.__dict__, "allow_delete_all": True})
+    plan = build.make_plan(desired(), snapshot_of(live_agent(config("a"))), allowed)
+    assert [c.action for c in plan.changes] == ["delete"]
+
+
+def test_no_prune_keeps_agents_missing_from_git() -> None:
+    keep = build.PlanRequest(**{**REQUEST.__dict__, "prune": False})
+    plan = build.make_plan(desired(config("a")), snapshot_of(live_agent(config("a")), live_agent(config("b"))), keep)
+    assert {c.id: c.action for c in plan.changes} == {"a": "no-op", "b": "no-op"}
+
+
+def test_invalid_desired_state_is_refused() -> None:
+    from caxton.spec.diagnostics import Diagnostic, Severity
+
+    bad = desired(config("a"))
+    bad = DesiredState(**{**bad.__dict__, "diagnostics": (Diagnostic(code="E1", severity=Severity.ERROR, file="x", message="m"),)})
+    with pytest.raises(InvalidInput):
+        build.make_plan(bad, snapshot_of(), REQUEST)
+
+
+def test_plan_file_round_trip_and_version_check() -> None:
+    plan = build.make_plan(desired(config("a")), snapshot_of(), REQUEST)
+    assert planfile.loads(planfile.dumps(plan)) == plan
+    with pytest.raises(InvalidInput, match="format 99"):
+        planfile.loads(planfile.dumps(plan).replace('"format_version": 1', '"format_version": 99'))
+    with pytest.raises(InvalidInput, match="not JSON"):
+        planfile.loads("{nope")
+    with pytest.raises(InvalidInput, match="not a Caxton plan"):
+        planfile.loads("[]")
