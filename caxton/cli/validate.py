@@ -77,7 +77,8 @@ def _load(paths: list[Path], ref: str | None) -> list[DesiredState]:
 
 
 def _display(root: str, file: str) -> str:
-    full = os.path.join(root, file)
+    """A path relative to the cwd when inside it (what editors and CI annotations expect)."""
+    full = os.path.join(root, file) if file else root
     rel = os.path.relpath(full)
     return full if rel.startswith("..") else Path(rel).as_posix()
 
@@ -91,5 +92,6 @@ def _report(states: list[DesiredState], strict: bool) -> Report:
         diagnostics = reports.strictly(diagnostics)
     agents = tuple(reports.AgentLine(a.id, a.spec.name, a.spec.kind, a.spec.version, _display(s.root, a.file),
                                      a.digest) for s in states for a in s.agents)
-    sources = tuple(reports.SourceLine(s.source, s.root, s.digest, s.git_commit) for s in states)
+    sources = tuple(reports.SourceLine(_display(s.source, ""), _display(s.root, ""), s.digest, s.git_commit)
+                    for s in states)
     return reports.Report(diagnostics, strict, agents, sources)

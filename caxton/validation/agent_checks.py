@@ -21,8 +21,8 @@ from caxton.validation.suggest import did_you_mean, one_of
 ENV_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 _SECRET_NAME = re.compile(r"(^|[_\-.])(api_?key|key|token|secret|password|passwd|credentials?)s?($|[_\-.])", re.IGNORECASE)
 _DEPRECATED = {
-    "memory_scope": "resource_limits.memory_scope is deprecated: use memory.scope",
-    "conversation_limit": "resource_limits.conversation_limit is deprecated: use resource_limits.max_conversations",
+    "memory_scope": ("memory.scope", "move it: memory:\n  scope: <agent|workspace|global>"),
+    "conversation_limit": ("resource_limits.max_conversations", "rename it to max_conversations"),
 }
 _TEMPLATE_FIELDS = ("system_prompt", "user_prompt_template")
 
@@ -33,9 +33,9 @@ def deprecated_fields(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
     if not isinstance(limits, dict):
         return []
     return [
-        diagnostic("CX210", doc.file, message, doc.key_pos(("resource_limits", key)),
-                   hint=f"deprecated: use memory.scope / max_conversations ({key} will be removed)")
-        for key, message in _DEPRECATED.items() if key in limits
+        diagnostic("CX210", doc.file, f"resource_limits.{key} is deprecated: use {replacement}",
+                   doc.key_pos(("resource_limits", key)), hint=hint)
+        for key, (replacement, hint) in _DEPRECATED.items() if key in limits
     ]
 
 
