@@ -12,9 +12,9 @@ Called by ``caxton.sandbox.runtime``, which owns threading, health and metrics.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import wasmtime
 
@@ -80,13 +80,15 @@ class Instance:
         self._arm(budget)
         instance = self._guarded(lambda: pre.instantiate(self.store))
         self.fuel_used = budget.fuel - self.store.get_fuel()
-        exports = instance.exports(self.store)
-        self._memory = _export(exports, abi.EXPORT_MEMORY, wasmtime.Memory)
-        self._alloc = fastcall.make_caller(self.store, _export(exports, abi.EXPORT_ALLOC, wasmtime.Func), 1, "i32")
-        self._handle = fastcall.make_caller(
-            self.store, _export(exports, abi.EXPORT_HANDLE, wasmtime.Func), 2, "i64"
+        self._memory = _export(self.store, instance, abi.EXPORT_MEMORY, wasmtime.Memory)
+        self._alloc = fastcall.make_caller(
+            self.store, _export(self.store, instance, abi.EXPORT_ALLOC, wasmtime.Func), 1, "i32"
         )
-        self._init = exports.get(abi.EXPORT_INIT) if abi.EXPORT_INIT in exports else None
+        self._handle = fastcall.make_caller(
+            self.store, _export(self.store, instance, abi.EXPORT_HANDLE, wasmtime.Func), 2, "i64"
+        )
+        init = fastcall.get_export(self.store, instance, abi.EXPORT_INIT)
+        self._init = init if isinstance(init, wasmtime.Func) else None
 
     def init(self, budget: Budget) -> int:
         """Run the optional ``caxton_init``; returns the fuel it used."""
@@ -185,8 +187,8 @@ def _trap_text(exc: wasmtime.Trap) -> str:
     return (tail[-1] if tail else exc.message).strip()
 
 
-def _export(exports: Mapping[str, Any], name: str, kind: type[E]) -> E:
-    value = exports[name]
+def _export(store: wasmtime.Store, instance: wasmtime.Instance, name: str, kind: type[E]) -> E:
+    value = fastcall.get_export(store, instance, name)
     if not isinstance(value, kind):
         raise Fault("trap", f"export {name!r} is not a {kind.__name__}")
     return value
