@@ -17,6 +17,11 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "server": ("caxton.cli.server", "app", True),
     "agents": ("caxton.cli.agents", "app", True),
     "health": ("caxton.cli.health", "health", False),
+    "plan": ("caxton.cli.plan", "plan", False),
+    "apply": ("caxton.cli.apply", "apply", False),
+    "lock": ("caxton.cli.lock", "app", True),
+    "history": ("caxton.cli.history", "history", False),
+    "rollback": ("caxton.cli.history", "rollback", False),
 }
 
 _registered = False

@@ -75,4 +75,28 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
         """,
     ),
+    (
+        "0002_apply_lock_and_applies",
+        """
+        CREATE TABLE apply_lock (
+            id INTEGER PRIMARY KEY CHECK (id = 1),   -- at most one lease
+            token TEXT NOT NULL,
+            holder TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            expires_at REAL NOT NULL                 -- unix time; an expired lease is free
+        );
+
+        CREATE TABLE applies (
+            id TEXT PRIMARY KEY,
+            plan_id TEXT NOT NULL,
+            status TEXT NOT NULL,                    -- running, succeeded, failed, rolled_back, interrupted
+            holder TEXT,
+            git_commit TEXT,
+            submitted_at TEXT NOT NULL,
+            finished_at TEXT,
+            results TEXT NOT NULL DEFAULT '[]'       -- JSON: one entry per change
+        );
+        """,
+    ),
 )

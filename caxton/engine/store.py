@@ -195,6 +195,18 @@ class Store:
                 self._conn.execute("ROLLBACK")
                 raise
 
+    @contextmanager
+    def unversioned(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that does not bump the serial (the apply lock, apply records)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
     # --- reads ----------------------------------------------------------------------
     def serial(self) -> int:
         with self._lock:

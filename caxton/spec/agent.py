@@ -44,6 +44,9 @@ WasmFeature = Literal[
 ]
 
 
+DEFAULT_DENIED_FEATURES: tuple[WasmFeature, ...] = ("threads", "simd", "relaxed-simd", "memory64", "multi-memory")
+
+
 class Strict(BaseModel):
     """Base for file models: unknown keys are errors."""
 
@@ -164,9 +167,7 @@ class SecurityPolicy(Strict):
     max_memory_pages: int = Field(256, ge=1, le=65536)
     network_access: bool = False
     file_system_access: bool = False
-    denied_features: list[WasmFeature] = Field(
-        default_factory=lambda: ["threads", "simd", "relaxed-simd", "memory64", "multi-memory"]
-    )
+    denied_features: list[WasmFeature] = Field(default_factory=lambda: list(DEFAULT_DENIED_FEATURES))
 
     @field_validator("allowed_imports")
     @classmethod
@@ -243,4 +244,5 @@ def parse_agent(data: dict[str, Any]) -> ConfigAgent | WasmAgent:
 
 
 def model_for_kind(kind: str) -> type[ConfigAgent] | type[WasmAgent] | None:
-    return {"config": ConfigAgent, "wasm": WasmAgent}.get(kind)
+    models: dict[str, type[ConfigAgent] | type[WasmAgent]] = {"config": ConfigAgent, "wasm": WasmAgent}
+    return models.get(kind)

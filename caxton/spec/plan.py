@@ -84,7 +84,7 @@ class Plan(BaseModel):
     changes: list[AgentChange] = Field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        out = {action: 0 for action in ACTIONS}
+        out: dict[str, int] = {action: 0 for action in ACTIONS}
         for change in self.changes:
             out[change.action] += 1
         return out

@@ -1,0 +1,54 @@
+"""``caxton lock status|release``: inspect or free the engine's apply lock."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption, echo, emit_json
+from caxton.errors import InvalidInput
+
+app = typer.Typer(help="Inspect or free the engine's apply lock.", no_args_is_help=True)
+
+
+@app.command("status")
+def status(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
+           output: OutputOption = Output.text) -> int:
+    """Who holds the apply lock, why, and until when."""
+    from caxton.client import plans
+    from caxton.client.engine import EngineClient
+
+    with EngineClient(engine, token=token) as client:
+        result = plans.lock_status(client)
+    if output is Output.json:
+        emit_json(result)
+    elif result["held"]:
+        lease = result["lease"]
+        echo(f"held by {lease['holder']} ({lease['reason'] or 'no reason'}) since {lease['created_at']}; "
+             f"expires in {lease['expires_in']:.0f}s")
+    else:
+        echo("free")
+    return 0
+
+
+@app.command("release")
+def release(
+    force: Annotated[bool, typer.Option("--force", help="Release a lock held by someone else (its holder is gone).")] = False,
+    engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None, output: OutputOption = Output.text,
+) -> int:
+    """Free the apply lock (only with --force: the holder releases its own lock itself)."""
+    from caxton.client import plans
+    from caxton.client.engine import EngineClient
+
+    if not force:
+        raise InvalidInput("releasing the apply lock needs --force",
+                           hint="an apply in progress releases its own lock; use --force only when its holder is gone")
+    with EngineClient(engine, token=token) as client:
+        result = plans.release_lock(client, None, force=True)
+    if output is Output.json:
+        emit_json(result)
+    else:
+        released = result["released"]
+        echo(f"released the lock held by {released['holder']}" if released else "the lock was already free")
+    return 0

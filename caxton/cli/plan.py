@@ -1,0 +1,102 @@
+"""``caxton plan``: show what apply would change, optionally save the plan.
+
+Thin: load the desired state and the engine's snapshot (``caxton.client.plans``),
+build the plan (pure, ``caxton.planning``), render it. ``--detailed-exitcode``:
+0 no changes, 1 error, 2 changes present.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption, echo, note
+from caxton.errors import InvalidInput, ValidationFailed
+
+if TYPE_CHECKING:
+    from caxton.client.plans import Planned
+
+DirArgument = Annotated[
+    str | None,
+    typer.Argument(help="Directory of agent files (default: agents/, or caxton.yaml's agents_dir).", show_default=False),
+]
+RefOption = Annotated[str | None, typer.Option("--ref", help="Plan DIR as it is at this git revision.")]
+NoPruneOption = Annotated[bool, typer.Option("--no-prune", help="Never delete agents missing from the desired state.")]
+AllowDeleteAllOption = Annotated[
+    bool, typer.Option("--allow-delete-all", help="Allow a plan that deletes every agent on the engine.")
+]
+
+
+def plan(
+    directory: DirArgument = None,
+    ref: RefOption = None,
+    engine: EngineOption = DEFAULT_ENGINE_URL,
+    token: TokenOption = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Save the plan (JSON) for `caxton apply FILE`.")] = None,
+    output: OutputOption = Output.text,
+    detailed_exitcode: Annotated[
+        bool, typer.Option("--detailed-exitcode", help="Exit 2 when there are changes (0 none, 1 error).")
+    ] = False,
+    no_prune: NoPruneOption = False,
+    allow_delete_all: AllowDeleteAllOption = False,
+) -> int:
+    """Compare the desired state with the engine and show the changes apply would make."""
+    from caxton.planning import planfile, render
+
+    planned = make_plan(directory, ref, engine, token, prune=not no_prune, allow_delete_all=allow_delete_all)
+    if out is not None:
+        out.write_text(planfile.dumps(planned.plan), encoding="utf-8")
+        note(f"saved the plan to {out}; apply it with: caxton apply {out}")
+    if output is Output.json:
+        sys.stdout.write(planfile.dumps(planned.plan))
+    else:
+        sys.stdout.write(render.render_text(planned.plan))
+    return 2 if detailed_exitcode and planned.plan.has_changes else 0
+
+
+def default_directory() -> str:
+    """``agents`` (or caxton.yaml's ``agents_dir``) in the current directory."""
+    from caxton.desired.loader import find_root
+
+    config = Path("caxton.yaml")
+    if config.is_file():
+        import yaml
+
+        try:
+            data = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError:
+            raise InvalidInput("caxton.yaml is not valid YAML", hint="run `caxton validate` to see where") from None
+        if isinstance(data, dict) and isinstance(data.get("agents_dir"), str):
+            return str(data["agents_dir"])
+    if Path("agents").is_dir():
+        return "agents"
+    raise InvalidInput(f"no agents/ directory in {find_root(Path.cwd())}", hint="pass the directory: caxton plan DIR")
+
+
+def make_plan(
+    directory: str | None, ref: str | None, engine: str, token: str | None, *, prune: bool, allow_delete_all: bool
+) -> Planned:
+    """Plan ``directory`` against ``engine``; invalid desired state prints its diagnostics to stderr."""
+    from caxton.client import plans
+    from caxton.client.engine import EngineClient
+
+    path = directory or default_directory()
+    try:
+        with EngineClient(engine, token=token) as client:
+            return plans.make(client, path, ref=ref, prune=prune, allow_delete_all=allow_delete_all)
+    except ValidationFailed as invalid:
+        print_diagnostics(invalid)
+        raise
+
+
+def print_diagnostics(invalid: ValidationFailed) -> None:
+    from caxton.cli import validate
+    from caxton.desired.model import DesiredState
+    from caxton.validation import report
+
+    state = invalid.details
+    if isinstance(state, DesiredState):
+        sys.stderr.write(report.render_text(validate.build_report([state], strict=False)))

@@ -1,0 +1,288 @@
+"""The engine side of ``caxton apply``: run a submitted plan to its outcome.
+
+The CLI submits the plan's changes (with the specs and modules to apply) while
+holding the apply lock; the engine checks the plan is fresh (same state
+serial), validates every spec first (a bad one refuses the whole submission,
+nothing applied), then performs the changes one agent at a time in a
+background thread through ``caxton.engine.operations.Operations``. Each
+agent's change is atomic (a new revision serves only once started), so a CLI
+killed mid-apply leaves the engine to finish; an engine killed mid-apply comes
+back with every agent on its old or new revision and the apply marked
+``interrupted``. Progress is kept as numbered log lines that the CLI follows
+(``GET /api/v1/applies/{id}?after=N&wait=S``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from caxton.engine.lease import ApplyLock
+from caxton.engine.operations import Operations, parse_spec
+from caxton.engine.store import Source, Store, utcnow
+from caxton.errors import CaxtonError, Conflict, InvalidInput, NotFound, StalePlan
+
+log = logging.getLogger(__name__)
+
+FINAL = frozenset({"succeeded", "failed", "rolled_back", "interrupted"})
+ACTIONS = ("create", "replace", "update", "delete")
+#: Strategies the engine runs today; others are applied immediately, and the log says so.
+IMMEDIATE_STRATEGIES = frozenset({"immediate", "resume", "drain", "none"})
+MAX_WAIT = 10.0
+KEEP_RECORDS = 50
+
+
+@dataclass
+class ChangeResult:
+    id: str
+    action: str
+    strategy: str
+    status: str = "pending"  # pending, running, done, unchanged, failed
+    message: str = ""
+    revision: int | None = None
+    duration_ms: float | None = None
+
+
+@dataclass
+class ApplyRecord:
+    id: str
+    plan_id: str
+    status: str
+    holder: str | None
+    git_commit: str | None
+    submitted_at: str
+    finished_at: str | None = None
+    results: list[ChangeResult] = field(default_factory=list)
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+    def view(self, after: int = 0) -> dict[str, Any]:
+        return {
+            "id": self.id, "plan_id": self.plan_id, "status": self.status, "holder": self.holder,
+            "git_commit": self.git_commit, "submitted_at": self.submitted_at, "finished_at": self.finished_at,
+            "results": [asdict(r) for r in self.results],
+            "log": [line for line in self.log if line["seq"] > after],
+        }
+
+
+@dataclass(frozen=True)
+class _Item:
+    id: str
+    action: str
+    strategy: str
+    spec: dict[str, Any] | None
+    module: bytes | None
+
+
+class ApplyRunner:
+    """Accepts plan submissions and runs one at a time."""
+
+    def __init__(self, ops: Operations, store: Store, lock: ApplyLock) -> None:
+        self.ops = ops
+        self.store = store
+        self.lock = lock
+        self._records: dict[str, ApplyRecord] = {}
+        self._changed = threading.Condition()
+        self._running: ApplyRecord | None = None
+        self._threads: list[threading.Thread] = []
+
+    # --- start-up -------------------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Mark applies cut short by a crash as interrupted; return their ids."""
+        with self.store.unversioned() as conn:
+            rows = conn.execute("SELECT id, plan_id FROM applies WHERE status = 'running'").fetchall()
+            conn.execute("UPDATE applies SET status = 'interrupted', finished_at = ? WHERE status = 'running'", (utcnow(),))
+        for row in rows:
+            with self.store.transaction() as tx:
+                tx.event("apply_interrupted", Source(actor="engine", plan_id=row["plan_id"]),
+                         message=f"apply {row['id']} was cut short by an engine restart; every agent is on "
+                         "its old or its new revision; plan again to converge")
+        return [row["id"] for row in rows]
+
+    # --- submit -----------------------------------------------------------------------------
+    def submit(self, body: dict[str, Any]) -> dict[str, Any]:
+        lease = self.lock.check(str(body.get("lock_token") or ""))
+        items = [_item(raw) for raw in _changes(body)]
+        with self._changed:
+            if self._running is not None and self._running.status not in FINAL:
+                raise Conflict(f"apply {self._running.id} (plan {self._running.plan_id}) is still running",
+                               hint="wait for it to finish: `caxton apply` follows it until its outcome")
+            serial = self.store.serial()
+            if serial != body.get("engine_serial"):
+                raise StalePlan("plan is stale: the engine changed since it was made; run plan again",
+                                hint=f"the plan was made at engine serial {body.get('engine_serial')}; "
+                                f"the engine is now at serial {serial}")
+            record = ApplyRecord(
+                id=uuid.uuid4().hex[:12], plan_id=str(body.get("plan_id") or ""), status="running",
+                holder=lease.holder, git_commit=body.get("git_commit"), submitted_at=utcnow(),
+                results=[ChangeResult(i.id, i.action, i.strategy) for i in items],
+            )
+            self._remember(record)
+            self._persist(record, insert=True)
+            self._running = record
+        thread = threading.Thread(target=self._run, args=(record, items), name=f"apply-{record.id}", daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+        return record.view()
+
+    # --- follow -----------------------------------------------------------------------------
+    def get(self, apply_id: str, *, after: int = 0, wait: float = 0.0) -> dict[str, Any]:
+        deadline = time.monotonic() + min(max(wait, 0.0), MAX_WAIT)
+        with self._changed:
+            record = self._records.get(apply_id) or self._load(apply_id)
+            while record.status not in FINAL and not any(l["seq"] > after for l in record.log):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+            return record.view(after)
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Wait for the running apply's thread (used at shutdown and in tests)."""
+        for thread in list(self._threads):
+            thread.join(timeout)
+
+    # --- run --------------------------------------------------------------------------------
+    def _run(self, record: ApplyRecord, items: list[_Item]) -> None:
+        source = Source(actor=f"apply {record.id} by {record.holder}", plan_id=record.plan_id, git_commit=record.git_commit)
+        order = sorted(range(len(items)), key=lambda i: ACTIONS.index(items[i].action))
+        for index in order:
+            self._one(record, record.results[index], items[index], source)
+        failed = [r for r in record.results if r.status == "failed"]
+        self._finish(record, "failed" if failed else "succeeded")
+
+    def _one(self, record: ApplyRecord, result: ChangeResult, item: _Item, source: Source) -> None:
+        self._update(record, result, "running", _starting(item))
+        started = time.perf_counter()
+        try:
+            outcome = self._perform(item, source)
+        except CaxtonError as error:
+            result.duration_ms = round((time.perf_counter() - started) * 1000, 1)
+            self._update(record, result, "failed", error.message + (f" (hint: {error.hint})" if error.hint else ""))
+            return
+        except Exception as error:  # noqa: BLE001 - one agent's bug must not kill the apply
+            log.exception("apply %s: %s failed", record.id, item.id)
+            result.duration_ms = round((time.perf_counter() - started) * 1000, 1)
+            self._update(record, result, "failed", f"internal error: {type(error).__name__}: {error}")
+            return
+        result.duration_ms = round((time.perf_counter() - started) * 1000, 1)
+        result.revision = outcome.get("revision")
+        status = "unchanged" if outcome.get("action") == "unchanged" else "done"
+        self._update(record, result, status, _finished(item, outcome))
+
+    def _perform(self, item: _Item, source: Source) -> dict[str, Any]:
+        if item.action == "delete":
+            return self.ops.remove(item.id, source).to_dict()
+        if item.action == "replace" and self.store.agent(item.id) is not None:
+            self.ops.remove(item.id, source)
+        if item.strategy == "resume" and self._paused(item.id):
+            return self.ops.resume(item.id, source).to_dict()
+        return self.ops.deploy(item.spec, item.module, source).to_dict()
+
+    def _paused(self, agent: str) -> bool:
+        from caxton.engine import states
+
+        row = self.store.agent(agent)
+        return row is not None and states.is_paused(row.kind, row.state)
+
+    # --- bookkeeping -------------------------------------------------------------------------
+    def _update(self, record: ApplyRecord, result: ChangeResult, status: str, message: str) -> None:
+        with self._changed:
+            result.status, result.message = status, message
+            record.log.append({"seq": len(record.log) + 1, "at": utcnow(), "agent": result.id,
+                               "action": result.action, "status": status, "message": message,
+                               "revision": result.revision, "duration_ms": result.duration_ms})
+            self._persist(record)
+            self._changed.notify_all()
+
+    def _finish(self, record: ApplyRecord, status: str) -> None:
+        with self._changed:
+            record.status, record.finished_at = status, utcnow()
+            counts = {s: sum(1 for r in record.results if r.status == s) for s in ("done", "unchanged", "failed")}
+            record.log.append({"seq": len(record.log) + 1, "at": record.finished_at, "agent": None, "action": None,
+                               "status": status, "message": f"apply {status}", "counts": counts})
+            self._persist(record)
+            self._changed.notify_all()
+        with self.store.transaction() as tx:
+            tx.event("apply_finished", Source(actor=f"apply {record.id}", plan_id=record.plan_id,
+                                              git_commit=record.git_commit),
+                     message=f"apply {record.id} {status}: {counts['done']} changed, {counts['failed']} failed",
+                     data={"apply_id": record.id, "status": status, "counts": counts})
+
+    def _persist(self, record: ApplyRecord, *, insert: bool = False) -> None:
+        results = json.dumps([asdict(r) for r in record.results])
+        with self.store.unversioned() as conn:
+            if insert:
+                conn.execute(
+                    "INSERT INTO applies (id, plan_id, status, holder, git_commit, submitted_at, results) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (record.id, record.plan_id, record.status, record.holder, record.git_commit,
+                     record.submitted_at, results),
+                )
+            else:
+                conn.execute("UPDATE applies SET status = ?, finished_at = ?, results = ? WHERE id = ?",
+                             (record.status, record.finished_at, results, record.id))
+
+    def _remember(self, record: ApplyRecord) -> None:
+        self._records[record.id] = record
+        for old in list(self._records)[:-KEEP_RECORDS]:
+            if self._records[old].status in FINAL:
+                del self._records[old]
+
+    def _load(self, apply_id: str) -> ApplyRecord:
+        with self.store.unversioned() as conn:
+            row = conn.execute("SELECT * FROM applies WHERE id = ?", (apply_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no apply {apply_id!r} on this engine", hint="see `caxton apply` output for the id")
+        results = [ChangeResult(**r) for r in json.loads(row["results"])]
+        return ApplyRecord(row["id"], row["plan_id"], row["status"], row["holder"], row["git_commit"],
+                           row["submitted_at"], row["finished_at"], results, [])
+
+
+def _changes(body: dict[str, Any]) -> list[dict[str, Any]]:
+    changes = body.get("changes")
+    if not isinstance(changes, list):
+        raise InvalidInput("the submission has no list of changes", hint="submit a plan made by `caxton plan`")
+    return changes
+
+
+def _item(raw: Any) -> _Item:
+    if not isinstance(raw, dict) or raw.get("action") not in ACTIONS or not isinstance(raw.get("id"), str):
+        raise InvalidInput(f"malformed change in the submission: {str(raw)[:120]}",
+                           hint=f"each change needs an id and an action among {', '.join(ACTIONS)}")
+    spec = raw.get("spec")
+    if raw["action"] != "delete":
+        parse_spec(spec)
+    return _Item(raw["id"], raw["action"], str(raw.get("strategy") or "immediate"), spec, _module(raw.get("module")))
+
+
+def _module(text: Any) -> bytes | None:
+    if text is None:
+        return None
+    try:
+        return base64.b64decode(str(text), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput("a module in the submission is not valid base64", hint="make the plan again") from None
+
+
+def _starting(item: _Item) -> str:
+    verb = {"create": "creating", "update": "updating", "replace": "replacing", "delete": "deleting"}[item.action]
+    note = ""
+    if item.strategy not in IMMEDIATE_STRATEGIES:
+        note = f" (rollout strategy {item.strategy!r} is not run by this engine yet: applying immediately)"
+    return f"{verb} ({item.strategy}){note}"
+
+
+def _finished(item: _Item, outcome: dict[str, Any]) -> str:
+    if outcome.get("action") == "unchanged":
+        return "already up to date"
+    if item.action == "delete":
+        return "deleted"
+    revision = outcome.get("revision")
+    return f"revision {revision} serving ({outcome.get('state')})" if revision is not None else str(outcome.get("state"))

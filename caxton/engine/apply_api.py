@@ -1,0 +1,86 @@
+"""HTTP routes of plan/apply: the apply lock, plan submissions, history and rollback.
+
+Mounted by ``caxton.engine.api.create_app``; the work is done by
+``caxton.engine.lease``, ``caxton.engine.applies`` and ``caxton.engine.history``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Body, FastAPI, Query
+from pydantic import BaseModel, Field
+
+from caxton.engine import history
+from caxton.engine.store import Source
+
+if TYPE_CHECKING:
+    from caxton.engine.core import Engine
+
+PREFIX = "/api/v1"
+
+
+class LockBody(BaseModel):
+    holder: str = Field(min_length=1, max_length=200)
+    reason: str = Field("", max_length=500)
+    ttl: float = 30.0
+
+
+class RenewBody(BaseModel):
+    token: str
+    ttl: float = 30.0
+
+
+class RollbackSource(BaseModel):
+    actor: str | None = None
+    plan_id: str | None = None
+
+
+class RollbackBody(BaseModel):
+    to_version: str | None = None
+    to_revision: int | None = Field(None, ge=1)
+    source: RollbackSource | None = None
+
+
+def mount(app: FastAPI, engine: Engine, auth: Any) -> None:
+    """Add the lock, applies, revisions and rollback routes to ``app``."""
+
+    @app.get(PREFIX + "/lock", tags=["apply"])
+    def lock_status() -> dict[str, Any]:
+        lease = engine.lock.current()
+        return {"held": lease is not None, "lease": lease.public() if lease else None}
+
+    @app.post(PREFIX + "/lock", tags=["apply"], dependencies=[auth])
+    def lock_acquire(body: LockBody) -> dict[str, Any]:
+        lease = engine.lock.acquire(body.holder, body.reason, body.ttl)
+        return {"token": lease.token, "lease": lease.public()}
+
+    @app.put(PREFIX + "/lock", tags=["apply"], dependencies=[auth])
+    def lock_renew(body: RenewBody) -> dict[str, Any]:
+        lease = engine.lock.renew(body.token, body.ttl)
+        return {"token": lease.token, "lease": lease.public()}
+
+    @app.delete(PREFIX + "/lock", tags=["apply"], dependencies=[auth])
+    def lock_release(token: str | None = None, force: bool = False) -> dict[str, Any]:
+        released = engine.lock.release(token, force=force)
+        return {"released": released.public() if released else None}
+
+    @app.post(PREFIX + "/applies", tags=["apply"], dependencies=[auth])
+    def apply_submit(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+        """Run a plan's changes (see docs/api.md); refused when stale or when the lock is not held."""
+        return engine.applies.submit(body)
+
+    @app.get(PREFIX + "/applies/{apply_id}", tags=["apply"])
+    def apply_get(apply_id: str, after: int = Query(0, ge=0), wait: float = Query(0.0, ge=0.0, le=10.0)) -> dict[str, Any]:
+        return engine.applies.get(apply_id, after=after, wait=wait)
+
+    @app.get(PREFIX + "/agents/{name}/revisions", tags=["agents"])
+    def revisions(name: str) -> dict[str, Any]:
+        return history.history(engine.store, engine.ops, name)
+
+    @app.post(PREFIX + "/agents/{name}/rollback", tags=["agents"], dependencies=[auth])
+    def rollback(name: str, body: RollbackBody) -> dict[str, Any]:
+        source = Source(actor=body.source.actor if body.source else None,
+                        plan_id=body.source.plan_id if body.source else None)
+        return history.rollback(engine.store, engine.ops, name, to_version=body.to_version,
+                                to_revision=body.to_revision, source=source).to_dict()

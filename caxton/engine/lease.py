@@ -1,0 +1,123 @@
+"""The engine's apply lock: one lease with a holder, a reason and an expiry.
+
+``caxton apply`` takes it before submitting a plan and renews it while it
+follows the apply; a lease whose holder died expires by itself, so a killed
+CI job cannot wedge the engine. Stored in SQLite (``apply_lock``) outside the
+state serial: taking the lock is not a change of the agents.
+Called by the API (``caxton.engine.apply_api``) and ``caxton.engine.applies``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from caxton.engine.store import Store, utcnow
+from caxton.errors import Conflict, InvalidInput, LockHeld
+
+MIN_TTL = 1.0
+MAX_TTL = 3600.0
+
+
+@dataclass(frozen=True)
+class Lease:
+    token: str
+    holder: str
+    reason: str
+    created_at: str
+    expires_at: float
+
+    def public(self, now: float | None = None) -> dict[str, Any]:
+        """The lease as shown to anyone (without its token)."""
+        data = asdict(self)
+        del data["token"]
+        data["expires_in"] = round(self.expires_at - (now if now is not None else time.time()), 1)
+        data["expires_at"] = datetime.fromtimestamp(self.expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return data
+
+
+class ApplyLock:
+    """Acquire, renew, release and inspect the lease."""
+
+    def __init__(self, store: Store, clock: Any = time.time) -> None:
+        self.store = store
+        self.clock = clock
+
+    def current(self) -> Lease | None:
+        """The live lease, or None when free (an expired lease is free)."""
+        with self.store.unversioned() as conn:
+            return self._live(conn)
+
+    def acquire(self, holder: str, reason: str, ttl: float) -> Lease:
+        ttl = _check_ttl(ttl)
+        now = self.clock()
+        with self.store.unversioned() as conn:
+            held = self._live(conn)
+            if held is not None:
+                raise LockHeld(
+                    f"the apply lock is held by {held.holder} ({held.reason or 'no reason given'}) "
+                    f"since {held.created_at}; it expires in {max(held.expires_at - now, 0):.0f}s",
+                    hint="wait for that apply to finish, or run `caxton lock release --force` if its holder is gone",
+                    details=held.public(now),
+                )
+            lease = Lease(secrets.token_urlsafe(18), holder or "unknown", reason, utcnow(), now + ttl)
+            conn.execute(
+                "INSERT OR REPLACE INTO apply_lock (id, token, holder, reason, created_at, expires_at) "
+                "VALUES (1, ?, ?, ?, ?, ?)",
+                (lease.token, lease.holder, lease.reason, lease.created_at, lease.expires_at),
+            )
+            return lease
+
+    def renew(self, token: str, ttl: float) -> Lease:
+        ttl = _check_ttl(ttl)
+        with self.store.unversioned() as conn:
+            lease = self._owned(conn, token)
+            renewed = Lease(lease.token, lease.holder, lease.reason, lease.created_at, self.clock() + ttl)
+            conn.execute("UPDATE apply_lock SET expires_at = ? WHERE id = 1", (renewed.expires_at,))
+            return renewed
+
+    def check(self, token: str) -> Lease:
+        """The lease ``token`` names, if it is live; else ``Conflict``."""
+        with self.store.unversioned() as conn:
+            return self._owned(conn, token)
+
+    def release(self, token: str | None, *, force: bool = False) -> Lease | None:
+        """Free the lock; without ``force`` only its holder (``token``) may."""
+        with self.store.unversioned() as conn:
+            held = self._live(conn)
+            if held is None:
+                conn.execute("DELETE FROM apply_lock")
+                return None
+            if not force and token != held.token:
+                raise LockHeld(
+                    f"the apply lock is held by {held.holder}, not by the caller",
+                    hint="only its holder releases it; use `caxton lock release --force` if the holder is gone",
+                    details=held.public(),
+                )
+            conn.execute("DELETE FROM apply_lock")
+            return held
+
+    def _live(self, conn: Any) -> Lease | None:
+        row = conn.execute("SELECT token, holder, reason, created_at, expires_at FROM apply_lock WHERE id = 1").fetchone()
+        if row is None:
+            return None
+        lease = Lease(row["token"], row["holder"], row["reason"], row["created_at"], float(row["expires_at"]))
+        return lease if lease.expires_at > self.clock() else None
+
+    def _owned(self, conn: Any, token: str) -> Lease:
+        lease = self._live(conn)
+        if lease is None or lease.token != token:
+            raise Conflict(
+                "the apply lock is not held by this caller (it expired or was released)",
+                hint="run `caxton apply` again: it takes the lock before submitting",
+            )
+        return lease
+
+
+def _check_ttl(ttl: float) -> float:
+    if not MIN_TTL <= ttl <= MAX_TTL:
+        raise InvalidInput(f"lock ttl {ttl} is out of range", hint=f"use {MIN_TTL:.0f} to {MAX_TTL:.0f} seconds")
+    return float(ttl)
