@@ -46,7 +46,7 @@ def validate(
     from caxton.validation import report as reports
 
     states = _load(paths or [_default_path()], ref)
-    result = _report(states, strict)
+    result = build_report(states, strict=strict)
     rendered = reports.RENDERERS[output.value](result)
     if rendered:
         typer.echo(rendered, nl=False)
@@ -83,7 +83,8 @@ def _display(root: str, file: str) -> str:
     return full if rel.startswith("..") else Path(rel).as_posix()
 
 
-def _report(states: list[DesiredState], strict: bool) -> Report:
+def build_report(states: list[DesiredState], *, strict: bool) -> Report:
+    """The report of one or more loaded desired states, paths relative to the cwd (also used by plan)."""
     from caxton.validation import report as reports
 
     diagnostics = tuple(d.model_copy(update={"file": _display(s.root, d.file)})
