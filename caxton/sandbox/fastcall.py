@@ -1,6 +1,7 @@
 """Fast calls of the ABI exports, whose signatures ``caxton.sandbox.modules`` has checked.
 
-Also ``get_export``, which finds one export by name. wasmtime-py's ``Func.__call__`` re-reads the function type and converts every
+Also ``get_export``, which finds one export by name, and ``LinearMemory``, which
+copies bytes in and out with one memmove (the public ``Memory.write`` copies twice). wasmtime-py's ``Func.__call__`` re-reads the function type and converts every
 value on each call (~40-50 us); the engine's target is >= 20,000 messages/s,
 so the two calls per message go through ``wasmtime_func_call_unchecked`` with
 a preallocated raw-value array instead (~5 us). That uses wasmtime-py's
@@ -22,14 +23,50 @@ Caller = Callable[..., int]
 try:  # internal API of wasmtime-py (checked against 50.x)
     from wasmtime import _bindings as _ffi
     from wasmtime._extern import wrap_extern as _wrap_extern
-    from wasmtime._func import enter_wasm as _enter_wasm
+    from wasmtime._func import maybe_raise_last_exn as _raise_host_exception
 
     _RAW: Any = _ffi.wasmtime_val_raw
     _CALL: Any = _ffi.wasmtime_func_call_unchecked
+    _TRAP_PTR: Any = ctypes.POINTER(_ffi.wasm_trap_t)
     _EXPORT_GET: Any = _ffi.wasmtime_instance_export_get
+    _MEM_DATA: Any = _ffi.wasmtime_memory_data
+    _MEM_SIZE: Any = _ffi.wasmtime_memory_data_size
     FAST_PATH_AVAILABLE = True
 except (ImportError, AttributeError):  # pragma: no cover - depends on the installed wasmtime
     FAST_PATH_AVAILABLE = False
+
+
+class LinearMemory:
+    """Size, read and write of one instance's memory; the caller checks bounds first.
+
+    The data pointer is fetched on every access (it moves when memory grows).
+    """
+
+    def __init__(self, store: wasmtime.Store, memory: wasmtime.Memory, *, fast: bool = True) -> None:
+        self._store = store
+        self._memory = memory
+        self._fast = fast and FAST_PATH_AVAILABLE
+        self._ref = ctypes.byref(memory._memory)
+
+    def size(self) -> int:
+        if self._fast:
+            return int(_MEM_SIZE(self._store._context(), self._ref))
+        return int(self._memory.data_len(self._store))
+
+    def write(self, offset: int, data: bytes) -> None:
+        if self._fast:
+            base = ctypes.addressof(_MEM_DATA(self._store._context(), self._ref).contents)
+            ctypes.memmove(base + offset, data, len(data))
+        else:
+            self._memory.write(self._store, data, offset)
+
+    def read(self, offset: int, length: int) -> bytes:
+        if length == 0:
+            return b""
+        if self._fast:
+            base = ctypes.addressof(_MEM_DATA(self._store._context(), self._ref).contents)
+            return ctypes.string_at(base + offset, length)
+        return bytes(self._memory.read(self._store, offset, offset + length))
 
 
 def get_export(store: wasmtime.Store, instance: wasmtime.Instance, name: str, *, fast: bool = True) -> Any:
@@ -67,20 +104,32 @@ def _public_caller(store: wasmtime.Store, func: wasmtime.Func) -> Caller:
     return call
 
 
+def _raise_failure(error: Any, trap: Any) -> None:
+    """What wasmtime-py's ``enter_wasm`` does: a host function's exception wins, then the trap."""
+    if trap:
+        trap_obj = wasmtime.Trap._from_ptr(trap)
+        _raise_host_exception()
+        raise trap_obj
+    failure = wasmtime.WasmtimeError._from_ptr(error)
+    _raise_host_exception()
+    raise failure
+
+
 def _fast_caller(store: wasmtime.Store, func: wasmtime.Func, arity: int, result: str) -> Caller:
     values = (_RAW * max(arity, 1))()
     func_ref = ctypes.byref(func._func)
     if result not in ("i32", "i64", ""):
         raise ValueError(f"unsupported result type {result!r}")
     args_of = range(arity)
+    count = len(values)
 
     def call(*args: int) -> int:
         for index in args_of:
             values[index].i32 = args[index]
-        with _enter_wasm(store) as trap:
-            error = _CALL(store._context(), func_ref, values, len(values), trap)
-            if error:
-                raise wasmtime.WasmtimeError._from_ptr(error)
+        trap = _TRAP_PTR()
+        error = _CALL(store._context(), func_ref, values, count, ctypes.byref(trap))
+        if error or trap:
+            _raise_failure(error, trap)
         if result == "i64":
             return int(values[0].i64)
         return int(values[0].i32) if result == "i32" else 0

@@ -77,10 +77,13 @@ class Instance:
         if wasi:
             self.store.set_wasi(host.wasi_config())
         self.fuel_used = 0
+        self.last_memory = 0  # linear memory size after the last successful handle call
         self._arm(budget)
         instance = self._guarded(lambda: pre.instantiate(self.store))
         self.fuel_used = budget.fuel - self.store.get_fuel()
-        self._memory = _export(self.store, instance, abi.EXPORT_MEMORY, wasmtime.Memory)
+        self._memory = fastcall.LinearMemory(
+            self.store, _export(self.store, instance, abi.EXPORT_MEMORY, wasmtime.Memory)
+        )
         self._alloc = fastcall.make_caller(
             self.store, _export(self.store, instance, abi.EXPORT_ALLOC, wasmtime.Func), 1, "i32"
         )
@@ -109,7 +112,7 @@ class Instance:
         return CallResult(reply=reply, fuel=self.fuel_used)
 
     def memory_bytes(self) -> int:
-        return int(self._memory.data_len(self.store))
+        return self._memory.size()
 
     def close(self) -> None:
         self.store.close()
@@ -121,16 +124,16 @@ class Instance:
     def _exchange(self, message: bytes, max_reply: int) -> bytes:
         ptr = self._alloc(len(message)) & U32
         self._check_alloc(ptr, len(message))
-        self._memory.write(self.store, message, ptr)
+        self._memory.write(ptr, message)
         packed = self._handle(ptr, len(message)) & U64
         reply_ptr, reply_len = packed >> 32, packed & U32
         if reply_len > max_reply:
             raise Fault("reply_too_large", f"reply is {reply_len} bytes, over the limit of {max_reply} bytes")
-        size = self.memory_bytes()
+        size = self.last_memory = self.memory_bytes()
         if reply_ptr + reply_len > size:
             raise Fault("bad_reply", f"caxton_handle returned reply [{reply_ptr}, {reply_ptr + reply_len}), "
                         f"outside linear memory ({size} bytes)")
-        return bytes(self._memory.read(self.store, reply_ptr, reply_ptr + reply_len))
+        return self._memory.read(reply_ptr, reply_len)
 
     def _check_alloc(self, ptr: int, length: int) -> None:
         if ptr == 0:

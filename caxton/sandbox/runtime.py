@@ -130,6 +130,7 @@ class WasmAgentRuntime:
         self._pre: wasmtime.InstancePre | None = None
         self._state = "new"  # new | running | stopped
         self._labels = (agent, str(revision))
+        self._call_budget: Budget | None = None
         self._fuel_metric = metrics.WASM_FUEL.labels(*self._labels)
         self._memory_metric = metrics.WASM_MEMORY.labels(*self._labels)
         self._published_memory = -1
@@ -197,10 +198,13 @@ class WasmAgentRuntime:
             self._host.begin_message()
             try:
                 result = instance.call(payload, self._budget(), self.max_reply_size)
+            except Fault:
+                slot.memory_bytes = instance.memory_bytes()
+                raise
             finally:
                 self._host.end_message()
                 self._account_fuel(instance.fuel_used)
-                slot.memory_bytes = instance.memory_bytes()
+            slot.memory_bytes = instance.last_memory
             reply = _decode(result.reply)
         except Fault as fault:
             raise self._failed(slot, fault) from None
@@ -326,6 +330,11 @@ class WasmAgentRuntime:
     # --- helpers ---------------------------------------------------------------------
 
     def _budget(self) -> Budget:
+        if self._call_budget is None:
+            self._call_budget = self._make_budget()
+        return self._call_budget
+
+    def _make_budget(self) -> Budget:
         tick = self.module.engine.ticker.interval_s
         ticks = math.ceil(self.limits.max_execution_time_ms / 1000 / tick) + 1
         return Budget(fuel=self.limits.fuel, ticks=ticks)
