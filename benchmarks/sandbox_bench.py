@@ -25,8 +25,8 @@ import wasmtime
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from caxton.sandbox import engines, modules, runtime  # noqa: E402
-from caxton.spec.agent import SecurityPolicy, WasmResourceLimits  # noqa: E402
+from caxton.sandbox import engines, modules, runtime
+from caxton.spec.agent import SecurityPolicy, WasmResourceLimits
 
 ROOT = Path(__file__).resolve().parents[1]
 SCORER = ROOT / "examples" / "quickstart" / "wasm" / "scorer.wasm"
@@ -127,7 +127,7 @@ def bench_calls(label: str, run: Callable[[], float]) -> None:
 
 
 def main() -> None:
-    print(f"wasmtime {modules._wasmtime_version()}, {RUNS} runs, {CALLS:,} calls per throughput run")
+    print(f"wasmtime {modules.wasmtime_version()}, {RUNS} runs, {CALLS:,} calls per throughput run")
     with tempfile.TemporaryDirectory() as tmp:
         runtime.set_cache_dir(tmp)
         bench_deploy("data-heavy", data_module(), Path(tmp))

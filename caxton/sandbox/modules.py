@@ -14,6 +14,7 @@ as is. Called by ``caxton.sandbox.runtime`` (re-exported there) and the engine.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -160,7 +161,7 @@ def _compile(engine: engines.SandboxEngine, wasm: bytes) -> wasmtime.Module:
 def _artifact_path(engine: engines.SandboxEngine, digest: str) -> Path | None:
     if _cache_dir is None:
         return None
-    fingerprint = hashlib.sha256(repr((_wasmtime_version(), engine.key)).encode()).hexdigest()[:16]
+    fingerprint = hashlib.sha256(repr((wasmtime_version(), engine.key)).encode()).hexdigest()[:16]
     return _cache_dir / f"{digest}-{fingerprint}.cwasm"
 
 
@@ -188,7 +189,8 @@ def _to_disk(engine: engines.SandboxEngine, digest: str, module: wasmtime.Module
         return  # the cache is an optimisation; a full disk must not fail a deploy
 
 
-def _wasmtime_version() -> str:
+@functools.cache
+def wasmtime_version() -> str:
     from importlib import metadata
 
     try:

@@ -168,12 +168,15 @@ class WasmAgentRuntime:
             self._state = "stopped"
         wait = timeout_s if timeout_s is not None else self.limits.max_execution_time_ms / 1000 + 5.0
         deadline = time.monotonic() + wait
+        collected: list[_Slot] = []
         for _ in self._slots:
             try:
-                self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
+                collected.append(self._idle.get(timeout=max(0.0, deadline - time.monotonic())))
             except queue.Empty:
-                break  # a call is stuck past its deadline: leave its store to the GC
-        self._close_all()
+                break  # a call is stuck past its deadline: never close a store in use
+        for slot in collected:
+            _close(slot)
+            self._idle.put(slot)  # callers still queued for a slot see "stopped" and leave
         self.module.engine.ticker.release()
         self._published_memory = 0
         self._memory_metric.set(0)
@@ -186,6 +189,8 @@ class WasmAgentRuntime:
         self._admit()
         slot = self._idle.get()
         try:
+            if self._state != "running":
+                raise self._failure("circuit_open", "the runtime stopped before this message ran")
             return self._run(slot, payload)
         finally:
             self._idle.put(slot)
@@ -360,10 +365,7 @@ class WasmAgentRuntime:
 
     def _close_all(self) -> None:
         for slot in self._slots:
-            if slot.instance is not None:
-                slot.instance.close()
-                slot.instance = None
-            slot.memory_bytes = 0
+            _close(slot)
 
     def _emit(self, level: str, text: str) -> None:
         if self._log is None:
@@ -372,6 +374,13 @@ class WasmAgentRuntime:
             self._log(level, f"[sandbox] {text}")
         except Exception:  # noqa: BLE001 - a failing log sink must not fail the agent's message
             return
+
+
+def _close(slot: _Slot) -> None:
+    if slot.instance is not None:
+        slot.instance.close()
+        slot.instance = None
+    slot.memory_bytes = 0
 
 
 def _decode(reply: bytes) -> Any:

@@ -90,12 +90,13 @@ def test_stack_overflow_by_recursion_traps(make_runtime: Any, wat: Wat, assert_s
     assert_serving()
 
 
-def test_disallowed_import_is_refused_at_load(wat: Wat) -> None:
+def test_disallowed_import_is_refused_at_load(wat: Wat, assert_serving: Serving) -> None:
     with pytest.raises(SandboxError) as caught:
         runtime.load_module(wat("disallowed_import"), SecurityPolicy())
     error = caught.value
     assert "env.system" in error.message
     assert error.hint and "allowed_imports" in error.hint and "caxton.log" in error.hint
+    assert_serving()
 
 
 def test_allowed_but_unprovided_import_is_refused(wat: Wat) -> None:
@@ -104,12 +105,13 @@ def test_allowed_but_unprovided_import_is_refused(wat: Wat) -> None:
         runtime.load_module(wat("disallowed_import"), policy)
 
 
-def test_oversized_module_is_refused_before_compiling() -> None:
+def test_oversized_module_is_refused_before_compiling(assert_serving: Serving) -> None:
     big = wasmtime.wat2wasm('(module (memory 1) (data (i32.const 0) "' + "\\00" * 50_000 + '"))')
     with pytest.raises(SandboxError) as caught:
         runtime.load_module(bytes(big), SecurityPolicy(), max_module_size=10_000)
     assert "over the limit of 10000 bytes" in caught.value.message
     assert "max_module_size" in (caught.value.hint or "")
+    assert_serving()
 
 
 @pytest.mark.parametrize(

@@ -167,3 +167,45 @@ def test_one_engine_per_denied_feature_set() -> None:
     a = engines.get_engine(["simd", "threads"])
     b = engines.get_engine(["threads", "simd", "simd"])
     assert a is b and a.key == ("simd", "threads")
+
+
+def test_stop_waits_for_in_flight_calls_and_turns_away_queued_ones(make_runtime: Any, wat: Wat) -> None:
+    rt = make_runtime(wat("switch"), agent="draining", fuel=10**15, max_execution_time_ms=200)
+    outcomes: list[str] = []
+
+    def send(envelope: dict[str, Any]) -> None:
+        try:
+            rt.handle(envelope)
+            outcomes.append("ok")
+        except runtime.WasmFailure as exc:
+            outcomes.append(exc.reason + (": stopped" if "stopped" in exc.message else ""))
+
+    spinning = threading.Thread(target=send, args=({"loop": 1},))
+    spinning.start()
+    while rt.stats()["in_flight"] == 0:
+        threading.Event().wait(0.005)
+    queued = threading.Thread(target=send, args=({"x": 1},))
+    queued.start()
+    while rt.stats()["in_flight"] < 2:
+        threading.Event().wait(0.005)
+    rt.stop()
+    spinning.join()
+    queued.join()
+    assert sorted(outcomes) == ["circuit_open: stopped", "timeout"]
+    assert rt.stats()["instances"] == 0 and rt.stats()["state"] == "stopped"
+
+
+def test_stack_overflow_in_a_worker_thread_is_contained(make_runtime: Any, wat: Wat) -> None:
+    rt = make_runtime(wat("stack_overflow"), agent="deep-in-thread")
+    reasons: list[str] = []
+
+    def run() -> None:
+        try:
+            rt.handle({"go": 1})
+        except runtime.WasmFailure as exc:
+            reasons.append(exc.reason)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert reasons == ["trap"]
