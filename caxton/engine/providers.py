@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 OFFLINE_MODEL_PLACEHOLDER = "offline"
 RETRYABLE_REASONS = frozenset({"unreachable", "timeout", "rate_limited", "upstream_error"})
 _EXCERPT = 300
+_OFFLINE_HEADER = "[offline "
 
 
 class ChatMessage(TypedDict):
@@ -124,9 +125,22 @@ def prompt_digest(model: str, messages: tuple[ChatMessage, ...]) -> str:
 
 
 def render_offline_reply(model: str, messages: tuple[ChatMessage, ...]) -> str:
-    sections = [f"### {m['role']}\n{m['content']}" for m in messages]
-    header = f"[offline model={model} digest={prompt_digest(model, messages)}]"
+    """Header line, then every message; earlier offline replies shrink to their header.
+
+    Without that shrinking each reply would contain all earlier replies in
+    full, and a conversation's history would grow exponentially.
+    """
+    sections = [f"### {m['role']}\n{_shrink_offline(m)}" for m in messages]
+    header = f"{_OFFLINE_HEADER}model={model} digest={prompt_digest(model, messages)}]"
     return "\n".join([header, *sections])
+
+
+def _shrink_offline(message: ChatMessage) -> str:
+    content = message["content"]
+    if message["role"] != "assistant" or not content.startswith(_OFFLINE_HEADER):
+        return content
+    header = content.split("\n", 1)[0]
+    return f"{header} ({len(content)} characters, shown by digest)"
 
 
 # --- OpenAI-compatible ---------------------------------------------------------

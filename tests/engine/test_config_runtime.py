@@ -138,7 +138,8 @@ def test_history_grows_per_conversation_and_is_kept_apart() -> None:
     second = send(runtime, "what is my name?", "c1")
     other = send(runtime, "what is my name?", "c2")
     assert first["conversation_id"] == "c1"
-    assert "### user\nmy name is Ada\n### assistant\n" + first["reply"] in second["reply"]
+    first_header = first["reply"].splitlines()[0]
+    assert f"### user\nmy name is Ada\n### assistant\n{first_header} (" in second["reply"]
     assert "Ada" not in other["reply"]
     assert runtime.stats()["conversations"] == 2 and runtime.stats()["messages"] == 3
 
@@ -208,6 +209,12 @@ def test_the_conversation_limit_holds_under_concurrency() -> None:
     for thread in threads:
         thread.join()
     assert created.count(True) == 5 and len(refused) == 35 and store.count("agent") == 5
+
+
+def test_offline_replies_stay_small_in_long_conversations() -> None:
+    runtime = make_runtime(make_spec())
+    sizes = [len(send(runtime, f"message {i}", "c")["reply"]) for i in range(30)]
+    assert sizes[-1] < 4000 and sizes[-1] - sizes[-2] < 200
 
 
 def test_history_keeps_the_last_max_turns() -> None:

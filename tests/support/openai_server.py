@@ -102,6 +102,8 @@ def _completion(body: Any) -> dict[str, Any]:
 def _handler_for(server: OpenAITestServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        wbufsize = 1 << 16  # one write per response (no 40 ms delayed-ACK stall)
+        disable_nagle_algorithm = True
 
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("content-length", "0") or 0))
