@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from caxton import __version__, metrics
+from caxton.engine import apply_api
 from caxton.engine.core import Engine
 from caxton.engine.store import Source
 from caxton.errors import (
@@ -89,7 +90,7 @@ def _validation_error(_: Request, error: Exception) -> JSONResponse:
 
 def _http_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+    code = {400: "invalid_input", 404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
     body = {"error": {"code": code, "message": str(error.detail), "hint": "see /openapi.json for the endpoints"}}
     return JSONResponse(body, status_code=error.status_code)
 
@@ -103,32 +104,54 @@ def _unexpected(_: Request, error: Exception) -> JSONResponse:
 class BodyLimit:
     """ASGI middleware: 413 for bodies over ``limit`` bytes, declared or streamed."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, bulk: dict[str, int] | None = None) -> None:
         self.app = app
+        self.default = limit
         self.limit = limit
+        self.bulk = bulk or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope.get("path") in self.bulk:
+            await BodyLimit(self.app, self.bulk[scope["path"]])(scope, receive, send)
+            return
         for key, value in scope["headers"]:
-            if key == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await self._refuse(send, int(value))
+            if key == b"content-length":
+                if value.isdigit() and int(value) > self.limit:
+                    await self._refuse(send, int(value))
+                    return
+                await self.app(scope, receive, send)  # the server holds the body to its declared length
                 return
-        await self.app(scope, self._counting(receive), send)
+        await self._buffered(scope, receive, send)
 
-    def _counting(self, receive: Receive) -> Receive:
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+    async def _buffered(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A body without a declared length (chunked) is read here first, up to the limit."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise self._error(seen)
-            return message
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                await self._refuse(send, size)
+                return
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
 
-        return counted
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
     def _error(self, size: int) -> PayloadTooLarge:
         return PayloadTooLarge(f"request body of {size} bytes is over the limit of {self.limit} bytes",
@@ -174,8 +197,11 @@ def create_app(engine: Engine) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
-    app.add_middleware(BodyLimit, limit=engine.config.server.max_request_size)
-    _routes(app, engine, _auth(engine))
+    app.add_middleware(BodyLimit, limit=engine.config.server.max_request_size,
+                       bulk={PREFIX + "/applies": engine.config.server.max_apply_size})
+    auth = _auth(engine)
+    _routes(app, engine, auth)
+    apply_api.mount(app, engine, auth)
     return app
 
 

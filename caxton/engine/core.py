@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from caxton import __version__, metrics
-from caxton.engine import states
+from caxton.engine import factory, states
+from caxton.engine.applies import ApplyRunner
 from caxton.engine.factory import RuntimeContext
+from caxton.engine.lease import ApplyLock
 from caxton.engine.logs import AgentLogs
 from caxton.engine.operations import OperationResult, Operations
 from caxton.engine.router import Router
@@ -41,6 +43,10 @@ log = logging.getLogger(__name__)
 
 class Engine:
     """One engine over one data directory. ``start`` recovers agents; ``stop`` drains them."""
+
+    #: The apply lock and the plan runner (set by ``start``).
+    lock: ApplyLock
+    applies: ApplyRunner
 
     def __init__(self, config: ProjectConfig, data_dir: Path) -> None:
         self.config = config
@@ -75,10 +81,14 @@ class Engine:
         from caxton.engine import providers
 
         self._store = Store.open(self.data_dir)
+        factory.use_module_cache(self.data_dir / "module-cache")
         context = RuntimeContext(logs=self.logs, providers=providers.build_providers(self.config.llm))
         self._ops = Operations(self._store, self.router, context, self.config.server)
+        self.lock = ApplyLock(self._store)
+        self.applies = ApplyRunner(self._ops, self._store, self.lock)
         self.started_at = time.time()
         recovered = self._ops.recover()
+        self.applies.recover()
         self.ready = True
         return recovered
 
@@ -87,6 +97,7 @@ class Engine:
         self.ready = False
         self.stopping = True
         if self._ops is not None:
+            self.applies.wait_idle()
             self._ops.shutdown()
             self._ops.context.close()
         if self._store is not None:

@@ -11,6 +11,7 @@ cheap. Called by ``caxton.engine.operations``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from caxton.engine.conversations import ConversationStore, InMemoryConversationStore
@@ -48,7 +49,7 @@ def build(spec: AgentModel, module: bytes | None, *, revision: int, context: Run
 
 
 def _wasm(spec: WasmAgent, module: bytes, *, revision: int, context: RuntimeContext) -> AgentRuntime:
-    from caxton import sandbox
+    from caxton.sandbox import runtime as sandbox
 
     loaded = sandbox.load_module(
         module, spec.security_policy, max_module_size=spec.resource_limits.max_module_size
@@ -68,6 +69,13 @@ def _config(spec: ConfigAgent, *, revision: int, context: RuntimeContext) -> Age
         conversations=context.conversations, memory=context.memory,
     )
     return runtime
+
+
+def use_module_cache(directory: Path) -> None:
+    """Keep compiled WASM modules under ``directory`` so restarts skip compilation."""
+    from caxton.sandbox import runtime as sandbox
+
+    sandbox.set_cache_dir(directory)
 
 
 def max_message_size(spec: AgentModel, server_limit: int) -> int:

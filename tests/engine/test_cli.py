@@ -1,0 +1,83 @@
+"""`caxton health` and `caxton agents ...` against a real engine process, and an unreachable one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.conftest import CliResult
+from tests.engine.helpers import SCORER_WASM, config_spec, wasm_spec
+from tests.support.engine import EngineProcess, free_port, running_engine
+
+TOKEN = "cli-token"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
+    with running_engine(tmp_path_factory.mktemp("cli"), token=TOKEN) as engine, engine.client() as client:
+        client.deploy(wasm_spec("scorer"), SCORER_WASM)
+        client.deploy(config_spec("DataProcessor"))
+        yield engine
+
+
+@pytest.fixture
+def cli(run_cli: Callable[..., CliResult], served: EngineProcess,
+        monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliResult]:
+    monkeypatch.setenv("CAXTON_ENGINE_URL", served.url)
+    monkeypatch.setenv("CAXTON_API_TOKEN", TOKEN)
+    return run_cli
+
+
+def test_health(cli: Callable[..., CliResult]) -> None:
+    result = cli("health")
+    assert result.code == 0 and ": ok" in result.out and "agents serving: 2" in result.out
+    detailed = cli("health", "--detailed", "--output", "json")
+    assert detailed.code == 0 and json.loads(detailed.out)["agents_by_state"] == {"Active": 1, "Running": 1}
+
+
+def test_list_and_status(cli: Callable[..., CliResult]) -> None:
+    listing = cli("agents", "list")
+    assert listing.code == 0 and listing.out.splitlines()[0].split() == [
+        "NAME", "KIND", "VERSION", "STATE", "REVISION", "TRAFFIC"]
+    assert "scorer" in listing.out and "DataProcessor" in listing.out
+    as_json = json.loads(cli("agents", "list", "-o", "json").out)
+    assert {a["id"] for a in as_json} == {"scorer", "data-processor"}
+    status = cli("agents", "status", "data_processor")
+    assert status.code == 0 and "DataProcessor (config) 1.0.0: Active, revision 1" in status.out
+
+
+def test_send_and_logs(cli: Callable[..., CliResult]) -> None:
+    sent = cli("agents", "send", "scorer", '{"n": 1}', "--json")
+    assert sent.code == 0 and json.loads(sent.out)["agent"] == "scorer"
+    answer = cli("agents", "send", "data-processor", "hello there", "--conversation", "c1", "-o", "json")
+    assert answer.code == 0 and json.loads(answer.out)["conversation_id"] == "c1"
+    logs = cli("agents", "logs", "scorer", "-n", "5")
+    assert logs.code == 0 and "scorer ready" in logs.out
+
+
+def test_suspend_resume_remove(cli: Callable[..., CliResult], served: EngineProcess) -> None:
+    with served.client() as client:
+        client.deploy(config_spec("temp"))
+    assert "temp: suspended (Suspended" in cli("agents", "suspend", "temp").out
+    again = cli("agents", "suspend", "temp")
+    assert again.code == 1 and "cannot go from Suspended to Suspended" in again.err and "hint:" in again.err
+    assert "temp: resumed (Active" in cli("agents", "resume", "temp").out
+    assert "temp: removed (Inactive" in cli("agents", "remove", "temp").out
+    missing = cli("agents", "status", "temp")
+    assert missing.code == 1 and "no agent named 'temp'" in missing.err
+
+
+def test_a_wrong_token_is_a_clear_error(cli: Callable[..., CliResult]) -> None:
+    result = cli("agents", "suspend", "scorer", "--token", "wrong")
+    assert result.code == 1 and "needs the engine's API token" in result.err
+
+
+def test_an_unreachable_engine_is_one_clear_line(run_cli: Callable[..., CliResult]) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    for args in (["health"], ["agents", "list"], ["agents", "send", "x", "hi"]):
+        result = run_cli(*args, "--engine", url)
+        assert result.code == 1 and result.out == ""
+        assert result.err.count("\n") == 1 and "Traceback" not in result.err
+        assert f"cannot reach the engine at {url}" in result.err and "CAXTON_ENGINE_URL" in result.err
