@@ -13,6 +13,7 @@ Prints medians over several runs; nothing here is asserted.
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import tempfile
@@ -127,7 +128,8 @@ def bench_calls(label: str, run: Callable[[], float]) -> None:
 
 
 def main() -> None:
-    print(f"wasmtime {modules.wasmtime_version()}, {RUNS} runs, {CALLS:,} calls per throughput run")
+    print(f"wasmtime {modules.wasmtime_version()}, {RUNS} runs, {CALLS:,} calls per throughput run, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:
         runtime.set_cache_dir(tmp)
         bench_deploy("data-heavy", data_module(), Path(tmp))
@@ -138,6 +140,7 @@ def main() -> None:
     bench_calls("2 threads, pool 1", lambda: throughput(2, 1))
     bench_calls("2 threads, pool 2", lambda: throughput(2, 2))
     engines.shutdown_tickers()
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
