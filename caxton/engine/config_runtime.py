@@ -48,7 +48,9 @@ class MemoryContext(Protocol):
 
     def remember(
         self, agent: str, scope: str, conversation_id: str | None, request: str, response: str
-    ) -> None: ...
+    ) -> object:
+        """Record one exchange; the return value (e.g. the updated entity) is ignored."""
+        ...
 
 
 @dataclass(frozen=True)
