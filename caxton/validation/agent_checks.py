@@ -112,10 +112,9 @@ def _parameter(doc: Document, path: Path_, name: str, value: Any) -> list[Diagno
 
 
 def _template(doc: Document, field: str, source: str) -> list[Diagnostic]:
-    first = doc.text_line((field,))
     found = []
     for problem in templates.check_template(source):
-        pos = Pos(first + problem.line - 1, 1)
+        pos = Pos(doc.text_line((field,)) + problem.line - 1, 1)
         if problem.kind == "syntax":
             found.append(diagnostic("CX305", doc.file, f"{field}: template syntax error: {problem.message}", pos,
                                     hint="check the {{ }} and {% %} pairs on this line"))

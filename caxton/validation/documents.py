@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,20 +37,47 @@ class Pos:
 
 @dataclass
 class Document:
-    """A parsed file: its data (``None`` when unusable), positions and problems."""
+    """A parsed file: its data (``None`` when unusable), positions and problems.
+
+    Positions are indexed lazily (most valid files never need them): the
+    parser leaves an ``indexer`` that fills ``keys``/``values``/``text_lines``
+    the first time a diagnostic asks for a position.
+    """
 
     file: str
     data: dict[str, Any] | None = None
-    keys: dict[Path_, Pos] = field(default_factory=dict)
-    values: dict[Path_, Pos] = field(default_factory=dict)
-    text_lines: dict[Path_, int] = field(default_factory=dict)
     start: Pos = Pos(1, 1)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    indexer: Callable[[Document], None] | None = None
+    _keys: dict[Path_, Pos] = field(default_factory=dict)
+    _values: dict[Path_, Pos] = field(default_factory=dict)
+    _text_lines: dict[Path_, int] = field(default_factory=dict)
+
+    def _index(self) -> None:
+        if self.indexer is not None:
+            indexer, self.indexer = self.indexer, None
+            indexer(self)
+
+    @property
+    def keys(self) -> dict[Path_, Pos]:
+        self._index()
+        return self._keys
+
+    @property
+    def values(self) -> dict[Path_, Pos]:
+        self._index()
+        return self._values
+
+    @property
+    def text_lines(self) -> dict[Path_, int]:
+        self._index()
+        return self._text_lines
 
     def key_pos(self, path: Path_) -> Pos:
         """Where the key of ``path`` is written, or the nearest enclosing key."""
+        keys = self.keys
         for end in range(len(path), 0, -1):
-            pos = self.keys.get(path[:end])
+            pos = keys.get(path[:end])
             if pos is not None:
                 return pos
         return self.start
@@ -137,12 +165,7 @@ def _parse_yaml_into(doc: Document, text: str, *, line_offset: int) -> None:
     loader = yaml.CSafeLoader(text) if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
-        if node is not None:
-            walker = _YamlWalker(doc, line_offset)
-            walker.walk(node, ())
-            if walker.too_big:
-                return
-        data = loader.construct_document(node) if node is not None else None
+        data = _Builder(doc, loader, line_offset).document(node) if node is not None else None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         pos = Pos(mark.line + 1 + line_offset, mark.column + 1) if mark else None
@@ -150,13 +173,18 @@ def _parse_yaml_into(doc: Document, text: str, *, line_offset: int) -> None:
         doc.diagnostics.append(diagnostic("CX110", doc.file, f"YAML syntax error: {problem}", pos,
                                           hint=_yaml_hint(problem)))
         return
-    except (yaml.YAMLError, ValueError, RecursionError) as error:
+    except _TooBig:
+        doc.diagnostics.append(diagnostic(
+            "CX110", doc.file, f"document expands to more than {MAX_YAML_NODES:,} nodes",
+            Pos(1 + line_offset, 1), hint="remove the YAML aliases (*ref) that multiply the document"))
+        return
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as error:
         doc.diagnostics.append(diagnostic("CX110", doc.file, f"YAML error: {error}", doc.start))
         return
     finally:
         loader.dispose()
-    if doc.diagnostics:
-        return
+    if node is not None:
+        doc.indexer = lambda d: _YamlIndexer(d, line_offset).walk(node, ())
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -165,6 +193,82 @@ def _parse_yaml_into(doc: Document, text: str, *, line_offset: int) -> None:
             Pos(1 + line_offset, 1), hint="write fields as 'key: value' lines"))
         return
     doc.data = {str(k): v for k, v in data.items()}
+
+
+class _TooBig(Exception):
+    """The document expands (aliases included) past MAX_YAML_NODES."""
+
+
+_STR, _MAP, _SEQ = "tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+
+
+class _Builder:
+    """A fast safe constructor for the common shapes (str/map/seq), falling back to
+    PyYAML's SafeConstructor for other scalars and for unusual documents (merge keys,
+    explicit tags). Also reports duplicate keys and measures the expanded size."""
+
+    def __init__(self, doc: Document, loader: Any, line_offset: int) -> None:
+        self.doc = doc
+        self.loader = loader
+        self.offset = line_offset
+        self.memo: dict[int, tuple[Any, int]] = {}
+
+    def document(self, node: yaml.Node) -> Any:
+        try:
+            value, _ = self.build(node)
+        except _Unusual:
+            return self.loader.construct_document(node)
+        return value
+
+    def build(self, node: yaml.Node) -> tuple[Any, int]:
+        found = self.memo.get(id(node))
+        if found is not None:
+            return found
+        if isinstance(node, yaml.ScalarNode):
+            value = node.value if node.tag == _STR else self.loader.construct_object(node, deep=True)
+            return self._keep(node, value, 1)
+        if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ:
+            items: list[Any] = []
+            self.memo[id(node)] = (items, 1)
+            size = 1
+            for child in node.value:
+                value, child_size = self.build(child)
+                items.append(value)
+                size += child_size
+            return self._keep(node, items, size)
+        if isinstance(node, yaml.MappingNode) and node.tag == _MAP:
+            return self._mapping(node)
+        raise _Unusual
+
+    def _mapping(self, node: yaml.MappingNode) -> tuple[Any, int]:
+        mapping: dict[Any, Any] = {}
+        self.memo[id(node)] = (mapping, 1)
+        size = 1
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                raise _Unusual
+            key, _ = self.build(key_node)
+            if key in mapping:
+                self._duplicate(key_node, key)
+            value, child_size = self.build(value_node)
+            mapping[key] = value
+            size += child_size + 1
+        return self._keep(node, mapping, size)
+
+    def _keep(self, node: yaml.Node, value: Any, size: int) -> tuple[Any, int]:
+        if size > MAX_YAML_NODES:
+            raise _TooBig
+        self.memo[id(node)] = (value, size)
+        return value, size
+
+    def _duplicate(self, key_node: yaml.Node, key: Any) -> None:
+        pos = Pos(key_node.start_mark.line + 1 + self.offset, key_node.start_mark.column + 1)
+        self.doc.diagnostics.append(diagnostic("CX115", self.doc.file, f"duplicate key {key!r}", pos,
+                                               hint="YAML keeps only the last value; remove one of them"))
+
+
+class _Unusual(Exception):
+    """A node the fast builder leaves to PyYAML's constructor."""
 
 
 def _yaml_hint(problem: str) -> str | None:
@@ -177,14 +281,13 @@ def _yaml_hint(problem: str) -> str | None:
     return None
 
 
-class _YamlWalker:
-    """Record key/value positions and duplicate keys of a composed YAML node tree."""
+class _YamlIndexer:
+    """Record key and value positions of a composed YAML node tree."""
 
     def __init__(self, doc: Document, line_offset: int) -> None:
         self.doc = doc
         self.offset = line_offset
         self.count = 0
-        self.too_big = False
 
     def pos(self, node: yaml.Node) -> Pos:
         return Pos(node.start_mark.line + 1 + self.offset, node.start_mark.column + 1)
@@ -192,34 +295,18 @@ class _YamlWalker:
     def walk(self, node: yaml.Node, path: Path_) -> None:
         self.count += 1
         if self.count > MAX_YAML_NODES:
-            if not self.too_big:
-                self.too_big = True
-                self.doc.diagnostics.append(diagnostic(
-                    "CX110", self.doc.file, f"document expands to more than {MAX_YAML_NODES:,} nodes",
-                    self.pos(node), hint="remove the YAML aliases (*ref) that multiply the document"))
             return
-        self.doc.values[path] = self.pos(node)
+        self.doc._values[path] = self.pos(node)
         if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
-            self.doc.text_lines[path] = node.start_mark.line + 2 + self.offset
+            self.doc._text_lines[path] = node.start_mark.line + 2 + self.offset
         elif isinstance(node, yaml.MappingNode):
-            self._mapping(node, path)
+            for key_node, value_node in node.value:
+                child = (*path, str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?")
+                self.doc._keys.setdefault(child, self.pos(key_node))
+                self.walk(value_node, child)
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
                 self.walk(item, (*path, index))
-
-    def _mapping(self, node: yaml.MappingNode, path: Path_) -> None:
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
-            child = (*path, key)
-            if key in seen:
-                dotted = ".".join(str(p) for p in child)
-                self.doc.diagnostics.append(diagnostic(
-                    "CX115", self.doc.file, f"duplicate key {dotted!r}", self.pos(key_node),
-                    hint="YAML keeps only the last value; remove one of them"))
-            seen.add(key)
-            self.doc.keys[child] = self.pos(key_node)
-            self.walk(value_node, child)
 
 
 def _type_name(value: Any) -> str:
@@ -245,7 +332,7 @@ def parse_toml(file: str, text: str) -> Document:
         doc.diagnostics.append(diagnostic("CX111", file, f"TOML syntax error: {problem}", pos,
                                           hint="strings need quotes; tables are [name]; see https://toml.io"))
         return doc
-    _scan_toml_positions(doc, text)
+    doc.indexer = lambda d: _scan_toml_positions(d, text)
     doc.data = data
     return doc
 
@@ -273,17 +360,17 @@ def _scan_toml_positions(doc: Document, text: str) -> None:
                 table = [*parts, arrays[parts]]
             else:
                 table = list(parts)
-            doc.keys.setdefault(tuple(parts), Pos(number, line.index("[") + 1))
+            doc._keys.setdefault(tuple(parts), Pos(number, line.index("[") + 1))
             continue
         match = _TOML_KEY.match(line)
         if not match:
             continue
         path = (*table, *_split_dotted(match.group(1)))
         column = len(line) - len(line.lstrip()) + 1
-        doc.keys[path] = Pos(number, column)
-        doc.values[path] = Pos(number, match.start(2) + 1)
+        doc._keys[path] = Pos(number, column)
+        doc._values[path] = Pos(number, match.start(2) + 1)
         value = match.group(2)
         for quote in ('"""', "'''"):
             if value.startswith(quote) and value.count(quote) == 1:
                 in_multiline = quote
-                doc.text_lines[path] = number + 1
+                doc._text_lines[path] = number + 1

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from caxton.spec.agent import KINDS, ConfigAgent, WasmAgent, model_for_kind
 from caxton.spec.diagnostics import Diagnostic
-from caxton.spec.project import ProjectConfig
 from caxton.validation import agent_checks, documents, modules, schema, wasm
 from caxton.validation.documents import Document, diagnostic
 from caxton.validation.suggest import did_you_mean
+
+if TYPE_CHECKING:
+    from caxton.spec.project import ProjectConfig
 
 AGENT_SUFFIXES = (".md", ".toml")
 
@@ -145,6 +147,8 @@ def _deduplicate(
 
 def validate_project(path: str, content: bytes) -> tuple[ProjectConfig | None, list[Diagnostic]]:
     """``caxton.yaml``: the same syntax and schema diagnostics as agent files."""
+    from caxton.spec.project import ProjectConfig  # only when a caxton.yaml exists
+
     text, problem = documents.decode(path, content)
     if problem is not None or text is None:
         if problem is not None and problem.code == "CX102":

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 #: Variables a prompt template may use, and what they hold at render time.
@@ -46,27 +46,39 @@ def _checker() -> ImmutableSandboxedEnvironment:
     return make_environment()
 
 
-def check_template(source: str) -> list[TemplateProblem]:
-    """Syntax errors, unknown variables and unknown filters/tests of one template."""
+_JINJA_MARKERS = ("{{", "{%", "{#")
+
+
+@lru_cache(maxsize=4096)
+def _check_cached(source: str) -> tuple[TemplateProblem, ...]:
     env = _checker()
     try:
         tree = env.parse(source)
     except TemplateSyntaxError as error:
-        return [TemplateProblem("syntax", error.lineno or 1, error.message or "invalid template syntax")]
+        return (TemplateProblem("syntax", error.lineno or 1, error.message or "invalid template syntax"),)
     problems = _unknown_names(env, tree)
     known = set(TEMPLATE_VARIABLES) | set(env.globals)
-    for name in sorted(_undeclared(tree) - known):
-        line = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name and n.ctx == "load"), 1)
-        problems.append(TemplateProblem("variable", line, f"unknown template variable {name!r}", name))
-    return sorted(problems, key=lambda p: p.line)
+    loads: dict[str, int] = {}
+    stored: set[str] = set()
+    for node in tree.find_all(nodes.Name):
+        if node.ctx == "load":
+            loads.setdefault(node.name, node.lineno)
+        else:
+            stored.add(node.name)
+    for name in sorted(set(loads) - stored - known):
+        problems.append(TemplateProblem("variable", loads[name], f"unknown template variable {name!r}", name))
+    return tuple(sorted(problems, key=lambda p: p.line))
 
 
-def _undeclared(tree: nodes.Template) -> set[str]:
-    try:
-        return set(meta.find_undeclared_variables(tree))
-    except TemplateError:  # an unknown filter stops Jinja's analysis: fall back to the names read
-        stored = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
-        return {n.name for n in tree.find_all(nodes.Name) if n.ctx == "load"} - stored
+def check_template(source: str) -> list[TemplateProblem]:
+    """Syntax errors, unknown variables and unknown filters/tests of one template.
+
+    Variables are names read but never assigned in the template (``set``,
+    ``for`` and macro parameters assign) that the runtime does not provide.
+    """
+    if not any(marker in source for marker in _JINJA_MARKERS):
+        return []
+    return list(_check_cached(source))
 
 
 def _unknown_names(env: ImmutableSandboxedEnvironment, tree: nodes.Template) -> list[TemplateProblem]:
