@@ -46,6 +46,7 @@ class ServerSettings(Strict):
     data_dir: str = ".caxton"
     agents_dir: str | None = None
     max_request_size: Size = 1024 * 1024
+    max_apply_size: Size = Field(64 * 1024 * 1024, description="body limit of plan submissions (specs + modules)")
     max_message_size: Size = 256 * 1024
     revisions_kept: int = Field(10, ge=1, le=1000)
     drain_timeout: Duration = 30.0
