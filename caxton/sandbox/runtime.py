@@ -213,6 +213,10 @@ class WasmAgentRuntime:
             reply = _decode(result.reply)
         except Fault as fault:
             raise self._failed(slot, fault) from None
+        except Exception:
+            with self._lock:  # keep the health consistent (a half-open probe must end), then surface it
+                self._record("failure", None)
+            raise
         self._settle(_outcome_of(reply))
         if isinstance(reply, dict) and "error" in reply:
             raise self._failure("agent_error", f"the agent answered with an error: {_error_text(reply['error'])}")
