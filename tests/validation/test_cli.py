@@ -104,3 +104,20 @@ def test_schema_export_writes_and_checks(run_cli: Any, tmp_path: Path) -> None:
     assert sorted(p.name for p in target.iterdir()) == [
         "agent.schema.json", "config-agent.schema.json", "project.schema.json", "wasm-agent.schema.json"]
     assert run_cli("schema", "export", str(target), "--check").code == 0
+
+
+def test_config_only_validate_imports_no_heavy_library() -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    code = (
+        "import sys\n"
+        "from caxton.cli import main\n"
+        f"rc = main.main(['validate', {str(EXAMPLES / 'agents' / 'data-processor.md')!r}])\n"
+        "heavy = {'wasmtime', 'git', 'onnxruntime', 'fastapi', 'httpx', 'uvicorn', 'numpy', 'tokenizers'}\n"
+        "print(rc, sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True)
+    assert done.stdout.strip() == "0 []"
