@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -258,10 +259,18 @@ def _routes(app: FastAPI, engine: Engine, auth: Any) -> None:
                                hint="PUT /api/v1/agents/<the spec's name>")
         return engine.deploy(body.spec, _decode_module(body.module), _source(body.source)).to_dict()
 
-    @app.post(PREFIX + "/agents/{name}/messages", tags=["agents"], dependencies=[auth])
-    def send(name: str, body: MessageBody, request: Request) -> dict[str, Any]:
+    @app.post(PREFIX + "/agents/{name}/messages", tags=["agents"], dependencies=[auth], response_model=None,
+              responses={200: {"description": "{agent, revision, conversation_id, reply, duration_ms}"}})
+    def send(name: str, body: MessageBody, request: Request) -> Response:
+        """Send one message to the agent's serving revision and return its reply.
+
+        Runs in the thread pool: a slow agent never blocks the event loop (health stays fast).
+        The reply is encoded here, skipping FastAPI's response validation (the hot path).
+        """
         size = int(request.headers.get("content-length") or 0) or None
-        return engine.send(name, body.content, body.conversation_id, size_hint=size)
+        result = engine.send(name, body.content, body.conversation_id, size_hint=size)
+        return Response(json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode(),
+                        media_type="application/json")
 
     @app.post(PREFIX + "/agents/{name}/suspend", tags=["agents"], dependencies=[auth])
     def suspend(name: str, body: ActionBody | None = None) -> dict[str, Any]:

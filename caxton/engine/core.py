@@ -143,7 +143,6 @@ class Engine:
             "id": uuid.uuid4().hex, "agent": serving.agent_id, "revision": serving.revision,
             "conversation_id": conversation_id, "content": content,
         }
-        revision = str(serving.revision)
         began = time.perf_counter()
         try:
             reply = serving.handle(envelope)
@@ -155,8 +154,8 @@ class Engine:
             self._count_failure(serving, failure)
             raise failure from error
         elapsed = time.perf_counter() - began
-        metrics.AGENT_RESPONSE.labels(serving.agent_id, revision).observe(elapsed)
-        metrics.AGENT_MESSAGES.labels(serving.agent_id, revision).inc()
+        serving.latency_metric.observe(elapsed)
+        serving.messages_metric.inc()
         return {
             "agent": serving.name, "revision": serving.revision, "conversation_id": conversation_id,
             "reply": reply, "duration_ms": round(elapsed * 1000, 3),
@@ -164,7 +163,7 @@ class Engine:
 
     def _count_failure(self, serving: ServingRuntime, error: CaxtonError) -> None:
         reason = str(getattr(error, "reason", None) or error.code)
-        metrics.AGENT_MESSAGES.labels(serving.agent_id, str(serving.revision)).inc()
+        serving.messages_metric.inc()
         metrics.AGENT_ERRORS.labels(serving.agent_id, str(serving.revision), reason).inc()
         self.logs.add(serving.agent_id, "error", f"message failed ({reason}): {error.message}", revision=serving.revision)
 

@@ -14,6 +14,8 @@ import threading
 import time
 from typing import Any, Protocol, runtime_checkable
 
+from caxton import metrics
+
 
 @runtime_checkable
 class AgentRuntime(Protocol):
@@ -59,6 +61,10 @@ class ServingRuntime:
         self.revision = revision
         self.max_message_size = max_message_size
         self.started_at = time.time()
+        labels = (agent_id, str(revision))
+        #: Metric children of this revision, looked up once (``labels()`` costs more than the observation).
+        self.latency_metric = metrics.AGENT_RESPONSE.labels(*labels)
+        self.messages_metric = metrics.AGENT_MESSAGES.labels(*labels)
         self._cond = threading.Condition(threading.Lock())
         self._inflight = 0
         self._closing = False
