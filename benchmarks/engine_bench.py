@@ -31,9 +31,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import httpx  # noqa: E402
+import httpx
 
-from tests.support.engine import EngineProcess  # noqa: E402
+from tests.support.engine import EngineProcess
 
 SCORER = (REPO / "examples" / "quickstart" / "wasm" / "scorer.wasm").read_bytes()
 SPEC = {"name": "scorer", "version": "1.0.0", "kind": "wasm", "module": "scorer.wasm"}
@@ -142,8 +142,8 @@ def main() -> int:
     if args.install_wrk and not shutil.which("wrk"):
         subprocess.run(["apt-get", "install", "-y", "wrk"], check=False, capture_output=True)
     runs = [one_run(args) for _ in range(args.runs)]
-    generator = "wrk (1 thread, %d connections)" % args.connections if runs[0]["wrk"] else (
-        "httpx, %d threads with keep-alive" % args.connections)
+    generator = f"wrk (1 thread, {args.connections} connections)" if runs[0]["wrk"] else (
+        f"httpx, {args.connections} threads with keep-alive")
     print(f"engine API benchmark: {args.runs} runs, medians; load generator: {generator}")
     for key, label, unit in (
         ("message_p50_ms", "message to WASM agent, p50", "ms"),
