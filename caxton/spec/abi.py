@@ -43,3 +43,9 @@ DEFAULT_ALLOWED_IMPORTS: tuple[str, ...] = tuple(f"{HOST_MODULE}.{name}" for nam
 WASI_MODULE = "wasi_snapshot_preview1"
 
 WASM_PAGE_BYTES = 65536
+
+#: Levels of ``caxton.log``.
+LOG_LEVELS: dict[int, str] = {0: "debug", 1: "info", 2: "warn", 3: "error"}
+
+#: A reply object with this top-level key is the agent's own failure (reason ``agent_error``).
+REPLY_ERROR_KEY = "error"
