@@ -122,7 +122,7 @@ class Operations:
                 _check_same_kind(current, spec)
                 if self._unchanged(current, digest):
                     return self._result("unchanged", current, previous=current.revision)
-            number = self._next_revision(spec.id)
+            number = self.store.next_revision(spec.id)
             try:
                 serving = self._start(spec, module, number)
             except _StartFailed as failed:
@@ -169,17 +169,13 @@ class Operations:
             and self.router.get(current.id) is not None
         )
 
-    def _next_revision(self, agent: str) -> int:
-        numbers = [r.number for r in self.store.revisions(agent)]
-        return max(numbers, default=0) + 1
-
     def _record_deploy(
         self, current: AgentRow | None, spec: AgentModel, normal: dict[str, Any], module: bytes | None,
         digest: str, number: int, source: Source,
     ) -> AgentRow:
         previous = current.revision if current else None
         with self.store.transaction() as tx:
-            self._add_revision(tx, spec, normal, module, digest, source)
+            self._add_revision(tx, spec, normal, module, digest, source, number)
             if current is not None and states.is_serving(current.kind, current.state):
                 row = current
             elif current is not None and states.is_paused(current.kind, current.state):
@@ -204,13 +200,13 @@ class Operations:
 
     def _add_revision(
         self, tx: Transaction, spec: AgentModel, normal: dict[str, Any], module: bytes | None,
-        digest: str, source: Source,
+        digest: str, source: Source, number: int,
     ) -> int:
         spec_sha = tx.put_spec(normal)
         module_sha = tx.put_blob(module, "module") if module is not None else None
         return tx.add_revision(
             spec.id, version=spec.version, spec_sha256=spec_sha, module_sha256=module_sha,
-            spec_digest=digest, source=source,
+            spec_digest=digest, source=source, number=number,
         )
 
     def _new_lifecycle(self, tx: Transaction, current: AgentRow | None, spec: AgentModel, source: Source) -> AgentRow:
@@ -244,7 +240,7 @@ class Operations:
                 tx.event("deploy_failed", source, agent_id=spec.id, revision=number, message=failed.error.message,
                          data={"error": failed.error.to_dict(), "stage": failed.stage})
                 return
-            self._add_revision(tx, spec, normal, module, digest, source)
+            self._add_revision(tx, spec, normal, module, digest, source, number)
             row = self._new_lifecycle(tx, current, spec, source)
             reached = {"config": {"build": 2, "start": 3}, "wasm": {"build": 1, "start": 2}}[spec.kind][failed.stage]
             for state in states.START_PATH[spec.kind][1:reached]:

@@ -254,6 +254,13 @@ class Store:
         spec: dict[str, Any] = json.loads(data)
         return spec
 
+    def next_revision(self, agent_id: str) -> int:
+        """The number a new revision of ``agent_id`` gets: never one used before, even by a failed deploy."""
+        with self._lock:
+            kept = self._conn.execute("SELECT MAX(number) AS n FROM revisions WHERE agent_id = ?", (agent_id,)).fetchone()
+            tried = self._conn.execute("SELECT MAX(revision) AS n FROM events WHERE agent_id = ?", (agent_id,)).fetchone()
+        return max(int(kept["n"] or 0), int(tried["n"] or 0)) + 1
+
     def snapshot_rows(self) -> tuple[int, list[tuple[AgentRow, RevisionRow | None, dict[str, Any] | None]]]:
         """The serial and every agent with its current revision and spec, read consistently."""
         with self._lock:
@@ -306,10 +313,11 @@ class Transaction:
 
     def add_revision(
         self, agent_id: str, *, version: str, spec_sha256: str, module_sha256: str | None,
-        spec_digest: str, source: Source,
+        spec_digest: str, source: Source, number: int | None = None,
     ) -> int:
-        row = self.conn.execute("SELECT MAX(number) AS n FROM revisions WHERE agent_id = ?", (agent_id,)).fetchone()
-        number = int(row["n"] or 0) + 1
+        if number is None:
+            row = self.conn.execute("SELECT MAX(number) AS n FROM revisions WHERE agent_id = ?", (agent_id,)).fetchone()
+            number = int(row["n"] or 0) + 1
         self._write(
             "INSERT INTO revisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (agent_id, number, version, spec_sha256, module_sha256, spec_digest, utcnow(),

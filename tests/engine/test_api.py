@@ -157,6 +157,8 @@ def test_a_module_that_cannot_start_leaves_the_old_revision_serving(api: TestCli
     whats = [e["what"] for e in api.get(f"{V1}/events?agent=scorer").json()["events"]]
     assert whats[-1] == "deploy_failed"
     assert api.get(f"{V1}/agents/scorer").json()["state"] == "Running"
+    fixed = _deploy(api, wasm_spec("scorer", version="2.0.1"), wat_module())
+    assert fixed["revision"] == 3  # number 2 went to the failed attempt: never reused
 
 
 def test_a_new_agent_that_cannot_start_is_failed_and_can_be_fixed(api: TestClient) -> None:
