@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -41,6 +42,8 @@ from caxton.errors import (
 from caxton.spec.identity import agent_id
 
 PREFIX = "/api/v1"
+#: Threads that run blocking endpoints (messages, store reads); anyio's default is 40.
+WORKER_THREADS = 256
 
 
 class SourceBody(BaseModel):
@@ -185,6 +188,8 @@ def create_app(engine: Engine) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Messages run in the thread pool; slow LLM calls must not starve WASM messages of threads.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         if not engine.started:
             await run_in_threadpool(engine.start)
         try:
