@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +83,19 @@ def test_an_unreachable_engine_is_one_clear_line(run_cli: Callable[..., CliResul
         assert result.code == 1 and result.out == ""
         assert result.err.count("\n") == 1 and "Traceback" not in result.err
         assert f"cannot reach the engine at {url}" in result.err and "CAXTON_ENGINE_URL" in result.err
+
+
+def test_server_start_on_a_busy_port_is_a_clear_error(run_cli: Callable[..., CliResult], tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = run_cli("server", "start", "--port", str(port), "--data-dir", str(tmp_path / "data"))
+    assert result.code == 1 and f"cannot listen on 127.0.0.1:{port}" in result.err and "--port" in result.err
+
+
+def test_server_start_with_a_bad_config_is_a_clear_error(run_cli: Callable[..., CliResult], tmp_path: Path) -> None:
+    config = tmp_path / "caxton.yaml"
+    config.write_text("server:\n  port: many\n")
+    result = run_cli("server", "start", "--config", str(config))
+    assert result.code == 1 and "server.port" in result.err and "Traceback" not in result.err
