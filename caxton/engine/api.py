@@ -214,7 +214,7 @@ def create_app(engine: Engine) -> FastAPI:
 def _auth(engine: Engine) -> Any:
     token = engine.config.security.api_token
 
-    def require_token(request: Request) -> None:
+    async def require_token(request: Request) -> None:  # async: no thread-pool hop per request
         if not token:
             return
         header = request.headers.get("authorization", "")
