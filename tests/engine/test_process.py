@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,10 @@ def test_sigterm_drains_in_flight_messages_then_exits_0(tmp_path: Path) -> None:
             result: dict[str, Any] = {}
             sender = threading.Thread(target=lambda: result.update(client.send("slow", "finish me")))
             sender.start()
-            while not llm.requests:
-                threading.Event().wait(0.01)
+            deadline = time.monotonic() + 10
+            while not llm.requests and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert llm.requests, "the message never reached the LLM"
             code = engine.terminate()
             sender.join(10)
     assert code == 0
