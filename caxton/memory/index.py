@@ -85,15 +85,11 @@ class VectorIndex:
         """True when searches go through the PCA projection (plus exact rescoring)."""
         return self._basis is not None
 
-    def build(
-        self, rows: Sequence[tuple[int, str, str | None, str]], vectors: Matrix
-    ) -> None:
+    def build(self, rows: Sequence[tuple[int, str, str | None, str]], vectors: Matrix) -> None:
         """Replace the whole content: ``rows`` are (id, scope, owner, type) matching ``vectors``."""
         with self._lock:
             self._reset(max(1024, len(rows) * 5 // 4))
-            for (entity_id, scope, owner, entity_type), vector in zip(
-                rows, vectors, strict=True
-            ):
+            for (entity_id, scope, owner, entity_type), vector in zip(rows, vectors, strict=True):
                 self._put(entity_id, scope, owner, entity_type, vector)
             self._maybe_refit(force=True)
 
@@ -197,19 +193,14 @@ class VectorIndex:
             mask = self._mask(where) if where else None
             if self._basis is None:
                 scores = self._vectors[:n] @ query
-                return [
-                    (int(self._ids[row]), float(scores[row]))
-                    for row in _top(scores, k, mask)
-                ]
+                return [(int(self._ids[row]), float(scores[row])) for row in _top(scores, k, mask)]
             rough = self._reduced[:n] @ (query @ self._basis)
             pool = _top(rough, max(candidates, k), mask)
             exact = self._vectors[pool] @ query
             order = np.argsort(-exact, kind="stable")[:k]
             return [(int(self._ids[pool[i]]), float(exact[i])) for i in order]
 
-    def exact(
-        self, query: Matrix, k: int, where: Filter | None = None
-    ) -> list[tuple[int, float]]:
+    def exact(self, query: Matrix, k: int, where: Filter | None = None) -> list[tuple[int, float]]:
         """Exhaustive search (the reference for recall)."""
         with self._lock:
             n = self._n
@@ -226,9 +217,7 @@ class VectorIndex:
             codes = [_SCOPE_CODES[s] for s in where.scopes if s in _SCOPE_CODES]
             mask = np.isin(self._scope[:n], codes)
         if where.types is not None:
-            codes = [
-                self._types.codes[t] for t in where.types if t in self._types.codes
-            ]
+            codes = [self._types.codes[t] for t in where.types if t in self._types.codes]
             mask = _and(mask, np.isin(self._type[:n], codes))
         if where.agent is not None:
             own = self._owners.codes.get(where.agent, -2)
@@ -236,15 +225,11 @@ class VectorIndex:
         return mask
 
 
-def _and(
-    left: npt.NDArray[np.bool_] | None, right: npt.NDArray[np.bool_]
-) -> npt.NDArray[np.bool_]:
+def _and(left: npt.NDArray[np.bool_] | None, right: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
     return right if left is None else left & right
 
 
-def _top(
-    scores: npt.NDArray[np.float32], k: int, mask: npt.NDArray[np.bool_] | None
-) -> npt.NDArray[np.intp]:
+def _top(scores: npt.NDArray[np.float32], k: int, mask: npt.NDArray[np.bool_] | None) -> npt.NDArray[np.intp]:
     """Row numbers of the ``k`` best scores among the rows ``mask`` allows, best first."""
     import numpy as np
 

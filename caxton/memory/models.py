@@ -60,12 +60,8 @@ class EntityInput:
     def from_dict(cls, data: dict[str, Any], *, where: str = "entity") -> EntityInput:
         """Build from JSON (API bodies, export lines); raises InvalidInput naming ``where``."""
         observations = data.get("observations", [])
-        if not isinstance(observations, list) or not all(
-            isinstance(o, str) for o in observations
-        ):
-            raise errors.InvalidInput(
-                f"{where}: observations must be a list of strings"
-            )
+        if not isinstance(observations, list) or not all(isinstance(o, str) for o in observations):
+            raise errors.InvalidInput(f"{where}: observations must be a list of strings")
         values = {k: data.get(k) for k in ("name", "entity_type", "scope", "owner")}
         values["entity_type"] = values["entity_type"] or data.get("type")
         for name in ("name", "entity_type"):
@@ -147,15 +143,11 @@ def check_scope(scope: str) -> Scope:
 
 def check_merge(merge: str) -> Merge:
     if merge not in MERGES:
-        raise errors.InvalidInput(
-            f"unknown merge strategy {merge!r}", hint="use one of: update, skip, error"
-        )
+        raise errors.InvalidInput(f"unknown merge strategy {merge!r}", hint="use one of: update, skip, error")
     return merge  # type: ignore[return-value]
 
 
-def check_observations(
-    observations: Sequence[str], max_size: int, where: str = "observation"
-) -> None:
+def check_observations(observations: Sequence[str], max_size: int, where: str = "observation") -> None:
     """Refuse any observation larger than ``max_size`` bytes (UTF-8) with 413."""
     for index, text in enumerate(observations):
         size = len(text.encode("utf-8"))
@@ -166,27 +158,19 @@ def check_observations(
             )
 
 
-def check_input(
-    item: EntityInput, max_observation_size: int, where: str = "entity"
-) -> None:
+def check_input(item: EntityInput, max_observation_size: int, where: str = "entity") -> None:
     """Validate one entity to store (names, scope/owner pairing, sizes)."""
     if not item.name.strip() or len(item.name) > MAX_NAME_LENGTH:
-        raise errors.InvalidInput(
-            f"{where}: name must be 1-{MAX_NAME_LENGTH} characters"
-        )
+        raise errors.InvalidInput(f"{where}: name must be 1-{MAX_NAME_LENGTH} characters")
     if not item.entity_type.strip() or len(item.entity_type) > MAX_TYPE_LENGTH:
-        raise errors.InvalidInput(
-            f"{where}: entity_type must be 1-{MAX_TYPE_LENGTH} characters"
-        )
+        raise errors.InvalidInput(f"{where}: entity_type must be 1-{MAX_TYPE_LENGTH} characters")
     check_scope(item.scope)
     if item.scope == "agent" and not item.owner:
         raise errors.InvalidInput(
             f"{where}: scope 'agent' needs an owner",
             hint="set owner to the agent's name",
         )
-    check_observations(
-        item.observations, max_observation_size, where=f"{where}: observation"
-    )
+    check_observations(item.observations, max_observation_size, where=f"{where}: observation")
 
 
 def visible_scopes(agent_scope: str) -> tuple[Scope, ...]:

@@ -83,9 +83,7 @@ def connect(path: Path) -> Connection:
     sqlite = _sqlite_module()
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        conn = sqlite.connect(
-            str(path), check_same_thread=False, isolation_level=None, timeout=10.0
-        )
+        conn = sqlite.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10.0)
         conn.enable_load_extension(True)
         sqlite_vec.load(conn)
         conn.enable_load_extension(False)
@@ -107,18 +105,14 @@ def connect(path: Path) -> Connection:
 
 def migrate(conn: Connection) -> list[str]:
     """Apply the migrations not yet recorded; return the names applied now."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-    )
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     done = {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
     applied: list[str] = []
     for name, statements in MIGRATIONS:
         if name in done:
             continue
         conn.execute("BEGIN IMMEDIATE")
-        if conn.execute(
-            "SELECT 1 FROM schema_migrations WHERE name = ?", (name,)
-        ).fetchone():
+        if conn.execute("SELECT 1 FROM schema_migrations WHERE name = ?", (name,)).fetchone():
             conn.execute("COMMIT")  # another process applied it meanwhile
             continue
         try:

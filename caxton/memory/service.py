@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from caxton import errors, metrics
-from caxton.memory import context, embeddings, index, models, schema, store, transfer
+from caxton.memory import context, embeddings, index, limits, models, schema, store, transfer
 
 if TYPE_CHECKING:
     from caxton.spec.project import EngineMemorySettings
@@ -66,9 +66,7 @@ class MemoryService:
         try:
             if self.embedder is None:
                 self.embedder = embeddings.Embedder(
-                    embeddings.locate(
-                        self.settings.model_path, self.settings.tokenizer_path
-                    )
+                    embeddings.locate(self.settings.model_path, self.settings.tokenizer_path)
                 )
             self.embedder.load()
         except errors.CaxtonError as exc:
@@ -84,15 +82,11 @@ class MemoryService:
 
     def set_agent_limits(self, limits: Mapping[str, int | None]) -> None:
         """The engine passes each agent's ``resource_limits.max_memory_entities`` (None: no limit)."""
-        self._agent_limits = {
-            agent: limit for agent, limit in limits.items() if limit is not None
-        }
+        self._agent_limits = {agent: limit for agent, limit in limits.items() if limit is not None}
 
     def _embedder(self) -> embeddings.Embedder:
         if self._error is not None:
-            raise errors.Unavailable(
-                f"memory unavailable: {self._error.message}", hint=self._error.hint
-            )
+            raise errors.Unavailable(f"memory unavailable: {self._error.message}", hint=self._error.hint)
         if self.embedder is None:
             self._load_model()
             return self._embedder()
@@ -114,11 +108,11 @@ class MemoryService:
             "database": str(self.path),
         }
         if self._error is not None:
-            out.update(status="error", error=self._error.message, hint=self._error.hint)
+            out.update(status="error", message=self._error.message, hint=self._error.hint)
         elif self._stale_vectors():
             out.update(
                 status="degraded",
-                error="vectors were built with another model file",
+                message="vectors were built with another model file",
                 hint="run `caxton memory reindex`",
             )
         return out
@@ -153,13 +147,9 @@ class MemoryService:
             offset=max(0, offset),
         )
 
-    def lookup(
-        self, name: str, *, scope: str | None = None, owner: str | None = None
-    ) -> list[models.Entity]:
+    def lookup(self, name: str, *, scope: str | None = None, owner: str | None = None) -> list[models.Entity]:
         """Exact lookup by name (names are unique per scope, and per owner in ``agent`` scope)."""
-        return self.list_entities(
-            name=name, scopes=[scope] if scope else None, owner=owner
-        )
+        return self.list_entities(name=name, scopes=[scope] if scope else None, owner=owner)
 
     def create_entity(self, item: models.EntityInput) -> models.Entity:
         return self.create_entities([item])[0]
@@ -175,24 +165,18 @@ class MemoryService:
             )
         return self.write_batch(items, merge)
 
-    def write_batch(
-        self, items: Sequence[models.EntityInput], merge: models.Merge
-    ) -> list[models.Entity]:
+    def write_batch(self, items: Sequence[models.EntityInput], merge: models.Merge) -> list[models.Entity]:
         """Validate, embed and store ``items`` in one transaction (no batch-size check)."""
         models.check_merge(merge)
-        self._check_batch(items)
+        limits.check_batch(items, self.settings.max_observation_size)
         vectors = self._embed_items(items, merge)
         ids: list[int] = []
         with self.store.lock:
             with self.store.write():
                 existing = self.store.find_keys(i.key for i in items)
-                self._check_limits(items, existing, merge)
+                limits.check_quotas(self.store, self.settings.max_entities, self._agent_limits, items, existing, merge)
                 for item in items:
-                    ids.append(
-                        self._write_one(
-                            item, existing.get(item.key), vectors.get(item.key), merge
-                        )
-                    )
+                    ids.append(self._write_one(item, existing.get(item.key), vectors.get(item.key), merge))
                 self._mark_model()
             for item, entity_id in zip(items, ids, strict=True):
                 if entity_id > 0:
@@ -207,16 +191,13 @@ class MemoryService:
         stored = self.store.get_many([abs(i) for i in ids])
         return [stored[abs(i)] for i in ids]
 
-    def check_import(
-        self, items: Sequence[models.EntityInput], merge: models.Merge
-    ) -> None:
+    def check_import(self, items: Sequence[models.EntityInput], merge: models.Merge) -> None:
         """Everything an import can fail on, checked before its first batch is written."""
-        self._check_batch(items)
-        self._check_limits(items, self.store.find_keys(i.key for i in items), merge)
+        limits.check_batch(items, self.settings.max_observation_size)
+        existing = self.store.find_keys(i.key for i in items)
+        limits.check_quotas(self.store, self.settings.max_entities, self._agent_limits, items, existing, merge)
 
-    def _embed_items(
-        self, items: Sequence[models.EntityInput], merge: models.Merge
-    ) -> dict[Key, Any]:
+    def _embed_items(self, items: Sequence[models.EntityInput], merge: models.Merge) -> dict[Key, Any]:
         """Vectors by entity key; with ``skip``, names that already exist are not embedded."""
         if merge == "skip":
             present = self.store.find_keys(i.key for i in items)
@@ -224,60 +205,9 @@ class MemoryService:
         if not items:
             return {}
         vectors = self._embedder().embed_batch(
-            [
-                context.embedding_text(i.name, i.entity_type, i.observations)
-                for i in items
-            ]
+            [context.embedding_text(i.name, i.entity_type, i.observations) for i in items]
         )
         return {item.key: vector for item, vector in zip(items, vectors, strict=True)}
-
-    def _check_batch(self, items: Sequence[models.EntityInput]) -> None:
-        seen: set[tuple[str, str, str]] = set()
-        for position, item in enumerate(items):
-            models.check_input(
-                item,
-                self.settings.max_observation_size,
-                where=f"entity {position} ({item.name!r})",
-            )
-            if item.key in seen:
-                raise errors.InvalidInput(
-                    f"entity {position}: {item.name!r} appears twice in the batch"
-                )
-            seen.add(item.key)
-
-    def _check_limits(
-        self,
-        items: Sequence[models.EntityInput],
-        existing: Mapping[tuple[str, str, str], models.Entity],
-        merge: models.Merge,
-    ) -> None:
-        clashes = [i.name for i in items if i.key in existing]
-        if clashes and merge == "error":
-            raise errors.Conflict(
-                f"{len(clashes)} entities already exist: {', '.join(clashes[:5])}",
-                hint="use merge 'update' or 'skip', or delete them first",
-            )
-        new = [i for i in items if i.key not in existing]
-        total = self.store.count() + len(new)
-        if total > self.settings.max_entities:
-            raise errors.LimitExceeded(
-                f"memory would hold {total} entities; the limit is {self.settings.max_entities}",
-                hint="delete entities, or raise memory.max_entities in caxton.yaml",
-            )
-        self._check_agent_limits(new)
-
-    def _check_agent_limits(self, new: Sequence[models.EntityInput]) -> None:
-        per_owner: dict[str, int] = {}
-        for item in new:
-            if item.owner in self._agent_limits:
-                per_owner[item.owner] = per_owner.get(item.owner, 0) + 1
-        for owner, added in per_owner.items():
-            total, limit = self.store.count(owner) + added, self._agent_limits[owner]
-            if total > limit:
-                raise errors.LimitExceeded(
-                    f"agent {owner!r} would own {total} memory entities; its limit is {limit}",
-                    hint="raise resource_limits.max_memory_entities in the agent file, or delete its entities",
-                )
 
     def _write_one(
         self,
@@ -291,14 +221,10 @@ class MemoryService:
         if found is not None and merge == "skip":
             return -found.id
         if vector is None:  # skipped at embedding time, deleted since: still a skip
-            raise errors.Conflict(
-                f"memory entity {item.name!r} changed during the import; run it again"
-            )
+            raise errors.Conflict(f"memory entity {item.name!r} changed during the import; run it again")
         if found is None:
             return self.store.insert_entity(item, vector.tobytes(), ts)
-        self.store.replace_entity(
-            found.id, item.entity_type, item.observations, vector.tobytes(), ts
-        )
+        self.store.replace_entity(found.id, item.entity_type, item.observations, vector.tobytes(), ts)
         return found.id
 
     def _mark_model(self) -> None:
@@ -318,21 +244,15 @@ class MemoryService:
     ) -> models.Entity:
         """Replace the type/observations and/or append observations; re-embeds the entity."""
         current = self.get_entity(entity_id)
-        new_obs = list(
-            current.observations if observations is None else observations
-        ) + list(add_observations)
+        new_obs = list(current.observations if observations is None else observations) + list(add_observations)
         if keep_last is not None:
             new_obs = new_obs[-keep_last:]
         new_type = entity_type or current.entity_type
         models.check_input(
-            models.EntityInput(
-                current.name, new_type, tuple(new_obs), current.scope, current.owner
-            ),
+            models.EntityInput(current.name, new_type, tuple(new_obs), current.scope, current.owner),
             self.settings.max_observation_size,
         )
-        vector = self._embedder().embed(
-            context.embedding_text(current.name, new_type, new_obs)
-        )
+        vector = self._embedder().embed(context.embedding_text(current.name, new_type, new_obs))
         with self.store.lock:
             with self.store.write():
                 latest = self.get_entity(entity_id)
@@ -342,13 +262,9 @@ class MemoryService:
                         hint="re-read the entity and retry",
                     )
                 if observations is None and latest.version != current.version:
-                    new_obs = list(latest.observations) + list(
-                        add_observations
-                    )  # appended concurrently
+                    new_obs = list(latest.observations) + list(add_observations)  # appended concurrently
                     new_obs = new_obs[-keep_last:] if keep_last is not None else new_obs
-                self.store.replace_entity(
-                    entity_id, new_type, new_obs, vector.tobytes(), schema.now()
-                )
+                self.store.replace_entity(entity_id, new_type, new_obs, vector.tobytes(), schema.now())
             self.index.upsert(entity_id, current.scope, current.owner, new_type, vector)
         return self.get_entity(entity_id)
 
@@ -363,22 +279,16 @@ class MemoryService:
 
     # --- relations and graph --------------------------------------------------------------------
 
-    def relate(
-        self, from_id: int, to_id: int, relation_type: str, strength: float = 1.0
-    ) -> models.Relation:
+    def relate(self, from_id: int, to_id: int, relation_type: str, strength: float = 1.0) -> models.Relation:
         """Create the relation, or update the strength of the existing (from, to, type) one."""
         if not relation_type.strip() or len(relation_type) > models.MAX_TYPE_LENGTH:
-            raise errors.InvalidInput(
-                f"relation_type must be 1-{models.MAX_TYPE_LENGTH} characters"
-            )
+            raise errors.InvalidInput(f"relation_type must be 1-{models.MAX_TYPE_LENGTH} characters")
         if not 0.0 <= strength <= 1.0:
             raise errors.InvalidInput(f"strength {strength} is outside 0..1")
         with self.store.write():
             for entity_id in (from_id, to_id):
                 self.get_entity(entity_id)
-            relation_id = self.store.upsert_relation(
-                from_id, to_id, relation_type, strength, schema.now()
-            )
+            relation_id = self.store.upsert_relation(from_id, to_id, relation_type, strength, schema.now())
         relation = self.store.get_relation(relation_id)
         assert relation is not None
         return relation
@@ -432,9 +342,7 @@ class MemoryService:
         vector = self._embedder().embed(query)
         where = index.Filter(scopes=scopes, types=types, agent=agent)
         found = [
-            (i, s)
-            for i, s in self.index.search(vector, k, where)
-            if min_similarity is None or s >= min_similarity
+            (i, s) for i, s in self.index.search(vector, k, where) if min_similarity is None or s >= min_similarity
         ]
         entities = self.store.get_many([i for i, _ in found])
         metrics.MEMORY_SEARCH.observe(time.perf_counter() - started)
@@ -442,23 +350,20 @@ class MemoryService:
 
     # --- config agents -------------------------------------------------------------------------
 
-    def context_for(
-        self, agent: str, scope: str, query: str, k: int, min_similarity: float
-    ) -> str:
+    def context_for(self, agent: str, scope: str, query: str, k: int, min_similarity: float) -> str:
         """Rendered ``memory_context`` for one request of ``agent`` (empty when nothing matches)."""
-        hits = self.search(
-            query, k, min_similarity, scopes=models.visible_scopes(scope), agent=agent
-        )
+        hits = self.search(query, k, min_similarity, scopes=models.visible_scopes(scope), agent=agent)
         return context.render(hits)
 
     def remember(
-        self, agent: str, scope: str, conversation_id: str, request: str, response: str
+        self, agent: str, scope: str, conversation_id: str | None, request: str, response: str
     ) -> models.Entity:
-        """Record the exchange as an observation on the agent's conversation entity."""
+        """Record the exchange as an observation on the agent's conversation entity.
+
+        Messages without a conversation id share one entity per agent (``conversation:<agent>:-``).
+        """
         scope = models.check_scope(scope)
-        observation = context.exchange(
-            request, response, self.settings.max_observation_size
-        )
+        observation = context.exchange(request, response, self.settings.max_observation_size)
         name = context.conversation_name(agent, conversation_id)
         found = self.store.find(models.entity_key(scope, agent, name))
         if found is not None:
@@ -467,9 +372,7 @@ class MemoryService:
                 add_observations=[observation],
                 keep_last=context.KEEP_EXCHANGES,
             )
-        item = models.EntityInput(
-            name, context.CONVERSATION_TYPE, (observation,), scope, agent
-        )
+        item = models.EntityInput(name, context.CONVERSATION_TYPE, (observation,), scope, agent)
         return self.write_batch([item], "update")[0]
 
     # --- maintenance --------------------------------------------------------------------------
@@ -524,14 +427,10 @@ class MemoryService:
             "health": self.health(),
         }
 
-    def _reembed(
-        self, embedder: embeddings.Embedder, page: Sequence[models.Entity]
-    ) -> int:
+    def _reembed(self, embedder: embeddings.Embedder, page: Sequence[models.Entity]) -> int:
         if not page:
             return 0
-        texts = [
-            context.embedding_text(e.name, e.entity_type, e.observations) for e in page
-        ]
+        texts = [context.embedding_text(e.name, e.entity_type, e.observations) for e in page]
         vectors = embedder.embed_batch(texts)
         with self.store.write():
             for entity, vector in zip(page, vectors, strict=True):
@@ -541,9 +440,7 @@ class MemoryService:
     def export_jsonl(self, out: TextIO) -> dict[str, int]:
         return transfer.export_jsonl(self, out)
 
-    def import_jsonl(
-        self, lines: Iterable[str], merge: str = "update"
-    ) -> models.ImportReport:
+    def import_jsonl(self, lines: Iterable[str], merge: str = "update") -> models.ImportReport:
         return transfer.import_jsonl(self, lines, models.check_merge(merge))
 
     def _update_gauges(self) -> None:

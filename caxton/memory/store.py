@@ -21,15 +21,9 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-_ENTITY_COLUMNS = (
-    "id, name, entity_type, observations, scope, owner, created_at, updated_at, version"
-)
-_RELATION_COLUMNS = (
-    "id, from_id, to_id, relation_type, strength, created_at, updated_at"
-)
-_KEY_SQL = (
-    "scope = ? AND (CASE WHEN scope = 'agent' THEN owner ELSE '' END) = ? AND name = ?"
-)
+_ENTITY_COLUMNS = "id, name, entity_type, observations, scope, owner, created_at, updated_at, version"
+_RELATION_COLUMNS = "id, from_id, to_id, relation_type, strength, created_at, updated_at"
+_KEY_SQL = "scope = ? AND (CASE WHEN scope = 'agent' THEN owner ELSE '' END) = ? AND name = ?"
 
 
 def _entity(row: Sequence[Any]) -> models.Entity:
@@ -110,8 +104,7 @@ class Store:
         ts: str,
     ) -> None:
         self.conn.execute(
-            "UPDATE entities SET entity_type = ?, observations = ?, updated_at = ?, version = version + 1 "
-            "WHERE id = ?",
+            "UPDATE entities SET entity_type = ?, observations = ?, updated_at = ?, version = version + 1 WHERE id = ?",
             (entity_type, json.dumps(list(observations)), ts, entity_id),
         )
         self.conn.execute(
@@ -136,9 +129,7 @@ class Store:
 
     def get(self, entity_id: int) -> models.Entity | None:
         with self.lock:
-            row = self.conn.execute(
-                f"SELECT {_ENTITY_COLUMNS} FROM entities WHERE id = ?", (entity_id,)
-            ).fetchone()
+            row = self.conn.execute(f"SELECT {_ENTITY_COLUMNS} FROM entities WHERE id = ?", (entity_id,)).fetchone()
         return _entity(row) if row else None
 
     def get_many(self, ids: Sequence[int]) -> dict[int, models.Entity]:
@@ -153,14 +144,10 @@ class Store:
 
     def find(self, key: tuple[str, str, str]) -> models.Entity | None:
         with self.lock:
-            row = self.conn.execute(
-                f"SELECT {_ENTITY_COLUMNS} FROM entities WHERE {_KEY_SQL}", key
-            ).fetchone()
+            row = self.conn.execute(f"SELECT {_ENTITY_COLUMNS} FROM entities WHERE {_KEY_SQL}", key).fetchone()
         return _entity(row) if row else None
 
-    def find_keys(
-        self, keys: Iterable[tuple[str, str, str]]
-    ) -> dict[tuple[str, str, str], models.Entity]:
+    def find_keys(self, keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], models.Entity]:
         found: dict[tuple[str, str, str], models.Entity] = {}
         for key in keys:
             entity = self.find(key)
@@ -178,9 +165,7 @@ class Store:
         limit: int = 100,
         offset: int = 0,
     ) -> list[models.Entity]:
-        where, params = self._filters(
-            name=name, scopes=scopes, owner=owner, entity_type=entity_type
-        )
+        where, params = self._filters(name=name, scopes=scopes, owner=owner, entity_type=entity_type)
         sql = f"SELECT {_ENTITY_COLUMNS} FROM entities{where} ORDER BY id LIMIT ? OFFSET ?"
         with self.lock:
             rows = self.conn.execute(sql, (*params, limit, offset)).fetchall()
@@ -221,29 +206,19 @@ class Store:
     def count(self, owner: str | None = None) -> int:
         with self.lock:
             if owner is None:
-                return int(
-                    self.conn.execute("SELECT count(*) FROM entities").fetchone()[0]
-                )
-            return int(
-                self.conn.execute(
-                    "SELECT count(*) FROM entities WHERE owner = ?", (owner,)
-                ).fetchone()[0]
-            )
+                return int(self.conn.execute("SELECT count(*) FROM entities").fetchone()[0])
+            return int(self.conn.execute("SELECT count(*) FROM entities WHERE owner = ?", (owner,)).fetchone()[0])
 
     def counts_by(self, column: str) -> dict[str, int]:
         if column not in ("scope", "entity_type", "owner"):
             raise ValueError(column)
         with self.lock:
-            rows = self.conn.execute(
-                f"SELECT {column}, count(*) FROM entities GROUP BY {column}"
-            ).fetchall()
+            rows = self.conn.execute(f"SELECT {column}, count(*) FROM entities GROUP BY {column}").fetchall()
         return {str(key): int(count) for key, count in rows if key is not None}
 
     def vector_count(self) -> int:
         with self.lock:
-            return int(
-                self.conn.execute("SELECT count(*) FROM entity_vectors").fetchone()[0]
-            )
+            return int(self.conn.execute("SELECT count(*) FROM entity_vectors").fetchone()[0])
 
     def load_vectors(
         self,
@@ -256,16 +231,12 @@ class Store:
                 "SELECT e.id, e.scope, e.owner, e.entity_type, v.embedding "
                 "FROM entities e JOIN entity_vectors v ON v.rowid = e.id ORDER BY e.id"
             ).fetchall()
-        matrix = np.frombuffer(
-            b"".join(row[4] for row in rows), dtype=np.float32
-        ).reshape(len(rows), 384)
+        matrix = np.frombuffer(b"".join(row[4] for row in rows), dtype=np.float32).reshape(len(rows), 384)
         return [(row[0], row[1], row[2], row[3]) for row in rows], matrix
 
     # --- relations --------------------------------------------------------------------
 
-    def upsert_relation(
-        self, from_id: int, to_id: int, relation_type: str, strength: float, ts: str
-    ) -> int:
+    def upsert_relation(self, from_id: int, to_id: int, relation_type: str, strength: float, ts: str) -> int:
         """Create or update the one relation of this (from, to, type) triple; call inside write()."""
         self.conn.execute(
             "INSERT INTO relations (from_id, to_id, relation_type, strength, created_at, updated_at) "
@@ -280,11 +251,7 @@ class Store:
         return int(row[0])
 
     def delete_relation(self, relation_id: int) -> bool:
-        return bool(
-            self.conn.execute(
-                "DELETE FROM relations WHERE id = ?", (relation_id,)
-            ).rowcount
-        )
+        return bool(self.conn.execute("DELETE FROM relations WHERE id = ?", (relation_id,)).rowcount)
 
     def get_relation(self, relation_id: int) -> models.Relation | None:
         with self.lock:
@@ -308,24 +275,18 @@ class Store:
 
     def iter_relations(self) -> Iterator[models.Relation]:
         with self.lock:
-            rows = self.conn.execute(
-                f"SELECT {_RELATION_COLUMNS} FROM relations ORDER BY id"
-            ).fetchall()
+            rows = self.conn.execute(f"SELECT {_RELATION_COLUMNS} FROM relations ORDER BY id").fetchall()
         yield from (_relation(row) for row in rows)
 
     def relation_count(self) -> int:
         with self.lock:
-            return int(
-                self.conn.execute("SELECT count(*) FROM relations").fetchone()[0]
-            )
+            return int(self.conn.execute("SELECT count(*) FROM relations").fetchone()[0])
 
     # --- metadata and maintenance -----------------------------------------------------------
 
     def meta(self, key: str) -> str | None:
         with self.lock:
-            row = self.conn.execute(
-                "SELECT value FROM meta WHERE key = ?", (key,)
-            ).fetchone()
+            row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return str(row[0]) if row else None
 
     def set_meta(self, key: str, value: str) -> None:
@@ -337,12 +298,7 @@ class Store:
 
     def migrations(self) -> list[str]:
         with self.lock:
-            return [
-                row[0]
-                for row in self.conn.execute(
-                    "SELECT name FROM schema_migrations ORDER BY name"
-                )
-            ]
+            return [row[0] for row in self.conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
 
     def size_bytes(self) -> int:
         """Database plus its WAL file."""

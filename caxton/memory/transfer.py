@@ -82,18 +82,14 @@ def _parse(lines: Iterable[str]) -> tuple[list[models.EntityInput], list[Relatio
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise errors.InvalidInput(
-                f"import line {number}: not JSON: {exc.msg}"
-            ) from exc
+            raise errors.InvalidInput(f"import line {number}: not JSON: {exc.msg}") from exc
         if not isinstance(record, dict):
             raise errors.InvalidInput(f"import line {number}: expected a JSON object")
         kind = record.get("kind", "entity")
         if kind == "header":
             _check_header(record, number)
         elif kind == "entity":
-            entities.append(
-                models.EntityInput.from_dict(record, where=f"import line {number}")
-            )
+            entities.append(models.EntityInput.from_dict(record, where=f"import line {number}"))
         elif kind == "relation":
             relations.append(_relation_line(record, number))
         else:
@@ -111,17 +107,11 @@ def _check_header(record: dict[str, Any], number: int) -> None:
 
 def _key(ref: Any, number: int) -> Key:
     if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
-        raise errors.InvalidInput(
-            f"import line {number}: relation ends need scope, owner and name"
-        )
-    return models.entity_key(
-        models.check_scope(ref.get("scope", "workspace")), ref.get("owner"), ref["name"]
-    )
+        raise errors.InvalidInput(f"import line {number}: relation ends need scope, owner and name")
+    return models.entity_key(models.check_scope(ref.get("scope", "workspace")), ref.get("owner"), ref["name"])
 
 
-def import_jsonl(
-    service: MemoryService, lines: Iterable[str], merge: models.Merge
-) -> models.ImportReport:
+def import_jsonl(service: MemoryService, lines: Iterable[str], merge: models.Merge) -> models.ImportReport:
     """Merge an export into the memory (see the module docstring for the guarantees)."""
     entities, relations = _parse(lines)
     service.check_import(entities, merge)
@@ -147,13 +137,9 @@ def _relation_line(record: dict[str, Any], number: int) -> RelationLine:
     relation_type = record.get("relation_type") or record.get("type")
     strength = record.get("strength", 1.0)
     if not isinstance(relation_type, str) or not isinstance(strength, int | float):
-        raise errors.InvalidInput(
-            f"import line {number}: relation_type must be a string, strength a number"
-        )
+        raise errors.InvalidInput(f"import line {number}: relation_type must be a string, strength a number")
     if not 0.0 <= strength <= 1.0:
-        raise errors.InvalidInput(
-            f"import line {number}: strength {strength} is outside 0..1"
-        )
+        raise errors.InvalidInput(f"import line {number}: strength {strength} is outside 0..1")
     return (
         number,
         _key(record.get("from"), number),
@@ -163,9 +149,7 @@ def _relation_line(record: dict[str, Any], number: int) -> RelationLine:
     )
 
 
-def _import_relation(
-    service: MemoryService, line: RelationLine, report: models.ImportReport
-) -> None:
+def _import_relation(service: MemoryService, line: RelationLine, report: models.ImportReport) -> None:
     number, from_key, to_key, relation_type, strength = line
     ends = [service.store.find(from_key), service.store.find(to_key)]
     if ends[0] is None or ends[1] is None:

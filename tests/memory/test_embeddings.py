@@ -66,9 +66,7 @@ def test_corrupted_model_is_one_clear_error(tmp_path: Path) -> None:
     with broken.open("r+b") as handle:
         handle.seek(1000)
         handle.write(b"\x00" * 64)
-    embedder = embeddings.Embedder(
-        embeddings.ModelFiles(broken, shipped.tokenizer, embeddings.PINNED_SHA256)
-    )
+    embedder = embeddings.Embedder(embeddings.ModelFiles(broken, shipped.tokenizer, embeddings.PINNED_SHA256))
     with pytest.raises(errors.Unavailable, match="corrupted") as caught:
         embedder.load()
     assert caught.value.hint and "reinstall" in caught.value.hint

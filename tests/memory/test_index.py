@@ -17,10 +17,7 @@ def _unit(rows: int, seed: int = 0) -> np.ndarray:
 def _filled(vectors: np.ndarray) -> index.VectorIndex:
     built = index.VectorIndex()
     scopes = ("agent", "workspace", "global")
-    rows = [
-        (i + 1, scopes[i % 3], f"agent-{i % 2}" if i % 3 == 0 else None, f"t{i % 4}")
-        for i in range(len(vectors))
-    ]
+    rows = [(i + 1, scopes[i % 3], f"agent-{i % 2}" if i % 3 == 0 else None, f"t{i % 4}") for i in range(len(vectors))]
     built.build(rows, vectors)
     return built
 
@@ -95,15 +92,9 @@ def test_pca_search_keeps_recall_on_real_embeddings(
     vectors = embedder.embed_batch(texts)
     built = _filled(vectors)
     assert built.approximate
-    queries = embedder.embed_batch(
-        ["a broken laptop in Oslo", "lease dispute in Lima", "flight delayed to Tokyo"]
-    )
+    queries = embedder.embed_batch(["a broken laptop in Oslo", "lease dispute in Lima", "flight delayed to Tokyo"])
     recall = [
-        len(
-            {i for i, _ in built.search(q, 10, candidates=60)}
-            & {i for i, _ in built.exact(q, 10)}
-        )
-        / 10
+        len({i for i, _ in built.search(q, 10, candidates=60)} & {i for i, _ in built.exact(q, 10)}) / 10
         for q in queries
     ]
     assert min(recall) >= 0.9, recall

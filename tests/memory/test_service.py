@@ -26,12 +26,8 @@ def _seed(memory: service.MemoryService) -> list[models.Entity]:
 
 def test_create_get_update_delete_roundtrip(memory: service.MemoryService) -> None:
     alice, bob, _ = _seed(memory)
-    assert memory.get_entity(alice.id).observations == (
-        "Alice likes hiking in the Alps",
-    )
-    updated = memory.update_entity(
-        alice.id, add_observations=["Alice moved to Lyon"], expected_version=1
-    )
+    assert memory.get_entity(alice.id).observations == ("Alice likes hiking in the Alps",)
+    updated = memory.update_entity(alice.id, add_observations=["Alice moved to Lyon"], expected_version=1)
     assert updated.version == 2 and updated.observations[-1] == "Alice moved to Lyon"
     with pytest.raises(errors.Conflict, match="version 2, not 1"):
         memory.update_entity(alice.id, entity_type="human", expected_version=1)
@@ -49,9 +45,7 @@ def test_creating_an_existing_name_conflicts_unless_merged(
     _seed(memory)
     with pytest.raises(errors.Conflict, match="already exist: alice"):
         memory.create_entity(E("alice", "person", ("again",)))
-    (same,) = memory.create_entities(
-        [E("alice", "person", ("replaced",))], merge="update"
-    )
+    (same,) = memory.create_entities([E("alice", "person", ("replaced",))], merge="update")
     assert same.observations == ("replaced",) and same.version == 2
     (kept,) = memory.create_entities([E("alice", "robot", ("ignored",))], merge="skip")
     assert kept.entity_type == "person"
@@ -72,20 +66,14 @@ def test_oversized_observation_and_batch_are_413_and_store_nothing(
     assert memory.store.count() == 0 and memory.store.vector_count() == 0
 
 
-def test_global_and_per_agent_entity_limits(
-    tmp_path: Path, embedder: embeddings.Embedder
-) -> None:
-    memory = service.MemoryService(
-        tmp_path / "m.db", EngineMemorySettings(max_entities=3), embedder=embedder
-    )
+def test_global_and_per_agent_entity_limits(tmp_path: Path, embedder: embeddings.Embedder) -> None:
+    memory = service.MemoryService(tmp_path / "m.db", EngineMemorySettings(max_entities=3), embedder=embedder)
     memory.set_agent_limits({"bot": 1, "other": None})
     memory.create_entity(E("mine", "note", (), "agent", "bot"))
     with pytest.raises(errors.LimitExceeded, match="agent 'bot' would own 2"):
         memory.create_entity(E("more", "note", (), "workspace", "bot"))
     memory.create_entities([E("a", "note"), E("b", "note")])
-    with pytest.raises(
-        errors.LimitExceeded, match="would hold 4 entities; the limit is 3"
-    ) as caught:
+    with pytest.raises(errors.LimitExceeded, match="would hold 4 entities; the limit is 3") as caught:
         memory.create_entity(E("c", "note"))
     assert caught.value.http_status == 409
     assert memory.store.count() == 3
@@ -106,33 +94,18 @@ def test_search_reports_similarity_with_filters(memory: service.MemoryService) -
     _seed(memory)
     hits = memory.search("who plays music?", k=3)
     assert hits[0].entity.name == "bob"
-    assert (
-        hits[0].similarity > hits[-1].similarity and -1.0 <= hits[-1].similarity <= 1.0
-    )
-    assert [
-        h.entity.name for h in memory.search("who plays music?", k=3, types=["city"])
-    ] == ["paris"]
-    assert [h.entity.name for h in memory.search("music", k=3, scopes=["global"])] == [
-        "paris"
-    ]
-    assert all(
-        h.similarity >= 0.3
-        for h in memory.search("jazz piano", k=3, min_similarity=0.3)
-    )
+    assert hits[0].similarity > hits[-1].similarity and -1.0 <= hits[-1].similarity <= 1.0
+    assert [h.entity.name for h in memory.search("who plays music?", k=3, types=["city"])] == ["paris"]
+    assert [h.entity.name for h in memory.search("music", k=3, scopes=["global"])] == ["paris"]
+    assert all(h.similarity >= 0.3 for h in memory.search("jazz piano", k=3, min_similarity=0.3))
     with pytest.raises(errors.InvalidInput):
         memory.search("x", k=0)
 
 
 def test_search_duration_is_recorded(memory: service.MemoryService) -> None:
-    before = (
-        metrics.REGISTRY.get_sample_value("caxton_memory_search_duration_seconds_count")
-        or 0.0
-    )
+    before = metrics.REGISTRY.get_sample_value("caxton_memory_search_duration_seconds_count") or 0.0
     memory.search("anything", k=1)
-    assert (
-        metrics.REGISTRY.get_sample_value("caxton_memory_search_duration_seconds_count")
-        == before + 1
-    )
+    assert metrics.REGISTRY.get_sample_value("caxton_memory_search_duration_seconds_count") == before + 1
     assert metrics.REGISTRY.get_sample_value("caxton_memory_entities_total") == 0
 
 
@@ -146,9 +119,7 @@ def test_lookup_by_name_and_neighbours(memory: service.MemoryService) -> None:
     memory.relate(bob.id, paris.id, "lives_in")
     assert {e.name for e in memory.neighbours(alice.id, 1).entities} == {"alice", "bob"}
     graph = memory.neighbours(alice.id, 2)
-    assert {e.name for e in graph.entities} == {"alice", "bob", "paris"} and len(
-        graph.relations
-    ) == 2
+    assert {e.name for e in graph.entities} == {"alice", "bob", "paris"} and len(graph.relations) == 2
     with pytest.raises(errors.NotFound):
         memory.relate(alice.id, 999, "knows")
     with pytest.raises(errors.InvalidInput):
@@ -178,41 +149,23 @@ def test_agent_scope_is_private_workspace_and_global_nest(
         "The office wifi password is rotated on Mondays",
         "OK",
     )
-    memory.create_entity(
-        E("handbook", "doc", ("The office wifi is named caxton-guest",), "global")
-    )
+    memory.create_entity(E("handbook", "doc", ("The office wifi is named caxton-guest",), "global"))
     query = "what is my favourite colour? what about the office wifi?"
-    assert "favourite colour is blue" in memory.context_for(
-        "bot", "agent", query, 5, 0.0
-    )
+    assert "favourite colour is blue" in memory.context_for("bot", "agent", query, 5, 0.0)
     assert "wifi" not in memory.context_for("bot", "agent", query, 5, 0.0)
     assert memory.context_for("spy", "agent", query, 5, 0.0) == ""
     workspace = memory.context_for("spy", "workspace", query, 5, 0.0)
-    assert (
-        "rotated on Mondays" in workspace
-        and "colour" not in workspace
-        and "caxton-guest" not in workspace
-    )
+    assert "rotated on Mondays" in workspace and "colour" not in workspace and "caxton-guest" not in workspace
     everything = memory.context_for("spy", "global", query, 5, 0.0)
-    assert (
-        "rotated on Mondays" in everything
-        and "caxton-guest" in everything
-        and "colour" not in everything
-    )
+    assert "rotated on Mondays" in everything and "caxton-guest" in everything and "colour" not in everything
 
 
 def test_remember_appends_to_one_conversation_entity(
     memory: service.MemoryService,
 ) -> None:
     first = memory.remember("bot", "agent", "c1", "hello", "hi")
-    second = memory.remember(
-        "bot", "agent", "c1", "My name is Ada", "Nice to meet you, Ada"
-    )
-    assert (
-        second.id == first.id
-        and second.entity_type == "conversation"
-        and len(second.observations) == 2
-    )
+    second = memory.remember("bot", "agent", "c1", "My name is Ada", "Nice to meet you, Ada")
+    assert second.id == first.id and second.entity_type == "conversation" and len(second.observations) == 2
     context = memory.context_for("bot", "agent", "what is my name?", 3, 0.1)
     assert "My name is Ada" in context and "similarity" in context
 
@@ -232,22 +185,14 @@ def test_stats_and_health(memory: service.MemoryService) -> None:
     assert stats["migrations"] == ["0001_entities_relations", "0002_entity_vectors"]
     assert stats["sqlite_size_bytes"] > 0
     health = memory.health()
-    assert (
-        health["status"] == "ok"
-        and health["model"] == "all-MiniLM-L6-v2"
-        and health["entities"] == 3
-    )
+    assert health["status"] == "ok" and health["model"] == "all-MiniLM-L6-v2" and health["entities"] == 3
 
 
 def test_state_survives_reopen(tmp_path: Path, embedder: embeddings.Embedder) -> None:
-    first = service.MemoryService(
-        tmp_path / "m.db", EngineMemorySettings(), embedder=embedder
-    )
+    first = service.MemoryService(tmp_path / "m.db", EngineMemorySettings(), embedder=embedder)
     _seed(first)
     first.close()
-    again = service.MemoryService(
-        tmp_path / "m.db", EngineMemorySettings(), embedder=embedder
-    )
+    again = service.MemoryService(tmp_path / "m.db", EngineMemorySettings(), embedder=embedder)
     assert again.store.migrations() == [
         "0001_entities_relations",
         "0002_entity_vectors",
@@ -255,25 +200,15 @@ def test_state_survives_reopen(tmp_path: Path, embedder: embeddings.Embedder) ->
     assert again.search("jazz", k=1)[0].entity.name == "bob"
 
 
-def test_corrupted_model_leaves_memory_unhealthy_but_readable(
-    tmp_path: Path, embedder: embeddings.Embedder
-) -> None:
-    healthy = service.MemoryService(
-        tmp_path / "m.db", EngineMemorySettings(), embedder=embedder
-    )
+def test_corrupted_model_leaves_memory_unhealthy_but_readable(tmp_path: Path, embedder: embeddings.Embedder) -> None:
+    healthy = service.MemoryService(tmp_path / "m.db", EngineMemorySettings(), embedder=embedder)
     _seed(healthy)
     healthy.close()
     broken = tmp_path / "model.onnx"
     broken.write_bytes(b"garbage")
-    memory = service.MemoryService(
-        tmp_path / "m.db", EngineMemorySettings(model_path=str(broken))
-    )
+    memory = service.MemoryService(tmp_path / "m.db", EngineMemorySettings(model_path=str(broken)))
     health = memory.health()
-    assert (
-        health["status"] == "error"
-        and "cannot be loaded" in health["error"]
-        and health["entities"] == 3
-    )
+    assert health["status"] == "error" and "cannot be loaded" in health["message"] and health["entities"] == 3
     with pytest.raises(errors.Unavailable, match="memory unavailable"):
         memory.search("jazz")
     with pytest.raises(errors.Unavailable):
@@ -297,9 +232,7 @@ def test_concurrent_writers_and_searchers(memory: service.MemoryService) -> None
     def work(agent: str) -> None:
         try:
             for turn in range(5):
-                memory.remember(
-                    agent, "workspace", "c", f"{agent} says fact {turn}", "ok"
-                )
+                memory.remember(agent, "workspace", "c", f"{agent} says fact {turn}", "ok")
                 memory.context_for(agent, "workspace", f"fact {turn}", 3, 0.0)
         except Exception as exc:  # noqa: BLE001 - collected for the assertion below
             failures.append(exc)

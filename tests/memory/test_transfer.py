@@ -42,9 +42,7 @@ def test_export_then_import_reproduces_entities_and_relations(
 ) -> None:
     lines = _filled(memory)
     assert json.loads(lines[0])["format"] == "caxton-memory" and len(lines) == 4
-    other = service.MemoryService(
-        tmp_path / "other.db", EngineMemorySettings(), embedder=embedder
-    )
+    other = service.MemoryService(tmp_path / "other.db", EngineMemorySettings(), embedder=embedder)
     report = other.import_jsonl(lines, "error")
     assert report.to_dict() == {
         "created": 2,
@@ -72,14 +70,10 @@ def test_merge_strategies_on_conflict(memory: service.MemoryService) -> None:
 def test_bad_lines_are_refused_before_anything_is_stored(
     memory: service.MemoryService,
 ) -> None:
-    good = json.dumps(
-        {"kind": "entity", "name": "a", "entity_type": "t", "observations": ["x"]}
-    )
+    good = json.dumps({"kind": "entity", "name": "a", "entity_type": "t", "observations": ["x"]})
     with pytest.raises(errors.InvalidInput, match="line 2: not JSON"):
         memory.import_jsonl([good, "{oops"])
-    too_big = json.dumps(
-        {"name": "b", "entity_type": "t", "observations": ["x" * 20_000]}
-    )
+    too_big = json.dumps({"name": "b", "entity_type": "t", "observations": ["x" * 20_000]})
     with pytest.raises(errors.PayloadTooLarge):
         memory.import_jsonl([good, too_big])
     with pytest.raises(errors.InvalidInput, match="not a caxton-memory v1 export"):
@@ -87,12 +81,8 @@ def test_bad_lines_are_refused_before_anything_is_stored(
     assert memory.store.count() == 0
 
 
-def test_import_over_the_entity_limit_stores_nothing(
-    tmp_path: Path, embedder: embeddings.Embedder
-) -> None:
-    memory = service.MemoryService(
-        tmp_path / "m.db", EngineMemorySettings(max_entities=2), embedder=embedder
-    )
+def test_import_over_the_entity_limit_stores_nothing(tmp_path: Path, embedder: embeddings.Embedder) -> None:
+    memory = service.MemoryService(tmp_path / "m.db", EngineMemorySettings(max_entities=2), embedder=embedder)
     lines = [json.dumps({"name": f"e{i}", "entity_type": "t"}) for i in range(3)]
     with pytest.raises(errors.LimitExceeded):
         memory.import_jsonl(lines)
@@ -125,9 +115,7 @@ def _count(path: Path) -> int:
         conn.close()
 
 
-def test_kill_9_during_bulk_import_leaves_a_consistent_store(
-    tmp_path: Path, embedder: embeddings.Embedder
-) -> None:
+def test_kill_9_during_bulk_import_leaves_a_consistent_store(tmp_path: Path, embedder: embeddings.Embedder) -> None:
     source = tmp_path / "import.jsonl"
     source.write_text(
         "\n".join(
@@ -145,34 +133,17 @@ def test_kill_9_during_bulk_import_leaves_a_consistent_store(
     worker = subprocess.Popen([sys.executable, "-c", _WORKER, str(db), str(source)])
     try:
         deadline = time.monotonic() + 120
-        while (
-            (committed := _count(db)) < 30
-            and worker.poll() is None
-            and time.monotonic() < deadline
-        ):
+        while (committed := _count(db)) < 30 and worker.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         os.kill(worker.pid, signal.SIGKILL)
     finally:
         worker.wait()
-    assert worker.returncode == -signal.SIGKILL, (
-        "the import finished before it could be killed"
-    )
+    assert worker.returncode == -signal.SIGKILL, "the import finished before it could be killed"
     assert committed >= 30
-    memory = service.MemoryService(
-        db, EngineMemorySettings(max_batch_size=10), embedder=embedder
-    )
-    entity_ids = {
-        row[0] for row in memory.store.conn.execute("SELECT id FROM entities")
-    }
-    vector_ids = {
-        row[0] for row in memory.store.conn.execute("SELECT rowid FROM entity_vectors")
-    }
-    assert (
-        entity_ids == vector_ids and len(entity_ids) % 10 == 0 and len(entity_ids) < 300
-    )
+    memory = service.MemoryService(db, EngineMemorySettings(max_batch_size=10), embedder=embedder)
+    entity_ids = {row[0] for row in memory.store.conn.execute("SELECT id FROM entities")}
+    vector_ids = {row[0] for row in memory.store.conn.execute("SELECT rowid FROM entity_vectors")}
+    assert entity_ids == vector_ids and len(entity_ids) % 10 == 0 and len(entity_ids) < 300
     assert memory.store.integrity() == "ok"
     report = memory.import_jsonl(source.read_text().splitlines(), "skip")
-    assert (
-        report.skipped == len(entity_ids)
-        and memory.store.count() == memory.store.vector_count() == 300
-    )
+    assert report.skipped == len(entity_ids) and memory.store.count() == memory.store.vector_count() == 300

@@ -1,0 +1,212 @@
+"""HTTP routes of the vector memory under ``/api/v1/memory`` and ``/api/v1/health/memory``.
+
+Mounted by ``caxton.engine.api.create_app`` with ``mount(app, engine, auth)``.
+The work is done by the engine's ``caxton.memory.service.MemoryService``
+(``engine.memory``; None when ``memory.enabled`` is false). Handlers are plain
+``def`` so FastAPI runs them in its thread pool (the service is thread-safe);
+errors are ``caxton.errors`` values that ``create_app``'s handler turns into
+JSON (413 oversized, 409 conflict/limit, 404, 503 memory unavailable).
+Mutations need the API token when one is configured; reads and search do not.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any, Literal
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from caxton import errors
+from caxton.memory import models
+
+if TYPE_CHECKING:
+    from caxton.memory.service import MemoryService
+
+PREFIX = "/api/v1"
+NDJSON = "application/x-ndjson"
+ScopeName = Literal["agent", "workspace", "global"]
+MergeName = Literal["update", "skip", "error"]
+
+
+class EntityBody(BaseModel):
+    name: str = Field(min_length=1, max_length=models.MAX_NAME_LENGTH)
+    entity_type: str = Field(min_length=1, max_length=models.MAX_TYPE_LENGTH)
+    observations: list[str] = Field(default_factory=list)
+    scope: ScopeName = "workspace"
+    owner: str | None = Field(None, max_length=200, description="owning agent; required for scope 'agent'")
+
+    def item(self) -> models.EntityInput:
+        return models.EntityInput(self.name, self.entity_type, tuple(self.observations), self.scope, self.owner)
+
+
+class BatchBody(BaseModel):
+    entities: list[EntityBody]
+    merge: MergeName = "error"
+
+
+class EntityPatch(BaseModel):
+    entity_type: str | None = Field(None, min_length=1, max_length=models.MAX_TYPE_LENGTH)
+    observations: list[str] | None = Field(None, description="replace all observations")
+    add_observations: list[str] = Field(default_factory=list, description="append these")
+    expected_version: int | None = Field(None, ge=1, description="refuse (409) if the entity changed meanwhile")
+
+
+class SearchBody(BaseModel):
+    query: str = Field(min_length=1, max_length=10_000)
+    k: int = Field(10, ge=1, le=100)
+    min_similarity: float | None = Field(None, ge=-1.0, le=1.0)
+    types: list[str] | None = None
+    scopes: list[ScopeName] | None = None
+    agent: str | None = Field(None, description="search as this agent: other agents' private entities are hidden")
+
+
+class RelationBody(BaseModel):
+    from_id: int
+    to_id: int
+    relation_type: str = Field(min_length=1, max_length=models.MAX_TYPE_LENGTH)
+    strength: float = Field(1.0, ge=0.0, le=1.0)
+
+
+def memory_of(engine: Any) -> MemoryService:
+    """The engine's memory, or 503 with a hint when it is disabled."""
+    memory: MemoryService | None = getattr(engine, "memory", None)
+    if memory is None:
+        raise errors.Unavailable(
+            "the engine's memory is disabled",
+            hint="set memory.enabled: true in caxton.yaml (or CAXTON_MEMORY_ENABLED=true) and restart the engine",
+        )
+    return memory
+
+
+def mount(app: FastAPI, engine: Any, auth: Any) -> None:
+    """Add the memory routes to ``app``; ``auth`` is the token dependency of mutating routes."""
+    _entity_routes(app, engine, auth)
+    _search_routes(app, engine)
+    _relation_routes(app, engine, auth)
+    _maintenance_routes(app, engine, auth)
+
+
+def _entity_routes(app: FastAPI, engine: Any, auth: Any) -> None:
+    @app.get(PREFIX + "/memory/entities", tags=["memory"])
+    def list_entities(
+        name: str | None = None,
+        scope: ScopeName | None = None,
+        owner: str | None = None,
+        entity_type: str | None = Query(None, alias="type"),
+        limit: int = Query(100, ge=1, le=1000),
+        offset: int = Query(0, ge=0),
+    ) -> dict[str, Any]:
+        found = memory_of(engine).list_entities(
+            name=name,
+            scopes=[scope] if scope else None,
+            owner=owner,
+            entity_type=entity_type,
+            limit=limit,
+            offset=offset,
+        )
+        return {"entities": [e.to_dict() for e in found]}
+
+    @app.post(PREFIX + "/memory/entities", tags=["memory"], dependencies=[auth], status_code=201)
+    def create_entity(body: EntityBody) -> dict[str, Any]:
+        return memory_of(engine).create_entity(body.item()).to_dict()
+
+    @app.post(PREFIX + "/memory/entities/batch", tags=["memory"], dependencies=[auth])
+    def create_batch(body: BatchBody) -> dict[str, Any]:
+        stored = memory_of(engine).create_entities([e.item() for e in body.entities], merge=body.merge)
+        return {"entities": [e.to_dict() for e in stored]}
+
+    @app.get(PREFIX + "/memory/entities/{entity_id}", tags=["memory"])
+    def get_entity(entity_id: int) -> dict[str, Any]:
+        return memory_of(engine).get_entity(entity_id).to_dict()
+
+    @app.get(PREFIX + "/memory/entities/{entity_id}/neighbours", tags=["memory"])
+    def neighbours(entity_id: int, depth: int = Query(1, ge=1, le=5)) -> dict[str, Any]:
+        return memory_of(engine).neighbours(entity_id, depth).to_dict()
+
+    @app.patch(PREFIX + "/memory/entities/{entity_id}", tags=["memory"], dependencies=[auth])
+    def update_entity(entity_id: int, body: EntityPatch) -> dict[str, Any]:
+        return (
+            memory_of(engine)
+            .update_entity(
+                entity_id,
+                entity_type=body.entity_type,
+                observations=body.observations,
+                add_observations=body.add_observations,
+                expected_version=body.expected_version,
+            )
+            .to_dict()
+        )
+
+    @app.delete(PREFIX + "/memory/entities/{entity_id}", tags=["memory"], dependencies=[auth])
+    def delete_entity(entity_id: int) -> dict[str, Any]:
+        memory_of(engine).delete_entity(entity_id)
+        return {"deleted": entity_id}
+
+
+def _search_routes(app: FastAPI, engine: Any) -> None:
+    @app.post(PREFIX + "/memory/search", tags=["memory"])
+    def search(body: SearchBody) -> dict[str, Any]:
+        """Semantic search; ``similarity`` is cosine similarity (higher is closer)."""
+        hits = memory_of(engine).search(
+            body.query, body.k, body.min_similarity, types=body.types, scopes=body.scopes, agent=body.agent
+        )
+        return {"query": body.query, "results": [h.to_dict() for h in hits]}
+
+
+def _relation_routes(app: FastAPI, engine: Any, auth: Any) -> None:
+    @app.get(PREFIX + "/memory/relations", tags=["memory"])
+    def list_relations(entity_id: int | None = None) -> dict[str, Any]:
+        return {"relations": [r.to_dict() for r in memory_of(engine).relations(entity_id)]}
+
+    @app.post(PREFIX + "/memory/relations", tags=["memory"], dependencies=[auth])
+    def relate(body: RelationBody) -> dict[str, Any]:
+        return memory_of(engine).relate(body.from_id, body.to_id, body.relation_type, body.strength).to_dict()
+
+    @app.delete(PREFIX + "/memory/relations/{relation_id}", tags=["memory"], dependencies=[auth])
+    def delete_relation(relation_id: int) -> dict[str, Any]:
+        memory_of(engine).delete_relation(relation_id)
+        return {"deleted": relation_id}
+
+
+def _maintenance_routes(app: FastAPI, engine: Any, auth: Any) -> None:
+    @app.get(PREFIX + "/memory/stats", tags=["memory"])
+    def stats() -> dict[str, Any]:
+        return memory_of(engine).stats()
+
+    @app.get(PREFIX + "/memory/export", tags=["memory"])
+    def export() -> Response:
+        """Every entity and relation as JSON lines (see docs/memory.md)."""
+        out = io.StringIO()
+        memory_of(engine).export_jsonl(out)
+        return Response(out.getvalue(), media_type=NDJSON)
+
+    @app.post(PREFIX + "/memory/import", tags=["memory"], dependencies=[auth])
+    async def import_lines(request: Request, merge: MergeName = "update") -> dict[str, Any]:
+        """Body: JSON lines as produced by ``/memory/export``; checked whole before anything is written."""
+        from starlette.concurrency import run_in_threadpool
+
+        try:
+            text = (await request.body()).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise errors.InvalidInput(f"import body is not UTF-8: {exc.reason}") from exc
+        memory = memory_of(engine)
+        report = await run_in_threadpool(memory.import_jsonl, text.splitlines(), merge)
+        return report.to_dict()
+
+    @app.post(PREFIX + "/memory/vacuum", tags=["memory"], dependencies=[auth])
+    def vacuum() -> dict[str, Any]:
+        return dict(memory_of(engine).vacuum())
+
+    @app.post(PREFIX + "/memory/reindex", tags=["memory"], dependencies=[auth])
+    def reindex() -> dict[str, Any]:
+        return memory_of(engine).reindex()
+
+    @app.get(PREFIX + "/health/memory", tags=["health"])
+    def memory_health() -> dict[str, Any]:
+        """Model, entity count and ``status``: ok, degraded (reindex needed), error, or disabled."""
+        memory: MemoryService | None = getattr(engine, "memory", None)
+        if memory is None:
+            return {"status": "disabled", "hint": "set memory.enabled: true in caxton.yaml"}
+        return memory.health()
