@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "lock": ("caxton.cli.lock", "app", True),
     "history": ("caxton.cli.history", "history", False),
     "rollback": ("caxton.cli.history", "rollback", False),
+    "memory": ("caxton.cli.memory", "app", True),
 }
 
 _registered = False
