@@ -1,0 +1,23 @@
+"""docs/memory.md documents every `caxton memory` command and every memory route."""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI
+from fastapi.routing import APIRoute
+
+from caxton.cli import memory as cli_memory
+from caxton.engine import memory_api
+from tests.conftest import REPO_ROOT
+
+
+def test_every_command_and_route_is_documented() -> None:
+    text = (REPO_ROOT / "docs" / "memory.md").read_text("utf-8")
+    commands = [c.name for c in cli_memory.app.registered_commands]
+    assert len(commands) == 7
+    assert all(c.callback and c.callback.__doc__ for c in cli_memory.app.registered_commands)
+    assert not [name for name in commands if f"`caxton memory {name}" not in text]
+    app = FastAPI()
+    memory_api.mount(app, None, Depends(lambda: None))
+    routes = [(m, r.path) for r in app.routes if isinstance(r, APIRoute) for m in r.methods]
+    assert len(routes) == 17
+    assert not [f"{m} {p}" for m, p in routes if f"`{m} {p}`" not in text]
