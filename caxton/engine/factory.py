@@ -10,6 +10,7 @@ cheap. Called by ``caxton.engine.operations``.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from typing import Any
 from caxton.engine.conversations import ConversationStore, InMemoryConversationStore
 from caxton.engine.logs import AgentLogs
 from caxton.engine.runtime import AgentRuntime
-from caxton.errors import InvalidInput
+from caxton import metrics
+from caxton.errors import InvalidInput, SandboxError
 from caxton.spec.agent import ConfigAgent, WasmAgent
 
 AgentModel = ConfigAgent | WasmAgent
@@ -37,6 +39,9 @@ class RuntimeContext:
             from caxton.engine import providers
 
             providers.close_providers(self.providers)
+        engines = sys.modules.get("caxton.sandbox.engines")  # only if loaded: don't import wasmtime to stop it
+        if engines is not None:
+            engines.shutdown_tickers()
 
 
 def build(spec: AgentModel, module: bytes | None, *, revision: int, context: RuntimeContext) -> AgentRuntime:
@@ -51,9 +56,14 @@ def build(spec: AgentModel, module: bytes | None, *, revision: int, context: Run
 def _wasm(spec: WasmAgent, module: bytes, *, revision: int, context: RuntimeContext) -> AgentRuntime:
     from caxton.sandbox import runtime as sandbox
 
-    loaded = sandbox.load_module(
-        module, spec.security_policy, max_module_size=spec.resource_limits.max_module_size
-    )
+    try:
+        loaded = sandbox.load_module(
+            module, spec.security_policy, max_module_size=spec.resource_limits.max_module_size
+        )
+    except SandboxError as error:
+        if isinstance(error.details, dict) and error.details.get("violation"):
+            metrics.WASM_VIOLATIONS.labels(spec.id, str(error.details["violation"])).inc()
+        raise
     runtime: AgentRuntime = sandbox.WasmAgentRuntime(
         loaded, spec.resource_limits, spec.security_policy,
         agent=spec.id, revision=revision, log=context.logs.sink(spec.id, revision),

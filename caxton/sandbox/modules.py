@@ -231,7 +231,7 @@ def _check_imports(shape: Shape, policy: SecurityPolicy) -> tuple[str, ...]:
             "without preopens when security_policy grants file_system_access or network_access); "
             "rebuild the module without the other imports, or allow a host import in "
             "security_policy.allowed_imports",
-            details={"imports": list(names), "problems": problems},
+            details={"violation": "import", "imports": list(names), "problems": problems},
         )
     return names
 
