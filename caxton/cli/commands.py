@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "lock": ("caxton.cli.lock", "app", True),
     "history": ("caxton.cli.history", "history", False),
     "rollback": ("caxton.cli.history", "rollback", False),
+    "reconcile": ("caxton.cli.reconcile", "app", True),
+    "up": ("caxton.cli.up", "up", False),
     "memory": ("caxton.cli.memory", "app", True),
 }
 

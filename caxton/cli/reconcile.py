@@ -1,0 +1,264 @@
+"""``caxton reconcile [--watch]``, ``caxton reconcile status`` and ``caxton reconcile trigger``.
+
+Thin: resolve the source (``caxton.reconcile.sources``) and the engines
+(``--engine``, or ``--env NAME`` from caxton.yaml), then either run one pass
+and exit with apply's exit code (0 applied or in sync, 1 error or invalid,
+3 rolled back), or, with ``--watch``, run the loop until SIGTERM/SIGINT
+(which finish the current step and exit 0). ``status`` renders what the loop
+last reported to the engine; ``trigger`` is the webhook.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from caxton.cli.common import (
+    DEFAULT_ENGINE_URL,
+    EngineOption,
+    Output,
+    OutputOption,
+    TokenOption,
+    echo,
+    emit_json,
+    note,
+)
+from caxton.errors import CaxtonError, InvalidInput, RolledBack
+
+if TYPE_CHECKING:
+    from caxton.reconcile.loop import Loop, Settings
+    from caxton.reconcile.passes import PassOutcome, Target
+    from caxton.reconcile.sources import Source
+
+app = typer.Typer(help="Keep the engine equal to a git branch or a directory (once, or --watch).",
+                  invoke_without_command=True)
+
+SourceOption = Annotated[str, typer.Option(
+    "--source", help="Local directory, git work tree, or git URL (cloned into --data-dir).")]
+BranchOption = Annotated[str | None, typer.Option(
+    "--branch", help="Branch to track (default: the work tree's current branch; main for a URL).",
+    show_default=False)]
+PathOption = Annotated[str | None, typer.Option(
+    "--path", help="Directory of the agents inside the source (default: caxton.yaml's agents_dir or agents/).",
+    show_default=False)]
+IntervalOption = Annotated[str, typer.Option(
+    "--interval", help="Re-check (fetch, heal drift) every this long, jittered.")]
+PollOption = Annotated[str, typer.Option(
+    "--poll-interval", help="How often a local git branch is checked for new commits.")]
+DataDirOption = Annotated[Path, typer.Option("--data-dir", help="Where a git URL is cloned (DATA_DIR/sources/).")]
+UncommittedOption = Annotated[bool, typer.Option(
+    "--uncommitted", help="Apply a git work tree's files as they are on disk (watched), not its branch.")]
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """The loop's log lines go to stderr, one per line, with a timestamp."""
+    logger = logging.getLogger("caxton.reconcile")
+    logger.setLevel(level)
+    if not any(getattr(h, "_caxton", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s reconcile: %(message)s", "%H:%M:%S"))
+        handler._caxton = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.propagate = False
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP request is noise here
+
+
+@app.callback()
+def reconcile(
+    ctx: typer.Context,
+    source: SourceOption = ".",
+    branch: BranchOption = None,
+    path: PathOption = None,
+    engine: EngineOption = DEFAULT_ENGINE_URL,
+    token: TokenOption = None,
+    env: Annotated[str | None, typer.Option(
+        "--env", help="Apply to each engine of this caxton.yaml environment in turn (stops at the first failure).",
+        show_default=False)] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="caxton.yaml naming the environments (default: ./caxton.yaml).", show_default=False)] = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Keep reconciling until SIGTERM/SIGINT.")] = False,
+    interval: IntervalOption = "30s",
+    poll_interval: PollOption = "500ms",
+    max_backoff: Annotated[str | None, typer.Option(
+        "--max-backoff", help="Longest wait between retries of a failed pass (default: --interval).",
+        show_default=False)] = None,
+    uncommitted: UncommittedOption = False,
+    data_dir: DataDirOption = Path(".caxton"),
+    no_prune: Annotated[bool, typer.Option("--no-prune", help="Never delete agents missing from the source.")] = False,
+    allow_delete_all: Annotated[bool, typer.Option(
+        "--allow-delete-all", help="Allow a pass that deletes every agent on the engine.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to follow one apply.")] = 600.0,
+) -> int:
+    """Plan and apply the source on the engine (one pass, or --watch to keep converging)."""
+    if ctx.invoked_subcommand is not None:
+        return 0
+    from caxton.reconcile import environments, sources
+    from caxton.reconcile.passes import Target
+
+    setup_logging()
+    targets = [Target(engine, token)]
+    if env is not None:
+        wave = environments.load(environments.find_config(config, source), env, token)
+        targets, branch = wave.targets, branch or wave.branch
+    opened = sources.open_source(source, branch=branch, path=path, data_dir=data_dir, uncommitted=uncommitted,
+                                 poll=_seconds(poll_interval, "--poll-interval"))
+    settings = make_settings(interval, max_backoff, prune=not no_prune, allow_delete_all=allow_delete_all,
+                             timeout=timeout)
+    if watch:
+        return watch_until_signal(opened, targets, settings)
+    return _once(opened, targets, settings)
+
+
+def make_settings(interval: str, max_backoff: str | None, *, prune: bool, allow_delete_all: bool,
+                  timeout: float) -> Settings:
+    from caxton.reconcile.loop import Settings
+    from caxton.reconcile.passes import Options
+
+    every = _seconds(interval, "--interval")
+    if every <= 0:
+        raise InvalidInput("--interval must be positive", hint="e.g. --interval 30s")
+    cap = _seconds(max_backoff, "--max-backoff") if max_backoff else None
+    return Settings(interval=every, backoff_cap=cap,
+                    options=Options(prune=prune, allow_delete_all=allow_delete_all, apply_timeout=timeout))
+
+
+def _seconds(value: str, option: str) -> float:
+    from caxton.spec.units import parse_duration
+
+    try:
+        return float(parse_duration(value))
+    except (ValueError, TypeError) as error:
+        raise InvalidInput(f"{option} {value!r} is not a duration: {error}", hint="e.g. 500ms, 5s, 2m") from None
+
+
+def _once(source: Source, targets: list[Target], settings: Settings) -> int:
+    from caxton.reconcile.loop import Loop
+
+    loop = Loop(source, targets, settings)
+    try:
+        outcome = loop.once()
+    finally:
+        loop.close()
+        source.close()
+    print_outcome(outcome)
+    return exit_code(outcome)
+
+
+def print_outcome(outcome: PassOutcome) -> None:
+    """One line per engine on stdout; the diagnostics of an invalid revision on stderr."""
+    commit = (outcome.commit or outcome.revision or "(unknown)").removeprefix("sha256:")[:12]
+    for result in outcome.engines:
+        changes = f": {', '.join(result.changes)}" if result.changes else ""
+        echo(f"{result.engine}: {result.outcome} at {commit}{changes}")
+    if not outcome.engines:
+        echo(f"{outcome.outcome}: {outcome.message}")
+    for found in outcome.diagnostics:
+        where = ":".join(str(found[k]) for k in ("file", "line", "column") if found.get(k) is not None)
+        note(f"{where}: {found.get('severity')} {found.get('code')}: {found.get('message')}")
+
+
+def exit_code(outcome: PassOutcome) -> int:
+    if outcome.ok:
+        return 0
+    if outcome.outcome == "rolled_back":
+        raise RolledBack(f"revision {outcome.commit or outcome.revision} was rolled back: {outcome.message}")
+    raise CaxtonError(f"reconcile {outcome.outcome}: {outcome.message}",
+                      hint="see `caxton reconcile status`; fix the source (or the engine) and run again")
+
+
+def watch_until_signal(source: Source, targets: list[Target], settings: Settings) -> int:
+    """Run the loop until SIGTERM or SIGINT; the step in progress finishes; exit 0."""
+    from caxton.reconcile.loop import Loop
+
+    stop = threading.Event()
+    loop = Loop(source, targets, settings)
+    with stop_on_signals(stop, loop):
+        try:
+            loop.run(stop)
+        finally:
+            source.close()
+    return 0
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event, loop: Loop | None = None) -> Iterator[list[int]]:
+    """SIGTERM and SIGINT set ``stop`` (and wake ``loop``) instead of raising; restored afterwards."""
+    received: list[int] = []
+
+    def handler(signum: int, _: FrameType | None) -> None:
+        received.append(signum)
+        stop.set()
+        if loop is not None:
+            loop.poke("stop")
+
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@app.command("status")
+def status(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
+           output: OutputOption = Output.text) -> int:
+    """Show what the reconcile loop last reported to the engine."""
+    from caxton.client.engine import EngineClient
+    from caxton.reconcile import board
+
+    with EngineClient(engine, token=token) as client:
+        view = board.read(client)
+    if output is Output.json:
+        emit_json(view)
+    else:
+        render_status(view)
+    return 0
+
+
+def render_status(view: dict[str, Any]) -> None:
+    report = view.get("status")
+    if not report:
+        echo("No reconcile loop has reported to this engine (start one: caxton reconcile --watch).")
+        return
+    rows = [
+        ("source", report.get("source")), ("state", report.get("state")),
+        ("last seen commit", report.get("last_seen_commit")), ("last applied commit", report.get("last_applied_commit")),
+        ("last outcome", report.get("last_outcome")), ("last run", report.get("last_run_at")),
+        ("last success", report.get("last_success_at")), ("last error", report.get("last_error")),
+        ("retries", report.get("retries")), ("next attempt", report.get("next_attempt_at")),
+        ("reported", view.get("reported_at")), ("loop", f"{report.get('holder')} (id {report.get('loop_id')})"),
+    ]
+    for label, value in rows:
+        echo(f"{label + ':':<21}{'-' if value is None else value}")
+    for engine in report.get("engines") or []:
+        echo(f"engine {engine['engine']}: {engine.get('outcome') or '-'} at {engine.get('commit') or '-'}")
+    for found in report.get("diagnostics") or []:
+        where = ":".join(str(found[k]) for k in ("file", "line", "column") if found.get(k) is not None)
+        echo(f"  {where}: {found.get('severity')} {found.get('code')}: {found.get('message')}")
+
+
+@app.command("trigger")
+def trigger(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
+            reason: Annotated[str | None, typer.Option("--reason", help="Shown in the status.")] = None) -> int:
+    """Ask the reconcile loop for a pass now (what a git host's webhook does: POST /api/v1/reconcile)."""
+    from caxton.client.engine import EngineClient
+    from caxton.reconcile import board
+
+    with EngineClient(engine, token=token) as client:
+        result = board.trigger(client, reason)
+    if not result.get("loop_reported"):
+        note("note: no reconcile loop has reported to this engine yet")
+    echo(f"Triggered (trigger #{result['triggers']}).")
+    return 0

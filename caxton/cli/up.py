@@ -1,0 +1,156 @@
+"""``caxton up``: the zero-setup default: an embedded engine plus a reconcile loop over ./agents.
+
+Starts the engine in this process (``caxton.engine``: store in ``--data-dir``,
+the HTTP API served by uvicorn in a thread), prints where the API is, then
+runs the reconcile loop (``caxton.reconcile``) in the main thread over the
+current project (its git branch when it is a git work tree, else the files
+as they are) or ``--source``, printing what each pass applied. SIGTERM or
+Ctrl-C: the loop finishes its step, the API stops accepting requests,
+in-flight messages drain, the engine closes its store; exit 0.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from caxton.cli import reconcile as reconcile_cli
+from caxton.cli.common import echo
+from caxton.errors import CaxtonError
+
+if TYPE_CHECKING:
+    import socket
+
+    import uvicorn
+
+    from caxton.engine.core import Engine
+    from caxton.reconcile.loop import Settings
+    from caxton.reconcile.passes import PassOutcome, Target
+    from caxton.reconcile.sources import Source
+    from caxton.spec.project import ProjectConfig
+
+START_TIMEOUT = 60.0
+
+
+def up(
+    source: reconcile_cli.SourceOption = ".",
+    branch: reconcile_cli.BranchOption = None,
+    path: reconcile_cli.PathOption = None,
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="The engine's embedded data directory.")] = Path(".caxton"),
+    port: Annotated[int, typer.Option("--port", help="Port of the engine API (0 picks a free one).")] = 8080,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="caxton.yaml for the engine's settings (default: ./caxton.yaml if present).",
+        show_default=False)] = None,
+    interval: reconcile_cli.IntervalOption = "30s",
+    poll_interval: reconcile_cli.PollOption = "500ms",
+    uncommitted: reconcile_cli.UncommittedOption = False,
+) -> int:
+    """Run an embedded engine and keep it equal to ./agents (or --source) until Ctrl-C."""
+    from caxton.engine import config as engine_config
+    from caxton.reconcile import sources
+    from caxton.reconcile.passes import Target
+
+    flags = {("server", "host"): host, ("server", "port"): port, ("server", "data_dir"): str(data_dir)}
+    settings = engine_config.load(config, flags=flags)
+    opened = sources.open_source(source, branch=branch, path=path, data_dir=settings.data_dir,
+                                 uncommitted=uncommitted, poll=reconcile_cli._seconds(poll_interval, "--poll-interval"))
+    loop_settings = reconcile_cli.make_settings(interval, None, prune=True, allow_delete_all=False, timeout=600.0)
+    with _embedded(settings.config, settings.data_dir) as (url, engine):
+        echo(f"caxton engine API at {url}/api/v1 (data dir {engine.data_dir})")
+        echo(f"reconciling {opened.description}; stop with Ctrl-C")
+        sys.stdout.flush()
+        return _watch(opened, Target(url, settings.config.security.api_token), loop_settings)
+
+
+def _watch(source: Source, target: Target, settings: Settings) -> int:
+    from caxton.reconcile.loop import Loop
+
+    stop = threading.Event()
+    loop = Loop(source, [target], settings, on_pass=_announcer())
+    with reconcile_cli.stop_on_signals(stop, loop):
+        try:
+            loop.run(stop)
+        finally:
+            source.close()
+    echo("stopping the engine")
+    return 0
+
+
+def _announcer() -> Callable[[PassOutcome], None]:
+    """Says on stdout what each pass applied (the loop's log on stderr has the details)."""
+    passes_seen: list[str] = []
+
+    def announce(outcome: PassOutcome) -> None:
+        commit = (outcome.commit or outcome.revision or "").removeprefix("sha256:")[:12]
+        for result in outcome.engines:
+            if result.outcome == "applied":
+                echo(f"applied {commit}: {', '.join(result.changes) or 'no agent changed'}")
+            elif result.outcome == "in_sync" and not passes_seen:
+                echo(f"in sync with {commit}: nothing to apply")
+            elif result.outcome != "in_sync":
+                echo(f"not applied ({result.outcome}): {result.message}")
+        if not outcome.engines:
+            echo(f"not applied ({outcome.outcome}): {outcome.message}")
+        passes_seen.append(outcome.outcome)
+        sys.stdout.flush()
+
+    return announce
+
+
+@contextmanager
+def _embedded(config: ProjectConfig, data_dir: Path) -> Iterator[tuple[str, Engine]]:
+    """The engine started in this process, its API served by uvicorn in a thread; stopped on exit."""
+    import logging
+
+    import uvicorn
+
+    from caxton.engine import server
+    from caxton.engine.api import create_app
+
+    logging.basicConfig(level=config.logging.level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    reconcile_cli.setup_logging()
+    sock = server.bind(config.server.host, config.server.port)
+    engine = server.Engine(config, data_dir)
+    http: uvicorn.Server | None = None
+    thread: threading.Thread | None = None
+    try:
+        engine.start()
+        http = uvicorn.Server(uvicorn.Config(
+            create_app(engine), log_level="warning", access_log=False, lifespan="on", server_header=False,
+            timeout_graceful_shutdown=int(config.server.drain_timeout) or 1))
+        thread = threading.Thread(target=http.run, kwargs={"sockets": [sock]}, name="caxton-api", daemon=True)
+        thread.start()
+        _wait_listening(http, thread)
+        yield _url(sock), engine
+    finally:
+        if http is not None:
+            http.should_exit = True
+        if thread is not None:
+            thread.join(timeout=config.server.drain_timeout + 10)
+        if engine.started:
+            engine.stop()
+        sock.close()
+
+
+def _wait_listening(http: uvicorn.Server, thread: threading.Thread) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while not http.started:
+        if not thread.is_alive():
+            raise CaxtonError("the engine API did not start", hint="see the log lines above")
+        if time.monotonic() > deadline:
+            raise CaxtonError(f"the engine API did not start in {START_TIMEOUT:.0f}s", hint="see the log lines above")
+        time.sleep(0.02)
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

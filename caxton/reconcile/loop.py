@@ -1,0 +1,286 @@
+"""The watch loop: run a pass whenever the desired state or the engine may have drifted apart.
+
+A pass runs (``caxton.reconcile.passes``) when:
+- the source has a new revision (a commit on the tracked branch, a file change
+  in a plain directory): at once, superseding any retry of an older revision;
+- the webhook ``POST /api/v1/reconcile`` fired, or an engine came back after
+  being unreachable (``_listen`` long-polls each engine's status endpoint);
+- every ``interval`` (jittered), to fetch a remote and to heal drift;
+- after a temporary failure (apply failed, engine unreachable), retrying the
+  same revision with capped exponential backoff and jitter.
+A revision that cannot succeed by retrying (invalid desired state, refused
+by the delete-all guard, rolled back) is held: the engine is left as it is
+until a new revision arrives (or the webhook asks again).
+
+The loop never dies on an error. ``run(stop)`` returns once ``stop`` is set,
+after finishing the step in progress; the CLI sets it on SIGTERM/SIGINT.
+After every pass the status goes to each engine (``caxton.reconcile.board``),
+with the passes it has not counted yet. Called by ``caxton reconcile`` and
+``caxton up``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from caxton.client.engine import EngineClient
+from caxton.errors import CaxtonError
+from caxton.reconcile import board, passes
+from caxton.reconcile.backoff import Backoff, spread
+from caxton.reconcile.passes import PassOutcome, Target
+from caxton.reconcile.sources import Source
+from caxton.reconcile.status import EngineView, LoopStatus
+
+log = logging.getLogger("caxton.reconcile")
+
+MAX_UNREPORTED = 100
+
+
+@dataclass(frozen=True)
+class Settings:
+    interval: float = 30.0
+    backoff_base: float = 1.0
+    backoff_cap: float | None = None  # default: the interval
+    jitter: float = 0.1
+    options: passes.Options = field(default_factory=passes.Options)
+
+
+class Loop:
+    """Keeps ``targets`` equal to ``source``. ``once()`` for one pass; ``run(stop)`` to watch."""
+
+    def __init__(
+        self, source: Source, targets: list[Target], settings: Settings | None = None, *,
+        on_pass: Callable[[PassOutcome], None] | None = None, rng: random.Random | None = None,
+    ) -> None:
+        self.source, self.targets = source, targets
+        self.settings = settings or Settings()
+        self.on_pass = on_pass
+        self.rng = rng or random.Random()
+        cap = self.settings.backoff_cap if self.settings.backoff_cap is not None else self.settings.interval
+        self.backoff = Backoff(self.settings.backoff_base, max(cap, self.settings.backoff_base),
+                               self.settings.jitter, self.rng)
+        self.status = LoopStatus(source.description, source.kind, source.branch, self.settings.interval,
+                                 [EngineView(t.url) for t in targets])
+        self._wake = threading.Event()
+        self._reasons: set[str] = set()
+        self._guard = threading.Lock()
+        self._unreported: dict[str, list[dict[str, Any]]] = {t.url: [] for t in targets}
+        self._clients: dict[str, EngineClient] = {}
+        self._last: str | None = None  # revision of the last pass
+        self._held = False
+        self._attempts = 0
+        self.next_delay = 0.0
+
+    # --- wake-ups from other threads ---------------------------------------------------------
+    def poke(self, reason: str) -> None:
+        """Ask for a check now (``change``, ``trigger`` or ``reconnect``); safe from any thread."""
+        with self._guard:
+            self._reasons.add(reason)
+        self._wake.set()
+
+    def _take_reasons(self) -> set[str]:
+        with self._guard:
+            reasons, self._reasons = self._reasons, set()
+        return reasons
+
+    # --- one pass ------------------------------------------------------------------------------
+    def once(self) -> PassOutcome:
+        """Read the current revision and run one pass on it."""
+        began = time.monotonic()
+        try:
+            revision = self.source.current()
+        except CaxtonError as error:
+            outcome = self._finish(passes.source_failed(error, time.monotonic() - began), None)
+        else:
+            outcome = self._finish(self._pass(revision), revision)
+        self.report()
+        return outcome
+
+    def _pass(self, revision: str) -> PassOutcome:
+        self.status.state = "applying"
+        began = time.monotonic()
+        try:
+            return passes.run(self.source, revision, self.targets, self.settings.options)
+        except Exception as error:
+            log.exception("reconcile pass failed unexpectedly")
+            return PassOutcome("error", revision, None, f"internal error: {type(error).__name__}: {error}",
+                               time.monotonic() - began)
+
+    def _finish(self, outcome: PassOutcome, revision: str | None) -> PassOutcome:
+        if revision is not None and revision != self._last:
+            self._attempts = 0
+        self._last = revision if revision is not None else self._last
+        self._held = outcome.outcome in passes.PERMANENT
+        self._attempts = self._attempts + 1 if outcome.retry else 0
+        self.next_delay = self.delay(outcome)
+        self.status.record(outcome, retries=self._attempts)
+        self._log(outcome)
+        if self.on_pass is not None:
+            self.on_pass(outcome)
+        return outcome
+
+    def delay(self, outcome: PassOutcome) -> float:
+        """Seconds until the next timed pass: backoff after a temporary failure, else the interval."""
+        if outcome.retry:
+            return self.backoff.delay(self._attempts)
+        return spread(self.settings.interval, self.settings.jitter, self.rng)
+
+    # --- the watch loop -------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Watch until ``stop`` is set; the step in progress is finished first."""
+        threads = [threading.Thread(target=self._watch_source, args=(stop,), name="caxton-source-watch", daemon=True)]
+        threads += [threading.Thread(target=self._listen, args=(t, stop), name=f"caxton-listen-{i}", daemon=True)
+                    for i, t in enumerate(self.targets)]
+        for thread in threads:
+            thread.start()
+        log.info("reconciling %s into %s every %.0fs", self.source.description,
+                 ", ".join(t.url for t in self.targets), self.settings.interval)
+        try:
+            self._schedule(stop)
+        finally:
+            stop.set()
+            self._wake.set()
+            self.status.state, self.status.next_attempt_at = "stopped", None
+            self.report()
+            for thread in threads:
+                thread.join(timeout=2.0)
+            self.close()
+            log.info("reconcile loop stopped")
+
+    def _schedule(self, stop: threading.Event) -> None:
+        next_at = time.monotonic()
+        while not stop.is_set():
+            self._wake.wait(max(0.0, next_at - time.monotonic()))
+            if stop.is_set():
+                return
+            self._wake.clear()
+            reasons = self._take_reasons()
+            timer = time.monotonic() >= next_at
+            if not reasons and not timer:
+                continue
+            outcome = self._step(reasons, timer)
+            if outcome is None:
+                if timer:
+                    next_at = time.monotonic() + spread(self.settings.interval, self.settings.jitter, self.rng)
+                continue
+            next_at = time.monotonic() + self.next_delay
+            self.status.schedule(time.time() + (next_at - time.monotonic()))
+            self.report()
+
+    def _step(self, reasons: set[str], timer: bool) -> PassOutcome | None:
+        """Run a pass if one is due; None when there was nothing to do."""
+        began = time.monotonic()
+        try:
+            revision = self.source.current()
+        except CaxtonError as error:
+            return self._finish(passes.source_failed(error, time.monotonic() - began), None)
+        except Exception as error:
+            log.exception("reading the source failed unexpectedly")
+            failed = CaxtonError(f"reading the source failed: {type(error).__name__}: {error}")
+            return self._finish(passes.source_failed(failed, time.monotonic() - began), None)
+        new = revision != self._last
+        forced = bool(reasons & {"trigger", "reconnect"})
+        if not (new or forced or timer):
+            return None  # a file event that changed nothing
+        if not (new or forced) and self._held:
+            return None  # retrying cannot help this revision; wait for a new one
+        if new and self._last is not None:
+            log.info("new revision %s", _short(revision))
+        return self._finish(self._pass(revision), revision)
+
+    # --- threads ---------------------------------------------------------------------------------
+    def _watch_source(self, stop: threading.Event) -> None:
+        try:
+            self.source.watch(lambda: self.poke("change"), stop)
+        except Exception:
+            log.exception("watching %s failed; relying on the interval", self.source.description)
+
+    def _listen(self, target: Target, stop: threading.Event) -> None:
+        """Long-poll the engine's reconcile status: the webhook's triggers, and restarts of the engine."""
+        seen_board: str | None = None
+        seen = -1
+        failures = 0
+        with EngineClient(target.url, token=target.token, timeout=board.LONG_POLL + 10) as client:
+            while not stop.is_set():
+                try:
+                    view = board.read(client, triggers_after=seen, wait=board.LONG_POLL if seen_board else 0.0)
+                except CaxtonError:
+                    failures += 1
+                    stop.wait(min(5.0, 0.25 * 2 ** min(failures, 5)))
+                    continue
+                back = failures > 0 or (seen_board is not None and view.get("board") != seen_board)
+                failures = 0
+                if view.get("board") != seen_board:
+                    seen_board, seen = view.get("board"), int(view.get("triggers", 0))
+                elif int(view.get("triggers", 0)) > seen:
+                    seen = int(view["triggers"])
+                    self.poke("trigger")
+                if back:
+                    self.poke("reconnect")
+
+    # --- reporting -------------------------------------------------------------------------------
+    def report(self) -> None:
+        """Send the status (and the passes not yet counted) to every engine that answers."""
+        status = self.status.to_dict()
+        for target in self.targets:
+            pending = self._unreported[target.url]
+            try:
+                board.report(self._client(target), status, pending[:MAX_UNREPORTED])
+            except CaxtonError as error:
+                log.debug("could not report the status to %s: %s", target.url, error.message)
+                continue
+            del pending[:MAX_UNREPORTED]
+
+    def _client(self, target: Target) -> EngineClient:
+        if target.url not in self._clients:
+            self._clients[target.url] = EngineClient(target.url, token=target.token, timeout=10.0)
+        return self._clients[target.url]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+    def _count(self, outcome: PassOutcome) -> None:
+        run = {"outcome": outcome.outcome, "duration_seconds": round(outcome.duration, 6)}
+        for pending in self._unreported.values():
+            pending.append(run)
+            del pending[:-MAX_UNREPORTED]
+
+    # --- logs -------------------------------------------------------------------------------------
+    def _log(self, outcome: PassOutcome) -> None:
+        self._count(outcome)
+        commit = _short(outcome.commit or outcome.revision)
+        if outcome.outcome == "applied":
+            for result in outcome.engines:
+                if result.changes:
+                    log.info("applied %s to %s: %s", commit, result.engine, ", ".join(result.changes))
+        elif outcome.outcome == "in_sync":
+            log.debug("%s in sync at %s", ", ".join(t.url for t in self.targets), commit)
+        elif outcome.outcome == "invalid":
+            log.error("revision %s is invalid; nothing applied (the engine is left as it is):", commit)
+            for found in outcome.diagnostics:
+                log.error("  %s", _diagnostic_line(found))
+        elif outcome.retry:
+            log.warning("pass failed (%s): %s; retry %d in %.1fs", outcome.outcome, outcome.message,
+                        self._attempts, self.next_delay)
+        else:
+            log.error("revision %s %s: %s; waiting for a new revision", commit, outcome.outcome, outcome.message)
+
+
+def _short(revision: str | None) -> str:
+    if revision is None:
+        return "(unknown)"
+    return revision.removeprefix("sha256:")[:12]
+
+
+def _diagnostic_line(found: dict[str, Any]) -> str:
+    where = ":".join(str(found[k]) for k in ("file", "line", "column") if found.get(k) is not None)
+    hint = f" (hint: {found['hint']})" if found.get("hint") else ""
+    return f"{where}: {found.get('severity')} {found.get('code')}: {found.get('message')}{hint}"

@@ -1,0 +1,95 @@
+"""The loop's status in a fixed shape: what it saw, what it applied, what failed, what comes next.
+
+``LoopStatus`` is updated by ``caxton.reconcile.loop`` after each pass and
+sent to the engine by ``caxton.reconcile.board`` as a plain dict (the shape
+``caxton reconcile status`` renders and docs/reconcile.md documents).
+Times are UTC ISO-8601 strings.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from caxton.reconcile.passes import PassOutcome
+
+
+def iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
+@dataclass
+class EngineView:
+    engine: str
+    commit: str | None = None  # the last revision this engine was seen to have
+    outcome: str | None = None
+    message: str | None = None
+
+
+@dataclass
+class LoopStatus:
+    source: str
+    kind: str
+    branch: str | None
+    interval_seconds: float
+    engines: list[EngineView]
+    loop_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    holder: str = field(default_factory=lambda: f"{socket.gethostname()} pid {os.getpid()}")
+    started_at: str | None = field(default_factory=lambda: iso(time.time()))
+    state: str = "starting"  # starting, idle, applying, retrying, holding, stopped
+    last_seen_commit: str | None = None
+    last_applied_commit: str | None = None
+    last_outcome: str | None = None
+    last_message: str | None = None
+    last_error: str | None = None
+    diagnostics: list[dict[str, Any]] = field(default_factory=list)
+    last_run_at: str | None = None
+    last_success_at: str | None = None
+    last_duration_seconds: float | None = None
+    retries: int = 0
+    next_attempt_at: str | None = None
+    runs: dict[str, int] = field(default_factory=dict)
+
+    def record(self, outcome: PassOutcome, *, retries: int) -> None:
+        """Take in a finished pass."""
+        now = time.time()
+        self.last_run_at = iso(now)
+        self.last_duration_seconds = round(outcome.duration, 3)
+        self.last_outcome, self.last_message = outcome.outcome, outcome.message
+        self.runs[outcome.outcome] = self.runs.get(outcome.outcome, 0) + 1
+        self.retries = retries
+        if outcome.revision is not None and self.kind != "dir":
+            self.last_seen_commit = outcome.revision
+        elif outcome.commit is not None:
+            self.last_seen_commit = outcome.commit
+        self.diagnostics = list(outcome.diagnostics)
+        if outcome.ok:
+            self.last_applied_commit = outcome.commit
+            self.last_success_at = iso(now)
+            self.last_error = None
+        else:
+            self.last_error = f"{outcome.outcome}: {outcome.message}"
+        self._engines(outcome)
+        self.state = "retrying" if outcome.retry else ("idle" if outcome.ok else "holding")
+
+    def _engines(self, outcome: PassOutcome) -> None:
+        by_url = {view.engine: view for view in self.engines}
+        for result in outcome.engines:
+            view = by_url.get(result.engine)
+            if view is None:
+                continue
+            view.outcome, view.message = result.outcome, result.message
+            if result.commit is not None:
+                view.commit = result.commit
+
+    def schedule(self, next_at: float | None) -> None:
+        self.next_attempt_at = iso(next_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
