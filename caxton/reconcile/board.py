@@ -14,8 +14,8 @@ from typing import Any
 
 from caxton.client.engine import EngineClient
 
-#: The engine caps a long poll at this many seconds (so its shutdown never waits long).
-LONG_POLL = 5.0
+#: Seconds a long poll waits (the engine caps it at 5): an engine shutdown waits at most this for the loop.
+LONG_POLL = 2.0
 
 
 def report(client: EngineClient, status: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -92,6 +92,7 @@ class Loop:
     # --- one pass ------------------------------------------------------------------------------
     def once(self) -> PassOutcome:
         """Read the current revision and run one pass on it."""
+        self.seed()
         began = time.monotonic()
         try:
             revision = self.source.current()
@@ -139,6 +140,7 @@ class Loop:
                     for i, t in enumerate(self.targets)]
         for thread in threads:
             thread.start()
+        self.seed()
         log.info("reconciling %s into %s every %.0fs", self.source.description,
                  ", ".join(t.url for t in self.targets), self.settings.interval)
         try:
@@ -149,7 +151,7 @@ class Loop:
             self.status.state, self.status.next_attempt_at = "stopped", None
             self.report()
             for thread in threads:
-                thread.join(timeout=2.0)
+                thread.join(timeout=0.5)  # daemons: a listener may sit in a long poll
             self.close()
             log.info("reconcile loop stopped")
 
@@ -223,6 +225,21 @@ class Loop:
                     self.poke("trigger")
                 if back:
                     self.poke("reconnect")
+
+    def seed(self) -> None:
+        """Carry over what an earlier loop over the same source reported (what each engine has)."""
+        for target in self.targets:
+            try:
+                earlier = board.read(self._client(target)).get("status") or {}
+            except CaxtonError:
+                continue
+            if earlier.get("source") != self.status.source:
+                continue
+            self.status.last_applied_commit = self.status.last_applied_commit or earlier.get("last_applied_commit")
+            self.status.last_success_at = self.status.last_success_at or earlier.get("last_success_at")
+            known = {e.get("engine"): e.get("commit") for e in earlier.get("engines") or []}
+            for view in self.status.engines:
+                view.commit = view.commit or known.get(view.engine)
 
     # --- reporting -------------------------------------------------------------------------------
     def report(self) -> None:
