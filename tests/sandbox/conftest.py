@@ -37,6 +37,14 @@ def _stop_tickers() -> Iterator[None]:
     engines.shutdown_tickers()
 
 
+@pytest.fixture(autouse=True)
+def _no_disk_cache() -> Iterator[None]:
+    """Engines started by other test areas point the process-wide disk cache at their data dir."""
+    runtime.set_cache_dir(None)
+    yield
+    runtime.set_cache_dir(None)
+
+
 @pytest.fixture
 def make_runtime() -> Iterator[RuntimeFactory]:
     """Build (and by default start) runtimes; every one is stopped after the test."""
