@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from caxton import __version__, metrics
-from caxton.engine import apply_api, reconcile_api
+from caxton.engine import apply_api, reconcile_api, rollout_api
 from caxton.engine.core import Engine
 from caxton.engine.store import Source
 from caxton.errors import (
@@ -209,6 +209,7 @@ def create_app(engine: Engine) -> FastAPI:
     _routes(app, engine, auth)
     apply_api.mount(app, engine, auth)
     reconcile_api.mount(app, engine, auth)
+    rollout_api.mount(app, engine, auth)
     return app
 
 

@@ -8,8 +8,12 @@ background thread through ``caxton.engine.operations.Operations``. Each
 agent's change is atomic (a new revision serves only once started), so a CLI
 killed mid-apply leaves the engine to finish; an engine killed mid-apply comes
 back with every agent on its old or new revision and the apply marked
-``interrupted``. Progress is kept as numbered log lines that the CLI follows
-(``GET /api/v1/applies/{id}?after=N&wait=S``).
+``interrupted``. An update whose strategy has steps (canary, gradual,
+blue-green, ab-test, shadow) starts a rollout (``caxton.engine.rollouts``);
+the apply follows every rollout it started until it finishes, relaying each
+step as a progress line, and ends ``rolled_back`` when any of them rolled
+back (``caxton apply`` exits 3). Progress is kept as numbered log lines that
+the CLI follows (``GET /api/v1/applies/{id}?after=N&wait=S``).
 """
 
 from __future__ import annotations
@@ -22,19 +26,22 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from caxton.engine.lease import ApplyLock
 from caxton.engine.operations import Operations, parse_spec
 from caxton.engine.store import Source, Store, utcnow
 from caxton.errors import CaxtonError, Conflict, InvalidInput, NotFound, StalePlan
 
+if TYPE_CHECKING:
+    from caxton.engine.rollouts.controller import RolloutController
+
 log = logging.getLogger(__name__)
 
 FINAL = frozenset({"succeeded", "failed", "rolled_back", "interrupted"})
 ACTIONS = ("create", "replace", "update", "delete")
-#: Strategies the engine runs today; others are applied immediately, and the log says so.
-IMMEDIATE_STRATEGIES = frozenset({"immediate", "resume", "drain", "none"})
+#: Outcome of a rollout -> status of its change in the apply.
+ROLLOUT_RESULT = {"succeeded": "done", "rolled_back": "rolled_back", "failed": "failed", "cancelled": "failed"}
 MAX_WAIT = 10.0
 KEEP_RECORDS = 50
 
@@ -44,7 +51,7 @@ class ChangeResult:
     id: str
     action: str
     strategy: str
-    status: str = "pending"  # pending, running, done, unchanged, failed
+    status: str = "pending"  # pending, running, done, unchanged, failed, rolled_back, interrupted
     message: str = ""
     revision: int | None = None
     duration_ms: float | None = None
@@ -83,8 +90,9 @@ class _Item:
 class ApplyRunner:
     """Accepts plan submissions and runs one at a time."""
 
-    def __init__(self, ops: Operations, store: Store, lock: ApplyLock) -> None:
+    def __init__(self, ops: Operations, store: Store, lock: ApplyLock, rollouts: RolloutController | None = None) -> None:
         self.ops = ops
+        self.rollouts = rollouts
         self.store = store
         self.lock = lock
         self._records: dict[str, ApplyRecord] = {}
@@ -152,37 +160,70 @@ class ApplyRunner:
     def _run(self, record: ApplyRecord, items: list[_Item]) -> None:
         source = Source(actor=f"apply {record.id} by {record.holder}", plan_id=record.plan_id, git_commit=record.git_commit)
         order = sorted(range(len(items)), key=lambda i: ACTIONS.index(items[i].action))
+        rollouts: list[tuple[ChangeResult, str, float]] = []
         for index in order:
-            self._one(record, record.results[index], items[index], source)
-        failed = [r for r in record.results if r.status == "failed"]
-        self._finish(record, "failed" if failed else "succeeded")
+            started = self._one(record, record.results[index], items[index], source)
+            if started is not None:
+                rollouts.append((record.results[index], started, time.perf_counter()))
+        for result, rollout_id, began in rollouts:
+            self._follow(record, result, rollout_id, began)
+        statuses = {r.status for r in record.results}
+        status = next((s for s in ("failed", "interrupted", "rolled_back") if s in statuses), "succeeded")
+        self._finish(record, status)
 
-    def _one(self, record: ApplyRecord, result: ChangeResult, item: _Item, source: Source) -> None:
+    def _follow(self, record: ApplyRecord, result: ChangeResult, rollout_id: str, began: float) -> None:
+        """Wait for a rollout this apply started; its outcome becomes the change's status."""
+        assert self.rollouts is not None
+        rollout = self.rollouts.wait(rollout_id)
+        result.duration_ms = round((time.perf_counter() - began) * 1000, 1)
+        if rollout.active:
+            self._update(record, result, "interrupted", f"the engine stopped during rollout {rollout_id}; "
+                         "it resumes (or rolls back) when the engine starts again")
+            return
+        result.revision = rollout.candidate_revision if rollout.status == "succeeded" else rollout.stable_revision
+        status = ROLLOUT_RESULT.get(rollout.status, "failed")
+        self._update(record, result, status, f"rollout {rollout_id} {rollout.status.replace('_', ' ')}: "
+                     f"{rollout.reason}; revision {result.revision} serving")
+
+    def _one(self, record: ApplyRecord, result: ChangeResult, item: _Item, source: Source) -> str | None:
+        """Perform one change; return the id of the rollout it started, if any."""
         self._update(record, result, "running", _starting(item))
         started = time.perf_counter()
         try:
-            outcome = self._perform(item, source)
+            outcome = self._perform(record, result, item, source)
         except CaxtonError as error:
             result.duration_ms = round((time.perf_counter() - started) * 1000, 1)
             self._update(record, result, "failed", error.message + (f" (hint: {error.hint})" if error.hint else ""))
-            return
+            return None
         except Exception as error:  # noqa: BLE001 - one agent's bug must not kill the apply
             log.exception("apply %s: %s failed", record.id, item.id)
             result.duration_ms = round((time.perf_counter() - started) * 1000, 1)
             self._update(record, result, "failed", f"internal error: {type(error).__name__}: {error}")
-            return
+            return None
         result.duration_ms = round((time.perf_counter() - started) * 1000, 1)
         result.revision = outcome.get("revision")
+        if outcome.get("action") == "rollout":
+            self._update(record, result, "running", f"rollout {outcome['rollout']} started: revision "
+                         f"{outcome['revision']} beside revision {outcome['previous_revision']} ({outcome['steps']})")
+            return str(outcome["rollout"])
         status = "unchanged" if outcome.get("action") == "unchanged" else "done"
         self._update(record, result, status, _finished(item, outcome))
+        return None
 
-    def _perform(self, item: _Item, source: Source) -> dict[str, Any]:
+    def _perform(self, record: ApplyRecord, result: ChangeResult, item: _Item, source: Source) -> dict[str, Any]:
         if item.action == "delete":
             return self.ops.remove(item.id, source).to_dict()
         if item.action == "replace" and self.store.agent(item.id) is not None:
             self.ops.remove(item.id, source)
         if item.strategy == "resume" and self._paused(item.id):
             return self.ops.resume(item.id, source).to_dict()
+        if item.action == "update" and self.rollouts is not None:
+            def progress(status: str, message: str) -> None:
+                self._update(record, result, "running" if status in ("running", "paused") else result.status,
+                             message)
+
+            return self.rollouts.start(item.spec, item.module, source, strategy=item.strategy,
+                                       apply_id=record.id, listener=progress)
         return self.ops.deploy(item.spec, item.module, source).to_dict()
 
     def _paused(self, agent: str) -> bool:
@@ -204,7 +245,8 @@ class ApplyRunner:
     def _finish(self, record: ApplyRecord, status: str) -> None:
         with self._changed:
             record.status, record.finished_at = status, utcnow()
-            counts = {s: sum(1 for r in record.results if r.status == s) for s in ("done", "unchanged", "failed")}
+            counts = {s: sum(1 for r in record.results if r.status == s)
+                      for s in ("done", "unchanged", "failed", "rolled_back")}
             record.log.append({"seq": len(record.log) + 1, "at": record.finished_at, "agent": None, "action": None,
                                "status": status, "message": f"apply {status}", "counts": counts})
             self._persist(record)
@@ -212,7 +254,8 @@ class ApplyRunner:
         with self.store.transaction() as tx:
             tx.event("apply_finished", Source(actor=f"apply {record.id}", plan_id=record.plan_id,
                                               git_commit=record.git_commit),
-                     message=f"apply {record.id} {status}: {counts['done']} changed, {counts['failed']} failed",
+                     message=f"apply {record.id} {status}: {counts['done']} changed, {counts['failed']} failed, "
+                     f"{counts['rolled_back']} rolled back",
                      data={"apply_id": record.id, "status": status, "counts": counts})
 
     def _persist(self, record: ApplyRecord, *, insert: bool = False) -> None:
@@ -274,8 +317,8 @@ def _module(text: Any) -> bytes | None:
 def _starting(item: _Item) -> str:
     verb = {"create": "creating", "update": "updating", "replace": "replacing", "delete": "deleting"}[item.action]
     note = ""
-    if item.strategy not in IMMEDIATE_STRATEGIES:
-        note = f" (rollout strategy {item.strategy!r} is not run by this engine yet: applying immediately)"
+    if item.action in ("create", "replace") and item.strategy not in ("immediate", "graceful", "none", "drain"):
+        note = " (a new agent has no serving revision to roll out from: it starts at once)"
     return f"{verb} ({item.strategy}){note}"
 
 

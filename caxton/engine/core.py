@@ -23,6 +23,8 @@ from caxton.engine.factory import RuntimeContext
 from caxton.engine.lease import ApplyLock
 from caxton.engine.logs import AgentLogs
 from caxton.engine.operations import OperationResult, Operations
+from caxton.engine.rollouts.controller import RolloutController
+from caxton.engine.rollouts.window import Window, WindowBook
 from caxton.engine.router import Router
 from caxton.engine.runtime import ServingRuntime
 from caxton.engine.store import AgentRow, Source, Store
@@ -47,12 +49,16 @@ class Engine:
     #: The apply lock and the plan runner (set by ``start``).
     lock: ApplyLock
     applies: ApplyRunner
+    #: Canary, blue-green, ... rollouts (set by ``start``).
+    rollouts: RolloutController
 
     def __init__(self, config: ProjectConfig, data_dir: Path) -> None:
         self.config = config
         self.data_dir = data_dir
         self.logs = AgentLogs()
         self.router = Router()
+        #: Per-revision metric windows the rollouts' analysis reads (recorded in ``_handle``).
+        self.windows = WindowBook()
         self.started_at = time.time()
         self._store: Store | None = None
         self._ops: Operations | None = None
@@ -85,10 +91,13 @@ class Engine:
         context = RuntimeContext(logs=self.logs, providers=providers.build_providers(self.config.llm))
         self._ops = Operations(self._store, self.router, context, self.config.server)
         self.lock = ApplyLock(self._store)
-        self.applies = ApplyRunner(self._ops, self._store, self.lock)
+        self.rollouts = RolloutController(self._store, self.router, self._ops, self.windows)
+        self.applies = ApplyRunner(self._ops, self._store, self.lock, self.rollouts)
         self.started_at = time.time()
         recovered = self._ops.recover()
         self.applies.recover()
+        self.rollouts.recover()
+        self.rollouts.run_in_background()
         self.ready = True
         return recovered
 
@@ -97,6 +106,7 @@ class Engine:
         self.ready = False
         self.stopping = True
         if self._ops is not None:
+            self.rollouts.stop()
             self.applies.wait_idle()
             self._ops.shutdown()
             self._ops.context.close()
@@ -143,25 +153,33 @@ class Engine:
             "id": uuid.uuid4().hex, "agent": serving.agent_id, "revision": serving.revision,
             "conversation_id": conversation_id, "content": content,
         }
+        window = self.windows.get(serving)
         began = time.perf_counter()
         try:
             reply = serving.handle(envelope)
         except CaxtonError as error:
-            self._count_failure(serving, error)
+            self._count_failure(serving, error, window, began)
             raise
         except Exception as error:
             failure = AgentFailure(f"agent {serving.name!r} failed: {type(error).__name__}: {error}")
-            self._count_failure(serving, failure)
+            self._count_failure(serving, failure, window, began)
             raise failure from error
         elapsed = time.perf_counter() - began
         serving.latency_metric.observe(elapsed)
         serving.messages_metric.inc()
+        if window is not None:
+            window.record(elapsed, True)
+            route = self.router.get(serving.agent_id)
+            if route is not None and route.mirror is not None and route.mirror.serving is not serving:
+                route.mirror.offer(envelope, reply)
         return {
             "agent": serving.name, "revision": serving.revision, "conversation_id": conversation_id,
             "reply": reply, "duration_ms": round(elapsed * 1000, 3),
         }
 
-    def _count_failure(self, serving: ServingRuntime, error: CaxtonError) -> None:
+    def _count_failure(self, serving: ServingRuntime, error: CaxtonError, window: Window | None, began: float) -> None:
+        if window is not None:
+            window.record(time.perf_counter() - began, False)
         reason = str(getattr(error, "reason", None) or error.code)
         serving.messages_metric.inc()
         metrics.AGENT_ERRORS.labels(serving.agent_id, str(serving.revision), reason).inc()

@@ -99,4 +99,25 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "0003_rollouts",
+        """
+        CREATE TABLE rollouts (
+            id TEXT PRIMARY KEY,
+            agent_id TEXT NOT NULL,
+            status TEXT NOT NULL,                    -- running, paused, succeeded, rolled_back, failed, cancelled
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            body TEXT NOT NULL                       -- JSON: the whole rollout (steps, weights, measurements)
+        );
+        CREATE INDEX rollouts_agent ON rollouts (agent_id, started_at);
+
+        CREATE TABLE rollout_pins (                  -- conversation -> revision, for sticky routing across restarts
+            agent_id TEXT NOT NULL,
+            conversation_id TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            PRIMARY KEY (agent_id, conversation_id)
+        );
+        """,
+    ),
 )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -70,6 +71,17 @@ class OperationResult:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """A new revision started beside the serving one (a rollout's candidate); not routed yet."""
+
+    spec: Any
+    serving: ServingRuntime
+    number: int
+    digest: str
+    stable: AgentRow
+
+
 class _StartFailed(Exception):
     """A revision's runtime could not be built (``stage='build'``) or started (``'start'``)."""
 
@@ -107,12 +119,25 @@ class Operations:
         self.context = context
         self.settings = settings
         self._lock = threading.RLock()
+        #: Called with (agent id, operation) before deploy/suspend/resume/remove; the rollout
+        #: controller refuses a deploy or cancels its rollout here (``caxton.engine.rollouts``).
+        self.before_change: Callable[[str, str], None] | None = None
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The one lock every mutation of agents and routes holds (re-entrant)."""
+        return self._lock
+
+    def _guard(self, agent: str, operation: str) -> None:
+        if self.before_change is not None:
+            self.before_change(agent, operation)
 
     # --- deploy -------------------------------------------------------------------------
     def deploy(self, spec_json: Any, module: bytes | None, source: Source) -> OperationResult:
         """Make ``spec_json`` (with ``module`` for WASM agents) the serving revision of its agent."""
         spec = parse_spec(spec_json)
         with self._lock:
+            self._guard(spec.id, "deploy")
             module = self._module_for(spec, module)
             module_sha = sha256_hex(module) if module is not None else None
             normal = spec.model_dump(mode="json")
@@ -135,6 +160,72 @@ class Operations:
             self.context.logs.add(spec.id, "info", f"revision {number} ({spec.version}) serving", revision=number)
             self.refresh_gauges()
             return self._result("deployed", row, previous=current.revision if current else None)
+
+    # --- rollouts: a candidate revision beside the serving one ---------------------------
+    def start_candidate(
+        self, spec_json: Any, module: bytes | None, source: Source,
+    ) -> Candidate | OperationResult | None:
+        """Start a new revision of a serving agent without routing to it; record its revision.
+
+        None when the agent is not serving (nothing to roll out from): the caller deploys
+        immediately; an "unchanged" result when the spec is already serving. Raises like
+        ``deploy`` when the revision cannot start. The caller holds ``lock``.
+        """
+        spec = parse_spec(spec_json)
+        module = self._module_for(spec, module)
+        normal = spec.model_dump(mode="json")
+        digest = spec_digest(normal, sha256_hex(module) if module is not None else None)
+        current = self.store.agent(spec.id)
+        if current is None or not states.is_serving(current.kind, current.state) or self.router.get(spec.id) is None:
+            return None
+        _check_same_kind(current, spec)
+        if self._unchanged(current, digest):
+            return self._result("unchanged", current, previous=current.revision)
+        number = self.store.next_revision(spec.id)
+        try:
+            serving = self._start(spec, module, number)
+        except _StartFailed as failed:
+            self._record_failed_deploy(current, spec, normal, module, digest, number, source, failed)
+            raise failed.error from None
+        with self.store.transaction() as tx:
+            self._add_revision(tx, spec, normal, module, digest, source, number)
+        self.context.logs.add(spec.id, "info", f"revision {number} ({spec.version}) started beside "
+                              f"revision {current.revision}", revision=number)
+        return Candidate(spec, serving, number, digest, current)
+
+    def start_revision(self, agent: str, number: int) -> ServingRuntime:
+        """Start a stored revision of ``agent`` (a rollout resumed after a restart)."""
+        row = self.require(agent)
+        try:
+            return self._start_stored(replace(row, revision=number))
+        except _StartFailed as failed:
+            raise failed.error from None
+
+    def promote(self, agent: str, number: int, source: Source, *, message: str) -> AgentRow:
+        """Record revision ``number`` (already routed at 100 %) as the serving one. Caller holds ``lock``."""
+        current = self.require(agent)
+        revision = self.store.revision(current.id, number)
+        with self.store.transaction() as tx:
+            row = replace(current, revision=number, applied_spec_digest=revision.spec_digest,
+                          traffic={str(number): 100}, git_commit=source.git_commit, plan_id=source.plan_id,
+                          updated_at=utcnow())
+            tx.save_agent(row)
+            tx.event("deployed", source, agent_id=row.id, to_state=row.state, revision=number, message=message,
+                     data={"spec_digest": revision.spec_digest, "previous_revision": current.revision,
+                           "version": revision.version})
+            tx.prune_revisions(row.id, self.settings.revisions_kept, protect={number})
+        metrics.CONFIG_RELOADS.inc()
+        self.context.logs.add(row.id, "info", message, revision=number)
+        self.refresh_gauges()
+        return row
+
+    def retire_serving(self, serving: ServingRuntime, timeout: float) -> None:
+        """Drain one runtime that no longer receives traffic (up to ``timeout`` s), then stop it."""
+        if not serving.drain(timeout):
+            self.context.logs.add(serving.agent_id, "warning",
+                                  f"revision {serving.revision} still had {serving.inflight} message(s) "
+                                  f"after {timeout:g}s of draining; stopping it", revision=serving.revision)
+        _quiet_stop(serving)
 
     def _module_for(self, spec: AgentModel, module: bytes | None) -> bytes | None:
         if isinstance(spec, ConfigAgent):
@@ -296,6 +387,7 @@ class Operations:
     def suspend(self, name: str, source: Source) -> OperationResult:
         with self._lock:
             row = self.require(name)
+            self._guard(row.id, "suspend")
             target = states.PAUSED_STATE[row.kind]
             states.check(row.kind, row.state, target)
             with self.store.transaction() as tx:
@@ -308,6 +400,7 @@ class Operations:
     def resume(self, name: str, source: Source) -> OperationResult:
         with self._lock:
             row = self.require(name)
+            self._guard(row.id, "resume")
             target = SERVING_STATE[row.kind]
             states.check(row.kind, row.state, target)
             try:
@@ -327,6 +420,7 @@ class Operations:
     def remove(self, name: str, source: Source) -> OperationResult:
         with self._lock:
             row = self.require(name)
+            self._guard(row.id, "remove")
             self._retire(self.router.remove(row.id))
             with self.store.transaction() as tx:
                 if not states.is_final(row.kind, row.state):

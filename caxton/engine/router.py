@@ -1,22 +1,86 @@
 """The router: which started revision of an agent answers a message.
 
 Holds, per agent id, a ``Route``: the serving revisions with their traffic
-weights (percent). Today a deploy swaps to a single revision at 100 %; the
-rollouts issue adds more backends and weights. A conversation is pinned to
-one backend by hashing its id, so weighted routing is sticky per
-conversation. Swaps replace the whole ``Route`` object in one assignment, so
-readers never see a half-updated route. Called by ``caxton.engine.core``.
+weights (percent), whether conversations are *sticky* (a rollout is in
+progress: a conversation stays on the revision that started it), and an
+optional *mirror* (the shadow strategy: a copy of each message goes to a
+candidate revision). A new conversation is placed by hashing its id against
+the weights, so the same weights always place it the same way (also after a
+restart); ``ConversationPins`` remembers where each conversation went.
+Swaps replace the whole ``Route`` object in one assignment, so readers never
+see a half-updated route. Called by ``caxton.engine.core`` (messages),
+``caxton.engine.operations`` (immediate swaps) and
+``caxton.engine.rollouts`` (weights, pins, mirrors).
 """
 
 from __future__ import annotations
 
 import random
 import threading
+import time
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 from caxton.engine.runtime import ServingRuntime
+
+#: Conversations idle longer than this are forgotten by the pins (seconds).
+PIN_IDLE_TTL = 3600.0
+#: Upper bound of pins kept per agent; the idle ones go first.
+MAX_PINS = 200_000
+
+
+class Mirror(Protocol):
+    """Receives a copy of every answered message (the shadow strategy)."""
+
+    serving: ServingRuntime
+
+    def offer(self, envelope: dict[str, Any], reply: Any) -> None: ...
+
+
+class ConversationPins:
+    """Conversation id -> [revision, last seen (monotonic s)] of one agent.
+
+    Plain dict operations (atomic under the GIL): the message path never
+    takes a lock. While ``journal`` is a list, every new or moved pin is
+    appended to it so the rollout controller can persist it.
+    """
+
+    def __init__(self) -> None:
+        self.pins: dict[str, list[Any]] = {}
+        self.journal: list[tuple[str, int]] | None = None
+
+    def note(self, conversation_id: str, revision: int, now: float) -> None:
+        self.pins[conversation_id] = [revision, now]
+        journal = self.journal
+        if journal is not None:
+            journal.append((conversation_id, revision))
+
+    def take_journal(self) -> list[tuple[str, int]]:
+        """The pins noted since the last call (empty when not journaling)."""
+        if self.journal is None:
+            return []
+        taken, self.journal = self.journal, []
+        return taken
+
+    def on(self, revision: int, *, idle: float | None = None, now: float | None = None) -> int:
+        """Conversations pinned to ``revision`` (seen in the last ``idle`` s when given)."""
+        now = time.monotonic() if now is None else now
+        return sum(1 for rev, seen in list(self.pins.values())
+                   if rev == revision and (idle is None or now - seen <= idle))
+
+    def sweep(self, now: float | None = None) -> int:
+        """Forget idle conversations (and the oldest beyond ``MAX_PINS``); return how many."""
+        now = time.monotonic() if now is None else now
+        items = list(self.pins.items())
+        doomed = [key for key, (_, seen) in items if now - seen > PIN_IDLE_TTL]
+        if len(items) - len(doomed) > MAX_PINS:
+            alive = sorted((pin[1], key) for key, pin in items if now - pin[1] <= PIN_IDLE_TTL)
+            doomed += [key for _, key in alive[: len(alive) - MAX_PINS]]
+        for key in doomed:
+            self.pins.pop(key, None)
+        return len(doomed)
 
 
 @dataclass(frozen=True)
@@ -27,12 +91,16 @@ class Backend:
 
 @dataclass(frozen=True)
 class Route:
-    """Backends of one agent; weights add up to 100."""
+    """Backends of one agent; weights add up to 100 (a backend may have 0: pinned conversations only)."""
 
     agent_id: str
     backends: tuple[Backend, ...]
+    sticky: bool = False
+    mirror: Mirror | None = None
+    pins: ConversationPins | None = field(default=None, compare=False)
 
     def pick(self, conversation_id: str | None) -> ServingRuntime:
+        """The backend a new conversation goes to: its id hashed against the weights (random without id)."""
         if len(self.backends) == 1:
             return self.backends[0].serving
         point = zlib.crc32(conversation_id.encode()) % 100 if conversation_id else random.randrange(100)
@@ -42,11 +110,42 @@ class Route:
             point -= backend.weight
         return self.backends[-1].serving
 
+    def choose(self, conversation_id: str | None) -> ServingRuntime:
+        """The backend of one message: the conversation's pinned revision while sticky, else ``pick``."""
+        pins = self.pins
+        if conversation_id is None or pins is None:
+            return self.pick(conversation_id)
+        now = time.monotonic()
+        pin = pins.pins.get(conversation_id)
+        if pin is not None:
+            if len(self.backends) == 1:
+                serving = self.backends[0].serving
+                if pin[0] == serving.revision:
+                    pin[1] = now
+                    return serving
+            elif self.sticky:
+                for backend in self.backends:
+                    if backend.serving.revision == pin[0]:
+                        pin[1] = now
+                        return backend.serving
+        serving = self.pick(conversation_id)
+        pins.note(conversation_id, serving.revision, now)
+        return serving
+
     def traffic(self) -> dict[str, int]:
         return {str(b.serving.revision): b.weight for b in self.backends}
 
     def servings(self) -> Iterator[ServingRuntime]:
-        return (b.serving for b in self.backends)
+        """Every started runtime of the route, the mirror's included."""
+        yield from (b.serving for b in self.backends)
+        if self.mirror is not None:
+            yield self.mirror.serving
+
+    def serving(self, revision: int) -> ServingRuntime | None:
+        for candidate in self.servings():
+            if candidate.revision == revision:
+                return candidate
+        return None
 
 
 class Router:
@@ -54,6 +153,7 @@ class Router:
 
     def __init__(self) -> None:
         self._routes: dict[str, Route] = {}
+        self._pins: dict[str, ConversationPins] = {}
         self._lock = threading.Lock()
 
     def get(self, agent_id: str) -> Route | None:
@@ -65,20 +165,28 @@ class Router:
     def routes(self) -> list[Route]:
         return list(self._routes.values())
 
+    def pins(self, agent_id: str) -> ConversationPins:
+        """The conversation pins of ``agent_id`` (they outlive routes: a swap keeps them)."""
+        with self._lock:
+            return self._pins.setdefault(agent_id, ConversationPins())
+
     def swap(self, agent_id: str, serving: ServingRuntime) -> Route | None:
         """Send all traffic of ``agent_id`` to ``serving``; return the route it replaced."""
         return self.set(Route(agent_id, (Backend(serving, 100),)))
 
     def set(self, route: Route) -> Route | None:
-        if sum(b.weight for b in route.backends) != 100:
-            raise ValueError(f"weights of {route.agent_id} must add up to 100")
+        if sum(b.weight for b in route.backends) != 100 or any(b.weight < 0 for b in route.backends):
+            raise ValueError(f"weights of {route.agent_id} must be >= 0 and add up to 100")
         with self._lock:
+            if route.pins is None:
+                route = replace(route, pins=self._pins.setdefault(route.agent_id, ConversationPins()))
             old = self._routes.get(route.agent_id)
             self._routes[route.agent_id] = route
             return old
 
     def remove(self, agent_id: str) -> Route | None:
         with self._lock:
+            self._pins.pop(agent_id, None)
             return self._routes.pop(agent_id, None)
 
     def acquire(self, agent_id: str, conversation_id: str | None) -> ServingRuntime | None:
@@ -92,7 +200,7 @@ class Router:
             route = self._routes.get(agent_id)
             if route is None:
                 return None
-            serving = route.pick(conversation_id)
+            serving = route.choose(conversation_id)
             if serving.acquire():
                 return serving
         return None

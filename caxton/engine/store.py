@@ -207,6 +207,12 @@ class Store:
                 self._conn.execute("ROLLBACK")
                 raise
 
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection for a few reads, under the store's lock (no transaction)."""
+        with self._lock:
+            yield self._conn
+
     # --- reads ----------------------------------------------------------------------
     def serial(self) -> int:
         with self._lock:

@@ -37,7 +37,11 @@ SHA256_PATTERN = r"^[0-9a-f]{64}$"
 SPLIT_PATTERN = r"^\s*(\d{1,3})\s*/\s*(\d{1,3})\s*$"
 
 MemoryScope = Literal["agent", "workspace", "global"]
-Strategy = Literal["immediate", "gradual", "canary", "blue-green", "ab-test"]
+#: The last four are the seeds' WASM hot-reload names: graceful = immediate (with draining),
+#: traffic-splitting = canary, parallel = shadow (see docs/rollouts.md).
+Strategy = Literal[
+    "immediate", "gradual", "canary", "blue-green", "ab-test", "shadow", "graceful", "traffic-splitting", "parallel",
+]
 WasmFeature = Literal[
     "simd", "relaxed-simd", "threads", "reference-types", "bulk-memory", "multi-memory",
     "memory64", "tail-call",
@@ -108,7 +112,7 @@ class RolloutSpec(Strict):
     resume: bool = Field(True, description="after an engine crash, resume (true) or roll back (false)")
     preview_checks: list[PreviewCheck] = Field(default_factory=list)
     split: str | None = Field(None, pattern=SPLIT_PATTERN, description="ab-test split, e.g. 80/20")
-    duration: Duration | None = Field(None, description="ab-test duration")
+    duration: Duration | None = Field(None, description="ab-test and shadow duration (shadow default: one interval)")
     drain_timeout: Duration = 30.0
 
     @field_validator("steps")

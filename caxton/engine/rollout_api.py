@@ -1,0 +1,48 @@
+"""HTTP routes of rollouts: status (one agent or all), promote, abort.
+
+Mounted by ``caxton.engine.api.create_app``; the work is done by
+``caxton.engine.rollouts.controller.RolloutController``. Used by
+``caxton rollout status|promote|abort`` through ``caxton.client.rollouts``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Query
+from pydantic import BaseModel, Field
+
+from caxton.engine.store import Source
+
+if TYPE_CHECKING:
+    from caxton.engine.core import Engine
+
+PREFIX = "/api/v1"
+
+
+class RolloutActionBody(BaseModel):
+    actor: str | None = Field(None, max_length=200, description="who asked (shown in the rollout's reason)")
+
+
+def mount(app: FastAPI, engine: Engine, auth: Any) -> None:
+    """Add ``/api/v1/rollouts`` routes to ``app``."""
+
+    @app.get(PREFIX + "/rollouts", tags=["rollouts"])
+    def rollouts(limit: int = Query(20, ge=1, le=200)) -> dict[str, Any]:
+        """Active and recent rollouts of every agent, newest first (active ones with live windows)."""
+        return engine.rollouts.status(None, limit)
+
+    @app.get(PREFIX + "/rollouts/{name}", tags=["rollouts"])
+    def rollout(name: str, limit: int = Query(5, ge=1, le=200)) -> dict[str, Any]:
+        """The rollouts of one agent, newest first: step, weights, measurements, outcome."""
+        return engine.rollouts.status(name, limit)
+
+    @app.post(PREFIX + "/rollouts/{name}/promote", tags=["rollouts"], dependencies=[auth])
+    def promote(name: str, body: RolloutActionBody | None = None) -> dict[str, Any]:
+        """Skip the remaining steps: all traffic to the new revision, the old one drained."""
+        return engine.rollouts.promote(name, Source(actor=body.actor if body else None))
+
+    @app.post(PREFIX + "/rollouts/{name}/abort", tags=["rollouts"], dependencies=[auth])
+    def abort(name: str, body: RolloutActionBody | None = None) -> dict[str, Any]:
+        """Roll back now: all traffic to the stable revision, the new one drained and stopped."""
+        return engine.rollouts.abort(name, Source(actor=body.actor if body else None))

@@ -1,0 +1,532 @@
+"""The rollout controller: starts, drives, promotes, rolls back and recovers rollouts.
+
+``start`` (called by ``caxton.engine.applies`` for a change whose strategy
+has steps) starts the candidate revision beside the serving one and enters
+the first step; a background thread then ticks every ``TICK`` seconds:
+it persists new conversation pins, checks the candidate's window (a breach
+fails the step at once; a pass needs a full ``interval``), and moves to the
+next step, promotes (100 % candidate, stable drained and stopped) or rolls
+back (100 % stable, candidate drained and stopped, event with the reason).
+``promote`` and ``abort`` are the operator's shortcuts (``caxton rollout``).
+Every change is persisted (``records``), so ``recover`` at engine start
+resumes each in-flight rollout at its step, or rolls it back when its spec
+says ``resume: false``. All route changes hold ``Operations.lock``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+
+from caxton.engine.operations import Candidate, OperationResult, Operations, parse_spec
+from caxton.engine.rollouts import analysis, records, strategies
+from caxton.engine.rollouts.model import (
+    ACTIVE,
+    CANCELLED,
+    PAUSED,
+    ROLLED_BACK,
+    RUNNING,
+    SUCCEEDED,
+    Measurement,
+    Rollout,
+)
+from caxton.engine.rollouts.run import Listener, Run, failure_reason
+from caxton.engine.rollouts.shadow import ShadowMirror
+from caxton.engine.rollouts.strategies import StepView
+from caxton.engine.rollouts.window import WindowBook
+from caxton.engine.router import Backend, Route, Router
+from caxton.engine.runtime import ServingRuntime
+from caxton.engine.store import Source, Store, utcnow
+from caxton.errors import CaxtonError, Conflict, InvalidInput, NotFound
+from caxton.spec.agent import ConfigAgent, RolloutSpec
+from caxton.spec.identity import agent_id
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two ticks of the controller thread.
+TICK = 0.02
+#: Measurements kept per rollout (the newest).
+KEEP_MEASUREMENTS = 200
+PIN_SWEEP_EVERY = 30.0
+
+
+class RolloutController:
+    """Every rollout of one engine."""
+
+    def __init__(self, store: Store, router: Router, ops: Operations, windows: WindowBook) -> None:
+        self.store = store
+        self.router = router
+        self.ops = ops
+        self.windows = windows
+        self._runs: dict[str, Run] = {}
+        self._finished = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._retiring: list[threading.Thread] = []
+        ops.before_change = self._before_change
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def run_in_background(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="rollout-controller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop ticking; rollouts stay persisted as they are and resume at the next start."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+        with self.ops.lock:
+            for run in list(self._runs.values()):
+                self._flush(run)
+                self._close_mirror(run)
+                route = self.router.get(run.agent)
+                if route is None or run.candidate not in set(route.servings()):
+                    _quiet_stop(run.candidate)
+            self._runs.clear()
+        for thread in self._retiring:
+            thread.join(timeout=5.0)
+
+    def active(self, agent: str) -> Rollout | None:
+        run = self._runs.get(agent)
+        return run.rollout if run else None
+
+    # --- start ------------------------------------------------------------------------------
+    def start(
+        self, spec_json: Any, module: bytes | None, source: Source, *, strategy: str,
+        apply_id: str | None = None, listener: Listener | None = None,
+    ) -> dict[str, Any]:
+        """Start a rollout of ``spec_json`` (or deploy at once when there is nothing to roll out from)."""
+        spec = parse_spec(spec_json)
+        steps = strategies.get(strategy).steps(spec.rollout)
+        if not steps:
+            return self.ops.deploy(spec_json, module, source).to_dict()
+        if isinstance(spec, ConfigAgent) and any(step.mirror for step in steps):
+            raise InvalidInput(
+                f"agent {spec.name!r}: the {strategy} strategy is for WASM agents",
+                hint="a config agent's shadow copy would write its conversation history twice; use canary",
+            )
+        with self.ops.lock:
+            if spec.id in self._runs:
+                raise self._busy(self._runs[spec.id])
+            started = self.ops.start_candidate(spec_json, module, source)
+            if started is None:
+                result = self.ops.deploy(spec_json, module, source).to_dict()
+                return {**result, "note": "no serving revision to roll out from: deployed immediately"}
+            if isinstance(started, OperationResult):
+                return started.to_dict()
+            run = self._new_run(started, strategy, source, apply_id)
+            if listener is not None:
+                run.listeners.append(listener)
+            self._runs[run.agent] = run
+            records.save_pins(self.store, run.agent, [(c, int(p[0])) for c, p in list(run.pins.pins.items())])
+            run.pins.journal = []
+            records.event(self.store, run.rollout, "rollout_started",
+                          f"{strategy} rollout {run.rollout.id}: revision {started.number} "
+                          f"({started.spec.version}) beside revision {run.stable.revision}: {run.describe_steps()}")
+            self._enter(run, 0)
+        return {"action": "rollout", "agent": run.agent, "name": run.rollout.name, "rollout": run.rollout.id,
+                "revision": started.number, "previous_revision": run.stable.revision,
+                "strategy": strategy, "steps": run.describe_steps(), "state": started.stable.state}
+
+    def _new_run(self, started: Candidate, strategy: str, source: Source, apply_id: str | None) -> Run:
+        route = self.router.get(started.spec.id)
+        assert route is not None and len(route.backends) == 1
+        stable = route.backends[0].serving
+        now = utcnow()
+        rollout = Rollout(
+            id=uuid.uuid4().hex[:12], agent_id=started.spec.id, name=started.spec.name, strategy=strategy,
+            status=RUNNING, stable_revision=stable.revision, candidate_revision=started.number,
+            candidate_version=started.spec.version, spec=started.spec.rollout.model_dump(mode="json"),
+            started_at=now, updated_at=now, apply_id=apply_id, actor=source.actor, plan_id=source.plan_id,
+            git_commit=source.git_commit,
+        )
+        return self._make_run(rollout, started.spec.rollout, stable, started.serving)
+
+    def _make_run(self, rollout: Rollout, spec: RolloutSpec, stable: ServingRuntime, candidate: ServingRuntime) -> Run:
+        strategy = strategies.get(rollout.strategy)
+        steps = strategy.steps(spec)
+        rollout.steps = [step.label for step in steps]
+        return Run(rollout=rollout, spec=spec, strategy=strategy, steps=steps, stable=stable, candidate=candidate,
+                   candidate_window=self.windows.watch(candidate), stable_window=self.windows.watch(stable),
+                   pins=self.router.pins(rollout.agent_id))
+
+    # --- steps ------------------------------------------------------------------------------
+    def _enter(self, run: Run, index: int) -> None:
+        """Begin step ``index``: preview checks, route, fresh windows, persisted."""
+        with self.ops.lock:
+            run.rollout.step = index
+            step = run.step
+            if step.checks and not self._preview(run):
+                return
+            if step.mirror and run.mirror is None:
+                run.mirror = ShadowMirror(run.candidate, run.candidate_window)
+            self._set_route(run, run.route(step))
+            run.candidate_window.clear()
+            run.stable_window.clear()
+            now = time.monotonic()
+            run.step_began = run.checkpoint_began = now
+            run.next_check = now + run.spec.interval
+            run.rollout.step_started_at = utcnow()
+            records.save(self.store, run.rollout)
+            self._progress(run, f"step {index + 1}/{len(run.steps)}: {step.label} "
+                           f"(traffic {_traffic(run.rollout.weights)})")
+
+    def _set_route(self, run: Run, route: Route) -> None:
+        self._flush(run)  # pins first: a restart must see every conversation placed under the old weights
+        self.router.set(route)
+        run.rollout.weights = route.traffic()
+        if route.mirror is not None:
+            run.rollout.weights = {**run.rollout.weights, f"{run.candidate.revision} (shadow)": 0}
+
+    def _preview(self, run: Run) -> bool:
+        """Send the blue-green preview checks to the candidate; roll back on the first failure."""
+        for number, check in enumerate(run.spec.preview_checks, 1):
+            problem = _check(run.candidate, check.message, check.expect_contains)
+            if problem is not None:
+                self._rollback(run, f"preview check {number} failed on revision {run.candidate.revision}: {problem}")
+                return False
+        if run.spec.preview_checks:
+            self._progress(run, f"{len(run.spec.preview_checks)} preview check(s) passed on revision "
+                           f"{run.candidate.revision}")
+        return True
+
+    # --- the loop ----------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.wait(TICK):
+            for run in list(self._runs.values()):
+                try:
+                    self.tick(run)
+                except Exception:
+                    log.exception("rollout %s of %s: tick failed", run.rollout.id, run.agent)
+
+    def tick(self, run: Run) -> None:
+        """One observation of ``run``: pins, analysis, step completion."""
+        now = time.monotonic()
+        self._flush(run)
+        if now - run.last_sweep > PIN_SWEEP_EVERY:
+            run.last_sweep = now
+            run.pins.sweep(now)
+        if run.rollout.status not in ACTIVE or run.held:
+            return
+        if run.step.analyze:
+            self._analyze(run, now)
+            return
+        view = StepView(elapsed=now - run.step_began,
+                        stable_conversations=run.pins.on(run.stable.revision, idle=run.spec.interval, now=now))
+        if run.strategy.complete(run.spec, run.step, view):
+            self._advance(run)
+
+    def _analyze(self, run: Run, now: float) -> None:
+        full = now >= run.next_check
+        verdict, found = analysis.evaluate(run.subject(), quick=not full)
+        if not full:
+            if verdict == "fail":
+                self._record(run, found)
+                self._failed(run, found)
+            return
+        self._record(run, found)
+        outcome = self._no_data(run, found, now) if verdict == "no_data" else verdict
+        if outcome == "fail":
+            self._failed(run, found)
+        elif outcome == "pass":
+            self._passed(run, now)
+
+    def _no_data(self, run: Run, found: list[Measurement], now: float) -> str:
+        policy = run.spec.analysis.on_no_data
+        if policy == "fail":
+            self._rollback(run, failure_reason(run, found, no_data=True))
+            return "handled"
+        if policy == "pass":
+            self._progress(run, "no data for the analysis; analysis.on_no_data is pass: the step counts as passed")
+            return "pass"
+        run.next_check = now + run.spec.interval
+        if run.rollout.status != PAUSED:
+            with self.ops.lock:
+                run.rollout.status = PAUSED
+                run.rollout.reason = "inconclusive: " + "; ".join(
+                    f"{m.metric}: {m.detail}" for m in found if m.verdict == "no_data")
+                records.save(self.store, run.rollout)
+            self._progress(run, f"paused: {run.rollout.reason} (analysis.on_no_data is pause; it goes on when "
+                           f"enough traffic arrives, or `caxton rollout promote|abort {run.agent}`)")
+        return "handled"
+
+    def _passed(self, run: Run, now: float) -> None:
+        if run.rollout.status == PAUSED:
+            run.rollout.status, run.rollout.reason = RUNNING, ""
+            self._progress(run, "enough data again: resumed")
+        run.candidate_window.clear()
+        run.stable_window.clear()
+        run.checkpoint_began, run.next_check = now, now + run.spec.interval
+        records.save(self.store, run.rollout)
+        duration = run.step.duration
+        if duration is not None and now - run.step_began >= duration - 1e-6:
+            self._progress(run, f"step {run.rollout.step + 1}/{len(run.steps)} ({run.step.label}) passed: "
+                           + _summary(run.rollout.measurements, run.rollout.step))
+            self._advance(run)
+
+    def _failed(self, run: Run, found: list[Measurement]) -> None:
+        reason = failure_reason(run, found)
+        if run.spec.auto_rollback:
+            self._rollback(run, reason, verdict_at=time.perf_counter())
+            return
+        with self.ops.lock:
+            run.held = True
+            run.rollout.status, run.rollout.reason = PAUSED, reason + "; auto_rollback is off"
+            records.save(self.store, run.rollout)
+        self._progress(run, f"paused: {run.rollout.reason}: `caxton rollout promote|abort {run.agent}`")
+
+    def _advance(self, run: Run) -> None:
+        if run.rollout.step + 1 < len(run.steps):
+            self._enter(run, run.rollout.step + 1)
+        else:
+            self._promote(run, "every step passed")
+
+    def _record(self, run: Run, found: list[Measurement]) -> None:
+        run.rollout.measurements.extend(m.to_dict() for m in found)
+        del run.rollout.measurements[:-KEEP_MEASUREMENTS]
+
+    # --- outcomes -----------------------------------------------------------------------------
+    def _promote(self, run: Run, why: str, source: Source | None = None) -> None:
+        with self.ops.lock:
+            if run.rollout.status not in ACTIVE:
+                return
+            self._set_route(run, Route(run.agent, (Backend(run.candidate, 100),)))
+            source = source or Source(actor=f"rollout {run.rollout.id}", plan_id=run.rollout.plan_id,
+                                      git_commit=run.rollout.git_commit)
+            self.ops.promote(run.agent, run.candidate.revision, source,
+                             message=f"revision {run.candidate.revision} ({run.rollout.candidate_version}) serving "
+                             f"after {run.rollout.strategy} rollout {run.rollout.id}: {why}")
+            self._finish(run, SUCCEEDED, why)
+        self._retire_later(run.stable, run.spec.drain_timeout)
+
+    def _rollback(self, run: Run, reason: str, *, verdict_at: float | None = None) -> None:
+        with self.ops.lock:
+            if run.rollout.status not in ACTIVE:
+                return
+            began = verdict_at if verdict_at is not None else time.perf_counter()
+            route = Route(run.agent, (Backend(run.stable, 100),))
+            self.router.set(route)  # first: every new message goes to the stable revision from now on
+            run.rollout.weights = route.traffic()
+            run.rollout.timings = {"verdict_to_stable_ms": round((time.perf_counter() - began) * 1000, 3)}
+            self._finish(run, ROLLED_BACK, reason)
+        self._retire_later(run.candidate, run.spec.drain_timeout)
+
+    def _finish(self, run: Run, status: str, reason: str) -> None:
+        rollout = run.rollout
+        rollout.status, rollout.reason, rollout.finished_at = status, reason, utcnow()
+        self._close_mirror(run)
+        run.pins.journal = None
+        records.clear_pins(self.store, run.agent)
+        self.windows.forget(run.candidate)
+        self.windows.forget(run.stable)
+        records.save(self.store, rollout)
+        records.prune(self.store, run.agent)
+        revision = run.candidate.revision if status == SUCCEEDED else run.stable.revision
+        records.event(self.store, rollout, f"rollout_{status}",
+                      f"{rollout.strategy} rollout {rollout.id} {status.replace('_', ' ')}: {reason}",
+                      data={"reason": reason, "status": status, "stable_revision": run.stable.revision,
+                            "candidate_revision": run.candidate.revision, "serving_revision": revision})
+        self.ops.context.logs.add(run.agent, "info" if status == SUCCEEDED else "warning",
+                                  f"rollout {rollout.id} {status}: {reason}", revision=revision)
+        self._runs.pop(run.agent, None)
+        self._progress(run, f"rollout {status.replace('_', ' ')}: {reason}; revision {revision} serves 100 %")
+        with self._finished:
+            self._finished.notify_all()
+
+    def _retire_later(self, serving: ServingRuntime, timeout: float) -> None:
+        thread = threading.Thread(target=self.ops.retire_serving, args=(serving, timeout),
+                                  name=f"retire-{serving.agent_id}-{serving.revision}", daemon=True)
+        self._retiring = [t for t in self._retiring if t.is_alive()] + [thread]
+        thread.start()
+
+    def _close_mirror(self, run: Run) -> None:
+        if run.mirror is not None:
+            run.mirror.close()
+            run.mirror = None
+
+    def _flush(self, run: Run) -> None:
+        records.save_pins(self.store, run.agent, run.pins.take_journal())
+
+    def _progress(self, run: Run, message: str) -> None:
+        for listener in list(run.listeners):
+            try:
+                listener(run.rollout.status, message)
+            except Exception:
+                log.exception("rollout progress listener failed")
+
+    # --- operator commands ---------------------------------------------------------------------
+    def promote(self, name: str, source: Source) -> dict[str, Any]:
+        """Skip the remaining steps: 100 % to the candidate now."""
+        run = self._require(name)
+        self._promote(run, f"promoted by {source.actor or 'an operator'}", source)
+        return self.view(run.rollout)
+
+    def abort(self, name: str, source: Source) -> dict[str, Any]:
+        """Roll back now: 100 % to the stable revision."""
+        run = self._require(name)
+        self._rollback(run, f"aborted by {source.actor or 'an operator'}")
+        return self.view(run.rollout)
+
+    def _require(self, name: str) -> Run:
+        run = self._runs.get(agent_id(name))
+        if run is None:
+            raise NotFound(f"agent {name!r} has no rollout in progress",
+                           hint="see `caxton rollout status` for the rollouts of every agent")
+        return run
+
+    def _busy(self, run: Run) -> Conflict:
+        return Conflict(
+            f"agent {run.rollout.name!r} has a {run.rollout.strategy} rollout in progress ({run.rollout.id}, "
+            f"step {run.rollout.step + 1}/{len(run.steps)})",
+            hint=f"wait for it, or end it: `caxton rollout promote {run.agent}` / `caxton rollout abort {run.agent}`",
+        )
+
+    def _before_change(self, agent: str, operation: str) -> None:
+        """Operations' hook: a deploy waits for the rollout; suspend/resume/remove cancel it."""
+        run = self._runs.get(agent)
+        if run is None:
+            return
+        if operation == "deploy":
+            raise self._busy(run)
+        self._close_mirror(run)
+        route = self.router.get(agent)
+        if route is None or run.candidate not in set(route.servings()):
+            _quiet_stop(run.candidate)
+        self._finish(run, CANCELLED, f"the agent was {operation}d during the rollout")
+
+    # --- reads --------------------------------------------------------------------------------
+    def wait(self, rollout_id: str, timeout: float | None = None) -> Rollout:
+        """Block until rollout ``rollout_id`` is no longer active (or ``timeout``); return it."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._finished:
+            while any(r.rollout.id == rollout_id for r in self._runs.values()) and not self._stop.is_set():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    break
+                self._finished.wait(min(remaining, 1.0) if remaining is not None else 1.0)
+        found = records.load(self.store, rollout_id)
+        if found is None:
+            raise NotFound(f"no rollout {rollout_id!r}")
+        return found
+
+    def status(self, name: str | None = None, limit: int = 10) -> dict[str, Any]:
+        """Active rollouts (live) and recent ones, of one agent or of all."""
+        ident = agent_id(name) if name else None
+        if ident is not None and self.store.agent(ident) is None and not records.recent(self.store, ident, 1):
+            raise NotFound(f"no agent named {name!r} in the engine", hint="list agents with `caxton agents list`")
+        shown = records.recent(self.store, ident, limit)
+        live = {run.rollout.id: run.rollout for run in self._runs.values()}
+        return {"rollouts": [self.view(live.get(r.id, r)) for r in shown]}
+
+    def view(self, rollout: Rollout) -> dict[str, Any]:
+        body: dict[str, Any] = json.loads(json.dumps(rollout.to_dict(), default=str))
+        run = self._runs.get(rollout.agent_id)
+        if run is not None and run.rollout.id == rollout.id:
+            now = time.monotonic()
+            body["live"] = {
+                "step_elapsed_s": round(now - run.step_began, 3),
+                "next_check_in_s": round(max(0.0, run.next_check - now), 3) if run.step.analyze else None,
+                "candidate": _window(run.candidate_window.snapshot()),
+                "stable": _window(run.stable_window.snapshot()),
+                "stable_conversations": run.pins.on(run.stable.revision, idle=run.spec.interval, now=now),
+            }
+        return body
+
+    # --- recovery -------------------------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Resume (or roll back, with ``resume: false``) every rollout a restart cut short."""
+        resumed: list[str] = []
+        for rollout in records.active(self.store):
+            try:
+                if self._recover_one(rollout):
+                    resumed.append(rollout.id)
+            except CaxtonError as error:
+                self._abandon(rollout, ROLLED_BACK, f"could not resume after a restart: {error.message}")
+        return resumed
+
+    def _recover_one(self, rollout: Rollout) -> bool:
+        spec = RolloutSpec.model_validate(rollout.spec)
+        route = self.router.get(rollout.agent_id)
+        if route is None or len(route.backends) != 1 or route.backends[0].serving.revision != rollout.stable_revision:
+            self._abandon(rollout, CANCELLED, "the agent was not serving its stable revision after a restart")
+            return False
+        if not spec.resume:
+            self._abandon(rollout, ROLLED_BACK, "the engine restarted mid-rollout and rollout.resume is false: "
+                          f"revision {rollout.stable_revision} serves 100 %")
+            return False
+        with self.ops.lock:
+            candidate = self.ops.start_revision(rollout.agent_id, rollout.candidate_revision)
+            run = self._make_run(rollout, spec, route.backends[0].serving, candidate)
+            now = time.monotonic()
+            for conversation, revision in records.load_pins(self.store, rollout.agent_id).items():
+                run.pins.pins[conversation] = [revision, now]
+            run.pins.journal = []
+            self._runs[rollout.agent_id] = run
+            records.event(self.store, rollout, "rollout_resumed",
+                          f"{rollout.strategy} rollout {rollout.id} resumed after a restart at step "
+                          f"{rollout.step + 1}/{len(run.steps)} ({run.step.label})")
+            paused = rollout.status == PAUSED
+            self._enter(run, rollout.step)
+            if paused:
+                run.rollout.status = PAUSED
+                records.save(self.store, run.rollout)
+        return True
+
+    def _abandon(self, rollout: Rollout, status: str, reason: str) -> None:
+        """Finish a rollout that has no run (at recovery): the stable revision already serves."""
+        rollout.status, rollout.reason, rollout.finished_at = status, reason, utcnow()
+        records.clear_pins(self.store, rollout.agent_id)
+        records.save(self.store, rollout)
+        records.event(self.store, rollout, f"rollout_{status}",
+                      f"{rollout.strategy} rollout {rollout.id} {status.replace('_', ' ')}: {reason}",
+                      revision=rollout.stable_revision, data={"reason": reason, "status": status})
+
+
+def _check(serving: ServingRuntime, message: Any, expect: str | None) -> str | None:
+    """None if the candidate answers ``message`` (containing ``expect``), else what went wrong."""
+    if not serving.acquire():
+        return "the revision is draining"
+    try:
+        reply = serving.handle({"id": uuid.uuid4().hex, "agent": serving.agent_id, "revision": serving.revision,
+                                "conversation_id": None, "content": message})
+    except CaxtonError as error:
+        return f"{error.code}: {error.message}"
+    except Exception as error:  # noqa: BLE001 - the check reports it
+        return f"{type(error).__name__}: {error}"
+    finally:
+        serving.release()
+    text = reply if isinstance(reply, str) else json.dumps(reply, ensure_ascii=False)
+    if expect is not None and expect not in text:
+        return f"the reply does not contain {expect!r}: {text[:200]}"
+    return None
+
+
+def _window(snapshot: Any) -> dict[str, Any]:
+    return {"requests": snapshot.requests, "errors": snapshot.errors, "error_rate": snapshot.error_rate,
+            "p95_latency_ms": snapshot.p95_ms, "compared": snapshot.compared,
+            "divergence_rate": snapshot.divergence_rate}
+
+
+def _traffic(weights: dict[str, int]) -> str:
+    return ", ".join(f"revision {rev}: {share} %" for rev, share in weights.items())
+
+
+def _summary(measurements: list[dict[str, Any]], step: int) -> str:
+    last: dict[str, dict[str, Any]] = {}
+    for m in measurements:
+        if m["step"] == step:
+            last[m["metric"]] = m
+    return ", ".join(f"{name} {m['value']} (<= {m['threshold']}, {m['requests']} requests)"
+                     if m["comparison"] == "<=" else f"{name} {m['value']} {m['comparison']} {m['threshold']}"
+                     for name, m in last.items()) or "no measurement"
+
+
+def _quiet_stop(serving: ServingRuntime) -> None:
+    try:
+        serving.stop()
+    except Exception as error:  # noqa: BLE001 - stopping must never fail an operation
+        log.warning("stopping a runtime failed: %s", error)
