@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "reconcile": ("caxton.cli.reconcile", "app", True),
     "up": ("caxton.cli.up", "up", False),
     "memory": ("caxton.cli.memory", "app", True),
+    "rollout": ("caxton.cli.rollout", "app", True),
 }
 
 _registered = False
