@@ -121,13 +121,14 @@ class RolloutController:
             run = self._new_run(started, strategy, source, apply_id)
             if listener is not None:
                 run.listeners.append(listener)
-            self._runs[run.agent] = run
             records.save_pins(self.store, run.agent, [(c, int(p[0])) for c, p in list(run.pins.pins.items())])
             run.pins.journal = []
             records.event(self.store, run.rollout, "rollout_started",
                           f"{strategy} rollout {run.rollout.id}: revision {started.number} "
                           f"({started.spec.version}) beside revision {run.stable.revision}: {run.describe_steps()}")
             self._enter(run, 0)
+            if run.rollout.active:
+                self._runs[run.agent] = run  # from now on the controller thread ticks it
         return {"action": "rollout", "agent": run.agent, "name": run.rollout.name, "rollout": run.rollout.id,
                 "revision": started.number, "previous_revision": run.stable.revision,
                 "strategy": strategy, "steps": run.describe_steps(), "state": started.stable.state}
@@ -396,7 +397,8 @@ class RolloutController:
         route = self.router.get(agent)
         if route is None or run.candidate not in set(route.servings()):
             _quiet_stop(run.candidate)
-        self._finish(run, CANCELLED, f"the agent was {operation}d during the rollout")
+        done = {"suspend": "suspended", "resume": "resumed", "remove": "removed"}.get(operation, operation)
+        self._finish(run, CANCELLED, f"the agent was {done} during the rollout")
 
     # --- reads --------------------------------------------------------------------------------
     def wait(self, rollout_id: str, timeout: float | None = None) -> Rollout:
@@ -465,15 +467,16 @@ class RolloutController:
             for conversation, revision in records.load_pins(self.store, rollout.agent_id).items():
                 run.pins.pins[conversation] = [revision, now]
             run.pins.journal = []
-            self._runs[rollout.agent_id] = run
             records.event(self.store, rollout, "rollout_resumed",
                           f"{rollout.strategy} rollout {rollout.id} resumed after a restart at step "
                           f"{rollout.step + 1}/{len(run.steps)} ({run.step.label})")
             paused = rollout.status == PAUSED
             self._enter(run, rollout.step)
-            if paused:
+            if paused and run.rollout.active:
                 run.rollout.status = PAUSED
                 records.save(self.store, run.rollout)
+            if run.rollout.active:
+                self._runs[rollout.agent_id] = run
         return True
 
     def _abandon(self, rollout: Rollout, status: str, reason: str) -> None:
@@ -499,7 +502,7 @@ def _check(serving: ServingRuntime, message: Any, expect: str | None) -> str | N
         return f"{type(error).__name__}: {error}"
     finally:
         serving.release()
-    text = reply if isinstance(reply, str) else json.dumps(reply, ensure_ascii=False)
+    text = reply if isinstance(reply, str) else json.dumps(reply, ensure_ascii=False, separators=(",", ":"))
     if expect is not None and expect not in text:
         return f"the reply does not contain {expect!r}: {text[:200]}"
     return None

@@ -37,9 +37,9 @@ class Run:
     candidate_window: Window
     stable_window: Window
     pins: ConversationPins
-    step_began: float = 0.0
-    checkpoint_began: float = 0.0
-    next_check: float = 0.0
+    step_began: float = field(default_factory=time.monotonic)
+    checkpoint_began: float = field(default_factory=time.monotonic)
+    next_check: float = float("inf")
     held: bool = False
     mirror: ShadowMirror | None = None
     listeners: list[Listener] = field(default_factory=list)
