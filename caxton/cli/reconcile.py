@@ -69,7 +69,8 @@ def setup_logging(level: int = logging.INFO) -> None:
         handler._caxton = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
         logger.propagate = False
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP request is noise here
+    for noisy in ("httpx", "watchfiles"):  # a line per HTTP request or file event is noise here
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @app.callback()

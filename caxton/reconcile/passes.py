@@ -24,6 +24,7 @@ from caxton.errors import (
     Conflict,
     EngineUnreachable,
     InvalidInput,
+    LockHeld,
     ValidationFailed,
 )
 from caxton.reconcile.sources import Source
@@ -125,8 +126,7 @@ def _one(
             commit = ref or planned.desired.digest
             if not planned.plan.has_changes:
                 return EngineResult(target.url, "in_sync", commit, "no changes: the engine matches"), commit, ()
-            outcome = applying.run(client, planned.plan, planned.desired, on_line=_progress(target.url),
-                                   timeout=options.apply_timeout)
+            outcome = _apply(client, planned, options)
     except ValidationFailed as invalid:
         found = _diagnostics(invalid)
         return EngineResult(target.url, "invalid", None, invalid.message), commit, found
@@ -139,6 +139,23 @@ def _one(
     except CaxtonError as error:
         return EngineResult(target.url, "error", None, _text(error)), commit, ()
     return _applied(target.url, outcome, commit), commit, ()
+
+
+def _apply(client: EngineClient, planned: plans.Planned, options: Options) -> applying.ApplyOutcome:
+    """``applying.run``; a lease left by this very process (its apply cut short by an engine crash) is freed."""
+    def run() -> applying.ApplyOutcome:
+        return applying.run(client, planned.plan, planned.desired, on_line=_progress(client.base_url),
+                            timeout=options.apply_timeout)
+
+    try:
+        return run()
+    except LockHeld as held:
+        details = held.details if isinstance(held.details, dict) else {}
+        if details.get("holder") != plans.holder():
+            raise
+    log.info("%s: releasing the apply lock this loop held before the engine restarted", client.base_url)
+    plans.release_lock(client, None, force=True)
+    return run()
 
 
 def _applied(url: str, outcome: applying.ApplyOutcome, commit: str | None) -> EngineResult:

@@ -95,7 +95,7 @@ class DirectorySource:
             raise InvalidInput(f"{path} does not exist", hint="pass the directory of your agent files")
         self.path = path
         self.poll = poll
-        self.description = f"directory {path}"
+        self.description = f"directory {path.resolve()}"
 
     def current(self) -> str:
         """A fingerprint of the content: the valid agents' digest plus the diagnostics."""
@@ -115,7 +115,7 @@ class DirectorySource:
             self._poll(wake, stop)
             return
         try:
-            for _changes in watchfiles.watch(*roots, stop_event=stop, debounce=100, step=50,
+            for _changes in watchfiles.watch(*roots, watch_filter=_visible(roots), stop_event=stop, debounce=100, step=50,
                                              rust_timeout=1000, yield_on_timeout=False, raise_interrupt=False):
                 wake()
         except (OSError, RuntimeError) as error:
@@ -148,6 +148,19 @@ class DirectorySource:
 
     def close(self) -> None:
         pass
+
+
+def _visible(roots: list[Path]) -> Callable[[object, str], bool]:
+    """A watchfiles filter: hidden files and directories (``.git``, a ``.caxton`` data dir) are ignored."""
+
+    def accept(_change: object, path: str) -> bool:
+        target = Path(path)
+        for root in roots:
+            if target.is_relative_to(root):
+                return not any(part.startswith(".") for part in target.relative_to(root).parts)
+        return True
+
+    return accept
 
 
 def _stat_fingerprint(roots: list[Path]) -> tuple[tuple[str, int, int], ...]:

@@ -25,7 +25,7 @@ def reconcile(run_cli: Run, repo: DesiredRepo, *extra: str) -> Any:
     return run_cli("reconcile", "--source", str(repo.root), "--data-dir", str(repo.root.parent / "clones"), *extra)
 
 
-def test_one_pass_applies_and_exits_with_applys_code(run_cli: Run, engine: EngineProcess,
+def test_one_pass_applies_holds_invalid_and_refuses_deleting_everything(run_cli: Run, engine: EngineProcess,
                                                      desired_repo: DesiredRepo) -> None:
     first = reconcile(run_cli, desired_repo, "--engine", engine.url)
     assert first.code == 0, first.err
@@ -51,10 +51,7 @@ def test_one_pass_applies_and_exits_with_applys_code(run_cli: Run, engine: Engin
     as_json = run_cli("reconcile", "status", "--engine", engine.url, "-o", "json")
     assert json.loads(as_json.out)["status"]["last_outcome"] == "invalid"
 
-
-def test_an_empty_source_is_refused_by_the_delete_all_guard(run_cli: Run, engine: EngineProcess,
-                                                            desired_repo: DesiredRepo) -> None:
-    assert reconcile(run_cli, desired_repo, "--engine", engine.url).code == 0
+    # an empty agents directory is refused by the delete-all guard, not applied
     for file in ("data-processor.md", "scorer.md", "summarizer.toml"):
         (desired_repo.agents / file).unlink()
     desired_repo.write("agents/README.md", "no agents for now\n")

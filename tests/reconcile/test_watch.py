@@ -6,8 +6,9 @@ from pathlib import Path
 
 import git
 
+from caxton.client import plans
 from caxton.reconcile import board, sources
-from caxton.reconcile.loop import Settings
+from caxton.reconcile.loop import Loop, Settings
 from caxton.reconcile.passes import Options, Target
 from tests.planning.conftest import DesiredRepo
 from tests.reconcile.conftest import FAST, revisions, running_loop, wait_for
@@ -81,7 +82,7 @@ def test_an_engine_outage_is_reported_backed_off_and_converged(
 ) -> None:
     source = git_source(desired_repo, tmp_path)
     with running_loop(source, [Target(engine.url)]) as loop:
-        wait_for(lambda: len(revisions(engine)) == 3, what="the initial commit applied")
+        wait_for(lambda: loop.status.state == "idle", what="the initial commit applied")
         engine.kill()
         desired_repo.edit("agents/summarizer.toml", 'version = "0.3.1"', 'version = "0.6.0"')
         wanted = desired_repo.commit("summarizer 0.6.0 while the engine is down")
@@ -132,3 +133,25 @@ def test_the_webhook_makes_a_remote_source_fetch_now(
             assert board.trigger(client, "push to main")["loop_reported"] is True
         wait_for(lambda: revisions(engine)["summarizer"][2] == "0.9.0", timeout=10.0,
                  what="the pushed commit applied long before the 60 s interval")
+
+
+def test_a_lease_this_process_left_behind_is_freed(engine: EngineProcess, desired_repo: DesiredRepo,
+                                                  tmp_path: Path) -> None:
+    """An apply cut short by an engine crash leaves our lease: the next pass frees it instead of waiting."""
+    with engine.client() as client:
+        plans.acquire_lock(client, reason="an apply the engine crashed in", ttl=300)
+    loop = Loop(git_source(desired_repo, tmp_path), [Target(engine.url)], FAST)
+    try:
+        assert loop.once().outcome == "applied"
+    finally:
+        loop.close()
+    with engine.client() as client:
+        client.request("POST", "/lock", json={"holder": "someone else", "reason": "theirs", "ttl": 300})
+    desired_repo.edit("agents/summarizer.toml", 'version = "0.3.1"', 'version = "0.3.2"')
+    desired_repo.commit("blocked by someone else's lease")
+    loop = Loop(git_source(desired_repo, tmp_path), [Target(engine.url)], FAST)
+    try:
+        blocked = loop.once()
+    finally:
+        loop.close()
+    assert blocked.outcome == "failed" and "someone else" in blocked.message
