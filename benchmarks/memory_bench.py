@@ -1,0 +1,244 @@
+"""Memory benchmark: embedding latency, bulk import rate, search latency/recall at 100,000 entities.
+
+Run: ``.venv/bin/python benchmarks/memory_bench.py`` (add ``--json`` for machine output).
+
+Everything uses the shipped all-MiniLM-L6-v2 model and generated sentences
+(``benchmarks/memory_sentences.py``, deterministic). What is measured:
+
+1. one-sentence embedding: p50/p99 over 300 distinct sentences (after warm-up);
+2. bulk import: ``MemoryService.import_jsonl`` of 2,000 new entities into a fresh
+   database (JSON parsing, validation, batch embedding, SQLite + vec0 writes, index
+   updates), median of 3 runs, entities/s;
+3. search at N (default 100,000) entities: every one of the N sentences is embedded
+   for real, in batches of 32 (cached in ``--cache-dir`` as .npy, keyed by N, seed and
+   model digest, so reruns skip that step), written through ``Store.insert_entity``
+   (the service's SQL path) and the service is reopened, which builds the index from
+   the vec0 table. 300 other generated sentences are the queries. Reported: index
+   search (vector in, ids out) p50/p99 and recall@10 against exact search over the
+   same vectors, the same with an agent/scope/type filter, full ``MemoryService.search``
+   (text in: embedding + index + SQLite fetch) p50/p99, sqlite-vec's own KNN for
+   comparison, index build time, and the database size per entity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+
+import memory_sentences
+
+from caxton.memory import embeddings, index, models, schema, service, store
+from caxton.spec.project import EngineMemorySettings
+
+TYPES = ("fact", "ticket", "person", "order", "note", "event", "product", "place")
+OWNERS = tuple(f"agent-{i}" for i in range(10))
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(samples), q))
+
+
+def bench_embedding(embedder: embeddings.Embedder) -> dict[str, float]:
+    texts = memory_sentences.sentences(320, seed=11)
+    for text in texts[:20]:
+        embedder.embed(text)
+    samples = []
+    for text in texts[20:]:
+        started = time.perf_counter()
+        embedder.embed(text)
+        samples.append(time.perf_counter() - started)
+    return {"p50_ms": percentile(samples, 50) * 1e3, "p99_ms": percentile(samples, 99) * 1e3}
+
+
+def bench_import(embedder: embeddings.Embedder, workdir: Path, count: int = 2000, runs: int = 3) -> dict[str, float]:
+    texts = memory_sentences.sentences(count, seed=23)
+    lines = [
+        json.dumps({"kind": "entity", "name": f"fact-{i}", "entity_type": TYPES[i % 8], "observations": [t]})
+        for i, t in enumerate(texts)
+    ]
+    rates = []
+    for run in range(runs):
+        memory = service.MemoryService(workdir / f"import-{run}.db", EngineMemorySettings(), embedder=embedder)
+        started = time.perf_counter()
+        report = memory.import_jsonl(lines, "error")
+        rates.append(report.created / (time.perf_counter() - started))
+        memory.close()
+    return {"entities": count, "median_per_s": statistics.median(rates), "runs_per_s": rates}
+
+
+def corpus_vectors(embedder: embeddings.Embedder, texts: list[str], cache: Path) -> tuple[np.ndarray, float | None]:
+    """Real embeddings of ``texts`` (batches of 32), cached on disk; returns (vectors, seconds or None if cached)."""
+    if cache.exists():
+        return np.load(cache), None
+    started = time.perf_counter()
+    vectors = np.zeros((len(texts), embeddings.DIMENSIONS), dtype=np.float32)
+    for start in range(0, len(texts), 2000):
+        vectors[start : start + 2000] = embedder.embed_batch(texts[start : start + 2000])
+        print(f"  embedded {start + 2000}/{len(texts)}", file=sys.stderr, flush=True)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, vectors)
+    return vectors, time.perf_counter() - started
+
+
+def _item(i: int, text: str) -> models.EntityInput:
+    bucket = i % 10
+    if bucket < 2:
+        return models.EntityInput(f"fact-{i}", TYPES[i % 8], (text,), "agent", OWNERS[i % 10])
+    scope: models.Scope = "global" if bucket < 4 else "workspace"
+    return models.EntityInput(f"fact-{i}", TYPES[i % 8], (text,), scope, None)
+
+
+def fill(path: Path, texts: list[str], vectors: np.ndarray) -> float:
+    """Write N entities with their precomputed vectors through the store's SQL path; seconds taken."""
+    db = store.Store(path)
+    started = time.perf_counter()
+    for start in range(0, len(texts), 5000):
+        with db.write():
+            ts = schema.now()
+            for i in range(start, min(start + 5000, len(texts))):
+                db.insert_entity(_item(i, texts[i]), vectors[i].tobytes(), ts)
+    elapsed = time.perf_counter() - started
+    db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    return elapsed
+
+
+def recall(approx: list[list[int]], exact: list[list[int]]) -> float:
+    return float(np.mean([len(set(a) & set(e)) / max(1, len(e)) for a, e in zip(approx, exact, strict=True)]))
+
+
+def bench_index(idx: index.VectorIndex, queries: np.ndarray, where: index.Filter | None) -> dict[str, float]:
+    for q in queries[:20]:
+        idx.search(q, 10, where)
+    samples, found = [], []
+    for q in queries:
+        started = time.perf_counter()
+        hits = idx.search(q, 10, where)
+        samples.append(time.perf_counter() - started)
+        found.append([i for i, _ in hits])
+    exact = [[i for i, _ in idx.exact(q, 10, where)] for q in queries]
+    return {
+        "p50_ms": percentile(samples, 50) * 1e3,
+        "p99_ms": percentile(samples, 99) * 1e3,
+        "recall_at_10": recall(found, exact),
+    }
+
+
+def bench_search(memory: service.MemoryService, query_texts: list[str]) -> dict[str, float]:
+    for text in query_texts[:20]:
+        memory.search(text, k=10)
+    samples: list[float] = []
+    for text in query_texts:
+        started = time.perf_counter()
+        memory.search(text, k=10)
+        samples.append(time.perf_counter() - started)
+    return {"p50_ms": percentile(samples, 50) * 1e3, "p99_ms": percentile(samples, 99) * 1e3}
+
+
+def bench_sqlite_vec(memory: service.MemoryService, queries: np.ndarray, runs: int = 20) -> dict[str, float]:
+    conn = memory.store.conn
+    samples = []
+    for q in queries[:runs]:
+        started = time.perf_counter()
+        conn.execute("SELECT rowid, distance FROM entity_vectors WHERE embedding MATCH ? AND k = 10", (q.tobytes(),))
+        samples.append(time.perf_counter() - started)
+    return {"p50_ms": percentile(samples, 50) * 1e3}
+
+
+def run(count: int, cache_dir: Path, workdir: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    embedder = embeddings.Embedder(embeddings.locate())
+    embedder.load()
+    results: dict[str, Any] = {"model_load_s": time.perf_counter() - started}
+    results["embed_one"] = bench_embedding(embedder)
+    results["bulk_import"] = bench_import(embedder, workdir)
+
+    texts = memory_sentences.sentences(count, seed=7)
+    cache = cache_dir / f"vectors_{count}_seed7_{(embedder.model_sha256 or '')[:12]}.npy"
+    vectors, embed_seconds = corpus_vectors(embedder, texts, cache)
+    results["corpus"] = {
+        "entities": count,
+        "embedding_s": embed_seconds,
+        "embedding_per_s": count / embed_seconds if embed_seconds else None,
+    }
+    db_path = workdir / "search.db"
+    results["corpus"]["sqlite_write_s"] = fill(db_path, texts, vectors)
+    started = time.perf_counter()
+    memory = service.MemoryService(db_path, EngineMemorySettings(), embedder=embedder)
+    results["open_and_index_build_s"] = time.perf_counter() - started
+    results["index_mode"] = "pca+rescore" if memory.index.approximate else "exact"
+
+    query_texts = memory_sentences.sentences(300, seed=99)
+    queries = embedder.embed_batch(query_texts)
+    results["index_search"] = bench_index(memory.index, queries, None)
+    agent_filter = index.Filter(scopes=["agent", "workspace"], types=["fact", "ticket"], agent="agent-3")
+    results["index_search_filtered"] = bench_index(memory.index, queries, agent_filter)
+    results["service_search"] = bench_search(memory, query_texts)
+    results["sqlite_vec_knn"] = bench_sqlite_vec(memory, queries)
+    memory.vacuum()
+    size = memory.store.size_bytes()
+    results["db"] = {"bytes": size, "bytes_per_entity": size / count}
+    memory.close()
+    return results
+
+
+def render(results: dict[str, Any]) -> str:
+    r = results
+    lines = [
+        f"model load (sha256 check + ONNX session)   {r['model_load_s'] * 1e3:8.0f} ms",
+        f"embed one sentence                p50 {r['embed_one']['p50_ms']:6.2f} ms   p99 {r['embed_one']['p99_ms']:6.2f} ms",
+        (
+            f"bulk import (2,000, incl. embedding)   median {r['bulk_import']['median_per_s']:6.0f} entities/s "
+            f"(runs: {', '.join(f'{x:.0f}' for x in r['bulk_import']['runs_per_s'])})"
+        ),
+    ]
+    corpus = r["corpus"]
+    if corpus["embedding_s"]:
+        lines.append(
+            f"corpus: {corpus['entities']:,} sentences embedded in {corpus['embedding_s']:.0f} s "
+            f"({corpus['embedding_per_s']:.0f}/s)"
+        )
+    else:
+        lines.append(f"corpus: {corpus['entities']:,} real embeddings loaded from the cache")
+    n = corpus["entities"]
+    lines += [
+        f"SQLite write of {n:,} entities + vectors        {corpus['sqlite_write_s']:6.2f} s",
+        f"open + index build at {n:,}                  {r['open_and_index_build_s']:6.2f} s  ({r['index_mode']})",
+    ]
+    for key, label in (("index_search", "index search"), ("index_search_filtered", "index search, filtered")):
+        s = r[key]
+        lines.append(
+            f"{label:<24} k=10    p50 {s['p50_ms']:6.2f} ms   p99 {s['p99_ms']:6.2f} ms   "
+            f"recall@10 {s['recall_at_10']:.3f}"
+        )
+    s = r["service_search"]
+    lines.append(f"MemoryService.search (text in)   p50 {s['p50_ms']:6.2f} ms   p99 {s['p99_ms']:6.2f} ms")
+    lines.append(f"sqlite-vec KNN (exact scan)      p50 {r['sqlite_vec_knn']['p50_ms']:6.2f} ms")
+    lines.append(f"database size {r['db']['bytes'] / 1e6:.1f} MB = {r['db']['bytes_per_entity']:.0f} bytes/entity")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--entities", type=int, default=100_000)
+    parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "caxton-bench-cache")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as workdir:
+        results = run(args.entities, args.cache_dir, Path(workdir))
+    print(json.dumps(results, indent=2) if args.json else render(results))
+
+
+if __name__ == "__main__":
+    main()
