@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from caxton import __version__, metrics
-from caxton.engine import apply_api, reconcile_api, rollout_api
+from caxton.engine import apply_api, memory_api, reconcile_api, rollout_api
 from caxton.engine.core import Engine
 from caxton.engine.store import Source
 from caxton.errors import (
@@ -210,6 +210,7 @@ def create_app(engine: Engine) -> FastAPI:
     apply_api.mount(app, engine, auth)
     reconcile_api.mount(app, engine, auth)
     rollout_api.mount(app, engine, auth)
+    memory_api.mount(app, engine, auth)
     return app
 
 

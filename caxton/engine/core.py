@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from caxton import __version__, metrics
 from caxton.engine import factory, states
@@ -40,6 +41,9 @@ from caxton.spec.identity import agent_id
 from caxton.spec.project import ProjectConfig
 from caxton.spec.state import AgentState, StateSnapshot
 
+if TYPE_CHECKING:
+    from caxton.memory.service import MemoryService
+
 log = logging.getLogger(__name__)
 
 
@@ -62,6 +66,9 @@ class Engine:
         self.started_at = time.time()
         self._store: Store | None = None
         self._ops: Operations | None = None
+        #: The vector memory (None when disabled or when it could not be opened: see memory_error).
+        self.memory: MemoryService | None = None
+        self.memory_error: CaxtonError | None = None
         self.ready = False
         self.stopping = False
 
@@ -88,7 +95,9 @@ class Engine:
 
         self._store = Store.open(self.data_dir)
         factory.use_module_cache(self.data_dir / "module-cache")
-        context = RuntimeContext(logs=self.logs, providers=providers.build_providers(self.config.llm))
+        self.memory = self._open_memory()
+        context = RuntimeContext(logs=self.logs, providers=providers.build_providers(self.config.llm),
+                                 memory=self.memory)
         self._ops = Operations(self._store, self.router, context, self.config.server)
         self.lock = ApplyLock(self._store)
         self.rollouts = RolloutController(self._store, self.router, self._ops, self.windows)
@@ -110,10 +119,40 @@ class Engine:
             self.applies.wait_idle()
             self._ops.shutdown()
             self._ops.context.close()
+        if self.memory is not None:
+            self.memory.close()
+            self.memory = None
         if self._store is not None:
             self._store.close()
         self._ops = None
         self._store = None
+
+    def _open_memory(self) -> MemoryService | None:
+        """Open the vector memory when enabled; its model loads in the background.
+
+        A memory that cannot be opened is reported (health, logs) and left out: agents
+        without memory keep serving.
+        """
+        settings = self.config.memory
+        if not settings.enabled:
+            return None
+        from caxton.memory.service import MemoryService
+
+        try:
+            service = MemoryService(self.data_dir / settings.sqlite_path, settings, load_model=False)
+        except CaxtonError as error:
+            self.memory_error = error
+            log.error("memory unavailable: %s", error)
+            return None
+        threading.Thread(target=service.warm_up, name="caxton-memory-warm-up", daemon=True).start()
+        return service
+
+    def memory_health(self) -> dict[str, Any]:
+        if self.memory is not None:
+            return self.memory.health()
+        if self.memory_error is not None:
+            return {"status": "error", "message": self.memory_error.message, "hint": self.memory_error.hint}
+        return {"status": "disabled"}
 
     # --- operations ------------------------------------------------------------------------
     def deploy(self, spec_json: Any, module: bytes | None, source: Source | None = None) -> OperationResult:
@@ -222,7 +261,7 @@ class Engine:
             "status": "degraded" if degraded and self.ready else self.health()["status"],
             "version": __version__, "uptime_seconds": round(self.uptime(), 3), "serial": self.store.serial(),
             "data_dir": str(self.data_dir), "store": {"path": str(self.store.path), "migrations": self.store.migrations()},
-            "agents_by_state": by_state, "runtimes": runtimes,
+            "agents_by_state": by_state, "runtimes": runtimes, "memory": self.memory_health(),
         }
 
     def snapshot(self) -> StateSnapshot:

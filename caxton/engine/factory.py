@@ -74,6 +74,8 @@ def _wasm(spec: WasmAgent, module: bytes, *, revision: int, context: RuntimeCont
 def _config(spec: ConfigAgent, *, revision: int, context: RuntimeContext) -> AgentRuntime:
     from caxton.engine.config_runtime import ConfigAgentRuntime
 
+    if context.memory is not None:
+        context.memory.set_agent_limit(spec.id, spec.resource_limits.max_memory_entities)
     runtime: AgentRuntime = ConfigAgentRuntime(
         spec, revision=revision, providers=context.providers,
         conversations=context.conversations, memory=context.memory,

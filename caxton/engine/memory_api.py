@@ -72,6 +72,9 @@ class RelationBody(BaseModel):
 def memory_of(engine: Any) -> MemoryService:
     """The engine's memory, or 503 with a hint when it is disabled."""
     memory: MemoryService | None = getattr(engine, "memory", None)
+    failed: errors.CaxtonError | None = getattr(engine, "memory_error", None)
+    if memory is None and failed is not None:
+        raise errors.Unavailable(f"the engine's memory could not be opened: {failed.message}", hint=failed.hint)
     if memory is None:
         raise errors.Unavailable(
             "the engine's memory is disabled",
@@ -206,6 +209,9 @@ def _maintenance_routes(app: FastAPI, engine: Any, auth: Any) -> None:
     @app.get(PREFIX + "/health/memory", tags=["health"])
     def memory_health() -> dict[str, Any]:
         """Model, entity count and ``status``: ok, degraded (reindex needed), error, or disabled."""
+        if hasattr(engine, "memory_health"):
+            health: dict[str, Any] = engine.memory_health()
+            return health
         memory: MemoryService | None = getattr(engine, "memory", None)
         if memory is None:
             return {"status": "disabled", "hint": "set memory.enabled: true in caxton.yaml"}

@@ -17,6 +17,7 @@ in commit order.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -52,6 +53,7 @@ class MemoryService:
         self.settings = settings
         self._agent_limits: dict[str, int] = {}
         self._error: errors.CaxtonError | None = None
+        self._model_lock = threading.Lock()
         self.embedder = embedder
         self.store = store.Store(path)
         self.index = index.VectorIndex()
@@ -62,16 +64,21 @@ class MemoryService:
 
     # --- lifecycle and health -------------------------------------------------------------
 
+    def warm_up(self) -> None:
+        """Load and verify the model now (the engine calls this in the background at start)."""
+        self._load_model()
+
     def _load_model(self) -> None:
-        try:
-            if self.embedder is None:
-                self.embedder = embeddings.Embedder(
-                    embeddings.locate(self.settings.model_path, self.settings.tokenizer_path)
-                )
-            self.embedder.load()
-        except errors.CaxtonError as exc:
-            self._error = exc
-            log.error("memory unavailable: %s", exc)
+        with self._model_lock:
+            try:
+                if self.embedder is None:
+                    self.embedder = embeddings.Embedder(
+                        embeddings.locate(self.settings.model_path, self.settings.tokenizer_path)
+                    )
+                self.embedder.load()
+            except errors.CaxtonError as exc:
+                self._error = exc
+                log.error("memory unavailable: %s", exc)
 
     def _load_index(self) -> None:
         rows, vectors = self.store.load_vectors()
@@ -83,6 +90,13 @@ class MemoryService:
     def set_agent_limits(self, limits: Mapping[str, int | None]) -> None:
         """The engine passes each agent's ``resource_limits.max_memory_entities`` (None: no limit)."""
         self._agent_limits = {agent: limit for agent, limit in limits.items() if limit is not None}
+
+    def set_agent_limit(self, agent: str, limit: int | None) -> None:
+        """Set (or, with None, lift) one agent's entity limit; called when it is deployed."""
+        if limit is None:
+            self._agent_limits.pop(agent, None)
+        else:
+            self._agent_limits[agent] = limit
 
     def _embedder(self) -> embeddings.Embedder:
         if self._error is not None:
