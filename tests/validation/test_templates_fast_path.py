@@ -1,0 +1,30 @@
+"""The Jinja2-free check of simple templates gives exactly the full check's answer."""
+
+from __future__ import annotations
+
+import pytest
+
+from caxton.validation import templates
+
+SIMPLE = [
+    "Hello {{ request }}",
+    "{{ requst }} and {{ memory_context }}\n{{ agent.name }} {{ foo.bar }}",
+    "{{- request -}} {{range}}",
+    "line1\nline2 {{ nope }}\n{{ nope }} {{ other }}",
+    "no expressions at all } {",
+    "Process this data request: {{request}}\nAvailable context: {{memory_context}}\n",
+]
+COMPLEX = ["{{ request | upper }}", "{% for x in history %}{{ x.content }}{% endfor %}", "{# c #}{{ request }}",
+           "{{ request }", "{{ parameters['x'] }}"]
+
+
+@pytest.mark.parametrize("source", SIMPLE)
+def test_simple_templates_agree_with_jinja(source: str) -> None:
+    fast = templates._check_simple(source)
+    assert fast is not None
+    assert fast == templates.check_with_jinja(source)
+
+
+@pytest.mark.parametrize("source", COMPLEX)
+def test_anything_else_goes_to_jinja(source: str) -> None:
+    assert templates._check_simple(source) is None
