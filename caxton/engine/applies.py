@@ -203,9 +203,7 @@ class ApplyRunner:
         result.duration_ms = round((time.perf_counter() - started) * 1000, 1)
         result.revision = outcome.get("revision")
         if outcome.get("action") == "rollout":
-            self._update(record, result, "running", f"rollout {outcome['rollout']} started: revision "
-                         f"{outcome['revision']} beside revision {outcome['previous_revision']} ({outcome['steps']})")
-            return str(outcome["rollout"])
+            return str(outcome["rollout"])  # its progress lines come from the controller
         status = "unchanged" if outcome.get("action") == "unchanged" else "done"
         self._update(record, result, status, _finished(item, outcome))
         return None

@@ -23,16 +23,17 @@ def engine(tmp_path: Path) -> Iterator[EngineProcess]:
         yield process
 
 
-def write_agent(root: Path, version: int, rollout: dict[str, Any] | None = None) -> Path:
-    """agents/echo.md + agents/echo.wasm for ``version`` of the test agent."""
+def write_agent(root: Path, version: int, rollout: dict[str, Any] | None = None, *, name: str = "echo",
+                faulty: bool = False) -> Path:
+    """agents/NAME.md + agents/NAME.wasm for ``version`` of the test agent."""
     (root / "agents").mkdir(parents=True, exist_ok=True)
-    (root / "agents" / "echo.wasm").write_bytes(agents.module(version))
-    spec = {**agents.spec("echo", version, rollout), "module": "echo.wasm"}
-    (root / "agents" / "echo.md").write_text("---\n" + yaml.safe_dump(spec) + "---\n\nThe rollout test agent.\n")
+    (root / "agents" / f"{name}.wasm").write_bytes(agents.module(version, faulty=faulty))
+    spec = {**agents.spec(name, version, rollout), "module": f"{name}.wasm"}
+    (root / "agents" / f"{name}.md").write_text("---\n" + yaml.safe_dump(spec) + "---\n\nThe rollout test agent.\n")
     return root / "agents"
 
 
-def http_load(engine: EngineProcess, spanning: dict[str, bool] | None = None) -> Load:
+def http_load(engine: EngineProcess, spanning: dict[str, bool] | None = None, *, name: str = "echo") -> Load:
     """Threads 0 and 1 start a new conversation every 10 messages; thread 2 keeps a pool of 30
     conversations that it starts once ``spanning["on"]`` is set and uses until the end."""
     local = threading.local()
@@ -46,15 +47,15 @@ def http_load(engine: EngineProcess, spanning: dict[str, bool] | None = None) ->
     def send(conversation: str | None) -> dict[str, Any]:
         if getattr(local, "client", None) is None:
             local.client = engine.client(timeout=5.0)
-        result: dict[str, Any] = local.client.send("echo", {"n": 1}, conversation_id=conversation)
+        result: dict[str, Any] = local.client.send(name, {"n": 1}, conversation_id=conversation)
         return result
 
     return Load(send, threads=3, pause=0.003, conversation=conversation)
 
 
-def rollout_of(engine: EngineProcess) -> dict[str, Any]:
+def rollout_of(engine: EngineProcess, name: str = "echo") -> dict[str, Any]:
     with engine.client() as client:
-        found: dict[str, Any] = client.request("GET", "/rollouts/echo")["rollouts"][0]
+        found: dict[str, Any] = client.request("GET", f"/rollouts/{name}")["rollouts"][0]
         return found
 
 
@@ -76,8 +77,8 @@ def wait_for(engine: EngineProcess, predicate: Any, timeout: float) -> None:
         time.sleep(0.05)
 
 
-def create(run_cli: Any, engine: EngineProcess, root: Path) -> None:
-    directory = write_agent(root, 1)
+def create(run_cli: Any, engine: EngineProcess, root: Path, name: str = "echo") -> None:
+    directory = write_agent(root, 1, name=name)
     assert run_cli("apply", str(directory), "--engine", engine.url, "--auto-approve").code == 0
 
 

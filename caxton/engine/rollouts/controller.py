@@ -123,9 +123,10 @@ class RolloutController:
                 run.listeners.append(listener)
             records.save_pins(self.store, run.agent, [(c, int(p[0])) for c, p in list(run.pins.pins.items())])
             run.pins.journal = []
-            records.event(self.store, run.rollout, "rollout_started",
-                          f"{strategy} rollout {run.rollout.id}: revision {started.number} "
-                          f"({started.spec.version}) beside revision {run.stable.revision}: {run.describe_steps()}")
+            began = (f"{strategy} rollout {run.rollout.id} started: revision {started.number} "
+                     f"({started.spec.version}) beside revision {run.stable.revision}: {run.describe_steps()}")
+            records.event(self.store, run.rollout, "rollout_started", began)
+            self._progress(run, began)
             self._enter(run, 0)
             if run.rollout.active:
                 self._runs[run.agent] = run  # from now on the controller thread ticks it
