@@ -32,7 +32,7 @@ def test_gradual_keeps_open_conversations_on_the_old_revision(engine: Engine) ->
     assert rollout.status == "succeeded"
     finished = progress.finished_at()
     old = [r for r in load.replies if r.conversation and r.conversation.startswith("old-")]
-    routed = progress.lines[0][0]  # the new route is in place (the module compiled and started)
+    routed = next(t for t, _, m in progress.lines if m.startswith("step 1/1"))  # the new route is in place
     new = [r for r in load.replies if r.conversation and r.conversation.startswith("new-") and routed < r.sent < finished]
     assert old and {r.revision for r in old} == {1}
     assert new and {r.revision for r in new} == {2}

@@ -23,7 +23,14 @@ import uuid
 from typing import Any
 
 from caxton.engine.operations import Candidate, OperationResult, Operations, parse_spec
-from caxton.engine.rollouts import analysis, records, strategies
+from caxton.engine.rollouts import (
+    analysis,
+    preview,
+    records,
+    recovery,
+    strategies,
+    views,
+)
 from caxton.engine.rollouts.model import (
     ACTIVE,
     CANCELLED,
@@ -41,7 +48,7 @@ from caxton.engine.rollouts.window import WindowBook
 from caxton.engine.router import Backend, Route, Router
 from caxton.engine.runtime import ServingRuntime
 from caxton.engine.store import Source, Store, utcnow
-from caxton.errors import CaxtonError, Conflict, InvalidInput, NotFound
+from caxton.errors import Conflict, InvalidInput, NotFound
 from caxton.spec.agent import ConfigAgent, RolloutSpec
 from caxton.spec.identity import agent_id
 
@@ -175,7 +182,7 @@ class RolloutController:
             run.rollout.step_started_at = utcnow()
             records.save(self.store, run.rollout)
             self._progress(run, f"step {index + 1}/{len(run.steps)}: {step.label} "
-                           f"(traffic {_traffic(run.rollout.weights)})")
+                           f"(traffic {views.traffic(run.rollout.weights)})")
 
     def _set_route(self, run: Run, route: Route) -> None:
         self._flush(run)  # pins first: a restart must see every conversation placed under the old weights
@@ -187,7 +194,7 @@ class RolloutController:
     def _preview(self, run: Run) -> bool:
         """Send the blue-green preview checks to the candidate; roll back on the first failure."""
         for number, check in enumerate(run.spec.preview_checks, 1):
-            problem = _check(run.candidate, check.message, check.expect_contains)
+            problem = preview.check(run.candidate, check.message, check.expect_contains)
             if problem is not None:
                 self._rollback(run, f"preview check {number} failed on revision {run.candidate.revision}: {problem}")
                 return False
@@ -267,7 +274,7 @@ class RolloutController:
         duration = run.step.duration
         if duration is not None and now - run.step_began >= duration - 1e-6:
             self._progress(run, f"step {run.rollout.step + 1}/{len(run.steps)} ({run.step.label}) passed: "
-                           + _summary(run.rollout.measurements, run.rollout.step))
+                           + views.summary(run.rollout.measurements, run.rollout.step))
             self._advance(run)
 
     def _failed(self, run: Run, found: list[Measurement]) -> None:
@@ -433,8 +440,8 @@ class RolloutController:
             body["live"] = {
                 "step_elapsed_s": round(now - run.step_began, 3),
                 "next_check_in_s": round(max(0.0, run.next_check - now), 3) if run.step.analyze else None,
-                "candidate": _window(run.candidate_window.snapshot()),
-                "stable": _window(run.stable_window.snapshot()),
+                "candidate": views.window(run.candidate_window.snapshot()),
+                "stable": views.window(run.stable_window.snapshot()),
                 "stable_conversations": run.pins.on(run.stable.revision, idle=run.spec.interval, now=now),
             }
         return body
@@ -442,91 +449,7 @@ class RolloutController:
     # --- recovery -------------------------------------------------------------------------------
     def recover(self) -> list[str]:
         """Resume (or roll back, with ``resume: false``) every rollout a restart cut short."""
-        resumed: list[str] = []
-        for rollout in records.active(self.store):
-            try:
-                if self._recover_one(rollout):
-                    resumed.append(rollout.id)
-            except CaxtonError as error:
-                self._abandon(rollout, ROLLED_BACK, f"could not resume after a restart: {error.message}")
-        return resumed
-
-    def _recover_one(self, rollout: Rollout) -> bool:
-        spec = RolloutSpec.model_validate(rollout.spec)
-        route = self.router.get(rollout.agent_id)
-        if route is None or len(route.backends) != 1 or route.backends[0].serving.revision != rollout.stable_revision:
-            self._abandon(rollout, CANCELLED, "the agent was not serving its stable revision after a restart")
-            return False
-        if not spec.resume:
-            self._abandon(rollout, ROLLED_BACK, "the engine restarted mid-rollout and rollout.resume is false: "
-                          f"revision {rollout.stable_revision} serves 100 %")
-            return False
-        with self.ops.lock:
-            candidate = self.ops.start_revision(rollout.agent_id, rollout.candidate_revision)
-            run = self._make_run(rollout, spec, route.backends[0].serving, candidate)
-            now = time.monotonic()
-            for conversation, revision in records.load_pins(self.store, rollout.agent_id).items():
-                run.pins.pins[conversation] = [revision, now]
-            run.pins.journal = []
-            records.event(self.store, rollout, "rollout_resumed",
-                          f"{rollout.strategy} rollout {rollout.id} resumed after a restart at step "
-                          f"{rollout.step + 1}/{len(run.steps)} ({run.step.label})")
-            paused = rollout.status == PAUSED
-            self._enter(run, rollout.step)
-            if paused and run.rollout.active:
-                run.rollout.status = PAUSED
-                records.save(self.store, run.rollout)
-            if run.rollout.active:
-                self._runs[rollout.agent_id] = run
-        return True
-
-    def _abandon(self, rollout: Rollout, status: str, reason: str) -> None:
-        """Finish a rollout that has no run (at recovery): the stable revision already serves."""
-        rollout.status, rollout.reason, rollout.finished_at = status, reason, utcnow()
-        records.clear_pins(self.store, rollout.agent_id)
-        records.save(self.store, rollout)
-        records.event(self.store, rollout, f"rollout_{status}",
-                      f"{rollout.strategy} rollout {rollout.id} {status.replace('_', ' ')}: {reason}",
-                      revision=rollout.stable_revision, data={"reason": reason, "status": status})
-
-
-def _check(serving: ServingRuntime, message: Any, expect: str | None) -> str | None:
-    """None if the candidate answers ``message`` (containing ``expect``), else what went wrong."""
-    if not serving.acquire():
-        return "the revision is draining"
-    try:
-        reply = serving.handle({"id": uuid.uuid4().hex, "agent": serving.agent_id, "revision": serving.revision,
-                                "conversation_id": None, "content": message})
-    except CaxtonError as error:
-        return f"{error.code}: {error.message}"
-    except Exception as error:  # noqa: BLE001 - the check reports it
-        return f"{type(error).__name__}: {error}"
-    finally:
-        serving.release()
-    text = reply if isinstance(reply, str) else json.dumps(reply, ensure_ascii=False, separators=(",", ":"))
-    if expect is not None and expect not in text:
-        return f"the reply does not contain {expect!r}: {text[:200]}"
-    return None
-
-
-def _window(snapshot: Any) -> dict[str, Any]:
-    return {"requests": snapshot.requests, "errors": snapshot.errors, "error_rate": snapshot.error_rate,
-            "p95_latency_ms": snapshot.p95_ms, "compared": snapshot.compared,
-            "divergence_rate": snapshot.divergence_rate}
-
-
-def _traffic(weights: dict[str, int]) -> str:
-    return ", ".join(f"revision {rev}: {share} %" for rev, share in weights.items())
-
-
-def _summary(measurements: list[dict[str, Any]], step: int) -> str:
-    last: dict[str, dict[str, Any]] = {}
-    for m in measurements:
-        if m["step"] == step:
-            last[m["metric"]] = m
-    return ", ".join(f"{name} {m['value']} (<= {m['threshold']}, {m['requests']} requests)"
-                     if m["comparison"] == "<=" else f"{name} {m['value']} {m['comparison']} {m['threshold']}"
-                     for name, m in last.items()) or "no measurement"
+        return recovery.recover(self)
 
 
 def _quiet_stop(serving: ServingRuntime) -> None:

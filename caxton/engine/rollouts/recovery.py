@@ -1,0 +1,74 @@
+"""Recovery of rollouts after an engine restart (``RolloutController.recover``).
+
+Each rollout the store still marks running or paused is resumed at its step
+(the candidate revision started again, its conversation pins loaded, the
+step's route set, the step's clock restarted), or, when its spec says
+``resume: false`` or the candidate cannot start, rolled back: the stable
+revision already serves 100 % (``Operations.recover`` started it).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from caxton.engine.rollouts import records
+from caxton.engine.rollouts.model import CANCELLED, PAUSED, ROLLED_BACK, Rollout
+from caxton.engine.store import utcnow
+from caxton.errors import CaxtonError
+from caxton.spec.agent import RolloutSpec
+
+if TYPE_CHECKING:
+    from caxton.engine.rollouts.controller import RolloutController
+
+
+def recover(controller: RolloutController) -> list[str]:
+    """Resume (or roll back, with ``resume: false``) every rollout a restart cut short."""
+    resumed: list[str] = []
+    for rollout in records.active(controller.store):
+        try:
+            if _recover_one(controller, rollout):
+                resumed.append(rollout.id)
+        except CaxtonError as error:
+            _abandon(controller, rollout, ROLLED_BACK, f"could not resume after a restart: {error.message}")
+    return resumed
+
+
+def _recover_one(controller: RolloutController, rollout: Rollout) -> bool:
+    spec = RolloutSpec.model_validate(rollout.spec)
+    route = controller.router.get(rollout.agent_id)
+    if route is None or len(route.backends) != 1 or route.backends[0].serving.revision != rollout.stable_revision:
+        _abandon(controller, rollout, CANCELLED, "the agent was not serving its stable revision after a restart")
+        return False
+    if not spec.resume:
+        _abandon(controller, rollout, ROLLED_BACK, "the engine restarted mid-rollout and rollout.resume is false: "
+                 f"revision {rollout.stable_revision} serves 100 %")
+        return False
+    with controller.ops.lock:
+        candidate = controller.ops.start_revision(rollout.agent_id, rollout.candidate_revision)
+        run = controller._make_run(rollout, spec, route.backends[0].serving, candidate)
+        now = time.monotonic()
+        for conversation, revision in records.load_pins(controller.store, rollout.agent_id).items():
+            run.pins.pins[conversation] = [revision, now]
+        run.pins.journal = []
+        records.event(controller.store, rollout, "rollout_resumed",
+                      f"{rollout.strategy} rollout {rollout.id} resumed after a restart at step "
+                      f"{rollout.step + 1}/{len(run.steps)} ({run.step.label})")
+        paused = rollout.status == PAUSED
+        controller._enter(run, rollout.step)
+        if paused and run.rollout.active:
+            run.rollout.status = PAUSED
+            records.save(controller.store, run.rollout)
+        if run.rollout.active:
+            controller._runs[rollout.agent_id] = run
+    return True
+
+
+def _abandon(controller: RolloutController, rollout: Rollout, status: str, reason: str) -> None:
+    """Finish a rollout that has no run (at recovery): the stable revision already serves."""
+    rollout.status, rollout.reason, rollout.finished_at = status, reason, utcnow()
+    records.clear_pins(controller.store, rollout.agent_id)
+    records.save(controller.store, rollout)
+    records.event(controller.store, rollout, f"rollout_{status}",
+                  f"{rollout.strategy} rollout {rollout.id} {status.replace('_', ' ')}: {reason}",
+                  revision=rollout.stable_revision, data={"reason": reason, "status": status})
