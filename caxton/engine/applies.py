@@ -203,7 +203,8 @@ class ApplyRunner:
         result.duration_ms = round((time.perf_counter() - started) * 1000, 1)
         result.revision = outcome.get("revision")
         if outcome.get("action") == "rollout":
-            return str(outcome["rollout"])  # its progress lines come from the controller
+            result.duration_ms = None  # set when the rollout ends; its progress lines come from the controller
+            return str(outcome["rollout"])
         status = "unchanged" if outcome.get("action") == "unchanged" else "done"
         self._update(record, result, status, _finished(item, outcome))
         return None
