@@ -1,9 +1,15 @@
 """wasmtime Engines of the sandbox and the epoch tickers that drive their timeouts.
 
-One ``wasmtime.Engine`` exists per set of denied WASM features (a module compiled
-by one engine only runs in stores of that engine). Every engine has fuel metering
-and epoch interruption on, and the proposals Caxton's ABI v1 does not need
-(GC, function references, exceptions, stack switching, custom page sizes) off.
+One ``wasmtime.Engine`` exists per (compiler, set of denied WASM features): a
+module compiled by one engine only runs in stores of that engine. Every engine
+has fuel metering and epoch interruption on, and the proposals Caxton's ABI v1
+does not need (GC, function references, exceptions, stack switching, custom
+page sizes) off. The compiler is ``cranelift`` (optimizing: the fastest code,
+~1 ms of compile per KB of code) or ``winch`` (wasmtime's baseline compiler:
+~8x faster to compile, code ~1.5-2.5x slower on compute-heavy loops; x86-64
+only, ``WINCH_AVAILABLE``); ``caxton.sandbox.modules`` picks one per module.
+Both insert the same fuel and epoch checks (tests/sandbox run the malicious
+modules under both).
 
 Each engine owns one ``EpochTicker``: a daemon thread that increments the
 engine's epoch every ``EPOCH_TICK_S`` seconds while at least one runtime holds
@@ -14,6 +20,7 @@ not one per agent. Called by ``caxton.sandbox.modules`` (compile) and
 
 from __future__ import annotations
 
+import platform
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,6 +28,15 @@ from dataclasses import dataclass, field
 import wasmtime
 
 from caxton.errors import SandboxError
+
+#: The compilers an engine can use (wasmtime ``Config.strategy``).
+CRANELIFT = "cranelift"
+WINCH = "winch"
+COMPILERS: tuple[str, ...] = (CRANELIFT, WINCH)
+#: Winch has an x86-64 backend only (aarch64 is in development in wasmtime 50).
+WINCH_AVAILABLE: bool = platform.machine().lower() in ("x86_64", "amd64")
+#: ``wasmtime_strategy_t`` of the C API (wasmtime-py's ``Config.strategy`` setter knows no "winch").
+_STRATEGY_CODES: dict[str, int] = {CRANELIFT: 1, WINCH: 2}
 
 #: Interval of the epoch ticker; a wall-clock limit is honoured to within one tick.
 EPOCH_TICK_S = 0.005
@@ -109,11 +125,17 @@ class EpochTicker:
 
 @dataclass(frozen=True)
 class SandboxEngine:
-    """A configured wasmtime Engine, its ticker and the key it is cached under."""
+    """A configured wasmtime Engine, its ticker, its denied features (``key``) and compiler."""
 
     key: tuple[str, ...]
     engine: wasmtime.Engine = field(compare=False)
     ticker: EpochTicker = field(compare=False)
+    compiler: str = CRANELIFT
+
+    @property
+    def cache_key(self) -> tuple[str, ...]:
+        """What a compiled artifact depends on besides the wasmtime version: compiler + features."""
+        return (self.compiler, *self.key)
 
 
 _ENGINES: dict[tuple[str, ...], SandboxEngine] = {}
@@ -121,26 +143,27 @@ _ENGINES_LOCK = threading.Lock()
 
 
 def engine_key(denied_features: Iterable[str]) -> tuple[str, ...]:
-    """The cache key of an engine: the sorted, de-duplicated denied features."""
+    """The denied-feature part of an engine's key: sorted and de-duplicated."""
     return tuple(sorted(set(denied_features)))
 
 
-def get_engine(denied_features: Iterable[str]) -> SandboxEngine:
-    """The shared engine for this set of denied features (created on first use)."""
+def get_engine(denied_features: Iterable[str], *, compiler: str = CRANELIFT) -> SandboxEngine:
+    """The shared engine for this compiler and set of denied features (created on first use)."""
     key = engine_key(denied_features)
     with _ENGINES_LOCK:
-        found = _ENGINES.get(key)
+        found = _ENGINES.get((compiler, *key))
         if found is None:
-            engine = wasmtime.Engine(make_config(key))
-            found = SandboxEngine(key=key, engine=engine, ticker=EpochTicker(engine))
-            _ENGINES[key] = found
+            engine = wasmtime.Engine(make_config(key, compiler=compiler))
+            found = SandboxEngine(key=key, engine=engine, ticker=EpochTicker(engine), compiler=compiler)
+            _ENGINES[found.cache_key] = found
         return found
 
 
-def make_config(denied: tuple[str, ...]) -> wasmtime.Config:
-    """A Config with fuel and epochs on and every denied feature off."""
+def make_config(denied: tuple[str, ...], *, compiler: str = CRANELIFT) -> wasmtime.Config:
+    """A Config with fuel and epochs on, every denied feature off, and the given compiler."""
     _refuse_unsupported(denied)
     config = wasmtime.Config()
+    _set_compiler(config, compiler)
     config.consume_fuel = True
     config.epoch_interruption = True
     for switch in ALWAYS_OFF:
@@ -149,6 +172,17 @@ def make_config(denied: tuple[str, ...]) -> wasmtime.Config:
         for switch in FEATURE_SWITCHES.get(feature, ()):
             setattr(config, switch, False)
     return config
+
+
+def _set_compiler(config: wasmtime.Config, compiler: str) -> None:
+    if compiler not in _STRATEGY_CODES:
+        raise ValueError(f"unknown compiler {compiler!r} (use one of {', '.join(COMPILERS)})")
+    if compiler == WINCH and not WINCH_AVAILABLE:
+        raise ValueError(f"the Winch compiler has no backend for {platform.machine()}")
+    # the C API call behind Config.strategy (whose Python setter accepts no "winch")
+    from wasmtime import _bindings
+
+    _bindings.wasmtime_config_strategy_set(config.ptr(), _STRATEGY_CODES[compiler])
 
 
 def _refuse_unsupported(denied: tuple[str, ...]) -> None:

@@ -5,11 +5,23 @@
 allow-list and the host functions Caxton provides, required exports and their
 signatures, and the initial memory against ``max_memory_pages``.
 
-Compiled modules are cached by (engine, sha256) in process; ``set_cache_dir``
-adds an on-disk cache of serialized artifacts so an engine restart deserializes
-(tens of microseconds to a few ms) instead of recompiling. The cache directory
-must be as trusted as the engine's data dir: wasmtime runs deserialized code
-as is. Called by ``caxton.sandbox.runtime`` (re-exported there) and the engine.
+What gets compiled, and how (the deploy budget is 200 ms for a ~1 MB module):
+
+- only the exports the host calls: every exported function costs an entry
+  trampoline compiled by Cranelift, so the export section is trimmed to the
+  ABI functions (and the non-function exports) first (``caxton.sandbox.wasmbin``);
+  ``LoadedModule.exports`` still lists every export of the original module;
+- by Cranelift (optimizing) when the code section is at most
+  ``WINCH_ABOVE_CODE_BYTES``, else by Winch (baseline; ~8x faster to compile,
+  slower code). A module Winch refuses is compiled by Cranelift instead.
+
+Compiled modules are cached by (compiler, denied features, sha256) in process;
+``set_cache_dir`` adds an on-disk cache of serialized artifacts (their name
+includes the wasmtime version, compiler, denied features and artifact format)
+so an engine restart deserializes (tens of microseconds to a few ms) instead
+of recompiling. The cache directory must be as trusted as the engine's data
+dir: wasmtime runs deserialized code as is. Called by ``caxton.sandbox.runtime``
+(re-exported there) and the engine.
 """
 
 from __future__ import annotations
@@ -19,18 +31,26 @@ import hashlib
 import os
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import wasmtime
 
 from caxton.errors import SandboxError
-from caxton.sandbox import engines
+from caxton.sandbox import engines, wasmbin
 from caxton.spec import abi
 from caxton.spec.agent import SecurityPolicy, WasmResourceLimits
 
 #: Module size limit when the caller gives none (the spec's default).
 DEFAULT_MAX_MODULE_SIZE: int = WasmResourceLimits().max_module_size
+
+#: Modules with more code than this (bytes of the code section) are compiled by Winch.
+#: Cranelift needs ~1 ms of CPU per KB of code, so 64 KB stays well inside the budget.
+WINCH_ABOVE_CODE_BYTES: int = 64 * 1024
+
+#: Bumped whenever what goes into a serialized artifact changes (2: ABI exports only).
+ARTIFACT_FORMAT = 2
 
 #: Export name -> (params, results) every module must match (ABI v1).
 EXPORT_SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # (params, results)
@@ -53,6 +73,7 @@ class LoadedModule:
     min_memory_pages: int = 0
     uses_wasi: bool = False
     from_cache: str = "none"  # none | memory | disk
+    compiler: str = engines.CRANELIFT  # cranelift | winch
 
 
 Signature = tuple[tuple[str, ...], tuple[str, ...]]
@@ -60,7 +81,7 @@ Signature = tuple[tuple[str, ...], tuple[str, ...]]
 
 @dataclass(frozen=True)
 class Shape:
-    """What the checks need from a compiled module, read once (listing 2,400 exports takes ~0.1 s)."""
+    """What the checks need from a compiled module, read once."""
 
     imports: tuple[tuple[str, str, Signature | None], ...]
     exports: dict[str, str]
@@ -68,7 +89,7 @@ class Shape:
     memory_pages: int
 
 
-_MEMORY_CACHE: dict[tuple[tuple[str, ...], str], tuple[wasmtime.Module, Shape]] = {}
+_MEMORY_CACHE: dict[tuple[tuple[str, ...], str], tuple[engines.SandboxEngine, wasmtime.Module, Shape]] = {}
 _CACHE_LOCK = threading.Lock()
 _cache_dir: Path | None = None
 
@@ -97,8 +118,7 @@ def load_module(
     limit = DEFAULT_MAX_MODULE_SIZE if max_module_size is None else max_module_size
     _check_size(len(wasm), limit)
     digest = hashlib.sha256(wasm).hexdigest()
-    engine = engines.get_engine(policy.denied_features)
-    module, shape, source = _compiled(engine, digest, wasm)
+    engine, module, shape, source = _compiled(policy.denied_features, digest, wasm)
     imports = _check_imports(shape, policy)
     _check_exports(shape)
     _check_memory(shape, policy)
@@ -112,7 +132,15 @@ def load_module(
         min_memory_pages=shape.memory_pages,
         uses_wasi=any(name.startswith(abi.WASI_MODULE + ".") for name in imports),
         from_cache=source,
+        compiler=engine.compiler,
     )
+
+
+def choose_compiler(code_bytes: int) -> str:
+    """Cranelift for small modules (best code, compiles in milliseconds), Winch for large ones."""
+    if code_bytes > WINCH_ABOVE_CODE_BYTES and engines.WINCH_AVAILABLE:
+        return engines.WINCH
+    return engines.CRANELIFT
 
 
 def _check_size(size: int, limit: int) -> None:
@@ -128,22 +156,56 @@ def _check_size(size: int, limit: int) -> None:
 # --- compile + cache ----------------------------------------------------------
 
 
-def _compiled(engine: engines.SandboxEngine, digest: str, wasm: bytes) -> tuple[wasmtime.Module, Shape, str]:
-    key = (engine.key, digest)
+def _compiled(
+    denied: Sequence[str], digest: str, wasm: bytes
+) -> tuple[engines.SandboxEngine, wasmtime.Module, Shape, str]:
+    engine = engines.get_engine(denied, compiler=choose_compiler(wasmbin.code_size(wasm)))
+    try:
+        return _compiled_by(engine, digest, wasm)
+    except SandboxError:
+        if engine.compiler == engines.CRANELIFT:
+            raise
+    # Winch refused the module (an instruction it does not implement, or an invalid module):
+    # Cranelift compiles it or gives the error; remember its result under Winch's key too.
+    fallback = _compiled_by(engines.get_engine(denied), digest, wasm)
+    with _CACHE_LOCK:
+        _MEMORY_CACHE[(engine.cache_key, digest)] = fallback[:3]
+    return fallback
+
+
+def _compiled_by(
+    engine: engines.SandboxEngine, digest: str, wasm: bytes
+) -> tuple[engines.SandboxEngine, wasmtime.Module, Shape, str]:
+    key = (engine.cache_key, digest)
     with _CACHE_LOCK:
         cached = _MEMORY_CACHE.get(key)
     if cached is not None:
-        return cached[0], cached[1], "memory"
+        return (*cached, "memory")
+    layout = _layout(wasm)  # parsing 2,400 exports takes a few ms: only on a miss
     module = _from_disk(engine, digest)
     source = "disk"
     if module is None:
-        module = _compile(engine, wasm)
+        module = _compile(engine, _host_view(wasm, layout))
         _to_disk(engine, digest, module)
         source = "none"
-    shape = _shape(module)
+    shape = _shape(module, layout)
     with _CACHE_LOCK:
-        _MEMORY_CACHE[key] = (module, shape)
-    return module, shape, source
+        _MEMORY_CACHE[key] = (engine, module, shape)
+    return engine, module, shape, source
+
+
+def _layout(wasm: bytes) -> wasmbin.Layout | None:
+    try:
+        return wasmbin.read_layout(wasm)
+    except wasmbin.MalformedWasm:
+        return None  # compile the bytes as they are; wasmtime reports what is wrong
+
+
+def _host_view(wasm: bytes, layout: wasmbin.Layout | None) -> bytes:
+    """The module with only the function exports the sandbox calls (see the module docstring)."""
+    if layout is None:
+        return wasm
+    return wasmbin.keep_exports(wasm, layout, lambda item: item.kind != "func" or item.name in EXPORT_SIGNATURES)
 
 
 def _compile(engine: engines.SandboxEngine, wasm: bytes) -> wasmtime.Module:
@@ -161,7 +223,8 @@ def _compile(engine: engines.SandboxEngine, wasm: bytes) -> wasmtime.Module:
 def _artifact_path(engine: engines.SandboxEngine, digest: str) -> Path | None:
     if _cache_dir is None:
         return None
-    fingerprint = hashlib.sha256(repr((wasmtime_version(), engine.key)).encode()).hexdigest()[:16]
+    identity = (wasmtime_version(), engine.cache_key, ARTIFACT_FORMAT)
+    fingerprint = hashlib.sha256(repr(identity).encode()).hexdigest()[:16]
     return _cache_dir / f"{digest}-{fingerprint}.cwasm"
 
 
@@ -202,7 +265,8 @@ def wasmtime_version() -> str:
 # --- checks ------------------------------------------------------------------------
 
 
-def _shape(module: wasmtime.Module) -> Shape:
+def _shape(module: wasmtime.Module, layout: wasmbin.Layout | None) -> Shape:
+    """Imports, ABI signatures and memory from the compiled module; exports from the original bytes."""
     imports = tuple((item.module, item.name or "", _signature(item.type)) for item in module.imports)
     exports: dict[str, str] = {}
     signatures: dict[str, Signature | None] = {}
@@ -214,6 +278,8 @@ def _shape(module: wasmtime.Module) -> Shape:
             signatures[name] = _signature(ty)
         if name == abi.EXPORT_MEMORY and isinstance(ty, wasmtime.MemoryType):
             pages = ty.limits.min
+    if layout is not None:
+        exports = {item.name: item.kind for item in layout.exports}
     return Shape(imports=imports, exports=exports, abi_signatures=signatures, memory_pages=pages)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import wasmtime
 
-from caxton.sandbox import engines, runtime
+from caxton.sandbox import engines, modules, runtime
 from caxton.spec.agent import SecurityPolicy, WasmResourceLimits
 
 MODULES = Path(__file__).parent / "modules"
@@ -43,6 +43,16 @@ def _no_disk_cache() -> Iterator[None]:
     runtime.set_cache_dir(None)
     yield
     runtime.set_cache_dir(None)
+
+
+@pytest.fixture(params=[engines.CRANELIFT, engines.WINCH])
+def each_compiler(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test once with every module compiled by Cranelift, once by Winch."""
+    compiler: str = request.param
+    if compiler == engines.WINCH and not engines.WINCH_AVAILABLE:
+        pytest.skip("Winch has no backend for this CPU")
+    monkeypatch.setattr(modules, "WINCH_ABOVE_CODE_BYTES", -1 if compiler == engines.WINCH else 1 << 62)
+    return compiler
 
 
 @pytest.fixture

@@ -14,6 +14,9 @@ from caxton.errors import SandboxError
 from caxton.sandbox import runtime
 from caxton.spec.agent import SecurityPolicy
 
+#: Fuel and epoch checks are inserted by the compiler: every attack runs under both.
+pytestmark = pytest.mark.usefixtures("each_compiler")
+
 Wat = Callable[[str], bytes]
 Serving = Callable[..., None]
 
@@ -187,3 +190,7 @@ def test_log_flood_is_capped_and_out_of_bounds_log_traps(make_runtime: Any, wat:
     assert ("warn", "900 log lines dropped (limit 100 per message)") in logs
     failure = _fail(rt, {"oob": 1})
     assert failure.reason == "trap" and "outside linear memory" in failure.message
+
+
+def test_the_attacks_above_ran_under_the_compiler_under_test(each_compiler: str, good: Any) -> None:
+    assert good.module.compiler == each_compiler
