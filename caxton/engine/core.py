@@ -69,6 +69,7 @@ class Engine:
         #: The vector memory (None when disabled or when it could not be opened: see memory_error).
         self.memory: MemoryService | None = None
         self.memory_error: CaxtonError | None = None
+        self._warm_up: threading.Thread | None = None
         self.ready = False
         self.stopping = False
 
@@ -120,6 +121,8 @@ class Engine:
             self._ops.shutdown()
             self._ops.context.close()
         if self.memory is not None:
+            if self._warm_up is not None:
+                self._warm_up.join()  # onnxruntime aborts the process if it exits mid-load
             self.memory.close()
             self.memory = None
         if self._store is not None:
@@ -144,7 +147,8 @@ class Engine:
             self.memory_error = error
             log.error("memory unavailable: %s", error)
             return None
-        threading.Thread(target=service.warm_up, name="caxton-memory-warm-up", daemon=True).start()
+        self._warm_up = threading.Thread(target=service.warm_up, name="caxton-memory-warm-up", daemon=True)
+        self._warm_up.start()
         return service
 
     def memory_health(self) -> dict[str, Any]:
