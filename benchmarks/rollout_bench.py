@@ -89,7 +89,7 @@ def router_figures(runs: int) -> dict[str, float]:
 
 def rollback_once(interval: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        engine = Engine(ProjectConfig(), Path(tmp))
+        engine = Engine(ProjectConfig.model_validate({"memory": {"enabled": False}}), Path(tmp))
         engine.start()
         try:
             engine.deploy(agents.spec("echo", 1), agents.module(1))

@@ -19,6 +19,8 @@ from caxton.spec.project import ProjectConfig
 from tests.rollouts import agents
 
 _REVISION = re.compile(r"\(revision (\d+)\)")
+#: The rollout tests need no vector memory (its model would load in the background of every engine).
+NO_MEMORY = ProjectConfig.model_validate({"memory": {"enabled": False}})
 
 
 @dataclass
@@ -125,7 +127,7 @@ class Progress:
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
     """A started in-process engine with WASM agent ``echo`` at revision 1 (replies {"v": 1})."""
-    engine = Engine(ProjectConfig(), tmp_path / "data")
+    engine = Engine(NO_MEMORY, tmp_path / "data")
     engine.start()
     engine.deploy(agents.spec("echo", 1), agents.module(1))
     yield engine

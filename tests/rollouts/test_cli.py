@@ -12,6 +12,7 @@ import pytest
 from tests.rollouts.test_durability import (
     create,
     http_load,
+    no_memory,
     rollout_of,
     wait_for,
     write_agent,
@@ -23,7 +24,7 @@ LONG = {"strategy": "canary", "steps": [50, 100], "interval": "60s", "analysis":
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[EngineProcess]:
-    with running_engine(tmp_path) as process:
+    with running_engine(tmp_path, config=no_memory(tmp_path)) as process:
         yield process
 
 

@@ -17,9 +17,17 @@ from tests.rollouts.conftest import Load
 from tests.support.engine import EngineProcess, running_engine
 
 
+def no_memory(directory: Path) -> Path:
+    """A caxton.yaml without vector memory (the rollout tests need none; its model costs CPU)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "caxton.yaml"
+    path.write_text("memory:\n  enabled: false\n")
+    return path
+
+
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[EngineProcess]:
-    with running_engine(tmp_path) as process:
+    with running_engine(tmp_path, config=no_memory(tmp_path)) as process:
         yield process
 
 

@@ -12,7 +12,13 @@ from caxton.engine.core import Engine
 from tests.rollouts import agents
 from tests.rollouts.conftest import start
 from tests.rollouts.prometheus_server import running_prometheus
-from tests.rollouts.test_durability import create, http_load, rollout_of, write_agent
+from tests.rollouts.test_durability import (
+    create,
+    http_load,
+    no_memory,
+    rollout_of,
+    write_agent,
+)
 from tests.support.engine import EngineProcess, running_engine
 
 #: The candidate's error ratio over the last 5 s, as Prometheus computes it from the engine's /metrics.
@@ -27,7 +33,7 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EnginePr
     """One engine scraped by one Prometheus, and one agents repo, for the module (Prometheus takes ~5 s
     to pick up a target)."""
     root = tmp_path_factory.mktemp("prometheus")
-    with running_engine(root) as engine, running_prometheus(root / "prometheus", f"127.0.0.1:{engine.port}") as url:
+    with running_engine(root, config=no_memory(root)) as engine, running_prometheus(root / "prometheus", f"127.0.0.1:{engine.port}") as url:
         yield engine, url, root / "repo"
 
 
