@@ -43,6 +43,9 @@ ACTIONS = ("create", "replace", "update", "delete")
 #: Outcome of a rollout -> status of its change in the apply.
 ROLLOUT_RESULT = {"succeeded": "done", "rolled_back": "rolled_back", "failed": "failed", "cancelled": "failed"}
 MAX_WAIT = 10.0
+#: Per-change results are written to SQLite at most this often while an apply runs (and at its end):
+#: each agent's own change is durable by itself; the record only reports progress.
+PERSIST_EVERY = 0.5
 KEEP_RECORDS = 50
 
 
@@ -68,6 +71,7 @@ class ApplyRecord:
     finished_at: str | None = None
     results: list[ChangeResult] = field(default_factory=list)
     log: list[dict[str, Any]] = field(default_factory=list)
+    persisted_at: float = 0.0
 
     def view(self, after: int = 0) -> dict[str, Any]:
         return {
@@ -238,7 +242,8 @@ class ApplyRunner:
             record.log.append({"seq": len(record.log) + 1, "at": utcnow(), "agent": result.id,
                                "action": result.action, "status": status, "message": message,
                                "revision": result.revision, "duration_ms": result.duration_ms})
-            self._persist(record)
+            if time.monotonic() - record.persisted_at >= PERSIST_EVERY:
+                self._persist(record)
             self._changed.notify_all()
 
     def _finish(self, record: ApplyRecord, status: str) -> None:
@@ -258,6 +263,7 @@ class ApplyRunner:
                      data={"apply_id": record.id, "status": status, "counts": counts})
 
     def _persist(self, record: ApplyRecord, *, insert: bool = False) -> None:
+        record.persisted_at = time.monotonic()
         results = json.dumps([asdict(r) for r in record.results])
         with self.store.unversioned() as conn:
             if insert:

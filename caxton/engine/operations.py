@@ -473,10 +473,10 @@ class Operations:
 
     # --- helpers ---------------------------------------------------------------------------
     def refresh_gauges(self) -> None:
-        rows = self.store.agents()
-        metrics.AGENTS_CONFIG.set(sum(1 for r in rows if r.kind == "config"))
-        metrics.AGENTS_WASM.set(sum(1 for r in rows if r.kind == "wasm"))
-        metrics.AGENTS_FAILED.set(sum(1 for r in rows if r.state == states.FAILED))
+        counts = self.store.counts()
+        metrics.AGENTS_CONFIG.set(sum(n for (kind, _), n in counts.items() if kind == "config"))
+        metrics.AGENTS_WASM.set(sum(n for (kind, _), n in counts.items() if kind == "wasm"))
+        metrics.AGENTS_FAILED.set(sum(n for (_, state), n in counts.items() if state == states.FAILED))
         metrics.STATE_SERIAL.set(self.store.serial())
 
     def _result(self, action: str, row: AgentRow, *, previous: int | None) -> OperationResult:

@@ -222,6 +222,12 @@ class Store:
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'serial'").fetchone()
         return int(row["value"])
 
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Agents per (kind, state), counted in SQL (cheap at thousands of agents)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT kind, state, COUNT(*) AS n FROM agents GROUP BY kind, state").fetchall()
+        return {(row["kind"], row["state"]): int(row["n"]) for row in rows}
+
     def agents(self) -> list[AgentRow]:
         with self._lock:
             rows = self._conn.execute("SELECT * FROM agents ORDER BY id").fetchall()
