@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption, echo, emit_json
+from caxton.cli.common import (
+    DEFAULT_ENGINE_URL,
+    EngineOption,
+    Output,
+    OutputOption,
+    TokenOption,
+    echo,
+    emit_json,
+)
 
 NameArgument = Annotated[str, typer.Argument(help="Agent name (any case).")]
 

@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption, echo, emit_json
+from caxton.cli.common import (
+    DEFAULT_ENGINE_URL,
+    EngineOption,
+    Output,
+    OutputOption,
+    TokenOption,
+    echo,
+    emit_json,
+)
 from caxton.errors import InvalidInput
 
 app = typer.Typer(help="Inspect or free the engine's apply lock.", no_args_is_help=True)

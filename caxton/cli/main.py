@@ -17,11 +17,11 @@ from collections.abc import Sequence
 # command); the CLI uses none.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
-import click  # noqa: E402
-import typer  # noqa: E402
+import click
+import typer
 
-from caxton import __version__  # noqa: E402
-from caxton.errors import CaxtonError, Interrupted, RolledBack  # noqa: E402
+from caxton import __version__
+from caxton.errors import CaxtonError, Interrupted, RolledBack
 
 EXIT_OK = 0
 EXIT_ERROR = 1

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption, echo, note
+from caxton.cli.common import (
+    DEFAULT_ENGINE_URL,
+    EngineOption,
+    Output,
+    OutputOption,
+    TokenOption,
+    note,
+)
 from caxton.errors import InvalidInput, ValidationFailed
 
 if TYPE_CHECKING:

@@ -12,8 +12,14 @@ from __future__ import annotations
 
 import base64
 import socket
+import sys
 from typing import Any, Self
 from urllib.parse import quote
+
+# httpx imports its own command line (click, rich, pygments: ~150 ms) whenever those are installed,
+# as they are with typer; caxton never uses it. None in sys.modules makes that one import fail
+# fast, and httpx falls back to a stub ``httpx.main``.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 import httpx
 

@@ -199,7 +199,7 @@ class ApplyRunner:
             result.duration_ms = round((time.perf_counter() - started) * 1000, 1)
             self._update(record, result, "failed", error.message + (f" (hint: {error.hint})" if error.hint else ""))
             return None
-        except Exception as error:  # noqa: BLE001 - one agent's bug must not kill the apply
+        except Exception as error:
             log.exception("apply %s: %s failed", record.id, item.id)
             result.duration_ms = round((time.perf_counter() - started) * 1000, 1)
             self._update(record, result, "failed", f"internal error: {type(error).__name__}: {error}")

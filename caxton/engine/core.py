@@ -36,7 +36,6 @@ from caxton.errors import (
     PayloadTooLarge,
     Unavailable,
 )
-from caxton.spec.digest import spec_digest
 from caxton.spec.identity import agent_id
 from caxton.spec.project import ProjectConfig
 from caxton.spec.state import AgentState, StateSnapshot
@@ -279,7 +278,7 @@ class Engine:
         return AgentState(
             id=row.id, name=row.name, kind=row.kind, version=revision.version if revision else "",
             state=row.state, revision=row.revision or 0, spec=spec or {},
-            spec_digest=spec_digest(spec, module_sha) if spec is not None else "",
+            spec_digest=revision.spec_digest if revision is not None else "",
             applied_spec_digest=row.applied_spec_digest, module_sha256=module_sha,
             traffic=route.traffic() if route else {}, git_commit=row.git_commit, plan_id=row.plan_id,
             updated_at=row.updated_at,

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from caxton import metrics
 from caxton.engine.conversations import ConversationStore, InMemoryConversationStore
 from caxton.engine.logs import AgentLogs
 from caxton.engine.runtime import AgentRuntime
-from caxton import metrics
 from caxton.errors import InvalidInput, SandboxError
 from caxton.spec.agent import ConfigAgent, WasmAgent
 

@@ -275,16 +275,25 @@ class Store:
 
     def snapshot_rows(self) -> tuple[int, list[tuple[AgentRow, RevisionRow | None, dict[str, Any] | None]]]:
         """The serial and every agent with its current revision and spec, read consistently."""
+        columns = ", ".join(f"r.{name} AS r_{name}" for name in _REVISION_COLUMNS)
         with self._lock:
             serial = self._read_serial()
-            out: list[tuple[AgentRow, RevisionRow | None, dict[str, Any] | None]] = []
-            for agent in self.agents():
-                if agent.revision is None:
-                    out.append((agent, None, None))
-                    continue
-                revision = self.revision(agent.id, agent.revision)
-                out.append((agent, revision, self.spec_of(revision)))
-            return serial, out
+            rows = self._conn.execute(
+                f"SELECT a.*, {columns}, b.data AS spec_data FROM agents a "
+                "LEFT JOIN revisions r ON r.agent_id = a.id AND r.number = a.revision "
+                "LEFT JOIN blobs b ON b.sha256 = r.spec_sha256 ORDER BY a.id"
+            ).fetchall()
+        out: list[tuple[AgentRow, RevisionRow | None, dict[str, Any] | None]] = []
+        for row in rows:
+            agent = _agent(row)
+            if agent.revision is None:
+                out.append((agent, None, None))
+                continue
+            if row["r_number"] is None or row["spec_data"] is None:
+                raise StoreError(f"revision {agent.revision} of {agent.id} or its spec blob is missing")
+            revision = RevisionRow(**{name: row[f"r_{name}"] for name in _REVISION_COLUMNS})
+            out.append((agent, revision, json.loads(row["spec_data"])))
+        return serial, out
 
     def events(self, *, agent_id: str | None = None, after: int = 0, limit: int = 100) -> list[EventRow]:
         query = "SELECT * FROM events WHERE id > ?"
@@ -415,6 +424,12 @@ def _agent(row: sqlite3.Row) -> AgentRow:
         git_commit=row["git_commit"], plan_id=row["plan_id"], created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
+
+
+_REVISION_COLUMNS = (
+    "agent_id", "number", "version", "spec_sha256", "module_sha256", "spec_digest", "created_at", "actor",
+    "plan_id", "git_commit",
+)
 
 
 def _revision(row: sqlite3.Row) -> RevisionRow:

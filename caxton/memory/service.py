@@ -24,7 +24,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from caxton import errors, metrics
-from caxton.memory import context, embeddings, index, limits, models, schema, store, transfer
+from caxton.memory import (
+    context,
+    embeddings,
+    index,
+    limits,
+    models,
+    schema,
+    store,
+    transfer,
+)
 
 if TYPE_CHECKING:
     from caxton.spec.project import EngineMemorySettings
