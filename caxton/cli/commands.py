@@ -28,18 +28,20 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "rollout": ("caxton.cli.rollout", "app", True),
 }
 
-_registered = False
+_registered: set[str] = set()
 
 
-def register(app: typer.Typer) -> None:
-    global _registered
-    if _registered:
-        return
-    for name, (module_name, attribute, is_group) in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        target = getattr(module, attribute)
+def register(app: typer.Typer, only: str | None = None) -> None:
+    """Add the commands to ``app``: just ``only`` when it names one (typer then builds one
+    command instead of the whole tree, ~0.1 s per run), else every one not added yet."""
+    names = [only] if only in COMMANDS else list(COMMANDS)
+    for name in names:
+        if name in _registered:
+            continue
+        module_name, attribute, is_group = COMMANDS[name]
+        target = getattr(importlib.import_module(module_name), attribute)
         if is_group:
             app.add_typer(target, name=name)
         else:
             app.command(name=name)(target)
-    _registered = True
+        _registered.add(name)

@@ -53,10 +53,10 @@ def _root(
     """Declarative GitOps manager for AI agents: validate, plan, apply, reconcile."""
 
 
-def _register() -> None:
+def _register(args: Sequence[str]) -> None:
     from caxton.cli import commands
 
-    commands.register(app)
+    commands.register(app, only=args[0] if args else None)
 
 
 def exit_code_for(error: BaseException) -> int:
@@ -75,8 +75,8 @@ def _report(error: CaxtonError) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (never raises)."""
-    _register()
     args = list(sys.argv[1:] if argv is None else argv)
+    _register(args)
     try:
         result = app(args=args, prog_name="caxton", standalone_mode=False)
     except click.exceptions.Exit as done:

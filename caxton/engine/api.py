@@ -32,6 +32,7 @@ from caxton import __version__, metrics
 from caxton.engine import apply_api, memory_api, reconcile_api, rollout_api
 from caxton.engine.core import Engine
 from caxton.engine.store import Source
+from caxton.spec.state import StateSnapshot
 from caxton.errors import (
     CaxtonError,
     InvalidInput,
@@ -245,10 +246,13 @@ def _routes(app: FastAPI, engine: Engine, auth: Any) -> None:
             raise Unavailable("the engine is not ready", hint="it is starting or shutting down; retry")
         return {"ready": True}
 
-    @app.get(PREFIX + "/state", tags=["state"])
-    def state() -> dict[str, Any]:
-        """The live snapshot ``plan`` diffs against (``caxton.spec.state.StateSnapshot``)."""
-        return engine.snapshot().model_dump(mode="json")
+    @app.get(PREFIX + "/state", tags=["state"], response_model=StateSnapshot)
+    def state() -> Response:
+        """The live snapshot ``plan`` diffs against (``caxton.spec.state.StateSnapshot``).
+
+        Serialised by pydantic directly: FastAPI's generic encoder took ~0.3 s at 1,000 agents.
+        """
+        return Response(engine.snapshot().model_dump_json(), media_type="application/json")
 
     @app.get(PREFIX + "/agents", tags=["agents"])
     def list_agents() -> dict[str, Any]:
