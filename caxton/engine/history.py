@@ -15,7 +15,13 @@ from caxton.engine.operations import OperationResult, Operations
 from caxton.engine.store import RevisionRow, Source, Store
 from caxton.errors import InvalidInput, NotFound
 
-_OUTCOMES = {"deployed": "deployed", "deploy_failed": "failed"}
+_OUTCOMES = {
+    "deployed": "deployed",
+    "deploy_failed": "failed",
+    "rollout_succeeded": "deployed",
+    "rollout_rolled_back": "rolled_back",
+    "rollout_failed": "failed",
+}
 
 
 def history(store: Store, ops: Operations, name: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ a faulty build of it is rolled back automatically (apply exits 3) and
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,6 +97,9 @@ def test_canary_promotes_then_a_faulty_revision_is_rolled_back(run_cli: Any, eng
     with engine.client() as client:
         assert client.agent("scorer")["revision"] == 2
         assert client.send("scorer", "hello")["revision"] == 2
+    listed = json.loads(run_cli("history", "scorer", "--engine", engine.url, "--output", "json").out)
+    assert [(r["revision"], r["outcome"]) for r in listed["revisions"]] == [
+        (3, "rolled_back"), (2, "serving"), (1, "superseded")]
 
 
 def _only_revision_3_failed(load: Load) -> None:
