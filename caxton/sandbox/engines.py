@@ -200,6 +200,12 @@ def _refuse_unsupported(denied: tuple[str, ...]) -> None:
             )
 
 
+def forget_engines() -> None:
+    """Drop the cached engines (at exit; a later call builds new ones)."""
+    with _ENGINES_LOCK:
+        _ENGINES.clear()
+
+
 def shutdown_tickers() -> None:
     """Stop every engine's ticker thread (engine shutdown and test teardown)."""
     with _ENGINES_LOCK:

@@ -26,6 +26,8 @@ dir: wasmtime runs deserialized code as is. Called by ``caxton.sandbox.runtime``
 
 from __future__ import annotations
 
+import atexit
+
 import functools
 import hashlib
 import os
@@ -92,6 +94,16 @@ class Shape:
 _MEMORY_CACHE: dict[tuple[tuple[str, ...], str], tuple[engines.SandboxEngine, wasmtime.Module, Shape]] = {}
 _CACHE_LOCK = threading.Lock()
 _cache_dir: Path | None = None
+
+
+@atexit.register
+def _release_at_exit() -> None:
+    """Free cached modules and engines while wasmtime's library is still loaded (at interpreter
+    teardown their finalizers would call into an unloaded library and print tracebacks)."""
+    engines.shutdown_tickers()
+    with _CACHE_LOCK:
+        _MEMORY_CACHE.clear()
+    engines.forget_engines()
 
 
 def set_cache_dir(path: str | os.PathLike[str] | None) -> None:

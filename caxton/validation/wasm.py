@@ -8,6 +8,7 @@ compiling the bytes it is given.
 
 from __future__ import annotations
 
+import atexit
 import fnmatch
 import hashlib
 from collections.abc import Sequence
@@ -114,6 +115,13 @@ def _compiled_checks(doc: Document, spec: WasmAgent, data: bytes, where: Pos) ->
 
 def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+@atexit.register
+def _release_at_exit() -> None:
+    """Free the cached engines while wasmtime's library is still loaded (a finalizer at
+    interpreter teardown would call into the unloaded library and print a traceback)."""
+    _engine.cache_clear()
 
 
 @lru_cache(maxsize=16)

@@ -103,6 +103,7 @@ def test_a_new_commit_supersedes_a_failing_one_at_once(
     with running_loop(git_source(desired_repo, tmp_path), [Target(engine.url)], slow) as loop:
         wait_for(lambda: len(revisions(engine)) == 3, what="the initial commit applied")
         with engine.client() as client:  # someone else holds the apply lock: the pass fails, retry in ~30 s
+            wait_for(lambda: not client.request("GET", "/lock")["held"], what="the loop's own apply released the lock")
             client.request("POST", "/lock", json={"holder": "a test", "reason": "block", "ttl": 60})
         desired_repo.edit("agents/summarizer.toml", 'version = "0.3.1"', 'version = "0.7.0"')
         desired_repo.commit("blocked by the lock")
