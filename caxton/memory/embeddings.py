@@ -118,6 +118,19 @@ class Embedder:
     def loaded(self) -> bool:
         return self._session is not None
 
+    def verify(self) -> None:
+        """Check the files (presence, pinned sha256) without building the session (~40 ms, no RAM).
+
+        A model without a pin (an operator's own file) can only be checked by loading it, so
+        it is loaded here. Raises :class:`errors.Unavailable`.
+        """
+        if self.files.expected_sha256 is None:
+            self.load()
+            return
+        with self._lock:
+            if self.model_sha256 is None:
+                self.model_sha256 = _check_files(self.files)
+
     def load(self) -> None:
         """Verify the files and build the ONNX session; raises :class:`errors.Unavailable`."""
         with self._lock:

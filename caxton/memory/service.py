@@ -74,17 +74,21 @@ class MemoryService:
     # --- lifecycle and health -------------------------------------------------------------
 
     def warm_up(self) -> None:
-        """Load and verify the model now (the engine calls this in the background at start)."""
-        self._load_model()
+        """Check the model files now (the engine calls this at start): a missing or corrupted
+        model is reported at once; the ONNX session itself loads on first use."""
+        self._load_model(session=False)
 
-    def _load_model(self) -> None:
+    def _load_model(self, *, session: bool = True) -> None:
         with self._model_lock:
             try:
                 if self.embedder is None:
                     self.embedder = embeddings.Embedder(
                         embeddings.locate(self.settings.model_path, self.settings.tokenizer_path)
                     )
-                self.embedder.load()
+                if session:
+                    self.embedder.load()
+                else:
+                    self.embedder.verify()
             except errors.CaxtonError as exc:
                 self._error = exc
                 log.error("memory unavailable: %s", exc)
