@@ -61,10 +61,14 @@ def http_load(engine: EngineProcess, spanning: dict[str, bool] | None = None, *,
     return Load(send, threads=3, pause=0.003, conversation=conversation)
 
 
-def rollout_of(engine: EngineProcess, name: str = "echo") -> dict[str, Any]:
+def rollouts_of(engine: EngineProcess, name: str = "echo") -> list[dict[str, Any]]:
     with engine.client() as client:
-        found: dict[str, Any] = client.request("GET", f"/rollouts/{name}")["rollouts"][0]
+        found: list[dict[str, Any]] = client.request("GET", f"/rollouts/{name}")["rollouts"]
         return found
+
+
+def rollout_of(engine: EngineProcess, name: str = "echo") -> dict[str, Any]:
+    return rollouts_of(engine, name)[0]
 
 
 def persisted(engine: EngineProcess) -> dict[str, Any]:
@@ -79,9 +83,13 @@ def persisted(engine: EngineProcess) -> dict[str, Any]:
 
 
 def wait_for(engine: EngineProcess, predicate: Any, timeout: float) -> None:
+    """Poll the newest rollout until ``predicate`` holds (a detached apply may not have started it yet)."""
     deadline = time.monotonic() + timeout
-    while not predicate(rollout_of(engine)):
-        assert time.monotonic() < deadline, f"timed out; the rollout is {rollout_of(engine)}"
+    while True:
+        found = rollouts_of(engine)
+        if found and predicate(found[0]):
+            return
+        assert time.monotonic() < deadline, f"timed out; the rollouts are {found}"
         time.sleep(0.05)
 
 
