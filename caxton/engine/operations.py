@@ -138,21 +138,12 @@ class Operations:
         spec = parse_spec(spec_json)
         with self._lock:
             self._guard(spec.id, "deploy")
-            module = self._module_for(spec, module)
-            module_sha = sha256_hex(module) if module is not None else None
-            normal = spec.model_dump(mode="json")
-            digest = spec_digest(normal, module_sha)
-            current = self.store.agent(spec.id)
+            module, normal, digest, current = self._prepare(spec, module)
             if current is not None:
                 _check_same_kind(current, spec)
                 if self._unchanged(current, digest):
                     return self._result("unchanged", current, previous=current.revision)
-            number = self.store.next_revision(spec.id)
-            try:
-                serving = self._start(spec, module, number)
-            except _StartFailed as failed:
-                self._record_failed_deploy(current, spec, normal, module, digest, number, source, failed)
-                raise failed.error from None
+            number, serving = self._start_new(current, spec, normal, module, digest, source)
             row = self._record_deploy(current, spec, normal, module, digest, number, source)
             old = self.router.swap(spec.id, serving)
             self._retire(old)
@@ -172,21 +163,13 @@ class Operations:
         ``deploy`` when the revision cannot start. The caller holds ``lock``.
         """
         spec = parse_spec(spec_json)
-        module = self._module_for(spec, module)
-        normal = spec.model_dump(mode="json")
-        digest = spec_digest(normal, sha256_hex(module) if module is not None else None)
-        current = self.store.agent(spec.id)
+        module, normal, digest, current = self._prepare(spec, module)
         if current is None or not states.is_serving(current.kind, current.state) or self.router.get(spec.id) is None:
             return None
         _check_same_kind(current, spec)
         if self._unchanged(current, digest):
             return self._result("unchanged", current, previous=current.revision)
-        number = self.store.next_revision(spec.id)
-        try:
-            serving = self._start(spec, module, number)
-        except _StartFailed as failed:
-            self._record_failed_deploy(current, spec, normal, module, digest, number, source, failed)
-            raise failed.error from None
+        number, serving = self._start_new(current, spec, normal, module, digest, source)
         with self.store.transaction() as tx:
             self._add_revision(tx, spec, normal, module, digest, source, number)
         self.context.logs.add(spec.id, "info", f"revision {number} ({spec.version}) started beside "
@@ -226,6 +209,27 @@ class Operations:
                                   f"revision {serving.revision} still had {serving.inflight} message(s) "
                                   f"after {timeout:g}s of draining; stopping it", revision=serving.revision)
         _quiet_stop(serving)
+
+    def _prepare(
+        self, spec: AgentModel, module: bytes | None,
+    ) -> tuple[bytes | None, dict[str, Any], str, AgentRow | None]:
+        """The checked module, the spec's JSON, its digest, and the agent as stored (if any)."""
+        module = self._module_for(spec, module)
+        normal = spec.model_dump(mode="json")
+        digest = spec_digest(normal, sha256_hex(module) if module is not None else None)
+        return module, normal, digest, self.store.agent(spec.id)
+
+    def _start_new(
+        self, current: AgentRow | None, spec: AgentModel, normal: dict[str, Any], module: bytes | None,
+        digest: str, source: Source,
+    ) -> tuple[int, ServingRuntime]:
+        """Start the next revision's runtime; when it cannot start, record that and raise."""
+        number = self.store.next_revision(spec.id)
+        try:
+            return number, self._start(spec, module, number)
+        except _StartFailed as failed:
+            self._record_failed_deploy(current, spec, normal, module, digest, number, source, failed)
+            raise failed.error from None
 
     def _module_for(self, spec: AgentModel, module: bytes | None) -> bytes | None:
         if isinstance(spec, ConfigAgent):
