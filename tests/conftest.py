@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +14,12 @@ from caxton.cli import main as cli_main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO_ROOT / "examples" / "quickstart"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _validation_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep the CLI's validation cache out of the home directory while tests run."""
+    os.environ["CAXTON_CACHE_DIR"] = str(tmp_path_factory.mktemp("validation-cache"))
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from caxton.cli.common import Output, OutputOption, TokenOption, echo, note
+from caxton.cli.common import Output, OutputOption, TokenOption, echo, load_options, note
 from caxton.cli.plan import AllowDeleteAllOption, NoPruneOption, RefOption, make_plan
 from caxton.errors import CaxtonError, InvalidInput, RolledBack
 
@@ -77,7 +77,7 @@ def _saved(target: str | None, engine: str | None) -> Planned:
     if engine and engine.rstrip("/") != plan.engine_url.rstrip("/"):
         raise InvalidInput(f"the plan was made against {plan.engine_url}, not {engine}",
                            hint="plan again against this engine, or drop --engine")
-    return Planned(plan, plans.reload_for(plan))
+    return Planned(plan, plans.reload_for(plan, load_options()))
 
 
 def _fresh(

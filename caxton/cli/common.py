@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from enum import Enum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from caxton.desired.loader import Options
 
 DEFAULT_ENGINE_URL = "http://127.0.0.1:8080"
 
@@ -41,3 +44,10 @@ def echo(text: str = "") -> None:
 def note(text: str) -> None:
     """A diagnostic line to stderr."""
     sys.stderr.write(text + "\n")
+
+
+def load_options(*, cache: bool = True) -> Options:
+    """How CLI commands load desired state: cached per-file results, one worker process per core."""
+    from caxton.desired import loader, workers
+
+    return loader.Options(cache=cache, jobs=workers.default_jobs())

@@ -19,6 +19,7 @@ from caxton.cli.common import (
     Output,
     OutputOption,
     TokenOption,
+    load_options,
     note,
 )
 from caxton.errors import InvalidInput, ValidationFailed
@@ -93,7 +94,8 @@ def make_plan(
     path = directory or default_directory()
     try:
         with EngineClient(engine, token=token) as client:
-            return plans.make(client, path, ref=ref, prune=prune, allow_delete_all=allow_delete_all)
+            return plans.make(client, path, ref=ref, prune=prune, allow_delete_all=allow_delete_all,
+                              options=load_options())
     except ValidationFailed as invalid:
         print_diagnostics(invalid)
         raise

@@ -8,16 +8,19 @@ when valid, 1 when any error (any warning too with ``--strict``).
 from __future__ import annotations
 
 import os
+import posixpath
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from caxton.cli.common import note
+from caxton.cli.common import load_options, note
 from caxton.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from caxton.desired.loader import Options
     from caxton.desired.model import DesiredState
     from caxton.validation.report import Report
 
@@ -41,11 +44,14 @@ def validate(
     ] = None,
     output: Annotated[Format, typer.Option("--output", "-o", help="Report format.")] = Format.text,
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Validate every file afresh; neither read nor update the cache.")
+    ] = False,
 ) -> int:
     """Validate agent files and WASM modules; every problem in every file, in one run."""
     from caxton.validation import report as reports
 
-    states = _load(paths or [_default_path()], ref)
+    states = _load(paths or [_default_path()], ref, load_options(cache=not no_cache))
     result = build_report(states, strict=strict)
     rendered = reports.RENDERERS[output.value](result)
     if rendered:
@@ -62,7 +68,7 @@ def _default_path() -> Path:
                        hint="run in a desired-state repository or pass PATH (caxton validate agents/)")
 
 
-def _load(paths: list[Path], ref: str | None) -> list[DesiredState]:
+def _load(paths: list[Path], ref: str | None, options: Options) -> list[DesiredState]:
     from caxton.desired import loader
 
     missing = [str(p) for p in paths if ref is None and not p.exists()]
@@ -70,9 +76,9 @@ def _load(paths: list[Path], ref: str | None) -> list[DesiredState]:
         raise InvalidInput(f"no such file or directory: {', '.join(missing)}")
     directories = [p for p in paths if ref is not None or p.is_dir()]
     files = [p for p in paths if p not in directories]
-    states = [loader.load(p, ref=ref) for p in directories]
+    states = [loader.load(p, ref=ref, options=options) for p in directories]
     if files:
-        states.append(loader.load_files(files))
+        states.append(loader.load_files(files, options=options))
     return states
 
 
@@ -83,6 +89,14 @@ def _display(root: str, file: str) -> str:
     return full if rel.startswith("..") else Path(rel).as_posix()
 
 
+def _displayer(root: str) -> Callable[[str], str]:
+    """``_display`` for many files of one root (one relpath for the root, not one per file)."""
+    base = _display(root, "")
+    if os.path.isabs(base) or "\\" in base:
+        return lambda file: _display(root, file)
+    return lambda file: posixpath.normpath(posixpath.join(base, file)) if file else base
+
+
 def build_report(states: list[DesiredState], *, strict: bool) -> Report:
     """The report of one or more loaded desired states, paths relative to the cwd (also used by plan)."""
     from caxton.validation import report as reports
@@ -91,8 +105,8 @@ def build_report(states: list[DesiredState], *, strict: bool) -> Report:
                         for s in states for d in s.diagnostics)
     if strict:
         diagnostics = reports.strictly(diagnostics)
-    agents = tuple(reports.AgentLine(a.id, a.spec.name, a.spec.kind, a.spec.version, _display(s.root, a.file),
-                                     a.digest) for s in states for a in s.agents)
+    agents = tuple(reports.AgentLine(a.id, a.spec.name, a.spec.kind, a.spec.version, shown(a.file), a.digest)
+                   for s in states for shown in (_displayer(s.root),) for a in s.agents)
     sources = tuple(reports.SourceLine(_display(s.source, ""), _display(s.root, ""), s.digest, s.git_commit)
                     for s in states)
     return reports.Report(diagnostics, strict, agents, sources)

@@ -31,9 +31,9 @@ class Planned:
     desired: DesiredState
 
 
-def load_desired(path: str, ref: str | None) -> DesiredState:
+def load_desired(path: str, ref: str | None, options: loader.Options = loader.SERIAL) -> DesiredState:
     """The desired state at ``path`` (``ref``: a git revision); invalid -> ``ValidationFailed``."""
-    desired = loader.load(Path(path), ref=ref)
+    desired = loader.load(Path(path), ref=ref, options=options)
     if desired.has_errors():
         errors = [d for d in desired.diagnostics if d.severity.value == "error"]
         raise ValidationFailed(
@@ -45,10 +45,11 @@ def load_desired(path: str, ref: str | None) -> DesiredState:
 
 
 def make(
-    client: EngineClient, path: str, *, ref: str | None = None, prune: bool = True, allow_delete_all: bool = False
+    client: EngineClient, path: str, *, ref: str | None = None, prune: bool = True, allow_delete_all: bool = False,
+    options: loader.Options = loader.SERIAL,
 ) -> Planned:
     """Plan ``path`` (at ``ref``) against the engine behind ``client``."""
-    desired = load_desired(path, ref)
+    desired = load_desired(path, ref, options)
     snapshot = client.state()
     request = build.PlanRequest(
         plan_id=uuid.uuid4().hex,
@@ -61,9 +62,9 @@ def make(
     return Planned(build.make_plan(desired, snapshot, request), desired)
 
 
-def reload_for(plan: Plan) -> DesiredState:
+def reload_for(plan: Plan, options: loader.Options = loader.SERIAL) -> DesiredState:
     """The desired state a saved plan was made from; refuses it when the files changed since."""
-    desired = load_desired(plan.source.path, plan.source.ref)
+    desired = load_desired(plan.source.path, plan.source.ref, options)
     if desired.digest != plan.desired_digest:
         raise StalePlan(
             "plan is stale: the desired state changed since it was made; run plan again",

@@ -10,7 +10,9 @@ source, else the nearest ancestor holding ``caxton.yaml`` or ``.git``.
 
 Never raises for bad files (they become diagnostics); raises ``GitError`` /
 ``InvalidInput`` only for unusable arguments. Called by ``caxton validate``,
-the planner's callers and the engine's reconcile loop.
+the planner's callers and the engine's reconcile loop. The CLI passes
+``cache=True`` (per-file results kept between runs, ``caxton.desired.cache``)
+and ``jobs`` (worker processes for large repositories, ``caxton.desired.workers``).
 """
 
 from __future__ import annotations
@@ -18,18 +20,30 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from caxton.desired.model import DesiredAgent, DesiredState
 from caxton.desired.tree import FsTree, GitTree, Tree, head_commit, is_agent_name
 from caxton.errors import GitError, InvalidInput
 from caxton.spec.diagnostics import Diagnostic
-from caxton.spec.digest import spec_digest, state_digest
+from caxton.spec.digest import state_digest
 from caxton.validation import pipeline
 from caxton.validation.documents import diagnostic
 
 PROJECT_FILE = "caxton.yaml"
 DEFAULT_AGENTS_DIR = "agents"
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to validate: reuse cached per-file results (``cache``), and how many worker processes."""
+
+    cache: bool = False
+    jobs: int = 1
+
+
+SERIAL = Options()
 
 
 def find_root(directory: Path) -> Path:
@@ -40,21 +54,21 @@ def find_root(directory: Path) -> Path:
     return directory
 
 
-def load(path: Path | str, *, ref: str | None = None) -> DesiredState:
+def load(path: Path | str, *, ref: str | None = None, options: Options = SERIAL) -> DesiredState:
     """The desired state at ``path`` (a directory or one agent file), optionally at git ``ref``."""
     target = Path(os.path.abspath(path))
     if ref is not None:
-        return _load_git(target, ref)
+        return _load_git(target, ref, options)
     if not target.exists():
         raise InvalidInput(f"{path} does not exist", hint="pass a directory of agent files or an agent file")
     if target.is_file():
-        return load_files([target])
+        return load_files([target], options=options)
     root = find_root(target)
     rel = _rel(target, root)
-    return _load_tree(FsTree(root), root, rel, source=str(target), git_commit=head_commit(root))
+    return _load_tree(FsTree(root), root, rel, options, source=str(target), git_commit=head_commit(root))
 
 
-def load_files(paths: Sequence[Path | str]) -> DesiredState:
+def load_files(paths: Sequence[Path | str], *, options: Options = SERIAL) -> DesiredState:
     """Validate the given files (pre-commit style).
 
     Agent files are validated as given; a ``.wasm`` file brings in the agents of
@@ -68,7 +82,7 @@ def load_files(paths: Sequence[Path | str]) -> DesiredState:
             raise InvalidInput(f"{raw} is not a file", hint="pass agent files (.md, .toml), .wasm files or directories")
         root = find_root(target.parent)
         groups.setdefault(root, _Group(root)).add(_rel(target, root))
-    states = [group.load() for group in groups.values()]
+    states = [group.load(options) for group in groups.values()]
     return _merge(states, source=f"{len(list(paths))} file(s)")
 
 
@@ -93,7 +107,7 @@ class _Group:
         elif name.lower() != "readme.md":
             self.other.append(rel)
 
-    def load(self) -> DesiredState:
+    def load(self, options: Options) -> DesiredState:
         tree = FsTree(self.root)
         found: list[Diagnostic] = []
         agents_dir = DEFAULT_AGENTS_DIR
@@ -103,7 +117,7 @@ class _Group:
                 found = []
         candidates = tree.agent_files(agents_dir) if self.modules and tree.kind(agents_dir) == "dir" else []
         wanted = sorted(set(self.agents) | set(candidates))
-        result = pipeline.validate_agents([tree.read_agent(p) for p in wanted], tree.read_module)
+        result = _validate(tree, self.root, wanted, options)
         keep = set(self.agents) | {a.file for a in result.agents if a.module_path in self.modules}
         agents = tuple(a for a in result.agents if a.file in keep)
         found += [d for d in result.diagnostics if d.file in keep]
@@ -147,17 +161,45 @@ def _agents_dir(tree: Tree, rel: str) -> tuple[str, list[Diagnostic]]:
     return rel, parent_found
 
 
-def _load_tree(tree: Tree, root: Path, rel: str, *, source: str, git_commit: str | None) -> DesiredState:
+def _load_tree(
+    tree: Tree, root: Path, rel: str, options: Options, *, source: str, git_commit: str | None
+) -> DesiredState:
     agents_dir, found = _agents_dir(tree, rel)
     files = tree.agent_files(agents_dir) if tree.kind(agents_dir) == "dir" else []
     if not files:
         shown = agents_dir or "."
         found.append(diagnostic("CX107", shown, f"no agent files (*.md, *.toml) in {shown}"))
-    result = pipeline.validate_agents([tree.read_agent(p) for p in files], tree.read_module)
+    result = _validate(tree, root, files, options)
     return _state(root, result.agents, [*found, *result.diagnostics], source=source, git_commit=git_commit)
 
 
-def _load_git(target: Path, ref: str) -> DesiredState:
+def _validate(tree: Tree, root: Path, paths: Sequence[str], options: Options) -> pipeline.ValidationResult:
+    """Every file's result: from the cache when it still holds, else validated (in workers if many)."""
+    items = [tree.read_agent(p) for p in paths]
+    if not options.cache and options.jobs <= 1:
+        return pipeline.validate_agents(items, tree.read_module)
+    from caxton.desired import cache as caches
+    from caxton.desired import workers
+
+    store = caches.ValidationCache.for_root(root) if options.cache else caches.ValidationCache(None)
+    results: list[pipeline.FileResult] = []
+    misses: list[pipeline.AgentFile] = []
+    for item in items:
+        hit = store.get(item, tree.read_module)
+        if hit is None:
+            misses.append(item)
+        else:
+            results.append(hit)
+    jobs = options.jobs if isinstance(tree, FsTree) else 1  # git trees hold open pipes: never fork them
+    for item, (result, entry) in zip(misses, workers.validate(misses, tree.read_module, jobs), strict=True):
+        results.append(result)
+        if store.enabled:
+            store.put(item, entry if entry is not None else caches.to_entry(result))
+    store.save()
+    return pipeline.combine(results)
+
+
+def _load_git(target: Path, ref: str, options: Options) -> DesiredState:
     import git
     from gitdb.exc import ODBError
 
@@ -178,9 +220,9 @@ def _load_git(target: Path, ref: str) -> DesiredState:
                            hint="check the path and the revision (git ls-tree REF PATH)")
     source = f"{target}@{ref}"
     if kind == "file":
-        result = pipeline.validate_agents([tree.read_agent(rel)], tree.read_module)
+        result = _validate(tree, top, [rel], options)
         return _state(top, result.agents, list(result.diagnostics), source=source, git_commit=commit.hexsha)
-    return _load_tree(tree, top, rel, source=source, git_commit=commit.hexsha)
+    return _load_tree(tree, top, rel, options, source=source, git_commit=commit.hexsha)
 
 
 def _state(
@@ -199,8 +241,7 @@ def _state(
 
 
 def _desired(agent: pipeline.ValidatedAgent) -> DesiredAgent:
-    digest = spec_digest(agent.spec.model_dump(mode="json"), agent.module_sha256)
-    return DesiredAgent(agent.spec, agent.file, agent.module_bytes, agent.module_sha256, digest)
+    return DesiredAgent(agent.spec, agent.file, agent.module_bytes, agent.module_sha256, agent.digest)
 
 
 def _merge(states: list[DesiredState], *, source: str) -> DesiredState:

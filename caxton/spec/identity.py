@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
 _NAME = re.compile(NAME_PATTERN)
@@ -16,6 +17,7 @@ def is_valid_name(name: str) -> bool:
     return bool(_NAME.match(name))
 
 
+@lru_cache(maxsize=65536)
 def agent_id(name: str) -> str:
     """The kebab-case identity of an agent name."""
     spaced = _CAMEL_BOUNDARY.sub("-", name.strip())

@@ -4,19 +4,23 @@ Each file goes through decode -> parse (YAML frontmatter or TOML) -> kind ->
 schema -> semantic checks -> module checks (WASM agents); then identities are
 compared across files. Every problem in every file is reported in one run.
 Called by ``caxton.desired.loader``; pure (module bytes come from an injected
-``ModuleReader``).
+``ModuleReader``). The loader may answer some files from its cache
+(``caxton.desired.cache``) and validate the rest in worker processes: the
+per-file step (:func:`validate_file`) and the cross-file step (:func:`combine`)
+are therefore separate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from caxton.spec.agent import KINDS, ConfigAgent, WasmAgent, model_for_kind
 from caxton.spec.diagnostics import Diagnostic
+from caxton.spec.digest import spec_digest
 from caxton.validation import agent_checks, documents, modules, schema, wasm
-from caxton.validation.documents import Document, diagnostic
+from caxton.validation.documents import Document, Pos, diagnostic
 from caxton.validation.suggest import did_you_mean
 
 if TYPE_CHECKING:
@@ -37,13 +41,31 @@ class AgentFile:
 
 @dataclass(frozen=True)
 class ValidatedAgent:
-    """An agent file that parsed into a model (it may still have diagnostics)."""
+    """An agent file that parsed into a model (it may still have diagnostics).
+
+    ``digest`` is :func:`caxton.spec.digest.spec_digest` of the spec and module.
+    """
 
     file: str
     spec: ConfigAgent | WasmAgent
+    digest: str
     module_path: str | None = None
     module_bytes: bytes | None = None
     module_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What one agent file yields: its agent (when it parsed into a model) and its diagnostics.
+
+    ``name_pos`` tells where the agent's ``name`` is written; it is asked for
+    only when another file claims the same identity (positions cost a re-walk).
+    """
+
+    path: str
+    agent: ValidatedAgent | None
+    diagnostics: tuple[Diagnostic, ...]
+    name_pos: Callable[[], Pos | None] = lambda: None
 
 
 @dataclass(frozen=True)
@@ -54,24 +76,36 @@ class ValidationResult:
 
 def validate_agents(files: Sequence[AgentFile], read_module: modules.ModuleReader) -> ValidationResult:
     """Validate every file; duplicates keep the first file (in path order) and flag the others."""
-    agents: list[ValidatedAgent] = []
-    found: list[Diagnostic] = []
-    docs: dict[str, Document] = {}
-    for item in sorted(files, key=lambda f: f.path):
-        doc, agent, problems = validate_file(item, read_module)
-        found += problems
-        if agent is not None and doc is not None:
-            agents.append(agent)
-            docs[item.path] = doc
-    unique, duplicates = _deduplicate(agents, docs)
+    return combine([validate_file(item, read_module) for item in files])
+
+
+def combine(results: Sequence[FileResult]) -> ValidationResult:
+    """The cross-file step: every file's diagnostics plus duplicate identities, sorted."""
+    ordered = sorted(results, key=lambda r: r.path)
+    found = [d for r in ordered for d in r.diagnostics]
+    unique, duplicates = _deduplicate([(r.agent, r.name_pos) for r in ordered if r.agent is not None])
     found += duplicates
     return ValidationResult(tuple(unique), tuple(sorted(found, key=Diagnostic.sort_key)))
 
 
-def validate_file(
+def validate_file(item: AgentFile, read_module: modules.ModuleReader) -> FileResult:
+    """One agent file through every single-file check."""
+    doc, agent, found = _validate_file(item, read_module)
+    if doc is None or agent is None:
+        return FileResult(item.path, agent, tuple(found))
+    return FileResult(item.path, agent, tuple(found), lambda: doc.value_pos(("name",)))
+
+
+def name_position(item: AgentFile) -> Pos | None:
+    """Where ``name`` is written in an agent file (re-parses it; for files answered from a cache)."""
+    text, _ = documents.decode(item.path, item.content or b"")
+    doc = _parse(item.path, text) if text is not None else None
+    return doc.value_pos(("name",)) if doc is not None and doc.data is not None else None
+
+
+def _validate_file(
     item: AgentFile, read_module: modules.ModuleReader
 ) -> tuple[Document | None, ValidatedAgent | None, list[Diagnostic]]:
-    """One agent file through every single-file check."""
     if item.content is None:
         code = "CX402" if item.escaped else "CX101"
         return None, None, [diagnostic(code, item.path, f"cannot read file: {item.error}")]
@@ -90,7 +124,7 @@ def validate_file(
         return doc, None, found
     if isinstance(spec, WasmAgent):
         return _with_module(doc, spec, found, read_module)
-    return doc, ValidatedAgent(item.path, spec), found
+    return doc, ValidatedAgent(item.path, spec, spec_digest(spec.model_dump(mode="json"))), found
 
 
 def _parse(path: str, text: str) -> Document | None:
@@ -122,17 +156,18 @@ def _with_module(
         lookup = modules.ModuleLookup(None, problem="escape")
     else:
         lookup = read_module(path, spec.resource_limits.max_module_size)
-    problems, digest = wasm.check_module(doc, spec, lookup)
-    agent = ValidatedAgent(doc.file, spec, lookup.path, lookup.data, digest)
+    problems, module_sha256 = wasm.check_module(doc, spec, lookup)
+    digest = spec_digest(spec.model_dump(mode="json"), module_sha256)
+    agent = ValidatedAgent(doc.file, spec, digest, lookup.path, lookup.data, module_sha256)
     return doc, agent, found + problems
 
 
 def _deduplicate(
-    agents: list[ValidatedAgent], docs: dict[str, Document]
+    agents: list[tuple[ValidatedAgent, Callable[[], Pos | None]]]
 ) -> tuple[list[ValidatedAgent], list[Diagnostic]]:
     first: dict[str, ValidatedAgent] = {}
     found = []
-    for agent in agents:
+    for agent, name_pos in agents:
         earlier = first.get(agent.spec.id)
         if earlier is None:
             first[agent.spec.id] = agent
@@ -140,7 +175,7 @@ def _deduplicate(
         found.append(diagnostic(
             "CX301", agent.file,
             f"agent {agent.spec.id!r} (name {agent.spec.name!r}) is already defined in {earlier.file}",
-            docs[agent.file].value_pos(("name",)),
+            name_pos(),
             hint="names compare case-insensitively in kebab form; rename one agent or delete the duplicate"))
     return list(first.values()), found
 

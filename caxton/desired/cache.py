@@ -1,0 +1,199 @@
+"""The validation cache: per-file results kept on disk between CLI runs.
+
+Validating an agent file costs a YAML (or TOML) parse, a pydantic validation
+and a Jinja2 parse of its templates; a WASM agent adds a wasmtime compile.
+``caxton validate`` (a pre-commit hook) and ``caxton plan`` run again and again
+over mostly unchanged files, so each file's outcome is stored under a key made
+of its path, its bytes and a fingerprint of the validator itself (caxton's
+spec and validation code, the parsing libraries). A WASM agent's entry also
+records what its module lookup found (the module's sha256, or the problem);
+the module is read again on every run and the entry is used only when that
+still matches. A hit rebuilds exactly what a fresh validation returns.
+
+Where: ``$CAXTON_CACHE_DIR``, else ``$XDG_CACHE_HOME/caxton``, else
+``~/.cache/caxton`` (outside the repository, so a watched work tree stays
+clean); one JSON file per repository root. ``CAXTON_NO_CACHE=1`` (or
+``caxton validate --no-cache``) turns it off. A cache that cannot be read or
+written is ignored: it never changes a result and never fails a command.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from caxton.spec.diagnostics import Diagnostic
+from caxton.validation import modules
+from caxton.validation.pipeline import AgentFile, FileResult, ValidatedAgent, name_position
+
+FORMAT = 1
+#: Entries kept beyond those used by the current run (old files, other branches).
+SPARE_ENTRIES = 5000
+_LIBRARIES = ("yaml", "jinja2", "pydantic", "pydantic_core", "wasmtime")
+_CODE = ("spec", "validation")
+
+Entry = dict[str, Any]
+
+
+def cache_dir() -> Path | None:
+    """The cache directory, or ``None`` when caching is turned off."""
+    if os.environ.get("CAXTON_NO_CACHE", "") not in ("", "0"):
+        return None
+    explicit = os.environ.get("CAXTON_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "caxton"
+
+
+def fingerprint() -> str:
+    """What the validator is: caxton's spec/validation sources and the parsing libraries (by stat)."""
+    parts = [f"format={FORMAT}"]
+    package = Path(__file__).resolve().parent.parent
+    for sub in _CODE:
+        for source in sorted((package / sub).glob("*.py")):
+            stat = source.stat()
+            parts.append(f"{sub}/{source.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    for library in _LIBRARIES:
+        spec = importlib.util.find_spec(library)
+        origin = spec.origin if spec is not None else None
+        if origin and os.path.exists(origin):
+            stat = os.stat(origin)
+            parts.append(f"{library}:{origin}:{stat.st_size}:{stat.st_mtime_ns}")
+        else:
+            parts.append(f"{library}:absent")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+class ValidationCache:
+    """The entries of one repository root; :meth:`save` writes them back when they changed."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._salt = fingerprint() if path is not None else ""
+        self._entries: dict[str, Entry] = _read(path) if path is not None else {}
+        self._used: set[str] = set()
+        self._dirty = False
+
+    @classmethod
+    def for_root(cls, root: Path | str) -> ValidationCache:
+        """The cache of a repository root in :func:`cache_dir` (a disabled one when caching is off)."""
+        directory = cache_dir()
+        if directory is None:
+            return cls(None)
+        name = hashlib.sha256(os.path.abspath(root).encode()).hexdigest()[:24]
+        return cls(directory / "validate" / f"{name}.json")
+
+    @property
+    def enabled(self) -> bool:
+        return self.path is not None
+
+    def key(self, item: AgentFile) -> str | None:
+        if self.path is None or item.content is None:
+            return None
+        digest = hashlib.sha256(self._salt.encode())
+        digest.update(item.path.encode("utf-8", "surrogateescape") + b"\0")
+        digest.update(item.content)
+        return digest.hexdigest()
+
+    def get(self, item: AgentFile, read_module: modules.ModuleReader) -> FileResult | None:
+        """The stored result of ``item``, if it still holds (its module unchanged)."""
+        key = self.key(item)
+        entry = self._entries.get(key) if key is not None else None
+        if key is None or entry is None:
+            return None
+        try:
+            result = from_entry(item, entry, read_module)
+        except (KeyError, TypeError, ValueError):  # an entry of another shape: validate afresh
+            return None
+        if result is not None:
+            self._used.add(key)
+        return result
+
+    def put(self, item: AgentFile, entry: Entry) -> None:
+        """Keep ``entry`` for ``item`` (not when its module could not be read: that is rechecked each run)."""
+        key = self.key(item)
+        module = (entry.get("agent") or {}).get("module")
+        if key is not None and (module is None or module["found"] is not None):
+            self._entries[key] = entry
+            self._used.add(key)
+            self._dirty = True
+
+    def save(self) -> None:
+        """Write the entries (atomically) when this run added any; old unused ones are pruned."""
+        if self.path is None or not self._dirty:
+            return
+        spare = [k for k in self._entries if k not in self._used][-SPARE_ENTRIES:]
+        kept = {k: self._entries[k] for k in (*spare, *self._used) if k in self._entries}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".validate-", suffix=".tmp")
+            with os.fdopen(handle, "wb") as out:
+                out.write(json.dumps({"format": FORMAT, "entries": kept}, separators=(",", ":")).encode())
+            os.replace(temporary, self.path)
+        except OSError:
+            return  # a read-only home or a full disk: run without a cache
+        self._dirty = False
+
+
+def _read(path: Path) -> dict[str, Entry]:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("entries"), dict):
+        return {}
+    entries: dict[str, Entry] = data["entries"]
+    return entries
+
+
+def to_entry(result: FileResult) -> Entry:
+    """A JSON-able form of one file's result (also how worker processes hand results back)."""
+    agent = result.agent
+    entry: Entry = {"diagnostics": [d.model_dump(mode="json") for d in result.diagnostics], "agent": None}
+    if agent is not None:
+        entry["agent"] = {
+            "kind": agent.spec.kind,
+            "spec": agent.spec.model_dump(mode="json", round_trip=True),
+            "digest": agent.digest,
+            "module": _module_entry(agent),
+        }
+    return entry
+
+
+def _module_entry(agent: ValidatedAgent) -> Entry | None:
+    from caxton.spec.agent import WasmAgent
+
+    if not isinstance(agent.spec, WasmAgent) or agent.module_path is None:
+        return None
+    limit = agent.spec.resource_limits.max_module_size
+    return {"path": agent.module_path, "max_size": limit, "found": agent.module_sha256}
+
+
+def from_entry(item: AgentFile, entry: Entry, read_module: modules.ModuleReader) -> FileResult | None:
+    """Rebuild a result; ``None`` when the agent's module is no longer what the entry saw."""
+    diagnostics = tuple(Diagnostic.model_validate(d) for d in entry["diagnostics"])
+    stored = entry["agent"]
+    if stored is None:
+        return FileResult(item.path, None, diagnostics)
+    module = stored["module"]
+    module_bytes = module_sha256 = module_path = None
+    if module is not None:
+        lookup = read_module(module["path"], module["max_size"])
+        module_sha256 = hashlib.sha256(lookup.data).hexdigest() if lookup.data is not None else None
+        if module_sha256 != module["found"]:
+            return None
+        module_bytes, module_path = lookup.data, lookup.path
+    from caxton.spec.agent import model_for_kind
+
+    model = model_for_kind(stored["kind"])
+    if model is None:
+        return None
+    agent = ValidatedAgent(item.path, model.model_validate(stored["spec"]), stored["digest"],
+                           module_path, module_bytes, module_sha256)
+    return FileResult(item.path, agent, diagnostics, lambda: name_position(item))
