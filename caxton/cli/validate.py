@@ -105,7 +105,7 @@ def build_report(states: list[DesiredState], *, strict: bool) -> Report:
                         for s in states for d in s.diagnostics)
     if strict:
         diagnostics = reports.strictly(diagnostics)
-    agents = tuple(reports.AgentLine(a.id, a.spec.name, a.spec.kind, a.spec.version, shown(a.file), a.digest)
+    agents = tuple(reports.AgentLine(a.id, a.name, a.kind, a.version, shown(a.file), a.digest)
                    for s in states for shown in (_displayer(s.root),) for a in s.agents)
     sources = tuple(reports.SourceLine(_display(s.source, ""), _display(s.root, ""), s.digest, s.git_commit)
                     for s in states)

@@ -25,17 +25,23 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from caxton.spec.diagnostics import Diagnostic
 from caxton.validation import modules
-from caxton.validation.pipeline import AgentFile, FileResult, ValidatedAgent, name_position
+from caxton.validation.results import AgentFile, FileResult, ValidatedAgent
 
 FORMAT = 1
 #: Entries kept beyond those used by the current run (old files, other branches).
 SPARE_ENTRIES = 5000
 _LIBRARIES = ("yaml", "jinja2", "pydantic", "pydantic_core", "wasmtime")
 _CODE = ("spec", "validation")
+
+if TYPE_CHECKING:
+    from caxton.spec.agent import ConfigAgent, WasmAgent
+    from caxton.validation.documents import Pos
+
+    Spec = ConfigAgent | WasmAgent
 
 Entry = dict[str, Any]
 
@@ -124,6 +130,31 @@ class ValidationCache:
             self._used.add(key)
             self._dirty = True
 
+    def get_project(self, path: str, content: bytes) -> tuple[str | None, list[Diagnostic]] | None:
+        """The stored outcome of validating ``caxton.yaml``: its ``agents_dir`` (None: unusable) and diagnostics."""
+        key = self.key(AgentFile(path, content))
+        entry = self._entries.get(key) if key is not None else None
+        if key is None or not isinstance(entry, dict) or "project" not in entry:
+            return None
+        try:
+            project = entry["project"]
+            agents_dir = project["agents_dir"]
+            found = [Diagnostic.model_validate(d) for d in project["diagnostics"]]
+        except (KeyError, TypeError, ValueError):
+            return None
+        if agents_dir is not None and not isinstance(agents_dir, str):
+            return None
+        self._used.add(key)
+        return agents_dir, found
+
+    def put_project(self, path: str, content: bytes, agents_dir: str | None, found: list[Diagnostic]) -> None:
+        key = self.key(AgentFile(path, content))
+        if key is not None:
+            diagnostics = [d.model_dump(mode="json") for d in found]
+            self._entries[key] = {"project": {"agents_dir": agents_dir, "diagnostics": diagnostics}}
+            self._used.add(key)
+            self._dirty = True
+
     def save(self) -> None:
         """Write the entries (atomically) when this run added any; old unused ones are pruned."""
         if self.path is None or not self._dirty:
@@ -133,8 +164,10 @@ class ValidationCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".validate-", suffix=".tmp")
+            body = json.dumps(kept, separators=(",", ":")).encode()
+            header = json.dumps({"format": FORMAT, "sha256": hashlib.sha256(body).hexdigest()}).encode()
             with os.fdopen(handle, "wb") as out:
-                out.write(json.dumps({"format": FORMAT, "entries": kept}, separators=(",", ":")).encode())
+                out.write(header + b"\n" + body)
             os.replace(temporary, self.path)
         except OSError:
             return  # a read-only home or a full disk: run without a cache
@@ -142,14 +175,18 @@ class ValidationCache:
 
 
 def _read(path: Path) -> dict[str, Entry]:
+    """The entries of a cache file; nothing when it is missing, of another format or damaged."""
     try:
-        data = json.loads(path.read_bytes())
+        header, _, body = path.read_bytes().partition(b"\n")
+        meta = json.loads(header)
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            return {}
+        if meta.get("sha256") != hashlib.sha256(body).hexdigest():
+            return {}
+        entries = json.loads(body)
     except (OSError, ValueError):
         return {}
-    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("entries"), dict):
-        return {}
-    entries: dict[str, Entry] = data["entries"]
-    return entries
+    return entries if isinstance(entries, dict) else {}
 
 
 def to_entry(result: FileResult) -> Entry:
@@ -189,11 +226,23 @@ def from_entry(item: AgentFile, entry: Entry, read_module: modules.ModuleReader)
         if module_sha256 != module["found"]:
             return None
         module_bytes, module_path = lookup.data, lookup.path
+    spec = stored["spec"]
+    header = (str(spec["name"]), str(stored["kind"]), str(spec["version"]))
+    agent = ValidatedAgent(item.path, *header, str(stored["digest"]), lambda: _build_spec(stored["kind"], spec),
+                           module_path, module_bytes, module_sha256)
+    return FileResult(item.path, agent, diagnostics, lambda: _name_position(item))
+
+
+def _build_spec(kind: str, data: dict[str, Any]) -> Spec:
     from caxton.spec.agent import model_for_kind
 
-    model = model_for_kind(stored["kind"])
+    model = model_for_kind(kind)
     if model is None:
-        return None
-    agent = ValidatedAgent(item.path, model.model_validate(stored["spec"]), stored["digest"],
-                           module_path, module_bytes, module_sha256)
-    return FileResult(item.path, agent, diagnostics, lambda: name_position(item))
+        raise ValueError(f"cache entry of unknown kind {kind!r}")
+    return model.model_validate(data)
+
+
+def _name_position(item: AgentFile) -> Pos | None:
+    from caxton.validation.pipeline import name_position
+
+    return name_position(item)

@@ -17,18 +17,20 @@ and ``jobs`` (worker processes for large repositories, ``caxton.desired.workers`
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from caxton.desired.cache import ValidationCache, to_entry
 from caxton.desired.model import DesiredAgent, DesiredState
 from caxton.desired.tree import FsTree, GitTree, Tree, head_commit, is_agent_name
 from caxton.errors import GitError, InvalidInput
 from caxton.spec.diagnostics import Diagnostic
 from caxton.spec.digest import state_digest
-from caxton.validation import pipeline
+from caxton.validation.results import AgentFile, FileResult, ValidatedAgent, ValidationResult, combine
 from caxton.validation.documents import diagnostic
 
 PROJECT_FILE = "caxton.yaml"
@@ -109,15 +111,17 @@ class _Group:
 
     def load(self, options: Options) -> DesiredState:
         tree = FsTree(self.root)
+        store = _store(self.root, options)
         found: list[Diagnostic] = []
         agents_dir = DEFAULT_AGENTS_DIR
         if self.project or self.modules:
-            agents_dir, found = _project(tree, "")
+            agents_dir, found = _project(tree, "", store)
             if not self.project:
                 found = []
         candidates = tree.agent_files(agents_dir) if self.modules and tree.kind(agents_dir) == "dir" else []
         wanted = sorted(set(self.agents) | set(candidates))
-        result = _validate(tree, self.root, wanted, options)
+        result = _validate(tree, wanted, store, options.jobs)
+        store.save()
         keep = set(self.agents) | {a.file for a in result.agents if a.module_path in self.modules}
         agents = tuple(a for a in result.agents if a.file in keep)
         found += [d for d in result.diagnostics if d.file in keep]
@@ -131,7 +135,11 @@ def _rel(target: Path, root: Path) -> str:
     return "" if rel == "." else rel
 
 
-def _project(tree: Tree, directory: str) -> tuple[str, list[Diagnostic]]:
+def _store(root: Path, options: Options) -> ValidationCache:
+    return ValidationCache.for_root(root) if options.cache else ValidationCache(None)
+
+
+def _project(tree: Tree, directory: str, store: ValidationCache) -> tuple[str, list[Diagnostic]]:
     """Validate caxton.yaml in ``directory``; return the agents directory it names."""
     path = posixpath.join(directory, PROJECT_FILE) if directory else PROJECT_FILE
     agents_dir = posixpath.join(directory, DEFAULT_AGENTS_DIR) if directory else DEFAULT_AGENTS_DIR
@@ -140,63 +148,71 @@ def _project(tree: Tree, directory: str) -> tuple[str, list[Diagnostic]]:
     content = tree.read_small(path)
     if content is None:
         return agents_dir, [diagnostic("CX101", path, "cannot read caxton.yaml")]
-    config, found = pipeline.validate_project(path, content)
-    if config is None:
+    cached = store.get_project(path, content)
+    if cached is None:
+        from caxton.validation import pipeline
+
+        config, problems = pipeline.validate_project(path, content)
+        cached = (config.agents_dir if config is not None else None), problems
+        store.put_project(path, content, *cached)
+    configured, found = cached[0], list(cached[1])
+    if configured is None:
         return agents_dir, found
-    chosen = posixpath.normpath(posixpath.join(directory, config.agents_dir))
-    if chosen == ".." or chosen.startswith(("../", "/")) or os.path.isabs(config.agents_dir):
-        found.append(diagnostic("CX402", path, f"agents_dir {config.agents_dir!r} points outside the repository root",
+    chosen = posixpath.normpath(posixpath.join(directory, configured))
+    if chosen == ".." or chosen.startswith(("../", "/")) or os.path.isabs(configured):
+        found.append(diagnostic("CX402", path, f"agents_dir {configured!r} points outside the repository root",
                                 hint="use a directory inside the repository, e.g. agents"))
         return agents_dir, found
     return ("" if chosen == "." else chosen), found
 
 
-def _agents_dir(tree: Tree, rel: str) -> tuple[str, list[Diagnostic]]:
+def _agents_dir(tree: Tree, rel: str, store: ValidationCache) -> tuple[str, list[Diagnostic]]:
     """PATH is a project directory (caxton.yaml or agents/ inside) or the agents directory itself."""
     project_file = posixpath.join(rel, PROJECT_FILE) if rel else PROJECT_FILE
     agents = posixpath.join(rel, DEFAULT_AGENTS_DIR) if rel else DEFAULT_AGENTS_DIR
     if tree.kind(project_file) == "file" or tree.kind(agents) == "dir":
-        return _project(tree, rel)
-    parent_found = _project(tree, "")[1] if rel else []
+        return _project(tree, rel, store)
+    parent_found = _project(tree, "", store)[1] if rel else []
     return rel, parent_found
 
 
 def _load_tree(
     tree: Tree, root: Path, rel: str, options: Options, *, source: str, git_commit: str | None
 ) -> DesiredState:
-    agents_dir, found = _agents_dir(tree, rel)
+    store = _store(root, options)
+    agents_dir, found = _agents_dir(tree, rel, store)
     files = tree.agent_files(agents_dir) if tree.kind(agents_dir) == "dir" else []
     if not files:
         shown = agents_dir or "."
         found.append(diagnostic("CX107", shown, f"no agent files (*.md, *.toml) in {shown}"))
-    result = _validate(tree, root, files, options)
+    result = _validate(tree, files, store, options.jobs)
+    store.save()
     return _state(root, result.agents, [*found, *result.diagnostics], source=source, git_commit=git_commit)
 
 
-def _validate(tree: Tree, root: Path, paths: Sequence[str], options: Options) -> pipeline.ValidationResult:
+def _validate(tree: Tree, paths: Sequence[str], store: ValidationCache, jobs: int) -> ValidationResult:
     """Every file's result: from the cache when it still holds, else validated (in workers if many)."""
     items = [tree.read_agent(p) for p in paths]
-    if not options.cache and options.jobs <= 1:
+    if not store.enabled and jobs <= 1:
+        from caxton.validation import pipeline
+
         return pipeline.validate_agents(items, tree.read_module)
-    from caxton.desired import cache as caches
     from caxton.desired import workers
 
-    store = caches.ValidationCache.for_root(root) if options.cache else caches.ValidationCache(None)
-    results: list[pipeline.FileResult] = []
-    misses: list[pipeline.AgentFile] = []
+    results: list[FileResult] = []
+    misses: list[AgentFile] = []
     for item in items:
         hit = store.get(item, tree.read_module)
         if hit is None:
             misses.append(item)
         else:
             results.append(hit)
-    jobs = options.jobs if isinstance(tree, FsTree) else 1  # git trees hold open pipes: never fork them
+    jobs = jobs if isinstance(tree, FsTree) else 1  # git trees hold open pipes: never fork them
     for item, (result, entry) in zip(misses, workers.validate(misses, tree.read_module, jobs), strict=True):
         results.append(result)
         if store.enabled:
-            store.put(item, entry if entry is not None else caches.to_entry(result))
-    store.save()
-    return pipeline.combine(results)
+            store.put(item, entry if entry is not None else to_entry(result))
+    return combine(results)
 
 
 def _load_git(target: Path, ref: str, options: Options) -> DesiredState:
@@ -220,16 +236,18 @@ def _load_git(target: Path, ref: str, options: Options) -> DesiredState:
                            hint="check the path and the revision (git ls-tree REF PATH)")
     source = f"{target}@{ref}"
     if kind == "file":
-        result = _validate(tree, top, [rel], options)
+        store = _store(top, options)
+        result = _validate(tree, [rel], store, options.jobs)
+        store.save()
         return _state(top, result.agents, list(result.diagnostics), source=source, git_commit=commit.hexsha)
     return _load_tree(tree, top, rel, options, source=source, git_commit=commit.hexsha)
 
 
 def _state(
-    root: Path, agents: Sequence[pipeline.ValidatedAgent], found: Sequence[Diagnostic], *, source: str,
+    root: Path, agents: Sequence[ValidatedAgent], found: Sequence[Diagnostic], *, source: str,
     git_commit: str | None,
 ) -> DesiredState:
-    desired = sorted((_desired(a) for a in agents), key=lambda a: a.id)
+    desired = sorted(agents, key=lambda a: a.id)
     return DesiredState(
         root=str(root),
         agents=tuple(desired),
@@ -238,10 +256,6 @@ def _state(
         git_commit=git_commit,
         source=source,
     )
-
-
-def _desired(agent: pipeline.ValidatedAgent) -> DesiredAgent:
-    return DesiredAgent(agent.spec, agent.file, agent.module_bytes, agent.module_sha256, agent.digest)
 
 
 def _merge(states: list[DesiredState], *, source: str) -> DesiredState:
@@ -253,8 +267,7 @@ def _merge(states: list[DesiredState], *, source: str) -> DesiredState:
     found: list[Diagnostic] = []
     for state in states:
         prefix = Path(state.root).relative_to(common).as_posix()
-        agents += [DesiredAgent(a.spec, _join(prefix, a.file), a.module_bytes, a.module_sha256, a.digest)
-                   for a in state.agents]
+        agents += [dataclasses.replace(a, file=_join(prefix, a.file)) for a in state.agents]
         found += [d.model_copy(update={"file": _join(prefix, d.file)}) for d in state.diagnostics]
     agents.sort(key=lambda a: a.id)
     return DesiredState(str(common), tuple(agents), tuple(sorted(found, key=Diagnostic.sort_key)),

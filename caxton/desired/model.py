@@ -8,27 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from caxton.spec.agent import ConfigAgent, WasmAgent
 from caxton.spec.diagnostics import Diagnostic, has_errors
+from caxton.validation.results import ValidatedAgent
 
-
-@dataclass(frozen=True)
-class DesiredAgent:
-    """One agent as declared in the repository.
-
-    ``file`` is the posix path of the agent file relative to the root;
-    ``digest`` covers the spec and the module's sha256 (``caxton.spec.digest.spec_digest``).
-    """
-
-    spec: ConfigAgent | WasmAgent
-    file: str
-    module_bytes: bytes | None
-    module_sha256: str | None
-    digest: str
-
-    @property
-    def id(self) -> str:
-        return self.spec.id
+#: One agent as declared in the repository: ``file`` is the posix path of its
+#: file relative to the root; ``digest`` covers the spec and the module's sha256
+#: (``caxton.spec.digest.spec_digest``); ``name``, ``kind`` and ``version`` are
+#: at hand, the spec model is built on first use of ``spec``.
+DesiredAgent = ValidatedAgent
 
 
 @dataclass(frozen=True)

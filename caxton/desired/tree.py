@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from caxton.validation.documents import MAX_FILE_BYTES
 from caxton.validation.modules import ModuleLookup
-from caxton.validation.pipeline import AGENT_SUFFIXES, AgentFile
+from caxton.validation.results import AGENT_SUFFIXES, AgentFile
 
 if TYPE_CHECKING:
     import git

@@ -15,12 +15,12 @@ import os
 from collections.abc import Sequence
 
 from caxton.desired import cache
-from caxton.validation import modules, pipeline
+from caxton.validation import modules, results
 
 #: Below this many files a worker's start-up costs more than it saves.
 MIN_FILES_PER_WORKER = 100
 
-_work: tuple[Sequence[pipeline.AgentFile], modules.ModuleReader] | None = None
+_work: tuple[Sequence[results.AgentFile], modules.ModuleReader] | None = None
 
 
 def default_jobs() -> int:
@@ -32,12 +32,12 @@ def default_jobs() -> int:
 
 
 def validate(
-    items: Sequence[pipeline.AgentFile], read_module: modules.ModuleReader, jobs: int = 1
-) -> list[tuple[pipeline.FileResult, cache.Entry | None]]:
+    items: Sequence[results.AgentFile], read_module: modules.ModuleReader, jobs: int = 1
+) -> list[tuple[results.FileResult, cache.Entry | None]]:
     """Each item's result, in order, with its cache entry when a worker produced one."""
     workers = min(jobs, len(items) // MIN_FILES_PER_WORKER)
     if workers < 2 or not hasattr(os, "fork") or not _single_threaded():
-        return [(pipeline.validate_file(item, read_module), None) for item in items]
+        return [(_validate_file(item, read_module), None) for item in items]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -52,13 +52,19 @@ def validate(
     by_index: dict[int, cache.Entry] = {}
     for chunk, entries in zip(chunks, done, strict=True):
         by_index.update(zip(chunk, entries, strict=True))
-    results: list[tuple[pipeline.FileResult, cache.Entry | None]] = []
+    answers: list[tuple[results.FileResult, cache.Entry | None]] = []
     for index, item in enumerate(items):
         entry = by_index[index]
         result = cache.from_entry(item, entry, read_module)
         # The module changed between the worker's read and ours: check it again here.
-        results.append((result, entry) if result is not None else (pipeline.validate_file(item, read_module), None))
-    return results
+        answers.append((result, entry) if result is not None else (_validate_file(item, read_module), None))
+    return answers
+
+
+def _validate_file(item: results.AgentFile, read_module: modules.ModuleReader) -> results.FileResult:
+    from caxton.validation import pipeline
+
+    return pipeline.validate_file(item, read_module)
 
 
 def _single_threaded() -> bool:
@@ -75,4 +81,4 @@ def _validate_chunk(indices: range) -> list[cache.Entry]:
     if _work is None:  # pragma: no cover - only reachable if a worker were spawned, not forked
         raise RuntimeError("validation worker started without work")
     items, read_module = _work
-    return [cache.to_entry(pipeline.validate_file(items[i], read_module)) for i in indices]
+    return [cache.to_entry(_validate_file(items[i], read_module)) for i in indices]

@@ -6,14 +6,13 @@ compared across files. Every problem in every file is reported in one run.
 Called by ``caxton.desired.loader``; pure (module bytes come from an injected
 ``ModuleReader``). The loader may answer some files from its cache
 (``caxton.desired.cache``) and validate the rest in worker processes: the
-per-file step (:func:`validate_file`) and the cross-file step (:func:`combine`)
-are therefore separate.
+per-file step (:func:`validate_file`) is here, the cross-file step and the
+result types are in ``caxton.validation.results``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from caxton.spec.agent import KINDS, ConfigAgent, WasmAgent, model_for_kind
@@ -21,71 +20,16 @@ from caxton.spec.diagnostics import Diagnostic
 from caxton.spec.digest import spec_digest
 from caxton.validation import agent_checks, documents, modules, schema, wasm
 from caxton.validation.documents import Document, Pos, diagnostic
+from caxton.validation.results import AgentFile, FileResult, ValidatedAgent, ValidationResult, combine
 from caxton.validation.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from caxton.spec.project import ProjectConfig
 
-AGENT_SUFFIXES = (".md", ".toml")
-
-
-@dataclass(frozen=True)
-class AgentFile:
-    """One agent file: root-relative posix path and its bytes (``None`` when unreadable)."""
-
-    path: str
-    content: bytes | None
-    error: str = ""
-    escaped: bool = False
-
-
-@dataclass(frozen=True)
-class ValidatedAgent:
-    """An agent file that parsed into a model (it may still have diagnostics).
-
-    ``digest`` is :func:`caxton.spec.digest.spec_digest` of the spec and module.
-    """
-
-    file: str
-    spec: ConfigAgent | WasmAgent
-    digest: str
-    module_path: str | None = None
-    module_bytes: bytes | None = None
-    module_sha256: str | None = None
-
-
-@dataclass(frozen=True)
-class FileResult:
-    """What one agent file yields: its agent (when it parsed into a model) and its diagnostics.
-
-    ``name_pos`` tells where the agent's ``name`` is written; it is asked for
-    only when another file claims the same identity (positions cost a re-walk).
-    """
-
-    path: str
-    agent: ValidatedAgent | None
-    diagnostics: tuple[Diagnostic, ...]
-    name_pos: Callable[[], Pos | None] = lambda: None
-
-
-@dataclass(frozen=True)
-class ValidationResult:
-    agents: tuple[ValidatedAgent, ...]
-    diagnostics: tuple[Diagnostic, ...]
-
 
 def validate_agents(files: Sequence[AgentFile], read_module: modules.ModuleReader) -> ValidationResult:
     """Validate every file; duplicates keep the first file (in path order) and flag the others."""
     return combine([validate_file(item, read_module) for item in files])
-
-
-def combine(results: Sequence[FileResult]) -> ValidationResult:
-    """The cross-file step: every file's diagnostics plus duplicate identities, sorted."""
-    ordered = sorted(results, key=lambda r: r.path)
-    found = [d for r in ordered for d in r.diagnostics]
-    unique, duplicates = _deduplicate([(r.agent, r.name_pos) for r in ordered if r.agent is not None])
-    found += duplicates
-    return ValidationResult(tuple(unique), tuple(sorted(found, key=Diagnostic.sort_key)))
 
 
 def validate_file(item: AgentFile, read_module: modules.ModuleReader) -> FileResult:
@@ -124,7 +68,7 @@ def _validate_file(
         return doc, None, found
     if isinstance(spec, WasmAgent):
         return _with_module(doc, spec, found, read_module)
-    return doc, ValidatedAgent(item.path, spec, spec_digest(spec.model_dump(mode="json"))), found
+    return doc, ValidatedAgent.of(item.path, spec, spec_digest(spec.model_dump(mode="json"))), found
 
 
 def _parse(path: str, text: str) -> Document | None:
@@ -158,26 +102,8 @@ def _with_module(
         lookup = read_module(path, spec.resource_limits.max_module_size)
     problems, module_sha256 = wasm.check_module(doc, spec, lookup)
     digest = spec_digest(spec.model_dump(mode="json"), module_sha256)
-    agent = ValidatedAgent(doc.file, spec, digest, lookup.path, lookup.data, module_sha256)
+    agent = ValidatedAgent.of(doc.file, spec, digest, lookup.path, lookup.data, module_sha256)
     return doc, agent, found + problems
-
-
-def _deduplicate(
-    agents: list[tuple[ValidatedAgent, Callable[[], Pos | None]]]
-) -> tuple[list[ValidatedAgent], list[Diagnostic]]:
-    first: dict[str, ValidatedAgent] = {}
-    found = []
-    for agent, name_pos in agents:
-        earlier = first.get(agent.spec.id)
-        if earlier is None:
-            first[agent.spec.id] = agent
-            continue
-        found.append(diagnostic(
-            "CX301", agent.file,
-            f"agent {agent.spec.id!r} (name {agent.spec.name!r}) is already defined in {earlier.file}",
-            name_pos(),
-            hint="names compare case-insensitively in kebab form; rename one agent or delete the duplicate"))
-    return list(first.values()), found
 
 
 def validate_project(path: str, content: bytes) -> tuple[ProjectConfig | None, list[Diagnostic]]:

@@ -29,7 +29,7 @@ def wasm(name: str, version: str = "1.0.0", **extra: Any) -> dict[str, Any]:
 def desired_agent(raw: dict[str, Any], module_sha: str | None = None) -> DesiredAgent:
     spec = parse_agent(raw)
     sha = module_sha if spec.kind == "wasm" else None
-    return DesiredAgent(
+    return DesiredAgent.of(
         spec=spec,
         file=f"agents/{spec.id}.md",
         module_bytes=None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -124,13 +125,26 @@ def test_a_corrupt_cache_file_is_ignored_and_rewritten(
     root = repo({"agents/a.md": VALID_MD})
     expected = validate_json(str(root))
     [stored] = own_cache_dir.glob("validate/*.json")
-    for garbage in (b"{not json", b'{"format": 1, "entries": {"x": 1}}', b"[]", b'{"format": 99}'):
+    good = stored.read_bytes()
+    header, _, body = good.partition(b"\n")
+    damaged = [b"{not json", b"", b"[]", b'{"format": 99}\n{}', header + b"\n" + body.replace(b"alpha", b"omega"),
+               header + b"\n" + body[:-5]]
+    for garbage in damaged:
         stored.write_bytes(garbage)
         assert validate_json(str(root)) == expected
-    entries = json.loads(stored.read_bytes())["entries"]
-    assert len(entries) == 1
-    key = next(iter(entries))
-    stored.write_text(json.dumps({"format": caches.FORMAT, "entries": {key: {"agent": 3}}}), "utf-8")
+        assert stored.read_bytes() == good  # rewritten whole
+
+
+def test_an_entry_of_another_shape_is_validated_afresh(
+    repo: Repo, validate_json: Any, own_cache_dir: Path,
+) -> None:
+    root = repo({"agents/a.md": VALID_MD})
+    expected = validate_json(str(root))
+    [stored] = own_cache_dir.glob("validate/*.json")
+    key = next(iter(json.loads(stored.read_bytes().partition(b"\n")[2])))
+    body = json.dumps({key: {"agent": 3}}).encode()
+    header = json.dumps({"format": caches.FORMAT, "sha256": hashlib.sha256(body).hexdigest()}).encode()
+    stored.write_bytes(header + b"\n" + body)
     assert validate_json(str(root)) == expected
 
 
