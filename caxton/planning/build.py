@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from caxton.desired.model import DesiredAgent, DesiredState
 from caxton.errors import InvalidInput
 from caxton.planning import diff
-from caxton.spec.plan import AgentChange, FieldChange, Plan, PlanOptions, PlanSource
+from caxton.spec.plan import Action, AgentChange, FieldChange, Plan, PlanOptions, PlanSource
 from caxton.spec.state import SERVING_STATE, AgentState, StateSnapshot
 
 
@@ -24,16 +24,15 @@ class PlanRequest:
 
 
 def _create(agent: DesiredAgent) -> AgentChange:
-    spec = agent.spec
     return AgentChange(
-        id=spec.id,
-        name=spec.name,
-        kind=spec.kind,
+        id=agent.id,
+        name=agent.name,
+        kind=agent.kind,
         action="create",
         reason="not on the engine",
         strategy="immediate",
         file=agent.file,
-        version_after=spec.version,
+        version_after=agent.version,
         digest_after=agent.digest,
         module_after=agent.module_sha256,
     )
@@ -71,48 +70,37 @@ def _drift_reason(live: AgentState, spec_changed: bool) -> str | None:
 
 
 def _compare(agent: DesiredAgent, live: AgentState) -> AgentChange:
-    spec = agent.spec
-    common = dict(
-        id=spec.id,
-        name=spec.name,
-        kind=spec.kind,
-        file=agent.file,
-        version_before=live.version,
-        version_after=spec.version,
-        digest_before=live.spec_digest,
-        digest_after=agent.digest,
-        module_before=live.module_sha256,
-        module_after=agent.module_sha256,
-        revision_before=live.revision,
-        state_before=live.state,
-    )
-    if live.kind != spec.kind:
-        return AgentChange(
-            **common,  # type: ignore[arg-type]
-            action="replace",
-            reason=f"kind changed from {live.kind} to {spec.kind}",
-            strategy="immediate",
-            changes=[FieldChange(path="kind", op="change", before=live.kind, after=spec.kind)],
-        )
+    """Change of an agent both sides hold; the spec model is read only when the spec differs."""
+    if live.kind != agent.kind:
+        changes = [FieldChange(path="kind", op="change", before=live.kind, after=agent.kind)]
+        return _both(agent, live, "replace", f"kind changed from {live.kind} to {agent.kind}", "immediate", changes)
     spec_changed = live.spec_digest != agent.digest
-    changes = diff.field_changes(live.spec, spec.model_dump(mode="json")) if spec_changed else []
+    changes = diff.field_changes(live.spec, agent.spec.model_dump(mode="json")) if spec_changed else []
     if spec_changed and live.module_sha256 != agent.module_sha256:
         changes.append(
             FieldChange(path="(module)", op="change", before=live.module_sha256, after=agent.module_sha256)
         )
     changes += _state_change(live)
     if not changes:
-        return AgentChange(**common, action="no-op", reason="up to date", strategy="none")  # type: ignore[arg-type]
+        return _both(agent, live, "no-op", "up to date", "none", [])
     drift = _drift_reason(live, spec_changed)
     reason = drift or ("spec changed" if spec_changed else "not serving")
-    strategy = spec.rollout.strategy if spec_changed else "resume"
+    strategy = agent.spec.rollout.strategy if spec_changed else "resume"
+    return _both(agent, live, "update", reason, strategy, changes, drift=drift is not None)
+
+
+def _both(
+    agent: DesiredAgent, live: AgentState, action: Action, reason: str, strategy: str, changes: list[FieldChange],
+    *, drift: bool = False,
+) -> AgentChange:
+    """An AgentChange with the before (engine) and after (desired) sides filled in."""
     return AgentChange(
-        **common,  # type: ignore[arg-type]
-        action="update",
-        reason=reason,
-        drift=drift is not None,
-        strategy=strategy,
-        changes=changes,
+        id=agent.id, name=agent.name, kind=agent.kind, file=agent.file, action=action, reason=reason,
+        drift=drift, strategy=strategy, changes=changes,
+        version_before=live.version, version_after=agent.version,
+        digest_before=live.spec_digest, digest_after=agent.digest,
+        module_before=live.module_sha256, module_after=agent.module_sha256,
+        revision_before=live.revision, state_before=live.state,
     )
 
 
