@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from caxton.cli import progress
 from caxton.cli.common import Output, OutputOption, TokenOption, echo, load_options, note
 from caxton.cli.plan import AllowDeleteAllOption, NoPruneOption, RefOption, make_plan
 from caxton.errors import CaxtonError, InvalidInput, RolledBack
@@ -57,9 +58,9 @@ def apply(
     if planned is None:
         return 0
     url = engine or planned.plan.engine_url
-    with EngineClient(url, token=token) as client:
-        outcome = applying.run(client, planned.plan, planned.desired, on_line=_printer(output),
-                               detach=detach, timeout=timeout)
+    changes = [] if detach else [(c.id, c.action) for c in planned.plan.changes if c.action != "no-op"]
+    with EngineClient(url, token=token) as client, progress.printer(output is Output.json, changes) as show:
+        outcome = applying.run(client, planned.plan, planned.desired, on_line=show, detach=detach, timeout=timeout)
     return _finish(outcome, output)
 
 
@@ -107,19 +108,6 @@ def _confirm() -> None:
                           show_default=False)
     if answer.strip() != "yes":
         raise CaxtonError("apply cancelled: nothing was changed")
-
-
-def _printer(output: Output) -> Any:
-    def line(event: dict[str, Any]) -> None:
-        if output is Output.json:
-            sys.stdout.write(json.dumps({"event": "progress", **event}) + "\n")
-            sys.stdout.flush()
-        elif event.get("agent"):
-            took = f" [{event['duration_ms']:.0f} ms]" if event.get("duration_ms") is not None else ""
-            echo(f"{event['agent']}: {event['message']}{took}")
-            sys.stdout.flush()
-
-    return line
 
 
 def _finish(outcome: ApplyOutcome, output: Output) -> int:
