@@ -11,8 +11,9 @@ source, else the nearest ancestor holding ``caxton.yaml`` or ``.git``.
 Never raises for bad files (they become diagnostics); raises ``GitError`` /
 ``InvalidInput`` only for unusable arguments. Called by ``caxton validate``,
 the planner's callers and the engine's reconcile loop. The CLI passes
-``cache=True`` (per-file results kept between runs, ``caxton.desired.cache``)
-and ``jobs`` (worker processes for large repositories, ``caxton.desired.workers``).
+``Options(cache=True, jobs=N)``: per-file results kept between runs
+(``caxton.desired.cache``) and worker processes for the files not in the
+cache (``caxton.desired.workers``); other callers validate everything in-process.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from caxton.desired.tree import FsTree, GitTree, Tree, head_commit, is_agent_nam
 from caxton.errors import GitError, InvalidInput
 from caxton.spec.diagnostics import Diagnostic
 from caxton.spec.digest import state_digest
-from caxton.validation.results import AgentFile, FileResult, ValidatedAgent, ValidationResult, combine
 from caxton.validation.documents import diagnostic
+from caxton.validation.results import AgentFile, FileResult, ValidatedAgent, ValidationResult, combine
 
 PROJECT_FILE = "caxton.yaml"
 DEFAULT_AGENTS_DIR = "agents"

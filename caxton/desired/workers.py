@@ -40,13 +40,16 @@ def validate(
         return [(_validate_file(item, read_module), None) for item in items]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     global _work
     _work = (items, read_module)
+    chunks = [range(start, len(items), workers) for start in range(workers)]
     try:
-        chunks = [range(start, len(items), workers) for start in range(workers)]
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             done = list(pool.map(_validate_chunk, chunks))
+    except (OSError, BrokenProcessPool):  # no fork possible, or a worker died: do it here
+        return [(_validate_file(item, read_module), None) for item in items]
     finally:
         _work = None
     by_index: dict[int, cache.Entry] = {}

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from caxton.validation.documents import MAX_YAML_NODES, Document, Path_, Pos, type_name, diagnostic
+from caxton.validation.documents import MAX_YAML_NODES, Document, Path_, Pos, diagnostic, type_name
 
 
 def parse_yaml_into(doc: Document, text: str, *, line_offset: int) -> None:

@@ -219,3 +219,20 @@ def test_worker_processes_give_the_serial_answer(repo: Repo) -> None:
         assert serial == parallel
     diagnostics = json.loads(done.stdout.splitlines()[0])[0]
     assert any(d["code"] == "CX301" for d in diagnostics)
+
+
+def test_a_dead_worker_means_validating_in_process(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    from caxton.desired import workers
+
+    class Dead:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            raise BrokenProcessPool("a worker died")
+
+    monkeypatch.setattr("concurrent.futures.ProcessPoolExecutor", Dead)
+    monkeypatch.setattr(workers, "_single_threaded", lambda: True)
+    monkeypatch.setattr(workers, "MIN_FILES_PER_WORKER", 1)
+    root = repo({f"agents/a{i}.md": VALID_MD.replace("alpha", f"agent-{i}") for i in range(4)})
+    state = loader.load(root, options=loader.Options(jobs=2))
+    assert [a.id for a in state.agents] == [f"agent-{i}" for i in range(4)]
