@@ -51,3 +51,16 @@ def load_options(*, cache: bool = True) -> Options:
     from caxton.desired import loader, workers
 
     return loader.Options(cache=cache, jobs=workers.default_jobs())
+
+
+def default_project() -> str:
+    """The default PATH of validate, plan and apply: the current directory, when it is a project."""
+    from pathlib import Path
+
+    from caxton.errors import InvalidInput
+
+    here = Path.cwd()
+    if (here / "caxton.yaml").is_file() or (here / "agents").is_dir():
+        return "."
+    raise InvalidInput("no caxton.yaml or agents/ directory here",
+                       hint="run in a desired-state repository or pass the directory (e.g. agents/)")

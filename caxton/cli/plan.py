@@ -19,10 +19,11 @@ from caxton.cli.common import (
     Output,
     OutputOption,
     TokenOption,
+    default_project,
     load_options,
     note,
 )
-from caxton.errors import InvalidInput, ValidationFailed
+from caxton.errors import ValidationFailed
 
 if TYPE_CHECKING:
     from caxton.client.plans import Planned
@@ -65,25 +66,6 @@ def plan(
     return 2 if detailed_exitcode and planned.plan.has_changes else 0
 
 
-def default_directory() -> str:
-    """``agents`` (or caxton.yaml's ``agents_dir``) in the current directory."""
-    from caxton.desired.loader import find_root
-
-    config = Path("caxton.yaml")
-    if config.is_file():
-        import yaml
-
-        try:
-            data = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError:
-            raise InvalidInput("caxton.yaml is not valid YAML", hint="run `caxton validate` to see where") from None
-        if isinstance(data, dict) and isinstance(data.get("agents_dir"), str):
-            return str(data["agents_dir"])
-    if Path("agents").is_dir():
-        return "agents"
-    raise InvalidInput(f"no agents/ directory in {find_root(Path.cwd())}", hint="pass the directory: caxton plan DIR")
-
-
 def make_plan(
     directory: str | None, ref: str | None, engine: str, token: str | None, *, prune: bool, allow_delete_all: bool
 ) -> Planned:
@@ -91,7 +73,7 @@ def make_plan(
     from caxton.client import plans
     from caxton.client.engine import EngineClient
 
-    path = directory or default_directory()
+    path = directory or default_project()
     try:
         with EngineClient(engine, token=token) as client:
             return plans.make(client, path, ref=ref, prune=prune, allow_delete_all=allow_delete_all,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from caxton.cli.common import load_options, note
+from caxton.cli.common import default_project, load_options, note
 from caxton.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -51,21 +51,13 @@ def validate(
     """Validate agent files and WASM modules; every problem in every file, in one run."""
     from caxton.validation import report as reports
 
-    states = _load(paths or [_default_path()], ref, load_options(cache=not no_cache))
+    states = _load(paths or [Path(default_project())], ref, load_options(cache=not no_cache))
     result = build_report(states, strict=strict)
     rendered = reports.RENDERERS[output.value](result)
     if rendered:
         typer.echo(rendered, nl=False)
     note(reports.summary(result))
     return 0 if result.valid else 1
-
-
-def _default_path() -> Path:
-    here = Path.cwd()
-    if (here / "caxton.yaml").is_file() or (here / "agents").is_dir():
-        return here
-    raise InvalidInput("no caxton.yaml or agents/ directory here",
-                       hint="run in a desired-state repository or pass PATH (caxton validate agents/)")
 
 
 def _load(paths: list[Path], ref: str | None, options: Options) -> list[DesiredState]:

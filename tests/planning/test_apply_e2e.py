@@ -252,3 +252,18 @@ def test_messages_during_ten_reloads_all_answered(run_cli: Run, engine: EnginePr
     assert failures == []
     assert answered > 10
     assert states(engine)["summarizer"] == ("Active", 11)
+
+
+def test_plan_without_a_directory_uses_the_projects_agents_dir(
+    run_cli: Run, engine: EngineProcess, desired_repo: DesiredRepo, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (desired_repo.root / "agents").rename(desired_repo.root / "desired")
+    desired_repo.write("caxton.yaml", "agents_dir: desired\n")
+    monkeypatch.chdir(desired_repo.root)
+    result = run_cli("plan", "--engine", engine.url, "--detailed-exitcode")
+    assert result.code == 2, result.err
+    assert "Plan: 3 to create, 0 to update, 0 to delete." in result.out
+    (desired_repo.root / "caxton.yaml").unlink()
+    missing = run_cli("plan", "--engine", engine.url)
+    assert missing.code == 1
+    assert "no caxton.yaml or agents/ directory here" in missing.err
