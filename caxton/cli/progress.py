@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from caxton.cli.common import echo
 
@@ -43,28 +43,27 @@ def printer(as_json: bool, changes: Iterable[tuple[str, str]]) -> JsonLines | Li
     return LiveLines(rows) if rows and live_wanted() else PlainLines()
 
 
-class JsonLines:
-    """Each event as ``{"event": "progress", ...}`` on its own line."""
+class _Printer:
+    """A printer is a context manager (the live one draws while it is open) and a callable per event."""
 
-    def __enter__(self) -> JsonLines:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *_: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
         return None
+
+
+class JsonLines(_Printer):
+    """Each event as ``{"event": "progress", ...}`` on its own line."""
 
     def __call__(self, event: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps({"event": "progress", **event}) + "\n")
         sys.stdout.flush()
 
 
-class PlainLines:
+class PlainLines(_Printer):
     """Each event with an agent as one line: ``agent: message [N ms]``."""
-
-    def __enter__(self) -> PlainLines:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        return None
 
     def __call__(self, event: dict[str, Any]) -> None:
         if event.get("agent"):
@@ -82,14 +81,14 @@ class _Row:
     duration_ms: float | None = None
 
 
-class LiveLines:
+class LiveLines(_Printer):
     """One line per agent of the plan, redrawn in place while the engine applies it."""
 
     def __init__(self, changes: Iterable[tuple[str, str]]) -> None:
         self.rows = {agent: _Row(action) for agent, action in changes}
         self._live: Live | None = None
 
-    def __enter__(self) -> LiveLines:
+    def __enter__(self) -> Self:
         from rich.console import Console
         from rich.live import Live
 

@@ -109,10 +109,10 @@ class ValidationCache:
 
     def get(self, item: AgentFile, read_module: modules.ModuleReader) -> FileResult | None:
         """The stored result of ``item``, if it still holds (its module unchanged)."""
-        key = self.key(item)
-        entry = self._entries.get(key) if key is not None else None
-        if key is None or entry is None:
+        found = self._lookup(item)
+        if found is None:
             return None
+        key, entry = found
         try:
             result = from_entry(item, entry, read_module)
         except (KeyError, TypeError, ValueError):  # an entry of another shape: validate afresh
@@ -123,35 +123,41 @@ class ValidationCache:
 
     def put(self, item: AgentFile, entry: Entry) -> None:
         """Keep ``entry`` for ``item`` (not when its module could not be read: that is rechecked each run)."""
-        key = self.key(item)
         module = (entry.get("agent") or {}).get("module")
-        if key is not None and (module is None or module["found"] is not None):
-            self._entries[key] = entry
-            self._used.add(key)
-            self._dirty = True
+        if module is None or module["found"] is not None:
+            self._keep(item, entry)
 
     def get_project(self, path: str, content: bytes) -> tuple[str | None, list[Diagnostic]] | None:
         """The stored outcome of validating ``caxton.yaml``: its ``agents_dir`` (None: unusable) and diagnostics."""
-        key = self.key(AgentFile(path, content))
-        entry = self._entries.get(key) if key is not None else None
-        if key is None or not isinstance(entry, dict) or "project" not in entry:
+        found = self._lookup(AgentFile(path, content))
+        if found is None or "project" not in found[1]:
             return None
+        key, entry = found
         try:
             project = entry["project"]
             agents_dir = project["agents_dir"]
-            found = [Diagnostic.model_validate(d) for d in project["diagnostics"]]
+            problems = [Diagnostic.model_validate(d) for d in project["diagnostics"]]
         except (KeyError, TypeError, ValueError):
             return None
         if agents_dir is not None and not isinstance(agents_dir, str):
             return None
         self._used.add(key)
-        return agents_dir, found
+        return agents_dir, problems
 
     def put_project(self, path: str, content: bytes, agents_dir: str | None, found: list[Diagnostic]) -> None:
-        key = self.key(AgentFile(path, content))
+        diagnostics = [d.model_dump(mode="json") for d in found]
+        self._keep(AgentFile(path, content), {"project": {"agents_dir": agents_dir, "diagnostics": diagnostics}})
+
+    def _lookup(self, item: AgentFile) -> tuple[str, Entry] | None:
+        """The key of ``item`` and its stored entry, when there is one."""
+        key = self.key(item)
+        entry = self._entries.get(key) if key is not None else None
+        return (key, entry) if key is not None and isinstance(entry, dict) else None
+
+    def _keep(self, item: AgentFile, entry: Entry) -> None:
+        key = self.key(item)
         if key is not None:
-            diagnostics = [d.model_dump(mode="json") for d in found]
-            self._entries[key] = {"project": {"agents_dir": agents_dir, "diagnostics": diagnostics}}
+            self._entries[key] = entry
             self._used.add(key)
             self._dirty = True
 

@@ -37,7 +37,7 @@ def validate(
     """Each item's result, in order, with its cache entry when a worker produced one."""
     workers = min(jobs, len(items) // MIN_FILES_PER_WORKER)
     if workers < 2 or not hasattr(os, "fork") or not _single_threaded():
-        return [(_validate_file(item, read_module), None) for item in items]
+        return _in_process(items, read_module)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
@@ -49,7 +49,7 @@ def validate(
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             done = list(pool.map(_validate_chunk, chunks))
     except (OSError, BrokenProcessPool):  # no fork possible, or a worker died: do it here
-        return [(_validate_file(item, read_module), None) for item in items]
+        return _in_process(items, read_module)
     finally:
         _work = None
     by_index: dict[int, cache.Entry] = {}
@@ -62,6 +62,12 @@ def validate(
         # The module changed between the worker's read and ours: check it again here.
         answers.append((result, entry) if result is not None else (_validate_file(item, read_module), None))
     return answers
+
+
+def _in_process(
+    items: Sequence[results.AgentFile], read_module: modules.ModuleReader
+) -> list[tuple[results.FileResult, cache.Entry | None]]:
+    return [(_validate_file(item, read_module), None) for item in items]
 
 
 def _validate_file(item: results.AgentFile, read_module: modules.ModuleReader) -> results.FileResult:

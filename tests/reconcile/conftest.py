@@ -6,29 +6,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
-
-import pytest
 
 from caxton.reconcile.loop import Loop, Settings
 from caxton.reconcile.passes import Options, Target
 from caxton.reconcile.sources import Source
-from tests.planning.conftest import DesiredRepo
-from tests.support.engine import EngineProcess, running_engine
+from tests.planning.conftest import DesiredRepo, desired_repo, engine  # noqa: F401  (shared fixtures)
+from tests.support.engine import EngineProcess
 
 #: Short timings so every watch test ends in seconds.
 FAST = Settings(interval=1.0, backoff_base=0.2, backoff_cap=1.0, jitter=0.1, options=Options(apply_timeout=30.0))
-
-
-@pytest.fixture
-def desired_repo(tmp_path: Path) -> DesiredRepo:
-    return DesiredRepo(tmp_path / "repo")
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[EngineProcess]:
-    with running_engine(tmp_path) as process:
-        yield process
 
 
 def wait_for(check: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> object:
