@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from caxton.reconcile.loop import Loop, Settings
 from caxton.reconcile.passes import Options, Target
 from caxton.reconcile.sources import Source
-from tests.planning.conftest import DesiredRepo, desired_repo, engine  # noqa: F401  (shared fixtures)
+from tests.planning.conftest import desired_repo, engine  # noqa: F401  (fixtures shared with the plan tests)
 from tests.support.engine import EngineProcess
 
 #: Short timings so every watch test ends in seconds.
