@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from caxton.cli import reconcile as reconcile_cli
+from caxton.cli import server as server_cli
 from caxton.cli.common import echo
 from caxton.errors import CaxtonError
 
@@ -54,6 +55,7 @@ def up(
     uncommitted: reconcile_cli.UncommittedOption = False,
 ) -> int:
     """Run an embedded engine and keep it equal to ./agents (or --source) until Ctrl-C."""
+    server_cli.require_engine()
     from caxton.engine import config as engine_config
     from caxton.reconcile import sources
     from caxton.reconcile.passes import Target
