@@ -69,13 +69,13 @@ def _is_plan_file(target: str | None) -> bool:
 
 
 def _saved(target: str | None, engine: str | None) -> Planned:
-    from caxton.client import plans
+    from caxton.client import plans, urls
     from caxton.client.plans import Planned
     from caxton.planning import planfile
 
     assert target is not None
     plan = planfile.loads(Path(target).read_text(encoding="utf-8"), where=target)
-    if engine and engine.rstrip("/") != plan.engine_url.rstrip("/"):
+    if engine and urls.normalise(engine) != urls.normalise(plan.engine_url):
         raise InvalidInput(f"the plan was made against {plan.engine_url}, not {engine}",
                            hint="plan again against this engine, or drop --engine")
     return Planned(plan, plans.reload_for(plan, load_options()))
