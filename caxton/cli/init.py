@@ -130,8 +130,7 @@ FILES: dict[str, str] = {
 
 
 def init(
-    directory: Annotated[Path, typer.Argument(metavar="[DIR]", help="Where to create the repository (created "
-                                              "when missing).")] = Path("."),
+    directory: Annotated[Path, typer.Argument(help="Where to create the repository (created when missing).")] = Path("."),
     output: OutputOption = Output.text,
 ) -> int:
     """Scaffold a desired-state repository: caxton.yaml, an example agent, .gitignore, pre-commit, CI."""

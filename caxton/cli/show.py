@@ -19,15 +19,14 @@ from caxton.errors import InvalidInput
 
 
 def show(
-    plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="A plan file written by `caxton plan --out`.",
-                                              show_default=False)],
+    plan: Annotated[Path, typer.Argument(help="A plan file written by `caxton plan --out`.", show_default=False)],
     output: OutputOption = Output.text,
 ) -> int:
     """Show a saved plan, as `caxton plan` printed it (or its JSON with --output json)."""
     from caxton.planning import planfile, render
 
-    plan = planfile.loads(_read(plan_file), where=str(plan_file))
-    sys.stdout.write(planfile.dumps(plan) if output is Output.json else render.render_text(plan))
+    saved = planfile.loads(_read(plan), where=str(plan))
+    sys.stdout.write(planfile.dumps(saved) if output is Output.json else render.render_text(saved))
     return 0
 
 
