@@ -1,4 +1,5 @@
 # Two commands on a fresh machine: `make up` and `make test`.
+# `make up PORT=9090` serves the engine API on another port (passed as `caxton up --port`).
 # Each creates .venv when missing and installs what it needs (re-installs when pyproject.toml changes).
 PYTHON ?= python3
 VENV   ?= .venv
@@ -16,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 up: install
-	$(VENV)/bin/caxton up
+	$(VENV)/bin/caxton up $(if $(PORT),--port $(PORT))
 
 typecheck: install
 	$(PY) -m mypy

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -19,7 +20,7 @@ import typer
 
 from caxton.cli import progress
 from caxton.cli.common import Output, OutputOption, TokenOption, echo, load_options, note
-from caxton.cli.plan import AllowDeleteAllOption, NoPruneOption, RefOption, make_plan
+from caxton.cli.plan import AllowDeleteAllOption, NoPruneOption, RefOption, TargetOption, make_plan
 from caxton.errors import CaxtonError, InvalidInput, RolledBack
 
 if TYPE_CHECKING:
@@ -48,13 +49,15 @@ def apply(
     output: OutputOption = Output.text,
     no_prune: NoPruneOption = False,
     allow_delete_all: AllowDeleteAllOption = False,
+    targets: TargetOption = None,
 ) -> int:
     """Apply a saved plan, or plan and apply a directory."""
     from caxton.client import applying
     from caxton.client.engine import EngineClient
 
-    planned = _saved(target, engine) if _is_plan_file(target) else _fresh(
-        target, ref, engine, token, output, auto_approve, prune=not no_prune, allow_delete_all=allow_delete_all)
+    planned = _saved(target, engine, targets) if _is_plan_file(target) else _fresh(
+        target, ref, engine, token, output, auto_approve, prune=not no_prune, allow_delete_all=allow_delete_all,
+        targets=targets or ())
     if planned is None:
         return 0
     url = engine or planned.plan.engine_url
@@ -68,14 +71,17 @@ def _is_plan_file(target: str | None) -> bool:
     return target is not None and Path(target).is_file() and Path(target).suffix == ".json"
 
 
-def _saved(target: str | None, engine: str | None) -> Planned:
-    from caxton.client import plans
+def _saved(target: str | None, engine: str | None, targets: list[str] | None) -> Planned:
+    from caxton.client import plans, urls
     from caxton.client.plans import Planned
     from caxton.planning import planfile
 
     assert target is not None
+    if targets:
+        raise InvalidInput("--target narrows a plan while it is made; a saved plan is applied as it was saved",
+                           hint="make the plan with `caxton plan --target AGENT --out FILE`, or drop --target")
     plan = planfile.loads(Path(target).read_text(encoding="utf-8"), where=target)
-    if engine and engine.rstrip("/") != plan.engine_url.rstrip("/"):
+    if engine and urls.normalise(engine) != urls.normalise(plan.engine_url):
         raise InvalidInput(f"the plan was made against {plan.engine_url}, not {engine}",
                            hint="plan again against this engine, or drop --engine")
     return Planned(plan, plans.reload_for(plan, load_options()))
@@ -83,12 +89,13 @@ def _saved(target: str | None, engine: str | None) -> Planned:
 
 def _fresh(
     target: str | None, ref: str | None, engine: str | None, token: str | None, output: Output, auto_approve: bool,
-    *, prune: bool, allow_delete_all: bool,
+    *, prune: bool, allow_delete_all: bool, targets: Sequence[str],
 ) -> Planned | None:
     from caxton.cli.common import DEFAULT_ENGINE_URL
     from caxton.planning import planfile, render
 
-    planned = make_plan(target, ref, engine or DEFAULT_ENGINE_URL, token, prune=prune, allow_delete_all=allow_delete_all)
+    planned = make_plan(target, ref, engine or DEFAULT_ENGINE_URL, token, prune=prune, allow_delete_all=allow_delete_all,
+                        targets=targets)
     if output is Output.json:
         sys.stdout.write(json.dumps({"event": "plan", "plan": json.loads(planfile.dumps(planned.plan))}) + "\n")
     else:

@@ -12,6 +12,7 @@ import typer
 
 #: name on the command line -> (module, attribute, is_group)
 COMMANDS: dict[str, tuple[str, str, bool]] = {
+    "init": ("caxton.cli.init", "init", False),
     "validate": ("caxton.cli.validate", "validate", False),
     "schema": ("caxton.cli.schema", "app", True),
     "server": ("caxton.cli.server", "app", True),
@@ -19,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "health": ("caxton.cli.health", "health", False),
     "plan": ("caxton.cli.plan", "plan", False),
     "apply": ("caxton.cli.apply", "apply", False),
+    "show": ("caxton.cli.show", "show", False),
     "lock": ("caxton.cli.lock", "app", True),
     "history": ("caxton.cli.history", "history", False),
     "rollback": ("caxton.cli.history", "rollback", False),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -55,12 +56,16 @@ def load_options(*, cache: bool = True) -> Options:
 
 def default_project() -> str:
     """The default PATH of validate, plan and apply: the current directory, when it is a project."""
-    from pathlib import Path
+    require_project(Path("."), hint="run in a desired-state repository (start one with `caxton init`) "
+                    "or pass the directory (e.g. agents/)")
+    return "."
 
+
+def require_project(directory: Path, *, hint: str) -> None:
+    """Refuse a directory with neither caxton.yaml nor agents/ (the wrong directory, most likely)."""
     from caxton.errors import InvalidInput
 
-    here = Path.cwd()
-    if (here / "caxton.yaml").is_file() or (here / "agents").is_dir():
-        return "."
-    raise InvalidInput("no caxton.yaml or agents/ directory here",
-                       hint="run in a desired-state repository or pass the directory (e.g. agents/)")
+    if (directory / "caxton.yaml").is_file() or (directory / "agents").is_dir():
+        return
+    where = "here" if directory == Path(".") else f"in {directory}"
+    raise InvalidInput(f"no caxton.yaml or agents/ directory {where}", hint=hint)

@@ -35,7 +35,7 @@ def health(
     if output is Output.json:
         emit_json(result)
     else:
-        _render(engine, result)
+        _render(client.base_url, result)
     return 0 if result.get("status") == "ok" else 1
 
 

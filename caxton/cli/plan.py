@@ -8,6 +8,7 @@ build the plan (pure, ``caxton.planning``), render it. ``--detailed-exitcode``:
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -37,6 +38,9 @@ NoPruneOption = Annotated[bool, typer.Option("--no-prune", help="Never delete ag
 AllowDeleteAllOption = Annotated[
     bool, typer.Option("--allow-delete-all", help="Allow a plan that deletes every agent on the engine.")
 ]
+TargetOption = Annotated[list[str] | None, typer.Option(
+    "--target", metavar="AGENT", show_default=False,
+    help="Plan only this agent (repeatable); changes to other agents are left out.")]
 
 
 def plan(
@@ -51,11 +55,13 @@ def plan(
     ] = False,
     no_prune: NoPruneOption = False,
     allow_delete_all: AllowDeleteAllOption = False,
+    targets: TargetOption = None,
 ) -> int:
     """Compare the desired state with the engine and show the changes apply would make."""
     from caxton.planning import planfile, render
 
-    planned = make_plan(directory, ref, engine, token, prune=not no_prune, allow_delete_all=allow_delete_all)
+    planned = make_plan(directory, ref, engine, token, prune=not no_prune, allow_delete_all=allow_delete_all,
+                        targets=targets or ())
     if out is not None:
         out.write_text(planfile.dumps(planned.plan), encoding="utf-8")
         note(f"saved the plan to {out}; apply it with: caxton apply {out}")
@@ -67,9 +73,11 @@ def plan(
 
 
 def make_plan(
-    directory: str | None, ref: str | None, engine: str, token: str | None, *, prune: bool, allow_delete_all: bool
+    directory: str | None, ref: str | None, engine: str, token: str | None, *, prune: bool, allow_delete_all: bool,
+    targets: Sequence[str] = (),
 ) -> Planned:
-    """Plan ``directory`` against ``engine``; invalid desired state prints its diagnostics to stderr."""
+    """Plan ``directory`` (only ``targets``, when given) against ``engine``; invalid desired state prints its
+    diagnostics to stderr."""
     from caxton.client import plans
     from caxton.client.engine import EngineClient
 
@@ -77,7 +85,7 @@ def make_plan(
     try:
         with EngineClient(engine, token=token) as client:
             return plans.make(client, path, ref=ref, prune=prune, allow_delete_all=allow_delete_all,
-                              options=load_options())
+                              options=load_options(), targets=targets)
     except ValidationFailed as invalid:
         print_diagnostics(invalid)
         raise

@@ -102,11 +102,12 @@ def reconcile(
     """Plan and apply the source on the engine (one pass, or --watch to keep converging)."""
     if ctx.invoked_subcommand is not None:
         return 0
+    from caxton.client import urls
     from caxton.reconcile import environments, sources
     from caxton.reconcile.passes import Target
 
     setup_logging()
-    targets = [Target(engine, token)]
+    targets = [Target(urls.normalise(engine), token)]
     if env is not None:
         wave = environments.load(environments.find_config(config, source), env, token)
         targets, branch = wave.targets, branch or wave.branch

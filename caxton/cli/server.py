@@ -1,8 +1,10 @@
 """``caxton server start``: run the engine (store, runtimes, HTTP API) in the foreground.
 
 Thin: resolves the settings (flags > CAXTON_* env > caxton.yaml > defaults)
-with ``caxton.engine.config.load`` and hands over to
-``caxton.engine.server.serve``, whose return value is the exit code.
+with ``caxton.engine.config.server_settings`` and hands over to
+``caxton.engine.server.serve``, whose return value is the exit code. The
+options that choose the engine's settings are defined here once and shared
+with ``caxton up`` (``caxton.cli.up``), so both resolve them the same way.
 """
 
 from __future__ import annotations
@@ -13,6 +15,19 @@ from typing import Annotated
 import typer
 
 from caxton.errors import CaxtonError
+
+ConfigOption = Annotated[Path | None, typer.Option(
+    "--config", "-c", help="caxton.yaml to read (default: $CAXTON_CONFIG, else ./caxton.yaml if present).",
+    show_default=False)]
+DataDirOption = Annotated[Path | None, typer.Option(
+    "--data-dir", help="Directory of the engine's database (default: $CAXTON_DATA_DIR, caxton.yaml server.data_dir, "
+    "else .caxton).", show_default=False)]
+HostOption = Annotated[str | None, typer.Option(
+    "--host", help="Address to bind (default: $CAXTON_HOST, caxton.yaml server.host, else 127.0.0.1).",
+    show_default=False)]
+PortOption = Annotated[int | None, typer.Option(
+    "--port", help="Port to listen on (default: $CAXTON_PORT, caxton.yaml server.port, else 8080; 0 picks a free "
+    "one).", show_default=False)]
 
 app = typer.Typer(help="Run the Caxton engine.", no_args_is_help=True)
 
@@ -33,21 +48,16 @@ def require_engine() -> None:
 
 @app.command("start")
 def start(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="caxton.yaml to read (default: ./caxton.yaml if present).", show_default=False)] = None,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Directory of the engine's database (default: server.data_dir, .caxton).", show_default=False)] = None,
-    host: Annotated[str | None, typer.Option("--host", help="Address to bind (default 127.0.0.1).", show_default=False)] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Port to listen on (default 8080; 0 picks a free one).", show_default=False)] = None,
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    host: HostOption = None,
+    port: PortOption = None,
 ) -> int:
     """Start the engine and serve its API until SIGTERM (drains in-flight messages, exits 0)."""
     require_engine()
     from caxton.engine import config as engine_config
     from caxton.engine import server
 
-    flags = {
-        ("server", "host"): host,
-        ("server", "port"): port,
-        ("server", "data_dir"): str(data_dir) if data_dir is not None else None,
-    }
-    settings = engine_config.load(config, flags=flags)
+    settings = engine_config.server_settings(config, host=host, port=port, data_dir=data_dir)
     engine = server.Engine(settings.config, settings.data_dir)
     return server.serve(engine, host=settings.config.server.host, port=settings.config.server.port)

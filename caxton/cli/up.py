@@ -17,13 +17,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
-
-import typer
+from typing import TYPE_CHECKING
 
 from caxton.cli import reconcile as reconcile_cli
 from caxton.cli import server as server_cli
-from caxton.cli.common import echo
+from caxton.cli.common import echo, require_project
 from caxton.errors import CaxtonError
 
 if TYPE_CHECKING:
@@ -44,12 +42,10 @@ def up(
     source: reconcile_cli.SourceOption = ".",
     branch: reconcile_cli.BranchOption = None,
     path: reconcile_cli.PathOption = None,
-    data_dir: Annotated[Path, typer.Option("--data-dir", help="The engine's embedded data directory.")] = Path(".caxton"),
-    port: Annotated[int, typer.Option("--port", help="Port of the engine API (0 picks a free one).")] = 8080,
-    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
-    config: Annotated[Path | None, typer.Option(
-        "--config", "-c", help="caxton.yaml for the engine's settings (default: ./caxton.yaml if present).",
-        show_default=False)] = None,
+    data_dir: server_cli.DataDirOption = None,
+    port: server_cli.PortOption = None,
+    host: server_cli.HostOption = None,
+    config: server_cli.ConfigOption = None,
     interval: reconcile_cli.IntervalOption = "30s",
     poll_interval: reconcile_cli.PollOption = "500ms",
     uncommitted: reconcile_cli.UncommittedOption = False,
@@ -60,8 +56,10 @@ def up(
     from caxton.reconcile import sources
     from caxton.reconcile.passes import Target
 
-    flags = {("server", "host"): host, ("server", "port"): port, ("server", "data_dir"): str(data_dir)}
-    settings = engine_config.load(config, flags=flags)
+    if path is None and not sources.is_url(source):
+        require_project(Path(source), hint="run in a desired-state repository (start one with `caxton init`), "
+                        "or pass --source DIR (or --path DIR for the agents inside it)")
+    settings = engine_config.server_settings(config, host=host, port=port, data_dir=data_dir)
     opened = sources.open_source(source, branch=branch, path=path, data_dir=settings.data_dir,
                                  uncommitted=uncommitted, poll=reconcile_cli._seconds(poll_interval, "--poll-interval"))
     loop_settings = reconcile_cli.make_settings(interval, None, prune=True, allow_delete_all=False, timeout=600.0)

@@ -1,6 +1,8 @@
 """``EngineClient``: the engine's ``/api/v1`` over httpx, errors turned into ``caxton.errors``.
 
-An unreachable engine raises ``EngineUnreachable`` with one line saying
+The base URL is normalised (``caxton.client.urls``: a trailing ``/api/v1``
+dropped, ``127.0.0.1:8080`` given http://, garbage refused). An unreachable
+engine raises ``EngineUnreachable`` with one line saying
 where it looked and how to point elsewhere; an error answer raises the
 ``CaxtonError`` subclass named by the body's ``error.code`` (``NotFound``,
 ``Unauthorized``, ``IllegalTransition``...), carrying the engine's message
@@ -24,6 +26,7 @@ sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 import httpx
 
 from caxton import errors
+from caxton.client import urls
 from caxton.spec.state import StateSnapshot
 
 DEFAULT_ENGINE_URL = "http://127.0.0.1:8080"
@@ -65,7 +68,7 @@ class EngineClient:
         self, base_url: str = DEFAULT_ENGINE_URL, *, token: str | None = None, timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = urls.normalise(base_url)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         if transport is None:
             # Without TCP_NODELAY, a request body written after its headers waits for a

@@ -12,6 +12,7 @@ import base64
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from caxton.client.engine import EngineClient
 from caxton.desired import loader
 from caxton.desired.model import DesiredState
 from caxton.errors import StalePlan, ValidationFailed
-from caxton.planning import build
+from caxton.planning import build, targeting
 from caxton.spec.plan import Plan, PlanSource
 
 
@@ -46,20 +47,23 @@ def load_desired(path: str, ref: str | None, options: loader.Options = loader.SE
 
 def make(
     client: EngineClient, path: str, *, ref: str | None = None, prune: bool = True, allow_delete_all: bool = False,
-    options: loader.Options = loader.SERIAL,
+    options: loader.Options = loader.SERIAL, targets: Sequence[str] = (),
 ) -> Planned:
-    """Plan ``path`` (at ``ref``) against the engine behind ``client``."""
+    """Plan ``path`` (at ``ref``) against the engine behind ``client``; only ``targets`` when given.
+
+    The plan records ``path`` made absolute, so a saved plan applies from any working directory.
+    """
     desired = load_desired(path, ref, options)
     snapshot = client.state()
     request = build.PlanRequest(
         plan_id=uuid.uuid4().hex,
         created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         engine_url=client.base_url,
-        source=PlanSource(path=path, ref=ref, git_commit=desired.git_commit),
+        source=PlanSource(path=os.path.abspath(path), ref=ref, git_commit=desired.git_commit),
         prune=prune,
         allow_delete_all=allow_delete_all,
     )
-    return Planned(build.make_plan(desired, snapshot, request), desired)
+    return Planned(targeting.select(build.make_plan(desired, snapshot, request), targets), desired)
 
 
 def reload_for(plan: Plan, options: loader.Options = loader.SERIAL) -> DesiredState:

@@ -5,7 +5,9 @@
 command-line flags, and validates the result as ``ProjectConfig``. A
 relative ``server.data_dir`` from the file is resolved against the file's
 directory; from a flag or the environment, against the working directory.
-Called by ``caxton server start`` (``caxton.cli.server``) and ``caxton up``.
+``server_settings`` is the one resolution of ``caxton server start``
+(``caxton.cli.server``) and ``caxton up`` (``caxton.cli.up``): their
+``--host``/``--port``/``--data-dir`` flags (``None`` when not given) over ``load``.
 """
 
 from __future__ import annotations
@@ -70,6 +72,24 @@ def load(
     base = path.parent if path and ("server", "data_dir") not in overlay and from_file else cwd
     data_dir = Path(config.server.data_dir).expanduser()
     return EngineSettings(config, data_dir if data_dir.is_absolute() else (base / data_dir), path)
+
+
+def server_settings(
+    config_path: Path | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    data_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> EngineSettings:
+    """The settings of a command that starts an engine; a flag left ``None`` defers to env, file, default."""
+    flags = {
+        ("server", "host"): host,
+        ("server", "port"): port,
+        ("server", "data_dir"): str(data_dir) if data_dir is not None else None,
+    }
+    return load(config_path, flags=flags, env=env, cwd=cwd)
 
 
 def _config_path(given: Path | None, env: Mapping[str, str], cwd: Path) -> Path | None:

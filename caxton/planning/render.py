@@ -69,7 +69,8 @@ def _agent_block(change: AgentChange) -> list[str]:
 def summary_line(plan: Plan) -> str:
     counts = plan.counts()
     if not plan.has_changes:
-        return "No changes. The engine matches the desired state."
+        which = "targeted agents match" if plan.targets is not None else "engine matches"
+        return f"No changes. The {which} the desired state."
     text = f"Plan: {counts['create']} to create, {counts['update']} to update, {counts['delete']} to delete"
     if counts["replace"]:
         text += f", {counts['replace']} to replace"
@@ -86,5 +87,7 @@ def render_text(plan: Plan) -> str:
             lines += _agent_block(change)
     where = plan.source.path + (f" @ {plan.source.git_commit[:12]}" if plan.source.git_commit else "")
     lines.append(f"Desired state: {where} ({plan.desired_digest[:19]}); engine {plan.engine_url} serial {plan.engine_serial}")
+    if plan.targets is not None:
+        lines.append(f"Targeted (--target): {', '.join(plan.targets)}; other agents are not planned.")
     lines.append(summary_line(plan))
     return "\n".join(lines) + "\n"

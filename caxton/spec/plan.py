@@ -60,7 +60,8 @@ class AgentChange(BaseModel):
 class PlanSource(BaseModel):
     """Where the desired state was read: apply reads it again from here."""
 
-    path: str
+    path: str = Field(description="absolute path of the directory or file planned (older plans: relative to "
+                      "the directory plan ran in)")
     ref: str | None = None
     git_commit: str | None = None
 
@@ -81,6 +82,7 @@ class Plan(BaseModel):
     desired_digest: str
     source: PlanSource
     options: PlanOptions = Field(default_factory=PlanOptions)
+    targets: list[str] | None = Field(None, description="the agents planned with --target (ids); null: every agent")
     changes: list[AgentChange] = Field(default_factory=list)
 
     def counts(self) -> dict[str, int]:

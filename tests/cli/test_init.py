@@ -1,0 +1,143 @@
+"""``caxton init [DIR]`` scaffolds a desired-state repository that validates, ignores ``.caxton/`` and plan
+files, validates on commit and plans/applies in CI; it never overwrites. The quickstart ignores the same."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import git
+import pytest
+import yaml
+from syrupy.assertion import SnapshotAssertion
+
+from caxton.cli import init as init_cli
+from tests.conftest import EXAMPLES, REPO_ROOT, CliResult
+from tests.support.engine import running_engine
+
+
+def test_init_writes_a_repository_that_validates(run_cli: Callable[..., CliResult], tmp_path: Path,
+                                                 snapshot: SnapshotAssertion, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    made = run_cli("init", "my-agents")
+    assert made.code == 0 and made.err == ""
+    assert made.out == snapshot(name="output")
+    root = tmp_path / "my-agents"
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == sorted(init_cli.FILES)
+    for relative, text in init_cli.FILES.items():
+        assert (root / relative).read_text() == text
+
+    monkeypatch.chdir(root)
+    validated = run_cli("validate", "--strict", "--output", "json")
+    assert validated.code == 0, validated.out + validated.err
+    report = json.loads(validated.out)
+    assert report["summary"]["agents"] == 1 and report["summary"]["errors"] == 0
+    assert report["summary"]["warnings"] == 0
+
+
+def test_init_in_the_current_directory_and_as_json(run_cli: Callable[..., CliResult], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    made = run_cli("init", "--output", "json")
+    assert made.code == 0
+    assert json.loads(made.out) == {"directory": str(tmp_path), "files": list(init_cli.FILES)}
+    assert run_cli("validate").code == 0
+
+
+@pytest.mark.parametrize("existing", list(init_cli.FILES))
+def test_init_refuses_to_overwrite_and_writes_nothing(run_cli: Callable[..., CliResult], tmp_path: Path,
+                                                      existing: str) -> None:
+    (tmp_path / existing).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / existing).write_text("mine\n")
+    refused = run_cli("init", str(tmp_path))
+    assert refused.code == 1 and refused.out == ""
+    assert refused.err == (f"error: {tmp_path} already has {existing}; nothing was written\n"
+                           "  hint: run `caxton init` in a new directory, or move those files away first\n")
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [tmp_path / existing]
+    assert (tmp_path / existing).read_text() == "mine\n"
+
+
+def test_init_refuses_a_file_as_directory(run_cli: Callable[..., CliResult], tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("")
+    refused = run_cli("init", str(tmp_path / "taken"))
+    assert refused.code == 1 and "exists and is not a directory" in refused.err
+
+
+@pytest.mark.parametrize("root", ["init", "quickstart"])
+def test_caxton_data_and_plan_files_are_ignored_by_git(run_cli: Callable[..., CliResult], tmp_path: Path,
+                                                       root: str) -> None:
+    repo_dir = tmp_path / "repo"
+    if root == "init":
+        assert run_cli("init", str(repo_dir)).code == 0
+    else:
+        repo_dir.mkdir()
+        (repo_dir / ".gitignore").write_bytes((EXAMPLES / ".gitignore").read_bytes())
+    repo = git.Repo.init(repo_dir, initial_branch="main")
+    candidates = [".caxton/caxton.db", ".caxton/sources/x/HEAD", "caxton.plan.json", "agents/release.plan.json",
+                  "caxton.yaml", "agents/assistant.md", "plan.json.md"]
+    for relative in candidates:
+        (repo_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+        (repo_dir / relative).touch()
+    assert (repo_dir / ".gitignore").read_text() == init_cli.GITIGNORE  # one convention, written once
+    ignored = set(repo.ignored(*candidates))
+    assert ignored == {".caxton/caxton.db", ".caxton/sources/x/HEAD", "caxton.plan.json", "agents/release.plan.json"}
+
+
+def test_the_pre_commit_hook_validates_the_agents_of_the_repository(tmp_path: Path) -> None:
+    config = yaml.safe_load(init_cli.PRE_COMMIT)
+    (hook,) = [h for repo in config["repos"] for h in repo["hooks"]]
+    assert hook["id"] == "caxton-validate" and hook["pass_filenames"] is False
+    files = re.compile(hook["files"])
+    assert all(files.search(p) for p in ("caxton.yaml", "agents/assistant.md", "agents/x.toml", "wasm/a.wasm"))
+    assert not any(files.search(p) for p in ("docs/agents/guide.md", "README.md", "agents/notes.txt"))
+
+    subprocess.run([sys.executable, "-m", "caxton", "init", str(tmp_path)], check=True, env=_env())
+    duplicate = (tmp_path / "agents" / "assistant.md").read_text()
+    (tmp_path / "agents" / "copy.md").write_text(duplicate)
+    entry = hook["entry"].split()
+    assert entry[0] == "caxton"
+    run = subprocess.run([sys.executable, "-m", *entry], cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    assert run.returncode == 1 and "assistant" in run.stdout + run.stderr  # one name in two files is an error
+
+
+def test_the_ci_workflow_validates_plans_and_applies(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    subprocess.run([sys.executable, "-m", "caxton", "init", str(root)], check=True, env=_env())
+    workflow = yaml.safe_load((root / ".github" / "workflows" / "caxton.yml").read_text())
+    steps = {step.get("name"): step for step in workflow["jobs"]["caxton"]["steps"]}
+    assert steps["validate"]["run"] == "caxton validate --output github"
+    assert "caxton plan --detailed-exitcode --out caxton.plan.json" in steps["plan"]["run"]
+    assert steps["apply"]["run"] == "caxton apply caxton.plan.json"
+    assert "steps.plan.outputs.changes == 'true'" in steps["apply"]["if"]
+
+    with running_engine(tmp_path, env={"CAXTON_MEMORY_ENABLED": "false"}) as engine:
+        outputs = tmp_path / "github-output"
+
+        def step(name: str) -> dict[str, str]:
+            outputs.write_text("")
+            env = _env(CAXTON_ENGINE_URL=engine.url, GITHUB_OUTPUT=str(outputs))
+            done = subprocess.run(["bash", "-e", "-c", steps[name]["run"]], cwd=root, env=env, capture_output=True,
+                                  text=True, timeout=120)
+            assert done.returncode == 0, f"{name}: {done.stdout}\n{done.stderr}"
+            return dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+
+        step("validate")
+        assert step("plan") == {"changes": "true"}
+        step("apply")
+        with engine.client() as client:
+            assert [(a.id, a.version) for a in client.state().agents] == [("assistant", "0.1.0")]
+        assert step("plan") == {"changes": "false"}
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAXTON_")}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["CAXTON_CACHE_DIR"] = os.environ.get("CAXTON_CACHE_DIR", "")
+    env.update(extra)
+    return {k: v for k, v in env.items() if v != ""}
