@@ -5,8 +5,8 @@ Imports, exports and memories are read by the pure-Python reader
 (``caxton.validation.wasmbin``), so they are checked in the light install too.
 When wasmtime (the ``engine`` extra) is importable it also validates the whole
 module (function bodies) and checks each denied feature; without it, denied
-features are read from the declarations and a note (CX416) says what was not
-checked. wasmtime is imported lazily, only when a WASM agent is validated.
+features are read from the declarations and the instructions
+(``caxton.validation.wasmcode``) and a note (CX416) says what was not checked. wasmtime is imported lazily, only when a WASM agent is validated.
 Called by ``caxton.validation.pipeline``; pure apart from validating the bytes
 it is given.
 """
@@ -24,7 +24,7 @@ from caxton.spec import abi
 from caxton.spec.agent import WasmAgent
 from caxton.spec.diagnostics import Diagnostic
 from caxton.validation.documents import Document, Pos, diagnostic
-from caxton.validation import wasmbin
+from caxton.validation import wasmbin, wasmcode
 from caxton.validation.modules import ModuleLookup
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ def _structure(doc: Document, spec: WasmAgent, data: bytes, where: Pos) -> list[
     except wasmbin.MalformedWasm as error:
         return [diagnostic("CX403", doc.file, f"invalid WebAssembly: {error}", where,
                            hint="rebuild the module; 'wasm-validate' or 'wasm-tools validate' show details")]
-    found = _denied_features(doc, spec, data, where) if full else _declared_features(doc, spec, interface, where)
+    found = _denied_features(doc, spec, data, where) if full else _declared_features(doc, spec, interface, data, where)
     found += _imports(doc, spec, interface, where)
     found += _exports(doc, interface, where)
     found += _memories(doc, spec, interface, where)
@@ -193,21 +193,26 @@ def _feature_used(doc: Document, feature: str, detail: str, where: Pos) -> Diagn
 
 
 def _declared_features(
-    doc: Document, spec: WasmAgent, interface: wasmbin.Interface, where: Pos
+    doc: Document, spec: WasmAgent, interface: wasmbin.Interface, data: bytes, where: Pos
 ) -> list[Diagnostic]:
-    """Without wasmtime: the denied features a module's declarations show, and a note for the rest."""
+    """Without wasmtime: the denied features the declarations and instructions show, and a note."""
     memories = interface.memories
     shown = {
-        "simd": "v128 in a function type or an imported global" if "v128" in interface.value_types else "",
-        "threads": "a shared memory" if any(m.shared for m in memories) else "",
-        "memory64": "a 64-bit memory" if any(m.is64 for m in memories) else "",
-        "multi-memory": f"{len(memories)} memories" if len(memories) > 1 else "",
+        "simd": "declares v128 in a function type or an imported global" if "v128" in interface.value_types else "",
+        "threads": "declares a shared memory" if any(m.shared for m in memories) else "",
+        "memory64": "declares a 64-bit memory" if any(m.is64 for m in memories) else "",
+        "multi-memory": f"declares {len(memories)} memories" if len(memories) > 1 else "",
     }
+    used = wasmcode.features_used(data)
+    for feature in used or ():
+        shown[feature] = shown.get(feature) or f"a function body uses {feature} instructions or locals"
     denied = spec.security_policy.denied_features
-    found = [_feature_used(doc, f, f"declares {shown[f]}", where) for f in denied if shown.get(f)]
+    found = [_feature_used(doc, f, shown[f], where) for f in denied if shown.get(f)]
+    read = "from declarations and instructions" if used is not None else \
+        "from declarations only (a function body holds an instruction this reader does not know)"
     found.append(diagnostic(
         "CX416", doc.file, "module checked without wasmtime: function bodies were not validated"
-        + (f" and denied features ({', '.join(denied)}) only from declarations" if denied else ""), where,
+        + (f"; denied features ({', '.join(denied)}) were read {read}" if denied else ""), where,
         hint="install the engine (pip install 'caxton[engine]') for the full check; the engine always "
              "runs it before deploying"))
     return found

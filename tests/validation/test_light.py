@@ -107,7 +107,7 @@ def test_a_broken_sibling_does_not_fail_a_given_file(repo: Repo, run_cli: Any,
     assert run_cli("validate", ".").code == 1
 
 
-WASM_CASES = [c for c in CASES if c.code.startswith("CX4") and c.code != "CX410"]
+WASM_CASES = [c for c in CASES if c.code.startswith("CX4")]
 
 
 @pytest.fixture(scope="module")
@@ -146,19 +146,47 @@ def test_a_good_module_without_wasmtime_is_valid_with_a_note(repo: Repo) -> None
     assert light["agents"] == full["agents"]
 
 
+def _body(code: str) -> str:
+    return GOOD_WAT.replace("(i64.const 0))", f"{code} (i64.const 0))")
+
+
 @pytest.mark.parametrize(("wat", "feature"), [
     (GOOD_WAT.replace('"memory") 1)', '"memory") 1 2 shared)'), "threads"),
     (GOOD_WAT.replace('(memory (export "memory") 1)', '(memory (export "memory") 1) (memory 1)'), "multi-memory"),
     (GOOD_WAT.replace('(memory (export "memory") 1)', '(memory (export "memory") i64 1)'), "memory64"),
     (GOOD_WAT.replace('(func (export "caxton_alloc")', '(func (param v128))\n  (func (export "caxton_alloc")'),
      "simd"),
+    (_body("(drop (i32x4.relaxed_trunc_f32x4_s (v128.const i32x4 0 0 0 0)))"), "relaxed-simd"),
+    (_body("(memory.fill (i32.const 0) (i32.const 0) (i32.const 0))"), "bulk-memory"),
+    (_body("(drop (i32.atomic.load (i32.const 0)))").replace('"memory") 1)', '"memory") 1 1 shared)'), "threads"),
+    (GOOD_WAT.replace("(i64.const 0))", "(return_call 2 (local.get 0) (local.get 1)))"), "tail-call"),
 ])
-def test_declared_denied_features_are_found_without_wasmtime(repo: Repo, wat: str, feature: str) -> None:
-    root = repo({"agents/a.md": wasm_agent(), "wasm/m.wasm": wasm(wat)})
+def test_denied_features_are_found_without_wasmtime(repo: Repo, wat: str, feature: str) -> None:
+    policy = f"security_policy:\n  denied_features: [{feature}]\n"
+    root = repo({"agents/a.md": wasm_agent(extra=policy), "wasm/m.wasm": wasm(wat)})
     for blocked in (ENGINE_STACK, ()):
         report = _report(_caxton("validate", ".", "-o", "json", cwd=root, blocked=blocked))
         denied = [d["message"] for d in report["diagnostics"] if d["code"] == "CX410"]
         assert any(f"'{feature}'" in message for message in denied), (blocked, report["diagnostics"])
+
+
+def test_the_instruction_reader_agrees_with_wasmtime_on_every_shipped_module() -> None:
+    import wasmtime
+
+    from caxton.validation import wasm as wasm_checks
+    from caxton.validation import wasmcode
+
+    sources = [*REPO_ROOT.glob("tests/sandbox/modules/*.wat"), *REPO_ROOT.glob("examples/**/*.wat")]
+    modules = {p.name: wasm(p.read_text("utf-8")) for p in sources}
+    assert len(modules) >= 10
+    for name, data in modules.items():
+        used = set()
+        for feature, switches in wasm_checks._FEATURE_SWITCHES.items():
+            try:
+                wasmtime.Module.validate(wasm_checks._engine(frozenset(switches)), data)
+            except wasmtime.WasmtimeError:
+                used.add(feature)
+        assert wasmcode.features_used(data) == used, name
 
 
 def _imported(args: list[str], cwd: Path) -> set[str]:
@@ -187,3 +215,21 @@ def test_engine_commands_say_the_engine_extra_is_missing(tmp_path: Path, command
     assert done.stderr.splitlines()[0] == "error: the engine is not installed: pip install 'caxton[engine]'"
     assert "missing: fastapi, onnxruntime" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / ".caxton").exists()
+
+
+def test_the_pure_readers_never_crash_on_damaged_modules() -> None:
+    import random
+
+    from caxton.validation import wasmbin, wasmcode
+
+    rng = random.Random(11)
+    good = wasm(_body("(drop (v128.const i32x4 0 0 0 0)) (memory.fill (i32.const 0) (i32.const 0) (i32.const 0))"))
+    for _ in range(2000):
+        damaged = bytearray(good)
+        for _ in range(rng.randint(1, 4)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        for read in (wasmbin.read_interface, wasmcode.features_used):
+            try:
+                read(bytes(damaged))
+            except wasmbin.MalformedWasm:
+                pass
