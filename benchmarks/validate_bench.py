@@ -8,7 +8,11 @@ times ``caxton validate DIR`` over several runs. Prints medians; targets:
 cold (``--no-cache``: every file parsed and checked, on one worker per core; and
 with ``CAXTON_JOBS=1``, on one core).
 
-    .venv/bin/python benchmarks/validate_bench.py [--runs 7]
+    .venv/bin/python benchmarks/validate_bench.py [--runs 7] [--caxton CMD] [--small]
+
+``--caxton`` times another install (e.g. ``--caxton .venv-light/bin/caxton``, the
+light install without the engine extra; the repositories are still generated
+with this interpreter's wasmtime); ``--small`` times only ``--help`` and 10 files.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import hashlib
 import os
 import resource
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -133,13 +138,15 @@ def time_runs(args: list[str], runs: int, env: dict[str, str]) -> tuple[list[flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--caxton", help="command that runs caxton (default: this interpreter's)")
+    parser.add_argument("--small", action="store_true", help="only --help and the 10-file repository")
     options = parser.parse_args()
-    base = command()
+    base = shlex.split(options.caxton) if options.caxton else command()
     work = Path(tempfile.mkdtemp(prefix="caxton-bench-"))
     env = {**CHILD_ENV, "CAXTON_CACHE_DIR": str(work / "cache")}
     one_core = {**env, "CAXTON_JOBS": "1"}
     ten = [*base, "validate", str(make_repo(work / "ten", 10, 0))]
-    thousand = [*base, "validate", str(make_repo(work / "k", 980, 20))]
+    thousand = [*base, "validate", str(make_repo(work / "k", 980, 20) if not options.small else work)]
     cases = [
         ("caxton --help", [*base, "--help"], env),
         ("validate 10 config files, warm", ten, env),
@@ -147,7 +154,7 @@ def main() -> None:
         ("validate 1,000 files (980 config + 20 WASM), warm", thousand, env),
         ("validate 1,000 files, cold", [*thousand, "--no-cache"], env),
         ("validate 1,000 files, cold, one core", [*thousand, "--no-cache"], one_core),
-    ]
+    ][:3 if options.small else None]
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpu(s), load average {os.getloadavg()[0]:.1f}, "
           f"{options.runs} runs, command: {' '.join(base)}")
     try:

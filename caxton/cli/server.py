@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from caxton.errors import CaxtonError
+
 ConfigOption = Annotated[Path | None, typer.Option(
     "--config", "-c", help="caxton.yaml to read (default: $CAXTON_CONFIG, else ./caxton.yaml if present).",
     show_default=False)]
@@ -29,6 +31,20 @@ PortOption = Annotated[int | None, typer.Option(
 
 app = typer.Typer(help="Run the Caxton engine.", no_args_is_help=True)
 
+#: Import names of the ``engine`` extra (pyproject.toml); the toolchain runs without them.
+ENGINE_MODULES = ("fastapi", "uvicorn", "wasmtime", "onnxruntime", "tokenizers", "numpy", "sqlite_vec",
+                  "prometheus_client")
+
+
+def require_engine() -> None:
+    """Refuse to start an engine when the ``engine`` extra is not installed (one line, exit 1)."""
+    import importlib.util
+
+    missing = [name for name in ENGINE_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise CaxtonError("the engine is not installed: pip install 'caxton[engine]'",
+                          hint=f"missing: {', '.join(missing)}; validate, plan, apply and reconcile run without it")
+
 
 @app.command("start")
 def start(
@@ -38,6 +54,7 @@ def start(
     port: PortOption = None,
 ) -> int:
     """Start the engine and serve its API until SIGTERM (drains in-flight messages, exits 0)."""
+    require_engine()
     from caxton.engine import config as engine_config
     from caxton.engine import server
 

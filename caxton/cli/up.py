@@ -51,6 +51,7 @@ def up(
     uncommitted: reconcile_cli.UncommittedOption = False,
 ) -> int:
     """Run an embedded engine and keep it equal to ./agents (or --source) until Ctrl-C."""
+    server_cli.require_engine()
     from caxton.engine import config as engine_config
     from caxton.reconcile import sources
     from caxton.reconcile.passes import Target

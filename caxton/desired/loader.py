@@ -32,7 +32,14 @@ from caxton.errors import GitError, InvalidInput
 from caxton.spec.diagnostics import Diagnostic
 from caxton.spec.digest import state_digest
 from caxton.validation.documents import diagnostic
-from caxton.validation.results import AgentFile, FileResult, ValidatedAgent, ValidationResult, combine
+from caxton.validation.results import (
+    AGENT_SUFFIXES,
+    AgentFile,
+    FileResult,
+    ValidatedAgent,
+    ValidationResult,
+    combine,
+)
 
 PROJECT_FILE = "caxton.yaml"
 DEFAULT_AGENTS_DIR = "agents"
@@ -72,11 +79,15 @@ def load(path: Path | str, *, ref: str | None = None, options: Options = SERIAL)
 
 
 def load_files(paths: Sequence[Path | str], *, options: Options = SERIAL) -> DesiredState:
-    """Validate the given files (pre-commit style).
+    """Validate the given files (pre-commit style), choosing them as ``load`` of the project would.
 
-    Agent files are validated as given; a ``.wasm`` file brings in the agents of
-    its project that use it; ``caxton.yaml`` is validated as project settings;
-    README.md is skipped; any other file is an ``unsupported-file`` error.
+    In a project (its root holds ``caxton.yaml`` or the agents directory): agent
+    files under the agents directory are validated, and their identities are
+    compared with every other agent file there (read from the cache, or just
+    their ``name``); files outside the agents directory, README.md and hidden
+    files are skipped silently; another file inside it is ``CX106``. A
+    ``.wasm`` file brings in the agents that use it; ``caxton.yaml`` is validated
+    as project settings. Outside a project, agent files are validated as given.
     """
     groups: dict[Path, _Group] = {}
     for raw in paths:
@@ -94,41 +105,74 @@ class _Group:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.agents: list[str] = []
+        self.files: list[str] = []
         self.modules: set[str] = set()
         self.project = False
-        self.other: list[str] = []
 
     def add(self, rel: str) -> None:
-        name = posixpath.basename(rel)
         if rel.endswith(".wasm"):
             self.modules.add(rel)
         elif rel == PROJECT_FILE:
             self.project = True
-        elif is_agent_name(name):
-            self.agents.append(rel)
-        elif name.lower() != "readme.md":
-            self.other.append(rel)
+        else:
+            self.files.append(rel)
 
     def load(self, options: Options) -> DesiredState:
         tree = FsTree(self.root)
         store = _store(self.root, options)
-        found: list[Diagnostic] = []
-        agents_dir = DEFAULT_AGENTS_DIR
-        if self.project or self.modules:
-            agents_dir, found = _project(tree, "", store)
-            if not self.project:
-                found = []
-        candidates = tree.agent_files(agents_dir) if self.modules and tree.kind(agents_dir) == "dir" else []
-        wanted = sorted(set(self.agents) | set(candidates))
-        result = _validate(tree, wanted, store, options.jobs)
+        agents_dir, found = _project(tree, "", store)
+        if not self.project:
+            found = []
+        in_project = tree.kind(PROJECT_FILE) == "file" or tree.kind(agents_dir) == "dir"
+        everything = tree.agent_files(agents_dir) if in_project and tree.kind(agents_dir) == "dir" else []
+        chosen, other = _select(self.files, agents_dir if in_project else None)
+        wanted = sorted(set(chosen) | (set(everything) if self.modules else set()))
+        results = _results(tree, wanted, store, options.jobs)
+        keep = set(chosen) | {r.path for r in results if r.agent is not None and r.agent.module_path in self.modules}
+        validated = set(wanted)
+        rest = [tree.read_agent(p) for p in everything if p not in validated]
+        identities = [store.get(item, tree.read_module) or _identity(item) for item in rest]
+        result = combine([r for r in results if r.path in keep],
+                         [*(r for r in results if r.path not in keep), *identities])
         store.save()
-        keep = set(self.agents) | {a.file for a in result.agents if a.module_path in self.modules}
-        agents = tuple(a for a in result.agents if a.file in keep)
-        found += [d for d in result.diagnostics if d.file in keep]
+        found += result.diagnostics
         found += [diagnostic("CX106", rel, "not an agent file",
-                             hint="agent files end in .md (YAML frontmatter) or .toml") for rel in self.other]
-        return _state(self.root, agents, found, source=str(self.root), git_commit=head_commit(self.root))
+                             hint="agent files end in .md (YAML frontmatter) or .toml") for rel in other]
+        return _state(self.root, result.agents, found, source=str(self.root), git_commit=head_commit(self.root))
+
+
+def _select(files: list[str], agents_dir: str | None) -> tuple[list[str], list[str]]:
+    """The given files to validate, and those to flag as not agent files.
+
+    ``agents_dir`` None (not a project): agent files as given. Else what
+    ``load`` would read there; other files inside it are flagged, files outside
+    it, README.md and hidden files skipped.
+    """
+    chosen: list[str] = []
+    other: list[str] = []
+    for rel in files:
+        name = posixpath.basename(rel)
+        if agents_dir is None:
+            if is_agent_name(name):
+                chosen.append(rel)
+            elif name.lower() != "readme.md":
+                other.append(rel)
+            continue
+        outside = bool(agents_dir) and not rel.startswith(agents_dir + "/")
+        below = rel[len(agents_dir) + 1:] if agents_dir else rel
+        if outside or any(part.startswith(".") for part in below.split("/")):
+            continue
+        if is_agent_name(name):
+            chosen.append(rel)
+        elif not name.lower().endswith(AGENT_SUFFIXES):
+            other.append(rel)
+    return chosen, other
+
+
+def _identity(item: AgentFile) -> FileResult:
+    from caxton.validation import pipeline
+
+    return pipeline.identity(item)
 
 
 def _rel(target: Path, root: Path) -> str:
@@ -192,12 +236,16 @@ def _load_tree(
 
 
 def _validate(tree: Tree, paths: Sequence[str], store: ValidationCache, jobs: int) -> ValidationResult:
+    return combine(_results(tree, paths, store, jobs))
+
+
+def _results(tree: Tree, paths: Sequence[str], store: ValidationCache, jobs: int) -> list[FileResult]:
     """Every file's result: from the cache when it still holds, else validated (in workers if many)."""
     items = [tree.read_agent(p) for p in paths]
     if not store.enabled and jobs <= 1:
         from caxton.validation import pipeline
 
-        return pipeline.validate_agents(items, tree.read_module)
+        return [pipeline.validate_file(item, tree.read_module) for item in items]
     from caxton.desired import workers
 
     results: list[FileResult] = []
@@ -213,7 +261,7 @@ def _validate(tree: Tree, paths: Sequence[str], store: ValidationCache, jobs: in
         results.append(result)
         if store.enabled:
             store.put(item, entry if entry is not None else to_entry(result))
-    return combine(results)
+    return results
 
 
 def _load_git(target: Path, ref: str, options: Options) -> DesiredState:

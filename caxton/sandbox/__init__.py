@@ -29,8 +29,8 @@ Contract used by the engine (implemented in ``caxton.sandbox.runtime``):
   at engine shutdown (``stop()`` of the last runtime of an engine also does).
 
 Modules: ``engines`` (wasmtime Engine per compiler and denied-feature set, epoch
-ticker), ``modules`` (load, compiler choice, cache, checks), ``wasmbin`` (section
-layout, export trimming before compile), ``host`` (caxton.log, caxton.clock_ms, WASI),
+ticker), ``modules`` (load, compiler choice, cache, checks; section layout and export
+trimming before compile by ``caxton.validation.wasmbin``), ``host`` (caxton.log, caxton.clock_ms, WASI),
 ``instance`` (one store, the ABI call), ``fastcall`` (fast export calls and
 memory copies), ``health`` (backoff, circuit breaker), ``runtime`` (the pool).
 Importing this package does not import wasmtime; ``caxton.sandbox.runtime`` does.

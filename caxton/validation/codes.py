@@ -76,6 +76,8 @@ CATALOGUE: tuple[Code, ...] = (
     Code("CX413", "host-import-mismatch", _E, "an import from the caxton host module that the host does not provide"),
     Code("CX414", "memory-max-over-limit", _W, "the module's declared maximum memory exceeds the policy"),
     Code("CX415", "feature-unchecked", _I, "a denied feature that this wasmtime cannot check"),
+    Code("CX416", "module-not-compiled", _I, "without wasmtime (light install): function bodies not validated, "
+         "denied features read by the pure reader"),
 )
 
 BY_ID: dict[str, Code] = {code.id: code for code in CATALOGUE}

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from caxton.spec.agent import KINDS, ConfigAgent, WasmAgent, model_for_kind
 from caxton.spec.diagnostics import Diagnostic
 from caxton.spec.digest import spec_digest
+from caxton.spec.identity import is_valid_name
 from caxton.validation import agent_checks, documents, modules, schema, wasm
 from caxton.validation.documents import Document, Pos, diagnostic
 from caxton.validation.results import AgentFile, FileResult, ValidatedAgent, ValidationResult, combine
@@ -38,6 +39,24 @@ def validate_file(item: AgentFile, read_module: modules.ModuleReader) -> FileRes
     if doc is None or agent is None:
         return FileResult(item.path, agent, tuple(found))
     return FileResult(item.path, agent, tuple(found), lambda: doc.value_pos(("name",)))
+
+
+def identity(item: AgentFile) -> FileResult:
+    """Only the identity a file claims (its ``name``), unchecked: for the files of the agents
+    directory that ``caxton validate FILE...`` was not given, to find duplicates cheaply."""
+    text, problem = documents.decode(item.path, item.content) if item.content is not None else (None, None)
+    doc = _parse(item.path, text) if text is not None and problem is None else None
+    data = doc.data if doc is not None else None
+    name = data.get("name") if data is not None else None
+    if doc is None or data is None or not isinstance(name, str) or not is_valid_name(name):
+        return FileResult(item.path, None, ())
+    agent = ValidatedAgent(item.path, name, str(data.get("kind", "config")), str(data.get("version", "")), "",
+                           _unchecked)
+    return FileResult(item.path, agent, (), lambda: doc.value_pos(("name",)))
+
+
+def _unchecked() -> ConfigAgent | WasmAgent:
+    raise RuntimeError("an identity-only result has no spec")
 
 
 def name_position(item: AgentFile) -> Pos | None:

@@ -90,21 +90,27 @@ class ValidationResult:
     diagnostics: tuple[Diagnostic, ...]
 
 
-def combine(results: Sequence[FileResult]) -> ValidationResult:
+def combine(results: Sequence[FileResult], others: Sequence[FileResult] = ()) -> ValidationResult:
     """The cross-file step: every file's diagnostics plus duplicate identities, sorted.
 
     Of two files with one identity the first (by path) is kept and the other flagged.
+    ``others`` are the files of the same agents directory that were not asked about
+    (``caxton validate FILE...``): only their identities count, and a duplicate is
+    reported when it involves a file of ``results``.
     """
-    ordered = sorted(results, key=lambda r: r.path)
-    found = [d for r in ordered for d in r.diagnostics]
+    asked = {r.path for r in results}
+    ordered = sorted([*results, *others], key=lambda r: r.path)
+    found = [d for r in results for d in r.diagnostics]
     unique, duplicates = _deduplicate([(r.agent, r.name_pos) for r in ordered if r.agent is not None])
-    found += duplicates
-    return ValidationResult(tuple(unique), tuple(sorted(found, key=Diagnostic.sort_key)))
+    found += [d for d, pair in duplicates if not asked.isdisjoint(pair)]
+    agents = (a for a in unique if a.file in asked)
+    return ValidationResult(tuple(agents), tuple(sorted(found, key=Diagnostic.sort_key)))
 
 
 def _deduplicate(
     agents: list[tuple[ValidatedAgent, Callable[[], Pos | None]]]
-) -> tuple[list[ValidatedAgent], list[Diagnostic]]:
+) -> tuple[list[ValidatedAgent], list[tuple[Diagnostic, tuple[str, str]]]]:
+    """The first agent of each identity, and a diagnostic (with the two files) for each later one."""
     first: dict[str, ValidatedAgent] = {}
     found = []
     for agent, name_pos in agents:
@@ -112,9 +118,10 @@ def _deduplicate(
         if earlier is None:
             first[agent.id] = agent
             continue
-        found.append(diagnostic(
+        found.append((diagnostic(
             "CX301", agent.file,
             f"agent {agent.id!r} (name {agent.name!r}) is already defined in {earlier.file}",
             name_pos(),
-            hint="names compare case-insensitively in kebab form; rename one agent or delete the duplicate"))
+            hint="names compare case-insensitively in kebab form; rename one agent or delete the duplicate"),
+            (agent.file, earlier.file)))
     return list(first.values()), found

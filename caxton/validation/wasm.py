@@ -1,9 +1,14 @@
 """Checks of a WASM agent's module: presence, digest pin, size, structure, imports,
 memory, required ABI exports and denied features.
 
-wasmtime is imported lazily, only when a WASM agent is validated, so config-only
-validation stays fast. Called by ``caxton.validation.pipeline``. Pure apart from
-compiling the bytes it is given.
+Imports, exports and memories are read by the pure-Python reader
+(``caxton.validation.wasmbin``), so they are checked in the light install too.
+When wasmtime (the ``engine`` extra) is importable it also validates the whole
+module (function bodies) and checks each denied feature; without it, denied
+features are read from the declarations and the instructions
+(``caxton.validation.wasmcode``) and a note (CX416) says what was not checked. wasmtime is imported lazily, only when a WASM agent is validated.
+Called by ``caxton.validation.pipeline``; pure apart from validating the bytes
+it is given.
 """
 
 from __future__ import annotations
@@ -13,12 +18,13 @@ import fnmatch
 import hashlib
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from caxton.spec import abi
 from caxton.spec.agent import WasmAgent
 from caxton.spec.diagnostics import Diagnostic
 from caxton.validation.documents import Document, Pos, diagnostic
+from caxton.validation import wasmbin, wasmcode
 from caxton.validation.modules import ModuleLookup
 
 if TYPE_CHECKING:
@@ -53,7 +59,7 @@ def check_module(doc: Document, spec: WasmAgent, lookup: ModuleLookup) -> tuple[
     structural = _header(doc, spec, data, where)
     if structural is not None:
         return [*found, structural], digest
-    found += _compiled_checks(doc, spec, data, where)
+    found += _structure(doc, spec, data, where)
     return found, digest
 
 
@@ -98,19 +104,43 @@ def _header(doc: Document, spec: WasmAgent, data: bytes, where: Pos) -> Diagnost
     return None
 
 
-def _compiled_checks(doc: Document, spec: WasmAgent, data: bytes, where: Pos) -> list[Diagnostic]:
+def _structure(doc: Document, spec: WasmAgent, data: bytes, where: Pos) -> list[Diagnostic]:
+    """Validity, denied features, imports, exports and memories of a module with a good header."""
+    full = _wasmtime_available()
+    if full:
+        invalid = _wasmtime_invalid(doc, data, where)
+        if invalid is not None:
+            return [invalid]
+    try:
+        interface = wasmbin.read_interface(data)
+    except wasmbin.MalformedWasm as error:
+        return [diagnostic("CX403", doc.file, f"invalid WebAssembly: {error}", where,
+                           hint="rebuild the module; 'wasm-validate' or 'wasm-tools validate' show details")]
+    found = _denied_features(doc, spec, data, where) if full else _declared_features(doc, spec, interface, data, where)
+    found += _imports(doc, spec, interface, where)
+    found += _exports(doc, interface, where)
+    found += _memories(doc, spec, interface, where)
+    return found
+
+
+def _wasmtime_available() -> bool:
+    try:
+        import wasmtime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _wasmtime_invalid(doc: Document, data: bytes, where: Pos) -> Diagnostic | None:
+    """wasmtime's verdict on the whole module, function bodies included (all features on)."""
     import wasmtime
 
     try:
-        module = wasmtime.Module(_engine(frozenset()), data)
+        wasmtime.Module.validate(_engine(frozenset()), data)
     except wasmtime.WasmtimeError as error:
-        return [diagnostic("CX403", doc.file, f"invalid WebAssembly: {_first_line(error)}", where,
-                           hint="rebuild the module; 'wasm-validate' or 'wasm-tools validate' show details")]
-    found = _denied_features(doc, spec, data, where)
-    found += _imports(doc, spec, module, where)
-    found += _exports(doc, module, where)
-    found += _memories(doc, spec, module, where)
-    return found
+        return diagnostic("CX403", doc.file, f"invalid WebAssembly: {_first_line(error)}", where,
+                          hint="rebuild the module; 'wasm-validate' or 'wasm-tools validate' show details")
+    return None
 
 
 def _first_line(error: Exception) -> str:
@@ -153,26 +183,49 @@ def _denied_features(doc: Document, spec: WasmAgent, data: bytes, where: Pos) ->
         try:
             wasmtime.Module.validate(_engine(_switches([feature])), data)
         except wasmtime.WasmtimeError as error:
-            found.append(diagnostic(
-                "CX410", doc.file, f"module uses the denied feature {feature!r}: {_first_line(error)}", where,
-                hint=f"rebuild without {feature}, or remove it from security_policy.denied_features"))
+            found.append(_feature_used(doc, feature, _first_line(error), where))
     return found
 
 
-def _signature(functype: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    return tuple(str(p) for p in functype.params), tuple(str(r) for r in functype.results)
+def _feature_used(doc: Document, feature: str, detail: str, where: Pos) -> Diagnostic:
+    return diagnostic("CX410", doc.file, f"module uses the denied feature {feature!r}: {detail}", where,
+                      hint=f"rebuild without {feature}, or remove it from security_policy.denied_features")
+
+
+def _declared_features(
+    doc: Document, spec: WasmAgent, interface: wasmbin.Interface, data: bytes, where: Pos
+) -> list[Diagnostic]:
+    """Without wasmtime: the denied features the declarations and instructions show, and a note."""
+    memories = interface.memories
+    shown = {
+        "simd": "declares v128 in a function type or an imported global" if "v128" in interface.value_types else "",
+        "threads": "declares a shared memory" if any(m.shared for m in memories) else "",
+        "memory64": "declares a 64-bit memory" if any(m.is64 for m in memories) else "",
+        "multi-memory": f"declares {len(memories)} memories" if len(memories) > 1 else "",
+    }
+    used = wasmcode.features_used(data)
+    for feature in used or ():
+        shown[feature] = shown.get(feature) or f"a function body uses {feature} instructions or locals"
+    denied = spec.security_policy.denied_features
+    found = [_feature_used(doc, f, shown[f], where) for f in denied if shown.get(f)]
+    read = "from declarations and instructions" if used is not None else \
+        "from declarations only (a function body holds an instruction this reader does not know)"
+    found.append(diagnostic(
+        "CX416", doc.file, "module checked without wasmtime: function bodies were not validated"
+        + (f"; denied features ({', '.join(denied)}) were read {read}" if denied else ""), where,
+        hint="install the engine (pip install 'caxton[engine]') for the full check; the engine always "
+             "runs it before deploying"))
+    return found
 
 
 def _allowed(name: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
 
 
-def _imports(doc: Document, spec: WasmAgent, module: Any, where: Pos) -> list[Diagnostic]:
-    import wasmtime
-
+def _imports(doc: Document, spec: WasmAgent, interface: wasmbin.Interface, where: Pos) -> list[Diagnostic]:
     policy = spec.security_policy
     found = []
-    for item in module.imports:
+    for item in interface.imports:
         full = f"{item.module}.{item.name}"
         if item.module == abi.WASI_MODULE:
             if not (policy.file_system_access or policy.network_access):
@@ -185,8 +238,8 @@ def _imports(doc: Document, spec: WasmAgent, module: Any, where: Pos) -> list[Di
                                     hint=f"add '{full}' to security_policy.allowed_imports if the agent needs it"))
             continue
         if item.module == abi.HOST_MODULE:
-            expected = abi.HOST_FUNCTIONS.get(item.name or "")
-            if expected is None or not isinstance(item.type, wasmtime.FuncType) or _signature(item.type) != expected:
+            expected = abi.HOST_FUNCTIONS.get(item.name)
+            if expected is None or item.signature is None or item.signature != expected:
                 found.append(diagnostic(
                     "CX413", doc.file, f"import {full!r} does not match a host function of ABI v{abi.ABI_VERSION}",
                     where, hint="the host provides: " + ", ".join(
@@ -199,40 +252,34 @@ def _show_sig(signature: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
     return f"({', '.join(params)}) -> ({', '.join(results)})"
 
 
-def _exports(doc: Document, module: Any, where: Pos) -> list[Diagnostic]:
-    import wasmtime
-
-    exports = {item.name: item.type for item in module.exports}
+def _exports(doc: Document, interface: wasmbin.Interface, where: Pos) -> list[Diagnostic]:
+    kinds = {item.name: item.kind for item in interface.exports}
     found = []
     for name, kind in abi.REQUIRED_EXPORTS.items():
-        if name not in exports:
+        if name not in kinds:
             found.append(diagnostic("CX408", doc.file, f"required export {name!r} ({kind}) is missing", where,
                                     hint="see docs/wasm-abi.md for the exports of ABI v1"))
     for name, kind in {**abi.REQUIRED_EXPORTS, abi.EXPORT_INIT: "func"}.items():
-        actual = exports.get(name)
+        actual = kinds.get(name)
         if actual is None:
             continue
-        expected_type = wasmtime.MemoryType if kind == "memory" else wasmtime.FuncType
-        if not isinstance(actual, expected_type):
+        if actual != kind:
             found.append(diagnostic("CX409", doc.file, f"export {name!r} must be a {kind}", where,
                                     hint="see docs/wasm-abi.md"))
-        elif kind == "func" and _signature(actual) != abi.EXPORT_SIGNATURES[name]:
+        elif kind == "func" and interface.signatures[name] != abi.EXPORT_SIGNATURES[name]:
             found.append(diagnostic(
-                "CX409", doc.file, f"export {name!r} has signature {_show_sig(_signature(actual))}, "
+                "CX409", doc.file, f"export {name!r} has signature {_show_sig(interface.signatures[name])}, "
                 f"ABI v{abi.ABI_VERSION} needs {_show_sig(abi.EXPORT_SIGNATURES[name])}", where,
                 hint="see docs/wasm-abi.md"))
     return found
 
 
-def _memories(doc: Document, spec: WasmAgent, module: Any, where: Pos) -> list[Diagnostic]:
-    import wasmtime
-
-    types = [i.type for i in module.imports] + [e.type for e in module.exports]
+def _memories(doc: Document, spec: WasmAgent, interface: wasmbin.Interface, where: Pos) -> list[Diagnostic]:
     found = []
     max_pages = spec.security_policy.max_memory_pages
     max_bytes = spec.resource_limits.max_memory_bytes
-    for memory in (t for t in types if isinstance(t, wasmtime.MemoryType)):
-        low, high = memory.limits.min, memory.limits.max
+    for memory in interface.memories:
+        low, high = memory.min, memory.max
         if low > max_pages or low * abi.WASM_PAGE_BYTES > max_bytes:
             found.append(diagnostic(
                 "CX407", doc.file, f"module needs {low} memory pages ({low * abi.WASM_PAGE_BYTES:,} bytes) at start; "

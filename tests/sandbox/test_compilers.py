@@ -9,8 +9,9 @@ import pytest
 import wasmtime
 
 from caxton.errors import SandboxError
-from caxton.sandbox import engines, modules, runtime, wasmbin
+from caxton.sandbox import engines, modules, runtime
 from caxton.spec.agent import SecurityPolicy
+from caxton.validation import wasmbin
 
 ABI = (
     '(memory (export "memory") 1)'
