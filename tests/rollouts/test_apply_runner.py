@@ -12,6 +12,7 @@ import pytest
 
 from caxton.engine import applies
 from caxton.engine.core import Engine
+from caxton.engine.store import Source
 from caxton.errors import Conflict
 from tests.rollouts import agents
 
@@ -65,3 +66,37 @@ def test_the_wait_for_another_change_phase_is_bounded(engine: Engine, monkeypatc
         with pytest.raises(Conflict, match=f"apply {first['id']} .* is still making its changes"):
             engine.applies.submit(submission(engine, serial, change("other", 1, "create")))
     assert final(engine, first["id"])["status"] == "succeeded"
+
+
+LONG = {"strategy": "canary", "steps": [50, 100], "interval": "60s"}
+
+
+def test_the_engine_decides_from_its_own_rollout_not_from_the_plan(engine: Engine) -> None:
+    """The candidate's spec leaves the rollout alone; the stable spec aborts it (whatever the plan said)."""
+    engine.rollouts.update(agents.spec("echo", 2, LONG), agents.module(2), Source(actor="test"),
+                           strategy="canary", apply_id=None)
+    rollout = engine.rollouts.active("echo")
+    assert rollout is not None and rollout.status == "running"
+    live = {a.id: a for a in engine.snapshot().agents}["echo"]  # the stable revision, and the rollout in flight
+    assert (live.revision, live.version) == (1, "1.0.1") and live.rollout is not None
+    assert (live.rollout.id, live.rollout.status, live.rollout.step, live.rollout.steps) == (rollout.id, "running", 1, 2)
+    assert (live.rollout.stable_revision, live.rollout.stable_version) == (1, "1.0.1")
+    assert (live.rollout.candidate_revision, live.rollout.candidate_version) == (2, "1.0.2")
+    assert live.rollout.candidate_digest == engine.store.revision("echo", 2).spec_digest
+    serial = engine.store.serial()
+    same = {**change("echo", 2, "update"), "strategy": "canary", "spec": agents.spec("echo", 2, LONG)}
+    left = final(engine, engine.applies.submit(submission(engine, serial, same))["id"])
+    assert left["status"] == "succeeded" and left["results"][0]["status"] == "unchanged"
+    assert left["results"][0]["message"] == (f"canary rollout {rollout.id} to 1.0.2 (at step 1/2) already in "
+                                             "progress: left as it is")
+    assert engine.rollouts.active("echo") is rollout
+
+    stable = {**change("echo", 1, "update"), "strategy": "canary"}  # the plan said canary: the engine aborts
+    back = final(engine, engine.applies.submit(submission(engine, engine.store.serial(), stable))["id"])
+    assert back["status"] == "succeeded" and back["results"][0]["status"] == "done"
+    assert back["results"][0]["message"] == (f"canary rollout {rollout.id} to 1.0.2 (at step 1/2) aborted: "
+                                             "revision 1 (1.0.1) serves 100 %")
+    assert engine.rollouts.active("echo") is None
+    assert (rollout.status, rollout.reason) == ("superseded", f"aborted: 1.0.1 is desired (apply {back['id']})")
+    state = {a.id: a for a in engine.snapshot().agents}["echo"]
+    assert (state.revision, state.traffic, state.rollout) == (1, {"1": 100}, None)

@@ -203,3 +203,10 @@ def test_ctrl_c_while_following_names_the_apply(engine: EngineProcess, tmp_path:
     assert err[-1] == (f"interrupted: apply {apply_id} goes on on the engine; "
                        f"follow it with `caxton applies follow {apply_id}`\n")
     assert apply_record(engine, apply_id)["status"] == "progressing"  # the engine carries on
+    with engine.client() as client:
+        assert client.request("GET", "/lock")["held"] is False
+
+    engine.kill()  # kill -9 while the apply follows its rollout: the rollout resumes, the apply is interrupted
+    engine.start()
+    assert apply_record(engine, apply_id)["status"] == "interrupted"
+    assert rollouts_of(engine)[0]["status"] in ("running", "paused")
