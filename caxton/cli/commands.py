@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "plan": ("caxton.cli.plan", "plan", False),
     "apply": ("caxton.cli.apply", "apply", False),
     "show": ("caxton.cli.show", "show", False),
+    "applies": ("caxton.cli.applies", "app", True),
     "lock": ("caxton.cli.lock", "app", True),
     "history": ("caxton.cli.history", "history", False),
     "rollback": ("caxton.cli.history", "rollback", False),
