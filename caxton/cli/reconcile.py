@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from caxton.cli import sync_view
 from caxton.cli.common import (
     DEFAULT_ENGINE_URL,
     EngineOption,
@@ -142,9 +143,12 @@ def _seconds(value: str, option: str) -> float:
 
 
 def _once(source: Source, targets: list[Target], settings: Settings) -> int:
+    """One pass that follows its apply to the end, like `caxton apply` (exit 3 when it rolled back)."""
+    from dataclasses import replace
+
     from caxton.reconcile.loop import Loop
 
-    loop = Loop(source, targets, settings)
+    loop = Loop(source, targets, replace(settings, options=replace(settings.options, wait=True)))
     try:
         outcome = loop.once()
     finally:
@@ -215,7 +219,7 @@ def stop_on_signals(stop: threading.Event, loop: Loop | None = None) -> Iterator
 @app.command("status")
 def status(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
            output: OutputOption = Output.text) -> int:
-    """Show what the reconcile loop last reported to the engine."""
+    """Show the reconcile loop's state and each agent's SYNC/HEALTH (Argo CD style), as the loop sees them now."""
     from caxton.client.engine import EngineClient
     from caxton.reconcile import board
 
@@ -229,25 +233,8 @@ def status(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
 
 
 def render_status(view: dict[str, Any]) -> None:
-    report = view.get("status")
-    if not report:
-        echo("No reconcile loop has reported to this engine (start one: caxton reconcile --watch).")
-        return
-    rows = [
-        ("source", report.get("source")), ("state", report.get("state")),
-        ("last seen commit", report.get("last_seen_commit")), ("last applied commit", report.get("last_applied_commit")),
-        ("last outcome", report.get("last_outcome")), ("last run", report.get("last_run_at")),
-        ("last success", report.get("last_success_at")), ("last error", report.get("last_error")),
-        ("retries", report.get("retries")), ("next attempt", report.get("next_attempt_at")),
-        ("reported", view.get("reported_at")), ("loop", f"{report.get('holder')} (id {report.get('loop_id')})"),
-    ]
-    for label, value in rows:
-        echo(f"{label + ':':<21}{'-' if value is None else value}")
-    for engine in report.get("engines") or []:
-        echo(f"engine {engine['engine']}: {engine.get('outcome') or '-'} at {engine.get('commit') or '-'}")
-    for found in report.get("diagnostics") or []:
-        where = ":".join(str(found[k]) for k in ("file", "line", "column") if found.get(k) is not None)
-        echo(f"  {where}: {found.get('severity')} {found.get('code')}: {found.get('message')}")
+    for line in sync_view.status_lines(view):
+        echo(line)
 
 
 @app.command("trigger")
