@@ -1,18 +1,23 @@
 """The engine side of ``caxton apply``: run a submitted plan to its outcome.
 
 The CLI submits the plan's changes (with the specs and modules to apply) while
-holding the apply lock; the engine checks the plan is fresh (same state
-serial), validates every spec first (a bad one refuses the whole submission,
-nothing applied), then performs the changes one agent at a time in a
-background thread through ``caxton.engine.operations.Operations``. Each
-agent's change is atomic (a new revision serves only once started), so a CLI
-killed mid-apply leaves the engine to finish; an engine killed mid-apply comes
-back with every agent on its old or new revision and the apply marked
-``interrupted``. An update whose strategy has steps (canary, gradual,
-blue-green, ab-test, shadow) starts a rollout (``caxton.engine.rollouts``);
-the apply follows every rollout it started until it finishes, relaying each
-step as a progress line, and ends ``rolled_back`` when any of them rolled
-back (``caxton apply`` exits 3). Progress is kept as numbered log lines that
+holding the apply lock; the engine checks the plan is fresh for the agents it
+changes (no event of any of them since the plan's state serial: changes to
+other agents, their rollouts included, never make it stale), validates every
+spec first (a bad one refuses the whole submission, nothing applied), then
+performs the changes one agent at a time in a background thread through
+``caxton.engine.operations.Operations``. Only this change phase is
+serialised: a submission arriving during another's waits for it a few
+seconds (``CHANGE_WAIT``). Once every change is performed or accepted (its
+rollout started), the apply is ``progressing`` and other applies may run at
+once; it ends ``succeeded``, ``failed``, ``rolled_back``, ``superseded`` (a
+newer apply superseded one of its rollouts) or ``interrupted`` when its
+rollouts end. Each agent's change is atomic (a new revision serves only once
+started), so a CLI killed mid-apply leaves the engine to finish; an engine
+killed mid-apply comes back with every agent on its old or new revision (its
+rollouts resume) and the apply marked ``interrupted``. An update of an agent
+with a rollout in flight follows the Argo Rollouts rule
+(``RolloutController.update``). Progress is kept as numbered log lines that
 the CLI follows (``GET /api/v1/applies/{id}?after=N&wait=S``).
 """
 
@@ -38,11 +43,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FINAL = frozenset({"succeeded", "failed", "rolled_back", "interrupted"})
+FINAL = frozenset({"succeeded", "failed", "rolled_back", "superseded", "interrupted"})
+#: Not final: making its changes ("running"), or following the rollouts it started ("progressing").
+ACCEPTED = "progressing"
 ACTIONS = ("create", "replace", "update", "delete")
 #: Outcome of a rollout -> status of its change in the apply.
-ROLLOUT_RESULT = {"succeeded": "done", "rolled_back": "rolled_back", "failed": "failed", "cancelled": "failed"}
+ROLLOUT_RESULT = {"succeeded": "done", "rolled_back": "rolled_back", "failed": "failed", "cancelled": "failed",
+                  "superseded": "superseded"}
+#: The apply's status from its changes' statuses: the first one present wins.
+OUTCOME_ORDER = ("failed", "interrupted", "rolled_back", "superseded")
 MAX_WAIT = 10.0
+#: Seconds a submission waits for another apply's change phase before it is refused.
+CHANGE_WAIT = 10.0
+MAX_LIST = 100
 #: Per-change results are written to SQLite at most this often while an apply runs (and at its end):
 #: each agent's own change is durable by itself; the record only reports progress.
 PERSIST_EVERY = 0.5
@@ -54,7 +67,8 @@ class ChangeResult:
     id: str
     action: str
     strategy: str
-    status: str = "pending"  # pending, running, done, unchanged, failed, rolled_back, interrupted
+    #: pending, running, paused (its rollout), done, unchanged, failed, rolled_back, superseded, interrupted
+    status: str = "pending"
     message: str = ""
     revision: int | None = None
     duration_ms: float | None = None
@@ -74,11 +88,13 @@ class ApplyRecord:
     persisted_at: float = 0.0
 
     def view(self, after: int = 0) -> dict[str, Any]:
+        return {**self.summary(), "log": [line for line in self.log if line["seq"] > after]}
+
+    def summary(self) -> dict[str, Any]:
         return {
             "id": self.id, "plan_id": self.plan_id, "status": self.status, "holder": self.holder,
             "git_commit": self.git_commit, "submitted_at": self.submitted_at, "finished_at": self.finished_at,
             "results": [asdict(r) for r in self.results],
-            "log": [line for line in self.log if line["seq"] > after],
         }
 
 
@@ -92,7 +108,7 @@ class _Item:
 
 
 class ApplyRunner:
-    """Accepts plan submissions and runs one at a time."""
+    """Accepts plan submissions; performs their changes one apply at a time, follows their rollouts side by side."""
 
     def __init__(self, ops: Operations, store: Store, lock: ApplyLock, rollouts: RolloutController | None = None) -> None:
         self.ops = ops
@@ -101,20 +117,24 @@ class ApplyRunner:
         self.lock = lock
         self._records: dict[str, ApplyRecord] = {}
         self._changed = threading.Condition()
-        self._running: ApplyRecord | None = None
+        #: The apply in its change phase (at most one at a time).
+        self._changing: ApplyRecord | None = None
         self._threads: list[threading.Thread] = []
 
     # --- start-up -------------------------------------------------------------------------
     def recover(self) -> list[str]:
         """Mark applies cut short by a crash as interrupted; return their ids."""
         with self.store.unversioned() as conn:
-            rows = conn.execute("SELECT id, plan_id FROM applies WHERE status = 'running'").fetchall()
-            conn.execute("UPDATE applies SET status = 'interrupted', finished_at = ? WHERE status = 'running'", (utcnow(),))
+            rows = conn.execute("SELECT id, plan_id, status FROM applies WHERE status IN ('running', ?)",
+                                (ACCEPTED,)).fetchall()
+            conn.execute("UPDATE applies SET status = 'interrupted', finished_at = ? WHERE status IN ('running', ?)",
+                         (utcnow(), ACCEPTED))
         for row in rows:
+            what = ("its rollouts resume (or roll back) on their own" if row["status"] == ACCEPTED
+                    else "every agent is on its old or its new revision; plan again to converge")
             with self.store.transaction() as tx:
                 tx.event("apply_interrupted", Source(actor="engine", plan_id=row["plan_id"]),
-                         message=f"apply {row['id']} was cut short by an engine restart; every agent is on "
-                         "its old or its new revision; plan again to converge")
+                         message=f"apply {row['id']} was cut short by an engine restart; {what}")
         return [row["id"] for row in rows]
 
     # --- submit -----------------------------------------------------------------------------
@@ -122,14 +142,8 @@ class ApplyRunner:
         lease = self.lock.check(str(body.get("lock_token") or ""))
         items = [_item(raw) for raw in _changes(body)]
         with self._changed:
-            if self._running is not None and self._running.status not in FINAL:
-                raise Conflict(f"apply {self._running.id} (plan {self._running.plan_id}) is still running",
-                               hint="wait for it to finish: `caxton apply` follows it until its outcome")
-            serial = self.store.serial()
-            if serial != body.get("engine_serial"):
-                raise StalePlan("plan is stale: the engine changed since it was made; run plan again",
-                                hint=f"the plan was made at engine serial {body.get('engine_serial')}; "
-                                f"the engine is now at serial {serial}")
+            self._wait_for_change_phase()
+            self._check_fresh(body.get("engine_serial"), [i.id for i in items])
             record = ApplyRecord(
                 id=uuid.uuid4().hex[:12], plan_id=str(body.get("plan_id") or ""), status="running",
                 holder=lease.holder, git_commit=body.get("git_commit"), submitted_at=utcnow(),
@@ -137,11 +151,36 @@ class ApplyRunner:
             )
             self._remember(record)
             self._persist(record, insert=True)
-            self._running = record
+            self._changing = record
         thread = threading.Thread(target=self._run, args=(record, items), name=f"apply-{record.id}", daemon=True)
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
         return record.view()
+
+    def _wait_for_change_phase(self) -> None:
+        """Wait (holding ``_changed``) until no apply is making its changes; Conflict after CHANGE_WAIT."""
+        deadline = time.monotonic() + CHANGE_WAIT
+        while self._changing is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                busy = self._changing
+                raise Conflict(f"apply {busy.id} (plan {busy.plan_id}) is still making its changes",
+                               hint="submit again in a moment (`caxton applies show "
+                               f"{busy.id}` shows its progress)")
+            self._changed.wait(remaining)
+
+    def _check_fresh(self, plan_serial: Any, agents: list[str]) -> None:
+        """Refuse the plan when an agent it changes changed on the engine since the plan was made."""
+        serial = self.store.serial()
+        if not isinstance(plan_serial, int) or plan_serial > serial:
+            raise StalePlan("plan is stale: it was not made against this engine's current state; run plan again",
+                            hint=f"the plan was made at engine serial {plan_serial}; the engine is at serial {serial}")
+        changed = self.store.changed_since(plan_serial, agents)
+        if changed:
+            raise StalePlan(f"plan is stale: agent(s) {', '.join(changed)} changed on the engine since it was made; "
+                            "run plan again",
+                            hint=f"the plan was made at engine serial {plan_serial}; see `caxton agents status "
+                            f"{changed[0]}` for what changed")
 
     # --- follow -----------------------------------------------------------------------------
     def get(self, apply_id: str, *, after: int = 0, wait: float = 0.0) -> dict[str, Any]:
@@ -155,6 +194,15 @@ class ApplyRunner:
                 self._changed.wait(remaining)
             return record.view(after)
 
+    def recent(self, limit: int = 20) -> dict[str, Any]:
+        """The newest applies first (their changes' results, without their progress lines)."""
+        limit = min(max(limit, 1), MAX_LIST)
+        with self.store.reading() as conn:
+            rows = conn.execute("SELECT * FROM applies ORDER BY rowid DESC LIMIT ?", (limit,)).fetchall()
+        with self._changed:
+            shown = [self._records.get(row["id"]) or _record(row) for row in rows]
+            return {"applies": [record.summary() for record in shown]}
+
     def wait_idle(self, timeout: float = 30.0) -> None:
         """Wait for the running apply's thread (used at shutdown and in tests)."""
         for thread in list(self._threads):
@@ -165,15 +213,33 @@ class ApplyRunner:
         source = Source(actor=f"apply {record.id} by {record.holder}", plan_id=record.plan_id, git_commit=record.git_commit)
         order = sorted(range(len(items)), key=lambda i: ACTIONS.index(items[i].action))
         rollouts: list[tuple[ChangeResult, str, float]] = []
-        for index in order:
-            started = self._one(record, record.results[index], items[index], source)
-            if started is not None:
-                rollouts.append((record.results[index], started, time.perf_counter()))
+        try:
+            for index in order:
+                started = self._one(record, record.results[index], items[index], source)
+                if started is not None:
+                    rollouts.append((record.results[index], started, time.perf_counter()))
+            if not rollouts:
+                self._finish(record, _outcome(record))
+        finally:
+            self._accepted(record, len(rollouts))
+        if not rollouts:
+            return
         for result, rollout_id, began in rollouts:
             self._follow(record, result, rollout_id, began)
-        statuses = {r.status for r in record.results}
-        status = next((s for s in ("failed", "interrupted", "rolled_back") if s in statuses), "succeeded")
-        self._finish(record, status)
+        self._finish(record, _outcome(record))
+
+    def _accepted(self, record: ApplyRecord, rollouts: int) -> None:
+        """The change phase is over: other applies may submit; the record is progressing (or final)."""
+        with self._changed:
+            if self._changing is record:
+                self._changing = None
+            if record.status not in FINAL:
+                record.status = ACCEPTED
+                record.log.append({"seq": len(record.log) + 1, "at": utcnow(), "agent": None, "action": None,
+                                   "status": ACCEPTED,
+                                   "message": f"every change accepted; {rollouts} rollout(s) in progress"})
+                self._persist(record)
+            self._changed.notify_all()
 
     def _follow(self, record: ApplyRecord, result: ChangeResult, rollout_id: str, began: float) -> None:
         """Wait for a rollout this apply started; its outcome becomes the change's status."""
@@ -222,11 +288,11 @@ class ApplyRunner:
             return self.ops.resume(item.id, source).to_dict()
         if item.action == "update" and self.rollouts is not None:
             def progress(status: str, message: str) -> None:
-                self._update(record, result, "running" if status in ("running", "paused") else result.status,
+                self._update(record, result, status if status in ("running", "paused") else result.status,
                              message)
 
-            return self.rollouts.start(item.spec, item.module, source, strategy=item.strategy,
-                                       apply_id=record.id, listener=progress)
+            return self.rollouts.update(item.spec, item.module, source, strategy=item.strategy,
+                                        apply_id=record.id, listener=progress)
         return self.ops.deploy(item.spec, item.module, source).to_dict()
 
     def _paused(self, agent: str) -> bool:
@@ -250,7 +316,7 @@ class ApplyRunner:
         with self._changed:
             record.status, record.finished_at = status, utcnow()
             counts = {s: sum(1 for r in record.results if r.status == s)
-                      for s in ("done", "unchanged", "failed", "rolled_back")}
+                      for s in ("done", "unchanged", "failed", "rolled_back", "superseded")}
             record.log.append({"seq": len(record.log) + 1, "at": record.finished_at, "agent": None, "action": None,
                                "status": status, "message": f"apply {status}", "counts": counts})
             self._persist(record)
@@ -259,7 +325,7 @@ class ApplyRunner:
             tx.event("apply_finished", Source(actor=f"apply {record.id}", plan_id=record.plan_id,
                                               git_commit=record.git_commit),
                      message=f"apply {record.id} {status}: {counts['done']} changed, {counts['failed']} failed, "
-                     f"{counts['rolled_back']} rolled back",
+                     f"{counts['rolled_back']} rolled back, {counts['superseded']} superseded",
                      data={"apply_id": record.id, "status": status, "counts": counts})
 
     def _persist(self, record: ApplyRecord, *, insert: bool = False) -> None:
@@ -287,10 +353,20 @@ class ApplyRunner:
         with self.store.unversioned() as conn:
             row = conn.execute("SELECT * FROM applies WHERE id = ?", (apply_id,)).fetchone()
         if row is None:
-            raise NotFound(f"no apply {apply_id!r} on this engine", hint="see `caxton apply` output for the id")
-        results = [ChangeResult(**r) for r in json.loads(row["results"])]
-        return ApplyRecord(row["id"], row["plan_id"], row["status"], row["holder"], row["git_commit"],
-                           row["submitted_at"], row["finished_at"], results, [])
+            raise NotFound(f"no apply {apply_id!r} on this engine", hint="list the recent ones: `caxton applies list`")
+        return _record(row)
+
+
+def _record(row: Any) -> ApplyRecord:
+    """An apply record as persisted (its progress lines are kept in memory only)."""
+    results = [ChangeResult(**r) for r in json.loads(row["results"])]
+    return ApplyRecord(row["id"], row["plan_id"], row["status"], row["holder"], row["git_commit"],
+                       row["submitted_at"], row["finished_at"], results, [])
+
+
+def _outcome(record: ApplyRecord) -> str:
+    statuses = {r.status for r in record.results}
+    return next((s for s in OUTCOME_ORDER if s in statuses), "succeeded")
 
 
 def _changes(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -328,6 +404,8 @@ def _starting(item: _Item) -> str:
 
 
 def _finished(item: _Item, outcome: dict[str, Any]) -> str:
+    if outcome.get("action") in ("unchanged", "aborted") and outcome.get("note"):
+        return str(outcome["note"])
     if outcome.get("action") == "unchanged":
         return "already up to date"
     if item.action == "delete":

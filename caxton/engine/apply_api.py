@@ -70,6 +70,11 @@ def mount(app: FastAPI, engine: Engine, auth: Any) -> None:
         """Run a plan's changes (see docs/api.md); refused when stale or when the lock is not held."""
         return engine.applies.submit(body)
 
+    @app.get(PREFIX + "/applies", tags=["apply"])
+    def apply_list(limit: int = Query(20, ge=1, le=100)) -> dict[str, Any]:
+        """The most recent applies, newest first (without their progress lines)."""
+        return engine.applies.recent(limit)
+
     @app.get(PREFIX + "/applies/{apply_id}", tags=["apply"])
     def apply_get(apply_id: str, after: int = Query(0, ge=0), wait: float = Query(0.0, ge=0.0, le=10.0)) -> dict[str, Any]:
         return engine.applies.get(apply_id, after=after, wait=wait)

@@ -281,7 +281,7 @@ class Engine:
             spec_digest=revision.spec_digest if revision is not None else "",
             applied_spec_digest=row.applied_spec_digest, module_sha256=module_sha,
             traffic=route.traffic() if route else {}, git_commit=row.git_commit, plan_id=row.plan_id,
-            updated_at=row.updated_at,
+            updated_at=row.updated_at, rollout=self.rollouts.state_of(row.id),
         )
 
     def agents(self) -> list[dict[str, Any]]:

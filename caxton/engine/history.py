@@ -20,6 +20,7 @@ _OUTCOMES = {
     "deploy_failed": "failed",
     "rollout_succeeded": "deployed",
     "rollout_rolled_back": "rolled_back",
+    "rollout_superseded": "superseded",
     "rollout_failed": "failed",
 }
 

@@ -210,6 +210,10 @@ class Operations:
                                   f"after {timeout:g}s of draining; stopping it", revision=serving.revision)
         _quiet_stop(serving)
 
+    def digest_of(self, spec: AgentModel, module: bytes | None) -> str:
+        """The digest ``spec`` (with ``module``, or the one it pins) would be stored under."""
+        return self._prepare(spec, module)[2]
+
     def _prepare(
         self, spec: AgentModel, module: bytes | None,
     ) -> tuple[bytes | None, dict[str, Any], str, AgentRow | None]:

@@ -295,6 +295,19 @@ class Store:
             out.append((agent, revision, json.loads(row["spec_data"])))
         return serial, out
 
+    def changed_since(self, serial: int, agent_ids: list[str]) -> list[str]:
+        """Which of ``agent_ids`` have an event (a change) committed after state serial ``serial``."""
+        changed: list[str] = []
+        with self._lock:
+            for start in range(0, len(agent_ids), 500):
+                chunk = agent_ids[start:start + 500]
+                marks = ",".join("?" for _ in chunk)
+                rows = self._conn.execute(
+                    f"SELECT DISTINCT agent_id FROM events WHERE agent_id IN ({marks}) AND serial > ?",
+                    (*chunk, serial)).fetchall()
+                changed += [row["agent_id"] for row in rows]
+        return sorted(changed)
+
     def events(self, *, agent_id: str | None = None, after: int = 0, limit: int = 100) -> list[EventRow]:
         query = "SELECT * FROM events WHERE id > ?"
         params: list[Any] = [after]

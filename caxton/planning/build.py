@@ -1,4 +1,11 @@
-"""Construct a Plan from the desired state and the engine's state snapshot (pure)."""
+"""Construct a Plan from the desired state and the engine's state snapshot (pure).
+
+An agent with a rollout in flight follows the Argo Rollouts rule: the
+candidate's spec desired -> no-op (a running rollout is never resubmitted);
+the stable spec desired -> update with strategy ``abort``; any other spec ->
+update with the agent's strategy, superseding the rollout. The engine applies
+the same rule from its own truth when it receives the update.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,10 @@ from caxton.desired.model import DesiredAgent, DesiredState
 from caxton.errors import InvalidInput
 from caxton.planning import diff
 from caxton.spec.plan import Action, AgentChange, FieldChange, Plan, PlanOptions, PlanSource
-from caxton.spec.state import SERVING_STATE, AgentState, StateSnapshot
+from caxton.spec.state import SERVING_STATE, AgentState, RolloutState, StateSnapshot
+
+#: The strategy of an update that aborts the rollout in flight (its stable spec is desired).
+ABORT = "abort"
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,8 @@ def _compare(agent: DesiredAgent, live: AgentState) -> AgentChange:
     if live.kind != agent.kind:
         changes = [FieldChange(path="kind", op="change", before=live.kind, after=agent.kind)]
         return _both(agent, live, "replace", f"kind changed from {live.kind} to {agent.kind}", "immediate", changes)
+    if live.rollout is not None:
+        return _in_flight(agent, live, live.rollout)
     spec_changed = live.spec_digest != agent.digest
     changes = diff.field_changes(live.spec, agent.spec.model_dump(mode="json")) if spec_changed else []
     if spec_changed and live.module_sha256 != agent.module_sha256:
@@ -89,9 +101,36 @@ def _compare(agent: DesiredAgent, live: AgentState) -> AgentChange:
     return _both(agent, live, "update", reason, strategy, changes, drift=drift is not None)
 
 
+def _in_flight(agent: DesiredAgent, live: AgentState, rollout: RolloutState) -> AgentChange:
+    """Change of an agent with a rollout in flight: left alone, aborted, or superseded."""
+    now = describe_rollout(rollout)
+    if agent.digest == rollout.candidate_digest:
+        return _both(agent, live, "no-op", now, "none", [], rollout=rollout.id)
+    if agent.digest == live.spec_digest:
+        change = FieldChange(path="(rollout)", op="remove", before=f"{rollout.candidate_version} ({rollout.strategy})")
+        return _both(agent, live, "update", f"{now} -> aborted: {live.version} is desired", ABORT, [change],
+                     rollout=rollout.id)
+    changes = diff.field_changes(live.spec, agent.spec.model_dump(mode="json"))
+    if live.module_sha256 != agent.module_sha256:
+        changes.append(
+            FieldChange(path="(module)", op="change", before=live.module_sha256, after=agent.module_sha256)
+        )
+    return _both(agent, live, "update", f"{now} -> superseded by {agent.version}", agent.spec.rollout.strategy,
+                 changes, rollout=rollout.id)
+
+
+def describe_rollout(rollout: RolloutState) -> str:
+    """``rollout to 1.1.0 paused at step 1/3 (no data)`` / ``rollout to 1.1.0 at step 2/3``."""
+    if rollout.status != "paused":
+        return f"rollout to {rollout.candidate_version} at step {rollout.step}/{rollout.steps}"
+    why = "no data" if "no data" in rollout.reason else rollout.reason.split(":")[0].strip()
+    return (f"rollout to {rollout.candidate_version} paused at step {rollout.step}/{rollout.steps}"
+            + (f" ({why})" if why else ""))
+
+
 def _both(
     agent: DesiredAgent, live: AgentState, action: Action, reason: str, strategy: str, changes: list[FieldChange],
-    *, drift: bool = False,
+    *, drift: bool = False, rollout: str | None = None,
 ) -> AgentChange:
     """An AgentChange with the before (engine) and after (desired) sides filled in."""
     return AgentChange(
@@ -100,7 +139,7 @@ def _both(
         version_before=live.version, version_after=agent.version,
         digest_before=live.spec_digest, digest_after=agent.digest,
         module_before=live.module_sha256, module_after=agent.module_sha256,
-        revision_before=live.revision, state_before=live.state,
+        revision_before=live.revision, state_before=live.state, rollout_id=rollout,
     )
 
 

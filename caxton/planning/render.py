@@ -69,6 +69,9 @@ def _agent_block(change: AgentChange) -> list[str]:
 def summary_line(plan: Plan) -> str:
     counts = plan.counts()
     if not plan.has_changes:
+        flying = len(plan.in_flight())
+        if flying:
+            return f"No changes. The engine is rolling out the desired state ({flying} rollout(s) in flight)."
         return "No changes. The engine matches the desired state."
     text = f"Plan: {counts['create']} to create, {counts['update']} to update, {counts['delete']} to delete"
     if counts["replace"]:
@@ -84,6 +87,10 @@ def render_text(plan: Plan) -> str:
         lines += ["Caxton will perform the following actions:", ""]
         for change in actionable:
             lines += _agent_block(change)
+    flying = plan.in_flight()
+    if flying:
+        lines += ["Rollouts in flight to the desired version (left as they are):"]
+        lines += [f"  = {change.id}: {change.reason}" for change in flying] + [""]
     where = plan.source.path + (f" @ {plan.source.git_commit[:12]}" if plan.source.git_commit else "")
     lines.append(f"Desired state: {where} ({plan.desired_digest[:19]}); engine {plan.engine_url} serial {plan.engine_serial}")
     lines.append(summary_line(plan))

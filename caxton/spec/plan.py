@@ -54,6 +54,8 @@ class AgentChange(BaseModel):
     module_after: str | None = Field(None, description="WASM module sha256 in the desired state")
     revision_before: int | None = None
     state_before: str | None = None
+    rollout_id: str | None = Field(None, description="the agent's rollout in flight on the engine, if any "
+                                   "(left alone by a no-op, aborted or superseded by an update)")
     changes: list[FieldChange] = Field(default_factory=list)
 
 
@@ -95,3 +97,7 @@ class Plan(BaseModel):
 
     def actionable(self) -> list[AgentChange]:
         return [change for change in self.changes if change.action != "no-op"]
+
+    def in_flight(self) -> list[AgentChange]:
+        """No-ops of agents whose rollout to the desired spec is still in flight on the engine."""
+        return [change for change in self.changes if change.action == "no-op" and change.rollout_id]

@@ -20,8 +20,26 @@ WASM_STATES = ("Unloaded", "Loaded", "Running", "Draining", "Stopped", "Failed")
 SERVING_STATE = {"config": "Active", "wasm": "Running"}
 
 
+class RolloutState(BaseModel):
+    """An agent's in-flight (running or paused) rollout from its stable revision to a candidate."""
+
+    id: str
+    strategy: str
+    status: str = Field(description="running | paused")
+    step: int = Field(description="1-based step being run")
+    steps: int = Field(description="number of steps")
+    reason: str = Field("", description="why it is paused (e.g. inconclusive: error_rate: no data ...)")
+    stable_revision: int
+    stable_version: str
+    candidate_revision: int
+    candidate_version: str
+    candidate_digest: str = Field(description="spec_digest of the candidate revision")
+    apply_id: str | None = None
+
+
 class AgentState(BaseModel):
-    """One agent as the engine holds it."""
+    """One agent as the engine holds it: ``version``, ``revision``, ``spec`` describe the stable
+    (serving baseline) revision; ``rollout`` the candidate in flight, if any."""
 
     id: str = Field(description="kebab-case identity")
     name: str
@@ -37,6 +55,7 @@ class AgentState(BaseModel):
     git_commit: str | None = None
     plan_id: str | None = None
     updated_at: str | None = None
+    rollout: RolloutState | None = Field(None, description="the in-flight (running or paused) rollout")
 
 
 class StateSnapshot(BaseModel):

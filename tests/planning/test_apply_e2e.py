@@ -74,7 +74,8 @@ def test_saved_plan_applies_exactly_and_goes_stale(run_cli: Run, engine: EngineP
     # the same plan again: the engine moved on
     stale = apply(run_cli, engine, plan_file)
     assert stale.code == 1
-    assert "plan is stale: the engine changed since it was made; run plan again" in stale.err
+    assert ("plan is stale: agent(s) data-processor, scorer, summarizer changed on the engine since it was made; "
+            "run plan again") in stale.err
     # a plan whose files changed afterwards
     plan(run_cli, engine, desired_repo.agents, "--out", str(plan_file))
     desired_repo.edit("agents/summarizer.toml", 'version = "0.3.1"', 'version = "1.0.1"')

@@ -13,7 +13,7 @@ from caxton.planning import build, planfile, render
 from caxton.spec.agent import parse_agent
 from caxton.spec.digest import spec_digest, state_digest
 from caxton.spec.plan import PlanSource
-from caxton.spec.state import AgentState, StateSnapshot
+from caxton.spec.state import AgentState, RolloutState, StateSnapshot
 
 SCORER_SHA = "a" * 64
 
@@ -189,3 +189,46 @@ def test_plan_file_round_trip_and_version_check() -> None:
         planfile.loads("{nope")
     with pytest.raises(InvalidInput, match="not a Caxton plan"):
         planfile.loads("[]")
+
+
+def in_flight(live: AgentState, candidate: dict[str, Any], *, paused: bool = True) -> AgentState:
+    """``live`` (its stable revision) with a canary to ``candidate`` in flight at step 1/3."""
+    target = desired_agent(candidate, SCORER_SHA)
+    rollout = RolloutState(
+        id="r-1", strategy="canary", status="paused" if paused else "running", step=1, steps=3,
+        reason="inconclusive: error_rate: no data (0 requests < min_requests 20)" if paused else "",
+        stable_revision=live.revision, stable_version=live.version, candidate_revision=live.revision + 1,
+        candidate_version=target.version, candidate_digest=target.digest, apply_id="apply-1",
+    )
+    return live.model_copy(update={"rollout": rollout})
+
+
+CANARY = {"rollout": {"strategy": "canary", "steps": [10, 50, 100]}}
+
+
+def test_a_rollout_in_flight_is_left_aborted_or_superseded(snapshot: SnapshotAssertion) -> None:
+    stable, candidate = config("kept", **CANARY), config("kept", "1.1.0", **CANARY)
+    have = snapshot_of(
+        in_flight(live_agent(stable), candidate),
+        in_flight(live_agent(config("back", **CANARY)), config("back", "1.1.0", **CANARY), paused=False),
+        in_flight(live_agent(config("newer", **CANARY)), config("newer", "1.1.0", **CANARY)),
+    )
+    want = desired(candidate, config("back", **CANARY), config("newer", "1.2.0", **CANARY))
+    plan = build.make_plan(want, have, REQUEST)
+    changes = {c.id: c for c in plan.changes}
+    assert (changes["kept"].action, changes["kept"].reason) == ("no-op", "rollout to 1.1.0 paused at step 1/3 (no data)")
+    assert (changes["back"].action, changes["back"].strategy) == ("update", "abort")
+    assert changes["back"].reason == "rollout to 1.1.0 at step 1/3 -> aborted: 1.0.0 is desired"
+    assert (changes["newer"].action, changes["newer"].strategy) == ("update", "canary")
+    assert changes["newer"].reason == "rollout to 1.1.0 paused at step 1/3 (no data) -> superseded by 1.2.0"
+    assert {c.id: c.rollout_id for c in plan.changes} == {"kept": "r-1", "back": "r-1", "newer": "r-1"}
+    assert render.render_text(plan) == snapshot(name="text")
+
+
+def test_only_rollouts_in_flight_is_no_change() -> None:
+    candidate = config("kept", "1.1.0", **CANARY)
+    plan = build.make_plan(desired(candidate), snapshot_of(in_flight(live_agent(config("kept", **CANARY)), candidate)),
+                           REQUEST)
+    assert not plan.has_changes
+    assert render.summary_line(plan) == (
+        "No changes. The engine is rolling out the desired state (1 rollout(s) in flight).")

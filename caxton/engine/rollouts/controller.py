@@ -8,6 +8,11 @@ fails the step at once; a pass needs a full ``interval``), and moves to the
 next step, promotes (100 % candidate, stable drained and stopped) or rolls
 back (100 % stable, candidate drained and stopped, event with the reason).
 ``promote`` and ``abort`` are the operator's shortcuts (``caxton rollout``).
+``update`` is what an apply calls for an agent's new spec: it follows the
+Argo Rollouts rule when the agent already has a rollout in flight (the same
+candidate: left alone; the stable spec: the rollout is aborted; anything
+else: the rollout is aborted back to stable, ends ``superseded``, and a new
+one starts from stable).
 Every change is persisted (``records``), so ``recover`` at engine start
 resumes each in-flight rollout at its step, or rolls it back when its spec
 says ``resume: false``. All route changes hold ``Operations.lock``.
@@ -29,6 +34,7 @@ from caxton.engine.rollouts import (
     records,
     recovery,
     strategies,
+    supersede,
     views,
 )
 from caxton.engine.rollouts.model import (
@@ -51,6 +57,7 @@ from caxton.engine.store import Source, Store, utcnow
 from caxton.errors import Conflict, InvalidInput, NotFound
 from caxton.spec.agent import ConfigAgent, RolloutSpec
 from caxton.spec.identity import agent_id
+from caxton.spec.state import RolloutState
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +108,19 @@ class RolloutController:
         run = self._runs.get(agent)
         return run.rollout if run else None
 
+    def state_of(self, agent: str) -> RolloutState | None:
+        """The agent's in-flight rollout as the state snapshot shows it (None: no rollout)."""
+        return supersede.state_of(self, agent)
+
     # --- start ------------------------------------------------------------------------------
+    def update(
+        self, spec_json: Any, module: bytes | None, source: Source, *, strategy: str,
+        apply_id: str | None = None, listener: Listener | None = None,
+    ) -> dict[str, Any]:
+        """An apply's new spec for an agent: a rollout, after settling the one in flight (``supersede``)."""
+        return supersede.update(self, spec_json, module, source, strategy=strategy, apply_id=apply_id,
+                                listener=listener)
+
     def start(
         self, spec_json: Any, module: bytes | None, source: Source, *, strategy: str,
         apply_id: str | None = None, listener: Listener | None = None,
@@ -312,7 +331,8 @@ class RolloutController:
             self._finish(run, SUCCEEDED, why)
         self._retire_later(run.stable, run.spec.drain_timeout)
 
-    def _rollback(self, run: Run, reason: str, *, verdict_at: float | None = None) -> None:
+    def _rollback(self, run: Run, reason: str, *, verdict_at: float | None = None, status: str = ROLLED_BACK) -> None:
+        """100 % to the stable revision (conversations on the candidate go on there); the candidate drains."""
         with self.ops.lock:
             if run.rollout.status not in ACTIVE:
                 return
@@ -321,7 +341,7 @@ class RolloutController:
             self.router.set(route)  # first: every new message goes to the stable revision from now on
             run.rollout.weights = route.traffic()
             run.rollout.timings = {"verdict_to_stable_ms": round((time.perf_counter() - began) * 1000, 3)}
-            self._finish(run, ROLLED_BACK, reason)
+            self._finish(run, status, reason)
         self._retire_later(run.candidate, run.spec.drain_timeout)
 
     def _finish(self, run: Run, status: str, reason: str) -> None:

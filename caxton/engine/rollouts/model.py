@@ -19,8 +19,11 @@ SUCCEEDED = "succeeded"
 ROLLED_BACK = "rolled_back"
 FAILED = "failed"
 CANCELLED = "cancelled"
+#: Ended by a newer desired version (or by the stable one being desired again): the candidate was
+#: aborted back to stable, as a rollback does, but nothing failed.
+SUPERSEDED = "superseded"
 ACTIVE = frozenset({RUNNING, PAUSED})
-FINAL = frozenset({SUCCEEDED, ROLLED_BACK, FAILED, CANCELLED})
+FINAL = frozenset({SUCCEEDED, ROLLED_BACK, FAILED, CANCELLED, SUPERSEDED})
 
 Verdict = Literal["pass", "fail", "no_data"]
 
