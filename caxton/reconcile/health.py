@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from caxton.planning.build import describe_rollout
 from caxton.spec.plan import AgentChange, Plan
 from caxton.spec.state import SERVING_STATE, AgentState, StateSnapshot
 
@@ -98,21 +99,8 @@ def _health(agent: AgentState | None, change: AgentChange | None, held: Held | N
 
 
 def rollout_phrase(agent: AgentState) -> str:
-    """``rollout to 1.1.0 paused at step 1/3 (no data)`` / ``rollout to 1.1.0 at step 2/3``; '' without one."""
-    rollout = agent.rollout
-    if rollout is None:
-        return ""
-    where = f"at step {rollout.step}/{rollout.steps}"
-    if rollout.status != "paused":
-        return f"rollout to {rollout.candidate_version} {where}"
-    return f"rollout to {rollout.candidate_version} paused {where} ({_short(rollout.reason)})"
-
-
-def _short(reason: str) -> str:
-    if "no data" in reason:
-        return "no data"
-    reason = reason.removeprefix("inconclusive: ")
-    return reason if len(reason) <= 80 else reason[:77] + "..."
+    """``rollout to 1.1.0 paused at step 1/3 (no data)`` / ``rollout to 1.1.0 at step 2/3`` (the planner's words)."""
+    return describe_rollout(agent.rollout) if agent.rollout is not None else ""
 
 
 def summary(rows: list[AgentRow]) -> dict[str, int]:

@@ -229,14 +229,30 @@ def _apply(client: EngineClient, plan: Plan, desired: DesiredState, options: Opt
                             detach=not options.wait, timeout=options.apply_timeout)
 
     try:
-        return run()
+        outcome = run()
     except LockHeld as held:
         details = held.details if isinstance(held.details, dict) else {}
         if details.get("holder") != plans.holder():
             raise
-    log.info("%s: releasing the apply lock this loop held before the engine restarted", client.base_url)
-    plans.release_lock(client, None, force=True)
-    return run()
+        log.info("%s: releasing the apply lock this loop held before the engine restarted", client.base_url)
+        plans.release_lock(client, None, force=True)
+        outcome = run()
+    if outcome.status != "detached" or outcome.apply_id is None:
+        return outcome
+    return _accepted(client, outcome.apply_id, options.apply_timeout)
+
+
+def _accepted(client: EngineClient, apply_id: str, timeout: float) -> applying.ApplyOutcome:
+    """Wait while the engine makes the apply's changes; return once they are all performed or started."""
+    deadline = time.monotonic() + timeout
+    after = 0
+    while True:
+        view = plans.apply_status(client, apply_id, after=after, wait=1.0)
+        for line in view["log"]:
+            after = max(after, int(line["seq"]))
+            _progress(client.base_url)(line)
+        if view["status"] != "running" or time.monotonic() > deadline:
+            return applying.ApplyOutcome(apply_id, view["status"], view["results"])
 
 
 def _change(result: dict[str, Any]) -> str:
