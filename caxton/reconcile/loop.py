@@ -190,9 +190,10 @@ class Loop:
                 continue
             outcome = self._step(reasons, timer)
             if outcome is None:
-                if timer:
+                if timer:  # nothing to do (or held): the next attempt moves on, never left in the past
                     next_at = time.monotonic() + spread(self.settings.interval, self.settings.jitter, self.rng)
                     self.status.schedule(time.time() + (next_at - time.monotonic()))
+                    self.report()
                 continue
             next_at = time.monotonic() + self.next_delay
             refresh_at = time.monotonic() + self.settings.refresh

@@ -105,3 +105,36 @@ def test_a_paused_canary_blocks_nothing_and_a_newer_commit_supersedes_it(
         text = cli(engine, "agents", "list")
         line = next(t for t in text.splitlines() if t.startswith("data-processor"))
         assert "Synced" in line and "Progressing" in line and "rollout to 1.2.0 at step 1/3" in line
+
+
+def test_a_rolled_back_version_is_held_not_retried_until_the_agent_changes(
+    engine: EngineProcess, desired_repo: DesiredRepo, tmp_path: Path,
+) -> None:
+    source = sources.open_source(str(desired_repo.root), branch="main", path=None, data_dir=tmp_path / "c", poll=0.05)
+    with running_loop(source, [Target(engine.url)], WATCH) as loop:
+        wait_for(lambda: len(revisions(engine)) == 3 and loop.status.state == "idle", what="the quickstart served")
+        desired_repo.edit(DP, 'version: "1.0.0"', 'version: "1.1.0"')
+        desired_repo.edit(DP, "interval: 30s", "interval: 1s\n  analysis:\n    on_no_data: fail")
+        desired_repo.commit("data-processor 1.1.0, rolled back when no data comes")
+        degraded = wait_for(lambda: (r := rows(engine).get("data-processor")) and r["health"] == "Degraded" and r,
+                            what="the rollback reported")
+        assert degraded["sync"] == "OutOfSync"
+        assert degraded["reason"].startswith("rollout to 1.1.0 rolled back (") and "1.0.0 serves" in degraded["reason"]
+        with engine.client() as client:
+            before = len(client.request("GET", "/rollouts/data-processor", params={"limit": 50})["rollouts"])
+        for _ in range(3):  # passes on demand (the webhook's): each one holds the rolled-back version
+            runs = loop.status.runs.copy()
+            loop.poke("trigger")
+            wait_for(lambda: sum(loop.status.runs.values()) > sum(runs.values()), what="one more pass")
+            assert loop.status.last_outcome == "degraded", loop.status.last_message
+        with engine.client() as client:
+            after = len(client.request("GET", "/rollouts/data-processor", params={"limit": 50})["rollouts"])
+        assert after == before, "the rolled-back version was submitted again"
+        assert loop.status.state == "idle"
+
+        desired_repo.edit(DP, "on_no_data: fail", "on_no_data: pass")
+        desired_repo.edit(DP, 'version: "1.1.0"', 'version: "1.1.1"')
+        desired_repo.commit("data-processor 1.1.1")
+        wait_for(lambda: revisions(engine)["data-processor"][2] == "1.1.1", timeout=30.0, what="the fix rolled out")
+        wait_for(lambda: (rows(engine)["data-processor"]["sync"], rows(engine)["data-processor"]["health"])
+                 == ("Synced", "Healthy"), what="synced and healthy again")
