@@ -215,7 +215,11 @@ class Loop:
             except CaxtonError as error:
                 log.debug("refreshing %s failed: %s", target.url, error.message)
                 continue
-            changed = self.status.show_rows(target.url, rows) or changed
+            differs, moved = self.status.show_rows(target.url, rows)
+            for row in moved:
+                log.info("%s: %s %s %s%s", target.url, row.name, row.sync, row.health,
+                         f": {row.reason}" if row.reason else "")
+            changed = differs or changed
         in_flight = self._in_flight()
         if in_flight != self.status.in_flight:
             self.status.in_flight, changed = in_flight, True

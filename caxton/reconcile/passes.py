@@ -259,7 +259,9 @@ def _change(result: dict[str, Any]) -> str:
     revision = f" (revision {result['revision']})" if result.get("revision") else ""
     verb = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}.get(
         str(result["action"]), str(result["action"]))
-    if result["status"] != "done":
+    if result["status"] in ("running", "paused"):
+        verb = f"rollout {result['status']}"
+    elif result["status"] != "done":
         verb = f"{result['action']} {result['status']}"
     return f"{result['id']} {verb}{revision}"
 

@@ -103,14 +103,15 @@ class LoopStatus:
         else:
             self.state = "idle"
 
-    def show_rows(self, engine: str, rows: tuple[AgentRow, ...]) -> bool:
-        """Take in a refresh of ``engine``'s rows; True when something changed."""
+    def show_rows(self, engine: str, rows: tuple[AgentRow, ...]) -> tuple[bool, list[AgentRow]]:
+        """Take in a refresh of ``engine``'s rows: whether any changed, and those whose SYNC/HEALTH/reason did."""
         fresh = [row.to_dict() for row in rows]
         for view in self.engines:
             if view.engine == engine and view.agents != fresh:
+                before = {(r["id"], r["sync"], r["health"], r["reason"]) for r in view.agents}
                 view.agents = fresh
-                return True
-        return False
+                return True, [row for row in rows if (row.id, row.sync, row.health, row.reason) not in before]
+        return False, []
 
     def _engines(self, outcome: PassOutcome) -> None:
         by_url = {view.engine: view for view in self.engines}
