@@ -145,6 +145,12 @@ class RolledBack(CaxtonError):
     code = "rolled_back"
 
 
+class ApplyTimeout(CaxtonError):
+    """``caxton apply`` stopped waiting (``--timeout``) while the engine goes on with the apply."""
+
+    code = "apply_timeout"
+
+
 class Interrupted(CaxtonError):
     code = "interrupted"
 

@@ -3,9 +3,12 @@
 With a plan file: apply exactly that plan (refused when stale). With a
 directory: plan, show the plan, ask for confirmation (``--auto-approve`` when
 stdin is not a terminal), then apply. The engine executes the changes; this
-command takes the apply lock, submits, and follows progress until the
-outcome (or ``--detach``). Exit 0 success / nothing to do, 1 a change failed,
-3 a rollout rolled back.
+command takes the apply lock, submits, releases the lock once the engine
+accepted every change, and follows progress until the outcome
+(``--no-wait``: returns once accepted), as ``caxton applies follow`` does
+(``caxton.cli.applies``). Exit 0 success / nothing to do, 1 a change failed,
+3 a rollout rolled back, 4 still in progress at ``--timeout``, 130 Ctrl-C
+while following (the engine carries on).
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from caxton.cli import progress
-from caxton.cli.common import Output, OutputOption, TokenOption, echo, load_options, note
+from caxton.cli.applies import Watch, finish, follow_to_end, interrupted, timed_out
+from caxton.cli.common import Output, OutputOption, TokenOption, load_options
 from caxton.cli.plan import AllowDeleteAllOption, NoPruneOption, RefOption, make_plan
-from caxton.errors import CaxtonError, InvalidInput, RolledBack
+from caxton.errors import ApplyTimeout, CaxtonError, InvalidInput
 
 if TYPE_CHECKING:
     from caxton.client.applying import ApplyOutcome
+    from caxton.client.engine import EngineClient
     from caxton.client.plans import Planned
 
 TargetArgument = Annotated[
@@ -36,8 +41,13 @@ TargetArgument = Annotated[
 def apply(
     target: TargetArgument = None,
     auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Apply without asking for confirmation.")] = False,
-    detach: Annotated[bool, typer.Option("--detach", help="Return once the engine accepted the plan.")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to follow the apply before giving up.")] = 600.0,
+    no_wait: Annotated[bool, typer.Option(
+        "--no-wait", "--detach",
+        help="Return once the engine accepted every change (rollouts started); do not wait for the rollouts.",
+    )] = False,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", help="Seconds to wait for the outcome before giving up (exit 4; the engine carries on).",
+    )] = 600.0,
     ref: RefOption = None,
     engine: Annotated[
         str | None,
@@ -58,10 +68,36 @@ def apply(
     if planned is None:
         return 0
     url = engine or planned.plan.engine_url
-    changes = [] if detach else [(c.id, c.action) for c in planned.plan.changes if c.action != "no-op"]
+    changes = [] if no_wait else [(c.id, c.action) for c in planned.plan.changes if c.action != "no-op"]
     with EngineClient(url, token=token) as client, progress.printer(output is Output.json, changes) as show:
-        outcome = applying.run(client, planned.plan, planned.desired, on_line=show, detach=detach, timeout=timeout)
-    return _finish(outcome, output)
+        watch = Watch(show, client.base_url, output is Output.json)
+        outcome = _submit_and_follow(client, planned, watch, no_wait=no_wait, timeout=timeout)
+    return finish(outcome, output)
+
+
+def _submit_and_follow(client: EngineClient, planned: Planned, watch: Watch, *, no_wait: bool,
+                       timeout: float) -> ApplyOutcome:
+    """Submit (the lock is held only until the engine accepted it), then follow unless ``no_wait``."""
+    import time
+
+    from caxton.client import applying
+    from caxton.client.applying import ApplyOutcome
+
+    began = time.monotonic()
+    try:
+        view = applying.submit(client, planned.plan, planned.desired, on_line=watch, timeout=timeout,
+                               on_submitted=watch.submitted)
+    except ApplyTimeout as error:
+        timed_out(error, watch)
+        raise
+    except KeyboardInterrupt:
+        if watch.apply_id is None:
+            raise
+        interrupted(watch.apply_id)
+    if no_wait or view["status"] in applying.FINAL:
+        return ApplyOutcome.of(view)
+    return follow_to_end(client, view["id"], watch, timeout=applying.left(timeout, began),
+                         after=applying.last_line(view))
 
 
 def _is_plan_file(target: str | None) -> bool:
@@ -108,24 +144,3 @@ def _confirm() -> None:
                           show_default=False)
     if answer.strip() != "yes":
         raise CaxtonError("apply cancelled: nothing was changed")
-
-
-def _finish(outcome: ApplyOutcome, output: Output) -> int:
-    counts = outcome.counts()
-    if output is Output.json:
-        sys.stdout.write(json.dumps({"event": "outcome", "apply_id": outcome.apply_id, "status": outcome.status,
-                                     "counts": counts, "results": outcome.results}) + "\n")
-    elif outcome.status == "detached":
-        echo(f"Apply {outcome.apply_id} submitted; the engine carries it out (follow with `caxton agents list`).")
-    elif outcome.status != "nothing":
-        parts = ", ".join(f"{n} {what}" for what, n in sorted(counts.items()))
-        echo(f"\nApply {outcome.status}: {parts}.")
-    if outcome.status in ("failed", "interrupted"):
-        failed = [r for r in outcome.results if r["status"] == "failed"]
-        for result in failed:
-            note(f"error: {result['id']}: {result['message']}")
-        raise CaxtonError(f"apply {outcome.apply_id} {outcome.status}: {len(failed)} change(s) failed",
-                          hint="see the engine's events (`caxton agents status NAME`); fix and apply again")
-    if outcome.status == "rolled_back":
-        raise RolledBack(f"apply {outcome.apply_id} finished, but a rollout was rolled back")
-    return 0

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "health": ("caxton.cli.health", "health", False),
     "plan": ("caxton.cli.plan", "plan", False),
     "apply": ("caxton.cli.apply", "apply", False),
+    "applies": ("caxton.cli.applies", "app", True),
     "lock": ("caxton.cli.lock", "app", True),
     "history": ("caxton.cli.history", "history", False),
     "rollback": ("caxton.cli.history", "rollback", False),

@@ -3,7 +3,8 @@
 This is the one place where exceptions become exit codes:
 0 success / no changes, 1 error or invalid input, 2 changes present
 (``plan --detailed-exitcode``), 3 apply finished but rolled back,
-130 interrupted.
+4 apply still in progress at ``--timeout`` (e.g. a rollout paused for lack of
+traffic; the engine carries on), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import click
 import typer
 
 from caxton import __version__
-from caxton.errors import CaxtonError, Interrupted, RolledBack
+from caxton.errors import ApplyTimeout, CaxtonError, Interrupted, RolledBack
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
 EXIT_ROLLED_BACK = 3
+EXIT_TIMEOUT = 4
 EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
@@ -62,6 +64,8 @@ def _register(args: Sequence[str]) -> None:
 def exit_code_for(error: BaseException) -> int:
     if isinstance(error, RolledBack):
         return EXIT_ROLLED_BACK
+    if isinstance(error, ApplyTimeout):
+        return EXIT_TIMEOUT
     if isinstance(error, (Interrupted, KeyboardInterrupt, click.exceptions.Abort)):
         return EXIT_INTERRUPTED
     return EXIT_ERROR

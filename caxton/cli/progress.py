@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 #: How a finished change is marked; anything else is still running (or waiting).
 MARKS = {"done": ("✓", "green"), "unchanged": ("✓", "green"), "failed": ("✗", "red"),
-         "rolled_back": ("↺", "yellow"), "interrupted": ("✗", "red")}
+         "rolled_back": ("↺", "yellow"), "interrupted": ("✗", "red"), "superseded": ("⤳", "yellow")}
 
 
 def live_wanted() -> bool:

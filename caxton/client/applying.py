@@ -1,8 +1,14 @@
-"""Run an apply from the CLI side: take the lock, submit, follow progress, release.
+"""Run an apply from the CLI side: submit it (under the lock), then follow it without the lock.
 
-The engine executes the changes; this module only holds the lease (renewed
-in a background thread while it follows) and relays the engine's progress
-lines to a callback. Called by ``caxton apply`` and the reconcile loop.
+``submit`` takes the apply lock (waiting a few seconds when another apply is
+in its short change phase), submits the plan, relays the engine's progress
+lines until every change is performed or accepted (rollouts started), and
+releases the lock: the returned view's status is ``progressing`` (rollouts
+still running) or final. ``follow`` relays the lines of an apply until its
+outcome, holding nothing; it raises ``ApplyTimeout`` after ``timeout``
+seconds (the engine carries on). ``caxton apply`` submits and follows
+(``--no-wait``: submits only); the reconcile loop submits, records the apply
+id and goes on watching; ``caxton applies`` lists, shows and follows applies.
 """
 
 from __future__ import annotations
@@ -11,22 +17,30 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from caxton.client import plans
 from caxton.client.engine import EngineClient
 from caxton.desired.model import DesiredState
-from caxton.errors import CaxtonError, EngineUnreachable
+from caxton.errors import ApplyTimeout, CaxtonError, EngineUnreachable, LockHeld
 from caxton.spec.plan import Plan
 
-FINAL = frozenset({"succeeded", "failed", "rolled_back", "interrupted"})
+FINAL = frozenset({"succeeded", "failed", "rolled_back", "superseded", "interrupted"})
+#: Every change performed or accepted; the apply follows its rollouts on the engine.
+ACCEPTED = "progressing"
 LOCK_TTL = 30.0
+#: Seconds ``submit`` waits for the lock while another apply is in its change phase.
+LOCK_WAIT = 15.0
+POLL = 2.0
+
+Line = Callable[[dict[str, Any]], None]
 
 
 @dataclass
 class ApplyOutcome:
     apply_id: str | None
-    status: str  # succeeded, failed, rolled_back, interrupted, detached, nothing
+    #: succeeded, failed, rolled_back, superseded, interrupted; progressing (accepted, not followed); nothing
+    status: str
     results: list[dict[str, Any]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
@@ -35,6 +49,10 @@ class ApplyOutcome:
             key = result["action"] if result["status"] == "done" else result["status"]
             out[key] = out.get(key, 0) + 1
         return out
+
+    @classmethod
+    def of(cls, view: dict[str, Any]) -> ApplyOutcome:
+        return cls(view["id"], view["status"], view["results"])
 
 
 class _Renewer(threading.Thread):
@@ -53,22 +71,25 @@ class _Renewer(threading.Thread):
                 continue  # the next renewal or the submission will report a real problem
 
 
-def run(
-    client: EngineClient, plan: Plan, desired: DesiredState, *, on_line: Callable[[dict[str, Any]], None],
-    detach: bool = False, timeout: float | None = None,
-) -> ApplyOutcome:
-    """Apply ``plan`` (whose specs come from ``desired``) and return the engine's outcome."""
-    if not plan.has_changes:
-        return ApplyOutcome(None, "nothing")
-    lease = plans.acquire_lock(client, reason=f"apply plan {plan.plan_id[:12]}", ttl=LOCK_TTL)
+def submit(
+    client: EngineClient, plan: Plan, desired: DesiredState, *, on_line: Line | None = None,
+    timeout: float | None = None, lock_wait: float = LOCK_WAIT, on_submitted: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Submit ``plan`` (specs from ``desired``); return the apply's view once the engine accepted it.
+
+    The view's status is ``progressing`` or final, its ``log`` every line so far (each also given
+    to ``on_line``); ``on_submitted`` gets the apply id as soon as the engine took the submission.
+    The lock is released before returning, whatever happens.
+    """
+    lease = _acquire(client, f"apply plan {plan.plan_id[:12]}", lock_wait)
     token = lease["token"]
     renewer = _Renewer(client, token, LOCK_TTL)
     renewer.start()
     try:
         record = plans.submit(client, plans.submission(plan, desired, token))
-        if detach:
-            return ApplyOutcome(record["id"], "detached", record["results"])
-        return _follow(client, record["id"], on_line, timeout)
+        if on_submitted is not None:
+            on_submitted(record["id"])
+        return _relay(client, record["id"], on_line, until=ACCEPTED, timeout=timeout)
     finally:
         renewer.done.set()
         try:
@@ -77,26 +98,102 @@ def run(
             pass  # expired or engine gone: the lease frees itself
 
 
-def _follow(
-    client: EngineClient, apply_id: str, on_line: Callable[[dict[str, Any]], None], timeout: float | None
+def follow(
+    client: EngineClient, apply_id: str, *, on_line: Line | None = None, until: Literal["accepted", "final"] = "final",
+    timeout: float | None = None, after: int = 0,
 ) -> ApplyOutcome:
-    deadline = None if timeout is None else time.monotonic() + timeout
-    after = 0
+    """Relay apply ``apply_id``'s progress lines after line ``after`` until it is accepted or final."""
+    view = _relay(client, apply_id, on_line, until=ACCEPTED if until == "accepted" else "final", timeout=timeout,
+                  after=after)
+    return ApplyOutcome.of(view)
+
+
+def run(
+    client: EngineClient, plan: Plan, desired: DesiredState, *, on_line: Line, detach: bool = False,
+    timeout: float | None = None,
+) -> ApplyOutcome:
+    """Submit ``plan`` and (unless ``detach``) follow it to its outcome."""
+    if not plan.has_changes:
+        return ApplyOutcome(None, "nothing")
+    began = time.monotonic()
+    view = submit(client, plan, desired, on_line=on_line, timeout=timeout)
+    if detach or view["status"] in FINAL:
+        return ApplyOutcome.of(view)
+    return follow(client, view["id"], on_line=on_line, timeout=left(timeout, began), after=last_line(view))
+
+
+def left(timeout: float | None, began: float) -> float | None:
+    """What remains of ``timeout`` seconds counted from ``began`` (monotonic)."""
+    return None if timeout is None else max(timeout - (time.monotonic() - began), 0.0)
+
+
+def last_line(view: dict[str, Any]) -> int:
+    """The number of the last progress line in ``view`` (to follow on from it)."""
+    return max((int(line["seq"]) for line in view["log"]), default=0)
+
+
+def recent(client: EngineClient, limit: int = 20) -> list[dict[str, Any]]:
+    """The engine's most recent applies, newest first (without their progress lines)."""
+    result: list[dict[str, Any]] = client.request("GET", "/applies", params={"limit": limit})["applies"]
+    return result
+
+
+def show(client: EngineClient, apply_id: str) -> dict[str, Any]:
+    """One apply with its results and the progress lines the engine still holds."""
+    return plans.apply_status(client, apply_id)
+
+
+def pending(view: dict[str, Any]) -> list[dict[str, Any]]:
+    """The changes of an apply that have not reached their outcome (running or paused rollouts)."""
+    return [r for r in view["results"] if r["status"] in ("pending", "running", "paused")]
+
+
+# --- internals ---------------------------------------------------------------------------------
+def _acquire(client: EngineClient, reason: str, wait: float) -> dict[str, Any]:
+    """The apply lock; while another apply is in its change phase, wait for it (up to ``wait`` s)."""
+    deadline = time.monotonic() + wait
     while True:
         try:
-            view = plans.apply_status(client, apply_id, after=after, wait=2.0)
+            return plans.acquire_lock(client, reason=reason, ttl=LOCK_TTL)
+        except LockHeld:
+            if time.monotonic() >= deadline or not _changing(client):
+                raise
+            time.sleep(0.1)
+
+
+def _changing(client: EngineClient) -> bool:
+    """Whether the engine's newest apply is making its changes (it releases the lock once accepted)."""
+    newest = recent(client, limit=1)
+    return bool(newest) and newest[0]["status"] == "running"
+
+
+def _relay(
+    client: EngineClient, apply_id: str, on_line: Line | None, *, until: str, timeout: float | None, after: int = 0,
+) -> dict[str, Any]:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    lines: list[dict[str, Any]] = []
+    while True:
+        try:
+            view = plans.apply_status(client, apply_id, after=after, wait=POLL)
         except EngineUnreachable as error:
             raise EngineUnreachable(
                 f"{error.message}; apply {apply_id} goes on (or rolls back) on the engine by itself",
-                hint="check it with `caxton agents list` once the engine is back; plan again to converge",
+                hint=f"follow it with `caxton applies follow {apply_id}` once the engine is back",
             ) from None
         for line in view["log"]:
             after = max(after, int(line["seq"]))
-            on_line(line)
-        if view["status"] in FINAL:
-            return ApplyOutcome(apply_id, view["status"], view["results"])
+            lines.append(line)
+            if on_line is not None:
+                on_line(line)
+        if view["status"] in FINAL or (until == ACCEPTED and view["status"] == ACCEPTED):
+            return {**view, "log": lines}
         if deadline is not None and time.monotonic() > deadline:
-            raise CaxtonError(
-                f"apply {apply_id} is still running on the engine after {timeout:.0f}s",
-                hint="the engine finishes it on its own; raise --timeout to wait longer",
+            waiting = pending(view)
+            raise ApplyTimeout(
+                f"apply {apply_id} is still {view['status']} on the engine after {timeout:.0f}s"
+                + (f"; waiting for {', '.join(r['id'] for r in waiting)}" if waiting else ""),
+                hint=f"the engine carries on; follow it with `caxton applies follow {apply_id}`, "
+                "or raise --timeout",
+                details={**view, "log": lines},
             )
+

@@ -1,0 +1,223 @@
+"""``caxton applies list | show ID | follow ID``, and how ``caxton apply`` follows an apply.
+
+The engine keeps every apply's record (its changes' results; the progress
+lines while it runs). ``list`` shows the recent ones, ``show`` one of them,
+``follow`` relays its progress until its outcome, like ``caxton apply`` does
+(exit 0 succeeded or superseded, 1 failed or interrupted, 3 rolled back, 4
+still in progress at ``--timeout``). A rollout paused for lack of traffic is
+never silent: the follower says what it waits for and the exact
+``caxton rollout promote|abort NAME`` commands. Ctrl-C stops following only:
+the engine carries on, and one line says how to follow it again.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from caxton.cli import progress
+from caxton.cli.common import (
+    DEFAULT_ENGINE_URL,
+    EngineOption,
+    Output,
+    OutputOption,
+    TokenOption,
+    echo,
+    emit_json,
+    note,
+)
+from caxton.errors import ApplyTimeout, CaxtonError, RolledBack
+
+if TYPE_CHECKING:
+    from caxton.client.applying import ApplyOutcome
+    from caxton.client.engine import EngineClient
+
+app = typer.Typer(help="List, show and follow the engine's applies.", no_args_is_help=True)
+
+IdArgument = Annotated[str, typer.Argument(help="The apply id (printed by `caxton apply`; see `caxton applies list`).")]
+TimeoutOption = Annotated[float, typer.Option("--timeout", help="Seconds to follow before giving up (exit 4).")]
+EXIT_INTERRUPTED = 130
+
+
+@app.command("list")
+def list_(
+    limit: Annotated[int, typer.Option("--limit", help="How many applies to show (newest first).")] = 20,
+    engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None, output: OutputOption = Output.text,
+) -> int:
+    """The most recent applies, newest first: status, who submitted them, their changes."""
+    from caxton.client import applying
+    from caxton.client.engine import EngineClient
+
+    with EngineClient(engine, token=token) as client:
+        found = applying.recent(client, limit)
+    if output is Output.json:
+        emit_json({"applies": found})
+    elif not found:
+        echo("no applies")
+    else:
+        echo(f"{'ID':<13} {'STATUS':<12} {'SUBMITTED':<21} {'COMMIT':<13} CHANGES")
+        for view in found:
+            commit = (view.get("git_commit") or "-")[:12]
+            echo(f"{view['id']:<13} {view['status']:<12} {view['submitted_at']:<21} {commit:<13} {_changes(view)}")
+    return 0
+
+
+@app.command("show")
+def show(apply_id: IdArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
+         output: OutputOption = Output.text) -> int:
+    """One apply: its status, each change's result and the progress lines the engine still holds."""
+    from caxton.client import applying
+    from caxton.client.engine import EngineClient
+
+    with EngineClient(engine, token=token) as client:
+        view = applying.show(client, apply_id)
+    if output is Output.json:
+        emit_json(view)
+        return 0
+    echo(f"apply {view['id']} {view['status']} (plan {view['plan_id'][:12]}, by {view['holder']})")
+    echo(f"  submitted {view['submitted_at']}" + (f", finished {view['finished_at']}" if view["finished_at"] else ""))
+    if view.get("git_commit"):
+        echo(f"  commit    {view['git_commit']}")
+    for result in view["results"]:
+        revision = f" [revision {result['revision']}]" if result.get("revision") is not None else ""
+        echo(f"  {result['id']}: {result['action']} ({result['strategy']}) {result['status']}: "
+             f"{result['message']}{revision}")
+    if view["log"]:
+        echo("progress:")
+        for line in view["log"]:
+            echo(f"  {line['at']} {line.get('agent') or '(apply)'}: {line['message']}")
+    return 0
+
+
+@app.command("follow")
+def follow(
+    apply_id: IdArgument, timeout: TimeoutOption = 600.0, engine: EngineOption = DEFAULT_ENGINE_URL,
+    token: TokenOption = None, output: OutputOption = Output.text,
+) -> int:
+    """Follow an apply until its outcome (as `caxton apply` does); exit 3 when a rollout rolled back."""
+    from caxton.client import applying
+    from caxton.client.engine import EngineClient
+
+    with EngineClient(engine, token=token) as client:
+        view = applying.show(client, apply_id)
+        rows = [(r["id"], r["action"]) for r in view["results"]]
+        with progress.printer(output is Output.json, rows) as show_line:
+            watch = Watch(show_line, client.base_url, output is Output.json)
+            outcome = follow_to_end(client, apply_id, watch, timeout=timeout)
+    return finish(outcome, output)
+
+
+# --- following, shared with `caxton apply` --------------------------------------------------------
+class Watch:
+    """Relays progress lines to a printer; says what a paused rollout waits for, once per pause."""
+
+    def __init__(self, show: Callable[[dict[str, Any]], None], engine_url: str, as_json: bool) -> None:
+        self.show, self.engine_url, self.as_json = show, engine_url, as_json
+        self.paused: set[str] = set()
+        self.apply_id: str | None = None
+
+    def submitted(self, apply_id: str) -> None:
+        self.apply_id = apply_id
+
+    def __call__(self, line: dict[str, Any]) -> None:
+        self.show(line)
+        agent = line.get("agent")
+        if not agent:
+            return
+        if line.get("status") != "paused":
+            self.paused.discard(agent)
+        elif agent not in self.paused:
+            self.paused.add(agent)
+            self.waiting(agent, str(line.get("message") or ""))
+
+    def commands(self, agent: str) -> tuple[str, str]:
+        where = "" if self.engine_url.rstrip("/") == DEFAULT_ENGINE_URL else f" --engine {self.engine_url}"
+        return f"caxton rollout promote {agent}{where}", f"caxton rollout abort {agent}{where}"
+
+    def waiting(self, agent: str, message: str) -> None:
+        promote, abort = self.commands(agent)
+        if self.as_json:
+            sys.stdout.write(json.dumps({"event": "waiting", "agent": agent, "message": message,
+                                         "promote": promote, "abort": abort}) + "\n")
+            sys.stdout.flush()
+            return
+        note(f"waiting for {agent}: its rollout is paused ({message.removeprefix('paused: ')}); it goes on by "
+             f"itself when enough traffic arrives, or run `{promote}` (all traffic to the new version) or "
+             f"`{abort}` (back to the stable version)")
+
+
+def follow_to_end(client: EngineClient, apply_id: str, watch: Watch, *, timeout: float | None,
+                  after: int = 0) -> ApplyOutcome:
+    """Follow ``apply_id`` to its outcome; on --timeout, list what it waits for (then ApplyTimeout)."""
+    from caxton.client import applying
+
+    try:
+        return applying.follow(client, apply_id, on_line=watch, timeout=timeout, after=after)
+    except ApplyTimeout as error:
+        timed_out(error, watch)
+        raise
+    except KeyboardInterrupt:
+        interrupted(apply_id)
+
+
+def timed_out(error: ApplyTimeout, watch: Watch) -> None:
+    """What a timed-out apply still waits for, with the commands that end a paused rollout."""
+    from caxton.client import applying
+
+    view = error.details if isinstance(error.details, dict) else {"results": []}
+    if watch.as_json:
+        sys.stdout.write(json.dumps({"event": "timeout", "apply_id": view.get("id"), "status": view.get("status"),
+                                     "results": view["results"]}) + "\n")
+        return
+    for result in applying.pending(view):
+        promote, abort = watch.commands(result["id"])
+        state = "paused" if result["status"] == "paused" else "still in progress"
+        note(f"{result['id']}: rollout {state}: {result['message']}")
+        note(f"  promote it: {promote}")
+        note(f"  abort it:   {abort}")
+
+
+def interrupted(apply_id: str) -> NoReturn:
+    """Ctrl-C while following: one line, exit 130; the engine carries on."""
+    sys.stdout.flush()
+    note(f"interrupted: apply {apply_id} goes on on the engine; follow it with `caxton applies follow {apply_id}`")
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def finish(outcome: ApplyOutcome, output: Output) -> int:
+    """Print an apply's outcome; raise for a failed (1) or rolled-back (3) one."""
+    counts = outcome.counts()
+    if output is Output.json:
+        sys.stdout.write(json.dumps({"event": "outcome", "apply_id": outcome.apply_id, "status": outcome.status,
+                                     "counts": counts, "results": outcome.results}) + "\n")
+    elif outcome.status == "progressing":
+        echo(f"\nApply {outcome.apply_id} accepted: {_counted(counts)}. The engine carries on; follow it with "
+             f"`caxton applies follow {outcome.apply_id}`.")
+    elif outcome.status != "nothing":
+        echo(f"\nApply {outcome.status}: {_counted(counts)}.")
+        if outcome.status == "superseded":
+            echo("A newer apply superseded its rollout(s): see `caxton applies list`.")
+    if outcome.status in ("failed", "interrupted"):
+        failed = [r for r in outcome.results if r["status"] == "failed"]
+        for result in failed:
+            note(f"error: {result['id']}: {result['message']}")
+        raise CaxtonError(f"apply {outcome.apply_id} {outcome.status}: {len(failed)} change(s) failed",
+                          hint="see the engine's events (`caxton agents status NAME`); fix and apply again")
+    if outcome.status == "rolled_back":
+        raise RolledBack(f"apply {outcome.apply_id} finished, but a rollout was rolled back")
+    return 0
+
+
+def _counted(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {what}" for what, n in sorted(counts.items())) or "no change"
+
+
+def _changes(view: dict[str, Any]) -> str:
+    counts: dict[str, int] = {}
+    for result in view["results"]:
+        counts[result["status"]] = counts.get(result["status"], 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "-"
