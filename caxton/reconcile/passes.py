@@ -210,7 +210,7 @@ def _submit(client: EngineClient, plan: Plan, desired: DesiredState, options: Op
     done = f"apply {outcome.apply_id}"
     if outcome.status == "succeeded":
         return EngineResult(url, "applied", commit, f"{done} succeeded", changes, apply_id=outcome.apply_id)
-    if outcome.status in ("progressing", "running", "detached"):
+    if outcome.status == applying.ACCEPTED:
         return EngineResult(url, "progressing", commit, f"{done} accepted; rollouts go on on the engine", changes,
                             apply_id=outcome.apply_id)
     if outcome.status == "rolled_back":
@@ -223,7 +223,7 @@ def _submit(client: EngineClient, plan: Plan, desired: DesiredState, options: Op
 
 
 def _apply(client: EngineClient, plan: Plan, desired: DesiredState, options: Options) -> applying.ApplyOutcome:
-    """Submit (and with ``wait``, follow); a lease left by this very process (an engine crash) is freed."""
+    """Submit until accepted (with ``wait``, follow to the end); a lease this very process left is freed."""
     def run() -> applying.ApplyOutcome:
         return applying.run(client, plan, desired, on_line=_progress(client.base_url),
                             detach=not options.wait, timeout=options.apply_timeout)
@@ -237,22 +237,7 @@ def _apply(client: EngineClient, plan: Plan, desired: DesiredState, options: Opt
         log.info("%s: releasing the apply lock this loop held before the engine restarted", client.base_url)
         plans.release_lock(client, None, force=True)
         outcome = run()
-    if outcome.status != "detached" or outcome.apply_id is None:
-        return outcome
-    return _accepted(client, outcome.apply_id, options.apply_timeout)
-
-
-def _accepted(client: EngineClient, apply_id: str, timeout: float) -> applying.ApplyOutcome:
-    """Wait while the engine makes the apply's changes; return once they are all performed or started."""
-    deadline = time.monotonic() + timeout
-    after = 0
-    while True:
-        view = plans.apply_status(client, apply_id, after=after, wait=1.0)
-        for line in view["log"]:
-            after = max(after, int(line["seq"]))
-            _progress(client.base_url)(line)
-        if view["status"] != "running" or time.monotonic() > deadline:
-            return applying.ApplyOutcome(apply_id, view["status"], view["results"])
+    return outcome
 
 
 def _change(result: dict[str, Any]) -> str:
