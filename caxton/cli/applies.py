@@ -59,10 +59,10 @@ def list_(
     elif not found:
         echo("no applies")
     else:
-        echo(f"{'ID':<13} {'STATUS':<12} {'SUBMITTED':<21} {'COMMIT':<13} CHANGES")
+        echo(f"{'ID':<13} {'STATUS':<12} {'SUBMITTED':<27} {'COMMIT':<13} CHANGES")
         for view in found:
             commit = (view.get("git_commit") or "-")[:12]
-            echo(f"{view['id']:<13} {view['status']:<12} {view['submitted_at']:<21} {commit:<13} {_changes(view)}")
+            echo(f"{view['id']:<13} {view['status']:<12} {view['submitted_at']:<27} {commit:<13} {_changes(view)}")
     return 0
 
 
@@ -84,8 +84,8 @@ def show(apply_id: IdArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token:
         echo(f"  commit    {view['git_commit']}")
     for result in view["results"]:
         revision = f" [revision {result['revision']}]" if result.get("revision") is not None else ""
-        echo(f"  {result['id']}: {result['action']} ({result['strategy']}) {result['status']}: "
-             f"{result['message']}{revision}")
+        message = result["message"].removeprefix(f"{result['status']}: ")
+        echo(f"  {result['id']}: {result['action']} ({result['strategy']}) {result['status']}: {message}{revision}")
     if view["log"]:
         echo("progress:")
         for line in view["log"]:
@@ -145,9 +145,8 @@ class Watch:
                                          "promote": promote, "abort": abort}) + "\n")
             sys.stdout.flush()
             return
-        note(f"waiting for {agent}: its rollout is paused ({message.removeprefix('paused: ')}); it goes on by "
-             f"itself when enough traffic arrives, or run `{promote}` (all traffic to the new version) or "
-             f"`{abort}` (back to the stable version)")
+        note(f"waiting for {agent}: its rollout is paused; it goes on by itself when enough traffic arrives, "
+             f"or run `{promote}` (all traffic to the new version) or `{abort}` (back to the stable version)")
 
 
 def follow_to_end(client: EngineClient, apply_id: str, watch: Watch, *, timeout: float | None,
@@ -176,7 +175,7 @@ def timed_out(error: ApplyTimeout, watch: Watch) -> None:
     for result in applying.pending(view):
         promote, abort = watch.commands(result["id"])
         state = "paused" if result["status"] == "paused" else "still in progress"
-        note(f"{result['id']}: rollout {state}: {result['message']}")
+        note(f"{result['id']}: rollout {state}: {result['message'].removeprefix('paused: ')}")
         note(f"  promote it: {promote}")
         note(f"  abort it:   {abort}")
 

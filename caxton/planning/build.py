@@ -123,7 +123,8 @@ def describe_rollout(rollout: RolloutState) -> str:
     """``rollout to 1.1.0 paused at step 1/3 (no data)`` / ``rollout to 1.1.0 at step 2/3``."""
     if rollout.status != "paused":
         return f"rollout to {rollout.candidate_version} at step {rollout.step}/{rollout.steps}"
-    why = "no data" if "no data" in rollout.reason else rollout.reason.split(":")[0].strip()
+    inconclusive = rollout.reason.startswith("inconclusive") or "no data" in rollout.reason
+    why = "no data" if inconclusive else rollout.reason.split(":")[0].strip()
     return (f"rollout to {rollout.candidate_version} paused at step {rollout.step}/{rollout.steps}"
             + (f" ({why})" if why else ""))
 

@@ -196,7 +196,7 @@ def in_flight(live: AgentState, candidate: dict[str, Any], *, paused: bool = Tru
     target = desired_agent(candidate, SCORER_SHA)
     rollout = RolloutState(
         id="r-1", strategy="canary", status="paused" if paused else "running", step=1, steps=3,
-        reason="inconclusive: error_rate: no data (0 requests < min_requests 20)" if paused else "",
+        reason="inconclusive: error_rate: 0 request(s), 20 needed" if paused else "",
         stable_revision=live.revision, stable_version=live.version, candidate_revision=live.revision + 1,
         candidate_version=target.version, candidate_digest=target.digest, apply_id="apply-1",
     )
