@@ -2,10 +2,11 @@
 
 Thin: resolve the source (``caxton.reconcile.sources``) and the engines
 (``--engine``, or ``--env NAME`` from caxton.yaml), then either run one pass
-and exit with apply's exit code (0 applied or in sync, 1 error or invalid,
-3 rolled back), or, with ``--watch``, run the loop until SIGTERM/SIGINT
-(which finish the current step and exit 0). ``status`` renders what the loop
-last reported to the engine; ``trigger`` is the webhook.
+that follows its apply to the end and exit with apply's exit code (0 applied
+or in sync, 1 error or invalid, 3 rolled back), or, with ``--watch``, run the
+loop (which submits and never follows a rollout) until SIGTERM/SIGINT (which
+finish the current step and exit 0). ``status`` renders the loop's state and
+each agent's SYNC/HEALTH (``caxton.cli.sync_view``); ``trigger`` is the webhook.
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ def reconcile(
     no_prune: Annotated[bool, typer.Option("--no-prune", help="Never delete agents missing from the source.")] = False,
     allow_delete_all: Annotated[bool, typer.Option(
         "--allow-delete-all", help="Allow a pass that deletes every agent on the engine.")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to follow one apply.")] = 600.0,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", help="One pass: seconds to follow its apply. --watch: seconds for the engine to accept one "
+        "(the loop never follows rollouts).")] = 600.0,
 ) -> int:
     """Plan and apply the source on the engine (one pass, or --watch to keep converging)."""
     if ctx.invoked_subcommand is not None:
