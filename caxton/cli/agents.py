@@ -60,10 +60,7 @@ def list_agents(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = 
     if not agents:
         echo("no agents (deploy some with `caxton apply`)")
         return 0
-    rows = [[a["name"], a["kind"], a["version"], a["state"], str(a["revision"]), _traffic(a["traffic"]),
-             a["sync"], a["health"], a["health_reason"]] for a in agents]
-    for line in sync_view.table(["NAME", "KIND", "VERSION", "STATE", "REVISION", "TRAFFIC", "SYNC", "HEALTH",
-                                 "REASON"], rows):
+    for line in sync_view.agents_lines(agents):
         echo(line)
     return 0
 
@@ -94,7 +91,7 @@ def status(name: NameArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token:
         emit_json(agent)
         return 0
     echo(f"{agent['name']} ({agent['kind']}) {agent['version']}: {agent['state']}, revision {agent['revision']}")
-    echo(f"  spec digest {agent['spec_digest']}  traffic {_traffic(agent['traffic'])}")
+    echo(f"  spec digest {agent['spec_digest']}  traffic {sync_view.traffic(agent['traffic'])}")
     for runtime in agent.get("runtime", []):
         echo("  runtime " + ", ".join(f"{k}={v}" for k, v in runtime.items() if not isinstance(v, (dict, list))))
     echo("  revisions: " + ", ".join(f"{r['number']} ({r['version']})" for r in agent.get("revisions", [])))
@@ -174,9 +171,5 @@ def send(
     reply = result.get("reply")
     echo(reply if isinstance(reply, str) else json.dumps(reply, ensure_ascii=False))
     return 0
-
-
-def _traffic(traffic: dict[str, int]) -> str:
-    return ", ".join(f"r{rev} {weight}%" for rev, weight in traffic.items()) or "-"
 
 

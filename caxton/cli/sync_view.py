@@ -1,4 +1,4 @@
-"""Text of ``caxton reconcile status`` and of the SYNC/HEALTH columns of ``caxton agents list``.
+"""Text of ``caxton reconcile status`` and of ``caxton agents list`` (with its SYNC/HEALTH columns).
 
 Pure: each function takes what the engine returned (the reconcile board's
 view, the agents list) plus the engine's clock, and returns lines; the
@@ -91,6 +91,17 @@ def agent_table(agents: list[dict[str, Any]]) -> list[str]:
     rows = [[a["name"], a["sync"], a["health"], a.get("version") or "-", a.get("desired_version") or "-",
              a.get("reason") or ""] for a in agents]
     return table(["NAME", "SYNC", "HEALTH", "VERSION", "DESIRED", "REASON"], rows)
+
+
+def agents_lines(agents: list[dict[str, Any]]) -> list[str]:
+    """``caxton agents list``: kind, version, state, revision, traffic, then SYNC, HEALTH and the reason."""
+    rows = [[a["name"], a["kind"], a["version"], a["state"], str(a["revision"]), traffic(a["traffic"]),
+             a["sync"], a["health"], a["health_reason"]] for a in agents]
+    return table(["NAME", "KIND", "VERSION", "STATE", "REVISION", "TRAFFIC", "SYNC", "HEALTH", "REASON"], rows)
+
+
+def traffic(weights: dict[str, int]) -> str:
+    return ", ".join(f"r{rev} {weight}%" for rev, weight in weights.items()) or "-"
 
 
 def table(headers: list[str], rows: list[list[str]]) -> list[str]:

@@ -174,3 +174,32 @@ def test_the_next_attempt_is_never_shown_in_the_past() -> None:
         shown = sync_view.status_lines(report() | {"now": now})
         line = next(text for text in shown if text.startswith("next attempt:"))
         assert "in " in line or "due now" in line or "no report since" in line, line
+
+
+def test_agents_list_takes_sync_from_a_live_loop_and_health_from_the_engine_now(snapshot: SnapshotAssertion) -> None:
+    from caxton.cli.agents import add_health
+
+    engine = StateSnapshot(serial=3, engine_version="0.1.0", agents=[
+        live("data-processor", "1.0.0", rollout=rollout("data-processor", "1.1.0", reason=NO_DATA)),
+        live("scorer", "1.0.1"), live("summarizer", "0.3.2")])
+
+    def listed(view: dict[str, Any]) -> list[dict[str, Any]]:
+        agents = [{"id": a.id, "name": a.name, "kind": a.kind, "version": a.version, "state": a.state,
+                   "revision": a.revision, "traffic": {"1": 100}} for a in engine.agents]
+        add_health(agents, engine, view, "http://127.0.0.1:8080")
+        return agents
+
+    with_loop = listed(report())
+    assert "\n".join(sync_view.agents_lines(with_loop)) == snapshot(name="with a live loop")
+    assert [(a["sync"], a["health"]) for a in with_loop] == [
+        ("Synced", "Paused"), ("Synced", "Healthy"), ("Synced", "Healthy")]
+    without = listed({"board": "b1", "status": None})
+    assert [(a["sync"], a["health"]) for a in without] == [("-", "Paused"), ("-", "Healthy"), ("-", "Healthy")]
+    stopped = listed(report(state="stopped"))
+    assert {a["sync"] for a in stopped} == {"-"}, "a stopped loop no longer vouches for SYNC"
+
+    held = report()
+    held["status"]["engines"][0]["agents"][1] |= {"sync": "OutOfSync", "health": "Degraded",
+                                                  "reason": "rollout to 1.0.2 rolled back (x); 1.0.1 serves: commit a fix"}
+    scorer = listed(held)[1]
+    assert (scorer["sync"], scorer["health"]) == ("OutOfSync", "Degraded") and "rolled back" in scorer["health_reason"]
