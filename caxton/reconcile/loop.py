@@ -202,6 +202,8 @@ class Loop:
 
     def refresh(self) -> None:
         """Read each engine again: applies that ended, every agent's SYNC/HEALTH; report what changed."""
+        if self.status.last_outcome == "unreachable":
+            return  # the backoff retries reach for the engine; a refresh would only wait on it too
         changed = False
         for target in self.targets:
             desired = self._desired.get(target.url)

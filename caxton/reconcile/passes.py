@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from caxton.client import applying, plans
@@ -178,7 +178,7 @@ def _one(
         return EngineResult(target.url, "refused", None, _text(error)), commit, (), desired
     except CaxtonError as error:
         return EngineResult(target.url, "error", None, _text(error)), commit, (), desired
-    return _replace_rows(result, rows), commit, (), desired
+    return replace(result, agents=rows), commit, (), desired
 
 
 def rows_now(client: EngineClient, desired: DesiredState, tracker: Tracker, options: Options) -> tuple[AgentRow, ...]:
@@ -193,11 +193,6 @@ def rows_now(client: EngineClient, desired: DesiredState, tracker: Tracker, opti
 def _in_sync(rows: tuple[AgentRow, ...]) -> str:
     busy = [f"{row.name} {row.health.lower()}" for row in rows if row.health in health.IN_FLIGHT]
     return "no changes: the engine matches" + (f" ({', '.join(busy)})" if busy else "")
-
-
-def _replace_rows(result: EngineResult, rows: tuple[AgentRow, ...]) -> EngineResult:
-    return EngineResult(result.engine, result.outcome, result.commit, result.message, result.changes, rows,
-                        result.apply_id)
 
 
 def _submit(client: EngineClient, plan: Plan, desired: DesiredState, options: Options, tracker: Tracker,
