@@ -40,6 +40,10 @@ def cli(engine: EngineProcess, *args: str) -> str:
     return done.stdout
 
 
+def row_of(text: str, name: str) -> list[str]:
+    return next(line.split() for line in text.splitlines() if line.startswith(name + " "))
+
+
 def answering(engine: EngineProcess, name: str) -> int:
     with engine.client() as client:
         return int(client.send(name, "hello")["revision"])
@@ -72,7 +76,7 @@ def test_a_paused_canary_blocks_nothing_and_a_newer_commit_supersedes_it(
         assert loop.status.state == "waiting"
         text = cli(engine, "reconcile", "status")
         assert "state:               waiting (data-processor paused" in text
-        assert "data-processor  Synced     Paused" in text or "data-processor  Synced  Paused" in text
+        assert row_of(text, "data-processor")[:3] == ["data-processor", "Synced", "Paused"]
         assert "next attempt:        in " in text
 
         # 2. commits to the two other agents are served while the canary stays paused
@@ -102,9 +106,11 @@ def test_a_paused_canary_blocks_nothing_and_a_newer_commit_supersedes_it(
         assert progressing["reason"] == "rollout to 1.2.0 at step 1/3"
         assert rollout_of(engine, "data-processor").candidate_version == "1.2.0"
         assert answering(engine, "summarizer") == 2, "the other agents are untouched"
-        text = cli(engine, "agents", "list")
-        line = next(t for t in text.splitlines() if t.startswith("data-processor"))
-        assert "Synced" in line and "Progressing" in line and "rollout to 1.2.0 at step 1/3" in line
+        text = cli(engine, "reconcile", "status")
+        assert row_of(text, "data-processor")[:5] == ["data-processor", "Synced", "Progressing", "1.0.0", "1.2.0"]
+        assert "rollout to 1.2.0 at step 1/3" in text
+        line = " ".join(row_of(cli(engine, "agents", "list"), "data-processor"))
+        assert "Synced Progressing rollout to 1.2.0 at step 1/3" in line
 
 
 def test_a_rolled_back_version_is_held_not_retried_until_the_agent_changes(
