@@ -216,7 +216,8 @@ def test_a_rollout_in_flight_is_left_aborted_or_superseded(snapshot: SnapshotAss
     want = desired(candidate, config("back", **CANARY), config("newer", "1.2.0", **CANARY))
     plan = build.make_plan(want, have, REQUEST)
     changes = {c.id: c for c in plan.changes}
-    assert (changes["kept"].action, changes["kept"].reason) == ("no-op", "rollout to 1.1.0 paused at step 1/3 (no data)")
+    assert changes["kept"].action == "no-op"
+    assert changes["kept"].reason == "rollout to 1.1.0 paused at step 1/3 (no data)"
     assert (changes["back"].action, changes["back"].strategy) == ("update", "abort")
     assert changes["back"].reason == "rollout to 1.1.0 at step 1/3 -> aborted: 1.0.0 is desired"
     assert (changes["newer"].action, changes["newer"].strategy) == ("update", "canary")

@@ -90,7 +90,8 @@ def test_a_paused_canary_blocks_nothing_and_a_newer_version_supersedes_it(
     # a newer version supersedes the paused rollout: back to stable, a new rollout from stable
     write_agent(root, 3, CANARY, name="a")
     shown = run_cli("plan", str(root / "agents"), "--engine", engine.url)
-    assert "# a will be updated (canary): rollout to 1.0.2 paused at step 1/2 (no data) -> superseded by 1.0.3" in shown.out
+    assert ("# a will be updated (canary): rollout to 1.0.2 paused at step 1/2 (no data) -> superseded by 1.0.3"
+            in shown.out)
     newer = apply(run_cli, engine, root / "agents", "--no-wait", "--output", "json")
     assert newer.code == 0, newer.err
     newer_id = json.loads(newer.out.splitlines()[-1])["apply_id"]
@@ -106,7 +107,8 @@ def test_a_paused_canary_blocks_nothing_and_a_newer_version_supersedes_it(
     wait_paused(engine, "a", 3)
     write_agent(root, 1, name="a")
     back = run_cli("plan", str(root / "agents"), "--engine", engine.url)
-    assert "# a will be updated (abort): rollout to 1.0.3 paused at step 1/2 (no data) -> aborted: 1.0.1 is desired" in back.out
+    assert ("# a will be updated (abort): rollout to 1.0.3 paused at step 1/2 (no data) -> aborted: 1.0.1 is desired"
+            in back.out)
     aborted = apply(run_cli, engine, root / "agents")
     assert aborted.code == 0, aborted.err
     assert rollouts_of(engine, "a")[0]["status"] == "superseded"
@@ -148,7 +150,8 @@ def test_apply_says_what_it_waits_for_and_times_out_with_exit_4(
     write_agent(root, 2, CANARY)
     waited = apply(run_cli, engine, root / "agents", "--timeout", "3")
     assert waited.code == 4, waited.err
-    promote, abort = f"caxton rollout promote echo --engine {engine.url}", f"caxton rollout abort echo --engine {engine.url}"
+    promote = f"caxton rollout promote echo --engine {engine.url}"
+    abort = f"caxton rollout abort echo --engine {engine.url}"
     assert "echo: paused: inconclusive: error_rate: 0 request(s), 5 needed" in waited.out
     assert "waiting for echo: its rollout is paused; it goes on by itself when enough traffic arrives" in waited.err
     assert f"`{promote}`" in waited.err and f"`{abort}`" in waited.err
@@ -167,7 +170,8 @@ def test_apply_says_what_it_waits_for_and_times_out_with_exit_4(
     assert shown.out.startswith(f"apply {newest['id']} progressing")
     assert "  echo: update (canary) paused: inconclusive: error_rate: 0 request(s), 5 needed" in shown.out
     assert "(apply): every change accepted; 1 rollout(s) in progress" in shown.out
-    assert json.loads(run_cli("applies", "show", newest["id"], "--engine", engine.url, "-o", "json").out)["id"] == newest["id"]
+    as_json = run_cli("applies", "show", newest["id"], "--engine", engine.url, "-o", "json")
+    assert json.loads(as_json.out)["id"] == newest["id"]
 
     assert run_cli("rollout", "promote", "echo", "--engine", engine.url).code == 0
     followed = run_cli("applies", "follow", newest["id"], "--engine", engine.url)
@@ -184,7 +188,8 @@ def test_ctrl_c_while_following_names_the_apply(engine: EngineProcess, tmp_path:
     write_agent(root, 2, CANARY)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "caxton", "apply", str(root / "agents"), "--auto-approve",
-                             "--engine", engine.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                             "--engine", engine.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
     err: list[str] = []
     reader = threading.Thread(target=lambda: err.extend(proc.stderr or []), daemon=True)
     reader.start()
@@ -203,3 +208,10 @@ def test_ctrl_c_while_following_names_the_apply(engine: EngineProcess, tmp_path:
     assert err[-1] == (f"interrupted: apply {apply_id} goes on on the engine; "
                        f"follow it with `caxton applies follow {apply_id}`\n")
     assert apply_record(engine, apply_id)["status"] == "progressing"  # the engine carries on
+    with engine.client() as client:
+        assert client.request("GET", "/lock")["held"] is False
+
+    engine.kill()  # kill -9 while the apply follows its rollout: the rollout resumes, the apply is interrupted
+    engine.start()
+    assert apply_record(engine, apply_id)["status"] == "interrupted"
+    assert rollouts_of(engine)[0]["status"] in ("running", "paused")

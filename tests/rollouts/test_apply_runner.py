@@ -1,0 +1,103 @@
+"""The engine's apply runner in-process: only the change phase of applies is serialised, and a
+submission arriving during another's change phase waits for it (a bounded time) instead of failing."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from caxton.engine import applies
+from caxton.engine.core import Engine
+from caxton.engine.store import Source
+from caxton.errors import Conflict
+from tests.rollouts import agents
+
+
+def change(name: str, version: int, action: str) -> dict[str, Any]:
+    return {"id": name, "action": action, "strategy": "immediate", "spec": agents.spec(name, version),
+            "module": base64.b64encode(agents.module(version)).decode()}
+
+
+def submission(engine: Engine, serial: int, *changes: dict[str, Any]) -> dict[str, Any]:
+    """A submission made at state ``serial``, holding the apply lock (taken from whoever had it)."""
+    engine.lock.release(None, force=True)
+    lease = engine.lock.acquire("test", "", 30.0)
+    return {"plan_id": f"plan-{changes[0]['id']}", "engine_serial": serial, "lock_token": lease.token,
+            "changes": list(changes)}
+
+
+def final(engine: Engine, apply_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while True:
+        view = engine.applies.get(apply_id, wait=1.0)
+        if view["status"] in applies.FINAL:
+            return view
+        assert time.monotonic() < deadline, view
+
+
+def test_a_submission_waits_for_the_change_phase_of_another(engine: Engine) -> None:
+    serial = engine.store.serial()
+    with engine.ops.lock:  # the first apply's change blocks here: its change phase lasts until released
+        first = engine.applies.submit(submission(engine, serial, change("echo", 2, "update")))
+        second: dict[str, Any] = {}
+        body = submission(engine, serial, change("other", 1, "create"))
+        waiting = threading.Thread(target=lambda: second.update(engine.applies.submit(body)))
+        waiting.start()
+        waiting.join(0.3)
+        assert waiting.is_alive() and not second  # still waiting for the first apply's change phase
+    waiting.join(15)
+    assert final(engine, first["id"])["status"] == "succeeded"
+    done = final(engine, second["id"])  # not stale: the first apply changed echo, not other
+    assert done["status"] == "succeeded" and done["results"][0]["status"] == "done"
+    assert {a.id: a.revision for a in engine.snapshot().agents} == {"echo": 2, "other": 1}
+    listed = engine.applies.recent(5)["applies"]
+    assert [a["id"] for a in listed] == [second["id"], first["id"]]
+
+
+def test_the_wait_for_another_change_phase_is_bounded(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(applies, "CHANGE_WAIT", 0.2)
+    serial = engine.store.serial()
+    with engine.ops.lock:
+        first = engine.applies.submit(submission(engine, serial, change("echo", 2, "update")))
+        with pytest.raises(Conflict, match=f"apply {first['id']} .* is still making its changes"):
+            engine.applies.submit(submission(engine, serial, change("other", 1, "create")))
+    assert final(engine, first["id"])["status"] == "succeeded"
+
+
+LONG = {"strategy": "canary", "steps": [50, 100], "interval": "60s"}
+
+
+def test_the_engine_decides_from_its_own_rollout_not_from_the_plan(engine: Engine) -> None:
+    """The candidate's spec leaves the rollout alone; the stable spec aborts it (whatever the plan said)."""
+    engine.rollouts.update(agents.spec("echo", 2, LONG), agents.module(2), Source(actor="test"),
+                           strategy="canary", apply_id=None)
+    rollout = engine.rollouts.active("echo")
+    assert rollout is not None and rollout.status == "running"
+    live = {a.id: a for a in engine.snapshot().agents}["echo"]  # the stable revision, and the rollout in flight
+    assert (live.revision, live.version) == (1, "1.0.1") and live.rollout is not None
+    assert (live.rollout.id, live.rollout.status) == (rollout.id, "running")
+    assert (live.rollout.step, live.rollout.steps) == (1, 2)
+    assert (live.rollout.stable_revision, live.rollout.stable_version) == (1, "1.0.1")
+    assert (live.rollout.candidate_revision, live.rollout.candidate_version) == (2, "1.0.2")
+    assert live.rollout.candidate_digest == engine.store.revision("echo", 2).spec_digest
+    serial = engine.store.serial()
+    same = {**change("echo", 2, "update"), "strategy": "canary", "spec": agents.spec("echo", 2, LONG)}
+    left = final(engine, engine.applies.submit(submission(engine, serial, same))["id"])
+    assert left["status"] == "succeeded" and left["results"][0]["status"] == "unchanged"
+    assert left["results"][0]["message"] == (f"canary rollout {rollout.id} to 1.0.2 (at step 1/2) already in "
+                                             "progress: left as it is")
+    assert engine.rollouts.active("echo") is rollout
+
+    stable = {**change("echo", 1, "update"), "strategy": "canary"}  # the plan said canary: the engine aborts
+    back = final(engine, engine.applies.submit(submission(engine, engine.store.serial(), stable))["id"])
+    assert back["status"] == "succeeded" and back["results"][0]["status"] == "done"
+    assert back["results"][0]["message"] == (f"canary rollout {rollout.id} to 1.0.2 (at step 1/2) aborted: "
+                                             "revision 1 (1.0.1) serves 100 %")
+    assert engine.rollouts.active("echo") is None
+    assert (rollout.status, rollout.reason) == ("superseded", f"aborted: 1.0.1 is desired (apply {back['id']})")
+    state = {a.id: a for a in engine.snapshot().agents}["echo"]
+    assert (state.revision, state.traffic, state.rollout) == (1, {"1": 100}, None)
