@@ -60,12 +60,11 @@ def apply(
     allow_delete_all: AllowDeleteAllOption = False,
 ) -> int:
     """Apply a saved plan, or plan and apply a directory."""
-    from caxton.client import applying
     from caxton.client.engine import EngineClient
 
     planned = _saved(target, engine) if _is_plan_file(target) else _fresh(
         target, ref, engine, token, output, auto_approve, prune=not no_prune, allow_delete_all=allow_delete_all)
-    if planned is None:
+    if planned is None or not planned.plan.has_changes:
         return 0
     url = engine or planned.plan.engine_url
     changes = [] if no_wait else [(c.id, c.action) for c in planned.plan.changes if c.action != "no-op"]

@@ -224,8 +224,13 @@ class ApplyRunner:
             self._accepted(record, len(rollouts))
         if not rollouts:
             return
-        for result, rollout_id, began in rollouts:
-            self._follow(record, result, rollout_id, began)
+        assert self.rollouts is not None
+        pending = {rollout_id: (result, began) for result, rollout_id, began in rollouts}
+        while pending:  # each change gets its outcome as soon as its own rollout ends
+            ended = self.rollouts.wait_any(set(pending)) or set(pending)  # none: the engine is stopping
+            for rollout_id in ended:
+                result, began = pending.pop(rollout_id)
+                self._follow(record, result, rollout_id, began)
         self._finish(record, _outcome(record))
 
     def _accepted(self, record: ApplyRecord, rollouts: int) -> None:

@@ -101,3 +101,24 @@ def test_the_engine_decides_from_its_own_rollout_not_from_the_plan(engine: Engin
     assert (rollout.status, rollout.reason) == ("superseded", f"aborted: 1.0.1 is desired (apply {back['id']})")
     state = {a.id: a for a in engine.snapshot().agents}["echo"]
     assert (state.revision, state.traffic, state.rollout) == (1, {"1": 100}, None)
+
+
+def test_each_change_gets_its_outcome_when_its_own_rollout_ends(engine: Engine) -> None:
+    """A paused canary of one agent does not hold back the outcome of another agent's rollout in the same apply."""
+    engine.deploy(agents.spec("other", 1), agents.module(1))
+    pausing = {"strategy": "canary", "steps": [50, 100], "interval": 0.3, "analysis": {"min_requests": 5}}
+    passing = {**pausing, "analysis": {"min_requests": 5, "on_no_data": "pass"}}
+    body = submission(engine, engine.store.serial(),
+                      {**change("echo", 2, "update"), "strategy": "canary", "spec": agents.spec("echo", 2, pausing)},
+                      {**change("other", 2, "update"), "strategy": "canary", "spec": agents.spec("other", 2, passing)})
+    apply_id = engine.applies.submit(body)["id"]
+    deadline = time.monotonic() + 20
+    while True:
+        view = engine.applies.get(apply_id, wait=0.5)
+        statuses = {r["id"]: r["status"] for r in view["results"]}
+        if statuses == {"echo": "paused", "other": "done"}:
+            break
+        assert time.monotonic() < deadline, view
+    assert view["status"] == "progressing"
+    engine.rollouts.promote("echo", Source(actor="test"))
+    assert final(engine, apply_id)["status"] == "succeeded"

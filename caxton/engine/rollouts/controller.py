@@ -443,6 +443,16 @@ class RolloutController:
             raise NotFound(f"no rollout {rollout_id!r}")
         return found
 
+    def wait_any(self, rollout_ids: set[str]) -> set[str]:
+        """Block until some of ``rollout_ids`` are no longer active; return those (empty: the controller stopped)."""
+        with self._finished:
+            while not self._stop.is_set():
+                ended = rollout_ids - {run.rollout.id for run in self._runs.values()}
+                if ended:
+                    return ended
+                self._finished.wait(1.0)
+        return set()
+
     def status(self, name: str | None = None, limit: int = 10) -> dict[str, Any]:
         """Active rollouts (live) and recent ones, of one agent or of all."""
         ident = agent_id(name) if name else None
