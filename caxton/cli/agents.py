@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from caxton.cli import sync_view
 from caxton.cli.common import (
     DEFAULT_ENGINE_URL,
     EngineOption,
@@ -25,6 +26,7 @@ from caxton.cli.common import (
 
 if TYPE_CHECKING:
     from caxton.client.engine import EngineClient
+    from caxton.spec.state import StateSnapshot
 
 app = typer.Typer(help="List and operate the agents running in an engine.", no_args_is_help=True)
 
@@ -40,18 +42,43 @@ def _client(engine: str, token: str | None) -> EngineClient:
 @app.command("list")
 def list_agents(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
                 output: OutputOption = Output.text) -> int:
-    """List every agent with its kind, version, state and revision."""
+    """List every agent with its kind, version, state, revision, and SYNC/HEALTH.
+
+    HEALTH is read from the engine now; SYNC (against the desired state) comes from the reconcile loop
+    that reports to this engine, and is `-` when none is running.
+    """
+    from caxton.reconcile import board
+
     with _client(engine, token) as client:
         agents = client.agents()
+        snapshot = client.state()
+        view = board.read(client)
+    add_health(agents, snapshot, view, engine)
     if output is Output.json:
         emit_json(agents)
         return 0
     if not agents:
         echo("no agents (deploy some with `caxton apply`)")
         return 0
-    rows = [[a["name"], a["kind"], a["version"], a["state"], str(a["revision"]), _traffic(a["traffic"])] for a in agents]
-    _table(["NAME", "KIND", "VERSION", "STATE", "REVISION", "TRAFFIC"], rows)
+    for line in sync_view.agents_lines(agents):
+        echo(line)
     return 0
+
+
+def add_health(agents: list[dict[str, Any]], snapshot: StateSnapshot, view: dict[str, Any], engine: str) -> None:
+    """Give each agent ``sync``, ``health`` and ``health_reason``: health from ``snapshot`` (now), sync from
+    the live reconcile loop's report in ``view`` (``-`` without one), which also knows the held (rolled-back)
+    versions."""
+    from caxton.reconcile import health
+
+    live = {row.id: row for row in health.derive(snapshot, None)}
+    reported = sync_view.sync_by_agent(view, engine) or {}
+    for agent in agents:
+        row, loop = live.get(agent["id"]), reported.get(agent["id"], {})
+        sync, state, reason = loop.get("sync", "-"), row.health if row else "-", row.reason if row else ""
+        if loop.get("health") == health.DEGRADED and state == health.HEALTHY:
+            state, reason = health.DEGRADED, str(loop.get("reason") or "")
+        agent.update(sync=sync, health=state, health_reason=reason)
 
 
 @app.command("status")
@@ -64,7 +91,7 @@ def status(name: NameArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token:
         emit_json(agent)
         return 0
     echo(f"{agent['name']} ({agent['kind']}) {agent['version']}: {agent['state']}, revision {agent['revision']}")
-    echo(f"  spec digest {agent['spec_digest']}  traffic {_traffic(agent['traffic'])}")
+    echo(f"  spec digest {agent['spec_digest']}  traffic {sync_view.traffic(agent['traffic'])}")
     for runtime in agent.get("runtime", []):
         echo("  runtime " + ", ".join(f"{k}={v}" for k, v in runtime.items() if not isinstance(v, (dict, list))))
     echo("  revisions: " + ", ".join(f"{r['number']} ({r['version']})" for r in agent.get("revisions", [])))
@@ -146,11 +173,3 @@ def send(
     return 0
 
 
-def _traffic(traffic: dict[str, int]) -> str:
-    return ", ".join(f"r{rev} {weight}%" for rev, weight in traffic.items()) or "-"
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
-    for row in [headers, *rows]:
-        echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())

@@ -2,10 +2,11 @@
 
 Thin: resolve the source (``caxton.reconcile.sources``) and the engines
 (``--engine``, or ``--env NAME`` from caxton.yaml), then either run one pass
-and exit with apply's exit code (0 applied or in sync, 1 error or invalid,
-3 rolled back), or, with ``--watch``, run the loop until SIGTERM/SIGINT
-(which finish the current step and exit 0). ``status`` renders what the loop
-last reported to the engine; ``trigger`` is the webhook.
+that follows its apply to the end and exit with apply's exit code (0 applied
+or in sync, 1 error or invalid, 3 rolled back), or, with ``--watch``, run the
+loop (which submits and never follows a rollout) until SIGTERM/SIGINT (which
+finish the current step and exit 0). ``status`` renders the loop's state and
+each agent's SYNC/HEALTH (``caxton.cli.sync_view``); ``trigger`` is the webhook.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from caxton.cli import sync_view
 from caxton.cli.common import (
     DEFAULT_ENGINE_URL,
     EngineOption,
@@ -97,7 +99,9 @@ def reconcile(
     no_prune: Annotated[bool, typer.Option("--no-prune", help="Never delete agents missing from the source.")] = False,
     allow_delete_all: Annotated[bool, typer.Option(
         "--allow-delete-all", help="Allow a pass that deletes every agent on the engine.")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to follow one apply.")] = 600.0,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", help="One pass: seconds to follow its apply. --watch: seconds for the engine to accept one "
+        "(the loop never follows rollouts).")] = 600.0,
 ) -> int:
     """Plan and apply the source on the engine (one pass, or --watch to keep converging)."""
     if ctx.invoked_subcommand is not None:
@@ -143,9 +147,12 @@ def _seconds(value: str, option: str) -> float:
 
 
 def _once(source: Source, targets: list[Target], settings: Settings) -> int:
+    """One pass that follows its apply to the end, like `caxton apply` (exit 3 when it rolled back)."""
+    from dataclasses import replace
+
     from caxton.reconcile.loop import Loop
 
-    loop = Loop(source, targets, settings)
+    loop = Loop(source, targets, replace(settings, options=replace(settings.options, wait=True)))
     try:
         outcome = loop.once()
     finally:
@@ -216,7 +223,7 @@ def stop_on_signals(stop: threading.Event, loop: Loop | None = None) -> Iterator
 @app.command("status")
 def status(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
            output: OutputOption = Output.text) -> int:
-    """Show what the reconcile loop last reported to the engine."""
+    """Show the reconcile loop's state and each agent's SYNC/HEALTH (Argo CD style), as the loop sees them now."""
     from caxton.client.engine import EngineClient
     from caxton.reconcile import board
 
@@ -230,25 +237,8 @@ def status(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
 
 
 def render_status(view: dict[str, Any]) -> None:
-    report = view.get("status")
-    if not report:
-        echo("No reconcile loop has reported to this engine (start one: caxton reconcile --watch).")
-        return
-    rows = [
-        ("source", report.get("source")), ("state", report.get("state")),
-        ("last seen commit", report.get("last_seen_commit")), ("last applied commit", report.get("last_applied_commit")),
-        ("last outcome", report.get("last_outcome")), ("last run", report.get("last_run_at")),
-        ("last success", report.get("last_success_at")), ("last error", report.get("last_error")),
-        ("retries", report.get("retries")), ("next attempt", report.get("next_attempt_at")),
-        ("reported", view.get("reported_at")), ("loop", f"{report.get('holder')} (id {report.get('loop_id')})"),
-    ]
-    for label, value in rows:
-        echo(f"{label + ':':<21}{'-' if value is None else value}")
-    for engine in report.get("engines") or []:
-        echo(f"engine {engine['engine']}: {engine.get('outcome') or '-'} at {engine.get('commit') or '-'}")
-    for found in report.get("diagnostics") or []:
-        where = ":".join(str(found[k]) for k in ("file", "line", "column") if found.get(k) is not None)
-        echo(f"  {where}: {found.get('severity')} {found.get('code')}: {found.get('message')}")
+    for line in sync_view.status_lines(view):
+        echo(line)
 
 
 @app.command("trigger")

@@ -91,8 +91,11 @@ def _announcer() -> Callable[[PassOutcome], None]:
     def announce(outcome: PassOutcome) -> None:
         commit = (outcome.commit or outcome.revision or "").removeprefix("sha256:")[:12]
         for result in outcome.engines:
-            if result.outcome == "applied":
-                echo(f"applied {commit}: {', '.join(result.changes) or 'no agent changed'}")
+            if result.outcome in ("applied", "progressing"):
+                echo(f"{result.outcome} {commit}: {', '.join(result.changes) or 'no agent changed'}")
+                for row in result.agents:
+                    if row.health != "Healthy":
+                        echo(f"  {row.name}: {row.health} {row.reason}")
             elif result.outcome == "in_sync" and not passes_seen:
                 echo(f"in sync with {commit}: nothing to apply")
             elif result.outcome != "in_sync":

@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 PREFIX = "/api/v1"
 #: Longest long-poll: short enough that an engine shutdown never waits long for a loop's request.
 MAX_WAIT = 5.0
-OUTCOMES = frozenset({"applied", "in_sync", "invalid", "refused", "failed", "rolled_back", "unreachable", "error"})
-SUCCESS = frozenset({"applied", "in_sync"})
+OUTCOMES = frozenset({"applied", "progressing", "in_sync", "degraded", "invalid", "refused", "failed", "rolled_back",
+                      "unreachable", "error"})
+SUCCESS = frozenset({"applied", "progressing", "in_sync", "degraded"})
 
 
 class RunReport(BaseModel):
@@ -75,6 +76,7 @@ class Board:
     def view(self) -> dict[str, Any]:
         return {
             "board": self.instance,
+            "now": _iso(time.time()),
             "reported": self.status is not None,
             "reported_at": _iso(self.reported_at) if self.reported_at else None,
             "status": self.status,

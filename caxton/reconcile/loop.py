@@ -9,8 +9,17 @@ A pass runs (``caxton.reconcile.passes``) when:
 - after a temporary failure (apply failed, engine unreachable), retrying the
   same revision with capped exponential backoff and jitter.
 A revision that cannot succeed by retrying (invalid desired state, refused
-by the delete-all guard, rolled back) is held: the engine is left as it is
-until a new revision arrives (or the webhook asks again).
+by the delete-all guard) is held: the engine is left as it is until a new
+revision arrives (or the webhook asks again).
+
+A pass never blocks on a rollout: it submits, records the apply id and
+returns (``caxton.reconcile.passes``). Between passes, every ``refresh``
+seconds, the loop reads each engine again (applies it submitted that ended,
+each agent's SYNC/HEALTH against the last desired state) and reports when
+something changed, so ``caxton reconcile status`` shows a paused canary, a
+finished rollout or a rollback within a couple of seconds. A version whose
+rollout rolled back is held (not resubmitted) until its agent's desired
+state changes (``caxton.reconcile.tracking``).
 
 The loop never dies on an error. ``run(stop)`` returns once ``stop`` is set,
 after finishing the step in progress; the CLI sets it on SIGTERM/SIGINT.
@@ -31,11 +40,13 @@ from typing import Any
 
 from caxton.client.engine import EngineClient
 from caxton.errors import CaxtonError
+from caxton.desired.model import DesiredState
 from caxton.reconcile import board, passes
 from caxton.reconcile.backoff import Backoff, spread
 from caxton.reconcile.passes import PassOutcome, Target
 from caxton.reconcile.sources import Source
 from caxton.reconcile.status import EngineView, LoopStatus
+from caxton.reconcile.tracking import Tracker
 
 log = logging.getLogger("caxton.reconcile")
 
@@ -48,6 +59,7 @@ class Settings:
     backoff_base: float = 1.0
     backoff_cap: float | None = None  # default: the interval
     jitter: float = 0.1
+    refresh: float = 2.0  # seconds between two reads of the engines' agents (SYNC/HEALTH, applies ended)
     options: passes.Options = field(default_factory=passes.Options)
 
 
@@ -73,6 +85,8 @@ class Loop:
         self._unreported: dict[str, list[dict[str, Any]]] = {t.url: [] for t in targets}
         self._clients: dict[str, EngineClient] = {}
         self._last: str | None = None  # revision of the last pass
+        self.trackers: dict[str, Tracker] = {}  # per engine: applies in flight, held agents
+        self._desired: dict[str, DesiredState] = {}  # per engine: the desired state of the last pass
         self._held = False
         self._attempts = 0
         self.next_delay = 0.0
@@ -104,10 +118,12 @@ class Loop:
         return outcome
 
     def _pass(self, revision: str) -> PassOutcome:
-        self.status.state = "applying"
+        self.status.begin()
+        self.report()
         began = time.monotonic()
         try:
-            return passes.run(self.source, revision, self.targets, self.settings.options)
+            return passes.run(self.source, revision, self.targets, self.settings.options, self.trackers,
+                              self._desired)
         except Exception as error:
             log.exception("reconcile pass failed unexpectedly")
             return PassOutcome("error", revision, None, f"internal error: {type(error).__name__}: {error}",
@@ -120,6 +136,7 @@ class Loop:
         self._held = outcome.outcome in passes.PERMANENT
         self._attempts = self._attempts + 1 if outcome.retry else 0
         self.next_delay = self.delay(outcome)
+        self.status.in_flight = self._in_flight()
         self.status.record(outcome, retries=self._attempts)
         self._log(outcome)
         if self.on_pass is not None:
@@ -157,23 +174,66 @@ class Loop:
 
     def _schedule(self, stop: threading.Event) -> None:
         next_at = time.monotonic()
+        refresh_at = next_at + self.settings.refresh
         while not stop.is_set():
-            self._wake.wait(max(0.0, next_at - time.monotonic()))
+            self._wake.wait(max(0.0, min(next_at, refresh_at) - time.monotonic()))
             if stop.is_set():
                 return
             self._wake.clear()
             reasons = self._take_reasons()
-            timer = time.monotonic() >= next_at
+            now = time.monotonic()
+            timer = now >= next_at
             if not reasons and not timer:
+                if now >= refresh_at:
+                    self.refresh()
+                    refresh_at = time.monotonic() + self.settings.refresh
                 continue
             outcome = self._step(reasons, timer)
             if outcome is None:
-                if timer:
+                if timer:  # nothing to do (or held): the next attempt moves on, never left in the past
                     next_at = time.monotonic() + spread(self.settings.interval, self.settings.jitter, self.rng)
+                    self.status.schedule(time.time() + (next_at - time.monotonic()))
+                    self.report()
                 continue
             next_at = time.monotonic() + self.next_delay
+            refresh_at = time.monotonic() + self.settings.refresh
             self.status.schedule(time.time() + (next_at - time.monotonic()))
             self.report()
+
+    def refresh(self) -> None:
+        """Read each engine again: applies that ended, every agent's SYNC/HEALTH; report what changed."""
+        if self.status.last_outcome == "unreachable":
+            return  # the backoff retries reach for the engine; a refresh would only wait on it too
+        changed = False
+        for target in self.targets:
+            desired = self._desired.get(target.url)
+            if desired is None:
+                continue
+            tracker = self.trackers.setdefault(target.url, Tracker())
+            try:
+                client = self._client(target)
+                tracker.settle(client)
+                rows = passes.rows_now(client, desired, tracker, self.settings.options)
+            except CaxtonError as error:
+                log.debug("refreshing %s failed: %s", target.url, error.message)
+                continue
+            differs, moved = self.status.show_rows(target.url, rows)
+            for row in moved:
+                log.info("%s: %s %s %s%s", target.url, row.name, row.sync, row.health,
+                         f": {row.reason}" if row.reason else "")
+            changed = differs or changed
+        in_flight = self._in_flight()
+        if in_flight != self.status.in_flight:
+            self.status.in_flight, changed = in_flight, True
+        if changed:
+            before = self.status.state
+            self.status.settle()
+            if self.status.state != before:
+                log.info("now %s", self.status.state)
+            self.report()
+
+    def _in_flight(self) -> list[str]:
+        return sorted(apply_id for tracker in self.trackers.values() for apply_id in tracker.submitted)
 
     def _step(self, reasons: set[str], timer: bool) -> PassOutcome | None:
         """Run a pass if one is due; None when there was nothing to do."""
@@ -274,10 +334,16 @@ class Loop:
     def _log(self, outcome: PassOutcome) -> None:
         self._count(outcome)
         commit = _short(outcome.commit or outcome.revision)
-        if outcome.outcome == "applied":
+        if outcome.outcome in ("applied", "progressing"):
             for result in outcome.engines:
                 if result.changes:
-                    log.info("applied %s to %s: %s", commit, result.engine, ", ".join(result.changes))
+                    verb = "applied" if result.outcome == "applied" else "submitted"
+                    log.info("%s %s to %s: %s", verb, commit, result.engine, ", ".join(result.changes))
+                for row in result.agents:
+                    if row.health != "Healthy":
+                        log.info("%s: %s %s: %s", result.engine, row.name, row.health, row.reason)
+        elif outcome.outcome == "degraded":
+            log.warning("revision %s: %s", commit, outcome.message)
         elif outcome.outcome == "in_sync":
             log.debug("%s in sync at %s", ", ".join(t.url for t in self.targets), commit)
         elif outcome.outcome == "invalid":

@@ -1,8 +1,14 @@
 """The loop's status in a fixed shape: what it saw, what it applied, what failed, what comes next.
 
-``LoopStatus`` is updated by ``caxton.reconcile.loop`` after each pass and
+``LoopStatus`` is updated by ``caxton.reconcile.loop`` when a pass starts,
+after it, and whenever a refresh sees an agent's SYNC/HEALTH change; it is
 sent to the engine by ``caxton.reconcile.board`` as a plain dict (the shape
 ``caxton reconcile status`` renders and docs/reconcile.md documents).
+``state`` is ``applying`` (a pass is planning/submitting), ``waiting``
+(rollouts in flight or paused: the loop watches them, it does not wait on
+them), ``idle`` (nothing to do until a new revision, a webhook or the
+interval), ``error`` (the last pass failed: retried with backoff, or held
+until a new revision when retrying cannot help), ``starting`` or ``stopped``.
 Times are UTC ISO-8601 strings.
 """
 
@@ -15,7 +21,8 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from caxton.reconcile.passes import PassOutcome
+from caxton.reconcile.health import IN_FLIGHT, AgentRow
+from caxton.reconcile.passes import SUCCESS, PassOutcome
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -30,6 +37,8 @@ class EngineView:
     commit: str | None = None  # the last revision this engine was seen to have
     outcome: str | None = None
     message: str | None = None
+    apply_id: str | None = None  # the last apply the loop submitted to it
+    agents: list[dict[str, Any]] = field(default_factory=list)  # SYNC/HEALTH rows (health.AgentRow)
 
 
 @dataclass
@@ -42,7 +51,7 @@ class LoopStatus:
     loop_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     holder: str = field(default_factory=lambda: f"{socket.gethostname()} pid {os.getpid()}")
     started_at: str | None = field(default_factory=lambda: iso(time.time()))
-    state: str = "starting"  # starting, idle, applying, retrying, holding, stopped
+    state: str = "starting"  # starting, applying, waiting, idle, error, stopped
     last_seen_commit: str | None = None
     last_applied_commit: str | None = None
     last_outcome: str | None = None
@@ -53,6 +62,8 @@ class LoopStatus:
     last_success_at: str | None = None
     last_duration_seconds: float | None = None
     retries: int = 0
+    held: bool = False  # the last pass cannot succeed by retrying: waiting for a new revision
+    in_flight: list[str] = field(default_factory=list)  # ids of submitted applies still progressing
     next_attempt_at: str | None = None
     runs: dict[str, int] = field(default_factory=dict)
 
@@ -76,7 +87,31 @@ class LoopStatus:
         else:
             self.last_error = f"{outcome.outcome}: {outcome.message}"
         self._engines(outcome)
-        self.state = "retrying" if outcome.retry else ("idle" if outcome.ok else "holding")
+        self.held = not outcome.ok and not outcome.retry
+        self.settle()
+
+    def begin(self) -> None:
+        """A pass starts now: nothing is scheduled until it ends."""
+        self.state, self.next_attempt_at = "applying", None
+
+    def settle(self) -> None:
+        """The state between passes: error, waiting (rollouts in flight) or idle."""
+        if self.last_outcome is not None and self.last_outcome not in SUCCESS:
+            self.state = "error"
+        elif self.in_flight or any(row.get("health") in IN_FLIGHT for view in self.engines for row in view.agents):
+            self.state = "waiting"
+        else:
+            self.state = "idle"
+
+    def show_rows(self, engine: str, rows: tuple[AgentRow, ...]) -> tuple[bool, list[AgentRow]]:
+        """Take in a refresh of ``engine``'s rows: whether any changed, and those whose SYNC/HEALTH/reason did."""
+        fresh = [row.to_dict() for row in rows]
+        for view in self.engines:
+            if view.engine == engine and view.agents != fresh:
+                before = {(r["id"], r["sync"], r["health"], r["reason"]) for r in view.agents}
+                view.agents = fresh
+                return True, [row for row in rows if (row.id, row.sync, row.health, row.reason) not in before]
+        return False, []
 
     def _engines(self, outcome: PassOutcome) -> None:
         by_url = {view.engine: view for view in self.engines}
@@ -85,6 +120,9 @@ class LoopStatus:
             if view is None:
                 continue
             view.outcome, view.message = result.outcome, result.message
+            view.apply_id = result.apply_id or view.apply_id
+            if result.agents:
+                view.agents = [row.to_dict() for row in result.agents]
             if result.commit is not None:
                 view.commit = result.commit
 

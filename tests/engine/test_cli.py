@@ -42,7 +42,7 @@ def test_health(cli: Callable[..., CliResult]) -> None:
 def test_list_and_status(cli: Callable[..., CliResult]) -> None:
     listing = cli("agents", "list")
     assert listing.code == 0 and listing.out.splitlines()[0].split() == [
-        "NAME", "KIND", "VERSION", "STATE", "REVISION", "TRAFFIC"]
+        "NAME", "KIND", "VERSION", "STATE", "REVISION", "TRAFFIC", "SYNC", "HEALTH", "REASON"]
     assert "scorer" in listing.out and "DataProcessor" in listing.out
     as_json = json.loads(cli("agents", "list", "-o", "json").out)
     assert {a["id"] for a in as_json} == {"scorer", "data-processor"}

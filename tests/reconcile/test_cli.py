@@ -130,9 +130,16 @@ def test_up_serves_the_repository_and_picks_up_commits(desired_repo: DesiredRepo
         wait_for(lambda: version("summarizer") == "0.3.1", timeout=40.0, what="up serving the agents")
         sent = httpx.post(f"{url}/api/v1/agents/scorer/messages", json={"content": "hi"}, timeout=5.0)
         assert sent.status_code == 200 and sent.json()["reply"]["agent"] == "scorer"
+        # a canary with no traffic pauses for lack of data, and holds back nothing (issue 11)
+        desired_repo.edit("agents/data-processor.md", 'version: "1.0.0"', 'version: "1.1.0"')
+        desired_repo.edit("agents/data-processor.md", "interval: 30s", "interval: 1s")
+        desired_repo.commit("data-processor canary")
+        wait_for(lambda: (httpx.get(f"{url}/api/v1/agents/data-processor", timeout=2.0).json().get("rollout")
+                          or {}).get("status") == "paused", timeout=15.0, what="the canary paused")
         desired_repo.edit("agents/summarizer.toml", 'version = "0.3.1"', 'version = "2.0.0"')
         desired_repo.commit("summarizer 2.0.0")
         wait_for(lambda: version("summarizer") == "2.0.0", timeout=15.0, what="the commit served")
+        assert version("data-processor") == "1.0.0", "the paused canary's stable revision still serves"
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(30.0)
     finally:
@@ -144,3 +151,4 @@ def test_up_serves_the_repository_and_picks_up_commits(desired_repo: DesiredRepo
     assert f"caxton engine API at {url}/api/v1" in text
     assert "applied " in text and "summarizer created (revision 1)" in text
     assert "summarizer updated (revision 2)" in text
+    assert "progressing " in text and "data-processor rollout running (revision 2)" in text

@@ -46,7 +46,7 @@ def test_commits_are_served_invalid_ones_held_and_fixes_applied(
         shown = wait_for(lambda: (s := status(engine)).get("last_outcome") == "invalid"
                          and s.get("last_seen_commit") == broken and s, what="the invalid commit reported")
         assert isinstance(shown, dict)
-        assert shown["state"] == "holding"
+        assert shown["state"] == "error" and shown["held"] is True, "held until a new revision"
         assert any(d["file"] == "agents/summarizer.toml" and d["severity"] == "error" for d in shown["diagnostics"])
         assert shown["last_applied_commit"] != broken
         assert revisions(engine)["summarizer"] == ("Active", 2, "0.4.0"), "the engine is left untouched"
@@ -88,7 +88,7 @@ def test_an_engine_outage_is_reported_backed_off_and_converged(
         wanted = desired_repo.commit("summarizer 0.6.0 while the engine is down")
         wait_for(lambda: loop.status.last_outcome == "unreachable" and loop.status.retries >= 2,
                  what="retries while the engine is down")
-        assert loop.status.state == "retrying"
+        assert loop.status.state == "error" and loop.status.held is False, "retried with backoff"
         assert loop.status.last_seen_commit == wanted
         assert "cannot reach the engine" in (loop.status.last_error or "")
         engine.start()

@@ -1,0 +1,129 @@
+"""Text of ``caxton reconcile status`` and of ``caxton agents list`` (with its SYNC/HEALTH columns).
+
+Pure: each function takes what the engine returned (the reconcile board's
+view, the agents list) plus the engine's clock, and returns lines; the
+commands print them. The loop's ``next attempt`` is shown relative to
+``now``; a loop whose next attempt is well past without a new report is
+shown ``lost`` (it stopped without saying so), never as a live loop with an
+attempt in the past.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+#: A live loop reports when its next pass starts; this long past it without a report, it is lost.
+LOST_AFTER = 15.0
+NO_LOOP = "No reconcile loop has reported to this engine (start one: caxton reconcile --watch)."
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def loop_state(report: dict[str, Any], now: datetime) -> tuple[str, str]:
+    """The loop's state as a word and its next attempt as text ("in 12s (…Z)", "due now", "-")."""
+    state = str(report.get("state") or "-")
+    due = parse_time(report.get("next_attempt_at"))
+    if state in ("stopped", "applying", "starting") or due is None:
+        return state, "-" if state != "applying" else "after this pass"
+    late = (now - due).total_seconds()
+    if late > LOST_AFTER:
+        return "lost", f"was due {report.get('next_attempt_at')}: no report since (is the loop still running?)"
+    if late >= 0:
+        return state, "due now"
+    return state, f"in {_seconds(-late)} ({report.get('next_attempt_at')})"
+
+
+def _seconds(value: float) -> str:
+    value = round(value)
+    return f"{value // 60}m{value % 60:02d}s" if value >= 60 else f"{value}s"
+
+
+def _short(commit: Any) -> str:
+    return "-" if not commit else str(commit).removeprefix("sha256:")[:12]
+
+
+def status_lines(view: dict[str, Any]) -> list[str]:
+    """``caxton reconcile status``: the loop, then per engine one row per agent."""
+    report = view.get("status")
+    if not report:
+        return [NO_LOOP]
+    now = parse_time(view.get("now")) or datetime.now(UTC)
+    state, next_attempt = loop_state(report, now)
+    busy = [f"{row['name']} {str(row['health']).lower()}" for engine in report.get("engines") or []
+            for row in engine.get("agents") or [] if row.get("health") in ("Progressing", "Paused")]
+    detail = {"waiting": f" ({', '.join(busy) or 'applies in flight'}; watched, not waited on)",
+              "error": " (retrying with backoff)" if not report.get("held") else " (held until a new revision)",
+              "lost": f" (last reported state: {report.get('state')})"}.get(state, "")
+    last = report.get("last_outcome")
+    rows = [
+        ("source", report.get("source")), ("state", state + detail),
+        ("last seen commit", report.get("last_seen_commit")), ("last applied commit", report.get("last_applied_commit")),
+        ("last outcome", f"{last}: {report.get('last_message')}" if last else None),
+        ("last run", report.get("last_run_at")), ("last success", report.get("last_success_at")),
+        ("last error", report.get("last_error")), ("retries", report.get("retries")),
+        ("next attempt", next_attempt), ("reported", view.get("reported_at")),
+        ("loop", f"{report.get('holder')} (id {report.get('loop_id')})"),
+    ]
+    lines = [f"{label + ':':<21}{'-' if value is None else value}" for label, value in rows]
+    for engine in report.get("engines") or []:
+        applied = f", apply {engine['apply_id']}" if engine.get("apply_id") else ""
+        lines += ["", f"engine {engine['engine']}: {engine.get('outcome') or '-'} at {_short(engine.get('commit'))}"
+                  f"{applied}"]
+        lines += agent_table(engine.get("agents") or [])
+    for found in report.get("diagnostics") or []:
+        where = ":".join(str(found[k]) for k in ("file", "line", "column") if found.get(k) is not None)
+        lines.append(f"  {where}: {found.get('severity')} {found.get('code')}: {found.get('message')}")
+    return lines
+
+
+def agent_table(agents: list[dict[str, Any]]) -> list[str]:
+    """NAME SYNC HEALTH VERSION DESIRED REASON, one row per agent."""
+    if not agents:
+        return ["  (no agents yet)"]
+    rows = [[a["name"], a["sync"], a["health"], a.get("version") or "-", a.get("desired_version") or "-",
+             a.get("reason") or ""] for a in agents]
+    return table(["NAME", "SYNC", "HEALTH", "VERSION", "DESIRED", "REASON"], rows)
+
+
+def agents_lines(agents: list[dict[str, Any]]) -> list[str]:
+    """``caxton agents list``: kind, version, state, revision, traffic, then SYNC, HEALTH and the reason."""
+    rows = [[a["name"], a["kind"], a["version"], a["state"], str(a["revision"]), traffic(a["traffic"]),
+             a["sync"], a["health"], a["health_reason"]] for a in agents]
+    return table(["NAME", "KIND", "VERSION", "STATE", "REVISION", "TRAFFIC", "SYNC", "HEALTH", "REASON"], rows)
+
+
+def traffic(weights: dict[str, int]) -> str:
+    return ", ".join(f"r{rev} {weight}%" for rev, weight in weights.items()) or "-"
+
+
+def table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    return ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [headers, *rows]]
+
+
+def sync_by_agent(view: dict[str, Any], engine_url: str) -> dict[str, dict[str, Any]] | None:
+    """The live loop's rows for ``engine_url`` by agent id; None when no live loop reports to it.
+
+    With one engine in the report its rows are taken whatever URL spelling was used to reach it.
+    """
+    report = view.get("status")
+    if not report or report.get("state") == "stopped":
+        return None
+    now = parse_time(view.get("now")) or datetime.now(UTC)
+    if loop_state(report, now)[0] == "lost":
+        return None
+    engines = report.get("engines") or []
+    chosen = [e for e in engines if e.get("engine", "").rstrip("/") == engine_url.rstrip("/")]
+    if not chosen and len(engines) == 1:
+        chosen = engines
+    if not chosen:
+        return None
+    return {row["id"]: row for row in chosen[0].get("agents") or []}
