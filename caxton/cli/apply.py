@@ -49,7 +49,14 @@ def apply(
     no_prune: NoPruneOption = False,
     allow_delete_all: AllowDeleteAllOption = False,
 ) -> int:
-    """Apply a saved plan, or plan and apply a directory."""
+    """Apply a saved plan, or plan and apply a directory.
+
+    \b
+    Examples:
+      caxton apply             plan agents/ here, confirm, then apply
+      caxton apply plan.json   exactly a plan saved by `caxton plan --out`
+      caxton apply agents/ --auto-approve --engine URL
+    """
     from caxton.client import applying
     from caxton.client.engine import EngineClient
 
