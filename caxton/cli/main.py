@@ -94,6 +94,7 @@ def _interrupted(*, at_prompt: bool = False) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (never raises)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    command = None
     try:
         _register(args)
         command = usage.readable(typer.main.get_command(app))
@@ -112,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(usage.help_text(asked) + "\n")
         return EXIT_OK
     except usage.UsageError as wrong:
-        usage.show_usage_error(wrong, sys.stderr)
+        usage.show_usage_error(wrong, sys.stderr, command, args)
         return EXIT_USAGE
     except usage.ClickException as error:
         sys.stderr.write(f"error: {error.format_message()}\n")  # type: ignore[attr-defined]

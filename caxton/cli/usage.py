@@ -100,12 +100,26 @@ def is_usage_error(error: BaseException) -> bool:
     return isinstance(error, UsageError)
 
 
-def show_usage_error(error: Any, out: TextIO) -> None:
-    """Like click: the usage line, "Try 'caxton CMD -h' for help.", then "Error: ..." with suggestions."""
-    ctx = error.ctx
+def show_usage_error(error: Any, out: TextIO, root: Any, args: list[str]) -> None:
+    """Like click: the usage line, "Try 'caxton CMD -h' for help.", then "Error: ..." with suggestions.
+
+    ``root`` and ``args`` find the command when the error carries no context (an option without its value)."""
+    ctx = error.ctx or _context(root, args)
     if ctx is not None:
         out.write(f"{ctx.get_usage()}\nTry '{ctx.command_path} {ctx.help_option_names[0]}' for help.\n\n")
     out.write(f"Error: {_message(error)}\n")
+
+
+def _context(root: Any, args: list[str]) -> Any:
+    """The context of the deepest command that ``args`` name, parsed leniently (for its usage line)."""
+    if root is None:
+        return None
+    ctx = root.make_context("caxton", [], resilient_parsing=True)
+    for arg in args:
+        sub = getattr(ctx.command, "commands", {}).get(arg)
+        if sub is not None:
+            ctx = sub.make_context(arg, [], parent=ctx, resilient_parsing=True)
+    return ctx
 
 
 def _message(error: Any) -> str:
@@ -114,6 +128,8 @@ def _message(error: Any) -> str:
         if possibilities:
             return f"No such option: {error.option_name}. Did you mean {' or '.join(possibilities)}?"
         return str(error.message)
+    if isinstance(getattr(error, "message", None), str):  # typer 0.29 checks values with pydantic
+        error.message = error.message.removeprefix("Value error, ")
     return str(error.format_message())
 
 
