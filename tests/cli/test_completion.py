@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import subprocess
 import sys
@@ -10,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.cli.conftest import child_env
 
 
 def in_bash(command: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``python -m caxton ...`` as a child of bash (what typer's shell detection looks for), HOME in tmp."""
-    full = {**os.environ, "HOME": str(home), "PYTHONPATH": str(REPO_ROOT), **env}
     line = f"{shlex.quote(sys.executable)} -m caxton {command}; exit $?"  # `; exit` keeps bash as the parent
-    return subprocess.run(["bash", "-c", line], capture_output=True, text=True, env=full, timeout=60, check=False)
+    return subprocess.run(["bash", "-c", line], capture_output=True, text=True, env=child_env(HOME=str(home), **env),
+                          timeout=60, check=False)
 
 
 def test_show_completion_prints_the_bash_script(tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES, REPO_ROOT
+from tests.cli.conftest import child_env
+from tests.conftest import EXAMPLES
 from tests.support.engine import EngineProcess, running_engine
 
 PROMPT = b"Only 'yes' will be accepted"
@@ -28,12 +29,6 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
         yield process
 
 
-def child_env() -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TERM": "dumb"}
-    env.pop("CI", None)
-    return env
-
-
 def read_until(fd: int, wanted: bytes, timeout: float = 60.0) -> bytes:
     """Read a pty until ``wanted`` shows (or fail with what came)."""
     seen, deadline = b"", time.monotonic() + timeout
@@ -41,7 +36,10 @@ def read_until(fd: int, wanted: bytes, timeout: float = 60.0) -> bytes:
         ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
         if not ready:
             raise AssertionError(f"no {wanted!r} within {timeout}s; the terminal showed:\n{seen.decode()}")
-        seen += os.read(fd, 65536)
+        try:
+            seen += os.read(fd, 65536)
+        except OSError as closed:  # the child exited
+            raise AssertionError(f"the command ended before {wanted!r}; the terminal showed:\n{seen.decode()}") from closed
     return seen
 
 
@@ -64,7 +62,8 @@ def test_ctrl_c_at_apply_confirmation_exits_130_with_one_line(engine: EngineProc
     shutil.copytree(EXAMPLES, project)
     master, terminal = pty.openpty()  # stdin and stdout on a terminal: apply asks for confirmation
     proc = subprocess.Popen([sys.executable, "-m", "caxton", "apply", "agents", "--engine", engine.url],
-                            stdin=terminal, stdout=terminal, stderr=subprocess.PIPE, env=child_env(), cwd=project)
+                            stdin=terminal, stdout=terminal, stderr=subprocess.PIPE, env=child_env(TERM="dumb"),
+                            cwd=project)
     os.close(terminal)
     try:
         screen = read_until(master, PROMPT)
@@ -74,9 +73,9 @@ def test_ctrl_c_at_apply_confirmation_exits_130_with_one_line(engine: EngineProc
         assert proc.stderr is not None
         err = proc.stderr.read().decode()
         # input() writes the prompt's last character (a space) to stderr on a terminal, hence strip()
-        assert (code, err.strip(), len(err.splitlines())) == (130, "interrupted", 1), err
         rest = screen.split(PROMPT, 1)[1] + drain(master)
-        assert rest.endswith(b"\r\n") and b"Traceback" not in rest  # the prompt's line was ended, nothing more
+        assert (code, err.strip(), len(err.splitlines())) == (130, "interrupted", 1), (err, rest)
+        assert rest.endswith(b"\r\n") and b"Traceback" not in rest, rest  # the prompt's line was ended, nothing more
     finally:
         if proc.poll() is None:
             proc.kill()

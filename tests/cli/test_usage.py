@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -13,7 +12,8 @@ import typer.main
 from syrupy.assertion import SnapshotAssertion
 
 from caxton.cli import commands, main, usage
-from tests.conftest import REPO_ROOT, CliResult
+from tests.cli.conftest import child_env
+from tests.conftest import CliResult
 
 Run = Callable[..., CliResult]
 
@@ -37,8 +37,7 @@ TYPE_METAVAR = re.compile(r"<[a-z][^>]*>|\{[a-z_]+\}")
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     """``python -m caxton ARGS`` in a fresh process (only the invoked command is registered, as for a user)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", "caxton", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "caxton", *args], capture_output=True, text=True, env=child_env(),
                           timeout=60, check=False)
 
 
