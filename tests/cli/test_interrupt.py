@@ -39,7 +39,7 @@ def read_until(fd: int, wanted: bytes, timeout: float = 60.0) -> bytes:
         try:
             seen += os.read(fd, 65536)
         except OSError as closed:  # the child exited
-            raise AssertionError(f"the command ended before {wanted!r}; the terminal showed:\n{seen.decode()}") from closed
+            raise AssertionError(f"the command ended before {wanted!r}; it showed:\n{seen.decode()}") from closed
     return seen
 
 
