@@ -96,10 +96,6 @@ def readable(command: Any) -> Any:
     return command
 
 
-def is_usage_error(error: BaseException) -> bool:
-    return isinstance(error, UsageError)
-
-
 def show_usage_error(error: Any, out: TextIO, root: Any, args: list[str]) -> None:
     """Like click: the usage line, "Try 'caxton CMD -h' for help.", then "Error: ..." with suggestions.
 
@@ -128,9 +124,8 @@ def _message(error: Any) -> str:
         if possibilities:
             return f"No such option: {error.option_name}. Did you mean {' or '.join(possibilities)}?"
         return str(error.message)
-    if isinstance(getattr(error, "message", None), str):  # typer 0.29 checks values with pydantic
-        error.message = error.message.removeprefix("Value error, ")
-    return str(error.format_message())
+    # typer 0.29 checks values with pydantic, whose messages may start with "Value error, "
+    return str(error.format_message()).replace(": Value error, ", ": ", 1)
 
 
 def help_text(error: Any) -> str:
