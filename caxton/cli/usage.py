@@ -120,7 +120,7 @@ def _context(root: Any, args: list[str]) -> Any:
 
 def _message(error: Any) -> str:
     if isinstance(error, NoSuchOption):
-        possibilities = sorted(error.possibilities or ())
+        possibilities = list(error.possibilities or ())  # best first (difflib)
         if possibilities:
             return f"No such option: {error.option_name}. Did you mean {' or '.join(possibilities)}?"
         return str(error.message)

@@ -55,6 +55,7 @@ def test_a_usage_error_prints_the_usage_and_exits_64(run_cli: Run, snapshot: Sna
     (["rollout", "promte", "x"], "Did you mean 'promote'?"),
     (["validate", "--strct"], "Did you mean --strict?"),
     (["plan", "--detailed-exitcod"], "Did you mean --detailed-exitcode?"),
+    (["reconcile", "--watc"], "Did you mean --watch or --path?"),
 ])
 def test_a_fresh_process_suggests_the_closest_command_or_option(args: list[str], suggestion: str) -> None:
     done = cli(*args)
