@@ -43,6 +43,17 @@ def read_until(fd: int, wanted: bytes, timeout: float = 60.0) -> bytes:
     return seen
 
 
+def wait_blocked(pid: int, timeout: float = 30.0) -> None:
+    """Wait until the process sleeps in a system call (the read of the prompt's answer, the engine's reply).
+
+    A SIGINT that lands just before that call is only acted on when the call returns (CPython checks
+    signals between bytecodes and on EINTR): a race a person pressing Ctrl-C never hits, a test could."""
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "S":
+        assert time.monotonic() < deadline, "the command never waited for its answer"
+        time.sleep(0.01)
+
+
 def drain(fd: int) -> bytes:
     """What is left to read on a pty whose child has exited."""
     chunks = []
@@ -68,6 +79,7 @@ def test_ctrl_c_at_apply_confirmation_exits_130_with_one_line(engine: EngineProc
     try:
         screen = read_until(master, PROMPT)
         assert b"Plan: 3 to create" in screen
+        wait_blocked(proc.pid)
         proc.send_signal(signal.SIGINT)
         code = proc.wait(30)
         assert proc.stderr is not None
@@ -97,6 +109,7 @@ def test_ctrl_c_while_waiting_for_the_engine_exits_130_with_one_line() -> None:
         with connection:
             connection.settimeout(60)
             assert connection.recv(65536).startswith(b"GET /api/v1/")  # the CLI waits for the answer now
+            wait_blocked(proc.pid)
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=30)
     assert (proc.returncode, out, err) == (130, b"", b"interrupted\n")
