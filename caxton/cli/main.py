@@ -69,10 +69,10 @@ def _register(args: Sequence[str]) -> None:
     commands.register(app, only=args[0] if args else None)
 
 
-def exit_code_for(error: BaseException) -> int:
+def exit_code_for(error: CaxtonError) -> int:
     if isinstance(error, RolledBack):
         return EXIT_ROLLED_BACK
-    if isinstance(error, (Interrupted, KeyboardInterrupt, typer.Abort)):
+    if isinstance(error, Interrupted):
         return EXIT_INTERRUPTED
     return EXIT_ERROR
 
