@@ -61,7 +61,14 @@ def apply(
     allow_delete_all: AllowDeleteAllOption = False,
     targets: TargetOption = None,
 ) -> int:
-    """Apply a saved plan, or plan and apply a directory."""
+    """Apply a saved plan, or plan and apply a directory.
+
+    \b
+    Examples:
+      caxton apply             plan agents/ here, confirm, then apply
+      caxton apply plan.json   exactly a plan saved by `caxton plan --out`
+      caxton apply agents/ --auto-approve --engine URL
+    """
     from caxton.client.engine import EngineClient
 
     planned = _saved(target, engine, targets) if _is_plan_file(target) else _fresh(

@@ -36,7 +36,8 @@ _registered: set[str] = set()
 
 def register(app: typer.Typer, only: str | None = None) -> None:
     """Add the commands to ``app``: just ``only`` when it names one (typer then builds one
-    command instead of the whole tree, ~0.1 s per run), else every one not added yet."""
+    command instead of the whole tree, ~0.1 s per run), else every one not added yet (for
+    help, shell completion, and a mistyped command, whose "did you mean" needs every name)."""
     names = [only] if only in COMMANDS else list(COMMANDS)
     for name in names:
         if name in _registered:

@@ -1,10 +1,20 @@
 """Entry point of ``caxton``: builds the Typer app and maps errors to exit codes.
 
 This is the one place where exceptions become exit codes:
-0 success / no changes, 1 error or invalid input, 2 changes present
-(``plan --detailed-exitcode``), 3 apply finished but rolled back,
-4 apply still in progress at ``--timeout`` (e.g. a rollout paused for lack of
-traffic; the engine carries on), 130 interrupted.
+
+- 0: success / no changes; ``caxton`` alone, and a command group without its
+  subcommand (``caxton agents``), print their help to stdout and exit 0.
+- 1: error or invalid input (``error: ...`` and a hint on stderr).
+- 2: changes present (``plan --detailed-exitcode``).
+- 3: apply finished but a rollout was rolled back.
+- 4: apply still in progress at ``--timeout`` (e.g. a rollout paused for lack of
+  traffic; the engine carries on).
+- 64: usage error (unknown command or option, missing or bad argument): the
+  usage line, ``Try 'caxton CMD -h' for help.`` and ``Error: ...`` with "did
+  you mean" suggestions on stderr. 64 is ``EX_USAGE`` of sysexits.h; click's 2
+  would read as "changes present".
+- 130: interrupted (Ctrl-C anywhere, also at apply's confirmation prompt):
+  ``interrupted`` on stderr, no traceback.
 """
 
 from __future__ import annotations
@@ -18,10 +28,11 @@ from collections.abc import Sequence
 # command); the CLI uses none.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
-import click
 import typer
+import typer.main
 
 from caxton import __version__
+from caxton.cli import usage
 from caxton.errors import ApplyTimeout, CaxtonError, Interrupted, RolledBack
 
 EXIT_OK = 0
@@ -29,13 +40,13 @@ EXIT_ERROR = 1
 EXIT_CHANGES = 2
 EXIT_ROLLED_BACK = 3
 EXIT_TIMEOUT = 4
+EXIT_USAGE = 64
 EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="caxton",
     help="Declarative GitOps manager for AI agents: validate, plan, apply, reconcile.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -61,12 +72,12 @@ def _register(args: Sequence[str]) -> None:
     commands.register(app, only=args[0] if args else None)
 
 
-def exit_code_for(error: BaseException) -> int:
+def exit_code_for(error: CaxtonError) -> int:
     if isinstance(error, RolledBack):
         return EXIT_ROLLED_BACK
     if isinstance(error, ApplyTimeout):
         return EXIT_TIMEOUT
-    if isinstance(error, (Interrupted, KeyboardInterrupt, click.exceptions.Abort)):
+    if isinstance(error, Interrupted):
         return EXIT_INTERRUPTED
     return EXIT_ERROR
 
@@ -77,29 +88,49 @@ def _report(error: CaxtonError) -> None:
         sys.stderr.write(f"  hint: {error.hint}\n")
 
 
+def _interrupted(*, at_prompt: bool = False) -> int:
+    if at_prompt and sys.stdout.isatty():
+        sys.stdout.write("\n")  # end the prompt's line
+        sys.stdout.flush()
+    sys.stderr.write("interrupted\n")
+    return EXIT_INTERRUPTED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (never raises)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    _register(args)
+    command = None
     try:
-        result = app(args=args, prog_name="caxton", standalone_mode=False)
-    except click.exceptions.Exit as done:
-        return int(done.exit_code)
-    except click.ClickException as usage:
-        usage.show(file=sys.stderr)
-        return EXIT_ERROR
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        sys.stderr.write("interrupted\n")
-        return EXIT_INTERRUPTED
+        _register(args)
+        command = usage.readable(typer.main.get_command(app))
+        # typer turns Ctrl-C into exit code 130 (a typer.Exit it returns when not standalone)
+        result = command.main(args=args, prog_name="caxton", standalone_mode=False)
+    except SystemExit as done:  # --install-completion, --show-completion and shell completion call sys.exit
+        return done.code if isinstance(done.code, int) else EXIT_OK if done.code is None else EXIT_ERROR
+    except typer.Abort:  # Ctrl-C (or end of input) at a prompt
+        return _interrupted(at_prompt=True)
+    except KeyboardInterrupt:
+        return _interrupted()
     except CaxtonError as error:
         _report(error)
         return exit_code_for(error)
+    except usage.NoArgsIsHelpError as asked:  # `caxton`, `caxton agents`: the help, as -h prints it
+        sys.stdout.write(usage.help_text(asked) + "\n")
+        return EXIT_OK
+    except usage.UsageError as wrong:
+        usage.show_usage_error(wrong, sys.stderr, command, args)
+        return EXIT_USAGE
+    except usage.ClickException as error:
+        sys.stderr.write(f"error: {error.format_message()}\n")  # type: ignore[attr-defined]
+        return EXIT_ERROR
     except Exception as error:  # noqa: BLE001 - the last line of defence: no bare tracebacks
         sys.stderr.write(f"error: internal error: {type(error).__name__}: {error}\n")
         sys.stderr.write("  hint: this is a bug in caxton; set CAXTON_DEBUG=1 for the traceback\n")
         if os.environ.get("CAXTON_DEBUG"):
             traceback.print_exc()
         return EXIT_ERROR
+    if result == EXIT_INTERRUPTED:
+        return _interrupted()
     return int(result) if isinstance(result, int) else EXIT_OK
 
 

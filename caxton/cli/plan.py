@@ -57,7 +57,14 @@ def plan(
     allow_delete_all: AllowDeleteAllOption = False,
     targets: TargetOption = None,
 ) -> int:
-    """Compare the desired state with the engine and show the changes apply would make."""
+    """Compare the desired state with the engine and show the changes apply would make.
+
+    \b
+    Examples:
+      caxton plan                      agents/ here against http://127.0.0.1:8080
+      caxton plan --detailed-exitcode  exit 2 when there are changes (CI)
+      caxton plan agents/ --engine URL --out plan.json
+    """
     from caxton.planning import planfile, render
 
     planned = make_plan(directory, ref, engine, token, prune=not no_prune, allow_delete_all=allow_delete_all,

@@ -41,8 +41,16 @@ if TYPE_CHECKING:
     from caxton.reconcile.passes import PassOutcome, Target
     from caxton.reconcile.sources import Source
 
+EXAMPLES = """\b
+Examples:
+  caxton reconcile                        one pass of the directory here
+  caxton reconcile --watch --branch main  follow the branch until Ctrl-C
+  caxton reconcile --env staging          each engine of staging in turn
+  caxton reconcile status                 what the loop last reported
+"""
+
 app = typer.Typer(help="Keep the engine equal to a git branch or a directory (once, or --watch).",
-                  invoke_without_command=True)
+                  epilog=EXAMPLES, invoke_without_command=True)
 
 SourceOption = Annotated[str, typer.Option(
     "--source", help="Local directory, git work tree, or git URL (cloned into --data-dir).")]

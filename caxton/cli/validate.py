@@ -48,7 +48,15 @@ def validate(
         bool, typer.Option("--no-cache", help="Validate every file afresh; neither read nor update the cache.")
     ] = False,
 ) -> int:
-    """Validate agent files and WASM modules; every problem in every file, in one run."""
+    """Validate agent files and WASM modules; every problem in every file, in one run.
+
+    \b
+    Examples:
+      caxton validate                       agents/ (or caxton.yaml's agents_dir)
+      caxton validate agents/ --strict      warnings fail the run too
+      caxton validate -o github agents/     annotations for GitHub Actions
+      caxton validate --ref HEAD~1 agents/  the files as of the previous commit
+    """
     from caxton.validation import report as reports
 
     states = _load(paths or [Path(default_project())], ref, load_options(cache=not no_cache))

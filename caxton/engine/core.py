@@ -32,7 +32,6 @@ from caxton.engine.store import AgentRow, Source, Store
 from caxton.errors import (
     AgentFailure,
     CaxtonError,
-    NotFound,
     PayloadTooLarge,
     Unavailable,
 )
@@ -232,7 +231,7 @@ class Engine:
             return Unavailable("the engine is shutting down", hint="retry once it is back")
         row = self.store.agent(ident)
         if row is None:
-            return NotFound(f"no agent named {name!r} in the engine", hint="list agents with `caxton agents list`")
+            return self.store.unknown_agent(name)
         if states.is_paused(row.kind, row.state):
             return Unavailable(f"agent {row.name!r} is suspended ({row.state})",
                                hint=f"resume it: caxton agents resume {row.id}")
@@ -291,7 +290,7 @@ class Engine:
         ident = agent_id(name)
         found = [a for a in self.snapshot().agents if a.id == ident]
         if not found:
-            raise NotFound(f"no agent named {name!r} in the engine", hint="list agents with `caxton agents list`")
+            raise self.store.unknown_agent(name)
         state = found[0]
         route = self.router.get(ident)
         return {
@@ -308,7 +307,7 @@ class Engine:
     def agent_logs(self, name: str, limit: int = 100) -> dict[str, Any]:
         ident = agent_id(name)
         if self.store.agent(ident) is None and not self.logs.tail(ident, 1):
-            raise NotFound(f"no agent named {name!r} in the engine", hint="list agents with `caxton agents list`")
+            raise self.store.unknown_agent(name)
         return {"agent": ident, "lines": self.logs.tail(ident, limit)}
 
     def events(self, *, agent: str | None = None, after: int = 0, limit: int = 100) -> dict[str, Any]:

@@ -445,7 +445,7 @@ class Operations:
     def require(self, name: str) -> AgentRow:
         row = self.store.agent(agent_id(name))
         if row is None:
-            raise NotFound(f"no agent named {name!r} in the engine", hint="list agents with `caxton agents list`")
+            raise self.store.unknown_agent(name)
         return row
 
     def _fail(self, row: AgentRow, message: str, source: Source) -> None:

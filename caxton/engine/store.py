@@ -24,6 +24,7 @@ from caxton.engine import states
 from caxton.engine.migrations import MIGRATIONS
 from caxton.errors import CaxtonError, NotFound
 from caxton.spec.digest import canonical_json, sha256_hex
+from caxton.spec.identity import closest
 
 DB_NAME = "engine.db"
 
@@ -237,6 +238,13 @@ class Store:
         with self._lock:
             row = self._conn.execute("SELECT * FROM agents WHERE id = ?", (agent_id,)).fetchone()
         return None if row is None else _agent(row)
+
+    def unknown_agent(self, name: str) -> NotFound:
+        """The error for an agent name this engine does not hold; the hint names the closest ones."""
+        hint = "list agents with `caxton agents list`"
+        close = closest(name, [row.id for row in self.agents()])
+        return NotFound(f"no agent named {name!r} in the engine",
+                        hint=f"did you mean {' or '.join(close)}? ({hint})" if close else hint)
 
     def revision(self, agent_id: str, number: int) -> RevisionRow:
         with self._lock:

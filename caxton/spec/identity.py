@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
@@ -22,3 +23,10 @@ def agent_id(name: str) -> str:
     """The kebab-case identity of an agent name."""
     spaced = _CAMEL_BOUNDARY.sub("-", name.strip())
     return re.sub(r"[-_\s]+", "-", spaced).strip("-").lower()
+
+
+def closest(name: str, known: Iterable[str], limit: int = 3) -> list[str]:
+    """The ids in ``known`` nearest to ``name`` (a likely typo), best first; none when nothing is close."""
+    import difflib
+
+    return difflib.get_close_matches(agent_id(name), list(known), n=limit, cutoff=0.6)

@@ -457,7 +457,7 @@ class RolloutController:
         """Active rollouts (live) and recent ones, of one agent or of all."""
         ident = agent_id(name) if name else None
         if ident is not None and self.store.agent(ident) is None and not records.recent(self.store, ident, 1):
-            raise NotFound(f"no agent named {name!r} in the engine", hint="list agents with `caxton agents list`")
+            raise self.store.unknown_agent(name or "")
         shown = records.recent(self.store, ident, limit)
         live = {run.rollout.id: run.rollout for run in self._runs.values()}
         return {"rollouts": [self.view(live.get(r.id, r)) for r in shown]}
