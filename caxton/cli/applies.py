@@ -30,7 +30,7 @@ from caxton.cli.common import (
     emit_json,
     note,
 )
-from caxton.errors import ApplyTimeout, CaxtonError, RolledBack
+from caxton.errors import ApplyTimeout, CaxtonError, Interrupted, RolledBack
 
 if TYPE_CHECKING:
     from caxton.client.applying import ApplyOutcome
@@ -40,7 +40,6 @@ app = typer.Typer(help="List, show and follow the engine's applies.", no_args_is
 
 IdArgument = Annotated[str, typer.Argument(help="The apply id (printed by `caxton apply`; see `caxton applies list`).")]
 TimeoutOption = Annotated[float, typer.Option("--timeout", help="Seconds to follow before giving up (exit 4).")]
-EXIT_INTERRUPTED = 130
 
 
 @app.command("list")
@@ -183,8 +182,8 @@ def timed_out(error: ApplyTimeout, watch: Watch) -> None:
 def interrupted(apply_id: str) -> NoReturn:
     """Ctrl-C while following: one line, exit 130; the engine carries on."""
     sys.stdout.flush()
-    note(f"interrupted: apply {apply_id} goes on on the engine; follow it with `caxton applies follow {apply_id}`")
-    raise typer.Exit(EXIT_INTERRUPTED)
+    raise Interrupted(f"interrupted: apply {apply_id} goes on on the engine; "
+                      f"follow it with `caxton applies follow {apply_id}`")
 
 
 def finish(outcome: ApplyOutcome, output: Output) -> int:

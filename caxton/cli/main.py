@@ -77,8 +77,6 @@ def exit_code_for(error: CaxtonError) -> int:
         return EXIT_ROLLED_BACK
     if isinstance(error, ApplyTimeout):
         return EXIT_TIMEOUT
-    if isinstance(error, Interrupted):
-        return EXIT_INTERRUPTED
     return EXIT_ERROR
 
 
@@ -111,6 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _interrupted(at_prompt=True)
     except KeyboardInterrupt:
         return _interrupted()
+    except Interrupted as stopped:  # Ctrl-C where a command has more to say (e.g. the apply id to follow)
+        sys.stderr.write(stopped.message + "\n")
+        return EXIT_INTERRUPTED
     except CaxtonError as error:
         _report(error)
         return exit_code_for(error)

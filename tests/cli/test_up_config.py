@@ -118,8 +118,10 @@ def test_up_help_names_the_precedence(run_cli: Callable[..., CliResult]) -> None
 
 
 def test_make_up_passes_port_through() -> None:
-    made = subprocess.run(["make", "-n", "up", "PORT=9090", f"VENV={_venv()}"], cwd=REPO_ROOT,
-                          capture_output=True, text=True, check=True)
+    # under `make test` the parent make's flags (MAKEFLAGS, MAKELEVEL) would add "Entering directory" lines
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    made = subprocess.run(["make", "-n", "--no-print-directory", "up", "PORT=9090", f"VENV={_venv()}"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, check=True, env=env)
     assert made.stdout.splitlines()[-1].endswith("caxton up --port 9090")
 
 
