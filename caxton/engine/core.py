@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +71,8 @@ class Engine:
         self._warm_up: threading.Thread | None = None
         self.ready = False
         self.stopping = False
+        #: Called in order by ``reload`` (SIGHUP, ``caxton.engine.reload``) with the new, validated settings.
+        self.on_reload: list[Callable[[ProjectConfig], None]] = []
 
     # --- lifecycle ----------------------------------------------------------------------
     @property
@@ -127,6 +130,21 @@ class Engine:
             self._store.close()
         self._ops = None
         self._store = None
+
+    def reload(self, config: ProjectConfig) -> int:
+        """Run every reload hook with ``config``; a failing hook is logged and the others still run.
+
+        ``self.config`` stays the settings the engine started with: what can change
+        while running changes through the hooks. Returns how many hooks failed.
+        """
+        failed = 0
+        for hook in list(self.on_reload):
+            try:
+                hook(config)
+            except Exception:  # noqa: BLE001 - one hook's failure must not stop the others
+                failed += 1
+                log.exception("reload: %s failed; its settings stay as they were", getattr(hook, "__qualname__", hook))
+        return failed
 
     def _open_memory(self) -> MemoryService | None:
         """Open the vector memory when enabled; its model loads in the background.
