@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from caxton import __version__, metrics
-from caxton.engine import factory, states
+from caxton.engine import datadir, factory, states
 from caxton.engine.applies import ApplyRunner
 from caxton.engine.factory import RuntimeContext
 from caxton.engine.lease import ApplyLock
@@ -65,6 +65,7 @@ class Engine:
         self.started_at = time.time()
         self._store: Store | None = None
         self._ops: Operations | None = None
+        self._held: datadir.DataDirLock | None = None
         #: The vector memory (None when disabled or when it could not be opened: see memory_error).
         self.memory: MemoryService | None = None
         self.memory_error: CaxtonError | None = None
@@ -92,7 +93,22 @@ class Engine:
         return self._ops
 
     def start(self) -> list[str]:
-        """Open the store and start every agent that was serving; return their ids."""
+        """Hold the data directory, open the store and start every agent that was serving; return their ids.
+
+        Raises DataDirHeld when another engine holds the data directory (``caxton.engine.datadir``).
+        """
+        self._held = datadir.acquire(self.data_dir)
+        try:
+            return self._start()
+        except BaseException:
+            if not self.started:  # nothing for stop() to undo: let the data directory go
+                if self._store is not None:
+                    self._store.close()
+                    self._store = None
+                self._held.release()
+            raise
+
+    def _start(self) -> list[str]:
         from caxton.engine import providers
 
         self._store = Store.open(self.data_dir)
@@ -130,6 +146,8 @@ class Engine:
             self._store.close()
         self._ops = None
         self._store = None
+        if self._held is not None:
+            self._held.release()
 
     def reload(self, config: ProjectConfig) -> int:
         """Run every reload hook with ``config``; a failing hook is logged and the others still run.
