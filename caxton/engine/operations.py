@@ -48,6 +48,8 @@ from caxton.spec.digest import sha256_hex, spec_digest
 from caxton.spec.identity import agent_id
 from caxton.spec.project import ServerSettings
 from caxton.spec.state import SERVING_STATE
+from caxton.validation import templates
+from caxton.validation.templates import UNSAFE_HINT
 
 log = logging.getLogger(__name__)
 ENGINE = Source(actor="engine")
@@ -96,7 +98,7 @@ def parse_spec(spec_json: Any) -> AgentModel:
     if not isinstance(spec_json, dict):
         raise InvalidInput("the agent spec must be a JSON object", hint="send the agent file's fields as JSON")
     try:
-        return parse_agent(spec_json)
+        spec = parse_agent(spec_json)
     except pydantic.ValidationError as error:
         problems = [
             {"loc": ".".join(str(p) for p in item["loc"]), "message": item["msg"]} for item in error.errors()
@@ -108,6 +110,26 @@ def parse_spec(spec_json: Any) -> AgentModel:
             hint="run `caxton validate` on the agent file",
             details=problems,
         ) from None
+    _check_templates(spec)
+    return spec
+
+
+def _check_templates(spec: AgentModel) -> None:
+    """Refuse what ``caxton validate`` refuses as CX309 (escapes, burners), before anything compiles them."""
+    if not isinstance(spec, ConfigAgent):
+        return
+    problems = [
+        {"loc": field, "line": problem.line, "column": problem.column, "code": "CX309", "message": problem.message}
+        for field in ("system_prompt", "user_prompt_template")
+        for problem in templates.unsafe_problems(getattr(spec, field) or "")
+    ]
+    if problems:
+        first = problems[0]
+        raise ValidationFailed(
+            f"agent {spec.name!r}: {first['loc']}:{first['line']}:{first['column']}: {first['message']} (CX309)"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+            hint=UNSAFE_HINT, details=problems,
+        )
 
 
 class Operations:
