@@ -49,7 +49,6 @@ from caxton.spec.identity import agent_id
 from caxton.spec.project import ServerSettings
 from caxton.spec.state import SERVING_STATE
 from caxton.validation import templates
-from caxton.validation.templates import UNSAFE_HINT
 
 log = logging.getLogger(__name__)
 ENGINE = Source(actor="engine")
@@ -93,8 +92,12 @@ class _StartFailed(Exception):
         self.error = error
 
 
-def parse_spec(spec_json: Any) -> AgentModel:
-    """The agent model of a spec JSON object; raises ``ValidationFailed`` listing every problem."""
+def parse_spec(spec_json: Any, *, check_templates: bool = True) -> AgentModel:
+    """The agent model of a spec JSON object; raises ``ValidationFailed`` listing every problem.
+
+    ``check_templates`` refuses unsafe templates (CX309): at deploy, not when a stored
+    revision restarts (one deployed before the check still serves, bounded at render).
+    """
     if not isinstance(spec_json, dict):
         raise InvalidInput("the agent spec must be a JSON object", hint="send the agent file's fields as JSON")
     try:
@@ -110,7 +113,8 @@ def parse_spec(spec_json: Any) -> AgentModel:
             hint="run `caxton validate` on the agent file",
             details=problems,
         ) from None
-    _check_templates(spec)
+    if check_templates:
+        _check_templates(spec)
     return spec
 
 
@@ -128,7 +132,7 @@ def _check_templates(spec: AgentModel) -> None:
         raise ValidationFailed(
             f"agent {spec.name!r}: {first['loc']}:{first['line']}:{first['column']}: {first['message']} (CX309)"
             + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-            hint=UNSAFE_HINT, details=problems,
+            hint=templates.UNSAFE_HINT, details=problems,
         )
 
 
@@ -397,7 +401,7 @@ class Operations:
         if row.revision is None:
             raise _StartFailed("build", NotFound(f"agent {row.id!r} has no revision to run"))
         revision = self.store.revision(row.id, row.revision)
-        spec = parse_spec(self.store.spec_of(revision))
+        spec = parse_spec(self.store.spec_of(revision), check_templates=False)
         module = self.store.blob(revision.module_sha256) if revision.module_sha256 else None
         return self._start(spec, module, revision.number)
 
