@@ -113,27 +113,10 @@ def parse_spec(spec_json: Any, *, check_templates: bool = True) -> AgentModel:
             hint="run `caxton validate` on the agent file",
             details=problems,
         ) from None
-    if check_templates:
-        _check_templates(spec)
+    if check_templates and isinstance(spec, ConfigAgent):
+        templates.refuse_unsafe(spec.name, {"system_prompt": spec.system_prompt,
+                                            "user_prompt_template": spec.user_prompt_template or ""})
     return spec
-
-
-def _check_templates(spec: AgentModel) -> None:
-    """Refuse what ``caxton validate`` refuses as CX309 (escapes, burners), before anything compiles them."""
-    if not isinstance(spec, ConfigAgent):
-        return
-    problems = [
-        {"loc": field, "line": problem.line, "column": problem.column, "code": "CX309", "message": problem.message}
-        for field in ("system_prompt", "user_prompt_template")
-        for problem in templates.unsafe_problems(getattr(spec, field) or "")
-    ]
-    if problems:
-        first = problems[0]
-        raise ValidationFailed(
-            f"agent {spec.name!r}: {first['loc']}:{first['line']}:{first['column']}: {first['message']} (CX309)"
-            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-            hint=templates.UNSAFE_HINT, details=problems,
-        )
 
 
 class Operations:

@@ -63,8 +63,14 @@ class Unsafe:
 
 
 def unsafe_constructs(tree: nodes.Template) -> list[Unsafe]:
-    """Every construct of ``tree`` the sandbox would refuse or that could burn the engine, in tree order."""
-    return [found for node in _walk(tree) for found in _check(node)]
+    """Every construct of ``tree`` the sandbox would refuse or that could burn the engine, in tree order.
+
+    A module or builtin name the template assigns itself (``{% for input in ... %}``) is its own variable.
+    """
+    assigned = {node.name for node in tree.find_all(nodes.Name) if node.ctx != "load"}
+    assigned |= {arg.name for macro in tree.find_all(nodes.Macro) for arg in macro.args}
+    assigned |= {arg.name for call in tree.find_all(nodes.CallBlock) for arg in call.args}
+    return [found for node in _walk(tree) for found in _check(node, assigned)]
 
 
 def _walk(node: nodes.Node) -> Iterator[nodes.Node]:
@@ -73,7 +79,7 @@ def _walk(node: nodes.Node) -> Iterator[nodes.Node]:
         yield from _walk(child)
 
 
-def _check(node: nodes.Node) -> Iterator[Unsafe]:
+def _check(node: nodes.Node, assigned: set[str]) -> Iterator[Unsafe]:
     if isinstance(node, nodes.Getattr):
         yield from _name(node.lineno, node.attr, f"attribute {node.attr!r}")
         if node.attr in MUTATING_METHODS:
@@ -81,7 +87,7 @@ def _check(node: nodes.Node) -> Iterator[Unsafe]:
                          "refuses it)", node.attr)
     elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
         yield from _name(node.lineno, node.arg.value, f"item {node.arg.value!r}")
-    elif isinstance(node, nodes.Name) and (node.name.startswith("_") or node.name in UNSAFE_NAMES):
+    elif isinstance(node, nodes.Name) and (node.name.startswith("_") or node.name in UNSAFE_NAMES - assigned):
         yield Unsafe(node.lineno, f"uses {node.name!r}: templates have no access to modules, builtins or "
                      "internal names", node.name)
     elif isinstance(node, nodes.Filter) and node.name in ATTRIBUTE_FILTERS:

@@ -196,6 +196,23 @@ def unsafe_problems(source: str) -> list[TemplateProblem]:
     return [problem for problem in check_template(source) if problem.kind == "unsafe"]
 
 
+def refuse_unsafe(agent: str, fields: dict[str, str]) -> None:
+    """The engine's deploy check: ValidationFailed (CX309, as ``caxton validate`` words it) for any refused construct."""
+    from caxton.errors import ValidationFailed
+
+    problems = [
+        {"loc": field, "line": problem.line, "column": problem.column, "code": "CX309", "message": problem.message}
+        for field, source in fields.items() for problem in unsafe_problems(source)
+    ]
+    if problems:
+        first = problems[0]
+        raise ValidationFailed(
+            f"agent {agent!r}: {first['loc']}:{first['line']}:{first['column']}: {first['message']} (CX309)"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+            hint=UNSAFE_HINT, details=problems,
+        )
+
+
 def check_template(source: str) -> list[TemplateProblem]:
     """Syntax errors, unknown variables and unknown filters/tests of one template.
 

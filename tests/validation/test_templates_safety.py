@@ -52,6 +52,7 @@ ACCEPTED = [
     "{{ request * 3 }} {{ [0] * 10 }} {% for i in range(10) %}{{ i }}{% endfor %} {{ range(100000)|length }}",
     "{{ parameters.items()|list }} {{ history|map(attribute='content')|join(', ') }} {{ '%5d' % 3 }}",
     "{{ request.split()|first }} {{ request.upper() }} {{ '{:>10}'.format(request) }}",
+    "{% for input in history %}{{ input.content }}{% endfor %}{% set open = '(' %}{{ open }}",
 ]
 
 
