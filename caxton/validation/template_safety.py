@@ -67,16 +67,19 @@ def unsafe_constructs(tree: nodes.Template) -> list[Unsafe]:
 
     A module or builtin name the template assigns itself (``{% for input in ... %}``) is its own variable.
     """
-    assigned = {node.name for node in tree.find_all(nodes.Name) if node.ctx != "load"}
-    assigned |= {arg.name for macro in tree.find_all(nodes.Macro) for arg in macro.args}
-    assigned |= {arg.name for call in tree.find_all(nodes.CallBlock) for arg in call.args}
-    return [found for node in _walk(tree) for found in _check(node, assigned)]
+    checked: list[nodes.Node] = []
+    assigned: set[str] = set()
+    for node in tree.find_all(_CHECKED):  # one walk of the tree
+        if isinstance(node, nodes.Name) and node.ctx != "load":
+            assigned.add(node.name)
+        elif isinstance(node, (nodes.Macro, nodes.CallBlock)):
+            assigned.update(arg.name for arg in node.args)
+        checked.append(node)
+    return [found for node in checked for found in _check(node, assigned)]
 
 
-def _walk(node: nodes.Node) -> Iterator[nodes.Node]:
-    yield node
-    for child in node.iter_child_nodes():
-        yield from _walk(child)
+_CHECKED = (nodes.Getattr, nodes.Getitem, nodes.Name, nodes.Filter, nodes.Call, nodes.Mul, nodes.Pow, nodes.Mod,
+            nodes.Macro, nodes.CallBlock)
 
 
 def _check(node: nodes.Node, assigned: set[str]) -> Iterator[Unsafe]:
