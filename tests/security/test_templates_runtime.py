@@ -120,44 +120,45 @@ def test_the_engine_refuses_to_deploy_them_with_the_validate_message(tmp_path: P
         assert httpx.get(f"{engine.url}/api/v1/agents/burner", timeout=10).status_code == 404
 
 
-def test_a_stored_burner_is_contained_while_the_engine_keeps_serving(tmp_path: Path) -> None:
-    """A revision deployed before the check (written into the store here) serves; its messages fail fast."""
+def test_stored_burners_are_contained_while_the_engine_keeps_serving(tmp_path: Path) -> None:
+    """Revisions deployed before the check (written into the store here) serve; their messages fail fast."""
+    burners = {f"burner-{i}": source for i, source in enumerate(ISSUE_EXAMPLES)}
     with running_engine(tmp_path, config=_config(tmp_path)) as engine:
         with engine.client() as client:
-            client.deploy({"name": "burner", "version": "1.0.0", "system_prompt": "placeholder"})
-            client.deploy({"name": "good", "version": "1.0.0", "system_prompt": "You help."})
+            for name in [*burners, "good"]:
+                client.deploy({"name": name, "version": "1.0.0", "system_prompt": "You help."})
         assert engine.terminate() == 0
-        _tamper(engine.data_dir, "burner", "{{ request * 10**7 }}{{ 'x' * 10**9 }}")
+        for name, source in burners.items():
+            _tamper(engine.data_dir, name, source)
         engine.start()
         rss_before = _rss_mb(engine)
-        healthy: list[float] = []
+        healthy: list[int] = []
         stop = threading.Event()
 
         def probe() -> None:
             while not stop.is_set():
-                began = time.monotonic()
-                assert httpx.get(f"{engine.url}/api/v1/health", timeout=10).status_code == 200
-                healthy.append(time.monotonic() - began)
+                healthy.append(httpx.get(f"{engine.url}/api/v1/health", timeout=10).status_code)
                 time.sleep(0.02)
 
         prober = threading.Thread(target=probe)
         prober.start()
         try:
             with engine.client() as client:
-                for _ in range(5):
-                    answer = httpx.post(f"{engine.url}/api/v1/agents/burner/messages", timeout=30,
-                                        json={"content": "k" * 1000})
-                    assert answer.status_code == 502, answer.text
-                    error = answer.json()["error"]
-                    assert error["details"]["field"] == "system_prompt" and "render limits" in error["message"]
+                for _ in range(3):
+                    for name in burners:
+                        answer = httpx.post(f"{engine.url}/api/v1/agents/{name}/messages", timeout=30,
+                                            json={"content": "k" * 1000})
+                        assert answer.status_code == 502, answer.text
+                        error = answer.json()["error"]
+                        assert error["details"]["field"] == "system_prompt", error
                     assert "You help." in str(client.send("good", "still there?"))
-                stats = client.agent("burner")["runtime"][0]
+                stats = {name: client.agent(name)["runtime"][0]["failures_by_reason"] for name in burners}
         finally:
             stop.set()
             prober.join(10)
-        assert stats["failures_by_reason"] == {"template": 5}
-        assert healthy, "/health never answered"
-        assert _rss_mb(engine) < rss_before + 100, "the engine grew while refusing the burner"
+        assert stats == {name: {"template": 3} for name in burners}
+        assert healthy and set(healthy) == {200}, "/health did not answer 200 throughout"
+        assert _rss_mb(engine) < rss_before + 100, "the engine grew while refusing the burners"
 
 
 def _tamper(data_dir: Path, agent: str, system_prompt: str) -> None:
