@@ -280,7 +280,7 @@ def read_tokens_file(path: Path) -> list[TokenEntry]:
     if not isinstance(items, list):
         raise InvalidInput(f"{path}: expected a mapping with a list under 'tokens'",
                            hint="see docs/security.md for the tokens file format")
-    entries = [_entry(item, f"{path}: tokens[{index}]") for index, item in enumerate(items)]
+    entries = [parse_entry(item, f"{path}: tokens[{index}]") for index, item in enumerate(items)]
     seen: set[str] = set()
     for entry in entries:
         if entry.name in seen:
@@ -289,7 +289,8 @@ def read_tokens_file(path: Path) -> list[TokenEntry]:
     return entries
 
 
-def _entry(item: Any, where: str) -> TokenEntry:
+def parse_entry(item: Any, where: str) -> TokenEntry:
+    """One entry of a tokens file, checked; raises ``InvalidInput`` saying where and what."""
     if not isinstance(item, dict):
         raise InvalidInput(f"{where}: expected a mapping", hint="see docs/security.md for the tokens file format")
     unknown = set(item) - {"name", "id", "roles", "agents", "expires", "hash"}
