@@ -58,7 +58,7 @@ def start(
     port: PortOption = None,
     insecure_no_auth: InsecureOption = False,
 ) -> int:
-    """Start the engine and serve its API until SIGTERM (drains in-flight messages, exits 0)."""
+    """Start the engine and serve its API until SIGTERM (drains in-flight messages, exits 0); SIGHUP reloads."""
     require_engine()
     from caxton.engine import config as engine_config
     from caxton.engine import server
@@ -66,4 +66,6 @@ def start(
     settings = engine_config.server_settings(config, host=host, port=port, data_dir=data_dir)
     engine = server.Engine(settings.config, settings.data_dir)
     return server.serve(engine, host=settings.config.server.host, port=settings.config.server.port,
+                        settings=lambda: engine_config.server_settings(config, host=host, port=port,
+                                                                       data_dir=data_dir).config,
                         insecure_no_auth=insecure_no_auth)

@@ -5,7 +5,8 @@
 agents that were serving), prints one line saying where the API is, and runs
 uvicorn until SIGTERM or SIGINT. Shutdown stops accepting connections, lets
 in-flight requests finish, drains and stops every runtime, and returns 0
-(130 after SIGINT). ``caxton server start`` calls it; ``caxton up`` can too,
+(130 after SIGINT). SIGHUP reloads the settings (``caxton.engine.reload``)
+and never stops the engine. ``caxton server start`` calls it; ``caxton up`` can too,
 or use ``Engine`` directly in-process.
 """
 
@@ -24,7 +25,9 @@ import uvicorn
 from caxton.engine.api import create_app, engine_tokens
 from caxton.engine.auth import Tokens, is_loopback, refuse_exposed
 from caxton.engine.core import Engine
+from caxton.engine.reload import Reloader, log_level_hook
 from caxton.errors import CaxtonError
+from caxton.spec.project import ProjectConfig
 
 __all__ = ["Engine", "bind", "guarded_tokens", "serve", "warn_if_open"]
 
@@ -49,26 +52,32 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(engine: Engine, *, host: str, port: int, announce: Callable[[str], None] | None = None,
-          insecure_no_auth: bool = False) -> int:
+def serve(
+    engine: Engine, *, host: str, port: int, announce: Callable[[str], None] | None = None,
+    settings: Callable[[], ProjectConfig] | None = None, insecure_no_auth: bool = False,
+) -> int:
     """Run the engine's API until a signal; return the exit code (0 after SIGTERM, 130 after SIGINT).
 
+    ``settings`` re-reads the configuration on SIGHUP (default: the engine's own, i.e. hooks rerun).
     Refuses a non-loopback ``host`` when no token is configured, unless ``insecure_no_auth``.
     """
     tokens = guarded_tokens(engine, host, port, insecure_no_auth)
     sock = bind(host, port)
     _configure_logging(engine.config.logging.level)
     warn_if_open(tokens, host, port)
+    engine.on_reload.append(log_level_hook("uvicorn.error", "uvicorn.asgi"))
+    reloader = Reloader(engine, settings or (lambda: engine.config))
     received: list[int] = []
     previous = {sig: signal.signal(sig, _recorder(received)) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        engine.start()
-        config = uvicorn.Config(
-            create_app(engine, tokens), log_level=engine.config.logging.level, access_log=False, lifespan="on",
-            timeout_graceful_shutdown=int(engine.config.server.drain_timeout) or 1, server_header=False,
-        )
-        server = _Server(config, url=_url(sock), data_dir=engine.data_dir, announce=announce or _print)
-        server.run(sockets=[sock])
+        with reloader.installed():
+            engine.start()
+            config = uvicorn.Config(
+                create_app(engine, tokens), log_level=engine.config.logging.level, access_log=False, lifespan="on",
+                timeout_graceful_shutdown=int(engine.config.server.drain_timeout) or 1, server_header=False,
+            )
+            server = _Server(config, url=_url(sock), data_dir=engine.data_dir, announce=announce or _print)
+            server.run(sockets=[sock])
     finally:
         if engine.started:
             engine.stop()
