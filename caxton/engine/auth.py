@@ -168,7 +168,7 @@ class Tokens:
 
     def cached(self, token: str) -> Principal | None:
         """The principal of an already-verified token (fast), else ``None``; raises for a known-bad one."""
-        digest = hmac.new(self._key, token.encode(), hashlib.sha256).digest()
+        digest = hmac.digest(self._key, token.encode(), "sha256")
         hit = self._verified.get(digest)
         if hit is not None:
             return self._unexpired(*hit)
@@ -182,7 +182,7 @@ class Tokens:
         found = self.cached(token)
         if found is not None:
             return found
-        digest = hmac.new(self._key, token.encode(), hashlib.sha256).digest()
+        digest = hmac.digest(self._key, token.encode(), "sha256")
         verified = self._verify(token)
         if verified is None:
             self._failed[digest] = "the token is not valid for this engine"

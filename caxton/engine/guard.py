@@ -213,9 +213,12 @@ def _check_body(headers: dict[str, str], principal: Principal | None, origin: st
                         hint="send it without an Origin header (CLI) or with Authorization: Bearer <token>")
 
 
+_WANTED = {name: name.decode() for name in (b"host", b"origin", b"authorization", b"content-type",
+                                            b"content-length", b"transfer-encoding")}
+
+
 def _headers(scope: Scope) -> dict[str, str]:
-    wanted = (b"host", b"origin", b"authorization", b"content-type", b"content-length", b"transfer-encoding")
-    return {key.decode(): value.decode("latin-1") for key, value in scope["headers"] if key in wanted}
+    return {_WANTED[key]: value.decode("latin-1") for key, value in scope["headers"] if key in _WANTED}
 
 
 def _hostname(host: str) -> str:
