@@ -119,9 +119,15 @@ class Principal:
     name: str
     roles: frozenset[str]
     agents: frozenset[str] | None = None
+    #: ``roles`` with what they imply (admin: every role), and ``ANY``.
+    granted: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        implied = {role for mine in self.roles for role in IMPLIES.get(mine, ())}
+        object.__setattr__(self, "granted", frozenset({ANY, *self.roles, *implied}))
 
     def has(self, role: str) -> bool:
-        return role == ANY or any(role == mine or role in IMPLIES.get(mine, ()) for mine in self.roles)
+        return role in self.granted
 
     def may_message(self, agent: str) -> bool:
         return self.agents is None or agent_id(agent) in self.agents
