@@ -96,12 +96,6 @@ def test_a_web_page_cannot_drive_a_local_engine_without_tokens(tmp_path: Path) -
         assert cli.returncode == 0, cli.stderr
 
 
-def test_with_tokens_a_cross_origin_request_is_refused_even_with_a_token(tmp_path: Path) -> None:
-    with auth_engine(tmp_path) as served:
-        response = served.call("GET", V1 + "/state", "root", headers={"Origin": "http://evil.example"})
-        assert response.status_code == 403
-
-
 def _start(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     engine = EngineProcess(tmp_path / "data", env=env)
     command = [*engine.command(), *args]
