@@ -23,6 +23,7 @@ import hmac
 import ipaddress
 import re
 import secrets
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -167,6 +168,8 @@ class Tokens:
     _key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     _verified: dict[bytes, tuple[Principal, float | None]] = field(default_factory=dict, repr=False)
     _failed: OrderedDict[bytes, str] = field(default_factory=OrderedDict, repr=False)
+    #: At most this many scrypt runs at once (16 MiB each): a flood of new tokens queues, memory stays flat.
+    _slow: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(2), repr=False)
 
     @property
     def configured(self) -> bool:
@@ -189,7 +192,8 @@ class Tokens:
         if found is not None:
             return found
         digest = hmac.digest(self._key, token.encode(), "sha256")
-        verified = self._verify(token)
+        with self._slow:
+            verified = self._verify(token)
         if verified is None:
             self._failed[digest] = "the token is not valid for this engine"
             while len(self._failed) > FAILED_CACHE:
