@@ -35,6 +35,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CAXTON_MAX_MESSAGE_SIZE": ("server", "max_message_size"),
     "CAXTON_DRAIN_TIMEOUT": ("server", "drain_timeout"),
     "CAXTON_API_TOKEN": ("security", "api_token"),
+    "CAXTON_TOKENS_FILE": ("security", "tokens_file"),
     "CAXTON_LOG_LEVEL": ("logging", "level"),
     "CAXTON_MEMORY_ENABLED": ("memory", "enabled"),
 }
@@ -69,6 +70,7 @@ def load(
             data[section] = {}
         data[section][key] = value
     config = _validate(data, path, overridden=set(overlay))
+    config = _resolve_tokens_file(config, path if ("security", "tokens_file") not in overlay else None, cwd)
     base = path.parent if path and ("server", "data_dir") not in overlay and from_file else cwd
     data_dir = Path(config.server.data_dir).expanduser()
     return EngineSettings(config, data_dir if data_dir.is_absolute() else (base / data_dir), path)
@@ -90,6 +92,16 @@ def server_settings(
         ("server", "data_dir"): str(data_dir) if data_dir is not None else None,
     }
     return load(config_path, flags=flags, env=env, cwd=cwd)
+
+
+def _resolve_tokens_file(config: ProjectConfig, path: Path | None, cwd: Path) -> ProjectConfig:
+    """A relative ``security.tokens_file`` from the file is relative to it; from env or flags, to ``cwd``."""
+    given = config.security.tokens_file
+    if not given or Path(given).expanduser().is_absolute():
+        return config
+    base = path.parent if path is not None else cwd
+    security = config.security.model_copy(update={"tokens_file": str(base / given)})
+    return config.model_copy(update={"security": security})
 
 
 def _config_path(given: Path | None, env: Mapping[str, str], cwd: Path) -> Path | None:
