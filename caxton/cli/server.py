@@ -53,11 +53,13 @@ def start(
     host: HostOption = None,
     port: PortOption = None,
 ) -> int:
-    """Start the engine and serve its API until SIGTERM (drains in-flight messages, exits 0)."""
+    """Start the engine and serve its API until SIGTERM (drains in-flight messages, exits 0); SIGHUP reloads."""
     require_engine()
     from caxton.engine import config as engine_config
     from caxton.engine import server
 
     settings = engine_config.server_settings(config, host=host, port=port, data_dir=data_dir)
     engine = server.Engine(settings.config, settings.data_dir)
-    return server.serve(engine, host=settings.config.server.host, port=settings.config.server.port)
+    return server.serve(engine, host=settings.config.server.host, port=settings.config.server.port,
+                        settings=lambda: engine_config.server_settings(config, host=host, port=port,
+                                                                       data_dir=data_dir).config)

@@ -6,7 +6,8 @@ runs the reconcile loop (``caxton.reconcile``) in the main thread over the
 current project (its git branch when it is a git work tree, else the files
 as they are) or ``--source``, printing what each pass applied. SIGTERM or
 Ctrl-C: the loop finishes its step, the API stops accepting requests,
-in-flight messages drain, the engine closes its store; exit 0.
+in-flight messages drain, the engine closes its store; exit 0. SIGHUP reloads
+the engine's settings (``caxton.engine.reload``), as for ``caxton server start``.
 """
 
 from __future__ import annotations
@@ -63,7 +64,10 @@ def up(
     opened = sources.open_source(source, branch=branch, path=path, data_dir=settings.data_dir,
                                  uncommitted=uncommitted, poll=reconcile_cli._seconds(poll_interval, "--poll-interval"))
     loop_settings = reconcile_cli.make_settings(interval, None, prune=True, allow_delete_all=False, timeout=600.0)
-    with _embedded(settings.config, settings.data_dir) as (url, engine):
+    def reread() -> ProjectConfig:
+        return engine_config.server_settings(config, host=host, port=port, data_dir=data_dir).config
+
+    with _embedded(settings.config, settings.data_dir, reread) as (url, engine):
         echo(f"caxton engine API at {url}/api/v1 (data dir {engine.data_dir})")
         echo(f"reconciling {opened.description}; stop with Ctrl-C")
         sys.stdout.flush()
@@ -109,7 +113,9 @@ def _announcer() -> Callable[[PassOutcome], None]:
 
 
 @contextmanager
-def _embedded(config: ProjectConfig, data_dir: Path) -> Iterator[tuple[str, Engine]]:
+def _embedded(
+    config: ProjectConfig, data_dir: Path, reread: Callable[[], ProjectConfig],
+) -> Iterator[tuple[str, Engine]]:
     """The engine started in this process, its API served by uvicorn in a thread; stopped on exit."""
     import logging
 
@@ -117,31 +123,34 @@ def _embedded(config: ProjectConfig, data_dir: Path) -> Iterator[tuple[str, Engi
 
     from caxton.engine import server
     from caxton.engine.api import create_app
+    from caxton.engine.reload import Reloader, log_level_hook
 
     logging.basicConfig(level=config.logging.level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     reconcile_cli.setup_logging()
     sock = server.bind(config.server.host, config.server.port)
     engine = server.Engine(config, data_dir)
+    engine.on_reload.append(log_level_hook())
     http: uvicorn.Server | None = None
     thread: threading.Thread | None = None
-    try:
-        engine.start()
-        http = uvicorn.Server(uvicorn.Config(
-            create_app(engine), log_level="warning", access_log=False, lifespan="on", server_header=False,
-            timeout_graceful_shutdown=int(config.server.drain_timeout) or 1))
-        thread = threading.Thread(target=http.run, kwargs={"sockets": [sock]}, name="caxton-api", daemon=True)
-        thread.start()
-        _wait_listening(http, thread)
-        yield _url(sock), engine
-    finally:
-        if http is not None:
-            http.should_exit = True
-        if thread is not None:
-            thread.join(timeout=config.server.drain_timeout + 10)
-        if engine.started:
-            engine.stop()
-        sock.close()
+    with Reloader(engine, reread).installed():  # SIGHUP: from the start to the end of the shutdown
+        try:
+            engine.start()
+            http = uvicorn.Server(uvicorn.Config(
+                create_app(engine), log_level="warning", access_log=False, lifespan="on", server_header=False,
+                timeout_graceful_shutdown=int(config.server.drain_timeout) or 1))
+            thread = threading.Thread(target=http.run, kwargs={"sockets": [sock]}, name="caxton-api", daemon=True)
+            thread.start()
+            _wait_listening(http, thread)
+            yield _url(sock), engine
+        finally:
+            if http is not None:
+                http.should_exit = True
+            if thread is not None:
+                thread.join(timeout=config.server.drain_timeout + 10)
+            if engine.started:
+                engine.stop()
+            sock.close()
 
 
 def _wait_listening(http: uvicorn.Server, thread: threading.Thread) -> None:

@@ -70,7 +70,7 @@ def load(
     overlay.update({key: value for key, value in (flags or {}).items() if value is not None})
     for path_of_key, value in overlay.items():
         _put(data, path_of_key, value)
-    config = _validate(data, path)
+    config = _validate(data, path, overridden=set(overlay))
     base = path.parent if path and ("server", "data_dir") not in overlay and from_file else cwd
     data_dir = Path(config.server.data_dir).expanduser()
     return EngineSettings(config, data_dir if data_dir.is_absolute() else (base / data_dir), path)
@@ -135,17 +135,39 @@ def _read(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def _validate(data: dict[str, Any], path: Path | None) -> ProjectConfig:
+def _validate(data: dict[str, Any], path: Path | None, *, overridden: set[tuple[str, str]]) -> ProjectConfig:
     try:
         return ProjectConfig.model_validate(data)
     except pydantic.ValidationError as error:
         problems = [
             {"loc": ".".join(str(p) for p in item["loc"]), "message": item["msg"]} for item in error.errors()
         ]
-        where = str(path) if path else "settings"
         first = problems[0]
+        loc = list(error.errors()[0]["loc"])
+        line = _line_of(path, loc) if path and tuple(loc[:2]) not in overridden else None
+        where = (f"{path}:{line}" if line else str(path)) if path else "settings"
         raise ValidationFailed(
             f"{where}: {first['loc']}: {first['message']}",
             hint="fix caxton.yaml, the CAXTON_* environment variables or the flags",
             details=problems,
         ) from None
+
+
+def _line_of(path: Path, loc: list[int | str]) -> int | None:
+    """The 1-based line of the key (or item) at ``loc`` in the YAML file, or of its deepest written parent."""
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    line = None
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            child = next(((key, value) for key, value in node.value if key.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            child = (node.value[part], node.value[part])
+        if child is None:
+            break
+        line = child[0].start_mark.line + 1
+        node = child[1]
+    return line

@@ -14,11 +14,12 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from caxton import __version__, metrics
-from caxton.engine import factory, states
+from caxton.engine import datadir, factory, states
 from caxton.engine.applies import ApplyRunner
 from caxton.engine.factory import RuntimeContext
 from caxton.engine.lease import ApplyLock
@@ -64,12 +65,15 @@ class Engine:
         self.started_at = time.time()
         self._store: Store | None = None
         self._ops: Operations | None = None
+        self._held: datadir.DataDirLock | None = None
         #: The vector memory (None when disabled or when it could not be opened: see memory_error).
         self.memory: MemoryService | None = None
         self.memory_error: CaxtonError | None = None
         self._warm_up: threading.Thread | None = None
         self.ready = False
         self.stopping = False
+        #: Called in order by ``reload`` (SIGHUP, ``caxton.engine.reload``) with the new, validated settings.
+        self.on_reload: list[Callable[[ProjectConfig], None]] = []
 
     # --- lifecycle ----------------------------------------------------------------------
     @property
@@ -89,7 +93,22 @@ class Engine:
         return self._ops
 
     def start(self) -> list[str]:
-        """Open the store and start every agent that was serving; return their ids."""
+        """Hold the data directory, open the store and start every agent that was serving; return their ids.
+
+        Raises DataDirHeld when another engine holds the data directory (``caxton.engine.datadir``).
+        """
+        self._held = datadir.acquire(self.data_dir)
+        try:
+            return self._start()
+        except BaseException:
+            if not self.started:  # nothing for stop() to undo: let the data directory go
+                if self._store is not None:
+                    self._store.close()
+                    self._store = None
+                self._held.release()
+            raise
+
+    def _start(self) -> list[str]:
         from caxton.engine import providers
 
         self._store = Store.open(self.data_dir)
@@ -127,6 +146,23 @@ class Engine:
             self._store.close()
         self._ops = None
         self._store = None
+        if self._held is not None:
+            self._held.release()
+
+    def reload(self, config: ProjectConfig) -> int:
+        """Run every reload hook with ``config``; a failing hook is logged and the others still run.
+
+        ``self.config`` stays the settings the engine started with: what can change
+        while running changes through the hooks. Returns how many hooks failed.
+        """
+        failed = 0
+        for hook in list(self.on_reload):
+            try:
+                hook(config)
+            except Exception:  # noqa: BLE001 - one hook's failure must not stop the others
+                failed += 1
+                log.exception("reload: %s failed; its settings stay as they were", getattr(hook, "__qualname__", hook))
+        return failed
 
     def _open_memory(self) -> MemoryService | None:
         """Open the vector memory when enabled; its model loads in the background.

@@ -5,7 +5,8 @@
 agents that were serving), prints one line saying where the API is, and runs
 uvicorn until SIGTERM or SIGINT. Shutdown stops accepting connections, lets
 in-flight requests finish, drains and stops every runtime, and returns 0
-(130 after SIGINT). ``caxton server start`` calls it; ``caxton up`` can too,
+(130 after SIGINT). SIGHUP reloads the settings (``caxton.engine.reload``)
+and never stops the engine. ``caxton server start`` calls it; ``caxton up`` can too,
 or use ``Engine`` directly in-process.
 """
 
@@ -26,8 +27,9 @@ import uvicorn
 from caxton.engine.api import create_app
 from caxton.engine.core import Engine
 from caxton.engine.limits import MAX_HEADER_BYTES
+from caxton.engine.reload import Reloader, log_level_hook
 from caxton.errors import CaxtonError, InvalidInput
-from caxton.spec.project import TLSSettings
+from caxton.spec.project import ProjectConfig, TLSSettings
 
 __all__ = ["Engine", "bind", "serve"]
 
@@ -52,25 +54,34 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(engine: Engine, *, host: str, port: int, announce: Callable[[str], None] | None = None) -> int:
-    """Run the engine's API until a signal; return the exit code (0 after SIGTERM, 130 after SIGINT)."""
+def serve(
+    engine: Engine, *, host: str, port: int, announce: Callable[[str], None] | None = None,
+    settings: Callable[[], ProjectConfig] | None = None,
+) -> int:
+    """Run the engine's API until a signal; return the exit code (0 after SIGTERM, 130 after SIGINT).
+
+    ``settings`` re-reads the configuration on SIGHUP (default: the engine's own, i.e. hooks rerun).
+    """
     tls = engine.config.server.tls
     check_tls(tls)
     sock = bind(host, port)
     _configure_logging(engine.config.logging.level)
+    engine.on_reload.append(log_level_hook("uvicorn.error", "uvicorn.asgi"))
+    reloader = Reloader(engine, settings or (lambda: engine.config))
     received: list[int] = []
     previous = {sig: signal.signal(sig, _recorder(received)) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        engine.start()
-        config = uvicorn.Config(
-            create_app(engine), log_level=engine.config.logging.level, access_log=False, lifespan="on",
-            timeout_graceful_shutdown=int(engine.config.server.drain_timeout) or 1, server_header=False,
-            # h11 (without httptools) refuses a request head past this; the 431 check itself is RequestLimits'.
-            h11_max_incomplete_event_size=4 * MAX_HEADER_BYTES, **_uvicorn_tls(tls),
-        )
-        url = _url(sock, "https" if tls.enabled else "http")
-        server = _Server(config, url=url, data_dir=engine.data_dir, announce=announce or _print)
-        server.run(sockets=[sock])
+        with reloader.installed():
+            engine.start()
+            config = uvicorn.Config(
+                create_app(engine), log_level=engine.config.logging.level, access_log=False, lifespan="on",
+                timeout_graceful_shutdown=int(engine.config.server.drain_timeout) or 1, server_header=False,
+                # h11 (without httptools) refuses a request head past this; the 431 check is RequestLimits'.
+                h11_max_incomplete_event_size=4 * MAX_HEADER_BYTES, **_uvicorn_tls(tls),
+            )
+            url = _url(sock, "https" if tls.enabled else "http")
+            server = _Server(config, url=url, data_dir=engine.data_dir, announce=announce or _print)
+            server.run(sockets=[sock])
     finally:
         if engine.started:
             engine.stop()
