@@ -104,6 +104,18 @@ class Unauthorized(CaxtonError):
     http_status = 401
 
 
+class Forbidden(CaxtonError):
+    """The caller is known but may not do this (role missing, foreign Origin or Host)."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class UnsupportedMediaType(InvalidInput):
+    code = "unsupported_media_type"
+    http_status = 415
+
+
 class EngineUnreachable(CaxtonError):
     """The CLI could not reach the engine's API."""
 

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "up": ("caxton.cli.up", "up", False),
     "memory": ("caxton.cli.memory", "app", True),
     "rollout": ("caxton.cli.rollout", "app", True),
+    "token": ("caxton.cli.token", "app", True),
 }
 
 _registered: set[str] = set()

@@ -29,6 +29,10 @@ PortOption = Annotated[int | None, typer.Option(
     "--port", help="Port to listen on (default: $CAXTON_PORT, caxton.yaml server.port, else 8080; 0 picks a free "
     "one).", show_default=False)]
 
+InsecureOption = Annotated[bool, typer.Option(
+    "--insecure-no-auth", help="Serve a non-loopback address with no token configured (anyone who reaches it can "
+    "drive the engine).")]
+
 app = typer.Typer(help="Run the Caxton engine.", no_args_is_help=True)
 
 #: Import names of the ``engine`` extra (pyproject.toml); the toolchain runs without them.
@@ -52,6 +56,7 @@ def start(
     data_dir: DataDirOption = None,
     host: HostOption = None,
     port: PortOption = None,
+    insecure_no_auth: InsecureOption = False,
 ) -> int:
     """Start the engine and serve its API until SIGTERM (drains in-flight messages, exits 0); SIGHUP reloads."""
     require_engine()
@@ -62,4 +67,5 @@ def start(
     engine = server.Engine(settings.config, settings.data_dir)
     return server.serve(engine, host=settings.config.server.host, port=settings.config.server.port,
                         settings=lambda: engine_config.server_settings(config, host=host, port=port,
-                                                                       data_dir=data_dir).config)
+                                                                       data_dir=data_dir).config,
+                        insecure_no_auth=insecure_no_auth)

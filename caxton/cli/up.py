@@ -50,6 +50,7 @@ def up(
     interval: reconcile_cli.IntervalOption = "30s",
     poll_interval: reconcile_cli.PollOption = "500ms",
     uncommitted: reconcile_cli.UncommittedOption = False,
+    insecure_no_auth: server_cli.InsecureOption = False,
 ) -> int:
     """Run an embedded engine and keep it equal to ./agents (or --source) until Ctrl-C."""
     server_cli.require_engine()
@@ -67,11 +68,11 @@ def up(
     def reread() -> ProjectConfig:
         return engine_config.server_settings(config, host=host, port=port, data_dir=data_dir).config
 
-    with _embedded(settings.config, settings.data_dir, reread) as (url, engine):
+    with _embedded(settings.config, settings.data_dir, reread, insecure_no_auth) as (url, engine, token):
         echo(f"caxton engine API at {url}/api/v1 (data dir {engine.data_dir})")
         echo(f"reconciling {opened.description}; stop with Ctrl-C")
         sys.stdout.flush()
-        return _watch(opened, Target(url, settings.config.security.api_token), loop_settings)
+        return _watch(opened, Target(url, token), loop_settings)
 
 
 def _watch(source: Source, target: Target, settings: Settings) -> int:
@@ -114,9 +115,13 @@ def _announcer() -> Callable[[PassOutcome], None]:
 
 @contextmanager
 def _embedded(
-    config: ProjectConfig, data_dir: Path, reread: Callable[[], ProjectConfig],
-) -> Iterator[tuple[str, Engine]]:
-    """The engine started in this process, its API served by uvicorn in a thread; stopped on exit."""
+    config: ProjectConfig, data_dir: Path, reread: Callable[[], ProjectConfig], insecure_no_auth: bool,
+) -> Iterator[tuple[str, Engine, str | None]]:
+    """The engine started in this process, its API served by uvicorn in a thread; stopped on exit.
+
+    Yields its URL, the engine and the token its reconcile loop uses (an in-process admin token
+    named "caxton-up" when tokens are configured, never written anywhere).
+    """
     import logging
 
     import uvicorn
@@ -128,8 +133,11 @@ def _embedded(
     logging.basicConfig(level=config.logging.level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     reconcile_cli.setup_logging()
-    sock = server.bind(config.server.host, config.server.port)
     engine = server.Engine(config, data_dir)
+    tokens = server.guarded_tokens(engine, config.server.host, config.server.port, insecure_no_auth)
+    token = tokens.issue_internal("caxton-up") if tokens.configured else None
+    sock = server.bind(config.server.host, config.server.port)
+    server.warn_if_open(tokens, config.server.host, config.server.port)
     engine.on_reload.append(log_level_hook())
     http: uvicorn.Server | None = None
     thread: threading.Thread | None = None
@@ -137,12 +145,12 @@ def _embedded(
         try:
             engine.start()
             http = uvicorn.Server(uvicorn.Config(
-                create_app(engine), log_level="warning", access_log=False, lifespan="on", server_header=False,
-                timeout_graceful_shutdown=int(config.server.drain_timeout) or 1))
+                create_app(engine, tokens), log_level="warning", access_log=False, lifespan="on",
+                server_header=False, timeout_graceful_shutdown=int(config.server.drain_timeout) or 1))
             thread = threading.Thread(target=http.run, kwargs={"sockets": [sock]}, name="caxton-api", daemon=True)
             thread.start()
             _wait_listening(http, thread)
-            yield _url(sock), engine
+            yield _url(sock), engine, token
         finally:
             if http is not None:
                 http.should_exit = True

@@ -3,26 +3,27 @@
 ``create_app(engine)`` builds the application. This module is the ONE place
 where ``caxton.errors`` become HTTP responses (``_caxton_error``: status from
 ``http_status``, body ``{"error": {"code", "message", "hint"}}``); malformed
-requests become 4xx through the same shape. Mutating endpoints require
-``Authorization: Bearer <token>`` when a token is configured; reads stay
-open. Middleware, outermost first: rate limits (``caxton.engine.ratelimit``,
-429), request limits (``caxton.engine.limits``: 431 headers, 413 bodies over
-``server.max_request_size``, 400 JSON too deep). The endpoint list is
-documented in ``docs/api.md``.
+requests become 4xx through the same shape. Who may call what is decided
+before any body is read by ``caxton.engine.guard.Guard``, the outermost
+middleware, from the roles table ``caxton.engine.auth.ROUTE_ROLES``. Inside
+it, rate limits (``caxton.engine.ratelimit``: 429 per principal, reloaded on
+SIGHUP), then request limits (``caxton.engine.limits``: 431 headers, 413
+bodies over ``server.max_request_size``, 400 JSON nested too deep). The
+endpoint list is documented in ``docs/api.md``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
@@ -31,6 +32,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from caxton import __version__, metrics
 from caxton.engine import apply_api, memory_api, reconcile_api, rollout_api
+from caxton.engine.auth import Policy, Tokens, attributed, load_tokens, principal_of
+from caxton.engine.guard import Gate, Guard
 from caxton.engine.core import Engine
 from caxton.engine.limits import RequestLimits, error_body
 from caxton.engine.ratelimit import Limiter, RateLimit
@@ -110,12 +113,16 @@ def _decode_module(module: str | None) -> bytes | None:
         raise InvalidInput("module is not valid base64", hint="send the .wasm bytes base64-encoded") from None
 
 
-def _source(body: SourceBody | None) -> Source:
-    return Source(**body.model_dump()) if body else Source()
+def _source(body: SourceBody | None, request: Request) -> Source:
+    source = Source(**body.model_dump()) if body else Source()
+    return Source(attributed(principal_of(request), source.actor), source.plan_id, source.git_commit)
 
 
-def create_app(engine: Engine) -> FastAPI:
-    """The API over ``engine``; starts it on startup if needed and stops it on shutdown."""
+def create_app(engine: Engine, tokens: Tokens | None = None) -> FastAPI:
+    """The API over ``engine``; starts it on startup if needed and stops it on shutdown.
+
+    ``tokens``: the engine's tokens (default: read from its config's ``security`` section).
+    """
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -137,32 +144,29 @@ def create_app(engine: Engine) -> FastAPI:
     # Starlette runs the middleware added last first: rate limits, then request limits, then the routes.
     app.add_middleware(RequestLimits, limit=engine.config.server.max_request_size,
                        bulk={PREFIX + "/applies": engine.config.server.max_apply_size})
-    app.add_middleware(RateLimit, limiter=Limiter(engine.config.security.rate_limits))
-    auth = _auth(engine)
-    _routes(app, engine, auth)
-    apply_api.mount(app, engine, auth)
-    reconcile_api.mount(app, engine, auth)
-    rollout_api.mount(app, engine, auth)
-    memory_api.mount(app, engine, auth)
+    limiter = Limiter(engine.config.security.rate_limits)
+    engine.on_reload.append(lambda config: limiter.configure(config.security.rate_limits))
+    app.add_middleware(RateLimit, limiter=limiter)  # inside Guard: it sees the principal
+    config = engine.config
+    gate = Gate.for_host(tokens or engine_tokens(engine), config.server.host, config.security.allowed_hosts)
+    app.add_middleware(Guard, gate=gate)  # added last: the outermost, before any body is read
+    app.state.gate = gate
+    _routes(app, engine)
+    apply_api.mount(app, engine)
+    reconcile_api.mount(app, engine)
+    rollout_api.mount(app, engine)
+    memory_api.mount(app, engine)
+    gate.policy = Policy.compile(app.routes, metrics_open=config.observability.metrics_auth == "none")
     return app
 
 
-def _auth(engine: Engine) -> Any:
-    token = engine.config.security.api_token
-
-    async def require_token(request: Request) -> None:  # async: no thread-pool hop per request
-        if not token:
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-            raise Unauthorized("this endpoint needs the engine's API token",
-                               hint="pass --token or set CAXTON_API_TOKEN (header: Authorization: Bearer <token>)")
-
-    return Depends(require_token)
+def engine_tokens(engine: Engine) -> Tokens:
+    """The tokens of the engine's config (``security.tokens_file`` and ``security.api_token``)."""
+    security = engine.config.security
+    return load_tokens(Path(security.tokens_file) if security.tokens_file else None, security.api_token)
 
 
-def _routes(app: FastAPI, engine: Engine, auth: Any) -> None:
+def _routes(app: FastAPI, engine: Engine) -> None:
     @app.get(PREFIX + "/health", tags=["health"])
     async def health() -> dict[str, Any]:
         """Liveness: always fast, no store access."""
@@ -194,16 +198,16 @@ def _routes(app: FastAPI, engine: Engine, auth: Any) -> None:
     def get_agent(name: str) -> dict[str, Any]:
         return engine.agent(name)
 
-    @app.put(PREFIX + "/agents/{name}", tags=["agents"], dependencies=[auth])
-    def deploy(name: str, body: DeployBody) -> dict[str, Any]:
+    @app.put(PREFIX + "/agents/{name}", tags=["agents"])
+    def deploy(name: str, body: DeployBody, request: Request) -> dict[str, Any]:
         """Create or update an agent: the deploy operation plan/apply drives."""
         given = body.spec.get("name")
         if not isinstance(given, str) or agent_id(given) != agent_id(name):
             raise InvalidInput(f"the spec's name {given!r} does not match the URL's agent {name!r}",
                                hint="PUT /api/v1/agents/<the spec's name>")
-        return engine.deploy(body.spec, _decode_module(body.module), _source(body.source)).to_dict()
+        return engine.deploy(body.spec, _decode_module(body.module), _source(body.source, request)).to_dict()
 
-    @app.post(PREFIX + "/agents/{name}/messages", tags=["agents"], dependencies=[auth], response_model=None,
+    @app.post(PREFIX + "/agents/{name}/messages", tags=["agents"], response_model=None,
               responses={200: {"description": "{agent, revision, conversation_id, reply, duration_ms}"}})
     def send(name: str, body: MessageBody, request: Request) -> Response:
         """Send one message to the agent's serving revision and return its reply.
@@ -216,18 +220,19 @@ def _routes(app: FastAPI, engine: Engine, auth: Any) -> None:
         return Response(json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode(),
                         media_type="application/json")
 
-    @app.post(PREFIX + "/agents/{name}/suspend", tags=["agents"], dependencies=[auth])
-    def suspend(name: str, body: ActionBody | None = None) -> dict[str, Any]:
-        return engine.suspend(name, _source(body.source if body else None)).to_dict()
+    @app.post(PREFIX + "/agents/{name}/suspend", tags=["agents"])
+    def suspend(name: str, request: Request, body: ActionBody | None = None) -> dict[str, Any]:
+        return engine.suspend(name, _source(body.source if body else None, request)).to_dict()
 
-    @app.post(PREFIX + "/agents/{name}/resume", tags=["agents"], dependencies=[auth])
-    def resume(name: str, body: ActionBody | None = None) -> dict[str, Any]:
-        return engine.resume(name, _source(body.source if body else None)).to_dict()
+    @app.post(PREFIX + "/agents/{name}/resume", tags=["agents"])
+    def resume(name: str, request: Request, body: ActionBody | None = None) -> dict[str, Any]:
+        return engine.resume(name, _source(body.source if body else None, request)).to_dict()
 
-    @app.delete(PREFIX + "/agents/{name}", tags=["agents"], dependencies=[auth])
-    def remove(name: str, actor: str | None = None, plan_id: str | None = None,
+    @app.delete(PREFIX + "/agents/{name}", tags=["agents"])
+    def remove(name: str, request: Request, actor: str | None = None, plan_id: str | None = None,
                git_commit: str | None = None) -> dict[str, Any]:
-        return engine.remove(name, Source(actor=actor, plan_id=plan_id, git_commit=git_commit)).to_dict()
+        source = Source(actor=attributed(principal_of(request), actor), plan_id=plan_id, git_commit=git_commit)
+        return engine.remove(name, source).to_dict()
 
     @app.get(PREFIX + "/agents/{name}/logs", tags=["agents"])
     def logs(name: str, limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:

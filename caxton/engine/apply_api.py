@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Body, FastAPI, Query
+from fastapi import Body, FastAPI, Query, Request
 from pydantic import BaseModel, Field
 
 from caxton.engine import history
+from caxton.engine.auth import attributed, principal_of
 from caxton.engine.store import Source
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ class RollbackBody(BaseModel):
     source: RollbackSource | None = None
 
 
-def mount(app: FastAPI, engine: Engine, auth: Any) -> None:
+def mount(app: FastAPI, engine: Engine) -> None:
     """Add the lock, applies, revisions and rollback routes to ``app``."""
 
     @app.get(PREFIX + "/lock", tags=["apply"])
@@ -50,22 +51,22 @@ def mount(app: FastAPI, engine: Engine, auth: Any) -> None:
         lease = engine.lock.current()
         return {"held": lease is not None, "lease": lease.public() if lease else None}
 
-    @app.post(PREFIX + "/lock", tags=["apply"], dependencies=[auth])
-    def lock_acquire(body: LockBody) -> dict[str, Any]:
-        lease = engine.lock.acquire(body.holder, body.reason, body.ttl)
+    @app.post(PREFIX + "/lock", tags=["apply"])
+    def lock_acquire(body: LockBody, request: Request) -> dict[str, Any]:
+        lease = engine.lock.acquire(attributed(principal_of(request), body.holder) or body.holder, body.reason, body.ttl)
         return {"token": lease.token, "lease": lease.public()}
 
-    @app.put(PREFIX + "/lock", tags=["apply"], dependencies=[auth])
+    @app.put(PREFIX + "/lock", tags=["apply"])
     def lock_renew(body: RenewBody) -> dict[str, Any]:
         lease = engine.lock.renew(body.token, body.ttl)
         return {"token": lease.token, "lease": lease.public()}
 
-    @app.delete(PREFIX + "/lock", tags=["apply"], dependencies=[auth])
+    @app.delete(PREFIX + "/lock", tags=["apply"])
     def lock_release(token: str | None = None, force: bool = False) -> dict[str, Any]:
         released = engine.lock.release(token, force=force)
         return {"released": released.public() if released else None}
 
-    @app.post(PREFIX + "/applies", tags=["apply"], dependencies=[auth])
+    @app.post(PREFIX + "/applies", tags=["apply"])
     def apply_submit(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
         """Run a plan's changes (see docs/api.md); refused when stale or when the lock is not held."""
         return engine.applies.submit(body)
@@ -83,9 +84,9 @@ def mount(app: FastAPI, engine: Engine, auth: Any) -> None:
     def revisions(name: str) -> dict[str, Any]:
         return history.history(engine.store, engine.ops, name)
 
-    @app.post(PREFIX + "/agents/{name}/rollback", tags=["agents"], dependencies=[auth])
-    def rollback(name: str, body: RollbackBody) -> dict[str, Any]:
-        source = Source(actor=body.source.actor if body.source else None,
+    @app.post(PREFIX + "/agents/{name}/rollback", tags=["agents"])
+    def rollback(name: str, body: RollbackBody, request: Request) -> dict[str, Any]:
+        source = Source(actor=attributed(principal_of(request), body.source.actor if body.source else None),
                         plan_id=body.source.plan_id if body.source else None)
         return history.rollback(engine.store, engine.ops, name, to_version=body.to_version,
                                 to_revision=body.to_revision, source=source).to_dict()

@@ -35,6 +35,7 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "CAXTON_MAX_MESSAGE_SIZE": ("server", "max_message_size"),
     "CAXTON_DRAIN_TIMEOUT": ("server", "drain_timeout"),
     "CAXTON_API_TOKEN": ("security", "api_token"),
+    "CAXTON_TOKENS_FILE": ("security", "tokens_file"),
     "CAXTON_LOG_LEVEL": ("logging", "level"),
     "CAXTON_MEMORY_ENABLED": ("memory", "enabled"),
     # TLS (issue 12)
@@ -71,6 +72,7 @@ def load(
     for path_of_key, value in overlay.items():
         _put(data, path_of_key, value)
     config = _validate(data, path, overridden=set(overlay))
+    config = _resolve_tokens_file(config, path if ("security", "tokens_file") not in overlay else None, cwd)
     base = path.parent if path and ("server", "data_dir") not in overlay and from_file else cwd
     data_dir = Path(config.server.data_dir).expanduser()
     return EngineSettings(config, data_dir if data_dir.is_absolute() else (base / data_dir), path)
@@ -104,6 +106,16 @@ def _put(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node[path[-1]] = value
 
 
+def _resolve_tokens_file(config: ProjectConfig, path: Path | None, cwd: Path) -> ProjectConfig:
+    """A relative ``security.tokens_file`` from the file is relative to it; from env or flags, to ``cwd``."""
+    given = config.security.tokens_file
+    if not given or Path(given).expanduser().is_absolute():
+        return config
+    base = path.parent if path is not None else cwd
+    security = config.security.model_copy(update={"tokens_file": str(base / given)})
+    return config.model_copy(update={"security": security})
+
+
 def _config_path(given: Path | None, env: Mapping[str, str], cwd: Path) -> Path | None:
     if given is not None:
         if not given.is_file():
@@ -135,7 +147,7 @@ def _read(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def _validate(data: dict[str, Any], path: Path | None, *, overridden: set[tuple[str, str]]) -> ProjectConfig:
+def _validate(data: dict[str, Any], path: Path | None, *, overridden: set[tuple[str, ...]]) -> ProjectConfig:
     try:
         return ProjectConfig.model_validate(data)
     except pydantic.ValidationError as error:

@@ -1,12 +1,12 @@
 """HTTP routes of the vector memory under ``/api/v1/memory`` and ``/api/v1/health/memory``.
 
-Mounted by ``caxton.engine.api.create_app`` with ``mount(app, engine, auth)``.
+Mounted by ``caxton.engine.api.create_app`` with ``mount(app, engine)``.
 The work is done by the engine's ``caxton.memory.service.MemoryService``
 (``engine.memory``; None when ``memory.enabled`` is false). Handlers are plain
 ``def`` so FastAPI runs them in its thread pool (the service is thread-safe);
 errors are ``caxton.errors`` values that ``create_app``'s handler turns into
 JSON (413 oversized, 409 conflict/limit, 404, 503 memory unavailable).
-Mutations need the API token when one is configured; reads and search do not.
+Who may call each route: ``caxton.engine.auth.ROUTE_ROLES`` (memory-read, memory-write, admin).
 """
 
 from __future__ import annotations
@@ -83,15 +83,15 @@ def memory_of(engine: Any) -> MemoryService:
     return memory
 
 
-def mount(app: FastAPI, engine: Any, auth: Any) -> None:
-    """Add the memory routes to ``app``; ``auth`` is the token dependency of mutating routes."""
-    _entity_routes(app, engine, auth)
+def mount(app: FastAPI, engine: Any) -> None:
+    """Add the memory routes to ``app``."""
+    _entity_routes(app, engine)
     _search_routes(app, engine)
-    _relation_routes(app, engine, auth)
-    _maintenance_routes(app, engine, auth)
+    _relation_routes(app, engine)
+    _maintenance_routes(app, engine)
 
 
-def _entity_routes(app: FastAPI, engine: Any, auth: Any) -> None:
+def _entity_routes(app: FastAPI, engine: Any) -> None:
     @app.get(PREFIX + "/memory/entities", tags=["memory"])
     def list_entities(
         name: str | None = None,
@@ -111,11 +111,11 @@ def _entity_routes(app: FastAPI, engine: Any, auth: Any) -> None:
         )
         return {"entities": [e.to_dict() for e in found]}
 
-    @app.post(PREFIX + "/memory/entities", tags=["memory"], dependencies=[auth], status_code=201)
+    @app.post(PREFIX + "/memory/entities", tags=["memory"], status_code=201)
     def create_entity(body: EntityBody) -> dict[str, Any]:
         return memory_of(engine).create_entity(body.item()).to_dict()
 
-    @app.post(PREFIX + "/memory/entities/batch", tags=["memory"], dependencies=[auth])
+    @app.post(PREFIX + "/memory/entities/batch", tags=["memory"])
     def create_batch(body: BatchBody) -> dict[str, Any]:
         stored = memory_of(engine).create_entities([e.item() for e in body.entities], merge=body.merge)
         return {"entities": [e.to_dict() for e in stored]}
@@ -128,7 +128,7 @@ def _entity_routes(app: FastAPI, engine: Any, auth: Any) -> None:
     def neighbours(entity_id: int, depth: int = Query(1, ge=1, le=5)) -> dict[str, Any]:
         return memory_of(engine).neighbours(entity_id, depth).to_dict()
 
-    @app.patch(PREFIX + "/memory/entities/{entity_id}", tags=["memory"], dependencies=[auth])
+    @app.patch(PREFIX + "/memory/entities/{entity_id}", tags=["memory"])
     def update_entity(entity_id: int, body: EntityPatch) -> dict[str, Any]:
         return (
             memory_of(engine)
@@ -142,7 +142,7 @@ def _entity_routes(app: FastAPI, engine: Any, auth: Any) -> None:
             .to_dict()
         )
 
-    @app.delete(PREFIX + "/memory/entities/{entity_id}", tags=["memory"], dependencies=[auth])
+    @app.delete(PREFIX + "/memory/entities/{entity_id}", tags=["memory"])
     def delete_entity(entity_id: int) -> dict[str, Any]:
         memory_of(engine).delete_entity(entity_id)
         return {"deleted": entity_id}
@@ -158,22 +158,22 @@ def _search_routes(app: FastAPI, engine: Any) -> None:
         return {"query": body.query, "results": [h.to_dict() for h in hits]}
 
 
-def _relation_routes(app: FastAPI, engine: Any, auth: Any) -> None:
+def _relation_routes(app: FastAPI, engine: Any) -> None:
     @app.get(PREFIX + "/memory/relations", tags=["memory"])
     def list_relations(entity_id: int | None = None) -> dict[str, Any]:
         return {"relations": [r.to_dict() for r in memory_of(engine).relations(entity_id)]}
 
-    @app.post(PREFIX + "/memory/relations", tags=["memory"], dependencies=[auth])
+    @app.post(PREFIX + "/memory/relations", tags=["memory"])
     def relate(body: RelationBody) -> dict[str, Any]:
         return memory_of(engine).relate(body.from_id, body.to_id, body.relation_type, body.strength).to_dict()
 
-    @app.delete(PREFIX + "/memory/relations/{relation_id}", tags=["memory"], dependencies=[auth])
+    @app.delete(PREFIX + "/memory/relations/{relation_id}", tags=["memory"])
     def delete_relation(relation_id: int) -> dict[str, Any]:
         memory_of(engine).delete_relation(relation_id)
         return {"deleted": relation_id}
 
 
-def _maintenance_routes(app: FastAPI, engine: Any, auth: Any) -> None:
+def _maintenance_routes(app: FastAPI, engine: Any) -> None:
     @app.get(PREFIX + "/memory/stats", tags=["memory"])
     def stats() -> dict[str, Any]:
         return memory_of(engine).stats()
@@ -185,7 +185,7 @@ def _maintenance_routes(app: FastAPI, engine: Any, auth: Any) -> None:
         memory_of(engine).export_jsonl(out)
         return Response(out.getvalue(), media_type=NDJSON)
 
-    @app.post(PREFIX + "/memory/import", tags=["memory"], dependencies=[auth])
+    @app.post(PREFIX + "/memory/import", tags=["memory"])
     async def import_lines(request: Request, merge: MergeName = "update") -> dict[str, Any]:
         """Body: JSON lines as produced by ``/memory/export``; checked whole before anything is written."""
         from starlette.concurrency import run_in_threadpool
@@ -198,11 +198,11 @@ def _maintenance_routes(app: FastAPI, engine: Any, auth: Any) -> None:
         report = await run_in_threadpool(memory.import_jsonl, text.splitlines(), merge)
         return report.to_dict()
 
-    @app.post(PREFIX + "/memory/vacuum", tags=["memory"], dependencies=[auth])
+    @app.post(PREFIX + "/memory/vacuum", tags=["memory"])
     def vacuum() -> dict[str, Any]:
         return dict(memory_of(engine).vacuum())
 
-    @app.post(PREFIX + "/memory/reindex", tags=["memory"], dependencies=[auth])
+    @app.post(PREFIX + "/memory/reindex", tags=["memory"])
     def reindex() -> dict[str, Any]:
         return memory_of(engine).reindex()
 

@@ -10,9 +10,9 @@ principal the auth middleware put on ``scope["state"]["principal"]`` (its
 
 ``RateLimit`` is the ASGI middleware (inside the auth middleware, so it sees
 the principal; before the body is read, so a refused call costs nothing).
-``Limiter.configure`` swaps the budgets in place (SIGHUP reload). The clock
-is injected so tests need no sleeping. Everything runs on the event loop
-thread: no locks.
+``Limiter.configure`` swaps the budgets (SIGHUP reload, from the reload
+thread). The clock is injected so tests need no sleeping. Checks run on the
+event loop thread only: no locks.
 """
 
 from __future__ import annotations
@@ -90,26 +90,34 @@ def budget_of(method: str, path: str) -> str | None:
 
 
 class Limiter:
-    """The buckets of every caller, per budget."""
+    """The buckets of every caller, per budget.
+
+    ``configure`` may run on another thread (SIGHUP reload): budgets and buckets are replaced together,
+    as one tuple, so a check sees either the old pair or the new one.
+    """
 
     def __init__(self, limits: RateLimits, clock: Clock = time.monotonic) -> None:
         self.clock = clock
-        self.budgets: dict[str, Budget] = {}
-        self.buckets: dict[str, dict[str, Bucket]] = {}
+        self._state: tuple[dict[str, Budget], dict[str, dict[str, Bucket]]] = ({}, {})
         self.configure(limits)
+
+    @property
+    def budgets(self) -> dict[str, Budget]:
+        return self._state[0]
 
     def configure(self, limits: RateLimits) -> None:
         """Apply new limits (reload); callers start again with full buckets of the new size."""
-        self.budgets = budgets(limits)
-        self.buckets = {name: {} for name in self.budgets}
+        enabled = budgets(limits)
+        self._state = (enabled, {name: {} for name in enabled})
 
     def check(self, budget: str, caller: str) -> float:
         """Spend one call of ``budget`` for ``caller``: 0.0 when allowed, else seconds to wait."""
-        limit = self.budgets.get(budget)
+        enabled, buckets_of = self._state
+        limit = enabled.get(budget)
         if limit is None:
             return 0.0
         now = self.clock()
-        buckets = self.buckets[budget]
+        buckets = buckets_of[budget]
         bucket = buckets.get(caller)
         if bucket is None:
             if len(buckets) >= MAX_CALLERS:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel, Field
 
+from caxton.engine.auth import attributed, principal_of
 from caxton.engine.store import Source
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ class RolloutActionBody(BaseModel):
     actor: str | None = Field(None, max_length=200, description="who asked (shown in the rollout's reason)")
 
 
-def mount(app: FastAPI, engine: Engine, auth: Any) -> None:
+def mount(app: FastAPI, engine: Engine) -> None:
     """Add ``/api/v1/rollouts`` routes to ``app``."""
 
     @app.get(PREFIX + "/rollouts", tags=["rollouts"])
@@ -37,12 +38,12 @@ def mount(app: FastAPI, engine: Engine, auth: Any) -> None:
         """The rollouts of one agent, newest first: step, weights, measurements, outcome."""
         return engine.rollouts.status(name, limit)
 
-    @app.post(PREFIX + "/rollouts/{name}/promote", tags=["rollouts"], dependencies=[auth])
-    def promote(name: str, body: RolloutActionBody | None = None) -> dict[str, Any]:
+    @app.post(PREFIX + "/rollouts/{name}/promote", tags=["rollouts"])
+    def promote(name: str, request: Request, body: RolloutActionBody | None = None) -> dict[str, Any]:
         """Skip the remaining steps: all traffic to the new revision, the old one drained."""
-        return engine.rollouts.promote(name, Source(actor=body.actor if body else None))
+        return engine.rollouts.promote(name, Source(actor=attributed(principal_of(request), body.actor if body else None)))
 
-    @app.post(PREFIX + "/rollouts/{name}/abort", tags=["rollouts"], dependencies=[auth])
-    def abort(name: str, body: RolloutActionBody | None = None) -> dict[str, Any]:
+    @app.post(PREFIX + "/rollouts/{name}/abort", tags=["rollouts"])
+    def abort(name: str, request: Request, body: RolloutActionBody | None = None) -> dict[str, Any]:
         """Roll back now: all traffic to the stable revision, the new one drained and stopped."""
-        return engine.rollouts.abort(name, Source(actor=body.actor if body else None))
+        return engine.rollouts.abort(name, Source(actor=attributed(principal_of(request), body.actor if body else None)))

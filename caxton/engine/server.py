@@ -24,14 +24,15 @@ from typing import Any
 
 import uvicorn
 
-from caxton.engine.api import create_app
+from caxton.engine.api import create_app, engine_tokens
+from caxton.engine.auth import Tokens, is_loopback, refuse_exposed
 from caxton.engine.core import Engine
 from caxton.engine.limits import MAX_HEADER_BYTES
 from caxton.engine.reload import Reloader, log_level_hook
 from caxton.errors import CaxtonError, InvalidInput
 from caxton.spec.project import ProjectConfig, TLSSettings
 
-__all__ = ["Engine", "bind", "serve"]
+__all__ = ["Engine", "bind", "guarded_tokens", "serve", "warn_if_open"]
 
 
 class BindFailed(CaxtonError):
@@ -56,16 +57,19 @@ def bind(host: str, port: int) -> socket.socket:
 
 def serve(
     engine: Engine, *, host: str, port: int, announce: Callable[[str], None] | None = None,
-    settings: Callable[[], ProjectConfig] | None = None,
+    settings: Callable[[], ProjectConfig] | None = None, insecure_no_auth: bool = False,
 ) -> int:
     """Run the engine's API until a signal; return the exit code (0 after SIGTERM, 130 after SIGINT).
 
     ``settings`` re-reads the configuration on SIGHUP (default: the engine's own, i.e. hooks rerun).
+    Refuses a non-loopback ``host`` when no token is configured, unless ``insecure_no_auth``.
     """
     tls = engine.config.server.tls
     check_tls(tls)
+    tokens = guarded_tokens(engine, host, port, insecure_no_auth)
     sock = bind(host, port)
     _configure_logging(engine.config.logging.level)
+    warn_if_open(tokens, host, port)
     engine.on_reload.append(log_level_hook("uvicorn.error", "uvicorn.asgi"))
     reloader = Reloader(engine, settings or (lambda: engine.config))
     received: list[int] = []
@@ -74,8 +78,9 @@ def serve(
         with reloader.installed():
             engine.start()
             config = uvicorn.Config(
-                create_app(engine), log_level=engine.config.logging.level, access_log=False, lifespan="on",
-                timeout_graceful_shutdown=int(engine.config.server.drain_timeout) or 1, server_header=False,
+                create_app(engine, tokens), log_level=engine.config.logging.level, access_log=False,
+                lifespan="on", timeout_graceful_shutdown=int(engine.config.server.drain_timeout) or 1,
+                server_header=False,
                 # h11 (without httptools) refuses a request head past this; the 431 check is RequestLimits'.
                 h11_max_incomplete_event_size=4 * MAX_HEADER_BYTES, **_uvicorn_tls(tls),
             )
@@ -89,6 +94,20 @@ def serve(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 130 if signal.SIGINT in received else 0
+
+
+def guarded_tokens(engine: Engine, host: str, port: int, insecure_no_auth: bool) -> Tokens:
+    """The engine's tokens; refuses (``InvalidInput``) to expose an engine without one."""
+    tokens = engine_tokens(engine)
+    refuse_exposed(host, port, tokens, insecure_no_auth)
+    return tokens
+
+
+def warn_if_open(tokens: Tokens, host: str, port: int) -> None:
+    if not tokens.configured and not is_loopback(host):
+        logging.getLogger("caxton.engine.auth").warning(
+            "INSECURE: serving %s:%s with no token (--insecure-no-auth): anyone who reaches it can drive every "
+            "agent and read the memory", host, port)
 
 
 class _Server(uvicorn.Server):

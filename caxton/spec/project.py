@@ -86,7 +86,13 @@ class RateLimits(Strict):
 
 
 class SecuritySettings(Strict):
-    api_token: str | None = Field(None, json_schema_extra={"secret": True})
+    api_token: str | None = Field(None, json_schema_extra={"secret": True},
+                                  description="one admin token named 'api-token' (prefer tokens_file)")
+    # --- auth (issue 12): named tokens, roles, allowed Host names ---
+    tokens_file: str | None = Field(None, description="YAML file of named tokens (hashes only); see docs/security.md")
+    allowed_hosts: list[str] = Field(default_factory=list,
+                                     description="extra Host names the engine answers to (besides loopback and "
+                                                 "server.host)")
     rate_limits: RateLimits = Field(default_factory=RateLimits)  # type: ignore[arg-type]
 
 
@@ -122,6 +128,9 @@ class LoggingSettings(Strict):
 
 class ObservabilitySettings(Strict):
     metrics_enabled: bool = True
+    # --- auth (issue 12) ---
+    metrics_auth: Literal["token", "none"] = Field(
+        "token", description="/metrics needs a token with the read role ('token') or is open ('none')")
 
 
 class ProjectConfig(Strict):

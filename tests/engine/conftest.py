@@ -42,7 +42,8 @@ def make_api(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
 
     def make(config: ProjectConfig | None = None) -> TestClient:
         engine = Engine(config or ProjectConfig(), tmp_path / "api-data")
-        client = TestClient(create_app(engine), raise_server_exceptions=False)
+        # base_url: the engine answers only to its own Host names (DNS rebinding), not "testserver".
+        client = TestClient(create_app(engine), raise_server_exceptions=False, base_url="http://127.0.0.1")
         client.__enter__()
         clients.append(client)
         return client

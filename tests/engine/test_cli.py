@@ -73,7 +73,7 @@ def test_suspend_resume_remove(cli: Callable[..., CliResult], served: EngineProc
 
 def test_a_wrong_token_is_a_clear_error(cli: Callable[..., CliResult]) -> None:
     result = cli("agents", "suspend", "scorer", "--token", "wrong")
-    assert result.code == 1 and "needs the engine's API token" in result.err
+    assert result.code == 1 and "token is not valid for this engine" in result.err
 
 
 def test_an_unreachable_engine_is_one_clear_line(run_cli: Callable[..., CliResult]) -> None:

@@ -1,0 +1,113 @@
+"""``caxton token create`` / ``caxton token hash``: make API tokens for the engine's tokens file.
+
+``create`` prints a new token once (first line of stdout) and the tokens-file
+entry that goes with it (name, id, roles, agents, expiry and a scrypt hash:
+never the token), or appends that entry to ``--file``. ``hash`` reads a
+token of your own from stdin and prints its hash. The formats and checks
+live in ``caxton.engine.auth`` (stdlib and PyYAML only: no engine extra needed).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from caxton.cli.common import Output, OutputOption, echo, emit_json, note
+from caxton.errors import InvalidInput
+
+app = typer.Typer(help="Make API tokens for the engine's tokens file (security.tokens_file).", no_args_is_help=True)
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="The token's name (recorded as the actor of what it does).")],
+    role: Annotated[list[str], typer.Option("--role", "-r", help="A role: read, message, memory-read, memory-write, "
+                                            "deploy or admin (repeat for several).", show_default=False)],
+    agent: Annotated[list[str] | None, typer.Option("--agent", "-a", help="Limit the message role to this agent "
+                                                    "(repeat for several).", show_default=False)] = None,
+    expires: Annotated[str | None, typer.Option("--expires", help="Expiry: a duration from now (30d, 12h) or an "
+                                                "ISO 8601 time.", show_default=False)] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="Append the entry to this tokens file "
+                                              "(created if missing).", show_default=False)] = None,
+    output: OutputOption = Output.text,
+) -> int:
+    """Create a token: print it once, with its tokens-file entry (or append the entry to --file)."""
+    import yaml
+
+    from caxton.engine import auth
+
+    unknown = [r for r in role if r not in auth.ROLES]
+    if unknown:
+        raise InvalidInput(f"unknown role {unknown[0]!r}", hint=f"roles: {', '.join(auth.ROLES)}")
+    token, token_id = auth.new_token()
+    entry = auth.file_entry(name, token_id, auth.hash_token(token), dict.fromkeys(role), agent or None,
+                            _expiry(expires))
+    auth.parse_entry(entry, "the new entry")  # the engine must accept what we print
+    if file is not None:
+        _append(file, entry, name)
+    if output is Output.json:
+        emit_json({"name": name, "token": token, "entry": entry, "file": str(file) if file else None})
+        return 0
+    echo(token)
+    if file is not None:
+        note(f"added token {name!r} to {file}; the token above is shown only once")
+    else:
+        echo()
+        echo("# add to the tokens file (security.tokens_file), under `tokens:`; the token above is shown only once")
+        echo(yaml.safe_dump([entry], sort_keys=False).rstrip())
+    return 0
+
+
+@app.command("hash")
+def hash_command(output: OutputOption = Output.text) -> int:
+    """Read a token from stdin and print its scrypt hash (for a tokens-file entry's `hash`)."""
+    from caxton.engine import auth
+
+    token = sys.stdin.readline().strip()
+    if not token:
+        raise InvalidInput("no token on stdin", hint="echo \"$TOKEN\" | caxton token hash")
+    digest = auth.hash_token(token)
+    if output is Output.json:
+        emit_json({"hash": digest})
+    else:
+        echo(digest)
+    return 0
+
+
+def _expiry(value: str | None) -> float | None:
+    if value is None:
+        return None
+    from caxton.spec.units import parse_duration
+
+    try:
+        return time.time() + parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"--expires {value!r} is neither a duration nor an ISO 8601 time",
+                           hint="e.g. --expires 30d or --expires 2027-01-31T00:00:00Z") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()  # naive: UTC, as the engine reads it
+
+
+def _append(path: Path, entry: dict[str, Any], name: str) -> None:
+    import yaml
+
+    from caxton.engine import auth
+
+    data: Any = {"tokens": []}
+    if path.exists() and path.read_text(encoding="utf-8").strip():
+        if any(known.name == name for known in auth.read_tokens_file(path)):
+            raise InvalidInput(f"{path} already has a token named {name!r}", hint="pick another name")
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["tokens"].append(entry)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    tmp.chmod(0o600)
+    tmp.replace(path)
