@@ -104,7 +104,8 @@ class EngineClient:
                 "is it overloaded? retry, or raise the client timeout"
             ) from None
         except httpx.TransportError as error:
-            tls_failure = explain(error, self.base_url)
+            disconnected = isinstance(error, (httpx.RemoteProtocolError, httpx.ReadError))
+            tls_failure = explain(error, self.base_url, disconnected=disconnected)
             if tls_failure is not None:
                 raise tls_failure from None
             raise errors.EngineUnreachable(

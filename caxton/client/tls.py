@@ -87,20 +87,27 @@ class TLSOptions:
         return context
 
 
-def explain(error: BaseException, base_url: str) -> EngineUnreachable | None:
-    """One clear error for a connection that failed in TLS (None when TLS was not the cause)."""
+def explain(error: BaseException, base_url: str, *, disconnected: bool = False) -> EngineUnreachable | None:
+    """One clear error for a connection that failed in TLS (None when TLS was not the cause).
+
+    ``disconnected``: the engine closed the connection without answering; over https, that is how an
+    engine that requires a client certificate (mTLS, TLS 1.3) usually refuses a missing or foreign one.
+    """
     cause: BaseException | None = error
     while cause is not None and not isinstance(cause, ssl.SSLError):
         cause = cause.__cause__ or cause.__context__
-    if cause is None:
-        return None
     if isinstance(cause, ssl.SSLCertVerificationError):
         reason = cause.verify_message or "certificate verify failed"
         return EngineUnreachable(
             f"certificate verify failed for the engine at {base_url}: {reason}",
             hint=f"pass the CA that signed the engine's certificate with --ca-cert or {ENV_CA_CERT}")
-    reason = cause.reason or str(cause)
+    if cause is not None:
+        reason = (cause.reason or str(cause)).replace("_", " ").lower()
+    elif disconnected and base_url.startswith("https://"):
+        reason = f"the engine closed the connection without answering ({error or type(error).__name__})"
+    else:
+        return None
     return EngineUnreachable(
-        f"TLS handshake with the engine at {base_url} failed: {reason.replace('_', ' ').lower()}",
+        f"TLS handshake with the engine at {base_url} failed: {reason}",
         hint="if the engine requires client certificates (server.tls.client_ca_file), pass --client-cert and "
-        f"--client-key ({ENV_CLIENT_CERT}, {ENV_CLIENT_KEY}); check --ca-cert too")
+        f"--client-key ({ENV_CLIENT_CERT}, {ENV_CLIENT_KEY}) signed by its client CA; check --ca-cert too")
