@@ -161,12 +161,10 @@ class RateLimit:
         self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            budget = budget_of(scope["method"], scope["path"])
-            if budget is not None:
-                wait = self.limiter.check(budget, caller_of(scope))
-                if wait > 0.0:
-                    metrics.RATE_LIMITED.labels(budget=budget).inc()
-                    await refusal(budget, wait)(scope, receive, send)
-                    return
+        if scope["type"] == "http" and (budget := budget_of(scope["method"], scope["path"])) is not None:
+            wait = self.limiter.check(budget, caller_of(scope))
+            if wait > 0.0:
+                metrics.RATE_LIMITED.labels(budget=budget).inc()
+                await refusal(budget, wait)(scope, receive, send)
+                return
         await self.app(scope, receive, send)
