@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from caxton import __version__, metrics
 from caxton.engine import apply_api, memory_api, reconcile_api, rollout_api
 from caxton.engine.auth import Policy, Tokens, attributed, load_tokens, principal_of
-from caxton.engine.guard import Gate, Guard
+from caxton.engine.guard import Gate, Guard, reload_tokens
 from caxton.engine.core import Engine
 from caxton.engine.limits import RequestLimits, error_body
 from caxton.engine.ratelimit import Limiter, RateLimit
@@ -151,6 +151,7 @@ def create_app(engine: Engine, tokens: Tokens | None = None) -> FastAPI:
     gate = Gate.for_host(tokens or engine_tokens(engine), config.server.host, config.security.allowed_hosts)
     app.add_middleware(Guard, gate=gate)  # added last: the outermost, before any body is read
     app.state.gate = gate
+    engine.on_reload.append(lambda new: reload_tokens(gate, new))
     _routes(app, engine)
     apply_api.mount(app, engine)
     reconcile_api.mount(app, engine)

@@ -10,6 +10,7 @@ checked against the role the route needs (``caxton.engine.auth.ROUTE_ROLES``;
 one without a body that carries an ``Origin`` needs a token (403). The
 principal (``None`` when no token is configured) is stored as
 ``scope["state"]["principal"]``, i.e. ``request.state.principal``.
+``reload_tokens`` (an ``Engine.on_reload`` hook: SIGHUP) swaps the tokens.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -26,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from caxton.engine.auth import (
     MESSAGE,
+    load_tokens,
     OPEN,
     Policy,
     Principal,
@@ -35,6 +38,7 @@ from caxton.engine.auth import (
     is_loopback,
 )
 from caxton.errors import CaxtonError, Forbidden, UnsupportedMediaType
+from caxton.spec.project import ProjectConfig
 
 log = logging.getLogger("caxton.engine.auth")
 
@@ -81,6 +85,24 @@ class Gate:
             except ValueError:
                 return False
         return False
+
+
+def reload_tokens(gate: Gate, config: ProjectConfig) -> None:
+    """``Engine.on_reload`` hook: re-read the tokens file; a bad one keeps the old tokens (logged, with why)."""
+    security = config.security
+    try:
+        fresh = load_tokens(Path(security.tokens_file) if security.tokens_file else None, security.api_token)
+    except CaxtonError as error:
+        log.error("reload: kept the old tokens: %s", error.message)
+        return
+    if gate.tokens.configured and not fresh.configured:
+        log.error("reload: kept the old tokens: the new settings have none, which would open every route "
+                  "(restart the engine to serve without tokens)")
+        return
+    fresh.internal = list(gate.tokens.internal)
+    gate.tokens = fresh
+    log.info("reload: %d token(s) from %s%s", len(fresh.entries), security.tokens_file or "no tokens file",
+             " and security.api_token" if fresh.api_token else "")
 
 
 class Guard:

@@ -2,7 +2,7 @@
 
 The engine gets its MemoryService the way ``Engine.start`` is expected to wire it
 (``engine.memory`` for the API, ``RuntimeContext.memory`` for config agents); the
-routes are mounted with ``memory_api.mount`` unless ``create_app`` already does.
+routes are mounted by ``create_app``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import httpx
 import pytest
 import uvicorn
 
-from caxton.engine import api, memory_api
+from caxton.engine import api
 from caxton.engine.core import Engine
 from caxton.memory import embeddings, service
 from caxton.spec.project import EngineMemorySettings, ProjectConfig
@@ -35,8 +35,6 @@ class Served:
 
 def _serve(engine: Engine) -> tuple[uvicorn.Server, threading.Thread, str]:
     app = api.create_app(engine)
-    if not any(getattr(route, "path", "") == "/api/v1/memory/stats" for route in app.routes):
-        memory_api.mount(app, engine, api._auth(engine))
     port = find_free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
