@@ -10,7 +10,7 @@ SECRET_NAME = re.compile(r"(?i)(api[_-]?key|secret|token|passw(or)?d|credential|
 #: Values that look like credentials whatever their name.
 SECRET_VALUE = re.compile(
     r"(sk-[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{20,}|xox[abpr]-[A-Za-z0-9-]{10,}"
-    r"|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}|Bearer\s+\S{12,})"
+    r"|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}|Bearer\s+\S{12,}|cxt_[0-9a-f]{8}_[A-Za-z0-9_-]{20,})"
 )
 #: Dotted paths of spec fields marked secret in the models (none in agent files today; keep the hook).
 SECRET_PATHS: frozenset[str] = frozenset()
