@@ -73,6 +73,7 @@ def load(
         _put(data, path_of_key, value)
     config = _validate(data, path, overridden=set(overlay))
     config = _resolve_tokens_file(config, path if ("security", "tokens_file") not in overlay else None, cwd)
+    config = _resolve_tls(config, path, set(overlay), cwd)
     base = path.parent if path and ("server", "data_dir") not in overlay and from_file else cwd
     data_dir = Path(config.server.data_dir).expanduser()
     return EngineSettings(config, data_dir if data_dir.is_absolute() else (base / data_dir), path)
@@ -104,6 +105,21 @@ def _put(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
             node[name] = {}
         node = node[name]
     node[path[-1]] = value
+
+
+def _resolve_tls(config: ProjectConfig, path: Path | None, overridden: set[tuple[str, ...]], cwd: Path) -> ProjectConfig:
+    """Relative ``server.tls`` files: from caxton.yaml, relative to it; from the environment, to ``cwd``."""
+    tls = config.server.tls
+    update: dict[str, str] = {}
+    for key in ("cert_file", "key_file", "client_ca_file"):
+        given = getattr(tls, key)
+        if given and not Path(given).expanduser().is_absolute():
+            base = path.parent if path is not None and ("server", "tls", key) not in overridden else cwd
+            update[key] = str(base / Path(given).expanduser())
+    if not update:
+        return config
+    server = config.server.model_copy(update={"tls": tls.model_copy(update=update)})
+    return config.model_copy(update={"server": server})
 
 
 def _resolve_tokens_file(config: ProjectConfig, path: Path | None, cwd: Path) -> ProjectConfig:

@@ -161,11 +161,13 @@ def test_client_tls_files_must_load_and_pair(tmp_path: Path, pki: dict[str, obje
 def test_tls_settings_come_from_the_file_or_the_environment(tmp_path: Path) -> None:
     config = tmp_path / "caxton.yaml"
     config.write_text("server:\n  tls:\n    cert_file: a.crt\n    key_file: a.key\n", encoding="utf-8")
-    tls = load(config, env={}).config.server.tls
-    assert (tls.cert_file, tls.key_file, tls.client_ca_file, tls.enabled) == ("a.crt", "a.key", None, True)
-    from_env = load(None, env={"CAXTON_TLS_CERT_FILE": "b.crt", "CAXTON_TLS_KEY_FILE": "b.key",
-                               "CAXTON_TLS_CLIENT_CA_FILE": "ca.pem"}, cwd=tmp_path / "elsewhere")
-    assert from_env.config.server.tls.client_ca_file == "ca.pem"
+    tls = load(config, env={}, cwd=tmp_path / "elsewhere").config.server.tls  # relative to the file
+    assert (tls.cert_file, tls.key_file, tls.client_ca_file, tls.enabled) == (
+        str(tmp_path / "a.crt"), str(tmp_path / "a.key"), None, True)
+    from_env = load(config, env={"CAXTON_TLS_CERT_FILE": "b.crt", "CAXTON_TLS_KEY_FILE": "/etc/b.key",
+                                 "CAXTON_TLS_CLIENT_CA_FILE": "ca.pem"}, cwd=tmp_path / "elsewhere").config.server.tls
+    assert (from_env.cert_file, from_env.key_file, from_env.client_ca_file) == (  # relative to the working dir
+        str(tmp_path / "elsewhere" / "b.crt"), "/etc/b.key", str(tmp_path / "elsewhere" / "ca.pem"))
     config.write_text("server:\n  tls:\n    cert_file: a.crt\n", encoding="utf-8")
     with pytest.raises(ValidationFailed, match="needs both cert_file and key_file"):
         load(config, env={})
