@@ -35,7 +35,8 @@ MESSAGES = "messages"
 MUTATIONS = "mutations"
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _MESSAGE_PATH = re.compile(r"/api/v1/agents/[^/]+/messages/?")
-#: Above this many callers, buckets that have refilled (same as absent) are dropped.
+#: At this many callers per budget, buckets that have refilled (same as absent) are dropped, then the
+#: oldest, down to half: memory stays bounded and the sweep is paid once per MAX_CALLERS / 2 new callers.
 MAX_CALLERS = 10_000
 
 Clock = Callable[[], float]
@@ -121,13 +122,16 @@ class Limiter:
         bucket = buckets.get(caller)
         if bucket is None:
             if len(buckets) >= MAX_CALLERS:
-                self._forget_full(buckets, limit, now)
+                self._forget(buckets, limit, now)
             bucket = buckets[caller] = Bucket(limit, now)
         return bucket.take(limit, now)
 
     @staticmethod
-    def _forget_full(buckets: dict[str, Bucket], limit: Budget, now: float) -> None:
+    def _forget(buckets: dict[str, Bucket], limit: Budget, now: float) -> None:
         for caller in [c for c, b in buckets.items() if b.full(limit, now)]:
+            del buckets[caller]
+        excess = len(buckets) - MAX_CALLERS // 2
+        for caller in list(buckets)[:max(0, excess)]:  # oldest first: they get a full bucket again
             del buckets[caller]
 
 

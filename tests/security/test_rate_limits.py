@@ -79,6 +79,15 @@ def test_refilled_buckets_are_forgotten_when_callers_pile_up() -> None:
     assert len(limiter._state[1][MESSAGES]) == 1
 
 
+def test_a_flood_of_addresses_never_grows_the_buckets_past_the_cap() -> None:
+    limiter = Limiter(limits(messages_per_second=0.001, messages_burst=1), Clock())  # nothing refills
+    for n in range(3 * MAX_CALLERS):
+        assert limiter.check(MESSAGES, f"addr:{n}") == 0.0  # each new address gets its burst
+    held = limiter._state[1][MESSAGES]
+    assert MAX_CALLERS // 2 <= len(held) <= MAX_CALLERS
+    assert limiter.check(MESSAGES, f"addr:{3 * MAX_CALLERS - 1}") > 0  # the newest are still remembered
+
+
 def test_which_calls_spend_which_budget() -> None:
     assert budget_of("POST", "/api/v1/agents/a/messages") == MESSAGES
     for method, path in [("POST", "/api/v1/agents/a/suspend"), ("PUT", "/api/v1/agents/a"),
