@@ -23,6 +23,7 @@ import hmac
 import ipaddress
 import re
 import secrets
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -119,9 +120,15 @@ class Principal:
     name: str
     roles: frozenset[str]
     agents: frozenset[str] | None = None
+    #: ``roles`` with what they imply (admin: every role), and ``ANY``.
+    granted: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        implied = {role for mine in self.roles for role in IMPLIES.get(mine, ())}
+        object.__setattr__(self, "granted", frozenset({ANY, *self.roles, *implied}))
 
     def has(self, role: str) -> bool:
-        return role == ANY or any(role == mine or role in IMPLIES.get(mine, ()) for mine in self.roles)
+        return role in self.granted
 
     def may_message(self, agent: str) -> bool:
         return self.agents is None or agent_id(agent) in self.agents
@@ -161,6 +168,8 @@ class Tokens:
     _key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     _verified: dict[bytes, tuple[Principal, float | None]] = field(default_factory=dict, repr=False)
     _failed: OrderedDict[bytes, str] = field(default_factory=OrderedDict, repr=False)
+    #: At most this many scrypt runs at once (16 MiB each): a flood of new tokens queues, memory stays flat.
+    _slow: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(2), repr=False)
 
     @property
     def configured(self) -> bool:
@@ -168,7 +177,7 @@ class Tokens:
 
     def cached(self, token: str) -> Principal | None:
         """The principal of an already-verified token (fast), else ``None``; raises for a known-bad one."""
-        digest = hmac.new(self._key, token.encode(), hashlib.sha256).digest()
+        digest = hmac.digest(self._key, token.encode(), "sha256")
         hit = self._verified.get(digest)
         if hit is not None:
             return self._unexpired(*hit)
@@ -182,8 +191,9 @@ class Tokens:
         found = self.cached(token)
         if found is not None:
             return found
-        digest = hmac.new(self._key, token.encode(), hashlib.sha256).digest()
-        verified = self._verify(token)
+        digest = hmac.digest(self._key, token.encode(), "sha256")
+        with self._slow:
+            verified = self._verify(token)
         if verified is None:
             self._failed[digest] = "the token is not valid for this engine"
             while len(self._failed) > FAILED_CACHE:

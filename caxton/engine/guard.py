@@ -15,6 +15,7 @@ principal (``None`` when no token is configured) is stored as
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -77,8 +78,6 @@ class Gate:
         if host in self.hosts or is_loopback(host):
             return True
         if self.any_ip:
-            import ipaddress
-
             try:
                 ipaddress.ip_address(host)
                 return True
@@ -145,7 +144,10 @@ class Guard:
         role = policy.role_for(rule, scope.get("query_string", b"").decode("latin-1"))
         principal: Principal | None = None
         if gate.tokens.configured and role != OPEN:
-            principal = await _authenticate(gate.tokens, headers.get("authorization"))
+            token = _bearer(headers.get("authorization"))
+            principal = gate.tokens.cached(token)
+            if principal is None:
+                principal = await anyio.to_thread.run_sync(gate.tokens.resolve, token)  # scrypt, once per token
             if not principal.has(role):
                 raise Forbidden(f"this endpoint needs the {role!r} role; token {principal.name!r} has "
                                 f"{', '.join(sorted(principal.roles))}",
@@ -173,7 +175,8 @@ class Guard:
         return origin_port == _port(host, scope)
 
 
-async def _authenticate(tokens: Tokens, header: str | None) -> Principal:
+def _bearer(header: str | None) -> str:
+    """The token of an ``Authorization: Bearer`` header; ``TokenRefused`` for anything else."""
     if header is None:
         raise TokenRefused("this endpoint needs a token", hint=BEARER_HINT)
     scheme, _, token = header.strip().partition(" ")
@@ -183,10 +186,7 @@ async def _authenticate(tokens: Tokens, header: str | None) -> Principal:
                            hint=BEARER_HINT)
     if not token or not B64TOKEN.match(token):
         raise TokenRefused("the Authorization header is malformed: expected 'Bearer <token>'", hint=BEARER_HINT)
-    found = tokens.cached(token)
-    if found is not None:
-        return found
-    return await anyio.to_thread.run_sync(tokens.resolve, token)  # scrypt: off the event loop, once
+    return token
 
 
 def _refuse_query_token(scope: Scope, lease_route: bool, tokens: Tokens) -> None:
@@ -213,9 +213,12 @@ def _check_body(headers: dict[str, str], principal: Principal | None, origin: st
                         hint="send it without an Origin header (CLI) or with Authorization: Bearer <token>")
 
 
+_WANTED = {name: name.decode() for name in (b"host", b"origin", b"authorization", b"content-type",
+                                            b"content-length", b"transfer-encoding")}
+
+
 def _headers(scope: Scope) -> dict[str, str]:
-    wanted = (b"host", b"origin", b"authorization", b"content-type", b"content-length", b"transfer-encoding")
-    return {key.decode(): value.decode("latin-1") for key, value in scope["headers"] if key in wanted}
+    return {_WANTED[key]: value.decode("latin-1") for key, value in scope["headers"] if key in _WANTED}
 
 
 def _hostname(host: str) -> str:

@@ -96,12 +96,6 @@ def test_a_web_page_cannot_drive_a_local_engine_without_tokens(tmp_path: Path) -
         assert cli.returncode == 0, cli.stderr
 
 
-def test_with_tokens_a_cross_origin_request_is_refused_even_with_a_token(tmp_path: Path) -> None:
-    with auth_engine(tmp_path) as served:
-        response = served.call("GET", V1 + "/state", "root", headers={"Origin": "http://evil.example"})
-        assert response.status_code == 403
-
-
 def _start(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     engine = EngineProcess(tmp_path / "data", env=env)
     command = [*engine.command(), *args]
@@ -166,3 +160,14 @@ def test_token_create_makes_a_token_a_real_engine_accepts(tmp_path: Path) -> Non
         cli = subprocess.run([sys.executable, "-m", "caxton", "agents", "list", "--engine", engine.url,
                               "--token", token], capture_output=True, text=True, timeout=60)
         assert cli.returncode == 0, cli.stderr
+
+
+def test_a_bad_tokens_file_stops_the_start_with_where_and_why(tmp_path: Path) -> None:
+    tokens_file = tmp_path / "tokens.yaml"
+    tokens_file.write_text("tokens:\n  - name: x\n    roles: [read]\n    hash: the-token-itself\n")
+    result = _start(tmp_path, env={"CAXTON_TOKENS_FILE": str(tokens_file)})
+    assert result.returncode == 1
+    assert f"{tokens_file}: tokens[0] (x): hash must be a scrypt hash, never the token itself" in result.stderr
+    tokens_file.write_text("tokens:\n  - name: x\n    roles: [superuser]\n    hash: scrypt$1$1$1$AA==$AA==\n")
+    assert "roles must be a non-empty list of read, message" in _start(
+        tmp_path, env={"CAXTON_TOKENS_FILE": str(tokens_file)}).stderr

@@ -119,3 +119,10 @@ def test_metrics_auth_none_opens_metrics_only(tmp_path: Path) -> None:
     with auth_engine(tmp_path, config={"observability": {"metrics_auth": "none"}}) as served:
         assert served.call("GET", "/metrics").status_code == 200
         assert served.call("GET", f"{V1}/state").status_code == 401
+
+
+def test_a_cross_origin_request_is_refused_even_with_a_valid_token(served: AuthEngine) -> None:
+    response = served.call("GET", V1 + "/state", "root", headers={"Origin": "http://evil.example"})
+    assert response.status_code == 403 and "cross-origin" in response.json()["error"]["message"]
+    rebinding = served.call("GET", V1 + "/state", "root", headers={"Host": "evil.example"})
+    assert rebinding.status_code == 403
