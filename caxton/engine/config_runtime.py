@@ -11,7 +11,8 @@ The engine (``caxton.engine.operations`` / the router) creates one
    ``ConversationStore``; messages without an id are stateless);
 3. asks memory for context when ``memory.enabled`` and a memory was given;
 4. renders ``system_prompt`` and ``user_prompt_template`` in the sandboxed
-   Jinja2 environment of ``caxton.validation.templates``;
+   Jinja2 environment of ``caxton.validation.templates``, bounded in output
+   size and time (``caxton.engine.templating``, caxton.yaml ``templates``);
 5. calls the provider with the system prompt, the history and the user prompt,
    all within ``response_timeout`` (else ``ConfigAgentFailure`` reason ``timeout``);
 6. records the turn in the conversation and in memory.
@@ -33,7 +34,9 @@ import jinja2.exceptions
 from caxton import errors
 from caxton.engine import conversations as conv
 from caxton.engine import providers as prov
+from caxton.engine import templating
 from caxton.spec import agent as agent_spec
+from caxton.spec.project import TemplateSettings
 from caxton.validation import templates
 
 log = logging.getLogger(__name__)
@@ -76,8 +79,10 @@ class ConfigAgentRuntime:
         providers: prov.ProviderRegistry,
         conversations: conv.ConversationStore,
         memory: MemoryContext | None = None,
+        limits: TemplateSettings | None = None,
     ) -> None:
         self.spec = spec
+        self._limits = limits or TemplateSettings()
         self.revision = revision
         self._providers = providers
         self._conversations = conversations
@@ -238,7 +243,7 @@ class ConfigAgentRuntime:
     # -- templates -----------------------------------------------------------------
 
     def _compile(self) -> _Templates:
-        env = templates.make_environment()
+        env = templating.BoundedSandbox(int(self._limits.max_output_size))
         system = self._compile_one(env, "system_prompt", self.spec.system_prompt)
         source = self.spec.user_prompt_template
         user = self._compile_one(env, "user_prompt_template", source) if source is not None else None
@@ -255,7 +260,12 @@ class ConfigAgentRuntime:
 
     def _render(self, field: str, template: jinja2.Template, variables: dict[str, Any]) -> str:
         try:
-            return template.render(variables)
+            return templating.render(template, variables, max_output=int(self._limits.max_output_size),
+                                     timeout=float(self._limits.max_render_time))
+        except templating.RenderLimit as exc:
+            raise self._template_failure(field, f"went past its render limits: {exc}",
+                                         "fix the template, or raise templates.max_output_size / max_render_time "
+                                         "in caxton.yaml") from None
         except jinja2.exceptions.SecurityError as exc:
             raise self._template_failure(field, f"tried an operation the template sandbox forbids: {exc}") from None
         except jinja2.UndefinedError as exc:

@@ -115,7 +115,7 @@ class Engine:
         factory.use_module_cache(self.data_dir / "module-cache")
         self.memory = self._open_memory()
         context = RuntimeContext(logs=self.logs, providers=providers.build_providers(self.config.llm),
-                                 memory=self.memory)
+                                 memory=self.memory, templates=self.config.templates)
         self._ops = Operations(self._store, self.router, context, self.config.server)
         self.lock = ApplyLock(self._store)
         self.rollouts = RolloutController(self._store, self.router, self._ops, self.windows)

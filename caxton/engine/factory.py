@@ -21,6 +21,7 @@ from caxton.engine.logs import AgentLogs
 from caxton.engine.runtime import AgentRuntime
 from caxton.errors import InvalidInput, SandboxError
 from caxton.spec.agent import ConfigAgent, WasmAgent
+from caxton.spec.project import TemplateSettings
 
 AgentModel = ConfigAgent | WasmAgent
 
@@ -33,6 +34,8 @@ class RuntimeContext:
     providers: Any = None
     conversations: ConversationStore = field(default_factory=InMemoryConversationStore)
     memory: Any = None
+    #: Bounds of prompt renders (caxton.yaml ``templates``).
+    templates: TemplateSettings = field(default_factory=TemplateSettings)  # type: ignore[arg-type]
 
     def close(self) -> None:
         if self.providers:
@@ -78,7 +81,7 @@ def _config(spec: ConfigAgent, *, revision: int, context: RuntimeContext) -> Age
         context.memory.set_agent_limit(spec.id, spec.resource_limits.max_memory_entities)
     runtime: AgentRuntime = ConfigAgentRuntime(
         spec, revision=revision, providers=context.providers,
-        conversations=context.conversations, memory=context.memory,
+        conversations=context.conversations, memory=context.memory, limits=context.templates,
     )
     return runtime
 

@@ -48,6 +48,7 @@ from caxton.spec.digest import sha256_hex, spec_digest
 from caxton.spec.identity import agent_id
 from caxton.spec.project import ServerSettings
 from caxton.spec.state import SERVING_STATE
+from caxton.validation import templates
 
 log = logging.getLogger(__name__)
 ENGINE = Source(actor="engine")
@@ -91,12 +92,16 @@ class _StartFailed(Exception):
         self.error = error
 
 
-def parse_spec(spec_json: Any) -> AgentModel:
-    """The agent model of a spec JSON object; raises ``ValidationFailed`` listing every problem."""
+def parse_spec(spec_json: Any, *, check_templates: bool = True) -> AgentModel:
+    """The agent model of a spec JSON object; raises ``ValidationFailed`` listing every problem.
+
+    ``check_templates`` refuses unsafe templates (CX309): at deploy, not when a stored
+    revision restarts (one deployed before the check still serves, bounded at render).
+    """
     if not isinstance(spec_json, dict):
         raise InvalidInput("the agent spec must be a JSON object", hint="send the agent file's fields as JSON")
     try:
-        return parse_agent(spec_json)
+        spec = parse_agent(spec_json)
     except pydantic.ValidationError as error:
         problems = [
             {"loc": ".".join(str(p) for p in item["loc"]), "message": item["msg"]} for item in error.errors()
@@ -108,6 +113,10 @@ def parse_spec(spec_json: Any) -> AgentModel:
             hint="run `caxton validate` on the agent file",
             details=problems,
         ) from None
+    if check_templates and isinstance(spec, ConfigAgent):
+        templates.refuse_unsafe(spec.name, {"system_prompt": spec.system_prompt,
+                                            "user_prompt_template": spec.user_prompt_template or ""})
+    return spec
 
 
 class Operations:
@@ -375,7 +384,7 @@ class Operations:
         if row.revision is None:
             raise _StartFailed("build", NotFound(f"agent {row.id!r} has no revision to run"))
         revision = self.store.revision(row.id, row.revision)
-        spec = parse_spec(self.store.spec_of(revision))
+        spec = parse_spec(self.store.spec_of(revision), check_templates=False)
         module = self.store.blob(revision.module_sha256) if revision.module_sha256 else None
         return self._start(spec, module, revision.number)
 

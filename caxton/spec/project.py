@@ -1,7 +1,7 @@
 """Model of ``caxton.yaml``: environments, defaults and the engine's settings.
 
-The engine reads the ``server``, ``memory``, ``llm``, ``security`` and
-``logging`` sections; the CLI reads ``environments``, ``defaults`` and
+The engine reads the ``server``, ``memory``, ``llm``, ``security``,
+``templates`` and ``logging`` sections; the CLI reads ``environments``, ``defaults`` and
 ``agents_dir``. Precedence (flags > CAXTON_* env > file > defaults) is applied
 by the engine's config loader, not here.
 """
@@ -126,6 +126,14 @@ class LoggingSettings(Strict):
     file: str | None = None
 
 
+class TemplateSettings(Strict):
+    """Bounds of one prompt render (config agents); a render past them fails that message (reason template)."""
+
+    max_output_size: Size = Field(1024 * 1024, ge=1, description="characters a rendered prompt may have, and the "
+                                  "largest value (text, list, number argument) a template may build")
+    max_render_time: Duration = Field(1.0, gt=0, description="seconds one prompt may take to render")
+
+
 class ObservabilitySettings(Strict):
     metrics_enabled: bool = True
     # --- auth (issue 12) ---
@@ -146,3 +154,4 @@ class ProjectConfig(Strict):
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)  # type: ignore[arg-type]
     logging: LoggingSettings = Field(default_factory=LoggingSettings)  # type: ignore[arg-type]
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)  # type: ignore[arg-type]
+    templates: TemplateSettings = Field(default_factory=TemplateSettings)  # type: ignore[arg-type]

@@ -113,6 +113,7 @@ def _parameter(doc: Document, path: Path_, name: str, value: Any) -> list[Diagno
 
 def _template(doc: Document, field: str, source: str) -> list[Diagnostic]:
     found = []
+    lines = source.split("\n")
     for problem in templates.check_template(source):
         pos = Pos(doc.text_line((field,)) + problem.line - 1, 1)
         if problem.kind == "syntax":
@@ -122,6 +123,10 @@ def _template(doc: Document, field: str, source: str) -> list[Diagnostic]:
             hint = did_you_mean(problem.name or "", templates.TEMPLATE_VARIABLES,
                                 fallback=f"available variables: {', '.join(templates.TEMPLATE_VARIABLES)}")
             found.append(diagnostic("CX306", doc.file, f"{field}: {problem.message}", pos, hint=hint))
+        elif problem.kind == "unsafe":
+            found.append(diagnostic("CX309", doc.file, f"{field}: {problem.message}",
+                                    doc.text_pos((field,), problem.line, problem.column, lines[problem.line - 1]),
+                                    hint=templates.UNSAFE_HINT))
         else:
             found.append(diagnostic("CX307", doc.file, f"{field}: {problem.message}", pos,
                                     hint=did_you_mean(problem.name or "", templates.known_filters())))

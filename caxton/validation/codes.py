@@ -60,6 +60,8 @@ CATALOGUE: tuple[Code, ...] = (
     Code("CX306", "template-variable", _E, "a template uses a variable the runtime does not provide"),
     Code("CX307", "template-filter", _E, "a template uses a filter or test Jinja2 does not know"),
     Code("CX308", "duplicate-entry", _W, "the same tool or capability is listed twice"),
+    Code("CX309", "template-unsafe", _E, "a template reaches Python internals or can burn the engine (huge range, "
+         "repetition, power)"),
     # CX4xx: WASM modules
     Code("CX401", "module-missing", _E, "the WASM module file does not exist"),
     Code("CX402", "path-escape", _E, "a path points outside the repository root"),

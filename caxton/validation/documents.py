@@ -48,6 +48,8 @@ class Document:
     start: Pos = Pos(1, 1)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     indexer: Callable[[Document], None] | None = None
+    #: The whole text of the file (a reference, for positions inside string values: templates).
+    text: str = ""
     _keys: dict[Path_, Pos] = field(default_factory=dict)
     _values: dict[Path_, Pos] = field(default_factory=dict)
     _text_lines: dict[Path_, int] = field(default_factory=dict)
@@ -89,6 +91,19 @@ class Document:
     def text_line(self, path: Path_) -> int:
         """The file line holding the first line of a string value (for templates)."""
         return self.text_lines.get(path, self.value_pos(path).line)
+
+    def text_pos(self, path: Path_, line: int, column: int, template_line: str) -> Pos:
+        """Where ``line``:``column`` of the string value at ``path`` (a template) is written in the file.
+
+        The template's line is looked for on the file's line (quoting and indentation
+        shift it); when it is not there as written (escapes), the column is the value's.
+        """
+        number = self.text_line(path) + line - 1
+        lines = self.text.split("\n", number)
+        text = lines[number - 1] if 0 < number <= len(lines) else ""
+        start = self.value_pos(path).column - 1 if number == self.value_pos(path).line else 0
+        found = text.find(template_line, start) if template_line else -1
+        return Pos(number, found + column if found >= 0 else start + 1)
 
 
 def diagnostic(
@@ -133,7 +148,7 @@ def _byte_pos(content: bytes, offset: int) -> Pos:
 
 def parse_markdown(file: str, text: str) -> Document:
     """A ``.md`` agent: YAML frontmatter between ``---`` lines; the body becomes ``documentation``."""
-    doc = Document(file=file, start=Pos(1, 1))
+    doc = Document(file=file, start=Pos(1, 1), text=text)
     lines = text.splitlines(keepends=True)
     if not lines or lines[0].rstrip() != "---":
         doc.diagnostics.append(diagnostic(
@@ -159,7 +174,7 @@ def parse_yaml_file(file: str, text: str) -> Document:
     """A plain YAML document (``caxton.yaml``)."""
     from caxton.validation.yamldoc import parse_yaml_into
 
-    doc = Document(file=file)
+    doc = Document(file=file, text=text)
     parse_yaml_into(doc, text, line_offset=0)
     return doc
 
@@ -178,7 +193,7 @@ def parse_toml(file: str, text: str) -> Document:
     """A ``.toml`` agent: the same keys as the frontmatter; ``documentation`` holds the body."""
     import tomllib
 
-    doc = Document(file=file)
+    doc = Document(file=file, text=text)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

@@ -1,9 +1,13 @@
-"""The one Jinja2 environment for prompt templates: sandboxed, strict.
+"""The one Jinja2 environment for prompt templates: sandboxed, strict, never constant-folded.
 
-Validation uses it (``check_template``) to check syntax, variables and
-filters; the engine's config-agent runtime uses ``make_environment`` to
-render. Operators' repositories are code: the sandbox forbids attribute
-walking to Python internals.
+Validation uses it (``check_template``) to check syntax, variables, filters
+and what the sandbox would refuse (``caxton.validation.template_safety``:
+escapes to Python internals, constructs that burn the engine); the engine
+checks the same at deploy and renders with a bounded subclass of the same
+environment (``caxton.engine.templating``, options ``ENVIRONMENT_OPTIONS``).
+Operators' repositories are code: the sandbox forbids attribute walking to
+Python internals. ``optimized=False``: Jinja2's optimizer evaluates constant
+expressions at compile time (``{{ 10**(10**7) }}`` would run at deploy).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from jinja2 import nodes
@@ -28,22 +32,31 @@ TEMPLATE_VARIABLES: dict[str, str] = {
 }
 
 
+#: The hint of a refused construct (CX309), in ``caxton validate`` and at deploy.
+UNSAFE_HINT = ("templates may read the variables and call filters, not reach Python internals or build huge "
+               "values; see docs/validation.md#template-safety")
+
+#: The environment's options, shared by the checker and the engine's renderer.
+ENVIRONMENT_OPTIONS: dict[str, Any] = {"autoescape": False, "keep_trailing_newline": True, "optimized": False}
+
+
 def make_environment() -> ImmutableSandboxedEnvironment:
     """A fresh sandboxed environment; undefined variables raise at render time."""
     from jinja2 import StrictUndefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, **ENVIRONMENT_OPTIONS)
 
 
 @dataclass(frozen=True)
 class TemplateProblem:
-    """A problem in a prompt template; ``line`` is 1-based within the template."""
+    """A problem in a prompt template; ``line`` and ``column`` are 1-based within the template."""
 
-    kind: Literal["syntax", "variable", "filter"]
+    kind: Literal["syntax", "variable", "filter", "unsafe"]
     line: int
     message: str
     name: str | None = None
+    column: int = 1
 
 
 @lru_cache(maxsize=1)
@@ -57,6 +70,8 @@ _JINJA_MARKERS = ("{{", "{%", "{#")
 #: The common cases, checked without importing Jinja2 (~90 ms): ``{{ name }}``, ``{{ name.attr }}``,
 #: and ``{% if [not] name %}`` / ``{% elif [not] name %}`` / ``{% else %}`` / ``{% endif %}``.
 _SIMPLE_EXPRESSION = re.compile(r"\{\{-?\s*([A-Za-z_]\w*)(?:\.[A-Za-z_]\w*)*\s*-?\}\}")
+_WORD = re.compile(r"[A-Za-z_]\w*")
+_LONE_STAR = re.compile(r"(?<!\*)\*(?!\*)")
 _SIMPLE_TAG = re.compile(r"\{%-?\s*(if|elif|else|endif)\b(?:\s+(?:not\s+)?([A-Za-z_]\w*))?\s*-?%\}")
 #: Jinja2's default globals (``env.globals``), known to every template.
 _JINJA_GLOBALS = frozenset({"range", "dict", "lipsum", "cycler", "joiner", "namespace"})
@@ -64,19 +79,47 @@ _JINJA_GLOBALS = frozenset({"range", "dict", "lipsum", "cycler", "joiner", "name
 _RESERVED = frozenset({"true", "false", "none", "True", "False", "None", "and", "or", "not", "in", "is", "if",
                        "elif", "else", "endif", "for", "endfor", "recursive", "with", "without", "context"})
 
+#: Attributes that reach interpreter internals (jinja2.sandbox's unsafe lists, and their Python 2 names).
+UNSAFE_ATTRIBUTES = frozenset({
+    "mro", "subclasses", "gi_frame", "gi_code", "gi_yieldfrom", "cr_frame", "cr_code", "cr_await", "ag_frame",
+    "ag_code", "ag_await", "f_globals", "f_locals", "f_builtins", "f_back", "f_code", "tb_frame", "tb_next",
+    "func_globals", "func_code", "func_closure", "func_defaults", "func_dict", "im_func", "im_self", "im_class",
+    "co_code", "co_consts",
+})
+#: Methods that change a list, mapping or set: the immutable sandbox refuses them.
+MUTATING_METHODS = frozenset({
+    "append", "extend", "insert", "pop", "popitem", "remove", "reverse", "sort", "clear", "update", "setdefault",
+    "add", "discard", "difference_update", "intersection_update", "symmetric_difference_update",
+})
+#: Names of modules and builtins an escape would look for.
+UNSAFE_NAMES = frozenset({
+    "os", "sys", "subprocess", "builtins", "importlib", "eval", "exec", "compile", "open", "getattr", "setattr",
+    "globals", "locals", "vars", "breakpoint", "input",
+})
+
+
+def is_refused_word(word: str) -> bool:
+    """A name or attribute the sandbox refuses (or that only an escape would look for)."""
+    return word.startswith("_") or word in UNSAFE_ATTRIBUTES or word in MUTATING_METHODS or word in UNSAFE_NAMES
+
 
 def _check_simple(source: str) -> tuple[TemplateProblem, ...] | None:
     """Problems of a template made only of the simple forms above; None when Jinja2 must parse it."""
     rest = _SIMPLE_TAG.sub("", _SIMPLE_EXPRESSION.sub("", source))
     if any(marker in rest for marker in _JINJA_MARKERS):
         return None
-    names = [(m.group(1), m.start(1)) for m in _SIMPLE_EXPRESSION.finditer(source)]
+    expressions = list(_SIMPLE_EXPRESSION.finditer(source))
+    if any(is_refused_word(word) for match in expressions for word in _WORD.findall(match.group(0))):
+        return None  # Jinja2's tree says where and why
+    names = [(m.group(1), m.start(1)) for m in expressions]
     open_blocks: list[str] = []
     for match in _SIMPLE_TAG.finditer(source):
         tag, name = match.group(1), match.group(2)
         if (name is None) != (tag in ("else", "endif")) or not _nests(open_blocks, tag):
             return None  # a misplaced or malformed tag: Jinja2 words the syntax error
         if name is not None:
+            if is_refused_word(name):
+                return None
             names.append((name, match.start(2)))
     if open_blocks or any(name in _RESERVED for name, _ in names):
         return None
@@ -118,7 +161,7 @@ def check_with_jinja(source: str) -> tuple[TemplateProblem, ...]:
         tree = env.parse(source)
     except TemplateSyntaxError as error:
         return (TemplateProblem("syntax", error.lineno or 1, error.message or "invalid template syntax"),)
-    problems = _unknown_names(env, tree)
+    problems = _unknown_names(env, tree) + _unsafe(source, tree)
     known = set(TEMPLATE_VARIABLES) | set(env.globals)
     loads: dict[str, int] = {}
     stored: set[str] = set()
@@ -127,9 +170,47 @@ def check_with_jinja(source: str) -> tuple[TemplateProblem, ...]:
             loads.setdefault(node.name, node.lineno)
         else:
             stored.add(node.name)
-    for name in sorted(set(loads) - stored - known):
+    for name in sorted(set(loads) - stored - known - UNSAFE_NAMES):
+        if name.startswith("_"):
+            continue  # reported as unsafe
         problems.append(TemplateProblem("variable", loads[name], f"unknown template variable {name!r}", name))
-    return tuple(sorted(problems, key=lambda p: p.line))
+    return tuple(sorted(problems, key=lambda p: (p.line, p.column)))
+
+
+def _unsafe(source: str, tree: nodes.Template) -> list[TemplateProblem]:
+    """What the sandbox refuses or what burns the engine (``template_safety``), placed at its column."""
+    from caxton.validation.template_safety import unsafe_constructs
+
+    lines = source.split("\n")
+    problems = []
+    for found in unsafe_constructs(tree):
+        text = lines[found.line - 1] if 0 < found.line <= len(lines) else ""
+        at = _LONE_STAR.search(text) if found.needle == "*" else None
+        column = at.start() + 1 if at else text.find(found.needle) + 1
+        problems.append(TemplateProblem("unsafe", found.line, found.message, found.needle, column=column or 1))
+    return problems
+
+
+def unsafe_problems(source: str) -> list[TemplateProblem]:
+    """Only the refused constructs of a template (the engine's deploy-time check); [] when it does not parse."""
+    return [problem for problem in check_template(source) if problem.kind == "unsafe"]
+
+
+def refuse_unsafe(agent: str, fields: dict[str, str]) -> None:
+    """The engine's deploy check: ValidationFailed (CX309, as ``caxton validate`` words it) for any refused construct."""
+    from caxton.errors import ValidationFailed
+
+    problems = [
+        {"loc": field, "line": problem.line, "column": problem.column, "code": "CX309", "message": problem.message}
+        for field, source in fields.items() for problem in unsafe_problems(source)
+    ]
+    if problems:
+        first = problems[0]
+        raise ValidationFailed(
+            f"agent {agent!r}: {first['loc']}:{first['line']}:{first['column']}: {first['message']} (CX309)"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+            hint=UNSAFE_HINT, details=problems,
+        )
 
 
 def check_template(source: str) -> list[TemplateProblem]:

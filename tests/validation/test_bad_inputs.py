@@ -20,6 +20,7 @@ class Case:
     file: str = "agents/a.md"
     line: int | None = None
     hint: str | None = None
+    column: int | None = None
 
 
 def md(body: str, doc: str = "") -> str:
@@ -102,6 +103,34 @@ CASES = [
          "CX306", line=7, hint="did you mean 'request'?"),
     Case("template-unknown-filter", {"agents/a.md": md(BASE + "user_prompt_template: '{{ request | shout }}'\n")},
          "CX307", line=5),
+    # templates the sandbox refuses, or that burn the engine (CX309: line and column of the construct)
+    Case("template-ssti-class-mro", {"agents/a.md": md('name: alpha\nversion: "1.0.0"\nsystem_prompt: '
+                                                       '"{{ \'\'.__class__.__mro__[1].__subclasses__() }}"\n')},
+         "CX309", line=4, column=23, hint="'__class__'"),
+    Case("template-item-underscore", {"agents/a.md": md(BASE + "user_prompt_template: |\n  Hi\n"
+                                                        "  {{ history['__class__'] }}\n")}, "CX309", line=7,
+         column=15),
+    Case("template-attr-filter", {"agents/a.md": md(BASE + "user_prompt_template: \"{{ request|attr('__init__') }}\"\n")},
+         "CX309", line=5, column=41, hint="attr filter"),
+    Case("template-unsafe-attribute", {"agents/a.md": md(BASE + "user_prompt_template: '{{ cycler.gi_frame }}'\n")},
+         "CX309", line=5, column=34, hint="interpreter internals"),
+    Case("template-unsafe-global", {"agents/a.md": md(BASE + "user_prompt_template: '{{ os.popen(\"id\") }}'\n")},
+         "CX309", line=5, column=27, hint="'os'"),
+    Case("template-mutating-method", {"agents/a.md": md(BASE + "user_prompt_template: '{{ history.append(1) }}'\n")},
+         "CX309", line=5, column=35, hint="'append'"),
+    Case("template-huge-range", {"agents/a.md": md(BASE + "user_prompt_template: |\n  {% for i in range(10**7) %}x"
+                                                   "{% endfor %}\n")}, "CX309", line=6, column=15, hint="range"),
+    Case("template-literal-repetition", {"agents/a.md": md(BASE + "user_prompt_template: \"{{ 'x' * 10**9 }}\"\n")},
+         "CX309", line=5, column=31, hint="1,000,000,000 items"),
+    Case("template-request-repetition", {"agents/a.md": md(BASE + "user_prompt_template: '{{ request * 10**7 }}'\n")},
+         "CX309", line=5, column=35, hint="10,000,000 times"),
+    Case("template-variable-factor", {"agents/a.toml": 'name = "alpha"\nversion = "1.0.0"\nsystem_prompt = """\n'
+                                                       'one\n{{ request * parameters.n }}\n"""\n'},
+         "CX309", file="agents/a.toml", line=5, column=12, hint="not a small literal"),
+    Case("template-huge-power", {"agents/a.md": md(BASE + "user_prompt_template: '{{ 10**(10**7) }}'\n")},
+         "CX309", line=5, column=29, hint="power 10,000,000"),
+    Case("template-wide-format", {"agents/a.md": md(BASE + "user_prompt_template: \"{{ '%0999999d' % 1 }}\"\n")},
+         "CX309", line=5, column=28, hint="width"),
     # WASM modules
     Case("module-missing", {"agents/a.md": wasm_agent()}, "CX401", line=5),
     Case("module-escape-dotdot", {"agents/a.md": wasm_agent("../../../etc/passwd")}, "CX402", line=5),
@@ -162,6 +191,8 @@ def test_bad_input_gives_a_precise_diagnostic_and_exit_1(
         assert found["line"] == case.line, found
     if case.hint is not None:
         assert case.hint in (found["hint"] or "") + found["message"], found
+    if case.column is not None:
+        assert found["column"] == case.column, found
 
 
 def test_all_problems_of_all_files_in_one_run(
