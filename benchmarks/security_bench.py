@@ -4,7 +4,8 @@ Side by side in one run, repetitions interleaved (off, on, off, on, ...), median
 
 - **auth+rate** (and each alone): the two middlewares, ``Guard(RateLimit(endpoint))`` with a token and
   a rate limit, against the bare ``endpoint`` (an ASGI app that answers 200 at once): what they add,
-  and nothing else to blur it;
+  and nothing else to blur it; **req limits**: the request-limits middleware alone, for reference (it
+  runs in both configurations, so it is not part of the target);
 - **whole app**: the whole engine app (``create_app``), ``POST /api/v1/agents/echo/messages`` to a config
   agent, driven as raw ASGI calls in-process, with both on (a tokens file, rate limits that never
   refuse) against both off (no token, rate limits 0): the difference is what a message pays;
@@ -41,6 +42,7 @@ from caxton.engine import auth
 from caxton.engine.api import create_app
 from caxton.engine.core import Engine
 from caxton.engine.guard import Guard
+from caxton.engine.limits import RequestLimits
 from caxton.engine.ratelimit import Limiter, RateLimit
 from caxton.engine.store import Source
 from caxton.spec.project import ProjectConfig, RateLimits
@@ -145,7 +147,9 @@ async def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         limiter = Limiter(RateLimits.model_validate(NEVER))
         bare = driver(endpoint, token)
         layers = {"auth+rate": Guard(RateLimit(endpoint, limiter), gate=gate), "auth only": Guard(endpoint, gate=gate),
-                  "rate only": RateLimit(endpoint, limiter)}
+                  "rate only": RateLimit(endpoint, limiter),
+                  # not part of the target (on in both app configurations): the body/JSON-depth/header checks
+                  "req limits": RequestLimits(endpoint, limit=1024 * 1024)}
         results = {name: await side_by_side(bare, driver(app, token), args.runs, args.calls)
                    for name, app in layers.items()}
         results["whole app"] = await side_by_side(driver(off_app, token), driver(on_app, token), args.runs,
