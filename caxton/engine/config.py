@@ -107,7 +107,9 @@ def _put(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node[path[-1]] = value
 
 
-def _resolve_tls(config: ProjectConfig, path: Path | None, overridden: set[tuple[str, ...]], cwd: Path) -> ProjectConfig:
+def _resolve_tls(
+    config: ProjectConfig, path: Path | None, overridden: set[tuple[str, ...]], cwd: Path,
+) -> ProjectConfig:
     """Relative ``server.tls`` files: from caxton.yaml, relative to it; from the environment, to ``cwd``."""
     tls = config.server.tls
     update: dict[str, str] = {}
