@@ -195,3 +195,24 @@ class ConfigAgentFailure(AgentFailure):
         self.reason = reason
         if reason == "timeout":
             self.http_status = 504
+
+
+class RateLimited(CaxtonError):
+    """A token (or client address) spent its budget of messages or mutating calls; retry later."""
+
+    code = "rate_limited"
+    http_status = 429
+
+
+class TooDeep(InvalidInput):
+    """A JSON request body nests deeper than the engine accepts."""
+
+    code = "json_too_deep"
+    http_status = 400
+
+
+class HeadersTooLarge(InvalidInput):
+    """A request's headers are too many or too big."""
+
+    code = "headers_too_large"
+    http_status = 431

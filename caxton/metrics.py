@@ -17,6 +17,11 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 SERVER_UPTIME = Gauge("caxton_server_uptime_seconds", "Seconds since the engine started.", registry=REGISTRY)
 STATE_SERIAL = Gauge("caxton_state_serial", "The engine's state serial.", registry=REGISTRY)
 
+RATE_LIMITED = Counter(
+    "caxton_rate_limited_total", "API calls refused with 429, per budget (messages, mutations).", ["budget"],
+    registry=REGISTRY,
+)
+
 # --- agents -----------------------------------------------------------------
 AGENTS_CONFIG = Gauge("caxton_agents_config_total", "Config agents held by the engine.", registry=REGISTRY)
 AGENTS_WASM = Gauge("caxton_agents_wasm_total", "WASM agents held by the engine.", registry=REGISTRY)

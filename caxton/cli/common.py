@@ -31,6 +31,42 @@ TokenOption = Annotated[
 ]
 OutputOption = Annotated[Output, typer.Option("--output", "-o", help="Output format.")]
 
+# Global TLS options (``caxton --ca-cert ca.pem agents list``): given on the command line or in the
+# environment, they end up in the environment, where every EngineClient reads them (caxton.client.tls).
+CACertOption = Annotated[
+    str | None,
+    typer.Option("--ca-cert", envvar="CAXTON_CA_CERT", metavar="PEM", show_default=False,
+                 help="CA bundle that signed the engine's certificate (https:// engines)."),
+]
+ClientCertOption = Annotated[
+    str | None,
+    typer.Option("--client-cert", envvar="CAXTON_CLIENT_CERT", metavar="PEM", show_default=False,
+                 help="Client certificate for an engine that requires one (mTLS); with --client-key."),
+]
+ClientKeyOption = Annotated[
+    str | None,
+    typer.Option("--client-key", envvar="CAXTON_CLIENT_KEY", metavar="PEM", show_default=False,
+                 help="Private key of --client-cert."),
+]
+InsecureHttpOption = Annotated[
+    bool,
+    typer.Option("--insecure-http", envvar="CAXTON_INSECURE_HTTP",
+                 help="Allow plain http:// to an engine on another machine (token and messages unencrypted)."),
+]
+
+
+def set_tls_environment(ca_cert: str | None, client_cert: str | None, client_key: str | None,
+                        insecure_http: bool) -> None:
+    """Hand the global TLS options to every EngineClient of this process (and its children)."""
+    import os
+
+    for name, value in (("CAXTON_CA_CERT", ca_cert), ("CAXTON_CLIENT_CERT", client_cert),
+                        ("CAXTON_CLIENT_KEY", client_key)):
+        if value:
+            os.environ[name] = value
+    if insecure_http:
+        os.environ["CAXTON_INSECURE_HTTP"] = "1"
+
 
 def emit_json(value: Any) -> None:
     """Write one JSON document to stdout."""

@@ -33,6 +33,13 @@ import typer.main
 
 from caxton import __version__
 from caxton.cli import usage
+from caxton.cli.common import (
+    CACertOption,
+    ClientCertOption,
+    ClientKeyOption,
+    InsecureHttpOption,
+    set_tls_environment,
+)
 from caxton.errors import ApplyTimeout, CaxtonError, Interrupted, RolledBack
 
 EXIT_OK = 0
@@ -62,8 +69,13 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    ca_cert: CACertOption = None,
+    client_cert: ClientCertOption = None,
+    client_key: ClientKeyOption = None,
+    insecure_http: InsecureHttpOption = False,
 ) -> None:
     """Declarative GitOps manager for AI agents: validate, plan, apply, reconcile."""
+    set_tls_environment(ca_cert, client_cert, client_key, insecure_http)
 
 
 def _register(args: Sequence[str]) -> None:

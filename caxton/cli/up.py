@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from caxton.cli import reconcile as reconcile_cli
 from caxton.cli import server as server_cli
-from caxton.cli.common import echo, require_project
+from caxton.cli.common import echo, note, require_project
 from caxton.errors import CaxtonError
 
 if TYPE_CHECKING:
@@ -62,6 +62,8 @@ def up(
         require_project(Path(source), hint="run in a desired-state repository (start one with `caxton init`), "
                         "or pass --source DIR (or --path DIR for the agents inside it)")
     settings = engine_config.server_settings(config, host=host, port=port, data_dir=data_dir)
+    if settings.config.server.tls.enabled:
+        note("warning: caxton up serves plain http and ignores server.tls; run `caxton server start` for TLS")
     opened = sources.open_source(source, branch=branch, path=path, data_dir=settings.data_dir,
                                  uncommitted=uncommitted, poll=reconcile_cli._seconds(poll_interval, "--poll-interval"))
     loop_settings = reconcile_cli.make_settings(interval, None, prune=True, allow_delete_all=False, timeout=600.0)

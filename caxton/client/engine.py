@@ -6,7 +6,8 @@ engine raises ``EngineUnreachable`` with one line saying
 where it looked and how to point elsewhere; an error answer raises the
 ``CaxtonError`` subclass named by the body's ``error.code`` (``NotFound``,
 ``Unauthorized``, ``IllegalTransition``...), carrying the engine's message
-and hint. Called by the CLI (``caxton.cli.agents``, ``caxton.cli.health``)
+and hint. TLS (CA, client certificate) and the refusal of plain http to
+another machine come from ``caxton.client.tls``. Called by the CLI (``caxton.cli.agents``, ``caxton.cli.health``)
 and by plan/apply.
 """
 
@@ -27,6 +28,7 @@ import httpx
 
 from caxton import errors
 from caxton.client import urls
+from caxton.client.tls import TLSOptions, explain
 from caxton.spec.state import StateSnapshot
 
 DEFAULT_ENGINE_URL = "http://127.0.0.1:8080"
@@ -66,15 +68,15 @@ class EngineClient:
 
     def __init__(
         self, base_url: str = DEFAULT_ENGINE_URL, *, token: str | None = None, timeout: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx.BaseTransport | None = None, tls: TLSOptions | None = None,
     ) -> None:
         self.base_url = urls.normalise(base_url)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        verify = (tls or TLSOptions.from_env()).verify(self.base_url)  # refuses http:// to another machine
         if transport is None:
             # Without TCP_NODELAY, a request body written after its headers waits for a
             # delayed ACK (~40 ms per POST on Linux).
-            # A plain-http engine needs no TLS context (loading the CA bundle costs ~50 ms).
-            transport = httpx.HTTPTransport(verify=not self.base_url.startswith("http://"),
+            transport = httpx.HTTPTransport(verify=verify,
                                             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
         self._http = httpx.Client(
             base_url=self.base_url, headers=headers, transport=transport,
@@ -102,6 +104,10 @@ class EngineClient:
                 "is it overloaded? retry, or raise the client timeout"
             ) from None
         except httpx.TransportError as error:
+            disconnected = isinstance(error, (httpx.RemoteProtocolError, httpx.ReadError))
+            tls_failure = explain(error, self.base_url, disconnected=disconnected)
+            if tls_failure is not None:
+                raise tls_failure from None
             raise errors.EngineUnreachable(
                 f"cannot reach the engine at {self.base_url}: {error or type(error).__name__}; "
                 "is `caxton server start` running? set --engine or CAXTON_ENGINE_URL"

@@ -13,12 +13,14 @@ Every engine URL (``--engine``, ``CAXTON_ENGINE_URL``, caxton.yaml's
   host, a bad port, spaces, a query, credentials) is refused with what is
   wrong and how to write it.
 
-Pure: no I/O. Called by ``caxton.client.engine`` (and the CLI, to compare a
+``is_loopback`` tells whether a URL names this machine (``caxton.client.tls``
+refuses plain http to any other). Pure: no I/O. Called by ``caxton.client.engine`` (and the CLI, to compare a
 saved plan's engine with ``--engine``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from urllib.parse import SplitResult, urlsplit
 
@@ -40,6 +42,17 @@ def normalise(url: str) -> str:
     if path.endswith(API_PREFIX):
         path = path[: -len(API_PREFIX)].rstrip("/")
     return f"{parts.scheme.lower()}://{parts.netloc}{path}"
+
+
+def is_loopback(url: str) -> bool:
+    """Whether a normalised engine URL names this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    host = urlsplit(url).hostname or ""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _with_scheme(text: str, url: str) -> str:

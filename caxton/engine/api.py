@@ -5,9 +5,11 @@ where ``caxton.errors`` become HTTP responses (``_caxton_error``: status from
 ``http_status``, body ``{"error": {"code", "message", "hint"}}``); malformed
 requests become 4xx through the same shape. Who may call what is decided
 before any body is read by ``caxton.engine.guard.Guard``, the outermost
-middleware, from the roles table ``caxton.engine.auth.ROUTE_ROLES``. Bodies
-larger than ``server.max_request_size`` are refused with 413 before they
-are read. The endpoint list is documented in ``docs/api.md``.
+middleware, from the roles table ``caxton.engine.auth.ROUTE_ROLES``. Inside
+it, rate limits (``caxton.engine.ratelimit``: 429 per principal, reloaded on
+SIGHUP), then request limits (``caxton.engine.limits``: 431 headers, 413
+bodies over ``server.max_request_size``, 400 JSON nested too deep). The
+endpoint list is documented in ``docs/api.md``.
 """
 
 from __future__ import annotations
@@ -27,19 +29,19 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from caxton import __version__, metrics
 from caxton.engine import apply_api, memory_api, reconcile_api, rollout_api
 from caxton.engine.auth import Policy, Tokens, attributed, load_tokens, principal_of
 from caxton.engine.guard import Gate, Guard, reload_tokens
 from caxton.engine.core import Engine
+from caxton.engine.limits import RequestLimits, error_body
+from caxton.engine.ratelimit import Limiter, RateLimit
 from caxton.engine.store import Source
 from caxton.spec.state import StateSnapshot
 from caxton.errors import (
     CaxtonError,
     InvalidInput,
-    PayloadTooLarge,
     Unauthorized,
     Unavailable,
 )
@@ -71,13 +73,6 @@ class ActionBody(BaseModel):
     source: SourceBody | None = None
 
 
-def error_body(error: CaxtonError) -> dict[str, Any]:
-    body: dict[str, Any] = {"code": error.code, "message": error.message, "hint": error.hint}
-    if error.details is not None:
-        body["details"] = error.details
-    return {"error": body}
-
-
 def _caxton_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, CaxtonError)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
@@ -107,71 +102,6 @@ def _unexpected(_: Request, error: Exception) -> JSONResponse:
     body = {"error": {"code": "internal_error", "message": f"{type(error).__name__}: {error}",
                       "hint": "this is a bug in the engine; see its log"}}
     return JSONResponse(body, status_code=500)
-
-
-class BodyLimit:
-    """ASGI middleware: 413 for bodies over ``limit`` bytes, declared or streamed."""
-
-    def __init__(self, app: ASGIApp, limit: int, bulk: dict[str, int] | None = None) -> None:
-        self.app = app
-        self.default = limit
-        self.limit = limit
-        self.bulk = bulk or {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        if scope.get("path") in self.bulk:
-            await BodyLimit(self.app, self.bulk[scope["path"]])(scope, receive, send)
-            return
-        for key, value in scope["headers"]:
-            if key == b"content-length":
-                if value.isdigit() and int(value) > self.limit:
-                    await self._refuse(send, int(value))
-                    return
-                await self.app(scope, receive, send)  # the server holds the body to its declared length
-                return
-        await self._buffered(scope, receive, send)
-
-    async def _buffered(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """A body without a declared length (chunked) is read here first, up to the limit."""
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > self.limit:
-                await self._refuse(send, size)
-                return
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
-
-    def _error(self, size: int) -> PayloadTooLarge:
-        return PayloadTooLarge(f"request body of {size} bytes is over the limit of {self.limit} bytes",
-                               hint="send less, or raise server.max_request_size in caxton.yaml")
-
-    async def _refuse(self, send: Send, size: int) -> None:
-        response = JSONResponse(error_body(self._error(size)), status_code=413)
-        await response({"type": "http"}, _no_receive, send)
-
-
-async def _no_receive() -> Message:
-    return {"type": "http.disconnect"}
 
 
 def _decode_module(module: str | None) -> bytes | None:
@@ -211,8 +141,12 @@ def create_app(engine: Engine, tokens: Tokens | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
-    app.add_middleware(BodyLimit, limit=engine.config.server.max_request_size,
+    # Starlette runs the middleware added last first: rate limits, then request limits, then the routes.
+    app.add_middleware(RequestLimits, limit=engine.config.server.max_request_size,
                        bulk={PREFIX + "/applies": engine.config.server.max_apply_size})
+    limiter = Limiter(engine.config.security.rate_limits)
+    engine.on_reload.append(lambda config: limiter.configure(config.security.rate_limits))
+    app.add_middleware(RateLimit, limiter=limiter)  # inside Guard: it sees the principal
     config = engine.config
     gate = Gate.for_host(tokens or engine_tokens(engine), config.server.host, config.security.allowed_hosts)
     app.add_middleware(Guard, gate=gate)  # added last: the outermost, before any body is read

@@ -26,8 +26,8 @@ from caxton.spec.project import ProjectConfig
 
 DEFAULT_CONFIG = "caxton.yaml"
 
-#: Environment variable -> (section, key) of caxton.yaml.
-ENVIRONMENT: dict[str, tuple[str, str]] = {
+#: Environment variable -> path of the key in caxton.yaml (section, [subsection,] key).
+ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "CAXTON_HOST": ("server", "host"),
     "CAXTON_PORT": ("server", "port"),
     "CAXTON_DATA_DIR": ("server", "data_dir"),
@@ -38,6 +38,10 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CAXTON_TOKENS_FILE": ("security", "tokens_file"),
     "CAXTON_LOG_LEVEL": ("logging", "level"),
     "CAXTON_MEMORY_ENABLED": ("memory", "enabled"),
+    # TLS (issue 12)
+    "CAXTON_TLS_CERT_FILE": ("server", "tls", "cert_file"),
+    "CAXTON_TLS_KEY_FILE": ("server", "tls", "key_file"),
+    "CAXTON_TLS_CLIENT_CA_FILE": ("server", "tls", "client_ca_file"),
 }
 
 
@@ -53,11 +57,11 @@ class EngineSettings:
 def load(
     config_path: Path | None = None,
     *,
-    flags: Mapping[tuple[str, str], Any] | None = None,
+    flags: Mapping[tuple[str, ...], Any] | None = None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> EngineSettings:
-    """Build the engine's settings; ``flags`` maps (section, key) to values given on the command line."""
+    """Build the engine's settings; ``flags`` maps (section, key) paths to values given on the command line."""
     env = os.environ if env is None else env
     cwd = cwd or Path.cwd()
     path = _config_path(config_path, env, cwd)
@@ -65,12 +69,11 @@ def load(
     from_file = data.get("server", {}).get("data_dir") if isinstance(data.get("server"), dict) else None
     overlay = {key: env[name] for name, key in ENVIRONMENT.items() if env.get(name, "") != ""}
     overlay.update({key: value for key, value in (flags or {}).items() if value is not None})
-    for (section, key), value in overlay.items():
-        if not isinstance(data.get(section), dict):
-            data[section] = {}
-        data[section][key] = value
+    for path_of_key, value in overlay.items():
+        _put(data, path_of_key, value)
     config = _validate(data, path, overridden=set(overlay))
     config = _resolve_tokens_file(config, path if ("security", "tokens_file") not in overlay else None, cwd)
+    config = _resolve_tls(config, path, set(overlay), cwd)
     base = path.parent if path and ("server", "data_dir") not in overlay and from_file else cwd
     data_dir = Path(config.server.data_dir).expanduser()
     return EngineSettings(config, data_dir if data_dir.is_absolute() else (base / data_dir), path)
@@ -86,12 +89,39 @@ def server_settings(
     cwd: Path | None = None,
 ) -> EngineSettings:
     """The settings of a command that starts an engine; a flag left ``None`` defers to env, file, default."""
-    flags = {
+    flags: dict[tuple[str, ...], Any] = {
         ("server", "host"): host,
         ("server", "port"): port,
         ("server", "data_dir"): str(data_dir) if data_dir is not None else None,
     }
     return load(config_path, flags=flags, env=env, cwd=cwd)
+
+
+def _put(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    """Set ``data[a][b]...[key] = value``, replacing anything in the way that is not a mapping."""
+    node = data
+    for name in path[:-1]:
+        if not isinstance(node.get(name), dict):
+            node[name] = {}
+        node = node[name]
+    node[path[-1]] = value
+
+
+def _resolve_tls(
+    config: ProjectConfig, path: Path | None, overridden: set[tuple[str, ...]], cwd: Path,
+) -> ProjectConfig:
+    """Relative ``server.tls`` files: from caxton.yaml, relative to it; from the environment, to ``cwd``."""
+    tls = config.server.tls
+    update: dict[str, str] = {}
+    for key in ("cert_file", "key_file", "client_ca_file"):
+        given = getattr(tls, key)
+        if given and not Path(given).expanduser().is_absolute():
+            base = path.parent if path is not None and ("server", "tls", key) not in overridden else cwd
+            update[key] = str(base / Path(given).expanduser())
+    if not update:
+        return config
+    server = config.server.model_copy(update={"tls": tls.model_copy(update=update)})
+    return config.model_copy(update={"server": server})
 
 
 def _resolve_tokens_file(config: ProjectConfig, path: Path | None, cwd: Path) -> ProjectConfig:
@@ -135,7 +165,7 @@ def _read(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def _validate(data: dict[str, Any], path: Path | None, *, overridden: set[tuple[str, str]]) -> ProjectConfig:
+def _validate(data: dict[str, Any], path: Path | None, *, overridden: set[tuple[str, ...]]) -> ProjectConfig:
     try:
         return ProjectConfig.model_validate(data)
     except pydantic.ValidationError as error:

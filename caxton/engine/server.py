@@ -15,19 +15,22 @@ from __future__ import annotations
 import logging
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
 from caxton.engine.api import create_app, engine_tokens
 from caxton.engine.auth import Tokens, is_loopback, refuse_exposed
 from caxton.engine.core import Engine
+from caxton.engine.limits import MAX_HEADER_BYTES
 from caxton.engine.reload import Reloader, log_level_hook
-from caxton.errors import CaxtonError
-from caxton.spec.project import ProjectConfig
+from caxton.errors import CaxtonError, InvalidInput
+from caxton.spec.project import ProjectConfig, TLSSettings
 
 __all__ = ["Engine", "bind", "guarded_tokens", "serve", "warn_if_open"]
 
@@ -61,6 +64,8 @@ def serve(
     ``settings`` re-reads the configuration on SIGHUP (default: the engine's own, i.e. hooks rerun).
     Refuses a non-loopback ``host`` when no token is configured, unless ``insecure_no_auth``.
     """
+    tls = engine.config.server.tls
+    check_tls(tls)
     tokens = guarded_tokens(engine, host, port, insecure_no_auth)
     sock = bind(host, port)
     _configure_logging(engine.config.logging.level)
@@ -73,10 +78,14 @@ def serve(
         with reloader.installed():
             engine.start()
             config = uvicorn.Config(
-                create_app(engine, tokens), log_level=engine.config.logging.level, access_log=False, lifespan="on",
-                timeout_graceful_shutdown=int(engine.config.server.drain_timeout) or 1, server_header=False,
+                create_app(engine, tokens), log_level=engine.config.logging.level, access_log=False,
+                lifespan="on", timeout_graceful_shutdown=int(engine.config.server.drain_timeout) or 1,
+                server_header=False,
+                # h11 (without httptools) refuses a request head past this; the 431 check is RequestLimits'.
+                h11_max_incomplete_event_size=4 * MAX_HEADER_BYTES, **_uvicorn_tls(tls),
             )
-            server = _Server(config, url=_url(sock), data_dir=engine.data_dir, announce=announce or _print)
+            url = _url(sock, "https" if tls.enabled else "http")
+            server = _Server(config, url=url, data_dir=engine.data_dir, announce=announce or _print)
             server.run(sockets=[sock])
     finally:
         if engine.started:
@@ -115,10 +124,36 @@ class _Server(uvicorn.Server):
             self._announce(self._announcement)
 
 
-def _url(sock: socket.socket) -> str:
+def check_tls(tls: TLSSettings) -> None:
+    """Load ``server.tls`` once before binding, so a missing or bad file is one clear error, not a traceback."""
+    if tls.cert_file is None or tls.key_file is None:
+        return
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    key = "server.tls.cert_file/key_file"
+    try:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+        if tls.client_ca_file is not None:
+            key = "server.tls.client_ca_file"
+            context.load_verify_locations(tls.client_ca_file)
+    except (OSError, ssl.SSLError) as error:
+        raise InvalidInput(f"cannot load {key}: {error.strerror or error}",
+                           hint="point server.tls (or CAXTON_TLS_CERT_FILE, CAXTON_TLS_KEY_FILE, "
+                           "CAXTON_TLS_CLIENT_CA_FILE) to readable PEM files that belong together") from None
+
+
+def _uvicorn_tls(tls: TLSSettings) -> dict[str, Any]:
+    if not tls.enabled:
+        return {}
+    options: dict[str, Any] = {"ssl_certfile": tls.cert_file, "ssl_keyfile": tls.key_file}
+    if tls.client_ca_file is not None:
+        options.update(ssl_ca_certs=tls.client_ca_file, ssl_cert_reqs=ssl.CERT_REQUIRED)
+    return options
+
+
+def _url(sock: socket.socket, scheme: str) -> str:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
+    return f"{scheme}://{shown}:{port}"
 
 
 def _print(line: str) -> None:

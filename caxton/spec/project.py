@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from caxton.spec.agent import AnalysisSpec, Strict
 from caxton.spec.units import Duration, Size
@@ -40,6 +40,28 @@ class Defaults(Strict):
     environment: str | None = None
 
 
+# --- TLS (issue 12, i12-limits) ------------------------------------------------------
+class TLSSettings(Strict):
+    """HTTPS for the engine's API; ``client_ca_file`` also requires a client certificate (mTLS)."""
+
+    cert_file: str | None = Field(None, description="PEM certificate chain of the engine (with key_file: HTTPS)")
+    key_file: str | None = Field(None, description="PEM private key of cert_file")
+    client_ca_file: str | None = Field(None, description="PEM CA bundle; when set, clients must present a "
+                                       "certificate it signed (mTLS)")
+
+    @model_validator(mode="after")
+    def _pairs(self) -> TLSSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("tls needs both cert_file and key_file (or neither)")
+        if self.client_ca_file is not None and self.cert_file is None:
+            raise ValueError("tls.client_ca_file (mTLS) needs cert_file and key_file too")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+
 class ServerSettings(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
@@ -50,6 +72,17 @@ class ServerSettings(Strict):
     max_message_size: Size = 256 * 1024
     revisions_kept: int = Field(10, ge=1, le=1000)
     drain_timeout: Duration = 30.0
+    tls: TLSSettings = Field(default_factory=TLSSettings)  # type: ignore[arg-type]
+
+
+# --- rate limits (issue 12, i12-limits) ----------------------------------------------
+class RateLimits(Strict):
+    """Token buckets per token name (per client address without one); a rate of 0 turns a budget off."""
+
+    messages_per_second: float = Field(1000.0, ge=0, description="POST /agents/{name}/messages, sustained")
+    messages_burst: int = Field(2000, ge=1, description="messages allowed at once before the rate applies")
+    mutations_per_second: float = Field(100.0, ge=0, description="other POST/PUT/PATCH/DELETE, sustained")
+    mutations_burst: int = Field(1000, ge=1, description="mutating calls allowed at once")
 
 
 class SecuritySettings(Strict):
@@ -60,6 +93,7 @@ class SecuritySettings(Strict):
     allowed_hosts: list[str] = Field(default_factory=list,
                                      description="extra Host names the engine answers to (besides loopback and "
                                                  "server.host)")
+    rate_limits: RateLimits = Field(default_factory=RateLimits)  # type: ignore[arg-type]
 
 
 class EngineMemorySettings(Strict):
