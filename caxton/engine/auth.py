@@ -177,7 +177,7 @@ class Tokens:
 
     def cached(self, token: str) -> Principal | None:
         """The principal of an already-verified token (fast), else ``None``; raises for a known-bad one."""
-        digest = hmac.digest(self._key, token.encode(), "sha256")
+        digest = self._digest(token)
         hit = self._verified.get(digest)
         if hit is not None:
             return self._unexpired(*hit)
@@ -186,12 +186,17 @@ class Tokens:
             raise _refused(reason)
         return None
 
+    def _digest(self, token: str) -> bytes:
+        """The cache key of ``token``: keyed BLAKE2b (a MAC under a per-process key; ~3x cheaper per
+        request than OpenSSL's HMAC-SHA256 here), so the cache never holds a token itself."""
+        return hashlib.blake2b(token.encode(), key=self._key, digest_size=32).digest()
+
     def resolve(self, token: str) -> Principal:
         """Verify ``token`` (slow the first time: scrypt), remember the outcome; raises ``TokenRefused``."""
         found = self.cached(token)
         if found is not None:
             return found
-        digest = hmac.digest(self._key, token.encode(), "sha256")
+        digest = self._digest(token)
         with self._slow:
             verified = self._verify(token)
         if verified is None:
