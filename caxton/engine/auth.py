@@ -5,8 +5,8 @@ one ``admin`` named "api-token") or an entry of the tokens file
 (``security.tokens_file``), which holds per token its name, roles, optional
 agent allow-list and expiry, and only a slow salted hash (scrypt) of the
 token. ``Tokens.resolve`` runs that hash once per token per process: a
-verified token is cached under an HMAC-SHA256 of it keyed by a random
-per-process key, so later requests cost one HMAC and a dict lookup.
+verified token is cached under a keyed BLAKE2b MAC of it (a random
+per-process key), so later requests cost one MAC and a dict lookup.
 
 ``ROUTE_ROLES`` says, for every (method, path template) of the app, which
 role a request needs (``OPEN`` for the probes, ``METRICS`` for ``/metrics``,
