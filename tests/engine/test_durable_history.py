@@ -109,6 +109,15 @@ def test_the_background_flusher_writes_within_its_interval(db: HistoryDB) -> Non
     logs.detach()
 
 
+def test_lines_pending_at_stop_are_written(db: HistoryDB) -> None:
+    logs = AgentLogs(flush_interval=3600)
+    logs.attach(db)
+    logs.add("a", "error", "last words")
+    assert rows(db, "agent_logs") == 0
+    logs.detach()
+    assert rows(db, "agent_logs") == 1
+
+
 def test_the_settings_are_checked() -> None:
     config = ProjectConfig.model_validate(
         {"conversations": {"max_turns": 10, "retention": "2h"}, "logging": {"agent_log_lines": 50}})
