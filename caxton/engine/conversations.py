@@ -3,8 +3,10 @@
 The config-agent runtime (``caxton.engine.config_runtime``) is the only
 caller. Conversations are keyed by agent *id* (not revision), so a hot reload
 to a new revision keeps every open conversation and its history. The engine
-builds one store and hands it to every config-agent runtime; it may supply
-its own (e.g. SQLite-backed) implementation of ``ConversationStore``.
+builds one ``DurableConversationStore`` (turns written to the engine's
+database before the reply is sent, read back lazily after a restart, the
+process keeping only open conversations) and hands it to every config-agent
+runtime; ``InMemoryConversationStore`` is the same without the database.
 
 A conversation is *open* from its first message until it is ended or has
 been idle longer than the store's ``idle_ttl``; ``begin`` enforces an
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypedDict
 
 from caxton import errors
+from caxton.engine.history_db import HistoryDB
 
 DEFAULT_IDLE_TTL = 3600.0
 DEFAULT_MAX_TURNS = 100
@@ -69,6 +72,8 @@ class ConversationStore(Protocol):
 class _Conversation:
     turns: deque[Turn]
     last_used: float = field(default=0.0)
+    #: Appends since the store last trimmed this conversation (DurableConversationStore).
+    untrimmed: int = 0
 
 
 class InMemoryConversationStore:
@@ -105,15 +110,21 @@ class InMemoryConversationStore:
             self._evict_expired(conversations, now)
             if len(conversations) >= limit:
                 raise _too_many(agent, limit, self._idle_ttl)
-            conversations[conversation_id] = _Conversation(deque(maxlen=self._max_turns), now)
-            return True
+            turns = self._load(agent, conversation_id, now)
+            conversations[conversation_id] = _Conversation(deque(turns, maxlen=self._max_turns), now)
+            return not turns
 
     def history(self, agent: str, conversation_id: str) -> list[Turn]:
         with self._lock:
+            now = self._clock()
             conversation = self._agents.get(agent, {}).get(conversation_id)
-            if conversation is None or self._expired(conversation, self._clock()):
-                return []
+            if conversation is None or self._expired(conversation, now):
+                return [Turn(role=t["role"], content=t["content"]) for t in self._load(agent, conversation_id, now)]
             return [Turn(role=t["role"], content=t["content"]) for t in conversation.turns]
+
+    def _load(self, agent: str, conversation_id: str, now: float) -> list[Turn]:
+        """Turns kept elsewhere for a conversation not open in this process (none here)."""
+        return []
 
     def append(self, agent: str, conversation_id: str, turns: Sequence[Turn]) -> None:
         with self._lock:
@@ -145,6 +156,94 @@ class InMemoryConversationStore:
     def _evict_expired(self, conversations: dict[str, _Conversation], now: float) -> None:
         for key in [k for k, c in conversations.items() if self._expired(c, now)]:
             del conversations[key]
+
+
+class DurableConversationStore(InMemoryConversationStore):
+    """``InMemoryConversationStore`` whose turns are also in the engine's database (the truth).
+
+    ``append`` commits the turns before returning, so a reply is never sent for
+    a turn a crash could lose; a conversation not open in this process (after a
+    restart) is read back on its next message. The database keeps the last
+    ``max_turns`` turns of each conversation (trimmed every ``trim_every``
+    appends, so at most ``max_turns + 2 * trim_every`` rows); turns older than ``idle_ttl``
+    (``conversations.retention``) are deleted, at most every ``prune_every``
+    seconds on a write. The clock is wall time (it is persisted).
+    """
+
+    def __init__(
+        self,
+        db: HistoryDB,
+        *,
+        idle_ttl: float = DEFAULT_IDLE_TTL,
+        max_turns: int = DEFAULT_MAX_TURNS,
+        clock: Callable[[], float] = time.time,
+        prune_every: float = 60.0,
+        trim_every: int = 8,
+    ) -> None:
+        super().__init__(idle_ttl=idle_ttl, max_turns=max_turns, clock=clock)
+        self._db = db
+        self._trim_every = trim_every
+        self._prune_every = prune_every
+        self._pruned_at = clock()
+
+    def append(self, agent: str, conversation_id: str, turns: Sequence[Turn]) -> None:
+        now = self._clock()
+        trim = self._due_for_trim(agent, conversation_id)  # before the database's lock: begin() takes ours first
+        with self._db.write() as conn:
+            conn.executemany(
+                "INSERT INTO conversation_turns (agent_id, conversation_id, role, content, at) VALUES (?, ?, ?, ?, ?)",
+                [(agent, conversation_id, t["role"], t["content"], now) for t in turns],
+            )
+            if trim:
+                conn.execute(
+                    "DELETE FROM conversation_turns WHERE agent_id = ? AND conversation_id = ? AND id <= "
+                    "(SELECT id FROM conversation_turns WHERE agent_id = ? AND conversation_id = ? "
+                    "ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    (agent, conversation_id, agent, conversation_id, self._max_turns),
+                )
+            if now - self._pruned_at >= self._prune_every:
+                self._pruned_at = now
+                conn.execute("DELETE FROM conversation_turns WHERE at < ?", (now - self._idle_ttl,))
+        super().append(agent, conversation_id, turns)
+
+    def _due_for_trim(self, agent: str, conversation_id: str) -> bool:
+        """Count this append; True every ``trim_every``-th one (and for a conversation not open here)."""
+        with self._lock:
+            conversation = self._agents.get(agent, {}).get(conversation_id)
+            if conversation is None:
+                return True
+            conversation.untrimmed += 1
+            if conversation.untrimmed < self._trim_every:
+                return False
+            conversation.untrimmed = 0
+            return True
+
+    def prune(self) -> int:
+        """Delete turns older than the retention now; return how many."""
+        now = self._clock()
+        with self._db.write() as conn:
+            self._pruned_at = now
+            return conn.execute("DELETE FROM conversation_turns WHERE at < ?", (now - self._idle_ttl,)).rowcount
+
+    def end(self, agent: str, conversation_id: str) -> None:
+        with self._db.write() as conn:
+            conn.execute("DELETE FROM conversation_turns WHERE agent_id = ? AND conversation_id = ?",
+                         (agent, conversation_id))
+        super().end(agent, conversation_id)
+
+    def clear(self, agent: str) -> None:
+        with self._db.write() as conn:
+            conn.execute("DELETE FROM conversation_turns WHERE agent_id = ?", (agent,))
+        super().clear(agent)
+
+    def _load(self, agent: str, conversation_id: str, now: float) -> list[Turn]:
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT role, content FROM (SELECT id, role, content FROM conversation_turns "
+                "WHERE agent_id = ? AND conversation_id = ? AND at >= ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+                (agent, conversation_id, now - self._idle_ttl, self._max_turns),
+            ).fetchall()
+        return [Turn(role=row["role"], content=row["content"]) for row in rows]
 
 
 def _too_many(agent: str, limit: int, idle_ttl: float) -> errors.TooManyConversations:

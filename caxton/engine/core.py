@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 from caxton import __version__, metrics
 from caxton.engine import datadir, factory, states
 from caxton.engine.applies import ApplyRunner
+from caxton.engine.conversations import DurableConversationStore
 from caxton.engine.factory import RuntimeContext
+from caxton.engine.history_db import HistoryDB
 from caxton.engine.lease import ApplyLock
 from caxton.engine.logs import AgentLogs
 from caxton.engine.operations import OperationResult, Operations
@@ -64,6 +66,8 @@ class Engine:
         self.windows = WindowBook()
         self.started_at = time.time()
         self._store: Store | None = None
+        #: Conversation turns and agent log lines (``caxton.engine.history_db``), open while started.
+        self._history: HistoryDB | None = None
         self._ops: Operations | None = None
         self._held: datadir.DataDirLock | None = None
         #: The vector memory (None when disabled or when it could not be opened: see memory_error).
@@ -102,6 +106,7 @@ class Engine:
             return self._start()
         except BaseException:
             if not self.started:  # nothing for stop() to undo: let the data directory go
+                self._close_history()
                 if self._store is not None:
                     self._store.close()
                     self._store = None
@@ -112,10 +117,16 @@ class Engine:
         from caxton.engine import providers
 
         self._store = Store.open(self.data_dir)
+        self._history = HistoryDB(self._store.path)
+        self.logs.attach(self._history, max_lines=self.config.logging.agent_log_lines,
+                         retention=self.config.logging.agent_log_retention)
         factory.use_module_cache(self.data_dir / "module-cache")
         self.memory = self._open_memory()
+        talks = self.config.conversations
         context = RuntimeContext(logs=self.logs, providers=providers.build_providers(self.config.llm),
-                                 memory=self.memory, templates=self.config.templates)
+                                 memory=self.memory, templates=self.config.templates,
+                                 conversations=DurableConversationStore(self._history, idle_ttl=talks.retention,
+                                                                        max_turns=talks.max_turns))
         self._ops = Operations(self._store, self.router, context, self.config.server)
         self.lock = ApplyLock(self._store)
         self.rollouts = RolloutController(self._store, self.router, self._ops, self.windows)
@@ -142,12 +153,20 @@ class Engine:
                 self._warm_up.join()  # onnxruntime aborts the process if it exits mid-load
             self.memory.close()
             self.memory = None
+        self._close_history()
         if self._store is not None:
             self._store.close()
         self._ops = None
         self._store = None
         if self._held is not None:
             self._held.release()
+
+    def _close_history(self) -> None:
+        """Write the pending agent log lines and close the history connection."""
+        if self._history is not None:
+            self.logs.detach()
+            self._history.close()
+            self._history = None
 
     def reload(self, config: ProjectConfig) -> int:
         """Run every reload hook with ``config``; a failing hook is logged and the others still run.

@@ -120,4 +120,31 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "0004_history",
+        """
+        CREATE TABLE conversation_turns (            -- config agents' conversations (caxton.engine.conversations)
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            agent_id TEXT NOT NULL,
+            conversation_id TEXT NOT NULL,
+            role TEXT NOT NULL,                      -- user or assistant
+            content TEXT NOT NULL,
+            at REAL NOT NULL                         -- unix time
+        );
+        CREATE INDEX conversation_turns_key ON conversation_turns (agent_id, conversation_id, id);
+        CREATE INDEX conversation_turns_at ON conversation_turns (at);
+
+        CREATE TABLE agent_logs (                    -- GET /agents/{name}/logs (caxton.engine.logs)
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            agent_id TEXT NOT NULL,
+            at TEXT NOT NULL,                        -- ISO 8601 UTC, as the API shows it
+            at_unix REAL NOT NULL,
+            level TEXT NOT NULL,
+            revision INTEGER,
+            message TEXT NOT NULL
+        );
+        CREATE INDEX agent_logs_agent ON agent_logs (agent_id, id);
+        CREATE INDEX agent_logs_at ON agent_logs (at_unix);
+        """,
+    ),
 )

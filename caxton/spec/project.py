@@ -1,7 +1,7 @@
 """Model of ``caxton.yaml``: environments, defaults and the engine's settings.
 
 The engine reads the ``server``, ``memory``, ``llm``, ``security``,
-``templates`` and ``logging`` sections; the CLI reads ``environments``, ``defaults`` and
+``templates``, ``conversations`` and ``logging`` sections; the CLI reads ``environments``, ``defaults`` and
 ``agents_dir``. Precedence (flags > CAXTON_* env > file > defaults) is applied
 by the engine's config loader, not here.
 """
@@ -124,6 +124,21 @@ class LoggingSettings(Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
     file: str | None = None
+    # --- durable agent logs (issue 13, i13-durable) ---
+    agent_log_lines: int = Field(1000, ge=1, le=1_000_000, description="log lines kept per agent in the store "
+                                 "(GET /agents/{name}/logs)")
+    agent_log_retention: Duration = Field(7 * 86400.0, gt=0, description="agent log lines older than this are "
+                                          "deleted")
+
+
+# --- durable conversations (issue 13, i13-durable) ------------------------------------
+class ConversationSettings(Strict):
+    """Config agents' conversation history, kept in the store (survives restarts and crashes)."""
+
+    max_turns: int = Field(100, ge=2, le=100_000, description="turns (user and assistant messages) kept per "
+                           "conversation; the oldest are dropped")
+    retention: Duration = Field(3600.0, gt=0, description="a conversation idle this long is closed (it no longer "
+                                "counts against max_conversations) and turns older than this are deleted")
 
 
 class TemplateSettings(Strict):
@@ -155,3 +170,4 @@ class ProjectConfig(Strict):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)  # type: ignore[arg-type]
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)  # type: ignore[arg-type]
     templates: TemplateSettings = Field(default_factory=TemplateSettings)  # type: ignore[arg-type]
+    conversations: ConversationSettings = Field(default_factory=ConversationSettings)  # type: ignore[arg-type]
