@@ -234,3 +234,9 @@ class RestoreRefused(Conflict):
     """A restore would overwrite a data directory that holds a store (without --force)."""
 
     code = "restore_refused"
+
+
+class StorageDamaged(CaxtonError):
+    """``caxton storage verify`` found a problem in a data directory (integrity, a blob, a missing revision)."""
+
+    code = "storage_damaged"

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "token": ("caxton.cli.token", "app", True),
     "backup": ("caxton.cli.backup", "app", True),
     "restore": ("caxton.cli.backup", "restore", False),
+    "storage": ("caxton.cli.storage", "app", True),
 }
 
 _registered: set[str] = set()

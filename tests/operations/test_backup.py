@@ -264,3 +264,34 @@ def test_restore_refuses_a_non_empty_data_dir_unless_forced(
     assert _fingerprint(aside) == before  # the old files are kept, moved aside
     assert sorted(_fingerprint(target)) == ["engine.db", "memory.db"]
     assert backup.verify(archive)["serial"] == result["serial"]
+
+
+# --- storage verify -----------------------------------------------------------------------
+def test_storage_verify_passes_on_a_serving_engine(served: EngineProcess, run_cli: Callable[..., CliResult]) -> None:
+    result = run_cli("storage", "verify", "--data-dir", str(served.data_dir), "--output", "json")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["ok"] is True and report["problems"] == [] and report["memory_checked"] is True
+    assert report["counts"]["agents"] >= 4
+
+
+def test_storage_verify_reports_a_corrupted_blob_a_missing_one_and_orphans(
+    archive: Path, tmp_path: Path, run_cli: Callable[..., CliResult],
+) -> None:
+    data_dir = tmp_path / "data"
+    backup.restore(archive, data_dir)
+    conn = sqlite3.connect(data_dir / "engine.db", isolation_level=None)
+    try:
+        spec_sha = conn.execute("SELECT spec_sha256 FROM revisions WHERE agent_id = 'summariser'").fetchone()[0]
+        conn.execute("UPDATE blobs SET data = CAST('{}' AS BLOB) WHERE sha256 = ?", (spec_sha,))
+        module_sha = conn.execute("SELECT module_sha256 FROM revisions WHERE agent_id = 'scorer'").fetchone()[0]
+        conn.execute("DELETE FROM blobs WHERE sha256 = ?", (module_sha,))
+        conn.execute("INSERT INTO blobs VALUES (?, 'module', 3, CAST('abc' AS BLOB))",
+                     (hashlib.sha256(b"abc").hexdigest(),))
+    finally:
+        conn.close()
+    result = run_cli("storage", "verify", "--data-dir", str(data_dir))
+    assert result.code == 1 and "problems in" in result.err
+    assert f"spec blob {spec_sha[:12]}...: its bytes do not match" in result.out
+    assert f"revision 1 of scorer: module blob {module_sha[:12]}... is missing" in result.out
+    assert f"orphan blob: {hashlib.sha256(b'abc').hexdigest()}" in result.out
