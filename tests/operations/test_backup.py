@@ -295,3 +295,47 @@ def test_storage_verify_reports_a_corrupted_blob_a_missing_one_and_orphans(
     assert f"spec blob {spec_sha[:12]}...: its bytes do not match" in result.out
     assert f"revision 1 of scorer: module blob {module_sha[:12]}... is missing" in result.out
     assert f"orphan blob: {hashlib.sha256(b'abc').hexdigest()}" in result.out
+
+
+# --- kill -9 mid-backup ---------------------------------------------------------------------
+_BACKUP_IN_A_PROCESS = """
+import sys
+from pathlib import Path
+from caxton.engine import backup
+from caxton.engine.store import Store
+backup.create(Store.open(Path(sys.argv[1])), None, Path(sys.argv[2]))
+"""
+
+
+def test_a_backup_killed_mid_write_leaves_no_archive_verify_accepts(tmp_path: Path) -> None:
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from caxton.engine.store import Source, Store
+
+    data_dir = tmp_path / "data"
+    store = Store.open(data_dir)
+    with store.transaction() as tx:  # 24 MB that do not compress: the tar takes a while to write
+        for _ in range(3):
+            tx.put_blob(random.randbytes(8_000_000), "module")
+        tx.event("filled", Source(actor="test"))
+    store.close()
+    out = tmp_path / "backups" / "killed.tar.gz"
+    out.parent.mkdir()
+    process = subprocess.Popen([sys.executable, "-c", _BACKUP_IN_A_PROCESS, str(data_dir), str(out)],
+                               env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    deadline = time.monotonic() + 60
+    partial: list[Path] = []
+    while not partial and process.poll() is None and time.monotonic() < deadline:
+        partial = [p for p in out.parent.glob(".killed.tar.gz.*.tmp") if p.stat().st_size > 0]
+        time.sleep(0.001)
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    assert partial, "the backup finished before it could be killed mid-write"
+    assert not out.exists()
+    with pytest.raises(BackupInvalid):
+        backup.verify(partial[0])
