@@ -114,7 +114,8 @@ def run(agents: int, entities: int, workdir: Path, *, plain: bool = False) -> di
 def render(r: dict[str, Any]) -> str:
     lines = [
         f"engine: {r['agents']} agents, {r['revisions']} revisions, {r['memory_entities']:,} memory entities",
-        f"backup (POST /api/v1/backups path)   {r['backup_seconds']:6.2f} s   archive {r['archive_bytes'] / 1e6:.1f} MB "
+        f"backup (POST /api/v1/backups path)   {r['backup_seconds']:6.2f} s   "
+        f"archive {r['archive_bytes'] / 1e6:.1f} MB "
         f"(archive of {r['databases_bytes'] / 1e6:.1f} MB of databases)",
         f"verify (offline)                     {r['verify_seconds']:6.2f} s",
     ]

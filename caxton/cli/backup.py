@@ -22,8 +22,8 @@ FileArgument = Annotated[Path, typer.Argument(help="A backup archive (.tar.gz or
 
 @app.command("create")
 def create(
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Where to write the archive (default: its name, here).",
-                                             show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Where to write the archive (default: its name, here).", show_default=False)] = None,
     engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None, output: OutputOption = Output.text,
 ) -> int:
     """Archive the engine's store, memory and modules while it serves (admin role), and download it."""

@@ -58,7 +58,8 @@ def mount(app: FastAPI, engine: Engine) -> None:
     def download_backup(name: str) -> FileResponse:
         """The archive ``name`` (as returned by POST /api/v1/backups)."""
         if not _NAME.match(name):
-            raise InvalidInput(f"{name!r} is not a backup name", hint="names look like caxton-20260101T000000000000Z.tar.gz")
+            raise InvalidInput(f"{name!r} is not a backup name",
+                               hint="names look like caxton-20260101T000000000000Z.tar.gz")
         path = engine.data_dir / backup.BACKUP_DIR / name
         if not path.is_file():
             raise NotFound(f"no backup named {name!r} in {path.parent}", hint="create one with `caxton backup create`")
