@@ -216,3 +216,27 @@ class HeadersTooLarge(InvalidInput):
 
     code = "headers_too_large"
     http_status = 431
+
+
+class BackupInvalid(InvalidInput):
+    """A backup archive is truncated, corrupted, or not a Caxton backup."""
+
+    code = "backup_invalid"
+
+
+class BackupTooNew(BackupInvalid):
+    """A backup archive was written by a newer Caxton (unknown format or schema migrations)."""
+
+    code = "backup_too_new"
+
+
+class RestoreRefused(Conflict):
+    """A restore would overwrite a data directory that holds a store (without --force)."""
+
+    code = "restore_refused"
+
+
+class StorageDamaged(CaxtonError):
+    """``caxton storage verify`` found a problem in a data directory (integrity, a blob, a missing revision)."""
+
+    code = "storage_damaged"

@@ -30,6 +30,9 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "memory": ("caxton.cli.memory", "app", True),
     "rollout": ("caxton.cli.rollout", "app", True),
     "token": ("caxton.cli.token", "app", True),
+    "backup": ("caxton.cli.backup", "app", True),
+    "restore": ("caxton.cli.backup", "restore", False),
+    "storage": ("caxton.cli.storage", "app", True),
 }
 
 _registered: set[str] = set()

@@ -14,8 +14,10 @@ and by plan/apply.
 from __future__ import annotations
 
 import base64
+import os
 import socket
 import sys
+from pathlib import Path
 from typing import Any, Self
 from urllib.parse import quote
 
@@ -98,20 +100,8 @@ class EngineClient:
         url = path if path.startswith("/metrics") else API + path
         try:
             response = self._http.request(method, url, **kwargs)
-        except httpx.TimeoutException as error:
-            raise errors.EngineUnreachable(
-                f"the engine at {self.base_url} did not answer in time ({type(error).__name__}); "
-                "is it overloaded? retry, or raise the client timeout"
-            ) from None
         except httpx.TransportError as error:
-            disconnected = isinstance(error, (httpx.RemoteProtocolError, httpx.ReadError))
-            tls_failure = explain(error, self.base_url, disconnected=disconnected)
-            if tls_failure is not None:
-                raise tls_failure from None
-            raise errors.EngineUnreachable(
-                f"cannot reach the engine at {self.base_url}: {error or type(error).__name__}; "
-                "is `caxton server start` running? set --engine or CAXTON_ENGINE_URL"
-            ) from None
+            raise self._unreachable(error) from None
         if response.status_code >= 400:
             raise error_from_response(response)
         if not response.content:
@@ -119,6 +109,41 @@ class EngineClient:
         if response.headers.get("content-type", "").startswith("application/json"):
             return response.json()
         return response.text
+
+    def download(self, path: str, target: Path) -> int:
+        """Stream ``/api/v1{path}`` into ``target`` (written beside it, renamed when complete); return its size."""
+        partial = target.with_name(f".{target.name}.part")
+        size = 0
+        try:
+            with self._http.stream("GET", API + path) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise error_from_response(response)
+                with partial.open("wb") as out:
+                    for chunk in response.iter_bytes(1 << 20):
+                        out.write(chunk)
+                        size += len(chunk)
+            os.replace(partial, target)
+        except httpx.TransportError as error:
+            raise self._unreachable(error) from None
+        finally:
+            partial.unlink(missing_ok=True)
+        return size
+
+    def _unreachable(self, error: httpx.TransportError) -> errors.CaxtonError:
+        if isinstance(error, httpx.TimeoutException):
+            return errors.EngineUnreachable(
+                f"the engine at {self.base_url} did not answer in time ({type(error).__name__}); "
+                "is it overloaded? retry, or raise the client timeout"
+            )
+        disconnected = isinstance(error, (httpx.RemoteProtocolError, httpx.ReadError))
+        tls_failure = explain(error, self.base_url, disconnected=disconnected)
+        if tls_failure is not None:
+            return tls_failure
+        return errors.EngineUnreachable(
+            f"cannot reach the engine at {self.base_url}: {error or type(error).__name__}; "
+            "is `caxton server start` running? set --engine or CAXTON_ENGINE_URL"
+        )
 
     # --- reads ----------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from caxton import __version__, metrics
-from caxton.engine import apply_api, memory_api, reconcile_api, rollout_api
+from caxton.engine import apply_api, backup_api, memory_api, reconcile_api, rollout_api
 from caxton.engine.auth import Policy, Tokens, attributed, load_tokens, principal_of
 from caxton.engine.guard import Gate, Guard, reload_tokens
 from caxton.engine.core import Engine
@@ -157,6 +157,7 @@ def create_app(engine: Engine, tokens: Tokens | None = None) -> FastAPI:
     reconcile_api.mount(app, engine)
     rollout_api.mount(app, engine)
     memory_api.mount(app, engine)
+    backup_api.mount(app, engine)
     gate.policy = Policy.compile(app.routes, metrics_open=config.observability.metrics_auth == "none")
     return app
 

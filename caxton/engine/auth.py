@@ -101,6 +101,8 @@ ROUTE_ROLES: dict[tuple[str, str], str] = {
     ("POST", V1 + "/memory/import"): ADMIN,
     ("POST", V1 + "/memory/vacuum"): ADMIN,
     ("POST", V1 + "/memory/reindex"): ADMIN,
+    ("POST", V1 + "/backups"): ADMIN,
+    ("GET", V1 + "/backups/{name}"): ADMIN,
 }
 #: A role any valid token has: what an unknown path (answered 404) needs.
 ANY = "any"

@@ -214,6 +214,12 @@ class Store:
         with self._lock:
             yield self._conn
 
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No write transaction of this store is open or starts while inside (a backup's snapshot starts here)."""
+        with self._lock:
+            yield
+
     # --- reads ----------------------------------------------------------------------
     def serial(self) -> int:
         with self._lock:

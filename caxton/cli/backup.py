@@ -1,0 +1,86 @@
+"""``caxton backup create [--out FILE] | verify FILE`` and ``caxton restore FILE --data-dir DIR [--force]``.
+
+``create`` asks a running engine for a consistent archive (store, memory,
+modules; taken while serving) and downloads it. ``verify`` and ``restore``
+work offline on the archive (they need the engine extra); the work is done
+by ``caxton.engine.backup``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption, echo, emit_json
+
+app = typer.Typer(help="Back up a serving engine, and check an archive.", no_args_is_help=True)
+
+FileArgument = Annotated[Path, typer.Argument(help="A backup archive (.tar.gz or .tar).", show_default=False)]
+
+
+@app.command("create")
+def create(
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Where to write the archive (default: its name, here).", show_default=False)] = None,
+    engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None, output: OutputOption = Output.text,
+) -> int:
+    """Archive the engine's store, memory and modules while it serves (admin role), and download it."""
+    from caxton.client import backups
+    from caxton.client.engine import EngineClient
+
+    with EngineClient(engine, token=token, timeout=600.0) as client:
+        result = backups.create(client, out)
+    if output is Output.json:
+        emit_json(result)
+    else:
+        echo(f"backup {result['path']}: serial {result['serial']}, {_counts(result)}, {_size(result['size'])}")
+    return 0
+
+
+@app.command("verify")
+def verify(archive: FileArgument, output: OutputOption = Output.text) -> int:
+    """Check an archive offline: every member's size and sha256, SQLite integrity, schema readable by this version."""
+    from caxton.engine import backup
+
+    manifest = backup.verify(archive)
+    if output is Output.json:
+        emit_json({"ok": True, "path": str(archive), **manifest})
+    else:
+        echo(f"{archive}: ok (serial {manifest['serial']}, engine {manifest['engine_version']}, "
+             f"created {manifest['created_at']}, {_counts(manifest)})")
+    return 0
+
+
+def restore(
+    archive: FileArgument,
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="The data directory to restore into.",
+                                           envvar="CAXTON_DATA_DIR", show_default=False)],
+    force: Annotated[bool, typer.Option("--force", help="Replace a data directory that holds files "
+                                        "(it is moved aside, not deleted).")] = False,
+    output: OutputOption = Output.text,
+) -> int:
+    """Restore an archive into a data directory (offline: refused while an engine holds it)."""
+    from caxton.engine import backup
+
+    result = backup.restore(archive, data_dir, force=force)
+    if output is Output.json:
+        emit_json(result)
+    else:
+        echo(f"restored {archive} into {result['data_dir']}: serial {result['serial']}, {_counts(result)}")
+        if result["moved_aside"]:
+            echo(f"the previous data directory is at {result['moved_aside']}")
+    return 0
+
+
+def _counts(manifest: dict[str, Any]) -> str:
+    counts = manifest.get("counts", {})
+    text = f"{counts.get('agents', 0)} agents, {counts.get('revisions', 0)} revisions"
+    if "memory_entities" in counts:
+        text += f", {counts['memory_entities']} memory entities"
+    return text
+
+
+def _size(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.1f} kB"

@@ -1,0 +1,22 @@
+"""Client side of backups: ask the engine for an archive, download it.
+
+Called by ``caxton backup create`` (``caxton.cli.backup``). Verify and
+restore are offline and live in ``caxton.engine.backup``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from caxton.client.engine import EngineClient
+
+
+def create(client: EngineClient, out: Path | None) -> dict[str, Any]:
+    """Have the engine write an archive now; download it to ``out`` (default: its name, here)."""
+    manifest: dict[str, Any] = client.request("POST", "/backups")
+    target = out if out is not None else Path(manifest["name"])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    size = client.download(f"/backups/{quote(manifest['name'], safe='')}", target)
+    return {**manifest, "engine_path": manifest["path"], "path": str(target), "size": size}

@@ -1,0 +1,67 @@
+"""HTTP routes of backups: ``POST /api/v1/backups`` (create one now) and ``GET /api/v1/backups/{name}`` (download).
+
+Mounted by ``caxton.engine.api.create_app``; the work is done by
+``caxton.engine.backup``. Archives are written to the data directory's
+``backups/`` folder. Both routes need the ``admin`` role
+(``caxton.engine.auth.ROUTE_ROLES``). Used by ``caxton backup create``
+through ``caxton.client.backups``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+
+from caxton.engine import backup
+from caxton.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from caxton.engine.core import Engine
+
+PREFIX = "/api/v1"
+_NAME = re.compile(r"^caxton-[0-9TZ]+\.tar(\.gz)?$")
+
+
+def memory_source(engine: Engine) -> backup.MemorySource | None:
+    """The engine's memory database (open or not) as a backup source; None when there is none."""
+    configured = Path(engine.config.memory.sqlite_path)
+    path = engine.data_dir / configured
+    if engine.memory is None and not path.is_file():
+        return None
+    try:
+        relative = path.relative_to(engine.data_dir).as_posix()
+    except ValueError:
+        relative = configured.name  # a memory file outside the data dir is restored into it
+    return backup.MemorySource(path, relative, None if engine.memory is None else engine.memory.store)
+
+
+def create(engine: Engine) -> dict[str, Any]:
+    """Write an archive of ``engine`` to ``<data dir>/backups/`` now; return its manifest, name and path."""
+    out = engine.data_dir / backup.BACKUP_DIR / backup.default_name()
+    manifest = backup.create(engine.store, memory_source(engine), out)
+    return {**manifest, "name": out.name, "path": str(out)}
+
+
+def mount(app: FastAPI, engine: Engine) -> None:
+    """Add ``/api/v1/backups`` routes to ``app``."""
+
+    @app.post(PREFIX + "/backups", tags=["backups"])
+    def create_backup() -> dict[str, Any]:
+        """A consistent archive of the store, the memory and the modules, taken while serving."""
+        return create(engine)
+
+    @app.get(PREFIX + "/backups/{name}", tags=["backups"], response_class=FileResponse)
+    def download_backup(name: str) -> FileResponse:
+        """The archive ``name`` (as returned by POST /api/v1/backups)."""
+        if not _NAME.match(name):
+            raise InvalidInput(f"{name!r} is not a backup name",
+                               hint="names look like caxton-20260101T000000000000Z.tar.gz")
+        path = engine.data_dir / backup.BACKUP_DIR / name
+        if not path.is_file():
+            raise NotFound(f"no backup named {name!r} in {path.parent}", hint="create one with `caxton backup create`")
+        return FileResponse(path, media_type="application/gzip" if name.endswith(".gz") else "application/x-tar",
+                            filename=name)
