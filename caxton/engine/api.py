@@ -252,6 +252,6 @@ def _routes(app: FastAPI, engine: Engine) -> None:
 
     @app.get("/metrics", tags=["metrics"], response_class=Response)
     def prometheus() -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from prometheus_client import CONTENT_TYPE_LATEST
 
-        return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -248,8 +248,7 @@ class Engine:
             self._count_failure(serving, failure, window, began)
             raise failure from error
         elapsed = time.perf_counter() - began
-        serving.latency_metric.observe(elapsed)
-        serving.messages_metric.inc()
+        serving.series.observe(elapsed)
         if window is not None:
             window.record(elapsed, True)
             route = self.router.get(serving.agent_id)
@@ -264,8 +263,7 @@ class Engine:
         if window is not None:
             window.record(time.perf_counter() - began, False)
         reason = str(getattr(error, "reason", None) or error.code)
-        serving.messages_metric.inc()
-        serving.count_error(reason)
+        serving.series.fail(reason)
         self.logs.add(serving.agent_id, "error", f"message failed ({reason}): {error.message}", revision=serving.revision)
 
     def _not_serving(self, name: str, ident: str) -> CaxtonError:

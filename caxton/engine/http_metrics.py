@@ -30,24 +30,26 @@ class HttpMetrics:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = 500
+        started = False
 
         async def sending(message: Message) -> None:
-            nonlocal status
+            nonlocal started
             if message["type"] == "http.response.start":
-                status = int(message["status"])
+                started = True
+                self._count(scope, message["status"])
             await send(message)
 
         try:
             await self.app(scope, receive, sending)
-        finally:
-            self._count(scope, status)
+        except BaseException:
+            if not started:  # Starlette's outermost error handler answers 500 after us
+                self._count(scope, 500)
+            raise
 
     def _count(self, scope: Scope, status: int) -> None:
         route: Any = scope.get("route")
-        template = getattr(route, "path", None) or UNMATCHED
-        key = (template, scope["method"], status)
+        key = (route.path if route is not None else UNMATCHED, scope["method"], status)
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = metrics.HTTP_REQUESTS.labels(template, scope["method"], str(status))
+            child = self._children[key] = metrics.HTTP_REQUESTS.labels(key[0], key[1], str(status))
         child.inc()

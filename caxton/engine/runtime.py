@@ -61,12 +61,8 @@ class ServingRuntime:
         self.revision = revision
         self.max_message_size = max_message_size
         self.started_at = time.time()
-        labels = (agent_id, str(revision))
-        metrics.serve_revision(*labels)  # its counters exist at 0 from now; ``stop`` removes them
-        #: Metric children of this revision, looked up once (``labels()`` costs more than the observation).
-        self.latency_metric = metrics.AGENT_RESPONSE.labels(*labels)
-        self.messages_metric = metrics.AGENT_MESSAGES.labels(*labels)
-        self._error_reasons: set[str] = set()
+        #: Messages, errors and response times of this revision: at 0 from now; ``stop`` removes them.
+        self.series = metrics.serve_revision(agent_id, str(revision))
         self._cond = threading.Condition(threading.Lock())
         self._inflight = 0
         self._closing = False
@@ -104,11 +100,6 @@ class ServingRuntime:
             self._closing = True
             return self._cond.wait_for(lambda: self._inflight == 0, timeout=timeout)
 
-    def count_error(self, reason: str) -> None:
-        """Count one failed message of this revision (its ``messages_metric`` counts it too)."""
-        self._error_reasons.add(reason)
-        metrics.AGENT_ERRORS.labels(self.agent_id, str(self.revision), reason).inc()
-
     def stop(self) -> None:
         """Stop the runtime (once) and remove its revision's series; call after ``drain``."""
         with self._cond:
@@ -119,7 +110,7 @@ class ServingRuntime:
         try:
             self.runtime.stop()
         finally:
-            metrics.forget_revision(self.agent_id, str(self.revision), self._error_reasons)
+            metrics.forget_revision(self.agent_id, str(self.revision))
 
     def stats(self) -> dict[str, Any]:
         try:
