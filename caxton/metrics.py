@@ -108,6 +108,10 @@ DEFAULT_ERROR_REASON = "agent_failure"
 _PER_REVISION = (WASM_FUEL, WASM_MEMORY, WASM_MEMORY_LIMIT, WASM_RESTARTS)
 
 
+_RESPONSE = "caxton_agent_response_duration_seconds"
+_LES = [repr(float(b)) for b in _LATENCY_BUCKETS] + ["+Inf"]
+
+
 class RevisionSeries:
     """Messages, errors and response times of one serving revision.
 
@@ -117,11 +121,14 @@ class RevisionSeries:
     built once.
     """
 
-    __slots__ = ("agent", "revision", "labels", "_lock", "messages", "errors", "buckets", "total", "users")
+    __slots__ = ("agent", "revision", "labels", "bucket_lines", "_lock", "messages", "errors", "buckets", "total",
+                 "users")
 
     def __init__(self, agent: str, revision: str) -> None:
         self.agent, self.revision = agent, revision
         self.labels = f'agent="{_escape(agent)}",revision="{_escape(revision)}"'
+        #: The text of each bucket's line up to its value, built once.
+        self.bucket_lines = [f'{_RESPONSE}_bucket{{{self.labels},le="{le}"}} ' for le in _LES]
         self._lock = threading.Lock()
         self.messages = 0
         self.errors: dict[str, int] = {DEFAULT_ERROR_REASON: 0}
@@ -196,7 +203,6 @@ def render_revisions() -> str:
     with _serving_lock:
         revisions = sorted(_serving.values(), key=lambda s: (s.agent, s.revision))
     snaps = [(s.labels, *s.snapshot()) for s in revisions]
-    les = [repr(float(b)) for b in _LATENCY_BUCKETS] + ["+Inf"]
     out = [
         "# HELP caxton_agent_messages_total Messages handled (answered or failed), per serving revision.",
         "# TYPE caxton_agent_messages_total counter",
@@ -206,14 +212,14 @@ def render_revisions() -> str:
             "# TYPE caxton_agent_errors_total counter"]
     out += [f'caxton_agent_errors_total{{{labels},reason="{_escape(reason)}"}} {n}.0'
             for labels, _, errors, _, _ in snaps for reason, n in sorted(errors.items())]
-    name = "caxton_agent_response_duration_seconds"
+    name = _RESPONSE
     out += [f"# HELP {name} Time to answer one message, per serving revision.", f"# TYPE {name} histogram"]
-    for labels, _, _, buckets, total in snaps:
+    for series, (labels, _, _, buckets, total) in zip(revisions, snaps):
         running = 0
-        for le, n in zip(les, buckets):
+        for line, n in zip(series.bucket_lines, buckets):
             running += n
-            out.append(f'{name}_bucket{{{labels},le="{le}"}} {running}.0')
-        out.append(f"{name}_count{{{labels}}} {running}.0")
+            out.append(line + str(running))
+        out.append(f"{name}_count{{{labels}}} {running}")
         out.append(f"{name}_sum{{{labels}}} {total!r}")
     return "\n".join(out) + "\n"
 
