@@ -54,14 +54,8 @@ RATE_LIMITED = Counter(
 # are per serving revision: ``RevisionSeries`` below (rendered by ``render_revisions``, not the registry).
 
 # --- wasm sandbox -------------------------------------------------------------
-WASM_FUEL = Counter("caxton_wasm_fuel_consumed_total", "Fuel consumed.", ["agent", "revision"], registry=REGISTRY)
-WASM_MEMORY = Gauge("caxton_wasm_memory_bytes", "Linear memory in use.", ["agent", "revision"], registry=REGISTRY)
-WASM_MEMORY_LIMIT = Gauge(
-    "caxton_wasm_memory_limit_bytes", "Linear memory limit.", ["agent", "revision"], registry=REGISTRY
-)
-WASM_RESTARTS = Counter(
-    "caxton_wasm_agent_restarts_total", "Sandbox instance restarts.", ["agent", "revision"], registry=REGISTRY
-)
+# caxton_wasm_fuel_consumed_total, caxton_wasm_memory_bytes, caxton_wasm_memory_limit_bytes and
+# caxton_wasm_agent_restarts_total are per revision too: ``WasmSeries`` below.
 WASM_VIOLATIONS = Counter(
     "caxton_wasm_security_violations_total",
     "Limit or policy violations (fuel, timeout, memory, imports).",
@@ -105,7 +99,6 @@ MEMORY_SEARCH = Histogram(
 #: The reason a revision's error counter is created with at 0 (the generic message failure), so
 #: ``sum by (agent) (rate(caxton_agent_errors_total[5m]))`` is 0, not empty, before the first error.
 DEFAULT_ERROR_REASON = "agent_failure"
-_PER_REVISION = (WASM_FUEL, WASM_MEMORY, WASM_MEMORY_LIMIT, WASM_RESTARTS)
 
 
 _RESPONSE = "caxton_agent_response_duration_seconds"
@@ -179,29 +172,60 @@ def forget_revision(agent: str, revision: str) -> None:
         if series.users > 0:
             return
         del _serving[(agent, revision)]
-    for metric in _PER_REVISION:
-        try:
-            metric.remove(agent, revision)
-        except KeyError:
-            pass
+        _wasm.pop((agent, revision), None)
 
 
-def revision_sample(name: str, agent: str, revision: str, reason: str | None = None) -> float | None:
-    """One value of a serving revision (``messages``, ``errors`` with ``reason``, ``count``), for tests."""
-    series = _serving.get((agent, revision))
-    if series is None:
-        return None
-    messages, errors, buckets, _ = series.snapshot()
-    if name == "errors":
-        found = errors.get(reason or DEFAULT_ERROR_REASON)
-        return None if found is None else float(found)
-    return float(messages if name == "messages" else sum(buckets))
+class WasmSeries:
+    """Fuel, memory and restarts of one WASM revision's sandbox (rendered by ``render_revisions``)."""
+
+    __slots__ = ("labels", "_lock", "fuel", "memory", "memory_limit", "restarts")
+
+    def __init__(self, agent: str, revision: str) -> None:
+        self.labels = f'agent="{_escape(agent)}",revision="{_escape(revision)}"'
+        self._lock = threading.Lock()
+        self.fuel = 0
+        self.memory = 0
+        self.memory_limit = 0
+        self.restarts = 0
+
+    def consumed(self, fuel: int) -> None:
+        with self._lock:
+            self.fuel += fuel
+
+    def restarted(self) -> None:
+        with self._lock:
+            self.restarts += 1
+
+
+_wasm: dict[tuple[str, str], WasmSeries] = {}
+
+
+def wasm_series(agent: str, revision: str) -> WasmSeries:
+    """The sandbox series of a WASM revision (one per revision; removed with its serving series)."""
+    with _serving_lock:
+        series = _wasm.get((agent, revision))
+        if series is None:
+            series = _wasm[(agent, revision)] = WasmSeries(agent, revision)
+        return series
+
+
+def sample_value(name: str, labels: dict[str, str] | None = None) -> float | None:
+    """One sample of the whole exposition (registry and per-revision families), or None; for tests."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    want = labels or {}
+    for family in text_string_to_metric_families(exposition().decode()):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == want:
+                return float(sample.value)
+    return None
 
 
 def render_revisions() -> str:
     """The per-revision families in the Prometheus text format (appended to the registry's output)."""
     with _serving_lock:
         revisions = sorted(_serving.values(), key=lambda s: (s.agent, s.revision))
+        sandboxes = [_wasm[key] for key in sorted(_wasm)]
     snaps = [(s.labels, *s.snapshot()) for s in revisions]
     out = [
         "# HELP caxton_agent_messages_total Messages handled (answered or failed), per serving revision.",
@@ -221,7 +245,18 @@ def render_revisions() -> str:
             out.append(line + str(running))
         out.append(f"{name}_count{{{labels}}} {running}")
         out.append(f"{name}_sum{{{labels}}} {total!r}")
+    for name, kind, text, field in _WASM_FAMILIES:
+        out += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+        out += [f"{name}{{{w.labels}}} {getattr(w, field)}" for w in sandboxes]
     return "\n".join(out) + "\n"
+
+
+_WASM_FAMILIES = (
+    ("caxton_wasm_fuel_consumed_total", "counter", "Fuel consumed.", "fuel"),
+    ("caxton_wasm_memory_bytes", "gauge", "Linear memory in use.", "memory"),
+    ("caxton_wasm_memory_limit_bytes", "gauge", "Linear memory limit.", "memory_limit"),
+    ("caxton_wasm_agent_restarts_total", "counter", "Sandbox instance restarts.", "restarts"),
+)
 
 
 def _escape(value: str) -> str:
