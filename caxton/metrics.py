@@ -175,6 +175,15 @@ def forget_revision(agent: str, revision: str) -> None:
         _wasm.pop((agent, revision), None)
 
 
+def forget_agent(agent: str) -> None:
+    """A removed agent: drop its per-agent series (reloads, rollout verdicts and endings, violations)."""
+    for metric in (AGENT_RELOADS, ROLLOUT_VERDICTS, ROLLOUTS_FINISHED, WASM_VIOLATIONS):
+        with metric._lock:  # noqa: SLF001 - prometheus_client has no public listing of a metric's children
+            found = [key for key in metric._metrics if key[0] == agent]  # noqa: SLF001
+        for labels in found:
+            metric.remove(*labels)
+
+
 class WasmSeries:
     """Fuel, memory and restarts of one WASM revision's sandbox (rendered by ``render_revisions``)."""
 

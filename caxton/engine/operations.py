@@ -437,6 +437,7 @@ class Operations:
             row = self.require(name)
             self._guard(row.id, "remove")
             self._retire(self.router.remove(row.id))
+            metrics.forget_agent(row.id)
             with self.store.transaction() as tx:
                 if not states.is_final(row.kind, row.state):
                     for state in states.path(row.kind, row.state, states.ENDED_STATE[row.kind]):

@@ -142,10 +142,13 @@ def test_a_retired_revisions_series_disappear(run_cli: Any, engine: EngineProces
 
 def test_the_state_gauges_follow_removal(engine: EngineProcess) -> None:
     client: EngineClient = engine.client()
-    running = value(samples(client.metrics()), "caxton_agents", kind="wasm", state="Running")
+    before = samples(client.metrics())
+    assert series_of(before, "caxton_agent_reloads_total", agent="flaky")
+    running = value(before, "caxton_agents", kind="wasm", state="Running")
     assert running == 1  # the last apply's directory held only "flaky": "steady" was removed
     client.remove("flaky")
     found = samples(client.metrics())
     assert value(found, "caxton_agents", kind="wasm", state="Running") == 0
     assert not series_of(found, "caxton_agent_messages_total", agent="flaky")
+    assert not series_of(found, "caxton_agent_reloads_total", agent="flaky")  # per-agent series go with it
     assert value(found, "caxton_state_serial") == client.state().serial
