@@ -2,13 +2,14 @@
 
 Names follow the seeds where they exist (``docs/metrics.md`` maps them). Modules
 import this one and call ``metrics.X.labels(...).inc()``; nothing else creates
-metrics. The engine serves ``REGISTRY`` at ``/metrics``.
+metrics. The engine serves ``exposition()`` at ``/metrics``.
 
 Counters and histograms are updated where things happen. Gauges that describe
 the engine's state (agents by kind and state, the serial, memory entities,
 rollouts) are computed at scrape time by ``StateCollector`` from a ``ScrapeView``
 the engine gives it (``SCRAPE.source``), so they can never go stale. A
-revision's message, error and response-time series are created at 0 when it
+revision's message, error, response-time and WASM sandbox series (``RevisionSeries``,
+``WasmSeries``) are created at 0 when it
 starts serving (``serve_revision``) and removed when it is retired
 (``forget_revision``); they are rendered by ``render_revisions``, not the
 registry (the speed of a scrape at 1,000 agents). ``exposition()`` is the
