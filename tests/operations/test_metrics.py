@@ -98,6 +98,8 @@ def test_promtool_accepts_a_live_engines_metrics(run_cli: Any, engine: EnginePro
     assert value(found, "caxton_agents", kind="wasm", state="Running") == 2
     assert value(found, "caxton_agents", kind="wasm", state="Failed") == 0  # present at 0: alerts see 0
     assert value(found, "caxton_agents", kind="config", state="Active") == 0
+    assert value(found, "caxton_memory_entities") == 0  # scrape-time, from the engine's memory
+    assert (value(found, "caxton_memory_sqlite_size_bytes") or 0) > 0
     assert value(found, "caxton_agent_messages_total", agent="flaky", revision="1") == 5
     assert value(found, "caxton_agent_errors_total", agent="flaky", revision="1", reason="agent_error") == 1
     assert value(found, "caxton_agent_errors_total", agent="steady", revision="1", reason="agent_failure") == 0
