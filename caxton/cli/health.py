@@ -1,7 +1,7 @@
 """``caxton health``: is the engine up, and how is it doing.
 
-Exit 0 when the engine answers ``ok``, 1 otherwise (unreachable, starting,
-degraded with ``--detailed``).
+Exit 0 when the engine answers ``healthy``, 1 otherwise (unreachable,
+``unhealthy`` while starting or stopping, ``degraded`` with ``--detailed``).
 """
 
 from __future__ import annotations
@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+
+#: What ``/api/v1/health`` answers when all is well (``healthy``, ``degraded`` or ``unhealthy``).
+HEALTHY = "healthy"
 
 from caxton.cli.common import (
     DEFAULT_ENGINE_URL,
@@ -36,11 +39,12 @@ def health(
         emit_json(result)
     else:
         _render(client.base_url, result)
-    return 0 if result.get("status") == "ok" else 1
+    return 0 if result.get("status") == HEALTHY else 1
 
 
 def _render(engine: str, result: dict[str, object]) -> None:
-    echo(f"engine {engine}: {result.get('status')}")
+    phase = result.get("phase")
+    echo(f"engine {engine}: {result.get('status')}" + (f" ({phase})" if phase not in (None, "serving") else ""))
     echo(f"  agents serving: {result.get('agents')}  memory: {result.get('memory_backend')}")
     if "uptime_seconds" in result:
         echo(f"  version {result.get('version')}  uptime {result.get('uptime_seconds')}s  serial {result.get('serial')}")

@@ -147,10 +147,12 @@ class EngineClient:
 
     # --- reads ----------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
+        """``/health``: ``status`` healthy or unhealthy (``phase`` starting, serving, stopping), agents serving."""
         result: dict[str, Any] = self.request("GET", "/health")
         return result
 
     def health_detailed(self) -> dict[str, Any]:
+        """``/health/detailed``: as ``health``, ``degraded`` when an agent failed or a circuit is open."""
         result: dict[str, Any] = self.request("GET", "/health/detailed")
         return result
 

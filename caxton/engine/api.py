@@ -1,11 +1,11 @@
-"""The engine's HTTP API under ``/api/v1`` (FastAPI), plus ``/metrics``.
+"""The engine's HTTP API under ``/api/v1`` (FastAPI), plus ``/metrics``, ``/healthz`` and ``/readyz``.
 
 ``create_app(engine)`` builds the application. This module is the ONE place
 where ``caxton.errors`` become HTTP responses (``_caxton_error``: status from
 ``http_status``, body ``{"error": {"code", "message", "hint"}}``); malformed
 requests become 4xx through the same shape. Who may call what is decided
-before any body is read by ``caxton.engine.guard.Guard``, the outermost
-middleware, from the roles table ``caxton.engine.auth.ROUTE_ROLES``. Inside
+before any body is read by ``caxton.engine.guard.Guard`` (inside only
+``caxton.engine.http_metrics``, which counts requests by route and status), from the roles table ``caxton.engine.auth.ROUTE_ROLES``. Inside
 it, rate limits (``caxton.engine.ratelimit``: 429 per principal, reloaded on
 SIGHUP), then request limits (``caxton.engine.limits``: 431 headers, 413
 bodies over ``server.max_request_size``, 400 JSON nested too deep). The
@@ -34,6 +34,7 @@ from caxton import __version__, metrics
 from caxton.engine import apply_api, backup_api, memory_api, reconcile_api, rollout_api
 from caxton.engine.auth import Policy, Tokens, attributed, load_tokens, principal_of
 from caxton.engine.guard import Gate, Guard, reload_tokens
+from caxton.engine.http_metrics import HttpMetrics
 from caxton.engine.core import Engine
 from caxton.engine.limits import RequestLimits, error_body
 from caxton.engine.ratelimit import Limiter, RateLimit
@@ -149,7 +150,8 @@ def create_app(engine: Engine, tokens: Tokens | None = None) -> FastAPI:
     app.add_middleware(RateLimit, limiter=limiter)  # inside Guard: it sees the principal
     config = engine.config
     gate = Gate.for_host(tokens or engine_tokens(engine), config.server.host, config.security.allowed_hosts)
-    app.add_middleware(Guard, gate=gate)  # added last: the outermost, before any body is read
+    app.add_middleware(Guard, gate=gate)  # before any body is read
+    app.add_middleware(HttpMetrics)  # added last: the outermost, so it counts the guard's refusals too
     app.state.gate = gate
     engine.on_reload.append(lambda new: reload_tokens(gate, new))
     _routes(app, engine)
@@ -183,6 +185,10 @@ def _routes(app: FastAPI, engine: Engine) -> None:
         if not engine.ready:
             raise Unavailable("the engine is not ready", hint="it is starting or shutting down; retry")
         return {"ready": True}
+
+    # Kubernetes-style root probes: the same answers as /api/v1/health and /api/v1/ready, open.
+    app.add_api_route("/healthz", health, methods=["GET"], tags=["health"], summary="Liveness (as /api/v1/health)")
+    app.add_api_route("/readyz", ready, methods=["GET"], tags=["health"], summary="Readiness (as /api/v1/ready)")
 
     @app.get(PREFIX + "/state", tags=["state"], response_model=StateSnapshot)
     def state() -> Response:
@@ -247,7 +253,6 @@ def _routes(app: FastAPI, engine: Engine) -> None:
 
     @app.get("/metrics", tags=["metrics"], response_class=Response)
     def prometheus() -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from prometheus_client import CONTENT_TYPE_LATEST
 
-        metrics.SERVER_UPTIME.set(engine.uptime())
-        return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

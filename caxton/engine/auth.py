@@ -55,6 +55,8 @@ V1 = "/api/v1"
 ROUTE_ROLES: dict[tuple[str, str], str] = {
     ("GET", V1 + "/health"): OPEN,
     ("GET", V1 + "/ready"): OPEN,
+    ("GET", "/healthz"): OPEN,
+    ("GET", "/readyz"): OPEN,
     ("GET", "/metrics"): METRICS,
     ("GET", "/openapi.json"): READ,
     ("GET", V1 + "/health/detailed"): READ,

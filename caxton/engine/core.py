@@ -40,12 +40,15 @@ from caxton.errors import (
 )
 from caxton.spec.identity import agent_id
 from caxton.spec.project import ProjectConfig
-from caxton.spec.state import AgentState, StateSnapshot
+from caxton.spec.state import CONFIG_STATES, WASM_STATES, AgentState, StateSnapshot
 
 if TYPE_CHECKING:
     from caxton.memory.service import MemoryService
 
 log = logging.getLogger(__name__)
+
+#: The health vocabulary of ``/api/v1/health`` (and ``/healthz``), as in the seeds' scripts.
+HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 
 
 class Engine:
@@ -136,6 +139,7 @@ class Engine:
         self.applies.recover()
         self.rollouts.recover()
         self.rollouts.run_in_background()
+        metrics.SCRAPE.source = self.scrape_view
         self.ready = True
         return recovered
 
@@ -143,6 +147,8 @@ class Engine:
         """Refuse new messages, drain in-flight ones, stop runtimes, close the store."""
         self.ready = False
         self.stopping = True
+        if metrics.SCRAPE.source == self.scrape_view:
+            metrics.SCRAPE.source = None
         if self._ops is not None:
             self.rollouts.stop()
             self.applies.wait_idle()
@@ -261,8 +267,7 @@ class Engine:
             self._count_failure(serving, failure, window, began)
             raise failure from error
         elapsed = time.perf_counter() - began
-        serving.latency_metric.observe(elapsed)
-        serving.messages_metric.inc()
+        serving.series.observe(elapsed)
         if window is not None:
             window.record(elapsed, True)
             route = self.router.get(serving.agent_id)
@@ -277,8 +282,7 @@ class Engine:
         if window is not None:
             window.record(time.perf_counter() - began, False)
         reason = str(getattr(error, "reason", None) or error.code)
-        serving.messages_metric.inc()
-        metrics.AGENT_ERRORS.labels(serving.agent_id, str(serving.revision), reason).inc()
+        serving.series.fail(reason)
         self.logs.add(serving.agent_id, "error", f"message failed ({reason}): {error.message}", revision=serving.revision)
 
     def _not_serving(self, name: str, ident: str) -> CaxtonError:
@@ -298,11 +302,29 @@ class Engine:
     # --- reads ------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
         memory = self.config.memory.backend if self.config.memory.enabled else "disabled"
-        status = "ok" if self.ready else ("stopping" if self.stopping else "starting")
-        return {"status": status, "memory_backend": memory, "agents": len(self.router.ids())}
+        phase = "serving" if self.ready else ("stopping" if self.stopping else "starting")
+        status = HEALTHY if self.ready else UNHEALTHY
+        return {"status": status, "phase": phase, "memory_backend": memory, "agents": len(self.router.ids())}
 
     def uptime(self) -> float:
         return time.time() - self.started_at
+
+    def scrape_view(self) -> metrics.ScrapeView:
+        """What the scrape-time gauges show (``caxton.metrics.StateCollector``)."""
+        memory = self.memory
+        rollouts = [
+            metrics.RolloutView(agent=r.agent_id, strategy=r.strategy, status=r.status, step=r.step,
+                                steps=len(r.steps), weights=dict(r.weights))
+            for r in self.rollouts.in_flight()
+        ]
+        every_state = {("config", state): 0 for state in CONFIG_STATES} | {("wasm", state): 0 for state in WASM_STATES}
+        return metrics.ScrapeView(
+            agents=every_state | self.store.counts(),  # every (kind, state) present, at 0 when empty
+            serial=self.store.serial(), uptime_seconds=self.uptime(),
+            memory_entities=len(memory.index) if memory is not None else None,
+            memory_sqlite_bytes=memory.store.size_bytes() if memory is not None else None,
+            rollouts=rollouts,
+        )
 
     def health_detailed(self) -> dict[str, Any]:
         rows = self.store.agents()
@@ -315,7 +337,7 @@ class Engine:
         )
         return {
             **self.health(),
-            "status": "degraded" if degraded and self.ready else self.health()["status"],
+            "status": DEGRADED if degraded and self.ready else self.health()["status"],
             "version": __version__, "uptime_seconds": round(self.uptime(), 3), "serial": self.store.serial(),
             "data_dir": str(self.data_dir), "store": {"path": str(self.store.path), "migrations": self.store.migrations()},
             "agents_by_state": by_state, "runtimes": runtimes, "memory": self.memory_health(),

@@ -157,8 +157,8 @@ class Operations:
             old = self.router.swap(spec.id, serving)
             self._retire(old)
             metrics.CONFIG_RELOADS.inc()
+            metrics.AGENT_RELOADS.labels(spec.id, "success").inc()
             self.context.logs.add(spec.id, "info", f"revision {number} ({spec.version}) serving", revision=number)
-            self.refresh_gauges()
             return self._result("deployed", row, previous=current.revision if current else None)
 
     # --- rollouts: a candidate revision beside the serving one ---------------------------
@@ -207,8 +207,8 @@ class Operations:
                            "version": revision.version})
             tx.prune_revisions(row.id, self.settings.revisions_kept, protect={number})
         metrics.CONFIG_RELOADS.inc()
+        metrics.AGENT_RELOADS.labels(row.id, "success").inc()
         self.context.logs.add(row.id, "info", message, revision=number)
-        self.refresh_gauges()
         return row
 
     def retire_serving(self, serving: ServingRuntime, timeout: float) -> None:
@@ -335,6 +335,7 @@ class Operations:
         digest: str, number: int, source: Source, failed: _StartFailed,
     ) -> None:
         metrics.CONFIG_RELOAD_FAILURES.inc()
+        metrics.AGENT_RELOADS.labels(spec.id, "failure").inc()
         stage = "loading" if failed.stage == "build" else "starting"
         keeps = current is not None and not states.is_final(current.kind, current.state)
         suffix = ""
@@ -358,7 +359,6 @@ class Operations:
                                   git_commit=source.git_commit, plan_id=source.plan_id))
             tx.event("deploy_failed", source, agent_id=spec.id, revision=number, message=failed.error.message,
                      data={"error": failed.error.to_dict(), "stage": failed.stage})
-        self.refresh_gauges()
 
     # --- start and retire runtimes ---------------------------------------------------------
     def _start(self, spec: AgentModel, module: bytes | None, number: int) -> ServingRuntime:
@@ -411,7 +411,6 @@ class Operations:
                 row = tx.transition(row, target, source, message="suspended: no new messages")
             self._retire(self.router.remove(row.id))
             self.context.logs.add(row.id, "info", "suspended", revision=row.revision)
-            self.refresh_gauges()
             return self._result("suspended", row, previous=row.revision)
 
     def resume(self, name: str, source: Source) -> OperationResult:
@@ -431,7 +430,6 @@ class Operations:
                 tx.save_agent(row)
             self.router.swap(row.id, serving)
             self.context.logs.add(row.id, "info", "resumed", revision=row.revision)
-            self.refresh_gauges()
             return self._result("resumed", row, previous=row.revision)
 
     def remove(self, name: str, source: Source) -> OperationResult:
@@ -439,6 +437,7 @@ class Operations:
             row = self.require(name)
             self._guard(row.id, "remove")
             self._retire(self.router.remove(row.id))
+            metrics.forget_agent(row.id)
             with self.store.transaction() as tx:
                 if not states.is_final(row.kind, row.state):
                     for state in states.path(row.kind, row.state, states.ENDED_STATE[row.kind]):
@@ -448,7 +447,6 @@ class Operations:
                          message="agent removed (its revisions stay in the history)")
             self.context.conversations.clear(row.id)
             self.context.logs.add(row.id, "info", "removed", revision=row.revision)
-            self.refresh_gauges()
             return self._result("removed", row, previous=row.revision)
 
     def require(self, name: str) -> AgentRow:
@@ -461,7 +459,6 @@ class Operations:
         self.context.logs.add(row.id, "error", message, revision=row.revision)
         with self.store.transaction() as tx:
             tx.transition(row, states.FAILED, source, message=message)
-        self.refresh_gauges()
 
     # --- recovery and shutdown -------------------------------------------------------------
     def recover(self) -> list[str]:
@@ -479,7 +476,6 @@ class Operations:
                 self.router.swap(row.id, serving)
                 self.context.logs.add(row.id, "info", f"recovered at revision {row.revision}", revision=row.revision)
                 started.append(row.id)
-            self.refresh_gauges()
         return started
 
     def shutdown(self) -> None:
@@ -489,13 +485,6 @@ class Operations:
                 self._retire(self.router.remove(agent))
 
     # --- helpers ---------------------------------------------------------------------------
-    def refresh_gauges(self) -> None:
-        counts = self.store.counts()
-        metrics.AGENTS_CONFIG.set(sum(n for (kind, _), n in counts.items() if kind == "config"))
-        metrics.AGENTS_WASM.set(sum(n for (kind, _), n in counts.items() if kind == "wasm"))
-        metrics.AGENTS_FAILED.set(sum(n for (_, state), n in counts.items() if state == states.FAILED))
-        metrics.STATE_SERIAL.set(self.store.serial())
-
     def _result(self, action: str, row: AgentRow, *, previous: int | None) -> OperationResult:
         return OperationResult(
             action=action, agent=row.id, name=row.name, kind=row.kind, state=row.state, revision=row.revision,

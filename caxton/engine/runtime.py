@@ -61,10 +61,8 @@ class ServingRuntime:
         self.revision = revision
         self.max_message_size = max_message_size
         self.started_at = time.time()
-        labels = (agent_id, str(revision))
-        #: Metric children of this revision, looked up once (``labels()`` costs more than the observation).
-        self.latency_metric = metrics.AGENT_RESPONSE.labels(*labels)
-        self.messages_metric = metrics.AGENT_MESSAGES.labels(*labels)
+        #: Messages, errors and response times of this revision: at 0 from now; ``stop`` removes them.
+        self.series = metrics.serve_revision(agent_id, str(revision))
         self._cond = threading.Condition(threading.Lock())
         self._inflight = 0
         self._closing = False
@@ -103,13 +101,16 @@ class ServingRuntime:
             return self._cond.wait_for(lambda: self._inflight == 0, timeout=timeout)
 
     def stop(self) -> None:
-        """Stop the runtime (once); call after ``drain``."""
+        """Stop the runtime (once) and remove its revision's series; call after ``drain``."""
         with self._cond:
             if self._stopped:
                 return
             self._stopped = True
             self._closing = True
-        self.runtime.stop()
+        try:
+            self.runtime.stop()
+        finally:
+            metrics.forget_revision(self.agent_id, str(self.revision))
 
     def stats(self) -> dict[str, Any]:
         try:

@@ -69,7 +69,6 @@ class MemoryService:
         self._load_index()
         if load_model:
             self._load_model()
-        self._update_gauges()
 
     # --- lifecycle and health -------------------------------------------------------------
 
@@ -214,7 +213,6 @@ class MemoryService:
                         item.entity_type,
                         vectors[item.key],
                     )
-        self._update_gauges()
         stored = self.store.get_many([abs(i) for i in ids])
         return [stored[abs(i)] for i in ids]
 
@@ -302,7 +300,6 @@ class MemoryService:
                 if not self.store.delete_entity(entity_id):
                     raise errors.NotFound(f"memory entity {entity_id} not found")
             self.index.remove(entity_id)
-        self._update_gauges()
 
     # --- relations and graph --------------------------------------------------------------------
 
@@ -430,7 +427,6 @@ class MemoryService:
         before = self.store.size_bytes()
         self.store.vacuum()
         after = self.store.size_bytes()
-        self._update_gauges()
         return {"size_before_bytes": before, "size_after_bytes": after}
 
     def reindex(self, batch: int = 256) -> dict[str, Any]:
@@ -470,6 +466,3 @@ class MemoryService:
     def import_jsonl(self, lines: Iterable[str], merge: str = "update") -> models.ImportReport:
         return transfer.import_jsonl(self, lines, models.check_merge(merge))
 
-    def _update_gauges(self) -> None:
-        metrics.MEMORY_ENTITIES.set(len(self.index))
-        metrics.MEMORY_SQLITE_SIZE.set(self.store.size_bytes())

@@ -131,8 +131,7 @@ class WasmAgentRuntime:
         self._state = "new"  # new | running | stopped
         self._labels = (agent, str(revision))
         self._call_budget: Budget | None = None
-        self._fuel_metric = metrics.WASM_FUEL.labels(*self._labels)
-        self._memory_metric = metrics.WASM_MEMORY.labels(*self._labels)
+        self._series = metrics.wasm_series(*self._labels)
         self._published_memory = -1
 
     # --- lifecycle ------------------------------------------------------------
@@ -156,7 +155,7 @@ class WasmAgentRuntime:
             engine.ticker.release()
             raise self._start_error(fault) from None
         self._state = "running"
-        metrics.WASM_MEMORY_LIMIT.labels(*self._labels).set(self.memory_limit)
+        self._series.memory_limit = self.memory_limit
         self._publish_memory()
 
     def stop(self, timeout_s: float | None = None) -> None:
@@ -179,7 +178,7 @@ class WasmAgentRuntime:
             self._idle.put(slot)  # callers still queued for a slot see "stopped" and leave
         self.module.engine.ticker.release()
         self._published_memory = 0
-        self._memory_metric.set(0)
+        self._series.memory = 0
 
     # --- messages ---------------------------------------------------------------
 
@@ -233,7 +232,7 @@ class WasmAgentRuntime:
         slot.instance = self._instantiate()
         with self._lock:
             self._counters.restarts += 1
-        metrics.WASM_RESTARTS.labels(*self._labels).inc()
+        self._series.restarted()
         self._emit("info", "instance restarted")
         return slot.instance
 
@@ -314,13 +313,13 @@ class WasmAgentRuntime:
             return
         with self._lock:
             self._counters.fuel_consumed += fuel
-        self._fuel_metric.inc(fuel)
+        self._series.consumed(fuel)
 
     def _publish_memory(self) -> None:
         total = sum(slot.memory_bytes for slot in self._slots)
         if total != self._published_memory:
             self._published_memory = total
-            self._memory_metric.set(total)
+            self._series.memory = total
 
     def stats(self) -> dict[str, Any]:
         """Health and usage figures of this revision (for the engine's state and health)."""

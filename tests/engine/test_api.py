@@ -37,7 +37,7 @@ def _error(response: httpx.Response, status: int, code: str) -> dict[str, object
 
 
 def test_health_ready_and_openapi(api: TestClient) -> None:
-    assert api.get(f"{V1}/health").json() == {"status": "ok", "memory_backend": "embedded", "agents": 0}
+    assert api.get(f"{V1}/health").json() == {"status": "healthy", "phase": "serving", "memory_backend": "embedded", "agents": 0}
     assert api.get(f"{V1}/ready").json() == {"ready": True}
     detailed = api.get(f"{V1}/health/detailed").json()
     assert detailed["store"]["migrations"] == [name for name, _ in MIGRATIONS] and detailed["serial"] == 0
@@ -180,7 +180,7 @@ def test_logs_events_and_metrics(api: TestClient) -> None:
     events = api.get(f"{V1}/events?after=0&limit=2").json()
     assert len(events["events"]) == 2 and events["serial"] == 1
     text = api.get("/metrics").text
-    for name in ("caxton_server_uptime_seconds", "caxton_agents_wasm_total", "caxton_agent_messages_total",
+    for name in ("caxton_server_uptime_seconds", "caxton_agents", "caxton_agent_messages_total",
                  "caxton_agent_response_duration_seconds_bucket", "caxton_wasm_fuel_consumed_total"):
         assert name in text
     assert 'caxton_agent_messages_total{agent="scorer",revision="1"}' in text

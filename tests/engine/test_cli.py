@@ -34,7 +34,7 @@ def cli(run_cli: Callable[..., CliResult], served: EngineProcess,
 
 def test_health(cli: Callable[..., CliResult]) -> None:
     result = cli("health")
-    assert result.code == 0 and ": ok" in result.out and "agents serving: 2" in result.out
+    assert result.code == 0 and ": healthy" in result.out and "agents serving: 2" in result.out
     detailed = cli("health", "--detailed", "--output", "json")
     assert detailed.code == 0 and json.loads(detailed.out)["agents_by_state"] == {"Active": 1, "Running": 1}
 

@@ -80,7 +80,7 @@ def test_runtime_restarts_with_backoff_and_opens_the_circuit(make_runtime: Any, 
     settings = HealthSettings(failure_threshold=3, cooldown_s=0.3, backoff_base_s=0.05, backoff_max_s=0.05)
     logs: list[tuple[str, str]] = []
     rt = make_runtime(wat("switch"), agent="flaky", health=settings, logs=logs)
-    restarts = metrics.REGISTRY.get_sample_value(
+    restarts = metrics.sample_value(
         "caxton_wasm_agent_restarts_total", {"agent": "flaky", "revision": "1"}
     ) or 0.0
 
@@ -103,7 +103,7 @@ def test_runtime_restarts_with_backoff_and_opens_the_circuit(make_runtime: Any, 
     assert rt.handle({"x": 1}) == {"x": 1}  # the half-open probe succeeds (after a restart)
     stats = rt.stats()
     assert stats["circuit"] == "closed" and stats["consecutive_failures"] == 0 and stats["restarts"] == 3
-    assert metrics.REGISTRY.get_sample_value(
+    assert metrics.sample_value(
         "caxton_wasm_agent_restarts_total", {"agent": "flaky", "revision": "1"}
     ) == restarts + 3
 

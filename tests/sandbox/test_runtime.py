@@ -40,9 +40,9 @@ def test_scorer_answers_logs_its_init_and_reports_stats(make_runtime: Any) -> No
     assert stats["messages"] == 1 and stats["failures"] == 0 and stats["circuit"] == "closed"
     assert stats["memory_bytes"] == 65536 and stats["in_flight"] == 0 and stats["fuel_consumed"] > 0
     labels = {"agent": "scorer-2", "revision": "1"}
-    assert metrics.REGISTRY.get_sample_value("caxton_wasm_fuel_consumed_total", labels) == stats["fuel_consumed"]
-    assert metrics.REGISTRY.get_sample_value("caxton_wasm_memory_limit_bytes", labels) == 16 * 1024 * 1024
-    assert metrics.REGISTRY.get_sample_value("caxton_wasm_memory_bytes", labels) == 65536
+    assert metrics.sample_value("caxton_wasm_fuel_consumed_total", labels) == stats["fuel_consumed"]
+    assert metrics.sample_value("caxton_wasm_memory_limit_bytes", labels) == 16 * 1024 * 1024
+    assert metrics.sample_value("caxton_wasm_memory_bytes", labels) == 65536
 
 
 def test_echo_uses_the_clock_and_round_trips_unicode(make_runtime: Any, wat: Wat) -> None:

@@ -51,7 +51,7 @@ def test_every_route_of_the_app_has_a_role_decision(tmp_path: Path) -> None:
     stale = set(auth.ROUTE_ROLES) - set(routes)
     assert stale == set(), f"ROUTE_ROLES rows for routes that do not exist: {stale}"
     open_routes = {route for route in routes if auth.ROUTE_ROLES[route] == auth.OPEN}
-    assert open_routes == {("GET", "/api/v1/health"), ("GET", "/api/v1/ready")}
+    assert open_routes == {("GET", "/api/v1/health"), ("GET", "/api/v1/ready"), ("GET", "/healthz"), ("GET", "/readyz")}
 
 
 def test_a_route_without_a_decision_is_refused_at_build_time(tmp_path: Path) -> None:

@@ -81,7 +81,7 @@ def test_sighup_under_message_load_drops_nothing_and_reloads_the_log_level(tmp_p
             load.join(30)
         assert failed == []
         assert engine.running
-        assert client.health()["status"] == "ok"
+        assert client.health()["status"] == "healthy"
         assert engine.terminate() == 0  # SIGTERM still shuts down cleanly after the reloads
         log = engine.log_text()
     # the four reloads at level info said so; the one that switched to warning, and later ones, are quiet

@@ -86,7 +86,7 @@ def test_the_engine_serves_https_and_its_banner_says_so(tls_engine: TLSEngine, p
     ca = pki["ca"]
     assert isinstance(ca, CA)
     context = ssl.create_default_context(cafile=str(ca.pem))
-    assert httpx.get(tls_engine.url + "/api/v1/health", verify=context).json()["status"] == "ok"
+    assert httpx.get(tls_engine.url + "/api/v1/health", verify=context).json()["status"] == "healthy"
     with pytest.raises(httpx.RemoteProtocolError):  # plain http to the TLS port gets no HTTP answer
         httpx.get(f"http://127.0.0.1:{tls_engine.port}/api/v1/health")
 

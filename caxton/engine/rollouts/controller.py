@@ -27,6 +27,7 @@ import time
 import uuid
 from typing import Any
 
+from caxton import metrics
 from caxton.engine.operations import Candidate, OperationResult, Operations, parse_spec
 from caxton.engine.rollouts import (
     analysis,
@@ -107,6 +108,10 @@ class RolloutController:
     def active(self, agent: str) -> Rollout | None:
         run = self._runs.get(agent)
         return run.rollout if run else None
+
+    def in_flight(self) -> list[Rollout]:
+        """The rollouts in progress (for the scrape-time gauges)."""
+        return [run.rollout for run in list(self._runs.values())]
 
     def state_of(self, agent: str) -> RolloutState | None:
         """The agent's in-flight rollout as the state snapshot shows it (None: no rollout)."""
@@ -251,6 +256,8 @@ class RolloutController:
     def _analyze(self, run: Run, now: float) -> None:
         full = now >= run.next_check
         verdict, found = analysis.evaluate(run.subject(), quick=not full)
+        if full or verdict == "fail":
+            metrics.ROLLOUT_VERDICTS.labels(run.agent, verdict).inc()
         if not full:
             if verdict == "fail":
                 self._record(run, found)
@@ -354,6 +361,7 @@ class RolloutController:
         self.windows.forget(run.stable)
         records.save(self.store, rollout)
         records.prune(self.store, run.agent)
+        metrics.ROLLOUTS_FINISHED.labels(run.agent, status).inc()
         revision = run.candidate.revision if status == SUCCEEDED else run.stable.revision
         records.event(self.store, rollout, f"rollout_{status}",
                       f"{rollout.strategy} rollout {rollout.id} {status.replace('_', ' ')}: {reason}",

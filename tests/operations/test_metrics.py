@@ -1,0 +1,156 @@
+"""The metrics contract on a live engine: promtool accepts /metrics, gauges are never stale,
+a serving revision's counters exist at 0, a retired revision's series are gone, rollouts show."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from caxton import __version__
+from caxton.client.engine import EngineClient
+from caxton.errors import AgentFailure
+from tests.rollouts import agents
+from tests.rollouts.prometheus_server import ensure_installed
+from tests.rollouts.test_durability import write_agent
+from tests.support.engine import EngineProcess, running_engine
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+#: A canary that stays at its first step (50%) for the whole test: its analysis needs far more traffic.
+CANARY = {"strategy": "canary", "steps": [50, 100], "interval": "60s",
+          "analysis": {"min_requests": 100000, "on_no_data": "pause"}}
+
+
+def promtool() -> str:
+    """promtool ships in the Debian package ``prometheus``, which the Prometheus tests install when absent."""
+    found = shutil.which("promtool")
+    if found is None:
+        ensure_installed()
+        found = shutil.which("promtool")
+    assert found, "the prometheus package is installed but promtool is not on PATH"
+    return found
+
+
+def samples(text: str) -> Samples:
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def value(found: Samples, name: str, **labels: str) -> float | None:
+    return found.get((name, frozenset(labels.items())))
+
+
+def series_of(found: Samples, name: str, **labels: str) -> list[dict[str, str]]:
+    want = set(labels.items())
+    return [dict(key) for (n, key) in found if n == name and want <= set(key)]
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
+    with running_engine(tmp_path_factory.mktemp("metrics") / "data") as process:
+        yield process
+
+
+def apply(run_cli: Any, engine: EngineProcess, root: Path, *extra: str) -> None:
+    done = run_cli("apply", str(root / "agents"), "--engine", engine.url, "--auto-approve", *extra)
+    assert done.code == 0, done.out + done.err
+
+
+def test_promtool_accepts_a_live_engines_metrics(run_cli: Any, engine: EngineProcess, tmp_path: Path) -> None:
+    write_agent(tmp_path, 1, name="steady")
+    write_agent(tmp_path, 1, name="flaky", faulty=True)
+    apply(run_cli, engine, tmp_path)
+    client = engine.client()
+    for i in range(5):
+        client.send("steady", {"n": i})
+        try:
+            client.send("flaky", {"n": i})
+        except AgentFailure:
+            pass  # every 5th message of the faulty agent fails
+    write_agent(tmp_path, 2, CANARY, name="steady")
+    apply(run_cli, engine, tmp_path, "--no-wait")
+    wait_for(lambda: value(samples(client.metrics()), "caxton_rollout_step", agent="steady",
+                           strategy="canary") is not None, "the canary to be in flight")
+
+    text = client.metrics()
+    checked = subprocess.run([promtool(), "check", "metrics"], input=text, capture_output=True, text=True,
+                             timeout=60, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    found = samples(text)
+    assert value(found, "caxton_build_info", version=__version__) == 1
+    assert value(found, "process_cpu_seconds_total") is not None
+    assert series_of(found, "python_info")
+    assert value(found, "caxton_state_serial") == client.state().serial  # computed at scrape: never behind
+    assert value(found, "caxton_agents", kind="wasm", state="Running") == 2
+    assert value(found, "caxton_agents", kind="wasm", state="Failed") == 0  # present at 0: alerts see 0
+    assert value(found, "caxton_agents", kind="config", state="Active") == 0
+    assert value(found, "caxton_memory_entities") == 0  # scrape-time, from the engine's memory
+    assert (value(found, "caxton_memory_sqlite_size_bytes") or 0) > 0
+    assert value(found, "caxton_agent_messages_total", agent="flaky", revision="1") == 5
+    assert value(found, "caxton_agent_errors_total", agent="flaky", revision="1", reason="agent_error") == 1
+    assert value(found, "caxton_agent_errors_total", agent="steady", revision="1", reason="agent_failure") == 0
+    # the canary's candidate serves from the start: its counters exist, at 0
+    assert value(found, "caxton_agent_messages_total", agent="steady", revision="2") == 0
+    assert value(found, "caxton_agent_errors_total", agent="steady", revision="2", reason="agent_failure") == 0
+    assert value(found, "caxton_rollout_phase", agent="steady", strategy="canary", phase="running") == 1
+    assert value(found, "caxton_rollout_step", agent="steady", strategy="canary") == 0
+    assert value(found, "caxton_rollout_weight_percent", agent="steady", revision="2") == 50
+    assert value(found, "caxton_rollout_weight_percent", agent="steady", revision="1") == 50
+    assert value(found, "caxton_agent_reloads_total", agent="flaky", outcome="success") == 1
+    messages = series_of(found, "caxton_http_requests_total", method="POST", status="200")
+    assert {"route": "/api/v1/agents/{name}/messages", "method": "POST", "status": "200"} in messages
+    assert not [s for s in series_of(found, "caxton_http_requests_total") if "steady" in s["route"]]
+
+
+def test_a_retired_revisions_series_disappear(run_cli: Any, engine: EngineProcess, tmp_path: Path) -> None:
+    client = engine.client()
+    done = run_cli("rollout", "abort", "steady", "--engine", engine.url)
+    assert done.code == 0, done.out + done.err
+
+    def candidate_gone() -> bool:
+        return not series_of(samples(client.metrics()), "caxton_agent_messages_total", agent="steady", revision="2")
+
+    wait_for(candidate_gone, "the aborted candidate's series to go")
+    found = samples(client.metrics())
+    assert not [k for k in found if dict(k[1]).get("agent") == "steady" and dict(k[1]).get("revision") == "2"]
+    assert value(found, "caxton_rollouts_finished_total", agent="steady", status="rolled_back") == 1
+    assert value(found, "caxton_rollout_step", agent="steady", strategy="canary") is None  # nothing in flight
+    assert value(found, "caxton_agent_messages_total", agent="steady", revision="1") == 5
+
+    write_agent(tmp_path, 3, name="flaky")  # a plain hot swap: revision 1 retires, the new one starts at 0
+    apply(run_cli, engine, tmp_path)
+    found = samples(client.metrics())
+    new = str(client.agent("flaky")["revision"])
+    assert new != "1"
+    assert not [k for k in found if dict(k[1]).get("agent") == "flaky" and dict(k[1]).get("revision") == "1"]
+    assert value(found, "caxton_agent_messages_total", agent="flaky", revision=new) == 0
+    assert value(found, "caxton_agent_errors_total", agent="flaky", revision=new, reason="agent_failure") == 0
+    assert value(found, "caxton_state_serial") == client.state().serial
+
+
+def test_the_state_gauges_follow_removal(engine: EngineProcess) -> None:
+    client: EngineClient = engine.client()
+    before = samples(client.metrics())
+    assert series_of(before, "caxton_agent_reloads_total", agent="flaky")
+    running = value(before, "caxton_agents", kind="wasm", state="Running")
+    assert running == 1  # the last apply's directory held only "flaky": "steady" was removed
+    client.remove("flaky")
+    found = samples(client.metrics())
+    assert value(found, "caxton_agents", kind="wasm", state="Running") == 0
+    assert not series_of(found, "caxton_agent_messages_total", agent="flaky")
+    assert not series_of(found, "caxton_agent_reloads_total", agent="flaky")  # per-agent series go with it
+    assert value(found, "caxton_state_serial") == client.state().serial
