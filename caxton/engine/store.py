@@ -116,6 +116,28 @@ class StoreError(CaxtonError):
     http_status = 500
 
 
+
+def connect(path: Path, *, synchronous: str) -> sqlite3.Connection:
+    """A connection to the engine's database: WAL, explicit transactions (autocommit mode), ``sqlite3.Row`` rows."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    return conn
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``), rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 class Store:
     """One SQLite database, one connection, one writer at a time."""
 
@@ -130,10 +152,7 @@ class Store:
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
             path = data_dir / DB_NAME
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            conn = connect(path, synchronous="FULL")
             conn.execute("PRAGMA foreign_keys=ON")
         except (OSError, sqlite3.Error) as error:
             raise StoreError(
@@ -184,29 +203,17 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """One state change: a write transaction that bumps the serial once if anything changed."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+        with self._lock, immediate(self._conn):
             tx = Transaction(self._conn, self._read_serial() + 1)
-            try:
-                yield tx
-                if tx.dirty:
-                    self._conn.execute("UPDATE meta SET value = ? WHERE key = 'serial'", (str(tx.serial),))
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+            yield tx
+            if tx.dirty:
+                self._conn.execute("UPDATE meta SET value = ? WHERE key = 'serial'", (str(tx.serial),))
 
     @contextmanager
     def unversioned(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that does not bump the serial (the apply lock, apply records)."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with self._lock, immediate(self._conn) as conn:
+            yield conn
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
