@@ -71,18 +71,20 @@ def up(
         return engine_config.server_settings(config, host=host, port=port, data_dir=data_dir).config
 
     with _embedded(settings.config, settings.data_dir, reread, insecure_no_auth) as (url, engine, token):
-        echo(f"caxton engine API at {url}/api/v1 (data dir {engine.data_dir})")
-        echo(f"reconciling {opened.description}; stop with Ctrl-C")
-        sys.stdout.flush()
-        return _watch(opened, Target(url, token), loop_settings)
+        return _watch(opened, Target(url, token), loop_settings, engine.data_dir)
 
 
-def _watch(source: Source, target: Target, settings: Settings) -> int:
+def _watch(source: Source, target: Target, settings: Settings, data_dir: Path) -> int:
+    """Announce, then reconcile until SIGTERM/SIGINT; the handlers are in place before the announcement,
+    so a supervisor that signals as soon as it reads the API line gets a clean stop (exit 0)."""
     from caxton.reconcile.loop import Loop
 
     stop = threading.Event()
     loop = Loop(source, [target], settings, on_pass=_announcer())
     with reconcile_cli.stop_on_signals(stop, loop):
+        echo(f"caxton engine API at {target.url}/api/v1 (data dir {data_dir})")
+        echo(f"reconciling {source.description}; stop with Ctrl-C")
+        sys.stdout.flush()
         try:
             loop.run(stop)
         finally:
