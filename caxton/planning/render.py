@@ -8,7 +8,7 @@ from typing import Any
 
 from caxton.spec.plan import SYMBOLS, AgentChange, FieldChange, Plan
 
-_VERBS = {
+VERBS = {
     "create": "will be created",
     "update": "will be updated",
     "replace": "must be replaced",
@@ -43,7 +43,7 @@ def _field_lines(change: FieldChange) -> list[str]:
     return [f"      {symbol} {change.path}: {_value(change.before)} -> {_value(change.after)}"]
 
 
-def _version(change: AgentChange) -> str:
+def version_text(change: AgentChange) -> str:
     if change.action == "create":
         return change.version_after or ""
     if change.action == "delete":
@@ -57,8 +57,8 @@ def _agent_block(change: AgentChange) -> list[str]:
     how = f" ({change.strategy})" if change.action in ("create", "update", "replace") else ""
     drift = " [drift]" if change.drift else ""
     lines = [
-        f"  # {change.id} {_VERBS[change.action]}{how}: {change.reason}{drift}",
-        f"{SYMBOLS[change.action]:>3} agent \"{change.id}\" ({change.kind}) {_version(change)}".rstrip(),
+        f"  # {change.id} {VERBS[change.action]}{how}: {change.reason}{drift}",
+        f"{SYMBOLS[change.action]:>3} agent \"{change.id}\" ({change.kind}) {version_text(change)}".rstrip(),
     ]
     if change.action == "create" and change.module_after:
         lines.append(f"      + (module) = {change.module_after[:12]}")

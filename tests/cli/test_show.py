@@ -1,4 +1,4 @@
-"""Saved plans: ``caxton show PLAN`` renders one (text as `caxton plan` printed it, or its JSON), and a plan
+"""Saved plans: ``caxton show PLAN`` renders one (text as `caxton plan` printed it, its JSON, markdown), and a plan
 records absolute source paths, so ``caxton apply PLAN`` works from any working directory."""
 
 from __future__ import annotations
@@ -67,6 +67,12 @@ def test_show_renders_a_saved_plan_as_plan_printed_it(cli: Callable[..., CliResu
     assert as_json.code == 0
     assert json.loads(as_json.out) == json.loads(saved.read_text())
     assert json.loads(as_json.out)["source"]["path"] == str(repo)
+
+    monkeypatch.chdir(repo)
+    as_markdown = cli("plan", "--output", "markdown")  # a new plan of the same state: the same markdown
+    assert as_markdown.code == 0 and as_markdown.err == ""
+    assert cli("show", str(saved), "-o", "markdown").out == as_markdown.out
+    assert _scrub(as_markdown.out, repo, engine) == snapshot(name="markdown")
 
 
 def test_show_refuses_what_is_not_a_plan(run_cli: Callable[..., CliResult], tmp_path: Path,
