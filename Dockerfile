@@ -9,6 +9,7 @@
 # or pass one admin token in CAXTON_API_TOKEN. A caxton.yaml mounted at /etc/caxton/caxton.yaml is read
 # (the working directory); CAXTON_* variables override it. Any other command runs too:
 #   docker run --rm -v "$PWD:/repo" -w /repo caxton validate
+# The image has no git: reconciling a git source (`caxton up`, `caxton reconcile`) and `--ref` need one with git.
 ARG PYTHON_VERSION=3.11
 
 FROM python:${PYTHON_VERSION}-slim AS build
