@@ -139,6 +139,14 @@ def test_the_ci_workflow_pins_its_actions_and_asks_for_least_permissions() -> No
     assert apply["concurrency"] == {"group": "caxton-apply", "cancel-in-progress": False}  # queued, never cancelled
 
 
+def test_caxtons_own_ci_pins_its_actions_too() -> None:
+    text = (REPO_ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    assert yaml.safe_load(text)["permissions"] == {"contents": "read"}
+    uses = re.findall(r"^ +- uses: (.*)$", text, re.MULTILINE)
+    assert uses and all(re.fullmatch(r"actions/[a-z-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+", u) for u in uses)
+    assert set(uses) <= set(re.findall(r"^ +- uses: (.*)$", init_cli.WORKFLOW, re.MULTILINE))  # the same releases
+
+
 def test_every_caxton_command_of_the_ci_workflow_parses_with_the_cli() -> None:
     commands = [args for job in _workflow()["jobs"].values() for step in job["steps"] if "run" in step
                 for args in cli_args.commands_in_shell(step["run"])]
