@@ -3,8 +3,8 @@
 Thin: read the file, parse it (``caxton.planning.planfile``: refuses other
 format versions and malformed files), render it as ``caxton plan`` does, as
 text or, with ``--output json``, as the plan JSON itself (``markdown``: as
-``caxton plan --output markdown``, without the desired state's warnings). Exit 0, or 1 when
-the file cannot be read or is not a plan.
+``caxton plan --output markdown``, without the desired state's warnings).
+Exit 0, or 1 when the file cannot be read or is not a plan.
 """
 
 from __future__ import annotations

@@ -10,8 +10,6 @@ and version arrows it shares. Values are already redacted in the plan.
 
 from __future__ import annotations
 
-import difflib
-import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -76,21 +74,14 @@ def _field_lines(change: FieldChange) -> list[str]:
         return [f"+ {change.path} = {_value(change.after)}"]
     if change.op == "remove":
         return [f"- {change.path} = {_value(change.before)}"]
-    if not change.sensitive and (_is_multiline(change.before) or _is_multiline(change.after)):
-        before = str(change.before or "").splitlines()
-        after = str(change.after or "").splitlines()
-        body = list(difflib.unified_diff(before, after, lineterm="", n=1))[2:]
-        return [f"~ {change.path}:"] + body
+    body = render.text_diff(change)
+    if body is not None:
+        return [f"~ {change.path}:", *body]
     return [f"- {change.path} = {_value(change.before)}", f"+ {change.path} = {_value(change.after)}"]
 
 
 def _value(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 3] + "..."
-
-
-def _is_multiline(value: Any) -> bool:
-    return isinstance(value, str) and "\n" in value.strip("\n")
+    return render.value_text(value, _MAX_VALUE)
 
 
 def _fenced(language: str, body: list[str]) -> list[str]:

@@ -1,5 +1,6 @@
 """``caxton init [DIR]`` scaffolds a desired-state repository that validates, ignores ``.caxton/`` and plan
-files, validates on commit and plans/applies in CI (pinned actions, least permissions); it never overwrites. The quickstart ignores the same."""
+files, validates on commit and plans/applies in CI (pinned actions, least permissions); it never overwrites.
+The quickstart ignores the same."""
 
 from __future__ import annotations
 
