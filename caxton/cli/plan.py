@@ -87,7 +87,8 @@ def plan(
     if out is not None:
         out.write_text(planfile.dumps(planned.plan), encoding="utf-8")
         note(f"saved the plan to {out}; apply it with: caxton apply {out}")
-    sys.stdout.write(rendered(planned.plan, output, warnings=_warnings(planned)))
+    warnings = _warnings(planned) if output is PlanFormat.markdown else ()
+    sys.stdout.write(rendered(planned.plan, output, warnings=warnings))
     return 2 if detailed_exitcode and planned.plan.has_changes else 0
 
 
