@@ -90,13 +90,14 @@ class Backups:
     def run(self, out: Path, trigger: str, *, verify: bool = False) -> dict[str, Any]:
         """Write an archive to ``out`` now (after any backup in progress); return its manifest.
 
+        With ``verify``, the archive is checked as ``caxton backup verify`` does (and deleted when it fails).
         Counts the outcome under ``trigger``; a failure is raised to the caller after it is counted.
         """
         with self._running:
             try:
                 manifest = backup.create(self._engine.store, memory_source(self._engine), out)
                 if verify:
-                    backup.verify(out)
+                    _verified(out)
             except BaseException:
                 metrics.BACKUPS.labels(trigger, "failure").inc()
                 raise
@@ -222,6 +223,15 @@ class Backups:
     def view(self) -> metrics.BackupView:
         return metrics.BackupView(last_success_timestamp=self.last_success, last_duration_seconds=self.last_duration,
                                   last_size_bytes=self.last_size, interval_seconds=self.settings.interval)
+
+
+def _verified(archive: Path) -> None:
+    """``backup.verify`` the new ``archive``; one that fails is deleted (it must not pass for a good backup)."""
+    try:
+        backup.verify(archive)
+    except BaseException:
+        archive.unlink(missing_ok=True)
+        raise
 
 
 def _describe(settings: BackupSettings) -> str:
