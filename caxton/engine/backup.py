@@ -90,7 +90,10 @@ def archive_time(name: str) -> float | None:
     match = ARCHIVE_NAME.match(name)
     if match is None:
         return None
-    return datetime.strptime(match.group(1), _STAMP).replace(tzinfo=UTC).timestamp()
+    try:
+        return datetime.strptime(match.group(1), _STAMP).replace(tzinfo=UTC).timestamp()
+    except ValueError:  # digits that are no date (month 13...)
+        return None
 
 
 # --- create ------------------------------------------------------------------------------

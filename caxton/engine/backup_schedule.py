@@ -76,6 +76,7 @@ class Backups:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._due: float | None = None
+        self._generation = 0  # bumped by configure: a tick started before must not set the due time
         self.last_success: float | None = None
         self.last_duration: float | None = None
         self.last_size: int | None = None
@@ -120,8 +121,11 @@ class Backups:
         now = self.clock()
         if now < self._due:
             return self._due - now
+        generation = self._generation
         self.scheduled()
-        self._due = self.clock() + interval
+        with self._wake:
+            if generation == self._generation:  # else configure reset it: the new settings decide
+                self._due = self.clock() + interval
         return interval
 
     def scheduled(self) -> Path | None:
@@ -195,6 +199,7 @@ class Backups:
                 log.info("backups: %s", _describe(new))
             self.settings = new
             self._due = None
+            self._generation += 1
             self._changed = True
             self._wake.notify_all()
         self._adopt_newest()
@@ -202,10 +207,13 @@ class Backups:
     def _adopt_newest(self) -> None:
         if self.last_success is not None or self.settings.interval is None:
             return
-        newest = self._archives()[-1:]
-        if newest:
-            self.last_success = newest[0][0]
-            self.last_size = newest[0][1].stat().st_size
+        for created, path in reversed(self._archives()):
+            try:
+                self.last_size = path.stat().st_size
+            except OSError:
+                continue  # deleted meanwhile
+            self.last_success = created
+            return
 
     def _loop(self) -> None:
         while True:

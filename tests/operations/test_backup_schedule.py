@@ -12,6 +12,7 @@ engine process on a 1 s schedule, checked through /metrics, promtool and
 from __future__ import annotations
 
 import logging
+import shutil
 import signal
 import subprocess
 import threading
@@ -172,6 +173,11 @@ def test_a_reload_takes_a_new_schedule(make_engine: Callable[..., tuple[Engine, 
     engine.reload(settings(interval="30m", directory="later"))
     assert engine.backups.tick() == 1800
     assert len(archives(tmp_path / "data" / "later")) == 1
+    clock.now += 600
+    engine.reload(settings(interval="20m", directory="later"))
+    assert engine.backups.tick() == 600  # the newest archive + the new interval, not the old due time
+    engine.reload(settings(directory="later"))
+    assert engine.backups.tick() is None  # interval removed: the schedule stops
 
 
 def test_an_admin_backup_and_a_scheduled_one_never_run_at_once(
@@ -232,7 +238,8 @@ def test_a_serving_engine_backs_up_on_schedule_and_survives_a_broken_directory(
     wait_for(lambda: (value(scrape(), "caxton_backups_total", trigger="schedule", outcome="success") or 0) >= 3,
              "three scheduled backups", timeout=30)
     wait_for(lambda: len(archives(directory)) == 2, "retention to keep two archives")
-    newest = directory / archives(directory)[-1]
+    newest = tmp_path / "newest.tar.gz"  # a copy: retention deletes the archive two seconds later
+    shutil.copyfile(directory / archives(directory)[-1], newest)
     checked = run_cli("backup", "verify", str(newest), "--output", "json")
     assert checked.code == 0, checked.err
 

@@ -32,8 +32,9 @@ from tests.support.engine import EngineProcess, running_engine
 DASHBOARD = REPO_ROOT / "deploy" / "grafana" / "caxton.json"
 RULE_FILES = [REPO_ROOT / "deploy" / "prometheus" / name for name in ("recording.yml", "alerts.yml")]
 AGENT = "steady"  # the $agent the detail panels are checked with: the one with the rollouts
+#: Passes even when a busy machine sends its candidate no message within a step (then its verdict is no_data).
 CANARY_PASSES = {"strategy": "canary", "steps": [50, 100], "interval": "1s",
-                 "analysis": {"min_requests": 1, "on_no_data": "fail"}}
+                 "analysis": {"min_requests": 1, "on_no_data": "pass"}}
 CANARY_PAUSES = {"strategy": "canary", "steps": [50, 100], "interval": "1s",
                  "analysis": {"min_requests": 100000, "on_no_data": "pause"}}
 
