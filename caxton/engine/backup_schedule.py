@@ -135,8 +135,9 @@ class Backups:
             manifest = self.run(out, "schedule", verify=True)
         except Exception as error:  # noqa: BLE001 - a failed backup must never take the engine down
             reason = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
+            interval = self.settings.interval  # None when a reload just removed the schedule
             log.error("scheduled backup to %s failed (retrying in %s s): %s", out.parent,
-                      f"{self.settings.interval:g}", reason)
+                      "no" if interval is None else f"{interval:g}", reason)
             return None
         log.info("scheduled backup %s: serial %s, %d bytes, %.3f s", out, manifest["serial"], manifest["size"],
                  manifest["duration_seconds"])
