@@ -5,8 +5,8 @@ import this one and call ``metrics.X.labels(...).inc()``; nothing else creates
 metrics. The engine serves ``exposition()`` at ``/metrics``.
 
 Counters and histograms are updated where things happen. Gauges that describe
-the engine's state (agents by kind and state, the serial, memory entities,
-rollouts) are computed at scrape time by ``StateCollector`` from a ``ScrapeView``
+the engine's state (agents by kind and state, the serial, memory entities and
+their limit, rollouts, the last good backup) are computed at scrape time by ``StateCollector`` from a ``ScrapeView``
 the engine gives it (``SCRAPE.source``), so they can never go stale. A
 revision's message, error, response-time and WASM sandbox series (``RevisionSeries``,
 ``WasmSeries``) are created at 0 when it
