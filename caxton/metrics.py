@@ -5,8 +5,8 @@ import this one and call ``metrics.X.labels(...).inc()``; nothing else creates
 metrics. The engine serves ``exposition()`` at ``/metrics``.
 
 Counters and histograms are updated where things happen. Gauges that describe
-the engine's state (agents by kind and state, the serial, memory entities,
-rollouts) are computed at scrape time by ``StateCollector`` from a ``ScrapeView``
+the engine's state (agents by kind and state, the serial, memory entities and
+their limit, rollouts, the last good backup) are computed at scrape time by ``StateCollector`` from a ``ScrapeView``
 the engine gives it (``SCRAPE.source``), so they can never go stale. A
 revision's message, error, response-time and WASM sandbox series (``RevisionSeries``,
 ``WasmSeries``) are created at 0 when it
@@ -90,6 +90,17 @@ ROLLOUT_VERDICTS = Counter(
     "caxton_rollout_analysis_verdicts_total", "Rollout analysis verdicts (pass, fail, no_data).",
     ["agent", "verdict"], registry=REGISTRY,
 )
+
+# --- backups -----------------------------------------------------------------------
+#: Who asked for a backup: the engine's schedule (``backups.interval``) or an admin (POST /api/v1/backups).
+BACKUP_TRIGGERS = ("schedule", "api")
+BACKUPS = Counter(
+    "caxton_backups_total", "Backups taken, by trigger (schedule, api) and outcome (success, failure).",
+    ["trigger", "outcome"], registry=REGISTRY,
+)
+for _trigger in BACKUP_TRIGGERS:  # present at 0: increase(...{outcome="failure"}) sees the first failure
+    for _outcome in ("success", "failure"):
+        BACKUPS.labels(_trigger, _outcome)
 
 # --- memory ----------------------------------------------------------------------
 MEMORY_SEARCH = Histogram(
@@ -290,6 +301,16 @@ class RolloutView:
 
 
 @dataclass(frozen=True)
+class BackupView:
+    """The last good backup (scheduled or not) and the schedule, as the gauges show them."""
+
+    last_success_timestamp: float | None
+    last_duration_seconds: float | None = None
+    last_size_bytes: int | None = None
+    interval_seconds: float | None = None
+
+
+@dataclass(frozen=True)
 class ScrapeView:
     """The engine's state at one scrape (``Engine.scrape_view``)."""
 
@@ -298,7 +319,9 @@ class ScrapeView:
     uptime_seconds: float
     memory_entities: int | None = None
     memory_sqlite_bytes: int | None = None
+    memory_entities_limit: int | None = None
     rollouts: list[RolloutView] = field(default_factory=list)
+    backup: BackupView | None = None
 
 
 class StateCollector:
@@ -326,7 +349,12 @@ class StateCollector:
             yield _gauge("caxton_memory_entities", "Entities in memory.", view.memory_entities)
         if view.memory_sqlite_bytes is not None:
             yield _gauge("caxton_memory_sqlite_size_bytes", "Size of the memory database.", view.memory_sqlite_bytes)
+        if view.memory_entities_limit is not None:
+            yield _gauge("caxton_memory_entities_limit", "The most entities memory accepts (memory.max_entities).",
+                         view.memory_entities_limit)
         yield from _rollouts(view.rollouts)
+        if view.backup is not None:
+            yield from _backup(view.backup)
 
 
 def _gauge(name: str, text: str, value: float) -> GaugeMetricFamily:
@@ -350,6 +378,22 @@ def _rollouts(rollouts: list[RolloutView]) -> Iterator[Metric]:
         for revision, share in sorted(r.weights.items()):
             weight.add_metric([r.agent, revision], share)
     yield from (phase, step, steps, weight)
+
+
+def _backup(backup: BackupView) -> Iterator[Metric]:
+    """The last-backup gauges: the timestamp is 0 while a schedule has produced none yet (so it looks stale)."""
+    scheduled = backup.interval_seconds is not None
+    if backup.last_success_timestamp is not None or scheduled:
+        yield _gauge("caxton_backup_last_success_timestamp_seconds",
+                     "Unix time the last good backup was written (0: none yet).", backup.last_success_timestamp or 0)
+    if backup.last_duration_seconds is not None:
+        yield _gauge("caxton_backup_last_duration_seconds", "Time the last good backup took.",
+                     backup.last_duration_seconds)
+    if backup.last_size_bytes is not None:
+        yield _gauge("caxton_backup_last_size_bytes", "Size of the last good backup's archive.", backup.last_size_bytes)
+    if backup.interval_seconds is not None:
+        yield _gauge("caxton_backup_interval_seconds", "Seconds between scheduled backups (backups.interval).",
+                     backup.interval_seconds)
 
 
 SCRAPE = StateCollector()

@@ -38,6 +38,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import sqlite3
 import tarfile
@@ -65,6 +66,9 @@ STORE_MEMBER = "engine.db"
 MEMORY_MEMBER = "memory.db"
 BACKUP_DIR = "backups"
 _CHUNK = 1 << 20
+_STAMP = "%Y%m%dT%H%M%S%fZ"
+#: The name ``default_name`` gives an archive (the time it was taken, UTC, to the microsecond).
+ARCHIVE_NAME = re.compile(r"^caxton-(\d{8}T\d{12}Z)\.tar(\.gz)?$")
 
 
 @dataclass(frozen=True)
@@ -77,8 +81,19 @@ class MemorySource:
 
 
 def default_name(now: datetime | None = None) -> str:
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = (now or datetime.now(UTC)).strftime(_STAMP)
     return f"caxton-{stamp}.tar.gz"
+
+
+def archive_time(name: str) -> float | None:
+    """The Unix time in an archive's ``default_name``; None for any other file name."""
+    match = ARCHIVE_NAME.match(name)
+    if match is None:
+        return None
+    try:
+        return datetime.strptime(match.group(1), _STAMP).replace(tzinfo=UTC).timestamp()
+    except ValueError:  # digits that are no date (month 13...)
+        return None
 
 
 # --- create ------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ through ``caxton.client.backups``.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
@@ -26,23 +25,11 @@ PREFIX = "/api/v1"
 _NAME = re.compile(r"^caxton-[0-9TZ]+\.tar(\.gz)?$")
 
 
-def memory_source(engine: Engine) -> backup.MemorySource | None:
-    """The engine's memory database (open or not) as a backup source; None when there is none."""
-    configured = Path(engine.config.memory.sqlite_path)
-    path = engine.data_dir / configured
-    if engine.memory is None and not path.is_file():
-        return None
-    try:
-        relative = path.relative_to(engine.data_dir).as_posix()
-    except ValueError:
-        relative = configured.name  # a memory file outside the data dir is restored into it
-    return backup.MemorySource(path, relative, None if engine.memory is None else engine.memory.store)
-
-
 def create(engine: Engine) -> dict[str, Any]:
-    """Write an archive of ``engine`` to ``<data dir>/backups/`` now; return its manifest, name and path."""
+    """Write an archive of ``engine`` to ``<data dir>/backups/`` now (after a scheduled one in progress);
+    return its manifest, name and path."""
     out = engine.data_dir / backup.BACKUP_DIR / backup.default_name()
-    manifest = backup.create(engine.store, memory_source(engine), out)
+    manifest = engine.backups.run(out, "api")
     return {**manifest, "name": out.name, "path": str(out)}
 
 

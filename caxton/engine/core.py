@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from caxton import __version__, metrics
 from caxton.engine import datadir, factory, states
 from caxton.engine.applies import ApplyRunner
+from caxton.engine.backup_schedule import Backups
 from caxton.engine.conversations import DurableConversationStore
 from caxton.engine.factory import RuntimeContext
 from caxton.engine.history_db import HistoryDB
@@ -79,8 +80,10 @@ class Engine:
         self._warm_up: threading.Thread | None = None
         self.ready = False
         self.stopping = False
+        #: Backups on the schedule of ``backups`` in caxton.yaml, and for admins (one at a time).
+        self.backups = Backups(self, config.backups)
         #: Called in order by ``reload`` (SIGHUP, ``caxton.engine.reload``) with the new, validated settings.
-        self.on_reload: list[Callable[[ProjectConfig], None]] = []
+        self.on_reload: list[Callable[[ProjectConfig], None]] = [self.backups.configure]
 
     # --- lifecycle ----------------------------------------------------------------------
     @property
@@ -139,6 +142,7 @@ class Engine:
         self.applies.recover()
         self.rollouts.recover()
         self.rollouts.run_in_background()
+        self.backups.start()
         metrics.SCRAPE.source = self.scrape_view
         self.ready = True
         return recovered
@@ -149,6 +153,7 @@ class Engine:
         self.stopping = True
         if metrics.SCRAPE.source == self.scrape_view:
             metrics.SCRAPE.source = None
+        self.backups.stop()
         if self._ops is not None:
             self.rollouts.stop()
             self.applies.wait_idle()
@@ -323,7 +328,8 @@ class Engine:
             serial=self.store.serial(), uptime_seconds=self.uptime(),
             memory_entities=len(memory.index) if memory is not None else None,
             memory_sqlite_bytes=memory.store.size_bytes() if memory is not None else None,
-            rollouts=rollouts,
+            memory_entities_limit=self.config.memory.max_entities if memory is not None else None,
+            rollouts=rollouts, backup=self.backups.view(),
         )
 
     def health_detailed(self) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Model of ``caxton.yaml``: environments, defaults and the engine's settings.
 
 The engine reads the ``server``, ``memory``, ``llm``, ``security``,
-``templates``, ``conversations`` and ``logging`` sections; the CLI reads ``environments``, ``defaults`` and
+``templates``, ``conversations``, ``logging`` and ``backups`` sections; the CLI reads ``environments``, ``defaults`` and
 ``agents_dir``. Precedence (flags > CAXTON_* env > file > defaults) is applied
 by the engine's config loader, not here.
 """
@@ -149,6 +149,20 @@ class TemplateSettings(Strict):
     max_render_time: Duration = Field(1.0, gt=0, description="seconds one prompt may take to render")
 
 
+# --- scheduled backups (issue 13, i13-alerts) -------------------------------------------
+class BackupSettings(Strict):
+    """Backups the engine takes by itself every ``interval`` (none when it is unset); see docs/operations.md."""
+
+    interval: Duration | None = Field(None, ge=1.0, description="take a backup this often (e.g. 6h); unset: no "
+                                      "scheduled backups")
+    directory: str = Field("backups", min_length=1, description="where archives go: relative to the data "
+                           "directory, or absolute")
+    retention: int = Field(7, ge=1, le=100_000, description="archives kept in directory (the newest; older ones "
+                           "are deleted once a new one is verified)")
+    max_age: Duration | None = Field(None, gt=0, description="also delete archives older than this (the newest "
+                                     "is always kept)")
+
+
 class ObservabilitySettings(Strict):
     metrics_enabled: bool = True
     # --- auth (issue 12) ---
@@ -171,3 +185,4 @@ class ProjectConfig(Strict):
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)  # type: ignore[arg-type]
     templates: TemplateSettings = Field(default_factory=TemplateSettings)  # type: ignore[arg-type]
     conversations: ConversationSettings = Field(default_factory=ConversationSettings)  # type: ignore[arg-type]
+    backups: BackupSettings = Field(default_factory=BackupSettings)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""A real Prometheus server for tests, scraping one engine every 500 ms.
+"""A real Prometheus server for tests, scraping one engine every 500 ms (and evaluating rule files as often).
 
 ``ensure_installed()`` installs the Debian package ``prometheus`` when the
 binary is absent (CI runs as root on this machine); when that is impossible
@@ -7,11 +7,12 @@ the test fails with the reason: it is never skipped.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from tests.support.engine import free_port
 CONFIG = """global:
   scrape_interval: 500ms
   evaluation_interval: 500ms
+rule_files: {rule_files}
 scrape_configs:
   - job_name: caxton
     metrics_path: /metrics
@@ -52,11 +54,12 @@ def ensure_installed() -> str:
 
 
 @contextmanager
-def running_prometheus(directory: Path, target: str) -> Iterator[str]:
-    """Start Prometheus on a free port scraping ``target`` (host:port); yield its URL."""
+def running_prometheus(directory: Path, target: str, rule_files: Sequence[Path] = ()) -> Iterator[str]:
+    """Start Prometheus on a free port scraping ``target`` (host:port) with ``rule_files``; yield its URL."""
     binary = ensure_installed()
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "prometheus.yml").write_text(CONFIG.format(target=target))
+    rules = json.dumps([str(path) for path in rule_files])  # a YAML flow sequence
+    (directory / "prometheus.yml").write_text(CONFIG.format(target=target, rule_files=rules))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = (directory / "prometheus.log").open("wb")
