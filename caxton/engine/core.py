@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from caxton import __version__, metrics
-from caxton.engine import datadir, factory, states
+from caxton.engine import datadir, factory, logsetup, states
 from caxton.engine.applies import ApplyRunner
 from caxton.engine.conversations import DurableConversationStore
 from caxton.engine.factory import RuntimeContext
@@ -243,11 +243,13 @@ class Engine:
         serving = self.router.acquire(ident, conversation_id)
         if serving is None:
             raise self._not_serving(name, ident)
+        serving_now = logsetup.AGENT.set((serving.agent_id, serving.revision))  # named by its log lines
         try:
             if size_hint is not None and size_hint > serving.max_message_size:
                 _check_size(serving, content)
             return self._handle(serving, content, conversation_id)
         finally:
+            logsetup.AGENT.reset(serving_now)
             serving.release()
 
     def _handle(self, serving: ServingRuntime, content: Any, conversation_id: str | None) -> dict[str, Any]:
