@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from caxton import __version__, metrics
 from caxton.engine import datadir, factory, logsetup, states
+from caxton.spec import health as vocabulary
 from caxton.engine.applies import ApplyRunner
 from caxton.engine.conversations import DurableConversationStore
 from caxton.engine.factory import RuntimeContext
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: The health vocabulary of ``/api/v1/health`` (and ``/healthz``), as in the seeds' scripts.
-HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 
 
 class Engine:
@@ -214,8 +214,10 @@ class Engine:
         if self.memory is not None:
             return self.memory.health()
         if self.memory_error is not None:
-            return {"status": "error", "message": self.memory_error.message, "hint": self.memory_error.hint}
-        return {"status": "disabled"}
+            return {"status": vocabulary.UNHEALTHY, "enabled": True, "message": self.memory_error.message,
+                    "hint": self.memory_error.hint}
+        return {"status": vocabulary.HEALTHY, "enabled": False, "message": "memory is disabled (memory.enabled: "
+                "false)", "hint": "set memory.enabled: true in caxton.yaml to use it"}
 
     # --- operations ------------------------------------------------------------------------
     def deploy(self, spec_json: Any, module: bytes | None, source: Source | None = None) -> OperationResult:
@@ -305,7 +307,7 @@ class Engine:
     def health(self) -> dict[str, Any]:
         memory = self.config.memory.backend if self.config.memory.enabled else "disabled"
         phase = "serving" if self.ready else ("stopping" if self.stopping else "starting")
-        status = HEALTHY if self.ready else UNHEALTHY
+        status = vocabulary.HEALTHY if self.ready else vocabulary.UNHEALTHY
         return {"status": status, "phase": phase, "memory_backend": memory, "agents": len(self.router.ids())}
 
     def uptime(self) -> float:
@@ -337,12 +339,16 @@ class Engine:
         degraded = by_state.get(states.FAILED, 0) > 0 or any(
             st.get("circuit") == "open" for stats in runtimes.values() for st in stats
         )
+        memory = self.memory_health()
+        parts = [vocabulary.DEGRADED if degraded else vocabulary.HEALTHY,
+                 vocabulary.HEALTHY if memory["status"] == vocabulary.HEALTHY else vocabulary.DEGRADED]
+        live = self.health()
         return {
-            **self.health(),
-            "status": DEGRADED if degraded and self.ready else self.health()["status"],
+            **live,
+            "status": vocabulary.worst(live["status"], *parts) if self.ready else live["status"],
             "version": __version__, "uptime_seconds": round(self.uptime(), 3), "serial": self.store.serial(),
             "data_dir": str(self.data_dir), "store": {"path": str(self.store.path), "migrations": self.store.migrations()},
-            "agents_by_state": by_state, "runtimes": runtimes, "memory": self.memory_health(),
+            "agents_by_state": by_state, "runtimes": runtimes, "memory": memory,
         }
 
     def snapshot(self) -> StateSnapshot:
