@@ -180,7 +180,7 @@ def _validate(data: dict[str, Any], path: Path | None, *, overridden: set[tuple[
         return ProjectConfig.model_validate(data)
     except pydantic.ValidationError as error:
         problems = [_problem(item, path, overridden) for item in error.errors(include_url=False)]
-    lines = [f"{p['where']}: {p['loc']}: {p['message']}" for p in problems]
+    lines = [f"{p['where']}: {p['loc'] + ': ' if p['loc'] else ''}{p['message']}" for p in problems]
     refused = any(p["refused"] for p in problems)
     hint = ("remove or replace each key named (docs/operations.md, configuration reference)" if refused
             else "fix caxton.yaml, the CAXTON_* environment variables or the flags")
@@ -194,7 +194,7 @@ def _validate(data: dict[str, Any], path: Path | None, *, overridden: set[tuple[
 def _problem(item: ErrorDetails, path: Path | None, overridden: set[tuple[str, ...]]) -> dict[str, Any]:
     loc = [part for part in item["loc"]]
     dotted = ".".join(str(part) for part in loc)
-    message, refused = item["msg"], False
+    message, refused = str(item["msg"]).removeprefix("Value error, "), False
     if item["type"] == "extra_forbidden":
         advice = refused_keys.advice(loc)
         refused = advice is not None

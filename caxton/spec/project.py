@@ -37,8 +37,10 @@ class Environment(Strict):
 
 
 class Defaults(Strict):
-    engine: str | None = Field(None, pattern=URL_PATTERN)
-    environment: str | None = None
+    """What commands that talk to an engine use when given neither ``--engine`` nor ``CAXTON_ENGINE_URL``."""
+
+    engine: str | None = Field(None, pattern=URL_PATTERN, description="the engine URL")
+    environment: str | None = Field(None, description="else the first engine of this environment")
 
 
 # --- TLS (issue 12, i12-limits) ------------------------------------------------------
@@ -179,6 +181,14 @@ class ProjectConfig(Strict):
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)  # type: ignore[arg-type]
     templates: TemplateSettings = Field(default_factory=TemplateSettings)  # type: ignore[arg-type]
     conversations: ConversationSettings = Field(default_factory=ConversationSettings)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _default_environment(self) -> ProjectConfig:
+        name = self.defaults.environment
+        if name is not None and name not in self.environments:
+            known = ", ".join(sorted(self.environments)) or "none"
+            raise ValueError(f"defaults.environment {name!r} is not one of the environments ({known})")
+        return self
 
     @model_validator(mode="after")
     def _metrics_port(self) -> ProjectConfig:

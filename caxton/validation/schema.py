@@ -66,6 +66,8 @@ def to_diagnostic(doc: Document, model: type[BaseModel], detail: ErrorDetails) -
                           doc.key_pos(loc[:-1]), hint=_EXAMPLES.get(field))
     if kind == "extra_forbidden":
         return _unknown_field(doc, model, loc)
+    if not loc:  # a check across sections (the message names the keys)
+        return diagnostic("CX204", doc.file, msg, doc.key_pos(loc))
     value = _show(detail.get("input"))
     pos = doc.value_pos(loc)
     if loc == ("name",):
