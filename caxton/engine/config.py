@@ -2,9 +2,13 @@
 
 ``load`` reads the file (``--config``, else ``CAXTON_CONFIG``, else
 ``./caxton.yaml`` when present), overlays the environment and then the
-command-line flags, and validates the result as ``ProjectConfig``. A
-relative ``server.data_dir`` from the file is resolved against the file's
-directory; from a flag or the environment, against the working directory.
+command-line flags, and validates the result as ``ProjectConfig``; a file
+that does not validate is one error listing every problem at ``file:line``:
+keys Caxton knows but does not build with what to use instead
+(``caxton.spec.refused``), unknown keys with the closest known one, bad
+values. A relative ``server.data_dir``, ``security.tokens_file`` or
+``logging.file`` from the file is resolved against the file's directory;
+from a flag or the environment, against the working directory.
 ``server_settings`` is the one resolution of ``caxton server start``
 (``caxton.cli.server``) and ``caxton up`` (``caxton.cli.up``): their
 ``--host``/``--port``/``--data-dir`` flags (``None`` when not given) over ``load``.

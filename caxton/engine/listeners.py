@@ -12,6 +12,7 @@ client certificate). ``caxton server start`` and ``caxton up`` start it when
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from caxton.engine.core import Engine
 
 START_TIMEOUT = 60.0
+METRICS_THREAD = "caxton-metrics"
 
 
 @contextmanager
@@ -71,13 +73,24 @@ def metrics_app(engine: Engine, gate: Gate) -> Starlette:
     return app
 
 
+class _QuietMetricsThread(logging.Filter):
+    """uvicorn's info lines (started, shutting down) are said once, by the API's server, not again by this one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.threadName != METRICS_THREAD
+
+
+_QUIET = _QuietMetricsThread()
+
+
 def metrics_listener(engine: Engine, gate: Gate, sock: socket.socket | None) -> ContextManager[None]:
     """Serve ``metrics_app`` on ``sock`` (``None``: no metrics listener) for the block."""
     if sock is None:
         return nullcontext()
+    logging.getLogger("uvicorn.error").addFilter(_QUIET)  # a no-op when already there
     config = uvicorn.Config(metrics_app(engine, gate), log_config=None, access_log=False, lifespan="off",
                             server_header=False, timeout_graceful_shutdown=1)
-    return threaded(config, sock, name="caxton-metrics", stop_timeout=10.0)
+    return threaded(config, sock, name=METRICS_THREAD, stop_timeout=10.0)
 
 
 def wants_listener(engine: Engine) -> bool:
