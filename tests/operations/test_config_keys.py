@@ -55,9 +55,9 @@ EFFECTS: dict[str, str] = {
     "environments.*.engines": "tests/reconcile/test_cli.py::test_an_environment_is_a_rolling_wave_stopping_at_the_"
                               "first_failure",
     "environments.*.description": f"{HERE}::test_documentation_keys_are_documented",
-    "environments.*.branch": f"{HERE}::test_effect_environment_branch",
-    "defaults.engine": f"{HERE}::test_effect_defaults_name_the_engine",
-    "defaults.environment": f"{HERE}::test_effect_defaults_name_the_engine",
+    "environments.*.branch": f"{HERE}::test_effect_defaults_and_environment_branch",
+    "defaults.engine": f"{HERE}::test_effect_defaults_and_environment_branch",
+    "defaults.environment": f"{HERE}::test_effect_defaults_and_environment_branch",
     "server.host": f"{HERE}::test_seeds_config_without_its_refused_keys_is_refused_for_serving_0_0_0_0_open",
     "server.port": "tests/cli/test_up_config.py::test_up_listens_on_caxton_yaml_server_port",
     "server.data_dir": "tests/cli/test_up_config.py::test_flags_then_environment_then_file_then_defaults",
@@ -210,33 +210,39 @@ def test_documentation_keys_are_documented() -> None:
 
 
 # --- refusals: the seeds' production caxton.yaml ---------------------------------------------------------
-def test_the_seeds_production_config_is_refused_key_by_key_in_one_go(tmp_path: Path) -> None:
-    result = _start(tmp_path, "--config", str(SEEDS))
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert f"error: {SEEDS}: 2 problems:" in result.stderr
-    assert f"{SEEDS}:6: server.agents_dir: not supported: the engine serves what is applied to it" in result.stderr
-    assert (f"{SEEDS}:22: observability.tracing_enabled: not supported: Caxton has no tracing"
-            in result.stderr)
-    assert "hint: remove or replace each key named" in result.stderr
+def test_the_seeds_production_config_is_refused_key_by_key_in_one_go(
+    run_cli: Callable[..., CliResult], tmp_path: Path,
+) -> None:
+    result = run_cli("server", "start", "--config", str(SEEDS))
+    assert result.code == 1
+    assert f"error: {SEEDS}: 2 problems:" in result.err
+    assert f"{SEEDS}:6: server.agents_dir: not supported: the engine serves what is applied to it" in result.err
+    assert f"{SEEDS}:22: observability.tracing_enabled: not supported: Caxton has no tracing" in result.err
+    assert "hint: remove or replace each key named" in result.err
     (tmp_path / "project").mkdir()
     (tmp_path / "project" / "caxton.yaml").write_bytes(SEEDS.read_bytes())
-    validated = _run("validate", str(tmp_path / "project"))  # caxton validate says the same, per key
-    assert validated.returncode == 1
-    assert "caxton.yaml:22:3: error CX202: observability.tracing_enabled: not supported" in validated.stdout
-    assert "caxton.yaml:6:3: error CX202: server.agents_dir: not supported" in validated.stdout
+    validated = run_cli("validate", str(tmp_path / "project"))  # caxton validate says the same, per key
+    assert validated.code == 1
+    assert "caxton.yaml:22:3: error CX202: observability.tracing_enabled: not supported" in validated.out
+    assert "caxton.yaml:6:3: error CX202: server.agents_dir: not supported" in validated.out
 
 
-def test_seeds_config_without_its_refused_keys_is_refused_for_serving_0_0_0_0_open(tmp_path: Path) -> None:
+def test_seeds_config_without_its_refused_keys_is_refused_for_serving_0_0_0_0_open(
+    run_cli: Callable[..., CliResult], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("CAXTON_API_TOKEN", "CAXTON_TOKENS_FILE", "CAXTON_HOST", "CAXTON_PORT"):
+        monkeypatch.delenv(name, raising=False)
     data = yaml.safe_load(SEEDS.read_text())
     del data["server"]["agents_dir"], data["observability"]["tracing_enabled"]
     data["server"].update(port=free_port(), data_dir=str(tmp_path / "data"))
     data["logging"]["file"] = str(tmp_path / "log" / "caxton.log")
     data["observability"]["metrics_port"] = free_port()
-    result = _start(tmp_path, "--config", str(_write(tmp_path / "caxton.yaml", data)))
-    assert result.returncode == 1, result.stderr
+    result = run_cli("server", "start", "--config", str(_write(tmp_path / "caxton.yaml", data)))
+    assert result.code == 1, result.err
     port = data["server"]["port"]
     assert (f"refusing to serve 0.0.0.0:{port} without a token: set security.tokens_file or CAXTON_API_TOKEN, "
-            "or pass --insecure-no-auth") in result.stderr
+            "or pass --insecure-no-auth") in result.err
+    assert not (tmp_path / "data").exists()  # refused before anything was opened
 
 
 def test_a_typo_is_refused_with_its_path_and_a_did_you_mean(tmp_path: Path) -> None:
@@ -312,15 +318,15 @@ def test_effect_memory_choices_and_path(tmp_path: Path) -> None:
 
 def test_effect_history_retention_reaches_the_store(tmp_path: Path) -> None:
     """``conversations.retention`` and ``logging.agent_log_retention`` prune what the store keeps."""
-    engine = Engine(_config({"memory": {"enabled": False}, "conversations": {"retention": "1s"},
-                             "logging": {"agent_log_retention": "1s"}}), tmp_path / "data")
+    engine = Engine(_config({"memory": {"enabled": False}, "conversations": {"retention": "400ms"},
+                             "logging": {"agent_log_retention": "400ms"}}), tmp_path / "data")
     engine.start()
     try:
         engine.deploy(config_spec("aged"), None)
         engine.send("aged", "remember-this", conversation_id="c")
         before = engine.agent_logs("aged", 100)["lines"]
-        time.sleep(1.2)
-        engine.send("aged", "later", conversation_id="c")  # turns and lines older than 1 s are gone
+        time.sleep(0.5)
+        engine.send("aged", "later", conversation_id="c")  # turns and lines older than 0.4 s are gone
         reply = json.dumps(engine.send("aged", "again", conversation_id="c"))
         after = engine.agent_logs("aged", 100)["lines"]
     finally:
@@ -352,22 +358,24 @@ def test_effect_log_file_rotation_and_reopen(tmp_path: Path) -> None:
         log.close()
 
 
-def test_effect_defaults_name_the_engine(tmp_path: Path) -> None:
-    """``defaults.engine`` (else the first engine of ``defaults.environment``) is the engine commands use."""
+def test_effect_defaults_and_environment_branch(
+    run_cli: Callable[..., CliResult], engine: EngineProcess, desired_repo: DesiredRepo,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """``defaults.engine`` (else the first engine of ``defaults.environment``) is the engine of commands given
+    no --engine; ``environments.NAME.branch``: ``caxton reconcile --env NAME`` applies that branch."""
+    monkeypatch.delenv("CAXTON_ENGINE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
     closed = f"http://127.0.0.1:{free_port()}"
-    (tmp_path / "caxton.yaml").write_text(yaml.safe_dump({"defaults": {"engine": closed}}))
-    assert closed.removeprefix("http://") in _run("health", cwd=tmp_path).stderr
-    other = f"http://127.0.0.1:{free_port()}"
+    (tmp_path / "caxton.yaml").write_text(yaml.safe_dump({"defaults": {"engine": engine.url}}))
+    assert run_cli("health").code == 0
     (tmp_path / "caxton.yaml").write_text(yaml.safe_dump(
-        {"environments": {"staging": {"engines": [other]}}, "defaults": {"environment": "staging"}}))
-    assert other.removeprefix("http://") in _run("health", cwd=tmp_path).stderr
-    given = f"http://127.0.0.1:{free_port()}"
-    assert given.removeprefix("http://") in _run("health", "--engine", given, cwd=tmp_path).stderr
+        {"environments": {"staging": {"engines": [closed, engine.url]}}, "defaults": {"environment": "staging"}}))
+    assert closed.removeprefix("http://") in run_cli("health").err  # the environment's first engine
+    assert run_cli("health", "--engine", engine.url).code == 0  # a flag beats the file
+    assert "CAXTON_ENGINE_URL" not in os.environ  # set for one command only
+    (tmp_path / "caxton.yaml").unlink()
 
-
-def test_effect_environment_branch(run_cli: Callable[..., CliResult], engine: EngineProcess,
-                                   desired_repo: DesiredRepo) -> None:
-    """``environments.NAME.branch``: ``caxton reconcile --env NAME`` applies that branch, not the checked-out one."""
     desired_repo.write("caxton.yaml", f"environments:\n  here:\n    engines: [{engine.url}]\n"
                        f"  release:\n    engines: [{engine.url}]\n    branch: release\n")
     desired_repo.commit("environments")
@@ -484,16 +492,6 @@ def _b64(data: bytes) -> str:
 
 def _environment() -> dict[str, str]:
     return EngineProcess(Path("unused")).environment()
-
-
-def _run(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "caxton", *args], capture_output=True, text=True, timeout=60,
-                          cwd=cwd, env=_environment())
-
-
-def _start(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "caxton", "server", "start", *args], capture_output=True,
-                          text=True, timeout=60, cwd=cwd, env=_environment())
 
 
 @contextmanager
