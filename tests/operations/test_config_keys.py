@@ -318,15 +318,15 @@ def test_effect_memory_choices_and_path(tmp_path: Path) -> None:
 
 def test_effect_history_retention_reaches_the_store(tmp_path: Path) -> None:
     """``conversations.retention`` and ``logging.agent_log_retention`` prune what the store keeps."""
-    engine = Engine(_config({"memory": {"enabled": False}, "conversations": {"retention": "400ms"},
-                             "logging": {"agent_log_retention": "400ms"}}), tmp_path / "data")
+    engine = Engine(_config({"memory": {"enabled": False}, "conversations": {"retention": "1s"},
+                             "logging": {"agent_log_retention": "1s"}}), tmp_path / "data")
     engine.start()
     try:
         engine.deploy(config_spec("aged"), None)
-        engine.send("aged", "remember-this", conversation_id="c")
         before = engine.agent_logs("aged", 100)["lines"]
-        time.sleep(0.5)
-        engine.send("aged", "later", conversation_id="c")  # turns and lines older than 0.4 s are gone
+        engine.send("aged", "remember-this", conversation_id="c")
+        time.sleep(1.05)
+        engine.send("aged", "later", conversation_id="c")  # turns and lines older than 1 s are gone
         reply = json.dumps(engine.send("aged", "again", conversation_id="c"))
         after = engine.agent_logs("aged", 100)["lines"]
     finally:
