@@ -3,8 +3,10 @@
 Writes ``caxton.yaml``, ``agents/assistant.md`` (one example config agent),
 ``.gitignore`` (the engine's ``.caxton/`` and saved plans ``*.plan.json``),
 ``.pre-commit-config.yaml`` (the ``caxton-validate`` hook) and a GitHub
-Actions workflow (``.github/workflows/caxton.yml``: validate, then
-``plan --detailed-exitcode`` and ``apply`` against ``CAXTON_ENGINE_URL``).
+Actions workflow (``.github/workflows/caxton.yml``, also shipped as
+deploy/github/caxton.yml: validate with annotations and plan as markdown on
+pull requests, ``apply --auto-approve`` on pushes to main, against
+``CAXTON_ENGINE_URL``).
 Refuses to overwrite: when any of these files exists, nothing is written.
 """
 
@@ -81,23 +83,34 @@ repos:
 """
 
 WORKFLOW = """\
-# Validate every push and pull request; plan against the engine; apply what main holds.
-# Set the repository variable CAXTON_ENGINE_URL (e.g. https://caxton.example.com) to plan and apply,
-# and the secret CAXTON_API_TOKEN when the engine requires a token.
+# Caxton for this desired-state repository (written by `caxton init`; the same file is Caxton's
+# deploy/github/caxton.yml). Pull requests: validate (annotations on the files) and plan against the
+# engine (the plan as markdown in the job summary). Pushes to main: apply what main holds, one at a time.
+# Set the repository variable CAXTON_ENGINE_URL (e.g. https://caxton.example.com) to plan and apply, and
+# the secret CAXTON_API_TOKEN to a token with the deploy role (`caxton token create ci --role deploy`).
+# Pull requests from forks get no secrets: their plan fails on an engine that requires a token.
+# Actions are pinned to full commit SHAs (the release in the comment): update both together.
 name: caxton
 on:
   push:
     branches: [main]
   pull_request:
+permissions:
+  contents: read
+env:
+  CAXTON_ENGINE_URL: ${{ vars.CAXTON_ENGINE_URL }}
+  CAXTON_API_TOKEN: ${{ secrets.CAXTON_API_TOKEN }}
 jobs:
-  caxton:
+  plan:
     runs-on: ubuntu-latest
-    env:
-      CAXTON_ENGINE_URL: ${{ vars.CAXTON_ENGINE_URL }}
-      CAXTON_API_TOKEN: ${{ secrets.CAXTON_API_TOKEN }}
+    concurrency:
+      group: caxton-plan-${{ github.ref }}
+      cancel-in-progress: true
     steps:
-      - uses: actions/checkout@v4
-      - uses: actions/setup-python@v5
+      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2
+        with:
+          persist-credentials: false
+      - uses: actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065 # v5.6.0
         with:
           python-version: "3.11"
       - name: install
@@ -105,18 +118,32 @@ jobs:
       - name: validate
         run: caxton validate --output github
       - name: plan
-        id: plan
         if: env.CAXTON_ENGINE_URL != ''
-        # --detailed-exitcode: 0 no changes, 1 error, 2 changes to apply
+        # --detailed-exitcode: 0 no changes, 1 error, 2 changes to apply (not a failure here)
         run: |
           code=0
-          caxton plan --detailed-exitcode --out caxton.plan.json || code=$?
+          caxton plan --output markdown --detailed-exitcode >> "$GITHUB_STEP_SUMMARY" || code=$?
           if [ "$code" -eq 1 ]; then exit 1; fi
-          if [ "$code" -eq 2 ]; then echo "changes=true" >> "$GITHUB_OUTPUT"; else echo "changes=false" >> "$GITHUB_OUTPUT"; fi
+  apply:
+    needs: plan
+    if: github.event_name == 'push' && vars.CAXTON_ENGINE_URL != ''
+    runs-on: ubuntu-latest
+    concurrency:
+      group: caxton-apply
+      cancel-in-progress: false
+    steps:
+      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2
+        with:
+          persist-credentials: false
+      - uses: actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065 # v5.6.0
+        with:
+          python-version: "3.11"
+      - name: install
+        run: pip install "caxton==%(version)s"
       - name: apply
-        if: github.event_name == 'push' && steps.plan.outputs.changes == 'true'
-        # exit 0 applied, 1 a change failed, 3 a rollout rolled back
-        run: caxton apply caxton.plan.json
+        # plans main again under the engine's apply lock, then applies it; exit 0 applied or nothing to do,
+        # 1 a change failed, 3 a rollout rolled back, 4 still rolling out at --timeout (the engine carries on)
+        run: caxton apply --auto-approve
 """ % {"version": __version__}
 
 #: Path (relative to DIR) -> content, in the order they are written and listed.

@@ -2,8 +2,9 @@
 
 Thin: read the file, parse it (``caxton.planning.planfile``: refuses other
 format versions and malformed files), render it as ``caxton plan`` does, as
-text or, with ``--output json``, as the plan JSON itself. Exit 0, or 1 when
-the file cannot be read or is not a plan.
+text or, with ``--output json``, as the plan JSON itself (``markdown``: as
+``caxton plan --output markdown``, without the desired state's warnings).
+Exit 0, or 1 when the file cannot be read or is not a plan.
 """
 
 from __future__ import annotations
@@ -14,19 +15,19 @@ from typing import Annotated
 
 import typer
 
-from caxton.cli.common import Output, OutputOption
+from caxton.cli.plan import PlanFormat, PlanFormatOption, rendered
 from caxton.errors import InvalidInput
 
 
 def show(
     plan: Annotated[Path, typer.Argument(help="A plan file written by `caxton plan --out`.", show_default=False)],
-    output: OutputOption = Output.text,
+    output: PlanFormatOption = PlanFormat.text,
 ) -> int:
-    """Show a saved plan, as `caxton plan` printed it (or its JSON with --output json)."""
-    from caxton.planning import planfile, render
+    """Show a saved plan, as `caxton plan` printed it (its JSON with --output json, markdown with -o markdown)."""
+    from caxton.planning import planfile
 
     saved = planfile.loads(_read(plan), where=str(plan))
-    sys.stdout.write(planfile.dumps(saved) if output is Output.json else render.render_text(saved))
+    sys.stdout.write(rendered(saved, output))
     return 0
 
 

@@ -457,4 +457,6 @@ def refuse_exposed(host: str, port: int, tokens: Tokens, insecure_no_auth: bool)
         return
     raise InvalidInput(f"refusing to serve {host}:{port} without a token: set security.tokens_file or "
                        "CAXTON_API_TOKEN, or pass --insecure-no-auth",
-                       hint="anyone who reaches that address could drive every agent and read the memory")
+                       hint="anyone who reaches that address could drive every agent and read the memory; make a "
+                       "token with `caxton token create NAME --role admin --file tokens.yaml` and point "
+                       "CAXTON_TOKENS_FILE (or security.tokens_file) at that file (docs/security.md)")

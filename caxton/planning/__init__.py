@@ -2,5 +2,6 @@
 
 ``build.make_plan`` constructs the plan, ``diff`` computes field-level
 differences with deepdiff, ``redact`` hides secrets, ``render`` turns a plan
-into text, and ``planfile`` (de)serialises it with version checks.
+into text and ``markdown`` into markdown, and ``planfile`` (de)serialises it
+with version checks.
 """

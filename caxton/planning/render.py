@@ -8,7 +8,7 @@ from typing import Any
 
 from caxton.spec.plan import SYMBOLS, AgentChange, FieldChange, Plan
 
-_VERBS = {
+VERBS = {
     "create": "will be created",
     "update": "will be updated",
     "replace": "must be replaced",
@@ -18,32 +18,37 @@ _OP_SYMBOL = {"add": "+", "remove": "-", "change": "~"}
 _MAX_INLINE = 72
 
 
-def _value(value: Any) -> str:
+def value_text(value: Any, limit: int = _MAX_INLINE) -> str:
+    """A field value as JSON on one line, cut to ``limit`` characters."""
     text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    if len(text) > _MAX_INLINE:
-        text = text[: _MAX_INLINE - 3] + "..."
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
     return text
 
 
-def _is_multiline(value: Any) -> bool:
-    return isinstance(value, str) and "\n" in value.strip("\n")
+def text_diff(change: FieldChange) -> list[str] | None:
+    """The unified diff body (``@@``, ``-``, ``+``, context lines) of a multi-line text change, else None."""
+    multiline = any(isinstance(v, str) and "\n" in v.strip("\n") for v in (change.before, change.after))
+    if change.op != "change" or change.sensitive or not multiline:
+        return None
+    before = str(change.before or "").splitlines()
+    after = str(change.after or "").splitlines()
+    return list(difflib.unified_diff(before, after, lineterm="", n=1))[2:]
 
 
 def _field_lines(change: FieldChange) -> list[str]:
     symbol = _OP_SYMBOL[change.op]
     if change.op == "add":
-        return [f"      {symbol} {change.path} = {_value(change.after)}"]
+        return [f"      {symbol} {change.path} = {value_text(change.after)}"]
     if change.op == "remove":
-        return [f"      {symbol} {change.path} = {_value(change.before)}"]
-    if not change.sensitive and (_is_multiline(change.before) or _is_multiline(change.after)):
-        before = str(change.before or "").splitlines()
-        after = str(change.after or "").splitlines()
-        body = [line for line in difflib.unified_diff(before, after, lineterm="", n=1)][2:]
+        return [f"      {symbol} {change.path} = {value_text(change.before)}"]
+    body = text_diff(change)
+    if body is not None:
         return [f"      ~ {change.path}:"] + [f"          {line}" for line in body]
-    return [f"      {symbol} {change.path}: {_value(change.before)} -> {_value(change.after)}"]
+    return [f"      {symbol} {change.path}: {value_text(change.before)} -> {value_text(change.after)}"]
 
 
-def _version(change: AgentChange) -> str:
+def version_text(change: AgentChange) -> str:
     if change.action == "create":
         return change.version_after or ""
     if change.action == "delete":
@@ -57,8 +62,8 @@ def _agent_block(change: AgentChange) -> list[str]:
     how = f" ({change.strategy})" if change.action in ("create", "update", "replace") else ""
     drift = " [drift]" if change.drift else ""
     lines = [
-        f"  # {change.id} {_VERBS[change.action]}{how}: {change.reason}{drift}",
-        f"{SYMBOLS[change.action]:>3} agent \"{change.id}\" ({change.kind}) {_version(change)}".rstrip(),
+        f"  # {change.id} {VERBS[change.action]}{how}: {change.reason}{drift}",
+        f"{SYMBOLS[change.action]:>3} agent \"{change.id}\" ({change.kind}) {version_text(change)}".rstrip(),
     ]
     if change.action == "create" and change.module_after:
         lines.append(f"      + (module) = {change.module_after[:12]}")

@@ -1,5 +1,6 @@
 """``caxton init [DIR]`` scaffolds a desired-state repository that validates, ignores ``.caxton/`` and plan
-files, validates on commit and plans/applies in CI; it never overwrites. The quickstart ignores the same."""
+files, validates on commit and plans/applies in CI (pinned actions, least permissions); it never overwrites.
+The quickstart ignores the same."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import git
 import pytest
@@ -17,7 +19,9 @@ import yaml
 from syrupy.assertion import SnapshotAssertion
 
 from caxton.cli import init as init_cli
+from caxton.cli import usage
 from tests.conftest import EXAMPLES, REPO_ROOT, CliResult
+from tests.support import cli_args
 from tests.support.engine import running_engine
 
 
@@ -105,33 +109,82 @@ def test_the_pre_commit_hook_validates_the_agents_of_the_repository(tmp_path: Pa
     assert run.returncode == 1 and "assistant" in run.stdout + run.stderr  # one name in two files is an error
 
 
-def test_the_ci_workflow_validates_plans_and_applies(tmp_path: Path) -> None:
+def _workflow() -> dict[Any, Any]:
+    workflow: dict[Any, Any] = yaml.safe_load(init_cli.WORKFLOW)
+    return workflow
+
+
+def _steps(job: str) -> dict[str, dict[str, Any]]:
+    return {step.get("name", step.get("uses")): step for step in _workflow()["jobs"][job]["steps"]}
+
+
+def test_the_shipped_workflow_is_the_one_init_writes() -> None:
+    assert (REPO_ROOT / "deploy" / "github" / "caxton.yml").read_text() == init_cli.WORKFLOW
+
+
+def test_the_ci_workflow_pins_its_actions_and_asks_for_least_permissions() -> None:
+    workflow = _workflow()
+    assert workflow[True] == {"push": {"branches": ["main"]}, "pull_request": None}  # YAML 1.1 reads `on` as true
+    assert workflow["permissions"] == {"contents": "read"}
+    assert all("permissions" not in job for job in workflow["jobs"].values())
+    pinned = re.findall(r"^ +- uses: (\S+) # (\S+)$", init_cli.WORKFLOW, re.MULTILINE)
+    used = [step["uses"] for job in workflow["jobs"].values() for step in job["steps"] if "uses" in step]
+    assert [action for action, _ in pinned] == used and len(used) == 4
+    for action, release in pinned:
+        assert re.fullmatch(r"actions/[a-z-]+@[0-9a-f]{40}", action), action
+        assert re.fullmatch(r"v\d+\.\d+\.\d+", release), release
+    for job in ("plan", "apply"):
+        assert _steps(job)[used[0]]["with"] == {"persist-credentials": False}
+    apply = workflow["jobs"]["apply"]
+    assert apply["needs"] == "plan" and apply["if"].startswith("github.event_name == 'push'")
+    assert apply["concurrency"] == {"group": "caxton-apply", "cancel-in-progress": False}  # queued, never cancelled
+
+
+def test_caxtons_own_ci_pins_its_actions_too() -> None:
+    text = (REPO_ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    assert yaml.safe_load(text)["permissions"] == {"contents": "read"}
+    uses = re.findall(r"^ +- uses: (.*)$", text, re.MULTILINE)
+    assert uses and all(re.fullmatch(r"actions/[a-z-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+", u) for u in uses)
+    assert set(uses) <= set(re.findall(r"^ +- uses: (.*)$", init_cli.WORKFLOW, re.MULTILINE))  # the same releases
+
+
+def test_every_caxton_command_of_the_ci_workflow_parses_with_the_cli() -> None:
+    commands = [args for job in _workflow()["jobs"].values() for step in job["steps"] if "run" in step
+                for args in cli_args.commands_in_shell(step["run"])]
+    assert commands == [["validate", "--output", "github"], ["plan", "--output", "markdown", "--detailed-exitcode"],
+                        ["apply", "--auto-approve"]]
+    assert [cli_args.parse(args) for args in commands] == [["validate"], ["plan"], ["apply"]]
+    with pytest.raises(usage.UsageError):  # the check has teeth: a misspelt value does not parse
+        cli_args.parse(["plan", "--output", "markdwon"])
+
+
+def test_the_ci_workflow_validates_plans_into_the_summary_and_applies(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     subprocess.run([sys.executable, "-m", "caxton", "init", str(root)], check=True, env=_env())
-    workflow = yaml.safe_load((root / ".github" / "workflows" / "caxton.yml").read_text())
-    steps = {step.get("name"): step for step in workflow["jobs"]["caxton"]["steps"]}
-    assert steps["validate"]["run"] == "caxton validate --output github"
-    assert "caxton plan --detailed-exitcode --out caxton.plan.json" in steps["plan"]["run"]
-    assert steps["apply"]["run"] == "caxton apply caxton.plan.json"
-    assert "steps.plan.outputs.changes == 'true'" in steps["apply"]["if"]
+    assert (root / ".github" / "workflows" / "caxton.yml").read_text() == init_cli.WORKFLOW
+    steps = {**_steps("plan"), **_steps("apply")}
 
     with running_engine(tmp_path, env={"CAXTON_MEMORY_ENABLED": "false"}) as engine:
-        outputs = tmp_path / "github-output"
+        summary = tmp_path / "step-summary.md"
 
-        def step(name: str) -> dict[str, str]:
-            outputs.write_text("")
-            env = _env(CAXTON_ENGINE_URL=engine.url, GITHUB_OUTPUT=str(outputs))
+        def step(name: str) -> str:
+            """Run the step's script as the runner would (bash -e); return what it added to the job summary."""
+            summary.write_text("")
+            env = _env(CAXTON_ENGINE_URL=engine.url, GITHUB_STEP_SUMMARY=str(summary))
             done = subprocess.run(["bash", "-e", "-c", steps[name]["run"]], cwd=root, env=env, capture_output=True,
                                   text=True, timeout=120)
             assert done.returncode == 0, f"{name}: {done.stdout}\n{done.stderr}"
-            return dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+            return summary.read_text()
 
         step("validate")
-        assert step("plan") == {"changes": "true"}
+        planned = step("plan")
+        assert planned.startswith("### Caxton plan\n\n**Plan: 1 to create, 0 to update, 0 to delete.**\n")
+        assert "| `+` | `assistant` | config | create | 0.1.0 | immediate | not on the engine |" in planned
         step("apply")
         with engine.client() as client:
             assert [(a.id, a.version) for a in client.state().agents] == [("assistant", "0.1.0")]
-        assert step("plan") == {"changes": "false"}
+        assert "**No changes. The engine matches the desired state.**" in step("plan")
+        step("apply")  # nothing to do: exit 0
 
 
 def _env(**extra: str) -> dict[str, str]:

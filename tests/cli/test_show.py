@@ -1,4 +1,4 @@
-"""Saved plans: ``caxton show PLAN`` renders one (text as `caxton plan` printed it, or its JSON), and a plan
+"""Saved plans: ``caxton show PLAN`` renders one (text as `caxton plan` printed it, its JSON, markdown), and a plan
 records absolute source paths, so ``caxton apply PLAN`` works from any working directory."""
 
 from __future__ import annotations
@@ -67,6 +67,24 @@ def test_show_renders_a_saved_plan_as_plan_printed_it(cli: Callable[..., CliResu
     assert as_json.code == 0
     assert json.loads(as_json.out) == json.loads(saved.read_text())
     assert json.loads(as_json.out)["source"]["path"] == str(repo)
+
+    monkeypatch.chdir(repo)
+    as_markdown = cli("plan", "--output", "markdown")  # a new plan of the same state: the same markdown
+    assert as_markdown.code == 0 and as_markdown.err == ""
+    assert cli("show", str(saved), "-o", "markdown").out == as_markdown.out
+    assert _scrub(as_markdown.out, repo, engine) == snapshot(name="markdown")
+
+
+def test_plan_as_markdown_lists_the_desired_states_warnings(cli: Callable[..., CliResult], repo: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    agent = repo / "agents" / "data-processor.md"
+    agent.write_text(agent.read_text().replace("  - file-analysis\n", "  - file-analysis\n  - file-analysis\n"))
+    monkeypatch.chdir(repo)
+    planned = cli("plan", "-o", "markdown")
+    assert planned.code == 0, planned.err
+    warnings = planned.out.split("**Warnings**\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert len(warnings) == 1 and re.fullmatch(r"- `agents/data-processor\.md:8:\d+`: .* \(CX308\)", warnings[0])
+    assert "**Warnings**" not in cli("plan").out + cli("plan", "-o", "json").out  # text and JSON: as before
 
 
 def test_show_refuses_what_is_not_a_plan(run_cli: Callable[..., CliResult], tmp_path: Path,

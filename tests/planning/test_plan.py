@@ -1,4 +1,4 @@
-"""Plan construction and rendering (pure): every action, drift, secrets, safety rails."""
+"""Plan construction and rendering (pure, text and markdown): every action, drift, secrets, safety rails."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from syrupy.assertion import SnapshotAssertion
 
 from caxton.desired.model import DesiredAgent, DesiredState
 from caxton.errors import InvalidInput
-from caxton.planning import build, planfile, render
+from caxton.planning import build, markdown, planfile, render
 from caxton.spec.agent import parse_agent
+from caxton.spec.diagnostics import Diagnostic, Severity
 from caxton.spec.digest import spec_digest, state_digest
 from caxton.spec.plan import PlanSource
 from caxton.spec.state import AgentState, RolloutState, StateSnapshot
@@ -105,13 +106,28 @@ def test_every_action_in_one_plan(snapshot: SnapshotAssertion) -> None:
     assert plan.desired_digest == want.digest
     assert render.summary_line(plan) == "Plan: 1 to create, 1 to update, 1 to delete, 1 to replace."
     assert render.render_text(plan) == snapshot(name="text")
+    assert markdown.render_markdown(plan) == snapshot(name="markdown")
     assert plan.model_dump(mode="json") == snapshot(name="json")
 
 
-def test_no_changes_when_engine_matches() -> None:
+def test_no_changes_when_engine_matches(snapshot: SnapshotAssertion) -> None:
     plan = build.make_plan(desired(config("a")), snapshot_of(live_agent(config("a"))), REQUEST)
     assert not plan.has_changes
     assert render.summary_line(plan) == "No changes. The engine matches the desired state."
+    assert markdown.render_markdown(plan) == snapshot(name="markdown")
+
+
+def test_markdown_shows_warnings_and_drift_and_cannot_be_broken_by_values(snapshot: SnapshotAssertion) -> None:
+    prompt = "Answer in markdown:\n```python\nprint(1)\n```\n"
+    want = desired(config("a", system_prompt=prompt), config("b", "2.0.0", tools=["x|y"]))
+    have = snapshot_of(live_agent(config("a", system_prompt="hot-fixed"), applied=False), live_agent(config("b")))
+    warning = Diagnostic(code="W101", severity=Severity.WARNING, file="agents/b.md", line=3, column=1,
+                         message="tool <x|y> is not registered")
+    text = markdown.render_markdown(build.make_plan(want, have, REQUEST), [warning])
+    assert "````diff" in text  # the fence outgrows the prompt's ``` so the prompt cannot close it
+    assert "<x|y>" not in text
+    assert "- `agents/b.md:3:1`: tool &lt;x\\|y> is not registered (W101)" in text
+    assert text == snapshot(name="markdown")
 
 
 def test_identity_is_kebab_case_insensitive() -> None:
@@ -147,7 +163,7 @@ def test_secrets_are_never_shown() -> None:
     want = desired(config("a", parameters={"api_key": "new-secret-value", "region": "eu", "note": "sk-abcdefghijklmnopqrstuv"}))
     have = snapshot_of(live_agent(config("a", parameters={"api_key": "old-secret-value", "region": "us"})))
     plan = build.make_plan(want, have, REQUEST)
-    text = render.render_text(plan) + planfile.dumps(plan)
+    text = render.render_text(plan) + planfile.dumps(plan) + markdown.render_markdown(plan)
     for secret in ("new-secret-value", "old-secret-value", "sk-abcdefghijklmnopqrstuv"):
         assert secret not in text
     fields = {f.path: f for f in plan.changes[0].changes}
@@ -224,6 +240,7 @@ def test_a_rollout_in_flight_is_left_aborted_or_superseded(snapshot: SnapshotAss
     assert changes["newer"].reason == "rollout to 1.1.0 paused at step 1/3 (no data) -> superseded by 1.2.0"
     assert {c.id: c.rollout_id for c in plan.changes} == {"kept": "r-1", "back": "r-1", "newer": "r-1"}
     assert render.render_text(plan) == snapshot(name="text")
+    assert markdown.render_markdown(plan) == snapshot(name="markdown")
 
 
 def test_only_rollouts_in_flight_is_no_change() -> None:
