@@ -55,6 +55,33 @@ InsecureHttpOption = Annotated[
 ]
 
 
+def set_engine_default(directory: Path | None = None) -> None:
+    """The engine of commands given neither ``--engine`` nor ``CAXTON_ENGINE_URL``: ./caxton.yaml's
+    ``defaults.engine``, else the first engine of its ``defaults.environment`` (else the built-in default).
+
+    Handed over through ``CAXTON_ENGINE_URL`` (``caxton.cli.main`` restores it after the command).
+    An invalid caxton.yaml sets nothing: ``caxton validate`` says what is wrong with it.
+    """
+    import os
+
+    path = (directory or Path.cwd()) / "caxton.yaml"
+    if os.environ.get("CAXTON_ENGINE_URL") or not path.is_file():
+        return
+    from caxton.validation import pipeline
+
+    try:
+        project, _ = pipeline.validate_project(str(path), path.read_bytes())
+    except OSError:
+        return
+    if project is None:
+        return
+    defaults = project.defaults
+    environment = project.environments.get(defaults.environment) if defaults.environment else None
+    url = defaults.engine or (environment.engines[0] if environment is not None else None)
+    if url:
+        os.environ["CAXTON_ENGINE_URL"] = url
+
+
 def set_tls_environment(ca_cert: str | None, client_cert: str | None, client_key: str | None,
                         insecure_http: bool) -> None:
     """Hand the global TLS options to every EngineClient of this process (and its children)."""

@@ -10,9 +10,6 @@ from typing import Annotated
 
 import typer
 
-#: What ``/api/v1/health`` answers when all is well (``healthy``, ``degraded`` or ``unhealthy``).
-HEALTHY = "healthy"
-
 from caxton.cli.common import (
     DEFAULT_ENGINE_URL,
     EngineOption,
@@ -22,6 +19,7 @@ from caxton.cli.common import (
     echo,
     emit_json,
 )
+from caxton.spec import health as vocabulary
 
 
 def health(
@@ -39,7 +37,7 @@ def health(
         emit_json(result)
     else:
         _render(client.base_url, result)
-    return 0 if result.get("status") == HEALTHY else 1
+    return 0 if result.get("status") == vocabulary.HEALTHY else 1
 
 
 def _render(engine: str, result: dict[str, object]) -> None:
@@ -51,3 +49,7 @@ def _render(engine: str, result: dict[str, object]) -> None:
         by_state = result.get("agents_by_state") or {}
         if isinstance(by_state, dict) and by_state:
             echo("  agents by state: " + ", ".join(f"{k} {v}" for k, v in sorted(by_state.items())))
+        memory = result.get("memory")
+        if isinstance(memory, dict) and memory.get("enabled", True):
+            problem = f": {memory['message']}" if memory.get("message") else ""
+            echo(f"  memory health: {memory.get('status')}{problem}")

@@ -38,6 +38,7 @@ from caxton.cli.common import (
     ClientCertOption,
     ClientKeyOption,
     InsecureHttpOption,
+    set_engine_default,
     set_tls_environment,
 )
 from caxton.errors import ApplyTimeout, CaxtonError, Interrupted, RolledBack
@@ -76,6 +77,7 @@ def _root(
 ) -> None:
     """Declarative GitOps manager for AI agents: validate, plan, apply, reconcile."""
     set_tls_environment(ca_cert, client_cert, client_key, insecure_http)
+    set_engine_default()
 
 
 def _register(args: Sequence[str]) -> None:
@@ -108,6 +110,17 @@ def _interrupted(*, at_prompt: bool = False) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (never raises)."""
+    engine_url = os.environ.get("CAXTON_ENGINE_URL")  # caxton.yaml's defaults may set it for this command only
+    try:
+        return _main(argv)
+    finally:
+        if engine_url is None:
+            os.environ.pop("CAXTON_ENGINE_URL", None)
+        else:
+            os.environ["CAXTON_ENGINE_URL"] = engine_url
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command = None
     try:

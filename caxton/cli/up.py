@@ -12,9 +12,9 @@ the engine's settings (``caxton.engine.reload``), as for ``caxton server start``
 
 from __future__ import annotations
 
+import socket
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,21 +23,13 @@ from typing import TYPE_CHECKING
 from caxton.cli import reconcile as reconcile_cli
 from caxton.cli import server as server_cli
 from caxton.cli.common import echo, note, require_project
-from caxton.errors import CaxtonError
 
 if TYPE_CHECKING:
-    import socket
-
-    import uvicorn
-
     from caxton.engine.core import Engine
     from caxton.reconcile.loop import Settings
     from caxton.reconcile.passes import PassOutcome, Target
     from caxton.reconcile.sources import Source
     from caxton.spec.project import ProjectConfig
-
-START_TIMEOUT = 60.0
-
 
 def up(
     source: reconcile_cli.SourceOption = ".",
@@ -124,55 +116,47 @@ def _embedded(
     """The engine started in this process, its API served by uvicorn in a thread; stopped on exit.
 
     Yields its URL, the engine and the token its reconcile loop uses (an in-process admin token
-    named "caxton-up" when tokens are configured, never written anywhere).
+    named "caxton-up" when tokens are configured, never written anywhere). The metrics listener
+    (``observability.metrics_port``) runs beside it when configured.
     """
-    import logging
-
     import uvicorn
 
-    from caxton.engine import server
+    from caxton.engine import listeners, logsetup, server
     from caxton.engine.api import create_app
-    from caxton.engine.reload import Reloader, log_level_hook
+    from caxton.engine.reload import Reloader
 
-    logging.basicConfig(level=config.logging.level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    engine_log = logsetup.EngineLog()
+    engine_log.install(config.logging)
     reconcile_cli.setup_logging()
     engine = server.Engine(config, data_dir)
     tokens = server.guarded_tokens(engine, config.server.host, config.server.port, insecure_no_auth)
     token = tokens.issue_internal("caxton-up") if tokens.configured else None
-    sock = server.bind(config.server.host, config.server.port)
-    server.warn_if_open(tokens, config.server.host, config.server.port)
-    engine.on_reload.append(log_level_hook())
-    http: uvicorn.Server | None = None
-    thread: threading.Thread | None = None
-    with Reloader(engine, reread).installed():  # SIGHUP: from the start to the end of the shutdown
-        try:
-            engine.start()
-            http = uvicorn.Server(uvicorn.Config(
-                create_app(engine, tokens), log_level="warning", access_log=False, lifespan="on",
-                server_header=False, timeout_graceful_shutdown=int(config.server.drain_timeout) or 1))
-            thread = threading.Thread(target=http.run, kwargs={"sockets": [sock]}, name="caxton-api", daemon=True)
-            thread.start()
-            _wait_listening(http, thread)
-            yield _url(sock), engine, token
-        finally:
-            if http is not None:
-                http.should_exit = True
-            if thread is not None:
-                thread.join(timeout=config.server.drain_timeout + 10)
-            if engine.started:
-                engine.stop()
-            sock.close()
-
-
-def _wait_listening(http: uvicorn.Server, thread: threading.Thread) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while not http.started:
-        if not thread.is_alive():
-            raise CaxtonError("the engine API did not start", hint="see the log lines above")
-        if time.monotonic() > deadline:
-            raise CaxtonError(f"the engine API did not start in {START_TIMEOUT:.0f}s", hint="see the log lines above")
-        time.sleep(0.02)
+    sockets: list[socket.socket] = []
+    try:
+        sock = server.bind(config.server.host, config.server.port)
+        sockets.append(sock)
+        metrics_sock = server.metrics_socket(engine, config.server.host)
+        sockets += [metrics_sock] if metrics_sock is not None else []
+        server.warn_if_open(tokens, config.server.host, config.server.port)
+        engine.on_reload.append(engine_log.reload)
+        with Reloader(engine, reread).installed():  # SIGHUP: from the start to the end of the shutdown
+            try:
+                engine.start()
+                app = create_app(engine, tokens)
+                api = uvicorn.Config(app, log_level="warning", log_config=None, access_log=False, lifespan="on",
+                                     server_header=False, timeout_graceful_shutdown=int(config.server.drain_timeout) or 1)
+                with listeners.threaded(api, sock, name="caxton-api", stop_timeout=config.server.drain_timeout + 10), \
+                        listeners.metrics_listener(engine, app.state.gate, metrics_sock):
+                    if metrics_sock is not None:
+                        echo(f"caxton metrics at {_url(metrics_sock)}/metrics")
+                    yield _url(sock), engine, token
+            finally:
+                if engine.started:
+                    engine.stop()
+    finally:
+        for opened in sockets:
+            opened.close()
+        engine_log.close()
 
 
 def _url(sock: socket.socket) -> str:

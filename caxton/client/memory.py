@@ -25,7 +25,7 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def health(client: EngineClient) -> dict[str, Any]:
-    """``/health/memory``: ``status`` ok, degraded, error or disabled, the model and the entity count."""
+    """``/health/memory``: ``status`` healthy, degraded or unhealthy, ``enabled``, the model and the entity count."""
     return _dict(client.request("GET", "/health/memory"))
 
 

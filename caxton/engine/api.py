@@ -1,5 +1,7 @@
 """The engine's HTTP API under ``/api/v1`` (FastAPI), plus ``/metrics``, ``/healthz`` and ``/readyz``.
 
+``/metrics`` exists only while ``observability.metrics_enabled`` (else 404).
+
 ``create_app(engine)`` builds the application. This module is the ONE place
 where ``caxton.errors`` become HTTP responses (``_caxton_error``: status from
 ``http_status``, body ``{"error": {"code", "message", "hint"}}``); malformed
@@ -35,6 +37,7 @@ from caxton.engine import apply_api, backup_api, memory_api, reconcile_api, roll
 from caxton.engine.auth import Policy, Tokens, attributed, load_tokens, principal_of
 from caxton.engine.guard import Gate, Guard, reload_tokens
 from caxton.engine.http_metrics import HttpMetrics
+from caxton.engine.logsetup import RequestIds
 from caxton.engine.core import Engine
 from caxton.engine.limits import RequestLimits, error_body
 from caxton.engine.ratelimit import Limiter, RateLimit
@@ -151,7 +154,8 @@ def create_app(engine: Engine, tokens: Tokens | None = None) -> FastAPI:
     config = engine.config
     gate = Gate.for_host(tokens or engine_tokens(engine), config.server.host, config.security.allowed_hosts)
     app.add_middleware(Guard, gate=gate)  # before any body is read
-    app.add_middleware(HttpMetrics)  # added last: the outermost, so it counts the guard's refusals too
+    app.add_middleware(HttpMetrics)  # the outermost but one, so it counts the guard's refusals too
+    app.add_middleware(RequestIds)  # the outermost: every log line of a request names it
     app.state.gate = gate
     engine.on_reload.append(lambda new: reload_tokens(gate, new))
     _routes(app, engine)
@@ -250,6 +254,9 @@ def _routes(app: FastAPI, engine: Engine) -> None:
     def events(agent: str | None = None, after: int = Query(0, ge=0),
                limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
         return engine.events(agent=agent, after=after, limit=limit)
+
+    if not engine.config.observability.metrics_enabled:
+        return  # observability.metrics_enabled: false: /metrics is 404
 
     @app.get("/metrics", tags=["metrics"], response_class=Response)
     def prometheus() -> Response:

@@ -2,9 +2,13 @@
 
 ``load`` reads the file (``--config``, else ``CAXTON_CONFIG``, else
 ``./caxton.yaml`` when present), overlays the environment and then the
-command-line flags, and validates the result as ``ProjectConfig``. A
-relative ``server.data_dir`` from the file is resolved against the file's
-directory; from a flag or the environment, against the working directory.
+command-line flags, and validates the result as ``ProjectConfig``; a file
+that does not validate is one error listing every problem at ``file:line``:
+keys Caxton knows but does not build with what to use instead
+(``caxton.spec.refused``), unknown keys with the closest known one, bad
+values. A relative ``server.data_dir``, ``security.tokens_file`` or
+``logging.file`` from the file is resolved against the file's directory;
+from a flag or the environment, against the working directory.
 ``server_settings`` is the one resolution of ``caxton server start``
 (``caxton.cli.server``) and ``caxton up`` (``caxton.cli.up``): their
 ``--host``/``--port``/``--data-dir`` flags (``None`` when not given) over ``load``.
@@ -20,9 +24,12 @@ from typing import Any
 
 import pydantic
 import yaml
+from pydantic_core import ErrorDetails
 
 from caxton.errors import InvalidInput, ValidationFailed
+from caxton.spec import refused as refused_keys
 from caxton.spec.project import ProjectConfig
+from caxton.validation import schema, suggest
 
 DEFAULT_CONFIG = "caxton.yaml"
 
@@ -37,6 +44,8 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "CAXTON_API_TOKEN": ("security", "api_token"),
     "CAXTON_TOKENS_FILE": ("security", "tokens_file"),
     "CAXTON_LOG_LEVEL": ("logging", "level"),
+    "CAXTON_LOG_FORMAT": ("logging", "format"),
+    "CAXTON_METRICS_PORT": ("observability", "metrics_port"),
     "CAXTON_MEMORY_ENABLED": ("memory", "enabled"),
     # TLS (issue 12)
     "CAXTON_TLS_CERT_FILE": ("server", "tls", "cert_file"),
@@ -72,7 +81,7 @@ def load(
     for path_of_key, value in overlay.items():
         _put(data, path_of_key, value)
     config = _validate(data, path, overridden=set(overlay))
-    config = _resolve_tokens_file(config, path if ("security", "tokens_file") not in overlay else None, cwd)
+    config = _resolve_files(config, path, set(overlay), cwd)
     config = _resolve_tls(config, path, set(overlay), cwd)
     base = path.parent if path and ("server", "data_dir") not in overlay and from_file else cwd
     data_dir = Path(config.server.data_dir).expanduser()
@@ -124,14 +133,17 @@ def _resolve_tls(
     return config.model_copy(update={"server": server})
 
 
-def _resolve_tokens_file(config: ProjectConfig, path: Path | None, cwd: Path) -> ProjectConfig:
-    """A relative ``security.tokens_file`` from the file is relative to it; from env or flags, to ``cwd``."""
-    given = config.security.tokens_file
-    if not given or Path(given).expanduser().is_absolute():
-        return config
-    base = path.parent if path is not None else cwd
-    security = config.security.model_copy(update={"tokens_file": str(base / given)})
-    return config.model_copy(update={"security": security})
+def _resolve_files(config: ProjectConfig, path: Path | None, overridden: set[tuple[str, ...]], cwd: Path,
+                   ) -> ProjectConfig:
+    """A relative ``security.tokens_file`` or ``logging.file`` from the file is relative to it; else to ``cwd``."""
+    for section, key in (("security", "tokens_file"), ("logging", "file")):
+        part = getattr(config, section)
+        given = getattr(part, key)
+        if not given or Path(given).expanduser().is_absolute():
+            continue
+        base = path.parent if path is not None and (section, key) not in overridden else cwd
+        config = config.model_copy(update={section: part.model_copy(update={key: str(base / given)})})
+    return config
 
 
 def _config_path(given: Path | None, env: Mapping[str, str], cwd: Path) -> Path | None:
@@ -166,21 +178,43 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _validate(data: dict[str, Any], path: Path | None, *, overridden: set[tuple[str, ...]]) -> ProjectConfig:
+    """The config, or one error listing every problem: refused keys (with what to use instead), unknown keys
+    (with a did-you-mean), bad values; each at ``file:line`` when it comes from the file."""
     try:
         return ProjectConfig.model_validate(data)
     except pydantic.ValidationError as error:
-        problems = [
-            {"loc": ".".join(str(p) for p in item["loc"]), "message": item["msg"]} for item in error.errors()
-        ]
-        first = problems[0]
-        loc = list(error.errors()[0]["loc"])
-        line = _line_of(path, loc) if path and tuple(loc[:2]) not in overridden else None
-        where = (f"{path}:{line}" if line else str(path)) if path else "settings"
-        raise ValidationFailed(
-            f"{where}: {first['loc']}: {first['message']}",
-            hint="fix caxton.yaml, the CAXTON_* environment variables or the flags",
-            details=problems,
-        ) from None
+        problems = [_problem(item, path, overridden) for item in error.errors(include_url=False)]
+    lines = [f"{p['where']}: {p['loc'] + ': ' if p['loc'] else ''}{p['message']}" for p in problems]
+    refused = any(p["refused"] for p in problems)
+    hint = ("remove or replace each key named (docs/operations.md, configuration reference)" if refused
+            else "fix caxton.yaml, the CAXTON_* environment variables or the flags")
+    if len(lines) == 1:
+        raise ValidationFailed(lines[0], hint=hint, details=problems)
+    source = str(path) if path else "settings"
+    raise ValidationFailed(f"{source}: {len(lines)} problems:\n  " + "\n  ".join(lines), hint=hint,
+                           details=problems)
+
+
+def _problem(item: ErrorDetails, path: Path | None, overridden: set[tuple[str, ...]]) -> dict[str, Any]:
+    loc = [part for part in item["loc"]]
+    dotted = ".".join(str(part) for part in loc)
+    message, refused = str(item["msg"]).removeprefix("Value error, "), False
+    if item["type"] == "extra_forbidden":
+        advice = refused_keys.advice(loc)
+        refused = advice is not None
+        message = advice or _unknown(loc)
+    line = _line_of(path, loc) if path and tuple(loc[:2]) not in overridden else None
+    where = (f"{path}:{line}" if line else str(path)) if path else "settings"
+    return {"loc": dotted, "message": message, "where": where, "refused": refused}
+
+
+def _unknown(loc: list[int | str]) -> str:
+    """``unknown key``, with the closest known key of its section when one is close."""
+    owner = schema.model_at(ProjectConfig, tuple(loc[:-1]))
+    names = list(owner.model_fields) if owner is not None else []
+    close = suggest.closest(str(loc[-1]), names)
+    known = f"; did you mean {close!r}?" if close else (f"; known keys: {', '.join(sorted(names))}" if names else "")
+    return "unknown key" + known
 
 
 def _line_of(path: Path, loc: list[int | str]) -> int | None:

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from caxton import __version__, metrics
-from caxton.engine import datadir, factory, states
+from caxton.engine import datadir, factory, logsetup, states
+from caxton.spec import health as vocabulary
 from caxton.engine.applies import ApplyRunner
 from caxton.engine.backup_schedule import Backups
 from caxton.engine.conversations import DurableConversationStore
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: The health vocabulary of ``/api/v1/health`` (and ``/healthz``), as in the seeds' scripts.
-HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 
 
 class Engine:
@@ -219,8 +219,10 @@ class Engine:
         if self.memory is not None:
             return self.memory.health()
         if self.memory_error is not None:
-            return {"status": "error", "message": self.memory_error.message, "hint": self.memory_error.hint}
-        return {"status": "disabled"}
+            return {"status": vocabulary.UNHEALTHY, "enabled": True, "message": self.memory_error.message,
+                    "hint": self.memory_error.hint}
+        return {"status": vocabulary.HEALTHY, "enabled": False, "message": "memory is disabled (memory.enabled: "
+                "false)", "hint": "set memory.enabled: true in caxton.yaml to use it"}
 
     # --- operations ------------------------------------------------------------------------
     def deploy(self, spec_json: Any, module: bytes | None, source: Source | None = None) -> OperationResult:
@@ -248,11 +250,13 @@ class Engine:
         serving = self.router.acquire(ident, conversation_id)
         if serving is None:
             raise self._not_serving(name, ident)
+        serving_now = logsetup.AGENT.set((serving.agent_id, serving.revision))  # named by its log lines
         try:
             if size_hint is not None and size_hint > serving.max_message_size:
                 _check_size(serving, content)
             return self._handle(serving, content, conversation_id)
         finally:
+            logsetup.AGENT.reset(serving_now)
             serving.release()
 
     def _handle(self, serving: ServingRuntime, content: Any, conversation_id: str | None) -> dict[str, Any]:
@@ -308,7 +312,7 @@ class Engine:
     def health(self) -> dict[str, Any]:
         memory = self.config.memory.backend if self.config.memory.enabled else "disabled"
         phase = "serving" if self.ready else ("stopping" if self.stopping else "starting")
-        status = HEALTHY if self.ready else UNHEALTHY
+        status = vocabulary.HEALTHY if self.ready else vocabulary.UNHEALTHY
         return {"status": status, "phase": phase, "memory_backend": memory, "agents": len(self.router.ids())}
 
     def uptime(self) -> float:
@@ -341,12 +345,16 @@ class Engine:
         degraded = by_state.get(states.FAILED, 0) > 0 or any(
             st.get("circuit") == "open" for stats in runtimes.values() for st in stats
         )
+        memory = self.memory_health()
+        parts = [vocabulary.DEGRADED if degraded else vocabulary.HEALTHY,
+                 vocabulary.HEALTHY if memory["status"] == vocabulary.HEALTHY else vocabulary.DEGRADED]
+        live = self.health()
         return {
-            **self.health(),
-            "status": DEGRADED if degraded and self.ready else self.health()["status"],
+            **live,
+            "status": vocabulary.worst(live["status"], *parts) if self.ready else live["status"],
             "version": __version__, "uptime_seconds": round(self.uptime(), 3), "serial": self.store.serial(),
             "data_dir": str(self.data_dir), "store": {"path": str(self.store.path), "migrations": self.store.migrations()},
-            "agents_by_state": by_state, "runtimes": runtimes, "memory": self.memory_health(),
+            "agents_by_state": by_state, "runtimes": runtimes, "memory": memory,
         }
 
     def snapshot(self) -> StateSnapshot:

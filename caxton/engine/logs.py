@@ -91,7 +91,7 @@ class AgentLogs:
             else:
                 self._lines.setdefault(agent_id, deque(maxlen=self._max)).append(line)
         _logger.log(logging.WARNING if line["level"] in ("warning", "error") else logging.DEBUG,
-                    "%s r%s: %s", agent_id, revision, message)
+                    "%s r%s: %s", agent_id, revision, message, extra={"agent": agent_id, "revision": revision})
 
     def sink(self, agent_id: str, revision: int) -> LogSink:
         """A ``log(level, message)`` callable for one runtime."""

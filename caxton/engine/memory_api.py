@@ -208,11 +208,7 @@ def _maintenance_routes(app: FastAPI, engine: Any) -> None:
 
     @app.get(PREFIX + "/health/memory", tags=["health"])
     def memory_health() -> dict[str, Any]:
-        """Model, entity count and ``status``: ok, degraded (reindex needed), error, or disabled."""
-        if hasattr(engine, "memory_health"):
-            health: dict[str, Any] = engine.memory_health()
-            return health
-        memory: MemoryService | None = getattr(engine, "memory", None)
-        if memory is None:
-            return {"status": "disabled", "hint": "set memory.enabled: true in caxton.yaml"}
-        return memory.health()
+        """Model, entity count and ``status`` (healthy, degraded: reindex needed, unhealthy: the model cannot
+        be loaded); ``enabled`` is false when ``memory.enabled`` is."""
+        health: dict[str, Any] = engine.memory_health()
+        return health

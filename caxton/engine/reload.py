@@ -79,17 +79,3 @@ class Reloader:
         finally:
             signal.signal(signal.SIGHUP, previous)
             self.join()
-
-
-def log_level_hook(*loggers: str) -> Callable[[ProjectConfig], None]:
-    """The reload hook of ``logging.level``: the root logger and the named ones follow it."""
-
-    def apply(config: ProjectConfig) -> None:
-        level = config.logging.level.upper()
-        before = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
-        if before != config.logging.level:
-            log.info("log level: %s -> %s", before, config.logging.level)  # said before a higher level hides it
-        for name in ("", *loggers):
-            logging.getLogger(name).setLevel(level)
-
-    return apply

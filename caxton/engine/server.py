@@ -28,7 +28,8 @@ from caxton.engine.api import create_app, engine_tokens
 from caxton.engine.auth import Tokens, is_loopback, refuse_exposed
 from caxton.engine.core import Engine
 from caxton.engine.limits import MAX_HEADER_BYTES
-from caxton.engine.reload import Reloader, log_level_hook
+from caxton.engine import listeners, logsetup
+from caxton.engine.reload import Reloader
 from caxton.errors import CaxtonError, InvalidInput
 from caxton.spec.project import ProjectConfig, TLSSettings
 
@@ -67,33 +68,48 @@ def serve(
     tls = engine.config.server.tls
     check_tls(tls)
     tokens = guarded_tokens(engine, host, port, insecure_no_auth)
-    sock = bind(host, port)
-    _configure_logging(engine.config.logging.level)
-    warn_if_open(tokens, host, port)
-    engine.on_reload.append(log_level_hook("uvicorn.error", "uvicorn.asgi"))
-    reloader = Reloader(engine, settings or (lambda: engine.config))
+    engine_log = logsetup.EngineLog()
+    engine_log.install(engine.config.logging)  # a bad logging.file refuses before binding
+    sockets: list[socket.socket] = []
     received: list[int] = []
     previous = {sig: signal.signal(sig, _recorder(received)) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        sock = bind(host, port)
+        sockets.append(sock)
+        metrics_sock = metrics_socket(engine, host)
+        sockets += [metrics_sock] if metrics_sock is not None else []
+        warn_if_open(tokens, host, port)
+        engine.on_reload.append(engine_log.reload)
+        reloader = Reloader(engine, settings or (lambda: engine.config))
         with reloader.installed():
             engine.start()
+            app = create_app(engine, tokens)
             config = uvicorn.Config(
-                create_app(engine, tokens), log_level=engine.config.logging.level, access_log=False,
+                app, log_level=engine.config.logging.level, log_config=None, access_log=False,
                 lifespan="on", timeout_graceful_shutdown=int(engine.config.server.drain_timeout) or 1,
                 server_header=False,
                 # h11 (without httptools) refuses a request head past this; the 431 check is RequestLimits'.
                 h11_max_incomplete_event_size=4 * MAX_HEADER_BYTES, **_uvicorn_tls(tls),
             )
             url = _url(sock, "https" if tls.enabled else "http")
-            server = _Server(config, url=url, data_dir=engine.data_dir, announce=announce or _print)
-            server.run(sockets=[sock])
+            server = _Server(config, url=url, data_dir=engine.data_dir, announce=announce or _print,
+                             metrics_url=_url(metrics_sock, "http") if metrics_sock else None)
+            with listeners.metrics_listener(engine, app.state.gate, metrics_sock):
+                server.run(sockets=[sock])
     finally:
         if engine.started:
             engine.stop()
-        sock.close()
+        for opened in sockets:
+            opened.close()
+        engine_log.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 130 if signal.SIGINT in received else 0
+
+
+def metrics_socket(engine: Engine, host: str) -> socket.socket | None:
+    """The socket of the metrics listener on ``host:observability.metrics_port``, or None when there is none."""
+    return bind(host, engine.config.observability.metrics_port) if listeners.wants_listener(engine) else None
 
 
 def guarded_tokens(engine: Engine, host: str, port: int, insecure_no_auth: bool) -> Tokens:
@@ -113,9 +129,12 @@ def warn_if_open(tokens: Tokens, host: str, port: int) -> None:
 class _Server(uvicorn.Server):
     """uvicorn.Server that announces where the API is once it listens."""
 
-    def __init__(self, config: uvicorn.Config, *, url: str, data_dir: Path, announce: Callable[[str], None]) -> None:
+    def __init__(self, config: uvicorn.Config, *, url: str, data_dir: Path, announce: Callable[[str], None],
+                 metrics_url: str | None = None) -> None:
         super().__init__(config)
         self._announcement = f"caxton engine API at {url}/api/v1 (data dir {data_dir}); stop with SIGTERM or Ctrl-C"
+        if metrics_url is not None:
+            self._announcement += f"\ncaxton metrics at {metrics_url}/metrics"
         self._announce = announce
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -169,7 +188,3 @@ def _recorder(received: list[int]) -> Callable[[int, FrameType | None], None]:
 
     return record
 
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)

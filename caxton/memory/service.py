@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from caxton import errors, metrics
+from caxton.spec import health as vocabulary
 from caxton.memory import (
     context,
     embeddings,
@@ -124,9 +125,11 @@ class MemoryService:
         return bool(stored and current and stored != current)
 
     def health(self) -> dict[str, Any]:
-        """Model, entity count and status: ok, degraded (vectors from another model) or error."""
+        """Model, entity count and ``status``: healthy, degraded (vectors from another model: reindex) or
+        unhealthy (the model cannot be loaded: searches and writes fail)."""
         out: dict[str, Any] = {
-            "status": "ok",
+            "status": vocabulary.HEALTHY,
+            "enabled": True,
             "model": embeddings.MODEL_ID,
             "model_path": str(self.embedder.files.model) if self.embedder else None,
             "model_sha256": self.embedder.model_sha256 if self.embedder else None,
@@ -134,10 +137,10 @@ class MemoryService:
             "database": str(self.path),
         }
         if self._error is not None:
-            out.update(status="error", message=self._error.message, hint=self._error.hint)
+            out.update(status=vocabulary.UNHEALTHY, message=self._error.message, hint=self._error.hint)
         elif self._stale_vectors():
             out.update(
-                status="degraded",
+                status=vocabulary.DEGRADED,
                 message="vectors were built with another model file",
                 hint="run `caxton memory reindex`",
             )

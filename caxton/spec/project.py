@@ -1,8 +1,10 @@
 """Model of ``caxton.yaml``: environments, defaults and the engine's settings.
 
 The engine reads the ``server``, ``memory``, ``llm``, ``security``,
-``templates``, ``conversations``, ``logging`` and ``backups`` sections; the CLI reads ``environments``, ``defaults`` and
-``agents_dir``. Precedence (flags > CAXTON_* env > file > defaults) is applied
+``templates``, ``conversations``, ``logging``, ``observability`` and ``backups`` sections; the CLI reads
+``environments``, ``defaults`` and ``agents_dir``. Keys Caxton knows but does not build are refused with advice
+(``caxton.spec.refused``); every key's effect is listed in ``tests/operations/test_config_keys.py``. Precedence
+(flags > CAXTON_* env > file > defaults) is applied
 by the engine's config loader, not here.
 """
 
@@ -13,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from caxton.spec.agent import AnalysisSpec, Strict
+from caxton.spec.agent import Strict
 from caxton.spec.units import Duration, Size
 
 URL_PATTERN = r"^https?://[^\s/]+(/.*)?$"
@@ -36,8 +38,10 @@ class Environment(Strict):
 
 
 class Defaults(Strict):
-    engine: str | None = Field(None, pattern=URL_PATTERN)
-    environment: str | None = None
+    """What commands that talk to an engine use when given neither ``--engine`` nor ``CAXTON_ENGINE_URL``."""
+
+    engine: str | None = Field(None, pattern=URL_PATTERN, description="the engine URL")
+    environment: str | None = Field(None, description="else the first engine of this environment")
 
 
 # --- TLS (issue 12, i12-limits) ------------------------------------------------------
@@ -66,7 +70,6 @@ class ServerSettings(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     data_dir: str = ".caxton"
-    agents_dir: str | None = None
     max_request_size: Size = 1024 * 1024
     max_apply_size: Size = Field(64 * 1024 * 1024, description="body limit of plan submissions (specs + modules)")
     max_message_size: Size = 256 * 1024
@@ -121,9 +124,15 @@ class LLMProviders(Strict):
 
 
 class LoggingSettings(Strict):
+    """The engine's own log (its loggers and uvicorn's): level, line format, and where it goes."""
+
     level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["text", "json"] = "text"
-    file: str | None = None
+    format: Literal["text", "json"] = Field("text", description="text lines, or one JSON object a line (time, "
+                                            "level, logger, message, and agent, revision, request_id when known)")
+    file: str | None = Field(None, description="also write the log to this file (relative: to caxton.yaml's "
+                             "directory), rotated at max_file_size; SIGHUP re-opens it")
+    max_file_size: Size = Field(100 * 1024 * 1024, ge=1024, description="rotate the log file past this size")
+    backup_count: int = Field(5, ge=0, le=1000, description="rotated log files kept (file.1 ... file.N)")
     # --- durable agent logs (issue 13, i13-durable) ---
     agent_log_lines: int = Field(1000, ge=1, le=1_000_000, description="log lines kept per agent in the store "
                                  "(GET /agents/{name}/logs)")
@@ -164,7 +173,10 @@ class BackupSettings(Strict):
 
 
 class ObservabilitySettings(Strict):
-    metrics_enabled: bool = True
+    metrics_enabled: bool = Field(True, description="serve /metrics (false: /metrics answers 404, no metrics "
+                                  "listener)")
+    metrics_port: int = Field(0, ge=0, le=65535, description="also serve /metrics and /healthz (only) on "
+                              "server.host:metrics_port, plain http; 0: no such listener")
     # --- auth (issue 12) ---
     metrics_auth: Literal["token", "none"] = Field(
         "token", description="/metrics needs a token with the read role ('token') or is open ('none')")
@@ -180,9 +192,24 @@ class ProjectConfig(Strict):
     security: SecuritySettings = Field(default_factory=SecuritySettings)  # type: ignore[arg-type]
     memory: EngineMemorySettings = Field(default_factory=EngineMemorySettings)  # type: ignore[arg-type]
     llm: LLMProviders = Field(default_factory=LLMProviders)  # type: ignore[arg-type]
-    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)  # type: ignore[arg-type]
     logging: LoggingSettings = Field(default_factory=LoggingSettings)  # type: ignore[arg-type]
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)  # type: ignore[arg-type]
     templates: TemplateSettings = Field(default_factory=TemplateSettings)  # type: ignore[arg-type]
     conversations: ConversationSettings = Field(default_factory=ConversationSettings)  # type: ignore[arg-type]
     backups: BackupSettings = Field(default_factory=BackupSettings)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _default_environment(self) -> ProjectConfig:
+        name = self.defaults.environment
+        if name is not None and name not in self.environments:
+            known = ", ".join(sorted(self.environments)) or "none"
+            raise ValueError(f"defaults.environment {name!r} is not one of the environments ({known})")
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_port(self) -> ProjectConfig:
+        port = self.observability.metrics_port
+        if port != 0 and port == self.server.port:
+            raise ValueError(f"observability.metrics_port {port} is server.port too: pick another port for the "
+                             "metrics listener, or 0 for none (/metrics is on the API's port anyway)")
+        return self

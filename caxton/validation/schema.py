@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
-from caxton.spec import units
+from caxton.spec import project, refused, units
 from caxton.spec.diagnostics import Diagnostic
 from caxton.validation.documents import Document, Path_, diagnostic
 from caxton.validation.suggest import did_you_mean, one_of
@@ -66,6 +66,8 @@ def to_diagnostic(doc: Document, model: type[BaseModel], detail: ErrorDetails) -
                           doc.key_pos(loc[:-1]), hint=_EXAMPLES.get(field))
     if kind == "extra_forbidden":
         return _unknown_field(doc, model, loc)
+    if not loc:  # a check across sections (the message names the keys)
+        return diagnostic("CX204", doc.file, msg, doc.key_pos(loc))
     value = _show(detail.get("input"))
     pos = doc.value_pos(loc)
     if loc == ("name",):
@@ -89,7 +91,11 @@ def to_diagnostic(doc: Document, model: type[BaseModel], detail: ErrorDetails) -
 
 
 def _unknown_field(doc: Document, model: type[BaseModel], loc: Path_) -> Diagnostic:
-    owner = _model_at(model, loc[:-1])
+    refusal = refused.advice(loc) if model is project.ProjectConfig else None
+    if refusal is not None:  # a key Caxton knows but does not build: say what to use instead
+        return diagnostic("CX202", doc.file, f"{dotted(loc)}: {refusal.split(';')[0]}", doc.key_pos(loc),
+                          hint=refusal)
+    owner = model_at(model, loc[:-1])
     names = _field_names(owner) if owner is not None else []
     field = str(loc[-1])
     parent = f" in {dotted(loc[:-1])}" if len(loc) > 1 else ""
@@ -174,7 +180,8 @@ def _step(annotation: Any, part: str | int) -> tuple[Any, FieldInfo | None]:
     return None, None
 
 
-def _model_at(model: type[BaseModel], loc: Path_) -> type[BaseModel] | None:
+def model_at(model: type[BaseModel], loc: Path_) -> type[BaseModel] | None:
+    """The model of the section at ``loc`` (``None`` when ``loc`` is not a section)."""
     annotation: Any = model
     for part in loc:
         annotation, _ = _step(annotation, part)

@@ -36,7 +36,7 @@ def test_a_config_agent_answers_with_context_from_an_earlier_conversation(
     context = reply.split("Context:", 1)[1].split("Question:", 1)[0]
     assert "BLUE HERON" in context  # retrieved from memory, not from this conversation's history
     health = api.get("/api/v1/health/memory").json()
-    assert health["status"] == "ok" and health["entities"] >= 1
+    assert health["status"] == "healthy" and health["entities"] >= 1
 
 
 def test_memory_survives_a_hot_reload_and_a_restart(make_engine: Callable[..., Engine], tmp_path: Path) -> None:
@@ -59,11 +59,13 @@ def test_a_broken_model_leaves_memory_unhealthy_and_other_agents_serving(
     engine = make_engine(config)
     assert engine.memory is not None
     engine.memory.warm_up()
-    assert engine.memory_health()["status"] == "error"
+    assert engine.memory_health()["status"] == "unhealthy"
+    assert engine.health_detailed()["status"] == "degraded"  # serving, but its memory is broken
     engine.deploy(config_spec("plain"), None)
     assert engine.send("plain", "hello", None)["reply"]
 
 
 def test_memory_can_be_disabled(make_engine: Callable[..., Engine]) -> None:
     engine = make_engine(ProjectConfig(memory=EngineMemorySettings(enabled=False)))
-    assert engine.memory is None and engine.memory_health() == {"status": "disabled"}
+    assert engine.memory is None and engine.memory_health()["enabled"] is False
+    assert engine.memory_health()["status"] == "healthy"  # off by choice: nothing is wrong

@@ -92,7 +92,7 @@ def test_cli_add_search_stats_export_import(
     assert [r["name"] for r in as_json["results"]] == ["oslo"] and 0 < as_json["results"][0]["similarity"] <= 1
 
     stats = _cli(run_cli, url, "stats")
-    assert stats.code == 0 and "memory: ok" in stats.out and "entities 2 / 100,000" in stats.out
+    assert stats.code == 0 and "memory: healthy" in stats.out and "entities 2 / 100,000" in stats.out
 
     dump = tmp_path / "memory.jsonl"
     assert _cli(run_cli, url, "export", "--out", str(dump)).code == 0
@@ -129,7 +129,7 @@ def test_api_crud_relations_neighbours_and_health(serve: Callable[..., Served]) 
         assert http.get(f"/memory/entities/{tea['id']}").json()["error"]["code"] == "not_found"
         assert http.get("/memory/relations").json() == {"relations": []}
         health = http.get("/health/memory").json()
-        assert health["status"] == "ok" and health["model"] == "all-MiniLM-L6-v2" and health["entities"] == 1
+        assert health["status"] == "healthy" and health["model"] == "all-MiniLM-L6-v2" and health["entities"] == 1
 
 
 def test_oversized_observation_and_batch_are_413_with_nothing_stored(serve: Callable[..., Served]) -> None:
@@ -148,7 +148,8 @@ def test_disabled_memory_is_503_with_a_hint(serve: Callable[..., Served], run_cl
     served = serve(memory_enabled=False)
     answer = httpx.get(served.url + "/api/v1/memory/stats")
     assert answer.status_code == 503 and "memory.enabled" in answer.json()["error"]["hint"]
-    assert httpx.get(served.url + "/api/v1/health/memory").json()["status"] == "disabled"
+    disabled = httpx.get(served.url + "/api/v1/health/memory").json()
+    assert disabled["status"] == "healthy" and disabled["enabled"] is False and "memory.enabled" in disabled["hint"]
     result = _cli(run_cli, served.url, "stats")
     assert result.code == 1 and "memory is disabled" in result.err
 

@@ -184,7 +184,7 @@ def test_stats_and_health(memory: service.MemoryService) -> None:
     assert stats["migrations"] == ["0001_entities_relations", "0002_entity_vectors"]
     assert stats["sqlite_size_bytes"] > 0
     health = memory.health()
-    assert health["status"] == "ok" and health["model"] == "all-MiniLM-L6-v2" and health["entities"] == 3
+    assert health["status"] == "healthy" and health["model"] == "all-MiniLM-L6-v2" and health["entities"] == 3
 
 
 def test_state_survives_reopen(tmp_path: Path, embedder: embeddings.Embedder) -> None:
@@ -207,13 +207,13 @@ def test_corrupted_model_leaves_memory_unhealthy_but_readable(tmp_path: Path, em
     broken.write_bytes(b"garbage")
     memory = service.MemoryService(tmp_path / "m.db", EngineMemorySettings(model_path=str(broken)))
     health = memory.health()
-    assert health["status"] == "error" and "cannot be loaded" in health["message"] and health["entities"] == 3
+    assert health["status"] == "unhealthy" and "cannot be loaded" in health["message"] and health["entities"] == 3
     with pytest.raises(errors.Unavailable, match="memory unavailable"):
         memory.search("jazz")
     with pytest.raises(errors.Unavailable):
         memory.create_entity(E("new", "note"))
     assert [e.name for e in memory.lookup("bob")] == ["bob"]
-    assert memory.stats()["status"] == "error"
+    assert memory.stats()["status"] == "unhealthy"
 
 
 def test_vacuum_and_reindex(memory: service.MemoryService) -> None:
@@ -221,7 +221,7 @@ def test_vacuum_and_reindex(memory: service.MemoryService) -> None:
     memory.delete_entity(alice.id)
     assert set(memory.vacuum()) == {"size_before_bytes", "size_after_bytes"}
     result = memory.reindex()
-    assert result["entities"] == 2 and result["health"]["status"] == "ok"
+    assert result["entities"] == 2 and result["health"]["status"] == "healthy"
     assert memory.search("jazz", k=1)[0].entity.name == "bob"
 
 

@@ -1,0 +1,108 @@
+"""uvicorn servers run in a thread, and the metrics listener (``observability.metrics_port``).
+
+``threaded`` runs one uvicorn server on an already bound socket in a daemon
+thread until the ``with`` block ends (``caxton up`` serves its API this way).
+``metrics_listener`` is the second, plain-HTTP listener of
+``observability.metrics_port``: only ``GET /metrics`` and ``GET /healthz``,
+behind the same guard as the API (so ``observability.metrics_auth`` and the
+tokens apply there too, reloaded with them), never TLS (a scraper needs no
+client certificate). ``caxton server start`` and ``caxton up`` start it when
+``metrics_enabled`` is true and ``metrics_port`` is not 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import TYPE_CHECKING, ContextManager
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from caxton import metrics
+from caxton.engine.guard import Gate, Guard
+from caxton.engine.http_metrics import HttpMetrics
+from caxton.engine.logsetup import RequestIds
+from caxton.errors import CaxtonError
+
+if TYPE_CHECKING:
+    from caxton.engine.core import Engine
+
+START_TIMEOUT = 60.0
+METRICS_THREAD = "caxton-metrics"
+
+
+@contextmanager
+def threaded(config: uvicorn.Config, sock: socket.socket, *, name: str, stop_timeout: float) -> Iterator[None]:
+    """``config``'s app served on ``sock`` by a thread from when it listens to the end of the block."""
+    http = uvicorn.Server(config)
+    thread = threading.Thread(target=http.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
+    thread.start()
+    try:
+        _wait_listening(http, thread)
+        yield
+    finally:
+        http.should_exit = True
+        thread.join(timeout=stop_timeout)
+
+
+def metrics_app(engine: Engine, gate: Gate) -> Starlette:
+    """``/metrics`` and ``/healthz`` only; the gate is the API's (its policy already covers both routes)."""
+
+    async def exposition(_: Request) -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(await run_in_threadpool(metrics.exposition), media_type=CONTENT_TYPE_LATEST)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse(engine.health())
+
+    app = Starlette(routes=[Route("/metrics", exposition, methods=["GET"]), Route("/healthz", healthz,
+                                                                                   methods=["GET"])])
+    app.add_middleware(Guard, gate=gate)
+    app.add_middleware(HttpMetrics)
+    app.add_middleware(RequestIds)
+    return app
+
+
+class _QuietMetricsThread(logging.Filter):
+    """uvicorn's info lines (started, shutting down) are said once, by the API's server, not again by this one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.threadName != METRICS_THREAD
+
+
+_QUIET = _QuietMetricsThread()
+
+
+def metrics_listener(engine: Engine, gate: Gate, sock: socket.socket | None) -> ContextManager[None]:
+    """Serve ``metrics_app`` on ``sock`` (``None``: no metrics listener) for the block."""
+    if sock is None:
+        return nullcontext()
+    logging.getLogger("uvicorn.error").addFilter(_QUIET)  # a no-op when already there
+    config = uvicorn.Config(metrics_app(engine, gate), log_config=None, access_log=False, lifespan="off",
+                            server_header=False, timeout_graceful_shutdown=1)
+    return threaded(config, sock, name=METRICS_THREAD, stop_timeout=10.0)
+
+
+def wants_listener(engine: Engine) -> bool:
+    observability = engine.config.observability
+    return observability.metrics_enabled and observability.metrics_port != 0
+
+
+def _wait_listening(http: uvicorn.Server, thread: threading.Thread) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while not http.started:
+        if not thread.is_alive():
+            raise CaxtonError("the engine API did not start", hint="see the log lines above")
+        if time.monotonic() > deadline:
+            raise CaxtonError(f"the engine API did not start in {START_TIMEOUT:.0f}s", hint="see the log lines above")
+        time.sleep(0.02)

@@ -1,0 +1,18 @@
+"""The health vocabulary of every health payload (``/api/v1/health``, ``/health/detailed``, ``/health/memory``).
+
+``healthy``, ``degraded`` (serving, but something needs attention) or
+``unhealthy`` (not serving); when parts are combined the worst wins. The
+engine (``caxton.engine.core``), the memory (``caxton.memory.service``) and
+``caxton health`` use these names. Pure.
+"""
+
+from __future__ import annotations
+
+HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
+#: Best first.
+ORDER = (HEALTHY, DEGRADED, UNHEALTHY)
+
+
+def worst(*statuses: str) -> str:
+    """The worst of ``statuses`` (``healthy`` when none)."""
+    return max(statuses, key=ORDER.index, default=HEALTHY)
