@@ -28,7 +28,7 @@ from dockerfile_parse import DockerfileParser
 
 from caxton.spec.project import ServerSettings
 from tests.conftest import EXAMPLES, REPO_ROOT
-from tests.deploy.apt import ensure_command
+from tests.support.apt import ensure_command
 from tests.support import cli_args
 from tests.support.engine import EngineProcess, free_port, running_engine
 

@@ -16,7 +16,7 @@ import pytest
 
 from caxton.spec.project import ServerSettings
 from tests.conftest import REPO_ROOT
-from tests.deploy.apt import ensure_command
+from tests.support.apt import ensure_command
 from tests.support import cli_args
 
 UNIT = REPO_ROOT / "deploy" / "systemd" / "caxton.service"

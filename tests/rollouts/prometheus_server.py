@@ -8,7 +8,6 @@ the test fails with the reason: it is never skipped.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.apt import ensure_command
 from tests.support.engine import free_port
 
 CONFIG = """global:
@@ -34,23 +34,9 @@ scrape_configs:
 
 
 def ensure_installed() -> str:
-    found = shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
-    if found:
-        return found
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    steps = (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "prometheus"])
-    for command in steps:
-        try:
-            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            pytest.fail(f"Prometheus is not installed and `{' '.join(command)}` could not run: {error}")
-        if done.returncode != 0:
-            pytest.fail(f"Prometheus is not installed and `{' '.join(command)}` failed "
-                        f"(exit {done.returncode}): {done.stderr[-2000:]}")
-    found = shutil.which("prometheus")
-    if not found:
-        pytest.fail("apt-get installed the prometheus package but no `prometheus` binary is on PATH")
-    return found
+    if Path("/usr/bin/prometheus").exists() and not shutil.which("prometheus"):
+        return "/usr/bin/prometheus"
+    return ensure_command("prometheus", package="prometheus")
 
 
 @contextmanager

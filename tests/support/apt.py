@@ -1,4 +1,4 @@
-"""A command the deploy tests need (``systemd-analyze``), installed with apt-get when absent.
+"""A command the tests need (``systemd-analyze``, ``prometheus``, ``docker-compose``), installed with apt-get when absent.
 
 CI runs as root on a Debian machine, where apt-get works; when the install is impossible the test fails with
 the reason: it is never skipped.
