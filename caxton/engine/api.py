@@ -234,7 +234,7 @@ def _routes(app: FastAPI, engine: Engine) -> None:
         return engine.agent_logs(name, limit)
 
     @app.get(PREFIX + "/events", tags=["state"], response_model=wire.EventList)
-    def events(agent: str | None = None, after: int = Query(0, ge=0),
+    def events(agent: str | None = None, after: int = Query(0, ge=0, le=wire.MAX_INT),
                limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
         return engine.events(agent=agent, after=after, limit=limit)
 

@@ -12,9 +12,9 @@ Who may call each route: ``caxton.engine.auth.ROUTE_ROLES`` (memory-read, memory
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import Response
 
 from caxton import errors
@@ -29,6 +29,8 @@ PREFIX = "/api/v1"
 NDJSON = "application/x-ndjson"
 ScopeName = wire.Scope
 MergeName = wire.Merge
+#: An entity or relation id in a path (an integer SQLite can hold).
+RowId = Annotated[int, Path(ge=wire.MIN_INT, le=wire.MAX_INT)]
 
 
 def _item(body: wire.EntityRequest) -> models.EntityInput:
@@ -65,7 +67,7 @@ def _entity_routes(app: FastAPI, engine: Any) -> None:
         owner: str | None = None,
         entity_type: str | None = Query(None, alias="type"),
         limit: int = Query(100, ge=1, le=1000),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=wire.MAX_INT),
     ) -> dict[str, Any]:
         found = memory_of(engine).list_entities(
             name=name,
@@ -90,17 +92,17 @@ def _entity_routes(app: FastAPI, engine: Any) -> None:
 
     @app.get(PREFIX + "/memory/entities/{entity_id}", tags=["memory"], response_model=wire.Entity,
              responses=refusals(404, 503))
-    def get_entity(entity_id: int) -> dict[str, Any]:
+    def get_entity(entity_id: RowId) -> dict[str, Any]:
         return memory_of(engine).get_entity(entity_id).to_dict()
 
     @app.get(PREFIX + "/memory/entities/{entity_id}/neighbours", tags=["memory"], response_model=wire.Graph,
              responses=refusals(404, 503))
-    def neighbours(entity_id: int, depth: int = Query(1, ge=1, le=5)) -> dict[str, Any]:
+    def neighbours(entity_id: RowId, depth: int = Query(1, ge=1, le=5)) -> dict[str, Any]:
         return memory_of(engine).neighbours(entity_id, depth).to_dict()
 
     @app.patch(PREFIX + "/memory/entities/{entity_id}", tags=["memory"], response_model=wire.Entity,
                responses=refusals(404, 409, 503))
-    def update_entity(entity_id: int, body: wire.EntityPatch) -> dict[str, Any]:
+    def update_entity(entity_id: RowId, body: wire.EntityPatch) -> dict[str, Any]:
         return (
             memory_of(engine)
             .update_entity(
@@ -115,7 +117,7 @@ def _entity_routes(app: FastAPI, engine: Any) -> None:
 
     @app.delete(PREFIX + "/memory/entities/{entity_id}", tags=["memory"], response_model=wire.Deleted,
                 responses=refusals(404, 503))
-    def delete_entity(entity_id: int) -> dict[str, Any]:
+    def delete_entity(entity_id: RowId) -> dict[str, Any]:
         memory_of(engine).delete_entity(entity_id)
         return {"deleted": entity_id}
 
@@ -133,7 +135,7 @@ def _search_routes(app: FastAPI, engine: Any) -> None:
 def _relation_routes(app: FastAPI, engine: Any) -> None:
     @app.get(PREFIX + "/memory/relations", tags=["memory"], response_model=wire.RelationList,
              responses=refusals(404, 503))
-    def list_relations(entity_id: int | None = None) -> dict[str, Any]:
+    def list_relations(entity_id: int | None = Query(None, ge=wire.MIN_INT, le=wire.MAX_INT)) -> dict[str, Any]:
         return {"relations": [r.to_dict() for r in memory_of(engine).relations(entity_id)]}
 
     @app.post(PREFIX + "/memory/relations", tags=["memory"], response_model=wire.Relation,
@@ -143,7 +145,7 @@ def _relation_routes(app: FastAPI, engine: Any) -> None:
 
     @app.delete(PREFIX + "/memory/relations/{relation_id}", tags=["memory"], response_model=wire.Deleted,
                 responses=refusals(404, 503))
-    def delete_relation(relation_id: int) -> dict[str, Any]:
+    def delete_relation(relation_id: RowId) -> dict[str, Any]:
         memory_of(engine).delete_relation(relation_id)
         return {"deleted": relation_id}
 

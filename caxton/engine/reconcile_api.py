@@ -90,7 +90,7 @@ def mount(app: FastAPI, engine: Engine) -> None:
     app.state.reconcile_board = board
 
     @app.get(PREFIX + "/reconcile/status", tags=["reconcile"], response_model=wire.BoardView)
-    async def reconcile_status(triggers_after: int = Query(-1, ge=-1),
+    async def reconcile_status(triggers_after: int = Query(-1, ge=-1, le=wire.MAX_INT),
                                wait: float = Query(0.0, ge=0.0, le=60.0)) -> dict[str, Any]:
         """The loop's last report; with ``wait``, returns early when ``triggers`` passes ``triggers_after``."""
         if wait > 0 and board.triggers <= triggers_after:

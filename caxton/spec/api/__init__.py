@@ -72,7 +72,7 @@ from caxton.spec.api.applies import (
     LockStatus,
     RenewRequest,
 )
-from caxton.spec.api.common import ErrorBody, ErrorDetail, WireModel, wire
+from caxton.spec.api.common import MAX_INT, MIN_INT, ErrorBody, ErrorDetail, Int64, WireModel, wire
 from caxton.spec.api.memory import (
     BatchRequest,
     Deleted,
@@ -108,7 +108,7 @@ from caxton.spec.api.rollouts import (
 )
 
 __all__ = [
-    "ACCEPTED", "FINAL", "ROLLOUT_ACTIVE", "ROLLOUT_FINAL",
+    "ACCEPTED", "FINAL", "MAX_INT", "MIN_INT", "Int64", "ROLLOUT_ACTIVE", "ROLLOUT_FINAL",
     "ActionRequest", "AgentDetail", "AgentHistory", "AgentList", "AgentLogs", "AgentSummary", "ApplyChange",
     "ApplyLine", "ApplyList", "ApplyStatus", "ApplySubmission", "ApplySummary", "ApplyView", "BackupDatabase",
     "BackupDownload", "BackupManifest", "BackupMember", "BatchRequest", "BoardView", "ChangeAction", "ChangeResult",

@@ -219,5 +219,5 @@ class RollbackSource(BaseModel):
 
 class RollbackRequest(BaseModel):
     to_version: str | None = None
-    to_revision: int | None = Field(None, ge=1)
+    to_revision: int | None = Field(None, ge=1, le=2**63 - 1)
     source: RollbackSource | None = None

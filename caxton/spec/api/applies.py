@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from caxton.spec.api.common import WireModel
+from caxton.spec.api.common import Int64, WireModel
 
 
 class ApplyStatus(StrEnum):
@@ -100,7 +100,7 @@ class ApplySubmission(BaseModel):
     """``POST /applies``: a plan's changes with the specs to apply, under the lock."""
 
     plan_id: str = ""
-    engine_serial: int | None = Field(None, description="the engine serial the plan was made at")
+    engine_serial: Int64 | None = Field(None, description="the engine serial the plan was made at")
     desired_digest: str | None = None
     git_commit: str | None = None
     lock_token: str = ""

@@ -7,9 +7,14 @@ a guard or limit refusal, an unexpected failure) answers ``ErrorBody``:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+
+#: The integers the engine stores (SQLite INTEGER); ids, serials and offsets outside are refused (422).
+MIN_INT, MAX_INT = -(2**63), 2**63 - 1
+Int64 = Annotated[int, Field(ge=MIN_INT, le=MAX_INT)]
 
 
 class WireModel(BaseModel):

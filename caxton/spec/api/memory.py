@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from caxton.spec.api.agents import MemoryHealth
-from caxton.spec.api.common import WireModel
+from caxton.spec.api.common import Int64, WireModel
 
 Scope = Literal["agent", "workspace", "global"]
 Merge = Literal["update", "skip", "error"]
@@ -37,7 +37,7 @@ class EntityPatch(BaseModel):
     entity_type: str | None = Field(None, min_length=1, max_length=MAX_TYPE_LENGTH)
     observations: list[str] | None = Field(None, description="replace all observations")
     add_observations: list[str] = Field(default_factory=list, description="append these")
-    expected_version: int | None = Field(None, ge=1, description="refuse (409) if the entity changed meanwhile")
+    expected_version: int | None = Field(None, ge=1, le=2**63 - 1, description="refuse (409) if the entity changed meanwhile")
 
 
 class SearchRequest(BaseModel):
@@ -50,8 +50,8 @@ class SearchRequest(BaseModel):
 
 
 class RelationRequest(BaseModel):
-    from_id: int
-    to_id: int
+    from_id: Int64
+    to_id: Int64
     relation_type: str = Field(min_length=1, max_length=MAX_TYPE_LENGTH)
     strength: float = Field(1.0, ge=0.0, le=1.0)
 
