@@ -95,8 +95,8 @@ def test_canary_promotes_then_a_faulty_revision_is_rolled_back(run_cli: Any, eng
     row = next(line for line in status.out.splitlines() if "error_rate" in line and "FAIL" in line)
     assert row.split()[2:5] == ["3", "1", "<="] and "0.05" in row
     with engine.client() as client:
-        assert client.agent("scorer")["revision"] == 2
-        assert client.send("scorer", "hello")["revision"] == 2
+        assert client.agent("scorer").revision == 2
+        assert client.send("scorer", "hello").revision == 2
     listed = json.loads(run_cli("history", "scorer", "--engine", engine.url, "--output", "json").out)
     assert [(r["revision"], r["outcome"]) for r in listed["revisions"]] == [
         (3, "rolled_back"), (2, "serving"), (1, "superseded")]

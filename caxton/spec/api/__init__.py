@@ -72,7 +72,9 @@ from caxton.spec.api.applies import (
     LockStatus,
     RenewRequest,
 )
-from caxton.spec.api.common import MAX_INT, MIN_INT, ErrorBody, ErrorDetail, Int64, WireModel, wire
+from pydantic import JsonValue
+
+from caxton.spec.api.common import MAX_INT, MIN_INT, ErrorBody, ErrorDetail, Int64, JsonObject, WireModel, wire
 from caxton.spec.api.memory import (
     BatchRequest,
     Deleted,
@@ -108,7 +110,7 @@ from caxton.spec.api.rollouts import (
 )
 
 __all__ = [
-    "ACCEPTED", "FINAL", "MAX_INT", "MIN_INT", "Int64", "ROLLOUT_ACTIVE", "ROLLOUT_FINAL",
+    "ACCEPTED", "FINAL", "MAX_INT", "MIN_INT", "Int64", "JsonObject", "JsonValue", "ROLLOUT_ACTIVE", "ROLLOUT_FINAL",
     "ActionRequest", "AgentDetail", "AgentHistory", "AgentList", "AgentLogs", "AgentSummary", "ApplyChange",
     "ApplyLine", "ApplyList", "ApplyStatus", "ApplySubmission", "ApplySummary", "ApplyView", "BackupDatabase",
     "BackupDownload", "BackupManifest", "BackupMember", "BatchRequest", "BoardView", "ChangeAction", "ChangeResult",

@@ -12,6 +12,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 
+#: A JSON object (an agent spec, a loop's status): keys to any JSON value.
+JsonObject = dict[str, JsonValue]
 #: The integers the engine stores (SQLite INTEGER); ids, serials and offsets outside are refused (422).
 MIN_INT, MAX_INT = -(2**63), 2**63 - 1
 Int64 = Annotated[int, Field(ge=MIN_INT, le=MAX_INT)]
