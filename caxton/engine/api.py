@@ -200,7 +200,8 @@ def _routes(app: FastAPI, engine: Engine) -> None:
         return engine.deploy(body.spec, _decode_module(body.module), _source(body.source, request)).to_dict()
 
     @app.post(PREFIX + "/agents/{name}/messages", tags=["agents"], response_model=None,
-              responses={200: {"model": wire.MessageReply, "description": "the agent's reply"}, **errors(404, 503)})
+              responses={200: {"model": wire.MessageReply, "description": "the agent's reply"},
+                         **errors(404, 502, 503, 504)})
     def send(name: str, body: wire.MessageRequest, request: Request) -> Response:
         """Send one message to the agent's serving revision and return its reply.
 

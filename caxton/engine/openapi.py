@@ -48,7 +48,9 @@ MEANING = {
     429: "rate limited: retry after the Retry-After header's seconds",
     431: "request headers too large",
     500: "internal error (a bug in the engine; see its log)",
-    503: "unavailable (starting, stopping, suspended agent, memory disabled)",
+    502: "the agent failed (trap, fuel, memory limit, provider error: details.reason)",
+    503: "unavailable (starting, stopping, suspended agent, open circuit, memory disabled)",
+    504: "the agent did not answer in time",
 }
 #: operationId by endpoint function name (and for the root probes, by path).
 OPERATION_IDS = {
