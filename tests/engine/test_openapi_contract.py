@@ -125,3 +125,25 @@ def test_every_operation_conforms(engine: EngineProcess, deployed: dict[str, Any
     existing = [_run(engine, op, op.as_strategy().map(_known(deployed))) for op in ordered]
     findings = [found for found in generated + existing if found]
     assert not findings, "\n\n".join(findings)
+
+
+def test_the_document_declares_the_error_body_security_and_readable_ids(api: Any) -> None:
+    """In-process and fast: what schemathesis cannot see (ids, schemes, FastAPI's default 422 gone)."""
+    document = api.get("/openapi.json").json()
+    operations = [(path, method, op) for path, ops in document["paths"].items() for method, op in ops.items()]
+    ids = [op["operationId"] for _, _, op in operations]
+    assert len(ids) == len(set(ids)) and all(i[0].islower() and "_" not in i for i in ids), ids
+    assert {"listAgents", "sendMessage", "submitApply", "exportMemory"} <= set(ids)
+    assert document["components"]["securitySchemes"]["bearer"] == {
+        **document["components"]["securitySchemes"]["bearer"], "type": "http", "scheme": "bearer"}
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    error = {"$ref": "#/components/schemas/ErrorBody"}
+    for path, method, op in operations:
+        open_probe = path in ("/api/v1/health", "/api/v1/ready", "/healthz", "/readyz")
+        assert op["security"] == ([] if open_probe else [{"bearer": []}]), (method, path)
+        refusals = {code: r for code, r in op["responses"].items() if int(code) >= 400}
+        assert {"403", "431", "500"} <= set(refusals), (method, path)
+        assert all(r["content"] == {"application/json": {"schema": error}} for r in refusals.values()), (method, path)
+        success = op["responses"][min(op["responses"])]
+        schemas = [media.get("schema") for media in success.get("content", {}).values()]
+        assert schemas and all(schemas), f"{method} {path}: untyped success"
