@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import wasmtime
 
+from caxton.spec.api import wire
 from tests.planning.conftest import DesiredRepo
 from tests.rollouts.conftest import Load
 from tests.support.engine import EngineProcess, running_engine
@@ -46,7 +47,7 @@ def http_load(engine: EngineProcess) -> Load:
         key = threading.get_ident()
         if key not in clients:
             clients[key] = engine.client()
-        result: dict[str, Any] = clients[key].send("scorer", "hello", conversation_id=conversation)
+        result: dict[str, Any] = wire(clients[key].send("scorer", "hello", conversation_id=conversation))
         return result
 
     return Load(send, threads=2, pause=0.005)
