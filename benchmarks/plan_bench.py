@@ -96,16 +96,16 @@ def hot_reload(engine: EngineProcess, directory: Path, runs: int) -> list[float]
             write_agents(directory, 1, version=n)
             planned = plans.make(client, str(directory))
             lease = plans.acquire_lock(client, "bench", ttl=30)
-            body = plans.submission(planned.plan, planned.desired, lease["token"])
+            body = plans.submission(planned.plan, planned.desired, lease.token)
             started = time.perf_counter()
             record = plans.submit(client, body)
             while True:
                 reply = client.send("agent-0", "ping")
-                if f"1.0.{n}" in str(client.agent("agent-0").get("version")) or reply.get("revision") == n + 1:
+                if f"1.0.{n}" in client.agent("agent-0").version or reply.revision == n + 1:
                     break
             times.append(time.perf_counter() - started)
-            plans.apply_status(client, record["id"], wait=5)
-            plans.release_lock(client, lease["token"])
+            plans.apply_status(client, record.id, wait=5)
+            plans.release_lock(client, lease.token)
     return times
 
 

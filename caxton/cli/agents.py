@@ -26,6 +26,7 @@ from caxton.cli.common import (
 
 if TYPE_CHECKING:
     from caxton.client.engine import EngineClient
+    from caxton.spec import api
     from caxton.spec.state import StateSnapshot
 
 app = typer.Typer(help="List and operate the agents running in an engine.", no_args_is_help=True)
@@ -48,12 +49,13 @@ def list_agents(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = 
     that reports to this engine, and is `-` when none is running.
     """
     from caxton.reconcile import board
+    from caxton.spec.api import wire
 
     with _client(engine, token) as client:
-        agents = client.agents()
+        found = client.agents()
         snapshot = client.state()
         view = board.read(client)
-    add_health(agents, snapshot, view, engine)
+    agents = add_health(found, snapshot, wire(view), engine)
     if output is Output.json:
         emit_json(agents)
         return 0
@@ -65,38 +67,45 @@ def list_agents(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = 
     return 0
 
 
-def add_health(agents: list[dict[str, Any]], snapshot: StateSnapshot, view: dict[str, Any], engine: str) -> None:
-    """Give each agent ``sync``, ``health`` and ``health_reason``: health from ``snapshot`` (now), sync from
-    the live reconcile loop's report in ``view`` (``-`` without one), which also knows the held (rolled-back)
-    versions."""
+def add_health(agents: list[api.AgentSummary], snapshot: StateSnapshot, view: dict[str, Any],
+               engine: str) -> list[dict[str, Any]]:
+    """The agents' rows with ``sync``, ``health`` and ``health_reason``: health from ``snapshot`` (now), sync
+    from the live reconcile loop's report in ``view`` (the board's JSON; ``-`` without one), which also knows
+    the held (rolled-back) versions."""
     from caxton.reconcile import health
+    from caxton.spec.api import wire
 
     live = {row.id: row for row in health.derive(snapshot, None)}
     reported = sync_view.sync_by_agent(view, engine) or {}
+    rows: list[dict[str, Any]] = []
     for agent in agents:
-        row, loop = live.get(agent["id"]), reported.get(agent["id"], {})
+        row, loop = live.get(agent.id), reported.get(agent.id, {})
         sync, state, reason = loop.get("sync", "-"), row.health if row else "-", row.reason if row else ""
         if loop.get("health") == health.DEGRADED and state == health.HEALTHY:
             state, reason = health.DEGRADED, str(loop.get("reason") or "")
-        agent.update(sync=sync, health=state, health_reason=reason)
+        rows.append({**wire(agent), "sync": sync, "health": state, "health_reason": reason})
+    return rows
 
 
 @app.command("status")
 def status(name: NameArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
            output: OutputOption = Output.text) -> int:
     """Show one agent: state, revisions, runtime health, recent events."""
+    from caxton.spec.api import wire
+
     with _client(engine, token) as client:
         agent = client.agent(name)
     if output is Output.json:
         emit_json(agent)
         return 0
-    echo(f"{agent['name']} ({agent['kind']}) {agent['version']}: {agent['state']}, revision {agent['revision']}")
-    echo(f"  spec digest {agent['spec_digest']}  traffic {sync_view.traffic(agent['traffic'])}")
-    for runtime in agent.get("runtime", []):
-        echo("  runtime " + ", ".join(f"{k}={v}" for k, v in runtime.items() if not isinstance(v, (dict, list))))
-    echo("  revisions: " + ", ".join(f"{r['number']} ({r['version']})" for r in agent.get("revisions", [])))
-    for event in agent.get("events", [])[-5:]:
-        echo(f"  {event['at']}  {event['what']}: {event['message']}")
+    echo(f"{agent.name} ({agent.kind}) {agent.version}: {agent.state}, revision {agent.revision}")
+    echo(f"  spec digest {agent.spec_digest}  traffic {sync_view.traffic(agent.traffic)}")
+    for runtime in agent.runtime:
+        fields = wire(runtime).items()
+        echo("  runtime " + ", ".join(f"{k}={v}" for k, v in fields if not isinstance(v, (dict, list))))
+    echo("  revisions: " + ", ".join(f"{r.number} ({r.version})" for r in agent.revisions))
+    for event in agent.events[-5:]:
+        echo(f"  {event.at}  {event.what}: {event.message}")
     return 0
 
 
@@ -111,17 +120,19 @@ def logs(name: NameArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token: T
         emit_json(lines)
         return 0
     for line in lines:
-        echo(f"{line['at']} {line['level']:<7} r{line['revision']} {line['message']}")
+        echo(f"{line.at} {line.level:<7} r{line.revision} {line.message}")
     return 0
 
 
 def _operation(action: str, name: str, engine: str, token: str | None, output: Output) -> int:
+    from caxton.spec.api import OperationResult, SourceRequest
+
     with _client(engine, token) as client:
-        result: dict[str, Any] = getattr(client, action)(name, source={"actor": "cli"})
+        result: OperationResult = getattr(client, action)(name, source=SourceRequest(actor="cli"))
     if output is Output.json:
         emit_json(result)
     else:
-        echo(f"{result['name']}: {result['action']} ({result['state']}, revision {result['revision']})")
+        echo(f"{result.name}: {result.action} ({result.state}, revision {result.revision})")
     return 0
 
 
@@ -168,7 +179,7 @@ def send(
     if output is Output.json:
         emit_json(result)
         return 0
-    reply = result.get("reply")
+    reply = result.reply
     echo(reply if isinstance(reply, str) else json.dumps(reply, ensure_ascii=False))
     return 0
 

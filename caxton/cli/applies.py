@@ -34,6 +34,7 @@ from caxton.errors import ApplyTimeout, CaxtonError, Interrupted, RolledBack
 
 if TYPE_CHECKING:
     from caxton.client.applying import ApplyOutcome
+    from caxton.spec.api import ApplyLine, ApplySummary
     from caxton.client.engine import EngineClient
 
 app = typer.Typer(help="List, show and follow the engine's applies.", no_args_is_help=True)
@@ -60,8 +61,8 @@ def list_(
     else:
         echo(f"{'ID':<13} {'STATUS':<12} {'SUBMITTED':<27} {'COMMIT':<13} CHANGES")
         for view in found:
-            commit = (view.get("git_commit") or "-")[:12]
-            echo(f"{view['id']:<13} {view['status']:<12} {view['submitted_at']:<27} {commit:<13} {_changes(view)}")
+            commit = (view.git_commit or "-")[:12]
+            echo(f"{view.id:<13} {view.status:<12} {view.submitted_at:<27} {commit:<13} {_changes(view)}")
     return 0
 
 
@@ -77,18 +78,18 @@ def show(apply_id: IdArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token:
     if output is Output.json:
         emit_json(view)
         return 0
-    echo(f"apply {view['id']} {view['status']} (plan {view['plan_id'][:12]}, by {view['holder']})")
-    echo(f"  submitted {view['submitted_at']}" + (f", finished {view['finished_at']}" if view["finished_at"] else ""))
-    if view.get("git_commit"):
-        echo(f"  commit    {view['git_commit']}")
-    for result in view["results"]:
-        revision = f" [revision {result['revision']}]" if result.get("revision") is not None else ""
-        message = result["message"].removeprefix(f"{result['status']}: ")
-        echo(f"  {result['id']}: {result['action']} ({result['strategy']}) {result['status']}: {message}{revision}")
-    if view["log"]:
+    echo(f"apply {view.id} {view.status} (plan {view.plan_id[:12]}, by {view.holder})")
+    echo(f"  submitted {view.submitted_at}" + (f", finished {view.finished_at}" if view.finished_at else ""))
+    if view.git_commit:
+        echo(f"  commit    {view.git_commit}")
+    for result in view.results:
+        revision = f" [revision {result.revision}]" if result.revision is not None else ""
+        message = result.message.removeprefix(f"{result.status}: ")
+        echo(f"  {result.id}: {result.action} ({result.strategy}) {result.status}: {message}{revision}")
+    if view.log:
         echo("progress:")
-        for line in view["log"]:
-            echo(f"  {line['at']} {line.get('agent') or '(apply)'}: {line['message']}")
+        for line in view.log:
+            echo(f"  {line.at} {line.agent or '(apply)'}: {line.message}")
     return 0
 
 
@@ -103,7 +104,7 @@ def follow(
 
     with EngineClient(engine, token=token) as client:
         view = applying.show(client, apply_id)
-        rows = [(r["id"], r["action"]) for r in view["results"]]
+        rows = [(r.id, r.action) for r in view.results]
         with progress.printer(output is Output.json, rows) as show_line:
             watch = Watch(show_line, client.base_url, output is Output.json)
             outcome = follow_to_end(client, apply_id, watch, timeout=timeout)
@@ -122,16 +123,18 @@ class Watch:
     def submitted(self, apply_id: str) -> None:
         self.apply_id = apply_id
 
-    def __call__(self, line: dict[str, Any]) -> None:
-        self.show(line)
-        agent = line.get("agent")
+    def __call__(self, line: ApplyLine) -> None:
+        from caxton.spec.api import wire
+
+        self.show(wire(line))
+        agent = line.agent
         if not agent:
             return
-        if line.get("status") != "paused":
+        if line.status != "paused":
             self.paused.discard(agent)
         elif agent not in self.paused:
             self.paused.add(agent)
-            self.waiting(agent, str(line.get("message") or ""))
+            self.waiting(agent, line.message)
 
     def commands(self, agent: str) -> tuple[str, str]:
         where = "" if self.engine_url.rstrip("/") == DEFAULT_ENGINE_URL else f" --engine {self.engine_url}"
@@ -165,16 +168,17 @@ def follow_to_end(client: EngineClient, apply_id: str, watch: Watch, *, timeout:
 def timed_out(error: ApplyTimeout, watch: Watch) -> None:
     """What a timed-out apply still waits for, with the commands that end a paused rollout."""
     from caxton.client import applying
+    from caxton.spec.api import ApplyView, wire
 
-    view = error.details if isinstance(error.details, dict) else {"results": []}
+    view = ApplyView.model_validate(error.details)
     if watch.as_json:
-        sys.stdout.write(json.dumps({"event": "timeout", "apply_id": view.get("id"), "status": view.get("status"),
-                                     "results": view["results"]}) + "\n")
+        sys.stdout.write(json.dumps({"event": "timeout", "apply_id": view.id, "status": view.status,
+                                     "results": [wire(r) for r in view.results]}) + "\n")
         return
     for result in applying.pending(view):
-        promote, abort = watch.commands(result["id"])
-        state = "paused" if result["status"] == "paused" else "still in progress"
-        note(f"{result['id']}: rollout {state}: {result['message'].removeprefix('paused: ')}")
+        promote, abort = watch.commands(result.id)
+        state = "paused" if result.status == "paused" else "still in progress"
+        note(f"{result.id}: rollout {state}: {result.message.removeprefix('paused: ')}")
         note(f"  promote it: {promote}")
         note(f"  abort it:   {abort}")
 
@@ -188,10 +192,12 @@ def interrupted(apply_id: str) -> NoReturn:
 
 def finish(outcome: ApplyOutcome, output: Output) -> int:
     """Print an apply's outcome; raise for a failed (1) or rolled-back (3) one."""
+    from caxton.spec.api import wire
+
     counts = outcome.counts()
     if output is Output.json:
         sys.stdout.write(json.dumps({"event": "outcome", "apply_id": outcome.apply_id, "status": outcome.status,
-                                     "counts": counts, "results": outcome.results}) + "\n")
+                                     "counts": counts, "results": [wire(r) for r in outcome.results]}) + "\n")
     elif outcome.status == "progressing":
         echo(f"\nApply {outcome.apply_id} accepted: {_counted(counts)}. The engine carries on; follow it with "
              f"`caxton applies follow {outcome.apply_id}`.")
@@ -200,9 +206,9 @@ def finish(outcome: ApplyOutcome, output: Output) -> int:
         if outcome.status == "superseded":
             echo("A newer apply superseded its rollout(s): see `caxton applies list`.")
     if outcome.status in ("failed", "interrupted"):
-        failed = [r for r in outcome.results if r["status"] == "failed"]
+        failed = [r for r in outcome.results if r.status == "failed"]
         for result in failed:
-            note(f"error: {result['id']}: {result['message']}")
+            note(f"error: {result.id}: {result.message}")
         raise CaxtonError(f"apply {outcome.apply_id} {outcome.status}: {len(failed)} change(s) failed",
                           hint="see the engine's events (`caxton agents status NAME`); fix and apply again")
     if outcome.status == "rolled_back":
@@ -214,8 +220,8 @@ def _counted(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {what}" for what, n in sorted(counts.items())) or "no change"
 
 
-def _changes(view: dict[str, Any]) -> str:
+def _changes(view: ApplySummary) -> str:
     counts: dict[str, int] = {}
-    for result in view["results"]:
-        counts[result["status"]] = counts.get(result["status"], 0) + 1
+    for result in view.results:
+        counts[result.status] = counts.get(result.status, 0) + 1
     return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "-"

@@ -91,6 +91,7 @@ def _submit_and_follow(client: EngineClient, planned: Planned, watch: Watch, *, 
 
     from caxton.client import applying
     from caxton.client.applying import ApplyOutcome
+    from caxton.spec.api import FINAL
 
     began = time.monotonic()
     try:
@@ -103,9 +104,9 @@ def _submit_and_follow(client: EngineClient, planned: Planned, watch: Watch, *, 
         if watch.apply_id is None:
             raise
         interrupted(watch.apply_id)
-    if no_wait or view["status"] in applying.FINAL:
+    if no_wait or view.status in FINAL:
         return ApplyOutcome.of(view)
-    return follow_to_end(client, view["id"], watch, timeout=applying.left(timeout, began),
+    return follow_to_end(client, view.id, watch, timeout=applying.left(timeout, began),
                          after=applying.last_line(view))
 
 

@@ -35,7 +35,7 @@ def create(
     if output is Output.json:
         emit_json(result)
     else:
-        echo(f"backup {result['path']}: serial {result['serial']}, {_counts(result)}, {_size(result['size'])}")
+        echo(f"backup {result.path}: serial {result.serial}, {_counts(result.model_dump())}, {_size(result.size)}")
     return 0
 
 

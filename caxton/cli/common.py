@@ -96,8 +96,18 @@ def set_tls_environment(ca_cert: str | None, client_cert: str | None, client_key
 
 
 def emit_json(value: Any) -> None:
-    """Write one JSON document to stdout."""
-    sys.stdout.write(json.dumps(value, indent=2, sort_keys=False, default=str) + "\n")
+    """Write one JSON document to stdout (wire models as the engine sent them: ``caxton.spec.api.wire``)."""
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=False, default=_jsonable) + "\n")
+
+
+def _jsonable(value: object) -> Any:
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        from caxton.spec.api import wire
+
+        return wire(value)
+    return str(value)
 
 
 def echo(text: str = "") -> None:

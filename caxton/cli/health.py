@@ -6,9 +6,12 @@ Exit 0 when the engine answers ``healthy``, 1 otherwise (unreachable,
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from caxton.spec.api import Health
 
 from caxton.cli.common import (
     DEFAULT_ENGINE_URL,
@@ -37,19 +40,20 @@ def health(
         emit_json(result)
     else:
         _render(client.base_url, result)
-    return 0 if result.get("status") == vocabulary.HEALTHY else 1
+    return 0 if result.status == vocabulary.HEALTHY else 1
 
 
-def _render(engine: str, result: dict[str, object]) -> None:
-    phase = result.get("phase")
-    echo(f"engine {engine}: {result.get('status')}" + (f" ({phase})" if phase not in (None, "serving") else ""))
-    echo(f"  agents serving: {result.get('agents')}  memory: {result.get('memory_backend')}")
-    if "uptime_seconds" in result:
-        echo(f"  version {result.get('version')}  uptime {result.get('uptime_seconds')}s  serial {result.get('serial')}")
-        by_state = result.get("agents_by_state") or {}
-        if isinstance(by_state, dict) and by_state:
-            echo("  agents by state: " + ", ".join(f"{k} {v}" for k, v in sorted(by_state.items())))
-        memory = result.get("memory")
-        if isinstance(memory, dict) and memory.get("enabled", True):
-            problem = f": {memory['message']}" if memory.get("message") else ""
-            echo(f"  memory health: {memory.get('status')}{problem}")
+def _render(engine: str, result: Health) -> None:
+    from caxton.spec.api import HealthDetailed
+
+    phase = result.phase
+    echo(f"engine {engine}: {result.status}" + (f" ({phase})" if phase != "serving" else ""))
+    echo(f"  agents serving: {result.agents}  memory: {result.memory_backend}")
+    if isinstance(result, HealthDetailed):
+        echo(f"  version {result.version}  uptime {result.uptime_seconds}s  serial {result.serial}")
+        if result.agents_by_state:
+            echo("  agents by state: " + ", ".join(f"{k} {v}" for k, v in sorted(result.agents_by_state.items())))
+        memory = result.memory
+        if memory.enabled is not False:
+            problem = f": {memory.message}" if memory.message else ""
+            echo(f"  memory health: {memory.status}{problem}")

@@ -30,11 +30,11 @@ def history(name: NameArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token
     if output is Output.json:
         emit_json(result)
         return 0
-    echo(f"{result['name']} ({result['state']}, serving revision {result['serving']})")
+    echo(f"{result.name} ({result.state}, serving revision {result.serving})")
     header = ("REVISION", "VERSION", "DIGEST", "COMMIT", "APPLIED AT", "OUTCOME")
-    rows = [(str(r["revision"]), r["version"], r["digest"].removeprefix("sha256:")[:12],
-             (r["git_commit"] or "-")[:12], r["applied_at"][:19].replace("T", " "), r["outcome"])
-            for r in result["revisions"]]
+    rows = [(str(r.revision), r.version, r.digest.removeprefix("sha256:")[:12],
+             (r.git_commit or "-")[:12], r.applied_at[:19].replace("T", " "), r.outcome)
+            for r in result.revisions]
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
     for row in [header, *rows]:
         echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -56,6 +56,6 @@ def rollback(
     if output is Output.json:
         emit_json(result)
     else:
-        echo(f"{result['name']}: revision {result['revision']} serving ({result['state']}); "
+        echo(f"{result.name}: revision {result.revision} serving ({result.state}); "
              "the next plan from git shows this as drift")
     return 0

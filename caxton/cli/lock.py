@@ -31,10 +31,10 @@ def status(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
         result = plans.lock_status(client)
     if output is Output.json:
         emit_json(result)
-    elif result["held"]:
-        lease = result["lease"]
-        echo(f"held by {lease['holder']} ({lease['reason'] or 'no reason'}) since {lease['created_at']}; "
-             f"expires in {lease['expires_in']:.0f}s")
+    elif result.lease is not None:
+        lease = result.lease
+        echo(f"held by {lease.holder} ({lease.reason or 'no reason'}) since {lease.created_at}; "
+             f"expires in {lease.expires_in:.0f}s")
     else:
         echo("free")
     return 0
@@ -57,6 +57,6 @@ def release(
     if output is Output.json:
         emit_json(result)
     else:
-        released = result["released"]
-        echo(f"released the lock held by {released['holder']}" if released else "the lock was already free")
+        released = result.released
+        echo(f"released the lock held by {released.holder}" if released else "the lock was already free")
     return 0

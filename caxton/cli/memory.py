@@ -25,6 +25,8 @@ from caxton.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from caxton.client.engine import EngineClient
 
 app = typer.Typer(help="Inspect and manage the engine's vector memory.", no_args_is_help=True)
@@ -35,6 +37,8 @@ MergeOption = Annotated[
 
 
 def _client(engine: str, token: str | None, timeout: float = 30.0) -> EngineClient:
+    from pydantic import BaseModel
+
     from caxton.client.engine import EngineClient
 
     return EngineClient(engine, token=token, timeout=timeout)
@@ -49,21 +53,20 @@ def stats(
 
     with _client(engine, token) as client:
         result = memory.stats(client)
-        result["health"] = memory.health(client)
+        health = result.health = memory.health(client)
     if output is Output.json:
         emit_json(result)
         return 0
-    health = result["health"]
-    echo(f"memory: {health.get('status')}  model {health.get('model')}")
-    if health.get("message"):
-        echo(f"  problem: {health['message']}" + (f" (hint: {health['hint']})" if health.get("hint") else ""))
-    echo(f"  entities {result['entities']:,} / {result['max_entities']:,}  relations {result['relations']:,}")
-    size = result["sqlite_size_bytes"]
-    echo(f"  database {size / 1e6:.1f} MB ({result.get('bytes_per_entity') or 0} bytes/entity)")
-    echo(f"  index {result['index']['rows']:,} rows ({result['index']['mode']})")
-    for key in ("by_scope", "by_type"):
-        if result[key]:
-            echo(f"  {key.replace('_', ' ')}: " + ", ".join(f"{k} {v}" for k, v in sorted(result[key].items())))
+    echo(f"memory: {health.status}  model {health.model}")
+    if health.message:
+        echo(f"  problem: {health.message}" + (f" (hint: {health.hint})" if health.hint else ""))
+    echo(f"  entities {result.entities:,} / {result.max_entities or 0:,}  relations {result.relations:,}")
+    size = result.sqlite_size_bytes
+    echo(f"  database {size / 1e6:.1f} MB ({result.bytes_per_entity or 0} bytes/entity)")
+    echo(f"  index {result.index.rows:,} rows ({result.index.mode})")
+    for key, counts in (("by_scope", result.by_scope), ("by_type", result.by_type)):
+        if counts:
+            echo(f"  {key.replace('_', ' ')}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return 0
 
 
@@ -89,13 +92,13 @@ def search(
     if output is Output.json:
         emit_json(result)
         return 0
-    if not result["results"]:
+    if not result.results:
         echo("no matching entities")
         return 0
-    for hit in result["results"]:
-        owner = f" owner={hit['owner']}" if hit.get("owner") else ""
-        echo(f"{hit['similarity']:.3f}  #{hit['id']} {hit['name']} ({hit['entity_type']}, {hit['scope']}{owner})")
-        for observation in hit["observations"][-2:]:
+    for hit in result.results:
+        owner = f" owner={hit.owner}" if hit.owner else ""
+        echo(f"{hit.similarity:.3f}  #{hit.id} {hit.name} ({hit.entity_type}, {hit.scope}{owner})")
+        for observation in hit.observations[-2:]:
             echo("       " + _short(observation))
     return 0
 
@@ -121,22 +124,17 @@ def add(
 ) -> int:
     """Store one entity with its observations (embedded by the engine)."""
     from caxton.client import memory
+    from caxton.client.engine import build
+    from caxton.spec.api import EntityRequest
 
-    entity = {
-        "name": name,
-        "entity_type": entity_type,
-        "observations": list(observation or []),
-        "scope": scope,
-        "owner": owner,
-    }
+    entity = build(EntityRequest, name=name, entity_type=entity_type, observations=list(observation or []),
+                   scope=scope, owner=owner)
     with _client(engine, token) as client:
-        (stored,) = memory.add(client, [entity], merge=merge)["entities"]
+        (stored,) = memory.add(client, [entity], merge=merge).entities
     if output is Output.json:
         emit_json(stored)
     else:
-        echo(
-            f"stored #{stored['id']} {stored['name']} ({stored['entity_type']}, {stored['scope']}) v{stored['version']}"
-        )
+        echo(f"stored #{stored.id} {stored.name} ({stored.entity_type}, {stored.scope}) v{stored.version}")
     return 0
 
 
@@ -185,10 +183,10 @@ def import_(
         emit_json(report)
         return 0
     echo(
-        f"imported: {report['created']} created, {report['updated']} updated, {report['skipped']} skipped, "
-        f"{report['relations']} relations"
+        f"imported: {report.created} created, {report.updated} updated, {report.skipped} skipped, "
+        f"{report.relations} relations"
     )
-    for problem in report["errors"]:
+    for problem in report.errors:
         note(f"warning: {problem}")
     return 0
 
@@ -202,7 +200,7 @@ def vacuum(
 
     with _client(engine, token, timeout=600.0) as client:
         result = memory.vacuum(client)
-    _done(result, output, f"vacuumed: {_mb(result, 'size_before_bytes')} -> {_mb(result, 'size_after_bytes')} MB")
+    _done(result, output, f"vacuumed: {_mb(result.size_before_bytes)} -> {_mb(result.size_after_bytes)} MB")
     return 0
 
 
@@ -215,15 +213,15 @@ def reindex(
 
     with _client(engine, token, timeout=3600.0) as client:
         result = memory.reindex(client)
-    _done(result, output, f"reindexed {result.get('entities')} entities in {result.get('seconds')} s")
+    _done(result, output, f"reindexed {result.entities} entities in {result.seconds} s")
     return 0
 
 
-def _mb(result: dict[str, Any], key: str) -> str:
-    return f"{int(result.get(key, 0)) / 1e6:.1f}"
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f}"
 
 
-def _done(result: dict[str, Any], output: Output, line: str) -> None:
+def _done(result: BaseModel, output: Output, line: str) -> None:
     if output is Output.json:
         emit_json(result)
     else:

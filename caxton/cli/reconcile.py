@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from caxton.reconcile.loop import Loop, Settings
     from caxton.reconcile.passes import PassOutcome, Target
     from caxton.reconcile.sources import Source
+    from caxton.spec.api import BoardView
 
 EXAMPLES = """\b
 Examples:
@@ -244,8 +245,10 @@ def status(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
     return 0
 
 
-def render_status(view: dict[str, Any]) -> None:
-    for line in sync_view.status_lines(view):
+def render_status(view: BoardView) -> None:
+    from caxton.spec.api import wire
+
+    for line in sync_view.status_lines(wire(view)):
         echo(line)
 
 
@@ -258,7 +261,7 @@ def trigger(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None
 
     with EngineClient(engine, token=token) as client:
         result = board.trigger(client, reason)
-    if not result.get("loop_reported"):
+    if not result.loop_reported:
         note("note: no reconcile loop has reported to this engine yet")
-    echo(f"Triggered (trigger #{result['triggers']}).")
+    echo(f"Triggered (trigger #{result.triggers}).")
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -25,10 +25,12 @@ from caxton.cli.common import (
 )
 from caxton.errors import RolledBack
 
+if TYPE_CHECKING:
+    from caxton.spec.api import Measurement, RolloutView, RolloutWindow
+
 app = typer.Typer(help="Follow, promote or abort the engine's rollouts.", no_args_is_help=True)
 
 NameArgument = Annotated[str, typer.Argument(help="Agent name (any case).")]
-ACTIVE = ("running", "paused")
 
 
 @app.command("status")
@@ -55,16 +57,18 @@ def status(
             if not watch or not _active(found, name):
                 break
             time.sleep(max(every, 0.1))
-    if watch and name and found and found[0]["status"] == "rolled_back":
-        raise RolledBack(f"rollout {found[0]['id']} of {found[0]['name']} rolled back: {found[0]['reason']}")
+    if watch and name and found and found[0].status == "rolled_back":
+        raise RolledBack(f"rollout {found[0].id} of {found[0].name} rolled back: {found[0].reason}")
     return 0
 
 
-def _active(found: list[dict[str, Any]], name: str | None) -> bool:
+def _active(found: list[RolloutView], name: str | None) -> bool:
     """Whether a watch goes on: the agent's newest rollout (or any rollout) is still active."""
+    from caxton.spec.api import ROLLOUT_ACTIVE as ACTIVE
+
     if name:
-        return bool(found) and found[0]["status"] in ACTIVE
-    return any(r["status"] in ACTIVE for r in found)
+        return bool(found) and found[0].status in ACTIVE
+    return any(r.status in ACTIVE for r in found)
 
 
 @app.command("promote")
@@ -93,62 +97,64 @@ def abort(name: NameArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token: 
     return 0
 
 
-def _done(result: dict[str, Any], output: Output) -> None:
+def _done(result: RolloutView, output: Output) -> None:
     if output is Output.json:
         emit_json(result)
     else:
-        echo(f"{result['name']}: rollout {result['id']} {result['status'].replace('_', ' ')}: {result['reason']}")
+        echo(f"{result.name}: rollout {result.id} {result.status.replace('_', ' ')}: {result.reason}")
 
 
 # --- rendering ---------------------------------------------------------------------------------
-def render_json(found: list[dict[str, Any]]) -> str:
+def render_json(found: list[RolloutView]) -> str:
     import json
 
-    return json.dumps({"rollouts": found}, indent=2, default=str) + "\n"
+    from caxton.spec.api import wire
+
+    return json.dumps({"rollouts": [wire(r) for r in found]}, indent=2, default=str) + "\n"
 
 
-def render(found: list[dict[str, Any]]) -> str:
+def render(found: list[RolloutView]) -> str:
     if not found:
         return "no rollouts\n"
     return "\n".join(_one(r) for r in found)
 
 
-def _one(r: dict[str, Any]) -> str:
-    steps = r.get("steps") or []
-    step = f"step {r['step'] + 1}/{len(steps)} ({steps[r['step']]})" if steps else ""
+def _one(r: RolloutView) -> str:
+    from caxton.spec.api import ROLLOUT_ACTIVE as ACTIVE
+
+    steps = r.steps
+    step = f"step {r.step + 1}/{len(steps)} ({steps[r.step]})" if steps else ""
     lines = [
-        f"{r['name']}: {r['strategy']} rollout {r['id']} {r['status'].replace('_', ' ').upper()}"
-        + (f" at {step}" if r["status"] in ACTIVE else ""),
-        f"  revisions: {r['stable_revision']} (stable) -> {r['candidate_revision']} ({r['candidate_version']})",
-        "  traffic:   " + (", ".join(f"revision {k}: {v} %" for k, v in r["weights"].items()) or "-"),
-        f"  started:   {r['started_at'][:19].replace('T', ' ')} by {r.get('actor') or 'engine'}"
-        + (f"; finished {r['finished_at'][:19].replace('T', ' ')}" if r.get("finished_at") else ""),
+        f"{r.name}: {r.strategy} rollout {r.id} {r.status.replace('_', ' ').upper()}"
+        + (f" at {step}" if r.status in ACTIVE else ""),
+        f"  revisions: {r.stable_revision} (stable) -> {r.candidate_revision} ({r.candidate_version})",
+        "  traffic:   " + (", ".join(f"revision {k}: {v} %" for k, v in r.weights.items()) or "-"),
+        f"  started:   {r.started_at[:19].replace('T', ' ')} by {r.actor or 'engine'}"
+        + (f"; finished {r.finished_at[:19].replace('T', ' ')}" if r.finished_at else ""),
     ]
-    if r.get("reason"):
-        lines.append(f"  reason:    {r['reason']}")
-    live = r.get("live")
-    if live:
-        lines.append("  live:      " + " | ".join(
-            f"{who} {_window(live[who])}" for who in ("candidate", "stable")))
-    lines.extend(_measurements(r.get("measurements") or []))
+    if r.reason:
+        lines.append(f"  reason:    {r.reason}")
+    if r.live:
+        lines.append(f"  live:      candidate {_window(r.live.candidate)} | stable {_window(r.live.stable)}")
+    lines.extend(_measurements(r.measurements))
     return "\n".join(lines) + "\n"
 
 
-def _window(w: dict[str, Any]) -> str:
-    rate = f"{w['error_rate'] * 100:.1f} %" if w["error_rate"] is not None else "-"
-    p95 = f"{w['p95_latency_ms']:g} ms" if w["p95_latency_ms"] is not None else "-"
-    text = f"{w['requests']} requests, {w['errors']} errors ({rate}), p95 {p95}"
-    if w.get("compared"):
-        text += f", {w['divergence_rate'] * 100:.1f} % of {w['compared']} replies differ"
+def _window(w: RolloutWindow) -> str:
+    rate = f"{w.error_rate * 100:.1f} %" if w.error_rate is not None else "-"
+    p95 = f"{w.p95_latency_ms:g} ms" if w.p95_latency_ms is not None else "-"
+    text = f"{w.requests} requests, {w.errors} errors ({rate}), p95 {p95}"
+    if w.compared:
+        text += f", {(w.divergence_rate or 0.0) * 100:.1f} % of {w.compared} replies differ"
     return text
 
 
-def _measurements(found: list[dict[str, Any]]) -> list[str]:
+def _measurements(found: list[Measurement]) -> list[str]:
     if not found:
         return []
     header = ("STEP", "METRIC", "REVISION", "VALUE", "THRESHOLD", "REQUESTS", "VERDICT")
-    rows = [(str(m["step"] + 1), m["metric"][:60], str(m["revision"]), _num(m["value"]),
-             f"{m['comparison']} {_num(m['threshold'])}", str(m["requests"]), m["verdict"].upper())
+    rows = [(str(m.step + 1), m.metric[:60], str(m.revision), _num(m.value),
+             f"{m.comparison} {_num(m.threshold)}", str(m.requests), m.verdict.upper())
             for m in found[-12:]]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     table = ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
@@ -156,5 +162,5 @@ def _measurements(found: list[dict[str, Any]]) -> list[str]:
     return ["  measurements:", *more, *table]
 
 
-def _num(value: Any) -> str:
+def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"

@@ -17,23 +17,22 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from caxton.client import plans
 from caxton.client.engine import EngineClient
 from caxton.desired.model import DesiredState
 from caxton.errors import ApplyTimeout, CaxtonError, EngineUnreachable, LockHeld
+from caxton.spec import api
+from caxton.spec.api import ACCEPTED, FINAL
 from caxton.spec.plan import Plan
 
-FINAL = frozenset({"succeeded", "failed", "rolled_back", "superseded", "interrupted"})
-#: Every change performed or accepted; the apply follows its rollouts on the engine.
-ACCEPTED = "progressing"
 LOCK_TTL = 30.0
 #: Seconds ``submit`` waits for the lock while another apply is in its change phase.
 LOCK_WAIT = 15.0
 POLL = 2.0
 
-Line = Callable[[dict[str, Any]], None]
+Line = Callable[[api.ApplyLine], None]
 
 
 @dataclass
@@ -41,18 +40,18 @@ class ApplyOutcome:
     apply_id: str | None
     #: succeeded, failed, rolled_back, superseded, interrupted; progressing (accepted, not followed); nothing
     status: str
-    results: list[dict[str, Any]] = field(default_factory=list)
+    results: list[api.ChangeResult] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for result in self.results:
-            key = result["action"] if result["status"] == "done" else result["status"]
+            key = result.action if result.status == api.ChangeStatus.DONE else str(result.status)
             out[key] = out.get(key, 0) + 1
         return out
 
     @classmethod
-    def of(cls, view: dict[str, Any]) -> ApplyOutcome:
-        return cls(view["id"], view["status"], view["results"])
+    def of(cls, view: api.ApplySummary) -> ApplyOutcome:
+        return cls(view.id, view.status, view.results)
 
 
 class _Renewer(threading.Thread):
@@ -74,7 +73,7 @@ class _Renewer(threading.Thread):
 def submit(
     client: EngineClient, plan: Plan, desired: DesiredState, *, on_line: Line | None = None,
     timeout: float | None = None, lock_wait: float = LOCK_WAIT, on_submitted: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+) -> api.ApplyView:
     """Submit ``plan`` (specs from ``desired``); return the apply's view once the engine accepted it.
 
     The view's status is ``progressing`` or final, its ``log`` every line so far (each also given
@@ -82,14 +81,14 @@ def submit(
     The lock is released before returning, whatever happens.
     """
     lease = _acquire(client, f"apply plan {plan.plan_id[:12]}", lock_wait)
-    token = lease["token"]
+    token = lease.token
     renewer = _Renewer(client, token, LOCK_TTL)
     renewer.start()
     try:
         record = plans.submit(client, plans.submission(plan, desired, token))
         if on_submitted is not None:
-            on_submitted(record["id"])
-        return _relay(client, record["id"], on_line, until=ACCEPTED, timeout=timeout)
+            on_submitted(record.id)
+        return _relay(client, record.id, on_line, until=ACCEPTED, timeout=timeout)
     finally:
         renewer.done.set()
         try:
@@ -117,9 +116,9 @@ def run(
         return ApplyOutcome(None, "nothing")
     began = time.monotonic()
     view = submit(client, plan, desired, on_line=on_line, timeout=timeout)
-    if detach or view["status"] in FINAL:
+    if detach or view.status in FINAL:
         return ApplyOutcome.of(view)
-    return follow(client, view["id"], on_line=on_line, timeout=left(timeout, began), after=last_line(view))
+    return follow(client, view.id, on_line=on_line, timeout=left(timeout, began), after=last_line(view))
 
 
 def left(timeout: float | None, began: float) -> float | None:
@@ -127,29 +126,31 @@ def left(timeout: float | None, began: float) -> float | None:
     return None if timeout is None else max(timeout - (time.monotonic() - began), 0.0)
 
 
-def last_line(view: dict[str, Any]) -> int:
+def last_line(view: api.ApplyView) -> int:
     """The number of the last progress line in ``view`` (to follow on from it)."""
-    return max((int(line["seq"]) for line in view["log"]), default=0)
+    return max((line.seq for line in view.log), default=0)
 
 
-def recent(client: EngineClient, limit: int = 20) -> list[dict[str, Any]]:
+def recent(client: EngineClient, limit: int = 20) -> list[api.ApplySummary]:
     """The engine's most recent applies, newest first (without their progress lines)."""
-    result: list[dict[str, Any]] = client.request("GET", "/applies", params={"limit": limit})["applies"]
-    return result
+    return client.call(api.ApplyList, "GET", "/applies", params={"limit": limit}).applies
 
 
-def show(client: EngineClient, apply_id: str) -> dict[str, Any]:
+def show(client: EngineClient, apply_id: str) -> api.ApplyView:
     """One apply with its results and the progress lines the engine still holds."""
     return plans.apply_status(client, apply_id)
 
 
-def pending(view: dict[str, Any]) -> list[dict[str, Any]]:
+UNFINISHED = frozenset({api.ChangeStatus.PENDING, api.ChangeStatus.RUNNING, api.ChangeStatus.PAUSED})
+
+
+def pending(view: api.ApplySummary) -> list[api.ChangeResult]:
     """The changes of an apply that have not reached their outcome (running or paused rollouts)."""
-    return [r for r in view["results"] if r["status"] in ("pending", "running", "paused")]
+    return [r for r in view.results if r.status in UNFINISHED]
 
 
 # --- internals ---------------------------------------------------------------------------------
-def _acquire(client: EngineClient, reason: str, wait: float) -> dict[str, Any]:
+def _acquire(client: EngineClient, reason: str, wait: float) -> api.LockGrant:
     """The apply lock; while another apply is in its change phase, wait for it (up to ``wait`` s)."""
     deadline = time.monotonic() + wait
     while True:
@@ -164,14 +165,14 @@ def _acquire(client: EngineClient, reason: str, wait: float) -> dict[str, Any]:
 def _changing(client: EngineClient) -> bool:
     """Whether the engine's newest apply is making its changes (it releases the lock once accepted)."""
     newest = recent(client, limit=1)
-    return bool(newest) and newest[0]["status"] == "running"
+    return bool(newest) and newest[0].status == api.ApplyStatus.RUNNING
 
 
 def _relay(
     client: EngineClient, apply_id: str, on_line: Line | None, *, until: str, timeout: float | None, after: int = 0,
-) -> dict[str, Any]:
+) -> api.ApplyView:
     deadline = None if timeout is None else time.monotonic() + timeout
-    lines: list[dict[str, Any]] = []
+    lines: list[api.ApplyLine] = []
     while True:
         try:
             view = plans.apply_status(client, apply_id, after=after, wait=POLL)
@@ -180,20 +181,20 @@ def _relay(
                 f"{error.message}; apply {apply_id} goes on (or rolls back) on the engine by itself",
                 hint=f"follow it with `caxton applies follow {apply_id}` once the engine is back",
             ) from None
-        for line in view["log"]:
-            after = max(after, int(line["seq"]))
+        for line in view.log:
+            after = max(after, line.seq)
             lines.append(line)
             if on_line is not None:
                 on_line(line)
-        if view["status"] in FINAL or (until == ACCEPTED and view["status"] == ACCEPTED):
-            return {**view, "log": lines}
+        if view.status in FINAL or (until == ACCEPTED and view.status == ACCEPTED):
+            return view.model_copy(update={"log": lines})
         if deadline is not None and time.monotonic() > deadline:
             waiting = pending(view)
             raise ApplyTimeout(
-                f"apply {apply_id} is still {view['status']} on the engine after {timeout:.0f}s"
-                + (f"; waiting for {', '.join(r['id'] for r in waiting)}" if waiting else ""),
+                f"apply {apply_id} is still {view.status} on the engine after {timeout:.0f}s"
+                + (f"; waiting for {', '.join(r.id for r in waiting)}" if waiting else ""),
                 hint=f"the engine carries on; follow it with `caxton applies follow {apply_id}`, "
                 "or raise --timeout",
-                details={**view, "log": lines},
+                details=api.wire(view.model_copy(update={"log": lines})),
             )
 

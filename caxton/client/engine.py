@@ -18,7 +18,7 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 from urllib.parse import quote
 
 # httpx imports its own command line (click, rich, pygments: ~150 ms) whenever those are installed,
@@ -27,14 +27,17 @@ from urllib.parse import quote
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 import httpx
+import pydantic
 
 from caxton import errors
 from caxton.client import urls
 from caxton.client.tls import TLSOptions, explain
+from caxton.spec import api
 from caxton.spec.state import StateSnapshot
 
 DEFAULT_ENGINE_URL = "http://127.0.0.1:8080"
 API = "/api/v1"
+M = TypeVar("M", bound=pydantic.BaseModel)
 
 
 def _error_classes() -> dict[str, type[errors.CaxtonError]]:
@@ -145,16 +148,18 @@ class EngineClient:
             "is `caxton server start` running? set --engine or CAXTON_ENGINE_URL"
         )
 
-    # --- reads ----------------------------------------------------------------------------
-    def health(self) -> dict[str, Any]:
-        """``/health``: ``status`` healthy or unhealthy (``phase`` starting, serving, stopping), agents serving."""
-        result: dict[str, Any] = self.request("GET", "/health")
-        return result
+    def call(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
+        """Call ``/api/v1{path}`` and parse the answer into ``model`` (``caxton.spec.api``)."""
+        return parse(model, self.request(method, path, **kwargs), f"{method} {API}{path}")
 
-    def health_detailed(self) -> dict[str, Any]:
+    # --- reads ----------------------------------------------------------------------------
+    def health(self) -> api.Health:
+        """``/health``: ``status`` healthy or unhealthy (``phase`` starting, serving, stopping), agents serving."""
+        return self.call(api.Health, "GET", "/health")
+
+    def health_detailed(self) -> api.HealthDetailed:
         """``/health/detailed``: as ``health``, ``degraded`` when an agent failed or a circuit is open."""
-        result: dict[str, Any] = self.request("GET", "/health/detailed")
-        return result
+        return self.call(api.HealthDetailed, "GET", "/health/detailed")
 
     def ready(self) -> bool:
         try:
@@ -164,61 +169,77 @@ class EngineClient:
         return True
 
     def state(self) -> StateSnapshot:
-        return StateSnapshot.model_validate(self.request("GET", "/state"))
+        return self.call(StateSnapshot, "GET", "/state")
 
-    def agents(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.request("GET", "/agents")["agents"]
-        return result
+    def agents(self) -> list[api.AgentSummary]:
+        return self.call(api.AgentList, "GET", "/agents").agents
 
-    def agent(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("GET", f"/agents/{_seg(name)}")
-        return result
+    def agent(self, name: str) -> api.AgentDetail:
+        return self.call(api.AgentDetail, "GET", f"/agents/{_seg(name)}")
 
-    def logs(self, name: str, limit: int = 100) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.request("GET", f"/agents/{_seg(name)}/logs", params={"limit": limit})["lines"]
-        return result
+    def logs(self, name: str, limit: int = 100) -> list[api.LogLine]:
+        return self.call(api.AgentLogs, "GET", f"/agents/{_seg(name)}/logs", params={"limit": limit}).lines
 
-    def events(self, *, agent: str | None = None, after: int = 0, limit: int = 100) -> dict[str, Any]:
-        params: dict[str, Any] = {"after": after, "limit": limit}
+    def events(self, *, agent: str | None = None, after: int = 0, limit: int = 100) -> api.EventList:
+        params: dict[str, str | int] = {"after": after, "limit": limit}
         if agent:
             params["agent"] = agent
-        result: dict[str, Any] = self.request("GET", "/events", params=params)
-        return result
+        return self.call(api.EventList, "GET", "/events", params=params)
 
     def metrics(self) -> str:
         return str(self.request("GET", "/metrics"))
 
     # --- writes --------------------------------------------------------------------------
     def deploy(
-        self, spec: dict[str, Any], module: bytes | None = None, *, source: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+        self, spec: api.JsonObject, module: bytes | None = None, *, source: api.SourceRequest | None = None,
+    ) -> api.OperationResult:
         """Create or update an agent from its spec JSON (and module bytes for WASM agents)."""
         name = str(spec.get("name", ""))
-        body = {
-            "spec": spec,
-            "module": base64.b64encode(module).decode("ascii") if module is not None else None,
-            "source": source or {},
-        }
-        result: dict[str, Any] = self.request("PUT", f"/agents/{_seg(name)}", json=body)
-        return result
+        body = api.DeployRequest(spec=spec, module=base64.b64encode(module).decode("ascii") if module is not None
+                                 else None, source=source or api.SourceRequest())
+        return self.call(api.OperationResult, "PUT", f"/agents/{_seg(name)}", json=body.model_dump(mode="json"))
 
-    def send(self, name: str, content: Any, *, conversation_id: str | None = None) -> dict[str, Any]:
+    def send(self, name: str, content: api.JsonValue, *, conversation_id: str | None = None) -> api.MessageReply:
         body = {"content": content, "conversation_id": conversation_id}
-        result: dict[str, Any] = self.request("POST", f"/agents/{_seg(name)}/messages", json=body)
-        return result
+        return self.call(api.MessageReply, "POST", f"/agents/{_seg(name)}/messages", json=body)
 
-    def suspend(self, name: str, *, source: dict[str, Any] | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("POST", f"/agents/{_seg(name)}/suspend", json={"source": source})
-        return result
+    def suspend(self, name: str, *, source: api.SourceRequest | None = None) -> api.OperationResult:
+        return self._operation("suspend", name, source)
 
-    def resume(self, name: str, *, source: dict[str, Any] | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("POST", f"/agents/{_seg(name)}/resume", json={"source": source})
-        return result
+    def resume(self, name: str, *, source: api.SourceRequest | None = None) -> api.OperationResult:
+        return self._operation("resume", name, source)
 
-    def remove(self, name: str, *, source: dict[str, Any] | None = None) -> dict[str, Any]:
-        params = {k: v for k, v in (source or {}).items() if v is not None}
-        result: dict[str, Any] = self.request("DELETE", f"/agents/{_seg(name)}", params=params)
-        return result
+    def remove(self, name: str, *, source: api.SourceRequest | None = None) -> api.OperationResult:
+        params = source.model_dump(exclude_none=True) if source else {}
+        return self.call(api.OperationResult, "DELETE", f"/agents/{_seg(name)}", params=params)
+
+    def _operation(self, action: str, name: str, source: api.SourceRequest | None) -> api.OperationResult:
+        body = api.ActionRequest(source=source).model_dump(mode="json")
+        return self.call(api.OperationResult, "POST", f"/agents/{_seg(name)}/{action}", json=body)
+
+
+def parse(model: type[M], body: object, where: str) -> M:
+    """``body`` as ``model``; an answer that does not fit is an ``EngineError`` naming the first problem."""
+    try:
+        return model.model_validate(body)
+    except pydantic.ValidationError as error:
+        first = error.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "body"
+        raise errors.EngineError(
+            f"the engine's answer to {where} does not fit the API contract: {loc}: {first['msg']}",
+            hint="is the engine the same version as this CLI? (`caxton health --detailed` shows its version)",
+        ) from None
+
+
+def build(model: type[M], **values: object) -> M:
+    """A request body, checked here as the engine would (``InvalidInput`` naming the first problem)."""
+    try:
+        return model.model_validate(values)
+    except pydantic.ValidationError as error:
+        first = error.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "body"
+        raise errors.InvalidInput(f"invalid request: {loc}: {first['msg']}",
+                                  hint="see /openapi.json for the request shape") from None
 
 
 def _seg(name: str) -> str:

@@ -1,16 +1,19 @@
 """Client functions for the engine's memory API (``/api/v1/memory/...``).
 
 Called by ``caxton.cli.memory``. Each function takes an open
-``caxton.client.engine.EngineClient`` and returns the decoded JSON; errors
-arrive as ``caxton.errors`` values (413 payload too large, 409 conflict or
-limit, 503 memory disabled/unavailable).
+``caxton.client.engine.EngineClient`` and returns the answer parsed into its
+``caxton.spec.api`` model; errors arrive as ``caxton.errors`` values (413
+payload too large, 409 conflict or limit, 503 memory disabled/unavailable).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from caxton.client.engine import build
+from caxton.spec import api
 
 if TYPE_CHECKING:
     from caxton.client.engine import EngineClient
@@ -20,17 +23,13 @@ IMPORT_CHUNK_BYTES = 512 * 1024
 NDJSON = {"Content-Type": "application/x-ndjson"}
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
+def health(client: EngineClient) -> api.MemoryHealth:
+    """``/health/memory``: the memory's ``status`` (or disabled), the model and the entity count."""
+    return client.call(api.MemoryHealth, "GET", "/health/memory")
 
 
-def health(client: EngineClient) -> dict[str, Any]:
-    """``/health/memory``: ``status`` healthy, degraded or unhealthy, ``enabled``, the model and the entity count."""
-    return _dict(client.request("GET", "/health/memory"))
-
-
-def stats(client: EngineClient) -> dict[str, Any]:
-    return _dict(client.request("GET", "/memory/stats"))
+def stats(client: EngineClient) -> api.MemoryStats:
+    return client.call(api.MemoryStats, "GET", "/memory/stats")
 
 
 def search(
@@ -42,29 +41,24 @@ def search(
     types: Sequence[str] | None = None,
     scopes: Sequence[str] | None = None,
     agent: str | None = None,
-) -> dict[str, Any]:
-    body = {
-        "query": query,
-        "k": k,
-        "min_similarity": min_similarity,
-        "types": list(types) if types else None,
-        "scopes": list(scopes) if scopes else None,
-        "agent": agent,
-    }
-    return _dict(client.request("POST", "/memory/search", json=body))
+) -> api.SearchResults:
+    body = build(api.SearchRequest, query=query, k=k, min_similarity=min_similarity,
+                 types=list(types) if types else None, scopes=list(scopes) if scopes else None, agent=agent)
+    return client.call(api.SearchResults, "POST", "/memory/search", json=body.model_dump(mode="json"))
 
 
-def add(client: EngineClient, entities: Sequence[dict[str, Any]], *, merge: str = "error") -> dict[str, Any]:
-    """Store entities (``name``, ``entity_type``, ``observations``, ``scope``, ``owner``) in one batch."""
-    return _dict(client.request("POST", "/memory/entities/batch", json={"entities": list(entities), "merge": merge}))
+def add(client: EngineClient, entities: Sequence[api.EntityRequest], *, merge: str = "error") -> api.EntityList:
+    """Store entities in one batch (``merge``: update, skip or error when one exists)."""
+    body = build(api.BatchRequest, entities=list(entities), merge=merge)
+    return client.call(api.EntityList, "POST", "/memory/entities/batch", json=body.model_dump(mode="json"))
 
 
-def get(client: EngineClient, entity_id: int) -> dict[str, Any]:
-    return _dict(client.request("GET", f"/memory/entities/{int(entity_id)}"))
+def get(client: EngineClient, entity_id: int) -> api.Entity:
+    return client.call(api.Entity, "GET", f"/memory/entities/{int(entity_id)}")
 
 
-def delete(client: EngineClient, entity_id: int) -> dict[str, Any]:
-    return _dict(client.request("DELETE", f"/memory/entities/{int(entity_id)}"))
+def delete(client: EngineClient, entity_id: int) -> api.Deleted:
+    return client.call(api.Deleted, "DELETE", f"/memory/entities/{int(entity_id)}")
 
 
 def export(client: EngineClient) -> str:
@@ -90,26 +84,27 @@ def _chunks(lines: Iterable[str], limit: int) -> Iterator[str]:
 
 def import_lines(
     client: EngineClient, lines: Iterable[str], *, merge: str = "update", chunk_bytes: int = IMPORT_CHUNK_BYTES
-) -> dict[str, Any]:
+) -> api.ImportReport:
     """Send an export in chunks (each checked whole by the engine, then written); sum the reports."""
-    total: dict[str, Any] = {"created": 0, "updated": 0, "skipped": 0, "relations": 0, "errors": [], "requests": 0}
+    total = api.ImportReport(created=0, updated=0, skipped=0, relations=0, errors=[], requests=0)
     for chunk in _chunks(lines, chunk_bytes):
-        report = _dict(
-            client.request("POST", "/memory/import", params={"merge": merge}, content=chunk.encode(), headers=NDJSON)
-        )
-        for key in ("created", "updated", "skipped", "relations"):
-            total[key] += int(report.get(key, 0))
-        total["errors"].extend(report.get("errors", []))
-        total["requests"] += 1
+        report = client.call(api.ImportReport, "POST", "/memory/import", params={"merge": merge},
+                             content=chunk.encode(), headers=NDJSON)
+        total.created += report.created
+        total.updated += report.updated
+        total.skipped += report.skipped
+        total.relations += report.relations
+        total.errors.extend(report.errors)
+        total.requests = (total.requests or 0) + 1
     return total
 
 
-def vacuum(client: EngineClient) -> dict[str, Any]:
-    return _dict(client.request("POST", "/memory/vacuum"))
+def vacuum(client: EngineClient) -> api.VacuumReport:
+    return client.call(api.VacuumReport, "POST", "/memory/vacuum")
 
 
-def reindex(client: EngineClient) -> dict[str, Any]:
-    return _dict(client.request("POST", "/memory/reindex"))
+def reindex(client: EngineClient) -> api.ReindexReport:
+    return client.call(api.ReindexReport, "POST", "/memory/reindex")
 
 
 def entity_line(name: str, entity_type: str, observations: Sequence[str], scope: str, owner: str | None) -> str:

@@ -16,13 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
 from caxton.client.engine import EngineClient
 from caxton.desired import loader
 from caxton.desired.model import DesiredState
 from caxton.errors import StalePlan, ValidationFailed
 from caxton.planning import build, targeting
+from caxton.spec import api
 from caxton.spec.plan import Plan, PlanSource
 
 
@@ -83,71 +82,58 @@ def holder() -> str:
     return f"{user}@{socket.gethostname()} pid {os.getpid()}"
 
 
-def submission(plan: Plan, desired: DesiredState, lock_token: str) -> dict[str, Any]:
+def submission(plan: Plan, desired: DesiredState, lock_token: str) -> api.ApplySubmission:
     """The body of ``POST /api/v1/applies``: the plan's changes with the specs to apply."""
     wanted = desired.by_id()
     changes = []
     for change in plan.actionable():
-        item: dict[str, Any] = {"id": change.id, "action": change.action, "strategy": change.strategy}
+        item = api.ApplyChange(id=change.id, action=api.ChangeAction(change.action), strategy=change.strategy)
         agent = wanted.get(change.id)
         if agent is not None and change.action != "delete":
-            item["spec"] = agent.spec.model_dump(mode="json")
-            item["digest"] = agent.digest
+            item.spec = agent.spec.model_dump(mode="json")
+            item.digest = agent.digest
             if agent.module_bytes is not None:
-                item["module"] = base64.b64encode(agent.module_bytes).decode("ascii")
+                item.module = base64.b64encode(agent.module_bytes).decode("ascii")
         changes.append(item)
-    return {
-        "plan_id": plan.plan_id,
-        "engine_serial": plan.engine_serial,
-        "desired_digest": plan.desired_digest,
-        "git_commit": plan.source.git_commit,
-        "lock_token": lock_token,
-        "changes": changes,
-    }
+    return api.ApplySubmission(plan_id=plan.plan_id, engine_serial=plan.engine_serial,
+                               desired_digest=plan.desired_digest, git_commit=plan.source.git_commit,
+                               lock_token=lock_token, changes=changes)
 
 
 # --- the engine's lock and apply endpoints ---------------------------------------------------
-def acquire_lock(client: EngineClient, reason: str, ttl: float = 30.0) -> dict[str, Any]:
+def acquire_lock(client: EngineClient, reason: str, ttl: float = 30.0) -> api.LockGrant:
     """Take the engine's apply lock (``LockHeld`` names the holder when someone else has it)."""
-    result: dict[str, Any] = client.request("POST", "/lock", json={"holder": holder(), "reason": reason, "ttl": ttl})
-    return result
+    return client.call(api.LockGrant, "POST", "/lock", json={"holder": holder(), "reason": reason, "ttl": ttl})
 
 
-def renew_lock(client: EngineClient, token: str, ttl: float = 30.0) -> dict[str, Any]:
-    result: dict[str, Any] = client.request("PUT", "/lock", json={"token": token, "ttl": ttl})
-    return result
+def renew_lock(client: EngineClient, token: str, ttl: float = 30.0) -> api.LockGrant:
+    return client.call(api.LockGrant, "PUT", "/lock", json={"token": token, "ttl": ttl})
 
 
-def release_lock(client: EngineClient, token: str | None, *, force: bool = False) -> dict[str, Any]:
-    params: dict[str, Any] = {"force": "true"} if force else {"token": token}
-    result: dict[str, Any] = client.request("DELETE", "/lock", params=params)
-    return result
+def release_lock(client: EngineClient, token: str | None, *, force: bool = False) -> api.LockRelease:
+    params = {"force": "true"} if force else {"token": token}
+    return client.call(api.LockRelease, "DELETE", "/lock", params=params)
 
 
-def lock_status(client: EngineClient) -> dict[str, Any]:
-    result: dict[str, Any] = client.request("GET", "/lock")
-    return result
+def lock_status(client: EngineClient) -> api.LockStatus:
+    return client.call(api.LockStatus, "GET", "/lock")
 
 
-def submit(client: EngineClient, body: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = client.request("POST", "/applies", json=body)
-    return result
+def submit(client: EngineClient, body: api.ApplySubmission) -> api.ApplyView:
+    return client.call(api.ApplyView, "POST", "/applies", json=body.model_dump(mode="json"))
 
 
-def apply_status(client: EngineClient, apply_id: str, *, after: int = 0, wait: float = 0.0) -> dict[str, Any]:
+def apply_status(client: EngineClient, apply_id: str, *, after: int = 0, wait: float = 0.0) -> api.ApplyView:
     params = {"after": after, "wait": wait}
-    result: dict[str, Any] = client.request("GET", f"/applies/{apply_id}", params=params)
-    return result
+    return client.call(api.ApplyView, "GET", f"/applies/{apply_id}", params=params)
 
 
-def history(client: EngineClient, name: str) -> dict[str, Any]:
-    result: dict[str, Any] = client.request("GET", f"/agents/{name}/revisions")
-    return result
+def history(client: EngineClient, name: str) -> api.AgentHistory:
+    return client.call(api.AgentHistory, "GET", f"/agents/{name}/revisions")
 
 
 def rollback(
     client: EngineClient, name: str, *, to_version: str | None = None, to_revision: int | None = None
-) -> dict[str, Any]:
+) -> api.OperationResult:
     body = {"to_version": to_version, "to_revision": to_revision, "source": {"actor": holder()}}
-    result: dict[str, Any] = client.request("POST", f"/agents/{name}/rollback", json=body)
-    return result
+    return client.call(api.OperationResult, "POST", f"/agents/{name}/rollback", json=body)

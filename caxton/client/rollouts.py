@@ -9,31 +9,28 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-from typing import Any
 from urllib.parse import quote
 
 from caxton.client.engine import EngineClient
 from caxton.errors import InvalidInput
+from caxton.spec import api
 
 
-def status(client: EngineClient, name: str | None = None, *, limit: int | None = None) -> list[dict[str, Any]]:
+def status(client: EngineClient, name: str | None = None, *, limit: int | None = None) -> list[api.RolloutView]:
     """Rollouts of ``name`` (or of every agent), newest first; active ones carry a ``live`` window."""
     params = {"limit": limit} if limit else {}
     path = f"/rollouts/{_seg(name)}" if name else "/rollouts"
-    result: list[dict[str, Any]] = client.request("GET", path, params=params)["rollouts"]
-    return result
+    return client.call(api.RolloutList, "GET", path, params=params).rollouts
 
 
-def promote(client: EngineClient, name: str) -> dict[str, Any]:
+def promote(client: EngineClient, name: str) -> api.RolloutView:
     """Skip the remaining steps of ``name``'s rollout: all traffic to the new revision."""
-    result: dict[str, Any] = client.request("POST", f"/rollouts/{_seg(name)}/promote", json={"actor": _actor()})
-    return result
+    return client.call(api.RolloutView, "POST", f"/rollouts/{_seg(name)}/promote", json={"actor": _actor()})
 
 
-def abort(client: EngineClient, name: str) -> dict[str, Any]:
+def abort(client: EngineClient, name: str) -> api.RolloutView:
     """Roll ``name``'s rollout back now: all traffic to the stable revision."""
-    result: dict[str, Any] = client.request("POST", f"/rollouts/{_seg(name)}/abort", json={"actor": _actor()})
-    return result
+    return client.call(api.RolloutView, "POST", f"/rollouts/{_seg(name)}/abort", json={"actor": _actor()})
 
 
 def _actor() -> str:

@@ -28,12 +28,11 @@ import anyio.to_thread
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from caxton import __version__, metrics
-from caxton.engine import apply_api, backup_api, memory_api, reconcile_api, rollout_api
+from caxton.engine import apply_api, backup_api, memory_api, openapi, reconcile_api, rollout_api
 from caxton.engine.auth import Policy, Tokens, attributed, load_tokens, principal_of
 from caxton.engine.guard import Gate, Guard, reload_tokens
 from caxton.engine.http_metrics import HttpMetrics
@@ -41,7 +40,9 @@ from caxton.engine.logsetup import RequestIds
 from caxton.engine.core import Engine
 from caxton.engine.limits import RequestLimits, error_body
 from caxton.engine.ratelimit import Limiter, RateLimit
+from caxton.engine.openapi import errors
 from caxton.engine.store import Source
+from caxton.spec import api as wire
 from caxton.spec.state import StateSnapshot
 from caxton.errors import (
     CaxtonError,
@@ -54,27 +55,6 @@ from caxton.spec.identity import agent_id
 PREFIX = "/api/v1"
 #: Threads that run blocking endpoints (messages, store reads); anyio's default is 40.
 WORKER_THREADS = 256
-
-
-class SourceBody(BaseModel):
-    actor: str | None = Field(None, max_length=200, description="who asked (user, CI job)")
-    plan_id: str | None = Field(None, max_length=200)
-    git_commit: str | None = Field(None, max_length=200)
-
-
-class DeployBody(BaseModel):
-    spec: dict[str, Any] = Field(description="the agent model as JSON (an agent file's fields)")
-    module: str | None = Field(None, description="WASM module, base64; null for config agents")
-    source: SourceBody | None = None
-
-
-class MessageBody(BaseModel):
-    content: Any = Field(description="the message: text or any JSON value")
-    conversation_id: str | None = Field(None, max_length=200)
-
-
-class ActionBody(BaseModel):
-    source: SourceBody | None = None
 
 
 def _caxton_error(_: Request, error: Exception) -> JSONResponse:
@@ -117,7 +97,7 @@ def _decode_module(module: str | None) -> bytes | None:
         raise InvalidInput("module is not valid base64", hint="send the .wasm bytes base64-encoded") from None
 
 
-def _source(body: SourceBody | None, request: Request) -> Source:
+def _source(body: wire.SourceRequest | None, request: Request) -> Source:
     source = Source(**body.model_dump()) if body else Source()
     return Source(attributed(principal_of(request), source.actor), source.plan_id, source.git_commit)
 
@@ -140,7 +120,8 @@ def create_app(engine: Engine, tokens: Tokens | None = None) -> FastAPI:
             await run_in_threadpool(engine.stop)
 
     app = FastAPI(title="Caxton engine API", version=__version__, lifespan=lifespan,
-                  docs_url=None, redoc_url=None)
+                  docs_url=None, redoc_url=None, generate_unique_id_function=openapi.operation_id)
+    app.router.route_class = openapi.WireRoute
     app.add_exception_handler(CaxtonError, _caxton_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -165,6 +146,7 @@ def create_app(engine: Engine, tokens: Tokens | None = None) -> FastAPI:
     memory_api.mount(app, engine)
     backup_api.mount(app, engine)
     gate.policy = Policy.compile(app.routes, metrics_open=config.observability.metrics_auth == "none")
+    openapi.install(app, metrics_open=config.observability.metrics_auth == "none")
     return app
 
 
@@ -175,24 +157,26 @@ def engine_tokens(engine: Engine) -> Tokens:
 
 
 def _routes(app: FastAPI, engine: Engine) -> None:
-    @app.get(PREFIX + "/health", tags=["health"])
+    @app.get(PREFIX + "/health", tags=["health"], response_model=wire.Health)
     async def health() -> dict[str, Any]:
         """Liveness: always fast, no store access."""
         return engine.health()
 
-    @app.get(PREFIX + "/health/detailed", tags=["health"])
+    @app.get(PREFIX + "/health/detailed", tags=["health"], response_model=wire.HealthDetailed)
     def health_detailed() -> dict[str, Any]:
         return engine.health_detailed()
 
-    @app.get(PREFIX + "/ready", tags=["health"])
+    @app.get(PREFIX + "/ready", tags=["health"], response_model=wire.Ready, responses=errors(503))
     async def ready() -> dict[str, Any]:
         if not engine.ready:
             raise Unavailable("the engine is not ready", hint="it is starting or shutting down; retry")
         return {"ready": True}
 
     # Kubernetes-style root probes: the same answers as /api/v1/health and /api/v1/ready, open.
-    app.add_api_route("/healthz", health, methods=["GET"], tags=["health"], summary="Liveness (as /api/v1/health)")
-    app.add_api_route("/readyz", ready, methods=["GET"], tags=["health"], summary="Readiness (as /api/v1/ready)")
+    app.add_api_route("/healthz", health, methods=["GET"], tags=["health"], summary="Liveness (as /api/v1/health)",
+                      response_model=wire.Health)
+    app.add_api_route("/readyz", ready, methods=["GET"], tags=["health"], summary="Readiness (as /api/v1/ready)",
+                      response_model=wire.Ready, responses=errors(503))
 
     @app.get(PREFIX + "/state", tags=["state"], response_model=StateSnapshot)
     def state() -> Response:
@@ -202,16 +186,16 @@ def _routes(app: FastAPI, engine: Engine) -> None:
         """
         return Response(engine.snapshot().model_dump_json(), media_type="application/json")
 
-    @app.get(PREFIX + "/agents", tags=["agents"])
+    @app.get(PREFIX + "/agents", tags=["agents"], response_model=wire.AgentList)
     def list_agents() -> dict[str, Any]:
         return {"serial": engine.store.serial(), "agents": engine.agents()}
 
-    @app.get(PREFIX + "/agents/{name}", tags=["agents"])
+    @app.get(PREFIX + "/agents/{name}", tags=["agents"], response_model=wire.AgentDetail, responses=errors(404))
     def get_agent(name: str) -> dict[str, Any]:
         return engine.agent(name)
 
-    @app.put(PREFIX + "/agents/{name}", tags=["agents"])
-    def deploy(name: str, body: DeployBody, request: Request) -> dict[str, Any]:
+    @app.put(PREFIX + "/agents/{name}", tags=["agents"], response_model=wire.OperationResult, responses=errors(409))
+    def deploy(name: str, body: wire.DeployRequest, request: Request) -> dict[str, Any]:
         """Create or update an agent: the deploy operation plan/apply drives."""
         given = body.spec.get("name")
         if not isinstance(given, str) or agent_id(given) != agent_id(name):
@@ -220,8 +204,9 @@ def _routes(app: FastAPI, engine: Engine) -> None:
         return engine.deploy(body.spec, _decode_module(body.module), _source(body.source, request)).to_dict()
 
     @app.post(PREFIX + "/agents/{name}/messages", tags=["agents"], response_model=None,
-              responses={200: {"description": "{agent, revision, conversation_id, reply, duration_ms}"}})
-    def send(name: str, body: MessageBody, request: Request) -> Response:
+              responses={200: {"model": wire.MessageReply, "description": "the agent's reply"},
+                         **errors(404, 502, 503, 504)})
+    def send(name: str, body: wire.MessageRequest, request: Request) -> Response:
         """Send one message to the agent's serving revision and return its reply.
 
         Runs in the thread pool: a slow agent never blocks the event loop (health stays fast).
@@ -232,33 +217,38 @@ def _routes(app: FastAPI, engine: Engine) -> None:
         return Response(json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode(),
                         media_type="application/json")
 
-    @app.post(PREFIX + "/agents/{name}/suspend", tags=["agents"])
-    def suspend(name: str, request: Request, body: ActionBody | None = None) -> dict[str, Any]:
+    @app.post(PREFIX + "/agents/{name}/suspend", tags=["agents"], response_model=wire.OperationResult,
+              responses=errors(404, 409))
+    def suspend(name: str, request: Request, body: wire.ActionRequest | None = None) -> dict[str, Any]:
         return engine.suspend(name, _source(body.source if body else None, request)).to_dict()
 
-    @app.post(PREFIX + "/agents/{name}/resume", tags=["agents"])
-    def resume(name: str, request: Request, body: ActionBody | None = None) -> dict[str, Any]:
+    @app.post(PREFIX + "/agents/{name}/resume", tags=["agents"], response_model=wire.OperationResult,
+              responses=errors(404, 409))
+    def resume(name: str, request: Request, body: wire.ActionRequest | None = None) -> dict[str, Any]:
         return engine.resume(name, _source(body.source if body else None, request)).to_dict()
 
-    @app.delete(PREFIX + "/agents/{name}", tags=["agents"])
+    @app.delete(PREFIX + "/agents/{name}", tags=["agents"], response_model=wire.OperationResult,
+                responses=errors(404, 409))
     def remove(name: str, request: Request, actor: str | None = None, plan_id: str | None = None,
                git_commit: str | None = None) -> dict[str, Any]:
         source = Source(actor=attributed(principal_of(request), actor), plan_id=plan_id, git_commit=git_commit)
         return engine.remove(name, source).to_dict()
 
-    @app.get(PREFIX + "/agents/{name}/logs", tags=["agents"])
+    @app.get(PREFIX + "/agents/{name}/logs", tags=["agents"], response_model=wire.AgentLogs, responses=errors(404))
     def logs(name: str, limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
         return engine.agent_logs(name, limit)
 
-    @app.get(PREFIX + "/events", tags=["state"])
-    def events(agent: str | None = None, after: int = Query(0, ge=0),
+    @app.get(PREFIX + "/events", tags=["state"], response_model=wire.EventList)
+    def events(agent: str | None = None, after: int = Query(0, ge=0, le=wire.MAX_INT),
                limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
         return engine.events(agent=agent, after=after, limit=limit)
 
     if not engine.config.observability.metrics_enabled:
         return  # observability.metrics_enabled: false: /metrics is 404
 
-    @app.get("/metrics", tags=["metrics"], response_class=Response)
+    @app.get("/metrics", tags=["metrics"], response_class=Response,
+             responses={200: {"description": "Prometheus text exposition",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}}})
     def prometheus() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST
 

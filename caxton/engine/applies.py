@@ -37,16 +37,16 @@ from caxton.engine.lease import ApplyLock
 from caxton.engine.operations import Operations, parse_spec
 from caxton.engine.store import Source, Store, utcnow
 from caxton.errors import CaxtonError, Conflict, InvalidInput, NotFound, StalePlan
+from caxton.spec.api import FINAL, ApplyStatus, ChangeAction
 
 if TYPE_CHECKING:
     from caxton.engine.rollouts.controller import RolloutController
 
 log = logging.getLogger(__name__)
 
-FINAL = frozenset({"succeeded", "failed", "rolled_back", "superseded", "interrupted"})
 #: Not final: making its changes ("running"), or following the rollouts it started ("progressing").
-ACCEPTED = "progressing"
-ACTIONS = ("create", "replace", "update", "delete")
+ACCEPTED = ApplyStatus.PROGRESSING.value
+ACTIONS = tuple(action.value for action in ChangeAction)
 #: Outcome of a rollout -> status of its change in the apply.
 ROLLOUT_RESULT = {"succeeded": "done", "rolled_back": "rolled_back", "failed": "failed", "cancelled": "failed",
                   "superseded": "superseded"}

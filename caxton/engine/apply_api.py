@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Body, FastAPI, Query, Request
-from pydantic import BaseModel, Field
+from fastapi import FastAPI, Query, Request
 
 from caxton.engine import history
 from caxton.engine.auth import attributed, principal_of
+from caxton.engine.openapi import errors
 from caxton.engine.store import Source
+from caxton.spec import api as wire
 
 if TYPE_CHECKING:
     from caxton.engine.core import Engine
@@ -21,71 +22,51 @@ if TYPE_CHECKING:
 PREFIX = "/api/v1"
 
 
-class LockBody(BaseModel):
-    holder: str = Field(min_length=1, max_length=200)
-    reason: str = Field("", max_length=500)
-    ttl: float = 30.0
-
-
-class RenewBody(BaseModel):
-    token: str
-    ttl: float = 30.0
-
-
-class RollbackSource(BaseModel):
-    actor: str | None = None
-    plan_id: str | None = None
-
-
-class RollbackBody(BaseModel):
-    to_version: str | None = None
-    to_revision: int | None = Field(None, ge=1)
-    source: RollbackSource | None = None
-
-
 def mount(app: FastAPI, engine: Engine) -> None:
     """Add the lock, applies, revisions and rollback routes to ``app``."""
 
-    @app.get(PREFIX + "/lock", tags=["apply"])
+    @app.get(PREFIX + "/lock", tags=["apply"], response_model=wire.LockStatus)
     def lock_status() -> dict[str, Any]:
         lease = engine.lock.current()
         return {"held": lease is not None, "lease": lease.public() if lease else None}
 
-    @app.post(PREFIX + "/lock", tags=["apply"])
-    def lock_acquire(body: LockBody, request: Request) -> dict[str, Any]:
+    @app.post(PREFIX + "/lock", tags=["apply"], response_model=wire.LockGrant, responses=errors(409))
+    def lock_acquire(body: wire.LockRequest, request: Request) -> dict[str, Any]:
         lease = engine.lock.acquire(attributed(principal_of(request), body.holder) or body.holder, body.reason, body.ttl)
         return {"token": lease.token, "lease": lease.public()}
 
-    @app.put(PREFIX + "/lock", tags=["apply"])
-    def lock_renew(body: RenewBody) -> dict[str, Any]:
+    @app.put(PREFIX + "/lock", tags=["apply"], response_model=wire.LockGrant, responses=errors(409))
+    def lock_renew(body: wire.RenewRequest) -> dict[str, Any]:
         lease = engine.lock.renew(body.token, body.ttl)
         return {"token": lease.token, "lease": lease.public()}
 
-    @app.delete(PREFIX + "/lock", tags=["apply"])
+    @app.delete(PREFIX + "/lock", tags=["apply"], response_model=wire.LockRelease, responses=errors(409))
     def lock_release(token: str | None = None, force: bool = False) -> dict[str, Any]:
         released = engine.lock.release(token, force=force)
         return {"released": released.public() if released else None}
 
-    @app.post(PREFIX + "/applies", tags=["apply"])
-    def apply_submit(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    @app.post(PREFIX + "/applies", tags=["apply"], response_model=wire.ApplyView, responses=errors(409))
+    def apply_submit(body: wire.ApplySubmission) -> dict[str, Any]:
         """Run a plan's changes (see docs/api.md); refused when stale or when the lock is not held."""
-        return engine.applies.submit(body)
+        return engine.applies.submit(body.model_dump(mode="json"))
 
-    @app.get(PREFIX + "/applies", tags=["apply"])
+    @app.get(PREFIX + "/applies", tags=["apply"], response_model=wire.ApplyList)
     def apply_list(limit: int = Query(20, ge=1, le=100)) -> dict[str, Any]:
         """The most recent applies, newest first (without their progress lines)."""
         return engine.applies.recent(limit)
 
-    @app.get(PREFIX + "/applies/{apply_id}", tags=["apply"])
-    def apply_get(apply_id: str, after: int = Query(0, ge=0), wait: float = Query(0.0, ge=0.0, le=10.0)) -> dict[str, Any]:
+    @app.get(PREFIX + "/applies/{apply_id}", tags=["apply"], response_model=wire.ApplyView, responses=errors(404))
+    def apply_get(apply_id: str, after: int = Query(0, ge=0, le=wire.MAX_INT), wait: float = Query(0.0, ge=0.0, le=10.0)) -> dict[str, Any]:
         return engine.applies.get(apply_id, after=after, wait=wait)
 
-    @app.get(PREFIX + "/agents/{name}/revisions", tags=["agents"])
+    @app.get(PREFIX + "/agents/{name}/revisions", tags=["agents"], response_model=wire.AgentHistory,
+             responses=errors(404))
     def revisions(name: str) -> dict[str, Any]:
         return history.history(engine.store, engine.ops, name)
 
-    @app.post(PREFIX + "/agents/{name}/rollback", tags=["agents"])
-    def rollback(name: str, body: RollbackBody, request: Request) -> dict[str, Any]:
+    @app.post(PREFIX + "/agents/{name}/rollback", tags=["agents"], response_model=wire.OperationResult,
+              responses=errors(404, 409))
+    def rollback(name: str, body: wire.RollbackRequest, request: Request) -> dict[str, Any]:
         source = Source(actor=attributed(principal_of(request), body.source.actor if body.source else None),
                         plan_id=body.source.plan_id if body.source else None)
         return history.rollback(engine.store, engine.ops, name, to_version=body.to_version,

@@ -16,12 +16,15 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 
 from caxton.engine import backup
+from caxton.engine.openapi import errors
+from caxton.spec import api as wire
 from caxton.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from caxton.engine.core import Engine
 
 PREFIX = "/api/v1"
+ARCHIVE_TYPES = ("application/gzip", "application/x-tar")
 _NAME = re.compile(r"^caxton-[0-9TZ]+\.tar(\.gz)?$")
 
 
@@ -36,12 +39,15 @@ def create(engine: Engine) -> dict[str, Any]:
 def mount(app: FastAPI, engine: Engine) -> None:
     """Add ``/api/v1/backups`` routes to ``app``."""
 
-    @app.post(PREFIX + "/backups", tags=["backups"])
+    @app.post(PREFIX + "/backups", tags=["backups"], response_model=wire.BackupManifest)
     def create_backup() -> dict[str, Any]:
         """A consistent archive of the store, the memory and the modules, taken while serving."""
         return create(engine)
 
-    @app.get(PREFIX + "/backups/{name}", tags=["backups"], response_class=FileResponse)
+    @app.get(PREFIX + "/backups/{name}", tags=["backups"], response_class=FileResponse, responses={
+        200: {"description": "the archive", "content": {media: {"schema": {"type": "string", "format": "binary"}}
+                                                      for media in ARCHIVE_TYPES}},
+        **errors(400, 404)})
     def download_backup(name: str) -> FileResponse:
         """The archive ``name`` (as returned by POST /api/v1/backups)."""
         if not _NAME.match(name):
@@ -50,5 +56,5 @@ def mount(app: FastAPI, engine: Engine) -> None:
         path = engine.data_dir / backup.BACKUP_DIR / name
         if not path.is_file():
             raise NotFound(f"no backup named {name!r} in {path.parent}", hint="create one with `caxton backup create`")
-        return FileResponse(path, media_type="application/gzip" if name.endswith(".gz") else "application/x-tar",
+        return FileResponse(path, media_type=ARCHIVE_TYPES[0] if name.endswith(".gz") else ARCHIVE_TYPES[1],
                             filename=name)

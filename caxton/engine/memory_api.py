@@ -12,61 +12,29 @@ Who may call each route: ``caxton.engine.auth.ROUTE_ROLES`` (memory-read, memory
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
 
 from caxton import errors
+from caxton.engine.openapi import errors as refusals
 from caxton.memory import models
+from caxton.spec import api as wire
 
 if TYPE_CHECKING:
     from caxton.memory.service import MemoryService
 
 PREFIX = "/api/v1"
 NDJSON = "application/x-ndjson"
-ScopeName = Literal["agent", "workspace", "global"]
-MergeName = Literal["update", "skip", "error"]
+ScopeName = wire.Scope
+MergeName = wire.Merge
+#: An entity or relation id in a path (an integer SQLite can hold).
+RowId = Annotated[int, Path(ge=wire.MIN_INT, le=wire.MAX_INT)]
 
 
-class EntityBody(BaseModel):
-    name: str = Field(min_length=1, max_length=models.MAX_NAME_LENGTH)
-    entity_type: str = Field(min_length=1, max_length=models.MAX_TYPE_LENGTH)
-    observations: list[str] = Field(default_factory=list)
-    scope: ScopeName = "workspace"
-    owner: str | None = Field(None, max_length=200, description="owning agent; required for scope 'agent'")
-
-    def item(self) -> models.EntityInput:
-        return models.EntityInput(self.name, self.entity_type, tuple(self.observations), self.scope, self.owner)
-
-
-class BatchBody(BaseModel):
-    entities: list[EntityBody]
-    merge: MergeName = "error"
-
-
-class EntityPatch(BaseModel):
-    entity_type: str | None = Field(None, min_length=1, max_length=models.MAX_TYPE_LENGTH)
-    observations: list[str] | None = Field(None, description="replace all observations")
-    add_observations: list[str] = Field(default_factory=list, description="append these")
-    expected_version: int | None = Field(None, ge=1, description="refuse (409) if the entity changed meanwhile")
-
-
-class SearchBody(BaseModel):
-    query: str = Field(min_length=1, max_length=10_000)
-    k: int = Field(10, ge=1, le=100)
-    min_similarity: float | None = Field(None, ge=-1.0, le=1.0)
-    types: list[str] | None = None
-    scopes: list[ScopeName] | None = None
-    agent: str | None = Field(None, description="search as this agent: other agents' private entities are hidden")
-
-
-class RelationBody(BaseModel):
-    from_id: int
-    to_id: int
-    relation_type: str = Field(min_length=1, max_length=models.MAX_TYPE_LENGTH)
-    strength: float = Field(1.0, ge=0.0, le=1.0)
+def _item(body: wire.EntityRequest) -> models.EntityInput:
+    return models.EntityInput(body.name, body.entity_type, tuple(body.observations), body.scope, body.owner)
 
 
 def memory_of(engine: Any) -> MemoryService:
@@ -92,14 +60,14 @@ def mount(app: FastAPI, engine: Any) -> None:
 
 
 def _entity_routes(app: FastAPI, engine: Any) -> None:
-    @app.get(PREFIX + "/memory/entities", tags=["memory"])
+    @app.get(PREFIX + "/memory/entities", tags=["memory"], response_model=wire.EntityList, responses=refusals(503))
     def list_entities(
         name: str | None = None,
         scope: ScopeName | None = None,
         owner: str | None = None,
         entity_type: str | None = Query(None, alias="type"),
         limit: int = Query(100, ge=1, le=1000),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=wire.MAX_INT),
     ) -> dict[str, Any]:
         found = memory_of(engine).list_entities(
             name=name,
@@ -111,25 +79,30 @@ def _entity_routes(app: FastAPI, engine: Any) -> None:
         )
         return {"entities": [e.to_dict() for e in found]}
 
-    @app.post(PREFIX + "/memory/entities", tags=["memory"], status_code=201)
-    def create_entity(body: EntityBody) -> dict[str, Any]:
-        return memory_of(engine).create_entity(body.item()).to_dict()
+    @app.post(PREFIX + "/memory/entities", tags=["memory"], status_code=201, response_model=wire.Entity,
+              responses=refusals(409, 503))
+    def create_entity(body: wire.EntityRequest) -> dict[str, Any]:
+        return memory_of(engine).create_entity(_item(body)).to_dict()
 
-    @app.post(PREFIX + "/memory/entities/batch", tags=["memory"])
-    def create_batch(body: BatchBody) -> dict[str, Any]:
-        stored = memory_of(engine).create_entities([e.item() for e in body.entities], merge=body.merge)
+    @app.post(PREFIX + "/memory/entities/batch", tags=["memory"], response_model=wire.EntityList,
+              responses=refusals(409, 503))
+    def create_batch(body: wire.BatchRequest) -> dict[str, Any]:
+        stored = memory_of(engine).create_entities([_item(e) for e in body.entities], merge=body.merge)
         return {"entities": [e.to_dict() for e in stored]}
 
-    @app.get(PREFIX + "/memory/entities/{entity_id}", tags=["memory"])
-    def get_entity(entity_id: int) -> dict[str, Any]:
+    @app.get(PREFIX + "/memory/entities/{entity_id}", tags=["memory"], response_model=wire.Entity,
+             responses=refusals(404, 503))
+    def get_entity(entity_id: RowId) -> dict[str, Any]:
         return memory_of(engine).get_entity(entity_id).to_dict()
 
-    @app.get(PREFIX + "/memory/entities/{entity_id}/neighbours", tags=["memory"])
-    def neighbours(entity_id: int, depth: int = Query(1, ge=1, le=5)) -> dict[str, Any]:
+    @app.get(PREFIX + "/memory/entities/{entity_id}/neighbours", tags=["memory"], response_model=wire.Graph,
+             responses=refusals(404, 503))
+    def neighbours(entity_id: RowId, depth: int = Query(1, ge=1, le=5)) -> dict[str, Any]:
         return memory_of(engine).neighbours(entity_id, depth).to_dict()
 
-    @app.patch(PREFIX + "/memory/entities/{entity_id}", tags=["memory"])
-    def update_entity(entity_id: int, body: EntityPatch) -> dict[str, Any]:
+    @app.patch(PREFIX + "/memory/entities/{entity_id}", tags=["memory"], response_model=wire.Entity,
+               responses=refusals(404, 409, 503))
+    def update_entity(entity_id: RowId, body: wire.EntityPatch) -> dict[str, Any]:
         return (
             memory_of(engine)
             .update_entity(
@@ -142,15 +115,16 @@ def _entity_routes(app: FastAPI, engine: Any) -> None:
             .to_dict()
         )
 
-    @app.delete(PREFIX + "/memory/entities/{entity_id}", tags=["memory"])
-    def delete_entity(entity_id: int) -> dict[str, Any]:
+    @app.delete(PREFIX + "/memory/entities/{entity_id}", tags=["memory"], response_model=wire.Deleted,
+                responses=refusals(404, 503))
+    def delete_entity(entity_id: RowId) -> dict[str, Any]:
         memory_of(engine).delete_entity(entity_id)
         return {"deleted": entity_id}
 
 
 def _search_routes(app: FastAPI, engine: Any) -> None:
-    @app.post(PREFIX + "/memory/search", tags=["memory"])
-    def search(body: SearchBody) -> dict[str, Any]:
+    @app.post(PREFIX + "/memory/search", tags=["memory"], response_model=wire.SearchResults, responses=refusals(503))
+    def search(body: wire.SearchRequest) -> dict[str, Any]:
         """Semantic search; ``similarity`` is cosine similarity (higher is closer)."""
         hits = memory_of(engine).search(
             body.query, body.k, body.min_similarity, types=body.types, scopes=body.scopes, agent=body.agent
@@ -159,33 +133,39 @@ def _search_routes(app: FastAPI, engine: Any) -> None:
 
 
 def _relation_routes(app: FastAPI, engine: Any) -> None:
-    @app.get(PREFIX + "/memory/relations", tags=["memory"])
-    def list_relations(entity_id: int | None = None) -> dict[str, Any]:
+    @app.get(PREFIX + "/memory/relations", tags=["memory"], response_model=wire.RelationList,
+             responses=refusals(404, 503))
+    def list_relations(entity_id: int | None = Query(None, ge=wire.MIN_INT, le=wire.MAX_INT)) -> dict[str, Any]:
         return {"relations": [r.to_dict() for r in memory_of(engine).relations(entity_id)]}
 
-    @app.post(PREFIX + "/memory/relations", tags=["memory"])
-    def relate(body: RelationBody) -> dict[str, Any]:
+    @app.post(PREFIX + "/memory/relations", tags=["memory"], response_model=wire.Relation,
+              responses=refusals(404, 409, 503))
+    def relate(body: wire.RelationRequest) -> dict[str, Any]:
         return memory_of(engine).relate(body.from_id, body.to_id, body.relation_type, body.strength).to_dict()
 
-    @app.delete(PREFIX + "/memory/relations/{relation_id}", tags=["memory"])
-    def delete_relation(relation_id: int) -> dict[str, Any]:
+    @app.delete(PREFIX + "/memory/relations/{relation_id}", tags=["memory"], response_model=wire.Deleted,
+                responses=refusals(404, 503))
+    def delete_relation(relation_id: RowId) -> dict[str, Any]:
         memory_of(engine).delete_relation(relation_id)
         return {"deleted": relation_id}
 
 
 def _maintenance_routes(app: FastAPI, engine: Any) -> None:
-    @app.get(PREFIX + "/memory/stats", tags=["memory"])
+    @app.get(PREFIX + "/memory/stats", tags=["memory"], response_model=wire.MemoryStats, responses=refusals(503))
     def stats() -> dict[str, Any]:
         return memory_of(engine).stats()
 
-    @app.get(PREFIX + "/memory/export", tags=["memory"])
+    @app.get(PREFIX + "/memory/export", tags=["memory"], response_class=Response, responses={
+        200: {"description": "JSON lines", "content": {NDJSON: {"schema": {"type": "string"}}}}, **refusals(503)})
     def export() -> Response:
         """Every entity and relation as JSON lines (see docs/memory.md)."""
         out = io.StringIO()
         memory_of(engine).export_jsonl(out)
         return Response(out.getvalue(), media_type=NDJSON)
 
-    @app.post(PREFIX + "/memory/import", tags=["memory"])
+    @app.post(PREFIX + "/memory/import", tags=["memory"], response_model=wire.ImportReport,
+              responses=refusals(409, 503), openapi_extra={"requestBody": {
+                  "required": True, "content": {NDJSON: {"schema": {"type": "string"}}}}})
     async def import_lines(request: Request, merge: MergeName = "update") -> dict[str, Any]:
         """Body: JSON lines as produced by ``/memory/export``; checked whole before anything is written."""
         from starlette.concurrency import run_in_threadpool
@@ -198,15 +178,15 @@ def _maintenance_routes(app: FastAPI, engine: Any) -> None:
         report = await run_in_threadpool(memory.import_jsonl, text.splitlines(), merge)
         return report.to_dict()
 
-    @app.post(PREFIX + "/memory/vacuum", tags=["memory"])
+    @app.post(PREFIX + "/memory/vacuum", tags=["memory"], response_model=wire.VacuumReport, responses=refusals(503))
     def vacuum() -> dict[str, Any]:
         return dict(memory_of(engine).vacuum())
 
-    @app.post(PREFIX + "/memory/reindex", tags=["memory"])
+    @app.post(PREFIX + "/memory/reindex", tags=["memory"], response_model=wire.ReindexReport, responses=refusals(503))
     def reindex() -> dict[str, Any]:
         return memory_of(engine).reindex()
 
-    @app.get(PREFIX + "/health/memory", tags=["health"])
+    @app.get(PREFIX + "/health/memory", tags=["health"], response_model=wire.MemoryHealth)
     def memory_health() -> dict[str, Any]:
         """Model, entity count and ``status`` (healthy, degraded: reindex needed, unhealthy: the model cannot
         be loaded); ``enabled`` is false when ``memory.enabled`` is."""

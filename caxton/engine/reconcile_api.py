@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Query
-from pydantic import BaseModel, Field
 
 from caxton import metrics
+from caxton.spec import api as wire
 
 if TYPE_CHECKING:
     from caxton.engine.core import Engine
@@ -34,21 +34,6 @@ MAX_WAIT = 5.0
 OUTCOMES = frozenset({"applied", "progressing", "in_sync", "degraded", "invalid", "refused", "failed", "rolled_back",
                       "unreachable", "error"})
 SUCCESS = frozenset({"applied", "progressing", "in_sync", "degraded"})
-
-
-class RunReport(BaseModel):
-    outcome: str = Field(max_length=40)
-    duration_seconds: float = Field(ge=0.0)
-
-
-class StatusReport(BaseModel):
-    status: dict[str, Any] = Field(description="the loop's status (see docs/reconcile.md)")
-    runs: list[RunReport] = Field(default_factory=list, max_length=100,
-                                  description="passes not counted yet (counted in the metrics now)")
-
-
-class TriggerBody(BaseModel):
-    reason: str | None = Field(None, max_length=200)
 
 
 @dataclass
@@ -89,7 +74,7 @@ def _iso(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
-def count(run: RunReport) -> None:
+def count(run: wire.ReconcileRun) -> None:
     """Count one pass in the reconcile metrics."""
     outcome = run.outcome if run.outcome in OUTCOMES else "error"
     metrics.RECONCILE_RUNS.labels(outcome).inc()
@@ -104,8 +89,8 @@ def mount(app: FastAPI, engine: Engine) -> None:
     board = Board()
     app.state.reconcile_board = board
 
-    @app.get(PREFIX + "/reconcile/status", tags=["reconcile"])
-    async def reconcile_status(triggers_after: int = Query(-1, ge=-1),
+    @app.get(PREFIX + "/reconcile/status", tags=["reconcile"], response_model=wire.BoardView)
+    async def reconcile_status(triggers_after: int = Query(-1, ge=-1, le=wire.MAX_INT),
                                wait: float = Query(0.0, ge=0.0, le=60.0)) -> dict[str, Any]:
         """The loop's last report; with ``wait``, returns early when ``triggers`` passes ``triggers_after``."""
         if wait > 0 and board.triggers <= triggers_after:
@@ -115,8 +100,8 @@ def mount(app: FastAPI, engine: Engine) -> None:
                 pass
         return board.view()
 
-    @app.post(PREFIX + "/reconcile/status", tags=["reconcile"])
-    async def reconcile_report(body: StatusReport) -> dict[str, Any]:
+    @app.post(PREFIX + "/reconcile/status", tags=["reconcile"], response_model=wire.ReportAck)
+    async def reconcile_report(body: wire.ReconcileStatusReport) -> dict[str, Any]:
         """A reconcile loop reports its status (and the pass it just ran)."""
         board.status = body.status
         board.reported_at = time.time()
@@ -124,8 +109,8 @@ def mount(app: FastAPI, engine: Engine) -> None:
             count(run)
         return {"triggers": board.triggers}
 
-    @app.post(PREFIX + "/reconcile", tags=["reconcile"])
-    async def reconcile_trigger(body: TriggerBody | None = None) -> dict[str, Any]:
+    @app.post(PREFIX + "/reconcile", tags=["reconcile"], response_model=wire.TriggerAck)
+    async def reconcile_trigger(body: wire.TriggerRequest | None = None) -> dict[str, Any]:
         """Webhook: ask the reconcile loop for a pass now (e.g. on a git push)."""
         board.trigger(body.reason if body else None)
         return {"triggered": True, "triggers": board.triggers, "loop_reported": board.status is not None}

@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Query, Request
-from pydantic import BaseModel, Field
 
 from caxton.engine.auth import attributed, principal_of
+from caxton.engine.openapi import errors
 from caxton.engine.store import Source
+from caxton.spec import api as wire
 
 if TYPE_CHECKING:
     from caxton.engine.core import Engine
@@ -21,29 +22,27 @@ if TYPE_CHECKING:
 PREFIX = "/api/v1"
 
 
-class RolloutActionBody(BaseModel):
-    actor: str | None = Field(None, max_length=200, description="who asked (shown in the rollout's reason)")
-
-
 def mount(app: FastAPI, engine: Engine) -> None:
     """Add ``/api/v1/rollouts`` routes to ``app``."""
 
-    @app.get(PREFIX + "/rollouts", tags=["rollouts"])
+    @app.get(PREFIX + "/rollouts", tags=["rollouts"], response_model=wire.RolloutList)
     def rollouts(limit: int = Query(20, ge=1, le=200)) -> dict[str, Any]:
         """Active and recent rollouts of every agent, newest first (active ones with live windows)."""
         return engine.rollouts.status(None, limit)
 
-    @app.get(PREFIX + "/rollouts/{name}", tags=["rollouts"])
+    @app.get(PREFIX + "/rollouts/{name}", tags=["rollouts"], response_model=wire.RolloutList, responses=errors(404))
     def rollout(name: str, limit: int = Query(5, ge=1, le=200)) -> dict[str, Any]:
         """The rollouts of one agent, newest first: step, weights, measurements, outcome."""
         return engine.rollouts.status(name, limit)
 
-    @app.post(PREFIX + "/rollouts/{name}/promote", tags=["rollouts"])
-    def promote(name: str, request: Request, body: RolloutActionBody | None = None) -> dict[str, Any]:
+    @app.post(PREFIX + "/rollouts/{name}/promote", tags=["rollouts"], response_model=wire.RolloutView,
+              responses=errors(404, 409))
+    def promote(name: str, request: Request, body: wire.RolloutActionRequest | None = None) -> dict[str, Any]:
         """Skip the remaining steps: all traffic to the new revision, the old one drained."""
         return engine.rollouts.promote(name, Source(actor=attributed(principal_of(request), body.actor if body else None)))
 
-    @app.post(PREFIX + "/rollouts/{name}/abort", tags=["rollouts"])
-    def abort(name: str, request: Request, body: RolloutActionBody | None = None) -> dict[str, Any]:
+    @app.post(PREFIX + "/rollouts/{name}/abort", tags=["rollouts"], response_model=wire.RolloutView,
+              responses=errors(404, 409))
+    def abort(name: str, request: Request, body: wire.RolloutActionRequest | None = None) -> dict[str, Any]:
         """Roll back now: all traffic to the stable revision, the new one drained and stopped."""
         return engine.rollouts.abort(name, Source(actor=attributed(principal_of(request), body.actor if body else None)))

@@ -1,23 +1,24 @@
 """Value types of the memory: entities, relations, search hits, and input checks.
 
 Shared by the store (rows -> values), the service (limits, scopes) and the
-engine's memory API (``to_dict`` is the JSON shape on the wire).
+engine's memory API (``to_dict`` is the JSON shape on the wire, typed by
+``caxton.spec.api.memory``, which also holds the scopes, merges and limits).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 from caxton import errors
+from caxton.spec.api.memory import MAX_NAME_LENGTH as MAX_NAME_LENGTH
+from caxton.spec.api.memory import MAX_TYPE_LENGTH as MAX_TYPE_LENGTH
+from caxton.spec.api.memory import Merge as Merge
+from caxton.spec.api.memory import Scope as Scope
 
-Scope = Literal["agent", "workspace", "global"]
 SCOPES: tuple[Scope, ...] = get_args(Scope)
-Merge = Literal["update", "skip", "error"]
 MERGES: tuple[Merge, ...] = get_args(Merge)
-MAX_NAME_LENGTH = 512
-MAX_TYPE_LENGTH = 128
 
 
 @dataclass(frozen=True)

@@ -10,25 +10,24 @@ and ``caxton reconcile status|trigger``.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 from caxton.client.engine import EngineClient
+from caxton.spec import api
 
 #: Seconds a long poll waits (the engine caps it at 5): an engine shutdown waits at most this for the loop.
 LONG_POLL = 2.0
 
 
-def report(client: EngineClient, status: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = client.request("POST", "/reconcile/status", json={"status": status, "runs": runs})
-    return result
+def report(client: EngineClient, status: api.JsonObject, runs: Sequence[api.ReconcileRun]) -> api.ReportAck:
+    body = {"status": status, "runs": [run.model_dump(mode="json") for run in runs]}
+    return client.call(api.ReportAck, "POST", "/reconcile/status", json=body)
 
 
-def read(client: EngineClient, *, triggers_after: int = -1, wait: float = 0.0) -> dict[str, Any]:
+def read(client: EngineClient, *, triggers_after: int = -1, wait: float = 0.0) -> api.BoardView:
     params = {"triggers_after": triggers_after, "wait": wait}
-    result: dict[str, Any] = client.request("GET", "/reconcile/status", params=params)
-    return result
+    return client.call(api.BoardView, "GET", "/reconcile/status", params=params)
 
 
-def trigger(client: EngineClient, reason: str | None = None) -> dict[str, Any]:
-    result: dict[str, Any] = client.request("POST", "/reconcile", json={"reason": reason})
-    return result
+def trigger(client: EngineClient, reason: str | None = None) -> api.TriggerAck:
+    return client.call(api.TriggerAck, "POST", "/reconcile", json={"reason": reason})

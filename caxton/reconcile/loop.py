@@ -47,6 +47,7 @@ from caxton.reconcile.passes import PassOutcome, Target
 from caxton.reconcile.sources import Source
 from caxton.reconcile.status import EngineView, LoopStatus
 from caxton.reconcile.tracking import Tracker
+from caxton.spec.api import ReconcileRun
 
 log = logging.getLogger("caxton.reconcile")
 
@@ -82,7 +83,7 @@ class Loop:
         self._wake = threading.Event()
         self._reasons: set[str] = set()
         self._guard = threading.Lock()
-        self._unreported: dict[str, list[dict[str, Any]]] = {t.url: [] for t in targets}
+        self._unreported: dict[str, list[ReconcileRun]] = {t.url: [] for t in targets}
         self._clients: dict[str, EngineClient] = {}
         self._last: str | None = None  # revision of the last pass
         self.trackers: dict[str, Tracker] = {}  # per engine: applies in flight, held agents
@@ -276,12 +277,12 @@ class Loop:
                     failures += 1
                     stop.wait(min(5.0, 0.25 * 2 ** min(failures, 5)))
                     continue
-                back = failures > 0 or (seen_board is not None and view.get("board") != seen_board)
+                back = failures > 0 or (seen_board is not None and view.board != seen_board)
                 failures = 0
-                if view.get("board") != seen_board:
-                    seen_board, seen = view.get("board"), int(view.get("triggers", 0))
-                elif int(view.get("triggers", 0)) > seen:
-                    seen = int(view["triggers"])
+                if view.board != seen_board:
+                    seen_board, seen = view.board, view.triggers
+                elif view.triggers > seen:
+                    seen = view.triggers
                     self.poke("trigger")
                 if back:
                     self.poke("reconnect")
@@ -290,7 +291,7 @@ class Loop:
         """Carry over what an earlier loop over the same source reported (what each engine has)."""
         for target in self.targets:
             try:
-                earlier = board.read(self._client(target)).get("status") or {}
+                earlier = board.read(self._client(target)).status or {}
             except CaxtonError:
                 continue
             if earlier.get("source") != self.status.source:
@@ -325,7 +326,7 @@ class Loop:
         self._clients.clear()
 
     def _count(self, outcome: PassOutcome) -> None:
-        run = {"outcome": outcome.outcome, "duration_seconds": round(outcome.duration, 6)}
+        run = ReconcileRun(outcome=outcome.outcome, duration_seconds=round(outcome.duration, 6))
         for pending in self._unreported.values():
             pending.append(run)
             del pending[:-MAX_UNREPORTED]

@@ -40,6 +40,7 @@ from caxton.reconcile import health
 from caxton.reconcile.health import AgentRow
 from caxton.reconcile.sources import Source
 from caxton.reconcile.tracking import Tracker
+from caxton.spec.api import ACCEPTED, ApplyLine, ChangeResult
 from caxton.spec.plan import Plan, PlanSource
 
 log = logging.getLogger("caxton.reconcile")
@@ -205,14 +206,14 @@ def _submit(client: EngineClient, plan: Plan, desired: DesiredState, options: Op
     done = f"apply {outcome.apply_id}"
     if outcome.status == "succeeded":
         return EngineResult(url, "applied", commit, f"{done} succeeded", changes, apply_id=outcome.apply_id)
-    if outcome.status == applying.ACCEPTED:
+    if outcome.status == ACCEPTED:
         return EngineResult(url, "progressing", commit, f"{done} accepted; rollouts go on on the engine", changes,
                             apply_id=outcome.apply_id)
     if outcome.status == "rolled_back":
         outcome_name = "rolled_back" if options.wait else "degraded"
         return EngineResult(url, outcome_name, commit if not options.wait else None, f"{done} rolled back", changes,
                             apply_id=outcome.apply_id)
-    failed = [f"{r['id']}: {r['message']}" for r in outcome.results if r["status"] == "failed"]
+    failed = [f"{r.id}: {r.message}" for r in outcome.results if r.status == "failed"]
     return EngineResult(url, "failed", None, f"{done} {outcome.status}: " + "; ".join(failed), changes,
                         apply_id=outcome.apply_id)
 
@@ -235,21 +236,21 @@ def _apply(client: EngineClient, plan: Plan, desired: DesiredState, options: Opt
     return outcome
 
 
-def _change(result: dict[str, Any]) -> str:
-    revision = f" (revision {result['revision']})" if result.get("revision") else ""
+def _change(result: ChangeResult) -> str:
+    revision = f" (revision {result.revision})" if result.revision else ""
     verb = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}.get(
-        str(result["action"]), str(result["action"]))
-    if result["status"] in ("running", "paused"):
-        verb = f"rollout {result['status']}"
-    elif result["status"] != "done":
-        verb = f"{result['action']} {result['status']}"
-    return f"{result['id']} {verb}{revision}"
+        result.action, result.action)
+    if result.status in ("running", "paused"):
+        verb = f"rollout {result.status}"
+    elif result.status != "done":
+        verb = f"{result.action} {result.status}"
+    return f"{result.id} {verb}{revision}"
 
 
-def _progress(url: str) -> Any:
-    def line(event: dict[str, Any]) -> None:
-        if event.get("agent"):
-            log.info("%s: %s: %s", url, event["agent"], event["message"])
+def _progress(url: str) -> applying.Line:
+    def line(event: ApplyLine) -> None:
+        if event.agent:
+            log.info("%s: %s: %s", url, event.agent, event.message)
 
     return line
 

@@ -17,10 +17,8 @@ from caxton.client import plans
 from caxton.client.engine import EngineClient
 from caxton.errors import CaxtonError, NotFound
 from caxton.reconcile.health import Held
+from caxton.spec.api import FINAL, ChangeResult, ChangeStatus
 from caxton.spec.plan import Plan
-
-#: Apply statuses after which nothing more happens.
-FINAL = frozenset({"succeeded", "failed", "rolled_back", "superseded", "interrupted"})
 
 
 @dataclass(frozen=True)
@@ -35,7 +33,7 @@ class Tracker:
     submitted: dict[str, Submitted] = field(default_factory=dict)
     held: dict[str, Held] = field(default_factory=dict)
 
-    def record(self, apply_id: str, plan: Plan, status: str, results: list[dict[str, object]]) -> None:
+    def record(self, apply_id: str, plan: Plan, status: str, results: list[ChangeResult]) -> None:
         """An apply was accepted: watch it until it ends (or take in its results if it already has)."""
         submitted = Submitted(apply_id, {c.id: (c.digest_after, c.version_after) for c in plan.actionable()})
         if status in FINAL:
@@ -57,19 +55,18 @@ class Tracker:
                 continue
             except CaxtonError:
                 return  # unreachable: try again on the next pass
-            if view.get("status") in FINAL:
+            if view.status in FINAL:
                 del self.submitted[apply_id]
-                self._ended(submitted, list(view.get("results") or []))
+                self._ended(submitted, view.results)
 
-    def _ended(self, submitted: Submitted, results: list[dict[str, object]]) -> None:
+    def _ended(self, submitted: Submitted, results: list[ChangeResult]) -> None:
         for result in results:
-            agent = str(result.get("id"))
-            if result.get("status") != "rolled_back" or agent not in submitted.agents:
+            agent = result.id
+            if result.status != ChangeStatus.ROLLED_BACK or agent not in submitted.agents:
                 continue
             digest, version = submitted.agents[agent]
             if digest is not None:
-                self.held[agent] = Held(digest, version, str(result.get("message") or "rolled back"),
-                                        submitted.apply_id)
+                self.held[agent] = Held(digest, version, result.message or "rolled back", submitted.apply_id)
 
     def hold(self, plan: Plan) -> tuple[Plan, list[str]]:
         """``plan`` without the changes that would retry a rolled-back version; the agents held back.

@@ -8,7 +8,16 @@ engine (``caxton.engine.core``), the memory (``caxton.memory.service``) and
 
 from __future__ import annotations
 
-HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
+from enum import StrEnum
+
+
+class HealthStatus(StrEnum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+
+
+HEALTHY, DEGRADED, UNHEALTHY = HealthStatus.HEALTHY, HealthStatus.DEGRADED, HealthStatus.UNHEALTHY
 #: Best first.
 ORDER = (HEALTHY, DEGRADED, UNHEALTHY)
 

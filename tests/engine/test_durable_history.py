@@ -142,7 +142,7 @@ def test_conversation_and_logs_survive_kill_9(tmp_path: Path, run_cli: Callable[
         engine.kill()
         engine.start()
         reply = client.send("talker", "third-question", conversation_id="c1")
-        text = json.dumps(reply)
+        text = reply.model_dump_json()
         assert "first-question" in text and "second-question" in text and "third-question" in text
         monkeypatch.setenv("CAXTON_ENGINE_URL", engine.url)
         logs = run_cli("agents", "logs", "talker", "--output", "json")

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from caxton.spec.api import wire
 from tests.engine.helpers import SCORER_WASM, config_spec, wasm_spec
 from tests.support.engine import running_engine
 from tests.support.openai_server import running_openai_server
@@ -30,9 +31,9 @@ def test_after_kill_9_the_same_agents_answer_at_the_same_revisions(tmp_path: Pat
             (a.id, a.state, a.revision, a.spec_digest) for a in before.agents
         ]
         assert {a.id: a.state for a in after.agents} == {"paused": "Suspended", "scorer": "Running", "writer": "Active"}
-        assert client.send("scorer", "hi")["reply"]["agent"] == "scorer"
-        assert client.send("writer", "hi")["revision"] == 2
-        assert client.resume("paused")["state"] == "Active"
+        assert client.send("scorer", "hi").reply["agent"] == "scorer"
+        assert client.send("writer", "hi").revision == 2
+        assert client.resume("paused").state == "Active"
 
 
 def test_sigterm_drains_in_flight_messages_then_exits_0(tmp_path: Path) -> None:
@@ -44,7 +45,7 @@ def test_sigterm_drains_in_flight_messages_then_exits_0(tmp_path: Path) -> None:
                 engine.client() as client:
             client.deploy(config_spec("slow", llm={"provider": "openai", "model": "m"}))
             result: dict[str, Any] = {}
-            sender = threading.Thread(target=lambda: result.update(client.send("slow", "finish me")))
+            sender = threading.Thread(target=lambda: result.update(wire(client.send("slow", "finish me"))))
             sender.start()
             deadline = time.monotonic() + 10
             while not llm.requests and time.monotonic() < deadline:

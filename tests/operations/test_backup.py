@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from caxton.client import memory
+from caxton.spec.api import EntityRequest
 from caxton.engine import backup
 from caxton.errors import BackupInvalid, BackupTooNew, RestoreRefused
 from caxton.engine.datadir import DataDirHeld
@@ -33,8 +34,8 @@ from tests.support.engine import EngineProcess, running_engine
 TOKEN = "backup-token"
 
 
-def _entities(prefix: str, count: int) -> list[dict[str, Any]]:
-    return [{"name": f"{prefix}-{i}", "entity_type": "fact", "observations": [f"{prefix} fact number {i}"]}
+def _entities(prefix: str, count: int) -> list[EntityRequest]:
+    return [EntityRequest(name=f"{prefix}-{i}", entity_type="fact", observations=[f"{prefix} fact number {i}"])
             for i in range(count)]
 
 
@@ -133,13 +134,13 @@ def test_backup_under_writes_restores_into_an_engine_serving_the_same_agents_and
     assert f"into {data_dir}" in restored.out and "memory entities" in restored.out
     with running_engine(tmp_path, token=TOKEN) as second, second.client() as client:
         assert second.data_dir == data_dir
-        agents = {a["id"]: a for a in client.agents()}
-        assert {name: (a["state"], a["revision"], a["traffic"]) for name, a in agents.items()} == expected["agents"]
+        agents = {a.id: a for a in client.agents()}
+        assert {name: (a.state, a.revision, a.traffic) for name, a in agents.items()} == expected["agents"]
         revisions = sorted((name, r["revision"], r["digest"]) for name in agents
                            for r in client.request("GET", f"/agents/{name}/revisions")["revisions"])
         assert revisions == [tuple(r) for r in expected["revisions"]]
-        assert memory.stats(client)["entities"] == manifest["counts"]["memory_entities"]
-        assert client.send("scorer", "after restore")["reply"] is not None  # the WASM module came back
+        assert memory.stats(client).entities == manifest["counts"]["memory_entities"]
+        assert client.send("scorer", "after restore").reply is not None  # the WASM module came back
 
 
 def test_backup_create_cli_downloads_a_verified_archive(

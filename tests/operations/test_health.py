@@ -43,7 +43,7 @@ def test_the_cli_says_healthy_then_degraded_when_an_agent_failed(
     assert shown.code == 0 and f"engine {served.url}: healthy" in shown.out
     with pytest.raises(CaxtonError):
         client.deploy(wasm_spec("broken"), wat_module(init="unreachable"))  # a new agent that cannot start: Failed
-    assert client.health()["status"] == "healthy"  # liveness: the engine itself is fine
+    assert client.health().status == "healthy"  # liveness: the engine itself is fine
     detailed = run_cli("health", "--engine", served.url, "--detailed", "--output", "json")
     assert detailed.code == 1 and json.loads(detailed.out)["status"] == "degraded"
     assert json.loads(detailed.out)["agents_by_state"]["Failed"] == 1

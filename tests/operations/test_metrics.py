@@ -134,7 +134,7 @@ def test_a_retired_revisions_series_disappear(run_cli: Any, engine: EngineProces
     write_agent(tmp_path, 3, name="flaky")  # a plain hot swap: revision 1 retires, the new one starts at 0
     apply(run_cli, engine, tmp_path)
     found = samples(client.metrics())
-    new = str(client.agent("flaky")["revision"])
+    new = str(client.agent("flaky").revision)
     assert new != "1"
     assert not [k for k in found if dict(k[1]).get("agent") == "flaky" and dict(k[1]).get("revision") == "1"]
     assert value(found, "caxton_agent_messages_total", agent="flaky", revision=new) == 0

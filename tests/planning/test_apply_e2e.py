@@ -47,7 +47,7 @@ def test_create_then_no_changes(run_cli: Run, engine: EngineProcess, desired_rep
     assert "Apply succeeded" in result.out
     assert states(engine) == {"data-processor": ("Active", 1), "scorer": ("Running", 1), "summarizer": ("Active", 1)}
     with engine.client() as client:
-        assert client.send("scorer", {"hello": "world"})["reply"]["agent"] == "scorer"
+        assert client.send("scorer", {"hello": "world"}).reply["agent"] == "scorer"
     again = plan(run_cli, engine, desired_repo.agents, "--detailed-exitcode")
     assert again.code == 0, again.err
     assert "No changes" in again.out

@@ -13,6 +13,7 @@ from caxton.planning import build
 from caxton.reconcile import health
 from caxton.reconcile.health import Held
 from caxton.reconcile.tracking import Tracker
+from caxton.spec.api import AgentSummary, ChangeResult
 from caxton.spec.agent import parse_agent
 from caxton.spec.digest import spec_digest, state_digest
 from caxton.spec.plan import Plan, PlanSource
@@ -107,13 +108,17 @@ def test_without_a_plan_sync_is_unknown_and_health_still_derived() -> None:
                      "b": ("-", "Healthy", "")}
 
 
+def change(agent: str, status: str, message: str) -> ChangeResult:
+    return ChangeResult.model_validate({"id": agent, "action": "update", "strategy": "canary", "status": status,
+                                        "message": message, "revision": None, "duration_ms": None})
+
+
 def test_the_tracker_holds_a_rolled_back_version_and_releases_it_on_a_new_one() -> None:
     engine = StateSnapshot(serial=3, engine_version="0.1.0", agents=[live("a", "1.0.0"), live("b", "1.0.0")])
     plan = build.make_plan(desired(agent("a", "1.1.0"), agent("b", "1.1.0")), engine, REQUEST)
     tracker = Tracker()
     tracker.record("apply-1", plan, "rolled_back", [
-        {"id": "a", "status": "rolled_back", "message": "rollout r1 rolled back: error_rate 0.5 > 0.05"},
-        {"id": "b", "status": "done", "message": "updated"}])
+        change("a", "rolled_back", "rollout r1 rolled back: error_rate 0.5 > 0.05"), change("b", "done", "updated")])
     assert set(tracker.held) == {"a"} and not tracker.in_flight
     kept, held = tracker.hold(plan)
     assert held == ["a"]
@@ -184,10 +189,9 @@ def test_agents_list_takes_sync_from_a_live_loop_and_health_from_the_engine_now(
         live("scorer", "1.0.1"), live("summarizer", "0.3.2")])
 
     def listed(view: dict[str, Any]) -> list[dict[str, Any]]:
-        agents = [{"id": a.id, "name": a.name, "kind": a.kind, "version": a.version, "state": a.state,
-                   "revision": a.revision, "traffic": {"1": 100}} for a in engine.agents]
-        add_health(agents, engine, view, "http://127.0.0.1:8080")
-        return agents
+        agents = [AgentSummary(id=a.id, name=a.name, kind=a.kind, version=a.version, state=a.state,
+                               revision=a.revision, traffic={"1": 100}) for a in engine.agents]
+        return add_health(agents, engine, view, "http://127.0.0.1:8080")
 
     with_loop = listed(report())
     assert "\n".join(sync_view.agents_lines(with_loop)) == snapshot(name="with a live loop")

@@ -29,7 +29,7 @@ DP = "agents/data-processor.md"
 def rows(engine: EngineProcess) -> dict[str, dict[str, Any]]:
     """The loop's SYNC/HEALTH rows as the engine's reconcile status holds them."""
     with engine.client() as client:
-        status = board.read(client)["status"] or {}
+        status = board.read(client).status or {}
     return {row["id"]: row for view in status.get("engines") or [] for row in view.get("agents") or []}
 
 
@@ -46,7 +46,7 @@ def row_of(text: str, name: str) -> list[str]:
 
 def answering(engine: EngineProcess, name: str) -> int:
     with engine.client() as client:
-        return int(client.send(name, "hello")["revision"])
+        return client.send(name, "hello").revision
 
 
 def rollout_of(engine: EngineProcess, name: str) -> Any:

@@ -19,7 +19,7 @@ BROKEN = 'name = "summarizer"\nversion = "not-semver"\nsystem_prompt = "x"\n'
 
 def status(engine: EngineProcess) -> dict:  # type: ignore[type-arg]
     with engine.client() as client:
-        return board.read(client)["status"] or {}
+        return board.read(client).status or {}
 
 
 def git_source(repo: DesiredRepo, tmp_path: Path) -> sources.Source:
@@ -39,7 +39,7 @@ def test_commits_are_served_invalid_ones_held_and_fixes_applied(
         desired_repo.commit("summarizer 0.4.0")
         wait_for(lambda: revisions(engine)["summarizer"] == ("Active", 2, "0.4.0"), what="the commit served")
         with engine.client() as client:
-            assert client.send("summarizer", "hello")["revision"] == 2
+            assert client.send("summarizer", "hello").revision == 2
 
         desired_repo.write("agents/summarizer.toml", BROKEN)
         broken = desired_repo.commit("break summarizer")
@@ -131,7 +131,7 @@ def test_the_webhook_makes_a_remote_source_fetch_now(
         desired_repo.commit("pushed")
         desired_repo.repo.git.push(str(bare), "main")
         with engine.client() as client:
-            assert board.trigger(client, "push to main")["loop_reported"] is True
+            assert board.trigger(client, "push to main").loop_reported is True
         wait_for(lambda: revisions(engine)["summarizer"][2] == "0.9.0", timeout=10.0,
                  what="the pushed commit applied long before the 60 s interval")
 

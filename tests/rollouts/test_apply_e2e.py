@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import wasmtime
 
+from caxton.spec.api import wire
 from tests.planning.conftest import DesiredRepo
 from tests.rollouts.conftest import Load
 from tests.support.engine import EngineProcess, running_engine
@@ -46,7 +47,7 @@ def http_load(engine: EngineProcess) -> Load:
         key = threading.get_ident()
         if key not in clients:
             clients[key] = engine.client()
-        result: dict[str, Any] = clients[key].send("scorer", "hello", conversation_id=conversation)
+        result: dict[str, Any] = wire(clients[key].send("scorer", "hello", conversation_id=conversation))
         return result
 
     return Load(send, threads=2, pause=0.005)
@@ -95,8 +96,8 @@ def test_canary_promotes_then_a_faulty_revision_is_rolled_back(run_cli: Any, eng
     row = next(line for line in status.out.splitlines() if "error_rate" in line and "FAIL" in line)
     assert row.split()[2:5] == ["3", "1", "<="] and "0.05" in row
     with engine.client() as client:
-        assert client.agent("scorer")["revision"] == 2
-        assert client.send("scorer", "hello")["revision"] == 2
+        assert client.agent("scorer").revision == 2
+        assert client.send("scorer", "hello").revision == 2
     listed = json.loads(run_cli("history", "scorer", "--engine", engine.url, "--output", "json").out)
     assert [(r["revision"], r["outcome"]) for r in listed["revisions"]] == [
         (3, "rolled_back"), (2, "serving"), (1, "superseded")]

@@ -55,7 +55,7 @@ def test_abort_then_promote_from_the_cli(run_cli: Any, engine: EngineProcess, tm
         assert json.loads(promoted.out)["status"] == "succeeded"
     assert rollout_of(engine)["status"] == "succeeded"
     with engine.client() as client:
-        assert client.agent("echo")["revision"] == 3
+        assert client.agent("echo").revision == 3
     load.assert_only_failures_of(None)
 
     nothing = run_cli("rollout", "abort", "echo", "--engine", engine.url)

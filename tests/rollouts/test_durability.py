@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from caxton.spec.api import wire
+
 from tests.rollouts import agents
 from tests.rollouts.conftest import Load
 from tests.support.engine import EngineProcess, running_engine
@@ -55,7 +57,7 @@ def http_load(engine: EngineProcess, spanning: dict[str, bool] | None = None, *,
     def send(conversation: str | None) -> dict[str, Any]:
         if getattr(local, "client", None) is None:
             local.client = engine.client(timeout=5.0)
-        result: dict[str, Any] = local.client.send(name, {"n": 1}, conversation_id=conversation)
+        result: dict[str, Any] = wire(local.client.send(name, {"n": 1}, conversation_id=conversation))
         return result
 
     return Load(send, threads=3, pause=0.003, conversation=conversation)
@@ -142,7 +144,7 @@ def test_kill_9_mid_canary_resumes_at_its_step_and_keeps_every_conversation(
     assert not crash, [r.error for r in crash[:3]]
     assert all("engine_unreachable" in str(r.error) for r in load.failures())
     with engine.client() as client:
-        events = [e["what"] for e in client.events(agent="echo", limit=50)["events"]]
+        events = [e.what for e in client.events(agent="echo", limit=50).events]
     assert "rollout_resumed" in events and events[-1] in ("rollout_succeeded", "deployed", "apply_finished")
 
 
@@ -159,8 +161,8 @@ def test_kill_9_mid_canary_with_resume_false_rolls_back_on_restart(
     assert final["status"] == "rolled_back"
     assert "rollout.resume is false" in final["reason"]
     with engine.client() as client:
-        assert {client.send("echo", "x", conversation_id=f"c{i}")["revision"] for i in range(30)} == {1}
-        assert client.agent("echo")["revision"] == 1
+        assert {client.send("echo", "x", conversation_id=f"c{i}").revision for i in range(30)} == {1}
+        assert client.agent("echo").revision == 1
 
 
 def _finished(rollout: dict[str, Any], load: Load) -> float:

@@ -121,7 +121,7 @@ def test_insecure_no_auth_starts_and_says_so_loudly(tmp_path: Path) -> None:
 def test_a_token_makes_a_non_loopback_address_fine(tmp_path: Path) -> None:
     with running_engine(tmp_path, token="t0ken-for-tests", args=["--host", "0.0.0.0"]) as engine:
         assert httpx.get(f"{engine.url}{V1}/state").status_code == 401
-        assert engine.client().health()["status"] == "healthy"
+        assert engine.client().health().status == "healthy"
 
 
 def test_caxton_up_refuses_too(tmp_path: Path) -> None:

@@ -152,7 +152,7 @@ def test_stored_burners_are_contained_while_the_engine_keeps_serving(tmp_path: P
                         error = answer.json()["error"]
                         assert error["details"]["field"] == "system_prompt", error
                     assert "You help." in str(client.send("good", "still there?"))
-                stats = {name: client.agent(name)["runtime"][0]["failures_by_reason"] for name in burners}
+                stats = {name: client.agent(name).runtime[0].failures_by_reason for name in burners}
         finally:
             stop.set()
             prober.join(10)

@@ -13,17 +13,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-RUNNING = "running"
-PAUSED = "paused"
-SUCCEEDED = "succeeded"
-ROLLED_BACK = "rolled_back"
-FAILED = "failed"
-CANCELLED = "cancelled"
+from caxton.spec.api import ROLLOUT_ACTIVE, ROLLOUT_FINAL, RolloutStatus
+
+# The statuses of ``caxton.spec.api.RolloutStatus``, as the plain strings the records hold.
+RUNNING = RolloutStatus.RUNNING.value
+PAUSED = RolloutStatus.PAUSED.value
+SUCCEEDED = RolloutStatus.SUCCEEDED.value
+ROLLED_BACK = RolloutStatus.ROLLED_BACK.value
+FAILED = RolloutStatus.FAILED.value
+CANCELLED = RolloutStatus.CANCELLED.value
 #: Ended by a newer desired version (or by the stable one being desired again): the candidate was
 #: aborted back to stable, as a rollback does, but nothing failed.
-SUPERSEDED = "superseded"
-ACTIVE = frozenset({RUNNING, PAUSED})
-FINAL = frozenset({SUCCEEDED, ROLLED_BACK, FAILED, CANCELLED, SUPERSEDED})
+SUPERSEDED = RolloutStatus.SUPERSEDED.value
+ACTIVE = frozenset(status.value for status in ROLLOUT_ACTIVE)
+FINAL = frozenset(status.value for status in ROLLOUT_FINAL)
 
 Verdict = Literal["pass", "fail", "no_data"]
 

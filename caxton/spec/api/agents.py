@@ -1,0 +1,219 @@
+"""Wire models of health, agents, their operations, messages, logs, events and revision history."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, JsonValue
+
+from caxton.spec.api.common import WireModel
+from caxton.spec.health import HealthStatus
+from caxton.spec.state import AgentState
+
+
+# --- health -------------------------------------------------------------------------------------
+class EnginePhase(StrEnum):
+    STARTING = "starting"
+    SERVING = "serving"
+    STOPPING = "stopping"
+
+
+class Health(WireModel):
+    """``GET /health``: liveness, no store access."""
+
+    status: HealthStatus
+    phase: EnginePhase
+    memory_backend: str = Field(description="the memory backend, or disabled")
+    agents: int = Field(description="agents with a route (serving or draining)")
+
+
+class StoreInfo(WireModel):
+    path: str
+    migrations: list[str]
+
+
+class RuntimeStats(WireModel):
+    """One running revision of an agent; the runtime adds fields of its kind (wasm, config)."""
+
+    revision: int
+    inflight: int | None = None
+    draining: bool | None = None
+
+
+class MemoryHealth(WireModel):
+    """``GET /health/memory``: the memory's status, model and entity count (or why it is unavailable)."""
+
+    status: HealthStatus = Field(description="the memory's status (healthy with enabled: false when memory is off)")
+    enabled: bool | None = Field(None, description="false when memory.enabled is false in caxton.yaml")
+    model: str | None = None
+    model_path: str | None = None
+    model_sha256: str | None = None
+    entities: int | None = None
+    database: str | None = None
+    message: str | None = None
+    hint: str | None = None
+
+
+class HealthDetailed(Health):
+    """``GET /health/detailed``: as ``Health``, degraded when an agent failed or a circuit is open."""
+
+    version: str
+    uptime_seconds: float
+    serial: int
+    data_dir: str
+    store: StoreInfo
+    agents_by_state: dict[str, int]
+    runtimes: dict[str, list[RuntimeStats]] = Field(description="agent id -> its running revisions")
+    memory: MemoryHealth
+
+
+class Ready(WireModel):
+    ready: Literal[True]
+
+
+# --- agents -------------------------------------------------------------------------------------
+class AgentSummary(WireModel):
+    id: str
+    name: str
+    kind: str
+    version: str
+    state: str
+    revision: int
+    traffic: dict[str, int] = Field(description="revision number -> weight percent")
+    updated_at: str | None = None
+
+
+class AgentList(WireModel):
+    serial: int
+    agents: list[AgentSummary]
+
+
+class RevisionInfo(WireModel):
+    number: int
+    version: str
+    spec_digest: str
+    created_at: str
+    actor: str | None = None
+    plan_id: str | None = None
+    git_commit: str | None = None
+
+
+class Event(WireModel):
+    id: int
+    at: str
+    serial: int
+    agent: str | None
+    what: str
+    from_state: str | None
+    to_state: str | None
+    revision: int | None
+    message: str
+    actor: str | None
+    plan_id: str | None
+    git_commit: str | None
+    data: JsonValue = None
+
+
+class EventList(WireModel):
+    serial: int
+    events: list[Event]
+
+
+class AgentDetail(AgentState):
+    """``GET /agents/{name}``: the agent's state, its running revisions, kept revisions and last events."""
+
+    model_config = WireModel.model_config
+    runtime: list[RuntimeStats]
+    revisions: list[RevisionInfo]
+    events: list[Event]
+
+
+class LogLine(WireModel):
+    at: str
+    level: str
+    revision: int | None = None
+    message: str
+
+
+class AgentLogs(WireModel):
+    agent: str
+    lines: list[LogLine]
+
+
+# --- operations ---------------------------------------------------------------------------------
+class SourceRequest(BaseModel):
+    """Who asked for a change, and from which plan and commit (recorded in the agent's events)."""
+
+    actor: str | None = Field(None, max_length=200, description="who asked (user, CI job)")
+    plan_id: str | None = Field(None, max_length=200)
+    git_commit: str | None = Field(None, max_length=200)
+
+
+class DeployRequest(BaseModel):
+    spec: dict[str, Any] = Field(description="the agent model as JSON (an agent file's fields)")
+    module: str | None = Field(None, description="WASM module, base64; null for config agents")
+    source: SourceRequest | None = None
+
+
+class ActionRequest(BaseModel):
+    source: SourceRequest | None = None
+
+
+class OperationResult(WireModel):
+    """What deploy, suspend, resume, remove or rollback did to an agent."""
+
+    action: str = Field(description="what was done (created, updated, unchanged, suspended, resumed, removed...)")
+    agent: str
+    name: str
+    kind: str
+    state: str
+    revision: int | None
+    previous_revision: int | None
+    serial: int
+    spec_digest: str | None
+
+
+class MessageRequest(BaseModel):
+    content: Any = Field(description="the message: text or any JSON value")
+    conversation_id: str | None = Field(None, max_length=200)
+
+
+class MessageReply(WireModel):
+    agent: str
+    revision: int
+    conversation_id: str | None
+    reply: JsonValue = Field(description="the agent's reply: text or any JSON value")
+    duration_ms: float
+
+
+# --- revision history -----------------------------------------------------------------------------
+class RevisionOutcome(WireModel):
+    revision: int
+    version: str
+    digest: str
+    module_sha256: str | None
+    git_commit: str | None
+    plan_id: str | None
+    actor: str | None
+    applied_at: str
+    outcome: str = Field(description="serving, deployed, superseded, rolled_back, failed")
+
+
+class AgentHistory(WireModel):
+    agent: str
+    name: str
+    serving: int | None
+    state: str
+    revisions: list[RevisionOutcome] = Field(description="newest first")
+
+
+class RollbackSource(BaseModel):
+    actor: str | None = None
+    plan_id: str | None = None
+
+
+class RollbackRequest(BaseModel):
+    to_version: str | None = None
+    to_revision: int | None = Field(None, ge=1, le=2**63 - 1)
+    source: RollbackSource | None = None
