@@ -171,22 +171,25 @@ class GitTree:
             return None
         return found if found.type in ("blob", "tree") else None  # type: ignore[return-value]
 
-    def _follow(self, path: str) -> tuple[str | None, git.Blob | git.Tree | None]:
-        """Follow stored symlinks; ``(None, None)`` when one leads outside the root."""
+    def _follow(self, path: str) -> tuple[str | None, git.Blob | git.Tree | None, str]:
+        """Follow stored symlinks: ``(path, object, "")``, or ``(None, None, code)`` when one
+        leads outside the root (CX402) or they loop (CX109: more links than a chain may have)."""
         for _ in range(_MAX_LINKS):
             found = self._object(path)
             if found is None or found.type == "tree" or found.mode != _SYMLINK_MODE:
-                return path, found
+                return path, found, ""
             target = found.data_stream.read().decode("utf-8", "replace")
             if target.startswith("/"):
-                return None, None
+                return None, None, "CX402"
             path = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
             if path == ".." or path.startswith("../"):
-                return None, None
-        return None, None
+                return None, None, "CX402"
+        return None, None, "CX109"
 
     def kind(self, path: str) -> Kind | None:
-        _, found = self._follow(path)
+        real, found, _ = self._follow(path)
+        if real is None:
+            return "file"  # reading it reports the escape or the loop
         if found is None:
             return None
         return "dir" if found.type == "tree" else "file"
@@ -207,15 +210,19 @@ class GitTree:
         return bytes(blob.data_stream.read(limit + 1))
 
     def read_agent(self, path: str) -> AgentFile:
-        real, found = self._follow(path)
+        real, found, code = self._follow(path)
         if real is None:
-            return AgentFile(path, None, "symlink points outside the repository root", code="CX402")
+            reason = "symlink loop (a link that leads back to itself)" if code == "CX109" else \
+                "symlink points outside the repository root"
+            return AgentFile(path, None, reason, code=code)
         if found is None or found.type != "blob":
             return AgentFile(path, None, "not a file at this revision")
         return AgentFile(path, self._blob_bytes(found, MAX_FILE_BYTES))  # type: ignore[arg-type]
 
     def read_module(self, path: str, max_size: int) -> ModuleLookup:
-        real, found = self._follow(path)
+        real, found, code = self._follow(path)
+        if code == "CX109":
+            return ModuleLookup(path, problem="missing", detail="symlink loop")
         if real is None:
             return ModuleLookup(path, problem="escape", detail="a symlink leads outside the root")
         if found is None or found.type != "blob":

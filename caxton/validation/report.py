@@ -92,6 +92,13 @@ def printable(text: str, *, keep_newlines: bool = False) -> str:
         c.encode("unicode_escape", "backslashreplace").decode("ascii") if _unsafe(c) else c) for c in text)
 
 
+def diagnostic_line(found: dict[str, Any], *, with_hint: bool = False) -> str:
+    """One diagnostic given as JSON (a reconcile status, a pass outcome) on one line, file name escaped."""
+    where = ":".join(printable(str(found[k])) for k in ("file", "line", "column") if found.get(k) is not None)
+    hint = f" (hint: {printable(str(found['hint']))})" if with_hint and found.get("hint") else ""
+    return f"{where}: {found.get('severity')} {found.get('code')}: {printable(str(found.get('message')))}{hint}"
+
+
 def render_text(report: Report) -> str:
     """One line per diagnostic, then its hint: a file name is escaped with :func:`printable` (a
     file named ``a\\n::error ...`` cannot start a line of its own), messages and hints keep only
