@@ -145,3 +145,16 @@ def test_json_and_sarif_keep_the_name_exact(newline_named: Path) -> None:
     uris = [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in sarif["runs"][0]["results"]]
     assert uris == ["agents/a%0A%3A%3Aerror%20file%3Dagents/x.md%2Cline%3D1%3A%3Aforged%2C%20b.md",
                     "agents/ok%1B%5B31m.md"]
+
+
+def test_plan_on_a_hostile_tree_reports_every_file_and_exits_1(hostile: Path, tmp_path: Path) -> None:
+    """``caxton plan`` against a real engine: the same per-file diagnostics on stderr, no plan, exit 1."""
+    from tests.support.engine import running_engine
+
+    with running_engine(tmp_path / "engine") as engine:
+        result = cli(hostile, "plan", ".", "--engine", engine.url)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    for file, code in EXPECTED.items():
+        assert f"{file}" in result.stderr and f"error {code}:" in result.stderr, (file, code, result.stderr)
+    assert "internal error" not in result.stderr
