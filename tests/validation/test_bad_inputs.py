@@ -175,6 +175,13 @@ CASES = [
     Case("giant-fuel", {"agents/a.toml": 'name = "w"\nversion = "1.0.0"\nkind = "wasm"\nmodule = "../wasm/m.wasm"\n'
                                          "[resource_limits]\nfuel = 99999999999999999999\n", "wasm/m.wasm": GOOD},
          "CX204", file="agents/a.toml", line=6),
+    Case("parameter-nan", {"agents/a.md": md(BASE + "parameters:\n  ratio: .nan\n")}, "CX204", line=6,
+         hint="finite"),
+    Case("parameter-toml-inf", {"agents/a.toml": 'name = "alpha"\nversion = "1.0.0"\nsystem_prompt = "hi"\n'
+                                                 "[parameters]\nlimit = inf\n"}, "CX204", file="agents/a.toml",
+         line=5, hint="finite"),
+    Case("parameter-giant-int", {"agents/a.md": md(BASE + "parameters:\n  n: 99999999999999999999\n")}, "CX204",
+         line=6, hint="64-bit"),
     Case("project-zero-request-size", {"caxton.yaml": "server:\n  max_request_size: 0\n", "agents/a.md": VALID_MD},
          "CX204", file="caxton.yaml", line=2),
     Case("project-zero-provider-timeout", {"caxton.yaml": "llm:\n  openai:\n    timeout: 0s\n",
