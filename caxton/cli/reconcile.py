@@ -179,9 +179,10 @@ def print_outcome(outcome: PassOutcome) -> None:
         echo(f"{result.engine}: {result.outcome} at {commit}{changes}")
     if not outcome.engines:
         echo(f"{outcome.outcome}: {outcome.message}")
+    from caxton.validation.report import diagnostic_line
+
     for found in outcome.diagnostics:
-        where = ":".join(str(found[k]) for k in ("file", "line", "column") if found.get(k) is not None)
-        note(f"{where}: {found.get('severity')} {found.get('code')}: {found.get('message')}")
+        note(diagnostic_line(found))
 
 
 def exit_code(outcome: PassOutcome) -> int:

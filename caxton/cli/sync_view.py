@@ -78,9 +78,9 @@ def status_lines(view: dict[str, Any]) -> list[str]:
         lines += ["", f"engine {engine['engine']}: {engine.get('outcome') or '-'} at {_short(engine.get('commit'))}"
                   f"{applied}"]
         lines += agent_table(engine.get("agents") or [])
-    for found in report.get("diagnostics") or []:
-        where = ":".join(str(found[k]) for k in ("file", "line", "column") if found.get(k) is not None)
-        lines.append(f"  {where}: {found.get('severity')} {found.get('code')}: {found.get('message')}")
+    from caxton.validation.report import diagnostic_line
+
+    lines += [f"  {diagnostic_line(found)}" for found in report.get("diagnostics") or []]
     return lines
 
 

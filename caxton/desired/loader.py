@@ -190,9 +190,10 @@ def _project(tree: Tree, directory: str, store: ValidationCache) -> tuple[str, l
     agents_dir = posixpath.join(directory, DEFAULT_AGENTS_DIR) if directory else DEFAULT_AGENTS_DIR
     if tree.kind(path) != "file":
         return agents_dir, []
-    content = tree.read_small(path)
+    item = tree.read_agent(path)
+    content = item.content
     if content is None:
-        return agents_dir, [diagnostic("CX101", path, "cannot read caxton.yaml")]
+        return agents_dir, [diagnostic(item.code, path, f"cannot read caxton.yaml: {item.error}")]
     cached = store.get_project(path, content)
     if cached is None:
         from caxton.validation import pipeline

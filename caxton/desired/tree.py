@@ -4,12 +4,19 @@ Both views use root-relative posix paths and enforce the root boundary:
 symlinks (on disk or stored in git) that lead outside the root are refused.
 ``FsTree`` reads the file system; ``GitTree`` reads blobs of one commit via
 GitPython without touching the work tree. Used by ``caxton.desired.loader``.
+
+``FsTree`` never opens what is not a regular file: a path is resolved and
+stat'ed first, so a FIFO, socket or device named ``x.md`` (CX108), a symlink
+loop (CX109) or a symlink out of the root (CX402) becomes a diagnostic of that
+file instead of a hang or a crash; the open itself is non-blocking and re-checked.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -42,24 +49,76 @@ class Tree(Protocol):
 
     def read_module(self, path: str, max_size: int) -> ModuleLookup: ...
 
-    def read_small(self, path: str) -> bytes | None: ...
+
+class _Refused(Exception):
+    """A path ``FsTree`` will not open: the diagnostic code and why."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+_SPECIAL = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+            (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory"))
+
+
+def _special(mode: int) -> str:
+    return next((name for test, name in _SPECIAL if test(mode)), "not a regular file")
 
 
 class FsTree:
-    """The work tree under ``root`` (an absolute, resolved path)."""
+    """The work tree under ``root`` (an absolute path)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self._real_root = root.resolve()
 
-    def _inside(self, path: Path) -> bool:
-        return path.resolve().is_relative_to(self._real_root)
+    def _regular(self, path: str) -> Path:
+        """The real path of ``path``: a regular file inside the root, checked without opening it."""
+        full = self.root / path
+        try:
+            real = full.resolve(strict=True)
+        except RuntimeError as error:  # Python 3.11 reports a symlink loop so
+            raise _Refused("CX109", "symlink loop (a link that leads back to itself)") from error
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise _Refused("CX109", "symlink loop (a link that leads back to itself)") from error
+            raise _Refused("CX101", error.strerror or str(error)) from error
+        if not real.is_relative_to(self._real_root):
+            raise _Refused("CX402", "symlink points outside the repository root")
+        try:
+            mode = real.stat().st_mode
+        except OSError as error:
+            raise _Refused("CX101", error.strerror or str(error)) from error
+        if not stat.S_ISREG(mode):
+            raise _Refused("CX108", f"it is {_special(mode)}, not a regular file (skipped unopened)")
+        return real
+
+    @staticmethod
+    def _read(real: Path, limit: int) -> bytes:
+        """Read at most ``limit`` bytes; non-blocking open, re-checked (the file may have been swapped)."""
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(real, flags)
+        except OSError as error:
+            raise _Refused("CX101", error.strerror or str(error)) from error
+        with os.fdopen(fd, "rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            if not stat.S_ISREG(mode):
+                raise _Refused("CX108", f"it is {_special(mode)}, not a regular file (skipped)")
+            try:
+                return handle.read(limit)
+            except OSError as error:
+                raise _Refused("CX101", error.strerror or str(error)) from error
 
     def kind(self, path: str) -> Kind | None:
+        """``dir`` for a directory; ``file`` for anything else that is there (even a FIFO or a
+        symlink loop: reading it reports why it is unusable)."""
         full = self.root / path
         if full.is_dir():
             return "dir"
-        return "file" if full.is_file() else None
+        return "file" if os.path.lexists(full) else None
 
     def agent_files(self, directory: str) -> list[str]:
         found = []
@@ -71,35 +130,26 @@ class FsTree:
         return sorted(found)
 
     def read_agent(self, path: str) -> AgentFile:
-        full = self.root / path
-        if full.is_symlink() and not self._inside(full):
-            return AgentFile(path, None, "symlink points outside the repository root", escaped=True)
         try:
-            with full.open("rb") as handle:
-                return AgentFile(path, handle.read(MAX_FILE_BYTES + 1))
-        except OSError as error:
-            return AgentFile(path, None, error.strerror or str(error))
-
-    def read_small(self, path: str) -> bytes | None:
-        try:
-            with (self.root / path).open("rb") as handle:
-                return handle.read(MAX_FILE_BYTES + 1)
-        except OSError:
-            return None
+            return AgentFile(path, self._read(self._regular(path), MAX_FILE_BYTES + 1))
+        except _Refused as refused:
+            return AgentFile(path, None, refused.reason, code=refused.code)
 
     def read_module(self, path: str, max_size: int) -> ModuleLookup:
-        full = self.root / path
-        if not full.exists():
+        if not os.path.lexists(self.root / path):
             return ModuleLookup(path, problem="missing")
-        if not self._inside(full):
-            return ModuleLookup(path, problem="escape", detail="a symlink leads outside the root")
-        if not full.is_file():
-            return ModuleLookup(path, problem="missing", detail="not a file")
         try:
-            size = full.stat().st_size
+            real = self._regular(path)
+            size = real.stat().st_size
             if size > max_size:
                 return ModuleLookup(path, problem="too_large", size=size)
-            data = full.read_bytes()
+            data = self._read(real, max_size)
+        except _Refused as refused:
+            if refused.code == "CX402":
+                return ModuleLookup(path, problem="escape", detail="a symlink leads outside the root")
+            if refused.code == "CX101":
+                return ModuleLookup(path, problem="unreadable", detail=refused.reason)
+            return ModuleLookup(path, problem="missing", detail=refused.reason)
         except OSError as error:
             return ModuleLookup(path, problem="unreadable", detail=error.strerror or str(error))
         return ModuleLookup(path, data=data, size=len(data))
@@ -121,22 +171,25 @@ class GitTree:
             return None
         return found if found.type in ("blob", "tree") else None  # type: ignore[return-value]
 
-    def _follow(self, path: str) -> tuple[str | None, git.Blob | git.Tree | None]:
-        """Follow stored symlinks; ``(None, None)`` when one leads outside the root."""
+    def _follow(self, path: str) -> tuple[str | None, git.Blob | git.Tree | None, str]:
+        """Follow stored symlinks: ``(path, object, "")``, or ``(None, None, code)`` when one
+        leads outside the root (CX402) or they loop (CX109: more links than a chain may have)."""
         for _ in range(_MAX_LINKS):
             found = self._object(path)
             if found is None or found.type == "tree" or found.mode != _SYMLINK_MODE:
-                return path, found
+                return path, found, ""
             target = found.data_stream.read().decode("utf-8", "replace")
             if target.startswith("/"):
-                return None, None
+                return None, None, "CX402"
             path = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
             if path == ".." or path.startswith("../"):
-                return None, None
-        return None, None
+                return None, None, "CX402"
+        return None, None, "CX109"
 
     def kind(self, path: str) -> Kind | None:
-        _, found = self._follow(path)
+        real, found, _ = self._follow(path)
+        if real is None:
+            return "file"  # reading it reports the escape or the loop
         if found is None:
             return None
         return "dir" if found.type == "tree" else "file"
@@ -157,21 +210,19 @@ class GitTree:
         return bytes(blob.data_stream.read(limit + 1))
 
     def read_agent(self, path: str) -> AgentFile:
-        real, found = self._follow(path)
+        real, found, code = self._follow(path)
         if real is None:
-            return AgentFile(path, None, "symlink points outside the repository root", escaped=True)
+            reason = "symlink loop (a link that leads back to itself)" if code == "CX109" else \
+                "symlink points outside the repository root"
+            return AgentFile(path, None, reason, code=code)
         if found is None or found.type != "blob":
             return AgentFile(path, None, "not a file at this revision")
         return AgentFile(path, self._blob_bytes(found, MAX_FILE_BYTES))  # type: ignore[arg-type]
 
-    def read_small(self, path: str) -> bytes | None:
-        real, found = self._follow(path)
-        if real is None or found is None or found.type != "blob":
-            return None
-        return self._blob_bytes(found, MAX_FILE_BYTES)  # type: ignore[arg-type]
-
     def read_module(self, path: str, max_size: int) -> ModuleLookup:
-        real, found = self._follow(path)
+        real, found, code = self._follow(path)
+        if code == "CX109":
+            return ModuleLookup(path, problem="missing", detail="symlink loop")
         if real is None:
             return ModuleLookup(path, problem="escape", detail="a symlink leads outside the root")
         if found is None or found.type != "blob":

@@ -123,15 +123,19 @@ class ApplyRunner:
 
     # --- start-up -------------------------------------------------------------------------
     def recover(self) -> list[str]:
-        """Mark applies cut short by a crash as interrupted; return their ids."""
+        """Mark applies cut short by a crash as interrupted, release the lease their holder still has
+        (its apply is over: waiting out the ttl would only block the next one); return their ids."""
         with self.store.unversioned() as conn:
-            rows = conn.execute("SELECT id, plan_id, status FROM applies WHERE status IN ('running', ?)",
+            rows = conn.execute("SELECT id, plan_id, status, holder FROM applies WHERE status IN ('running', ?)",
                                 (ACCEPTED,)).fetchall()
             conn.execute("UPDATE applies SET status = 'interrupted', finished_at = ? WHERE status IN ('running', ?)",
                          (utcnow(), ACCEPTED))
+        released = self.lock.release_held_by({str(row["holder"]) for row in rows if row["holder"]})
         for row in rows:
             what = ("its rollouts resume (or roll back) on their own" if row["status"] == ACCEPTED
                     else "every agent is on its old or its new revision; plan again to converge")
+            if released is not None and row["holder"] == released.holder:
+                what += f"; the apply lock of {released.holder} was released"
             with self.store.transaction() as tx:
                 tx.event("apply_interrupted", Source(actor="engine", plan_id=row["plan_id"]),
                          message=f"apply {row['id']} was cut short by an engine restart; {what}")

@@ -2,14 +2,21 @@
 
 ``caxton apply`` takes it before submitting a plan and renews it while it
 follows the apply; a lease whose holder died expires by itself, so a killed
-CI job cannot wedge the engine. Stored in SQLite (``apply_lock``) outside the
+CI job cannot wedge the engine. It is free at once (not after its ttl) when
+its holder is known dead: the holder names a process on this host
+(``user@host pid N``, as ``caxton apply`` writes it) that no longer exists;
+and when the engine restarts and marks the holder's apply interrupted
+(:meth:`ApplyLock.release_held_by`, called by ``ApplyRunner.recover``). Stored in SQLite (``apply_lock``) outside the
 state serial: taking the lock is not a change of the agents.
 Called by the API (``caxton.engine.apply_api``) and ``caxton.engine.applies``.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import secrets
+import socket
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -20,6 +27,8 @@ from caxton.errors import Conflict, InvalidInput, LockHeld
 
 MIN_TTL = 1.0
 MAX_TTL = 3600.0
+#: ``user@host pid N`` at the end of a holder (a token's name may prefix it: ``deployer (user@host pid N)``).
+_HOLDER_PROCESS = re.compile(r"@(?P<host>[^\s@()]+) pid (?P<pid>\d{1,10})\)?$")
 
 
 @dataclass(frozen=True)
@@ -100,12 +109,21 @@ class ApplyLock:
             conn.execute("DELETE FROM apply_lock")
             return held
 
+    def release_held_by(self, holders: set[str]) -> Lease | None:
+        """Free the lease if one of ``holders`` has it (their applies were cut short by a restart)."""
+        with self.store.unversioned() as conn:
+            held = self._live(conn)
+            if held is None or held.holder not in holders:
+                return None
+            conn.execute("DELETE FROM apply_lock")
+            return held
+
     def _live(self, conn: Any) -> Lease | None:
         row = conn.execute("SELECT token, holder, reason, created_at, expires_at FROM apply_lock WHERE id = 1").fetchone()
         if row is None:
             return None
         lease = Lease(row["token"], row["holder"], row["reason"], row["created_at"], float(row["expires_at"]))
-        return lease if lease.expires_at > self.clock() else None
+        return lease if lease.expires_at > self.clock() and not holder_is_dead(lease.holder) else None
 
     def _owned(self, conn: Any, token: str) -> Lease:
         lease = self._live(conn)
@@ -115,6 +133,23 @@ class ApplyLock:
                 hint="run `caxton apply` again: it takes the lock before submitting",
             )
         return lease
+
+
+def holder_is_dead(holder: str) -> bool:
+    """True only when ``holder`` names a process of this host that does not exist (a reused pid looks alive)."""
+    match = _HOLDER_PROCESS.search(holder)
+    if match is None or match["host"] != socket.gethostname():
+        return False
+    pid = int(match["pid"])
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # EPERM: it exists, as another user
+        return False
+    return False
 
 
 def _check_ttl(ttl: float) -> float:

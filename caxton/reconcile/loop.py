@@ -48,6 +48,7 @@ from caxton.reconcile.sources import Source
 from caxton.reconcile.status import EngineView, LoopStatus
 from caxton.reconcile.tracking import Tracker
 from caxton.spec.api import ReconcileRun
+from caxton.validation.report import diagnostic_line
 
 log = logging.getLogger("caxton.reconcile")
 
@@ -350,7 +351,7 @@ class Loop:
         elif outcome.outcome == "invalid":
             log.error("revision %s is invalid; nothing applied (the engine is left as it is):", commit)
             for found in outcome.diagnostics:
-                log.error("  %s", _diagnostic_line(found))
+                log.error("  %s", diagnostic_line(found, with_hint=True))
         elif outcome.retry:
             log.warning("pass failed (%s): %s; retry %d in %.1fs", outcome.outcome, outcome.message,
                         self._attempts, self.next_delay)
@@ -362,9 +363,3 @@ def _short(revision: str | None) -> str:
     if revision is None:
         return "(unknown)"
     return revision.removeprefix("sha256:")[:12]
-
-
-def _diagnostic_line(found: dict[str, Any]) -> str:
-    where = ":".join(str(found[k]) for k in ("file", "line", "column") if found.get(k) is not None)
-    hint = f" (hint: {found['hint']})" if found.get("hint") else ""
-    return f"{where}: {found.get('severity')} {found.get('code')}: {found.get('message')}{hint}"

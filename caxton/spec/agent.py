@@ -88,8 +88,8 @@ class AnalysisSpec(Strict):
     """Per-step analysis of a canary over the engine's own metrics."""
 
     max_error_rate: float = Field(0.05, ge=0.0, le=1.0)
-    max_p95_latency_ms: float | None = Field(None, gt=0)
-    min_requests: int = Field(10, ge=0)
+    max_p95_latency_ms: float | None = Field(None, gt=0, le=3_600_000)
+    min_requests: int = Field(10, ge=0, le=1_000_000_000)
     on_no_data: Literal["fail", "pause", "pass"] = "pause"
     prometheus: PrometheusAnalysis | None = None
 
@@ -106,13 +106,14 @@ class RolloutSpec(Strict):
 
     strategy: Strategy = "immediate"
     steps: list[int] = Field(default_factory=lambda: [10, 50, 100])
-    interval: Duration = Field(60.0, description="observation window per canary step")
+    interval: Duration = Field(60.0, gt=0, description="observation window per canary step")
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)  # type: ignore[arg-type]
     auto_rollback: bool = True
     resume: bool = Field(True, description="after an engine crash, resume (true) or roll back (false)")
     preview_checks: list[PreviewCheck] = Field(default_factory=list)
     split: str | None = Field(None, pattern=SPLIT_PATTERN, description="ab-test split, e.g. 80/20")
-    duration: Duration | None = Field(None, description="ab-test and shadow duration (shadow default: one interval)")
+    duration: Duration | None = Field(None, gt=0, description="ab-test and shadow duration (shadow default: one "
+                                      "interval)")
     drain_timeout: Duration = 30.0
 
     @field_validator("steps")
@@ -145,9 +146,9 @@ class ConfigResourceLimits(Strict):
     max_conversations: int = Field(
         100, ge=1, le=1_000_000, validation_alias=AliasChoices("max_conversations", "conversation_limit")
     )
-    response_timeout: Duration = 30.0
-    max_memory_entities: int | None = Field(None, ge=1)
-    max_message_size: Size = 256 * 1024
+    response_timeout: Duration = Field(30.0, gt=0)
+    max_memory_entities: int | None = Field(None, ge=1, le=1_000_000_000)
+    max_message_size: Size = Field(256 * 1024, gt=0)
     memory_scope: MemoryScope | None = Field(
         None, description="deprecated spelling of memory.scope", json_schema_extra={"deprecated": True}
     )
@@ -156,12 +157,12 @@ class ConfigResourceLimits(Strict):
 class WasmResourceLimits(Strict):
     """Limits the sandbox enforces on every message to a WASM agent."""
 
-    max_memory_bytes: Size = 16 * 1024 * 1024
-    fuel: int = Field(100_000_000, ge=1, description="fuel units per message")
+    max_memory_bytes: Size = Field(16 * 1024 * 1024, gt=0)
+    fuel: int = Field(100_000_000, ge=1, le=2**63 - 1, description="fuel units per message")
     max_execution_time_ms: int = Field(1000, ge=1, le=600_000)
-    max_message_size: Size = 256 * 1024
-    max_module_size: Size = 16 * 1024 * 1024
-    max_conversations: int = Field(1000, ge=1)
+    max_message_size: Size = Field(256 * 1024, gt=0)
+    max_module_size: Size = Field(16 * 1024 * 1024, gt=0)
+    max_conversations: int = Field(1000, ge=1, le=1_000_000)
 
 
 class SecurityPolicy(Strict):

@@ -70,9 +70,10 @@ class ServerSettings(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     data_dir: str = ".caxton"
-    max_request_size: Size = 1024 * 1024
-    max_apply_size: Size = Field(64 * 1024 * 1024, description="body limit of plan submissions (specs + modules)")
-    max_message_size: Size = 256 * 1024
+    max_request_size: Size = Field(1024 * 1024, gt=0)
+    max_apply_size: Size = Field(64 * 1024 * 1024, gt=0,
+                                 description="body limit of plan submissions (specs + modules)")
+    max_message_size: Size = Field(256 * 1024, gt=0)
     revisions_kept: int = Field(10, ge=1, le=1000)
     drain_timeout: Duration = 30.0
     tls: TLSSettings = Field(default_factory=TLSSettings)  # type: ignore[arg-type]
@@ -82,10 +83,12 @@ class ServerSettings(Strict):
 class RateLimits(Strict):
     """Token buckets per token name (per client address without one); a rate of 0 turns a budget off."""
 
-    messages_per_second: float = Field(1000.0, ge=0, description="POST /agents/{name}/messages, sustained")
-    messages_burst: int = Field(2000, ge=1, description="messages allowed at once before the rate applies")
-    mutations_per_second: float = Field(100.0, ge=0, description="other POST/PUT/PATCH/DELETE, sustained")
-    mutations_burst: int = Field(1000, ge=1, description="mutating calls allowed at once")
+    messages_per_second: float = Field(1000.0, ge=0, le=1_000_000_000,
+                                       description="POST /agents/{name}/messages, sustained")
+    messages_burst: int = Field(2000, ge=1, le=1_000_000_000, description="messages allowed at once before the rate applies")
+    mutations_per_second: float = Field(100.0, ge=0, le=1_000_000_000,
+                                        description="other POST/PUT/PATCH/DELETE, sustained")
+    mutations_burst: int = Field(1000, ge=1, le=1_000_000_000, description="mutating calls allowed at once")
 
 
 class SecuritySettings(Strict):
@@ -106,15 +109,15 @@ class EngineMemorySettings(Strict):
     embedding_model: Literal["all-MiniLM-L6-v2"] = "all-MiniLM-L6-v2"
     model_path: str | None = Field(None, description="bring your own model.onnx (sha256 not pinned)")
     tokenizer_path: str | None = None
-    max_entities: int = Field(100_000, ge=1)
-    max_observation_size: Size = 16 * 1024
-    max_batch_size: int = Field(1000, ge=1)
+    max_entities: int = Field(100_000, ge=1, le=1_000_000_000)
+    max_observation_size: Size = Field(16 * 1024, gt=0)
+    max_batch_size: int = Field(1000, ge=1, le=1_000_000)
 
 
 class OpenAIProvider(Strict):
     base_url: str = Field("https://api.openai.com/v1", pattern=URL_PATTERN)
     api_key_env: str = Field("OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    timeout: Duration = 30.0
+    timeout: Duration = Field(30.0, gt=0)
     retries: int = Field(2, ge=0, le=10)
     model: str | None = None
 

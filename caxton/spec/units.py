@@ -1,15 +1,25 @@
 """Units used in agent files: sizes (``50MB``) and durations (``30s``).
 
 Parsers are pure functions that raise ``ValueError`` with a message saying
-which units are accepted; pydantic turns those into validation errors.
+which units are accepted; pydantic turns those into validation errors. Every
+size is at most :data:`MAX_SIZE` and every duration finite and at most
+:data:`MAX_DURATION` (``out_of_range``: CX204); a field may narrow the range
+further (``gt=0`` where zero means nothing), documented in docs/validation.md.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+#: The largest size any field accepts: 1 TiB.
+MAX_SIZE = 1024**4
+#: The longest duration any field accepts: 365 days, in seconds.
+MAX_DURATION = 365 * 86400.0
 
 _SIZE_UNITS: dict[str, int] = {
     "b": 1,
@@ -78,6 +88,18 @@ def parse_duration(value: Any) -> float:
     return number * factor
 
 
+def _size_in_range(value: int) -> int:
+    if value > MAX_SIZE:
+        raise PydanticCustomError("out_of_range", f"a size must be at most 1TiB ({MAX_SIZE:,} bytes)")
+    return value
+
+
+def _duration_in_range(value: float) -> float:
+    if not math.isfinite(value) or value > MAX_DURATION:
+        raise PydanticCustomError("out_of_range", f"a duration must be finite and at most 365d ({MAX_DURATION:,.0f} s)")
+    return value
+
+
 def looks_like_quantity(value: str) -> bool:
     """True for strings shaped like ``<number><unit>`` (``50MB``, ``10 apples``)."""
     match = _QUANTITY.match(value)
@@ -103,17 +125,21 @@ def is_duration(value: str) -> bool:
 Size = Annotated[
     int,
     BeforeValidator(parse_size),
+    AfterValidator(_size_in_range),
     WithJsonSchema(
-        {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": SIZE_PATTERN}]}
+        {"anyOf": [{"type": "integer", "minimum": 0, "maximum": MAX_SIZE},
+                   {"type": "string", "pattern": SIZE_PATTERN}]}
     ),
 ]
-"""A byte count, written as an integer or with a unit (``50MB``, ``1MiB``)."""
+"""A byte count, written as an integer or with a unit (``50MB``, ``1MiB``), at most 1 TiB."""
 
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
+    AfterValidator(_duration_in_range),
     WithJsonSchema(
-        {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": DURATION_PATTERN}]}
+        {"anyOf": [{"type": "number", "minimum": 0, "maximum": MAX_DURATION},
+                   {"type": "string", "pattern": DURATION_PATTERN}]}
     ),
 ]
-"""Seconds, written as a number or with a unit (``500ms``, ``30s``, ``5m``)."""
+"""Seconds, written as a number or with a unit (``500ms``, ``30s``, ``5m``), finite, at most 365 days."""

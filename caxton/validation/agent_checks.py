@@ -6,6 +6,7 @@ Runs after the schema check on the raw data and the model. Called by
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -95,9 +96,19 @@ def _parameters(doc: Document, path: Path_, value: Any) -> list[Diagnostic]:
     return found
 
 
+#: Integers a parameter may hold: what a signed 64-bit integer (SQLite, most JSON readers' int64) holds.
+_INT64 = range(-(2**63), 2**63)
+
+
 def _parameter(doc: Document, path: Path_, name: str, value: Any) -> list[Diagnostic]:
     if isinstance(value, (dict, list)):
         return _parameters(doc, path, value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return [diagnostic("CX204", doc.file, f"{dotted(path)}: {value} is not a finite number",
+                           doc.value_pos(path), hint="JSON cannot carry NaN or Infinity: quote it to pass a string")]
+    if isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
+        return [diagnostic("CX204", doc.file, f"{dotted(path)}: {value} is outside the 64-bit integer range",
+                           doc.value_pos(path), hint="quote it to pass the digits as a string")]
     if not isinstance(value, str):
         return []
     if _SECRET_NAME.search(name) and value and not ENV_REFERENCE.match(value):

@@ -22,6 +22,8 @@ from caxton.validation import codes
 MAX_FILE_BYTES = 1024 * 1024
 #: Nodes a YAML document may expand to (aliases counted each time): stops alias bombs.
 MAX_YAML_NODES = 100_000
+#: Lists and mappings nested deeper than this are CX116 (the top-level mapping is depth 1).
+MAX_DEPTH = 64
 
 Path_ = tuple[str | int, ...]
 
@@ -179,6 +181,26 @@ def parse_yaml_file(file: str, text: str) -> Document:
     return doc
 
 
+def too_deep(file: str, pos: Pos | None) -> Diagnostic:
+    """CX116: nesting past :data:`MAX_DEPTH` (checked before any recursive code walks the data)."""
+    return diagnostic("CX116", file, f"lists and mappings are nested deeper than {MAX_DEPTH} levels", pos,
+                      hint="flatten the structure; no agent field needs this depth")
+
+
+def depth_exceeds(data: Any, limit: int = MAX_DEPTH) -> bool:
+    """True when lists/dicts in ``data`` nest deeper than ``limit`` (iterative: safe on any depth)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
 def type_name(value: Any) -> str:
     return {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
         type(value), type(value).__name__)
@@ -196,6 +218,9 @@ def parse_toml(file: str, text: str) -> Document:
     doc = Document(file=file, text=text)
     try:
         data = tomllib.loads(text)
+    except RecursionError:  # tomllib recurses per nesting level
+        doc.diagnostics.append(too_deep(file, None))
+        return doc
     except tomllib.TOMLDecodeError as error:
         message = str(error)
         match = _TOML_AT.search(message)
@@ -203,6 +228,9 @@ def parse_toml(file: str, text: str) -> Document:
         problem = _TOML_AT.sub("", message).strip()
         doc.diagnostics.append(diagnostic("CX111", file, f"TOML syntax error: {problem}", pos,
                                           hint="strings need quotes; tables are [name]; see https://toml.io"))
+        return doc
+    if depth_exceeds(data):
+        doc.diagnostics.append(too_deep(file, None))
         return doc
     doc.indexer = lambda d: _scan_toml_positions(d, text)
     doc.data = data

@@ -70,8 +70,8 @@ def _validate_file(
     item: AgentFile, read_module: modules.ModuleReader
 ) -> tuple[Document | None, ValidatedAgent | None, list[Diagnostic]]:
     if item.content is None:
-        code = "CX402" if item.escaped else "CX101"
-        return None, None, [diagnostic(code, item.path, f"cannot read file: {item.error}")]
+        return None, None, [diagnostic(item.code, item.path, f"cannot read file: {item.error}",
+                                       hint=_UNREADABLE_HINTS.get(item.code))]
     text, problem = documents.decode(item.path, item.content)
     if problem is not None or text is None:
         return None, None, [problem] if problem else []
@@ -88,6 +88,13 @@ def _validate_file(
     if isinstance(spec, WasmAgent):
         return _with_module(doc, spec, found, read_module)
     return doc, ValidatedAgent.of(item.path, spec, spec_digest(spec.model_dump(mode="json"))), found
+
+
+_UNREADABLE_HINTS = {
+    "CX108": "only regular files are read: remove it or move it out of the agents directory",
+    "CX109": "point the symlink at a real file, or remove it",
+    "CX402": "copy the file into the repository instead of linking to it",
+}
 
 
 def _parse(path: str, text: str) -> Document | None:

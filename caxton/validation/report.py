@@ -9,6 +9,7 @@ documented contract (docs/validation.md): change it only by bumping
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,13 +73,42 @@ def summary(report: Report) -> str:
             f"{counts['warning']} warning(s), {counts['info']} note(s)")
 
 
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+
+
+def _unsafe(char: str) -> bool:
+    """Control, format (bidi overrides), surrogate and unassigned characters, and line separators."""
+    return unicodedata.category(char)[0] == "C" or char in "\u2028\u2029"
+
+
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    """``text`` kept on one line, escaped as Python's repr does when it holds an unsafe character
+    (a newline as ``\\n``, ESC as ``\\x1b``, a bidi override as ``\\u202e``; then a backslash is
+    ``\\\\`` so the escapes stay unambiguous). Text without one is unchanged. ``keep_newlines``:
+    for messages and hints, whose authored line breaks stay line breaks."""
+    if not any(_unsafe(c) and not (keep_newlines and c == "\n") for c in text):
+        return text
+    return "".join(c if keep_newlines and c == "\n" else _ESCAPES.get(c) or (
+        c.encode("unicode_escape", "backslashreplace").decode("ascii") if _unsafe(c) else c) for c in text)
+
+
+def diagnostic_line(found: dict[str, Any], *, with_hint: bool = False) -> str:
+    """One diagnostic given as JSON (a reconcile status, a pass outcome) on one line, file name escaped."""
+    where = ":".join(printable(str(found[k])) for k in ("file", "line", "column") if found.get(k) is not None)
+    hint = f" (hint: {printable(str(found['hint']))})" if with_hint and found.get("hint") else ""
+    return f"{where}: {found.get('severity')} {found.get('code')}: {printable(str(found.get('message')))}{hint}"
+
+
 def render_text(report: Report) -> str:
+    """One line per diagnostic, then its hint: a file name is escaped with :func:`printable` (a
+    file named ``a\\n::error ...`` cannot start a line of its own), messages and hints keep only
+    their line breaks."""
     lines = []
     for d in report.diagnostics:
-        where = d.file + "".join(f":{n}" for n in (d.line, d.column) if n is not None)
-        lines.append(f"{where}: {d.severity.value} {d.code}: {d.message}")
+        where = printable(d.file) + "".join(f":{n}" for n in (d.line, d.column) if n is not None)
+        lines.append(f"{where}: {d.severity.value} {d.code}: {printable(d.message, keep_newlines=True)}")
         if d.hint:
-            lines.append(f"  hint: {d.hint}")
+            lines.append(f"  hint: {printable(d.hint, keep_newlines=True)}")
     return "".join(line + "\n" for line in lines)
 
 
@@ -137,8 +167,15 @@ def render_sarif(report: Report) -> str:
     return json.dumps({"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}, indent=2) + "\n"
 
 
+def _uri(path: str) -> str:
+    """A relative URI reference (RFC 3986) for a file path: bytes outside the safe set percent-encoded."""
+    from urllib.parse import quote
+
+    return quote(path.encode("utf-8", "surrogateescape"), safe="/")
+
+
 def _sarif_result(d: Diagnostic, rule_index: int | None) -> dict[str, Any]:
-    physical: dict[str, Any] = {"artifactLocation": {"uri": d.file}}
+    physical: dict[str, Any] = {"artifactLocation": {"uri": _uri(d.file)}}
     if d.line is not None:
         region: dict[str, int] = {"startLine": d.line}
         if d.column is not None:

@@ -28,12 +28,13 @@ AGENT_SUFFIXES = (".md", ".toml")
 
 @dataclass(frozen=True)
 class AgentFile:
-    """One agent file: root-relative posix path and its bytes (``None`` when unreadable)."""
+    """One agent file: root-relative posix path and its bytes (``None`` when unreadable: then
+    ``error`` says why and ``code`` is the diagnostic to report, e.g. CX402 for a symlink out of the root)."""
 
     path: str
     content: bytes | None
     error: str = ""
-    escaped: bool = False
+    code: str = "CX101"
 
 
 @dataclass(frozen=True)

@@ -164,17 +164,40 @@ def check_with_jinja(source: str) -> tuple[TemplateProblem, ...]:
     problems = _unknown_names(env, tree) + _unsafe(source, tree)
     known = set(TEMPLATE_VARIABLES) | set(env.globals)
     loads: dict[str, int] = {}
-    stored: set[str] = set()
+    stored = {macro.name for macro in tree.find_all(nodes.Macro)}
+    defined = _defined_in_scope(tree)
     for node in tree.find_all(nodes.Name):
-        if node.ctx == "load":
+        if node.ctx == "load" and id(node) not in defined:
             loads.setdefault(node.name, node.lineno)
-        else:
+        elif node.ctx != "load":
             stored.add(node.name)
     for name in sorted(set(loads) - stored - known - UNSAFE_NAMES):
         if name.startswith("_"):
             continue  # reported as unsafe
         problems.append(TemplateProblem("variable", loads[name], f"unknown template variable {name!r}", name))
     return tuple(sorted(problems, key=lambda p: (p.line, p.column)))
+
+
+def _defined_in_scope(tree: nodes.Template) -> set[int]:
+    """The reads (``Name`` nodes, by id) of names Jinja2 itself defines where they stand: ``loop``
+    in a ``for`` body, ``varargs``/``kwargs``/``caller`` in a macro or ``call`` block, ``super``
+    in a block, and ``self`` in a template that has blocks."""
+    from jinja2 import nodes
+
+    scopes: tuple[tuple[type[nodes.Node] | tuple[type[nodes.Node], ...], frozenset[str]], ...] = (
+        (nodes.For, frozenset({"loop"})),
+        ((nodes.Macro, nodes.CallBlock), frozenset({"varargs", "kwargs", "caller"})),
+        (nodes.Block, frozenset({"super"})),
+    )
+    defined: set[int] = set()
+    for kinds, names in scopes:
+        for scope in tree.find_all(kinds):
+            for statement in scope.body:  # type: ignore[attr-defined]
+                reads = [statement] if isinstance(statement, nodes.Name) else []
+                defined.update(id(n) for n in [*reads, *statement.find_all(nodes.Name)] if n.name in names)
+    if any(True for _ in tree.find_all(nodes.Block)):
+        defined.update(id(n) for n in tree.find_all(nodes.Name) if n.name == "self")
+    return defined
 
 
 def _unsafe(source: str, tree: nodes.Template) -> list[TemplateProblem]:
@@ -217,7 +240,9 @@ def check_template(source: str) -> list[TemplateProblem]:
     """Syntax errors, unknown variables and unknown filters/tests of one template.
 
     Variables are names read but never assigned in the template (``set``,
-    ``for`` and macro parameters assign) that the runtime does not provide.
+    ``for``, ``with``, macro names and parameters assign; ``loop``, ``caller``,
+    ``varargs``, ``kwargs``, ``super`` and ``self`` are known where Jinja2
+    defines them) that the runtime does not provide.
     """
     if not any(marker in source for marker in _JINJA_MARKERS):
         return []

@@ -12,27 +12,47 @@ from typing import Any
 
 import yaml
 
-from caxton.validation.documents import MAX_YAML_NODES, Document, Path_, Pos, diagnostic, type_name
+from caxton.validation.documents import (
+    MAX_DEPTH,
+    MAX_YAML_NODES,
+    Document,
+    Path_,
+    Pos,
+    diagnostic,
+    too_deep,
+    type_name,
+)
 
 
 def parse_yaml_into(doc: Document, text: str, *, line_offset: int) -> None:
     loader = yaml.CSafeLoader(text) if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
+        deep = _too_deep(node)
+        if deep is not None:
+            doc.diagnostics.append(too_deep(doc.file, Pos(deep.start_mark.line + 1 + line_offset,
+                                                          deep.start_mark.column + 1)))
+            return
         data = _Builder(doc, loader, line_offset).document(node) if node is not None else None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         pos = Pos(mark.line + 1 + line_offset, mark.column + 1) if mark else None
         problem = error.problem or error.context or "invalid YAML"
-        doc.diagnostics.append(diagnostic("CX110", doc.file, f"YAML syntax error: {problem}", pos,
-                                          hint=_yaml_hint(problem)))
+        if "nesting depth" in problem:  # libyaml's own limit (1000 levels)
+            doc.diagnostics.append(too_deep(doc.file, pos))
+        else:
+            doc.diagnostics.append(diagnostic("CX110", doc.file, f"YAML syntax error: {problem}", pos,
+                                              hint=_yaml_hint(problem)))
+        return
+    except RecursionError:  # the pure-Python composer recurses per nesting level
+        doc.diagnostics.append(too_deep(doc.file, doc.start))
         return
     except _TooBig:
         doc.diagnostics.append(diagnostic(
             "CX110", doc.file, f"document expands to more than {MAX_YAML_NODES:,} nodes",
             Pos(1 + line_offset, 1), hint="remove the YAML aliases (*ref) that multiply the document"))
         return
-    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as error:
+    except (yaml.YAMLError, ValueError, TypeError) as error:
         doc.diagnostics.append(diagnostic("CX110", doc.file, f"YAML error: {error}", doc.start))
         return
     finally:
@@ -47,6 +67,26 @@ def parse_yaml_into(doc: Document, text: str, *, line_offset: int) -> None:
             Pos(1 + line_offset, 1), hint="write fields as 'key: value' lines"))
         return
     doc.data = {str(k): v for k, v in data.items()}
+
+
+def _too_deep(root: yaml.Node | None) -> yaml.Node | None:
+    """The first collection node nested deeper than MAX_DEPTH (iterative; aliases are shared nodes,
+    each visited once per path, so a node count bounds the walk)."""
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)] if root is not None else []
+    seen = 0
+    while stack and seen <= MAX_YAML_NODES:
+        node, depth = stack.pop()
+        seen += 1
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            return node
+        stack.extend((child, depth + 1) for child in children)
+    return None
 
 
 class _TooBig(Exception):

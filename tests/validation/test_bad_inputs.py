@@ -160,6 +160,32 @@ CASES = [
         '(param i32) (result i32) (i32.const 1024)', '(param i64) (result i32) (i32.const 1024)'))}, "CX409", line=5),
     Case("denied-feature-simd", {"agents/a.md": wasm_agent(), "wasm/m.wasm": mod(GOOD_WAT.replace(
         '(i64.const 0))', '(drop (v128.const i32x4 0 0 0 0)) (i64.const 0))'))}, "CX410", line=5),
+    # numeric ranges: finite, bounded durations and sizes; zero where zero means nothing
+    Case("giant-interval", {"agents/a.md": md(BASE + "rollout:\n  interval: 99999999999999999999d\n")}, "CX204",
+         line=6, hint="at most 365d"),
+    Case("infinite-duration", {"agents/a.md": md(BASE + "rollout:\n  drain_timeout: .inf\n")}, "CX204", line=6,
+         hint="finite"),
+    Case("nan-duration", {"agents/a.md": md(BASE + "rollout:\n  duration: .nan\n")}, "CX204", line=6, hint="finite"),
+    Case("zero-response-timeout", {"agents/a.md": md(BASE + "resource_limits:\n  response_timeout: 0s\n")}, "CX204",
+         line=6, hint="greater than 0"),
+    Case("zero-message-size", {"agents/a.md": md(BASE + "resource_limits:\n  max_message_size: 0B\n")}, "CX204",
+         line=6, hint="greater than 0"),
+    Case("giant-size", {"agents/a.md": wasm_agent(extra="resource_limits:\n  max_memory_bytes: 99999999999999999999\n"),
+                        "wasm/m.wasm": GOOD}, "CX204", line=7, hint="at most 1TiB"),
+    Case("giant-fuel", {"agents/a.toml": 'name = "w"\nversion = "1.0.0"\nkind = "wasm"\nmodule = "../wasm/m.wasm"\n'
+                                         "[resource_limits]\nfuel = 99999999999999999999\n", "wasm/m.wasm": GOOD},
+         "CX204", file="agents/a.toml", line=6),
+    Case("parameter-nan", {"agents/a.md": md(BASE + "parameters:\n  ratio: .nan\n")}, "CX204", line=6,
+         hint="finite"),
+    Case("parameter-toml-inf", {"agents/a.toml": 'name = "alpha"\nversion = "1.0.0"\nsystem_prompt = "hi"\n'
+                                                 "[parameters]\nlimit = inf\n"}, "CX204", file="agents/a.toml",
+         line=5, hint="finite"),
+    Case("parameter-giant-int", {"agents/a.md": md(BASE + "parameters:\n  n: 99999999999999999999\n")}, "CX204",
+         line=6, hint="64-bit"),
+    Case("project-zero-request-size", {"caxton.yaml": "server:\n  max_request_size: 0\n", "agents/a.md": VALID_MD},
+         "CX204", file="caxton.yaml", line=2),
+    Case("project-zero-provider-timeout", {"caxton.yaml": "llm:\n  openai:\n    timeout: 0s\n",
+                                           "agents/a.md": VALID_MD}, "CX204", file="caxton.yaml", line=3),
     # project settings
     Case("project-unknown-field", {"caxton.yaml": "agents_dir: agents\nenviroments: {}\n", "agents/a.md": VALID_MD},
          "CX202", file="caxton.yaml", line=2, hint="did you mean 'environments'?"),
