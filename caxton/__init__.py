@@ -1,9 +1,9 @@
 """Caxton: a declarative GitOps manager for AI agents.
 
-The package is layered (see DESIGN.md and the import-linter contracts in
-pyproject.toml): ``spec`` at the bottom, then ``validation``, ``desired``,
-``planning``, the runtime parts (``sandbox``, ``memory``), the ``engine`` and
-its ``client``, and the ``cli`` on top.
+Two stacks that meet only over HTTP (``docs/architecture.md``; the import-linter
+contracts in pyproject.toml enforce it): the toolchain (``spec``, ``validation``,
+``desired``, ``planning``, ``client``, ``reconcile``, ``cli``) and the runtime
+(``spec``, ``metrics``, ``sandbox`` and ``memory``, ``engine``).
 """
 
 from __future__ import annotations
