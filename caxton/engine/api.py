@@ -217,14 +217,18 @@ def _routes(app: FastAPI, engine: Engine) -> None:
 
     @app.post(PREFIX + "/agents/{name}/messages", tags=["agents"], response_model=None,
               responses={200: {"description": "{agent, revision, conversation_id, reply, duration_ms}"}})
-    def send(name: str, body: MessageBody, request: Request) -> Response:
+    async def send(name: str, body: MessageBody, request: Request) -> Response:
         """Send one message to the agent's serving revision and return its reply.
 
-        Runs in the thread pool: a slow agent never blocks the event loop (health stays fast).
-        The reply is encoded here, skipping FastAPI's response validation (the hot path).
+        A short bounded call (WASM) runs right here on the event loop (``Engine.send_now``: a
+        thread hop costs more than the call); anything else runs in the thread pool, so a slow
+        agent never blocks the loop (health stays fast). The reply is encoded here, skipping
+        FastAPI's response validation (the hot path).
         """
         size = int(request.headers.get("content-length") or 0) or None
-        result = engine.send(name, body.content, body.conversation_id, size_hint=size)
+        result = engine.send_now(name, body.content, body.conversation_id, size_hint=size)
+        if result is None:
+            result = await run_in_threadpool(engine.send, name, body.content, body.conversation_id, size_hint=size)
         return Response(json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode(),
                         media_type="application/json")
 

@@ -5,16 +5,23 @@
 (``caxton.engine.config_runtime.ConfigAgentRuntime``) both satisfy it
 structurally. The engine's router (``caxton.engine.router``) never calls a
 runtime directly: it goes through a ``ServingRuntime``, which counts in-flight
-messages so a hot swap can drain the old revision before stopping it.
+messages so a hot swap can drain the old revision before stopping it, and
+decides whether a message may run on the event loop (``inline``).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from caxton import metrics
+
+#: A message that took longer than this (s) was too slow for the event loop: ...
+INLINE_SLOW_S = 0.002
+#: ... its revision's messages go to the thread pool for this many times as long as it took.
+INLINE_HOLD_OFF = 100.0
 
 
 @runtime_checkable
@@ -31,6 +38,11 @@ class AgentRuntime(Protocol):
       restarts, circuit state, ...).
 
     The envelope is ``{"id", "agent", "revision", "conversation_id", "content"}``.
+
+    A runtime whose ``handle`` is one short, bounded call (WASM: fuel and an epoch
+    deadline) may also offer ``handle_nowait(envelope)``: the same, except that it
+    raises ``BlockingIOError`` (having done nothing) where ``handle`` would wait.
+    The engine then runs its messages on the event loop (see ``ServingRuntime.inline``).
     """
 
     def start(self) -> None: ...
@@ -49,6 +61,11 @@ class ServingRuntime:
     has begun, and ``drain`` waits for the in-flight ones to finish, so a hot
     swap or a suspend never fails a message. ``max_message_size`` is the
     smaller of the server's and the agent's limit.
+
+    ``inline(now)`` says whether the next message may run on the event loop: only
+    with a ``handle_nowait`` runtime, and not while a recent message was slow
+    (``timed``: one over ``INLINE_SLOW_S`` sends the revision to the thread pool for
+    ``INLINE_HOLD_OFF`` times its duration, so slow calls take at most ~1 % of the loop).
     """
 
     def __init__(
@@ -63,6 +80,8 @@ class ServingRuntime:
         self.started_at = time.time()
         #: Messages, errors and response times of this revision: at 0 from now; ``stop`` removes them.
         self.series = metrics.serve_revision(agent_id, str(revision))
+        self.handle_nowait: Callable[[dict[str, Any]], Any] | None = getattr(runtime, "handle_nowait", None)
+        self._threads_until = 0.0
         self._cond = threading.Condition(threading.Lock())
         self._inflight = 0
         self._closing = False
@@ -93,6 +112,15 @@ class ServingRuntime:
     def handle(self, envelope: dict[str, Any]) -> Any:
         """Answer one message; the caller holds a slot from ``acquire``."""
         return self.runtime.handle(envelope)
+
+    def inline(self, now: float) -> bool:
+        """Whether the next message may run on the event loop (see the class docstring)."""
+        return self.handle_nowait is not None and now >= self._threads_until
+
+    def timed(self, elapsed: float, now: float) -> None:
+        """Note how long one message took (``now``: perf_counter at its end)."""
+        if elapsed > INLINE_SLOW_S:
+            self._threads_until = max(self._threads_until, now + elapsed * INLINE_HOLD_OFF)
 
     def drain(self, timeout: float) -> bool:
         """Refuse new messages and wait up to ``timeout`` s for in-flight ones; True if all finished."""

@@ -184,9 +184,29 @@ class WasmAgentRuntime:
 
     def handle(self, envelope: dict[str, Any]) -> Any:
         """Send one message; returns the JSON reply or raises WasmFailure."""
+        return self._handle(envelope, wait=True)
+
+    def handle_nowait(self, envelope: dict[str, Any]) -> Any:
+        """As ``handle``, but raises ``BlockingIOError`` (having done nothing) instead of waiting.
+
+        It would wait when every instance is busy or the idle one is waiting out its restart
+        backoff. What remains is one bounded call (fuel and epoch deadline), so the engine may
+        run it on its event loop.
+        """
+        return self._handle(envelope, wait=False)
+
+    def _handle(self, envelope: dict[str, Any], *, wait: bool) -> Any:
         payload = self._encode(envelope)
-        self._admit()
-        slot = self._idle.get()
+        if wait:
+            self._admit()
+            slot = self._idle.get()
+        else:
+            slot = self._take_ready()  # before admitting: a circuit's probe is never admitted in vain
+            try:
+                self._admit()
+            except BaseException:
+                self._idle.put(slot)
+                raise
         try:
             if self._state != "running":
                 raise self._failure("circuit_open", "the runtime stopped before this message ran")
@@ -195,6 +215,17 @@ class WasmAgentRuntime:
             self._idle.put(slot)
             with self._lock:
                 self._counters.in_flight -= 1
+
+    def _take_ready(self) -> _Slot:
+        """An idle slot with a live instance, else ``BlockingIOError``."""
+        try:
+            slot = self._idle.get_nowait()
+        except queue.Empty:
+            raise BlockingIOError("every instance is busy") from None
+        if slot.instance is None:
+            self._idle.put(slot)
+            raise BlockingIOError("the instance is waiting to restart")
+        return slot
 
     def _run(self, slot: _Slot, payload: bytes) -> Any:
         try:

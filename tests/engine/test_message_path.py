@@ -1,0 +1,71 @@
+"""Where a message runs: short bounded WASM calls on the event loop (``Engine.send_now``), the rest in threads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from caxton.engine import runtime as serving_runtime
+from caxton.engine.core import Engine
+from caxton.engine.runtime import ServingRuntime
+from caxton.errors import AgentFailure
+from tests.engine.helpers import SCORER_WASM, config_spec, wasm_spec, wat_module
+
+LOOP = "(loop $forever (br $forever))"
+
+
+class Blocking:
+    """A runtime with ``handle_nowait`` that always refuses to run without waiting."""
+
+    def start(self) -> None: ...
+
+    def handle(self, envelope: dict[str, Any]) -> Any:
+        return {"waited": True}
+
+    def handle_nowait(self, envelope: dict[str, Any]) -> Any:
+        raise BlockingIOError("busy")
+
+    def stop(self) -> None: ...
+
+    def stats(self) -> dict[str, Any]:
+        return {}
+
+
+def test_a_slow_message_sends_its_revision_to_the_thread_pool_for_a_while() -> None:
+    serving = ServingRuntime(Blocking(), agent_id="slow", name="slow", kind="wasm", revision=1, max_message_size=10)
+    assert serving.inline(100.0)
+    serving.timed(serving_runtime.INLINE_SLOW_S / 2, 100.0)  # fast: stays on the loop
+    assert serving.inline(100.0)
+    serving.timed(0.05, 100.0)  # 50 ms: 100 x 50 ms = 5 s in threads
+    assert not serving.inline(104.9)
+    assert serving.inline(105.0)
+    serving.stop()
+
+
+def test_wasm_messages_run_inline_and_others_fall_back(engine: Engine) -> None:
+    engine.deploy(wasm_spec("scorer"), SCORER_WASM)
+    reply = engine.send_now("scorer", "hello", "c-1")
+    assert reply is not None and reply["reply"] == engine.send("scorer", "hello", "c-1")["reply"]
+    assert reply["agent"] == "scorer" and reply["conversation_id"] == "c-1"
+    assert engine.send_now("nobody", "hello") is None  # `send` says why (404) off the loop
+    engine.deploy(config_spec("talker"), None)
+    assert engine.send_now("talker", "hello") is None  # an LLM call never runs on the loop
+
+
+def test_a_busy_runtime_falls_back_having_done_nothing(engine: Engine) -> None:
+    engine.deploy(wasm_spec("scorer"), SCORER_WASM)
+    route = engine.router.get("scorer")
+    assert route is not None
+    serving = route.backends[0].serving
+    serving.handle_nowait = Blocking().handle_nowait
+    assert engine.send_now("scorer", "hello") is None
+    assert serving.inflight == 0 and serving.runtime.stats()["messages"] == 0
+
+
+def test_a_timed_out_inline_message_is_answered_and_its_agent_moves_to_threads(engine: Engine) -> None:
+    engine.deploy(wasm_spec("looper", max_execution_time_ms=50, fuel=10**12), wat_module(LOOP))
+    with pytest.raises(AgentFailure) as failed:
+        engine.send_now("looper", "spin")
+    assert failed.value.http_status == 504
+    assert engine.send_now("looper", "spin") is None  # held off the loop: the next ones run in threads
