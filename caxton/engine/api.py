@@ -49,6 +49,8 @@ from caxton.errors import (
 from caxton.spec.identity import agent_id
 
 PREFIX = "/api/v1"
+#: The message reply's encoder (``json.dumps(..., ensure_ascii=False, separators=(",", ":"))``, built once).
+_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 #: Threads that run blocking endpoints (messages, store reads); anyio's default is 40.
 WORKER_THREADS = 256
 
@@ -229,8 +231,7 @@ def _routes(app: FastAPI, engine: Engine) -> None:
         result = engine.send_now(name, body.content, body.conversation_id, size_hint=size)
         if result is None:
             result = await run_in_threadpool(engine.send, name, body.content, body.conversation_id, size_hint=size)
-        return Response(json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode(),
-                        media_type="application/json")
+        return Response(_to_json(result).encode(), media_type="application/json")
 
     @app.post(PREFIX + "/agents/{name}/suspend", tags=["agents"])
     def suspend(name: str, request: Request, body: ActionBody | None = None) -> dict[str, Any]:

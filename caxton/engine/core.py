@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -276,10 +276,12 @@ class Engine:
     def _handle(self, serving: ServingRuntime, content: Any, conversation_id: str | None, *,
                 inline: bool) -> dict[str, Any]:
         envelope = {
-            "id": uuid.uuid4().hex, "agent": serving.agent_id, "revision": serving.revision,
+            "id": _message_id(), "agent": serving.agent_id, "revision": serving.revision,
             "conversation_id": conversation_id, "content": content,
         }
         window = self.windows.get(serving)
+        # On the loop, what counts is the loop's own time (CPU), not the preemptions of a busy machine.
+        cpu = time.thread_time() if inline else 0.0
         began = time.perf_counter()
         try:
             reply = serving.handle_nowait(envelope) if inline and serving.handle_nowait else serving.handle(envelope)
@@ -292,9 +294,10 @@ class Engine:
             failure = AgentFailure(f"agent {serving.name!r} failed: {type(error).__name__}: {error}")
             self._count_failure(serving, failure, window, began)
             raise failure from error
-        ended = time.perf_counter()
-        elapsed = ended - began
-        serving.timed(elapsed, ended)
+        finally:
+            if inline:
+                serving.timed(time.thread_time() - cpu, time.perf_counter())
+        elapsed = time.perf_counter() - began
         serving.series.observe(elapsed)
         if window is not None:
             window.record(elapsed, True)
@@ -307,10 +310,8 @@ class Engine:
         }
 
     def _count_failure(self, serving: ServingRuntime, error: CaxtonError, window: Window | None, began: float) -> None:
-        ended = time.perf_counter()
-        serving.timed(ended - began, ended)  # a timed-out call is the slowest kind
         if window is not None:
-            window.record(ended - began, False)
+            window.record(time.perf_counter() - began, False)
         reason = str(getattr(error, "reason", None) or error.code)
         serving.series.fail(reason)
         self.logs.add(serving.agent_id, "error", f"message failed ({reason}): {error.message}", revision=serving.revision)
@@ -428,6 +429,14 @@ def _summary(agent: AgentState) -> dict[str, Any]:
         "id": agent.id, "name": agent.name, "kind": agent.kind, "version": agent.version, "state": agent.state,
         "revision": agent.revision, "traffic": agent.traffic, "updated_at": agent.updated_at,
     }
+
+
+def _message_id() -> str:
+    """A random version-4 UUID as 32 hex digits (``uuid.uuid4().hex``, at a third of its cost)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40
+    raw[8] = raw[8] & 0x3F | 0x80
+    return raw.hex()
 
 
 def _check_size(serving: ServingRuntime, content: Any) -> None:

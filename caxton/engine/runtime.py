@@ -18,9 +18,10 @@ from typing import Any, Protocol, runtime_checkable
 
 from caxton import metrics
 
-#: A message that took longer than this (s) was too slow for the event loop: ...
+#: When a revision's messages average (EWMA, weight ``INLINE_WEIGHT``) more of the loop's CPU than this (s) ...
 INLINE_SLOW_S = 0.002
-#: ... its revision's messages go to the thread pool for this many times as long as it took.
+INLINE_WEIGHT = 0.1
+#: ... its messages go to the thread pool for this many times as long as the last one took.
 INLINE_HOLD_OFF = 100.0
 
 
@@ -63,9 +64,11 @@ class ServingRuntime:
     smaller of the server's and the agent's limit.
 
     ``inline(now)`` says whether the next message may run on the event loop: only
-    with a ``handle_nowait`` runtime, and not while a recent message was slow
-    (``timed``: one over ``INLINE_SLOW_S`` sends the revision to the thread pool for
-    ``INLINE_HOLD_OFF`` times its duration, so slow calls take at most ~1 % of the loop).
+    with a ``handle_nowait`` runtime, and not while its recent messages were slow
+    (``timed``: when their average CPU time on the loop passes ``INLINE_SLOW_S``, the
+    revision's messages go to the thread pool for ``INLINE_HOLD_OFF`` times as long as
+    the last one took, so slow calls take at most ~1 % of the loop). An average, so
+    that one garbage collection or page fault during a fast call moves nothing.
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class ServingRuntime:
         self.series = metrics.serve_revision(agent_id, str(revision))
         self.handle_nowait: Callable[[dict[str, Any]], Any] | None = getattr(runtime, "handle_nowait", None)
         self._threads_until = 0.0
+        self._cpu = 0.0  # the EWMA of the CPU time of its messages on the loop (s)
         self._cond = threading.Condition(threading.Lock())
         self._inflight = 0
         self._closing = False
@@ -117,10 +121,11 @@ class ServingRuntime:
         """Whether the next message may run on the event loop (see the class docstring)."""
         return self.handle_nowait is not None and now >= self._threads_until
 
-    def timed(self, elapsed: float, now: float) -> None:
-        """Note how long one message took (``now``: perf_counter at its end)."""
-        if elapsed > INLINE_SLOW_S:
-            self._threads_until = max(self._threads_until, now + elapsed * INLINE_HOLD_OFF)
+    def timed(self, cpu: float, now: float) -> None:
+        """Note the CPU time one message took on the loop (``now``: perf_counter at its end)."""
+        self._cpu += (cpu - self._cpu) * INLINE_WEIGHT
+        if self._cpu > INLINE_SLOW_S:
+            self._threads_until = max(self._threads_until, now + cpu * INLINE_HOLD_OFF)
 
     def drain(self, timeout: float) -> bool:
         """Refuse new messages and wait up to ``timeout`` s for in-flight ones; True if all finished."""
