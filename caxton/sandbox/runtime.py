@@ -44,6 +44,8 @@ __all__ = [
     "set_cache_dir",
 ]
 
+#: ``json.dumps(value, separators=(",", ":"), ensure_ascii=False)`` without building an encoder per message.
+_to_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _STATUS = {"circuit_open": 503, "message_too_large": 413, "timeout": 504}
 _CODES = {"circuit_open": "circuit_open", "message_too_large": "payload_too_large"}
 _VIOLATIONS = frozenset({"out_of_fuel", "timeout", "memory_limit", "message_too_large", "reply_too_large"})
@@ -284,7 +286,7 @@ class WasmAgentRuntime:
 
     def _encode(self, envelope: dict[str, Any]) -> bytes:
         try:
-            payload = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
+            payload = _to_json(envelope).encode()
         except (TypeError, ValueError) as exc:
             raise InvalidInput(f"message to agent {self.agent} is not JSON-serializable: {exc}") from None
         if len(payload) > self.limits.max_message_size:
