@@ -11,7 +11,8 @@ Starts, each in its own process on a free 127.0.0.1 port:
   deployed, and every request sending ``Authorization: Bearer <token>``. The
   per-caller rate limits are raised out of the way (1e6/s): the check still runs,
   it just never refuses (at the default of 1,000/s one caller would be capped);
-- ``engine-open`` (with ``--no-token``): the same engine without any token.
+- ``engine-open`` (with ``--no-token``): the same engine without any token;
+- ``baseline`` (with ``--baseline DIR``): the engine of another checkout, with the token.
 
 Then drives them with the same load generator for ``--runs`` rounds, alternating
 the targets within each round (order flipped every round), and prints req/s, p50
@@ -25,6 +26,7 @@ server, so its absolute figures are far lower than wrk's; the ratio is still
 measured with the same generator on both sides, but prefer wrk.
 
     .venv/bin/python benchmarks/http_floor_bench.py [--runs 5] [--seconds 10] [--connections 8] [--no-token]
+        [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -136,13 +138,13 @@ def start_floor() -> Target:
     return Target("floor", url, None, proc)
 
 
-def start_engine(tmp: Path, name: str, token: str | None) -> Target:
+def start_engine(tmp: Path, name: str, token: str | None, repo: Path = REPO) -> Target:
     import httpx
 
     port = free_port()
     config = tmp / f"{name}.yaml"
     config.write_text(CONFIG)
-    env = _env()
+    env = _env(repo)
     if token is not None:
         env["CAXTON_API_TOKEN"] = token
     proc = subprocess.Popen(
@@ -177,9 +179,9 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _env() -> dict[str, str]:
+def _env(repo: Path = REPO) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAXTON_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = str(repo)
     return env
 
 
@@ -271,6 +273,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10, help="duration of each measurement")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--no-token", action="store_true", help="also measure an engine without any token")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="also measure an engine (with the token) from another checkout, e.g. "
+                        "`git archive <commit> | tar -x -C DIR`: before/after in one run")
     parser.add_argument("--python-load", action="store_true", help="use the Python generator even with wrk")
     parser.add_argument("--install-wrk", action="store_true", help="apt-get install wrk first if missing")
     parser.add_argument("--serve-floor", type=int, help=argparse.SUPPRESS)
@@ -290,6 +295,8 @@ def main() -> int:
         targets = [start_floor(), start_engine(tmp, "engine", TOKEN)]
         if args.no_token:
             targets.append(start_engine(tmp, "engine-open", None))
+        if args.baseline:
+            targets.append(start_engine(tmp, "baseline", TOKEN, args.baseline.resolve()))
         results: dict[str, list[Sample]] = {t.name: [] for t in targets}
         try:
             for target in targets:  # warm-up: JIT-free Python still fills caches, pools and buckets
