@@ -49,6 +49,7 @@ from caxton.errors import (
 from caxton.spec.identity import agent_id
 
 PREFIX = "/api/v1"
+MESSAGES = PREFIX + "/agents/{name}/messages"
 #: The message reply's encoder (``json.dumps(..., ensure_ascii=False, separators=(",", ":"))``, built once).
 _to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 #: Threads that run blocking endpoints (messages, store reads); anyio's default is 40.
@@ -163,7 +164,16 @@ def create_app(engine: Engine, tokens: Tokens | None = None) -> FastAPI:
     memory_api.mount(app, engine)
     backup_api.mount(app, engine)
     gate.policy = Policy.compile(app.routes, metrics_open=config.observability.metrics_auth == "none")
+    _messages_first(app)
     return app
+
+
+def _messages_first(app: FastAPI) -> None:
+    """Starlette tries the routes in order; nearly every request is a message, and no other route
+    matches a message's path, so its route goes first (it was the 11th: ~10 regex matches less each)."""
+    routes = app.router.routes
+    index = next(i for i, route in enumerate(routes) if getattr(route, "path", None) == MESSAGES)
+    routes.insert(0, routes.pop(index))
 
 
 def engine_tokens(engine: Engine) -> Tokens:
@@ -217,7 +227,7 @@ def _routes(app: FastAPI, engine: Engine) -> None:
                                hint="PUT /api/v1/agents/<the spec's name>")
         return engine.deploy(body.spec, _decode_module(body.module), _source(body.source, request)).to_dict()
 
-    @app.post(PREFIX + "/agents/{name}/messages", tags=["agents"], response_model=None,
+    @app.post(MESSAGES, tags=["agents"], response_model=None,
               responses={200: {"description": "{agent, revision, conversation_id, reply, duration_ms}"}})
     async def send(name: str, body: MessageBody, request: Request) -> Response:
         """Send one message to the agent's serving revision and return its reply.

@@ -280,8 +280,6 @@ class Engine:
             "conversation_id": conversation_id, "content": content,
         }
         window = self.windows.get(serving)
-        # On the loop, what counts is the loop's own time (CPU), not the preemptions of a busy machine.
-        cpu = time.thread_time() if inline else 0.0
         began = time.perf_counter()
         try:
             reply = serving.handle_nowait(envelope) if inline and serving.handle_nowait else serving.handle(envelope)
@@ -295,9 +293,10 @@ class Engine:
             self._count_failure(serving, failure, window, began)
             raise failure from error
         finally:
+            ended = time.perf_counter()
             if inline:
-                serving.timed(time.thread_time() - cpu, time.perf_counter())
-        elapsed = time.perf_counter() - began
+                serving.timed(ended - began, ended)
+        elapsed = ended - began
         serving.series.observe(elapsed)
         if window is not None:
             window.record(elapsed, True)

@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from caxton import metrics
 
-#: When a revision's messages average (EWMA, weight ``INLINE_WEIGHT``) more of the loop's CPU than this (s) ...
+#: When a revision's messages on the loop average (EWMA, weight ``INLINE_WEIGHT``) longer than this (s) ...
 INLINE_SLOW_S = 0.002
 INLINE_WEIGHT = 0.1
 #: ... its messages go to the thread pool for this many times as long as the last one took.
@@ -65,10 +65,11 @@ class ServingRuntime:
 
     ``inline(now)`` says whether the next message may run on the event loop: only
     with a ``handle_nowait`` runtime, and not while its recent messages were slow
-    (``timed``: when their average CPU time on the loop passes ``INLINE_SLOW_S``, the
+    (``timed``: when their average time on the loop passes ``INLINE_SLOW_S``, the
     revision's messages go to the thread pool for ``INLINE_HOLD_OFF`` times as long as
     the last one took, so slow calls take at most ~1 % of the loop). An average, so
-    that one garbage collection or page fault during a fast call moves nothing.
+    that one garbage collection or preemption during a fast call moves nothing.
+    Wall time, as the loop sees it (a thread CPU clock is a system call per read here).
     """
 
     def __init__(
@@ -85,7 +86,7 @@ class ServingRuntime:
         self.series = metrics.serve_revision(agent_id, str(revision))
         self.handle_nowait: Callable[[dict[str, Any]], Any] | None = getattr(runtime, "handle_nowait", None)
         self._threads_until = 0.0
-        self._cpu = 0.0  # the EWMA of the CPU time of its messages on the loop (s)
+        self._average = 0.0  # the EWMA of the time its messages took on the loop (s)
         self._cond = threading.Condition(threading.Lock())
         self._inflight = 0
         self._closing = False
@@ -121,11 +122,11 @@ class ServingRuntime:
         """Whether the next message may run on the event loop (see the class docstring)."""
         return self.handle_nowait is not None and now >= self._threads_until
 
-    def timed(self, cpu: float, now: float) -> None:
-        """Note the CPU time one message took on the loop (``now``: perf_counter at its end)."""
-        self._cpu += (cpu - self._cpu) * INLINE_WEIGHT
-        if self._cpu > INLINE_SLOW_S:
-            self._threads_until = max(self._threads_until, now + cpu * INLINE_HOLD_OFF)
+    def timed(self, seconds: float, now: float) -> None:
+        """Note how long one message took on the loop (``now``: perf_counter at its end)."""
+        self._average += (seconds - self._average) * INLINE_WEIGHT
+        if self._average > INLINE_SLOW_S:
+            self._threads_until = max(self._threads_until, now + seconds * INLINE_HOLD_OFF)
 
     def drain(self, timeout: float) -> bool:
         """Refuse new messages and wait up to ``timeout`` s for in-flight ones; True if all finished."""

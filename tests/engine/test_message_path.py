@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from caxton.engine import runtime as serving_runtime
 from caxton.engine.core import Engine
 from caxton.engine.runtime import ServingRuntime
 from caxton.errors import AgentFailure
-from tests.engine.helpers import SCORER_WASM, config_spec, wasm_spec, wat_module
+from tests.engine.helpers import SCORER_WASM, config_spec, deploy_body, wasm_spec, wat_module
 
 LOOP = "(loop $forever (br $forever))"
 
@@ -71,3 +72,14 @@ def test_a_timed_out_inline_message_is_answered_and_its_agent_moves_to_threads(e
         engine.send_now("looper", "spin")
     assert failed.value.http_status == 504
     assert engine.send_now("looper", "spin") is None  # held off the loop: the next ones run in threads
+
+
+def test_the_message_route_is_tried_first_and_changes_no_answer(api: TestClient) -> None:
+    routes = api.app.router.routes  # type: ignore[attr-defined]
+    assert routes[0].path == "/api/v1/agents/{name}/messages"
+    assert api.put("/api/v1/agents/scorer", json=deploy_body(wasm_spec("scorer"), SCORER_WASM)).status_code == 200
+    answer = api.post("/api/v1/agents/scorer/messages", json={"content": "hi"})
+    assert answer.status_code == 200 and answer.json()["reply"]["agent"] == "scorer"
+    assert api.get("/api/v1/agents/scorer/messages").status_code == 405
+    assert api.post("/api/v1/agents/scorer/suspend").status_code == 200
+    assert api.post("/api/v1/agents/scorer/messages", json={"content": "hi"}).status_code == 503
