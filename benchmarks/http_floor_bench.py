@@ -201,6 +201,18 @@ class Sample:
     rps: float
     p50_ms: float
     p99_ms: float
+    #: The server process's CPU time per request (user + system; Linux only, else nan): steadier than
+    #: req/s on a machine shared with other work, and the floor / engine ratio of it is the cost ratio.
+    cpu_us: float = float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), nan elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_wrk(target: Target, seconds: int, connections: int, scratch: Path) -> Sample:
@@ -307,7 +319,8 @@ def main() -> int:
                     sample = _measure(target, args.seconds, args.connections, tmp, use_wrk)
                     results[target.name].append(sample)
                     print(f"  round {round_ + 1} {target.name:<12} {sample.rps:8,.0f} req/s  "
-                          f"p50 {sample.p50_ms:5.2f} ms  p99 {sample.p99_ms:6.2f} ms", flush=True)
+                          f"p50 {sample.p50_ms:5.2f} ms  p99 {sample.p99_ms:6.2f} ms  "
+                          f"server CPU {sample.cpu_us:5.0f} us/req", flush=True)
         finally:
             for target in targets:
                 stop(target)
@@ -315,23 +328,30 @@ def main() -> int:
 
 
 def _measure(target: Target, seconds: int, connections: int, scratch: Path, use_wrk: bool) -> Sample:
+    before = cpu_seconds(target.proc.pid)
     if use_wrk:
-        return run_wrk(target, seconds, connections, scratch)
-    return run_python(target, seconds, connections)
+        sample = run_wrk(target, seconds, connections, scratch)
+    else:
+        sample = run_python(target, seconds, connections)
+    sample.cpu_us = (cpu_seconds(target.proc.pid) - before) / (sample.rps * seconds) * 1e6
+    return sample
 
 
 def _report(results: dict[str, list[Sample]]) -> int:
-    medians = {name: Sample(statistics.median(s.rps for s in samples), statistics.median(s.p50_ms for s in samples),
-                            statistics.median(s.p99_ms for s in samples)) for name, samples in results.items()}
+    medians = {name: Sample(*(statistics.median(getattr(s, key) for s in samples)
+                              for key in ("rps", "p50_ms", "p99_ms", "cpu_us")))
+               for name, samples in results.items()}
     print("medians")
     for name, m in medians.items():
-        print(f"  {name:<12} {m.rps:8,.0f} req/s  p50 {m.p50_ms:5.2f} ms  p99 {m.p99_ms:6.2f} ms")
-    floor = medians["floor"].rps
+        print(f"  {name:<12} {m.rps:8,.0f} req/s  p50 {m.p50_ms:5.2f} ms  p99 {m.p99_ms:6.2f} ms  "
+              f"server CPU {m.cpu_us:5.0f} us/req")
+    floor = medians["floor"]
     for name, m in medians.items():
         if name != "floor":
             ratios = [e.rps / f.rps for e, f in zip(results[name], results["floor"], strict=True)]
-            print(f"  {name} / floor: {m.rps / floor:.2f} of the floor's req/s (per round: "
-                  f"{', '.join(f'{r:.2f}' for r in ratios)}); target >= {TARGET_RATIO}, p50 <= {TARGET_P50_MS} ms")
+            print(f"  {name} / floor: {m.rps / floor.rps:.2f} of the floor's req/s (per round: "
+                  f"{', '.join(f'{r:.2f}' for r in ratios)}); CPU per request floor / {name}: "
+                  f"{floor.cpu_us / m.cpu_us:.2f}; target >= {TARGET_RATIO}, p50 <= {TARGET_P50_MS} ms")
     return 0
 
 
