@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -83,3 +85,34 @@ def test_the_message_route_is_tried_first_and_changes_no_answer(api: TestClient)
     assert api.get("/api/v1/agents/scorer/messages").status_code == 405
     assert api.post("/api/v1/agents/scorer/suspend").status_code == 200
     assert api.post("/api/v1/agents/scorer/messages", json={"content": "hi"}).status_code == 503
+
+
+def test_swaps_under_concurrent_messages_through_the_inline_path_lose_nothing(engine: Engine) -> None:
+    """What the HTTP endpoint does (``send_now``, else ``send``), from several threads, across hot swaps."""
+    engine.deploy(wasm_spec("scorer"), SCORER_WASM)
+    stop = threading.Event()
+    served: Counter[int] = Counter()
+    failures: list[BaseException] = []
+
+    def send() -> None:
+        while not stop.is_set():
+            try:
+                reply = engine.send_now("scorer", "hi") or engine.send("scorer", "hi")
+                served[reply["revision"]] += 1
+            except BaseException as error:  # noqa: BLE001 - any failure is what this test counts
+                failures.append(error)
+
+    threads = [threading.Thread(target=send) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        for patch in range(1, 9):
+            threading.Event().wait(0.02)
+            engine.deploy(wasm_spec("scorer", version=f"1.0.{patch}"), SCORER_WASM)
+        threading.Event().wait(0.02)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    assert failures == []
+    assert len(served) >= 3 and max(served) == 9
