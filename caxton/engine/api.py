@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import anyio.to_thread
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -54,6 +55,9 @@ MESSAGES = PREFIX + "/agents/{name}/messages"
 _to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 #: Threads that run blocking endpoints (messages, store reads); anyio's default is 40.
 WORKER_THREADS = 256
+#: How long a message waits on the loop for a WASM instance busy in a worker thread (``_deliver``).
+BUSY_POLLS = 20
+BUSY_POLL_S = 0.0005
 
 
 class SourceBody(BaseModel):
@@ -120,6 +124,26 @@ def _decode_module(module: str | None) -> bytes | None:
 def _source(body: SourceBody | None, request: Request) -> Source:
     source = Source(**body.model_dump()) if body else Source()
     return Source(attributed(principal_of(request), source.actor), source.plan_id, source.git_commit)
+
+
+async def _deliver(engine: Engine, name: str, body: MessageBody, size: int | None) -> dict[str, Any]:
+    """One message: on the loop when ``Engine.send_now`` can, else ``Engine.send`` in the thread pool.
+
+    While the agent's instance is busy with a message in a worker thread, poll for up to
+    ``BUSY_POLLS`` x ``BUSY_POLL_S`` (the loop stays free) instead of queueing behind it in a thread:
+    a thread that needs the GIL from a busy loop is slow, so every message sent there would make
+    the next ones find the instance busy too.
+    """
+    for _ in range(BUSY_POLLS):
+        try:
+            result = engine.send_now(name, body.content, body.conversation_id, size_hint=size)
+        except BlockingIOError:
+            await anyio.sleep(BUSY_POLL_S)
+            continue
+        if result is not None:
+            return result
+        break
+    return await run_in_threadpool(engine.send, name, body.content, body.conversation_id, size_hint=size)
 
 
 def create_app(engine: Engine, tokens: Tokens | None = None) -> FastAPI:
@@ -238,9 +262,7 @@ def _routes(app: FastAPI, engine: Engine) -> None:
         FastAPI's response validation (the hot path).
         """
         size = int(request.headers.get("content-length") or 0) or None
-        result = engine.send_now(name, body.content, body.conversation_id, size_hint=size)
-        if result is None:
-            result = await run_in_threadpool(engine.send, name, body.content, body.conversation_id, size_hint=size)
+        result = await _deliver(engine, name, body, size)
         return Response(_to_json(result).encode(), media_type="application/json")
 
     @app.post(PREFIX + "/agents/{name}/suspend", tags=["agents"])

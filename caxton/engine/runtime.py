@@ -20,7 +20,7 @@ from caxton import metrics
 
 #: When a revision's messages on the loop average (EWMA, weight ``INLINE_WEIGHT``) longer than this (s) ...
 INLINE_SLOW_S = 0.002
-INLINE_WEIGHT = 0.1
+INLINE_WEIGHT = 0.02  # one message must take 100 ms alone to move it: a preemption on a busy machine does not
 #: ... its messages go to the thread pool for this many times as long as the last one took.
 INLINE_HOLD_OFF = 100.0
 
