@@ -23,6 +23,8 @@ INLINE_SLOW_S = 0.002
 INLINE_WEIGHT = 0.02  # one message must take 100 ms alone to move it: a preemption on a busy machine does not
 #: ... its messages go to the thread pool for this many times as long as the last one took.
 INLINE_HOLD_OFF = 100.0
+#: Never on the loop: a runtime one message of which may take longer than this (s).
+INLINE_MAX_WORST_S = 0.1
 
 
 @runtime_checkable
@@ -40,10 +42,12 @@ class AgentRuntime(Protocol):
 
     The envelope is ``{"id", "agent", "revision", "conversation_id", "content"}``.
 
-    A runtime whose ``handle`` is one short, bounded call (WASM: fuel and an epoch
-    deadline) may also offer ``handle_nowait(envelope)``: the same, except that it
-    raises ``BlockingIOError`` (having done nothing) where ``handle`` would wait.
-    The engine then runs its messages on the event loop (see ``ServingRuntime.inline``).
+    A runtime whose ``handle`` is one bounded call (WASM: fuel and an epoch deadline)
+    may also offer ``handle_nowait(envelope)``: the same, except that it raises
+    ``BlockingIOError`` (having done nothing) where ``handle`` would wait, and
+    ``worst_case_s``, the longest one message can take. When that is at most
+    ``INLINE_MAX_WORST_S``, the engine runs its messages on the event loop (see
+    ``ServingRuntime.inline``).
     """
 
     def start(self) -> None: ...
@@ -64,7 +68,9 @@ class ServingRuntime:
     smaller of the server's and the agent's limit.
 
     ``inline(now)`` says whether the next message may run on the event loop: only
-    with a ``handle_nowait`` runtime, and not while its recent messages were slow
+    with a ``handle_nowait`` runtime whose ``worst_case_s`` is at most
+    ``INLINE_MAX_WORST_S`` (the quickstart scorer: 10 ms; the defaults: 0.1 s),
+    and not while its recent messages were slow
     (``timed``: when their average time on the loop passes ``INLINE_SLOW_S``, the
     revision's messages go to the thread pool for ``INLINE_HOLD_OFF`` times as long as
     the last one took, so slow calls take at most ~1 % of the loop). An average, so
@@ -84,7 +90,10 @@ class ServingRuntime:
         self.started_at = time.time()
         #: Messages, errors and response times of this revision: at 0 from now; ``stop`` removes them.
         self.series = metrics.serve_revision(agent_id, str(revision))
-        self.handle_nowait: Callable[[dict[str, Any]], Any] | None = getattr(runtime, "handle_nowait", None)
+        worst = getattr(runtime, "worst_case_s", None)
+        bounded = isinstance(worst, float | int) and worst <= INLINE_MAX_WORST_S
+        self.handle_nowait: Callable[[dict[str, Any]], Any] | None = (
+            getattr(runtime, "handle_nowait", None) if bounded else None)
         self._threads_until = 0.0
         self._average = 0.0  # the EWMA of the time its messages took on the loop (s)
         self._cond = threading.Condition(threading.Lock())

@@ -44,6 +44,8 @@ __all__ = [
     "set_cache_dir",
 ]
 
+#: A floor of the guest's fuel burn rate (units/s; ~3.9 G measured on the reference machine): ``worst_case_s``.
+FUEL_PER_SECOND = 1e9
 #: ``json.dumps(value, separators=(",", ":"), ensure_ascii=False)`` without building an encoder per message.
 _to_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _STATUS = {"circuit_open": 503, "message_too_large": 413, "timeout": 504}
@@ -187,6 +189,11 @@ class WasmAgentRuntime:
     def handle(self, envelope: dict[str, Any]) -> Any:
         """Send one message; returns the JSON reply or raises WasmFailure."""
         return self._handle(envelope, wait=True)
+
+    @property
+    def worst_case_s(self) -> float:
+        """The longest one message can run: its fuel at a slow ``FUEL_PER_SECOND``, or its deadline."""
+        return min(self.limits.fuel / FUEL_PER_SECOND, self.limits.max_execution_time_ms / 1000)
 
     def handle_nowait(self, envelope: dict[str, Any]) -> Any:
         """As ``handle``, but raises ``BlockingIOError`` (having done nothing) instead of waiting.

@@ -23,6 +23,8 @@ LOOP = "(loop $forever (br $forever))"
 class Blocking:
     """A runtime with ``handle_nowait`` that always refuses to run without waiting."""
 
+    worst_case_s = 0.01
+
     def start(self) -> None: ...
 
     def handle(self, envelope: dict[str, Any]) -> Any:
@@ -74,11 +76,25 @@ def test_a_busy_runtime_falls_back_having_done_nothing(engine: Engine) -> None:
 
 
 def test_a_timed_out_inline_message_is_answered_and_its_agent_moves_to_threads(engine: Engine) -> None:
-    engine.deploy(wasm_spec("looper", max_execution_time_ms=200, fuel=10**12), wat_module(LOOP))
-    with pytest.raises(AgentFailure) as failed:
-        engine.send_now("looper", "spin")
-    assert failed.value.http_status == 504
-    assert engine.send_now("looper", "spin") is None  # held off the loop: the next ones run in threads
+    engine.deploy(wasm_spec("looper", max_execution_time_ms=100, fuel=10**12), wat_module(LOOP))
+    outcomes: list[str] = []
+    for _ in range(3):  # each times out after >= 100 ms: the average passes 2 ms after one or two
+        try:
+            outcomes.append("inline" if engine.send_now("looper", "spin") is not None else "threads")
+        except AgentFailure as failed:
+            assert failed.http_status == 504
+            outcomes.append("timeout")
+        if outcomes[-1] == "threads":
+            break
+    assert outcomes[0] == "timeout" and outcomes[-1] == "threads"  # held off the loop: the next ones run in threads
+
+
+def test_a_wasm_agent_that_may_run_long_never_runs_on_the_loop(engine: Engine) -> None:
+    engine.deploy(wasm_spec("patient", max_execution_time_ms=5000, fuel=10**12), SCORER_WASM)
+    assert engine.send_now("patient", "hi") is None
+    assert engine.send("patient", "hi")["reply"]["agent"] == "scorer"
+    engine.deploy(wasm_spec("frugal", max_execution_time_ms=5000, fuel=10**7), SCORER_WASM)
+    assert engine.send_now("frugal", "hi") is not None  # its fuel bounds it to ~10 ms
 
 
 def test_the_message_route_is_tried_first_and_changes_no_answer(api: TestClient) -> None:
