@@ -115,6 +115,9 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 TOKEN_PATTERN = re.compile(r"^cxt_([0-9a-f]{8})_[A-Za-z0-9_-]{20,}$")
 #: Failed tokens remembered (so a flood of one wrong token costs one scrypt).
 FAILED_CACHE = 1024
+#: Route rules remembered by ``Policy.match``: at most this many paths, each at most this long.
+MATCH_CACHE = 1024
+MATCH_CACHE_PATH = 256
 
 
 @dataclass(frozen=True)
@@ -381,6 +384,8 @@ class Policy:
 
     rules: dict[tuple[str, str], list[RouteRule]]
     metrics_open: bool
+    #: (method, path) -> its rule, for short paths (the same few paths carry nearly every request).
+    _seen: dict[tuple[str, str], RouteRule | None] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def compile(cls, routes: Iterable[Any], *, metrics_open: bool,
@@ -400,10 +405,17 @@ class Policy:
         return cls(rules, metrics_open)
 
     def match(self, method: str, path: str) -> RouteRule | None:
-        for rule in self.rules.get((method, _bucket(path)), ()):
-            if rule.pattern.match(path):
-                return rule
-        return None
+        key = (method, path)
+        try:
+            return self._seen[key]
+        except KeyError:
+            pass
+        found = next((rule for rule in self.rules.get((method, _bucket(path)), ()) if rule.pattern.match(path)), None)
+        if len(path) <= MATCH_CACHE_PATH:
+            if len(self._seen) >= MATCH_CACHE:
+                self._seen.clear()
+            self._seen[key] = found
+        return found
 
     def role_for(self, rule: RouteRule | None, query: str) -> str:
         if rule is None:

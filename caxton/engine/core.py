@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -254,28 +254,57 @@ class Engine:
         try:
             if size_hint is not None and size_hint > serving.max_message_size:
                 _check_size(serving, content)
-            return self._handle(serving, content, conversation_id)
+            return self._handle(serving, content, conversation_id, inline=False)
         finally:
             logsetup.AGENT.reset(serving_now)
             serving.release()
 
-    def _handle(self, serving: ServingRuntime, content: Any, conversation_id: str | None) -> dict[str, Any]:
+    def send_now(
+        self, name: str, content: Any, conversation_id: str | None = None, *, size_hint: int | None = None,
+    ) -> dict[str, Any] | None:
+        """``send`` for the event loop: the reply, or None when the message must go to ``send`` in a thread.
+
+        None (having done nothing) when the agent has no serving revision (``send`` says why), or when its
+        runtime has no ``handle_nowait`` or was recently slow (``ServingRuntime.inline``). ``BlockingIOError``
+        (having done nothing) when every instance is busy (with messages in threads): retry in a moment,
+        or ``send`` in a thread. What runs here is one bounded WASM call: ~35 us, cheaper than a thread hop.
+        """
+        serving = self.router.acquire(agent_id(name), conversation_id)
+        if serving is None:
+            return None
+        try:
+            if not serving.inline(time.perf_counter()):
+                return None
+            if size_hint is not None and size_hint > serving.max_message_size:
+                _check_size(serving, content)
+            return self._handle(serving, content, conversation_id, inline=True)
+        finally:
+            serving.release()
+
+    def _handle(self, serving: ServingRuntime, content: Any, conversation_id: str | None, *,
+                inline: bool) -> dict[str, Any]:
         envelope = {
-            "id": uuid.uuid4().hex, "agent": serving.agent_id, "revision": serving.revision,
+            "id": _message_id(), "agent": serving.agent_id, "revision": serving.revision,
             "conversation_id": conversation_id, "content": content,
         }
         window = self.windows.get(serving)
         began = time.perf_counter()
         try:
-            reply = serving.handle(envelope)
+            reply = serving.handle_nowait(envelope) if inline and serving.handle_nowait else serving.handle(envelope)
         except CaxtonError as error:
             self._count_failure(serving, error, window, began)
             raise
         except Exception as error:
+            if inline and isinstance(error, BlockingIOError):
+                raise  # nothing happened: the caller sends it through the thread pool
             failure = AgentFailure(f"agent {serving.name!r} failed: {type(error).__name__}: {error}")
             self._count_failure(serving, failure, window, began)
             raise failure from error
-        elapsed = time.perf_counter() - began
+        finally:
+            ended = time.perf_counter()
+            if inline:
+                serving.timed(ended - began, ended)
+        elapsed = ended - began
         serving.series.observe(elapsed)
         if window is not None:
             window.record(elapsed, True)
@@ -412,6 +441,14 @@ def _summary(agent: AgentState) -> dict[str, Any]:
         "id": agent.id, "name": agent.name, "kind": agent.kind, "version": agent.version, "state": agent.state,
         "revision": agent.revision, "traffic": agent.traffic, "updated_at": agent.updated_at,
     }
+
+
+def _message_id() -> str:
+    """A random version-4 UUID as 32 hex digits (``uuid.uuid4().hex``, at a third of its cost)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40
+    raw[8] = raw[8] & 0x3F | 0x80
+    return raw.hex()
 
 
 def _check_size(serving: ServingRuntime, content: Any) -> None:

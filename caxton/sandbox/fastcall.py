@@ -23,14 +23,25 @@ Caller = Callable[..., int]
 try:  # internal API of wasmtime-py (checked against 50.x)
     from wasmtime import _bindings as _ffi
     from wasmtime._extern import wrap_extern as _wrap_extern
+    from wasmtime._ffi import dll as _dll
     from wasmtime._func import maybe_raise_last_exn as _raise_host_exception
 
     _RAW: Any = _ffi.wasmtime_val_raw
-    _CALL: Any = _ffi.wasmtime_func_call_unchecked
     _TRAP_PTR: Any = ctypes.POINTER(_ffi.wasm_trap_t)
     _EXPORT_GET: Any = _ffi.wasmtime_instance_export_get
-    _MEM_DATA: Any = _ffi.wasmtime_memory_data
-    _MEM_SIZE: Any = _ffi.wasmtime_memory_data_size
+    # The ctypes functions themselves, not _bindings' one-line Python wrappers around them (one frame
+    # less per C call, and a message makes nine of them).
+    _CALL: Any = getattr(_ffi, "_wasmtime_func_call_unchecked", _ffi.wasmtime_func_call_unchecked)
+    # A ctypes function object of our own (``dll[name]`` makes a new one), answering the address as an int:
+    # wasmtime's returns a POINTER whose ``.contents`` and ``addressof`` cost two more objects per access.
+    _MEM_DATA: Any = _dll["wasmtime_memory_data"]
+    _MEM_DATA.restype = ctypes.c_void_p
+    _MEM_DATA.argtypes = _ffi._wasmtime_memory_data.argtypes
+    _MEM_SIZE: Any = getattr(_ffi, "_wasmtime_memory_data_size", _ffi.wasmtime_memory_data_size)
+    _SET_FUEL: Any = getattr(_ffi, "_wasmtime_context_set_fuel", _ffi.wasmtime_context_set_fuel)
+    _GET_FUEL: Any = getattr(_ffi, "_wasmtime_context_get_fuel", _ffi.wasmtime_context_get_fuel)
+    _SET_DEADLINE: Any = getattr(_ffi, "_wasmtime_context_set_epoch_deadline",
+                                 _ffi.wasmtime_context_set_epoch_deadline)
     FAST_PATH_AVAILABLE = True
 except (ImportError, AttributeError):  # pragma: no cover - depends on the installed wasmtime
     FAST_PATH_AVAILABLE = False
@@ -55,8 +66,7 @@ class LinearMemory:
 
     def write(self, offset: int, data: bytes) -> None:
         if self._fast:
-            base = ctypes.addressof(_MEM_DATA(self._store._context(), self._ref).contents)
-            ctypes.memmove(base + offset, data, len(data))
+            ctypes.memmove(_MEM_DATA(self._store._context(), self._ref) + offset, data, len(data))
         else:
             self._memory.write(self._store, data, offset)
 
@@ -64,9 +74,41 @@ class LinearMemory:
         if length == 0:
             return b""
         if self._fast:
-            base = ctypes.addressof(_MEM_DATA(self._store._context(), self._ref).contents)
-            return ctypes.string_at(base + offset, length)
+            return ctypes.string_at(_MEM_DATA(self._store._context(), self._ref) + offset, length)
         return bytes(self._memory.read(self._store, offset, offset + length))
+
+
+class Meter:
+    """Fuel and epoch deadline of one store: ``arm`` before a call, ``left`` after it.
+
+    The same as ``Store.set_fuel`` + ``Store.set_epoch_deadline`` and ``Store.get_fuel``,
+    with one C call each and a reused out-parameter.
+    """
+
+    def __init__(self, store: wasmtime.Store, *, fast: bool = True) -> None:
+        self._store = store
+        self._fast = fast and FAST_PATH_AVAILABLE
+        self._left = ctypes.c_uint64(0)
+        self._left_ref = ctypes.byref(self._left)
+
+    def arm(self, fuel: int, ticks: int) -> None:
+        if not self._fast:
+            self._store.set_fuel(fuel)
+            self._store.set_epoch_deadline(ticks)
+            return
+        context = self._store._context()
+        error = _SET_FUEL(context, fuel)
+        if error:
+            raise wasmtime.WasmtimeError._from_ptr(error)
+        _SET_DEADLINE(context, ticks)
+
+    def left(self) -> int:
+        if not self._fast:
+            return self._store.get_fuel()
+        error = _GET_FUEL(self._store._context(), self._left_ref)
+        if error:
+            raise wasmtime.WasmtimeError._from_ptr(error)
+        return int(self._left.value)
 
 
 def get_export(store: wasmtime.Store, instance: wasmtime.Instance, name: str, *, fast: bool = True) -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import wasmtime
 
@@ -57,8 +57,7 @@ class Budget:
     ticks: int
 
 
-@dataclass(frozen=True)
-class CallResult:
+class CallResult(NamedTuple):
     reply: bytes
     fuel: int
 
@@ -78,9 +77,10 @@ class Instance:
             self.store.set_wasi(host.wasi_config())
         self.fuel_used = 0
         self.last_memory = 0  # linear memory size after the last successful handle call
+        self._meter = fastcall.Meter(self.store)
         self._arm(budget)
         instance = self._guarded(lambda: pre.instantiate(self.store))
-        self.fuel_used = budget.fuel - self.store.get_fuel()
+        self.fuel_used = budget.fuel - self._meter.left()
         self._memory = fastcall.LinearMemory(
             self.store, _export(self.store, instance, abi.EXPORT_MEMORY, wasmtime.Memory)
         )
@@ -100,7 +100,7 @@ class Instance:
             return 0
         self._arm(budget)
         self._guarded(lambda: init(self.store))
-        return budget.fuel - self.store.get_fuel()
+        return budget.fuel - self._meter.left()
 
     def call(self, message: bytes, budget: Budget, max_reply: int) -> CallResult:
         """Send one message; returns the reply bytes and the fuel used (raises Fault)."""
@@ -108,7 +108,7 @@ class Instance:
         try:
             reply = self._guarded(lambda: self._exchange(message, max_reply))
         finally:
-            self.fuel_used = budget.fuel - self.store.get_fuel()
+            self.fuel_used = budget.fuel - self._meter.left()
         return CallResult(reply=reply, fuel=self.fuel_used)
 
     def memory_bytes(self) -> int:
@@ -118,8 +118,7 @@ class Instance:
         self.store.close()
 
     def _arm(self, budget: Budget) -> None:
-        self.store.set_fuel(budget.fuel)
-        self.store.set_epoch_deadline(budget.ticks)
+        self._meter.arm(budget.fuel, budget.ticks)
 
     def _exchange(self, message: bytes, max_reply: int) -> bytes:
         ptr = self._alloc(len(message)) & U32

@@ -44,6 +44,10 @@ __all__ = [
     "set_cache_dir",
 ]
 
+#: A floor of the guest's fuel burn rate (units/s; ~3.9 G measured on the reference machine): ``worst_case_s``.
+FUEL_PER_SECOND = 1e9
+#: ``json.dumps(value, separators=(",", ":"), ensure_ascii=False)`` without building an encoder per message.
+_to_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _STATUS = {"circuit_open": 503, "message_too_large": 413, "timeout": 504}
 _CODES = {"circuit_open": "circuit_open", "message_too_large": "payload_too_large"}
 _VIOLATIONS = frozenset({"out_of_fuel", "timeout", "memory_limit", "message_too_large", "reply_too_large"})
@@ -184,9 +188,34 @@ class WasmAgentRuntime:
 
     def handle(self, envelope: dict[str, Any]) -> Any:
         """Send one message; returns the JSON reply or raises WasmFailure."""
+        return self._handle(envelope, wait=True)
+
+    @property
+    def worst_case_s(self) -> float:
+        """The longest one message can run: its fuel at a slow ``FUEL_PER_SECOND``, or its deadline."""
+        return min(self.limits.fuel / FUEL_PER_SECOND, self.limits.max_execution_time_ms / 1000)
+
+    def handle_nowait(self, envelope: dict[str, Any]) -> Any:
+        """As ``handle``, but raises ``BlockingIOError`` (having done nothing) instead of waiting.
+
+        It would wait when every instance is busy or the idle one is waiting out its restart
+        backoff. What remains is one bounded call (fuel and epoch deadline), so the engine may
+        run it on its event loop.
+        """
+        return self._handle(envelope, wait=False)
+
+    def _handle(self, envelope: dict[str, Any], *, wait: bool) -> Any:
         payload = self._encode(envelope)
-        self._admit()
-        slot = self._idle.get()
+        if wait:
+            self._admit()
+            slot = self._idle.get()
+        else:
+            slot = self._take_ready()  # before admitting: a circuit's probe is never admitted in vain
+            try:
+                self._admit()
+            except BaseException:
+                self._idle.put(slot)
+                raise
         try:
             if self._state != "running":
                 raise self._failure("circuit_open", "the runtime stopped before this message ran")
@@ -195,6 +224,17 @@ class WasmAgentRuntime:
             self._idle.put(slot)
             with self._lock:
                 self._counters.in_flight -= 1
+
+    def _take_ready(self) -> _Slot:
+        """An idle slot with a live instance, else ``BlockingIOError``."""
+        try:
+            slot = self._idle.get_nowait()
+        except queue.Empty:
+            raise BlockingIOError("every instance is busy") from None
+        if slot.instance is None:
+            self._idle.put(slot)
+            raise BlockingIOError("the instance is waiting to restart")
+        return slot
 
     def _run(self, slot: _Slot, payload: bytes) -> Any:
         try:
@@ -253,7 +293,7 @@ class WasmAgentRuntime:
 
     def _encode(self, envelope: dict[str, Any]) -> bytes:
         try:
-            payload = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
+            payload = _to_json(envelope).encode()
         except (TypeError, ValueError) as exc:
             raise InvalidInput(f"message to agent {self.agent} is not JSON-serializable: {exc}") from None
         if len(payload) > self.limits.max_message_size:

@@ -209,3 +209,43 @@ def test_stack_overflow_in_a_worker_thread_is_contained(make_runtime: Any, wat: 
     thread.start()
     thread.join()
     assert reasons == ["trap"]
+
+
+def test_handle_nowait_answers_or_refuses_without_waiting(make_runtime: Any, wat: Wat) -> None:
+    """What the engine runs on its event loop: never waits for a busy instance or a restart backoff."""
+    rt = make_runtime(wat("switch"), agent="nowait", fuel=10**15, max_execution_time_ms=300)
+    assert rt.handle_nowait({"a": 1}) == {"a": 1}
+    reasons: list[str] = []
+
+    def spin() -> None:
+        try:
+            rt.handle({"loop": 1})
+        except runtime.WasmFailure as exc:
+            reasons.append(exc.reason)
+
+    spinning = threading.Thread(target=spin)
+    spinning.start()
+    while rt.stats()["in_flight"] == 0:
+        threading.Event().wait(0.005)
+    before = rt.stats()
+    with pytest.raises(BlockingIOError):
+        rt.handle_nowait({"b": 2})  # the only instance is busy
+    after = rt.stats()
+    assert (after["messages"], after["in_flight"]) == (before["messages"], 1)  # nothing counted
+    spinning.join()  # the loop times out: a fatal failure, the instance is discarded
+    assert reasons == ["timeout"] and rt.stats()["instances"] == 0
+    assert rt.handle({"c": 3}) == {"c": 3}  # the first restart of a streak is immediate
+
+
+def test_handle_nowait_leaves_a_pending_restart_and_the_circuit_probe_alone(make_runtime: Any, wat: Wat) -> None:
+    from caxton.sandbox.health import HealthSettings
+
+    settings = HealthSettings(failure_threshold=2, cooldown_s=0.0, backoff_base_s=60.0, backoff_max_s=60.0)
+    rt = make_runtime(wat("switch"), agent="nowait-restart", health=settings)
+    for _ in range(2):
+        with pytest.raises(runtime.WasmFailure):
+            rt.handle({"trap": 1})  # the 2nd recreates the instance, traps again, opens the circuit
+    assert rt.stats()["instances"] == 0 and rt.stats()["circuit"] == "open"
+    with pytest.raises(BlockingIOError):
+        rt.handle_nowait({"x": 1})  # the restart waits 60 s: that is for a thread, not the loop
+    assert rt.stats()["circuit"] == "open"  # its probe was not spent
