@@ -15,6 +15,7 @@ from caxton.engine import runtime as serving_runtime
 from caxton.engine.core import Engine
 from caxton.engine.runtime import ServingRuntime
 from caxton.errors import AgentFailure
+from caxton.spec.api import MessageRequest
 from tests.engine.helpers import SCORER_WASM, config_spec, deploy_body, wasm_spec, wat_module
 
 LOOP = "(loop $forever (br $forever))"
@@ -164,7 +165,7 @@ class Busy:
 @pytest.mark.parametrize(("busy", "via"), [(0, "loop"), (3, "loop"), (10**6, "thread")])
 def test_a_message_polls_a_busy_instance_on_the_loop_then_falls_back_to_a_thread(busy: int, via: str) -> None:
     engine = Busy(busy)
-    body = api_module.MessageBody(content="hi", conversation_id=None)
+    body = MessageRequest(content="hi", conversation_id=None)
     reply = anyio.run(api_module._deliver, engine, "scorer", body, None)  # type: ignore[arg-type]
     assert reply == {"via": via}
     tries = min(busy + 1, api_module.BUSY_POLLS)
