@@ -262,6 +262,6 @@ def test_a_serving_engine_backs_up_on_schedule_and_survives_a_broken_directory(
     wait_for(lambda: (value(scrape(), "caxton_backups_total", trigger="schedule", outcome="failure") or 0) >= 2,
              "two failed scheduled backups", timeout=30)
     assert "scheduled backup to " in scheduled.log_text() and "failed (retrying in 1 s)" in scheduled.log_text()
-    assert client.health()["status"] == "healthy"
+    assert client.health().status == "healthy"
     assert client.send("scorer", "still serving")["reply"] is not None
     assert scheduled.running
