@@ -263,5 +263,5 @@ def test_a_serving_engine_backs_up_on_schedule_and_survives_a_broken_directory(
              "two failed scheduled backups", timeout=30)
     assert "scheduled backup to " in scheduled.log_text() and "failed (retrying in 1 s)" in scheduled.log_text()
     assert client.health().status == "healthy"
-    assert client.send("scorer", "still serving")["reply"] is not None
+    assert client.send("scorer", "still serving").reply is not None
     assert scheduled.running
