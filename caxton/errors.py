@@ -19,6 +19,17 @@ class CaxtonError(Exception):
     #: HTTP status the engine answers with when this error crosses the API.
     http_status: int = 400
 
+    @property
+    def revision_fault(self) -> bool:
+        """Whether this error, raised while a revision handled a message, is that revision's own fault.
+
+        Only those count as failures in a rollout's analysis (docs/rollouts.md):
+        client errors (invalid input, too large, too many conversations, rate
+        limits) and engine conditions (shutting down, storage) never do.
+        ``AgentFailure`` overrides it.
+        """
+        return False
+
     def __init__(self, message: str, *, hint: str | None = None, details: Any = None) -> None:
         super().__init__(message)
         self.message = message
@@ -142,6 +153,11 @@ class AgentFailure(CaxtonError):
 
     code = "agent_failure"
     http_status = 502
+
+    @property
+    def revision_fault(self) -> bool:
+        """A 5xx failure (trap, fuel, time, memory, bad reply, open circuit, provider error) is; a 4xx is not."""
+        return self.http_status >= 500
 
 
 class Unavailable(CaxtonError):

@@ -288,7 +288,7 @@ class Engine:
         }
 
     def _count_failure(self, serving: ServingRuntime, error: CaxtonError, window: Window | None, began: float) -> None:
-        if window is not None:
+        if window is not None and error.revision_fault:  # a client's error is not the revision's failure
             window.record(time.perf_counter() - began, False)
         reason = str(getattr(error, "reason", None) or error.code)
         serving.series.fail(reason)
