@@ -8,6 +8,7 @@ where, and how to fix it (``hint``).
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 
@@ -256,3 +257,67 @@ class StorageDamaged(CaxtonError):
     """``caxton storage verify`` found a problem in a data directory (integrity, a blob, a missing revision)."""
 
     code = "storage_damaged"
+
+
+class StorageFull(CaxtonError):
+    """The engine could not write: its disk (or a database's size cap) is full. 507 Insufficient Storage."""
+
+    code = "storage_full"
+    http_status = 507
+
+
+class StorageReadOnly(Unavailable):
+    """The engine could not write: its data directory or a database is read-only."""
+
+    code = "storage_read_only"
+
+
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_SQLITE_FULL, _SQLITE_READONLY = 13, 8
+
+
+def storage_fault(error: BaseException) -> StorageFull | StorageReadOnly | None:
+    """The storage condition behind ``error`` (or an error it was raised from or during), or None.
+
+    Recognises SQLite's SQLITE_FULL and SQLITE_READONLY (from ``sqlite3`` or
+    ``pysqlite3``: by error code, else by message) and ``OSError`` ENOSPC,
+    EDQUOT and EROFS; a follow-on error (SQLite's "cannot rollback - no
+    transaction is active" after it rolled a full transaction back) shows the
+    cause it hid.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        found = _classify(current)
+        if found is not None:
+            return found
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _classify(error: BaseException) -> StorageFull | StorageReadOnly | None:
+    if isinstance(error, StorageFull | StorageReadOnly):
+        return error
+    if isinstance(error, OSError) and error.errno is not None:
+        where = f" ({error.filename})" if error.filename else ""
+        if error.errno in _FULL_ERRNOS:
+            return StorageFull(f"the engine's disk is full{where}: {error.strerror}",
+                               hint="free space on the engine's data volume (old backups, logs), then retry")
+        if error.errno == errno.EROFS:
+            return StorageReadOnly(f"the engine's storage is read-only{where}: {error.strerror}",
+                                   hint="remount the data volume read-write (see the host's kernel log), then retry")
+        return None
+    if type(error).__module__.split(".")[0] not in ("sqlite3", "pysqlite3"):
+        return None
+    code = getattr(error, "sqlite_errorcode", None)
+    text = str(error)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary == _SQLITE_FULL or "database or disk is full" in text:
+        return StorageFull(f"the engine's database is full: {text}",
+                           hint="free space on the engine's data volume (old backups, logs), then retry")
+    if primary == _SQLITE_READONLY or "readonly database" in text:
+        return StorageReadOnly(f"the engine's database is read-only: {text}",
+                               hint="make the data directory and its database files writable by the engine "
+                                    "(or remount the volume read-write), then retry")
+    return None
