@@ -67,3 +67,19 @@ def test_a_full_memory_database_answers_507_and_degrades_health(
     # reads go on: the memory still answers what it holds
     listed = httpx.get(full.url + V1 + "/memory/entities", timeout=10)
     assert listed.status_code == 200 and listed.json()["entities"] == []
+
+
+def test_a_read_only_memory_database_answers_503_storage_read_only(serve: Callable[..., Served]) -> None:  # noqa: F811
+    """``PRAGMA query_only`` makes SQLite refuse writes with its own SQLITE_READONLY."""
+    served = serve()
+    assert served.memory is not None
+    served.memory.store.conn.execute("PRAGMA query_only = ON")
+    refused = httpx.post(served.url + V1 + "/memory/entities", json=entity(1), timeout=30)
+    assert refused.status_code == 503, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "storage_read_only" and "readonly database" in error["message"]
+    assert "writable" in error["hint"]
+    health = httpx.get(served.url + V1 + "/health/detailed", timeout=10).json()
+    assert health["status"] == "degraded" and health["storage"]["code"] == "storage_read_only"
+    served.memory.store.conn.execute("PRAGMA query_only = OFF")
+    assert httpx.post(served.url + V1 + "/memory/entities", json=entity(1), timeout=30).status_code == 201
