@@ -150,10 +150,18 @@ class SandboxError(CaxtonError):
 
 
 class AgentFailure(CaxtonError):
-    """An agent failed to handle a message (trap, fuel, timeout, provider error)."""
+    """An agent failed to handle a message (trap, fuel, timeout, provider error).
+
+    Every one carries ``details.reason`` (``internal`` unless the runtime says more).
+    """
 
     code = "agent_failure"
     http_status = 502
+
+    def __init__(self, message: str, *, hint: str | None = None, details: Any = None, reason: str = "internal") -> None:
+        merged = {"reason": reason, **(details if isinstance(details, dict) else {})}
+        super().__init__(message, hint=hint, details=merged)
+        self.reason: str = merged["reason"]
 
     @property
     def revision_fault(self) -> bool:
@@ -207,9 +215,7 @@ class ConfigAgentFailure(AgentFailure):
     def __init__(
         self, message: str, *, reason: str, hint: str | None = None, details: Any = None
     ) -> None:
-        merged = {"reason": reason, **(details if isinstance(details, dict) else {})}
-        super().__init__(message, hint=hint, details=merged)
-        self.reason = reason
+        super().__init__(message, hint=hint, details=details, reason=reason)
         if reason == "timeout":
             self.http_status = 504
 
