@@ -102,9 +102,9 @@ def loads_strict(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
     try:
         value = json.loads(raw, parse_constant=constant)
     except UnicodeDecodeError as exc:
-        raise JsonProblem(f"is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+        raise JsonProblem(f"is not UTF-8 JSON (invalid UTF-8: {exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
-        raise JsonProblem(f"is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        raise JsonProblem(f"is not UTF-8 JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     if seen:
         found = _first(value, lambda v: isinstance(v, _Constant))
         path = found[1] if found else None

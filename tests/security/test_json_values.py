@@ -35,8 +35,8 @@ REPLIES = {
     "inf": (b'{"a": [1, -Infinity]}', "non-finite number -Infinity at $.a[1]"),
     "deep": (b"[" * 30_000 + b"]" * 30_000, "nests 30000 levels deep; the limit is 64"),
     "surrogate": (b'{"text": "\\ud800!"}', "lone UTF-16 surrogate at $.text"),
-    "garbage": (b"hello", "is not JSON"),
-    "latin1": (b'"caf\xe9"', "is not UTF-8"),
+    "garbage": (b"hello", "is not UTF-8 JSON (Expecting value at line 1 column 1)"),
+    "latin1": (b'"caf\xe9"', "is not UTF-8 JSON (invalid UTF-8"),
 }
 
 
