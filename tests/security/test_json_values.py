@@ -137,3 +137,33 @@ def test_every_agent_failure_carries_a_reason() -> None:
     assert errors.AgentFailure("boom", reason="trap", details={"agent": "a"}).details == {"reason": "trap", "agent": "a"}
 
 
+
+
+def integer_parameters(engine: EngineProcess) -> list[tuple[str, str, str, str]]:
+    """(method, path template, parameter, where) of every integer path or query parameter in the OpenAPI document."""
+    document = httpx.get(engine.url + "/openapi.json", timeout=30).json()
+    found = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                types = {schema.get("type")} | {s.get("type") for s in schema.get("anyOf", [])}
+                if "integer" in types:
+                    found.append((method.upper(), path, parameter["name"], parameter["in"]))
+    return found
+
+
+def test_integers_beyond_64_bits_are_422_on_every_endpoint(engine: EngineProcess) -> None:
+    """Found from the OpenAPI document, so a new endpoint is covered too (SQLite would raise OverflowError)."""
+    parameters = integer_parameters(engine)
+    assert len(parameters) >= 8, parameters
+    for method, template, name, where in parameters:
+        for value in ("99999999999999999999", str(2**63), str(-(2**63) - 1)):
+            path = template
+            for other in [part[1:-1] for part in template.split("/") if part.startswith("{")]:
+                path = path.replace("{" + other + "}", value if (other == name and where == "path") else "1")
+            params = {name: value} if where == "query" else None
+            response = httpx.request(method, engine.url + path, params=params, timeout=30,
+                                     json={} if method in ("POST", "PUT", "PATCH") else None)
+            assert response.status_code == 422, (method, path, name, value, response.text)
+            assert response.json()["error"]["code"] == "invalid_input"
