@@ -87,6 +87,9 @@ def test_non_finite_numbers_are_refused_on_every_route(engine: EngineProcess) ->
     deploy = httpx.put(engine.url + f"{V1}/agents/x", content=b'{"spec": {"name": "x", "n": NaN}}',
                        headers={"Content-Type": "application/json"}, timeout=30)
     assert deploy.status_code == 422 and deploy.json()["error"]["details"] == {"path": "$.spec.n"}
+    lines = b'{"kind": "header"}\n{"kind": "entity", "score": -Infinity}\n'
+    imported = post(engine, f"{V1}/memory/import", lines, "application/x-ndjson")
+    assert imported.status_code == 422 and imported.json()["error"]["details"] == {"path": "line 2: $.score"}
 
 
 def test_the_words_inside_strings_are_just_text(engine: EngineProcess) -> None:
