@@ -64,6 +64,9 @@ def test_a_full_memory_database_answers_507_and_degrades_health(
     assert health["status"] == "degraded"
     assert health["storage"]["status"] == "degraded" and health["storage"]["code"] == "storage_full"
     assert health["storage"]["faults"] == 3 and "free space" in health["storage"]["hint"]
+    shown = run_cli("health", "--engine", full.url, "--detailed")
+    assert shown.code == 1 and "  storage: degraded: the engine's memory database" in shown.out
+    assert "    hint: free space" in shown.out
     # reads go on: the memory still answers what it holds
     listed = httpx.get(full.url + V1 + "/memory/entities", timeout=10)
     assert listed.status_code == 200 and listed.json()["entities"] == []
