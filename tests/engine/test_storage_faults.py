@@ -15,6 +15,7 @@ import base64
 import errno
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -57,15 +58,19 @@ class TmpfsEngine(EngineProcess):
                        capture_output=True, timeout=30)
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[TmpfsEngine]:
+def tmpfs_engine(tmp_path: Path, config_text: str) -> TmpfsEngine:
     probe = subprocess.run(["unshare", "--mount", "sh", "-c", f"mount -t tmpfs -o size=1m tmpfs {tmp_path}"],
                            capture_output=True, text=True, timeout=30)
     if probe.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (unshare --mount needs CAP_SYS_ADMIN): {probe.stderr}")
     config = tmp_path / "caxton.yaml"
-    config.write_text("memory:\n  enabled: false\n")
-    engine = TmpfsEngine(tmp_path / "data", config=config)
+    config.write_text(config_text)
+    return TmpfsEngine(tmp_path / "data", config=config)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[TmpfsEngine]:
+    engine = tmpfs_engine(tmp_path, "memory:\n  enabled: false\n")
     engine.start(timeout=60)
     try:
         yield engine
@@ -142,3 +147,19 @@ def test_a_storage_fault_degrades_health_until_it_is_old() -> None:
                                "message": "the engine's disk is full", "hint": "free space", "seconds_ago": 59.0}
     now[0] += 2.0
     assert faults.health() == {"status": "healthy", "faults": 1}
+
+
+def test_a_scheduled_backup_to_a_read_only_folder_degrades_health(tmp_path: Path) -> None:
+    engine = tmpfs_engine(tmp_path, "memory:\n  enabled: false\nbackups:\n  interval: 1s\n  directory: scheduled\n")
+    engine.start(timeout=60)
+    try:
+        engine.mount_read_only(engine.data_dir / "scheduled")
+        deadline = time.monotonic() + 30
+        while storage(engine)[1]["status"] == "healthy" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        status, health = storage(engine)
+        assert status == "degraded" and health["code"] == "storage_read_only", engine.log_text()
+        assert "read-only" in health["message"] and "scheduled" in health["message"]
+        assert "scheduled backup to " in engine.log_text() and "read-only" in engine.log_text()
+    finally:
+        engine.terminate()
