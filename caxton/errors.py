@@ -8,6 +8,7 @@ where, and how to fix it (``hint``).
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 
@@ -18,6 +19,17 @@ class CaxtonError(Exception):
     code: str = "error"
     #: HTTP status the engine answers with when this error crosses the API.
     http_status: int = 400
+
+    @property
+    def revision_fault(self) -> bool:
+        """Whether this error, raised while a revision handled a message, is that revision's own fault.
+
+        Only those count as failures in a rollout's analysis (docs/rollouts.md):
+        client errors (invalid input, too large, too many conversations, rate
+        limits) and engine conditions (shutting down, storage) never do.
+        ``AgentFailure`` overrides it.
+        """
+        return False
 
     def __init__(self, message: str, *, hint: str | None = None, details: Any = None) -> None:
         super().__init__(message)
@@ -138,10 +150,23 @@ class SandboxError(CaxtonError):
 
 
 class AgentFailure(CaxtonError):
-    """An agent failed to handle a message (trap, fuel, timeout, provider error)."""
+    """An agent failed to handle a message (trap, fuel, timeout, provider error).
+
+    Every one carries ``details.reason`` (``internal`` unless the runtime says more).
+    """
 
     code = "agent_failure"
     http_status = 502
+
+    def __init__(self, message: str, *, hint: str | None = None, details: Any = None, reason: str = "internal") -> None:
+        merged = {"reason": reason, **(details if isinstance(details, dict) else {})}
+        super().__init__(message, hint=hint, details=merged)
+        self.reason: str = merged["reason"]
+
+    @property
+    def revision_fault(self) -> bool:
+        """A 5xx failure (trap, fuel, time, memory, bad reply, open circuit, provider error) is; a 4xx is not."""
+        return self.http_status >= 500
 
 
 class Unavailable(CaxtonError):
@@ -190,9 +215,7 @@ class ConfigAgentFailure(AgentFailure):
     def __init__(
         self, message: str, *, reason: str, hint: str | None = None, details: Any = None
     ) -> None:
-        merged = {"reason": reason, **(details if isinstance(details, dict) else {})}
-        super().__init__(message, hint=hint, details=merged)
-        self.reason = reason
+        super().__init__(message, hint=hint, details=details, reason=reason)
         if reason == "timeout":
             self.http_status = 504
 
@@ -240,3 +263,67 @@ class StorageDamaged(CaxtonError):
     """``caxton storage verify`` found a problem in a data directory (integrity, a blob, a missing revision)."""
 
     code = "storage_damaged"
+
+
+class StorageFull(CaxtonError):
+    """The engine could not write: its disk (or a database's size cap) is full. 507 Insufficient Storage."""
+
+    code = "storage_full"
+    http_status = 507
+
+
+class StorageReadOnly(Unavailable):
+    """The engine could not write: its data directory or a database is read-only."""
+
+    code = "storage_read_only"
+
+
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_SQLITE_FULL, _SQLITE_READONLY = 13, 8
+
+
+def storage_fault(error: BaseException) -> StorageFull | StorageReadOnly | None:
+    """The storage condition behind ``error`` (or an error it was raised from or during), or None.
+
+    Recognises SQLite's SQLITE_FULL and SQLITE_READONLY (from ``sqlite3`` or
+    ``pysqlite3``: by error code, else by message) and ``OSError`` ENOSPC,
+    EDQUOT and EROFS; a follow-on error (SQLite's "cannot rollback - no
+    transaction is active" after it rolled a full transaction back) shows the
+    cause it hid.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        found = _classify(current)
+        if found is not None:
+            return found
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _classify(error: BaseException) -> StorageFull | StorageReadOnly | None:
+    if isinstance(error, StorageFull | StorageReadOnly):
+        return error
+    if isinstance(error, OSError) and error.errno is not None:
+        where = f" ({error.filename})" if error.filename else ""
+        if error.errno in _FULL_ERRNOS:
+            return StorageFull(f"the engine's disk is full{where}: {error.strerror}",
+                               hint="free space on the engine's data volume (old backups, logs), then retry")
+        if error.errno == errno.EROFS:
+            return StorageReadOnly(f"the engine's storage is read-only{where}: {error.strerror}",
+                                   hint="remount the data volume read-write (see the host's kernel log), then retry")
+        return None
+    if type(error).__module__.split(".")[0] not in ("sqlite3", "pysqlite3"):
+        return None
+    code = getattr(error, "sqlite_errorcode", None)
+    text = str(error)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary == _SQLITE_FULL or "database or disk is full" in text:
+        return StorageFull(f"the engine's database is full: {text}",
+                           hint="free space on the engine's data volume (old backups, logs), then retry")
+    if primary == _SQLITE_READONLY or "readonly database" in text:
+        return StorageReadOnly(f"the engine's database is read-only: {text}",
+                               hint="make the data directory and its database files writable by the engine "
+                                    "(or remount the volume read-write), then retry")
+    return None

@@ -57,3 +57,8 @@ def _render(engine: str, result: Health) -> None:
         if memory.enabled is not False:
             problem = f": {memory.message}" if memory.message else ""
             echo(f"  memory health: {memory.status}{problem}")
+        storage = result.storage
+        if storage.status != vocabulary.HEALTHY:
+            echo(f"  storage: {storage.status}: {storage.message} ({storage.seconds_ago}s ago)")
+            if storage.hint:
+                echo(f"    hint: {storage.hint}")

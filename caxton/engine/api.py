@@ -50,6 +50,7 @@ from caxton.errors import (
     InvalidInput,
     Unauthorized,
     Unavailable,
+    storage_fault,
 )
 from caxton.spec.identity import agent_id
 
@@ -62,6 +63,16 @@ WORKER_THREADS = 256
 #: How long a message waits on the loop for a WASM instance busy in a worker thread (``_deliver``).
 BUSY_POLLS = 20
 BUSY_POLL_S = 0.0005
+
+
+def _storage_fault(engine: Engine, error: Exception) -> CaxtonError | None:
+    """The disk full / read-only condition behind a 5xx ``error`` (noted for health), or None."""
+    if isinstance(error, CaxtonError) and error.http_status < 500:
+        return None
+    fault = storage_fault(error)
+    if fault is not None:
+        engine.storage_faults.note(fault)
+    return fault
 
 
 def _caxton_error(_: Request, error: Exception) -> JSONResponse:
@@ -149,10 +160,18 @@ def create_app(engine: Engine, tokens: Tokens | None = None) -> FastAPI:
     app = FastAPI(title="Caxton engine API", version=__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None, generate_unique_id_function=openapi.operation_id)
     app.router.route_class = openapi.WireRoute
-    app.add_exception_handler(CaxtonError, _caxton_error)
+
+    def failed(request: Request, error: Exception) -> JSONResponse:
+        """A ``CaxtonError`` as itself, any other exception as 500; a full or read-only disk as what it is."""
+        fault = _storage_fault(engine, error)
+        if fault is not None:
+            return _caxton_error(request, fault)
+        return _caxton_error(request, error) if isinstance(error, CaxtonError) else _unexpected(request, error)
+
+    app.add_exception_handler(CaxtonError, failed)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+    app.add_exception_handler(Exception, failed)
     # Starlette runs the middleware added last first: rate limits, then request limits, then the routes.
     app.add_middleware(RequestLimits, limit=engine.config.server.max_request_size,
                        bulk={PREFIX + "/applies": engine.config.server.max_apply_size})

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from caxton import metrics
 from caxton.engine import backup
+from caxton.errors import storage_fault
 
 if TYPE_CHECKING:
     from caxton.engine.core import Engine
@@ -134,6 +135,10 @@ class Backups:
         try:
             manifest = self.run(out, "schedule", verify=True)
         except Exception as error:  # noqa: BLE001 - a failed backup must never take the engine down
+            fault = storage_fault(error)
+            if fault is not None:  # a full or read-only backup volume degrades health as a failed request does
+                self._engine.storage_faults.note(fault)
+                error = fault
             reason = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
             interval = self.settings.interval  # None when a reload just removed the schedule
             log.error("scheduled backup to %s failed (retrying in %s s): %s", out.parent,

@@ -33,6 +33,7 @@ from caxton.engine.rollouts.controller import RolloutController
 from caxton.engine.rollouts.window import Window, WindowBook
 from caxton.engine.router import Router
 from caxton.engine.runtime import ServingRuntime
+from caxton.engine.storage_health import StorageFaults
 from caxton.engine.store import AgentRow, Source, Store
 from caxton.errors import (
     AgentFailure,
@@ -68,6 +69,8 @@ class Engine:
         self.router = Router()
         #: Per-revision metric windows the rollouts' analysis reads (recorded in ``_handle``).
         self.windows = WindowBook()
+        #: Disk full / read-only faults of failed writes (noted by ``caxton.engine.api``), for health.
+        self.storage_faults = StorageFaults()
         self.started_at = time.time()
         self._store: Store | None = None
         #: Conversation turns and agent log lines (``caxton.engine.history_db``), open while started.
@@ -317,7 +320,7 @@ class Engine:
         }
 
     def _count_failure(self, serving: ServingRuntime, error: CaxtonError, window: Window | None, began: float) -> None:
-        if window is not None:
+        if window is not None and error.revision_fault:  # a client's error is not the revision's failure
             window.record(time.perf_counter() - began, False)
         reason = str(getattr(error, "reason", None) or error.code)
         serving.series.fail(reason)
@@ -375,7 +378,8 @@ class Engine:
             st.get("circuit") == "open" for stats in runtimes.values() for st in stats
         )
         memory = self.memory_health()
-        parts = [vocabulary.DEGRADED if degraded else vocabulary.HEALTHY,
+        storage = self.storage_faults.health()
+        parts = [vocabulary.DEGRADED if degraded else vocabulary.HEALTHY, storage["status"],
                  vocabulary.HEALTHY if memory["status"] == vocabulary.HEALTHY else vocabulary.DEGRADED]
         live = self.health()
         return {
@@ -383,7 +387,7 @@ class Engine:
             "status": vocabulary.worst(live["status"], *parts) if self.ready else live["status"],
             "version": __version__, "uptime_seconds": round(self.uptime(), 3), "serial": self.store.serial(),
             "data_dir": str(self.data_dir), "store": {"path": str(self.store.path), "migrations": self.store.migrations()},
-            "agents_by_state": by_state, "runtimes": runtimes, "memory": memory,
+            "agents_by_state": by_state, "runtimes": runtimes, "memory": memory, "storage": storage,
         }
 
     def snapshot(self) -> StateSnapshot:

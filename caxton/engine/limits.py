@@ -8,7 +8,10 @@
   ``POST /api/v1/applies``), declared or streamed: 413 ``payload_too_large``;
 - a body whose JSON nests deeper than ``MAX_JSON_DEPTH`` arrays/objects: 400
   ``json_too_deep`` (Python's parser would otherwise recurse into a
-  RecursionError, and deep values reach the agents).
+  RecursionError, and deep values reach the agents);
+- a JSON body holding ``NaN``, ``Infinity`` or ``-Infinity`` (not standard
+  JSON; Python would accept them and hand them to agents): 422
+  ``invalid_input`` naming the constant and its path (``details.path``).
 
 A body is read here once (bounded by its limit), checked, and handed on
 unchanged. ``error_body`` is the shape of every engine error answer
@@ -18,25 +21,19 @@ uses it for the errors its endpoints raise.
 
 from __future__ import annotations
 
-import re
-from itertools import accumulate
 from typing import Any
 
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from caxton.errors import CaxtonError, HeadersTooLarge, PayloadTooLarge, TooDeep
+from caxton.errors import CaxtonError, HeadersTooLarge, InvalidInput, PayloadTooLarge, TooDeep
+from caxton.spec.jsonvalues import MAX_JSON_DEPTH, json_depth, non_finite
+
+__all__ = ["MAX_HEADERS", "MAX_HEADER_BYTES", "MAX_JSON_DEPTH", "RequestLimits", "error_body", "error_response",
+           "header_problem", "json_depth"]
 
 MAX_HEADERS = 100
 MAX_HEADER_BYTES = 16 * 1024
-MAX_JSON_DEPTH = 64
-
-# A JSON string (escapes included), unrolled so the regex runs in linear time without backtracking.
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
-
-
 def error_body(error: CaxtonError) -> dict[str, Any]:
     body: dict[str, Any] = {"code": error.code, "message": error.message, "hint": error.hint}
     if error.details is not None:
@@ -46,18 +43,6 @@ def error_body(error: CaxtonError) -> dict[str, Any]:
 
 def error_response(error: CaxtonError, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(error_body(error), status_code=error.http_status, headers=headers)
-
-
-def json_depth(body: bytes, limit: int = MAX_JSON_DEPTH) -> int:
-    """How deep ``body``'s arrays and objects nest; any answer <= ``limit`` means "not deeper than limit".
-
-    Fast path: with no more brackets than ``limit`` the nesting cannot be deeper. Otherwise strings are
-    cut out (brackets inside them do not count) and the depth is the running maximum of the brackets.
-    """
-    if body.count(b"[") + body.count(b"{") <= limit:
-        return 0
-    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
-    return max(accumulate(_STEP[b] for b in brackets), default=0)
 
 
 def header_problem(headers: list[tuple[bytes, bytes]]) -> HeadersTooLarge | None:
@@ -73,7 +58,7 @@ def header_problem(headers: list[tuple[bytes, bytes]]) -> HeadersTooLarge | None
 
 
 class RequestLimits:
-    """ASGI middleware: 431 for oversized headers, 413 for oversized bodies, 400 for too deep JSON."""
+    """ASGI middleware: 431 for oversized headers, 413 for oversized bodies, 400 for too deep JSON, 422 for NaN."""
 
     def __init__(self, app: ASGIApp, limit: int, bulk: dict[str, int] | None = None,
                  max_depth: int = MAX_JSON_DEPTH) -> None:
@@ -126,6 +111,13 @@ class RequestLimits:
         if depth > self.max_depth:
             await _refuse(TooDeep(f"the JSON body nests {depth} levels deep; the limit is {self.max_depth}",
                                   hint="flatten the request's arrays and objects"), scope, send)
+            return
+        constant = non_finite(body)
+        if constant is not None:
+            name, path = constant
+            await _refuse(InvalidInput(f"the JSON body holds {name} at {path}: not standard JSON",
+                                       hint="send a finite number, null or a string instead",
+                                       details={"path": path}), scope, send)
             return
         sent = False
 

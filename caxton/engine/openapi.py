@@ -49,8 +49,9 @@ MEANING = {
     431: "request headers too large",
     500: "internal error (a bug in the engine; see its log)",
     502: "the agent failed (trap, fuel, memory limit, provider error: details.reason)",
-    503: "unavailable (starting, stopping, suspended agent, open circuit, memory disabled)",
+    503: "unavailable (starting, stopping, suspended agent, open circuit, memory disabled, read-only storage)",
     504: "the agent did not answer in time",
+    507: "the engine's disk (or a database's size cap) is full (storage_full); see docs/api.md",
 }
 #: operationId by endpoint function name (and for the root probes, by path).
 OPERATION_IDS = {
@@ -140,7 +141,7 @@ def _complete(operation: dict[str, Any], method: str, path: str, metrics_open: b
     if budget_of(method, _example(path)) is not None:
         refusals.add(429)
     if method in STATE_CHANGING:
-        refusals |= {400, 413, 415}
+        refusals |= {400, 413, 415, 503, 507}  # 503/507: a write on read-only or full storage
     if "parameters" in operation or "requestBody" in operation:
         refusals.add(422)
     for status in sorted(refusals):

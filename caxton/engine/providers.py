@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 from caxton import errors
 from caxton.spec import agent as agent_spec
 from caxton.spec import digest, project
+from caxton.spec.jsonvalues import loads_strict
 
 if TYPE_CHECKING:
     import httpx
@@ -263,7 +264,7 @@ class OpenAICompatibleProvider:
 
     def _parse(self, response: httpx.Response, key: str, request: CompletionRequest, attempt: int) -> Completion:
         try:
-            data = response.json()
+            data = loads_strict(response.content)
             text = data["choices"][0]["message"]["content"]
             if not isinstance(text, str):
                 raise TypeError("content is not a string")

@@ -134,7 +134,8 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         yield conn
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite already rolled back after SQLITE_FULL and some I/O errors
+            conn.execute("ROLLBACK")
         raise
 
 
@@ -192,7 +193,8 @@ class Store:
             self._conn.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, utcnow()))
             self._conn.execute("COMMIT")
         except sqlite3.Error as error:
-            self._conn.execute("ROLLBACK")
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
             raise StoreError(f"migration {name} failed: {error}", hint="restore the data directory from a backup") from error
 
     def migrations(self) -> list[str]:

@@ -123,7 +123,8 @@ def migrate(conn: Connection) -> list[str]:
                 (name, now()),
             )
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite already rolled back after SQLITE_FULL
+                conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
         applied.append(name)

@@ -9,12 +9,14 @@ entity and its vector are committed together or not at all.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from caxton import errors
 from caxton.memory import models, schema
 
 if TYPE_CHECKING:
@@ -67,10 +69,31 @@ class Store:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield
-            except BaseException:
-                self.conn.execute("ROLLBACK")
+            except BaseException as exc:
+                if self.conn.in_transaction:  # SQLite already rolled back after SQLITE_FULL
+                    self.conn.execute("ROLLBACK")
+                full = self._full_behind(exc)
+                if full is not None:
+                    raise full from exc
                 raise
             self.conn.execute("COMMIT")
+
+    def _full_behind(self, exc: BaseException) -> errors.StorageFull | None:
+        """A full database or disk behind a write error that does not say so.
+
+        sqlite-vec reports SQLITE_FULL as "Internal sqlite-vec error: Could not
+        insert a new vector chunk"; the database (at ``max_page_count``) or its
+        volume (no free block) tells the truth.
+        """
+        if errors.storage_fault(exc) is not None or not type(exc).__module__.startswith(("sqlite3", "pysqlite3")):
+            return None
+        pages, cap = (self.conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "max_page_count"))
+        volume = os.statvfs(self.path.parent)
+        if pages < cap and volume.f_bavail > 0:
+            return None
+        where = f"its size cap of {cap} pages" if pages >= cap else f"no free space on {self.path.parent}"
+        return errors.StorageFull(f"the engine's memory database {self.path} is full ({where}): {exc}",
+                                  hint="free space on the engine's data volume (old backups, logs), then retry")
 
     # --- entities (writes: call inside write()) ---------------------------------
 

@@ -38,6 +38,7 @@ from caxton.sandbox.instance import REASONS, Budget, Fault, Instance
 from caxton.sandbox.modules import LoadedModule, load_module, set_cache_dir
 from caxton.spec import abi
 from caxton.spec.agent import SecurityPolicy, WasmResourceLimits
+from caxton.spec.jsonvalues import JsonProblem, loads_strict
 
 __all__ = [
     "REASONS", "HealthSettings", "LoadedModule", "WasmAgentRuntime", "WasmFailure", "load_module",
@@ -428,10 +429,10 @@ def _close(slot: _Slot) -> None:
 
 def _decode(reply: bytes) -> Any:
     try:
-        return json.loads(reply.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return loads_strict(reply)
+    except JsonProblem as exc:
         snippet = reply[:60].decode("utf-8", errors="replace")
-        raise Fault("bad_reply", f"reply is not UTF-8 JSON ({exc.__class__.__name__}): {snippet!r}") from None
+        raise Fault("bad_reply", f"reply {exc}: {snippet!r}") from None
 
 
 def _outcome_of(reply: Any) -> Outcome:

@@ -55,8 +55,20 @@ class MemoryHealth(WireModel):
     hint: str | None = None
 
 
+class StorageHealth(WireModel):
+    """Disk full / read-only faults: degraded for a while after a write failed on one (docs/api.md)."""
+
+    status: HealthStatus
+    faults: int = Field(description="storage faults since the engine started")
+    code: str | None = Field(None, description="storage_full or storage_read_only, while degraded")
+    message: str | None = None
+    hint: str | None = None
+    seconds_ago: float | None = Field(None, description="age of the last fault, while degraded")
+
+
 class HealthDetailed(Health):
-    """``GET /health/detailed``: as ``Health``, degraded when an agent failed or a circuit is open."""
+    """``GET /health/detailed``: as ``Health``, degraded when an agent failed, a circuit is open or a write
+    failed on a full or read-only disk."""
 
     version: str
     uptime_seconds: float
@@ -66,6 +78,7 @@ class HealthDetailed(Health):
     agents_by_state: dict[str, int]
     runtimes: dict[str, list[RuntimeStats]] = Field(description="agent id -> its running revisions")
     memory: MemoryHealth
+    storage: StorageHealth
 
 
 class Ready(WireModel):
