@@ -6,7 +6,7 @@ that follows its apply to the end and exit with apply's exit code (0 applied
 or in sync, 1 error or invalid, 3 rolled back), or, with ``--watch``, run the
 loop (which submits and never follows a rollout) until SIGTERM/SIGINT (which
 finish the current step and exit 0). ``status`` renders the loop's state and
-each agent's SYNC/HEALTH (``caxton.cli.sync_view``); ``trigger`` is the webhook.
+each agent's SYNC/HEALTH (``caxton.cli.views.reconcile``); ``trigger`` is the webhook.
 """
 
 from __future__ import annotations
@@ -23,24 +23,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from caxton.cli import sync_view
-from caxton.cli.common import (
-    DEFAULT_ENGINE_URL,
-    EngineOption,
-    Output,
-    OutputOption,
-    TokenOption,
-    echo,
-    emit_json,
-    note,
-)
+from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption
+from caxton.cli.views import render
 from caxton.errors import CaxtonError, InvalidInput, RolledBack
 
 if TYPE_CHECKING:
     from caxton.reconcile.loop import Loop, Settings
     from caxton.reconcile.passes import PassOutcome, Target
     from caxton.reconcile.sources import Source
-    from caxton.spec.api import BoardView
 
 EXAMPLES = """\b
 Examples:
@@ -167,22 +157,8 @@ def _once(source: Source, targets: list[Target], settings: Settings) -> int:
     finally:
         loop.close()
         source.close()
-    print_outcome(outcome)
+    render(outcome, Output.text)
     return exit_code(outcome)
-
-
-def print_outcome(outcome: PassOutcome) -> None:
-    """One line per engine on stdout; the diagnostics of an invalid revision on stderr."""
-    commit = (outcome.commit or outcome.revision or "(unknown)").removeprefix("sha256:")[:12]
-    for result in outcome.engines:
-        changes = f": {', '.join(result.changes)}" if result.changes else ""
-        echo(f"{result.engine}: {result.outcome} at {commit}{changes}")
-    if not outcome.engines:
-        echo(f"{outcome.outcome}: {outcome.message}")
-    from caxton.validation.report import diagnostic_line
-
-    for found in outcome.diagnostics:
-        note(diagnostic_line(found))
 
 
 def exit_code(outcome: PassOutcome) -> int:
@@ -238,19 +214,8 @@ def status(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
     from caxton.reconcile import board
 
     with EngineClient(engine, token=token) as client:
-        view = board.read(client)
-    if output is Output.json:
-        emit_json(view)
-    else:
-        render_status(view)
+        render(board.read(client), output)
     return 0
-
-
-def render_status(view: BoardView) -> None:
-    from caxton.spec.api import wire
-
-    for line in sync_view.status_lines(wire(view)):
-        echo(line)
 
 
 @app.command("trigger")
@@ -261,8 +226,5 @@ def trigger(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None
     from caxton.reconcile import board
 
     with EngineClient(engine, token=token) as client:
-        result = board.trigger(client, reason)
-    if not result.loop_reported:
-        note("note: no reconcile loop has reported to this engine yet")
-    echo(f"Triggered (trigger #{result.triggers}).")
+        render(board.trigger(client, reason), Output.text)
     return 0

@@ -87,22 +87,13 @@ def _watch(source: Source, target: Target, settings: Settings, data_dir: Path) -
 
 def _announcer() -> Callable[[PassOutcome], None]:
     """Says on stdout what each pass applied (the loop's log on stderr has the details)."""
+    from caxton.cli.views.reconcile import announced
+
     passes_seen: list[str] = []
 
     def announce(outcome: PassOutcome) -> None:
-        commit = (outcome.commit or outcome.revision or "").removeprefix("sha256:")[:12]
-        for result in outcome.engines:
-            if result.outcome in ("applied", "progressing"):
-                echo(f"{result.outcome} {commit}: {', '.join(result.changes) or 'no agent changed'}")
-                for row in result.agents:
-                    if row.health != "Healthy":
-                        echo(f"  {row.name}: {row.health} {row.reason}")
-            elif result.outcome == "in_sync" and not passes_seen:
-                echo(f"in sync with {commit}: nothing to apply")
-            elif result.outcome != "in_sync":
-                echo(f"not applied ({result.outcome}): {result.message}")
-        if not outcome.engines:
-            echo(f"not applied ({outcome.outcome}): {outcome.message}")
+        for line in announced(outcome, first=not passes_seen):
+            echo(line)
         passes_seen.append(outcome.outcome)
         sys.stdout.flush()
 

@@ -1,0 +1,43 @@
+"""Views of ``caxton health``: the engine's health (``--detailed``: with versions, agents by state, memory)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from caxton.cli.views.registry import json_view, text_view
+
+if TYPE_CHECKING:
+    from caxton.spec.api import Health
+
+
+@dataclass(frozen=True)
+class Checked:
+    """An engine's health, with the URL it was read from (JSON: the health itself)."""
+
+    engine: str
+    health: Health
+
+
+@json_view("Checked")
+def checked_json(checked: Checked) -> Any:
+    return checked.health
+
+
+@text_view("Checked")
+def checked_text(checked: Checked) -> Iterator[str]:
+    from caxton.spec.api import HealthDetailed
+
+    result = checked.health
+    phase = result.phase
+    yield f"engine {checked.engine}: {result.status}" + (f" ({phase})" if phase != "serving" else "")
+    yield f"  agents serving: {result.agents}  memory: {result.memory_backend}"
+    if isinstance(result, HealthDetailed):
+        yield f"  version {result.version}  uptime {result.uptime_seconds}s  serial {result.serial}"
+        if result.agents_by_state:
+            yield "  agents by state: " + ", ".join(f"{k} {v}" for k, v in sorted(result.agents_by_state.items()))
+        memory = result.memory
+        if memory.enabled is not False:
+            problem = f": {memory.message}" if memory.message else ""
+            yield f"  memory health: {memory.status}{problem}"

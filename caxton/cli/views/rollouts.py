@@ -1,0 +1,3 @@
+"""Views of rollouts (filled family by family)."""
+
+from __future__ import annotations
