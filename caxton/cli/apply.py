@@ -79,7 +79,7 @@ def apply(
     url = engine or planned.plan.engine_url
     changes = [] if no_wait else [(c.id, c.action) for c in planned.plan.changes if c.action != "no-op"]
     with EngineClient(url, token=token) as client, progress.printer(output is Output.json, changes) as show:
-        watch = Watch(show, client.base_url, output is Output.json)
+        watch = Watch(show, client.base_url, output)
         outcome = _submit_and_follow(client, planned, watch, no_wait=no_wait, timeout=timeout)
     return finish(outcome, output)
 

@@ -30,6 +30,7 @@ TokenOption = Annotated[
     typer.Option("--token", envvar="CAXTON_API_TOKEN", help="API token for mutating endpoints.", show_default=False),
 ]
 OutputOption = Annotated[Output, typer.Option("--output", "-o", help="Output format.")]
+NameArgument = Annotated[str, typer.Argument(help="Agent name (any case).")]
 
 # Global TLS options (``caxton --ca-cert ca.pem agents list``): given on the command line or in the
 # environment, they end up in the environment, where every EngineClient reads them (caxton.client.tls).

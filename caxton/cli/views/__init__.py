@@ -7,6 +7,6 @@ One module per result family holds its views; ``text`` holds the shared pieces (
 
 from __future__ import annotations
 
-from caxton.cli.views.registry import Note, as_json, emit_json, json_text, render, rendered
+from caxton.cli.views.registry import Event, Note, as_json, emit_event, emit_json, event, json_text, render, rendered
 
-__all__ = ["Note", "as_json", "emit_json", "json_text", "render", "rendered"]
+__all__ = ["Event", "Note", "as_json", "emit_event", "emit_json", "event", "json_text", "render", "rendered"]

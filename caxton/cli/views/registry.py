@@ -30,6 +30,20 @@ class Note(str):
     """A line of a text view that goes to stderr (a diagnostic beside the result)."""
 
 
+class Event(dict[str, Any]):
+    """A JSON view that is one event of a stream (``{"event": ...}`` on one line), not a document."""
+
+
+def event(kind: str, **fields: Any) -> Event:
+    return Event({"event": kind, **fields})
+
+
+def emit_event(kind: str, **fields: Any) -> None:
+    """Write one event line to stdout now (a follower's progress is read as it comes)."""
+    sys.stdout.write(json.dumps(event(kind, **fields)) + "\n")
+    sys.stdout.flush()
+
+
 def text_view(*names: str) -> Callable[[F], F]:
     """Register the decorated function as the text of the result types ``names`` (lines for stdout)."""
     return _register(_TEXT, names)
@@ -101,7 +115,8 @@ def rendered(result: object, output: Output) -> str:
     from caxton.cli.common import Output
 
     if output is Output.json:
-        return json_text(as_json(result))
+        value = as_json(result)
+        return json.dumps(value) + "\n" if isinstance(value, Event) else json_text(value)
     return "".join(line + "\n" for line in text_lines(result) if not isinstance(line, Note))
 
 
@@ -110,7 +125,8 @@ def render(result: object, output: Output) -> None:
     from caxton.cli.common import Output
 
     if output is Output.json:
-        emit_json(as_json(result))
+        sys.stdout.write(rendered(result, output))
+        sys.stdout.flush()
         return
     for line in text_lines(result):
         (sys.stderr if isinstance(line, Note) else sys.stdout).write(line + "\n")
