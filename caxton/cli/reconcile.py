@@ -19,11 +19,25 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption
+from caxton.cli.common import (
+    DEFAULT_ENGINE_URL,
+    BranchOption,
+    CloneDirOption,
+    EngineOption,
+    IntervalOption,
+    Output,
+    OutputOption,
+    PathOption,
+    PollOption,
+    SourceOption,
+    TokenOption,
+    UncommittedOption,
+    seconds,
+)
 from caxton.cli.views import render
 from caxton.errors import CaxtonError, InvalidInput, RolledBack
 
@@ -42,23 +56,6 @@ Examples:
 
 app = typer.Typer(help="Keep the engine equal to a git branch or a directory (once, or --watch).",
                   epilog=EXAMPLES, invoke_without_command=True)
-
-SourceOption = Annotated[str, typer.Option(
-    "--source", help="Local directory, git work tree, or git URL (cloned into --data-dir).")]
-BranchOption = Annotated[str | None, typer.Option(
-    "--branch", help="Branch to track (default: the work tree's current branch; main for a URL).",
-    show_default=False)]
-PathOption = Annotated[str | None, typer.Option(
-    "--path", help="Directory of the agents inside the source (default: caxton.yaml's agents_dir or agents/).",
-    show_default=False)]
-IntervalOption = Annotated[str, typer.Option(
-    "--interval", help="Re-check (fetch, heal drift) every this long, jittered.")]
-PollOption = Annotated[str, typer.Option(
-    "--poll-interval", help="How often a local git branch is checked for new commits.")]
-DataDirOption = Annotated[Path, typer.Option("--data-dir", help="Where a git URL is cloned (DATA_DIR/sources/).")]
-UncommittedOption = Annotated[bool, typer.Option(
-    "--uncommitted", help="Apply a git work tree's files as they are on disk (watched), not its branch.")]
-
 
 def setup_logging(level: int = logging.INFO) -> None:
     """The loop's log lines go to stderr, one per line, with a timestamp."""
@@ -94,7 +91,7 @@ def reconcile(
         "--max-backoff", help="Longest wait between retries of a failed pass (default: --interval).",
         show_default=False)] = None,
     uncommitted: UncommittedOption = False,
-    data_dir: DataDirOption = Path(".caxton"),
+    data_dir: CloneDirOption = Path(".caxton"),
     no_prune: Annotated[bool, typer.Option("--no-prune", help="Never delete agents missing from the source.")] = False,
     allow_delete_all: Annotated[bool, typer.Option(
         "--allow-delete-all", help="Allow a pass that deletes every agent on the engine.")] = False,
@@ -115,7 +112,7 @@ def reconcile(
         wave = environments.load(environments.find_config(config, source), env, token)
         targets, branch = wave.targets, branch or wave.branch
     opened = sources.open_source(source, branch=branch, path=path, data_dir=data_dir, uncommitted=uncommitted,
-                                 poll=_seconds(poll_interval, "--poll-interval"))
+                                 poll=seconds(poll_interval, "--poll-interval"))
     settings = make_settings(interval, max_backoff, prune=not no_prune, allow_delete_all=allow_delete_all,
                              timeout=timeout)
     if watch:
@@ -128,21 +125,12 @@ def make_settings(interval: str, max_backoff: str | None, *, prune: bool, allow_
     from caxton.reconcile.loop import Settings
     from caxton.reconcile.passes import Options
 
-    every = _seconds(interval, "--interval")
+    every = seconds(interval, "--interval")
     if every <= 0:
         raise InvalidInput("--interval must be positive", hint="e.g. --interval 30s")
-    cap = _seconds(max_backoff, "--max-backoff") if max_backoff else None
+    cap = seconds(max_backoff, "--max-backoff") if max_backoff else None
     return Settings(interval=every, backoff_cap=cap,
                     options=Options(prune=prune, allow_delete_all=allow_delete_all, apply_timeout=timeout))
-
-
-def _seconds(value: str, option: str) -> float:
-    from caxton.spec.units import parse_duration
-
-    try:
-        return float(parse_duration(value))
-    except (ValueError, TypeError) as error:
-        raise InvalidInput(f"{option} {value!r} is not a duration: {error}", hint="e.g. 500ms, 5s, 2m") from None
 
 
 def _once(source: Source, targets: list[Target], settings: Settings) -> int:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from caxton.cli.common import Output
 
 #: The view modules of ``caxton.cli.views``, one per result family (explicit: add a family here).
-MODULES = ("agents", "applies", "backups", "health", "memory", "reconcile", "revisions", "rollouts", "tokens")
+MODULES = ("agents", "applies", "backups", "health", "memory", "plans", "project", "reconcile", "revisions", "rollouts", "tokens")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,11 +34,11 @@ class Event(dict[str, Any]):
     """A JSON view that is one event of a stream (``{"event": ...}`` on one line), not a document."""
 
 
-def event(kind: str, **fields: Any) -> Event:
+def event(kind: str, /, **fields: Any) -> Event:
     return Event({"event": kind, **fields})
 
 
-def emit_event(kind: str, **fields: Any) -> None:
+def emit_event(kind: str, /, **fields: Any) -> None:
     """Write one event line to stdout now (a follower's progress is read as it comes)."""
     sys.stdout.write(json.dumps(event(kind, **fields)) + "\n")
     sys.stdout.flush()
