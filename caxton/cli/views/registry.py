@@ -65,11 +65,22 @@ def _register(table: dict[str, Callable[..., Any]], names: tuple[str, ...]) -> C
     return add
 
 
-def _find(table: dict[str, Callable[..., Any]], result: object) -> Callable[..., Any] | None:
+def load() -> None:
+    """Import every view module (once): each registers its views."""
     if not _loaded:
         for module in MODULES:
             importlib.import_module(f"caxton.cli.views.{module}")
         _loaded.append(True)
+
+
+def registered() -> tuple[set[str], set[str]]:
+    """The type names with a text view, and those with a JSON view of their own."""
+    load()
+    return set(_TEXT), set(_JSON)
+
+
+def _find(table: dict[str, Callable[..., Any]], result: object) -> Callable[..., Any] | None:
+    load()
     for kind in type(result).__mro__:
         if kind.__name__ in table:
             return table[kind.__name__]
