@@ -9,25 +9,16 @@ illegal transition) are raised as ``CaxtonError`` and mapped to exit 1 by
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
-from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption
+from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption, connect
 from caxton.cli.views import render
-
-if TYPE_CHECKING:
-    from caxton.client.engine import EngineClient
 
 app = typer.Typer(help="List and operate the agents running in an engine.", no_args_is_help=True)
 
 NameArgument = Annotated[str, typer.Argument(help="Agent name (any case: DataProcessor = data-processor).")]
-
-
-def _client(engine: str, token: str | None) -> EngineClient:
-    from caxton.client.engine import EngineClient
-
-    return EngineClient(engine, token=token)
 
 
 @app.command("list")
@@ -42,7 +33,7 @@ def list_agents(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = 
     from caxton.reconcile import board
     from caxton.spec.api import wire
 
-    with _client(engine, token) as client:
+    with connect(engine, token) as client:
         found = client.agents()
         snapshot = client.state()
         view = board.read(client)
@@ -54,7 +45,7 @@ def list_agents(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = 
 def status(name: NameArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
            output: OutputOption = Output.text) -> int:
     """Show one agent: state, revisions, runtime health, recent events."""
-    with _client(engine, token) as client:
+    with connect(engine, token) as client:
         render(client.agent(name), output)
     return 0
 
@@ -66,7 +57,7 @@ def logs(name: NameArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token: T
     """Show an agent's recent log lines."""
     from caxton.cli.views.agents import Logs
 
-    with _client(engine, token) as client:
+    with connect(engine, token) as client:
         render(Logs(client.logs(name, limit)), output)
     return 0
 
@@ -74,7 +65,7 @@ def logs(name: NameArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token: T
 def _operation(action: str, name: str, engine: str, token: str | None, output: Output) -> int:
     from caxton.spec.api import OperationResult, SourceRequest
 
-    with _client(engine, token) as client:
+    with connect(engine, token) as client:
         result: OperationResult = getattr(client, action)(name, source=SourceRequest(actor="cli"))
     render(result, output)
     return 0
@@ -118,7 +109,7 @@ def send(
             from caxton.errors import InvalidInput
 
             raise InvalidInput(f"MESSAGE is not valid JSON: {error}", hint="quote it, or drop --json") from None
-    with _client(engine, token) as client:
+    with connect(engine, token) as client:
         render(client.send(name, content, conversation_id=conversation), output)
     return 0
 

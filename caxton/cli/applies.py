@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from caxton.cli import progress
-from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption, note
+from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption, connect, note
 from caxton.cli.views import render
 from caxton.errors import ApplyTimeout, CaxtonError, Interrupted, RolledBack
 
@@ -42,9 +42,8 @@ def list_(
     """The most recent applies, newest first: status, who submitted them, their changes."""
     from caxton.cli.views.applies import Applies
     from caxton.client import applying
-    from caxton.client.engine import EngineClient
 
-    with EngineClient(engine, token=token) as client:
+    with connect(engine, token) as client:
         render(Applies(applying.recent(client, limit)), output)
     return 0
 
@@ -54,9 +53,8 @@ def show(apply_id: IdArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token:
          output: OutputOption = Output.text) -> int:
     """One apply: its status, each change's result and the progress lines the engine still holds."""
     from caxton.client import applying
-    from caxton.client.engine import EngineClient
 
-    with EngineClient(engine, token=token) as client:
+    with connect(engine, token) as client:
         render(applying.show(client, apply_id), output)
     return 0
 
@@ -68,9 +66,8 @@ def follow(
 ) -> int:
     """Follow an apply until its outcome (as `caxton apply` does); exit 3 when a rollout rolled back."""
     from caxton.client import applying
-    from caxton.client.engine import EngineClient
 
-    with EngineClient(engine, token=token) as client:
+    with connect(engine, token) as client:
         view = applying.show(client, apply_id)
         rows = [(r.id, r.action) for r in view.results]
         with progress.printer(output is Output.json, rows) as show_line:

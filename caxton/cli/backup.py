@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption
+from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption, connect
 from caxton.cli.views import render
 
 app = typer.Typer(help="Back up a serving engine, and check an archive.", no_args_is_help=True)
@@ -29,9 +29,8 @@ def create(
 ) -> int:
     """Archive the engine's store, memory and modules while it serves (admin role), and download it."""
     from caxton.client import backups
-    from caxton.client.engine import EngineClient
 
-    with EngineClient(engine, token=token, timeout=600.0) as client:
+    with connect(engine, token, timeout=600.0) as client:
         render(backups.create(client, out), output)
     return 0
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from caxton.client.engine import EngineClient
     from caxton.desired.loader import Options
 
 DEFAULT_ENGINE_URL = "http://127.0.0.1:8080"
@@ -158,6 +159,13 @@ def echo(text: str = "") -> None:
 def note(text: str) -> None:
     """A diagnostic line to stderr."""
     sys.stderr.write(text + "\n")
+
+
+def connect(engine: str, token: str | None, *, timeout: float = 30.0) -> EngineClient:
+    """The client of ``engine`` (imported here, when a command needs one: the CLI starts faster without it)."""
+    from caxton.client.engine import EngineClient
+
+    return EngineClient(engine, token=token, timeout=timeout)
 
 
 def seconds(value: str, option: str) -> float:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption
+from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption, connect
 from caxton.cli.views import render
 from caxton.spec import health as vocabulary
 
@@ -23,9 +23,8 @@ def health(
 ) -> int:
     """Check the engine's health."""
     from caxton.cli.views.health import Checked
-    from caxton.client.engine import EngineClient
 
-    with EngineClient(engine, token=token, timeout=10.0) as client:
+    with connect(engine, token, timeout=10.0) as client:
         result = client.health_detailed() if detailed else client.health()
     render(Checked(client.base_url, result), output)
     return 0 if result.status == vocabulary.HEALTHY else 1

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, NameArgument, Output, OutputOption, TokenOption
+from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, NameArgument, Output, OutputOption, TokenOption, connect
 from caxton.cli.views import render
 
 
@@ -14,9 +14,8 @@ def history(name: NameArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token
             output: OutputOption = Output.text) -> int:
     """List an agent's kept revisions: version, digest, git commit, applied at, outcome."""
     from caxton.client import plans
-    from caxton.client.engine import EngineClient
 
-    with EngineClient(engine, token=token) as client:
+    with connect(engine, token) as client:
         render(plans.history(client, name), output)
     return 0
 
@@ -30,9 +29,8 @@ def rollback(
     """Re-apply a kept revision (default: the one before the serving one)."""
     from caxton.cli.views.revisions import Reverted
     from caxton.client import plans
-    from caxton.client.engine import EngineClient
 
-    with EngineClient(engine, token=token) as client:
+    with connect(engine, token) as client:
         result = plans.rollback(client, name, to_version=to_version, to_revision=to_revision)
     render(Reverted(result), output)
     return 0

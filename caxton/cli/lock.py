@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption
+from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption, connect
 from caxton.cli.views import render
 from caxton.errors import InvalidInput
 
@@ -18,9 +18,8 @@ def status(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
            output: OutputOption = Output.text) -> int:
     """Who holds the apply lock, why, and until when."""
     from caxton.client import plans
-    from caxton.client.engine import EngineClient
 
-    with EngineClient(engine, token=token) as client:
+    with connect(engine, token) as client:
         render(plans.lock_status(client), output)
     return 0
 
@@ -32,11 +31,10 @@ def release(
 ) -> int:
     """Free the apply lock (only with --force: the holder releases its own lock itself)."""
     from caxton.client import plans
-    from caxton.client.engine import EngineClient
 
     if not force:
         raise InvalidInput("releasing the apply lock needs --force",
                            hint="an apply in progress releases its own lock; use --force only when its holder is gone")
-    with EngineClient(engine, token=token) as client:
+    with connect(engine, token) as client:
         render(plans.release_lock(client, None, force=True), output)
     return 0

@@ -9,27 +9,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption, note
+from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption, connect, note
 from caxton.cli.views import render
-
-if TYPE_CHECKING:
-    from caxton.client.engine import EngineClient
 
 app = typer.Typer(help="Inspect and manage the engine's vector memory.", no_args_is_help=True)
 
 MergeOption = Annotated[
     str, typer.Option("--merge", help="What an existing name does: update, skip or error.", show_default=True)
 ]
-
-
-def _client(engine: str, token: str | None, timeout: float = 30.0) -> EngineClient:
-    from caxton.client.engine import EngineClient
-
-    return EngineClient(engine, token=token, timeout=timeout)
 
 
 @app.command("stats")
@@ -39,7 +30,7 @@ def stats(
     """Entity/relation counts, database size, index mode and model health."""
     from caxton.client import memory
 
-    with _client(engine, token) as client:
+    with connect(engine, token) as client:
         result = memory.stats(client)
         result.health = memory.health(client)
     render(result, output)
@@ -61,7 +52,7 @@ def search(
     """Semantic search: entities ranked by similarity (1.0 = same meaning)."""
     from caxton.client import memory
 
-    with _client(engine, token) as client:
+    with connect(engine, token) as client:
         result = memory.search(
             client, query, k=k, min_similarity=min_similarity, types=entity_type, scopes=scope, agent=agent
         )
@@ -90,7 +81,7 @@ def add(
 
     entity = build(EntityRequest, name=name, entity_type=entity_type, observations=list(observation or []),
                    scope=scope, owner=owner)
-    with _client(engine, token) as client:
+    with connect(engine, token) as client:
         (stored,) = memory.add(client, [entity], merge=merge).entities
     render(stored, output)
     return 0
@@ -105,7 +96,7 @@ def export(
     """Write every entity and relation as JSON lines (the input of `caxton memory import`)."""
     from caxton.client import memory
 
-    with _client(engine, token, timeout=300.0) as client:
+    with connect(engine, token, timeout=300.0) as client:
         text = memory.export(client)
     lines = text.count("\n")
     if out is None:
@@ -135,7 +126,7 @@ def import_(
         if not path.is_file():
             raise errors.InvalidInput(f"{source}: no such file", hint="give the path of a `caxton memory export`")
         lines = path.read_text(encoding="utf-8").splitlines()
-    with _client(engine, token, timeout=600.0) as client:
+    with connect(engine, token, timeout=600.0) as client:
         report = memory.import_lines(client, lines, merge=merge)
     render(report, output)
     return 0
@@ -148,7 +139,7 @@ def vacuum(
     """Compact the memory database (SQLite VACUUM after a WAL checkpoint)."""
     from caxton.client import memory
 
-    with _client(engine, token, timeout=600.0) as client:
+    with connect(engine, token, timeout=600.0) as client:
         render(memory.vacuum(client), output)
     return 0
 
@@ -160,6 +151,6 @@ def reindex(
     """Re-embed every entity with the engine's current model and rebuild the search index."""
     from caxton.client import memory
 
-    with _client(engine, token, timeout=3600.0) as client:
+    with connect(engine, token, timeout=3600.0) as client:
         render(memory.reindex(client), output)
     return 0

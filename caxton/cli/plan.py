@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from caxton.cli.common import (
-    DEFAULT_ENGINE_URL,
     AllowDeleteAllOption,
+    DEFAULT_ENGINE_URL,
     EngineOption,
     NoPruneOption,
     PlanFormat,
@@ -24,6 +24,7 @@ from caxton.cli.common import (
     RefOption,
     TargetOption,
     TokenOption,
+    connect,
     default_project,
     load_options,
     note,
@@ -92,11 +93,10 @@ def make_plan(
     """Plan ``directory`` (only ``targets``, when given) against ``engine``; invalid desired state prints its
     diagnostics to stderr."""
     from caxton.client import plans
-    from caxton.client.engine import EngineClient
 
     path = directory or default_project()
     try:
-        with EngineClient(engine, token=token) as client:
+        with connect(engine, token) as client:
             return plans.make(client, path, ref=ref, prune=prune, allow_delete_all=allow_delete_all,
                               options=load_options(), targets=targets)
     except ValidationFailed as invalid:

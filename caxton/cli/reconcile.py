@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from caxton.cli.common import (
-    DEFAULT_ENGINE_URL,
     BranchOption,
     CloneDirOption,
+    DEFAULT_ENGINE_URL,
     EngineOption,
     IntervalOption,
     Output,
@@ -36,6 +36,7 @@ from caxton.cli.common import (
     SourceOption,
     TokenOption,
     UncommittedOption,
+    connect,
     seconds,
 )
 from caxton.cli.views import render
@@ -198,10 +199,9 @@ def stop_on_signals(stop: threading.Event, loop: Loop | None = None) -> Iterator
 def status(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
            output: OutputOption = Output.text) -> int:
     """Show the reconcile loop's state and each agent's SYNC/HEALTH (Argo CD style), as the loop sees them now."""
-    from caxton.client.engine import EngineClient
     from caxton.reconcile import board
 
-    with EngineClient(engine, token=token) as client:
+    with connect(engine, token) as client:
         render(board.read(client), output)
     return 0
 
@@ -210,9 +210,8 @@ def status(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
 def trigger(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
             reason: Annotated[str | None, typer.Option("--reason", help="Shown in the status.")] = None) -> int:
     """Ask the reconcile loop for a pass now (what a git host's webhook does: POST /api/v1/reconcile)."""
-    from caxton.client.engine import EngineClient
     from caxton.reconcile import board
 
-    with EngineClient(engine, token=token) as client:
+    with connect(engine, token) as client:
         render(board.trigger(client, reason), Output.text)
     return 0

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, NameArgument, Output, OutputOption, TokenOption
+from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, NameArgument, Output, OutputOption, TokenOption, connect
 from caxton.cli.views import render, rendered
 from caxton.errors import RolledBack
 
@@ -35,10 +35,9 @@ def status(
     """Show rollouts: strategy, step, traffic, live windows and every measurement (value, threshold, verdict)."""
     from caxton.cli.views.rollouts import Rollouts
     from caxton.client import rollouts
-    from caxton.client.engine import EngineClient
 
     shown = ""
-    with EngineClient(engine, token=token) as client:
+    with connect(engine, token) as client:
         while True:
             found = rollouts.status(client, name, limit=limit)
             text = rendered(Rollouts(found), output)
@@ -68,9 +67,8 @@ def promote(name: NameArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token
             output: OutputOption = Output.text) -> int:
     """Skip the remaining steps: all traffic to the new revision now; the old one is drained and stopped."""
     from caxton.client import rollouts
-    from caxton.client.engine import EngineClient
 
-    with EngineClient(engine, token=token) as client:
+    with connect(engine, token) as client:
         result = rollouts.promote(client, name)
     render(result, output)
     return 0
@@ -81,9 +79,8 @@ def abort(name: NameArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token: 
           output: OutputOption = Output.text) -> int:
     """Roll back now: all traffic to the stable revision; the new one is drained and stopped."""
     from caxton.client import rollouts
-    from caxton.client.engine import EngineClient
 
-    with EngineClient(engine, token=token) as client:
+    with connect(engine, token) as client:
         result = rollouts.abort(client, name)
     render(result, output)
     return 0
