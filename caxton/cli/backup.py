@@ -57,5 +57,5 @@ def restore(
     from caxton.cli.views.backups import Restored
     from caxton.engine import backup
 
-    render(Restored(archive, backup.restore(archive, data_dir, force=force)), output)
+    render(Restored(backup.restore(archive, data_dir, force=force), archive=archive), output)
     return 0

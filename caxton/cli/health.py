@@ -26,5 +26,5 @@ def health(
 
     with connect(engine, token, timeout=10.0) as client:
         result = client.health_detailed() if detailed else client.health()
-    render(Checked(client.base_url, result), output)
+    render(Checked(result, engine=client.base_url), output)
     return 0 if result.status == vocabulary.HEALTHY else 1

@@ -33,7 +33,7 @@ def verify(
     from caxton.engine import storage
 
     report = storage.verify(data_dir, memory_path)
-    render(StorageReport(data_dir, report), output)
+    render(StorageReport(report, data_dir=data_dir), output)
     if not report["ok"]:
         raise StorageDamaged(f"{len(report['problems'])} problems in {data_dir}",
                              hint="restore the data directory from a backup (`caxton restore`)")

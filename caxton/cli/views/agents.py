@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from caxton.cli.views.registry import json_view, text_view
+from caxton.cli.views.registry import Shown, text_view
 from caxton.cli.views.text import table, traffic
 
 if TYPE_CHECKING:
@@ -16,17 +16,17 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Listed:
-    """``agents list``: each agent's wire row with ``sync``, ``health`` and ``health_reason`` (JSON: the rows)."""
+class Listed(Shown):
+    """``agents list``: each agent's wire row with ``sync``, ``health`` and ``health_reason``."""
 
-    rows: list[dict[str, Any]]
+    result: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
-class Logs:
-    """An agent's log lines (JSON: the lines)."""
+class Logs(Shown):
+    """An agent's log lines."""
 
-    lines: list[api.LogLine]
+    result: list[api.LogLine]
 
 
 def add_health(agents: list[api.AgentSummary], snapshot: StateSnapshot, view: dict[str, Any],
@@ -50,16 +50,11 @@ def add_health(agents: list[api.AgentSummary], snapshot: StateSnapshot, view: di
     return rows
 
 
-@json_view("Listed")
-def listed_json(listed: Listed) -> Any:
-    return listed.rows
-
-
 @text_view("Listed")
 def listed_text(listed: Listed) -> list[str]:
-    if not listed.rows:
+    if not listed.result:
         return ["no agents (deploy some with `caxton apply`)"]
-    return agents_lines(listed.rows)
+    return agents_lines(listed.result)
 
 
 def agents_lines(agents: list[dict[str, Any]]) -> list[str]:
@@ -83,14 +78,9 @@ def agent_text(agent: api.AgentDetail) -> Iterator[str]:
         yield f"  {event.at}  {event.what}: {event.message}"
 
 
-@json_view("Logs")
-def logs_json(logs: Logs) -> Any:
-    return logs.lines
-
-
 @text_view("Logs")
 def logs_text(logs: Logs) -> list[str]:
-    return [f"{line.at} {line.level:<7} r{line.revision} {line.message}" for line in logs.lines]
+    return [f"{line.at} {line.level:<7} r{line.revision} {line.message}" for line in logs.result]
 
 
 @text_view("OperationResult")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from caxton.cli.views.registry import json_view, text_view
+from caxton.cli.views.registry import Shown, json_view, text_view
 
 if TYPE_CHECKING:
     from caxton.spec.api import BackupDownload
@@ -22,19 +22,19 @@ class Verified:
 
 
 @dataclass(frozen=True)
-class Restored:
-    """An archive restored into a data directory (JSON: what the restore reported)."""
+class Restored(Shown):
+    """An archive restored into a data directory: what the restore reported."""
 
-    archive: Path
     result: dict[str, Any]
+    archive: Path
 
 
 @dataclass(frozen=True)
-class StorageReport:
-    """A data directory checked offline (JSON: the report)."""
+class StorageReport(Shown):
+    """A data directory checked offline: the report."""
 
+    result: dict[str, Any]
     data_dir: Path
-    report: dict[str, Any]
 
 
 @text_view("BackupDownload")
@@ -54,11 +54,6 @@ def verified_text(verified: Verified) -> list[str]:
             f"created {manifest['created_at']}, {_counts(manifest)})"]
 
 
-@json_view("Restored")
-def restored_json(restored: Restored) -> Any:
-    return restored.result
-
-
 @text_view("Restored")
 def restored_text(restored: Restored) -> Iterator[str]:
     result = restored.result
@@ -67,14 +62,9 @@ def restored_text(restored: Restored) -> Iterator[str]:
         yield f"the previous data directory is at {result['moved_aside']}"
 
 
-@json_view("StorageReport")
-def storage_json(checked: StorageReport) -> Any:
-    return checked.report
-
-
 @text_view("StorageReport")
 def storage_text(checked: StorageReport) -> Iterator[str]:
-    report = checked.report
+    report = checked.result
     counts = report["counts"]
     yield (f"{checked.data_dir}: {'ok' if report['ok'] else 'DAMAGED'} ({counts['agents']} agents, "
            f"{counts['revisions']} revisions, {counts['blobs']} blobs, {len(report['orphans'])} orphan blobs"

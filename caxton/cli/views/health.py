@@ -4,32 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from caxton.cli.views.registry import json_view, text_view
+from caxton.cli.views.registry import Shown, text_view
 
 if TYPE_CHECKING:
     from caxton.spec.api import Health
 
 
 @dataclass(frozen=True)
-class Checked:
-    """An engine's health, with the URL it was read from (JSON: the health itself)."""
+class Checked(Shown):
+    """An engine's health, with the URL it was read from."""
 
+    result: Health
     engine: str
-    health: Health
-
-
-@json_view("Checked")
-def checked_json(checked: Checked) -> Any:
-    return checked.health
 
 
 @text_view("Checked")
 def checked_text(checked: Checked) -> Iterator[str]:
     from caxton.spec.api import HealthDetailed
 
-    result = checked.health
+    result = checked.result
     phase = result.phase
     yield f"engine {checked.engine}: {result.status}" + (f" ({phase})" if phase != "serving" else "")
     yield f"  agents serving: {result.agents}  memory: {result.memory_backend}"

@@ -11,6 +11,7 @@ import importlib
 import json
 import sys
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -34,6 +35,13 @@ class Event(dict[str, Any]):
     """A JSON view that is one event of a stream (``{"event": ...}`` on one line), not a document."""
 
 
+@dataclass(frozen=True)
+class Shown:
+    """A result with what its text needs beside it (a URL, a path): its JSON is ``result`` alone."""
+
+    result: Any
+
+
 def event(kind: str, /, **fields: Any) -> Event:
     return Event({"event": kind, **fields})
 
@@ -50,7 +58,8 @@ def text_view(*names: str) -> Callable[[F], F]:
 
 
 def json_view(*names: str) -> Callable[[F], F]:
-    """Register the decorated function as the JSON of ``names`` (default: the result itself)."""
+    """Register the decorated function as the JSON of ``names`` (default: the result itself, or a
+    ``Shown``'s ``result``)."""
     return _register(_JSON, names)
 
 
@@ -98,7 +107,9 @@ def text_lines(result: object) -> list[str]:
 def as_json(result: object) -> Any:
     """What ``--output json`` prints of ``result``."""
     view = _find(_JSON, result)
-    return result if view is None else view(result)
+    if view is not None:
+        return view(result)
+    return result.result if isinstance(result, Shown) else result
 
 
 def json_text(value: Any) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from caxton.cli.views.registry import json_view, text_view
+from caxton.cli.views.registry import Shown, text_view
 from caxton.cli.views.text import short, table, when
 
 if TYPE_CHECKING:
@@ -22,15 +22,10 @@ def history_text(result: AgentHistory) -> Iterator[str]:
 
 
 @dataclass(frozen=True)
-class Reverted:
-    """``rollback``: the agent back at a kept revision (JSON: the operation's result)."""
+class Reverted(Shown):
+    """``rollback``: the agent back at a kept revision."""
 
     result: OperationResult
-
-
-@json_view("Reverted")
-def reverted_json(reverted: Reverted) -> Any:
-    return reverted.result
 
 
 @text_view("Reverted")
