@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from caxton.cli.common import Output
 
 #: The view modules of ``caxton.cli.views``, one per result family (explicit: add a family here).
-MODULES = ("agents", "applies", "backups", "health", "memory", "plans", "project", "reconcile", "revisions", "rollouts", "tokens")
+MODULES = ("agents", "applies", "backups", "health", "memory", "plans", "project", "reconcile", "revisions", "rollouts",
+           "tokens")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
