@@ -9,35 +9,16 @@ illegal transition) are raised as ``CaxtonError`` and mapped to exit 1 by
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
-from caxton.cli import sync_view
-from caxton.cli.common import (
-    DEFAULT_ENGINE_URL,
-    EngineOption,
-    Output,
-    OutputOption,
-    TokenOption,
-    echo,
-    emit_json,
-)
-
-if TYPE_CHECKING:
-    from caxton.client.engine import EngineClient
-    from caxton.spec import api
-    from caxton.spec.state import StateSnapshot
+from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption, connect
+from caxton.cli.views import render
 
 app = typer.Typer(help="List and operate the agents running in an engine.", no_args_is_help=True)
 
 NameArgument = Annotated[str, typer.Argument(help="Agent name (any case: DataProcessor = data-processor).")]
-
-
-def _client(engine: str, token: str | None) -> EngineClient:
-    from caxton.client.engine import EngineClient
-
-    return EngineClient(engine, token=token)
 
 
 @app.command("list")
@@ -48,64 +29,24 @@ def list_agents(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = 
     HEALTH is read from the engine now; SYNC (against the desired state) comes from the reconcile loop
     that reports to this engine, and is `-` when none is running.
     """
+    from caxton.cli.views.agents import Listed, add_health
     from caxton.reconcile import board
     from caxton.spec.api import wire
 
-    with _client(engine, token) as client:
+    with connect(engine, token) as client:
         found = client.agents()
         snapshot = client.state()
         view = board.read(client)
-    agents = add_health(found, snapshot, wire(view), engine)
-    if output is Output.json:
-        emit_json(agents)
-        return 0
-    if not agents:
-        echo("no agents (deploy some with `caxton apply`)")
-        return 0
-    for line in sync_view.agents_lines(agents):
-        echo(line)
+    render(Listed(add_health(found, snapshot, wire(view), engine)), output)
     return 0
-
-
-def add_health(agents: list[api.AgentSummary], snapshot: StateSnapshot, view: dict[str, Any],
-               engine: str) -> list[dict[str, Any]]:
-    """The agents' rows with ``sync``, ``health`` and ``health_reason``: health from ``snapshot`` (now), sync
-    from the live reconcile loop's report in ``view`` (the board's JSON; ``-`` without one), which also knows
-    the held (rolled-back) versions."""
-    from caxton.reconcile import health
-    from caxton.spec.api import wire
-
-    live = {row.id: row for row in health.derive(snapshot, None)}
-    reported = sync_view.sync_by_agent(view, engine) or {}
-    rows: list[dict[str, Any]] = []
-    for agent in agents:
-        row, loop = live.get(agent.id), reported.get(agent.id, {})
-        sync, state, reason = loop.get("sync", "-"), row.health if row else "-", row.reason if row else ""
-        if loop.get("health") == health.DEGRADED and state == health.HEALTHY:
-            state, reason = health.DEGRADED, str(loop.get("reason") or "")
-        rows.append({**wire(agent), "sync": sync, "health": state, "health_reason": reason})
-    return rows
 
 
 @app.command("status")
 def status(name: NameArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
            output: OutputOption = Output.text) -> int:
     """Show one agent: state, revisions, runtime health, recent events."""
-    from caxton.spec.api import wire
-
-    with _client(engine, token) as client:
-        agent = client.agent(name)
-    if output is Output.json:
-        emit_json(agent)
-        return 0
-    echo(f"{agent.name} ({agent.kind}) {agent.version}: {agent.state}, revision {agent.revision}")
-    echo(f"  spec digest {agent.spec_digest}  traffic {sync_view.traffic(agent.traffic)}")
-    for runtime in agent.runtime:
-        fields = wire(runtime).items()
-        echo("  runtime " + ", ".join(f"{k}={v}" for k, v in fields if not isinstance(v, (dict, list))))
-    echo("  revisions: " + ", ".join(f"{r.number} ({r.version})" for r in agent.revisions))
-    for event in agent.events[-5:]:
-        echo(f"  {event.at}  {event.what}: {event.message}")
+    with connect(engine, token) as client:
+        render(client.agent(name), output)
     return 0
 
 
@@ -114,25 +55,19 @@ def logs(name: NameArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token: T
          output: OutputOption = Output.text,
          limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="Lines to show.")] = 100) -> int:
     """Show an agent's recent log lines."""
-    with _client(engine, token) as client:
-        lines = client.logs(name, limit)
-    if output is Output.json:
-        emit_json(lines)
-        return 0
-    for line in lines:
-        echo(f"{line.at} {line.level:<7} r{line.revision} {line.message}")
+    from caxton.cli.views.agents import Logs
+
+    with connect(engine, token) as client:
+        render(Logs(client.logs(name, limit)), output)
     return 0
 
 
 def _operation(action: str, name: str, engine: str, token: str | None, output: Output) -> int:
     from caxton.spec.api import OperationResult, SourceRequest
 
-    with _client(engine, token) as client:
+    with connect(engine, token) as client:
         result: OperationResult = getattr(client, action)(name, source=SourceRequest(actor="cli"))
-    if output is Output.json:
-        emit_json(result)
-    else:
-        echo(f"{result.name}: {result.action} ({result.state}, revision {result.revision})")
+    render(result, output)
     return 0
 
 
@@ -174,13 +109,8 @@ def send(
             from caxton.errors import InvalidInput
 
             raise InvalidInput(f"MESSAGE is not valid JSON: {error}", hint="quote it, or drop --json") from None
-    with _client(engine, token) as client:
-        result = client.send(name, content, conversation_id=conversation)
-    if output is Output.json:
-        emit_json(result)
-        return 0
-    reply = result.reply
-    echo(reply if isinstance(reply, str) else json.dumps(reply, ensure_ascii=False))
+    with connect(engine, token) as client:
+        render(client.send(name, content, conversation_id=conversation), output)
     return 0
 
 

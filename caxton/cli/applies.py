@@ -12,7 +12,6 @@ the engine carries on, and one line says how to follow it again.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -20,22 +19,14 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from caxton.cli import progress
-from caxton.cli.common import (
-    DEFAULT_ENGINE_URL,
-    EngineOption,
-    Output,
-    OutputOption,
-    TokenOption,
-    echo,
-    emit_json,
-    note,
-)
+from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption, connect, note
+from caxton.cli.views import render
 from caxton.errors import ApplyTimeout, CaxtonError, Interrupted, RolledBack
 
 if TYPE_CHECKING:
     from caxton.client.applying import ApplyOutcome
-    from caxton.spec.api import ApplyLine, ApplySummary
     from caxton.client.engine import EngineClient
+    from caxton.spec.api import ApplyLine
 
 app = typer.Typer(help="List, show and follow the engine's applies.", no_args_is_help=True)
 
@@ -49,20 +40,11 @@ def list_(
     engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None, output: OutputOption = Output.text,
 ) -> int:
     """The most recent applies, newest first: status, who submitted them, their changes."""
+    from caxton.cli.views.applies import Applies
     from caxton.client import applying
-    from caxton.client.engine import EngineClient
 
-    with EngineClient(engine, token=token) as client:
-        found = applying.recent(client, limit)
-    if output is Output.json:
-        emit_json({"applies": found})
-    elif not found:
-        echo("no applies")
-    else:
-        echo(f"{'ID':<13} {'STATUS':<12} {'SUBMITTED':<27} {'COMMIT':<13} CHANGES")
-        for view in found:
-            commit = (view.git_commit or "-")[:12]
-            echo(f"{view.id:<13} {view.status:<12} {view.submitted_at:<27} {commit:<13} {_changes(view)}")
+    with connect(engine, token) as client:
+        render(Applies(applying.recent(client, limit)), output)
     return 0
 
 
@@ -71,25 +53,9 @@ def show(apply_id: IdArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token:
          output: OutputOption = Output.text) -> int:
     """One apply: its status, each change's result and the progress lines the engine still holds."""
     from caxton.client import applying
-    from caxton.client.engine import EngineClient
 
-    with EngineClient(engine, token=token) as client:
-        view = applying.show(client, apply_id)
-    if output is Output.json:
-        emit_json(view)
-        return 0
-    echo(f"apply {view.id} {view.status} (plan {view.plan_id[:12]}, by {view.holder})")
-    echo(f"  submitted {view.submitted_at}" + (f", finished {view.finished_at}" if view.finished_at else ""))
-    if view.git_commit:
-        echo(f"  commit    {view.git_commit}")
-    for result in view.results:
-        revision = f" [revision {result.revision}]" if result.revision is not None else ""
-        message = result.message.removeprefix(f"{result.status}: ")
-        echo(f"  {result.id}: {result.action} ({result.strategy}) {result.status}: {message}{revision}")
-    if view.log:
-        echo("progress:")
-        for line in view.log:
-            echo(f"  {line.at} {line.agent or '(apply)'}: {line.message}")
+    with connect(engine, token) as client:
+        render(applying.show(client, apply_id), output)
     return 0
 
 
@@ -100,13 +66,12 @@ def follow(
 ) -> int:
     """Follow an apply until its outcome (as `caxton apply` does); exit 3 when a rollout rolled back."""
     from caxton.client import applying
-    from caxton.client.engine import EngineClient
 
-    with EngineClient(engine, token=token) as client:
+    with connect(engine, token) as client:
         view = applying.show(client, apply_id)
         rows = [(r.id, r.action) for r in view.results]
         with progress.printer(output is Output.json, rows) as show_line:
-            watch = Watch(show_line, client.base_url, output is Output.json)
+            watch = Watch(show_line, client.base_url, output)
             outcome = follow_to_end(client, apply_id, watch, timeout=timeout)
     return finish(outcome, output)
 
@@ -115,8 +80,8 @@ def follow(
 class Watch:
     """Relays progress lines to a printer; says what a paused rollout waits for, once per pause."""
 
-    def __init__(self, show: Callable[[dict[str, Any]], None], engine_url: str, as_json: bool) -> None:
-        self.show, self.engine_url, self.as_json = show, engine_url, as_json
+    def __init__(self, show: Callable[[dict[str, Any]], None], engine_url: str, output: Output) -> None:
+        self.show, self.engine_url, self.output = show, engine_url, output
         self.paused: set[str] = set()
         self.apply_id: str | None = None
 
@@ -141,14 +106,9 @@ class Watch:
         return f"caxton rollout promote {agent}{where}", f"caxton rollout abort {agent}{where}"
 
     def waiting(self, agent: str, message: str) -> None:
-        promote, abort = self.commands(agent)
-        if self.as_json:
-            sys.stdout.write(json.dumps({"event": "waiting", "agent": agent, "message": message,
-                                         "promote": promote, "abort": abort}) + "\n")
-            sys.stdout.flush()
-            return
-        note(f"waiting for {agent}: its rollout is paused; it goes on by itself when enough traffic arrives, "
-             f"or run `{promote}` (all traffic to the new version) or `{abort}` (back to the stable version)")
+        from caxton.cli.views.applies import Waiting
+
+        render(Waiting(agent, message, *self.commands(agent)), self.output)
 
 
 def follow_to_end(client: EngineClient, apply_id: str, watch: Watch, *, timeout: float | None,
@@ -167,20 +127,10 @@ def follow_to_end(client: EngineClient, apply_id: str, watch: Watch, *, timeout:
 
 def timed_out(error: ApplyTimeout, watch: Watch) -> None:
     """What a timed-out apply still waits for, with the commands that end a paused rollout."""
-    from caxton.client import applying
-    from caxton.spec.api import ApplyView, wire
+    from caxton.cli.views.applies import TimedOut
+    from caxton.spec.api import ApplyView
 
-    view = ApplyView.model_validate(error.details)
-    if watch.as_json:
-        sys.stdout.write(json.dumps({"event": "timeout", "apply_id": view.id, "status": view.status,
-                                     "results": [wire(r) for r in view.results]}) + "\n")
-        return
-    for result in applying.pending(view):
-        promote, abort = watch.commands(result.id)
-        state = "paused" if result.status == "paused" else "still in progress"
-        note(f"{result.id}: rollout {state}: {result.message.removeprefix('paused: ')}")
-        note(f"  promote it: {promote}")
-        note(f"  abort it:   {abort}")
+    render(TimedOut(ApplyView.model_validate(error.details), watch.commands), watch.output)
 
 
 def interrupted(apply_id: str) -> NoReturn:
@@ -192,19 +142,7 @@ def interrupted(apply_id: str) -> NoReturn:
 
 def finish(outcome: ApplyOutcome, output: Output) -> int:
     """Print an apply's outcome; raise for a failed (1) or rolled-back (3) one."""
-    from caxton.spec.api import wire
-
-    counts = outcome.counts()
-    if output is Output.json:
-        sys.stdout.write(json.dumps({"event": "outcome", "apply_id": outcome.apply_id, "status": outcome.status,
-                                     "counts": counts, "results": [wire(r) for r in outcome.results]}) + "\n")
-    elif outcome.status == "progressing":
-        echo(f"\nApply {outcome.apply_id} accepted: {_counted(counts)}. The engine carries on; follow it with "
-             f"`caxton applies follow {outcome.apply_id}`.")
-    elif outcome.status != "nothing":
-        echo(f"\nApply {outcome.status}: {_counted(counts)}.")
-        if outcome.status == "superseded":
-            echo("A newer apply superseded its rollout(s): see `caxton applies list`.")
+    render(outcome, output)
     if outcome.status in ("failed", "interrupted"):
         failed = [r for r in outcome.results if r.status == "failed"]
         for result in failed:
@@ -214,14 +152,3 @@ def finish(outcome: ApplyOutcome, output: Output) -> int:
     if outcome.status == "rolled_back":
         raise RolledBack(f"apply {outcome.apply_id} finished, but a rollout was rolled back")
     return 0
-
-
-def _counted(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n} {what}" for what, n in sorted(counts.items())) or "no change"
-
-
-def _changes(view: ApplySummary) -> str:
-    counts: dict[str, int] = {}
-    for result in view.results:
-        counts[result.status] = counts.get(result.status, 0) + 1
-    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "-"

@@ -13,18 +13,27 @@ while following (the engine carries on).
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from caxton.cli import progress
 from caxton.cli.applies import Watch, finish, follow_to_end, interrupted, timed_out
-from caxton.cli.common import Output, OutputOption, TokenOption, load_options
-from caxton.cli.plan import AllowDeleteAllOption, NoPruneOption, RefOption, TargetOption, make_plan
+from caxton.cli.common import (
+    AllowDeleteAllOption,
+    NoPruneOption,
+    Output,
+    OutputOption,
+    RefOption,
+    TargetOption,
+    TokenOption,
+    load_options,
+)
+from caxton.cli.plan import make_plan
+from caxton.cli.views import render
 from caxton.errors import ApplyTimeout, CaxtonError, InvalidInput
 
 if TYPE_CHECKING:
@@ -79,7 +88,7 @@ def apply(
     url = engine or planned.plan.engine_url
     changes = [] if no_wait else [(c.id, c.action) for c in planned.plan.changes if c.action != "no-op"]
     with EngineClient(url, token=token) as client, progress.printer(output is Output.json, changes) as show:
-        watch = Watch(show, client.base_url, output is Output.json)
+        watch = Watch(show, client.base_url, output)
         outcome = _submit_and_follow(client, planned, watch, no_wait=no_wait, timeout=timeout)
     return finish(outcome, output)
 
@@ -135,14 +144,11 @@ def _fresh(
     *, prune: bool, allow_delete_all: bool, targets: Sequence[str],
 ) -> Planned | None:
     from caxton.cli.common import DEFAULT_ENGINE_URL
-    from caxton.planning import planfile, render
+    from caxton.cli.views.plans import Planned
 
     planned = make_plan(target, ref, engine or DEFAULT_ENGINE_URL, token, prune=prune, allow_delete_all=allow_delete_all,
                         targets=targets)
-    if output is Output.json:
-        sys.stdout.write(json.dumps({"event": "plan", "plan": json.loads(planfile.dumps(planned.plan))}) + "\n")
-    else:
-        sys.stdout.write(render.render_text(planned.plan))
+    render(Planned(planned.plan), output)
     if not planned.plan.has_changes:
         return None
     if not auto_approve:

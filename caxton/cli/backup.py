@@ -9,11 +9,12 @@ by ``caxton.engine.backup``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption, echo, emit_json
+from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption, connect
+from caxton.cli.views import render
 
 app = typer.Typer(help="Back up a serving engine, and check an archive.", no_args_is_help=True)
 
@@ -28,28 +29,19 @@ def create(
 ) -> int:
     """Archive the engine's store, memory and modules while it serves (admin role), and download it."""
     from caxton.client import backups
-    from caxton.client.engine import EngineClient
 
-    with EngineClient(engine, token=token, timeout=600.0) as client:
-        result = backups.create(client, out)
-    if output is Output.json:
-        emit_json(result)
-    else:
-        echo(f"backup {result.path}: serial {result.serial}, {_counts(result.model_dump())}, {_size(result.size)}")
+    with connect(engine, token, timeout=600.0) as client:
+        render(backups.create(client, out), output)
     return 0
 
 
 @app.command("verify")
 def verify(archive: FileArgument, output: OutputOption = Output.text) -> int:
     """Check an archive offline: every member's size and sha256, SQLite integrity, schema readable by this version."""
+    from caxton.cli.views.backups import Verified
     from caxton.engine import backup
 
-    manifest = backup.verify(archive)
-    if output is Output.json:
-        emit_json({"ok": True, "path": str(archive), **manifest})
-    else:
-        echo(f"{archive}: ok (serial {manifest['serial']}, engine {manifest['engine_version']}, "
-             f"created {manifest['created_at']}, {_counts(manifest)})")
+    render(Verified(archive, backup.verify(archive)), output)
     return 0
 
 
@@ -62,25 +54,8 @@ def restore(
     output: OutputOption = Output.text,
 ) -> int:
     """Restore an archive into a data directory (offline: refused while an engine holds it)."""
+    from caxton.cli.views.backups import Restored
     from caxton.engine import backup
 
-    result = backup.restore(archive, data_dir, force=force)
-    if output is Output.json:
-        emit_json(result)
-    else:
-        echo(f"restored {archive} into {result['data_dir']}: serial {result['serial']}, {_counts(result)}")
-        if result["moved_aside"]:
-            echo(f"the previous data directory is at {result['moved_aside']}")
+    render(Restored(backup.restore(archive, data_dir, force=force), archive=archive), output)
     return 0
-
-
-def _counts(manifest: dict[str, Any]) -> str:
-    counts = manifest.get("counts", {})
-    text = f"{counts.get('agents', 0)} agents, {counts.get('revisions', 0)} revisions"
-    if "memory_entities" in counts:
-        text += f", {counts['memory_entities']} memory entities"
-    return text
-
-
-def _size(size: int) -> str:
-    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.1f} kB"

@@ -18,7 +18,9 @@ from typing import Annotated
 import typer
 
 from caxton import __version__
-from caxton.cli.common import Output, OutputOption, echo, emit_json
+from caxton.cli.common import Output, OutputOption
+from caxton.cli.views import render
+from caxton.cli.views.project import Initialised
 from caxton.errors import InvalidInput
 
 CAXTON_YAML = """\
@@ -166,15 +168,7 @@ def init(
         path = directory / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    if output is Output.json:
-        emit_json({"directory": str(directory.resolve()), "files": list(FILES)})
-        return 0
-    echo(f"Created a Caxton desired-state repository in {directory}:")
-    for relative in FILES:
-        echo(f"  {relative}")
-    where = "" if directory == Path(".") else f"cd {directory} && "
-    echo(f"Next: {where}caxton validate && caxton up")
-    echo("Then `git init` and commit: `caxton up` in a git work tree serves each commit of its branch.")
+    render(Initialised(directory, list(FILES)), output)
     return 0
 
 

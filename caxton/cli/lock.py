@@ -6,15 +6,8 @@ from typing import Annotated
 
 import typer
 
-from caxton.cli.common import (
-    DEFAULT_ENGINE_URL,
-    EngineOption,
-    Output,
-    OutputOption,
-    TokenOption,
-    echo,
-    emit_json,
-)
+from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption, connect
+from caxton.cli.views import render
 from caxton.errors import InvalidInput
 
 app = typer.Typer(help="Inspect or free the engine's apply lock.", no_args_is_help=True)
@@ -25,18 +18,9 @@ def status(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
            output: OutputOption = Output.text) -> int:
     """Who holds the apply lock, why, and until when."""
     from caxton.client import plans
-    from caxton.client.engine import EngineClient
 
-    with EngineClient(engine, token=token) as client:
-        result = plans.lock_status(client)
-    if output is Output.json:
-        emit_json(result)
-    elif result.lease is not None:
-        lease = result.lease
-        echo(f"held by {lease.holder} ({lease.reason or 'no reason'}) since {lease.created_at}; "
-             f"expires in {lease.expires_in:.0f}s")
-    else:
-        echo("free")
+    with connect(engine, token) as client:
+        render(plans.lock_status(client), output)
     return 0
 
 
@@ -47,16 +31,10 @@ def release(
 ) -> int:
     """Free the apply lock (only with --force: the holder releases its own lock itself)."""
     from caxton.client import plans
-    from caxton.client.engine import EngineClient
 
     if not force:
         raise InvalidInput("releasing the apply lock needs --force",
                            hint="an apply in progress releases its own lock; use --force only when its holder is gone")
-    with EngineClient(engine, token=token) as client:
-        result = plans.release_lock(client, None, force=True)
-    if output is Output.json:
-        emit_json(result)
-    else:
-        released = result.released
-        echo(f"released the lock held by {released.holder}" if released else "the lock was already free")
+    with connect(engine, token) as client:
+        render(plans.release_lock(client, None, force=True), output)
     return 0

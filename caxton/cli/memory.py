@@ -9,39 +9,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
-from caxton.cli.common import (
-    DEFAULT_ENGINE_URL,
-    EngineOption,
-    Output,
-    OutputOption,
-    TokenOption,
-    echo,
-    emit_json,
-    note,
-)
-
-if TYPE_CHECKING:
-    from pydantic import BaseModel
-
-    from caxton.client.engine import EngineClient
+from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, Output, OutputOption, TokenOption, connect, note
+from caxton.cli.views import render
 
 app = typer.Typer(help="Inspect and manage the engine's vector memory.", no_args_is_help=True)
 
 MergeOption = Annotated[
     str, typer.Option("--merge", help="What an existing name does: update, skip or error.", show_default=True)
 ]
-
-
-def _client(engine: str, token: str | None, timeout: float = 30.0) -> EngineClient:
-    from pydantic import BaseModel
-
-    from caxton.client.engine import EngineClient
-
-    return EngineClient(engine, token=token, timeout=timeout)
 
 
 @app.command("stats")
@@ -51,22 +30,10 @@ def stats(
     """Entity/relation counts, database size, index mode and model health."""
     from caxton.client import memory
 
-    with _client(engine, token) as client:
+    with connect(engine, token) as client:
         result = memory.stats(client)
-        health = result.health = memory.health(client)
-    if output is Output.json:
-        emit_json(result)
-        return 0
-    echo(f"memory: {health.status}  model {health.model}")
-    if health.message:
-        echo(f"  problem: {health.message}" + (f" (hint: {health.hint})" if health.hint else ""))
-    echo(f"  entities {result.entities:,} / {result.max_entities or 0:,}  relations {result.relations:,}")
-    size = result.sqlite_size_bytes
-    echo(f"  database {size / 1e6:.1f} MB ({result.bytes_per_entity or 0} bytes/entity)")
-    echo(f"  index {result.index.rows:,} rows ({result.index.mode})")
-    for key, counts in (("by_scope", result.by_scope), ("by_type", result.by_type)):
-        if counts:
-            echo(f"  {key.replace('_', ' ')}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        result.health = memory.health(client)
+    render(result, output)
     return 0
 
 
@@ -85,27 +52,12 @@ def search(
     """Semantic search: entities ranked by similarity (1.0 = same meaning)."""
     from caxton.client import memory
 
-    with _client(engine, token) as client:
+    with connect(engine, token) as client:
         result = memory.search(
             client, query, k=k, min_similarity=min_similarity, types=entity_type, scopes=scope, agent=agent
         )
-    if output is Output.json:
-        emit_json(result)
-        return 0
-    if not result.results:
-        echo("no matching entities")
-        return 0
-    for hit in result.results:
-        owner = f" owner={hit.owner}" if hit.owner else ""
-        echo(f"{hit.similarity:.3f}  #{hit.id} {hit.name} ({hit.entity_type}, {hit.scope}{owner})")
-        for observation in hit.observations[-2:]:
-            echo("       " + _short(observation))
+    render(result, output)
     return 0
-
-
-def _short(text: str, width: int = 100) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 3] + "..."
 
 
 @app.command("add")
@@ -129,12 +81,9 @@ def add(
 
     entity = build(EntityRequest, name=name, entity_type=entity_type, observations=list(observation or []),
                    scope=scope, owner=owner)
-    with _client(engine, token) as client:
+    with connect(engine, token) as client:
         (stored,) = memory.add(client, [entity], merge=merge).entities
-    if output is Output.json:
-        emit_json(stored)
-    else:
-        echo(f"stored #{stored.id} {stored.name} ({stored.entity_type}, {stored.scope}) v{stored.version}")
+    render(stored, output)
     return 0
 
 
@@ -147,7 +96,7 @@ def export(
     """Write every entity and relation as JSON lines (the input of `caxton memory import`)."""
     from caxton.client import memory
 
-    with _client(engine, token, timeout=300.0) as client:
+    with connect(engine, token, timeout=300.0) as client:
         text = memory.export(client)
     lines = text.count("\n")
     if out is None:
@@ -177,17 +126,9 @@ def import_(
         if not path.is_file():
             raise errors.InvalidInput(f"{source}: no such file", hint="give the path of a `caxton memory export`")
         lines = path.read_text(encoding="utf-8").splitlines()
-    with _client(engine, token, timeout=600.0) as client:
+    with connect(engine, token, timeout=600.0) as client:
         report = memory.import_lines(client, lines, merge=merge)
-    if output is Output.json:
-        emit_json(report)
-        return 0
-    echo(
-        f"imported: {report.created} created, {report.updated} updated, {report.skipped} skipped, "
-        f"{report.relations} relations"
-    )
-    for problem in report.errors:
-        note(f"warning: {problem}")
+    render(report, output)
     return 0
 
 
@@ -198,9 +139,8 @@ def vacuum(
     """Compact the memory database (SQLite VACUUM after a WAL checkpoint)."""
     from caxton.client import memory
 
-    with _client(engine, token, timeout=600.0) as client:
-        result = memory.vacuum(client)
-    _done(result, output, f"vacuumed: {_mb(result.size_before_bytes)} -> {_mb(result.size_after_bytes)} MB")
+    with connect(engine, token, timeout=600.0) as client:
+        render(memory.vacuum(client), output)
     return 0
 
 
@@ -211,18 +151,6 @@ def reindex(
     """Re-embed every entity with the engine's current model and rebuild the search index."""
     from caxton.client import memory
 
-    with _client(engine, token, timeout=3600.0) as client:
-        result = memory.reindex(client)
-    _done(result, output, f"reindexed {result.entities} entities in {result.seconds} s")
+    with connect(engine, token, timeout=3600.0) as client:
+        render(memory.reindex(client), output)
     return 0
-
-
-def _mb(size: int) -> str:
-    return f"{size / 1e6:.1f}"
-
-
-def _done(result: BaseModel, output: Output, line: str) -> None:
-    if output is Output.json:
-        emit_json(result)
-    else:
-        echo(line)

@@ -9,52 +9,37 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from caxton.cli.common import (
+    AllowDeleteAllOption,
     DEFAULT_ENGINE_URL,
     EngineOption,
+    NoPruneOption,
+    PlanFormat,
+    PlanFormatOption,
+    RefOption,
+    TargetOption,
     TokenOption,
+    connect,
     default_project,
     load_options,
     note,
 )
+from caxton.cli.views.plans import rendered
 from caxton.errors import ValidationFailed
 
 if TYPE_CHECKING:
     from caxton.client.plans import Planned
     from caxton.spec.diagnostics import Diagnostic
-    from caxton.spec.plan import Plan
 
 DirArgument = Annotated[
     str | None,
     typer.Argument(help="Directory of agent files (default: agents/, or caxton.yaml's agents_dir).", show_default=False),
 ]
-RefOption = Annotated[str | None, typer.Option("--ref", help="Plan DIR as it is at this git revision.")]
-NoPruneOption = Annotated[bool, typer.Option("--no-prune", help="Never delete agents missing from the desired state.")]
-AllowDeleteAllOption = Annotated[
-    bool, typer.Option("--allow-delete-all", help="Allow a plan that deletes every agent on the engine.")
-]
-
-
-class PlanFormat(str, Enum):
-    """How ``caxton plan`` and ``caxton show`` print a plan."""
-
-    text = "text"
-    json = "json"
-    markdown = "markdown"
-
-
-PlanFormatOption = Annotated[PlanFormat, typer.Option(
-    "--output", "-o", help="Output format: text, the plan JSON, or markdown (for a pull-request comment or "
-    "$GITHUB_STEP_SUMMARY).")]
-TargetOption = Annotated[list[str] | None, typer.Option(
-    "--target", metavar="AGENT", show_default=False,
-    help="Plan only this agent (repeatable); changes to other agents are left out.")]
 
 
 def plan(
@@ -92,17 +77,6 @@ def plan(
     return 2 if detailed_exitcode and planned.plan.has_changes else 0
 
 
-def rendered(plan: Plan, output: PlanFormat, *, warnings: Sequence[Diagnostic] = ()) -> str:
-    """``plan`` as ``output`` says (``warnings``: the desired state's, shown by the markdown form)."""
-    from caxton.planning import markdown, planfile, render
-
-    if output is PlanFormat.json:
-        return planfile.dumps(plan)
-    if output is PlanFormat.markdown:
-        return markdown.render_markdown(plan, warnings)
-    return render.render_text(plan)
-
-
 def _warnings(planned: Planned) -> list[Diagnostic]:
     """The desired state's warnings, paths relative to the cwd as ``caxton validate`` prints them."""
     from caxton.cli import validate
@@ -119,11 +93,10 @@ def make_plan(
     """Plan ``directory`` (only ``targets``, when given) against ``engine``; invalid desired state prints its
     diagnostics to stderr."""
     from caxton.client import plans
-    from caxton.client.engine import EngineClient
 
     path = directory or default_project()
     try:
-        with EngineClient(engine, token=token) as client:
+        with connect(engine, token) as client:
             return plans.make(client, path, ref=ref, prune=prune, allow_delete_all=allow_delete_all,
                               options=load_options(), targets=targets)
     except ValidationFailed as invalid:

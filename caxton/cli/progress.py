@@ -10,7 +10,6 @@ when stdout is piped, each event is one plain line, as logs want them; with
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -20,6 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from caxton.cli.common import echo
+from caxton.cli.views import emit_event
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -58,8 +58,7 @@ class JsonLines(_Printer):
     """Each event as ``{"event": "progress", ...}`` on its own line."""
 
     def __call__(self, event: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps({"event": "progress", **event}) + "\n")
-        sys.stdout.flush()
+        emit_event("progress", **event)
 
 
 class PlainLines(_Printer):

@@ -6,7 +6,7 @@ that follows its apply to the end and exit with apply's exit code (0 applied
 or in sync, 1 error or invalid, 3 rolled back), or, with ``--watch``, run the
 loop (which submits and never follows a rollout) until SIGTERM/SIGINT (which
 finish the current step and exit 0). ``status`` renders the loop's state and
-each agent's SYNC/HEALTH (``caxton.cli.sync_view``); ``trigger`` is the webhook.
+each agent's SYNC/HEALTH (``caxton.cli.views.reconcile``); ``trigger`` is the webhook.
 """
 
 from __future__ import annotations
@@ -19,28 +19,33 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from caxton.cli import sync_view
 from caxton.cli.common import (
+    BranchOption,
+    CloneDirOption,
     DEFAULT_ENGINE_URL,
     EngineOption,
+    IntervalOption,
     Output,
     OutputOption,
+    PathOption,
+    PollOption,
+    SourceOption,
     TokenOption,
-    echo,
-    emit_json,
-    note,
+    UncommittedOption,
+    connect,
+    seconds,
 )
+from caxton.cli.views import render
 from caxton.errors import CaxtonError, InvalidInput, RolledBack
 
 if TYPE_CHECKING:
     from caxton.reconcile.loop import Loop, Settings
     from caxton.reconcile.passes import PassOutcome, Target
     from caxton.reconcile.sources import Source
-    from caxton.spec.api import BoardView
 
 EXAMPLES = """\b
 Examples:
@@ -52,23 +57,6 @@ Examples:
 
 app = typer.Typer(help="Keep the engine equal to a git branch or a directory (once, or --watch).",
                   epilog=EXAMPLES, invoke_without_command=True)
-
-SourceOption = Annotated[str, typer.Option(
-    "--source", help="Local directory, git work tree, or git URL (cloned into --data-dir).")]
-BranchOption = Annotated[str | None, typer.Option(
-    "--branch", help="Branch to track (default: the work tree's current branch; main for a URL).",
-    show_default=False)]
-PathOption = Annotated[str | None, typer.Option(
-    "--path", help="Directory of the agents inside the source (default: caxton.yaml's agents_dir or agents/).",
-    show_default=False)]
-IntervalOption = Annotated[str, typer.Option(
-    "--interval", help="Re-check (fetch, heal drift) every this long, jittered.")]
-PollOption = Annotated[str, typer.Option(
-    "--poll-interval", help="How often a local git branch is checked for new commits.")]
-DataDirOption = Annotated[Path, typer.Option("--data-dir", help="Where a git URL is cloned (DATA_DIR/sources/).")]
-UncommittedOption = Annotated[bool, typer.Option(
-    "--uncommitted", help="Apply a git work tree's files as they are on disk (watched), not its branch.")]
-
 
 def setup_logging(level: int = logging.INFO) -> None:
     """The loop's log lines go to stderr, one per line, with a timestamp."""
@@ -104,7 +92,7 @@ def reconcile(
         "--max-backoff", help="Longest wait between retries of a failed pass (default: --interval).",
         show_default=False)] = None,
     uncommitted: UncommittedOption = False,
-    data_dir: DataDirOption = Path(".caxton"),
+    data_dir: CloneDirOption = Path(".caxton"),
     no_prune: Annotated[bool, typer.Option("--no-prune", help="Never delete agents missing from the source.")] = False,
     allow_delete_all: Annotated[bool, typer.Option(
         "--allow-delete-all", help="Allow a pass that deletes every agent on the engine.")] = False,
@@ -125,7 +113,7 @@ def reconcile(
         wave = environments.load(environments.find_config(config, source), env, token)
         targets, branch = wave.targets, branch or wave.branch
     opened = sources.open_source(source, branch=branch, path=path, data_dir=data_dir, uncommitted=uncommitted,
-                                 poll=_seconds(poll_interval, "--poll-interval"))
+                                 poll=seconds(poll_interval, "--poll-interval"))
     settings = make_settings(interval, max_backoff, prune=not no_prune, allow_delete_all=allow_delete_all,
                              timeout=timeout)
     if watch:
@@ -138,21 +126,12 @@ def make_settings(interval: str, max_backoff: str | None, *, prune: bool, allow_
     from caxton.reconcile.loop import Settings
     from caxton.reconcile.passes import Options
 
-    every = _seconds(interval, "--interval")
+    every = seconds(interval, "--interval")
     if every <= 0:
         raise InvalidInput("--interval must be positive", hint="e.g. --interval 30s")
-    cap = _seconds(max_backoff, "--max-backoff") if max_backoff else None
+    cap = seconds(max_backoff, "--max-backoff") if max_backoff else None
     return Settings(interval=every, backoff_cap=cap,
                     options=Options(prune=prune, allow_delete_all=allow_delete_all, apply_timeout=timeout))
-
-
-def _seconds(value: str, option: str) -> float:
-    from caxton.spec.units import parse_duration
-
-    try:
-        return float(parse_duration(value))
-    except (ValueError, TypeError) as error:
-        raise InvalidInput(f"{option} {value!r} is not a duration: {error}", hint="e.g. 500ms, 5s, 2m") from None
 
 
 def _once(source: Source, targets: list[Target], settings: Settings) -> int:
@@ -167,22 +146,8 @@ def _once(source: Source, targets: list[Target], settings: Settings) -> int:
     finally:
         loop.close()
         source.close()
-    print_outcome(outcome)
+    render(outcome, Output.text)
     return exit_code(outcome)
-
-
-def print_outcome(outcome: PassOutcome) -> None:
-    """One line per engine on stdout; the diagnostics of an invalid revision on stderr."""
-    commit = (outcome.commit or outcome.revision or "(unknown)").removeprefix("sha256:")[:12]
-    for result in outcome.engines:
-        changes = f": {', '.join(result.changes)}" if result.changes else ""
-        echo(f"{result.engine}: {result.outcome} at {commit}{changes}")
-    if not outcome.engines:
-        echo(f"{outcome.outcome}: {outcome.message}")
-    from caxton.validation.report import diagnostic_line
-
-    for found in outcome.diagnostics:
-        note(diagnostic_line(found))
 
 
 def exit_code(outcome: PassOutcome) -> int:
@@ -234,35 +199,19 @@ def stop_on_signals(stop: threading.Event, loop: Loop | None = None) -> Iterator
 def status(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
            output: OutputOption = Output.text) -> int:
     """Show the reconcile loop's state and each agent's SYNC/HEALTH (Argo CD style), as the loop sees them now."""
-    from caxton.client.engine import EngineClient
     from caxton.reconcile import board
 
-    with EngineClient(engine, token=token) as client:
-        view = board.read(client)
-    if output is Output.json:
-        emit_json(view)
-    else:
-        render_status(view)
+    with connect(engine, token) as client:
+        render(board.read(client), output)
     return 0
-
-
-def render_status(view: BoardView) -> None:
-    from caxton.spec.api import wire
-
-    for line in sync_view.status_lines(wire(view)):
-        echo(line)
 
 
 @app.command("trigger")
 def trigger(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
             reason: Annotated[str | None, typer.Option("--reason", help="Shown in the status.")] = None) -> int:
     """Ask the reconcile loop for a pass now (what a git host's webhook does: POST /api/v1/reconcile)."""
-    from caxton.client.engine import EngineClient
     from caxton.reconcile import board
 
-    with EngineClient(engine, token=token) as client:
-        result = board.trigger(client, reason)
-    if not result.loop_reported:
-        note("note: no reconcile loop has reported to this engine yet")
-    echo(f"Triggered (trigger #{result.triggers}).")
+    with connect(engine, token) as client:
+        render(board.trigger(client, reason), Output.text)
     return 0

@@ -14,23 +14,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from caxton.cli.common import (
-    DEFAULT_ENGINE_URL,
-    EngineOption,
-    Output,
-    OutputOption,
-    TokenOption,
-    echo,
-    emit_json,
-)
+from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, NameArgument, Output, OutputOption, TokenOption, connect
+from caxton.cli.views import render, rendered
 from caxton.errors import RolledBack
 
 if TYPE_CHECKING:
-    from caxton.spec.api import Measurement, RolloutView, RolloutWindow
+    from caxton.spec.api import RolloutView
 
 app = typer.Typer(help="Follow, promote or abort the engine's rollouts.", no_args_is_help=True)
-
-NameArgument = Annotated[str, typer.Argument(help="Agent name (any case).")]
 
 
 @app.command("status")
@@ -42,14 +33,14 @@ def status(
     engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None, output: OutputOption = Output.text,
 ) -> int:
     """Show rollouts: strategy, step, traffic, live windows and every measurement (value, threshold, verdict)."""
+    from caxton.cli.views.rollouts import Rollouts
     from caxton.client import rollouts
-    from caxton.client.engine import EngineClient
 
     shown = ""
-    with EngineClient(engine, token=token) as client:
+    with connect(engine, token) as client:
         while True:
             found = rollouts.status(client, name, limit=limit)
-            text = render_json(found) if output is Output.json else render(found)
+            text = rendered(Rollouts(found), output)
             if text != shown:
                 sys.stdout.write(text)
                 sys.stdout.flush()
@@ -76,11 +67,10 @@ def promote(name: NameArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token
             output: OutputOption = Output.text) -> int:
     """Skip the remaining steps: all traffic to the new revision now; the old one is drained and stopped."""
     from caxton.client import rollouts
-    from caxton.client.engine import EngineClient
 
-    with EngineClient(engine, token=token) as client:
+    with connect(engine, token) as client:
         result = rollouts.promote(client, name)
-    _done(result, output)
+    render(result, output)
     return 0
 
 
@@ -89,78 +79,8 @@ def abort(name: NameArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token: 
           output: OutputOption = Output.text) -> int:
     """Roll back now: all traffic to the stable revision; the new one is drained and stopped."""
     from caxton.client import rollouts
-    from caxton.client.engine import EngineClient
 
-    with EngineClient(engine, token=token) as client:
+    with connect(engine, token) as client:
         result = rollouts.abort(client, name)
-    _done(result, output)
+    render(result, output)
     return 0
-
-
-def _done(result: RolloutView, output: Output) -> None:
-    if output is Output.json:
-        emit_json(result)
-    else:
-        echo(f"{result.name}: rollout {result.id} {result.status.replace('_', ' ')}: {result.reason}")
-
-
-# --- rendering ---------------------------------------------------------------------------------
-def render_json(found: list[RolloutView]) -> str:
-    import json
-
-    from caxton.spec.api import wire
-
-    return json.dumps({"rollouts": [wire(r) for r in found]}, indent=2, default=str) + "\n"
-
-
-def render(found: list[RolloutView]) -> str:
-    if not found:
-        return "no rollouts\n"
-    return "\n".join(_one(r) for r in found)
-
-
-def _one(r: RolloutView) -> str:
-    from caxton.spec.api import ROLLOUT_ACTIVE as ACTIVE
-
-    steps = r.steps
-    step = f"step {r.step + 1}/{len(steps)} ({steps[r.step]})" if steps else ""
-    lines = [
-        f"{r.name}: {r.strategy} rollout {r.id} {r.status.replace('_', ' ').upper()}"
-        + (f" at {step}" if r.status in ACTIVE else ""),
-        f"  revisions: {r.stable_revision} (stable) -> {r.candidate_revision} ({r.candidate_version})",
-        "  traffic:   " + (", ".join(f"revision {k}: {v} %" for k, v in r.weights.items()) or "-"),
-        f"  started:   {r.started_at[:19].replace('T', ' ')} by {r.actor or 'engine'}"
-        + (f"; finished {r.finished_at[:19].replace('T', ' ')}" if r.finished_at else ""),
-    ]
-    if r.reason:
-        lines.append(f"  reason:    {r.reason}")
-    if r.live:
-        lines.append(f"  live:      candidate {_window(r.live.candidate)} | stable {_window(r.live.stable)}")
-    lines.extend(_measurements(r.measurements))
-    return "\n".join(lines) + "\n"
-
-
-def _window(w: RolloutWindow) -> str:
-    rate = f"{w.error_rate * 100:.1f} %" if w.error_rate is not None else "-"
-    p95 = f"{w.p95_latency_ms:g} ms" if w.p95_latency_ms is not None else "-"
-    text = f"{w.requests} requests, {w.errors} errors ({rate}), p95 {p95}"
-    if w.compared:
-        text += f", {(w.divergence_rate or 0.0) * 100:.1f} % of {w.compared} replies differ"
-    return text
-
-
-def _measurements(found: list[Measurement]) -> list[str]:
-    if not found:
-        return []
-    header = ("STEP", "METRIC", "REVISION", "VALUE", "THRESHOLD", "REQUESTS", "VERDICT")
-    rows = [(str(m.step + 1), m.metric[:60], str(m.revision), _num(m.value),
-             f"{m.comparison} {_num(m.threshold)}", str(m.requests), m.verdict.upper())
-            for m in found[-12:]]
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    table = ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
-    more = [f"  ({len(found) - 12} earlier measurement(s): --output json)"] if len(found) > 12 else []
-    return ["  measurements:", *more, *table]
-
-
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"

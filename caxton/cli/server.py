@@ -3,35 +3,16 @@
 Thin: resolves the settings (flags > CAXTON_* env > caxton.yaml > defaults)
 with ``caxton.engine.config.server_settings`` and hands over to
 ``caxton.engine.server.serve``, whose return value is the exit code. The
-options that choose the engine's settings are defined here once and shared
-with ``caxton up`` (``caxton.cli.up``), so both resolve them the same way.
+options that choose the engine's settings are shared with ``caxton up``
+(``caxton.cli.common``), so both resolve them the same way.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
 import typer
 
+from caxton.cli.common import EngineConfigOption, EngineDataDirOption, HostOption, InsecureOption, PortOption
 from caxton.errors import CaxtonError
-
-ConfigOption = Annotated[Path | None, typer.Option(
-    "--config", "-c", help="caxton.yaml to read (default: $CAXTON_CONFIG, else ./caxton.yaml if present).",
-    show_default=False)]
-DataDirOption = Annotated[Path | None, typer.Option(
-    "--data-dir", help="Directory of the engine's database (default: $CAXTON_DATA_DIR, caxton.yaml server.data_dir, "
-    "else .caxton).", show_default=False)]
-HostOption = Annotated[str | None, typer.Option(
-    "--host", help="Address to bind (default: $CAXTON_HOST, caxton.yaml server.host, else 127.0.0.1).",
-    show_default=False)]
-PortOption = Annotated[int | None, typer.Option(
-    "--port", help="Port to listen on (default: $CAXTON_PORT, caxton.yaml server.port, else 8080; 0 picks a free "
-    "one).", show_default=False)]
-
-InsecureOption = Annotated[bool, typer.Option(
-    "--insecure-no-auth", help="Serve a non-loopback address with no token configured (anyone who reaches it can "
-    "drive the engine).")]
 
 app = typer.Typer(help="Run the Caxton engine.", no_args_is_help=True)
 
@@ -52,8 +33,8 @@ def require_engine() -> None:
 
 @app.command("start")
 def start(
-    config: ConfigOption = None,
-    data_dir: DataDirOption = None,
+    config: EngineConfigOption = None,
+    data_dir: EngineDataDirOption = None,
     host: HostOption = None,
     port: PortOption = None,
     insecure_no_auth: InsecureOption = False,

@@ -15,7 +15,8 @@ from typing import Annotated
 
 import typer
 
-from caxton.cli.plan import PlanFormat, PlanFormatOption, rendered
+from caxton.cli.common import PlanFormat, PlanFormatOption
+from caxton.cli.views.plans import rendered
 from caxton.errors import InvalidInput
 
 

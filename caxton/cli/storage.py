@@ -13,7 +13,8 @@ from typing import Annotated
 
 import typer
 
-from caxton.cli.common import Output, OutputOption, echo, emit_json
+from caxton.cli.common import Output, OutputOption
+from caxton.cli.views import render
 from caxton.errors import StorageDamaged
 
 app = typer.Typer(help="Check the engine's data directory.", no_args_is_help=True)
@@ -28,20 +29,11 @@ def verify(
     output: OutputOption = Output.text,
 ) -> int:
     """Check integrity, every revision's bytes against their digest, and list orphan blobs (read-only)."""
+    from caxton.cli.views.backups import StorageReport
     from caxton.engine import storage
 
     report = storage.verify(data_dir, memory_path)
-    if output is Output.json:
-        emit_json(report)
-    else:
-        counts = report["counts"]
-        echo(f"{data_dir}: {'ok' if report['ok'] else 'DAMAGED'} ({counts['agents']} agents, "
-             f"{counts['revisions']} revisions, {counts['blobs']} blobs, {len(report['orphans'])} orphan blobs"
-             f"{'' if report['memory_checked'] else ', no memory database'})")
-        for problem in report["problems"]:
-            echo(f"  problem: {problem}")
-        for orphan in report["orphans"]:
-            echo(f"  orphan blob: {orphan}")
+    render(StorageReport(report, data_dir=data_dir), output)
     if not report["ok"]:
         raise StorageDamaged(f"{len(report['problems'])} problems in {data_dir}",
                              hint="restore the data directory from a backup (`caxton restore`)")

@@ -17,7 +17,8 @@ from typing import Annotated, Any
 
 import typer
 
-from caxton.cli.common import Output, OutputOption, echo, emit_json, note
+from caxton.cli.common import Output, OutputOption
+from caxton.cli.views import render
 from caxton.errors import InvalidInput
 
 app = typer.Typer(help="Make API tokens for the engine's tokens file (security.tokens_file).", no_args_is_help=True)
@@ -37,8 +38,7 @@ def create(
     output: OutputOption = Output.text,
 ) -> int:
     """Create a token: print it once, with its tokens-file entry (or append the entry to --file)."""
-    import yaml
-
+    from caxton.cli.views.tokens import NewToken
     from caxton.engine import auth
 
     unknown = [r for r in role if r not in auth.ROLES]
@@ -50,32 +50,20 @@ def create(
     auth.parse_entry(entry, "the new entry")  # the engine must accept what we print
     if file is not None:
         _append(file, entry, name)
-    if output is Output.json:
-        emit_json({"name": name, "token": token, "entry": entry, "file": str(file) if file else None})
-        return 0
-    echo(token)
-    if file is not None:
-        note(f"added token {name!r} to {file}; the token above is shown only once")
-    else:
-        echo()
-        echo("# add to the tokens file (security.tokens_file), under `tokens:`; the token above is shown only once")
-        echo(yaml.safe_dump([entry], sort_keys=False).rstrip())
+    render(NewToken(name, token, entry, file), output)
     return 0
 
 
 @app.command("hash")
 def hash_command(output: OutputOption = Output.text) -> int:
     """Read a token from stdin and print its scrypt hash (for a tokens-file entry's `hash`)."""
+    from caxton.cli.views.tokens import TokenHash
     from caxton.engine import auth
 
     token = sys.stdin.readline().strip()
     if not token:
         raise InvalidInput("no token on stdin", hint="echo \"$TOKEN\" | caxton token hash")
-    digest = auth.hash_token(token)
-    if output is Output.json:
-        emit_json({"hash": digest})
-    else:
-        echo(digest)
+    render(TokenHash(auth.hash_token(token)), output)
     return 0
 
 

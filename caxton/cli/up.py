@@ -22,7 +22,23 @@ from typing import TYPE_CHECKING
 
 from caxton.cli import reconcile as reconcile_cli
 from caxton.cli import server as server_cli
-from caxton.cli.common import echo, note, require_project
+from caxton.cli.common import (
+    BranchOption,
+    EngineConfigOption,
+    EngineDataDirOption,
+    HostOption,
+    InsecureOption,
+    IntervalOption,
+    PathOption,
+    PollOption,
+    PortOption,
+    SourceOption,
+    UncommittedOption,
+    echo,
+    note,
+    require_project,
+    seconds,
+)
 
 if TYPE_CHECKING:
     from caxton.engine.core import Engine
@@ -32,17 +48,17 @@ if TYPE_CHECKING:
     from caxton.spec.project import ProjectConfig
 
 def up(
-    source: reconcile_cli.SourceOption = ".",
-    branch: reconcile_cli.BranchOption = None,
-    path: reconcile_cli.PathOption = None,
-    data_dir: server_cli.DataDirOption = None,
-    port: server_cli.PortOption = None,
-    host: server_cli.HostOption = None,
-    config: server_cli.ConfigOption = None,
-    interval: reconcile_cli.IntervalOption = "30s",
-    poll_interval: reconcile_cli.PollOption = "500ms",
-    uncommitted: reconcile_cli.UncommittedOption = False,
-    insecure_no_auth: server_cli.InsecureOption = False,
+    source: SourceOption = ".",
+    branch: BranchOption = None,
+    path: PathOption = None,
+    data_dir: EngineDataDirOption = None,
+    port: PortOption = None,
+    host: HostOption = None,
+    config: EngineConfigOption = None,
+    interval: IntervalOption = "30s",
+    poll_interval: PollOption = "500ms",
+    uncommitted: UncommittedOption = False,
+    insecure_no_auth: InsecureOption = False,
 ) -> int:
     """Run an embedded engine and keep it equal to ./agents (or --source) until Ctrl-C."""
     server_cli.require_engine()
@@ -57,7 +73,7 @@ def up(
     if settings.config.server.tls.enabled:
         note("warning: caxton up serves plain http and ignores server.tls; run `caxton server start` for TLS")
     opened = sources.open_source(source, branch=branch, path=path, data_dir=settings.data_dir,
-                                 uncommitted=uncommitted, poll=reconcile_cli._seconds(poll_interval, "--poll-interval"))
+                                 uncommitted=uncommitted, poll=seconds(poll_interval, "--poll-interval"))
     loop_settings = reconcile_cli.make_settings(interval, None, prune=True, allow_delete_all=False, timeout=600.0)
     def reread() -> ProjectConfig:
         return engine_config.server_settings(config, host=host, port=port, data_dir=data_dir).config
@@ -87,22 +103,13 @@ def _watch(source: Source, target: Target, settings: Settings, data_dir: Path) -
 
 def _announcer() -> Callable[[PassOutcome], None]:
     """Says on stdout what each pass applied (the loop's log on stderr has the details)."""
+    from caxton.cli.views.reconcile import announced
+
     passes_seen: list[str] = []
 
     def announce(outcome: PassOutcome) -> None:
-        commit = (outcome.commit or outcome.revision or "").removeprefix("sha256:")[:12]
-        for result in outcome.engines:
-            if result.outcome in ("applied", "progressing"):
-                echo(f"{result.outcome} {commit}: {', '.join(result.changes) or 'no agent changed'}")
-                for row in result.agents:
-                    if row.health != "Healthy":
-                        echo(f"  {row.name}: {row.health} {row.reason}")
-            elif result.outcome == "in_sync" and not passes_seen:
-                echo(f"in sync with {commit}: nothing to apply")
-            elif result.outcome != "in_sync":
-                echo(f"not applied ({result.outcome}): {result.message}")
-        if not outcome.engines:
-            echo(f"not applied ({outcome.outcome}): {outcome.message}")
+        for line in announced(outcome, first=not passes_seen):
+            echo(line)
         passes_seen.append(outcome.outcome)
         sys.stdout.flush()
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from syrupy.assertion import SnapshotAssertion
 
-from caxton.cli import sync_view
+from caxton.cli.views import agents as agent_views
+from caxton.cli.views import reconcile as sync_view
 from caxton.desired.model import DesiredAgent, DesiredState
 from caxton.planning import build
 from caxton.reconcile import health
@@ -182,8 +183,6 @@ def test_the_next_attempt_is_never_shown_in_the_past() -> None:
 
 
 def test_agents_list_takes_sync_from_a_live_loop_and_health_from_the_engine_now(snapshot: SnapshotAssertion) -> None:
-    from caxton.cli.agents import add_health
-
     engine = StateSnapshot(serial=3, engine_version="0.1.0", agents=[
         live("data-processor", "1.0.0", rollout=rollout("data-processor", "1.1.0", reason=NO_DATA)),
         live("scorer", "1.0.1"), live("summarizer", "0.3.2")])
@@ -191,10 +190,10 @@ def test_agents_list_takes_sync_from_a_live_loop_and_health_from_the_engine_now(
     def listed(view: dict[str, Any]) -> list[dict[str, Any]]:
         agents = [AgentSummary(id=a.id, name=a.name, kind=a.kind, version=a.version, state=a.state,
                                revision=a.revision, traffic={"1": 100}) for a in engine.agents]
-        return add_health(agents, engine, view, "http://127.0.0.1:8080")
+        return agent_views.add_health(agents, engine, view, "http://127.0.0.1:8080")
 
     with_loop = listed(report())
-    assert "\n".join(sync_view.agents_lines(with_loop)) == snapshot(name="with a live loop")
+    assert "\n".join(agent_views.agents_lines(with_loop)) == snapshot(name="with a live loop")
     assert [(a["sync"], a["health"]) for a in with_loop] == [
         ("Synced", "Paused"), ("Synced", "Healthy"), ("Synced", "Healthy")]
     without = listed({"board": "b1", "status": None})

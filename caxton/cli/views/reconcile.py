@@ -1,17 +1,22 @@
-"""Text of ``caxton reconcile status`` and of ``caxton agents list`` (with its SYNC/HEALTH columns).
+"""Views of ``caxton reconcile``: the loop's status with each agent's SYNC/HEALTH, a pass's outcome, a trigger.
 
-Pure: each function takes what the engine returned (the reconcile board's
-view, the agents list) plus the engine's clock, and returns lines; the
-commands print them. The loop's ``next attempt`` is shown relative to
-``now``; a loop whose next attempt is well past without a new report is
-shown ``lost`` (it stopped without saying so), never as a live loop with an
-attempt in the past.
+Pure: the board's view (its JSON) plus the engine's clock in, lines out. The loop's ``next attempt``
+is shown relative to ``now``; a loop whose next attempt is well past without a new report is shown
+``lost`` (it stopped without saying so), never as a live loop with an attempt in the past.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from caxton.cli.views.registry import Note, text_view
+from caxton.cli.views.text import short, table
+
+if TYPE_CHECKING:
+    from caxton.reconcile.passes import PassOutcome
+    from caxton.spec.api import BoardView, TriggerAck
 
 #: A live loop reports when its next pass starts; this long past it without a report, it is lost.
 LOST_AFTER = 15.0
@@ -46,8 +51,11 @@ def _seconds(value: float) -> str:
     return f"{value // 60}m{value % 60:02d}s" if value >= 60 else f"{value}s"
 
 
-def _short(commit: Any) -> str:
-    return "-" if not commit else str(commit).removeprefix("sha256:")[:12]
+@text_view("BoardView")
+def board_text(view: BoardView) -> list[str]:
+    from caxton.spec.api import wire
+
+    return status_lines(wire(view))
 
 
 def status_lines(view: dict[str, Any]) -> list[str]:
@@ -75,7 +83,7 @@ def status_lines(view: dict[str, Any]) -> list[str]:
     lines = [f"{label + ':':<21}{'-' if value is None else value}" for label, value in rows]
     for engine in report.get("engines") or []:
         applied = f", apply {engine['apply_id']}" if engine.get("apply_id") else ""
-        lines += ["", f"engine {engine['engine']}: {engine.get('outcome') or '-'} at {_short(engine.get('commit'))}"
+        lines += ["", f"engine {engine['engine']}: {engine.get('outcome') or '-'} at {short(engine.get('commit'))}"
                   f"{applied}"]
         lines += agent_table(engine.get("agents") or [])
     from caxton.validation.report import diagnostic_line
@@ -91,22 +99,6 @@ def agent_table(agents: list[dict[str, Any]]) -> list[str]:
     rows = [[a["name"], a["sync"], a["health"], a.get("version") or "-", a.get("desired_version") or "-",
              a.get("reason") or ""] for a in agents]
     return table(["NAME", "SYNC", "HEALTH", "VERSION", "DESIRED", "REASON"], rows)
-
-
-def agents_lines(agents: list[dict[str, Any]]) -> list[str]:
-    """``caxton agents list``: kind, version, state, revision, traffic, then SYNC, HEALTH and the reason."""
-    rows = [[a["name"], a["kind"], a["version"], a["state"], str(a["revision"]), traffic(a["traffic"]),
-             a["sync"], a["health"], a["health_reason"]] for a in agents]
-    return table(["NAME", "KIND", "VERSION", "STATE", "REVISION", "TRAFFIC", "SYNC", "HEALTH", "REASON"], rows)
-
-
-def traffic(weights: dict[str, int]) -> str:
-    return ", ".join(f"r{rev} {weight}%" for rev, weight in weights.items()) or "-"
-
-
-def table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
-    return ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [headers, *rows]]
 
 
 def sync_by_agent(view: dict[str, Any], engine_url: str) -> dict[str, dict[str, Any]] | None:
@@ -127,3 +119,42 @@ def sync_by_agent(view: dict[str, Any], engine_url: str) -> dict[str, dict[str, 
     if not chosen:
         return None
     return {row["id"]: row for row in chosen[0].get("agents") or []}
+
+
+@text_view("PassOutcome")
+def outcome_text(outcome: PassOutcome) -> Iterator[str]:
+    """One line per engine on stdout; the diagnostics of an invalid revision on stderr."""
+    from caxton.validation.report import diagnostic_line
+
+    commit = short(outcome.commit or outcome.revision, "(unknown)")
+    for result in outcome.engines:
+        changes = f": {', '.join(result.changes)}" if result.changes else ""
+        yield f"{result.engine}: {result.outcome} at {commit}{changes}"
+    if not outcome.engines:
+        yield f"{outcome.outcome}: {outcome.message}"
+    for found in outcome.diagnostics:
+        yield Note(diagnostic_line(found))
+
+
+def announced(outcome: PassOutcome, first: bool) -> Iterator[str]:
+    """What ``caxton up`` says of a pass (``first``: no pass announced before)."""
+    commit = short(outcome.commit or outcome.revision, "")
+    for result in outcome.engines:
+        if result.outcome in ("applied", "progressing"):
+            yield f"{result.outcome} {commit}: {', '.join(result.changes) or 'no agent changed'}"
+            for row in result.agents:
+                if row.health != "Healthy":
+                    yield f"  {row.name}: {row.health} {row.reason}"
+        elif result.outcome == "in_sync" and first:
+            yield f"in sync with {commit}: nothing to apply"
+        elif result.outcome != "in_sync":
+            yield f"not applied ({result.outcome}): {result.message}"
+    if not outcome.engines:
+        yield f"not applied ({outcome.outcome}): {outcome.message}"
+
+
+@text_view("TriggerAck")
+def trigger_text(result: TriggerAck) -> Iterator[str]:
+    if not result.loop_reported:
+        yield Note("note: no reconcile loop has reported to this engine yet")
+    yield f"Triggered (trigger #{result.triggers})."
