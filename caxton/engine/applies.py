@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from caxton.engine.lease import ApplyLock
 from caxton.engine.operations import Operations, parse_spec
-from caxton.engine.store import Source, Store, utcnow
+from caxton.engine.state.store import Source, Store, utcnow
 from caxton.errors import CaxtonError, Conflict, InvalidInput, NotFound, StalePlan
 from caxton.spec.api import FINAL, ApplyStatus, ChangeAction
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypedDict
 
 from caxton import errors
-from caxton.engine.history_db import HistoryDB
+from caxton.engine.state.history_db import HistoryDB
 
 DEFAULT_IDLE_TTL = 3600.0
 DEFAULT_MAX_TURNS = 100

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from caxton.engine.store import Store, utcnow
+from caxton.engine.state.store import Store, utcnow
 from caxton.errors import Conflict, InvalidInput, LockHeld
 
 MIN_TTL = 1.0

@@ -4,7 +4,7 @@ Runtimes log through a sink from ``AgentLogs.sink`` (the sandbox's
 ``caxton.log`` host function, the config runtime); the engine adds lines for
 deploys, failures and restarts. Until ``attach`` (and in tests without an
 engine) lines live in a bounded ring per agent. Once attached to the
-database (``caxton.engine.history_db``), lines are buffered and written by a
+database (``caxton.engine.state.history_db``), lines are buffered and written by a
 flusher every ``flush_interval`` seconds (0.25 s), at ``tail`` and at
 ``detach`` (engine stop): a kill -9 loses at most the lines of the last
 interval. The database keeps the last ``max_lines`` lines per agent
@@ -21,8 +21,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from caxton.engine.history_db import HistoryDB
-from caxton.engine.store import utcnow
+from caxton.engine.state.history_db import HistoryDB
+from caxton.engine.state.store import utcnow
 
 MAX_LINES = 1000
 RETENTION = 7 * 86400.0
