@@ -22,9 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from caxton.engine.conversations import ConversationStore, DurableConversationStore, InMemoryConversationStore, Turn
-from caxton.engine.history_db import HistoryDB
+from caxton.engine.state.history_db import HistoryDB
 from caxton.engine.logs import AgentLogs
-from caxton.engine.store import Store
+from caxton.engine.state.store import Store
 
 
 def per_message(store: ConversationStore, messages: int) -> list[float]:

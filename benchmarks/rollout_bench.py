@@ -30,7 +30,7 @@ from caxton.engine.core import Engine
 from caxton.engine.rollouts.window import Window
 from caxton.engine.router import Backend, Route, Router
 from caxton.engine.runtime import ServingRuntime
-from caxton.engine.store import Source
+from caxton.engine.state.store import Source
 from caxton.spec.project import ProjectConfig
 from tests.rollouts import agents
 from tests.rollouts.conftest import Load, Progress, sender

@@ -3,7 +3,7 @@
 Integrity of the store and the memory, every blob (spec, WASM module) against
 its sha256, every revision's blobs present, and the orphan blobs. Exit 0 when
 sound (orphans are listed, not failures), 1 otherwise. The work is done by
-``caxton.engine.storage`` (needs the engine extra).
+``caxton.engine.state.storage`` (needs the engine extra).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def verify(
 ) -> int:
     """Check integrity, every revision's bytes against their digest, and list orphan blobs (read-only)."""
     from caxton.cli.views.backups import StorageReport
-    from caxton.engine import storage
+    from caxton.engine.state import storage
 
     report = storage.verify(data_dir, memory_path)
     render(StorageReport(report, data_dir=data_dir), output)

@@ -42,7 +42,7 @@ from caxton.engine.core import Engine
 from caxton.engine.limits import RequestLimits, error_body
 from caxton.engine.ratelimit import Limiter, RateLimit
 from caxton.engine.openapi import errors
-from caxton.engine.store import Source
+from caxton.engine.state.store import Source
 from caxton.spec import api as wire
 from caxton.spec.state import StateSnapshot
 from caxton.errors import (

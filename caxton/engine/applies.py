@@ -25,17 +25,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from caxton.engine.lease import ApplyLock
 from caxton.engine.operations import Operations, parse_spec
-from caxton.engine.store import Source, Store, utcnow
+from caxton.engine.state import applies as records
+from caxton.engine.state.applies import ApplyRecord, ChangeResult
+from caxton.engine.state.store import Source, Store, utcnow
 from caxton.errors import CaxtonError, Conflict, InvalidInput, NotFound, StalePlan
 from caxton.spec.api import FINAL, ApplyStatus, ChangeAction
 
@@ -60,42 +61,6 @@ MAX_LIST = 100
 #: each agent's own change is durable by itself; the record only reports progress.
 PERSIST_EVERY = 0.5
 KEEP_RECORDS = 50
-
-
-@dataclass
-class ChangeResult:
-    id: str
-    action: str
-    strategy: str
-    #: pending, running, paused (its rollout), done, unchanged, failed, rolled_back, superseded, interrupted
-    status: str = "pending"
-    message: str = ""
-    revision: int | None = None
-    duration_ms: float | None = None
-
-
-@dataclass
-class ApplyRecord:
-    id: str
-    plan_id: str
-    status: str
-    holder: str | None
-    git_commit: str | None
-    submitted_at: str
-    finished_at: str | None = None
-    results: list[ChangeResult] = field(default_factory=list)
-    log: list[dict[str, Any]] = field(default_factory=list)
-    persisted_at: float = 0.0
-
-    def view(self, after: int = 0) -> dict[str, Any]:
-        return {**self.summary(), "log": [line for line in self.log if line["seq"] > after]}
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "plan_id": self.plan_id, "status": self.status, "holder": self.holder,
-            "git_commit": self.git_commit, "submitted_at": self.submitted_at, "finished_at": self.finished_at,
-            "results": [asdict(r) for r in self.results],
-        }
 
 
 @dataclass(frozen=True)
@@ -125,21 +90,17 @@ class ApplyRunner:
     def recover(self) -> list[str]:
         """Mark applies cut short by a crash as interrupted, release the lease their holder still has
         (its apply is over: waiting out the ttl would only block the next one); return their ids."""
-        with self.store.unversioned() as conn:
-            rows = conn.execute("SELECT id, plan_id, status, holder FROM applies WHERE status IN ('running', ?)",
-                                (ACCEPTED,)).fetchall()
-            conn.execute("UPDATE applies SET status = 'interrupted', finished_at = ? WHERE status IN ('running', ?)",
-                         (utcnow(), ACCEPTED))
-        released = self.lock.release_held_by({str(row["holder"]) for row in rows if row["holder"]})
-        for row in rows:
-            what = ("its rollouts resume (or roll back) on their own" if row["status"] == ACCEPTED
+        cut = records.interrupt(self.store, ("running", ACCEPTED))
+        released = self.lock.release_held_by({record.holder for record in cut if record.holder})
+        for record in cut:
+            what = ("its rollouts resume (or roll back) on their own" if record.status == ACCEPTED
                     else "every agent is on its old or its new revision; plan again to converge")
-            if released is not None and row["holder"] == released.holder:
+            if released is not None and record.holder == released.holder:
                 what += f"; the apply lock of {released.holder} was released"
             with self.store.transaction() as tx:
-                tx.event("apply_interrupted", Source(actor="engine", plan_id=row["plan_id"]),
-                         message=f"apply {row['id']} was cut short by an engine restart; {what}")
-        return [row["id"] for row in rows]
+                tx.event("apply_interrupted", Source(actor="engine", plan_id=record.plan_id),
+                         message=f"apply {record.id} was cut short by an engine restart; {what}")
+        return [record.id for record in cut]
 
     # --- submit -----------------------------------------------------------------------------
     def submit(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -201,10 +162,9 @@ class ApplyRunner:
     def recent(self, limit: int = 20) -> dict[str, Any]:
         """The newest applies first (their changes' results, without their progress lines)."""
         limit = min(max(limit, 1), MAX_LIST)
-        with self.store.reading() as conn:
-            rows = conn.execute("SELECT * FROM applies ORDER BY rowid DESC LIMIT ?", (limit,)).fetchall()
+        saved = records.recent(self.store, limit)
         with self._changed:
-            shown = [self._records.get(row["id"]) or _record(row) for row in rows]
+            shown = [self._records.get(record.id) or record for record in saved]
             return {"applies": [record.summary() for record in shown]}
 
     def wait_idle(self, timeout: float = 30.0) -> None:
@@ -339,18 +299,7 @@ class ApplyRunner:
 
     def _persist(self, record: ApplyRecord, *, insert: bool = False) -> None:
         record.persisted_at = time.monotonic()
-        results = json.dumps([asdict(r) for r in record.results])
-        with self.store.unversioned() as conn:
-            if insert:
-                conn.execute(
-                    "INSERT INTO applies (id, plan_id, status, holder, git_commit, submitted_at, results) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (record.id, record.plan_id, record.status, record.holder, record.git_commit,
-                     record.submitted_at, results),
-                )
-            else:
-                conn.execute("UPDATE applies SET status = ?, finished_at = ?, results = ? WHERE id = ?",
-                             (record.status, record.finished_at, results, record.id))
+        (records.insert if insert else records.update)(self.store, record)
 
     def _remember(self, record: ApplyRecord) -> None:
         self._records[record.id] = record
@@ -359,18 +308,10 @@ class ApplyRunner:
                 del self._records[old]
 
     def _load(self, apply_id: str) -> ApplyRecord:
-        with self.store.unversioned() as conn:
-            row = conn.execute("SELECT * FROM applies WHERE id = ?", (apply_id,)).fetchone()
-        if row is None:
+        record = records.load(self.store, apply_id)
+        if record is None:
             raise NotFound(f"no apply {apply_id!r} on this engine", hint="list the recent ones: `caxton applies list`")
-        return _record(row)
-
-
-def _record(row: Any) -> ApplyRecord:
-    """An apply record as persisted (its progress lines are kept in memory only)."""
-    results = [ChangeResult(**r) for r in json.loads(row["results"])]
-    return ApplyRecord(row["id"], row["plan_id"], row["status"], row["holder"], row["git_commit"],
-                       row["submitted_at"], row["finished_at"], results, [])
+        return record
 
 
 def _outcome(record: ApplyRecord) -> str:

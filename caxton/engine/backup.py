@@ -52,8 +52,8 @@ from typing import TYPE_CHECKING, Any
 
 from caxton import __version__
 from caxton.engine import datadir
-from caxton.engine.migrations import MIGRATIONS as STORE_MIGRATIONS
-from caxton.engine.store import DB_NAME, Store
+from caxton.engine.state.migrations import MIGRATIONS as STORE_MIGRATIONS
+from caxton.engine.state.store import DB_NAME, Store
 from caxton.errors import BackupInvalid, BackupTooNew, RestoreRefused
 
 if TYPE_CHECKING:

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypedDict
 
 from caxton import errors
-from caxton.engine.history_db import HistoryDB
+from caxton.engine.state import turns as stored
+from caxton.engine.state.history_db import HistoryDB
 
 DEFAULT_IDLE_TTL = 3600.0
 DEFAULT_MAX_TURNS = 100
@@ -190,20 +191,12 @@ class DurableConversationStore(InMemoryConversationStore):
         now = self._clock()
         trim = self._due_for_trim(agent, conversation_id)  # before the database's lock: begin() takes ours first
         with self._db.write() as conn:
-            conn.executemany(
-                "INSERT INTO conversation_turns (agent_id, conversation_id, role, content, at) VALUES (?, ?, ?, ?, ?)",
-                [(agent, conversation_id, t["role"], t["content"], now) for t in turns],
-            )
+            stored.add(conn, agent, conversation_id, [(t["role"], t["content"]) for t in turns], now)
             if trim:
-                conn.execute(
-                    "DELETE FROM conversation_turns WHERE agent_id = ? AND conversation_id = ? AND id <= "
-                    "(SELECT id FROM conversation_turns WHERE agent_id = ? AND conversation_id = ? "
-                    "ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                    (agent, conversation_id, agent, conversation_id, self._max_turns),
-                )
+                stored.trim(conn, agent, conversation_id, self._max_turns)
             if now - self._pruned_at >= self._prune_every:
                 self._pruned_at = now
-                conn.execute("DELETE FROM conversation_turns WHERE at < ?", (now - self._idle_ttl,))
+                stored.prune(conn, now - self._idle_ttl)
         super().append(agent, conversation_id, turns)
 
     def _due_for_trim(self, agent: str, conversation_id: str) -> bool:
@@ -223,27 +216,22 @@ class DurableConversationStore(InMemoryConversationStore):
         now = self._clock()
         with self._db.write() as conn:
             self._pruned_at = now
-            return conn.execute("DELETE FROM conversation_turns WHERE at < ?", (now - self._idle_ttl,)).rowcount
+            return stored.prune(conn, now - self._idle_ttl)
 
     def end(self, agent: str, conversation_id: str) -> None:
         with self._db.write() as conn:
-            conn.execute("DELETE FROM conversation_turns WHERE agent_id = ? AND conversation_id = ?",
-                         (agent, conversation_id))
+            stored.delete(conn, agent, conversation_id)
         super().end(agent, conversation_id)
 
     def clear(self, agent: str) -> None:
         with self._db.write() as conn:
-            conn.execute("DELETE FROM conversation_turns WHERE agent_id = ?", (agent,))
+            stored.delete(conn, agent)
         super().clear(agent)
 
     def _load(self, agent: str, conversation_id: str, now: float) -> list[Turn]:
         with self._db.read() as conn:
-            rows = conn.execute(
-                "SELECT role, content FROM (SELECT id, role, content FROM conversation_turns "
-                "WHERE agent_id = ? AND conversation_id = ? AND at >= ? ORDER BY id DESC LIMIT ?) ORDER BY id",
-                (agent, conversation_id, now - self._idle_ttl, self._max_turns),
-            ).fetchall()
-        return [Turn(role=row["role"], content=row["content"]) for row in rows]
+            rows = stored.last(conn, agent, conversation_id, now - self._idle_ttl, self._max_turns)
+        return [Turn(role="user" if role == "user" else "assistant", content=content) for role, content in rows]
 
 
 def _too_many(agent: str, limit: int, idle_ttl: float) -> errors.TooManyConversations:

@@ -25,7 +25,7 @@ from caxton.engine.applies import ApplyRunner
 from caxton.engine.backup_schedule import Backups
 from caxton.engine.conversations import DurableConversationStore
 from caxton.engine.factory import RuntimeContext
-from caxton.engine.history_db import HistoryDB
+from caxton.engine.state.history_db import HistoryDB
 from caxton.engine.lease import ApplyLock
 from caxton.engine.logs import AgentLogs
 from caxton.engine.operations import OperationResult, Operations
@@ -34,7 +34,7 @@ from caxton.engine.rollouts.window import Window, WindowBook
 from caxton.engine.router import Router
 from caxton.engine.runtime import ServingRuntime
 from caxton.engine.storage_health import StorageFaults
-from caxton.engine.store import AgentRow, Source, Store
+from caxton.engine.state.store import AgentRow, Source, Store
 from caxton.errors import (
     AgentFailure,
     CaxtonError,

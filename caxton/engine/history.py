@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from caxton.engine.operations import OperationResult, Operations
-from caxton.engine.store import RevisionRow, Source, Store
+from caxton.engine.state.store import RevisionRow, Source, Store
 from caxton.errors import InvalidInput, NotFound
 
 _OUTCOMES = {

@@ -6,8 +6,8 @@ CI job cannot wedge the engine. It is free at once (not after its ttl) when
 its holder is known dead: the holder names a process on this host
 (``user@host pid N``, as ``caxton apply`` writes it) that no longer exists;
 and when the engine restarts and marks the holder's apply interrupted
-(:meth:`ApplyLock.release_held_by`, called by ``ApplyRunner.recover``). Stored in SQLite (``apply_lock``) outside the
-state serial: taking the lock is not a change of the agents.
+(:meth:`ApplyLock.release_held_by`, called by ``ApplyRunner.recover``). Stored by
+``caxton.engine.state.leases`` outside the state serial: taking the lock is not a change of the agents.
 Called by the API (``caxton.engine.apply_api``) and ``caxton.engine.applies``.
 """
 
@@ -18,34 +18,17 @@ import re
 import secrets
 import socket
 import time
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from caxton.engine.store import Store, utcnow
+from caxton.engine.state import leases
+from caxton.engine.state.leases import Lease
+from caxton.engine.state.store import Store, utcnow
 from caxton.errors import Conflict, InvalidInput, LockHeld
 
 MIN_TTL = 1.0
 MAX_TTL = 3600.0
 #: ``user@host pid N`` at the end of a holder (a token's name may prefix it: ``deployer (user@host pid N)``).
 _HOLDER_PROCESS = re.compile(r"@(?P<host>[^\s@()]+) pid (?P<pid>\d{1,10})\)?$")
-
-
-@dataclass(frozen=True)
-class Lease:
-    token: str
-    holder: str
-    reason: str
-    created_at: str
-    expires_at: float
-
-    def public(self, now: float | None = None) -> dict[str, Any]:
-        """The lease as shown to anyone (without its token)."""
-        data = asdict(self)
-        del data["token"]
-        data["expires_in"] = round(self.expires_at - (now if now is not None else time.time()), 1)
-        data["expires_at"] = datetime.fromtimestamp(self.expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return data
 
 
 class ApplyLock:
@@ -73,11 +56,7 @@ class ApplyLock:
                     details=held.public(now),
                 )
             lease = Lease(secrets.token_urlsafe(18), holder or "unknown", reason, utcnow(), now + ttl)
-            conn.execute(
-                "INSERT OR REPLACE INTO apply_lock (id, token, holder, reason, created_at, expires_at) "
-                "VALUES (1, ?, ?, ?, ?, ?)",
-                (lease.token, lease.holder, lease.reason, lease.created_at, lease.expires_at),
-            )
+            leases.write(conn, lease)
             return lease
 
     def renew(self, token: str, ttl: float) -> Lease:
@@ -85,7 +64,7 @@ class ApplyLock:
         with self.store.unversioned() as conn:
             lease = self._owned(conn, token)
             renewed = Lease(lease.token, lease.holder, lease.reason, lease.created_at, self.clock() + ttl)
-            conn.execute("UPDATE apply_lock SET expires_at = ? WHERE id = 1", (renewed.expires_at,))
+            leases.extend(conn, renewed.expires_at)
             return renewed
 
     def check(self, token: str) -> Lease:
@@ -98,7 +77,7 @@ class ApplyLock:
         with self.store.unversioned() as conn:
             held = self._live(conn)
             if held is None:
-                conn.execute("DELETE FROM apply_lock")
+                leases.delete(conn)
                 return None
             if not force and token != held.token:
                 raise LockHeld(
@@ -106,7 +85,7 @@ class ApplyLock:
                     hint="only its holder releases it; use `caxton lock release --force` if the holder is gone",
                     details=held.public(),
                 )
-            conn.execute("DELETE FROM apply_lock")
+            leases.delete(conn)
             return held
 
     def release_held_by(self, holders: set[str]) -> Lease | None:
@@ -115,14 +94,13 @@ class ApplyLock:
             held = self._live(conn)
             if held is None or held.holder not in holders:
                 return None
-            conn.execute("DELETE FROM apply_lock")
+            leases.delete(conn)
             return held
 
     def _live(self, conn: Any) -> Lease | None:
-        row = conn.execute("SELECT token, holder, reason, created_at, expires_at FROM apply_lock WHERE id = 1").fetchone()
-        if row is None:
+        lease = leases.read(conn)
+        if lease is None:
             return None
-        lease = Lease(row["token"], row["holder"], row["reason"], row["created_at"], float(row["expires_at"]))
         return lease if lease.expires_at > self.clock() and not holder_is_dead(lease.holder) else None
 
     def _owned(self, conn: Any, token: str) -> Lease:

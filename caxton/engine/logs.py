@@ -4,7 +4,7 @@ Runtimes log through a sink from ``AgentLogs.sink`` (the sandbox's
 ``caxton.log`` host function, the config runtime); the engine adds lines for
 deploys, failures and restarts. Until ``attach`` (and in tests without an
 engine) lines live in a bounded ring per agent. Once attached to the
-database (``caxton.engine.history_db``), lines are buffered and written by a
+database (``caxton.engine.state.history_db``), lines are buffered and written by a
 flusher every ``flush_interval`` seconds (0.25 s), at ``tail`` and at
 ``detach`` (engine stop): a kill -9 loses at most the lines of the last
 interval. The database keeps the last ``max_lines`` lines per agent
@@ -21,8 +21,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from caxton.engine.history_db import HistoryDB
-from caxton.engine.store import utcnow
+from caxton.engine.state import agent_logs as stored
+from caxton.engine.state.history_db import HistoryDB
+from caxton.engine.state.store import utcnow
 
 MAX_LINES = 1000
 RETENTION = 7 * 86400.0
@@ -118,18 +119,12 @@ class AgentLogs:
     def _write(self, db: HistoryDB, pending: list[tuple[str, dict[str, Any], float]]) -> None:
         now = self._clock()
         with db.write() as conn:
-            conn.executemany(
-                "INSERT INTO agent_logs (agent_id, at, at_unix, level, revision, message) VALUES (?, ?, ?, ?, ?, ?)",
-                [(agent, line["at"], at, line["level"], line["revision"], line["message"])
-                 for agent, line, at in pending],
-            )
+            stored.add(conn, pending)
             for agent in {agent for agent, _, _ in pending}:
-                conn.execute(
-                    "DELETE FROM agent_logs WHERE agent_id = ? AND id <= (SELECT id FROM agent_logs "
-                    "WHERE agent_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)", (agent, agent, self._max))
+                stored.trim(conn, agent, self._max)
             if now - self._pruned_at >= min(60.0, self._retention):
                 self._pruned_at = now
-                conn.execute("DELETE FROM agent_logs WHERE at_unix < ?", (now - self._retention,))
+                stored.prune(conn, now - self._retention)
 
     def tail(self, agent_id: str, limit: int = 100) -> list[dict[str, Any]]:
         if limit <= 0:
@@ -140,12 +135,7 @@ class AgentLogs:
             if db is None:
                 return list(self._lines.get(agent_id, ()))[-limit:]
         with db.read() as conn:
-            rows = conn.execute(
-                "SELECT at, level, revision, message FROM agent_logs WHERE agent_id = ? AND at_unix >= ? "
-                "ORDER BY id DESC LIMIT ?", (agent_id, self._clock() - self._retention, min(limit, self._max)),
-            ).fetchall()
-        return [{"at": r["at"], "level": r["level"], "revision": r["revision"], "message": r["message"]}
-                for r in reversed(rows)]
+            return stored.tail(conn, agent_id, self._clock() - self._retention, min(limit, self._max))
 
     def clear(self, agent_id: str) -> None:
         self.flush()
@@ -154,7 +144,7 @@ class AgentLogs:
             db = self._db
         if db is not None:
             with db.write() as conn:
-                conn.execute("DELETE FROM agent_logs WHERE agent_id = ?", (agent_id,))
+                stored.delete(conn, agent_id)
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):

@@ -25,7 +25,7 @@ from caxton.engine import factory, states
 from caxton.engine.factory import AgentModel, RuntimeContext
 from caxton.engine.router import Route, Router
 from caxton.engine.runtime import ServingRuntime
-from caxton.engine.store import (
+from caxton.engine.state.store import (
     AgentRow,
     Source,
     Store,

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Query, Request
 
 from caxton.engine.auth import attributed, principal_of
 from caxton.engine.openapi import errors
-from caxton.engine.store import Source
+from caxton.engine.state.store import Source
 from caxton.spec import api as wire
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import httpx
 from fastapi.testclient import TestClient
 
-from caxton.engine.migrations import MIGRATIONS
+from caxton.engine.state.migrations import MIGRATIONS
 from caxton.spec.digest import sha256_hex, spec_digest
 from caxton.spec.project import ProjectConfig
 from caxton.spec.state import StateSnapshot

@@ -12,9 +12,9 @@ import pytest
 
 from caxton.engine.conversations import DurableConversationStore, Turn
 from caxton.engine.core import Engine
-from caxton.engine.history_db import HistoryDB
+from caxton.engine.state.history_db import HistoryDB
 from caxton.engine.logs import AgentLogs
-from caxton.engine.store import Store
+from caxton.engine.state.store import Store
 from caxton.spec.project import ProjectConfig
 from tests.conftest import CliResult
 from tests.engine.helpers import config_spec

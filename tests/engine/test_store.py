@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from caxton.engine.migrations import MIGRATIONS
-from caxton.engine.store import Source, Store, new_agent_row
+from caxton.engine.state.migrations import MIGRATIONS
+from caxton.engine.state.store import Source, Store, new_agent_row
 from caxton.errors import IllegalTransition
 
 SRC = Source(actor="test", plan_id="plan-1", git_commit="abc123")

@@ -303,7 +303,7 @@ _BACKUP_IN_A_PROCESS = """
 import sys
 from pathlib import Path
 from caxton.engine import backup
-from caxton.engine.store import Store
+from caxton.engine.state.store import Store
 backup.create(Store.open(Path(sys.argv[1])), None, Path(sys.argv[2]))
 """
 
@@ -316,7 +316,7 @@ def test_a_backup_killed_mid_write_leaves_no_archive_verify_accepts(tmp_path: Pa
     import sys
     import time
 
-    from caxton.engine.store import Source, Store
+    from caxton.engine.state.store import Source, Store
 
     data_dir = tmp_path / "data"
     store = Store.open(data_dir)

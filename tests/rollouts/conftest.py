@@ -13,7 +13,7 @@ from typing import Any, Self
 import pytest
 
 from caxton.engine.core import Engine
-from caxton.engine.store import Source
+from caxton.engine.state.store import Source
 from caxton.errors import CaxtonError
 from caxton.spec.project import ProjectConfig
 from tests.rollouts import agents

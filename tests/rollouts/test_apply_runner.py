@@ -12,7 +12,7 @@ import pytest
 
 from caxton.engine import applies
 from caxton.engine.core import Engine
-from caxton.engine.store import Source
+from caxton.engine.state.store import Source
 from caxton.errors import Conflict
 from tests.rollouts import agents
 

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from caxton.engine.core import Engine
-from caxton.engine.store import Source
+from caxton.engine.state.store import Source
 from tests.rollouts import agents
 from tests.rollouts.conftest import Load, Progress
 

@@ -9,7 +9,8 @@
   own per-revision metrics, a Prometheus query).
 - ``window``: per-revision metric windows recorded on the message path.
 - ``shadow``: the mirror that copies messages to a shadow revision.
-- ``records``, ``model``, ``run``: persistence, the record, one run in progress.
+- ``model``, ``run``: the record, one run in progress (persisted by
+  ``caxton.engine.state.rollouts``).
 
 The engine (``caxton.engine.core``) creates the controller; plan/apply
 (``caxton.engine.applies``) starts rollouts; ``caxton.engine.rollout_api``

@@ -32,12 +32,12 @@ from caxton.engine.operations import Candidate, OperationResult, Operations, par
 from caxton.engine.rollouts import (
     analysis,
     preview,
-    records,
     recovery,
     strategies,
     supersede,
     views,
 )
+from caxton.engine.state import rollouts as records
 from caxton.engine.rollouts.model import (
     ACTIVE,
     CANCELLED,
@@ -54,7 +54,7 @@ from caxton.engine.rollouts.strategies import StepView
 from caxton.engine.rollouts.window import WindowBook
 from caxton.engine.router import Backend, Route, Router
 from caxton.engine.runtime import ServingRuntime
-from caxton.engine.store import Source, Store, utcnow
+from caxton.engine.state.store import Source, Store, utcnow
 from caxton.errors import Conflict, InvalidInput, NotFound
 from caxton.spec.agent import ConfigAgent, RolloutSpec
 from caxton.spec.identity import agent_id

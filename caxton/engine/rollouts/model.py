@@ -5,7 +5,7 @@ candidate revision with a strategy. It is saved (as JSON) after every change
 of step, weights, status or measurements, so an engine killed mid-rollout
 resumes from the same step. ``Step`` is one phase of a strategy (traffic
 share of the candidate, stickiness, mirroring, analysis, duration). Pure
-data; ``caxton.engine.rollouts.records`` stores it.
+data; ``caxton.engine.state.rollouts`` stores it.
 """
 
 from __future__ import annotations

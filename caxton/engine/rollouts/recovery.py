@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from caxton.engine.rollouts import records
+from caxton.engine.state import rollouts as records
 from caxton.engine.rollouts.model import CANCELLED, PAUSED, ROLLED_BACK, Rollout
-from caxton.engine.store import utcnow
+from caxton.engine.state.store import utcnow
 from caxton.errors import CaxtonError
 from caxton.spec.agent import RolloutSpec
 

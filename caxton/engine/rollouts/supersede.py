@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from caxton.engine.operations import parse_spec
 from caxton.engine.rollouts.model import PAUSED, SUPERSEDED
 from caxton.engine.rollouts.run import Listener, Run
-from caxton.engine.store import Source
+from caxton.engine.state.store import Source
 from caxton.errors import NotFound
 from caxton.spec.state import RolloutState
 

@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from caxton.engine.rollouts.model import ACTIVE, Rollout
-from caxton.engine.store import Source, Store, utcnow
+from caxton.engine.state.store import Source, Store, utcnow
 
 #: Finished rollouts kept per agent (older ones are deleted).
 KEEP_PER_AGENT = 20

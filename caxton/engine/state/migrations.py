@@ -1,6 +1,6 @@
 """Schema migrations of the engine's SQLite store, applied in order and recorded.
 
-Each migration is a name and a SQL script. ``caxton.engine.store.Store.open``
+Each migration is a name and a SQL script. ``caxton.engine.state.store.Store.open``
 applies the ones not yet recorded in the ``migrations`` table, each in its own
 transaction, so an old data directory is upgraded in place. Append new
 migrations at the end; never edit one that has shipped.

@@ -1,6 +1,6 @@
 """The engine's durable state: SQLite in WAL mode under the data directory.
 
-Owns the tables of ``caxton.engine.migrations``: agents, revisions (spec JSON
+Owns the tables of ``caxton.engine.state.migrations``: agents, revisions (spec JSON
 and WASM modules stored content-addressed by sha256 in ``blobs``, the last N
 kept per agent), the append-only events, and the state serial. Every state
 change goes through one ``Store.transaction()``: a single writer, one SQLite
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from caxton.engine import states
-from caxton.engine.migrations import MIGRATIONS
+from caxton.engine.state.migrations import MIGRATIONS
 from caxton.errors import CaxtonError, NotFound
 from caxton.spec.digest import canonical_json, sha256_hex
 from caxton.spec.identity import closest

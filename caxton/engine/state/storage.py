@@ -15,7 +15,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from caxton.engine.store import DB_NAME
+from caxton.engine.state.store import DB_NAME
 from caxton.errors import NotFound
 
 

@@ -7,7 +7,7 @@ written on the message path, so it gets its own connection with
 process (kill -9) at ~25 us per commit; a power loss may drop the last
 commits. Used by ``caxton.engine.conversations.DurableConversationStore`` and
 ``caxton.engine.logs.AgentLogs``; the tables come from migration
-``0004_history`` (``caxton.engine.migrations``).
+``0004_history`` (``caxton.engine.state.migrations``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from caxton.engine.store import connect, immediate
+from caxton.engine.state.store import connect, immediate
 
 
 class HistoryDB:
