@@ -73,7 +73,7 @@ class Engine:
         self.storage_faults = StorageFaults()
         self.started_at = time.time()
         self._store: Store | None = None
-        #: Conversation turns and agent log lines (``caxton.engine.history_db``), open while started.
+        #: Conversation turns and agent log lines (``caxton.engine.state.history_db``), open while started.
         self._history: HistoryDB | None = None
         self._ops: Operations | None = None
         self._held: datadir.DataDirLock | None = None
