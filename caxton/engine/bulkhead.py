@@ -5,8 +5,10 @@ A message first takes a slot of its agent's ``Bulkhead`` (``Bulkheads.admit``), 
 back. An agent runs at most ``capacity`` messages at once (a WASM agent: its pool size,
 1; any other agent: ``OTHER_CAPACITY``); beyond that up to
 ``server.max_queued_messages_per_agent`` wait, each for at most ``server.max_queue_wait``.
-A message past the queue is refused at once (429 ``agent_overloaded``), one that waited too
-long gets 503 ``queue_timeout``; both carry ``Retry-After``. Waiting happens here, on the
+A message past the queue is refused at once (429 ``agent_overloaded``), and so is one that
+would wait longer than ``max_queue_wait`` going by how long the agent's messages recently held
+their slot (a moving average); one that still waited too long gets 503 ``queue_timeout``;
+both carry ``Retry-After`` (the backlog's expected drain time, at least 1 s). Waiting happens here, on the
 loop: a waiting message holds no worker thread, so a slow agent's backlog can never take
 the threads of other agents or of the control plane.
 
@@ -62,6 +64,12 @@ class Bulkhead:
                 f"agent {self.name!r} has {len(self.waiters)} messages waiting (the limit) and "
                 f"{self.running} running", retry_after=self.retry_after(),
                 hint="retry after Retry-After seconds, send less, or raise server.max_queued_messages_per_agent")
+        expected = (len(self.waiters) + 1) * self.hold_s / max(self.capacity, 1)
+        if expected > max_wait:
+            raise AgentOverloaded(
+                f"agent {self.name!r} is behind: a message would wait about {expected:.1f} s for its turn "
+                f"(server.max_queue_wait: {max_wait:g} s)", retry_after=self.retry_after(),
+                hint="retry after Retry-After seconds, send less, or raise server.max_queue_wait")
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.waiters.append(waiter)
         try:

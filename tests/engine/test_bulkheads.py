@@ -105,3 +105,19 @@ def test_a_queued_message_times_out_with_queue_timeout_and_its_slot_goes_to_the_
         assert (head.running, head.queued) == (0, 0)
 
     asyncio.run(scenario())
+
+
+def test_a_message_that_would_wait_past_max_queue_wait_is_refused_at_once() -> None:
+    """Going by how long messages recently held the slot, a wait it cannot survive is a 429 now, not a 503 later."""
+
+    async def scenario() -> None:
+        head = Bulkhead("slow", capacity=1)
+        head.leave(await head.enter(max_queued=10, max_wait=5.0) - 5.0)  # one message held its slot ~5 s
+        held = await head.enter(max_queued=10, max_wait=5.0)
+        with pytest.raises(AgentOverloaded) as refused:
+            await head.enter(max_queued=10, max_wait=0.5)
+        assert head.queued == 0  # refused without joining the queue
+        assert "server.max_queue_wait" in refused.value.message and refused.value.retry_after >= 1
+        head.leave(held)
+
+    asyncio.run(scenario())
