@@ -2,8 +2,9 @@
 
 A message first takes a slot of its agent's ``Bulkhead`` (``Bulkheads.admit``), then runs
 (on the loop or in a worker thread, ``caxton.engine.api._deliver``), then gives the slot
-back. An agent runs at most ``capacity`` messages at once (a WASM agent: its pool size,
-1; any other agent: ``OTHER_CAPACITY``); beyond that up to
+back. An agent runs at most ``capacity`` messages at once: the sum over its serving
+revisions (two during a canary; a shadow's mirror not counted) of a WASM revision's pool size (1) or, for any other
+runtime, ``OTHER_CAPACITY``; beyond that up to
 ``server.max_queued_messages_per_agent`` wait, each for at most ``server.max_queue_wait``.
 A message past the queue is refused at once (429 ``agent_overloaded``), and so is one that
 would wait longer than ``max_queue_wait`` going by how long the agent's messages recently held
@@ -113,8 +114,8 @@ class Bulkheads:
         route = self.engine.router.get(ident)
         if route is None:
             return None
-        sizes = [getattr(serving.runtime, "pool_size", None) for serving in route.servings()]
-        return max((size if isinstance(size, int) else OTHER_CAPACITY) for size in sizes) if sizes else None
+        sizes = [getattr(backend.serving.runtime, "pool_size", None) for backend in route.backends]
+        return sum((size if isinstance(size, int) else OTHER_CAPACITY) for size in sizes) if sizes else None
 
     async def admit(self, name: str) -> tuple[Bulkhead, float] | None:
         """A slot of agent ``name`` (give it back with ``Bulkhead.leave``), or None for an agent not serving."""
