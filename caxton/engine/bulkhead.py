@@ -1,17 +1,18 @@
 """Bulkheads of the message path: per agent, a bounded queue and a bounded wait, on the event loop.
 
-A message first takes a slot of its agent's ``Bulkhead`` (``Bulkheads.admit``), then runs
-(on the loop or in a worker thread, ``caxton.engine.api._deliver``), then gives the slot
-back. An agent runs at most ``capacity`` messages at once: the sum over its serving
-revisions (two during a canary; a shadow's mirror not counted) of a WASM revision's pool size (1) or, for any other
-runtime, ``OTHER_CAPACITY``; beyond that up to
+A message first takes a slot of its agent's ``Bulkhead`` (``Bulkheads.admit``), then
+runs (on the loop or in a message thread, ``caxton.engine.api._deliver``), then gives the
+slot back. An agent runs at most ``capacity`` messages at once: the sum over its serving
+revisions (two during a canary; a shadow's mirror not counted) of a WASM revision's pool
+size (1) or, for any other runtime, ``OTHER_CAPACITY``. Beyond that up to
 ``server.max_queued_messages_per_agent`` wait, each for at most ``server.max_queue_wait``.
-A message past the queue is refused at once (429 ``agent_overloaded``), and so is one that
-would wait longer than ``max_queue_wait`` going by how long the agent's messages recently held
-their slot (a moving average); one that still waited too long gets 503 ``queue_timeout``;
-both carry ``Retry-After`` (the backlog's expected drain time, at least 1 s). Waiting happens here, on the
-loop: a waiting message holds no worker thread, so a slow agent's backlog can never take
-the threads of other agents or of the control plane.
+A message past the queue is refused at once (429 ``agent_overloaded``), and so is one
+that would wait longer than ``max_queue_wait`` going by how long the agent's messages
+recently held their slot (a moving average); one that still waited too long gets 503
+``queue_timeout``. Both carry ``Retry-After`` (the backlog's expected drain time, at
+least 1 s). Waiting happens here, on the loop: a waiting message holds no worker thread,
+so a slow agent's backlog can never take the threads of other agents or of the control
+plane.
 
 ``Bulkheads.overload()`` is the readiness rule (``/api/v1/ready``): why the engine should
 shed load, or None. See docs/limits.md.
