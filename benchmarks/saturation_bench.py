@@ -115,6 +115,8 @@ def offer(url: str, rate: float, seconds: float, out: Any) -> None:
             async def one(i: int) -> tuple[float, int, bool]:
                 began = time.perf_counter()
                 response = await client.post("/api/v1/agents/slow/messages", json={"content": i})
+                if response.status_code not in (200, 429, 503):
+                    print(f"  slow: unexpected {response.status_code}: {response.text[:300]}", file=sys.stderr)
                 return (time.perf_counter() - began) * 1000, response.status_code, "retry-after" in response.headers
 
             tasks, i, began = [], 0, time.perf_counter()

@@ -82,7 +82,10 @@ class Bulkhead:
                 self.leave(None)  # the slot was handed over just as the wait ended: pass it on
             else:
                 waiter.cancel()
-                self.waiters.remove(waiter)
+                try:
+                    self.waiters.remove(waiter)
+                except ValueError:
+                    pass  # ``leave`` already dropped it (cancelled before this ran)
             if isinstance(error, TimeoutError):
                 raise QueueTimeout(
                     f"a message to agent {self.name!r} waited {max_wait:g} s for its turn",

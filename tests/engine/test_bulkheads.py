@@ -121,3 +121,21 @@ def test_a_message_that_would_wait_past_max_queue_wait_is_refused_at_once() -> N
         head.leave(held)
 
     asyncio.run(scenario())
+
+
+def test_a_waiter_cancelled_while_the_slot_is_given_back_leaves_no_trace() -> None:
+    """A client gone (or a timeout) just as ``leave`` runs: no error, no slot lost or leaked."""
+
+    async def scenario() -> None:
+        head = Bulkhead("slow", capacity=1)
+        held = await head.enter(max_queued=5, max_wait=5.0)
+        waiting = asyncio.ensure_future(head.enter(max_queued=5, max_wait=5.0))
+        await asyncio.sleep(0)
+        waiting.cancel()  # cancels its waiter now; its cleanup runs later
+        head.leave(held)  # finds the cancelled waiter first
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert (head.running, head.queued) == (0, 0)
+        head.leave(await head.enter(max_queued=5, max_wait=5.0))  # the slot is free
+
+    asyncio.run(scenario())
