@@ -192,6 +192,28 @@ class Interrupted(CaxtonError):
     code = "interrupted"
 
 
+class AgentOverloaded(CaxtonError):
+    """An agent's message queue is full (``server.max_queued_messages_per_agent``): refused at once.
+
+    429 with ``Retry-After`` (``retry_after``, seconds): the engine is healthy, this agent is
+    behind. A client's excess, never the revision's fault (rollout analysis ignores it).
+    """
+
+    code = "agent_overloaded"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: float, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
+class QueueTimeout(AgentOverloaded):
+    """A message waited ``server.max_queue_wait`` for its agent without getting a turn: 503 with ``Retry-After``."""
+
+    code = "queue_timeout"
+    http_status = 503
+
+
 class TooManyConversations(Unavailable):
     """A config agent already holds ``resource_limits.max_conversations`` open conversations.
 

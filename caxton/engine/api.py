@@ -24,7 +24,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import functools
+import math
+
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -35,6 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from caxton import __version__, metrics
 from caxton.engine import apply_api, backup_api, memory_api, openapi, reconcile_api, rollout_api
 from caxton.engine.auth import Policy, Tokens, attributed, load_tokens, principal_of
+from caxton.engine.bulkhead import Bulkheads
 from caxton.engine.guard import Gate, Guard, reload_tokens
 from caxton.engine.http_metrics import HttpMetrics
 from caxton.engine.logsetup import RequestIds
@@ -58,8 +63,11 @@ PREFIX = "/api/v1"
 MESSAGES = PREFIX + "/agents/{name}/messages"
 #: The message reply's encoder (``json.dumps(..., ensure_ascii=False, separators=(",", ":"))``, built once).
 _to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-#: Threads that run blocking endpoints (messages, store reads); anyio's default is 40.
+#: Threads that run blocking endpoints of the control plane (store reads, applies); anyio's default is 40.
 WORKER_THREADS = 256
+#: Threads that run messages (their own limiter: message load never takes the control plane's threads).
+MESSAGE_THREADS = 256
+_message_threads: anyio.lowlevel.RunVar[anyio.CapacityLimiter] = anyio.lowlevel.RunVar("caxton_message_threads")
 #: How long a message waits on the loop for a WASM instance busy in a worker thread (``_deliver``).
 BUSY_POLLS = 20
 BUSY_POLL_S = 0.0005
@@ -78,6 +86,9 @@ def _storage_fault(engine: Engine, error: Exception) -> CaxtonError | None:
 def _caxton_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, CaxtonError)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+    retry = getattr(error, "retry_after", None)
+    if isinstance(retry, float | int) and retry > 0:  # queue full, queue timeout, open circuit
+        headers = {"Retry-After": str(max(1, math.ceil(retry)))}
     return JSONResponse(error_body(error), status_code=error.http_status, headers=headers)
 
 
@@ -137,7 +148,18 @@ async def _deliver(engine: Engine, name: str, body: wire.MessageRequest, size: i
         if result is not None:
             return result
         break
-    return await run_in_threadpool(engine.send, name, body.content, body.conversation_id, size_hint=size)
+    send = functools.partial(engine.send, name, body.content, body.conversation_id, size_hint=size)
+    return await anyio.to_thread.run_sync(send, limiter=message_threads())
+
+
+def message_threads() -> anyio.CapacityLimiter:
+    """The event loop's limiter of message threads (``MESSAGE_THREADS``), apart from the default one."""
+    try:
+        return _message_threads.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(MESSAGE_THREADS)
+        _message_threads.set(limiter)
+        return limiter
 
 
 def create_app(engine: Engine, tokens: Tokens | None = None) -> FastAPI:
@@ -212,6 +234,9 @@ def engine_tokens(engine: Engine) -> Tokens:
 
 
 def _routes(app: FastAPI, engine: Engine) -> None:
+    bulkheads = Bulkheads(engine)
+    app.state.bulkheads = bulkheads
+
     @app.get(PREFIX + "/health", tags=["health"], response_model=wire.Health)
     async def health() -> dict[str, Any]:
         """Liveness: always fast, no store access."""
@@ -225,6 +250,10 @@ def _routes(app: FastAPI, engine: Engine) -> None:
     async def ready() -> dict[str, Any]:
         if not engine.ready:
             raise Unavailable("the engine is not ready", hint="it is starting or shutting down; retry")
+        overload = bulkheads.overload()
+        if overload is not None:
+            raise Unavailable(f"the engine is overloaded: {overload}",
+                              hint="send its messages elsewhere until they drain (docs/limits.md)")
         return {"ready": True}
 
     # Kubernetes-style root probes: the same answers as /api/v1/health and /api/v1/ready, open.
@@ -260,17 +289,24 @@ def _routes(app: FastAPI, engine: Engine) -> None:
 
     @app.post(MESSAGES, tags=["agents"], response_model=None,
               responses={200: {"model": wire.MessageReply, "description": "the agent's reply"},
-                         **errors(404, 502, 503, 504)})
+                         **errors(404, 429, 502, 503, 504)})
     async def send(name: str, body: wire.MessageRequest, request: Request) -> Response:
         """Send one message to the agent's serving revision and return its reply.
 
-        A short bounded call (WASM) runs right here on the event loop (``Engine.send_now``: a
-        thread hop costs more than the call); anything else runs in the thread pool, so a slow
-        agent never blocks the loop (health stays fast). The reply is encoded here, skipping
-        FastAPI's response validation (the hot path).
+        First a slot of the agent's bulkhead (``caxton.engine.bulkhead``: a bounded queue and
+        wait, on the loop; 429/503 with Retry-After past them). Then a short bounded call (WASM)
+        runs right here on the event loop (``Engine.send_now``: a thread hop costs more than the
+        call); anything else runs in the message threads, so a slow agent never blocks the loop
+        (health stays fast). The reply is encoded here, skipping FastAPI's response validation
+        (the hot path).
         """
         size = int(request.headers.get("content-length") or 0) or None
-        result = await _deliver(engine, name, body, size)
+        slot = await bulkheads.admit(name)
+        try:
+            result = await _deliver(engine, name, body, size)
+        finally:
+            if slot is not None:
+                slot[0].leave(slot[1])
         return Response(_to_json(result).encode(), media_type="application/json")
 
     @app.post(PREFIX + "/agents/{name}/suspend", tags=["agents"], response_model=wire.OperationResult,

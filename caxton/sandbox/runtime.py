@@ -192,6 +192,11 @@ class WasmAgentRuntime:
         return self._handle(envelope, wait=True)
 
     @property
+    def pool_size(self) -> int:
+        """Instances serving in parallel: the messages it runs at once (``caxton.engine.bulkhead``)."""
+        return len(self._slots)
+
+    @property
     def worst_case_s(self) -> float:
         """The longest one message can run: its fuel at a slow ``FUEL_PER_SECOND``, or its deadline."""
         return min(self.limits.fuel / FUEL_PER_SECOND, self.limits.max_execution_time_ms / 1000)

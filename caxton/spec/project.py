@@ -76,6 +76,13 @@ class ServerSettings(Strict):
     max_message_size: Size = Field(256 * 1024, gt=0)
     revisions_kept: int = Field(10, ge=1, le=1000)
     drain_timeout: Duration = 30.0
+    # --- bulkheads (issue 18): docs/limits.md ---
+    max_queued_messages_per_agent: int = Field(
+        64, ge=0, le=1_000_000, description="messages that may wait for a busy agent; past it 429 agent_overloaded")
+    max_queue_wait: Duration = Field(5.0, gt=0, le=3600,
+                                     description="longest a message waits for its agent; past it 503 queue_timeout")
+    max_inflight_messages: int = Field(
+        1024, ge=1, le=10_000_000, description="messages running or waiting engine-wide at which /ready says 503")
     tls: TLSSettings = Field(default_factory=TLSSettings)  # type: ignore[arg-type]
 
 

@@ -65,6 +65,9 @@ EFFECTS: dict[str, str] = {
     "server.host": f"{HERE}::test_seeds_config_without_its_refused_keys_is_refused_for_serving_0_0_0_0_open",
     "server.port": "tests/cli/test_up_config.py::test_up_listens_on_caxton_yaml_server_port",
     "server.data_dir": "tests/cli/test_up_config.py::test_flags_then_environment_then_file_then_defaults",
+    "server.max_queued_messages_per_agent": "tests/engine/test_bulkheads.py::test_a_saturated_agent_refuses_its_excess_while_others_and_the_control_plane_stay_fast",
+    "server.max_queue_wait": "tests/engine/test_bulkheads.py::test_a_queued_message_times_out_with_queue_timeout_and_its_slot_goes_to_the_next",
+    "server.max_inflight_messages": "tests/engine/test_bulkheads.py::test_a_saturated_agent_refuses_its_excess_while_others_and_the_control_plane_stay_fast",
     "server.max_request_size": "tests/security/test_request_limits.py::test_an_oversized_body_is_refused_with_413_"
                                "declared_or_streamed",
     "server.max_apply_size": f"{HERE}::test_effect_server_limits",
