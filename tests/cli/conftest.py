@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 
 def child_env(**extra: str) -> dict[str, str]:

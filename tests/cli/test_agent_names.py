@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from caxton.cli import main
-from tests.conftest import EXAMPLES, CliResult
+from tests.conftest import CliResult
+from tests.support.paths import EXAMPLES
 from tests.support.engine import EngineProcess, running_engine
 
 Run = Callable[..., CliResult]

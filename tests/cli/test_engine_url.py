@@ -12,7 +12,8 @@ import pytest
 
 from caxton.client import urls
 from caxton.errors import InvalidInput
-from tests.conftest import EXAMPLES, CliResult
+from tests.conftest import CliResult
+from tests.support.paths import EXAMPLES
 from tests.support.engine import EngineProcess, running_engine
 
 

@@ -20,7 +20,8 @@ from syrupy.assertion import SnapshotAssertion
 
 from caxton.cli import init as init_cli
 from caxton.cli import usage
-from tests.conftest import EXAMPLES, REPO_ROOT, CliResult
+from tests.conftest import CliResult
+from tests.support.paths import EXAMPLES, REPO_ROOT
 from tests.support import cli_args
 from tests.support.engine import running_engine
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import child_env
-from tests.conftest import EXAMPLES
+from tests.support.paths import EXAMPLES
 from tests.support.engine import EngineProcess, running_engine
 
 PROMPT = b"Only 'yes' will be accepted"

@@ -13,7 +13,8 @@ import git
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
-from tests.conftest import EXAMPLES, CliResult
+from tests.conftest import CliResult
+from tests.support.paths import EXAMPLES
 from tests.support.engine import EngineProcess, running_engine
 
 

@@ -15,7 +15,8 @@ from syrupy.assertion import SnapshotAssertion
 from caxton.errors import InvalidInput
 from caxton.planning import targeting
 from caxton.spec.plan import AgentChange, Plan, PlanSource
-from tests.conftest import EXAMPLES, CliResult
+from tests.conftest import CliResult
+from tests.support.paths import EXAMPLES
 from tests.support.engine import EngineProcess, running_engine
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from caxton.desired import loader
 from caxton.engine.core import Engine
 from caxton.spec.digest import spec_digest
-from tests.engine.helpers import EXAMPLES
+from tests.support.paths import EXAMPLES
 
 
 def test_quickstart_agents_deploy_and_answer(engine: Engine) -> None:

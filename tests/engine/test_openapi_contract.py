@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,9 +28,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.support.engine import EngineProcess, running_engine
+from tests.support.paths import EXAMPLES
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-QUICKSTART = REPO_ROOT / "examples" / "quickstart"
 TOKEN = "contract-test-token-0123456789abcdef"
 EXAMPLES_PER_OPERATION = 5
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
@@ -56,9 +54,9 @@ def deployed(engine: EngineProcess, tmp_path_factory: pytest.TempPathFactory,
              run_cli_module: Callable[..., Any]) -> dict[str, Any]:
     """The quickstart applied, two entities related, a backup taken: real values for the path parameters."""
     work = tmp_path_factory.mktemp("quickstart")
-    shutil.copytree(QUICKSTART / "agents", work / "agents")
-    shutil.copytree(QUICKSTART / "wasm", work / "wasm")
-    shutil.copy(QUICKSTART / "caxton.yaml", work / "caxton.yaml")
+    shutil.copytree(EXAMPLES / "agents", work / "agents")
+    shutil.copytree(EXAMPLES / "wasm", work / "wasm")
+    shutil.copy(EXAMPLES / "caxton.yaml", work / "caxton.yaml")
     code = run_cli_module("apply", str(work / "agents"), "--engine", engine.url, "--token", TOKEN, "--auto-approve")
     assert code == 0, engine.log_text()[-2000:]
     with engine.client() as client:

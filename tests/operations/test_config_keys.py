@@ -42,7 +42,8 @@ from tests.engine.helpers import config_spec, wasm_spec, wat_module
 from tests.security.auth_tokens import write_tokens
 from tests.conftest import CliResult
 from tests.planning.conftest import DesiredRepo, desired_repo, engine  # noqa: F401  (fixtures)
-from tests.support.engine import REPO_ROOT, EngineProcess, free_port
+from tests.support.engine import EngineProcess
+from tests.support.paths import REPO_ROOT, free_port
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SEEDS = FIXTURES / "seeds-production.yaml"

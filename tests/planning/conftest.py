@@ -10,9 +10,7 @@ import git
 import pytest
 
 from tests.support.engine import EngineProcess, running_engine
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-QUICKSTART = REPO_ROOT / "examples" / "quickstart"
+from tests.support.paths import EXAMPLES
 
 
 class DesiredRepo:
@@ -20,8 +18,8 @@ class DesiredRepo:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        shutil.copytree(QUICKSTART / "agents", root / "agents")
-        shutil.copytree(QUICKSTART / "wasm", root / "wasm")
+        shutil.copytree(EXAMPLES / "agents", root / "agents")
+        shutil.copytree(EXAMPLES / "wasm", root / "wasm")
         self.repo = git.Repo.init(root, initial_branch="main")
         with self.repo.config_writer() as config:
             config.set_value("user", "name", "Test")

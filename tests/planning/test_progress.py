@@ -8,12 +8,12 @@ import re
 import select
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from caxton.cli import progress
-from tests.planning.conftest import REPO_ROOT, DesiredRepo
+from tests.planning.conftest import DesiredRepo
+from tests.support.paths import REPO_ROOT
 from tests.support.engine import EngineProcess
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import REPO_ROOT, find_free_port
+from tests.support.paths import REPO_ROOT, free_port
 from tests.planning.conftest import DesiredRepo
 from tests.reconcile.conftest import revisions, wait_for
 from tests.reconcile.test_watch import BROKEN, status
@@ -65,7 +65,7 @@ def test_one_pass_applies_holds_invalid_and_refuses_deleting_everything(run_cli:
 def test_an_environment_is_a_rolling_wave_stopping_at_the_first_failure(
     run_cli: Run, engine: EngineProcess, desired_repo: DesiredRepo,
 ) -> None:
-    dead = f"http://127.0.0.1:{find_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     desired_repo.write("caxton.yaml", "environments:\n"
                        f"  prod:\n    engines: [{engine.url}, {dead}]\n"
                        f"  reversed:\n    engines: [{dead}, {engine.url}]\n")
@@ -114,7 +114,7 @@ def test_watch_stops_cleanly_on_sigterm(engine: EngineProcess, desired_repo: Des
 
 
 def test_up_serves_the_repository_and_picks_up_commits(desired_repo: DesiredRepo, tmp_path: Path) -> None:
-    port = find_free_port()
+    port = free_port()
     out = (tmp_path / "up.out").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "caxton", "up", "--port", str(port), "--data-dir", str(tmp_path / "data"),

@@ -14,9 +14,9 @@ import pytest
 from caxton.engine import datadir
 from caxton.engine.core import Engine
 from caxton.spec.project import ProjectConfig
-from tests.support.engine import REPO_ROOT, EngineProcess, free_port, running_engine
+from tests.support.engine import EngineProcess, running_engine
+from tests.support.paths import EXAMPLES, REPO_ROOT, free_port
 
-QUICKSTART = REPO_ROOT / "examples" / "quickstart"
 HELD = re.compile(r"^error: data directory (?P<dir>\S+) is held by pid (?P<pid>\d+) on host (?P<host>\S+) "
                   r"since (?P<since>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)$", re.MULTILINE)
 
@@ -49,7 +49,7 @@ def _no_memory(tmp_path: Path) -> Path:
 def test_a_second_server_or_up_on_a_held_data_dir_exits_1_naming_the_holder(tmp_path: Path) -> None:
     project = tmp_path / "project"
     (project / "agents").mkdir(parents=True)
-    (project / "agents" / "summarizer.toml").write_bytes((QUICKSTART / "agents" / "summarizer.toml").read_bytes())
+    (project / "agents" / "summarizer.toml").write_bytes((EXAMPLES / "agents" / "summarizer.toml").read_bytes())
     (project / "caxton.yaml").write_text("memory:\n  enabled: false\n")
     with running_engine(tmp_path, config=_no_memory(tmp_path)) as engine, engine.client() as client:
         second = [sys.executable, "-m", "caxton", "server", "start", "--host", "127.0.0.1",

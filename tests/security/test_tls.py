@@ -21,7 +21,8 @@ from caxton.client.tls import TLSOptions
 from caxton.engine.config import load
 from caxton.errors import InvalidInput, ValidationFailed
 from tests.security.tls_certs import CA, Issued
-from tests.support.engine import REPO_ROOT, EngineProcess
+from tests.support.engine import EngineProcess
+from tests.support.paths import REPO_ROOT
 
 
 class TLSEngine(EngineProcess):

@@ -28,16 +28,9 @@ import pytest
 
 from caxton.client.engine import EngineClient
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO_ROOT, free_port
+
 START_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class EngineProcess:

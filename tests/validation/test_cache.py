@@ -16,7 +16,7 @@ import pytest
 from caxton.desired import cache as caches
 from caxton.desired import loader
 from caxton.validation import pipeline
-from tests.conftest import EXAMPLES, REPO_ROOT
+from tests.support.paths import EXAMPLES, REPO_ROOT
 from tests.validation.conftest import GOOD_WAT, VALID_MD, wasm, wasm_agent
 from tests.validation.test_bad_inputs import CASES, Case
 

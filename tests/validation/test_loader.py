@@ -14,7 +14,7 @@ from caxton.desired import loader
 from caxton.errors import GitError, InvalidInput
 from caxton.spec.agent import WasmAgent
 from caxton.validation import modules, pipeline
-from tests.conftest import EXAMPLES
+from tests.support.paths import EXAMPLES
 from tests.validation.conftest import GOOD_WAT, VALID_MD, wasm, wasm_agent, write_repo
 
 SEEDS_LIFECYCLE = Path("/work/shared/seeds/agent-lifecycle-management.md")
