@@ -15,7 +15,7 @@ import pytest
 
 from caxton.engine import config
 from tests.conftest import CliResult
-from tests.support.paths import EXAMPLES, REPO_ROOT, free_port
+from tests.support.paths import EXAMPLES, REPO_ROOT, free_port, python_path
 
 
 def _project(root: Path, settings: str) -> Path:
@@ -28,7 +28,7 @@ def _project(root: Path, settings: str) -> Path:
 
 def _environment(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAXTON_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = python_path(env)
     env.update(extra)
     return env
 

@@ -11,9 +11,9 @@ import pytest
 
 from caxton.errors import GitError, InvalidInput
 from caxton.reconcile import remote, sources
-from tests.support.paths import free_port
-from tests.planning.conftest import DesiredRepo
 from tests.reconcile.conftest import wait_for
+from tests.support.git import DesiredRepo
+from tests.support.paths import free_port
 
 
 def test_urls_and_paths_are_told_apart() -> None:

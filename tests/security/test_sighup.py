@@ -24,7 +24,7 @@ from caxton.errors import InvalidInput
 from caxton.spec.project import ProjectConfig
 from tests.engine.helpers import SCORER_WASM, wasm_spec
 from tests.support.engine import EngineProcess, running_engine
-from tests.support.paths import EXAMPLES, REPO_ROOT, free_port
+from tests.support.paths import EXAMPLES, free_port, python_path
 
 RELOADED = "settings reloaded"
 
@@ -97,7 +97,7 @@ def test_caxton_up_reloads_on_sighup_and_keeps_serving(tmp_path: Path) -> None:
     (project / "caxton.yaml").write_text("memory:\n  enabled: false\nlogging:\n  level: info\n")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAXTON_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = python_path(env)
     log = tmp_path / "up.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "caxton", "up", "--port", str(port), "--poll-interval",
