@@ -1,19 +1,27 @@
-"""Fixtures shared by every test area (areas keep their own in tests/<area>/conftest.py)."""
+"""Fixtures shared by every test area (areas keep their own in tests/<area>/conftest.py).
+
+Each shared fixture has one meaning wherever it is used (they live in tests/support):
+    engine_inproc, make_engine_inproc      an ``Engine`` started in this process (support/engine_inproc.py)
+    engine_proc, engine_proc_no_memory,    a real ``caxton server start`` subprocess, an ``EngineProcess``
+    module_engine_proc                     (support/engine.py); per-module variants keep names saying what
+                                           they are (``llm_engine``, ``small_tmpfs_engine``, ...)
+    desired_repo                           the quickstart as a git repository (support/git.py)
+    run_cli                                ``caxton ARGS...`` in-process (below)
+Paths and ports: support/paths.py (``REPO_ROOT``, ``EXAMPLES``, ``free_port()``, ``python_path()``).
+"""
 
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from caxton.cli import main as cli_main
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = REPO_ROOT / "examples" / "quickstart"
+from tests.support.engine import engine_proc, engine_proc_no_memory, module_engine_proc  # noqa: F401  (fixtures)
+from tests.support.engine_inproc import engine_inproc, make_engine_inproc  # noqa: F401  (fixtures)
+from tests.support.git import desired_repo  # noqa: F401  (fixture)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -40,14 +48,3 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         return CliResult(code, captured.out, captured.err)
 
     return run
-
-
-def find_free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def free_port() -> int:
-    return find_free_port()

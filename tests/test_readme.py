@@ -15,10 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import git
 import pytest
 
 from tests.support.engine import EngineProcess, running_engine
+from tests.support.git import commit, init_repo
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -76,14 +76,10 @@ def test_readme_flow_runs_against_an_engine(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "examples", work / "examples")
     shutil.copytree(ROOT / "agents", work / "agents")
     shutil.copy(ROOT / "examples" / "quickstart" / "caxton.yaml", work / "caxton.yaml")
-    repo = git.Repo.init(work, initial_branch="main")
-    with repo.config_writer() as config:
-        config.set_value("user", "name", "Test")
-        config.set_value("user", "email", "test@example.com")
+    repo = init_repo(work)
     for message in ("first", "second"):
         (work / "NOTES.txt").write_text(message)
-        repo.git.add(A=True)
-        repo.index.commit(message)
+        commit(repo, message)
     with running_engine(tmp_path) as engine:
         _add_environment(work / "caxton.yaml", "prod", engine.url)  # the README's `--env prod`
         for line in commands():

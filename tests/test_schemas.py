@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from caxton.cli.schema import build_schemas
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 
 def test_committed_schemas_match_the_models() -> None:

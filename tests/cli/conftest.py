@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 
-from tests.conftest import REPO_ROOT
+from tests.support.paths import python_path
 
 
 def child_env(**extra: str) -> dict[str, str]:
     """This environment with the repository first on PYTHONPATH (an outer PYTHONPATH, e.g. another typer, kept)."""
     env = {**os.environ, **extra}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = python_path(os.environ)
     env.pop("CI", None)
     return env

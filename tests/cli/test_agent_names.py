@@ -8,14 +8,15 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from caxton.cli import main
-from tests.conftest import EXAMPLES, CliResult
+from tests.conftest import CliResult
 from tests.support.engine import EngineProcess, running_engine
+from tests.support.paths import EXAMPLES
 
 Run = Callable[..., CliResult]
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
+def quickstart_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
     """An engine running the quickstart's agents (data-processor, scorer, summarizer)."""
     root = tmp_path_factory.mktemp("names")
     shutil.copytree(EXAMPLES, root / "project")
@@ -32,8 +33,9 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
     ["rollout", "status", "data-procesor"],
     ["history", "DataProcesor"],
 ])
-def test_a_mistyped_agent_name_suggests_the_closest(run_cli: Run, engine: EngineProcess, args: list[str]) -> None:
-    result = run_cli(*args, "--engine", engine.url)
+def test_a_mistyped_agent_name_suggests_the_closest(run_cli: Run, quickstart_engine: EngineProcess,
+                                                    args: list[str]) -> None:
+    result = run_cli(*args, "--engine", quickstart_engine.url)
     assert result.code == main.EXIT_ERROR
     assert result.err.splitlines() == [
         f"error: no agent named {args[2] if args[0] != 'history' else args[1]!r} in the engine",
@@ -41,7 +43,7 @@ def test_a_mistyped_agent_name_suggests_the_closest(run_cli: Run, engine: Engine
     ]
 
 
-def test_a_name_close_to_nothing_only_points_at_the_list(run_cli: Run, engine: EngineProcess) -> None:
-    result = run_cli("agents", "status", "zebra", "--engine", engine.url)
+def test_a_name_close_to_nothing_only_points_at_the_list(run_cli: Run, quickstart_engine: EngineProcess) -> None:
+    result = run_cli("agents", "status", "zebra", "--engine", quickstart_engine.url)
     assert result.code == main.EXIT_ERROR
     assert result.err.splitlines()[1] == "  hint: list agents with `caxton agents list`"

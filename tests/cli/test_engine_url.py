@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from caxton.client import urls
 from caxton.errors import InvalidInput
-from tests.conftest import EXAMPLES, CliResult
-from tests.support.engine import EngineProcess, running_engine
+from tests.conftest import CliResult
+from tests.support.engine import EngineProcess
+from tests.support.paths import EXAMPLES
 
 
 @pytest.mark.parametrize(("given", "base"), [
@@ -49,12 +50,6 @@ def test_unusable_engine_urls_are_refused(given: str, message: str, hint: str) -
     assert "secret" not in refused.value.message
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
-    with running_engine(tmp_path_factory.mktemp("engine-url")) as process:
-        yield process
-
-
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "repo"
@@ -64,29 +59,30 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def test_the_url_the_banner_prints_works_as_engine(run_cli: Callable[..., CliResult], engine: EngineProcess) -> None:
-    result = run_cli("health", "--engine", f"{engine.url}/api/v1")
+def test_the_url_the_banner_prints_works_as_engine(run_cli: Callable[..., CliResult],
+                                                   module_engine_proc: EngineProcess) -> None:
+    result = run_cli("health", "--engine", f"{module_engine_proc.url}/api/v1")
     assert result.code == 0, result.err
-    assert f"{engine.url}: healthy" in result.out  # the seeds' health vocabulary (issue 13)
+    assert f"{module_engine_proc.url}: healthy" in result.out  # the seeds' health vocabulary (issue 13)
 
 
 def test_a_loopback_address_without_scheme_works_from_the_environment(
-    run_cli: Callable[..., CliResult], engine: EngineProcess, monkeypatch: pytest.MonkeyPatch,
+    run_cli: Callable[..., CliResult], module_engine_proc: EngineProcess, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("CAXTON_ENGINE_URL", f"127.0.0.1:{engine.port}/")
+    monkeypatch.setenv("CAXTON_ENGINE_URL", f"127.0.0.1:{module_engine_proc.port}/")
     result = run_cli("agents", "list", "--output", "json")
     assert result.code == 0, result.err
     assert isinstance(json.loads(result.out), list)
 
 
 def test_plan_records_the_normalised_url_and_apply_accepts_the_banner_form(
-    run_cli: Callable[..., CliResult], engine: EngineProcess, project: Path,
+    run_cli: Callable[..., CliResult], module_engine_proc: EngineProcess, project: Path,
 ) -> None:
     saved = project / "x.plan.json"
-    planned = run_cli("plan", "--engine", f"{engine.url}/api/v1/", "--out", str(saved))
+    planned = run_cli("plan", "--engine", f"{module_engine_proc.url}/api/v1/", "--out", str(saved))
     assert planned.code == 0, planned.err
-    assert json.loads(saved.read_text())["engine_url"] == engine.url
-    applied = run_cli("apply", str(saved), "--engine", f"127.0.0.1:{engine.port}")
+    assert json.loads(saved.read_text())["engine_url"] == module_engine_proc.url
+    applied = run_cli("apply", str(saved), "--engine", f"127.0.0.1:{module_engine_proc.port}")
     assert applied.code == 0, applied.err
     assert "Apply succeeded" in applied.out
 
@@ -109,9 +105,9 @@ def test_commands_refuse_an_unusable_engine_url_in_one_clear_error(
 
 
 def test_a_caxton_yaml_engine_with_api_v1_is_reconciled(
-    run_cli: Callable[..., CliResult], engine: EngineProcess, project: Path,
+    run_cli: Callable[..., CliResult], module_engine_proc: EngineProcess, project: Path,
 ) -> None:
-    (project / "caxton.yaml").write_text(f"environments:\n  here:\n    engines: [\"{engine.url}/api/v1\"]\n")
+    (project / "caxton.yaml").write_text(f"environments:\n  here:\n    engines: [\"{module_engine_proc.url}/api/v1\"]\n")
     result = run_cli("reconcile", "--env", "here")
     assert result.code == 0, result.err
     assert "in_sync" in result.out or "applied" in result.out

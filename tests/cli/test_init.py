@@ -13,16 +13,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import git
 import pytest
 import yaml
 from syrupy.assertion import SnapshotAssertion
 
 from caxton.cli import init as init_cli
 from caxton.cli import usage
-from tests.conftest import EXAMPLES, REPO_ROOT, CliResult
+from tests.conftest import CliResult
 from tests.support import cli_args
 from tests.support.engine import running_engine
+from tests.support.git import init_repo
+from tests.support.paths import EXAMPLES, REPO_ROOT, python_path
 
 
 def test_init_writes_a_repository_that_validates(run_cli: Callable[..., CliResult], tmp_path: Path,
@@ -81,7 +82,7 @@ def test_caxton_data_and_plan_files_are_ignored_by_git(run_cli: Callable[..., Cl
     else:
         repo_dir.mkdir()
         (repo_dir / ".gitignore").write_bytes((EXAMPLES / ".gitignore").read_bytes())
-    repo = git.Repo.init(repo_dir, initial_branch="main")
+    repo = init_repo(repo_dir)
     candidates = [".caxton/caxton.db", ".caxton/sources/x/HEAD", "caxton.plan.json", "agents/release.plan.json",
                   "caxton.yaml", "agents/assistant.md", "plan.json.md"]
     for relative in candidates:
@@ -190,7 +191,7 @@ def test_the_ci_workflow_validates_plans_into_the_summary_and_applies(tmp_path: 
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAXTON_")}
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = python_path(env)
     env["CAXTON_CACHE_DIR"] = os.environ.get("CAXTON_CACHE_DIR", "")
     env.update(extra)
     return {k: v for k, v in env.items() if v != ""}

@@ -11,22 +11,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.cli.conftest import child_env
-from tests.conftest import EXAMPLES
-from tests.support.engine import EngineProcess, running_engine
+from tests.support.engine import EngineProcess
+from tests.support.paths import EXAMPLES
 
 PROMPT = b"Only 'yes' will be accepted"
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
-    with running_engine(tmp_path_factory.mktemp("interrupt")) as process:
-        yield process
 
 
 def read_until(fd: int, wanted: bytes, timeout: float = 60.0) -> bytes:
@@ -68,11 +59,12 @@ def drain(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def test_ctrl_c_at_apply_confirmation_exits_130_with_one_line(engine: EngineProcess, tmp_path: Path) -> None:
+def test_ctrl_c_at_apply_confirmation_exits_130_with_one_line(module_engine_proc: EngineProcess,
+                                                              tmp_path: Path) -> None:
     project = tmp_path / "project"
     shutil.copytree(EXAMPLES, project)
     master, terminal = pty.openpty()  # stdin and stdout on a terminal: apply asks for confirmation
-    proc = subprocess.Popen([sys.executable, "-m", "caxton", "apply", "agents", "--engine", engine.url],
+    proc = subprocess.Popen([sys.executable, "-m", "caxton", "apply", "agents", "--engine", module_engine_proc.url],
                             stdin=terminal, stdout=terminal, stderr=subprocess.PIPE, env=child_env(TERM="dumb"),
                             cwd=project)
     os.close(terminal)
@@ -92,7 +84,7 @@ def test_ctrl_c_at_apply_confirmation_exits_130_with_one_line(engine: EngineProc
         if proc.poll() is None:
             proc.kill()
         os.close(master)
-    with engine.client() as client:
+    with module_engine_proc.client() as client:
         assert client.state().agents == []  # nothing was applied
 
 

@@ -6,21 +6,16 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import git
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
-from tests.conftest import EXAMPLES, CliResult
-from tests.support.engine import EngineProcess, running_engine
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[EngineProcess]:
-    with running_engine(tmp_path, env={"CAXTON_MEMORY_ENABLED": "false"}) as process:  # memory off: starts faster
-        yield process
+from tests.conftest import CliResult
+from tests.support.engine import EngineProcess
+from tests.support.git import commit, init_repo
+from tests.support.paths import EXAMPLES
 
 
 @pytest.fixture
@@ -28,19 +23,14 @@ def repo(tmp_path: Path) -> Path:
     """The quickstart as a git repository."""
     root = tmp_path / "repo"
     shutil.copytree(EXAMPLES, root)
-    made = git.Repo.init(root, initial_branch="main")
-    with made.config_writer() as config:
-        config.set_value("user", "name", "Test")
-        config.set_value("user", "email", "test@example.com")
-    made.git.add(A=True)
-    made.index.commit("quickstart")
+    commit(init_repo(root), "quickstart")
     return root
 
 
 @pytest.fixture
-def cli(run_cli: Callable[..., CliResult], engine: EngineProcess,
+def cli(run_cli: Callable[..., CliResult], engine_proc_no_memory: EngineProcess,
         monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliResult]:
-    monkeypatch.setenv("CAXTON_ENGINE_URL", engine.url)
+    monkeypatch.setenv("CAXTON_ENGINE_URL", engine_proc_no_memory.url)
     return run_cli
 
 
@@ -49,7 +39,7 @@ def _scrub(text: str, repo: Path, engine: EngineProcess) -> str:
     return re.sub(r"(sha256:)?\b[0-9a-f]{12}\b", r"\1<hex>", text)
 
 
-def test_show_renders_a_saved_plan_as_plan_printed_it(cli: Callable[..., CliResult], engine: EngineProcess,
+def test_show_renders_a_saved_plan_as_plan_printed_it(cli: Callable[..., CliResult], engine_proc_no_memory: EngineProcess,
                                                       repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                       snapshot: SnapshotAssertion) -> None:
     monkeypatch.chdir(repo)
@@ -61,7 +51,7 @@ def test_show_renders_a_saved_plan_as_plan_printed_it(cli: Callable[..., CliResu
     shown = cli("show", str(saved))
     assert shown.code == 0 and shown.err == ""
     assert shown.out == planned.out
-    assert _scrub(shown.out, repo, engine) == snapshot(name="text")
+    assert _scrub(shown.out, repo, engine_proc_no_memory) == snapshot(name="text")
 
     as_json = cli("show", str(saved), "--output", "json")
     assert as_json.code == 0
@@ -72,7 +62,7 @@ def test_show_renders_a_saved_plan_as_plan_printed_it(cli: Callable[..., CliResu
     as_markdown = cli("plan", "--output", "markdown")  # a new plan of the same state: the same markdown
     assert as_markdown.code == 0 and as_markdown.err == ""
     assert cli("show", str(saved), "-o", "markdown").out == as_markdown.out
-    assert _scrub(as_markdown.out, repo, engine) == snapshot(name="markdown")
+    assert _scrub(as_markdown.out, repo, engine_proc_no_memory) == snapshot(name="markdown")
 
 
 def test_plan_as_markdown_lists_the_desired_states_warnings(cli: Callable[..., CliResult], repo: Path,
@@ -100,7 +90,7 @@ def test_show_refuses_what_is_not_a_plan(run_cli: Callable[..., CliResult], tmp_
     assert errors == snapshot
 
 
-def test_a_saved_plan_applies_from_any_directory(cli: Callable[..., CliResult], engine: EngineProcess,
+def test_a_saved_plan_applies_from_any_directory(cli: Callable[..., CliResult], engine_proc_no_memory: EngineProcess,
                                                  repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(repo)
     assert cli("plan", "agents", "--out", "work.plan.json").code == 0
@@ -115,11 +105,11 @@ def test_a_saved_plan_applies_from_any_directory(cli: Callable[..., CliResult], 
     assert "Apply succeeded: 3 create." in applied.out
     stale = cli("apply", str(repo / "head.plan.json"))  # made against the same engine serial: now stale
     assert stale.code == 1 and "stale" in stale.err
-    with engine.client() as client:
+    with engine_proc_no_memory.client() as client:
         assert sorted(a.id for a in client.state().agents) == ["data-processor", "scorer", "summarizer"]
 
 
-def test_a_plan_at_a_git_ref_applies_from_any_directory(cli: Callable[..., CliResult], engine: EngineProcess,
+def test_a_plan_at_a_git_ref_applies_from_any_directory(cli: Callable[..., CliResult], engine_proc_no_memory: EngineProcess,
                                                         repo: Path, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(repo / "agents")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,8 +15,9 @@ from syrupy.assertion import SnapshotAssertion
 from caxton.errors import InvalidInput
 from caxton.planning import targeting
 from caxton.spec.plan import AgentChange, Plan, PlanSource
-from tests.conftest import EXAMPLES, CliResult
-from tests.support.engine import EngineProcess, running_engine
+from tests.conftest import CliResult
+from tests.support.engine import EngineProcess
+from tests.support.paths import EXAMPLES
 
 
 def _plan(*ids: str) -> Plan:
@@ -49,18 +50,12 @@ def test_select_refuses_an_unknown_agent_with_did_you_mean() -> None:
 
 # --- against a real engine -----------------------------------------------------------------------
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[EngineProcess]:
-    with running_engine(tmp_path, env={"CAXTON_MEMORY_ENABLED": "false"}) as process:  # memory off: starts faster
-        yield process
-
-
-@pytest.fixture
-def cli(run_cli: Callable[..., CliResult], engine: EngineProcess, tmp_path: Path,
+def cli(run_cli: Callable[..., CliResult], engine_proc_no_memory: EngineProcess, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliResult]:
     root = tmp_path / "repo"
     shutil.copytree(EXAMPLES, root)
     monkeypatch.chdir(root)
-    monkeypatch.setenv("CAXTON_ENGINE_URL", engine.url)
+    monkeypatch.setenv("CAXTON_ENGINE_URL", engine_proc_no_memory.url)
     return run_cli
 
 
@@ -74,15 +69,15 @@ def _live(engine: EngineProcess) -> dict[str, str]:
         return {a.id: a.version for a in client.state().agents}
 
 
-def test_plan_and_apply_only_the_targeted_agents(cli: Callable[..., CliResult], engine: EngineProcess,
+def test_plan_and_apply_only_the_targeted_agents(cli: Callable[..., CliResult], engine_proc_no_memory: EngineProcess,
                                                  snapshot: SnapshotAssertion) -> None:
     planned = cli("plan", "--target", "summarizer", "--target", "Scorer", "--detailed-exitcode")
     assert planned.code == 2, planned.err
-    assert _scrub(planned.out, engine) == snapshot(name="plan")
+    assert _scrub(planned.out, engine_proc_no_memory) == snapshot(name="plan")
 
     applied = cli("apply", "--target", "summarizer", "--auto-approve")
     assert applied.code == 0, applied.err
-    assert _live(engine) == {"summarizer": "0.3.1"}
+    assert _live(engine_proc_no_memory) == {"summarizer": "0.3.1"}
     assert "data-processor" not in applied.out and "Apply succeeded: 1 create." in applied.out
 
     rest = cli("plan", "--output", "json")
@@ -97,7 +92,7 @@ def test_plan_and_apply_only_the_targeted_agents(cli: Callable[..., CliResult], 
 
 
 def test_a_target_only_on_the_engine_is_known_and_suggested(cli: Callable[..., CliResult],
-                                                           engine: EngineProcess) -> None:
+                                                           engine_proc_no_memory: EngineProcess) -> None:
     assert cli("apply", "--target", "summarizer", "--auto-approve").code == 0
     Path("agents/summarizer.toml").unlink()  # summarizer is now only on the engine
 
@@ -111,14 +106,14 @@ def test_a_target_only_on_the_engine_is_known_and_suggested(cli: Callable[..., C
     assert [(c["id"], c["action"]) for c in plan["changes"]] == [("summarizer", "delete")]
 
 
-def test_a_saved_plan_is_applied_as_saved(cli: Callable[..., CliResult], engine: EngineProcess) -> None:
+def test_a_saved_plan_is_applied_as_saved(cli: Callable[..., CliResult], engine_proc_no_memory: EngineProcess) -> None:
     assert cli("plan", "--target", "scorer", "--out", "scorer.plan.json").code == 0
     refused = cli("apply", "scorer.plan.json", "--target", "summarizer")
     assert refused.code == 1
     assert refused.err.startswith("error: --target narrows a plan while it is made")
     applied = cli("apply", "scorer.plan.json")
     assert applied.code == 0, applied.err
-    assert _live(engine) == {"scorer": "1.0.0"}
+    assert _live(engine_proc_no_memory) == {"scorer": "1.0.0"}
 
 
 def test_help_documents_target(run_cli: Callable[..., CliResult]) -> None:

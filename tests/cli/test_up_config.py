@@ -14,22 +14,21 @@ from pathlib import Path
 import pytest
 
 from caxton.engine import config
-from tests.conftest import REPO_ROOT, CliResult, find_free_port
-
-QUICKSTART = REPO_ROOT / "examples" / "quickstart"
+from tests.conftest import CliResult
+from tests.support.paths import EXAMPLES, REPO_ROOT, free_port, python_path
 
 
 def _project(root: Path, settings: str) -> Path:
     """A desired-state folder with one agent and a caxton.yaml holding ``settings`` (memory off: fast start)."""
     (root / "agents").mkdir(parents=True)
-    (root / "agents" / "summarizer.toml").write_bytes((QUICKSTART / "agents" / "summarizer.toml").read_bytes())
+    (root / "agents" / "summarizer.toml").write_bytes((EXAMPLES / "agents" / "summarizer.toml").read_bytes())
     (root / "caxton.yaml").write_text(settings + "memory:\n  enabled: false\n")
     return root
 
 
 def _environment(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAXTON_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = python_path(env)
     env.update(extra)
     return env
 
@@ -85,14 +84,14 @@ def test_flags_then_environment_then_file_then_defaults(
 
 # --- caxton up -----------------------------------------------------------------------------------
 def test_up_listens_on_caxton_yaml_server_port(tmp_path: Path) -> None:
-    port = find_free_port()
+    port = free_port()
     root = _project(tmp_path / "repo", f"server:\n  port: {port}\n")
     line = _announced(_up(), root, _environment(), tmp_path / "up.log")
     assert line.startswith(f"caxton engine API at http://127.0.0.1:{port}/api/v1 (data dir {root / '.caxton'})")
 
 
 def test_up_caxton_port_beats_the_file_and_port_beats_both(tmp_path: Path) -> None:
-    in_file, in_env, on_flag = find_free_port(), find_free_port(), find_free_port()
+    in_file, in_env, on_flag = free_port(), free_port(), free_port()
     root = _project(tmp_path / "repo", f"server:\n  port: {in_file}\n")
     env = _environment(CAXTON_PORT=str(in_env), CAXTON_DATA_DIR=str(tmp_path / "env-data"))
     line = _announced(_up(), root, env, tmp_path / "env.log")
@@ -102,7 +101,7 @@ def test_up_caxton_port_beats_the_file_and_port_beats_both(tmp_path: Path) -> No
 
 
 def test_server_start_reads_caxton_port(tmp_path: Path) -> None:
-    port = find_free_port()
+    port = free_port()
     root = _project(tmp_path / "repo", "server:\n  port: 1\n")
     command = [sys.executable, "-m", "caxton", "server", "start"]
     line = _announced(command, root, _environment(CAXTON_PORT=str(port)), tmp_path / "server.log")

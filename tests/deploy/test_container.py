@@ -27,10 +27,11 @@ import yaml
 from dockerfile_parse import DockerfileParser
 
 from caxton.spec.project import ServerSettings
-from tests.conftest import EXAMPLES, REPO_ROOT
+from tests.support.paths import EXAMPLES, REPO_ROOT
 from tests.support.apt import ensure_command
 from tests.support import cli_args
-from tests.support.engine import EngineProcess, free_port, running_engine
+from tests.support.engine import EngineProcess, running_engine
+from tests.support.paths import free_port
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 COMPOSE = REPO_ROOT / "deploy" / "compose.yaml"

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from caxton.spec.project import ServerSettings
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 from tests.deploy.test_container import final_stage, image_env, one
 from tests.support import cli_args
 from tests.support.engine import EngineProcess, running_engine

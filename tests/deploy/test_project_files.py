@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import tomllib
 
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 
 def test_the_declared_license_is_the_license_file() -> None:

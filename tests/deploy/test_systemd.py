@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from caxton.spec.project import ServerSettings
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 from tests.support.apt import ensure_command
 from tests.support import cli_args
 

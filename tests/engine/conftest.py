@@ -1,4 +1,5 @@
-"""Fixtures of the engine tests: in-process engines, and the real ASGI app over one."""
+"""Fixtures of the engine tests: the real ASGI app over an in-process engine (the engines themselves:
+tests/support/engine_inproc.py)."""
 
 from __future__ import annotations
 
@@ -11,28 +12,6 @@ from fastapi.testclient import TestClient
 from caxton.engine.api import create_app
 from caxton.engine.core import Engine
 from caxton.spec.project import ProjectConfig
-
-
-@pytest.fixture
-def make_engine(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
-    """Build started in-process engines over ``tmp_path/data``; stopped at teardown."""
-    engines: list[Engine] = []
-
-    def make(config: ProjectConfig | None = None, data_dir: Path | None = None) -> Engine:
-        engine = Engine(config or ProjectConfig(), data_dir or tmp_path / "data")
-        engine.start()
-        engines.append(engine)
-        return engine
-
-    yield make
-    for engine in engines:
-        if engine.started:
-            engine.stop()
-
-
-@pytest.fixture
-def engine(make_engine: Callable[..., Engine]) -> Engine:
-    return make_engine()
 
 
 @pytest.fixture

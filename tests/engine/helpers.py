@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 from typing import Any
 
 import wasmtime
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
+from tests.support.paths import EXAMPLES
 
 SCORER_WASM = (EXAMPLES / "wasm" / "scorer.wasm").read_bytes()
 

@@ -11,7 +11,8 @@ import pytest
 
 from tests.conftest import CliResult
 from tests.engine.helpers import SCORER_WASM, config_spec, wasm_spec
-from tests.support.engine import EngineProcess, free_port, running_engine
+from tests.support.engine import EngineProcess, running_engine
+from tests.support.paths import free_port
 
 TOKEN = "cli-token"
 

@@ -162,14 +162,14 @@ def _logged(database: Path, word: str) -> bool:
 
 
 def test_the_engine_applies_the_settings_and_reads_history_after_a_restart(
-        make_engine: Callable[..., Engine], tmp_path: Path) -> None:
+        make_engine_inproc: Callable[..., Engine], tmp_path: Path) -> None:
     config = ProjectConfig.model_validate({"conversations": {"max_turns": 2}, "logging": {"agent_log_lines": 2}})
-    engine = make_engine(config)
+    engine = make_engine_inproc(config)
     engine.deploy(config_spec("Short"), None)
     for text in ("one-question", "two-question"):
         engine.send("short", text, conversation_id="c")
     engine.stop()
-    again = make_engine(config)  # same data dir
+    again = make_engine_inproc(config)  # same data dir
     reply = json.dumps(again.send("short", "three-question", conversation_id="c"))
     assert "two-question" in reply and "one-question" not in reply  # max_turns: 2 (one exchange) kept
     assert len(again.agent_logs("short", 100)["lines"]) == 2

@@ -35,16 +35,16 @@ def _senders(engine: Engine, names: list[str], stop: threading.Event) -> tuple[l
     return threads, served, failures
 
 
-def test_swaps_under_concurrent_messages_lose_nothing(engine: Engine) -> None:
-    engine.deploy(wasm_spec("scorer"), SCORER_WASM)
-    engine.deploy(config_spec("helper"), None)
+def test_swaps_under_concurrent_messages_lose_nothing(engine_inproc: Engine) -> None:
+    engine_inproc.deploy(wasm_spec("scorer"), SCORER_WASM)
+    engine_inproc.deploy(config_spec("helper"), None)
     stop = threading.Event()
-    threads, served, failures = _senders(engine, ["scorer", "scorer", "helper", "helper"], stop)
+    threads, served, failures = _senders(engine_inproc, ["scorer", "scorer", "helper", "helper"], stop)
     try:
         for patch in range(1, SWAPS + 1):
             time.sleep(0.02)
-            engine.deploy(wasm_spec("scorer", version=f"1.0.{patch}"), SCORER_WASM)
-            engine.deploy(config_spec("helper", version=f"1.0.{patch}"), None)
+            engine_inproc.deploy(wasm_spec("scorer", version=f"1.0.{patch}"), SCORER_WASM)
+            engine_inproc.deploy(config_spec("helper", version=f"1.0.{patch}"), None)
         time.sleep(0.02)
     finally:
         stop.set()
@@ -54,12 +54,12 @@ def test_swaps_under_concurrent_messages_lose_nothing(engine: Engine) -> None:
     for name in ("scorer", "helper"):
         revisions = {rev for (agent, rev), count in served.items() if agent == name}
         assert len(revisions) >= 3 and max(revisions) == SWAPS + 1
-        route = engine.router.get(name)
+        route = engine_inproc.router.get(name)
         assert route is not None and [s.revision for s in route.servings()] == [SWAPS + 1]
 
 
 def test_a_swap_waits_for_in_flight_messages_of_the_old_revision(
-    make_engine: Callable[..., Engine], monkeypatch: pytest.MonkeyPatch,
+    make_engine_inproc: Callable[..., Engine], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CAXTON_TEST_LLM_KEY", "test-key")
     with running_openai_server() as server:
@@ -67,7 +67,7 @@ def test_a_swap_waits_for_in_flight_messages_of_the_old_revision(
         config = ProjectConfig.model_validate(
             {"llm": {"openai": {"base_url": server.url, "api_key_env": "CAXTON_TEST_LLM_KEY", "retries": 0}}}
         )
-        engine = make_engine(config)
+        engine = make_engine_inproc(config)
         llm = {"provider": "openai", "model": "test-model"}
         engine.deploy(config_spec("slow", llm=llm), None)
         result: dict[str, Any] = {}

@@ -27,21 +27,21 @@ def _good_agent_answers(engine: Engine) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(RUNTIME_ATTACKS))
-def test_a_misbehaving_agent_fails_alone(engine: Engine, name: str) -> None:
+def test_a_misbehaving_agent_fails_alone(engine_inproc: Engine, name: str) -> None:
     module, limits = RUNTIME_ATTACKS[name]
-    engine.deploy(wasm_spec("scorer"), SCORER_WASM)
-    assert engine.deploy(wasm_spec(name, **limits), module).state == "Running"
+    engine_inproc.deploy(wasm_spec("scorer"), SCORER_WASM)
+    assert engine_inproc.deploy(wasm_spec(name, **limits), module).state == "Running"
     reasons = set()
     for _ in range(7):
         with pytest.raises(AgentFailure) as failed:
-            engine.send(name, "attack")
+            engine_inproc.send(name, "attack")
         assert failed.value.http_status in (502, 503, 504) and failed.value.message
         reasons.add(getattr(failed.value, "reason", None))
-        _good_agent_answers(engine)
+        _good_agent_answers(engine_inproc)
     assert reasons - {"circuit_open"}, reasons  # the real cause was reported before the circuit opened
-    detail = engine.agent(name)
+    detail = engine_inproc.agent(name)
     assert detail["state"] == "Running" and detail["runtime"][0]["failures"] >= 1
-    lines = engine.agent_logs(name)["lines"]
+    lines = engine_inproc.agent_logs(name)["lines"]
     assert any("message failed" in line["message"] for line in lines)
 
 
@@ -53,14 +53,14 @@ def test_a_misbehaving_agent_fails_alone(engine: Engine, name: str) -> None:
     ("initfail", wat_module(init="unreachable"), {}, ""),
 ])
 def test_a_module_refused_at_deploy_is_reported_and_failed(
-    engine: Engine, name: str, module: bytes, limits: dict[str, object], expected: str,
+    engine_inproc: Engine, name: str, module: bytes, limits: dict[str, object], expected: str,
 ) -> None:
-    engine.deploy(wasm_spec("scorer"), SCORER_WASM)
+    engine_inproc.deploy(wasm_spec("scorer"), SCORER_WASM)
     with pytest.raises(CaxtonError) as refused:
-        engine.deploy(wasm_spec(name, **limits), module)
+        engine_inproc.deploy(wasm_spec(name, **limits), module)
     assert 400 <= refused.value.http_status < 500 and expected in refused.value.message
-    _good_agent_answers(engine)
+    _good_agent_answers(engine_inproc)
     if name != "huge":  # a too-large module is refused before anything is recorded
-        assert engine.agent(name)["state"] == "Failed"
-        assert any(e["what"] == "deploy_failed" for e in engine.events(agent=name)["events"])
-    assert engine.agent("scorer")["state"] == "Running"
+        assert engine_inproc.agent(name)["state"] == "Failed"
+        assert any(e["what"] == "deploy_failed" for e in engine_inproc.events(agent=name)["events"])
+    assert engine_inproc.agent("scorer")["state"] == "Running"

@@ -39,24 +39,24 @@ def test_a_config_agent_answers_with_context_from_an_earlier_conversation(
     assert health["status"] == "healthy" and health["entities"] >= 1
 
 
-def test_memory_survives_a_hot_reload_and_a_restart(make_engine: Callable[..., Engine], tmp_path: Path) -> None:
-    engine = make_engine()
+def test_memory_survives_a_hot_reload_and_a_restart(make_engine_inproc: Callable[..., Engine], tmp_path: Path) -> None:
+    engine = make_engine_inproc()
     engine.deploy(remembering_agent(), None)
     engine.send("historian", "Our office moved to Lisbon in May.", "c1")
     engine.deploy({**remembering_agent(), "version": "1.1.0"}, None)  # hot reload
     assert "Lisbon" in str(engine.send("historian", "Where is the office?", "c2"))
     engine.stop()
-    again = make_engine(data_dir=tmp_path / "data")
+    again = make_engine_inproc(data_dir=tmp_path / "data")
     assert "Lisbon" in str(again.send("historian", "Where is the office?", "c3"))
 
 
 def test_a_broken_model_leaves_memory_unhealthy_and_other_agents_serving(
-    make_engine: Callable[..., Engine], tmp_path: Path,
+    make_engine_inproc: Callable[..., Engine], tmp_path: Path,
 ) -> None:
     bad = tmp_path / "model.onnx"
     bad.write_bytes(b"not an onnx model")
     config = ProjectConfig(memory=EngineMemorySettings(model_path=str(bad)))
-    engine = make_engine(config)
+    engine = make_engine_inproc(config)
     assert engine.memory is not None
     engine.memory.warm_up()
     assert engine.memory_health()["status"] == "unhealthy"
@@ -65,7 +65,7 @@ def test_a_broken_model_leaves_memory_unhealthy_and_other_agents_serving(
     assert engine.send("plain", "hello", None)["reply"]
 
 
-def test_memory_can_be_disabled(make_engine: Callable[..., Engine]) -> None:
-    engine = make_engine(ProjectConfig(memory=EngineMemorySettings(enabled=False)))
+def test_memory_can_be_disabled(make_engine_inproc: Callable[..., Engine]) -> None:
+    engine = make_engine_inproc(ProjectConfig(memory=EngineMemorySettings(enabled=False)))
     assert engine.memory is None and engine.memory_health()["enabled"] is False
     assert engine.memory_health()["status"] == "healthy"  # off by choice: nothing is wrong

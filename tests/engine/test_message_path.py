@@ -55,33 +55,33 @@ def test_slow_messages_send_their_revision_to_the_thread_pool_for_a_while() -> N
     serving.stop()
 
 
-def test_wasm_messages_run_inline_and_others_fall_back(engine: Engine) -> None:
-    engine.deploy(wasm_spec("scorer"), SCORER_WASM)
-    reply = engine.send_now("scorer", "hello", "c-1")
-    assert reply is not None and reply["reply"] == engine.send("scorer", "hello", "c-1")["reply"]
+def test_wasm_messages_run_inline_and_others_fall_back(engine_inproc: Engine) -> None:
+    engine_inproc.deploy(wasm_spec("scorer"), SCORER_WASM)
+    reply = engine_inproc.send_now("scorer", "hello", "c-1")
+    assert reply is not None and reply["reply"] == engine_inproc.send("scorer", "hello", "c-1")["reply"]
     assert reply["agent"] == "scorer" and reply["conversation_id"] == "c-1"
-    assert engine.send_now("nobody", "hello") is None  # `send` says why (404) off the loop
-    engine.deploy(config_spec("talker"), None)
-    assert engine.send_now("talker", "hello") is None  # an LLM call never runs on the loop
+    assert engine_inproc.send_now("nobody", "hello") is None  # `send` says why (404) off the loop
+    engine_inproc.deploy(config_spec("talker"), None)
+    assert engine_inproc.send_now("talker", "hello") is None  # an LLM call never runs on the loop
 
 
-def test_a_busy_runtime_falls_back_having_done_nothing(engine: Engine) -> None:
-    engine.deploy(wasm_spec("scorer"), SCORER_WASM)
-    route = engine.router.get("scorer")
+def test_a_busy_runtime_falls_back_having_done_nothing(engine_inproc: Engine) -> None:
+    engine_inproc.deploy(wasm_spec("scorer"), SCORER_WASM)
+    route = engine_inproc.router.get("scorer")
     assert route is not None
     serving = route.backends[0].serving
     serving.handle_nowait = Blocking().handle_nowait
     with pytest.raises(BlockingIOError):
-        engine.send_now("scorer", "hello")
+        engine_inproc.send_now("scorer", "hello")
     assert serving.inflight == 0 and serving.runtime.stats()["messages"] == 0
 
 
-def test_a_timed_out_inline_message_is_answered_and_its_agent_moves_to_threads(engine: Engine) -> None:
-    engine.deploy(wasm_spec("looper", max_execution_time_ms=100, fuel=10**12), wat_module(LOOP))
+def test_a_timed_out_inline_message_is_answered_and_its_agent_moves_to_threads(engine_inproc: Engine) -> None:
+    engine_inproc.deploy(wasm_spec("looper", max_execution_time_ms=100, fuel=10**12), wat_module(LOOP))
     outcomes: list[str] = []
     for _ in range(3):  # each times out after >= 100 ms: the average passes 2 ms after one or two
         try:
-            outcomes.append("inline" if engine.send_now("looper", "spin") is not None else "threads")
+            outcomes.append("inline" if engine_inproc.send_now("looper", "spin") is not None else "threads")
         except AgentFailure as failed:
             assert failed.http_status == 504
             outcomes.append("timeout")
@@ -90,12 +90,12 @@ def test_a_timed_out_inline_message_is_answered_and_its_agent_moves_to_threads(e
     assert outcomes[0] == "timeout" and outcomes[-1] == "threads"  # held off the loop: the next ones run in threads
 
 
-def test_a_wasm_agent_that_may_run_long_never_runs_on_the_loop(engine: Engine) -> None:
-    engine.deploy(wasm_spec("patient", max_execution_time_ms=5000, fuel=10**12), SCORER_WASM)
-    assert engine.send_now("patient", "hi") is None
-    assert engine.send("patient", "hi")["reply"]["agent"] == "scorer"
-    engine.deploy(wasm_spec("frugal", max_execution_time_ms=5000, fuel=10**7), SCORER_WASM)
-    assert engine.send_now("frugal", "hi") is not None  # its fuel bounds it to ~10 ms
+def test_a_wasm_agent_that_may_run_long_never_runs_on_the_loop(engine_inproc: Engine) -> None:
+    engine_inproc.deploy(wasm_spec("patient", max_execution_time_ms=5000, fuel=10**12), SCORER_WASM)
+    assert engine_inproc.send_now("patient", "hi") is None
+    assert engine_inproc.send("patient", "hi")["reply"]["agent"] == "scorer"
+    engine_inproc.deploy(wasm_spec("frugal", max_execution_time_ms=5000, fuel=10**7), SCORER_WASM)
+    assert engine_inproc.send_now("frugal", "hi") is not None  # its fuel bounds it to ~10 ms
 
 
 def test_the_message_route_is_tried_first_and_changes_no_answer(api: TestClient) -> None:
@@ -109,9 +109,9 @@ def test_the_message_route_is_tried_first_and_changes_no_answer(api: TestClient)
     assert api.post("/api/v1/agents/scorer/messages", json={"content": "hi"}).status_code == 503
 
 
-def test_swaps_under_concurrent_messages_through_the_inline_path_lose_nothing(engine: Engine) -> None:
+def test_swaps_under_concurrent_messages_through_the_inline_path_lose_nothing(engine_inproc: Engine) -> None:
     """What the HTTP endpoint does (``send_now``, else ``send``), from several threads, across hot swaps."""
-    engine.deploy(wasm_spec("scorer"), SCORER_WASM)
+    engine_inproc.deploy(wasm_spec("scorer"), SCORER_WASM)
     stop = threading.Event()
     served: Counter[int] = Counter()
     failures: list[BaseException] = []
@@ -120,9 +120,9 @@ def test_swaps_under_concurrent_messages_through_the_inline_path_lose_nothing(en
         while not stop.is_set():
             try:
                 try:
-                    reply = engine.send_now("scorer", "hi") or engine.send("scorer", "hi")
+                    reply = engine_inproc.send_now("scorer", "hi") or engine_inproc.send("scorer", "hi")
                 except BlockingIOError:
-                    reply = engine.send("scorer", "hi")
+                    reply = engine_inproc.send("scorer", "hi")
                 served[reply["revision"]] += 1
             except BaseException as error:  # noqa: BLE001 - any failure is what this test counts
                 failures.append(error)
@@ -133,7 +133,7 @@ def test_swaps_under_concurrent_messages_through_the_inline_path_lose_nothing(en
     try:
         for patch in range(1, 9):
             threading.Event().wait(0.02)
-            engine.deploy(wasm_spec("scorer", version=f"1.0.{patch}"), SCORER_WASM)
+            engine_inproc.deploy(wasm_spec("scorer", version=f"1.0.{patch}"), SCORER_WASM)
         threading.Event().wait(0.02)
     finally:
         stop.set()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,9 +28,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.support.engine import EngineProcess, running_engine
+from tests.support.paths import EXAMPLES
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-QUICKSTART = REPO_ROOT / "examples" / "quickstart"
 TOKEN = "contract-test-token-0123456789abcdef"
 EXAMPLES_PER_OPERATION = 5
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
@@ -45,23 +43,23 @@ def _ndjson(_: Any, value: Any) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
+def contract_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
     root = tmp_path_factory.mktemp("contract")
     with running_engine(root, token=TOKEN, env={"CAXTON_MEMORY_ENABLED": "true"}) as process:
         yield process
 
 
 @pytest.fixture(scope="module")
-def deployed(engine: EngineProcess, tmp_path_factory: pytest.TempPathFactory,
+def deployed(contract_engine: EngineProcess, tmp_path_factory: pytest.TempPathFactory,
              run_cli_module: Callable[..., Any]) -> dict[str, Any]:
     """The quickstart applied, two entities related, a backup taken: real values for the path parameters."""
     work = tmp_path_factory.mktemp("quickstart")
-    shutil.copytree(QUICKSTART / "agents", work / "agents")
-    shutil.copytree(QUICKSTART / "wasm", work / "wasm")
-    shutil.copy(QUICKSTART / "caxton.yaml", work / "caxton.yaml")
-    code = run_cli_module("apply", str(work / "agents"), "--engine", engine.url, "--token", TOKEN, "--auto-approve")
-    assert code == 0, engine.log_text()[-2000:]
-    with engine.client() as client:
+    shutil.copytree(EXAMPLES / "agents", work / "agents")
+    shutil.copytree(EXAMPLES / "wasm", work / "wasm")
+    shutil.copy(EXAMPLES / "caxton.yaml", work / "caxton.yaml")
+    code = run_cli_module("apply", str(work / "agents"), "--engine", contract_engine.url, "--token", TOKEN, "--auto-approve")
+    assert code == 0, contract_engine.log_text()[-2000:]
+    with contract_engine.client() as client:
         ada, bob = (client.request("POST", "/memory/entities", json={"name": name, "entity_type": "person"})
                     for name in ("ada", "bob"))
         relation = client.request("POST", "/memory/relations",
@@ -115,14 +113,14 @@ def _known(values: dict[str, Any]) -> Callable[[Any], Any]:
     return fill
 
 
-def test_every_operation_conforms(engine: EngineProcess, deployed: dict[str, Any]) -> None:
-    operations = _operations(engine)
+def test_every_operation_conforms(contract_engine: EngineProcess, deployed: dict[str, Any]) -> None:
+    operations = _operations(contract_engine)
     assert len(operations) >= 45
     # Generated requests first (mostly refusals: unknown names, invalid bodies), then the same operations
     # on things that exist (successes), deletions last so the reads find what they look for.
-    generated = [_run(engine, op, op.as_strategy()) for op in operations]
+    generated = [_run(contract_engine, op, op.as_strategy()) for op in operations]
     ordered = sorted((op for op in operations if "{" in op.path), key=lambda op: op.method.upper() == "DELETE")
-    existing = [_run(engine, op, op.as_strategy().map(_known(deployed))) for op in ordered]
+    existing = [_run(contract_engine, op, op.as_strategy().map(_known(deployed))) for op in ordered]
     findings = [found for found in generated + existing if found]
     assert not findings, "\n\n".join(findings)
 

@@ -13,6 +13,7 @@ from caxton.engine import providers
 from caxton.spec import agent as agent_spec
 from caxton.spec import project
 from tests.support.openai_server import OpenAITestServer, running_openai_server
+from tests.support.paths import free_port
 
 KEY = "sk-test-SECRET-0123456789"
 ENV = "CAXTON_TEST_LLM_KEY"
@@ -164,8 +165,8 @@ def test_openai_garbage_reply_is_a_bad_response(server: OpenAITestServer, api_ke
     assert len(server.requests) == 1
 
 
-def test_openai_unreachable_endpoint(free_port: int, api_key: str) -> None:
-    failure = failure_of(openai(f"http://127.0.0.1:{free_port}/v1", retries=1), request())
+def test_openai_unreachable_endpoint(api_key: str) -> None:
+    failure = failure_of(openai(f"http://127.0.0.1:{free_port()}/v1", retries=1), request())
     assert failure.reason == "unreachable" and failure.details["attempts"] == 2
     assert "base_url" in str(failure.hint)
 

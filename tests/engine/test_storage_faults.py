@@ -69,7 +69,7 @@ def tmpfs_engine(tmp_path: Path, config_text: str) -> TmpfsEngine:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[TmpfsEngine]:
+def small_tmpfs_engine(tmp_path: Path) -> Iterator[TmpfsEngine]:
     engine = tmpfs_engine(tmp_path, "memory:\n  enabled: false\n")
     engine.start(timeout=60)
     try:
@@ -103,38 +103,38 @@ def fill(path: Path) -> None:
         os.close(fd)
 
 
-def test_a_full_data_volume_answers_507_and_a_read_only_one_503(engine: TmpfsEngine) -> None:
-    assert deploy(engine, 1).status_code == 200
-    assert storage(engine) == ("healthy", {"status": "healthy", "faults": 0})
+def test_a_full_data_volume_answers_507_and_a_read_only_one_503(small_tmpfs_engine: TmpfsEngine) -> None:
+    assert deploy(small_tmpfs_engine, 1).status_code == 200
+    assert storage(small_tmpfs_engine) == ("healthy", {"status": "healthy", "faults": 0})
 
-    filler = engine.inside(engine.data_dir / "filler")
+    filler = small_tmpfs_engine.inside(small_tmpfs_engine.data_dir / "filler")
     fill(filler)
-    full = deploy(engine, 2)
+    full = deploy(small_tmpfs_engine, 2)
     assert full.status_code == 507, full.text
     error = full.json()["error"]
     assert error["code"] == "storage_full" and "full" in error["message"] and "free space" in error["hint"]
-    status, health = storage(engine)
+    status, health = storage(small_tmpfs_engine)
     assert status == "degraded" and health["code"] == "storage_full" and health["faults"] == 1
-    reply = httpx.post(engine.url + V1 + "/agents/echo/messages", json={"content": {"n": 1}}, timeout=10)
+    reply = httpx.post(small_tmpfs_engine.url + V1 + "/agents/echo/messages", json={"content": {"n": 1}}, timeout=10)
     assert reply.status_code == 200 and reply.json()["reply"] == {"v": 1}  # messages go on
 
     filler.unlink()
-    assert deploy(engine, 2).status_code == 200, "the engine writes again once space is freed"
+    assert deploy(small_tmpfs_engine, 2).status_code == 200, "the engine writes again once space is freed"
 
-    backups = engine.data_dir / "backups"
-    engine.mount_read_only(backups)
+    backups = small_tmpfs_engine.data_dir / "backups"
+    small_tmpfs_engine.mount_read_only(backups)
     try:
-        read_only = httpx.post(engine.url + V1 + "/backups", timeout=60)
+        read_only = httpx.post(small_tmpfs_engine.url + V1 + "/backups", timeout=60)
         assert read_only.status_code == 503, read_only.text
         error = read_only.json()["error"]
         assert error["code"] == "storage_read_only" and "read-only" in error["message"]
         assert str(backups) in error["message"] and "read-write" in error["hint"]
-        status, health = storage(engine)
+        status, health = storage(small_tmpfs_engine)
         assert status == "degraded" and health["code"] == "storage_read_only" and health["faults"] == 2
-        assert httpx.get(engine.url + V1 + "/agents", timeout=10).status_code == 200  # reads go on
+        assert httpx.get(small_tmpfs_engine.url + V1 + "/agents", timeout=10).status_code == 200  # reads go on
     finally:
-        engine.unmount(backups)
-    written = httpx.post(engine.url + V1 + "/backups", timeout=60)
+        small_tmpfs_engine.unmount(backups)
+    written = httpx.post(small_tmpfs_engine.url + V1 + "/backups", timeout=60)
     assert written.status_code == 200, "the engine writes again once the folder is writable"
 
 

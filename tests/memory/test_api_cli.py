@@ -23,7 +23,8 @@ from caxton.engine import api
 from caxton.engine.core import Engine
 from caxton.memory import embeddings, service
 from caxton.spec.project import EngineMemorySettings, ProjectConfig
-from tests.conftest import CliResult, find_free_port
+from tests.conftest import CliResult
+from tests.support.paths import free_port
 
 
 @dataclass
@@ -35,7 +36,7 @@ class Served:
 
 def _serve(engine: Engine) -> tuple[uvicorn.Server, threading.Thread, str]:
     app = api.create_app(engine)
-    port = find_free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -7,7 +7,7 @@ from fastapi.routing import APIRoute
 
 from caxton.cli import memory as cli_memory
 from caxton.engine import memory_api
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 
 def test_every_command_and_route_is_documented() -> None:

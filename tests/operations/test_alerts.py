@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 from tests.operations.test_metrics import promtool
 
 RULES = REPO_ROOT / "deploy" / "prometheus"

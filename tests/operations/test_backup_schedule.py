@@ -48,7 +48,7 @@ def settings(**backups: Any) -> ProjectConfig:
 
 
 @pytest.fixture
-def make_engine(tmp_path: Path) -> Iterator[Callable[..., tuple[Engine, Clock]]]:
+def make_clocked_engine(tmp_path: Path) -> Iterator[Callable[..., tuple[Engine, Clock]]]:
     """A started in-process engine serving a WASM and a config agent, its backups on a fake clock."""
     engines: list[Engine] = []
 
@@ -77,9 +77,9 @@ def counted(trigger: str, outcome: str) -> float:
 
 
 def test_a_due_backup_is_taken_verifies_and_retention_prunes_only_after_a_new_one(
-    make_engine: Callable[..., tuple[Engine, Clock]], tmp_path: Path, run_cli: Callable[..., CliResult],
+    make_clocked_engine: Callable[..., tuple[Engine, Clock]], tmp_path: Path, run_cli: Callable[..., CliResult],
 ) -> None:
-    engine, clock = make_engine(settings(interval="1h", directory="nightly", retention=2))
+    engine, clock = make_clocked_engine(settings(interval="1h", directory="nightly", retention=2))
     directory = tmp_path / "data" / "nightly"
     before = counted("schedule", "success")
 
@@ -119,9 +119,9 @@ def engine_time(clock: Clock) -> Any:
 
 
 def test_max_age_deletes_old_archives_but_keeps_the_newest(
-    make_engine: Callable[..., tuple[Engine, Clock]], tmp_path: Path,
+    make_clocked_engine: Callable[..., tuple[Engine, Clock]], tmp_path: Path,
 ) -> None:
-    engine, clock = make_engine(settings(interval="1h", directory=str(tmp_path / "abs"), retention=10, max_age="2h"))
+    engine, clock = make_clocked_engine(settings(interval="1h", directory=str(tmp_path / "abs"), retention=10, max_age="2h"))
     for _ in range(4):
         engine.backups.tick()
         clock.now += 3600
@@ -131,7 +131,7 @@ def test_max_age_deletes_old_archives_but_keeps_the_newest(
 
 
 def test_the_first_backup_is_due_an_interval_after_the_newest_archive(
-    tmp_path: Path, make_engine: Callable[..., tuple[Engine, Clock]],
+    tmp_path: Path, make_clocked_engine: Callable[..., tuple[Engine, Clock]],
 ) -> None:
     directory = tmp_path / "data" / "backups"
     directory.mkdir(parents=True)
@@ -139,7 +139,7 @@ def test_the_first_backup_is_due_an_interval_after_the_newest_archive(
 
     old = directory / backup.default_name(datetime.fromtimestamp(START - 600, UTC))
     old.write_bytes(b"an archive of a previous run")
-    engine, clock = make_engine(settings(interval="1h"))
+    engine, clock = make_clocked_engine(settings(interval="1h"))
     assert engine.backups.tick() == pytest.approx(3000)
     assert archives(directory) == [old.name]
     view = engine.scrape_view().backup
@@ -147,11 +147,11 @@ def test_the_first_backup_is_due_an_interval_after_the_newest_archive(
 
 
 def test_a_failed_backup_is_logged_and_counted_and_the_engine_keeps_serving(
-    make_engine: Callable[..., tuple[Engine, Clock]], tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    make_clocked_engine: Callable[..., tuple[Engine, Clock]], tmp_path: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the backups directory should be")
-    engine, clock = make_engine(settings(interval="10m", directory=str(blocker / "backups")))
+    engine, clock = make_clocked_engine(settings(interval="10m", directory=str(blocker / "backups")))
     before = counted("schedule", "failure")
     with caplog.at_level(logging.ERROR, "caxton.engine.backup_schedule"):
         assert engine.backups.tick() == 600
@@ -165,8 +165,9 @@ def test_a_failed_backup_is_logged_and_counted_and_the_engine_keeps_serving(
     assert engine.backups.tick() == 300  # the next try is an interval later, not a tight loop
 
 
-def test_a_reload_takes_a_new_schedule(make_engine: Callable[..., tuple[Engine, Clock]], tmp_path: Path) -> None:
-    engine, clock = make_engine(settings())
+def test_a_reload_takes_a_new_schedule(make_clocked_engine: Callable[..., tuple[Engine, Clock]],
+                                       tmp_path: Path) -> None:
+    engine, clock = make_clocked_engine(settings())
     assert engine.backups.tick() is None  # no interval: no scheduled backups
     assert engine.scrape_view().backup == metrics.BackupView(None)
     assert metrics.sample_value("caxton_backup_last_success_timestamp_seconds") is None
@@ -181,11 +182,11 @@ def test_a_reload_takes_a_new_schedule(make_engine: Callable[..., tuple[Engine, 
 
 
 def test_an_admin_backup_and_a_scheduled_one_never_run_at_once(
-    make_engine: Callable[..., tuple[Engine, Clock]], monkeypatch: pytest.MonkeyPatch,
+    make_clocked_engine: Callable[..., tuple[Engine, Clock]], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from caxton.engine import backup_api
 
-    engine, _ = make_engine(settings(interval="1h"))
+    engine, _ = make_clocked_engine(settings(interval="1h"))
     inside, most = 0, 0
     guard = threading.Lock()
     real_create = backup.create

@@ -38,11 +38,12 @@ from caxton.engine.core import Engine
 from caxton.errors import ValidationFailed
 from caxton.spec import refused
 from caxton.spec.project import LoggingSettings, ProjectConfig
+from tests.conftest import CliResult
 from tests.engine.helpers import config_spec, wasm_spec, wat_module
 from tests.security.auth_tokens import write_tokens
-from tests.conftest import CliResult
-from tests.planning.conftest import DesiredRepo, desired_repo, engine  # noqa: F401  (fixtures)
-from tests.support.engine import REPO_ROOT, EngineProcess, free_port
+from tests.support.engine import EngineProcess
+from tests.support.git import DesiredRepo
+from tests.support.paths import REPO_ROOT, free_port
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SEEDS = FIXTURES / "seeds-production.yaml"
@@ -366,7 +367,7 @@ def test_effect_log_file_rotation_and_reopen(tmp_path: Path) -> None:
 
 
 def test_effect_defaults_and_environment_branch(
-    run_cli: Callable[..., CliResult], engine: EngineProcess, desired_repo: DesiredRepo,
+    run_cli: Callable[..., CliResult], engine_proc: EngineProcess, desired_repo: DesiredRepo,
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
     """``defaults.engine`` (else the first engine of ``defaults.environment``) is the engine of commands given
@@ -374,17 +375,17 @@ def test_effect_defaults_and_environment_branch(
     monkeypatch.delenv("CAXTON_ENGINE_URL", raising=False)
     monkeypatch.chdir(tmp_path)
     closed = f"http://127.0.0.1:{free_port()}"
-    (tmp_path / "caxton.yaml").write_text(yaml.safe_dump({"defaults": {"engine": engine.url}}))
+    (tmp_path / "caxton.yaml").write_text(yaml.safe_dump({"defaults": {"engine": engine_proc.url}}))
     assert run_cli("health").code == 0
     (tmp_path / "caxton.yaml").write_text(yaml.safe_dump(
-        {"environments": {"staging": {"engines": [closed, engine.url]}}, "defaults": {"environment": "staging"}}))
+        {"environments": {"staging": {"engines": [closed, engine_proc.url]}}, "defaults": {"environment": "staging"}}))
     assert closed.removeprefix("http://") in run_cli("health").err  # the environment's first engine
-    assert run_cli("health", "--engine", engine.url).code == 0  # a flag beats the file
+    assert run_cli("health", "--engine", engine_proc.url).code == 0  # a flag beats the file
     assert "CAXTON_ENGINE_URL" not in os.environ  # set for one command only
     (tmp_path / "caxton.yaml").unlink()
 
-    desired_repo.write("caxton.yaml", f"environments:\n  here:\n    engines: [{engine.url}]\n"
-                       f"  release:\n    engines: [{engine.url}]\n    branch: release\n")
+    desired_repo.write("caxton.yaml", f"environments:\n  here:\n    engines: [{engine_proc.url}]\n"
+                       f"  release:\n    engines: [{engine_proc.url}]\n    branch: release\n")
     desired_repo.commit("environments")
     desired_repo.repo.git.checkout("-b", "release")
     desired_repo.write("agents/extra.md", "---\nname: extra\nversion: 1.0.0\nsystem_prompt: hi\n---\n")
@@ -393,9 +394,9 @@ def test_effect_defaults_and_environment_branch(
     config, clones = str(desired_repo.root / "caxton.yaml"), str(desired_repo.root.parent / "clones")
     source = ("--source", str(desired_repo.root), "--data-dir", clones, "--config", config)
     assert run_cli("reconcile", *source, "--env", "here").code == 0
-    assert "extra" not in [a.id for a in engine.client().state().agents]
+    assert "extra" not in [a.id for a in engine_proc.client().state().agents]
     assert run_cli("reconcile", *source, "--env", "release").code == 0
-    assert "extra" in [a.id for a in engine.client().state().agents]
+    assert "extra" in [a.id for a in engine_proc.client().state().agents]
 
 
 # --- effects, real processes: the production caxton.yaml the docs give -----------------------------------

@@ -23,7 +23,7 @@ import yaml
 
 from caxton.client import memory
 from caxton.errors import CaxtonError
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 from tests.rollouts import agents
 from tests.rollouts.prometheus_server import running_prometheus
 from tests.rollouts.test_durability import write_agent

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from caxton.errors import AgentFailure
 from tests.rollouts import agents
 from tests.rollouts.prometheus_server import ensure_installed
 from tests.rollouts.test_durability import write_agent
-from tests.support.engine import EngineProcess, running_engine
+from tests.support.engine import EngineProcess
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 #: A canary that stays at its first step (50%) for the whole test: its analysis needs far more traffic.
@@ -59,22 +59,17 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 20.0) -> Non
         time.sleep(0.05)
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
-    with running_engine(tmp_path_factory.mktemp("metrics") / "data") as process:
-        yield process
-
-
 def apply(run_cli: Any, engine: EngineProcess, root: Path, *extra: str) -> None:
     done = run_cli("apply", str(root / "agents"), "--engine", engine.url, "--auto-approve", *extra)
     assert done.code == 0, done.out + done.err
 
 
-def test_promtool_accepts_a_live_engines_metrics(run_cli: Any, engine: EngineProcess, tmp_path: Path) -> None:
+def test_promtool_accepts_a_live_engines_metrics(run_cli: Any, module_engine_proc: EngineProcess,
+                                                 tmp_path: Path) -> None:
     write_agent(tmp_path, 1, name="steady")
     write_agent(tmp_path, 1, name="flaky", faulty=True)
-    apply(run_cli, engine, tmp_path)
-    client = engine.client()
+    apply(run_cli, module_engine_proc, tmp_path)
+    client = module_engine_proc.client()
     for i in range(5):
         client.send("steady", {"n": i})
         try:
@@ -82,7 +77,7 @@ def test_promtool_accepts_a_live_engines_metrics(run_cli: Any, engine: EnginePro
         except AgentFailure:
             pass  # every 5th message of the faulty agent fails
     write_agent(tmp_path, 2, CANARY, name="steady")
-    apply(run_cli, engine, tmp_path, "--no-wait")
+    apply(run_cli, module_engine_proc, tmp_path, "--no-wait")
     wait_for(lambda: value(samples(client.metrics()), "caxton_rollout_step", agent="steady",
                            strategy="canary") is not None, "the canary to be in flight")
 
@@ -116,9 +111,9 @@ def test_promtool_accepts_a_live_engines_metrics(run_cli: Any, engine: EnginePro
     assert not [s for s in series_of(found, "caxton_http_requests_total") if "steady" in s["route"]]
 
 
-def test_a_retired_revisions_series_disappear(run_cli: Any, engine: EngineProcess, tmp_path: Path) -> None:
-    client = engine.client()
-    done = run_cli("rollout", "abort", "steady", "--engine", engine.url)
+def test_a_retired_revisions_series_disappear(run_cli: Any, module_engine_proc: EngineProcess, tmp_path: Path) -> None:
+    client = module_engine_proc.client()
+    done = run_cli("rollout", "abort", "steady", "--engine", module_engine_proc.url)
     assert done.code == 0, done.out + done.err
 
     def candidate_gone() -> bool:
@@ -132,7 +127,7 @@ def test_a_retired_revisions_series_disappear(run_cli: Any, engine: EngineProces
     assert value(found, "caxton_agent_messages_total", agent="steady", revision="1") == 5
 
     write_agent(tmp_path, 3, name="flaky")  # a plain hot swap: revision 1 retires, the new one starts at 0
-    apply(run_cli, engine, tmp_path)
+    apply(run_cli, module_engine_proc, tmp_path)
     found = samples(client.metrics())
     new = str(client.agent("flaky").revision)
     assert new != "1"
@@ -142,8 +137,8 @@ def test_a_retired_revisions_series_disappear(run_cli: Any, engine: EngineProces
     assert value(found, "caxton_state_serial") == client.state().serial
 
 
-def test_the_state_gauges_follow_removal(engine: EngineProcess) -> None:
-    client: EngineClient = engine.client()
+def test_the_state_gauges_follow_removal(module_engine_proc: EngineProcess) -> None:
+    client: EngineClient = module_engine_proc.client()
     before = samples(client.metrics())
     assert series_of(before, "caxton_agent_reloads_total", agent="flaky")
     running = value(before, "caxton_agents", kind="wasm", state="Running")

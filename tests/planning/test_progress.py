@@ -8,13 +8,13 @@ import re
 import select
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from caxton.cli import progress
-from tests.planning.conftest import REPO_ROOT, DesiredRepo
 from tests.support.engine import EngineProcess
+from tests.support.git import DesiredRepo
+from tests.support.paths import REPO_ROOT
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -44,17 +44,17 @@ def run_in_terminal(args: list[str], timeout: float = 60.0) -> tuple[int, str]:
     return proc.wait(timeout), ANSI.sub("", b"".join(chunks).decode("utf-8", "replace"))
 
 
-def test_a_terminal_gets_one_live_line_per_agent(engine: EngineProcess, desired_repo: DesiredRepo) -> None:
-    code, screen = run_in_terminal(["apply", str(desired_repo.agents), "--auto-approve", "--engine", engine.url])
+def test_a_terminal_gets_one_live_line_per_agent(engine_proc: EngineProcess, desired_repo: DesiredRepo) -> None:
+    code, screen = run_in_terminal(["apply", str(desired_repo.agents), "--auto-approve", "--engine", engine_proc.url])
     assert code == 0, screen
     for agent in ("data-processor", "scorer", "summarizer"):
         assert re.search(rf"✓ {agent}\s+create\s+.*\d+ ms", screen), screen
     assert "Apply succeeded: 3 create." in screen
 
 
-def test_piped_output_is_plain_lines(run_cli: object, engine: EngineProcess, desired_repo: DesiredRepo) -> None:
+def test_piped_output_is_plain_lines(run_cli: object, engine_proc: EngineProcess, desired_repo: DesiredRepo) -> None:
     done = subprocess.run([sys.executable, "-m", "caxton", "apply", str(desired_repo.agents), "--auto-approve",
-                           "--engine", engine.url], capture_output=True, text=True,
+                           "--engine", engine_proc.url], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "\x1b[" not in done.stdout

@@ -1,4 +1,4 @@
-"""Fixtures for the reconcile tests: a desired-state git repo, a real engine, a loop running in a thread."""
+"""Fixtures for the reconcile tests: a loop running in a thread (over ``desired_repo`` and ``engine_proc``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from caxton.reconcile.loop import Loop, Settings
 from caxton.reconcile.passes import Options, Target
 from caxton.reconcile.sources import Source
-from tests.planning.conftest import desired_repo, engine  # noqa: F401  (fixtures shared with the plan tests)
 from tests.support.engine import EngineProcess
 
 #: Short timings so every watch test ends in seconds.

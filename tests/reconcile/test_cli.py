@@ -12,11 +12,11 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import REPO_ROOT, find_free_port
-from tests.planning.conftest import DesiredRepo
 from tests.reconcile.conftest import revisions, wait_for
 from tests.reconcile.test_watch import BROKEN, status
 from tests.support.engine import EngineProcess
+from tests.support.git import DesiredRepo
+from tests.support.paths import REPO_ROOT, free_port
 
 Run = Any  # the run_cli fixture
 
@@ -25,30 +25,30 @@ def reconcile(run_cli: Run, repo: DesiredRepo, *extra: str) -> Any:
     return run_cli("reconcile", "--source", str(repo.root), "--data-dir", str(repo.root.parent / "clones"), *extra)
 
 
-def test_one_pass_applies_holds_invalid_and_refuses_deleting_everything(run_cli: Run, engine: EngineProcess,
+def test_one_pass_applies_holds_invalid_and_refuses_deleting_everything(run_cli: Run, engine_proc: EngineProcess,
                                                      desired_repo: DesiredRepo) -> None:
-    first = reconcile(run_cli, desired_repo, "--engine", engine.url)
+    first = reconcile(run_cli, desired_repo, "--engine", engine_proc.url)
     assert first.code == 0, first.err
     commit = desired_repo.repo.head.commit.hexsha
-    assert f"{engine.url}: applied at {commit[:12]}: " in first.out
+    assert f"{engine_proc.url}: applied at {commit[:12]}: " in first.out
     assert "summarizer created (revision 1)" in first.out
-    again = reconcile(run_cli, desired_repo, "--engine", engine.url)
-    assert again.code == 0 and f"{engine.url}: in_sync at {commit[:12]}" in again.out
+    again = reconcile(run_cli, desired_repo, "--engine", engine_proc.url)
+    assert again.code == 0 and f"{engine_proc.url}: in_sync at {commit[:12]}" in again.out
 
     desired_repo.write("agents/summarizer.toml", BROKEN)
     desired_repo.commit("broken")
-    invalid = reconcile(run_cli, desired_repo, "--engine", engine.url)
+    invalid = reconcile(run_cli, desired_repo, "--engine", engine_proc.url)
     assert invalid.code == 1
     assert "agents/summarizer.toml" in invalid.err and "error" in invalid.err
     assert "reconcile invalid" in invalid.err
-    assert revisions(engine)["summarizer"][1] == 1
+    assert revisions(engine_proc)["summarizer"][1] == 1
 
-    shown = run_cli("reconcile", "status", "--engine", engine.url)
+    shown = run_cli("reconcile", "status", "--engine", engine_proc.url)
     assert shown.code == 0, shown.err
     assert "last outcome:        invalid" in shown.out
     assert f"last applied commit: {commit}" in shown.out
     assert "agents/summarizer.toml" in shown.out
-    as_json = run_cli("reconcile", "status", "--engine", engine.url, "-o", "json")
+    as_json = run_cli("reconcile", "status", "--engine", engine_proc.url, "-o", "json")
     assert json.loads(as_json.out)["status"]["last_outcome"] == "invalid"
 
     # an empty agents directory is refused by the delete-all guard, not applied
@@ -56,32 +56,32 @@ def test_one_pass_applies_holds_invalid_and_refuses_deleting_everything(run_cli:
         (desired_repo.agents / file).unlink()
     desired_repo.write("agents/README.md", "no agents for now\n")
     desired_repo.commit("remove every agent")
-    refused = reconcile(run_cli, desired_repo, "--engine", engine.url)
+    refused = reconcile(run_cli, desired_repo, "--engine", engine_proc.url)
     assert refused.code == 1
     assert "refused" in refused.err and "--allow-delete-all" in refused.err
-    assert len(revisions(engine)) == 3
+    assert len(revisions(engine_proc)) == 3
 
 
 def test_an_environment_is_a_rolling_wave_stopping_at_the_first_failure(
-    run_cli: Run, engine: EngineProcess, desired_repo: DesiredRepo,
+    run_cli: Run, engine_proc: EngineProcess, desired_repo: DesiredRepo,
 ) -> None:
-    dead = f"http://127.0.0.1:{find_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     desired_repo.write("caxton.yaml", "environments:\n"
-                       f"  prod:\n    engines: [{engine.url}, {dead}]\n"
-                       f"  reversed:\n    engines: [{dead}, {engine.url}]\n")
+                       f"  prod:\n    engines: [{engine_proc.url}, {dead}]\n"
+                       f"  reversed:\n    engines: [{dead}, {engine_proc.url}]\n")
     desired_repo.commit("environments")
     config = str(desired_repo.root / "caxton.yaml")
     blocked = reconcile(run_cli, desired_repo, "--env", "reversed", "--config", config)
     assert blocked.code == 1
-    assert f"{dead}: unreachable" in blocked.out and engine.url not in blocked.out
-    assert revisions(engine) == {}, "the wave stopped before the second engine"
+    assert f"{dead}: unreachable" in blocked.out and engine_proc.url not in blocked.out
+    assert revisions(engine_proc) == {}, "the wave stopped before the second engine"
 
     wave = reconcile(run_cli, desired_repo, "--env", "prod", "--config", config)
     assert wave.code == 1
-    assert f"{engine.url}: applied" in wave.out and f"{dead}: unreachable" in wave.out
+    assert f"{engine_proc.url}: applied" in wave.out and f"{dead}: unreachable" in wave.out
     assert "1 of 2 engine(s) at this revision; stopped at " + dead in wave.err
-    engines = {e["engine"]: e for e in status(engine)["engines"]}
-    assert engines[engine.url]["commit"] == desired_repo.repo.head.commit.hexsha
+    engines = {e["engine"]: e for e in status(engine_proc)["engines"]}
+    assert engines[engine_proc.url]["commit"] == desired_repo.repo.head.commit.hexsha
     assert engines[dead]["outcome"] == "unreachable" and engines[dead]["commit"] is None
 
     unknown = reconcile(run_cli, desired_repo, "--env", "staging", "--config", config)
@@ -94,27 +94,27 @@ def _environment() -> dict[str, str]:
     return env
 
 
-def test_watch_stops_cleanly_on_sigterm(engine: EngineProcess, desired_repo: DesiredRepo, tmp_path: Path) -> None:
+def test_watch_stops_cleanly_on_sigterm(engine_proc: EngineProcess, desired_repo: DesiredRepo, tmp_path: Path) -> None:
     log = (tmp_path / "loop.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "caxton", "reconcile", "--watch", "--source", str(desired_repo.root),
-         "--engine", engine.url, "--interval", "1s", "--poll-interval", "100ms"],
+         "--engine", engine_proc.url, "--interval", "1s", "--poll-interval", "100ms"],
         stdout=log, stderr=subprocess.STDOUT, env=_environment(), cwd=tmp_path)
     try:
-        wait_for(lambda: status(engine).get("state") == "idle", timeout=30.0, what="the loop's first pass")
-        assert len(revisions(engine)) == 3
+        wait_for(lambda: status(engine_proc).get("state") == "idle", timeout=30.0, what="the loop's first pass")
+        assert len(revisions(engine_proc)) == 3
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15.0) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
         log.close()
-    assert status(engine)["state"] == "stopped"
+    assert status(engine_proc)["state"] == "stopped"
     assert "reconcile loop stopped" in (tmp_path / "loop.log").read_text()
 
 
 def test_up_serves_the_repository_and_picks_up_commits(desired_repo: DesiredRepo, tmp_path: Path) -> None:
-    port = find_free_port()
+    port = free_port()
     out = (tmp_path / "up.out").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "caxton", "up", "--port", str(port), "--data-dir", str(tmp_path / "data"),

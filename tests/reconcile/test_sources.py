@@ -11,9 +11,9 @@ import pytest
 
 from caxton.errors import GitError, InvalidInput
 from caxton.reconcile import remote, sources
-from tests.conftest import find_free_port
-from tests.planning.conftest import DesiredRepo
 from tests.reconcile.conftest import wait_for
+from tests.support.git import DesiredRepo
+from tests.support.paths import free_port
 
 
 def test_urls_and_paths_are_told_apart() -> None:
@@ -105,7 +105,7 @@ def test_a_remote_is_cloned_into_the_data_dir_and_fetched(desired_repo: DesiredR
 
 def test_credentials_never_appear_in_messages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(remote.TOKEN_ENV, "env-s3cret-token")
-    url = f"http://robot:url-s3cret@127.0.0.1:{find_free_port()}/agents.git"
+    url = f"http://robot:url-s3cret@127.0.0.1:{free_port()}/agents.git"
     source = sources.open_source(url, branch="main", path=None, data_dir=tmp_path)
     assert "s3cret" not in source.description
     with pytest.raises(GitError) as raised:

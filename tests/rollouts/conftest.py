@@ -125,7 +125,7 @@ class Progress:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
+def echo_engine(tmp_path: Path) -> Iterator[Engine]:
     """A started in-process engine with WASM agent ``echo`` at revision 1 (replies {"v": 1})."""
     engine = Engine(NO_MEMORY, tmp_path / "data")
     engine.start()

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.support.apt import ensure_command
-from tests.support.engine import free_port
+from tests.support.paths import free_port
 
 CONFIG = """global:
   scrape_interval: 500ms

@@ -10,17 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import wasmtime
 
 from caxton.spec.api import wire
-from tests.planning.conftest import DesiredRepo
 from tests.rollouts.conftest import Load
-from tests.support.engine import EngineProcess, running_engine
+from tests.support.engine import EngineProcess
+from tests.support.git import DesiredRepo
 
 CANARY = """rollout:
   strategy: canary
@@ -30,12 +28,6 @@ CANARY = """rollout:
     max_error_rate: 0.05
     min_requests: 5
 """
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[EngineProcess]:
-    with running_engine(tmp_path) as process:
-        yield process
 
 
 def http_load(engine: EngineProcess) -> Load:
@@ -63,25 +55,25 @@ def rebuild(repo: DesiredRepo, wat: str, version: str) -> None:
     (repo.root / "agents" / "scorer.md").write_text("\n".join(lines) + "\n")
 
 
-def test_canary_promotes_then_a_faulty_revision_is_rolled_back(run_cli: Any, engine: EngineProcess,
+def test_canary_promotes_then_a_faulty_revision_is_rolled_back(run_cli: Any, engine_proc: EngineProcess,
                                                                 tmp_path: Path) -> None:
     repo = DesiredRepo(tmp_path / "repo")
     repo.edit("agents/scorer.md", "security_policy:", CANARY + "security_policy:")
-    created = run_cli("apply", str(repo.agents), "--engine", engine.url, "--auto-approve")
+    created = run_cli("apply", str(repo.agents), "--engine", engine_proc.url, "--auto-approve")
     assert created.code == 0, created.err
 
     wat = (repo.root / "wasm" / "scorer.wat").read_text()
-    with http_load(engine) as load:
+    with http_load(engine_proc) as load:
         time.sleep(0.3)
         repo.edit("agents/scorer.md", 'version: "1.0.0"', 'version: "1.1.0"')
-        healthy = run_cli("apply", str(repo.agents), "--engine", engine.url, "--auto-approve")
+        healthy = run_cli("apply", str(repo.agents), "--engine", engine_proc.url, "--auto-approve")
         assert healthy.code == 0, healthy.out + healthy.err
         for step in ("1/3", "2/3", "3/3"):
             assert f"scorer: step {step} (" in healthy.out and "passed: error_rate 0.0" in healthy.out
         assert "rollout succeeded: every step passed; revision 2 serves 100 %" in healthy.out
 
         rebuild(repo, wat.replace("(local.set $out (i32.add", "unreachable (local.set $out (i32.add", 1), "1.2.0")
-        faulty = run_cli("apply", str(repo.agents), "--engine", engine.url, "--auto-approve")
+        faulty = run_cli("apply", str(repo.agents), "--engine", engine_proc.url, "--auto-approve")
         time.sleep(0.2)
     assert faulty.code == 3, faulty.out + faulty.err
     assert "rollout rolled back: analysis failed at step 1/3 (20 %): error_rate 1 > 0.05 on revision 3" in faulty.out
@@ -89,16 +81,16 @@ def test_canary_promotes_then_a_faulty_revision_is_rolled_back(run_cli: Any, eng
     assert "a rollout was rolled back" in faulty.err
     _only_revision_3_failed(load)
 
-    status = run_cli("rollout", "status", "scorer", "--engine", engine.url)
+    status = run_cli("rollout", "status", "scorer", "--engine", engine_proc.url)
     assert status.code == 0, status.err
     assert "scorer: canary rollout" in status.out and "ROLLED BACK" in status.out
     assert "revisions: 2 (stable) -> 3 (1.2.0)" in status.out
     row = next(line for line in status.out.splitlines() if "error_rate" in line and "FAIL" in line)
     assert row.split()[2:5] == ["3", "1", "<="] and "0.05" in row
-    with engine.client() as client:
+    with engine_proc.client() as client:
         assert client.agent("scorer").revision == 2
         assert client.send("scorer", "hello").revision == 2
-    listed = json.loads(run_cli("history", "scorer", "--engine", engine.url, "--output", "json").out)
+    listed = json.loads(run_cli("history", "scorer", "--engine", engine_proc.url, "--output", "json").out)
     assert [(r["revision"], r["outcome"]) for r in listed["revisions"]] == [
         (3, "rolled_back"), (2, "serving"), (1, "superseded")]
 

@@ -39,86 +39,86 @@ def final(engine: Engine, apply_id: str) -> dict[str, Any]:
         assert time.monotonic() < deadline, view
 
 
-def test_a_submission_waits_for_the_change_phase_of_another(engine: Engine) -> None:
-    serial = engine.store.serial()
-    with engine.ops.lock:  # the first apply's change blocks here: its change phase lasts until released
-        first = engine.applies.submit(submission(engine, serial, change("echo", 2, "update")))
+def test_a_submission_waits_for_the_change_phase_of_another(echo_engine: Engine) -> None:
+    serial = echo_engine.store.serial()
+    with echo_engine.ops.lock:  # the first apply's change blocks here: its change phase lasts until released
+        first = echo_engine.applies.submit(submission(echo_engine, serial, change("echo", 2, "update")))
         second: dict[str, Any] = {}
-        body = submission(engine, serial, change("other", 1, "create"))
-        waiting = threading.Thread(target=lambda: second.update(engine.applies.submit(body)))
+        body = submission(echo_engine, serial, change("other", 1, "create"))
+        waiting = threading.Thread(target=lambda: second.update(echo_engine.applies.submit(body)))
         waiting.start()
         waiting.join(0.3)
         assert waiting.is_alive() and not second  # still waiting for the first apply's change phase
     waiting.join(15)
-    assert final(engine, first["id"])["status"] == "succeeded"
-    done = final(engine, second["id"])  # not stale: the first apply changed echo, not other
+    assert final(echo_engine, first["id"])["status"] == "succeeded"
+    done = final(echo_engine, second["id"])  # not stale: the first apply changed echo, not other
     assert done["status"] == "succeeded" and done["results"][0]["status"] == "done"
-    assert {a.id: a.revision for a in engine.snapshot().agents} == {"echo": 2, "other": 1}
-    listed = engine.applies.recent(5)["applies"]
+    assert {a.id: a.revision for a in echo_engine.snapshot().agents} == {"echo": 2, "other": 1}
+    listed = echo_engine.applies.recent(5)["applies"]
     assert [a["id"] for a in listed] == [second["id"], first["id"]]
 
 
-def test_the_wait_for_another_change_phase_is_bounded(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_wait_for_another_change_phase_is_bounded(echo_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(applies, "CHANGE_WAIT", 0.2)
-    serial = engine.store.serial()
-    with engine.ops.lock:
-        first = engine.applies.submit(submission(engine, serial, change("echo", 2, "update")))
+    serial = echo_engine.store.serial()
+    with echo_engine.ops.lock:
+        first = echo_engine.applies.submit(submission(echo_engine, serial, change("echo", 2, "update")))
         with pytest.raises(Conflict, match=f"apply {first['id']} .* is still making its changes"):
-            engine.applies.submit(submission(engine, serial, change("other", 1, "create")))
-    assert final(engine, first["id"])["status"] == "succeeded"
+            echo_engine.applies.submit(submission(echo_engine, serial, change("other", 1, "create")))
+    assert final(echo_engine, first["id"])["status"] == "succeeded"
 
 
 LONG = {"strategy": "canary", "steps": [50, 100], "interval": "60s"}
 
 
-def test_the_engine_decides_from_its_own_rollout_not_from_the_plan(engine: Engine) -> None:
+def test_the_engine_decides_from_its_own_rollout_not_from_the_plan(echo_engine: Engine) -> None:
     """The candidate's spec leaves the rollout alone; the stable spec aborts it (whatever the plan said)."""
-    engine.rollouts.update(agents.spec("echo", 2, LONG), agents.module(2), Source(actor="test"),
+    echo_engine.rollouts.update(agents.spec("echo", 2, LONG), agents.module(2), Source(actor="test"),
                            strategy="canary", apply_id=None)
-    rollout = engine.rollouts.active("echo")
+    rollout = echo_engine.rollouts.active("echo")
     assert rollout is not None and rollout.status == "running"
-    live = {a.id: a for a in engine.snapshot().agents}["echo"]  # the stable revision, and the rollout in flight
+    live = {a.id: a for a in echo_engine.snapshot().agents}["echo"]  # the stable revision, and the rollout in flight
     assert (live.revision, live.version) == (1, "1.0.1") and live.rollout is not None
     assert (live.rollout.id, live.rollout.status) == (rollout.id, "running")
     assert (live.rollout.step, live.rollout.steps) == (1, 2)
     assert (live.rollout.stable_revision, live.rollout.stable_version) == (1, "1.0.1")
     assert (live.rollout.candidate_revision, live.rollout.candidate_version) == (2, "1.0.2")
-    assert live.rollout.candidate_digest == engine.store.revision("echo", 2).spec_digest
-    serial = engine.store.serial()
+    assert live.rollout.candidate_digest == echo_engine.store.revision("echo", 2).spec_digest
+    serial = echo_engine.store.serial()
     same = {**change("echo", 2, "update"), "strategy": "canary", "spec": agents.spec("echo", 2, LONG)}
-    left = final(engine, engine.applies.submit(submission(engine, serial, same))["id"])
+    left = final(echo_engine, echo_engine.applies.submit(submission(echo_engine, serial, same))["id"])
     assert left["status"] == "succeeded" and left["results"][0]["status"] == "unchanged"
     assert left["results"][0]["message"] == (f"canary rollout {rollout.id} to 1.0.2 (at step 1/2) already in "
                                              "progress: left as it is")
-    assert engine.rollouts.active("echo") is rollout
+    assert echo_engine.rollouts.active("echo") is rollout
 
     stable = {**change("echo", 1, "update"), "strategy": "canary"}  # the plan said canary: the engine aborts
-    back = final(engine, engine.applies.submit(submission(engine, engine.store.serial(), stable))["id"])
+    back = final(echo_engine, echo_engine.applies.submit(submission(echo_engine, echo_engine.store.serial(), stable))["id"])
     assert back["status"] == "succeeded" and back["results"][0]["status"] == "done"
     assert back["results"][0]["message"] == (f"canary rollout {rollout.id} to 1.0.2 (at step 1/2) aborted: "
                                              "revision 1 (1.0.1) serves 100 %")
-    assert engine.rollouts.active("echo") is None
+    assert echo_engine.rollouts.active("echo") is None
     assert (rollout.status, rollout.reason) == ("superseded", f"aborted: 1.0.1 is desired (apply {back['id']})")
-    state = {a.id: a for a in engine.snapshot().agents}["echo"]
+    state = {a.id: a for a in echo_engine.snapshot().agents}["echo"]
     assert (state.revision, state.traffic, state.rollout) == (1, {"1": 100}, None)
 
 
-def test_each_change_gets_its_outcome_when_its_own_rollout_ends(engine: Engine) -> None:
+def test_each_change_gets_its_outcome_when_its_own_rollout_ends(echo_engine: Engine) -> None:
     """A paused canary of one agent does not hold back the outcome of another agent's rollout in the same apply."""
-    engine.deploy(agents.spec("other", 1), agents.module(1))
+    echo_engine.deploy(agents.spec("other", 1), agents.module(1))
     pausing = {"strategy": "canary", "steps": [50, 100], "interval": 0.3, "analysis": {"min_requests": 5}}
     passing = {**pausing, "analysis": {"min_requests": 5, "on_no_data": "pass"}}
-    body = submission(engine, engine.store.serial(),
+    body = submission(echo_engine, echo_engine.store.serial(),
                       {**change("echo", 2, "update"), "strategy": "canary", "spec": agents.spec("echo", 2, pausing)},
                       {**change("other", 2, "update"), "strategy": "canary", "spec": agents.spec("other", 2, passing)})
-    apply_id = engine.applies.submit(body)["id"]
+    apply_id = echo_engine.applies.submit(body)["id"]
     deadline = time.monotonic() + 20
     while True:
-        view = engine.applies.get(apply_id, wait=0.5)
+        view = echo_engine.applies.get(apply_id, wait=0.5)
         statuses = {r["id"]: r["status"] for r in view["results"]}
         if statuses == {"echo": "paused", "other": "done"}:
             break
         assert time.monotonic() < deadline, view
     assert view["status"] == "progressing"
-    engine.rollouts.promote("echo", Source(actor="test"))
-    assert final(engine, apply_id)["status"] == "succeeded"
+    echo_engine.rollouts.promote("echo", Source(actor="test"))
+    assert final(echo_engine, apply_id)["status"] == "succeeded"

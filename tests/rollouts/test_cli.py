@@ -3,29 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.rollouts.test_durability import (
-    create,
-    http_load,
-    no_memory,
-    rollout_of,
-    wait_for,
-    write_agent,
-)
-from tests.support.engine import EngineProcess, running_engine
+from tests.rollouts.test_durability import create, http_load, rollout_of, wait_for, write_agent
+from tests.support.engine import EngineProcess
 
 LONG = {"strategy": "canary", "steps": [50, 100], "interval": "60s", "analysis": {"min_requests": 1}}
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[EngineProcess]:
-    with running_engine(tmp_path, config=no_memory(tmp_path)) as process:
-        yield process
 
 
 def detach(run_cli: Any, engine: EngineProcess, root: Path, version: int) -> None:
@@ -35,30 +19,30 @@ def detach(run_cli: Any, engine: EngineProcess, root: Path, version: int) -> Non
     wait_for(engine, lambda r: r["candidate_revision"] == version and r["status"] == "running", 10)
 
 
-def test_abort_then_promote_from_the_cli(run_cli: Any, engine: EngineProcess, tmp_path: Path) -> None:
-    create(run_cli, engine, tmp_path / "repo")
-    with http_load(engine) as load:
-        detach(run_cli, engine, tmp_path / "repo", 2)
-        live = run_cli("rollout", "status", "echo", "--engine", engine.url)
+def test_abort_then_promote_from_the_cli(run_cli: Any, engine_proc_no_memory: EngineProcess, tmp_path: Path) -> None:
+    create(run_cli, engine_proc_no_memory, tmp_path / "repo")
+    with http_load(engine_proc_no_memory) as load:
+        detach(run_cli, engine_proc_no_memory, tmp_path / "repo", 2)
+        live = run_cli("rollout", "status", "echo", "--engine", engine_proc_no_memory.url)
         assert "echo: canary rollout" in live.out and "RUNNING at step 1/2 (50 %)" in live.out
         assert "live:      candidate " in live.out
 
-        aborted = run_cli("rollout", "abort", "echo", "--engine", engine.url)
+        aborted = run_cli("rollout", "abort", "echo", "--engine", engine_proc_no_memory.url)
         assert aborted.code == 0, aborted.err
         assert "rolled back: aborted by " in aborted.out
-        watched = run_cli("rollout", "status", "echo", "--watch", "--engine", engine.url)
+        watched = run_cli("rollout", "status", "echo", "--watch", "--engine", engine_proc_no_memory.url)
         assert watched.code == 3 and "ROLLED BACK" in watched.out
 
-        detach(run_cli, engine, tmp_path / "repo", 3)
-        promoted = run_cli("rollout", "promote", "echo", "--engine", engine.url, "-o", "json")
+        detach(run_cli, engine_proc_no_memory, tmp_path / "repo", 3)
+        promoted = run_cli("rollout", "promote", "echo", "--engine", engine_proc_no_memory.url, "-o", "json")
         assert promoted.code == 0, promoted.err
         assert json.loads(promoted.out)["status"] == "succeeded"
-    assert rollout_of(engine)["status"] == "succeeded"
-    with engine.client() as client:
+    assert rollout_of(engine_proc_no_memory)["status"] == "succeeded"
+    with engine_proc_no_memory.client() as client:
         assert client.agent("echo").revision == 3
     load.assert_only_failures_of(None)
 
-    nothing = run_cli("rollout", "abort", "echo", "--engine", engine.url)
+    nothing = run_cli("rollout", "abort", "echo", "--engine", engine_proc_no_memory.url)
     assert nothing.code == 1 and "agent 'echo' has no rollout in progress" in nothing.err
-    every = run_cli("rollout", "status", "--engine", engine.url, "-o", "json")
+    every = run_cli("rollout", "status", "--engine", engine_proc_no_memory.url, "-o", "json")
     assert [r["status"] for r in json.loads(every.out)["rollouts"]] == ["succeeded", "rolled_back"]

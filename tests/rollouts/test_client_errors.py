@@ -34,26 +34,26 @@ def errors_of(load: Load) -> set[str]:
     return {str(r.error).split(":")[0] for r in load.failures()}
 
 
-def test_a_canary_flooded_with_oversized_messages_promotes(engine: Engine) -> None:
-    engine.deploy(wasm_spec(1), agents.module(1))
-    with Load(oversized_half(engine)) as load:
+def test_a_canary_flooded_with_oversized_messages_promotes(echo_engine: Engine) -> None:
+    echo_engine.deploy(wasm_spec(1), agents.module(1))
+    with Load(oversized_half(echo_engine)) as load:
         time.sleep(0.1)
-        started = engine.rollouts.start(wasm_spec(2, CANARY), agents.module(2), Source(actor="test"),
+        started = echo_engine.rollouts.start(wasm_spec(2, CANARY), agents.module(2), Source(actor="test"),
                                         strategy="canary", listener=Progress())
-        rollout = engine.rollouts.wait(started["rollout"], timeout=20)
+        rollout = echo_engine.rollouts.wait(started["rollout"], timeout=20)
     assert errors_of(load) == {"payload_too_large"}
     assert sum(1 for r in load.failures() if r.revision == 3) >= 10, "the canary saw no oversized messages"
     assert rollout.status == "succeeded", rollout.reason
     assert all(m["value"] == 0 for m in rollout.measurements if m["metric"] == "error_rate")
 
 
-def test_a_faulty_canary_flooded_with_oversized_messages_still_rolls_back(engine: Engine) -> None:
-    engine.deploy(wasm_spec(1), agents.module(1))
-    with Load(oversized_half(engine)) as load:
+def test_a_faulty_canary_flooded_with_oversized_messages_still_rolls_back(echo_engine: Engine) -> None:
+    echo_engine.deploy(wasm_spec(1), agents.module(1))
+    with Load(oversized_half(echo_engine)) as load:
         time.sleep(0.1)
-        started = engine.rollouts.start(wasm_spec(2, CANARY), agents.module(2, faulty=True), Source(actor="test"),
+        started = echo_engine.rollouts.start(wasm_spec(2, CANARY), agents.module(2, faulty=True), Source(actor="test"),
                                         strategy="canary", listener=Progress())
-        rollout = engine.rollouts.wait(started["rollout"], timeout=20)
+        rollout = echo_engine.rollouts.wait(started["rollout"], timeout=20)
     assert errors_of(load) == {"payload_too_large", "agent_failure"}
     assert rollout.status == "rolled_back"
     assert "error_rate" in rollout.reason and "revision 3" in rollout.reason
@@ -67,21 +67,21 @@ def config_spec(version: int, rollout: dict[str, Any] | None = None) -> dict[str
     return body
 
 
-def test_a_config_canary_flooded_with_new_conversations_and_invalid_requests_promotes(engine: Engine) -> None:
+def test_a_config_canary_flooded_with_new_conversations_and_invalid_requests_promotes(echo_engine: Engine) -> None:
     """Over max_conversations (429) and a bad conversation id (422) are the clients' errors, not revision 2's."""
-    engine.deploy(config_spec(1), None)
+    echo_engine.deploy(config_spec(1), None)
     counter = itertools.count()
 
     def send(_: str | None) -> dict[str, Any]:
         n = next(counter)
         conversation = [None, f"c{n}", "not a valid id!" * 20][n % 3]
-        return engine.send("helper", "hi", conversation)
+        return echo_engine.send("helper", "hi", conversation)
 
     with Load(send) as load:
         time.sleep(0.1)
-        started = engine.rollouts.start(config_spec(2, CANARY), None, Source(actor="test"), strategy="canary",
+        started = echo_engine.rollouts.start(config_spec(2, CANARY), None, Source(actor="test"), strategy="canary",
                                         listener=Progress())
-        rollout = engine.rollouts.wait(started["rollout"], timeout=20)
+        rollout = echo_engine.rollouts.wait(started["rollout"], timeout=20)
     assert errors_of(load) == {"too_many_conversations", "invalid_input"}
     assert rollout.status == "succeeded", rollout.reason
     assert all(m["value"] == 0 for m in rollout.measurements if m["metric"] == "error_rate")

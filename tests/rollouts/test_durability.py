@@ -5,32 +5,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from caxton.spec.api import wire
 
 from tests.rollouts import agents
 from tests.rollouts.conftest import Load
-from tests.support.engine import EngineProcess, running_engine
-
-
-def no_memory(directory: Path) -> Path:
-    """A caxton.yaml without vector memory (the rollout tests need none; its model costs CPU)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "caxton.yaml"
-    path.write_text("memory:\n  enabled: false\n")
-    return path
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[EngineProcess]:
-    with running_engine(tmp_path, config=no_memory(tmp_path)) as process:
-        yield process
+from tests.support.engine import EngineProcess
 
 
 def write_agent(root: Path, version: int, rollout: dict[str, Any] | None = None, *, name: str = "echo",
@@ -110,25 +94,25 @@ def start_canary(run_cli: Any, engine: EngineProcess, root: Path, *, resume: boo
 
 
 def test_kill_9_mid_canary_resumes_at_its_step_and_keeps_every_conversation(
-    run_cli: Any, engine: EngineProcess, tmp_path: Path,
+    run_cli: Any, engine_proc_no_memory: EngineProcess, tmp_path: Path,
 ) -> None:
     spanning = {"on": False}
-    create(run_cli, engine, tmp_path / "repo")
-    with http_load(engine, spanning) as load:
+    create(run_cli, engine_proc_no_memory, tmp_path / "repo")
+    with http_load(engine_proc_no_memory, spanning) as load:
         time.sleep(0.3)
-        start_canary(run_cli, engine, tmp_path / "repo", resume=True)
-        wait_for(engine, lambda r: r["step"] == 1, 15)
+        start_canary(run_cli, engine_proc_no_memory, tmp_path / "repo", resume=True)
+        wait_for(engine_proc_no_memory, lambda r: r["step"] == 1, 15)
         spanning["on"] = True
         time.sleep(0.3)
         killed = time.monotonic()
-        engine.kill()
-        before = persisted(engine)
-        engine.start()
+        engine_proc_no_memory.kill()
+        before = persisted(engine_proc_no_memory)
+        engine_proc_no_memory.start()
         back = time.monotonic()
-        after = rollout_of(engine)
-        wait_for(engine, lambda r: r["status"] != "running", 20)
+        after = rollout_of(engine_proc_no_memory)
+        wait_for(engine_proc_no_memory, lambda r: r["status"] != "running", 20)
         time.sleep(0.3)
-    final = rollout_of(engine)
+    final = rollout_of(engine_proc_no_memory)
     assert before["status"] == after["status"] == "running"
     assert after["step"] == before["step"] >= 1 and after["weights"] == before["weights"]
     assert before["weights"] in ({"2": 60, "1": 40}, {"2": 100, "1": 0})
@@ -143,24 +127,24 @@ def test_kill_9_mid_canary_resumes_at_its_step_and_keeps_every_conversation(
     crash = [r for r in load.failures() if not (killed - 0.1 <= r.sent <= back)]
     assert not crash, [r.error for r in crash[:3]]
     assert all("engine_unreachable" in str(r.error) for r in load.failures())
-    with engine.client() as client:
+    with engine_proc_no_memory.client() as client:
         events = [e.what for e in client.events(agent="echo", limit=50).events]
     assert "rollout_resumed" in events and events[-1] in ("rollout_succeeded", "deployed", "apply_finished")
 
 
 def test_kill_9_mid_canary_with_resume_false_rolls_back_on_restart(
-    run_cli: Any, engine: EngineProcess, tmp_path: Path,
+    run_cli: Any, engine_proc_no_memory: EngineProcess, tmp_path: Path,
 ) -> None:
-    create(run_cli, engine, tmp_path / "repo")
-    with http_load(engine):
-        start_canary(run_cli, engine, tmp_path / "repo", resume=False)
-        wait_for(engine, lambda r: r["step"] == 1, 15)
-        engine.kill()
-        engine.start()
-    final = rollout_of(engine)
+    create(run_cli, engine_proc_no_memory, tmp_path / "repo")
+    with http_load(engine_proc_no_memory):
+        start_canary(run_cli, engine_proc_no_memory, tmp_path / "repo", resume=False)
+        wait_for(engine_proc_no_memory, lambda r: r["step"] == 1, 15)
+        engine_proc_no_memory.kill()
+        engine_proc_no_memory.start()
+    final = rollout_of(engine_proc_no_memory)
     assert final["status"] == "rolled_back"
     assert "rollout.resume is false" in final["reason"]
-    with engine.client() as client:
+    with engine_proc_no_memory.client() as client:
         assert {client.send("echo", "x", conversation_id=f"c{i}").revision for i in range(30)} == {1}
         assert client.agent("echo").revision == 1
 

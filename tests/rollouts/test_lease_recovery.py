@@ -11,17 +11,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import wasmtime
 import yaml
 
 from tests.cli.conftest import child_env
-from tests.rollouts.test_durability import no_memory, write_agent
-from tests.support.engine import EngineProcess, running_engine
+from tests.rollouts.test_durability import write_agent
+from tests.support.engine import EngineProcess
 
 #: ``caxton_init`` busy-waits 60 s: the apply that deploys this agent stays in its change phase.
 SLOW_INIT = """
@@ -36,12 +34,6 @@ SLOW_INIT = """
       (br $again))))
   (func (export "caxton_handle") (param i32 i32) (result i64) (i64.const 0)))
 """
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[EngineProcess]:
-    with running_engine(tmp_path, config=no_memory(tmp_path)) as process:
-        yield process
 
 
 def lock(engine: EngineProcess) -> dict[str, Any]:
@@ -68,30 +60,30 @@ def write_slow_agent(root: Path) -> Path:
 
 
 def test_a_restart_releases_the_lease_of_the_apply_it_marks_interrupted(
-    engine: EngineProcess, tmp_path: Path, run_cli: Any,
+    engine_proc_no_memory: EngineProcess, tmp_path: Path, run_cli: Any,
 ) -> None:
     root = tmp_path / "repo"
     agents = write_slow_agent(root)
     proc = subprocess.Popen([sys.executable, "-m", "caxton", "apply", str(agents), "--auto-approve",
-                             "--engine", engine.url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             "--engine", engine_proc_no_memory.url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=child_env())
     try:
         deadline = time.monotonic() + 30
-        while not ((newest := newest_apply(engine)) and newest["status"] == "running" and lock(engine)["held"]):
+        while not ((newest := newest_apply(engine_proc_no_memory)) and newest["status"] == "running" and lock(engine_proc_no_memory)["held"]):
             assert time.monotonic() < deadline and proc.poll() is None, "the apply never reached its change phase"
             time.sleep(0.05)
-        assert f"pid {proc.pid}" in lock(engine)["lease"]["holder"]
+        assert f"pid {proc.pid}" in lock(engine_proc_no_memory)["lease"]["holder"]
         proc.send_signal(signal.SIGSTOP)  # the holder stays alive: only the interrupted apply frees its lease
-        engine.kill()
-        engine.start()
-        after = newest_apply(engine)
+        engine_proc_no_memory.kill()
+        engine_proc_no_memory.start()
+        after = newest_apply(engine_proc_no_memory)
         assert after is not None and (after["id"], after["status"]) == (newest["id"], "interrupted")
-        assert lock(engine)["held"] is False
+        assert lock(engine_proc_no_memory)["held"] is False
 
         (agents / "slow.md").unlink()
         (agents / "slow.wasm").unlink()
         write_agent(root, 1)
-        result = run_cli("apply", str(agents), "--engine", engine.url, "--auto-approve")
+        result = run_cli("apply", str(agents), "--engine", engine_proc_no_memory.url, "--auto-approve")
         assert result.code == 0, result.err
     finally:
         proc.kill()
@@ -99,20 +91,20 @@ def test_a_restart_releases_the_lease_of_the_apply_it_marks_interrupted(
 
 
 def test_a_lease_whose_holder_process_is_dead_is_free_at_once(
-    engine: EngineProcess, tmp_path: Path, run_cli: Any,
+    engine_proc_no_memory: EngineProcess, tmp_path: Path, run_cli: Any,
 ) -> None:
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait(30)
     host = socket.gethostname()
-    with engine.client() as client:
+    with engine_proc_no_memory.client() as client:
         client.request("POST", "/lock", json={"holder": f"ci@{host} pid {gone.pid}", "reason": "crashed", "ttl": 600})
-    assert lock(engine)["held"] is False
+    assert lock(engine_proc_no_memory)["held"] is False
     agents = write_agent(tmp_path / "repo", 1)
-    assert run_cli("apply", str(agents), "--engine", engine.url, "--auto-approve").code == 0
+    assert run_cli("apply", str(agents), "--engine", engine_proc_no_memory.url, "--auto-approve").code == 0
 
-    with engine.client() as client:  # a live holder (this process) still holds it until its ttl
+    with engine_proc_no_memory.client() as client:  # a live holder (this process) still holds it until its ttl
         client.request("POST", "/lock", json={"holder": f"ci@{host} pid {os.getpid()}", "ttl": 600})
-    assert lock(engine)["held"] is True
+    assert lock(engine_proc_no_memory)["held"] is True
     write_agent(tmp_path / "repo", 2)
-    blocked = run_cli("apply", str(agents), "--engine", engine.url, "--auto-approve")
+    blocked = run_cli("apply", str(agents), "--engine", engine_proc_no_memory.url, "--auto-approve")
     assert blocked.code == 1 and "apply lock is held by" in blocked.err

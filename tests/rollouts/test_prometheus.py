@@ -12,14 +12,8 @@ from caxton.engine.core import Engine
 from tests.rollouts import agents
 from tests.rollouts.conftest import start
 from tests.rollouts.prometheus_server import running_prometheus
-from tests.rollouts.test_durability import (
-    create,
-    http_load,
-    no_memory,
-    rollout_of,
-    write_agent,
-)
-from tests.support.engine import EngineProcess, running_engine
+from tests.rollouts.test_durability import create, http_load, rollout_of, write_agent
+from tests.support.engine import EngineProcess, no_memory, running_engine
 
 #: The candidate's error ratio over the last 5 s, as Prometheus computes it from the engine's /metrics.
 ERROR_RATIO = (
@@ -79,11 +73,11 @@ def test_a_faulty_canary_is_rolled_back_by_the_prometheus_query(run_cli: Any, sc
     load.assert_only_failures_of(2)
 
 
-def test_an_unreachable_prometheus_is_no_data_never_a_pass(engine: Engine) -> None:
+def test_an_unreachable_prometheus_is_no_data_never_a_pass(echo_engine: Engine) -> None:
     rollout = {"strategy": "canary", "steps": [50, 100], "interval": 0.3,
                "analysis": {"min_requests": 0, "on_no_data": "fail",
                             "prometheus": {"url": "http://127.0.0.1:9", "query": "up", "threshold": 1}}}
-    started = start(engine, rollout, agents.module(2))
-    done = engine.rollouts.wait(started["rollout"], timeout=10)
+    started = start(echo_engine, rollout, agents.module(2))
+    done = echo_engine.rollouts.wait(started["rollout"], timeout=10)
     assert done.status == "rolled_back"
     assert "no data" in done.reason and "query to http://127.0.0.1:9/api/v1/query failed" in done.reason

@@ -10,7 +10,7 @@ from tests.rollouts import agents
 from tests.rollouts.conftest import Load, Progress, sender, start
 
 
-def test_gradual_keeps_open_conversations_on_the_old_revision(engine: Engine) -> None:
+def test_gradual_keeps_open_conversations_on_the_old_revision(echo_engine: Engine) -> None:
     phase = {"old": True, "started": False}
 
     def conversation(k: int, n: int) -> str:
@@ -19,16 +19,16 @@ def test_gradual_keeps_open_conversations_on_the_old_revision(engine: Engine) ->
         return f"new-{k}-{n}" if phase["started"] else f"before-{k}-{n}"
 
     progress = Progress()
-    with Load(sender(engine), conversation=conversation) as load:
+    with Load(sender(echo_engine), conversation=conversation) as load:
         time.sleep(0.2)
         began = time.monotonic()
         phase["started"] = True
-        started = start(engine, {"strategy": "gradual", "interval": 0.3, "drain_timeout": 20}, agents.module(2),
+        started = start(echo_engine, {"strategy": "gradual", "interval": 0.3, "drain_timeout": 20}, agents.module(2),
                         progress=progress)
         time.sleep(1.0)
-        assert engine.rollouts.active("echo") is not None, "the old revision stopped while conversations were open"
+        assert echo_engine.rollouts.active("echo") is not None, "the old revision stopped while conversations were open"
         phase["old"] = False
-        rollout = engine.rollouts.wait(started["rollout"], timeout=10)
+        rollout = echo_engine.rollouts.wait(started["rollout"], timeout=10)
     assert rollout.status == "succeeded"
     finished = progress.finished_at()
     old = [r for r in load.replies if r.conversation and r.conversation.startswith("old-")]
@@ -40,21 +40,21 @@ def test_gradual_keeps_open_conversations_on_the_old_revision(engine: Engine) ->
     load.assert_only_failures_of(None)
 
 
-def test_gradual_stops_the_old_revision_after_drain_timeout(engine: Engine) -> None:
-    with Load(sender(engine), conversation=lambda k, n: f"forever-{k}"):
+def test_gradual_stops_the_old_revision_after_drain_timeout(echo_engine: Engine) -> None:
+    with Load(sender(echo_engine), conversation=lambda k, n: f"forever-{k}"):
         time.sleep(0.1)
-        started = start(engine, {"strategy": "gradual", "interval": 0.3, "drain_timeout": 0.8}, agents.module(2))
-        rollout = engine.rollouts.wait(started["rollout"], timeout=10)
+        started = start(echo_engine, {"strategy": "gradual", "interval": 0.3, "drain_timeout": 0.8}, agents.module(2))
+        rollout = echo_engine.rollouts.wait(started["rollout"], timeout=10)
     assert rollout.status == "succeeded"
-    assert engine.router.get("echo").traffic() == {"2": 100}  # type: ignore[union-attr]
+    assert echo_engine.router.get("echo").traffic() == {"2": 100}  # type: ignore[union-attr]
 
 
-def test_blue_green_checks_the_preview_then_switches_atomically(engine: Engine) -> None:
+def test_blue_green_checks_the_preview_then_switches_atomically(echo_engine: Engine) -> None:
     rollout_spec = {"strategy": "blue-green", "preview_checks": [{"message": "ping", "expect_contains": '"v":2'}]}
-    with Load(sender(engine), conversation=lambda k, n: None, pause=0.0005) as load:
+    with Load(sender(echo_engine), conversation=lambda k, n: None, pause=0.0005) as load:
         time.sleep(0.2)
-        started = start(engine, rollout_spec, agents.module(2))
-        rollout = engine.rollouts.wait(started["rollout"], timeout=10)
+        started = start(echo_engine, rollout_spec, agents.module(2))
+        rollout = echo_engine.rollouts.wait(started["rollout"], timeout=10)
         time.sleep(0.2)
     assert rollout.status == "succeeded"
     first_new = min(r.done for r in load.replies if r.revision == 2)
@@ -64,25 +64,25 @@ def test_blue_green_checks_the_preview_then_switches_atomically(engine: Engine) 
     load.assert_only_failures_of(None)
 
 
-def test_blue_green_rolls_back_when_a_preview_check_fails(engine: Engine) -> None:
+def test_blue_green_rolls_back_when_a_preview_check_fails(echo_engine: Engine) -> None:
     rollout_spec = {"strategy": "blue-green", "preview_checks": [{"message": "ping", "expect_contains": "pong"}]}
-    with Load(sender(engine)) as load:
-        started = start(engine, rollout_spec, agents.module(2))
-        rollout = engine.rollouts.wait(started["rollout"], timeout=10)
+    with Load(sender(echo_engine)) as load:
+        started = start(echo_engine, rollout_spec, agents.module(2))
+        rollout = echo_engine.rollouts.wait(started["rollout"], timeout=10)
     assert rollout.status == "rolled_back"
     assert "preview check 1 failed on revision 2" in rollout.reason and "'pong'" in rollout.reason
     assert load.revisions().keys() == {1}
 
 
-def test_ab_test_holds_its_split_within_five_points_over_1000_messages(engine: Engine) -> None:
+def test_ab_test_holds_its_split_within_five_points_over_1000_messages(echo_engine: Engine) -> None:
     rollout_spec = {"strategy": "ab-test", "split": "80/20", "interval": 0.3, "analysis": {"min_requests": 5}}
-    with Load(sender(engine), conversation=lambda k, n: f"ab-{k}-{n}") as load:
-        started = start(engine, rollout_spec, agents.module(2))
+    with Load(sender(echo_engine), conversation=lambda k, n: f"ab-{k}-{n}") as load:
+        started = start(echo_engine, rollout_spec, agents.module(2))
         began = time.monotonic()
         while len([r for r in load.replies if r.sent > began]) < 1000 and time.monotonic() - began < 30:
             time.sleep(0.05)
-        engine.rollouts.abort("echo", Source(actor="test"))
-    rollout = engine.rollouts.wait(started["rollout"], timeout=5)
+        echo_engine.rollouts.abort("echo", Source(actor="test"))
+    rollout = echo_engine.rollouts.wait(started["rollout"], timeout=5)
     during = sorted((r for r in load.replies if r.sent > began), key=lambda r: r.sent)[:1000]
     assert len(during) == 1000
     share = sum(1 for r in during if r.revision == 2) / len(during)
@@ -93,21 +93,21 @@ def test_ab_test_holds_its_split_within_five_points_over_1000_messages(engine: E
     load.assert_only_failures_of(None)
 
 
-def test_ab_test_with_a_duration_concludes_by_its_analysis(engine: Engine) -> None:
+def test_ab_test_with_a_duration_concludes_by_its_analysis(echo_engine: Engine) -> None:
     rollout_spec = {"strategy": "ab-test", "split": "50/50", "interval": 0.3, "duration": 0.6,
                     "analysis": {"min_requests": 5}}
-    with Load(sender(engine)):
-        started = start(engine, rollout_spec, agents.module(2))
-        rollout = engine.rollouts.wait(started["rollout"], timeout=10)
+    with Load(sender(echo_engine)):
+        started = start(echo_engine, rollout_spec, agents.module(2))
+        rollout = echo_engine.rollouts.wait(started["rollout"], timeout=10)
     assert rollout.status == "succeeded"
     assert len({m["at"] for m in rollout.measurements}) >= 2
 
 
-def test_shadow_compares_replies_and_promotes_an_equivalent_revision(engine: Engine) -> None:
+def test_shadow_compares_replies_and_promotes_an_equivalent_revision(echo_engine: Engine) -> None:
     rollout_spec = {"strategy": "parallel", "interval": 0.4, "analysis": {"min_requests": 10}}
-    with Load(sender(engine)) as load:
-        started = start(engine, rollout_spec, agents.module(1))  # same replies as the stable revision
-        rollout = engine.rollouts.wait(started["rollout"], timeout=10)
+    with Load(sender(echo_engine)) as load:
+        started = start(echo_engine, rollout_spec, agents.module(1))  # same replies as the stable revision
+        rollout = echo_engine.rollouts.wait(started["rollout"], timeout=10)
         finished = time.monotonic()
     assert rollout.status == "succeeded", rollout.reason
     divergence = [m for m in rollout.measurements if m["metric"] == "divergence_rate"]
@@ -116,36 +116,36 @@ def test_shadow_compares_replies_and_promotes_an_equivalent_revision(engine: Eng
     load.assert_only_failures_of(None)
 
 
-def test_shadow_with_diverging_replies_is_rolled_back_and_never_seen(engine: Engine) -> None:
+def test_shadow_with_diverging_replies_is_rolled_back_and_never_seen(echo_engine: Engine) -> None:
     rollout_spec = {"strategy": "shadow", "interval": 0.4, "analysis": {"min_requests": 10}}
-    with Load(sender(engine)) as load:
-        started = start(engine, rollout_spec, agents.module(2))
-        rollout = engine.rollouts.wait(started["rollout"], timeout=10)
+    with Load(sender(echo_engine)) as load:
+        started = start(echo_engine, rollout_spec, agents.module(2))
+        rollout = echo_engine.rollouts.wait(started["rollout"], timeout=10)
     assert rollout.status == "rolled_back"
     assert "divergence_rate 1 > 0.05" in rollout.reason
     assert load.revisions().keys() == {1}
     load.assert_only_failures_of(None)
 
 
-def test_promote_skips_the_remaining_steps(engine: Engine) -> None:
-    with Load(sender(engine)) as load:
-        started = start(engine, {"strategy": "canary", "steps": [10, 100], "interval": 60}, agents.module(2))
+def test_promote_skips_the_remaining_steps(echo_engine: Engine) -> None:
+    with Load(sender(echo_engine)) as load:
+        started = start(echo_engine, {"strategy": "canary", "steps": [10, 100], "interval": 60}, agents.module(2))
         time.sleep(0.2)
-        view = engine.rollouts.promote("ECHO", Source(actor="alice"))
-        rollout = engine.rollouts.wait(started["rollout"], timeout=5)
+        view = echo_engine.rollouts.promote("ECHO", Source(actor="alice"))
+        rollout = echo_engine.rollouts.wait(started["rollout"], timeout=5)
         time.sleep(0.1)
     assert view["status"] == rollout.status == "succeeded"
     assert rollout.reason == "promoted by alice"
-    assert engine.router.get("echo").traffic() == {"2": 100}  # type: ignore[union-attr]
+    assert echo_engine.router.get("echo").traffic() == {"2": 100}  # type: ignore[union-attr]
     load.assert_only_failures_of(None)
 
 
-def test_abort_rolls_back_now(engine: Engine) -> None:
-    with Load(sender(engine)) as load:
-        started = start(engine, {"strategy": "canary", "steps": [50, 100], "interval": 60}, agents.module(2))
+def test_abort_rolls_back_now(echo_engine: Engine) -> None:
+    with Load(sender(echo_engine)) as load:
+        started = start(echo_engine, {"strategy": "canary", "steps": [50, 100], "interval": 60}, agents.module(2))
         time.sleep(0.2)
-        engine.rollouts.abort("echo", Source(actor="bob"))
-        rollout = engine.rollouts.wait(started["rollout"], timeout=5)
+        echo_engine.rollouts.abort("echo", Source(actor="bob"))
+        rollout = echo_engine.rollouts.wait(started["rollout"], timeout=5)
         stopped = time.monotonic()
         time.sleep(0.1)
     assert rollout.status == "rolled_back" and rollout.reason == "aborted by bob"
@@ -154,8 +154,8 @@ def test_abort_rolls_back_now(engine: Engine) -> None:
     load.assert_only_failures_of(None)
 
 
-def test_suspending_the_agent_cancels_its_rollout(engine: Engine) -> None:
-    started = start(engine, {"strategy": "canary", "steps": [50, 100], "interval": 60}, agents.module(2))
-    engine.suspend("echo")
-    rollout = engine.rollouts.wait(started["rollout"], timeout=5)
+def test_suspending_the_agent_cancels_its_rollout(echo_engine: Engine) -> None:
+    started = start(echo_engine, {"strategy": "canary", "steps": [50, 100], "interval": 60}, agents.module(2))
+    echo_engine.suspend("echo")
+    rollout = echo_engine.rollouts.wait(started["rollout"], timeout=5)
     assert rollout.status == "cancelled" and "suspended" in rollout.reason

@@ -14,7 +14,8 @@ import yaml
 
 from tests.engine.helpers import SCORER_WASM, wasm_spec
 from tests.security.auth_tokens import auth_engine
-from tests.support.engine import EngineProcess, free_port, running_engine
+from tests.support.engine import EngineProcess, running_engine
+from tests.support.paths import free_port
 
 V1 = "/api/v1"
 FORTY_MB = 40 * 1024 * 1024

@@ -12,15 +12,14 @@ import httpx
 import yaml
 
 from tests.security.auth_tokens import write_tokens
-from tests.support.engine import REPO_ROOT, EngineProcess, free_port
-
-QUICKSTART = REPO_ROOT / "examples" / "quickstart"
+from tests.support.engine import EngineProcess
+from tests.support.paths import EXAMPLES, free_port
 
 
 def test_up_with_tokens_applies_and_records_caxton_up(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     (root / "agents").mkdir(parents=True)
-    (root / "agents" / "summarizer.toml").write_bytes((QUICKSTART / "agents" / "summarizer.toml").read_bytes())
+    (root / "agents" / "summarizer.toml").write_bytes((EXAMPLES / "agents" / "summarizer.toml").read_bytes())
     tokens = write_tokens(root / "tokens.yaml", {"reader": (["read"], None, None)})
     port = free_port()
     settings = {"server": {"port": port}, "memory": {"enabled": False}, "security": {"tokens_file": "tokens.yaml"}}

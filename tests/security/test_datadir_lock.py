@@ -14,16 +14,16 @@ import pytest
 from caxton.engine import datadir
 from caxton.engine.core import Engine
 from caxton.spec.project import ProjectConfig
-from tests.support.engine import REPO_ROOT, EngineProcess, free_port, running_engine
+from tests.support.engine import EngineProcess, no_memory, running_engine
+from tests.support.paths import EXAMPLES, free_port, python_path
 
-QUICKSTART = REPO_ROOT / "examples" / "quickstart"
 HELD = re.compile(r"^error: data directory (?P<dir>\S+) is held by pid (?P<pid>\d+) on host (?P<host>\S+) "
                   r"since (?P<since>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)$", re.MULTILINE)
 
 
 def _environment() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAXTON_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = python_path(env)
     return env
 
 
@@ -40,18 +40,12 @@ def _refused(command: list[str], cwd: Path, holder: EngineProcess) -> str:
     return done.stderr
 
 
-def _no_memory(tmp_path: Path) -> Path:
-    config = tmp_path / "caxton.yaml"
-    config.write_text("memory:\n  enabled: false\n")
-    return config
-
-
 def test_a_second_server_or_up_on_a_held_data_dir_exits_1_naming_the_holder(tmp_path: Path) -> None:
     project = tmp_path / "project"
     (project / "agents").mkdir(parents=True)
-    (project / "agents" / "summarizer.toml").write_bytes((QUICKSTART / "agents" / "summarizer.toml").read_bytes())
+    (project / "agents" / "summarizer.toml").write_bytes((EXAMPLES / "agents" / "summarizer.toml").read_bytes())
     (project / "caxton.yaml").write_text("memory:\n  enabled: false\n")
-    with running_engine(tmp_path, config=_no_memory(tmp_path)) as engine, engine.client() as client:
+    with running_engine(tmp_path, config=no_memory(tmp_path)) as engine, engine.client() as client:
         second = [sys.executable, "-m", "caxton", "server", "start", "--host", "127.0.0.1",
                   "--port", str(free_port()), "--data-dir", str(engine.data_dir)]
         _refused(second, tmp_path, engine)
@@ -61,7 +55,7 @@ def test_a_second_server_or_up_on_a_held_data_dir_exits_1_naming_the_holder(tmp_
 
 
 def test_a_restart_after_kill_9_takes_the_data_dir_at_once(tmp_path: Path) -> None:
-    with running_engine(tmp_path, config=_no_memory(tmp_path)) as engine:
+    with running_engine(tmp_path, config=no_memory(tmp_path)) as engine:
         first = engine.proc.pid if engine.proc else 0
         assert engine.kill() == -9
         assert str(first) in (engine.data_dir / datadir.LOCK_NAME).read_text()  # the stale record is left...

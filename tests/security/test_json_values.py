@@ -50,7 +50,7 @@ def spec(name: str) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
+def replies_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
     root = tmp_path_factory.mktemp("jsonvalues")
     config = root / "caxton.yaml"
     config.write_text("memory:\n  enabled: false\n")
@@ -73,9 +73,9 @@ def post(engine: EngineProcess, path: str, body: bytes, content_type: str = "app
     (b'{"content": Infinity}', "Infinity", "$.content"),
     (b'{"content": {"odd key": -Infinity}}', "-Infinity", '$.content["odd key"]'),
 ])
-def test_non_finite_numbers_in_a_request_are_refused_with_their_path(engine: EngineProcess, body: bytes,
+def test_non_finite_numbers_in_a_request_are_refused_with_their_path(replies_engine: EngineProcess, body: bytes,
                                                                      constant: str, path: str) -> None:
-    response = post(engine, f"{V1}/agents/ok/messages", body)
+    response = post(replies_engine, f"{V1}/agents/ok/messages", body)
     assert response.status_code == 422, response.text
     error = response.json()["error"]
     assert error["code"] == "invalid_input" and error["details"] == {"path": path}
@@ -83,24 +83,24 @@ def test_non_finite_numbers_in_a_request_are_refused_with_their_path(engine: Eng
     assert "finite number" in error["hint"]
 
 
-def test_non_finite_numbers_are_refused_on_every_route(engine: EngineProcess) -> None:
-    deploy = httpx.put(engine.url + f"{V1}/agents/x", content=b'{"spec": {"name": "x", "n": NaN}}',
+def test_non_finite_numbers_are_refused_on_every_route(replies_engine: EngineProcess) -> None:
+    deploy = httpx.put(replies_engine.url + f"{V1}/agents/x", content=b'{"spec": {"name": "x", "n": NaN}}',
                        headers={"Content-Type": "application/json"}, timeout=30)
     assert deploy.status_code == 422 and deploy.json()["error"]["details"] == {"path": "$.spec.n"}
     lines = b'{"kind": "header"}\n{"kind": "entity", "score": -Infinity}\n'
-    imported = post(engine, f"{V1}/memory/import", lines, "application/x-ndjson")
+    imported = post(replies_engine, f"{V1}/memory/import", lines, "application/x-ndjson")
     assert imported.status_code == 422 and imported.json()["error"]["details"] == {"path": "line 2: $.score"}
 
 
-def test_the_words_inside_strings_are_just_text(engine: EngineProcess) -> None:
-    response = post(engine, f"{V1}/agents/ok/messages", json.dumps({"content": "NaN, Infinity"}).encode())
+def test_the_words_inside_strings_are_just_text(replies_engine: EngineProcess) -> None:
+    response = post(replies_engine, f"{V1}/agents/ok/messages", json.dumps({"content": "NaN, Infinity"}).encode())
     assert response.status_code == 200, response.text
     assert response.json()["reply"] == {"ok": "NaN"}
 
 
 @pytest.mark.parametrize("name", sorted(REPLIES))
-def test_a_reply_that_is_not_standard_json_is_a_502_with_its_reason(engine: EngineProcess, name: str) -> None:
-    response = post(engine, f"{V1}/agents/{name}/messages", b'{"content": 1}')
+def test_a_reply_that_is_not_standard_json_is_a_502_with_its_reason(replies_engine: EngineProcess, name: str) -> None:
+    response = post(replies_engine, f"{V1}/agents/{name}/messages", b'{"content": 1}')
     assert response.status_code == 502, response.text
     error = loads_strict(response.content)["error"]  # the answer itself is standard JSON
     assert error["code"] == "agent_failure" and error["details"]["reason"] == "bad_reply"
@@ -156,9 +156,9 @@ def integer_parameters(engine: EngineProcess) -> list[tuple[str, str, str, str]]
     return found
 
 
-def test_integers_beyond_64_bits_are_422_on_every_endpoint(engine: EngineProcess) -> None:
+def test_integers_beyond_64_bits_are_422_on_every_endpoint(replies_engine: EngineProcess) -> None:
     """Found from the OpenAPI document, so a new endpoint is covered too (SQLite would raise OverflowError)."""
-    parameters = integer_parameters(engine)
+    parameters = integer_parameters(replies_engine)
     assert len(parameters) >= 8, parameters
     for method, template, name, where in parameters:
         for value in ("99999999999999999999", str(2**63), str(-(2**63) - 1)):
@@ -166,7 +166,7 @@ def test_integers_beyond_64_bits_are_422_on_every_endpoint(engine: EngineProcess
             for other in [part[1:-1] for part in template.split("/") if part.startswith("{")]:
                 path = path.replace("{" + other + "}", value if (other == name and where == "path") else "1")
             params = {name: value} if where == "query" else None
-            response = httpx.request(method, engine.url + path, params=params, timeout=30,
+            response = httpx.request(method, replies_engine.url + path, params=params, timeout=30,
                                      json={} if method in ("POST", "PUT", "PATCH") else None)
             assert response.status_code == 422, (method, path, name, value, response.text)
             assert response.json()["error"]["code"] == "invalid_input"

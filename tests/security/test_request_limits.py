@@ -36,7 +36,7 @@ def test_json_depth_counts_arrays_and_objects_but_not_brackets_in_strings() -> N
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
+def limited_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
     root = tmp_path_factory.mktemp("limits")
     process = EngineProcess(root / "data", env={"CAXTON_MAX_REQUEST_SIZE": "65536"})
     process.start()
@@ -50,64 +50,64 @@ def post(engine: EngineProcess, body: bytes, **headers: str) -> httpx.Response:
                       timeout=30)
 
 
-def test_deep_json_is_refused_with_400_at_any_depth(engine: EngineProcess) -> None:
-    ok = post(engine, f'{{"content": {nested(MAX_JSON_DEPTH - 1)}}}'.encode())
+def test_deep_json_is_refused_with_400_at_any_depth(limited_engine: EngineProcess) -> None:
+    ok = post(limited_engine, f'{{"content": {nested(MAX_JSON_DEPTH - 1)}}}'.encode())
     assert ok.status_code == 200, ok.text
     for depth in (MAX_JSON_DEPTH + 1, 5_000, 30_000):  # 30,000 would be a RecursionError in json.loads
-        response = post(engine, f'{{"content": {nested(depth)}}}'.encode())
+        response = post(limited_engine, f'{{"content": {nested(depth)}}}'.encode())
         assert response.status_code == 400, (depth, response.text)
         error = response.json()["error"]
         assert error["code"] == "json_too_deep"
         assert error["message"] == f"the JSON body nests {depth + 1} levels deep; the limit is {MAX_JSON_DEPTH}"
-    deploy = httpx.put(engine.url + f"{V1}/agents/deep", content=('{"spec":' * 200 + "1" + "}" * 200).encode(),
+    deploy = httpx.put(limited_engine.url + f"{V1}/agents/deep", content=('{"spec":' * 200 + "1" + "}" * 200).encode(),
                        headers={"Content-Type": "application/json"})
     assert deploy.status_code == 400 and deploy.json()["error"]["code"] == "json_too_deep"
 
 
-def test_brackets_inside_strings_do_not_count(engine: EngineProcess) -> None:
-    response = post(engine, json.dumps({"content": "[" * 5_000}).encode())
+def test_brackets_inside_strings_do_not_count(limited_engine: EngineProcess) -> None:
+    response = post(limited_engine, json.dumps({"content": "[" * 5_000}).encode())
     assert response.status_code == 200, response.text
 
 
-def test_a_chunked_deep_body_is_refused_too(engine: EngineProcess) -> None:
+def test_a_chunked_deep_body_is_refused_too(limited_engine: EngineProcess) -> None:
     def chunks() -> Iterator[bytes]:
         yield b'{"content": '
         yield b"[" * 10_000
         yield b"]" * 10_000
         yield b"}"
 
-    response = httpx.post(engine.url + MESSAGES, content=chunks(), headers={"Content-Type": "application/json"})
+    response = httpx.post(limited_engine.url + MESSAGES, content=chunks(), headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and response.json()["error"]["code"] == "json_too_deep"
 
 
-def test_an_oversized_body_is_refused_with_413_declared_or_streamed(engine: EngineProcess) -> None:
+def test_an_oversized_body_is_refused_with_413_declared_or_streamed(limited_engine: EngineProcess) -> None:
     big = json.dumps({"content": "x" * 70_000}).encode()
-    declared = post(engine, big)
+    declared = post(limited_engine, big)
     assert declared.status_code == 413 and declared.json()["error"]["code"] == "payload_too_large"
-    streamed = httpx.post(engine.url + MESSAGES, content=iter([big[:40_000], big[40_000:]]),
+    streamed = httpx.post(limited_engine.url + MESSAGES, content=iter([big[:40_000], big[40_000:]]),
                           headers={"Content-Type": "application/json"})
     assert streamed.status_code == 413 and "server.max_request_size" in streamed.json()["error"]["hint"]
 
 
-def test_huge_or_too_many_headers_get_431(engine: EngineProcess) -> None:
-    big = httpx.get(engine.url + f"{V1}/agents", headers={"X-Big": "a" * (MAX_HEADER_BYTES + 1)})
+def test_huge_or_too_many_headers_get_431(limited_engine: EngineProcess) -> None:
+    big = httpx.get(limited_engine.url + f"{V1}/agents", headers={"X-Big": "a" * (MAX_HEADER_BYTES + 1)})
     assert big.status_code == 431 and big.json()["error"]["code"] == "headers_too_large"
-    many = httpx.get(engine.url + f"{V1}/agents", headers={f"X-H{i}": "1" for i in range(MAX_HEADERS + 1)})
+    many = httpx.get(limited_engine.url + f"{V1}/agents", headers={f"X-H{i}": "1" for i in range(MAX_HEADERS + 1)})
     assert many.status_code == 431 and f"the limit is {MAX_HEADERS}" in many.json()["error"]["message"]
-    on_post = post(engine, b'{"content": 1}', **{"X-Big": "a" * (MAX_HEADER_BYTES + 1)})
+    on_post = post(limited_engine, b'{"content": 1}', **{"X-Big": "a" * (MAX_HEADER_BYTES + 1)})
     assert on_post.status_code == 431
-    assert httpx.get(engine.url + f"{V1}/agents", headers={"X-Fine": "a" * 8000}).status_code == 200
+    assert httpx.get(limited_engine.url + f"{V1}/agents", headers={"X-Fine": "a" * 8000}).status_code == 200
 
 
-def test_a_megabyte_of_headers_is_refused_without_a_5xx(engine: EngineProcess) -> None:
+def test_a_megabyte_of_headers_is_refused_without_a_5xx(limited_engine: EngineProcess) -> None:
     head = (f"GET {V1}/agents HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "X-Big: " + "a" * 1_000_000 + "\r\n\r\n").encode()
-    with socket.create_connection(("127.0.0.1", engine.port), timeout=30) as sock:
+    with socket.create_connection(("127.0.0.1", limited_engine.port), timeout=30) as sock:
         sock.sendall(head)
         status = sock.recv(200).split(b"\r\n", 1)[0]
     assert status.startswith(b"HTTP/1.1 4"), status
-    assert httpx.get(engine.url + f"{V1}/health").status_code == 200
+    assert httpx.get(limited_engine.url + f"{V1}/health").status_code == 200
 
 
-def test_nothing_here_made_a_5xx(engine: EngineProcess) -> None:
-    log = engine.log_text()
+def test_nothing_here_made_a_5xx(limited_engine: EngineProcess) -> None:
+    log = limited_engine.log_text()
     assert "Traceback" not in log and "RecursionError" not in log, log

@@ -23,9 +23,9 @@ from caxton.engine.reload import Reloader
 from caxton.errors import InvalidInput
 from caxton.spec.project import ProjectConfig
 from tests.engine.helpers import SCORER_WASM, wasm_spec
-from tests.support.engine import REPO_ROOT, EngineProcess, free_port, running_engine
+from tests.support.engine import EngineProcess, running_engine
+from tests.support.paths import EXAMPLES, free_port, python_path
 
-QUICKSTART = REPO_ROOT / "examples" / "quickstart"
 RELOADED = "settings reloaded"
 
 
@@ -93,11 +93,11 @@ def test_sighup_under_message_load_drops_nothing_and_reloads_the_log_level(tmp_p
 def test_caxton_up_reloads_on_sighup_and_keeps_serving(tmp_path: Path) -> None:
     project = tmp_path / "project"
     (project / "agents").mkdir(parents=True)
-    (project / "agents" / "summarizer.toml").write_bytes((QUICKSTART / "agents" / "summarizer.toml").read_bytes())
+    (project / "agents" / "summarizer.toml").write_bytes((EXAMPLES / "agents" / "summarizer.toml").read_bytes())
     (project / "caxton.yaml").write_text("memory:\n  enabled: false\nlogging:\n  level: info\n")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAXTON_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = python_path(env)
     log = tmp_path / "up.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "caxton", "up", "--port", str(port), "--poll-interval",

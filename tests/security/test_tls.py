@@ -21,7 +21,8 @@ from caxton.client.tls import TLSOptions
 from caxton.engine.config import load
 from caxton.errors import InvalidInput, ValidationFailed
 from tests.security.tls_certs import CA, Issued
-from tests.support.engine import REPO_ROOT, EngineProcess
+from tests.support.engine import EngineProcess
+from tests.support.paths import python_path
 
 
 class TLSEngine(EngineProcess):
@@ -75,7 +76,7 @@ def mtls_engine(tmp_path_factory: pytest.TempPathFactory, pki: dict[str, object]
 
 def caxton(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CAXTON_")}
-    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), environment.get("PYTHONPATH")]))
+    environment["PYTHONPATH"] = python_path(environment)
     environment.update(env or {})
     return subprocess.run([sys.executable, "-m", "caxton", *args], capture_output=True, text=True,
                           env=environment, timeout=60)

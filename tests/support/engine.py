@@ -6,7 +6,10 @@
         engine.kill()                              # kill -9
         engine.start()                             # same port and data dir again
 
-or the ``engine_process`` fixture (import it into a conftest or test module).
+or the fixtures (registered for the whole suite by tests/conftest.py): ``engine_proc`` (default
+configuration), ``engine_proc_no_memory`` (vector memory off) and ``module_engine_proc`` (one per module).
+A module that needs a differently configured process keeps its own fixture named for what it is
+(``llm_engine``, ``small_tmpfs_engine``, ...). In-process engines are in tests/support/engine_inproc.py.
 The server's stdout and stderr go to files in the data dir's parent
 (``engine.log_text()`` reads them) so a failing test can show them.
 """
@@ -28,16 +31,9 @@ import pytest
 
 from caxton.client.engine import EngineClient
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import free_port, python_path
+
 START_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class EngineProcess:
@@ -67,7 +63,7 @@ class EngineProcess:
 
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CAXTON_")}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = python_path(env)
         if self.token:
             env["CAXTON_API_TOKEN"] = self.token
         env.update(self.extra_env)
@@ -147,7 +143,30 @@ def running_engine(tmp_path: Path, **kwargs: Any) -> Iterator[EngineProcess]:
             engine.terminate()
 
 
+def no_memory(directory: Path) -> Path:
+    """A caxton.yaml without vector memory (most process tests need none; its model costs CPU)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "caxton.yaml"
+    path.write_text("memory:\n  enabled: false\n")
+    return path
+
+
 @pytest.fixture
-def engine_process(tmp_path: Path) -> Iterator[EngineProcess]:
-    with running_engine(tmp_path) as engine:
-        yield engine
+def engine_proc(tmp_path: Path) -> Iterator[EngineProcess]:
+    """A real engine process with the default configuration, on ``tmp_path / "data"``."""
+    with running_engine(tmp_path) as process:
+        yield process
+
+
+@pytest.fixture
+def engine_proc_no_memory(tmp_path: Path) -> Iterator[EngineProcess]:
+    """A real engine process with vector memory off (``tmp_path / "caxton.yaml"``): starts faster."""
+    with running_engine(tmp_path, config=no_memory(tmp_path)) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def module_engine_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
+    """One real engine process with the default configuration shared by the tests of a module."""
+    with running_engine(tmp_path_factory.mktemp("engine")) as process:
+        yield process

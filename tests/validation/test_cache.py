@@ -16,7 +16,8 @@ import pytest
 from caxton.desired import cache as caches
 from caxton.desired import loader
 from caxton.validation import pipeline
-from tests.conftest import EXAMPLES, REPO_ROOT
+from tests.support.git import commit, init_repo
+from tests.support.paths import EXAMPLES, REPO_ROOT
 from tests.validation.conftest import GOOD_WAT, VALID_MD, wasm, wasm_agent
 from tests.validation.test_bad_inputs import CASES, Case
 
@@ -169,17 +170,13 @@ def test_an_unwritable_cache_directory_changes_nothing(
 
 
 def test_git_revisions_share_the_cache_safely(tmp_path: Path) -> None:
-    import git
-
     root = tmp_path / "g"
     (root / "agents").mkdir(parents=True)
     (root / "agents" / "a.md").write_text(VALID_MD, "utf-8")
-    repository = git.Repo.init(root)
-    repository.index.add(["agents/a.md"])
-    repository.index.commit("one")
+    repository = init_repo(root)
+    commit(repository, "one", ["agents/a.md"])
     (root / "agents" / "a.md").write_text(VALID_MD.replace('"1.0.0"', '"2.0.0"'), "utf-8")
-    repository.index.add(["agents/a.md"])
-    repository.index.commit("two")
+    commit(repository, "two", ["agents/a.md"])
     for _ in range(2):
         assert loader.load(root, ref="HEAD~1", options=CACHED).agents[0].spec.version == "1.0.0"
         assert loader.load(root, ref="HEAD", options=CACHED).agents[0].spec.version == "2.0.0"

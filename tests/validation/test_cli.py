@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
-from tests.conftest import EXAMPLES
+from tests.support.paths import EXAMPLES
 from tests.validation.conftest import VALID_MD, write_repo
 
 BAD = Path(__file__).parent / "fixtures" / "bad"
@@ -110,7 +110,7 @@ def test_config_only_validate_imports_no_heavy_library() -> None:
     import subprocess
     import sys
 
-    from tests.conftest import REPO_ROOT
+    from tests.support.paths import REPO_ROOT
 
     code = (
         "import sys\n"

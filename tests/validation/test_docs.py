@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from caxton.validation import codes
 from caxton.validation.report import RENDERERS
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 
 def test_every_code_and_format_is_documented() -> None:

@@ -11,11 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import git
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
 from tests.cli.conftest import child_env
+from tests.support.git import commit, init_repo
 from tests.validation.conftest import VALID_MD, write_repo
 
 DEEP = 50_000
@@ -101,9 +101,8 @@ def test_symlink_loops_committed_to_git_are_diagnostics_at_a_ref(tmp_path: Path)
                                           "a = " + "[" * DEEP + "]" * DEEP + "\n"})
     os.symlink("loop-b.md", root / "agents" / "loop-a.md")
     os.symlink("loop-a.md", root / "agents" / "loop-b.md")
-    repo = git.Repo.init(root)
-    repo.index.add(["caxton.yaml", "agents/good.md", "agents/deep.toml", "agents/loop-a.md", "agents/loop-b.md"])
-    repo.index.commit("hostile")
+    commit(init_repo(root), "hostile", ["caxton.yaml", "agents/good.md", "agents/deep.toml", "agents/loop-a.md",
+                                        "agents/loop-b.md"])
     result = cli(root, "validate", ".", "--ref", "HEAD", "--output", "json")
     assert result.returncode == 1, result.stderr
     found = {d["file"]: d["code"] for d in json.loads(result.stdout)["diagnostics"]}

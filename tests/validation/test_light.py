@@ -15,11 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import git
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLES, REPO_ROOT, find_free_port
+from tests.support.git import init_repo
+from tests.support.paths import EXAMPLES, REPO_ROOT, free_port
 from tests.validation.conftest import GOOD_WAT, VALID_MD, wasm, wasm_agent, write_repo
 from tests.validation.test_bad_inputs import CASES
 
@@ -61,7 +61,7 @@ def _project(root: Path) -> list[str]:
         "agents/w.md": wasm_agent(), "wasm/m.wasm": wasm(GOOD_WAT), "wasm/m.wat": GOOD_WAT,
         "README.md": "# repo\n", "docs/agents/guide.md": "How we write agents.\n", "notes/todo.toml": "x = [\n",
     })
-    repo = git.Repo.init(root)
+    repo = init_repo(root)
     repo.index.add([str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".git" not in p.parts])
     return sorted(str(p) for p, _ in repo.index.entries)
 
@@ -198,7 +198,7 @@ def _imported(args: list[str], cwd: Path) -> set[str]:
 
 
 def test_help_validate_and_plan_import_nothing_of_the_engine_stack(tmp_path: Path) -> None:
-    engine = f"http://127.0.0.1:{find_free_port()}"  # nothing listens: plan fails after loading its code
+    engine = f"http://127.0.0.1:{free_port()}"  # nothing listens: plan fails after loading its code
     help_modules = _imported(["--help"], REPO_ROOT)
     validate_modules = _imported(["validate", str(EXAMPLES), "--no-cache"], REPO_ROOT)
     plan_modules = _imported(["plan", str(EXAMPLES), "--engine", engine], tmp_path)

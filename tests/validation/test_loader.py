@@ -7,14 +7,14 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
-import git
 import pytest
 
 from caxton.desired import loader
 from caxton.errors import GitError, InvalidInput
 from caxton.spec.agent import WasmAgent
 from caxton.validation import modules, pipeline
-from tests.conftest import EXAMPLES
+from tests.support.git import commit, init_repo
+from tests.support.paths import EXAMPLES
 from tests.validation.conftest import GOOD_WAT, VALID_MD, wasm, wasm_agent, write_repo
 
 SEEDS_LIFECYCLE = Path("/work/shared/seeds/agent-lifecycle-management.md")
@@ -173,22 +173,13 @@ def test_load_files_across_two_roots_keeps_paths_distinct(tmp_path: Path) -> Non
     assert [d.file for d in state.diagnostics] == ["two/agents/a.md"]
 
 
-def _git_repo(path: Path) -> git.Repo:
-    repo = git.Repo.init(path)
-    with repo.config_writer() as config:
-        config.set_value("user", "name", "test")
-        config.set_value("user", "email", "test@example.com")
-    return repo
-
-
 def test_load_at_a_git_revision_does_not_touch_the_work_tree(tmp_path: Path) -> None:
     write_repo(tmp_path, {"agents/a.md": VALID_MD})
-    repo = _git_repo(tmp_path)
+    repo = init_repo(tmp_path)
     repo.index.add(["caxton.yaml", "agents/a.md"])
     first = repo.index.commit("v1")
     (tmp_path / "agents" / "a.md").write_text(VALID_MD.replace('"1.0.0"', '"2.0.0"'), "utf-8")
-    repo.index.add(["agents/a.md"])
-    repo.index.commit("v2")
+    commit(repo, "v2", ["agents/a.md"])
     (tmp_path / "agents" / "a.md").write_text("---\nbroken: [\n---\n", "utf-8")  # uncommitted edit
 
     old = loader.load(tmp_path, ref="HEAD~1")
@@ -204,9 +195,7 @@ def test_git_revision_reads_modules_and_refuses_stored_symlink_escapes(tmp_path:
     write_repo(tmp_path, {"agents/a.md": wasm_agent(), "agents/b.md": wasm_agent("../wasm/link.wasm").replace(
         "wasm-one", "wasm-two"), "wasm/m.wasm": wasm(GOOD_WAT)})
     os.symlink("../../outside.wasm", tmp_path / "wasm" / "link.wasm")
-    repo = _git_repo(tmp_path)
-    repo.index.add(["caxton.yaml", "agents/a.md", "agents/b.md", "wasm/m.wasm", "wasm/link.wasm"])
-    repo.index.commit("modules")
+    commit(init_repo(tmp_path), "modules", ["caxton.yaml", "agents/a.md", "agents/b.md", "wasm/m.wasm", "wasm/link.wasm"])
     state = loader.load(tmp_path, ref="HEAD")
     assert state.by_id()["wasm-one"].module_sha256 is not None
     assert [(d.file, d.code) for d in state.diagnostics if d.severity.value == "error"] == [("agents/b.md", "CX402")]
@@ -214,9 +203,7 @@ def test_git_revision_reads_modules_and_refuses_stored_symlink_escapes(tmp_path:
 
 def test_bad_git_revision_and_missing_path_raise(tmp_path: Path) -> None:
     write_repo(tmp_path, {"agents/a.md": VALID_MD})
-    repo = _git_repo(tmp_path)
-    repo.index.add(["caxton.yaml", "agents/a.md"])
-    repo.index.commit("v1")
+    commit(init_repo(tmp_path), "v1", ["caxton.yaml", "agents/a.md"])
     with pytest.raises(GitError):
         loader.load(tmp_path, ref="no-such-branch")
     (tmp_path / "later").mkdir()
