@@ -106,7 +106,7 @@ class PayloadTooLarge(InvalidInput):
 
 
 class LimitExceeded(Conflict):
-    """A configured quota (memory entities globally or per agent) would be exceeded."""
+    """A configured quota would be exceeded: memory entities (globally or per agent), the WASM memory budget."""
 
     code = "limit_exceeded"
 
