@@ -231,7 +231,8 @@ class ConfigAgentFailure(AgentFailure):
     Reasons: ``template`` (render error or sandbox escape), ``timeout``
     (``response_timeout`` exceeded, HTTP 504), ``memory``, ``missing_api_key``,
     ``unauthorized``, ``rejected`` (other 4xx), ``rate_limited``,
-    ``upstream_error`` (5xx), ``unreachable``, ``bad_response``.
+    ``upstream_error`` (5xx), ``unreachable``, ``bad_response``, ``prompt_too_large``
+    (``llm.max_prompt_size``), ``reply_too_large`` (``llm.max_reply_size``).
     """
 
     def __init__(
