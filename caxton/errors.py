@@ -223,6 +223,8 @@ class TooManyConversations(Unavailable):
 
     code = "too_many_conversations"
     http_status = 429
+    #: Seconds until an open conversation may give up its slot (``conversations.min_idle``): ``Retry-After``.
+    retry_after: float | None = None
 
 
 class ConfigAgentFailure(AgentFailure):

@@ -135,7 +135,7 @@ class InMemoryConversationStore:
                 return False
             self._evict_expired(conversations, now)
             if len(conversations) >= limit and not self._evict_idle(conversations, now):
-                raise _too_many(agent, limit, self._min_idle)
+                raise _too_many(agent, limit, self._min_idle, self._slot_free_in(conversations, now))
             turns = self._load(agent, conversation_id, now)
             conversation = _Conversation(deque(maxlen=self._max_turns), now, busy=1)
             self._add(conversation, turns)
@@ -157,6 +157,11 @@ class InMemoryConversationStore:
             return False
         del conversations[min(idle)[1]]
         return True
+
+    def _slot_free_in(self, conversations: dict[str, _Conversation], now: float) -> float:
+        """Seconds until a conversation not busy now has been idle ``min_idle`` (``min_idle`` if all are busy)."""
+        waits = [self._min_idle - (now - c.last_used) for c in conversations.values() if not c.busy]
+        return max(min(waits, default=self._min_idle), 0.0)
 
     def _add(self, conversation: _Conversation, turns: Sequence[Turn]) -> None:
         """Append ``turns``, then drop the oldest past ``max_turns`` or ``max_bytes`` (keeping the newest one)."""
@@ -295,14 +300,16 @@ def _bytes(turn: Turn) -> int:
     return len(turn["content"].encode("utf-8", "surrogatepass"))
 
 
-def _too_many(agent: str, limit: int, min_idle: float) -> errors.TooManyConversations:
-    return errors.TooManyConversations(
+def _too_many(agent: str, limit: int, min_idle: float, free_in: float) -> errors.TooManyConversations:
+    error = errors.TooManyConversations(
         f"agent {agent!r} already has {limit} open conversations (resource_limits.max_conversations), "
         f"all busy or used in the last {min_idle:g}s (conversations.min_idle)",
         hint=(
             "continue an existing conversation, send without conversation_id (stateless), "
-            f"retry in {max(min_idle, 1):g}s (an idle conversation then gives up its slot), "
+            "retry after Retry-After seconds (an idle conversation then gives up its slot), "
             "or raise resource_limits.max_conversations in the agent file"
         ),
         details={"agent": agent, "max_conversations": limit, "min_idle": min_idle},
     )
+    error.retry_after = free_in
+    return error

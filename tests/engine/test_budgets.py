@@ -282,6 +282,7 @@ def test_the_least_recently_used_idle_conversation_gives_its_slot() -> None:
     with pytest.raises(errors.TooManyConversations) as refused:  # c1 idle 3 s < 10 s: all recent
         store.begin("a", "c4", limit=3)
     assert refused.value.http_status == 429 and "conversations.min_idle" in refused.value.message
+    assert refused.value.retry_after == 7.0  # c1 has been idle 3 of the 10 s
     store.begin("a", "c1", limit=3)  # c1 is used again (and busy: no finish yet)
     now[0] = 100.0
     assert store.begin("a", "c4", limit=3)  # c2 (least recently used, idle) goes; c1 is busy
@@ -303,6 +304,7 @@ def test_a_full_agent_takes_new_conversations_once_one_is_idle_and_the_evicted_o
         if answer.status_code == 200:
             break
         assert answer.status_code == 429 and answer.json()["error"]["code"] == "too_many_conversations"
+        assert answer.headers["Retry-After"] == "1"  # min_idle (300 ms) rounded up to a second
         assert time.monotonic() < deadline, "no slot freed although conversations were idle"
         time.sleep(0.05)
     time.sleep(0.4)
