@@ -223,7 +223,7 @@ class ConfigAgentRuntime:
         user prompt larger than the limit on their own fail the message (reason ``prompt_too_large``).
         """
         limit = int(self._llm.max_prompt_size)
-        room = limit - _size(system) - _size(user)
+        room = limit - conv.text_size(system) - conv.text_size(user)
         if room < 0:
             raise errors.ConfigAgentFailure(
                 f"agent {self.spec.name!r}: the rendered prompt is {limit - room:,} bytes (system and user "
@@ -233,16 +233,18 @@ class ConfigAgentRuntime:
                 details={"agent": self.spec.id, "revision": self.revision, "max_prompt_size": limit},
             )
         start = len(history)
-        while start > 0 and _size(history[start - 1]["content"]) <= room:
+        for turn in reversed(history):
+            room -= conv.text_size(turn["content"])
+            if room < 0:
+                break
             start -= 1
-            room -= _size(history[start]["content"])
         while start < len(history) and history[start]["role"] != "user":
             start += 1
         return history[start:]
 
     def _check_reply(self, text: str) -> None:
         limit = int(self._llm.max_reply_size)
-        size = _size(text)
+        size = conv.text_size(text)
         if size > limit:
             raise errors.ConfigAgentFailure(
                 f"agent {self.spec.name!r}: the provider's reply is {size:,} bytes, over llm.max_reply_size "
@@ -371,11 +373,6 @@ class ConfigAgentRuntime:
             log.warning("agent %s: could not store the turn in memory", self.spec.id, exc_info=True)
             with self._lock:
                 self._memory_errors += 1
-
-
-def _size(text: str) -> int:
-    """UTF-8 bytes of ``text`` (a lone surrogate counts as 3)."""
-    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def _conversation_id(value: Any) -> str | None:

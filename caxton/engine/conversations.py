@@ -296,8 +296,13 @@ class DurableConversationStore(InMemoryConversationStore):
         return [Turn(role="user" if role == "user" else "assistant", content=content) for role, content in rows]
 
 
+def text_size(text: str) -> int:
+    """UTF-8 bytes of ``text`` (a lone surrogate counts as 3): what history and prompt bounds count."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def _bytes(turn: Turn) -> int:
-    return len(turn["content"].encode("utf-8", "surrogatepass"))
+    return text_size(turn["content"])
 
 
 def _too_many(agent: str, limit: int, min_idle: float, free_in: float) -> errors.TooManyConversations:
