@@ -27,6 +27,7 @@ import pytest
 
 from caxton import errors
 from caxton.engine import conversations, providers
+from caxton.engine.state.store import Source
 from caxton.spec import project
 from tests.engine.helpers import deploy_body, wat_module
 from tests.support.engine import EngineProcess, running_engine
@@ -337,3 +338,17 @@ def test_a_render_past_response_timeout_answers_504_promptly(engine: EngineProce
     assert took < 2.0, f"504 after {took:.2f} s"
     assert burnt < 1.8, f"{burnt:.2f} s of CPU for one message"
     assert httpx.delete(f"{engine.url}{V1}/agents/looper", timeout=30).status_code == 200
+
+
+def test_a_canary_counts_both_revisions_against_the_budget(make_engine_inproc: Callable[..., Engine]) -> None:
+    engine = make_engine_inproc(project.ProjectConfig.model_validate(
+        {"memory": {"enabled": False}, "server": {"max_wasm_memory": "40MiB"}}))
+    module = wat_module()
+    for name in ("canary-a", "canary-b"):
+        engine.deploy(wasm(name), module)  # 32 of 40 MiB
+    canary = {**wasm("canary-a", "1.1.0"), "rollout": {"strategy": "canary", "steps": [50, 100], "interval": 60}}
+    with pytest.raises(errors.LimitExceeded, match="server.max_wasm_memory") as refused:
+        engine.rollouts.start(canary, module, Source(actor="test"), strategy="canary")
+    assert refused.value.details["used"] == 32 * MIB  # revision 1 of canary-a still counts beside its candidate
+    assert engine.agent("canary-a")["revision"] == 1
+    assert engine.deploy(wasm("canary-a", "1.1.0"), module).action == "deployed"  # at once: it replaces revision 1
