@@ -106,7 +106,7 @@ class PayloadTooLarge(InvalidInput):
 
 
 class LimitExceeded(Conflict):
-    """A configured quota (memory entities globally or per agent) would be exceeded."""
+    """A configured quota would be exceeded: memory entities (globally or per agent), the WASM memory budget."""
 
     code = "limit_exceeded"
 
@@ -223,6 +223,8 @@ class TooManyConversations(Unavailable):
 
     code = "too_many_conversations"
     http_status = 429
+    #: Seconds until an open conversation may give up its slot (``conversations.min_idle``): ``Retry-After``.
+    retry_after: float | None = None
 
 
 class ConfigAgentFailure(AgentFailure):
@@ -231,7 +233,8 @@ class ConfigAgentFailure(AgentFailure):
     Reasons: ``template`` (render error or sandbox escape), ``timeout``
     (``response_timeout`` exceeded, HTTP 504), ``memory``, ``missing_api_key``,
     ``unauthorized``, ``rejected`` (other 4xx), ``rate_limited``,
-    ``upstream_error`` (5xx), ``unreachable``, ``bad_response``.
+    ``upstream_error`` (5xx), ``unreachable``, ``bad_response``, ``prompt_too_large``
+    (``llm.max_prompt_size``), ``reply_too_large`` (``llm.max_reply_size``).
     """
 
     def __init__(

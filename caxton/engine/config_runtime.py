@@ -13,8 +13,12 @@ The engine (``caxton.engine.operations`` / the router) creates one
 4. renders ``system_prompt`` and ``user_prompt_template`` in the sandboxed
    Jinja2 environment of ``caxton.validation.templates``, bounded in output
    size and time (``caxton.engine.templating``, caxton.yaml ``templates``);
-5. calls the provider with the system prompt, the history and the user prompt,
-   all within ``response_timeout`` (else ``ConfigAgentFailure`` reason ``timeout``);
+   the render time is also bounded by what is left of ``response_timeout``
+   (a render stopped by it is a ``timeout``, 504);
+5. calls the provider with the system prompt, the newest history turns that
+   fit ``llm.max_prompt_size`` and the user prompt, all within
+   ``response_timeout`` (else ``ConfigAgentFailure`` reason ``timeout``); a
+   reply over ``llm.max_reply_size`` fails with reason ``reply_too_large``;
 6. records the turn in the conversation and in memory.
 """
 
@@ -36,7 +40,7 @@ from caxton.engine import conversations as conv
 from caxton.engine import providers as prov
 from caxton.engine import templating
 from caxton.spec import agent as agent_spec
-from caxton.spec.project import TemplateSettings
+from caxton.spec.project import LLMProviders, TemplateSettings
 from caxton.validation import templates
 
 log = logging.getLogger(__name__)
@@ -80,9 +84,11 @@ class ConfigAgentRuntime:
         conversations: conv.ConversationStore,
         memory: MemoryContext | None = None,
         limits: TemplateSettings | None = None,
+        llm: LLMProviders | None = None,
     ) -> None:
         self.spec = spec
         self._limits = limits or TemplateSettings()
+        self._llm = llm or LLMProviders()
         self.revision = revision
         self._providers = providers
         self._conversations = conversations
@@ -135,6 +141,9 @@ class ConfigAgentRuntime:
             )
             self._failed(failure, message, created)
             raise failure from exc
+        finally:
+            if message.conversation_id:
+                self._conversations.finish(self.spec.id, message.conversation_id)
         with self._lock:
             self._messages += 1
         return reply
@@ -178,16 +187,18 @@ class ConfigAgentRuntime:
             "conversation_id": cid or "",
             "agent": {"name": self.spec.name, "version": self.spec.version, "revision": self.revision},
         }
-        system = self._render("system_prompt", templates_.system, variables)
-        user = self._render("user_prompt_template", templates_.user, variables) if templates_.user else message.text
+        system = self._render("system_prompt", templates_.system, variables, deadline)
+        user = (self._render("user_prompt_template", templates_.user, variables, deadline) if templates_.user
+                else message.text)
         messages = (
             prov.ChatMessage(role="system", content=system),
-            *(prov.ChatMessage(role=t["role"], content=t["content"]) for t in history),
+            *(prov.ChatMessage(role=t["role"], content=t["content"]) for t in self._window(system, history, user)),
             prov.ChatMessage(role="user", content=user),
         )
         completion = provider.complete(self._request(messages, deadline))
         if time.monotonic() > deadline:
             raise self._timeout()
+        self._check_reply(completion.text)
         if cid:
             turns = [conv.Turn(role="user", content=message.text), conv.Turn(role="assistant", content=completion.text)]
             self._conversations.append(self.spec.id, cid, turns)
@@ -202,7 +213,47 @@ class ConfigAgentRuntime:
             temperature=self.spec.llm.temperature,
             max_tokens=self.spec.llm.max_tokens,
             deadline=deadline,
+            max_reply_size=int(self._llm.max_reply_size),
         )
+
+    def _window(self, system: str, history: list[conv.Turn], user: str) -> list[conv.Turn]:
+        """The newest turns of ``history`` that fit ``llm.max_prompt_size`` beside the system and user prompts.
+
+        Starts at a user turn (a reply without its question is left out too). A system and
+        user prompt larger than the limit on their own fail the message (reason ``prompt_too_large``).
+        """
+        limit = int(self._llm.max_prompt_size)
+        room = limit - conv.text_size(system) - conv.text_size(user)
+        if room < 0:
+            raise errors.ConfigAgentFailure(
+                f"agent {self.spec.name!r}: the rendered prompt is {limit - room:,} bytes (system and user "
+                f"prompts), over llm.max_prompt_size ({limit:,} bytes)",
+                reason="prompt_too_large",
+                hint="make the templates render less, or raise llm.max_prompt_size in caxton.yaml",
+                details={"agent": self.spec.id, "revision": self.revision, "max_prompt_size": limit},
+            )
+        start = len(history)
+        for turn in reversed(history):
+            room -= conv.text_size(turn["content"])
+            if room < 0:
+                break
+            start -= 1
+        while start < len(history) and history[start]["role"] != "user":
+            start += 1
+        return history[start:]
+
+    def _check_reply(self, text: str) -> None:
+        limit = int(self._llm.max_reply_size)
+        size = conv.text_size(text)
+        if size > limit:
+            raise errors.ConfigAgentFailure(
+                f"agent {self.spec.name!r}: the provider's reply is {size:,} bytes, over llm.max_reply_size "
+                f"({limit:,} bytes)",
+                reason="reply_too_large",
+                hint="lower the agent's llm.max_tokens or ask for shorter answers in its prompt, "
+                     "or raise llm.max_reply_size in caxton.yaml",
+                details={"agent": self.spec.id, "revision": self.revision, "size": size, "max_reply_size": limit},
+            )
 
     def _serving(self) -> tuple[_Templates, prov.LLMProvider]:
         if self._stopped or self._templates is None or self._provider is None:
@@ -258,11 +309,18 @@ class ConfigAgentRuntime:
                 hint="run `caxton validate` on the agent file",
             ) from None
 
-    def _render(self, field: str, template: jinja2.Template, variables: dict[str, Any]) -> str:
+    def _render(self, field: str, template: jinja2.Template, variables: dict[str, Any], deadline: float) -> str:
+        """The rendered text; its time bound is ``templates.max_render_time`` or what is left of the deadline."""
+        budget = float(self._limits.max_render_time)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise self._timeout()
         try:
             return templating.render(template, variables, max_output=int(self._limits.max_output_size),
-                                     timeout=float(self._limits.max_render_time))
+                                     timeout=min(budget, left))
         except templating.RenderLimit as exc:
+            if isinstance(exc, templating.RenderTimedOut) and left < budget:  # stopped by response_timeout
+                raise self._timeout() from None
             raise self._template_failure(field, f"went past its render limits: {exc}",
                                          "fix the template, or raise templates.max_output_size / max_render_time "
                                          "in caxton.yaml") from None

@@ -10,7 +10,15 @@ runtime; ``InMemoryConversationStore`` is the same without the database.
 
 A conversation is *open* from its first message until it is ended or has
 been idle longer than the store's ``idle_ttl``; ``begin`` enforces an
-agent's ``max_conversations`` against the open ones.
+agent's ``max_conversations`` against the open ones. When they are all open,
+a new conversation closes the agent's least recently used conversation that
+has no message in flight and has been idle at least ``min_idle`` seconds
+(``conversations.min_idle``); only when none has, ``begin`` refuses
+(429 ``too_many_conversations``). A closed conversation's turns stay in the
+durable store: it continues where it was on its next message (when there is
+room). Each open conversation keeps at most ``max_bytes`` of turns
+(``conversations.max_history_size``, UTF-8), the oldest dropped first, besides
+at most ``max_turns`` turns.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ from caxton.engine.state.history_db import HistoryDB
 
 DEFAULT_IDLE_TTL = 3600.0
 DEFAULT_MAX_TURNS = 100
+DEFAULT_MAX_BYTES = 1024 * 1024
+DEFAULT_MIN_IDLE = 30.0
 
 
 class Turn(TypedDict):
@@ -41,11 +51,16 @@ class ConversationStore(Protocol):
     """Where config agents keep the history of each conversation. Thread-safe."""
 
     def begin(self, agent: str, conversation_id: str, *, limit: int) -> bool:
-        """Open the conversation if new (True) or touch it (False).
+        """Open the conversation if new (True) or touch it (False); it is busy until ``finish``.
 
-        Raises ``errors.TooManyConversations`` when it is new and ``agent``
-        already has ``limit`` open conversations. Check and insert are atomic.
+        When it is new and ``agent`` already has ``limit`` open conversations,
+        closes the least recently used idle one (see the module), else raises
+        ``errors.TooManyConversations``. Check and insert are atomic.
         """
+        ...
+
+    def finish(self, agent: str, conversation_id: str) -> None:
+        """The message ``begin`` started is done (answered or failed): the conversation may go idle."""
         ...
 
     def history(self, agent: str, conversation_id: str) -> list[Turn]:
@@ -73,6 +88,10 @@ class ConversationStore(Protocol):
 class _Conversation:
     turns: deque[Turn]
     last_used: float = field(default=0.0)
+    #: Messages in flight (``begin`` without ``finish`` yet): a busy conversation is never evicted.
+    busy: int = 0
+    #: UTF-8 bytes of ``turns``' contents.
+    size: int = 0
     #: Appends since the store last trimmed this conversation (DurableConversationStore).
     untrimmed: int = 0
 
@@ -80,9 +99,10 @@ class _Conversation:
 class InMemoryConversationStore:
     """``ConversationStore`` in process memory; lost when the engine stops.
 
-    ``max_turns`` bounds each conversation's history (oldest turns are
-    dropped); ``idle_ttl`` seconds without a message closes a conversation.
-    ``clock`` is injectable for tests.
+    ``max_turns`` and ``max_bytes`` bound each conversation's history (oldest
+    turns are dropped); ``idle_ttl`` seconds without a message closes a
+    conversation; ``min_idle`` is how long a conversation must have been idle
+    before a new one may close it to take its slot. ``clock`` is injectable for tests.
     """
 
     def __init__(
@@ -90,12 +110,16 @@ class InMemoryConversationStore:
         *,
         idle_ttl: float = DEFAULT_IDLE_TTL,
         max_turns: int = DEFAULT_MAX_TURNS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        min_idle: float = DEFAULT_MIN_IDLE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if idle_ttl <= 0 or max_turns < 2:
-            raise ValueError("idle_ttl must be > 0 and max_turns >= 2")
+        if idle_ttl <= 0 or max_turns < 2 or max_bytes < 1 or min_idle < 0:
+            raise ValueError("idle_ttl must be > 0, max_turns >= 2, max_bytes >= 1 and min_idle >= 0")
         self._idle_ttl = idle_ttl
         self._max_turns = max_turns
+        self._max_bytes = max_bytes
+        self._min_idle = min_idle
         self._clock = clock
         self._lock = threading.Lock()
         self._agents: dict[str, dict[str, _Conversation]] = {}
@@ -107,20 +131,55 @@ class InMemoryConversationStore:
             existing = conversations.get(conversation_id)
             if existing is not None and not self._expired(existing, now):
                 existing.last_used = now
+                existing.busy += 1
                 return False
             self._evict_expired(conversations, now)
-            if len(conversations) >= limit:
-                raise _too_many(agent, limit, self._idle_ttl)
+            if len(conversations) >= limit and not self._evict_idle(conversations, now):
+                raise _too_many(agent, limit, self._min_idle, self._slot_free_in(conversations, now))
             turns = self._load(agent, conversation_id, now)
-            conversations[conversation_id] = _Conversation(deque(turns, maxlen=self._max_turns), now)
+            conversation = _Conversation(deque(maxlen=self._max_turns), now, busy=1)
+            self._add(conversation, turns)
+            conversations[conversation_id] = conversation
             return not turns
+
+    def finish(self, agent: str, conversation_id: str) -> None:
+        with self._lock:
+            conversation = self._agents.get(agent, {}).get(conversation_id)
+            if conversation is not None and conversation.busy > 0:
+                conversation.busy -= 1
+                conversation.last_used = self._clock()
+
+    def _evict_idle(self, conversations: dict[str, _Conversation], now: float) -> bool:
+        """Close the least recently used conversation idle at least ``min_idle`` s; False if none is."""
+        idle = [(c.last_used, key) for key, c in conversations.items()
+                if not c.busy and now - c.last_used >= self._min_idle]
+        if not idle:
+            return False
+        del conversations[min(idle)[1]]
+        return True
+
+    def _slot_free_in(self, conversations: dict[str, _Conversation], now: float) -> float:
+        """Seconds until a conversation not busy now has been idle ``min_idle`` (``min_idle`` if all are busy)."""
+        waits = [self._min_idle - (now - c.last_used) for c in conversations.values() if not c.busy]
+        return max(min(waits, default=self._min_idle), 0.0)
+
+    def _add(self, conversation: _Conversation, turns: Sequence[Turn]) -> None:
+        """Append ``turns``, then drop the oldest past ``max_turns`` or ``max_bytes`` (keeping the newest one)."""
+        for turn in turns:
+            if len(conversation.turns) == conversation.turns.maxlen:
+                conversation.size -= _bytes(conversation.turns.popleft())
+            conversation.turns.append(turn)
+            conversation.size += _bytes(turn)
+        while conversation.size > self._max_bytes and len(conversation.turns) > 1:
+            conversation.size -= _bytes(conversation.turns.popleft())
 
     def history(self, agent: str, conversation_id: str) -> list[Turn]:
         with self._lock:
             now = self._clock()
             conversation = self._agents.get(agent, {}).get(conversation_id)
             if conversation is None or self._expired(conversation, now):
-                return [Turn(role=t["role"], content=t["content"]) for t in self._load(agent, conversation_id, now)]
+                conversation = _Conversation(deque(maxlen=self._max_turns))
+                self._add(conversation, self._load(agent, conversation_id, now))
             return [Turn(role=t["role"], content=t["content"]) for t in conversation.turns]
 
     def _load(self, agent: str, conversation_id: str, now: float) -> list[Turn]:
@@ -134,7 +193,7 @@ class InMemoryConversationStore:
             conversation = conversations.get(conversation_id)
             if conversation is None:
                 conversation = conversations[conversation_id] = _Conversation(deque(maxlen=self._max_turns))
-            conversation.turns.extend(turns)
+            self._add(conversation, turns)
             conversation.last_used = now
 
     def end(self, agent: str, conversation_id: str) -> None:
@@ -152,7 +211,7 @@ class InMemoryConversationStore:
             self._agents.pop(agent, None)
 
     def _expired(self, conversation: _Conversation, now: float) -> bool:
-        return now - conversation.last_used > self._idle_ttl
+        return not conversation.busy and now - conversation.last_used > self._idle_ttl
 
     def _evict_expired(self, conversations: dict[str, _Conversation], now: float) -> None:
         for key in [k for k, c in conversations.items() if self._expired(c, now)]:
@@ -177,11 +236,14 @@ class DurableConversationStore(InMemoryConversationStore):
         *,
         idle_ttl: float = DEFAULT_IDLE_TTL,
         max_turns: int = DEFAULT_MAX_TURNS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        min_idle: float = DEFAULT_MIN_IDLE,
         clock: Callable[[], float] = time.time,
         prune_every: float = 60.0,
         trim_every: int = 8,
     ) -> None:
-        super().__init__(idle_ttl=idle_ttl, max_turns=max_turns, clock=clock)
+        super().__init__(idle_ttl=idle_ttl, max_turns=max_turns, max_bytes=max_bytes, min_idle=min_idle,
+                         clock=clock)
         self._db = db
         self._trim_every = trim_every
         self._prune_every = prune_every
@@ -234,13 +296,25 @@ class DurableConversationStore(InMemoryConversationStore):
         return [Turn(role="user" if role == "user" else "assistant", content=content) for role, content in rows]
 
 
-def _too_many(agent: str, limit: int, idle_ttl: float) -> errors.TooManyConversations:
-    return errors.TooManyConversations(
-        f"agent {agent!r} already has {limit} open conversations (resource_limits.max_conversations)",
+def text_size(text: str) -> int:
+    """UTF-8 bytes of ``text`` (a lone surrogate counts as 3): what history and prompt bounds count."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _bytes(turn: Turn) -> int:
+    return text_size(turn["content"])
+
+
+def _too_many(agent: str, limit: int, min_idle: float, free_in: float) -> errors.TooManyConversations:
+    error = errors.TooManyConversations(
+        f"agent {agent!r} already has {limit} open conversations (resource_limits.max_conversations), "
+        f"all busy or used in the last {min_idle:g}s (conversations.min_idle)",
         hint=(
             "continue an existing conversation, send without conversation_id (stateless), "
-            f"wait for idle conversations to expire ({idle_ttl:g}s), "
+            "retry after Retry-After seconds (an idle conversation then gives up its slot), "
             "or raise resource_limits.max_conversations in the agent file"
         ),
-        details={"agent": agent, "max_conversations": limit},
+        details={"agent": agent, "max_conversations": limit, "min_idle": min_idle},
     )
+    error.retry_after = free_in
+    return error

@@ -133,9 +133,10 @@ class Engine:
         self.memory = self._open_memory()
         talks = self.config.conversations
         context = RuntimeContext(logs=self.logs, providers=providers.build_providers(self.config.llm),
-                                 memory=self.memory, templates=self.config.templates,
-                                 conversations=DurableConversationStore(self._history, idle_ttl=talks.retention,
-                                                                        max_turns=talks.max_turns))
+                                 memory=self.memory, templates=self.config.templates, llm=self.config.llm,
+                                 conversations=DurableConversationStore(
+                                     self._history, idle_ttl=talks.retention, max_turns=talks.max_turns,
+                                     max_bytes=talks.max_history_size, min_idle=talks.min_idle))
         self._ops = Operations(self._store, self.router, context, self.config.server)
         self.lock = ApplyLock(self._store)
         self.rollouts = RolloutController(self._store, self.router, self._ops, self.windows)

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from caxton import metrics
+from caxton.engine import wasm_budget
 from caxton.engine.conversations import ConversationStore, InMemoryConversationStore
 from caxton.engine.logs import AgentLogs
 from caxton.engine.runtime import AgentRuntime
 from caxton.errors import InvalidInput, SandboxError
 from caxton.spec.agent import ConfigAgent, WasmAgent
-from caxton.spec.project import TemplateSettings
+from caxton.spec.project import LLMProviders, TemplateSettings
 
 AgentModel = ConfigAgent | WasmAgent
 
@@ -36,6 +37,8 @@ class RuntimeContext:
     memory: Any = None
     #: Bounds of prompt renders (caxton.yaml ``templates``).
     templates: TemplateSettings = field(default_factory=TemplateSettings)  # type: ignore[arg-type]
+    #: Prompt and reply size caps of config agents (caxton.yaml ``llm``).
+    llm: LLMProviders = field(default_factory=LLMProviders)  # type: ignore[arg-type]
 
     def close(self) -> None:
         if self.providers:
@@ -70,6 +73,7 @@ def _wasm(spec: WasmAgent, module: bytes, *, revision: int, context: RuntimeCont
     runtime: AgentRuntime = sandbox.WasmAgentRuntime(
         loaded, spec.resource_limits, spec.security_policy,
         agent=spec.id, revision=revision, log=context.logs.sink(spec.id, revision),
+        pool_size=wasm_budget.instances(spec),
     )
     return runtime
 
@@ -81,7 +85,7 @@ def _config(spec: ConfigAgent, *, revision: int, context: RuntimeContext) -> Age
         context.memory.set_agent_limit(spec.id, spec.resource_limits.max_memory_entities)
     runtime: AgentRuntime = ConfigAgentRuntime(
         spec, revision=revision, providers=context.providers,
-        conversations=context.conversations, memory=context.memory, limits=context.templates,
+        conversations=context.conversations, memory=context.memory, limits=context.templates, llm=context.llm,
     )
     return runtime
 

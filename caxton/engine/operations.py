@@ -21,7 +21,7 @@ from typing import Any
 import pydantic
 
 from caxton import metrics
-from caxton.engine import factory, states
+from caxton.engine import factory, states, wasm_budget
 from caxton.engine.factory import AgentModel, RuntimeContext
 from caxton.engine.router import Route, Router
 from caxton.engine.runtime import ServingRuntime
@@ -38,6 +38,7 @@ from caxton.errors import (
     CaxtonError,
     Conflict,
     InvalidInput,
+    LimitExceeded,
     NotFound,
     PayloadTooLarge,
     SandboxError,
@@ -152,6 +153,7 @@ class Operations:
                 _check_same_kind(current, spec)
                 if self._unchanged(current, digest):
                     return self._result("unchanged", current, previous=current.revision)
+            self._check_memory(spec, replacing=spec.id)
             number, serving = self._start_new(current, spec, normal, module, digest, source)
             row = self._record_deploy(current, spec, normal, module, digest, number, source)
             old = self.router.swap(spec.id, serving)
@@ -178,6 +180,7 @@ class Operations:
         _check_same_kind(current, spec)
         if self._unchanged(current, digest):
             return self._result("unchanged", current, previous=current.revision)
+        self._check_memory(spec)
         number, serving = self._start_new(current, spec, normal, module, digest, source)
         with self.store.transaction() as tx:
             self._add_revision(tx, spec, normal, module, digest, source, number)
@@ -218,6 +221,20 @@ class Operations:
                                   f"revision {serving.revision} still had {serving.inflight} message(s) "
                                   f"after {timeout:g}s of draining; stopping it", revision=serving.revision)
         _quiet_stop(serving)
+
+    def _check_memory(self, spec: AgentModel, *, replacing: str | None = None) -> None:
+        """Refuse (``LimitExceeded``) a revision of ``spec`` that would pass ``server.max_wasm_memory``.
+
+        Counts every routed revision (a mirror's too), except those of ``replacing``: the agent
+        whose serving revisions the new one replaces once it starts.
+        """
+        used: dict[str, int] = {}
+        for route in self.router.routes():
+            for serving in route.servings():
+                if serving.agent_id != replacing:
+                    used[serving.agent_id] = used.get(serving.agent_id, 0) + serving.wasm_memory
+        wasm_budget.check(spec.id, wasm_budget.reserved(spec), used,
+                          wasm_budget.budget_of(self.settings.max_wasm_memory))
 
     def digest_of(self, spec: AgentModel, module: bytes | None) -> str:
         """The digest ``spec`` (with ``module``, or the one it pins) would be stored under."""
@@ -377,6 +394,7 @@ class Operations:
         return ServingRuntime(
             runtime, agent_id=spec.id, name=spec.name, kind=spec.kind, revision=number,
             max_message_size=factory.max_message_size(spec, self.settings.max_message_size),
+            wasm_memory=wasm_budget.reserved(spec),
         )
 
     def _start_stored(self, row: AgentRow) -> ServingRuntime:
@@ -385,6 +403,10 @@ class Operations:
             raise _StartFailed("build", NotFound(f"agent {row.id!r} has no revision to run"))
         revision = self.store.revision(row.id, row.revision)
         spec = parse_spec(self.store.spec_of(revision), check_templates=False)
+        try:
+            self._check_memory(spec)
+        except LimitExceeded as error:
+            raise _StartFailed("build", error) from None
         module = self.store.blob(revision.module_sha256) if revision.module_sha256 else None
         return self._start(spec, module, revision.number)
 
@@ -422,6 +444,8 @@ class Operations:
             try:
                 serving = self._start_stored(row)
             except _StartFailed as failed:
+                if isinstance(failed.error, LimitExceeded):  # over the memory budget: it stays suspended
+                    raise failed.error from None
                 self._fail(row, f"resume failed: {failed.error.message}", source)
                 raise failed.error from None
             with self.store.transaction() as tx:

@@ -13,6 +13,9 @@ agents and revisions and must be thread-safe.
   time and never logged or put in an error (upstream text is redacted).
   Connect errors, timeouts, 429 and 5xx are retried with exponential backoff
   (``retries`` times, never past the message's deadline); other 4xx are not.
+  The answer's body is read streamed and given up past ``reply_body_limit``
+  of the request's ``max_reply_size`` (reason ``reply_too_large``), so a
+  runaway endpoint cannot fill the engine's memory.
 
 httpx is imported only when the ``openai`` provider is first used.
 """
@@ -40,6 +43,8 @@ log = logging.getLogger(__name__)
 OFFLINE_MODEL_PLACEHOLDER = "offline"
 RETRYABLE_REASONS = frozenset({"unreachable", "timeout", "rate_limited", "upstream_error"})
 _EXCERPT = 300
+#: Default of ``CompletionRequest.max_reply_size`` (caxton.yaml ``llm.max_reply_size``).
+DEFAULT_MAX_REPLY_SIZE = 2 * 1024 * 1024
 _OFFLINE_HEADER = "[offline "
 
 
@@ -58,6 +63,8 @@ class CompletionRequest:
     temperature: float
     max_tokens: int
     deadline: float
+    #: Bytes (UTF-8) of the reply's text the engine accepts; a provider may stop reading past it.
+    max_reply_size: int = DEFAULT_MAX_REPLY_SIZE
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -235,9 +242,10 @@ class OpenAICompatibleProvider:
         if budget <= 0:
             raise self._failure("timeout", "the response_timeout ran out before the provider answered", attempt)
         try:
-            response = self._http().post(
-                self._url, json=body, headers={"Authorization": f"Bearer {key}"}, timeout=budget
-            )
+            with self._http().stream(
+                "POST", self._url, json=body, headers={"Authorization": f"Bearer {key}"}, timeout=budget
+            ) as response:
+                raw = self._body(response, reply_body_limit(request.max_reply_size), attempt)
         except httpx.TimeoutException:
             failure = self._failure("timeout", f"no answer from {self._url} within {budget:.2f}s", attempt)
             if request.remaining() <= 0:
@@ -246,13 +254,27 @@ class OpenAICompatibleProvider:
         except httpx.TransportError as exc:
             message = f"cannot reach {self._url}: {_redact(str(exc) or type(exc).__name__, key)}"
             raise _Retry(self._failure("unreachable", message, attempt)) from None
-        return self._read(response, key, request, attempt)
+        return self._read(response, raw, key, request, attempt)
 
-    def _read(self, response: httpx.Response, key: str, request: CompletionRequest, attempt: int) -> Completion:
+    def _body(self, response: httpx.Response, limit: int, attempt: int) -> bytes:
+        """The answer's body, read up to ``limit`` bytes; past it, a ``reply_too_large`` failure."""
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise self._failure("reply_too_large", f"{self._url} answered more than {limit:,} bytes "
+                                    "(llm.max_reply_size, JSON-escaped)", attempt)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _read(
+        self, response: httpx.Response, raw: bytes, key: str, request: CompletionRequest, attempt: int,
+    ) -> Completion:
         status = response.status_code
         if status == 200:
-            return self._parse(response, key, request, attempt)
-        excerpt = _redact(_error_text(response), key)
+            return self._parse(raw, key, request, attempt)
+        excerpt = _redact(_error_text(raw, response.reason_phrase), key)
         if status in (401, 403):
             raise self._failure("unauthorized", f"{self._url} refused the API key ({status}): {excerpt}", attempt)
         if status == 429:
@@ -262,14 +284,14 @@ class OpenAICompatibleProvider:
             raise _Retry(self._failure("upstream_error", f"{self._url} failed ({status}): {excerpt}", attempt))
         raise self._failure("rejected", f"{self._url} rejected the request ({status}): {excerpt}", attempt)
 
-    def _parse(self, response: httpx.Response, key: str, request: CompletionRequest, attempt: int) -> Completion:
+    def _parse(self, raw: bytes, key: str, request: CompletionRequest, attempt: int) -> Completion:
         try:
-            data = loads_strict(response.content)
+            data = loads_strict(raw)
             text = data["choices"][0]["message"]["content"]
             if not isinstance(text, str):
                 raise TypeError("content is not a string")
         except (ValueError, KeyError, IndexError, TypeError) as exc:
-            excerpt = _redact(response.text[:_EXCERPT], key)
+            excerpt = _redact(raw[:_EXCERPT].decode("utf-8", "replace"), key)
             message = f"{self._url} answered 200 but not a chat completion ({exc}): {excerpt!r}"
             raise self._failure("bad_response", message, attempt) from None
         model = data.get("model") if isinstance(data.get("model"), str) else request.model
@@ -320,6 +342,7 @@ _HINTS = {
     "upstream_error": "the endpoint failed after all retries; try again later or raise llm.openai.retries",
     "rate_limited": "the endpoint is rate limiting; try again later or raise llm.openai.retries",
     "bad_response": "llm.openai.base_url must point at an OpenAI-compatible API (ending in /v1)",
+    "reply_too_large": "lower the agent's llm.max_tokens, or raise llm.max_reply_size in caxton.yaml",
 }
 
 
@@ -327,15 +350,21 @@ def _redact(text: str, key: str) -> str:
     return text.replace(key, "***") if key else text
 
 
-def _error_text(response: httpx.Response) -> str:
+def reply_body_limit(max_reply_size: int) -> int:
+    """Bytes of an answer's body read for a reply of ``max_reply_size``: JSON escapes (``\\uXXXX``: 6 bytes
+    for a character of 1 to 3 UTF-8 bytes) and the envelope (64 KiB) included."""
+    return 6 * max_reply_size + 64 * 1024
+
+
+def _error_text(raw: bytes, reason_phrase: str) -> str:
     try:
-        data = response.json()
+        data = loads_strict(raw)
         message = data.get("error", {}).get("message") if isinstance(data, dict) else None
         if isinstance(message, str):
             return message[:_EXCERPT]
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         pass
-    return response.text[:_EXCERPT] or response.reason_phrase
+    return raw[:_EXCERPT].decode("utf-8", "replace") or reason_phrase
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -80,8 +80,11 @@ class ServingRuntime:
 
     def __init__(
         self, runtime: AgentRuntime, *, agent_id: str, name: str, kind: str, revision: int, max_message_size: int,
+        wasm_memory: int = 0,
     ) -> None:
         self.runtime = runtime
+        #: Bytes of WASM memory this revision reserves in the engine's budget (``caxton.engine.wasm_budget``).
+        self.wasm_memory = wasm_memory
         self.agent_id = agent_id
         self.name = name
         self.kind = kind

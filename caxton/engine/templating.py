@@ -51,6 +51,10 @@ class RenderLimit(Exception):
     """A render went past a bound (size or time); the message names which."""
 
 
+class RenderTimedOut(RenderLimit):
+    """A render went past its time bound (``render``'s ``timeout``)."""
+
+
 class _RenderTimeout(BaseException):
     """Raised into a rendering thread by the watchdog (BaseException: templates cannot catch it)."""
 
@@ -191,7 +195,7 @@ def render(template: jinja2.Template, variables: Mapping[str, Any], *, max_outpu
                     raise _RenderTimeout()
                 parts.append(chunk)
     except _RenderTimeout:
-        raise RenderLimit(f"rendering took longer than {timeout:g}s") from None
+        raise RenderTimedOut(f"rendering took longer than {timeout:g}s") from None
     return "".join(parts)
 
 

@@ -157,7 +157,8 @@ class ConfigResourceLimits(Strict):
 class WasmResourceLimits(Strict):
     """Limits the sandbox enforces on every message to a WASM agent."""
 
-    max_memory_bytes: Size = Field(16 * 1024 * 1024, gt=0)
+    max_memory_bytes: Size = Field(16 * 1024 * 1024, gt=0, le=4 * 1024**3,
+                                   description="linear memory of one instance; at most 4GiB (the 32-bit limit)")
     fuel: int = Field(100_000_000, ge=1, le=2**63 - 1, description="fuel units per message")
     max_execution_time_ms: int = Field(1000, ge=1, le=600_000)
     max_message_size: Size = Field(256 * 1024, gt=0)

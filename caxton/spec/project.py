@@ -83,6 +83,9 @@ class ServerSettings(Strict):
                                      description="longest a message waits for its agent; past it 503 queue_timeout")
     max_inflight_messages: int = Field(
         1024, ge=1, le=10_000_000, description="messages running or waiting engine-wide at which /ready says 503")
+    max_wasm_memory: Size | None = Field(
+        None, gt=0, description="engine-wide budget of WASM memory: the sum of every running revision's "
+        "max_memory_bytes (times its instances); a deploy past it is refused. Unset: half of the machine's memory")
     tls: TLSSettings = Field(default_factory=TLSSettings)  # type: ignore[arg-type]
 
 
@@ -131,6 +134,11 @@ class OpenAIProvider(Strict):
 
 class LLMProviders(Strict):
     openai: OpenAIProvider = Field(default_factory=OpenAIProvider)  # type: ignore[arg-type]
+    # --- budgets (issue 18): docs/limits.md ---
+    max_prompt_size: Size = Field(1024 * 1024, ge=1024, description="bytes of one prompt sent to a provider "
+                                  "(system + history + user); the oldest history turns are left out to fit")
+    max_reply_size: Size = Field(2 * 1024 * 1024, ge=1024, description="bytes of one provider reply; a larger "
+                                 "one fails the message (502, reason reply_too_large)")
 
 
 class LoggingSettings(Strict):
@@ -158,6 +166,10 @@ class ConversationSettings(Strict):
                            "conversation; the oldest are dropped")
     retention: Duration = Field(3600.0, gt=0, description="a conversation idle this long is closed (it no longer "
                                 "counts against max_conversations) and turns older than this are deleted")
+    max_history_size: Size = Field(1024 * 1024, ge=1024, description="bytes of turns kept per open conversation "
+                                   "(and put in its prompts); the oldest are dropped")
+    min_idle: Duration = Field(30.0, ge=0, le=86400, description="when an agent's max_conversations are all open, "
+                               "a new conversation closes the least recently used one idle at least this long")
 
 
 class TemplateSettings(Strict):

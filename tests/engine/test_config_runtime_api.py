@@ -56,6 +56,7 @@ def test_limits_and_failures_come_back_as_clear_http_errors(llm_engine: EnginePr
     assert message(llm_engine, "tight", "a", "one").status_code == 200
     refused = message(llm_engine, "tight", "b", "two")
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "too_many_conversations"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 30  # when "one" has been idle conversations.min_idle
     llm.fail(1, status=401, body=f'{{"error": {{"message": "bad key {KEY}"}}}}')
     unauthorized = message(llm_engine, "tight", "c")
     assert unauthorized.status_code == 502 and "E2E_LLM_KEY" in unauthorized.json()["error"]["hint"]

@@ -69,6 +69,7 @@ EFFECTS: dict[str, str] = {
     "server.max_queued_messages_per_agent": "tests/engine/test_bulkheads.py::test_a_saturated_agent_refuses_its_excess_while_others_and_the_control_plane_stay_fast",
     "server.max_queue_wait": "tests/engine/test_bulkheads.py::test_a_queued_message_times_out_with_queue_timeout_and_its_slot_goes_to_the_next",
     "server.max_inflight_messages": "tests/engine/test_bulkheads.py::test_a_saturated_agent_refuses_its_excess_while_others_and_the_control_plane_stay_fast",
+    "server.max_wasm_memory": "tests/engine/test_budgets.py::test_a_deploy_past_the_wasm_memory_budget_is_refused_and_changes_nothing",
     "server.max_request_size": "tests/security/test_request_limits.py::test_an_oversized_body_is_refused_with_413_"
                                "declared_or_streamed",
     "server.max_apply_size": f"{HERE}::test_effect_server_limits",
@@ -102,6 +103,9 @@ EFFECTS: dict[str, str] = {
                                    "nothing_stored",
     "memory.max_batch_size": "tests/memory/test_api_cli.py::test_oversized_observation_and_batch_are_413_with_"
                              "nothing_stored",
+    "llm.max_prompt_size": "tests/engine/test_budgets.py::test_a_prompt_whose_system_and_user_parts_pass_max_prompt_size_fails_with_"
+                           "its_reason",
+    "llm.max_reply_size": "tests/engine/test_budgets.py::test_a_provider_reply_over_max_reply_size_is_a_502_with_its_reason",
     "llm.openai.base_url": "tests/engine/test_providers.py::test_openai_unreachable_endpoint",
     "llm.openai.api_key_env": "tests/engine/test_providers.py::test_openai_missing_key_names_the_variable",
     "llm.openai.timeout": "tests/engine/test_providers.py::test_openai_timeout_is_a_timeout_failure",
@@ -126,6 +130,9 @@ EFFECTS: dict[str, str] = {
     "conversations.max_turns": "tests/engine/test_durable_history.py::test_the_engine_applies_the_settings_and_reads_"
                                "history_after_a_restart",
     "conversations.retention": f"{HERE}::test_effect_history_retention_reaches_the_store",
+    "conversations.max_history_size": "tests/engine/test_budgets.py::test_max_history_size_bounds_what_the_engine_keeps_and_prompts",
+    "conversations.min_idle": "tests/engine/test_budgets.py::test_a_full_agent_takes_new_conversations_once_one_is_idle_and_the_evicted_"
+                              "one_continues",
 }
 #: Keys whose only job is to document the file for people (no behaviour, by design).
 DOCUMENTATION = {"environments.*.description"}

@@ -170,8 +170,10 @@ CASES = [
          line=6, hint="greater than 0"),
     Case("zero-message-size", {"agents/a.md": md(BASE + "resource_limits:\n  max_message_size: 0B\n")}, "CX204",
          line=6, hint="greater than 0"),
-    Case("giant-size", {"agents/a.md": wasm_agent(extra="resource_limits:\n  max_memory_bytes: 99999999999999999999\n"),
+    Case("giant-size", {"agents/a.md": wasm_agent(extra="resource_limits:\n  max_module_size: 99999999999999999999\n"),
                         "wasm/m.wasm": GOOD}, "CX204", line=7, hint="at most 1TiB"),
+    Case("memory-over-4gib", {"agents/a.md": wasm_agent(extra="resource_limits:\n  max_memory_bytes: 5GiB\n"),
+                              "wasm/m.wasm": GOOD}, "CX204", line=7, hint="4294967296"),
     Case("giant-fuel", {"agents/a.toml": 'name = "w"\nversion = "1.0.0"\nkind = "wasm"\nmodule = "../wasm/m.wasm"\n'
                                          "[resource_limits]\nfuel = 99999999999999999999\n", "wasm/m.wasm": GOOD},
          "CX204", file="agents/a.toml", line=6),
