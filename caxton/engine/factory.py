@@ -6,10 +6,16 @@ the module against the policy -> ``Loaded``; config: construct the runtime
 check the provider -> ``Running`` / ``Active``). The sandbox and the
 config-agent runtime are imported lazily so importing the engine stays
 cheap. Called by ``caxton.engine.operations``.
+
+``pool_size(spec)`` is how many instances a WASM revision runs
+(``resource_limits.pool_size``, else ``default_pool_size()``) and
+``reserved_memory(spec)`` the memory a revision of ``spec`` may take: the one
+figure an engine-wide memory budget counts.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +26,33 @@ from caxton.engine.conversations import ConversationStore, InMemoryConversationS
 from caxton.engine.logs import AgentLogs
 from caxton.engine.runtime import AgentRuntime
 from caxton.errors import InvalidInput, SandboxError
-from caxton.spec.agent import ConfigAgent, WasmAgent
+from caxton.spec.agent import ConfigAgent, WasmAgent, instance_memory_limit
 from caxton.spec.project import TemplateSettings
 
 AgentModel = ConfigAgent | WasmAgent
+#: A WASM revision runs at most this many instances unless its spec says otherwise (and at most the cores).
+DEFAULT_POOL_SIZE = 4
+
+
+def default_pool_size() -> int:
+    """Instances per WASM revision without ``resource_limits.pool_size``: min(4, CPU cores)."""
+    return max(1, min(DEFAULT_POOL_SIZE, os.cpu_count() or 1))
+
+
+def pool_size(spec: WasmAgent) -> int:
+    """Instances a revision of ``spec`` runs (serves messages in parallel)."""
+    return spec.resource_limits.pool_size or default_pool_size()
+
+
+def reserved_memory(spec: AgentModel) -> int:
+    """Bytes of WASM linear memory a revision of ``spec`` may take: each instance's limit x its pool size.
+
+    0 for a config agent. Instances are made as messages overlap, but each may grow to
+    its limit, so an engine-wide budget reserves the whole pool.
+    """
+    if not isinstance(spec, WasmAgent):
+        return 0
+    return instance_memory_limit(spec.resource_limits, spec.security_policy) * pool_size(spec)
 
 
 @dataclass
@@ -69,7 +98,7 @@ def _wasm(spec: WasmAgent, module: bytes, *, revision: int, context: RuntimeCont
         raise
     runtime: AgentRuntime = sandbox.WasmAgentRuntime(
         loaded, spec.resource_limits, spec.security_policy,
-        agent=spec.id, revision=revision, log=context.logs.sink(spec.id, revision),
+        agent=spec.id, revision=revision, log=context.logs.sink(spec.id, revision), pool_size=pool_size(spec),
     )
     return runtime
 
