@@ -30,13 +30,17 @@ from caxton.spec.agent import ConfigAgent, WasmAgent, instance_memory_limit
 from caxton.spec.project import TemplateSettings
 
 AgentModel = ConfigAgent | WasmAgent
-#: A WASM revision runs at most this many instances unless its spec says otherwise (and at most the cores).
+#: A WASM revision runs at most this many instances unless its spec says otherwise.
 DEFAULT_POOL_SIZE = 4
 
 
 def default_pool_size() -> int:
-    """Instances per WASM revision without ``resource_limits.pool_size``: min(4, CPU cores)."""
-    return max(1, min(DEFAULT_POOL_SIZE, os.cpu_count() or 1))
+    """Instances per WASM revision without ``resource_limits.pool_size``: min(4, half the CPU cores), at least 1.
+
+    Half the cores: a CPU-bound agent saturated by its clients then leaves the other
+    half to the other agents and the control plane (its pool is its share of the machine).
+    """
+    return max(1, min(DEFAULT_POOL_SIZE, (os.cpu_count() or 1) // 2))
 
 
 def pool_size(spec: WasmAgent) -> int:

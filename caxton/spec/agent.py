@@ -168,7 +168,7 @@ class WasmResourceLimits(Strict):
     pool_size: int | None = Field(
         None, ge=1, le=MAX_POOL_SIZE,
         description="instances serving messages in parallel (1: one at a time, in order); "
-        "default: the engine's, min(4, its CPU cores)")
+        "default: the engine's, min(4, half its CPU cores), at least 1")
 
 
 class SecurityPolicy(Strict):
