@@ -17,9 +17,12 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
     Tag,
     TypeAdapter,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -169,6 +172,14 @@ class WasmResourceLimits(Strict):
         None, ge=1, le=MAX_POOL_SIZE,
         description="instances serving messages in parallel (1: one at a time, in order); "
         "default: the engine's, min(4, half its CPU cores), at least 1")
+
+    @model_serializer(mode="wrap")
+    def _without_default_pool(self, handler: SerializerFunctionWrapHandler, _: SerializationInfo) -> Any:
+        """Leave ``pool_size`` out while unset: the spec digest of an agent that does not set it stays as it was."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("pool_size") is None:
+            data.pop("pool_size", None)
+        return data
 
 
 class SecurityPolicy(Strict):
