@@ -18,19 +18,26 @@ killed mid-apply comes back with every agent on its old or new revision (its
 rollouts resume) and the apply marked ``interrupted``. An update of an agent
 with a rollout in flight follows the Argo Rollouts rule
 (``RolloutController.update``). Progress is kept as numbered log lines that
-the CLI follows (``GET /api/v1/applies/{id}?after=N&wait=S``).
+the CLI follows (``GET /api/v1/applies/{id}?after=N&wait=S``): ``follow`` waits for
+them on the event loop (a ``_Wakeups`` future the apply's thread resolves), so a
+long-poll holds no worker thread however many clients follow.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
+import functools
 import logging
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import anyio.to_thread
 
 from caxton.engine.lease import ApplyLock
 from caxton.engine.operations import Operations, parse_spec
@@ -63,6 +70,38 @@ PERSIST_EVERY = 0.5
 KEEP_RECORDS = 50
 
 
+class _Wakeups:
+    """Futures of coroutines waiting for the next change of any apply; ``notify`` may run in any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def ticket(self) -> asyncio.Future[None]:
+        """A future resolved at the next ``notify`` (take it before looking at the state: no change is missed)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            self._waiting.append((loop, future))
+        return future
+
+    def discard(self, future: asyncio.Future[None]) -> None:
+        with self._lock:
+            self._waiting = [pair for pair in self._waiting if pair[1] is not future]
+
+    def notify(self) -> None:
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        for loop, future in waiting:
+            with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(_resolve, future)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 @dataclass(frozen=True)
 class _Item:
     id: str
@@ -82,6 +121,7 @@ class ApplyRunner:
         self.lock = lock
         self._records: dict[str, ApplyRecord] = {}
         self._changed = threading.Condition()
+        self._wakeups = _Wakeups()  # long-polls on the event loop (``follow``)
         #: The apply in its change phase (at most one at a time).
         self._changing: ApplyRecord | None = None
         self._threads: list[threading.Thread] = []
@@ -159,6 +199,27 @@ class ApplyRunner:
                 self._changed.wait(remaining)
             return record.view(after)
 
+    async def follow(self, apply_id: str, *, after: int = 0, wait: float = 0.0) -> dict[str, Any]:
+        """``get``, waiting on the event loop: a long-poll holds no thread while it waits.
+
+        Returns when the apply is final, has lines after ``after``, or ``wait`` (at most
+        ``MAX_WAIT``) s have passed; the view itself is read in a worker thread (a moment:
+        the record's lock may be held by a write to the store).
+        """
+        deadline = time.monotonic() + min(max(wait, 0.0), MAX_WAIT)
+        while True:
+            ticket = self._wakeups.ticket()
+            try:
+                record = self._records.get(apply_id)  # not in memory: final or unknown, ``get`` says
+                remaining = deadline - time.monotonic()
+                if record is None or remaining <= 0 or _news(record, after):
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ticket, remaining)
+            finally:
+                self._wakeups.discard(ticket)
+        return await anyio.to_thread.run_sync(functools.partial(self.get, apply_id, after=after))
+
     def recent(self, limit: int = 20) -> dict[str, Any]:
         """The newest applies first (their changes' results, without their progress lines)."""
         limit = min(max(limit, 1), MAX_LIST)
@@ -209,6 +270,7 @@ class ApplyRunner:
                                    "message": f"every change accepted; {rollouts} rollout(s) in progress"})
                 self._persist(record)
             self._changed.notify_all()
+            self._wakeups.notify()
 
     def _follow(self, record: ApplyRecord, result: ChangeResult, rollout_id: str, began: float) -> None:
         """Wait for a rollout this apply started; its outcome becomes the change's status."""
@@ -280,6 +342,7 @@ class ApplyRunner:
             if time.monotonic() - record.persisted_at >= PERSIST_EVERY:
                 self._persist(record)
             self._changed.notify_all()
+            self._wakeups.notify()
 
     def _finish(self, record: ApplyRecord, status: str) -> None:
         with self._changed:
@@ -290,6 +353,7 @@ class ApplyRunner:
                                "status": status, "message": f"apply {status}", "counts": counts})
             self._persist(record)
             self._changed.notify_all()
+            self._wakeups.notify()
         with self.store.transaction() as tx:
             tx.event("apply_finished", Source(actor=f"apply {record.id}", plan_id=record.plan_id,
                                               git_commit=record.git_commit),
@@ -312,6 +376,12 @@ class ApplyRunner:
         if record is None:
             raise NotFound(f"no apply {apply_id!r} on this engine", hint="list the recent ones: `caxton applies list`")
         return record
+
+
+def _news(record: ApplyRecord, after: int) -> bool:
+    """Whether a follower at line ``after`` has something to read (lines are numbered 1, 2, ...)."""
+    log = record.log
+    return record.status in FINAL or (bool(log) and log[-1]["seq"] > after)
 
 
 def _outcome(record: ApplyRecord) -> str:

@@ -56,8 +56,10 @@ def mount(app: FastAPI, engine: Engine) -> None:
         return engine.applies.recent(limit)
 
     @app.get(PREFIX + "/applies/{apply_id}", tags=["apply"], response_model=wire.ApplyView, responses=errors(404))
-    def apply_get(apply_id: str, after: int = Query(0, ge=0, le=wire.MAX_INT), wait: float = Query(0.0, ge=0.0, le=10.0)) -> dict[str, Any]:
-        return engine.applies.get(apply_id, after=after, wait=wait)
+    async def apply_get(apply_id: str, after: int = Query(0, ge=0, le=wire.MAX_INT),
+                        wait: float = Query(0.0, ge=0.0, le=10.0)) -> dict[str, Any]:
+        """An apply and its progress lines after ``after``; ``wait``: long-poll (on the loop, no thread held)."""
+        return await engine.applies.follow(apply_id, after=after, wait=wait)
 
     @app.get(PREFIX + "/agents/{name}/revisions", tags=["agents"], response_model=wire.AgentHistory,
              responses=errors(404))

@@ -4,7 +4,7 @@ A message first takes a slot of its agent's ``Bulkhead`` (``Bulkheads.admit``), 
 runs (on the loop or in a message thread, ``caxton.engine.api._deliver``), then gives the
 slot back. An agent runs at most ``capacity`` messages at once: the sum over its serving
 revisions (two during a canary; a shadow's mirror not counted) of a WASM revision's pool
-size (1) or, for any other runtime, ``OTHER_CAPACITY``. Beyond that up to
+size (``resource_limits.pool_size``) or, for any other runtime, ``OTHER_CAPACITY``. Beyond that up to
 ``server.max_queued_messages_per_agent`` wait, each for at most ``server.max_queue_wait``.
 A message past the queue is refused at once (429 ``agent_overloaded``), and so is one
 that would wait longer than ``max_queue_wait`` going by how long the agent's messages

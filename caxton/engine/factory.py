@@ -6,10 +6,14 @@ the module against the policy -> ``Loaded``; config: construct the runtime
 check the provider -> ``Running`` / ``Active``). The sandbox and the
 config-agent runtime are imported lazily so importing the engine stays
 cheap. Called by ``caxton.engine.operations``.
+
+A WASM revision runs ``caxton.engine.wasm_budget.pool_size(spec)`` instances,
+the figure the engine-wide memory budget reserves memory for.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,8 +76,7 @@ def _wasm(spec: WasmAgent, module: bytes, *, revision: int, context: RuntimeCont
         raise
     runtime: AgentRuntime = sandbox.WasmAgentRuntime(
         loaded, spec.resource_limits, spec.security_policy,
-        agent=spec.id, revision=revision, log=context.logs.sink(spec.id, revision),
-        pool_size=wasm_budget.instances(spec),
+        agent=spec.id, revision=revision, log=context.logs.sink(spec.id, revision), pool_size=wasm_budget.pool_size(spec),
     )
     return runtime
 

@@ -2,7 +2,7 @@
 
 Every WASM revision the engine runs reserves the linear memory its instances
 may grow to: ``reserved`` (``resource_limits.max_memory_bytes``, capped by
-``security_policy.max_memory_pages``, times its instances). ``check`` refuses
+``security_policy.max_memory_pages``, times its pool size: ``pool_size``). ``check`` refuses
 a revision whose reservation, added to what the running revisions reserve,
 would pass the budget, naming the largest users and how to make room.
 ``caxton.engine.operations`` calls it before a revision starts (deploy,
@@ -16,8 +16,7 @@ import os
 from collections.abc import Mapping
 
 from caxton.errors import LimitExceeded
-from caxton.spec.abi import WASM_PAGE_BYTES
-from caxton.spec.agent import ConfigAgent, WasmAgent
+from caxton.spec.agent import ConfigAgent, WasmAgent, instance_memory_limit
 
 #: The budget when the machine's memory cannot be read.
 FALLBACK_BUDGET = 1024**3
@@ -25,17 +24,33 @@ FALLBACK_BUDGET = 1024**3
 NAMED_USERS = 5
 
 
-def instances(spec: WasmAgent) -> int:
-    """Instances one revision of ``spec`` runs (its pool size)."""
-    return 1
+#: A WASM revision runs at most this many instances unless its spec says otherwise.
+DEFAULT_POOL_SIZE = 4
+
+
+def default_pool_size() -> int:
+    """Instances per WASM revision without ``resource_limits.pool_size``: min(4, half the CPU cores), at least 1.
+
+    Half the cores: a CPU-bound agent saturated by its clients then leaves the other
+    half to the other agents and the control plane (its pool is its share of the machine).
+    """
+    return max(1, min(DEFAULT_POOL_SIZE, (os.cpu_count() or 1) // 2))
+
+
+def pool_size(spec: WasmAgent) -> int:
+    """Instances a revision of ``spec`` runs (serves messages in parallel)."""
+    return spec.resource_limits.pool_size or default_pool_size()
 
 
 def reserved(spec: WasmAgent | ConfigAgent) -> int:
-    """Bytes of WASM linear memory one revision of ``spec`` may hold (0 for a config agent)."""
+    """Bytes of WASM linear memory one revision of ``spec`` may hold: each instance's limit x its pool size.
+
+    0 for a config agent. Instances are made as messages overlap, but each may grow to
+    its limit, so the budget reserves the whole pool.
+    """
     if not isinstance(spec, WasmAgent):
         return 0
-    per_instance = min(spec.resource_limits.max_memory_bytes, spec.security_policy.max_memory_pages * WASM_PAGE_BYTES)
-    return per_instance * instances(spec)
+    return instance_memory_limit(spec.resource_limits, spec.security_policy) * pool_size(spec)
 
 
 def default_budget() -> int:

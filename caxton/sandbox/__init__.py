@@ -15,8 +15,9 @@ Contract used by the engine (implemented in ``caxton.sandbox.runtime``):
   with a ``reason``), ``stop()``, and ``stats()`` for health (failures,
   restarts, circuit state, fuel, memory). Failures restart the instance with
   exponential backoff and open a circuit breaker.
-  Optional keywords: ``pool_size`` (instances serving in parallel; default 1,
-  so one instance sees messages in order), ``health=HealthSettings(...)``
+  Optional keywords: ``pool_size`` (instances serving in parallel, each made when
+  messages first overlap that far; default 1, so one instance sees messages in order;
+  the engine passes ``caxton.engine.wasm_budget.pool_size(spec)``), ``health=HealthSettings(...)``
   (failure threshold, cool-down, backoff), ``max_reply_size`` (default
   ``limits.max_message_size``). ``log(level, text)`` receives the module's
   ``caxton.log`` lines (debug/info/warn/error) and ``[sandbox] ...`` events.

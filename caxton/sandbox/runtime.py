@@ -1,12 +1,16 @@
 """The runtime of one WASM agent revision: a small pool of sandboxed instances.
 
 ``WasmAgentRuntime`` is what the engine holds per running WASM revision:
-``start()`` instantiates the pool and runs ``caxton_init`` (``SandboxError`` on
-failure), ``handle(envelope)`` sends one JSON message and returns the decoded
+``start()`` makes the pool's first instance and runs its ``caxton_init`` (``SandboxError``
+on failure), ``handle(envelope)`` sends one JSON message and returns the decoded
 JSON reply or raises ``WasmFailure``, ``stop()`` waits for in-flight calls and
 frees the stores, ``stats()`` reports health. ``handle`` is thread-safe: each
 call takes an idle instance from the pool (``pool_size``, default 1 so one
-instance sees every message in order, like an actor) and waits when all are busy.
+instance sees every message in order, like an actor); when every live instance is
+busy and the pool is not full, it makes another one (its own store, linear memory
+and ``caxton_init``: instances share nothing), else it waits for one. A pool
+therefore grows only as far as messages actually overlap; each instance has the
+revision's fuel, memory and time limits.
 
 A fatal failure (trap, out of fuel, timeout, memory limit) discards the instance;
 the next call recreates it after the backoff of ``caxton.sandbox.health``. Too many
@@ -37,7 +41,7 @@ from caxton.sandbox.health import Health, HealthSettings, Outcome
 from caxton.sandbox.instance import REASONS, Budget, Fault, Instance
 from caxton.sandbox.modules import LoadedModule, load_module, set_cache_dir
 from caxton.spec import abi
-from caxton.spec.agent import SecurityPolicy, WasmResourceLimits
+from caxton.spec.agent import SecurityPolicy, WasmResourceLimits, instance_memory_limit
 from caxton.spec.jsonvalues import JsonProblem, loads_strict
 
 __all__ = [
@@ -88,6 +92,7 @@ class _Slot:
     instance: Instance | None = None
     restart_at: float = 0.0
     memory_bytes: int = 0
+    made: bool = False  # an instance was made in it once (making another is a restart)
 
 
 @dataclass
@@ -122,7 +127,7 @@ class WasmAgentRuntime:
             raise ValueError("pool_size must be at least 1")
         self.module, self.limits, self.policy = module, limits, policy
         self.agent, self.revision = agent, revision
-        self.memory_limit = min(limits.max_memory_bytes, policy.max_memory_pages * abi.WASM_PAGE_BYTES)
+        self.memory_limit = instance_memory_limit(limits, policy)
         self.max_reply_size = limits.max_message_size if max_reply_size is None else max_reply_size
         self._log = log
         self._host = host.HostFunctions(log)
@@ -132,6 +137,8 @@ class WasmAgentRuntime:
         self._lock = threading.Lock()
         self._slots = [_Slot() for _ in range(pool_size)]
         self._idle: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
+        #: Slots no instance was made in yet (the pool grows into them under load).
+        self._spare = self._slots[:0:-1]
         self._pre: wasmtime.InstancePre | None = None
         self._state = "new"  # new | running | stopped
         self._labels = (agent, str(revision))
@@ -142,7 +149,7 @@ class WasmAgentRuntime:
     # --- lifecycle ------------------------------------------------------------
 
     def start(self) -> None:
-        """Instantiate the pool and run ``caxton_init``; raises SandboxError."""
+        """Make the first instance and run its ``caxton_init``; raises SandboxError."""
         if self._state != "new":
             raise SandboxError(f"agent {self.agent} revision {self.revision} was already started")
         self._check_initial_memory()
@@ -150,11 +157,11 @@ class WasmAgentRuntime:
         linker = self._host.linker(engine.engine, wasi=self.module.uses_wasi)
         self._pre = linker.instantiate_pre(self.module.module)
         engine.ticker.acquire()
+        slot = self._slots[0]
         try:
-            for slot in self._slots:
-                slot.instance = self._instantiate()
-                slot.memory_bytes = slot.instance.memory_bytes()
-                self._idle.put(slot)
+            slot.instance, slot.made = self._instantiate(), True
+            slot.memory_bytes = slot.instance.memory_bytes()
+            self._idle.put(slot)
         except Fault as fault:
             self._close_all()
             engine.ticker.release()
@@ -164,16 +171,17 @@ class WasmAgentRuntime:
         self._publish_memory()
 
     def stop(self, timeout_s: float | None = None) -> None:
-        """Refuse new messages, wait for in-flight ones, free every instance."""
+        """Refuse new messages, wait for in-flight ones (in every instance), free every instance."""
         with self._lock:
             if self._state != "running":
                 self._state = "stopped"
                 return
             self._state = "stopped"
+            used = len(self._slots) - len(self._spare)  # no slot leaves ``_spare`` once stopped
         wait = timeout_s if timeout_s is not None else self.limits.max_execution_time_ms / 1000 + 5.0
         deadline = time.monotonic() + wait
         collected: list[_Slot] = []
-        for _ in self._slots:
+        for _ in range(used):
             try:
                 collected.append(self._idle.get(timeout=max(0.0, deadline - time.monotonic())))
             except queue.Empty:
@@ -214,7 +222,7 @@ class WasmAgentRuntime:
         payload = self._encode(envelope)
         if wait:
             self._admit()
-            slot = self._idle.get()
+            slot = self._claim()
         else:
             slot = self._take_ready()  # before admitting: a circuit's probe is never admitted in vain
             try:
@@ -231,8 +239,19 @@ class WasmAgentRuntime:
             with self._lock:
                 self._counters.in_flight -= 1
 
+    def _claim(self) -> _Slot:
+        """An idle slot; else a spare one (its instance made by ``_ready``); else wait for one."""
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            if self._spare and self._state == "running":
+                return self._spare.pop()
+        return self._idle.get()
+
     def _take_ready(self) -> _Slot:
-        """An idle slot with a live instance, else ``BlockingIOError``."""
+        """An idle slot with a live instance, else ``BlockingIOError`` (a new instance is made in a thread)."""
         try:
             slot = self._idle.get_nowait()
         except queue.Empty:
@@ -275,11 +294,13 @@ class WasmAgentRuntime:
             time.sleep(wait)
         if self._state != "running":
             raise self._failure("circuit_open", "the runtime stopped while the instance was restarting")
+        restart, slot.made = slot.made, True
         slot.instance = self._instantiate()
-        with self._lock:
-            self._counters.restarts += 1
-        self._series.restarted()
-        self._emit("info", "instance restarted")
+        if restart:
+            with self._lock:
+                self._counters.restarts += 1
+            self._series.restarted()
+            self._emit("info", "instance restarted")
         return slot.instance
 
     def _instantiate(self) -> Instance:

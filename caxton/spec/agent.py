@@ -17,9 +17,12 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
     Tag,
     TypeAdapter,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -35,6 +38,8 @@ SEMVER_PATTERN = (
 CAPABILITY_PATTERN = r"^[a-z][a-z0-9]*(?:[-_.:][a-z0-9]+)*$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 SPLIT_PATTERN = r"^\s*(\d{1,3})\s*/\s*(\d{1,3})\s*$"
+#: Most instances one WASM revision may run (``resource_limits.pool_size``).
+MAX_POOL_SIZE = 64
 
 MemoryScope = Literal["agent", "workspace", "global"]
 #: The last four are the seeds' WASM hot-reload names: graceful = immediate (with draining),
@@ -155,7 +160,7 @@ class ConfigResourceLimits(Strict):
 
 
 class WasmResourceLimits(Strict):
-    """Limits the sandbox enforces on every message to a WASM agent."""
+    """Limits the sandbox enforces on every message to a WASM agent (each instance of its pool)."""
 
     max_memory_bytes: Size = Field(16 * 1024 * 1024, gt=0, le=4 * 1024**3,
                                    description="linear memory of one instance; at most 4GiB (the 32-bit limit)")
@@ -164,6 +169,18 @@ class WasmResourceLimits(Strict):
     max_message_size: Size = Field(256 * 1024, gt=0)
     max_module_size: Size = Field(16 * 1024 * 1024, gt=0)
     max_conversations: int = Field(1000, ge=1, le=1_000_000)
+    pool_size: int | None = Field(
+        None, ge=1, le=MAX_POOL_SIZE,
+        description="instances serving messages in parallel (1: one at a time, in order); "
+        "default: the engine's, min(4, half its CPU cores), at least 1")
+
+    @model_serializer(mode="wrap")
+    def _without_default_pool(self, handler: SerializerFunctionWrapHandler, _: SerializationInfo) -> Any:
+        """Leave ``pool_size`` out while unset: the spec digest of an agent that does not set it stays as it was."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("pool_size") is None:
+            data.pop("pool_size", None)
+        return data
 
 
 class SecurityPolicy(Strict):
@@ -182,6 +199,11 @@ class SecurityPolicy(Strict):
             if not re.match(r"^[A-Za-z_][\w-]*\.[\w*-]+$", item):
                 raise ValueError(f"import {item!r} must be written module.name (e.g. caxton.log)")
         return imports
+
+
+def instance_memory_limit(limits: WasmResourceLimits, policy: SecurityPolicy) -> int:
+    """Bytes of linear memory one instance may have: ``max_memory_bytes`` capped by ``max_memory_pages``."""
+    return min(limits.max_memory_bytes, policy.max_memory_pages * abi.WASM_PAGE_BYTES)
 
 
 class AgentBase(Strict):

@@ -62,7 +62,8 @@ def make_runtime() -> Iterator[RuntimeFactory]:
 
     def make(wasm: bytes, *, agent: str = "agent", start: bool = True, policy: SecurityPolicy | None = None,
              logs: list[tuple[str, str]] | None = None, **kwargs: Any) -> runtime.WasmAgentRuntime:
-        options = {key: kwargs.pop(key) for key in list(kwargs) if key in WasmResourceLimits.model_fields}
+        options = {key: kwargs.pop(key) for key in list(kwargs)
+                   if key in WasmResourceLimits.model_fields and key != "pool_size"}  # pool_size: the runtime's
         limits = WasmResourceLimits(**options)
         policy = policy or SecurityPolicy()
         module = runtime.load_module(wasm, policy, max_module_size=limits.max_module_size)
