@@ -74,6 +74,9 @@ _message_threads: anyio.lowlevel.RunVar[anyio.CapacityLimiter] = anyio.lowlevel.
 #: How long a message waits on the loop for a WASM instance busy in a worker thread (``_deliver``).
 BUSY_POLLS = 20
 BUSY_POLL_S = 0.0005
+#: FastAPI's native OpenTelemetry (FastAPI >= 0.16x) off: the engine exports its own metrics (``/metrics``),
+#: and FastAPI looked up the global OpenTelemetry providers on every request (~10 us of a message).
+FASTAPI_TELEMETRY: Any = {"tracing": False, "metrics": False, "logs": False}
 
 
 def _storage_fault(engine: Engine, error: Exception) -> CaxtonError | None:
@@ -193,7 +196,7 @@ def create_app(engine: Engine, tokens: Tokens | None = None) -> FastAPI:
         finally:
             await run_in_threadpool(engine.stop)
 
-    app = FastAPI(title="Caxton engine API", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="Caxton engine API", version=__version__, lifespan=lifespan, telemetry=FASTAPI_TELEMETRY,
                   docs_url=None, redoc_url=None, generate_unique_id_function=openapi.operation_id)
     app.router.route_class = openapi.WireRoute
 
