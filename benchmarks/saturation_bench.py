@@ -2,8 +2,8 @@
 
 A real `caxton server start` on 127.0.0.1 with two agents: `slow` (a busy loop of
 --spin iterations per message, tens of ms) and `healthy` (the quickstart scorer).
-Phases (the load generator in its own process, the measurers in threads of this one):
-1. idle: sequential messages to `healthy` and `GET /api/v1/agents` (p50/p99);
+Phases (the load generator and each measuring client in a process of its own):
+1. idle: sequential messages to `healthy` and, at the same time, control-plane calls (p50/p99);
 2. the slow agent's service time (median of sequential messages), hence its capacity;
 3. load: for --seconds, messages to `slow` offered open-loop at --factor x its capacity
    (each its own request, never waiting for the previous), while one client measures
@@ -27,7 +27,6 @@ import multiprocessing
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -106,6 +105,31 @@ def sequential(url: str, paths: list[tuple[str, str, object]], until: float,
     return samples
 
 
+def _measure(url: str, paths: list[tuple[str, str, object]], seconds: float, statuses: tuple[int, ...],
+             out: Any) -> None:
+    """``sequential`` in a process of its own: its answers go to ``out``."""
+    refused: dict[int, list[float]] = {status: [] for status in statuses}
+    out.put((sequential(url, paths, time.perf_counter() + seconds, refused), refused))
+
+
+def measured(clients: dict[str, tuple[list[tuple[str, str, object]], tuple[int, ...]]], url: str,
+             seconds: float) -> dict[str, tuple[list[float], dict[int, list[float]]]]:
+    """Each sequential client in a process of its own, all at once, for ``seconds``: name -> (latencies, refused).
+
+    Processes, not threads: threads of one process would wait for each other's GIL (up to the 5 ms switch
+    interval) and count it as the engine's latency, only in the phases where several clients run.
+    """
+    queues = {name: multiprocessing.Queue() for name in clients}
+    procs = [multiprocessing.Process(target=_measure, args=(url, paths, seconds, statuses, queues[name]))
+             for name, (paths, statuses) in clients.items()]
+    for proc in procs:
+        proc.start()
+    found = {name: queue.get() for name, queue in queues.items()}
+    for proc in procs:
+        proc.join()
+    return found
+
+
 def offer(url: str, rate: float, seconds: float, out: Any) -> None:
     """In its own process (the measurers must not share its CPU): messages to `slow` at ``rate``/s, open loop."""
 
@@ -138,8 +162,9 @@ def run(url: str, seconds: float, factor: float, iterations: int) -> None:
     message = ("POST", "/api/v1/agents/healthy/messages", {"content": {"text": "score me"}})
     controls = [("GET", path, None) for path in CONTROL]
     sequential(url, [message, *controls], time.perf_counter() + 1.0)  # warm up
-    idle_healthy = sequential(url, [message], time.perf_counter() + 3.0)
-    idle_control = sequential(url, controls, time.perf_counter() + 3.0)
+    # Idle: the same two measuring clients as under load, at once, so the only difference is the load.
+    idle = measured({"healthy": ([message], ()), "control": (controls, ())}, url, 4.0)
+    idle_healthy, idle_control = idle["healthy"][0], idle["control"][0]
     service_ms = statistics.median(service)
     capacity = 1000 / service_ms
     rate = capacity * factor
@@ -151,17 +176,11 @@ def run(url: str, seconds: float, factor: float, iterations: int) -> None:
     load.start()
     settle = min(2.0, seconds / 4)  # let the backlog build before measuring beside it
     time.sleep(settle)
-    until = time.perf_counter() + seconds - settle
-    beside: dict[str, list[float]] = {}
-    probe: dict[int, list[float]] = {429: [], 503: []}
     slow = ("POST", "/api/v1/agents/slow/messages", {"content": "probe"})
-    threads = [threading.Thread(target=lambda: beside.__setitem__("healthy", sequential(url, [message], until))),
-               threading.Thread(target=lambda: beside.__setitem__("control", sequential(url, controls, until))),
-               threading.Thread(target=lambda: beside.__setitem__("probe", sequential(url, [slow], until, probe)))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    loaded = measured({"healthy": ([message], ()), "control": (controls, ()), "probe": ([slow], (429, 503))},
+                      url, seconds - settle)
+    beside = {name: samples for name, (samples, _) in loaded.items()}
+    probe = loaded["probe"][1]
     results: list[tuple[float, int, bool]] = out.get()
     load.join()
 
