@@ -225,3 +225,11 @@ def test_plain_messages_skip_fastapi_and_every_answer_stays_the_same(
     assert answers[0] == answers[1]
     statuses = Counter(status for status, _, _ in answers[0])
     assert statuses[200] == 5 and statuses[404] == 5 and statuses[415] == 2 and statuses[422] == 20, statuses
+
+
+def test_error_answers_never_hop_to_a_thread(api: TestClient) -> None:
+    """Starlette runs a sync exception handler in the thread pool: each refusal (429/503) would pay a hop."""
+    import inspect
+
+    handlers = api.app.exception_handlers  # type: ignore[attr-defined]
+    assert handlers and all(inspect.iscoroutinefunction(handler) for handler in handlers.values())
