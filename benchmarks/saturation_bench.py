@@ -121,7 +121,7 @@ def measured(clients: dict[str, tuple[list[tuple[str, str, object]], tuple[int, 
     Processes, not threads: threads of one process would wait for each other's GIL (up to the 5 ms switch
     interval) and count it as the engine's latency, only in the phases where several clients run.
     """
-    queues = {name: multiprocessing.Queue() for name in clients}
+    queues: dict[str, Any] = {name: multiprocessing.Queue() for name in clients}
     procs = [multiprocessing.Process(target=_measure, args=(url, paths, seconds, statuses, queues[name]))
              for name, (paths, statuses) in clients.items()]
     for proc in procs:
@@ -181,8 +181,8 @@ def run(url: str, seconds: float, factor: float, iterations: int) -> None:
         deploy(client, "healthy", SCORER_WASM)
         service = [client.post("/api/v1/agents/slow/messages", json={"content": 0}).json()["duration_ms"]
                    for _ in range(10)]
-    message = ("POST", "/api/v1/agents/healthy/messages", {"content": {"text": "score me"}})
-    controls = [("GET", path, None) for path in CONTROL]
+    message: tuple[str, str, object] = ("POST", "/api/v1/agents/healthy/messages", {"content": {"text": "score me"}})
+    controls: list[tuple[str, str, object]] = [("GET", path, None) for path in CONTROL]
     sequential(url, [message, *controls], time.perf_counter() + 1.0)  # warm up
     # Idle: the same two measuring clients as under load, at once, so the only difference is the load.
     idle = measured({"healthy": ([message], ()), "control": (controls, ())}, url, 4.0)
