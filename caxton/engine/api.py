@@ -137,7 +137,9 @@ def _source(body: wire.SourceRequest | None, request: Request) -> Source:
     return Source(attributed(principal_of(request), source.actor), source.plan_id, source.git_commit)
 
 
-async def _message(engine: Engine, bulkheads: Bulkheads, name: str, body: wire.MessageRequest, size: int | None) -> bytes:
+async def _message(
+    engine: Engine, bulkheads: Bulkheads, name: str, body: wire.MessageRequest, size: int | None,
+) -> bytes:
     """One message through its agent's bulkhead (a slot, given back after): the reply's JSON bytes."""
     slot = await bulkheads.admit(name)
     try:
