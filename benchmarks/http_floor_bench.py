@@ -3,7 +3,8 @@
 Starts, each in its own process on a free 127.0.0.1 port:
 
 - ``floor``: a bare FastAPI app served by uvicorn with the settings the engine uses
-  (httptools, no access log, no server header, lifespan on), answering
+  (httptools, no access log, no server header, lifespan on; FastAPI's native
+  OpenTelemetry off), answering
   ``POST /api/v1/agents/{name}/messages`` by parsing the same body shape into a
   pydantic model and returning a small JSON reply of the engine's reply shape;
 - ``engine``: a real ``caxton server start`` with an API token configured, the
@@ -59,6 +60,8 @@ MESSAGE = {"content": {"text": "score me, please"}, "conversation_id": None}
 TOKEN = "bench-" + "x" * 40
 CONFIG = "security:\n  rate_limits: {messages_per_second: 1000000, messages_burst: 1000000}\n"
 TARGET_RATIO, TARGET_P50_MS = 0.7, 1.5
+#: The engine's FastAPI setting (``caxton.engine.api.FASTAPI_TELEMETRY``), written out: the floor imports no caxton.
+FASTAPI_TELEMETRY: Any = {"tracing": False, "metrics": False, "logs": False}
 
 
 # --- the floor app ---------------------------------------------------------------------------------
@@ -68,8 +71,11 @@ class FloorBody(BaseModel):
 
 
 def floor_app() -> FastAPI:
-    """The bare app: the same body shape parsed by pydantic, a small JSON reply of the engine's shape."""
-    app = FastAPI()
+    """The bare app: the same body shape parsed by pydantic, a small JSON reply of the engine's shape.
+
+    FastAPI's native OpenTelemetry is off, as in the engine (``caxton.engine.api.FASTAPI_TELEMETRY``).
+    """
+    app = FastAPI(telemetry=FASTAPI_TELEMETRY)
 
     @app.post("/api/v1/agents/{name}/messages")
     async def send(name: str, body: FloorBody) -> dict[str, Any]:

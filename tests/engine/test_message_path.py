@@ -170,3 +170,66 @@ def test_a_message_polls_a_busy_instance_on_the_loop_then_falls_back_to_a_thread
     assert reply == {"via": via}
     tries = min(busy + 1, api_module.BUSY_POLLS)
     assert engine.calls == ["send_now"] * tries + (["send"] if via == "thread" else [])
+
+
+#: Message requests as (content type, body): plain ones (the fast path) and every kind it hands to FastAPI.
+REQUESTS = [
+    ("application/json", b'{"content": "hi"}'),
+    ("application/json", b'{"content": {"text": "x", "n": [1, 2.5, null]}, "conversation_id": "c-1"}'),
+    ("Application/JSON", b'{"content": "hi", "conversation_id": null, "extra": 1}'),
+    ("application/json; charset=utf-8", b'{"content": "hi"}'),
+    ("application/x-ndjson", b'{"content": "hi"}'),
+    ("application/json", b'{"conversation_id": "c-1"}'),
+    ("application/json", b'{"content": "hi", "conversation_id": 5}'),
+    ("application/json", b'{"content": "hi", "conversation_id": "' + b"c" * 201 + b'"}'),
+    ("application/json", b'{"content": "hi", "conversation_id": "' + b"c" * 200 + b'"}'),
+    ("application/json", b"not json"),
+    ("application/json", b'{"content": "unterminated'),
+    ("application/json", b"[1, 2]"),
+    ("application/json", b'"just a string"'),
+    ("application/json", b"\xff\xfe"),
+    ("application/json", b""),
+    ("text/plain", b'{"content": "hi"}'),
+]
+
+
+def _answers(client: TestClient) -> list[tuple[int, list[tuple[str, str]], Any]]:
+    answers = []
+    for agent in ("scorer", "nobody"):
+        for content_type, body in REQUESTS:
+            answer = client.post(f"/api/v1/agents/{agent}/messages", content=body,
+                                 headers={"content-type": content_type})
+            payload = answer.json()
+            if answer.status_code == 200:
+                payload.pop("duration_ms")
+            headers = [(k, v) for k, v in answer.headers.items() if k not in ("content-length", "x-request-id")]
+            answers.append((answer.status_code, headers, payload))
+    return answers
+
+
+def test_plain_messages_skip_fastapi_and_every_answer_stays_the_same(
+    make_engine_inproc: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fast path (``api._plain_messages``) against FastAPI's own route, request by request."""
+    answers = []
+    for fast in (True, False):
+        engine = make_engine_inproc(data_dir=tmp_path / f"data-{fast}")
+        engine.deploy(wasm_spec("scorer"), SCORER_WASM)
+        if not fast:
+            monkeypatch.setattr(api_module, "_plain_messages", lambda *_: None)
+        app = api_module.create_app(engine)
+        route = next(r for r in app.router.routes if getattr(r, "path", None) == api_module.MESSAGES)
+        assert (getattr(route, "app").__name__ == "messages") is fast
+        with TestClient(app, raise_server_exceptions=False, base_url="http://127.0.0.1") as client:
+            answers.append(_answers(client))
+    assert answers[0] == answers[1]
+    statuses = Counter(status for status, _, _ in answers[0])
+    assert statuses[200] == 5 and statuses[404] == 5 and statuses[415] == 2 and statuses[422] == 20, statuses
+
+
+def test_error_answers_never_hop_to_a_thread(api: TestClient) -> None:
+    """Starlette runs a sync exception handler in the thread pool: each refusal (429/503) would pay a hop."""
+    import inspect
+
+    handlers = api.app.exception_handlers  # type: ignore[attr-defined]
+    assert handlers and all(inspect.iscoroutinefunction(handler) for handler in handlers.values())
