@@ -39,7 +39,7 @@ import yaml
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from caxton.engine import auth
-from caxton.engine.api import create_app
+from caxton.engine.http.app import create_app
 from caxton.engine.core import Engine
 from caxton.engine.guard import Guard
 from caxton.engine.limits import RequestLimits

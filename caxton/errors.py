@@ -2,7 +2,7 @@
 
 Library code raises these; the CLI maps them to exit codes in exactly one
 place (``caxton.cli.main``) and the engine maps them to HTTP statuses in
-exactly one place (``caxton.engine.api``). Every error says what went wrong,
+exactly one place (``caxton.engine.http.app``). Every error says what went wrong,
 where, and how to fix it (``hint``).
 """
 

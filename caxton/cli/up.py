@@ -129,7 +129,7 @@ def _embedded(
     import uvicorn
 
     from caxton.engine import listeners, logsetup, server
-    from caxton.engine.api import create_app
+    from caxton.engine.http.app import create_app
     from caxton.engine.reload import Reloader
 
     engine_log = logsetup.EngineLog()

@@ -2,7 +2,7 @@
 
 ``Engine`` owns one ``Backups`` (``engine.backups``). ``run`` writes one archive
 with ``caxton.engine.backup.create`` under a lock, so a backup an admin asks for
-(``POST /api/v1/backups``, ``caxton.engine.backup_api``) and a scheduled one never
+(``POST /api/v1/backups``, ``caxton.engine.http.backups``) and a scheduled one never
 run at once, and records the metrics: ``caxton_backups_total{trigger,outcome}``
 and the last good backup's time, duration and size (``view``, shown at scrape
 time by ``caxton.metrics.StateCollector``).

@@ -1,7 +1,7 @@
 """Bulkheads of the message path: per agent, a bounded queue and a bounded wait, on the event loop.
 
 A message first takes a slot of its agent's ``Bulkhead`` (``Bulkheads.admit``), then
-runs (on the loop or in a message thread, ``caxton.engine.api._deliver``), then gives the
+runs (on the loop or in a message thread, ``caxton.engine.http.app._deliver``), then gives the
 slot back. An agent runs at most ``capacity`` messages at once: the sum over its serving
 revisions (two during a canary; a shadow's mirror not counted) of a WASM revision's pool
 size (``resource_limits.pool_size``) or, for any other runtime, ``OTHER_CAPACITY``. Beyond that up to

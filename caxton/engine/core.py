@@ -1,6 +1,6 @@
 """The ``Engine`` object: store + router + runtimes + operations, usable in-process.
 
-``caxton server start`` wraps it in the HTTP API (``caxton.engine.api``,
+``caxton server start`` wraps it in the HTTP API (``caxton.engine.http.app``,
 ``caxton.engine.server``); ``caxton up`` can run it in-process. It owns the
 message path (``send``: router -> runtime, with metrics and logs) and the
 read models the API returns (health, state snapshot, agent status, events).
@@ -69,7 +69,7 @@ class Engine:
         self.router = Router()
         #: Per-revision metric windows the rollouts' analysis reads (recorded in ``_handle``).
         self.windows = WindowBook()
-        #: Disk full / read-only faults of failed writes (noted by ``caxton.engine.api``), for health.
+        #: Disk full / read-only faults of failed writes (noted by ``caxton.engine.http.app``), for health.
         self.storage_faults = StorageFaults()
         self.started_at = time.time()
         self._store: Store | None = None

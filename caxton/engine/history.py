@@ -4,7 +4,7 @@ The store keeps the last N revisions of every agent (spec and WASM blob,
 content-addressed). ``history`` lists them with their outcome; ``rollback``
 re-applies a kept revision through the ordinary deploy operation, so the next
 plan from git shows the difference honestly as drift.
-Called by the API (``caxton.engine.apply_api``).
+Called by the API (``caxton.engine.http.applies``).
 """
 
 from __future__ import annotations

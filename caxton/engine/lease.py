@@ -8,7 +8,7 @@ its holder is known dead: the holder names a process on this host
 and when the engine restarts and marks the holder's apply interrupted
 (:meth:`ApplyLock.release_held_by`, called by ``ApplyRunner.recover``). Stored by
 ``caxton.engine.state.leases`` outside the state serial: taking the lock is not a change of the agents.
-Called by the API (``caxton.engine.apply_api``) and ``caxton.engine.applies``.
+Called by the API (``caxton.engine.http.applies``) and ``caxton.engine.applies``.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@
 
 A body is read here once (bounded by its limit), checked, and handed on
 unchanged. ``error_body`` is the shape of every engine error answer
-(``{"error": {"code", "message", "hint"[, "details"]}}``); ``caxton.engine.api``
+(``{"error": {"code", "message", "hint"[, "details"]}}``); ``caxton.engine.http.app``
 uses it for the errors its endpoints raise.
 """
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import uvicorn
 
-from caxton.engine.api import create_app, engine_tokens
+from caxton.engine.http.app import create_app, engine_tokens
 from caxton.engine.auth import Tokens, is_loopback, refuse_exposed
 from caxton.engine.core import Engine
 from caxton.engine.limits import MAX_HEADER_BYTES

@@ -1,6 +1,6 @@
 """Storage faults seen by the engine (disk full, read-only), for ``/health/detailed``.
 
-``caxton.engine.api`` turns a failed write (``caxton.errors.storage_fault``)
+``caxton.engine.http.app`` turns a failed write (``caxton.errors.storage_fault``)
 into 507 ``storage_full`` or 503 ``storage_read_only`` and notes it here.
 A fault cannot be watched directly (SQLite reports a full disk only when a
 write needs a page), so health is ``degraded`` while the last fault is

@@ -4,7 +4,7 @@
 yet) to ``POST /api/v1/reconcile/status``; ``read`` gets it back (with
 ``wait``, a long poll that returns early when the webhook
 ``POST /api/v1/reconcile`` fires); ``trigger`` is that webhook. The engine
-side is ``caxton.engine.reconcile_api``. Called by ``caxton.reconcile.loop``
+side is ``caxton.engine.http.reconcile``. Called by ``caxton.reconcile.loop``
 and ``caxton reconcile status|trigger``.
 """
 

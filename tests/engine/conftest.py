@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from caxton.engine.api import create_app
+from caxton.engine.http.app import create_app
 from caxton.engine.core import Engine
 from caxton.spec.project import ProjectConfig
 

@@ -10,7 +10,7 @@ import anyio
 import pytest
 from fastapi.testclient import TestClient
 
-from caxton.engine import api as api_module
+from caxton.engine.http import app as api_module
 from caxton.engine import runtime as serving_runtime
 from caxton.engine.core import Engine
 from caxton.engine.runtime import ServingRuntime

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import uvicorn
 
-from caxton.engine import api
+from caxton.engine.http import app as api
 from caxton.engine.core import Engine
 from caxton.memory import embeddings, service
 from caxton.spec.project import EngineMemorySettings, ProjectConfig

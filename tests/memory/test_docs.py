@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from caxton.cli import memory as cli_memory
-from caxton.engine import memory_api
+from caxton.engine.http import memory as memory_api
 from tests.support.paths import REPO_ROOT
 
 

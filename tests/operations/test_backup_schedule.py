@@ -184,7 +184,7 @@ def test_a_reload_takes_a_new_schedule(make_clocked_engine: Callable[..., tuple[
 def test_an_admin_backup_and_a_scheduled_one_never_run_at_once(
     make_clocked_engine: Callable[..., tuple[Engine, Clock]], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from caxton.engine import backup_api
+    from caxton.engine.http import backups as backup_api
 
     engine, _ = make_clocked_engine(settings(interval="1h"))
     inside, most = 0, 0

@@ -33,7 +33,7 @@ from pydantic import BaseModel
 
 from caxton.engine import config as engine_config
 from caxton.engine import logsetup
-from caxton.engine.api import create_app
+from caxton.engine.http.app import create_app
 from caxton.engine.core import Engine
 from caxton.errors import ValidationFailed
 from caxton.spec import refused

@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 
 from caxton.engine import auth
-from caxton.engine.api import create_app
+from caxton.engine.http.app import create_app
 from caxton.engine.core import Engine
 from caxton.spec.project import ProjectConfig
 from tests.security.auth_tokens import AuthEngine, auth_engine

@@ -13,6 +13,6 @@
   ``caxton.engine.state.rollouts``).
 
 The engine (``caxton.engine.core``) creates the controller; plan/apply
-(``caxton.engine.applies``) starts rollouts; ``caxton.engine.rollout_api``
+(``caxton.engine.applies``) starts rollouts; ``caxton.engine.http.rollouts``
 serves ``/api/v1/rollouts``. See docs/rollouts.md.
 """

@@ -5,7 +5,7 @@ and WASM modules stored content-addressed by sha256 in ``blobs``, the last N
 kept per agent), the append-only events, and the state serial. Every state
 change goes through one ``Store.transaction()``: a single writer, one SQLite
 transaction, and the serial bumped exactly once inside it. Called by
-``caxton.engine.operations`` (writes) and ``caxton.engine.api`` (reads).
+``caxton.engine.operations`` (writes) and ``caxton.engine.http.app`` (reads).
 """
 
 from __future__ import annotations

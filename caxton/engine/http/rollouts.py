@@ -1,6 +1,6 @@
 """HTTP routes of rollouts: status (one agent or all), promote, abort.
 
-Mounted by ``caxton.engine.api.create_app``; the work is done by
+Mounted by ``caxton.engine.http.app.create_app``; the work is done by
 ``caxton.engine.rollouts.controller.RolloutController``. Used by
 ``caxton rollout status|promote|abort`` through ``caxton.client.rollouts``.
 """
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Query, Request
 
 from caxton.engine.auth import attributed, principal_of
-from caxton.engine.openapi import errors
+from caxton.engine.http.openapi import errors
 from caxton.engine.state.store import Source
 from caxton.spec import api as wire
 

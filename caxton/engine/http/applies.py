@@ -1,6 +1,6 @@
 """HTTP routes of plan/apply: the apply lock, plan submissions, history and rollback.
 
-Mounted by ``caxton.engine.api.create_app``; the work is done by
+Mounted by ``caxton.engine.http.app.create_app``; the work is done by
 ``caxton.engine.lease``, ``caxton.engine.applies`` and ``caxton.engine.history``.
 """
 
@@ -12,7 +12,7 @@ from fastapi import FastAPI, Query, Request
 
 from caxton.engine import history
 from caxton.engine.auth import attributed, principal_of
-from caxton.engine.openapi import errors
+from caxton.engine.http.openapi import errors
 from caxton.engine.state.store import Source
 from caxton.spec import api as wire
 

@@ -7,7 +7,7 @@ This module adds what the routes cannot say about themselves:
   FastAPI's ``generate_unique_id_function``;
 - every refusal as the one error body (``caxton.spec.api.ErrorBody``),
   including FastAPI's own 422 (documented as ``{"detail": [...]}`` by default,
-  answered as ``{"error": ...}`` by ``caxton.engine.api``), and the refusals
+  answered as ``{"error": ...}`` by ``caxton.engine.http.app``), and the refusals
   of the middleware that run before any route (``caxton.engine.guard``: 401,
   403, 415; ``caxton.engine.ratelimit``: 429; ``caxton.engine.limits``: 400,
   413, 431) on the operations they apply to;

@@ -40,7 +40,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Receive, Scope, Send
 
 from caxton import __version__, metrics
-from caxton.engine import apply_api, backup_api, memory_api, openapi, reconcile_api, rollout_api
+from caxton.engine.http import applies as apply_api, backups as backup_api, memory as memory_api, openapi
+from caxton.engine.http import reconcile as reconcile_api, rollouts as rollout_api
 from caxton.engine.auth import Policy, Tokens, attributed, load_tokens, principal_of
 from caxton.engine.bulkhead import Bulkheads
 from caxton.engine.guard import Gate, Guard, reload_tokens
@@ -49,7 +50,7 @@ from caxton.engine.logsetup import RequestIds
 from caxton.engine.core import Engine
 from caxton.engine.limits import RequestLimits, error_body
 from caxton.engine.ratelimit import Limiter, RateLimit
-from caxton.engine.openapi import errors
+from caxton.engine.http.openapi import errors
 from caxton.engine.state.store import Source
 from caxton.spec import api as wire
 from caxton.spec.state import StateSnapshot

@@ -1,6 +1,6 @@
 """HTTP routes of backups: ``POST /api/v1/backups`` (create one now) and ``GET /api/v1/backups/{name}`` (download).
 
-Mounted by ``caxton.engine.api.create_app``; the work is done by
+Mounted by ``caxton.engine.http.app.create_app``; the work is done by
 ``caxton.engine.backup``. Archives are written to the data directory's
 ``backups/`` folder. Both routes need the ``admin`` role
 (``caxton.engine.auth.ROUTE_ROLES``). Used by ``caxton backup create``
@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 
 from caxton.engine import backup
-from caxton.engine.openapi import errors
+from caxton.engine.http.openapi import errors
 from caxton.spec import api as wire
 from caxton.errors import InvalidInput, NotFound
 

@@ -1,6 +1,6 @@
 """HTTP routes of the vector memory under ``/api/v1/memory`` and ``/api/v1/health/memory``.
 
-Mounted by ``caxton.engine.api.create_app`` with ``mount(app, engine)``.
+Mounted by ``caxton.engine.http.app.create_app`` with ``mount(app, engine)``.
 The work is done by the engine's ``caxton.memory.service.MemoryService``
 (``engine.memory``; None when ``memory.enabled`` is false). Handlers are plain
 ``def`` so FastAPI runs them in its thread pool (the service is thread-safe);
@@ -18,7 +18,7 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import Response
 
 from caxton import errors
-from caxton.engine.openapi import errors as refusals
+from caxton.engine.http.openapi import errors as refusals
 from caxton.memory import models
 from caxton.spec import api as wire
 

@@ -9,7 +9,7 @@ webhook a git host calls on push) bumps a trigger counter; the loop long-polls
 ``GET /api/v1/reconcile/status?triggers_after=N&wait=S`` and runs a pass at
 once when the counter moves. ``caxton reconcile status`` reads the same GET.
 
-Mounted by ``caxton.engine.api.create_app``.
+Mounted by ``caxton.engine.http.app.create_app``.
 """
 
 from __future__ import annotations
