@@ -60,7 +60,7 @@ MESSAGE = {"content": {"text": "score me, please"}, "conversation_id": None}
 TOKEN = "bench-" + "x" * 40
 CONFIG = "security:\n  rate_limits: {messages_per_second: 1000000, messages_burst: 1000000}\n"
 TARGET_RATIO, TARGET_P50_MS = 0.7, 1.5
-#: The engine's FastAPI setting (``caxton.engine.api.FASTAPI_TELEMETRY``), written out: the floor imports no caxton.
+#: The engine's FastAPI setting (``caxton.engine.http.app.FASTAPI_TELEMETRY``), written out: the floor imports no caxton.
 FASTAPI_TELEMETRY: Any = {"tracing": False, "metrics": False, "logs": False}
 
 
@@ -73,7 +73,7 @@ class FloorBody(BaseModel):
 def floor_app() -> FastAPI:
     """The bare app: the same body shape parsed by pydantic, a small JSON reply of the engine's shape.
 
-    FastAPI's native OpenTelemetry is off, as in the engine (``caxton.engine.api.FASTAPI_TELEMETRY``).
+    FastAPI's native OpenTelemetry is off, as in the engine (``caxton.engine.http.app.FASTAPI_TELEMETRY``).
     """
     app = FastAPI(telemetry=FASTAPI_TELEMETRY)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from caxton.engine.api import WORKER_THREADS
+from caxton.engine.http.app import WORKER_THREADS
 from tests.engine.helpers import deploy_body, wasm_spec, wat_module
 from tests.support.engine import running_engine
 
