@@ -28,8 +28,8 @@ sys.path.insert(0, str(REPO))
 
 from caxton.engine.core import Engine
 from caxton.engine.rollouts.window import Window
-from caxton.engine.router import Backend, Route, Router
-from caxton.engine.runtime import ServingRuntime
+from caxton.engine.serving.router import Backend, Route, Router
+from caxton.engine.serving.runtime import ServingRuntime
 from caxton.engine.state.store import Source
 from caxton.spec.project import ProjectConfig
 from tests.rollouts import agents

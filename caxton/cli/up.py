@@ -7,7 +7,7 @@ current project (its git branch when it is a git work tree, else the files
 as they are) or ``--source``, printing what each pass applied. SIGTERM or
 Ctrl-C: the loop finishes its step, the API stops accepting requests,
 in-flight messages drain, the engine closes its store; exit 0. SIGHUP reloads
-the engine's settings (``caxton.engine.reload``), as for ``caxton server start``.
+the engine's settings (``caxton.engine.serving.reload``), as for ``caxton server start``.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def _embedded(
 
     from caxton.engine import listeners, logsetup, server
     from caxton.engine.http.app import create_app
-    from caxton.engine.reload import Reloader
+    from caxton.engine.serving.reload import Reloader
 
     engine_log = logsetup.EngineLog()
     engine_log.install(config.logging)

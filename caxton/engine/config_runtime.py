@@ -2,7 +2,7 @@
 
 The engine (``caxton.engine.operations`` / the router) creates one
 ``ConfigAgentRuntime`` per deployed revision and drives it through the
-``caxton.engine.runtime.AgentRuntime`` shape: ``start`` / ``handle`` /
+``caxton.engine.serving.runtime.AgentRuntime`` shape: ``start`` / ``handle`` /
 ``stop`` / ``stats``. Per message it:
 
 1. checks the envelope (``content``, optional ``conversation_id``) and the
@@ -36,7 +36,7 @@ import jinja2
 import jinja2.exceptions
 
 from caxton import errors
-from caxton.engine import conversations as conv
+from caxton.engine.serving import conversations as conv
 from caxton.engine import providers as prov
 from caxton.engine import templating
 from caxton.spec import agent as agent_spec

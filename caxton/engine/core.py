@@ -23,7 +23,7 @@ from caxton.engine import datadir, factory, logsetup, states
 from caxton.spec import health as vocabulary
 from caxton.engine.applies import ApplyRunner
 from caxton.engine.backup_schedule import Backups
-from caxton.engine.conversations import DurableConversationStore
+from caxton.engine.serving.conversations import DurableConversationStore
 from caxton.engine.factory import RuntimeContext
 from caxton.engine.state.history_db import HistoryDB
 from caxton.engine.lease import ApplyLock
@@ -31,8 +31,8 @@ from caxton.engine.logs import AgentLogs
 from caxton.engine.operations import OperationResult, Operations
 from caxton.engine.rollouts.controller import RolloutController
 from caxton.engine.rollouts.window import Window, WindowBook
-from caxton.engine.router import Router
-from caxton.engine.runtime import ServingRuntime
+from caxton.engine.serving.router import Router
+from caxton.engine.serving.runtime import ServingRuntime
 from caxton.engine.storage_health import StorageFaults
 from caxton.engine.state.store import AgentRow, Source, Store
 from caxton.errors import (
@@ -85,7 +85,7 @@ class Engine:
         self.stopping = False
         #: Backups on the schedule of ``backups`` in caxton.yaml, and for admins (one at a time).
         self.backups = Backups(self, config.backups)
-        #: Called in order by ``reload`` (SIGHUP, ``caxton.engine.reload``) with the new, validated settings.
+        #: Called in order by ``reload`` (SIGHUP, ``caxton.engine.serving.reload``) with the new, validated settings.
         self.on_reload: list[Callable[[ProjectConfig], None]] = [self.backups.configure]
 
     # --- lifecycle ----------------------------------------------------------------------

@@ -21,9 +21,9 @@ from typing import Any
 
 from caxton import metrics
 from caxton.engine import wasm_budget
-from caxton.engine.conversations import ConversationStore, InMemoryConversationStore
+from caxton.engine.serving.conversations import ConversationStore, InMemoryConversationStore
 from caxton.engine.logs import AgentLogs
-from caxton.engine.runtime import AgentRuntime
+from caxton.engine.serving.runtime import AgentRuntime
 from caxton.errors import InvalidInput, SandboxError
 from caxton.spec.agent import ConfigAgent, WasmAgent
 from caxton.spec.project import LLMProviders, TemplateSettings

@@ -3,7 +3,7 @@
 ``EngineLog.install`` puts two handlers on the root logger (stderr, and the
 rotated ``logging.file`` when set), so the engine's loggers and uvicorn's
 (started with ``log_config=None``, they propagate to the root) write through
-them. ``EngineLog.reload`` is the SIGHUP hook (``caxton.engine.reload``): it
+them. ``EngineLog.reload`` is the SIGHUP hook (``caxton.engine.serving.reload``): it
 applies the new level and format and re-opens the file (a new handler, so a
 file moved away by logrotate is re-created). Called by ``caxton server start``
 (``caxton.engine.server``) and ``caxton up`` (``caxton.cli.up``).

@@ -23,8 +23,8 @@ import pydantic
 from caxton import metrics
 from caxton.engine import factory, states, wasm_budget
 from caxton.engine.factory import AgentModel, RuntimeContext
-from caxton.engine.router import Route, Router
-from caxton.engine.runtime import ServingRuntime
+from caxton.engine.serving.router import Route, Router
+from caxton.engine.serving.runtime import ServingRuntime
 from caxton.engine.state.store import (
     AgentRow,
     Source,

@@ -5,7 +5,7 @@
 agents that were serving), prints one line saying where the API is, and runs
 uvicorn until SIGTERM or SIGINT. Shutdown stops accepting connections, lets
 in-flight requests finish, drains and stops every runtime, and returns 0
-(130 after SIGINT). SIGHUP reloads the settings (``caxton.engine.reload``)
+(130 after SIGINT). SIGHUP reloads the settings (``caxton.engine.serving.reload``)
 and never stops the engine. ``caxton server start`` calls it; ``caxton up`` can too,
 or use ``Engine`` directly in-process.
 """
@@ -29,7 +29,7 @@ from caxton.engine.auth import Tokens, is_loopback, refuse_exposed
 from caxton.engine.core import Engine
 from caxton.engine.limits import MAX_HEADER_BYTES
 from caxton.engine import listeners, logsetup
-from caxton.engine.reload import Reloader
+from caxton.engine.serving.reload import Reloader
 from caxton.errors import CaxtonError, InvalidInput
 from caxton.spec.project import ProjectConfig, TLSSettings
 

@@ -201,7 +201,7 @@ class WasmAgentRuntime:
 
     @property
     def pool_size(self) -> int:
-        """Instances serving in parallel: the messages it runs at once (``caxton.engine.bulkhead``)."""
+        """Instances serving in parallel: the messages it runs at once (``caxton.engine.serving.bulkhead``)."""
         return len(self._slots)
 
     @property

@@ -26,7 +26,8 @@ import httpx
 import pytest
 
 from caxton import errors
-from caxton.engine import conversations, providers
+from caxton.engine import providers
+from caxton.engine.serving import conversations
 from caxton.engine.state.store import Source
 from caxton.spec import project
 from tests.engine.helpers import deploy_body, wat_module

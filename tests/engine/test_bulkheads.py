@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from caxton.engine.bulkhead import Bulkhead
+from caxton.engine.serving.bulkhead import Bulkhead
 from caxton.errors import AgentOverloaded, QueueTimeout
 from tests.engine.helpers import deploy_body, wasm_spec, wat_module
 from tests.support.engine import running_engine

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from caxton import errors
-from caxton.engine import config_runtime, conversations, providers
+from caxton.engine import config_runtime, providers
+from caxton.engine.serving import conversations
 from caxton.spec import agent as agent_spec
 from caxton.spec import project
 from tests.support.openai_server import OpenAITestServer, running_openai_server

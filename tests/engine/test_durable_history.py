@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from caxton.engine.conversations import DurableConversationStore, Turn
+from caxton.engine.serving.conversations import DurableConversationStore, Turn
 from caxton.engine.core import Engine
 from caxton.engine.state.history_db import HistoryDB
 from caxton.engine.logs import AgentLogs

@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from caxton.engine.http import app as api_module
-from caxton.engine import runtime as serving_runtime
+from caxton.engine.serving import runtime as serving_runtime
 from caxton.engine.core import Engine
-from caxton.engine.runtime import ServingRuntime
+from caxton.engine.serving.runtime import ServingRuntime
 from caxton.errors import AgentFailure
 from caxton.spec.api import MessageRequest
 from tests.engine.helpers import SCORER_WASM, config_spec, deploy_body, wasm_spec, wat_module

@@ -458,7 +458,7 @@ def test_caxton_up_writes_its_log_file_and_serves_metrics_on_their_port(tmp_path
         assert scraped.status_code == 200 and "caxton_agents" in scraped.text
         proc.send_signal(signal.SIGHUP)
         line = _wait_for_line(project / "log" / "up.log", lambda entry: "settings reloaded" in entry["message"])
-        assert line["logger"] == "caxton.engine.reload" and line["level"] == "info"
+        assert line["logger"] == "caxton.engine.serving.reload" and line["level"] == "info"
     assert f"caxton metrics at http://127.0.0.1:{metrics_port}/metrics" in output()
 
 

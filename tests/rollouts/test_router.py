@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from caxton.engine.router import Backend, Route, Router
-from caxton.engine.runtime import ServingRuntime
+from caxton.engine.serving.router import Backend, Route, Router
+from caxton.engine.serving.runtime import ServingRuntime
 
 
 class _Runtime:

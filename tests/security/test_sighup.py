@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from caxton.engine.core import Engine
-from caxton.engine.reload import Reloader
+from caxton.engine.serving.reload import Reloader
 from caxton.errors import InvalidInput
 from caxton.spec.project import ProjectConfig
 from tests.engine.helpers import SCORER_WASM, wasm_spec

@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from caxton import errors
-from caxton.engine import config_runtime, conversations, providers
+from caxton.engine import config_runtime, providers
+from caxton.engine.serving import conversations
 from caxton.engine.state import store
 from caxton.spec import agent as agent_spec
 from caxton.spec.project import TemplateSettings

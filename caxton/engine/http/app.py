@@ -43,7 +43,7 @@ from caxton import __version__, metrics
 from caxton.engine.http import applies as apply_api, backups as backup_api, memory as memory_api, openapi
 from caxton.engine.http import reconcile as reconcile_api, rollouts as rollout_api
 from caxton.engine.auth import Policy, Tokens, attributed, load_tokens, principal_of
-from caxton.engine.bulkhead import Bulkheads
+from caxton.engine.serving.bulkhead import Bulkheads
 from caxton.engine.guard import Gate, Guard, reload_tokens
 from caxton.engine.http_metrics import HttpMetrics
 from caxton.engine.logsetup import RequestIds
@@ -387,7 +387,7 @@ def _routes(app: FastAPI, engine: Engine) -> None:
     async def send(name: str, body: wire.MessageRequest, request: Request) -> Response:
         """Send one message to the agent's serving revision and return its reply.
 
-        First a slot of the agent's bulkhead (``caxton.engine.bulkhead``: a bounded queue and
+        First a slot of the agent's bulkhead (``caxton.engine.serving.bulkhead``: a bounded queue and
         wait, on the loop; 429/503 with Retry-After past them). Then a short bounded call (WASM)
         runs right here on the event loop (``Engine.send_now``: a thread hop costs more than the
         call); anything else runs in the message threads, so a slow agent never blocks the loop

@@ -52,8 +52,8 @@ from caxton.engine.rollouts.run import Listener, Run, failure_reason
 from caxton.engine.rollouts.shadow import ShadowMirror
 from caxton.engine.rollouts.strategies import StepView
 from caxton.engine.rollouts.window import WindowBook
-from caxton.engine.router import Backend, Route, Router
-from caxton.engine.runtime import ServingRuntime
+from caxton.engine.serving.router import Backend, Route, Router
+from caxton.engine.serving.runtime import ServingRuntime
 from caxton.engine.state.store import Source, Store, utcnow
 from caxton.errors import Conflict, InvalidInput, NotFound
 from caxton.spec.agent import ConfigAgent, RolloutSpec

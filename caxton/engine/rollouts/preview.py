@@ -9,7 +9,7 @@ import json
 import uuid
 from typing import Any
 
-from caxton.engine.runtime import ServingRuntime
+from caxton.engine.serving.runtime import ServingRuntime
 from caxton.errors import CaxtonError
 
 

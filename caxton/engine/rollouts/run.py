@@ -17,8 +17,8 @@ from caxton.engine.rollouts.model import Measurement, Rollout, Step
 from caxton.engine.rollouts.shadow import ShadowMirror
 from caxton.engine.rollouts.strategies import Strategy
 from caxton.engine.rollouts.window import Window
-from caxton.engine.router import Backend, ConversationPins, Route
-from caxton.engine.runtime import ServingRuntime
+from caxton.engine.serving.router import Backend, ConversationPins, Route
+from caxton.engine.serving.runtime import ServingRuntime
 from caxton.engine.state.store import utcnow
 from caxton.spec.agent import RolloutSpec
 

@@ -1,6 +1,6 @@
 """The shadow (parallel) strategy's mirror: a copy of each message to the candidate.
 
-``ShadowMirror`` satisfies ``caxton.engine.router.Mirror``. The engine's
+``ShadowMirror`` satisfies ``caxton.engine.serving.router.Mirror``. The engine's
 message path offers it every message the stable revision answered; a single
 worker thread sends the copy to the candidate revision, records the outcome
 and latency in the candidate's window, compares the candidate's reply with the
@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from caxton.engine.rollouts.window import Window
-from caxton.engine.runtime import ServingRuntime
+from caxton.engine.serving.runtime import ServingRuntime
 
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 1000

@@ -15,7 +15,7 @@ import math
 import threading
 from dataclasses import dataclass
 
-from caxton.engine.runtime import ServingRuntime
+from caxton.engine.serving.runtime import ServingRuntime
 
 _BASE_MS = 0.01
 _RATIO = 1.05

@@ -5,7 +5,7 @@ commit, ~0.6 ms here) because it records what the engine serves. History is
 written on the message path, so it gets its own connection with
 ``synchronous=NORMAL`` in WAL mode: a committed turn survives a crash of the
 process (kill -9) at ~25 us per commit; a power loss may drop the last
-commits. Used by ``caxton.engine.conversations.DurableConversationStore`` and
+commits. Used by ``caxton.engine.serving.conversations.DurableConversationStore`` and
 ``caxton.engine.logs.AgentLogs``; the tables come from migration
 ``0004_history`` (``caxton.engine.state.migrations``).
 """

@@ -123,7 +123,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
         "0004_history",
         """
-        CREATE TABLE conversation_turns (            -- config agents' conversations (caxton.engine.conversations)
+        CREATE TABLE conversation_turns (            -- config agents' conversations (caxton.engine.serving.conversations)
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             agent_id TEXT NOT NULL,
             conversation_id TEXT NOT NULL,

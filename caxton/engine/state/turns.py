@@ -3,7 +3,7 @@
 Each function runs inside a connection from ``HistoryDB.write``/``read``, so
 a caller groups several into one transaction. What is written when (trim and
 prune cadence, the open conversations kept in memory) is decided by
-``caxton.engine.conversations.DurableConversationStore``.
+``caxton.engine.serving.conversations.DurableConversationStore``.
 """
 
 from __future__ import annotations

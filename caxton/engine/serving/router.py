@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from caxton.engine.runtime import ServingRuntime
+from caxton.engine.serving.runtime import ServingRuntime
 
 #: Conversations idle longer than this are forgotten by the pins (seconds).
 PIN_IDLE_TTL = 3600.0
