@@ -12,7 +12,7 @@ The engine (``caxton.engine.operations`` / the router) creates one
 3. asks memory for context when ``memory.enabled`` and a memory was given;
 4. renders ``system_prompt`` and ``user_prompt_template`` in the sandboxed
    Jinja2 environment of ``caxton.validation.templates``, bounded in output
-   size and time (``caxton.engine.templating``, caxton.yaml ``templates``);
+   size and time (``caxton.llm.templating``, caxton.yaml ``templates``);
 5. calls the provider with the system prompt, the history and the user prompt,
    all within ``response_timeout`` (else ``ConfigAgentFailure`` reason ``timeout``);
 6. records the turn in the conversation and in memory.
@@ -33,8 +33,8 @@ import jinja2.exceptions
 
 from caxton import errors
 from caxton.engine.serving import conversations as conv
-from caxton.engine import providers as prov
-from caxton.engine import templating
+from caxton.llm import providers as prov
+from caxton.llm import templating
 from caxton.spec import agent as agent_spec
 from caxton.spec.project import TemplateSettings
 from caxton.validation import templates
