@@ -16,7 +16,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from caxton.engine import config_runtime, providers
+from caxton.llm import config_runtime, providers
 from caxton.engine.serving import conversations
 from caxton.spec import agent as agent_spec
 from caxton.spec import project

@@ -123,7 +123,7 @@ class Engine:
             raise
 
     def _start(self) -> list[str]:
-        from caxton.engine import providers
+        from caxton.llm import providers
 
         self._store = Store.open(self.data_dir)
         self._history = HistoryDB(self._store.path)

@@ -46,7 +46,7 @@ class RuntimeContext:
 
     def close(self) -> None:
         if self.providers:
-            from caxton.engine import providers
+            from caxton.llm import providers
 
             providers.close_providers(self.providers)
         engines = sys.modules.get("caxton.sandbox.engines")  # only if loaded: don't import wasmtime to stop it
@@ -82,7 +82,7 @@ def _wasm(spec: WasmAgent, module: bytes, *, revision: int, context: RuntimeCont
 
 
 def _config(spec: ConfigAgent, *, revision: int, context: RuntimeContext) -> AgentRuntime:
-    from caxton.engine.config_runtime import ConfigAgentRuntime
+    from caxton.llm.config_runtime import ConfigAgentRuntime
 
     if context.memory is not None:
         context.memory.set_agent_limit(spec.id, spec.resource_limits.max_memory_entities)

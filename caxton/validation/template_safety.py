@@ -17,7 +17,7 @@ so never constant-folded: ``{{ 10**(10**7) }}`` is only looked at) and reports:
 
 Used by ``caxton validate`` (``caxton.validation.templates``) and by the
 engine at deploy, so both refuse the same templates with the same message.
-The runtime (``caxton.engine.templating``) still bounds what slips through
+The runtime (``caxton.llm.templating``) still bounds what slips through
 (sizes computed at run time) by output size and render time.
 """
 

@@ -4,7 +4,7 @@ Validation uses it (``check_template``) to check syntax, variables, filters
 and what the sandbox would refuse (``caxton.validation.template_safety``:
 escapes to Python internals, constructs that burn the engine); the engine
 checks the same at deploy and renders with a bounded subclass of the same
-environment (``caxton.engine.templating``, options ``ENVIRONMENT_OPTIONS``).
+environment (``caxton.llm.templating``, options ``ENVIRONMENT_OPTIONS``).
 Operators' repositories are code: the sandbox forbids attribute walking to
 Python internals. ``optimized=False``: Jinja2's optimizer evaluates constant
 expressions at compile time (``{{ 10**(10**7) }}`` would run at deploy).

@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from caxton import errors
-from caxton.engine import providers
+from caxton.llm import providers
 from caxton.engine.serving import conversations
 from caxton.engine.state.store import Source
 from caxton.spec import project

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from caxton import errors
-from caxton.engine import config_runtime, providers
+from caxton.llm import config_runtime, providers
 from caxton.engine.serving import conversations
 from caxton.spec import agent as agent_spec
 from caxton.spec import project

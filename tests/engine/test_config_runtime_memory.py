@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from caxton.engine import config_runtime, providers
+from caxton.llm import config_runtime, providers
 from caxton.engine.serving import conversations
 from caxton.memory import embeddings, service
 from caxton.spec import agent as agent_spec

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from caxton import errors
-from caxton.engine import providers
+from caxton.llm import providers
 from caxton.spec import agent as agent_spec
 from caxton.spec import project
 from tests.support.openai_server import OpenAITestServer, running_openai_server

@@ -11,7 +11,7 @@ import pytest
 import wasmtime
 
 from caxton import errors
-from caxton.engine import providers
+from caxton.llm import providers
 from caxton.spec import project
 from caxton.spec.jsonvalues import JsonProblem, loads_strict, non_finite
 from tests.engine.helpers import deploy_body

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from caxton import errors
-from caxton.engine import config_runtime, providers
+from caxton.llm import config_runtime, providers
 from caxton.engine.serving import conversations
 from caxton.engine.state import store
 from caxton.spec import agent as agent_spec

@@ -1,6 +1,6 @@
 """A small OpenAI-compatible chat-completions server for tests (real HTTP on 127.0.0.1).
 
-Used by tests of ``caxton.engine.providers`` and the config-agent runtime,
+Used by tests of ``caxton.llm.providers`` and the config-agent runtime,
 and by any engine test that needs the ``openai`` provider. Replies are
 deterministic: ``echo(<model>) #<n messages>: <last user message>``. Tests
 can script failures:

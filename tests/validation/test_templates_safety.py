@@ -102,7 +102,7 @@ def test_an_unknown_unsafe_name_is_reported_once_as_unsafe_not_as_unknown_variab
 
 
 def test_neither_the_checker_nor_the_engine_constant_folds() -> None:
-    from caxton.engine.templating import BoundedSandbox
+    from caxton.llm.templating import BoundedSandbox
 
     assert templates.make_environment().optimized is False
     env = BoundedSandbox()

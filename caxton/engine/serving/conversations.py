@@ -1,6 +1,6 @@
 """Conversation history of config agents: the store Protocol and the in-memory store.
 
-The config-agent runtime (``caxton.engine.config_runtime``) is the only
+The config-agent runtime (``caxton.llm.config_runtime``) is the only
 caller. Conversations are keyed by agent *id* (not revision), so a hot reload
 to a new revision keeps every open conversation and its history. The engine
 builds one ``DurableConversationStore`` (turns written to the engine's

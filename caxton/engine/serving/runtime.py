@@ -2,7 +2,7 @@
 
 ``AgentRuntime`` is the one shape every runtime has: the WASM sandbox
 (``caxton.sandbox.WasmAgentRuntime``) and the config-agent runtime
-(``caxton.engine.config_runtime.ConfigAgentRuntime``) both satisfy it
+(``caxton.llm.config_runtime.ConfigAgentRuntime``) both satisfy it
 structurally. The engine's router (``caxton.engine.serving.router``) never calls a
 runtime directly: it goes through a ``ServingRuntime``, which counts in-flight
 messages so a hot swap can drain the old revision before stopping it, and

@@ -12,7 +12,7 @@ The engine (``caxton.engine.operations`` / the router) creates one
 3. asks memory for context when ``memory.enabled`` and a memory was given;
 4. renders ``system_prompt`` and ``user_prompt_template`` in the sandboxed
    Jinja2 environment of ``caxton.validation.templates``, bounded in output
-   size and time (``caxton.engine.templating``, caxton.yaml ``templates``);
+   size and time (``caxton.llm.templating``, caxton.yaml ``templates``);
    the render time is also bounded by what is left of ``response_timeout``
    (a render stopped by it is a ``timeout``, 504);
 5. calls the provider with the system prompt, the newest history turns that
@@ -37,8 +37,8 @@ import jinja2.exceptions
 
 from caxton import errors
 from caxton.engine.serving import conversations as conv
-from caxton.engine import providers as prov
-from caxton.engine import templating
+from caxton.llm import providers as prov
+from caxton.llm import templating
 from caxton.spec import agent as agent_spec
 from caxton.spec.project import LLMProviders, TemplateSettings
 from caxton.validation import templates

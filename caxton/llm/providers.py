@@ -2,7 +2,7 @@
 
 The engine builds the providers once from ``ProjectConfig.llm`` with
 ``build_providers`` and hands the mapping to every
-``caxton.engine.config_runtime.ConfigAgentRuntime``, which picks one by the
+``caxton.llm.config_runtime.ConfigAgentRuntime``, which picks one by the
 agent's ``llm.provider`` and calls ``complete``. Providers are shared by all
 agents and revisions and must be thread-safe.
 
