@@ -23,6 +23,7 @@ from caxton.engine import datadir, factory, logsetup, states
 from caxton.spec import health as vocabulary
 from caxton.engine.applies import ApplyRunner
 from caxton.engine.backup_schedule import Backups
+from caxton.engine.control import ControlPlane
 from caxton.engine.serving.conversations import DurableConversationStore
 from caxton.engine.factory import RuntimeContext
 from caxton.engine.state.history_db import HistoryDB
@@ -53,14 +54,12 @@ log = logging.getLogger(__name__)
 #: The health vocabulary of ``/api/v1/health`` (and ``/healthz``), as in the seeds' scripts.
 
 
-class Engine:
-    """One engine over one data directory. ``start`` recovers agents; ``stop`` drains them."""
+class Engine(ControlPlane):
+    """One engine over one data directory. ``start`` recovers agents; ``stop`` drains them.
 
-    #: The apply lock and the plan runner (set by ``start``).
-    lock: ApplyLock
-    applies: ApplyRunner
-    #: Canary, blue-green, ... rollouts (set by ``start``).
-    rollouts: RolloutController
+    The one facade the HTTP routes call: the message path and the read models here, the
+    control plane (lock, applies, history, rollouts, backups) in ``caxton.engine.control``.
+    """
 
     def __init__(self, config: ProjectConfig, data_dir: Path) -> None:
         self.config = config
@@ -409,6 +408,10 @@ class Engine:
 
     def agents(self) -> list[dict[str, Any]]:
         return [_summary(a) for a in self.snapshot().agents]
+
+    def agent_list(self) -> dict[str, Any]:
+        """Every agent's summary with the state serial they were read at."""
+        return {"serial": self.store.serial(), "agents": self.agents()}
 
     def agent(self, name: str) -> dict[str, Any]:
         ident = agent_id(name)
