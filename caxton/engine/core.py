@@ -31,6 +31,7 @@ from caxton.engine.lease import ApplyLock
 from caxton.engine.logs import AgentLogs
 from caxton.engine.operations import OperationResult, Operations
 from caxton.engine.rollouts.controller import RolloutController
+from caxton.engine.rollouts.inflight import InFlight
 from caxton.engine.rollouts.window import Window, WindowBook
 from caxton.engine.serving.router import Router
 from caxton.engine.serving.runtime import ServingRuntime
@@ -135,9 +136,10 @@ class Engine(ControlPlane):
                                  memory=self.memory, templates=self.config.templates,
                                  conversations=DurableConversationStore(self._history, idle_ttl=talks.retention,
                                                                         max_turns=talks.max_turns))
-        self._ops = Operations(self._store, self.router, context, self.config.server)
+        inflight = InFlight(self._store, self.router, self.windows, self.logs)  # the rollouts in flight
+        self._ops = Operations(self._store, self.router, context, self.config.server, guard=inflight)
         self.lock = ApplyLock(self._store)
-        self.rollouts = RolloutController(self._store, self.router, self._ops, self.windows)
+        self.rollouts = RolloutController(self._store, self.router, self._ops, self.windows, inflight)
         self.applies = ApplyRunner(self._ops, self._store, self.lock, self.rollouts)
         self.started_at = time.time()
         recovered = self._ops.recover()

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import pydantic
 
@@ -119,18 +118,28 @@ def parse_spec(spec_json: Any, *, check_templates: bool = True) -> AgentModel:
     return spec
 
 
+class ChangeGuard(Protocol):
+    """What ``Operations`` asks before it changes an agent."""
+
+    def before_change(self, agent: str, operation: str) -> None:
+        """Called with the agent's id and "deploy", "suspend", "resume" or "remove", under the operations'
+        lock; raises to refuse the change."""
+        ...
+
+
 class Operations:
     """Deploy, suspend, resume and remove agents; recover and shut down all of them."""
 
-    def __init__(self, store: Store, router: Router, context: RuntimeContext, settings: ServerSettings) -> None:
+    def __init__(self, store: Store, router: Router, context: RuntimeContext, settings: ServerSettings, *,
+                 guard: ChangeGuard) -> None:
         self.store = store
         self.router = router
         self.context = context
         self.settings = settings
         self._lock = threading.RLock()
-        #: Called with (agent id, operation) before deploy/suspend/resume/remove; the rollout
-        #: controller refuses a deploy or cancels its rollout here (``caxton.engine.rollouts``).
-        self.before_change: Callable[[str, str], None] | None = None
+        #: Asked before deploy/suspend/resume/remove (the engine's: the rollouts in flight,
+        #: ``caxton.engine.rollouts.inflight``, which refuse a deploy or cancel their rollout).
+        self.guard = guard
 
     @property
     def lock(self) -> threading.RLock:
@@ -138,8 +147,7 @@ class Operations:
         return self._lock
 
     def _guard(self, agent: str, operation: str) -> None:
-        if self.before_change is not None:
-            self.before_change(agent, operation)
+        self.guard.before_change(agent, operation)
 
     # --- deploy -------------------------------------------------------------------------
     def deploy(self, spec_json: Any, module: bytes | None, source: Source) -> OperationResult:
