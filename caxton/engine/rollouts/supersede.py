@@ -22,14 +22,14 @@ from caxton.errors import NotFound
 from caxton.spec.state import RolloutState
 
 if TYPE_CHECKING:
-    from caxton.engine.rollouts.controller import RolloutController
+    from caxton.engine.rollouts.driver import Driver
 
 #: The plan's strategy for "back to stable": with no rollout in flight it is an ordinary deploy.
 ABORT = "abort"
 
 
 def update(
-    controller: RolloutController, spec_json: Any, module: bytes | None, source: Source, *, strategy: str,
+    controller: Driver, spec_json: Any, module: bytes | None, source: Source, *, strategy: str,
     apply_id: str | None, listener: Listener | None,
 ) -> dict[str, Any]:
     spec = parse_spec(spec_json)
@@ -53,7 +53,7 @@ def update(
                                 apply_id=apply_id, listener=listener)
 
 
-def state_of(controller: RolloutController, agent: str) -> RolloutState | None:
+def state_of(controller: Driver, agent: str) -> RolloutState | None:
     run = controller._runs.get(agent)
     if run is None:
         return None
@@ -74,14 +74,14 @@ def describe(run: Run) -> str:
             f"({where} step {run.rollout.step + 1}/{len(run.steps)})")
 
 
-def _digest(controller: RolloutController, agent: str, revision: int) -> str:
+def _digest(controller: Driver, agent: str, revision: int) -> str:
     try:
         return controller.store.revision(agent, revision).spec_digest
     except NotFound:
         return ""
 
 
-def _version(controller: RolloutController, agent: str, revision: int) -> str:
+def _version(controller: Driver, agent: str, revision: int) -> str:
     try:
         return controller.store.revision(agent, revision).version
     except NotFound:
