@@ -29,7 +29,7 @@ from caxton.engine.factory import RuntimeContext
 from caxton.engine.state.history_db import HistoryDB
 from caxton.engine.lease import ApplyLock
 from caxton.engine.logs import AgentLogs
-from caxton.engine.operations import OperationResult, Operations
+from caxton.engine.operations import OperationResult, Operations, Prepared
 from caxton.engine.rollouts.controller import RolloutController
 from caxton.engine.rollouts.inflight import InFlight
 from caxton.engine.rollouts.window import Window, WindowBook
@@ -230,7 +230,7 @@ class Engine(ControlPlane):
 
     # --- operations ------------------------------------------------------------------------
     def deploy(self, spec_json: Any, module: bytes | None, source: Source | None = None) -> OperationResult:
-        return self.ops.deploy(spec_json, module, source or Source())
+        return self.ops.deploy(Prepared.of(spec_json, module), source or Source())
 
     def suspend(self, name: str, source: Source | None = None) -> OperationResult:
         return self.ops.suspend(name, source or Source())

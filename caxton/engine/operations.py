@@ -91,6 +91,23 @@ class _StartFailed(Exception):
         self.error = error
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A revision to deploy: its spec parsed and checked once, at the edge, and its module (WASM agents).
+
+    Made where a spec enters the engine (``Engine.deploy``, an apply's submission, a rollback) and passed
+    down through the rollout controller to ``Operations``, which never parse it again.
+    """
+
+    spec: AgentModel
+    module: bytes | None = None
+
+    @classmethod
+    def of(cls, spec_json: Any, module: bytes | None) -> Prepared:
+        """Parse ``spec_json`` (``parse_spec``: raises ``ValidationFailed`` listing every problem)."""
+        return cls(parse_spec(spec_json), module)
+
+
 def parse_spec(spec_json: Any, *, check_templates: bool = True) -> AgentModel:
     """The agent model of a spec JSON object; raises ``ValidationFailed`` listing every problem.
 
@@ -150,9 +167,9 @@ class Operations:
         self.guard.before_change(agent, operation)
 
     # --- deploy -------------------------------------------------------------------------
-    def deploy(self, spec_json: Any, module: bytes | None, source: Source) -> OperationResult:
-        """Make ``spec_json`` (with ``module`` for WASM agents) the serving revision of its agent."""
-        spec = parse_spec(spec_json)
+    def deploy(self, prepared: Prepared, source: Source) -> OperationResult:
+        """Make ``prepared`` (its spec, with its module for WASM agents) the serving revision of its agent."""
+        spec, module = prepared.spec, prepared.module
         with self._lock:
             self._guard(spec.id, "deploy")
             module, normal, digest, current = self._prepare(spec, module)
@@ -170,17 +187,15 @@ class Operations:
             return self._result("deployed", row, previous=current.revision if current else None)
 
     # --- rollouts: a candidate revision beside the serving one ---------------------------
-    def start_candidate(
-        self, spec_json: Any, module: bytes | None, source: Source,
-    ) -> Candidate | OperationResult | None:
+    def start_candidate(self, prepared: Prepared, source: Source) -> Candidate | OperationResult | None:
         """Start a new revision of a serving agent without routing to it; record its revision.
 
         None when the agent is not serving (nothing to roll out from): the caller deploys
         immediately; an "unchanged" result when the spec is already serving. Raises like
         ``deploy`` when the revision cannot start. The caller holds ``lock``.
         """
-        spec = parse_spec(spec_json)
-        module, normal, digest, current = self._prepare(spec, module)
+        spec = prepared.spec
+        module, normal, digest, current = self._prepare(spec, prepared.module)
         if current is None or not states.is_serving(current.kind, current.state) or self.router.get(spec.id) is None:
             return None
         _check_same_kind(current, spec)

@@ -28,7 +28,7 @@ import uuid
 from typing import Any
 
 from caxton import metrics
-from caxton.engine.operations import Candidate, OperationResult, Operations, parse_spec
+from caxton.engine.operations import Candidate, OperationResult, Operations, Prepared
 from caxton.engine.rollouts import (
     analysis,
     preview,
@@ -120,22 +120,21 @@ class RolloutController:
 
     # --- start ------------------------------------------------------------------------------
     def update(
-        self, spec_json: Any, module: bytes | None, source: Source, *, strategy: str,
+        self, prepared: Prepared, source: Source, *, strategy: str,
         apply_id: str | None = None, listener: Listener | None = None,
     ) -> dict[str, Any]:
         """An apply's new spec for an agent: a rollout, after settling the one in flight (``supersede``)."""
-        return supersede.update(self, spec_json, module, source, strategy=strategy, apply_id=apply_id,
-                                listener=listener)
+        return supersede.update(self, prepared, source, strategy=strategy, apply_id=apply_id, listener=listener)
 
     def start(
-        self, spec_json: Any, module: bytes | None, source: Source, *, strategy: str,
+        self, prepared: Prepared, source: Source, *, strategy: str,
         apply_id: str | None = None, listener: Listener | None = None,
     ) -> dict[str, Any]:
-        """Start a rollout of ``spec_json`` (or deploy at once when there is nothing to roll out from)."""
-        spec = parse_spec(spec_json)
+        """Start a rollout of ``prepared`` (or deploy at once when there is nothing to roll out from)."""
+        spec = prepared.spec
         steps = strategies.get(strategy).steps(spec.rollout)
         if not steps:
-            return self.ops.deploy(spec_json, module, source).to_dict()
+            return self.ops.deploy(prepared, source).to_dict()
         if isinstance(spec, ConfigAgent) and any(step.mirror for step in steps):
             raise InvalidInput(
                 f"agent {spec.name!r}: the {strategy} strategy is for WASM agents",
@@ -144,9 +143,9 @@ class RolloutController:
         with self.ops.lock:
             if spec.id in self._runs:
                 raise self.inflight.busy(self._runs[spec.id])
-            started = self.ops.start_candidate(spec_json, module, source)
+            started = self.ops.start_candidate(prepared, source)
             if started is None:
-                result = self.ops.deploy(spec_json, module, source).to_dict()
+                result = self.ops.deploy(prepared, source).to_dict()
                 return {**result, "note": "no serving revision to roll out from: deployed immediately"}
             if isinstance(started, OperationResult):
                 return started.to_dict()

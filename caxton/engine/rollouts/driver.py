@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from caxton.engine.operations import Operations
+    from caxton.engine.operations import Operations, Prepared
     from caxton.engine.rollouts.model import Rollout
     from caxton.engine.rollouts.run import Listener, Run
     from caxton.engine.serving.router import Router
@@ -30,7 +30,7 @@ class Driver(Protocol):
     _runs: dict[str, Run]
 
     def start(
-        self, spec_json: Any, module: bytes | None, source: Source, *, strategy: str,
+        self, prepared: Prepared, source: Source, *, strategy: str,
         apply_id: str | None = None, listener: Listener | None = None,
     ) -> dict[str, Any]: ...
 
