@@ -5,8 +5,8 @@
 ``create_app(engine)`` builds the application: one ``APIRouter`` per resource
 (health, state and agents here; ``applies``, ``reconcile``, ``rollouts``,
 ``memory``, ``backups`` beside it), whose routes take the ``Engine`` facade and
-the caller as FastAPI dependencies (``caxton.engine.http.deps``). This module is the ONE place
-where ``caxton.errors`` become HTTP responses (``_caxton_error``: status from
+the caller as FastAPI dependencies (``caxton.engine.http.deps``). This module
+is the ONE place where ``caxton.errors`` become HTTP responses (``_caxton_error``: status from
 ``http_status``, body ``{"error": {"code", "message", "hint"}}``); malformed
 requests become 4xx through the same shape. Who may call what is decided
 before any body is read by ``caxton.engine.guard.Guard`` (inside only
