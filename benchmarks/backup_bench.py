@@ -9,7 +9,7 @@ real embeddings would change nothing here; they are written through the memory
 store's SQL path before the engine starts). Then:
 
 - idle: 3 threads send messages to the WASM scorer for a fixed window; p50/p99.
-- backup: the same load runs while ``caxton.engine.http.backups.create`` (what
+- backup: the same load runs while ``Engine.backup_now`` (what
   ``POST /api/v1/backups`` does) writes the .tar.gz; the backup's time and size, and the
   p50/p99 of the messages that started during it.
 - verify: ``caxton.engine.backup.verify`` of that archive (offline).
@@ -35,7 +35,7 @@ sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]
 from memory_bench import fill  # noqa: E402
 
 from caxton.engine import backup  # noqa: E402
-from caxton.engine.http import backups as backup_api  # noqa: E402
+from caxton.engine.backup_schedule import memory_source  # noqa: E402
 from caxton.engine.core import Engine  # noqa: E402
 from caxton.spec.project import ProjectConfig  # noqa: E402
 from tests.engine.helpers import SCORER_WASM, config_spec, wasm_spec  # noqa: E402
@@ -89,9 +89,9 @@ def run(agents: int, entities: int, workdir: Path, *, plain: bool = False) -> di
         backup_start = time.perf_counter()
         if plain:
             out = data_dir / backup.BACKUP_DIR / backup.default_name().removesuffix(".gz")
-            manifest = {**backup.create(engine.store, backup_api.memory_source(engine), out), "path": str(out)}
+            manifest = {**backup.create(engine.store, memory_source(engine), out), "path": str(out)}
         else:
-            manifest = backup_api.create(engine)
+            manifest = engine.backup_now()
         backup_end = time.perf_counter()
         stop.set()
         for thread in threads:

@@ -21,7 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from caxton.engine.serving.conversations import ConversationStore, DurableConversationStore, InMemoryConversationStore, Turn
+from caxton.engine.serving.conversations import DurableConversationStore, InMemoryConversationStore
+from caxton.llm.conversations import ConversationStore, Turn
 from caxton.engine.state.history_db import HistoryDB
 from caxton.engine.logs import AgentLogs
 from caxton.engine.state.store import Store

@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from caxton.engine.core import Engine
+from caxton.engine.operations import Prepared
 from caxton.engine.rollouts.window import Window
 from caxton.engine.serving.router import Backend, Route, Router
 from caxton.engine.serving.runtime import ServingRuntime
@@ -98,7 +99,7 @@ def rollback_once(interval: float) -> dict[str, float]:
             progress = Progress()
             with Load(sender(engine), threads=3) as load:
                 time.sleep(0.2)
-                started = engine.rollouts.start(agents.spec("echo", 2, rollout), agents.module(2, faulty=True),
+                started = engine.rollouts.start(Prepared.of(agents.spec("echo", 2, rollout), agents.module(2, faulty=True)),
                                                 Source(actor="bench"), strategy="canary", listener=progress)
                 done = engine.rollouts.wait(started["rollout"], timeout=30)
                 time.sleep(0.2)

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 
 from caxton.engine.lease import ApplyLock
-from caxton.engine.operations import Operations, parse_spec
+from caxton.engine.operations import Operations, Prepared, parse_spec
 from caxton.engine.state import applies as records
 from caxton.engine.state.applies import ApplyRecord, ChangeResult
 from caxton.engine.state.store import Source, Store, utcnow
@@ -107,8 +107,8 @@ class _Item:
     id: str
     action: str
     strategy: str
-    spec: dict[str, Any] | None
-    module: bytes | None
+    #: The spec parsed once at submission and its module (None for a delete).
+    prepared: Prepared | None
 
 
 class ApplyRunner:
@@ -322,9 +322,9 @@ class ApplyRunner:
                 self._update(record, result, status if status in ("running", "paused") else result.status,
                              message)
 
-            return self.rollouts.update(item.spec, item.module, source, strategy=item.strategy,
-                                        apply_id=record.id, listener=progress)
-        return self.ops.deploy(item.spec, item.module, source).to_dict()
+            return self.rollouts.update(_prepared(item), source, strategy=item.strategy, apply_id=record.id,
+                                        listener=progress)
+        return self.ops.deploy(_prepared(item), source).to_dict()
 
     def _paused(self, agent: str) -> bool:
         from caxton.engine import states
@@ -400,10 +400,15 @@ def _item(raw: Any) -> _Item:
     if not isinstance(raw, dict) or raw.get("action") not in ACTIONS or not isinstance(raw.get("id"), str):
         raise InvalidInput(f"malformed change in the submission: {str(raw)[:120]}",
                            hint=f"each change needs an id and an action among {', '.join(ACTIONS)}")
-    spec = raw.get("spec")
-    if raw["action"] != "delete":
-        parse_spec(spec)
-    return _Item(raw["id"], raw["action"], str(raw.get("strategy") or "immediate"), spec, _module(raw.get("module")))
+    spec = parse_spec(raw.get("spec")) if raw["action"] != "delete" else None  # the one parse of this spec
+    module = _module(raw.get("module"))
+    return _Item(raw["id"], raw["action"], str(raw.get("strategy") or "immediate"),
+                 Prepared(spec, module) if spec is not None else None)
+
+
+def _prepared(item: _Item) -> Prepared:
+    assert item.prepared is not None, "only a delete has no spec"
+    return item.prepared
 
 
 def _module(text: Any) -> bytes | None:

@@ -32,15 +32,29 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from caxton import metrics
 from caxton.engine import backup
 from caxton.errors import storage_fault
 
 if TYPE_CHECKING:
-    from caxton.engine.core import Engine
+    from caxton.engine.state.store import Store
+    from caxton.engine.storage_health import StorageFaults
+    from caxton.memory.service import MemoryService
     from caxton.spec.project import BackupSettings, ProjectConfig
+
+
+class Engine(Protocol):
+    """What backups need of the engine (``caxton.engine.core.Engine`` is it)."""
+
+    config: ProjectConfig
+    data_dir: Path
+    memory: MemoryService | None
+    storage_faults: StorageFaults
+
+    @property
+    def store(self) -> Store: ...
 
 log = logging.getLogger(__name__)
 

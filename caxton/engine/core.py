@@ -23,13 +23,15 @@ from caxton.engine import datadir, factory, logsetup, states
 from caxton.spec import health as vocabulary
 from caxton.engine.applies import ApplyRunner
 from caxton.engine.backup_schedule import Backups
+from caxton.engine.control import ControlPlane
 from caxton.engine.serving.conversations import DurableConversationStore
 from caxton.engine.factory import RuntimeContext
 from caxton.engine.state.history_db import HistoryDB
 from caxton.engine.lease import ApplyLock
 from caxton.engine.logs import AgentLogs
-from caxton.engine.operations import OperationResult, Operations
+from caxton.engine.operations import OperationResult, Operations, Prepared
 from caxton.engine.rollouts.controller import RolloutController
+from caxton.engine.rollouts.inflight import InFlight
 from caxton.engine.rollouts.window import Window, WindowBook
 from caxton.engine.serving.router import Router
 from caxton.engine.serving.runtime import ServingRuntime
@@ -53,14 +55,12 @@ log = logging.getLogger(__name__)
 #: The health vocabulary of ``/api/v1/health`` (and ``/healthz``), as in the seeds' scripts.
 
 
-class Engine:
-    """One engine over one data directory. ``start`` recovers agents; ``stop`` drains them."""
+class Engine(ControlPlane):
+    """One engine over one data directory. ``start`` recovers agents; ``stop`` drains them.
 
-    #: The apply lock and the plan runner (set by ``start``).
-    lock: ApplyLock
-    applies: ApplyRunner
-    #: Canary, blue-green, ... rollouts (set by ``start``).
-    rollouts: RolloutController
+    The one facade the HTTP routes call: the message path and the read models here, the
+    control plane (lock, applies, history, rollouts, backups) in ``caxton.engine.control``.
+    """
 
     def __init__(self, config: ProjectConfig, data_dir: Path) -> None:
         self.config = config
@@ -137,9 +137,10 @@ class Engine:
                                  conversations=DurableConversationStore(
                                      self._history, idle_ttl=talks.retention, max_turns=talks.max_turns,
                                      max_bytes=talks.max_history_size, min_idle=talks.min_idle))
-        self._ops = Operations(self._store, self.router, context, self.config.server)
+        inflight = InFlight(self._store, self.router, self.windows, self.logs)  # the rollouts in flight
+        self._ops = Operations(self._store, self.router, context, self.config.server, guard=inflight)
         self.lock = ApplyLock(self._store)
-        self.rollouts = RolloutController(self._store, self.router, self._ops, self.windows)
+        self.rollouts = RolloutController(self._store, self.router, self._ops, self.windows, inflight)
         self.applies = ApplyRunner(self._ops, self._store, self.lock, self.rollouts)
         self.started_at = time.time()
         recovered = self._ops.recover()
@@ -230,7 +231,7 @@ class Engine:
 
     # --- operations ------------------------------------------------------------------------
     def deploy(self, spec_json: Any, module: bytes | None, source: Source | None = None) -> OperationResult:
-        return self.ops.deploy(spec_json, module, source or Source())
+        return self.ops.deploy(Prepared.of(spec_json, module), source or Source())
 
     def suspend(self, name: str, source: Source | None = None) -> OperationResult:
         return self.ops.suspend(name, source or Source())
@@ -410,6 +411,10 @@ class Engine:
 
     def agents(self) -> list[dict[str, Any]]:
         return [_summary(a) for a in self.snapshot().agents]
+
+    def agent_list(self) -> dict[str, Any]:
+        """Every agent's summary with the state serial they were read at."""
+        return {"serial": self.store.serial(), "agents": self.agents()}
 
     def agent(self, name: str) -> dict[str, Any]:
         ident = agent_id(name)

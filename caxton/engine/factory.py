@@ -21,7 +21,8 @@ from typing import Any
 
 from caxton import metrics
 from caxton.engine import wasm_budget
-from caxton.engine.serving.conversations import ConversationStore, InMemoryConversationStore
+from caxton.engine.serving.conversations import InMemoryConversationStore
+from caxton.llm.conversations import ConversationStore
 from caxton.engine.logs import AgentLogs
 from caxton.engine.serving.runtime import AgentRuntime
 from caxton.errors import InvalidInput, SandboxError

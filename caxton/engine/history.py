@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from caxton.engine.operations import OperationResult, Operations
+from caxton.engine.operations import OperationResult, Operations, Prepared
 from caxton.engine.state.store import RevisionRow, Source, Store
 from caxton.errors import InvalidInput, NotFound
 
@@ -62,7 +62,7 @@ def rollback(
     spec = store.spec_of(target)
     module = store.blob(target.module_sha256) if target.module_sha256 else None
     actor = source.actor or "rollback"
-    return ops.deploy(spec, module, Source(actor=f"{actor} (rollback to revision {target.number})",
+    return ops.deploy(Prepared.of(spec, module), Source(actor=f"{actor} (rollback to revision {target.number})",
                                            plan_id=source.plan_id, git_commit=target.git_commit))
 
 

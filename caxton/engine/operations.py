@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import pydantic
 
@@ -93,6 +92,23 @@ class _StartFailed(Exception):
         self.error = error
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A revision to deploy: its spec parsed and checked once, at the edge, and its module (WASM agents).
+
+    Made where a spec enters the engine (``Engine.deploy``, an apply's submission, a rollback) and passed
+    down through the rollout controller to ``Operations``, which never parse it again.
+    """
+
+    spec: AgentModel
+    module: bytes | None = None
+
+    @classmethod
+    def of(cls, spec_json: Any, module: bytes | None) -> Prepared:
+        """Parse ``spec_json`` (``parse_spec``: raises ``ValidationFailed`` listing every problem)."""
+        return cls(parse_spec(spec_json), module)
+
+
 def parse_spec(spec_json: Any, *, check_templates: bool = True) -> AgentModel:
     """The agent model of a spec JSON object; raises ``ValidationFailed`` listing every problem.
 
@@ -120,18 +136,28 @@ def parse_spec(spec_json: Any, *, check_templates: bool = True) -> AgentModel:
     return spec
 
 
+class ChangeGuard(Protocol):
+    """What ``Operations`` asks before it changes an agent."""
+
+    def before_change(self, agent: str, operation: str) -> None:
+        """Called with the agent's id and "deploy", "suspend", "resume" or "remove", under the operations'
+        lock; raises to refuse the change."""
+        ...
+
+
 class Operations:
     """Deploy, suspend, resume and remove agents; recover and shut down all of them."""
 
-    def __init__(self, store: Store, router: Router, context: RuntimeContext, settings: ServerSettings) -> None:
+    def __init__(self, store: Store, router: Router, context: RuntimeContext, settings: ServerSettings, *,
+                 guard: ChangeGuard) -> None:
         self.store = store
         self.router = router
         self.context = context
         self.settings = settings
         self._lock = threading.RLock()
-        #: Called with (agent id, operation) before deploy/suspend/resume/remove; the rollout
-        #: controller refuses a deploy or cancels its rollout here (``caxton.engine.rollouts``).
-        self.before_change: Callable[[str, str], None] | None = None
+        #: Asked before deploy/suspend/resume/remove (the engine's: the rollouts in flight,
+        #: ``caxton.engine.rollouts.inflight``, which refuse a deploy or cancel their rollout).
+        self.guard = guard
 
     @property
     def lock(self) -> threading.RLock:
@@ -139,13 +165,12 @@ class Operations:
         return self._lock
 
     def _guard(self, agent: str, operation: str) -> None:
-        if self.before_change is not None:
-            self.before_change(agent, operation)
+        self.guard.before_change(agent, operation)
 
     # --- deploy -------------------------------------------------------------------------
-    def deploy(self, spec_json: Any, module: bytes | None, source: Source) -> OperationResult:
-        """Make ``spec_json`` (with ``module`` for WASM agents) the serving revision of its agent."""
-        spec = parse_spec(spec_json)
+    def deploy(self, prepared: Prepared, source: Source) -> OperationResult:
+        """Make ``prepared`` (its spec, with its module for WASM agents) the serving revision of its agent."""
+        spec, module = prepared.spec, prepared.module
         with self._lock:
             self._guard(spec.id, "deploy")
             module, normal, digest, current = self._prepare(spec, module)
@@ -164,17 +189,15 @@ class Operations:
             return self._result("deployed", row, previous=current.revision if current else None)
 
     # --- rollouts: a candidate revision beside the serving one ---------------------------
-    def start_candidate(
-        self, spec_json: Any, module: bytes | None, source: Source,
-    ) -> Candidate | OperationResult | None:
+    def start_candidate(self, prepared: Prepared, source: Source) -> Candidate | OperationResult | None:
         """Start a new revision of a serving agent without routing to it; record its revision.
 
         None when the agent is not serving (nothing to roll out from): the caller deploys
         immediately; an "unchanged" result when the spec is already serving. Raises like
         ``deploy`` when the revision cannot start. The caller holds ``lock``.
         """
-        spec = parse_spec(spec_json)
-        module, normal, digest, current = self._prepare(spec, module)
+        spec = prepared.spec
+        module, normal, digest, current = self._prepare(spec, prepared.module)
         if current is None or not states.is_serving(current.kind, current.state) or self.router.get(spec.id) is None:
             return None
         _check_same_kind(current, spec)

@@ -36,7 +36,7 @@ import jinja2
 import jinja2.exceptions
 
 from caxton import errors
-from caxton.engine.serving import conversations as conv
+from caxton.llm import conversations as conv
 from caxton.llm import providers as prov
 from caxton.llm import templating
 from caxton.spec import agent as agent_spec

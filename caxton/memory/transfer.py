@@ -19,14 +19,31 @@ batches already committed, each whole, and rerunning with ``update`` or
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, TextIO
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from caxton import errors
 from caxton.memory import embeddings, models
 
 if TYPE_CHECKING:
-    from caxton.memory.service import MemoryService
+    from caxton.memory.store import Store
+    from caxton.spec.project import EngineMemorySettings
+
+
+class MemoryService(Protocol):
+    """What export and import need of the memory (``caxton.memory.service.MemoryService`` is it)."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def settings(self) -> EngineMemorySettings: ...
+
+    def check_import(self, items: Sequence[models.EntityInput], merge: models.Merge) -> None: ...
+
+    def write_batch(self, items: Sequence[models.EntityInput], merge: models.Merge) -> list[models.Entity]: ...
+
+    def relate(self, from_id: int, to_id: int, relation_type: str, strength: float = 1.0) -> models.Relation: ...
 
 FORMAT = "caxton-memory"
 VERSION = 1

@@ -1,10 +1,11 @@
 """Turn the bytes of an agent file or ``caxton.yaml`` into data plus positions.
 
-Owns decoding (size, emptiness, binary, UTF-8), the markdown frontmatter split,
-YAML and TOML parsing, and the map from key paths to file:line:column that
-every later diagnostic uses (the YAML parser itself is in
-``caxton.validation.yamldoc``, TOML's is ``tomllib``; both load only when a text
-is parsed). Called by ``caxton.validation.pipeline``. Pure: bytes in,
+Owns decoding (size, emptiness, binary, UTF-8), the ``Document`` (data plus
+the map from key paths to file:line:column that every later diagnostic uses)
+and TOML parsing (``tomllib``, loaded only when a text is parsed). The markdown
+frontmatter split and YAML documents are ``caxton.validation.frontmatter`` (the
+YAML parser itself is ``caxton.validation.yamldoc``), which build on this
+module. Called by ``caxton.validation.pipeline``. Pure: bytes in,
 ``Document`` out; never raises for bad input.
 """
 
@@ -146,39 +147,6 @@ def decode(file: str, content: bytes, *, limit: int = MAX_FILE_BYTES) -> tuple[s
 def _byte_pos(content: bytes, offset: int) -> Pos:
     line_start = content.rfind(b"\n", 0, offset) + 1
     return Pos(content.count(b"\n", 0, offset) + 1, offset - line_start + 1)
-
-
-def parse_markdown(file: str, text: str) -> Document:
-    """A ``.md`` agent: YAML frontmatter between ``---`` lines; the body becomes ``documentation``."""
-    doc = Document(file=file, start=Pos(1, 1), text=text)
-    lines = text.splitlines(keepends=True)
-    if not lines or lines[0].rstrip() != "---":
-        doc.diagnostics.append(diagnostic(
-            "CX112", file, "no YAML frontmatter: the first line must be '---'", Pos(1, 1),
-            hint="start the file with '---', the agent's fields, then another '---' line"))
-        return doc
-    end = next((i for i in range(1, len(lines)) if lines[i].rstrip() in ("---", "...")), None)
-    if end is None:
-        doc.diagnostics.append(diagnostic(
-            "CX113", file, "the frontmatter opened on line 1 is never closed", Pos(len(lines), 1),
-            hint="add a line with '---' after the last field"))
-        return doc
-    from caxton.validation.yamldoc import parse_yaml_into
-
-    parse_yaml_into(doc, "".join(lines[1:end]), line_offset=1)
-    body = "".join(lines[end + 1:]).strip()
-    if doc.data is not None and body:
-        doc.data["documentation"] = body
-    return doc
-
-
-def parse_yaml_file(file: str, text: str) -> Document:
-    """A plain YAML document (``caxton.yaml``)."""
-    from caxton.validation.yamldoc import parse_yaml_into
-
-    doc = Document(file=file, text=text)
-    parse_yaml_into(doc, text, line_offset=0)
-    return doc
 
 
 def too_deep(file: str, pos: Pos | None) -> Diagnostic:

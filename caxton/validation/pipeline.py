@@ -19,7 +19,7 @@ from caxton.spec.agent import KINDS, ConfigAgent, WasmAgent, model_for_kind
 from caxton.spec.diagnostics import Diagnostic
 from caxton.spec.digest import spec_digest
 from caxton.spec.identity import is_valid_name
-from caxton.validation import agent_checks, documents, modules, schema, wasm
+from caxton.validation import agent_checks, documents, frontmatter, modules, schema, wasm
 from caxton.validation.documents import Document, Pos, diagnostic
 from caxton.validation.results import AgentFile, FileResult, ValidatedAgent, ValidationResult, combine
 from caxton.validation.suggest import did_you_mean
@@ -99,7 +99,7 @@ _UNREADABLE_HINTS = {
 
 def _parse(path: str, text: str) -> Document | None:
     if path.endswith(".md"):
-        return documents.parse_markdown(path, text)
+        return frontmatter.parse_markdown(path, text)
     if path.endswith(".toml"):
         return documents.parse_toml(path, text)
     return None
@@ -141,7 +141,7 @@ def validate_project(path: str, content: bytes) -> tuple[ProjectConfig | None, l
         if problem is not None and problem.code == "CX102":
             return ProjectConfig(), []
         return None, [problem] if problem else []
-    doc = documents.parse_yaml_file(path, text)
+    doc = frontmatter.parse_yaml_file(path, text)
     if doc.data is None:
         return None, doc.diagnostics
     config, found = schema.validate_model(doc, ProjectConfig, doc.data)

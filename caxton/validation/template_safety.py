@@ -30,7 +30,7 @@ from typing import Any
 
 from jinja2 import nodes
 
-from caxton.validation.templates import MUTATING_METHODS, UNSAFE_ATTRIBUTES, UNSAFE_NAMES
+from caxton.validation.template_names import MUTATING_METHODS, UNSAFE_ATTRIBUTES, UNSAFE_NAMES
 
 #: The sandbox's own range limit (jinja2.sandbox.MAX_RANGE).
 MAX_RANGE = 100_000

@@ -1,6 +1,6 @@
 """YAML documents with positions: frontmatter and ``caxton.yaml`` parsed into plain data.
 
-Owns the PyYAML side of :mod:`caxton.validation.documents` (imported only when
+Owns the PyYAML side of :mod:`caxton.validation.frontmatter` (imported only when
 a YAML text is actually parsed, so a run answered from the validation cache
 never loads PyYAML): a node-count limit against alias bombs, duplicate keys,
 unusual tags refused, and a lazy index of where every key and value is written.

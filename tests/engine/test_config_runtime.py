@@ -12,6 +12,7 @@ import pytest
 from caxton import errors
 from caxton.llm import config_runtime, providers
 from caxton.engine.serving import conversations
+from caxton.llm.conversations import ConversationStore
 from caxton.spec import agent as agent_spec
 from caxton.spec import project
 from tests.support.openai_server import OpenAITestServer, running_openai_server
@@ -31,7 +32,7 @@ def make_runtime(
     spec: agent_spec.ConfigAgent,
     *,
     revision: int = 1,
-    store: conversations.ConversationStore | None = None,
+    store: ConversationStore | None = None,
     registry: providers.ProviderRegistry | None = None,
 ) -> config_runtime.ConfigAgentRuntime:
     runtime = config_runtime.ConfigAgentRuntime(

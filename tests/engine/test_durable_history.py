@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from caxton.engine.serving.conversations import DurableConversationStore, Turn
+from caxton.engine.serving.conversations import DurableConversationStore
+from caxton.llm.conversations import Turn
 from caxton.engine.core import Engine
 from caxton.engine.state.history_db import HistoryDB
 from caxton.engine.logs import AgentLogs

@@ -184,8 +184,6 @@ def test_a_reload_takes_a_new_schedule(make_clocked_engine: Callable[..., tuple[
 def test_an_admin_backup_and_a_scheduled_one_never_run_at_once(
     make_clocked_engine: Callable[..., tuple[Engine, Clock]], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from caxton.engine.http import backups as backup_api
-
     engine, _ = make_clocked_engine(settings(interval="1h"))
     inside, most = 0, 0
     guard = threading.Lock()
@@ -206,7 +204,7 @@ def test_an_admin_backup_and_a_scheduled_one_never_run_at_once(
     monkeypatch.setattr(backup, "create", observed)
     api_done: list[dict[str, Any]] = []
     threads = [threading.Thread(target=engine.backups.scheduled),
-               threading.Thread(target=lambda: api_done.append(backup_api.create(engine)))]
+               threading.Thread(target=lambda: api_done.append(engine.backup_now()))]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -13,6 +13,7 @@ from typing import Any, Self
 import pytest
 
 from caxton.engine.core import Engine
+from caxton.engine.operations import Prepared
 from caxton.engine.state.store import Source
 from caxton.errors import CaxtonError
 from caxton.spec.project import ProjectConfig
@@ -138,7 +139,7 @@ def echo_engine(tmp_path: Path) -> Iterator[Engine]:
 def start(engine: Engine, rollout: dict[str, Any], module: bytes, *, version: int = 2,
           progress: Progress | None = None) -> dict[str, Any]:
     """Start a rollout of ``echo`` to ``module`` with ``rollout`` (its strategy from the dict)."""
-    return engine.rollouts.start(agents.spec("echo", version, rollout), module, Source(actor="test"),
+    return engine.rollouts.start(Prepared.of(agents.spec("echo", version, rollout), module), Source(actor="test"),
                                  strategy=rollout["strategy"], listener=progress)
 
 

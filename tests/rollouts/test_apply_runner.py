@@ -12,6 +12,7 @@ import pytest
 
 from caxton.engine import applies
 from caxton.engine.core import Engine
+from caxton.engine.operations import Prepared
 from caxton.engine.state.store import Source
 from caxton.errors import Conflict
 from tests.rollouts import agents
@@ -73,7 +74,7 @@ LONG = {"strategy": "canary", "steps": [50, 100], "interval": "60s"}
 
 def test_the_engine_decides_from_its_own_rollout_not_from_the_plan(echo_engine: Engine) -> None:
     """The candidate's spec leaves the rollout alone; the stable spec aborts it (whatever the plan said)."""
-    echo_engine.rollouts.update(agents.spec("echo", 2, LONG), agents.module(2), Source(actor="test"),
+    echo_engine.rollouts.update(Prepared.of(agents.spec("echo", 2, LONG), agents.module(2)), Source(actor="test"),
                            strategy="canary", apply_id=None)
     rollout = echo_engine.rollouts.active("echo")
     assert rollout is not None and rollout.status == "running"
@@ -122,3 +123,38 @@ def test_each_change_gets_its_outcome_when_its_own_rollout_ends(echo_engine: Eng
     assert view["status"] == "progressing"
     echo_engine.rollouts.promote("echo", Source(actor="test"))
     assert final(echo_engine, apply_id)["status"] == "succeeded"
+
+
+@pytest.mark.parametrize("strategy", ["immediate", "canary"])
+def test_an_applied_spec_is_parsed_once_at_submission(
+    echo_engine: Engine, monkeypatch: pytest.MonkeyPatch, strategy: str,
+) -> None:
+    """The submission parses each spec into a ``Prepared`` revision; the rollout controller and the
+    operations below it use that one parse (before: two or three parses per deploy)."""
+    from caxton.engine import operations
+
+    parsed: list[str] = []
+    real = operations.parse_agent
+
+    def counted(data: dict[str, Any]) -> Any:
+        parsed.append(str(data.get("name")))
+        return real(data)
+
+    monkeypatch.setattr(operations, "parse_agent", counted)
+    update = {**change("echo", 2, "update"), "strategy": strategy,
+              "spec": agents.spec("echo", 2, {"strategy": "canary", "steps": [100], "interval": 0.1})}
+    create = change("other", 1, "create")
+    echo_engine.applies.submit(submission(echo_engine, echo_engine.store.serial(), update, create))
+    deadline = time.monotonic() + 20
+    while not _changed(echo_engine, strategy):
+        assert time.monotonic() < deadline, echo_engine.applies.recent(1)
+        time.sleep(0.01)
+    assert sorted(parsed) == ["echo", "other"]
+
+
+def _changed(engine: Engine, strategy: str) -> bool:
+    """Both changes made: ``other`` serves, and ``echo`` serves revision 2 (or its canary to 2 has started)."""
+    revisions = {a.id: a.revision for a in engine.snapshot().agents}
+    rollout = engine.rollouts.active("echo")
+    echo_done = revisions.get("echo") == 2 or (rollout is not None and rollout.candidate_revision == 2)
+    return revisions.get("other") == 1 and (echo_done if strategy == "canary" else revisions.get("echo") == 2)

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from caxton.engine.core import Engine
+from caxton.engine.operations import Prepared
 from caxton.engine.state.store import Source
 from tests.rollouts import agents
 from tests.rollouts.conftest import Load, Progress
@@ -38,7 +39,7 @@ def test_a_canary_flooded_with_oversized_messages_promotes(echo_engine: Engine) 
     echo_engine.deploy(wasm_spec(1), agents.module(1))
     with Load(oversized_half(echo_engine)) as load:
         time.sleep(0.1)
-        started = echo_engine.rollouts.start(wasm_spec(2, CANARY), agents.module(2), Source(actor="test"),
+        started = echo_engine.rollouts.start(Prepared.of(wasm_spec(2, CANARY), agents.module(2)), Source(actor="test"),
                                         strategy="canary", listener=Progress())
         rollout = echo_engine.rollouts.wait(started["rollout"], timeout=20)
     assert errors_of(load) == {"payload_too_large"}
@@ -51,7 +52,7 @@ def test_a_faulty_canary_flooded_with_oversized_messages_still_rolls_back(echo_e
     echo_engine.deploy(wasm_spec(1), agents.module(1))
     with Load(oversized_half(echo_engine)) as load:
         time.sleep(0.1)
-        started = echo_engine.rollouts.start(wasm_spec(2, CANARY), agents.module(2, faulty=True), Source(actor="test"),
+        started = echo_engine.rollouts.start(Prepared.of(wasm_spec(2, CANARY), agents.module(2, faulty=True)), Source(actor="test"),
                                         strategy="canary", listener=Progress())
         rollout = echo_engine.rollouts.wait(started["rollout"], timeout=20)
     assert errors_of(load) == {"payload_too_large", "agent_failure"}
@@ -79,7 +80,7 @@ def test_a_config_canary_flooded_with_new_conversations_and_invalid_requests_pro
 
     with Load(send) as load:
         time.sleep(0.1)
-        started = echo_engine.rollouts.start(config_spec(2, CANARY), None, Source(actor="test"), strategy="canary",
+        started = echo_engine.rollouts.start(Prepared.of(config_spec(2, CANARY), None), Source(actor="test"), strategy="canary",
                                         listener=Progress())
         rollout = echo_engine.rollouts.wait(started["rollout"], timeout=20)
     assert errors_of(load) == {"too_many_conversations", "invalid_input"}

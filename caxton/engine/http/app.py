@@ -2,8 +2,11 @@
 
 ``/metrics`` exists only while ``observability.metrics_enabled`` (else 404).
 
-``create_app(engine)`` builds the application. This module is the ONE place
-where ``caxton.errors`` become HTTP responses (``_caxton_error``: status from
+``create_app(engine)`` builds the application: one ``APIRouter`` per resource
+(health, state and agents here; ``applies``, ``reconcile``, ``rollouts``,
+``memory``, ``backups`` beside it), whose routes take the ``Engine`` facade and
+the caller as FastAPI dependencies (``caxton.engine.http.deps``). This module
+is the ONE place where ``caxton.errors`` become HTTP responses (``_caxton_error``: status from
 ``http_status``, body ``{"error": {"code", "message", "hint"}}``); malformed
 requests become 4xx through the same shape. Who may call what is decided
 before any body is read by ``caxton.engine.guard.Guard`` (inside only
@@ -31,7 +34,7 @@ import math
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
@@ -40,9 +43,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Receive, Scope, Send
 
 from caxton import __version__, metrics
-from caxton.engine.http import applies as apply_api, backups as backup_api, memory as memory_api, openapi
-from caxton.engine.http import reconcile as reconcile_api, rollouts as rollout_api
-from caxton.engine.auth import Policy, Tokens, attributed, load_tokens, principal_of
+from caxton.engine.http import applies, backups, memory, openapi, reconcile, rollouts
+from caxton.engine.http.deps import PREFIX, CallerDep, EngineDep, engine_of, mount, router as new_router
+from caxton.engine.auth import Policy, Principal, Tokens, attributed, load_tokens
 from caxton.engine.serving.bulkhead import Bulkheads
 from caxton.engine.guard import Gate, Guard, reload_tokens
 from caxton.engine.http_metrics import HttpMetrics
@@ -63,7 +66,6 @@ from caxton.errors import (
 )
 from caxton.spec.identity import agent_id
 
-PREFIX = "/api/v1"
 MESSAGES = PREFIX + "/agents/{name}/messages"
 #: The message reply's encoder (``json.dumps(..., ensure_ascii=False, separators=(",", ":"))``, built once).
 _to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -133,9 +135,9 @@ def _decode_module(module: str | None) -> bytes | None:
         raise InvalidInput("module is not valid base64", hint="send the .wasm bytes base64-encoded") from None
 
 
-def _source(body: wire.SourceRequest | None, request: Request) -> Source:
+def _source(body: wire.SourceRequest | None, caller: Principal | None) -> Source:
     source = Source(**body.model_dump()) if body else Source()
-    return Source(attributed(principal_of(request), source.actor), source.plan_id, source.git_commit)
+    return Source(attributed(caller, source.actor), source.plan_id, source.git_commit)
 
 
 async def _message(
@@ -202,6 +204,7 @@ def create_app(engine: Engine, tokens: Tokens | None = None) -> FastAPI:
     app = FastAPI(title="Caxton engine API", version=__version__, lifespan=lifespan, telemetry=FASTAPI_TELEMETRY,
                   docs_url=None, redoc_url=None, generate_unique_id_function=openapi.operation_id)
     app.router.route_class = openapi.WireRoute
+    app.state.engine = engine  # the routes' dependency (caxton.engine.http.deps.EngineDep)
 
     async def failed(request: Request, error: Exception) -> JSONResponse:
         """A ``CaxtonError`` as itself, any other exception as 500; a full or read-only disk as what it is.
@@ -231,12 +234,14 @@ def create_app(engine: Engine, tokens: Tokens | None = None) -> FastAPI:
     app.add_middleware(RequestIds)  # the outermost: every log line of a request names it
     app.state.gate = gate
     engine.on_reload.append(lambda new: reload_tokens(gate, new))
-    _routes(app, engine)
-    apply_api.mount(app, engine)
-    reconcile_api.mount(app, engine)
-    rollout_api.mount(app, engine)
-    memory_api.mount(app, engine)
-    backup_api.mount(app, engine)
+    bulkheads = Bulkheads(engine)
+    app.state.bulkheads = bulkheads
+    board = reconcile.Board()
+    app.state.reconcile_board = board
+    for router in (_health_routes(bulkheads, metrics_enabled=config.observability.metrics_enabled),
+                   _state_routes(), _agent_routes(bulkheads), applies.routes(), reconcile.routes(board),
+                   rollouts.routes(), memory.routes(), backups.routes()):
+        mount(app, router)
     gate.policy = Policy.compile(app.routes, metrics_open=config.observability.metrics_auth == "none")
     _messages_first(app)
     _plain_messages(app, engine, app.state.bulkheads)
@@ -327,21 +332,24 @@ def engine_tokens(engine: Engine) -> Tokens:
     return load_tokens(Path(security.tokens_file) if security.tokens_file else None, security.api_token)
 
 
-def _routes(app: FastAPI, engine: Engine) -> None:
-    bulkheads = Bulkheads(engine)
-    app.state.bulkheads = bulkheads
+def _health_routes(bulkheads: Bulkheads, *, metrics_enabled: bool) -> APIRouter:
+    """Liveness, readiness (also as the open root probes ``/healthz`` and ``/readyz``) and ``/metrics``.
 
-    @app.get(PREFIX + "/health", tags=["health"], response_model=wire.Health)
-    async def health() -> dict[str, Any]:
+    Not under ``PREFIX`` as a whole: the probes and ``/metrics`` are at the root.
+    """
+    router = new_router(prefix="")
+
+    @router.get(PREFIX + "/health", tags=["health"], response_model=wire.Health)
+    async def health(engine: EngineDep) -> dict[str, Any]:
         """Liveness: always fast, no store access."""
         return engine.health()
 
-    @app.get(PREFIX + "/health/detailed", tags=["health"], response_model=wire.HealthDetailed)
-    def health_detailed() -> dict[str, Any]:
+    @router.get(PREFIX + "/health/detailed", tags=["health"], response_model=wire.HealthDetailed)
+    def health_detailed(engine: EngineDep) -> dict[str, Any]:
         return engine.health_detailed()
 
-    @app.get(PREFIX + "/ready", tags=["health"], response_model=wire.Ready, responses=errors(503))
-    async def ready() -> dict[str, Any]:
+    @router.get(PREFIX + "/ready", tags=["health"], response_model=wire.Ready, responses=errors(503))
+    async def ready(engine: EngineDep) -> dict[str, Any]:
         if not engine.ready:
             raise Unavailable("the engine is not ready", hint="it is starting or shutting down; retry")
         overload = bulkheads.overload()
@@ -351,39 +359,69 @@ def _routes(app: FastAPI, engine: Engine) -> None:
         return {"ready": True}
 
     # Kubernetes-style root probes: the same answers as /api/v1/health and /api/v1/ready, open.
-    app.add_api_route("/healthz", health, methods=["GET"], tags=["health"], summary="Liveness (as /api/v1/health)",
-                      response_model=wire.Health)
-    app.add_api_route("/readyz", ready, methods=["GET"], tags=["health"], summary="Readiness (as /api/v1/ready)",
-                      response_model=wire.Ready, responses=errors(503))
+    router.add_api_route("/healthz", health, methods=["GET"], tags=["health"],
+                         summary="Liveness (as /api/v1/health)", response_model=wire.Health)
+    router.add_api_route("/readyz", ready, methods=["GET"], tags=["health"], summary="Readiness (as /api/v1/ready)",
+                         response_model=wire.Ready, responses=errors(503))
 
-    @app.get(PREFIX + "/state", tags=["state"], response_model=StateSnapshot)
-    def state() -> Response:
+    if not metrics_enabled:
+        return router  # observability.metrics_enabled: false: /metrics is 404
+
+    @router.get("/metrics", tags=["metrics"], response_class=Response,
+                responses={200: {"description": "Prometheus text exposition",
+                                 "content": {"text/plain": {"schema": {"type": "string"}}}}})
+    def prometheus() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def _state_routes() -> APIRouter:
+    """The live snapshot ``plan`` diffs against, and the event log."""
+    router = new_router()
+
+    @router.get("/state", tags=["state"], response_model=StateSnapshot)
+    def state(engine: EngineDep) -> Response:
         """The live snapshot ``plan`` diffs against (``caxton.spec.state.StateSnapshot``).
 
         Serialised by pydantic directly: FastAPI's generic encoder took ~0.3 s at 1,000 agents.
         """
         return Response(engine.snapshot().model_dump_json(), media_type="application/json")
 
-    @app.get(PREFIX + "/agents", tags=["agents"], response_model=wire.AgentList)
-    def list_agents() -> dict[str, Any]:
-        return {"serial": engine.store.serial(), "agents": engine.agents()}
+    @router.get("/events", tags=["state"], response_model=wire.EventList)
+    def events(engine: EngineDep, agent: str | None = None, after: int = Query(0, ge=0, le=wire.MAX_INT),
+               limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+        return engine.events(agent=agent, after=after, limit=limit)
 
-    @app.get(PREFIX + "/agents/{name}", tags=["agents"], response_model=wire.AgentDetail, responses=errors(404))
-    def get_agent(name: str) -> dict[str, Any]:
+    return router
+
+
+def _agent_routes(bulkheads: Bulkheads) -> APIRouter:
+    """Agents: list, status, deploy, messages, suspend, resume, remove, logs."""
+    router = new_router()
+
+    @router.get("/agents", tags=["agents"], response_model=wire.AgentList)
+    def list_agents(engine: EngineDep) -> dict[str, Any]:
+        return engine.agent_list()
+
+    @router.get("/agents/{name}", tags=["agents"], response_model=wire.AgentDetail, responses=errors(404))
+    def get_agent(name: str, engine: EngineDep) -> dict[str, Any]:
         return engine.agent(name)
 
-    @app.put(PREFIX + "/agents/{name}", tags=["agents"], response_model=wire.OperationResult, responses=errors(409))
-    def deploy(name: str, body: wire.DeployRequest, request: Request) -> dict[str, Any]:
+    @router.put("/agents/{name}", tags=["agents"], response_model=wire.OperationResult, responses=errors(409))
+    def deploy(name: str, body: wire.DeployRequest, engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
         """Create or update an agent: the deploy operation plan/apply drives."""
         given = body.spec.get("name")
         if not isinstance(given, str) or agent_id(given) != agent_id(name):
             raise InvalidInput(f"the spec's name {given!r} does not match the URL's agent {name!r}",
                                hint="PUT /api/v1/agents/<the spec's name>")
-        return engine.deploy(body.spec, _decode_module(body.module), _source(body.source, request)).to_dict()
+        return engine.deploy(body.spec, _decode_module(body.module), _source(body.source, caller)).to_dict()
 
-    @app.post(MESSAGES, tags=["agents"], response_model=None,
-              responses={200: {"model": wire.MessageReply, "description": "the agent's reply"},
-                         **errors(404, 429, 502, 503, 504)})
+    @router.post("/agents/{name}/messages", tags=["agents"], response_model=None,
+                 responses={200: {"model": wire.MessageReply, "description": "the agent's reply"},
+                            **errors(404, 429, 502, 503, 504)})
     async def send(name: str, body: wire.MessageRequest, request: Request) -> Response:
         """Send one message to the agent's serving revision and return its reply.
 
@@ -394,42 +432,32 @@ def _routes(app: FastAPI, engine: Engine) -> None:
         (health stays fast). The reply is encoded here, skipping FastAPI's response validation
         (the hot path).
         """
+        # The engine is read from the request, not through a dependency: no dependency solving here.
         size = int(request.headers.get("content-length") or 0) or None
-        return Response(await _message(engine, bulkheads, name, body, size), media_type="application/json")
+        return Response(await _message(engine_of(request), bulkheads, name, body, size),
+                        media_type="application/json")
 
-    @app.post(PREFIX + "/agents/{name}/suspend", tags=["agents"], response_model=wire.OperationResult,
-              responses=errors(404, 409))
-    def suspend(name: str, request: Request, body: wire.ActionRequest | None = None) -> dict[str, Any]:
-        return engine.suspend(name, _source(body.source if body else None, request)).to_dict()
+    @router.post("/agents/{name}/suspend", tags=["agents"], response_model=wire.OperationResult,
+                 responses=errors(404, 409))
+    def suspend(name: str, engine: EngineDep, caller: CallerDep,
+                body: wire.ActionRequest | None = None) -> dict[str, Any]:
+        return engine.suspend(name, _source(body.source if body else None, caller)).to_dict()
 
-    @app.post(PREFIX + "/agents/{name}/resume", tags=["agents"], response_model=wire.OperationResult,
-              responses=errors(404, 409))
-    def resume(name: str, request: Request, body: wire.ActionRequest | None = None) -> dict[str, Any]:
-        return engine.resume(name, _source(body.source if body else None, request)).to_dict()
+    @router.post("/agents/{name}/resume", tags=["agents"], response_model=wire.OperationResult,
+                 responses=errors(404, 409))
+    def resume(name: str, engine: EngineDep, caller: CallerDep,
+               body: wire.ActionRequest | None = None) -> dict[str, Any]:
+        return engine.resume(name, _source(body.source if body else None, caller)).to_dict()
 
-    @app.delete(PREFIX + "/agents/{name}", tags=["agents"], response_model=wire.OperationResult,
-                responses=errors(404, 409))
-    def remove(name: str, request: Request, actor: str | None = None, plan_id: str | None = None,
-               git_commit: str | None = None) -> dict[str, Any]:
-        source = Source(actor=attributed(principal_of(request), actor), plan_id=plan_id, git_commit=git_commit)
+    @router.delete("/agents/{name}", tags=["agents"], response_model=wire.OperationResult,
+                   responses=errors(404, 409))
+    def remove(name: str, engine: EngineDep, caller: CallerDep, actor: str | None = None,
+               plan_id: str | None = None, git_commit: str | None = None) -> dict[str, Any]:
+        source = Source(actor=attributed(caller, actor), plan_id=plan_id, git_commit=git_commit)
         return engine.remove(name, source).to_dict()
 
-    @app.get(PREFIX + "/agents/{name}/logs", tags=["agents"], response_model=wire.AgentLogs, responses=errors(404))
-    def logs(name: str, limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+    @router.get("/agents/{name}/logs", tags=["agents"], response_model=wire.AgentLogs, responses=errors(404))
+    def logs(name: str, engine: EngineDep, limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
         return engine.agent_logs(name, limit)
 
-    @app.get(PREFIX + "/events", tags=["state"], response_model=wire.EventList)
-    def events(agent: str | None = None, after: int = Query(0, ge=0, le=wire.MAX_INT),
-               limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
-        return engine.events(agent=agent, after=after, limit=limit)
-
-    if not engine.config.observability.metrics_enabled:
-        return  # observability.metrics_enabled: false: /metrics is 404
-
-    @app.get("/metrics", tags=["metrics"], response_class=Response,
-             responses={200: {"description": "Prometheus text exposition",
-                              "content": {"text/plain": {"schema": {"type": "string"}}}}})
-    def prometheus() -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST
-
-        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    return router

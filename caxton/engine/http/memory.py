@@ -1,6 +1,6 @@
 """HTTP routes of the vector memory under ``/api/v1/memory`` and ``/api/v1/health/memory``.
 
-Mounted by ``caxton.engine.http.app.create_app`` with ``mount(app, engine)``.
+Mounted by ``caxton.engine.http.app.create_app`` (``routes()``).
 The work is done by the engine's ``caxton.memory.service.MemoryService``
 (``engine.memory``; None when ``memory.enabled`` is false). Handlers are plain
 ``def`` so FastAPI runs them in its thread pool (the service is thread-safe);
@@ -14,10 +14,11 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import FastAPI, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from caxton import errors
+from caxton.engine.http.deps import EngineDep, router as new_router
 from caxton.engine.http.openapi import errors as refusals
 from caxton.memory import models
 from caxton.spec import api as wire
@@ -25,7 +26,6 @@ from caxton.spec import api as wire
 if TYPE_CHECKING:
     from caxton.memory.service import MemoryService
 
-PREFIX = "/api/v1"
 NDJSON = "application/x-ndjson"
 ScopeName = wire.Scope
 MergeName = wire.Merge
@@ -51,17 +51,20 @@ def memory_of(engine: Any) -> MemoryService:
     return memory
 
 
-def mount(app: FastAPI, engine: Any) -> None:
-    """Add the memory routes to ``app``."""
-    _entity_routes(app, engine)
-    _search_routes(app, engine)
-    _relation_routes(app, engine)
-    _maintenance_routes(app, engine)
+def routes() -> APIRouter:
+    """The memory routes."""
+    router = new_router()
+    _entity_routes(router)
+    _search_routes(router)
+    _relation_routes(router)
+    _maintenance_routes(router)
+    return router
 
 
-def _entity_routes(app: FastAPI, engine: Any) -> None:
-    @app.get(PREFIX + "/memory/entities", tags=["memory"], response_model=wire.EntityList, responses=refusals(503))
+def _entity_routes(router: APIRouter) -> None:
+    @router.get("/memory/entities", tags=["memory"], response_model=wire.EntityList, responses=refusals(503))
     def list_entities(
+        engine: EngineDep,
         name: str | None = None,
         scope: ScopeName | None = None,
         owner: str | None = None,
@@ -79,30 +82,30 @@ def _entity_routes(app: FastAPI, engine: Any) -> None:
         )
         return {"entities": [e.to_dict() for e in found]}
 
-    @app.post(PREFIX + "/memory/entities", tags=["memory"], status_code=201, response_model=wire.Entity,
-              responses=refusals(409, 503))
-    def create_entity(body: wire.EntityRequest) -> dict[str, Any]:
+    @router.post("/memory/entities", tags=["memory"], status_code=201, response_model=wire.Entity,
+                 responses=refusals(409, 503))
+    def create_entity(engine: EngineDep, body: wire.EntityRequest) -> dict[str, Any]:
         return memory_of(engine).create_entity(_item(body)).to_dict()
 
-    @app.post(PREFIX + "/memory/entities/batch", tags=["memory"], response_model=wire.EntityList,
-              responses=refusals(409, 503))
-    def create_batch(body: wire.BatchRequest) -> dict[str, Any]:
+    @router.post("/memory/entities/batch", tags=["memory"], response_model=wire.EntityList,
+                 responses=refusals(409, 503))
+    def create_batch(engine: EngineDep, body: wire.BatchRequest) -> dict[str, Any]:
         stored = memory_of(engine).create_entities([_item(e) for e in body.entities], merge=body.merge)
         return {"entities": [e.to_dict() for e in stored]}
 
-    @app.get(PREFIX + "/memory/entities/{entity_id}", tags=["memory"], response_model=wire.Entity,
-             responses=refusals(404, 503))
-    def get_entity(entity_id: RowId) -> dict[str, Any]:
+    @router.get("/memory/entities/{entity_id}", tags=["memory"], response_model=wire.Entity,
+                responses=refusals(404, 503))
+    def get_entity(engine: EngineDep, entity_id: RowId) -> dict[str, Any]:
         return memory_of(engine).get_entity(entity_id).to_dict()
 
-    @app.get(PREFIX + "/memory/entities/{entity_id}/neighbours", tags=["memory"], response_model=wire.Graph,
-             responses=refusals(404, 503))
-    def neighbours(entity_id: RowId, depth: int = Query(1, ge=1, le=5)) -> dict[str, Any]:
+    @router.get("/memory/entities/{entity_id}/neighbours", tags=["memory"], response_model=wire.Graph,
+                responses=refusals(404, 503))
+    def neighbours(engine: EngineDep, entity_id: RowId, depth: int = Query(1, ge=1, le=5)) -> dict[str, Any]:
         return memory_of(engine).neighbours(entity_id, depth).to_dict()
 
-    @app.patch(PREFIX + "/memory/entities/{entity_id}", tags=["memory"], response_model=wire.Entity,
-               responses=refusals(404, 409, 503))
-    def update_entity(entity_id: RowId, body: wire.EntityPatch) -> dict[str, Any]:
+    @router.patch("/memory/entities/{entity_id}", tags=["memory"], response_model=wire.Entity,
+                  responses=refusals(404, 409, 503))
+    def update_entity(engine: EngineDep, entity_id: RowId, body: wire.EntityPatch) -> dict[str, Any]:
         return (
             memory_of(engine)
             .update_entity(
@@ -115,16 +118,16 @@ def _entity_routes(app: FastAPI, engine: Any) -> None:
             .to_dict()
         )
 
-    @app.delete(PREFIX + "/memory/entities/{entity_id}", tags=["memory"], response_model=wire.Deleted,
-                responses=refusals(404, 503))
-    def delete_entity(entity_id: RowId) -> dict[str, Any]:
+    @router.delete("/memory/entities/{entity_id}", tags=["memory"], response_model=wire.Deleted,
+                   responses=refusals(404, 503))
+    def delete_entity(engine: EngineDep, entity_id: RowId) -> dict[str, Any]:
         memory_of(engine).delete_entity(entity_id)
         return {"deleted": entity_id}
 
 
-def _search_routes(app: FastAPI, engine: Any) -> None:
-    @app.post(PREFIX + "/memory/search", tags=["memory"], response_model=wire.SearchResults, responses=refusals(503))
-    def search(body: wire.SearchRequest) -> dict[str, Any]:
+def _search_routes(router: APIRouter) -> None:
+    @router.post("/memory/search", tags=["memory"], response_model=wire.SearchResults, responses=refusals(503))
+    def search(engine: EngineDep, body: wire.SearchRequest) -> dict[str, Any]:
         """Semantic search; ``similarity`` is cosine similarity (higher is closer)."""
         hits = memory_of(engine).search(
             body.query, body.k, body.min_similarity, types=body.types, scopes=body.scopes, agent=body.agent
@@ -132,41 +135,41 @@ def _search_routes(app: FastAPI, engine: Any) -> None:
         return {"query": body.query, "results": [h.to_dict() for h in hits]}
 
 
-def _relation_routes(app: FastAPI, engine: Any) -> None:
-    @app.get(PREFIX + "/memory/relations", tags=["memory"], response_model=wire.RelationList,
-             responses=refusals(404, 503))
-    def list_relations(entity_id: int | None = Query(None, ge=wire.MIN_INT, le=wire.MAX_INT)) -> dict[str, Any]:
+def _relation_routes(router: APIRouter) -> None:
+    @router.get("/memory/relations", tags=["memory"], response_model=wire.RelationList,
+                responses=refusals(404, 503))
+    def list_relations(engine: EngineDep, entity_id: int | None = Query(None, ge=wire.MIN_INT, le=wire.MAX_INT)) -> dict[str, Any]:
         return {"relations": [r.to_dict() for r in memory_of(engine).relations(entity_id)]}
 
-    @app.post(PREFIX + "/memory/relations", tags=["memory"], response_model=wire.Relation,
-              responses=refusals(404, 409, 503))
-    def relate(body: wire.RelationRequest) -> dict[str, Any]:
+    @router.post("/memory/relations", tags=["memory"], response_model=wire.Relation,
+                 responses=refusals(404, 409, 503))
+    def relate(engine: EngineDep, body: wire.RelationRequest) -> dict[str, Any]:
         return memory_of(engine).relate(body.from_id, body.to_id, body.relation_type, body.strength).to_dict()
 
-    @app.delete(PREFIX + "/memory/relations/{relation_id}", tags=["memory"], response_model=wire.Deleted,
-                responses=refusals(404, 503))
-    def delete_relation(relation_id: RowId) -> dict[str, Any]:
+    @router.delete("/memory/relations/{relation_id}", tags=["memory"], response_model=wire.Deleted,
+                   responses=refusals(404, 503))
+    def delete_relation(engine: EngineDep, relation_id: RowId) -> dict[str, Any]:
         memory_of(engine).delete_relation(relation_id)
         return {"deleted": relation_id}
 
 
-def _maintenance_routes(app: FastAPI, engine: Any) -> None:
-    @app.get(PREFIX + "/memory/stats", tags=["memory"], response_model=wire.MemoryStats, responses=refusals(503))
-    def stats() -> dict[str, Any]:
+def _maintenance_routes(router: APIRouter) -> None:
+    @router.get("/memory/stats", tags=["memory"], response_model=wire.MemoryStats, responses=refusals(503))
+    def stats(engine: EngineDep) -> dict[str, Any]:
         return memory_of(engine).stats()
 
-    @app.get(PREFIX + "/memory/export", tags=["memory"], response_class=Response, responses={
-        200: {"description": "JSON lines", "content": {NDJSON: {"schema": {"type": "string"}}}}, **refusals(503)})
-    def export() -> Response:
+    @router.get("/memory/export", tags=["memory"], response_class=Response, responses={
+           200: {"description": "JSON lines", "content": {NDJSON: {"schema": {"type": "string"}}}}, **refusals(503)})
+    def export(engine: EngineDep) -> Response:
         """Every entity and relation as JSON lines (see docs/memory.md)."""
         out = io.StringIO()
         memory_of(engine).export_jsonl(out)
         return Response(out.getvalue(), media_type=NDJSON)
 
-    @app.post(PREFIX + "/memory/import", tags=["memory"], response_model=wire.ImportReport,
-              responses=refusals(409, 503), openapi_extra={"requestBody": {
-                  "required": True, "content": {NDJSON: {"schema": {"type": "string"}}}}})
-    async def import_lines(request: Request, merge: MergeName = "update") -> dict[str, Any]:
+    @router.post("/memory/import", tags=["memory"], response_model=wire.ImportReport,
+                 responses=refusals(409, 503), openapi_extra={"requestBody": {
+                     "required": True, "content": {NDJSON: {"schema": {"type": "string"}}}}})
+    async def import_lines(engine: EngineDep, request: Request, merge: MergeName = "update") -> dict[str, Any]:
         """Body: JSON lines as produced by ``/memory/export``; checked whole before anything is written."""
         from starlette.concurrency import run_in_threadpool
 
@@ -178,16 +181,16 @@ def _maintenance_routes(app: FastAPI, engine: Any) -> None:
         report = await run_in_threadpool(memory.import_jsonl, text.splitlines(), merge)
         return report.to_dict()
 
-    @app.post(PREFIX + "/memory/vacuum", tags=["memory"], response_model=wire.VacuumReport, responses=refusals(503))
-    def vacuum() -> dict[str, Any]:
+    @router.post("/memory/vacuum", tags=["memory"], response_model=wire.VacuumReport, responses=refusals(503))
+    def vacuum(engine: EngineDep) -> dict[str, Any]:
         return dict(memory_of(engine).vacuum())
 
-    @app.post(PREFIX + "/memory/reindex", tags=["memory"], response_model=wire.ReindexReport, responses=refusals(503))
-    def reindex() -> dict[str, Any]:
+    @router.post("/memory/reindex", tags=["memory"], response_model=wire.ReindexReport, responses=refusals(503))
+    def reindex(engine: EngineDep) -> dict[str, Any]:
         return memory_of(engine).reindex()
 
-    @app.get(PREFIX + "/health/memory", tags=["health"], response_model=wire.MemoryHealth)
-    def memory_health() -> dict[str, Any]:
+    @router.get("/health/memory", tags=["health"], response_model=wire.MemoryHealth)
+    def memory_health(engine: EngineDep) -> dict[str, Any]:
         """Model, entity count and ``status`` (healthy, degraded: reindex needed, unhealthy: the model cannot
         be loaded); ``enabled`` is false when ``memory.enabled`` is."""
         health: dict[str, Any] = engine.memory_health()

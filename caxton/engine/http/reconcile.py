@@ -18,17 +18,14 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fastapi import FastAPI, Query
+from fastapi import APIRouter, Query
 
 from caxton import metrics
+from caxton.engine.http.deps import router as new_router
 from caxton.spec import api as wire
 
-if TYPE_CHECKING:
-    from caxton.engine.core import Engine
-
-PREFIX = "/api/v1"
 #: Longest long-poll: short enough that an engine shutdown never waits long for a loop's request.
 MAX_WAIT = 5.0
 OUTCOMES = frozenset({"applied", "progressing", "in_sync", "degraded", "invalid", "refused", "failed", "rolled_back",
@@ -83,13 +80,12 @@ def count(run: wire.ReconcileRun) -> None:
         metrics.RECONCILE_LAST_SUCCESS.set(time.time())
 
 
-def mount(app: FastAPI, engine: Engine) -> None:
-    """Add the reconcile status and webhook routes to ``app``."""
-    del engine  # the board lives with the app: a loop re-reports after an engine restart
-    board = Board()
-    app.state.reconcile_board = board
+def routes(board: Board) -> APIRouter:
+    """The reconcile status and webhook routes over ``board`` (it lives with the app, not the engine:
+    a loop re-reports after an engine restart)."""
+    router = new_router()
 
-    @app.get(PREFIX + "/reconcile/status", tags=["reconcile"], response_model=wire.BoardView)
+    @router.get("/reconcile/status", tags=["reconcile"], response_model=wire.BoardView)
     async def reconcile_status(triggers_after: int = Query(-1, ge=-1, le=wire.MAX_INT),
                                wait: float = Query(0.0, ge=0.0, le=60.0)) -> dict[str, Any]:
         """The loop's last report; with ``wait``, returns early when ``triggers`` passes ``triggers_after``."""
@@ -100,7 +96,7 @@ def mount(app: FastAPI, engine: Engine) -> None:
                 pass
         return board.view()
 
-    @app.post(PREFIX + "/reconcile/status", tags=["reconcile"], response_model=wire.ReportAck)
+    @router.post("/reconcile/status", tags=["reconcile"], response_model=wire.ReportAck)
     async def reconcile_report(body: wire.ReconcileStatusReport) -> dict[str, Any]:
         """A reconcile loop reports its status (and the pass it just ran)."""
         board.status = body.status
@@ -109,8 +105,10 @@ def mount(app: FastAPI, engine: Engine) -> None:
             count(run)
         return {"triggers": board.triggers}
 
-    @app.post(PREFIX + "/reconcile", tags=["reconcile"], response_model=wire.TriggerAck)
+    @router.post("/reconcile", tags=["reconcile"], response_model=wire.TriggerAck)
     async def reconcile_trigger(body: wire.TriggerRequest | None = None) -> dict[str, Any]:
         """Webhook: ask the reconcile loop for a pass now (e.g. on a git push)."""
         board.trigger(body.reason if body else None)
         return {"triggered": True, "triggers": board.triggers, "loop_reported": board.status is not None}
+
+    return router

@@ -28,7 +28,7 @@ import uuid
 from typing import Any
 
 from caxton import metrics
-from caxton.engine.operations import Candidate, OperationResult, Operations, parse_spec
+from caxton.engine.operations import Candidate, OperationResult, Operations, Prepared
 from caxton.engine.rollouts import (
     analysis,
     preview,
@@ -40,7 +40,6 @@ from caxton.engine.rollouts import (
 from caxton.engine.state import rollouts as records
 from caxton.engine.rollouts.model import (
     ACTIVE,
-    CANCELLED,
     PAUSED,
     ROLLED_BACK,
     RUNNING,
@@ -48,6 +47,7 @@ from caxton.engine.rollouts.model import (
     Measurement,
     Rollout,
 )
+from caxton.engine.rollouts.inflight import InFlight, quiet_stop
 from caxton.engine.rollouts.run import Listener, Run, failure_reason
 from caxton.engine.rollouts.shadow import ShadowMirror
 from caxton.engine.rollouts.strategies import StepView
@@ -55,7 +55,7 @@ from caxton.engine.rollouts.window import WindowBook
 from caxton.engine.serving.router import Backend, Route, Router
 from caxton.engine.serving.runtime import ServingRuntime
 from caxton.engine.state.store import Source, Store, utcnow
-from caxton.errors import Conflict, InvalidInput, NotFound
+from caxton.errors import InvalidInput, NotFound
 from caxton.spec.agent import ConfigAgent, RolloutSpec
 from caxton.spec.identity import agent_id
 from caxton.spec.state import RolloutState
@@ -72,17 +72,18 @@ PIN_SWEEP_EVERY = 30.0
 class RolloutController:
     """Every rollout of one engine."""
 
-    def __init__(self, store: Store, router: Router, ops: Operations, windows: WindowBook) -> None:
+    def __init__(self, store: Store, router: Router, ops: Operations, windows: WindowBook, inflight: InFlight) -> None:
         self.store = store
         self.router = router
         self.ops = ops
         self.windows = windows
-        self._runs: dict[str, Run] = {}
-        self._finished = threading.Condition()
+        #: The rollouts in flight, shared with ``ops`` (its ``ChangeGuard``): built before both.
+        self.inflight = inflight
+        self._runs = inflight.runs
+        self._finished = inflight.finished
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._retiring: list[threading.Thread] = []
-        ops.before_change = self._before_change
 
     # --- lifecycle ----------------------------------------------------------------------
     def run_in_background(self) -> None:
@@ -97,10 +98,10 @@ class RolloutController:
         with self.ops.lock:
             for run in list(self._runs.values()):
                 self._flush(run)
-                self._close_mirror(run)
+                self.inflight.close_mirror(run)
                 route = self.router.get(run.agent)
                 if route is None or run.candidate not in set(route.servings()):
-                    _quiet_stop(run.candidate)
+                    quiet_stop(run.candidate)
             self._runs.clear()
         for thread in self._retiring:
             thread.join(timeout=5.0)
@@ -119,22 +120,21 @@ class RolloutController:
 
     # --- start ------------------------------------------------------------------------------
     def update(
-        self, spec_json: Any, module: bytes | None, source: Source, *, strategy: str,
+        self, prepared: Prepared, source: Source, *, strategy: str,
         apply_id: str | None = None, listener: Listener | None = None,
     ) -> dict[str, Any]:
         """An apply's new spec for an agent: a rollout, after settling the one in flight (``supersede``)."""
-        return supersede.update(self, spec_json, module, source, strategy=strategy, apply_id=apply_id,
-                                listener=listener)
+        return supersede.update(self, prepared, source, strategy=strategy, apply_id=apply_id, listener=listener)
 
     def start(
-        self, spec_json: Any, module: bytes | None, source: Source, *, strategy: str,
+        self, prepared: Prepared, source: Source, *, strategy: str,
         apply_id: str | None = None, listener: Listener | None = None,
     ) -> dict[str, Any]:
-        """Start a rollout of ``spec_json`` (or deploy at once when there is nothing to roll out from)."""
-        spec = parse_spec(spec_json)
+        """Start a rollout of ``prepared`` (or deploy at once when there is nothing to roll out from)."""
+        spec = prepared.spec
         steps = strategies.get(strategy).steps(spec.rollout)
         if not steps:
-            return self.ops.deploy(spec_json, module, source).to_dict()
+            return self.ops.deploy(prepared, source).to_dict()
         if isinstance(spec, ConfigAgent) and any(step.mirror for step in steps):
             raise InvalidInput(
                 f"agent {spec.name!r}: the {strategy} strategy is for WASM agents",
@@ -142,10 +142,10 @@ class RolloutController:
             )
         with self.ops.lock:
             if spec.id in self._runs:
-                raise self._busy(self._runs[spec.id])
-            started = self.ops.start_candidate(spec_json, module, source)
+                raise self.inflight.busy(self._runs[spec.id])
+            started = self.ops.start_candidate(prepared, source)
             if started is None:
-                result = self.ops.deploy(spec_json, module, source).to_dict()
+                result = self.ops.deploy(prepared, source).to_dict()
                 return {**result, "note": "no serving revision to roll out from: deployed immediately"}
             if isinstance(started, OperationResult):
                 return started.to_dict()
@@ -157,7 +157,7 @@ class RolloutController:
             began = (f"{strategy} rollout {run.rollout.id} started: revision {started.number} "
                      f"({started.spec.version}) beside revision {run.stable.revision}: {run.describe_steps()}")
             records.event(self.store, run.rollout, "rollout_started", began)
-            self._progress(run, began)
+            self.inflight.progress(run, began)
             self._enter(run, 0)
             if run.rollout.active:
                 self._runs[run.agent] = run  # from now on the controller thread ticks it
@@ -205,7 +205,7 @@ class RolloutController:
             run.next_check = now + run.spec.interval
             run.rollout.step_started_at = utcnow()
             records.save(self.store, run.rollout)
-            self._progress(run, f"step {index + 1}/{len(run.steps)}: {step.label} "
+            self.inflight.progress(run, f"step {index + 1}/{len(run.steps)}: {step.label} "
                            f"(traffic {views.traffic(run.rollout.weights)})")
 
     def _set_route(self, run: Run, route: Route) -> None:
@@ -223,7 +223,7 @@ class RolloutController:
                 self._rollback(run, f"preview check {number} failed on revision {run.candidate.revision}: {problem}")
                 return False
         if run.spec.preview_checks:
-            self._progress(run, f"{len(run.spec.preview_checks)} preview check(s) passed on revision "
+            self.inflight.progress(run, f"{len(run.spec.preview_checks)} preview check(s) passed on revision "
                            f"{run.candidate.revision}")
         return True
 
@@ -276,7 +276,7 @@ class RolloutController:
             self._rollback(run, failure_reason(run, found, no_data=True))
             return "handled"
         if policy == "pass":
-            self._progress(run, "no data for the analysis; analysis.on_no_data is pass: the step counts as passed")
+            self.inflight.progress(run, "no data for the analysis; analysis.on_no_data is pass: the step counts as passed")
             return "pass"
         run.next_check = now + run.spec.interval
         if run.rollout.status != PAUSED:
@@ -285,21 +285,21 @@ class RolloutController:
                 run.rollout.reason = "inconclusive: " + "; ".join(
                     f"{m.metric}: {m.detail}" for m in found if m.verdict == "no_data")
                 records.save(self.store, run.rollout)
-            self._progress(run, f"paused: {run.rollout.reason} (analysis.on_no_data is pause; it goes on when "
+            self.inflight.progress(run, f"paused: {run.rollout.reason} (analysis.on_no_data is pause; it goes on when "
                            f"enough traffic arrives, or `caxton rollout promote|abort {run.agent}`)")
         return "handled"
 
     def _passed(self, run: Run, now: float) -> None:
         if run.rollout.status == PAUSED:
             run.rollout.status, run.rollout.reason = RUNNING, ""
-            self._progress(run, "enough data again: resumed")
+            self.inflight.progress(run, "enough data again: resumed")
         run.candidate_window.clear()
         run.stable_window.clear()
         run.checkpoint_began, run.next_check = now, now + run.spec.interval
         records.save(self.store, run.rollout)
         duration = run.step.duration
         if duration is not None and now - run.step_began >= duration - 1e-6:
-            self._progress(run, f"step {run.rollout.step + 1}/{len(run.steps)} ({run.step.label}) passed: "
+            self.inflight.progress(run, f"step {run.rollout.step + 1}/{len(run.steps)} ({run.step.label}) passed: "
                            + views.summary(run.rollout.measurements, run.rollout.step))
             self._advance(run)
 
@@ -312,7 +312,7 @@ class RolloutController:
             run.held = True
             run.rollout.status, run.rollout.reason = PAUSED, reason + "; auto_rollback is off"
             records.save(self.store, run.rollout)
-        self._progress(run, f"paused: {run.rollout.reason}: `caxton rollout promote|abort {run.agent}`")
+        self.inflight.progress(run, f"paused: {run.rollout.reason}: `caxton rollout promote|abort {run.agent}`")
 
     def _advance(self, run: Run) -> None:
         if run.rollout.step + 1 < len(run.steps):
@@ -335,7 +335,7 @@ class RolloutController:
             self.ops.promote(run.agent, run.candidate.revision, source,
                              message=f"revision {run.candidate.revision} ({run.rollout.candidate_version}) serving "
                              f"after {run.rollout.strategy} rollout {run.rollout.id}: {why}")
-            self._finish(run, SUCCEEDED, why)
+            self.inflight.finish(run, SUCCEEDED, why)
         self._retire_later(run.stable, run.spec.drain_timeout)
 
     def _rollback(self, run: Run, reason: str, *, verdict_at: float | None = None, status: str = ROLLED_BACK) -> None:
@@ -348,31 +348,8 @@ class RolloutController:
             self.router.set(route)  # first: every new message goes to the stable revision from now on
             run.rollout.weights = route.traffic()
             run.rollout.timings = {"verdict_to_stable_ms": round((time.perf_counter() - began) * 1000, 3)}
-            self._finish(run, status, reason)
+            self.inflight.finish(run, status, reason)
         self._retire_later(run.candidate, run.spec.drain_timeout)
-
-    def _finish(self, run: Run, status: str, reason: str) -> None:
-        rollout = run.rollout
-        rollout.status, rollout.reason, rollout.finished_at = status, reason, utcnow()
-        self._close_mirror(run)
-        run.pins.journal = None
-        records.clear_pins(self.store, run.agent)
-        self.windows.forget(run.candidate)
-        self.windows.forget(run.stable)
-        records.save(self.store, rollout)
-        records.prune(self.store, run.agent)
-        metrics.ROLLOUTS_FINISHED.labels(run.agent, status).inc()
-        revision = run.candidate.revision if status == SUCCEEDED else run.stable.revision
-        records.event(self.store, rollout, f"rollout_{status}",
-                      f"{rollout.strategy} rollout {rollout.id} {status.replace('_', ' ')}: {reason}",
-                      data={"reason": reason, "status": status, "stable_revision": run.stable.revision,
-                            "candidate_revision": run.candidate.revision, "serving_revision": revision})
-        self.ops.context.logs.add(run.agent, "info" if status == SUCCEEDED else "warning",
-                                  f"rollout {rollout.id} {status}: {reason}", revision=revision)
-        self._runs.pop(run.agent, None)
-        self._progress(run, f"rollout {status.replace('_', ' ')}: {reason}; revision {revision} serves 100 %")
-        with self._finished:
-            self._finished.notify_all()
 
     def _retire_later(self, serving: ServingRuntime, timeout: float) -> None:
         thread = threading.Thread(target=self.ops.retire_serving, args=(serving, timeout),
@@ -380,20 +357,8 @@ class RolloutController:
         self._retiring = [t for t in self._retiring if t.is_alive()] + [thread]
         thread.start()
 
-    def _close_mirror(self, run: Run) -> None:
-        if run.mirror is not None:
-            run.mirror.close()
-            run.mirror = None
-
     def _flush(self, run: Run) -> None:
         records.save_pins(self.store, run.agent, run.pins.take_journal())
-
-    def _progress(self, run: Run, message: str) -> None:
-        for listener in list(run.listeners):
-            try:
-                listener(run.rollout.status, message)
-            except Exception:
-                log.exception("rollout progress listener failed")
 
     # --- operator commands ---------------------------------------------------------------------
     def promote(self, name: str, source: Source) -> dict[str, Any]:
@@ -414,27 +379,6 @@ class RolloutController:
             raise NotFound(f"agent {name!r} has no rollout in progress",
                            hint="see `caxton rollout status` for the rollouts of every agent")
         return run
-
-    def _busy(self, run: Run) -> Conflict:
-        return Conflict(
-            f"agent {run.rollout.name!r} has a {run.rollout.strategy} rollout in progress ({run.rollout.id}, "
-            f"step {run.rollout.step + 1}/{len(run.steps)})",
-            hint=f"wait for it, or end it: `caxton rollout promote {run.agent}` / `caxton rollout abort {run.agent}`",
-        )
-
-    def _before_change(self, agent: str, operation: str) -> None:
-        """Operations' hook: a deploy waits for the rollout; suspend/resume/remove cancel it."""
-        run = self._runs.get(agent)
-        if run is None:
-            return
-        if operation == "deploy":
-            raise self._busy(run)
-        self._close_mirror(run)
-        route = self.router.get(agent)
-        if route is None or run.candidate not in set(route.servings()):
-            _quiet_stop(run.candidate)
-        done = {"suspend": "suspended", "resume": "resumed", "remove": "removed"}.get(operation, operation)
-        self._finish(run, CANCELLED, f"the agent was {done} during the rollout")
 
     # --- reads --------------------------------------------------------------------------------
     def wait(self, rollout_id: str, timeout: float | None = None) -> Rollout:
@@ -488,10 +432,3 @@ class RolloutController:
     def recover(self) -> list[str]:
         """Resume (or roll back, with ``resume: false``) every rollout a restart cut short."""
         return recovery.recover(self)
-
-
-def _quiet_stop(serving: ServingRuntime) -> None:
-    try:
-        serving.stop()
-    except Exception as error:  # noqa: BLE001 - stopping must never fail an operation
-        log.warning("stopping a runtime failed: %s", error)

@@ -19,10 +19,10 @@ from caxton.errors import CaxtonError
 from caxton.spec.agent import RolloutSpec
 
 if TYPE_CHECKING:
-    from caxton.engine.rollouts.controller import RolloutController
+    from caxton.engine.rollouts.driver import Driver
 
 
-def recover(controller: RolloutController) -> list[str]:
+def recover(controller: Driver) -> list[str]:
     """Resume (or roll back, with ``resume: false``) every rollout a restart cut short."""
     resumed: list[str] = []
     for rollout in records.active(controller.store):
@@ -34,7 +34,7 @@ def recover(controller: RolloutController) -> list[str]:
     return resumed
 
 
-def _recover_one(controller: RolloutController, rollout: Rollout) -> bool:
+def _recover_one(controller: Driver, rollout: Rollout) -> bool:
     spec = RolloutSpec.model_validate(rollout.spec)
     route = controller.router.get(rollout.agent_id)
     if route is None or len(route.backends) != 1 or route.backends[0].serving.revision != rollout.stable_revision:
@@ -64,7 +64,7 @@ def _recover_one(controller: RolloutController, rollout: Rollout) -> bool:
     return True
 
 
-def _abandon(controller: RolloutController, rollout: Rollout, status: str, reason: str) -> None:
+def _abandon(controller: Driver, rollout: Rollout, status: str, reason: str) -> None:
     """Finish a rollout that has no run (at recovery): the stable revision already serves."""
     rollout.status, rollout.reason, rollout.finished_at = status, reason, utcnow()
     records.clear_pins(controller.store, rollout.agent_id)

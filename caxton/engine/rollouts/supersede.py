@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from caxton.engine.operations import parse_spec
+from caxton.engine.operations import Prepared
 from caxton.engine.rollouts.model import PAUSED, SUPERSEDED
 from caxton.engine.rollouts.run import Listener, Run
 from caxton.engine.state.store import Source
@@ -22,22 +22,22 @@ from caxton.errors import NotFound
 from caxton.spec.state import RolloutState
 
 if TYPE_CHECKING:
-    from caxton.engine.rollouts.controller import RolloutController
+    from caxton.engine.rollouts.driver import Driver
 
 #: The plan's strategy for "back to stable": with no rollout in flight it is an ordinary deploy.
 ABORT = "abort"
 
 
 def update(
-    controller: RolloutController, spec_json: Any, module: bytes | None, source: Source, *, strategy: str,
+    controller: Driver, prepared: Prepared, source: Source, *, strategy: str,
     apply_id: str | None, listener: Listener | None,
 ) -> dict[str, Any]:
-    spec = parse_spec(spec_json)
+    spec = prepared.spec
     by = f" (apply {apply_id})" if apply_id else ""
     with controller.ops.lock:
         run = controller._runs.get(spec.id)
         if run is not None:
-            digest = controller.ops.digest_of(spec, module)
+            digest = controller.ops.digest_of(spec, prepared.module)
             if digest == _digest(controller, run.agent, run.candidate.revision):
                 return {"action": "unchanged", "agent": run.agent, "rollout": run.rollout.id,
                         "revision": run.stable.revision, "note": f"{describe(run)} already in progress: left as it is"}
@@ -49,11 +49,11 @@ def update(
                         "revision": run.stable.revision, "state": "serving",
                         "note": f"{what} aborted: revision {run.stable.revision} ({stable}) serves 100 %"}
             controller._rollback(run, f"superseded by {spec.version}{by}", status=SUPERSEDED)
-        return controller.start(spec_json, module, source, strategy="immediate" if strategy == ABORT else strategy,
+        return controller.start(prepared, source, strategy="immediate" if strategy == ABORT else strategy,
                                 apply_id=apply_id, listener=listener)
 
 
-def state_of(controller: RolloutController, agent: str) -> RolloutState | None:
+def state_of(controller: Driver, agent: str) -> RolloutState | None:
     run = controller._runs.get(agent)
     if run is None:
         return None
@@ -74,14 +74,14 @@ def describe(run: Run) -> str:
             f"({where} step {run.rollout.step + 1}/{len(run.steps)})")
 
 
-def _digest(controller: RolloutController, agent: str, revision: int) -> str:
+def _digest(controller: Driver, agent: str, revision: int) -> str:
     try:
         return controller.store.revision(agent, revision).spec_digest
     except NotFound:
         return ""
 
 
-def _version(controller: RolloutController, agent: str, revision: int) -> str:
+def _version(controller: Driver, agent: str, revision: int) -> str:
     try:
         return controller.store.revision(agent, revision).version
     except NotFound:

@@ -1,8 +1,9 @@
-"""Conversation history of config agents: the store Protocol and the in-memory store.
+"""Conversation history of config agents: the in-memory and the durable store.
 
-The config-agent runtime (``caxton.llm.config_runtime``) is the only
-caller. Conversations are keyed by agent *id* (not revision), so a hot reload
-to a new revision keeps every open conversation and its history. The engine
+They satisfy ``caxton.llm.conversations.ConversationStore``; the config-agent
+runtime (``caxton.llm.config_runtime``) is the only caller. Conversations are
+keyed by agent *id* (not revision), so a hot reload to a new revision keeps
+every open conversation and its history. The engine
 builds one ``DurableConversationStore`` (turns written to the engine's
 database before the reply is sent, read back lazily after a restart, the
 process keeping only open conversations) and hands it to every config-agent
@@ -28,60 +29,17 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, TypedDict
 
 from caxton import errors
 from caxton.engine.state import turns as stored
 from caxton.engine.state.history_db import HistoryDB
+from caxton.llm.conversations import Turn, text_size
+
 
 DEFAULT_IDLE_TTL = 3600.0
 DEFAULT_MAX_TURNS = 100
 DEFAULT_MAX_BYTES = 1024 * 1024
 DEFAULT_MIN_IDLE = 30.0
-
-
-class Turn(TypedDict):
-    """One message of a conversation, as templates and providers see it."""
-
-    role: Literal["user", "assistant"]
-    content: str
-
-
-class ConversationStore(Protocol):
-    """Where config agents keep the history of each conversation. Thread-safe."""
-
-    def begin(self, agent: str, conversation_id: str, *, limit: int) -> bool:
-        """Open the conversation if new (True) or touch it (False); it is busy until ``finish``.
-
-        When it is new and ``agent`` already has ``limit`` open conversations,
-        closes the least recently used idle one (see the module), else raises
-        ``errors.TooManyConversations``. Check and insert are atomic.
-        """
-        ...
-
-    def finish(self, agent: str, conversation_id: str) -> None:
-        """The message ``begin`` started is done (answered or failed): the conversation may go idle."""
-        ...
-
-    def history(self, agent: str, conversation_id: str) -> list[Turn]:
-        """A copy of the turns so far, oldest first ([] for an unknown conversation)."""
-        ...
-
-    def append(self, agent: str, conversation_id: str, turns: Sequence[Turn]) -> None:
-        """Add turns at the end (atomically, so a user/assistant pair stays together)."""
-        ...
-
-    def end(self, agent: str, conversation_id: str) -> None:
-        """Forget one conversation (no error if unknown)."""
-        ...
-
-    def count(self, agent: str) -> int:
-        """Open conversations of ``agent``."""
-        ...
-
-    def clear(self, agent: str) -> None:
-        """Forget every conversation of ``agent`` (the agent was removed)."""
-        ...
 
 
 @dataclass
@@ -294,11 +252,6 @@ class DurableConversationStore(InMemoryConversationStore):
         with self._db.read() as conn:
             rows = stored.last(conn, agent, conversation_id, now - self._idle_ttl, self._max_turns)
         return [Turn(role="user" if role == "user" else "assistant", content=content) for role, content in rows]
-
-
-def text_size(text: str) -> int:
-    """UTF-8 bytes of ``text`` (a lone surrogate counts as 3): what history and prompt bounds count."""
-    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def _bytes(turn: Turn) -> int:

@@ -1,0 +1,102 @@
+"""The control plane of the ``Engine`` facade: the apply lock, applies, history, rollouts and backups.
+
+``caxton.engine.core.Engine`` inherits these methods, so the HTTP routes
+(``caxton.engine.http``) call one object and never reach into its parts
+(the store, the operations, the lock, the apply runner, the rollout
+controller, the backup scheduler). Each method delegates to the part that
+does the work and returns what the route answers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from caxton.engine import backup, history
+
+if TYPE_CHECKING:
+    from caxton.engine.applies import ApplyRunner
+    from caxton.engine.backup_schedule import Backups
+    from caxton.engine.lease import ApplyLock
+    from caxton.engine.operations import OperationResult, Operations
+    from caxton.engine.rollouts.controller import RolloutController
+    from caxton.engine.state.store import Source, Store
+
+
+class ControlPlane:
+    """The ``Engine``'s control-plane methods (a mixin: the parts are the ``Engine``'s)."""
+
+    #: The apply lock and the plan runner (set by ``Engine.start``).
+    lock: ApplyLock
+    applies: ApplyRunner
+    #: Canary, blue-green, ... rollouts (set by ``Engine.start``).
+    rollouts: RolloutController
+    backups: Backups
+    data_dir: Path
+
+    if TYPE_CHECKING:
+        @property
+        def store(self) -> Store: ...
+
+        @property
+        def ops(self) -> Operations: ...
+
+    # --- the apply lock -----------------------------------------------------------------
+    def lock_status(self) -> dict[str, Any]:
+        lease = self.lock.current()
+        return {"held": lease is not None, "lease": lease.public() if lease else None}
+
+    def acquire_lock(self, holder: str, reason: str, ttl: float) -> dict[str, Any]:
+        lease = self.lock.acquire(holder, reason, ttl)
+        return {"token": lease.token, "lease": lease.public()}
+
+    def renew_lock(self, token: str, ttl: float) -> dict[str, Any]:
+        lease = self.lock.renew(token, ttl)
+        return {"token": lease.token, "lease": lease.public()}
+
+    def release_lock(self, token: str | None, *, force: bool = False) -> dict[str, Any]:
+        released = self.lock.release(token, force=force)
+        return {"released": released.public() if released else None}
+
+    # --- applies, history, rollback -----------------------------------------------------
+    def submit_apply(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Run a plan's changes (``caxton.engine.applies.ApplyRunner.submit``)."""
+        return self.applies.submit(body)
+
+    def recent_applies(self, limit: int = 20) -> dict[str, Any]:
+        return self.applies.recent(limit)
+
+    async def follow_apply(self, apply_id: str, *, after: int = 0, wait: float = 0.0) -> dict[str, Any]:
+        """An apply and its progress lines after ``after``; ``wait``: long-poll on the event loop (no thread held)."""
+        return await self.applies.follow(apply_id, after=after, wait=wait)
+
+    def revisions(self, name: str) -> dict[str, Any]:
+        """Every kept revision of ``name``, newest first, with its outcome."""
+        return history.history(self.store, self.ops, name)
+
+    def rollback(self, name: str, *, to_version: str | None, to_revision: int | None,
+                 source: Source) -> OperationResult:
+        return history.rollback(self.store, self.ops, name, to_version=to_version, to_revision=to_revision,
+                                source=source)
+
+    # --- rollouts -----------------------------------------------------------------------
+    def rollout_status(self, name: str | None, limit: int) -> dict[str, Any]:
+        return self.rollouts.status(name, limit)
+
+    def promote(self, name: str, source: Source) -> dict[str, Any]:
+        return self.rollouts.promote(name, source)
+
+    def abort(self, name: str, source: Source) -> dict[str, Any]:
+        return self.rollouts.abort(name, source)
+
+    # --- backups ------------------------------------------------------------------------
+    def backup_now(self) -> dict[str, Any]:
+        """Write an archive to ``<data dir>/backups/`` now (after a scheduled one in progress);
+        return its manifest, name and path."""
+        out = self.data_dir / backup.BACKUP_DIR / backup.default_name()
+        manifest = self.backups.run(out, "api")
+        return {**manifest, "name": out.name, "path": str(out)}
+
+    def backup_file(self, name: str) -> Path:
+        """Where the archive ``name`` is (or would be) in the data directory."""
+        return self.data_dir / backup.BACKUP_DIR / name

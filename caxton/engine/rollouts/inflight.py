@@ -1,0 +1,104 @@
+"""The rollouts in flight, by agent, and how one ends.
+
+Built by the engine before ``Operations`` and the ``RolloutController``, and
+given to both: to ``Operations`` as its ``ChangeGuard`` (``before_change``:
+a deploy of an agent with a rollout in flight is refused; a suspend, resume
+or remove cancels the rollout), to the controller as the book of its runs
+(``runs``) and the one way a run ends (``finish``: persisted, counted,
+logged, waiters woken).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from caxton import metrics
+from caxton.engine.logs import AgentLogs
+from caxton.engine.rollouts.model import CANCELLED, SUCCEEDED
+from caxton.engine.rollouts.run import Run
+from caxton.engine.rollouts.window import WindowBook
+from caxton.engine.serving.router import Router
+from caxton.engine.serving.runtime import ServingRuntime
+from caxton.engine.state import rollouts as records
+from caxton.engine.state.store import Store, utcnow
+from caxton.errors import Conflict
+
+log = logging.getLogger(__name__)
+
+
+class InFlight:
+    """Every rollout in flight of one engine (one run per agent at most)."""
+
+    def __init__(self, store: Store, router: Router, windows: WindowBook, logs: AgentLogs) -> None:
+        self.store = store
+        self.router = router
+        self.windows = windows
+        self.logs = logs
+        self.runs: dict[str, Run] = {}
+        #: Notified whenever a run ends (``RolloutController.wait``).
+        self.finished = threading.Condition()
+
+    def before_change(self, agent: str, operation: str) -> None:
+        """Before ``Operations`` changes ``agent``: a deploy waits for its rollout; suspend/resume/remove cancel it."""
+        run = self.runs.get(agent)
+        if run is None:
+            return
+        if operation == "deploy":
+            raise self.busy(run)
+        self.close_mirror(run)
+        route = self.router.get(agent)
+        if route is None or run.candidate not in set(route.servings()):
+            quiet_stop(run.candidate)
+        done = {"suspend": "suspended", "resume": "resumed", "remove": "removed"}.get(operation, operation)
+        self.finish(run, CANCELLED, f"the agent was {done} during the rollout")
+
+    def busy(self, run: Run) -> Conflict:
+        return Conflict(
+            f"agent {run.rollout.name!r} has a {run.rollout.strategy} rollout in progress ({run.rollout.id}, "
+            f"step {run.rollout.step + 1}/{len(run.steps)})",
+            hint=f"wait for it, or end it: `caxton rollout promote {run.agent}` / `caxton rollout abort {run.agent}`",
+        )
+
+    def finish(self, run: Run, status: str, reason: str) -> None:
+        """End ``run`` with ``status``: persisted, counted, logged, out of the book; waiters woken."""
+        rollout = run.rollout
+        rollout.status, rollout.reason, rollout.finished_at = status, reason, utcnow()
+        self.close_mirror(run)
+        run.pins.journal = None
+        records.clear_pins(self.store, run.agent)
+        self.windows.forget(run.candidate)
+        self.windows.forget(run.stable)
+        records.save(self.store, rollout)
+        records.prune(self.store, run.agent)
+        metrics.ROLLOUTS_FINISHED.labels(run.agent, status).inc()
+        revision = run.candidate.revision if status == SUCCEEDED else run.stable.revision
+        records.event(self.store, rollout, f"rollout_{status}",
+                      f"{rollout.strategy} rollout {rollout.id} {status.replace('_', ' ')}: {reason}",
+                      data={"reason": reason, "status": status, "stable_revision": run.stable.revision,
+                            "candidate_revision": run.candidate.revision, "serving_revision": revision})
+        self.logs.add(run.agent, "info" if status == SUCCEEDED else "warning",
+                      f"rollout {rollout.id} {status}: {reason}", revision=revision)
+        self.runs.pop(run.agent, None)
+        self.progress(run, f"rollout {status.replace('_', ' ')}: {reason}; revision {revision} serves 100 %")
+        with self.finished:
+            self.finished.notify_all()
+
+    def close_mirror(self, run: Run) -> None:
+        if run.mirror is not None:
+            run.mirror.close()
+            run.mirror = None
+
+    def progress(self, run: Run, message: str) -> None:
+        for listener in list(run.listeners):
+            try:
+                listener(run.rollout.status, message)
+            except Exception:
+                log.exception("rollout progress listener failed")
+
+
+def quiet_stop(serving: ServingRuntime) -> None:
+    try:
+        serving.stop()
+    except Exception as error:  # noqa: BLE001 - stopping must never fail an operation
+        log.warning("stopping a runtime failed: %s", error)
