@@ -28,6 +28,7 @@ import pytest
 from caxton import errors
 from caxton.llm import providers
 from caxton.engine.serving import conversations
+from caxton.engine.operations import Prepared
 from caxton.engine.state.store import Source
 from caxton.spec import project
 from tests.engine.helpers import deploy_body, wat_module
@@ -349,7 +350,7 @@ def test_a_canary_counts_both_revisions_against_the_budget(make_engine_inproc: C
         engine.deploy(wasm(name), module)  # 32 of 40 MiB
     canary = {**wasm("canary-a", "1.1.0"), "rollout": {"strategy": "canary", "steps": [50, 100], "interval": 60}}
     with pytest.raises(errors.LimitExceeded, match="server.max_wasm_memory") as refused:
-        engine.rollouts.start(canary, module, Source(actor="test"), strategy="canary")
+        engine.rollouts.start(Prepared.of(canary, module), Source(actor="test"), strategy="canary")
     assert refused.value.details["used"] == 32 * MIB  # revision 1 of canary-a still counts beside its candidate
     assert engine.agent("canary-a")["revision"] == 1
     assert engine.deploy(wasm("canary-a", "1.1.0"), module).action == "deployed"  # at once: it replaces revision 1
