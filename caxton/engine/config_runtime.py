@@ -11,7 +11,7 @@ The engine (``caxton.engine.operations`` / the router) creates one
    ``ConversationStore``; messages without an id are stateless);
 3. asks memory for context when ``memory.enabled`` and a memory was given;
 4. renders ``system_prompt`` and ``user_prompt_template`` in the sandboxed
-   Jinja2 environment of ``caxton.validation.templates``, bounded in output
+   Jinja2 environment of ``caxton.rules.templates``, bounded in output
    size and time (``caxton.engine.templating``, caxton.yaml ``templates``);
 5. calls the provider with the system prompt, the history and the user prompt,
    all within ``response_timeout`` (else ``ConfigAgentFailure`` reason ``timeout``);
@@ -37,7 +37,7 @@ from caxton.engine import providers as prov
 from caxton.engine import templating
 from caxton.spec import agent as agent_spec
 from caxton.spec.project import TemplateSettings
-from caxton.validation import templates
+from caxton.rules import templates
 
 log = logging.getLogger(__name__)
 

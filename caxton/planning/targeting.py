@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from caxton.errors import InvalidInput
 from caxton.spec import identity
 from caxton.spec.plan import Plan
-from caxton.validation import suggest
+from caxton.rules import suggest
 
 
 def select(plan: Plan, targets: Sequence[str]) -> Plan:

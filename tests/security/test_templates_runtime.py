@@ -23,7 +23,7 @@ from caxton.engine import config_runtime, conversations, providers
 from caxton.engine.state import store
 from caxton.spec import agent as agent_spec
 from caxton.spec.project import TemplateSettings
-from caxton.validation import templates
+from caxton.rules import templates
 from tests.support.engine import EngineProcess, running_engine
 
 ISSUE_EXAMPLES = ["{{ ''.__class__.__mro__[1].__subclasses__() }}", "{{ request * 10**7 }}", "{{ 'x' * 10**9 }}",
