@@ -130,8 +130,7 @@ def _embedded(
     reconcile_cli.setup_logging()
     engine = server.Engine(config, data_dir)
     with server.embedded(engine, host=config.server.host, port=config.server.port, settings=reread,
-                         insecure_no_auth=insecure_no_auth) as serving:
-        token = serving.tokens.issue_internal("caxton-up") if serving.tokens.configured else None
+                         insecure_no_auth=insecure_no_auth, internal="caxton-up") as serving:
         if serving.metrics_url is not None:
             echo(f"caxton metrics at {serving.metrics_url}/metrics")
-        yield serving.url, engine, token
+        yield serving.url, engine, serving.internal_token

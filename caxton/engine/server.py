@@ -72,12 +72,14 @@ class Serving:
     metrics_sock: socket.socket | None
     url: str
     metrics_url: str | None
+    #: The in-process admin token issued for ``internal`` (None without one, or when no token is configured).
+    internal_token: str | None = None
 
 
 @contextmanager
 def started(
     engine: Engine, *, host: str, port: int, settings: Callable[[], ProjectConfig] | None = None,
-    insecure_no_auth: bool = False, tls: bool = True, log_level: str | None = None,
+    insecure_no_auth: bool = False, tls: bool = True, log_level: str | None = None, internal: str | None = None,
 ) -> Iterator[Serving]:
     """The engine's start-up, shared by ``serve`` and ``embedded``: the checks that refuse before binding
     (``server.tls`` files, an exposed engine without a token, a bad ``logging.file``), the sockets (API
@@ -86,11 +88,13 @@ def started(
     (drained), the sockets and the log close.
 
     ``tls=False`` serves plain http whatever ``server.tls`` says (``caxton up``); ``log_level`` is
-    uvicorn's (default: ``logging.level``).
+    uvicorn's (default: ``logging.level``); ``internal``: the name of an in-process admin token to issue
+    (before anything serves, so a reload keeps it) when tokens are configured.
     """
     tls_settings = engine.config.server.tls if tls else TLSSettings()
     check_tls(tls_settings)
     tokens = guarded_tokens(engine, host, port, insecure_no_auth)
+    internal_token = tokens.issue_internal(internal) if internal and tokens.configured else None
     engine_log = logsetup.EngineLog()
     engine_log.install(engine.config.logging)  # a bad logging.file refuses before binding
     sockets: list[socket.socket] = []
@@ -114,7 +118,7 @@ def started(
                 )
                 yield Serving(engine, tokens, app, config, sock, metrics_sock,
                               _url(sock, "https" if tls_settings.enabled else "http"),
-                              _url(metrics_sock, "http") if metrics_sock is not None else None)
+                              _url(metrics_sock, "http") if metrics_sock is not None else None, internal_token)
             finally:
                 if engine.started:
                     engine.stop()
@@ -150,13 +154,13 @@ def serve(
 @contextmanager
 def embedded(
     engine: Engine, *, host: str, port: int, settings: Callable[[], ProjectConfig] | None = None,
-    insecure_no_auth: bool = False,
+    insecure_no_auth: bool = False, internal: str | None = None,
 ) -> Iterator[Serving]:
     """The engine's API (plain http, uvicorn logging warnings only) and metrics listener served by
     threads of this process for the block, the caller keeping the main thread and its signals
     (``caxton up``). Same start-up and shutdown as ``serve``."""
     with started(engine, host=host, port=port, settings=settings, insecure_no_auth=insecure_no_auth, tls=False,
-                 log_level="warning") as serving, \
+                 log_level="warning", internal=internal) as serving, \
             listeners.threaded(serving.config, serving.sock, name="caxton-api",
                                stop_timeout=engine.config.server.drain_timeout + 10), \
             listeners.metrics_listener(engine, serving.app.state.gate, serving.metrics_sock):
