@@ -40,7 +40,7 @@ def http_load(engine: EngineProcess) -> Load:
         key = threading.get_ident()
         if key not in clients:
             clients[key] = engine.client()
-        result: dict[str, Any] = wire(clients[key].send("scorer", "hello", conversation_id=conversation))
+        result: dict[str, Any] = wire(agent_api.send(clients[key], "scorer", "hello", conversation_id=conversation))
         return result
 
     return Load(send, threads=2, pause=0.005)
