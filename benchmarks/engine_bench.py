@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO))
 
 import httpx
 
+from caxton.client import agents  # noqa: E402
 from tests.support.engine import EngineProcess
 
 SCORER = (REPO / "examples" / "quickstart" / "wasm" / "scorer.wasm").read_bytes()
@@ -118,7 +119,7 @@ def one_run(args: argparse.Namespace) -> dict[str, float]:
         engine = EngineProcess(Path(tmp) / "data", config=config).start()
         try:
             with engine.client() as client:
-                client.deploy(SPEC, SCORER)
+                agents.deploy(client, SPEC, SCORER)
             assert engine.proc is not None
             time.sleep(1.0)
             idle = rss_mb(engine.proc.pid)

@@ -31,7 +31,7 @@ CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECOD
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from caxton.client import plans  # noqa: E402
+from caxton.client import agents, applies, lock, plan_apply  # noqa: E402
 from tests.support.engine import EngineProcess  # noqa: E402
 
 AGENT = """---
@@ -94,18 +94,18 @@ def hot_reload(engine: EngineProcess, directory: Path, runs: int) -> list[float]
     with engine.client() as client:
         for n in range(1, runs + 1):
             write_agents(directory, 1, version=n)
-            planned = plans.make(client, str(directory))
-            lease = plans.acquire_lock(client, "bench", ttl=30)
-            body = plans.submission(planned.plan, planned.desired, lease.token)
+            planned = plan_apply.make(client, str(directory))
+            lease = lock.acquire(client, "bench", ttl=30)
+            body = plan_apply.submission(planned.plan, planned.desired, lease.token)
             started = time.perf_counter()
-            record = plans.submit(client, body)
+            record = applies.submit(client, body)
             while True:
-                reply = client.send("agent-0", "ping")
-                if f"1.0.{n}" in client.agent("agent-0").version or reply.revision == n + 1:
+                reply = agents.send(client, "agent-0", "ping")
+                if f"1.0.{n}" in agents.get(client, "agent-0").version or reply.revision == n + 1:
                     break
             times.append(time.perf_counter() - started)
-            plans.apply_status(client, record.id, wait=5)
-            plans.release_lock(client, lease.token)
+            applies.get(client, record.id, wait=5)
+            lock.release(client, lease.token)
     return times
 
 

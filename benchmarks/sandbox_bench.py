@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from caxton.sandbox import engines, modules, runtime
 from caxton.spec.agent import SecurityPolicy, WasmResourceLimits
-from caxton.validation import wasmbin
+from caxton.rules import wasmbin
 
 ROOT = Path(__file__).resolve().parents[1]
 SCORER = ROOT / "examples" / "quickstart" / "wasm" / "scorer.wasm"

@@ -1,6 +1,6 @@
 """``caxton agents list|status|logs|suspend|resume|remove|send``: operate agents on an engine.
 
-Each command: parse options, one call through ``caxton.client.engine``,
+Each command: parse options, one call through ``caxton.client`` (``agents``, ``status``),
 render text or JSON, return 0. Errors (unreachable engine, unknown agent,
 illegal transition) are raised as ``CaxtonError`` and mapped to exit 1 by
 ``caxton.cli.main``.
@@ -30,13 +30,13 @@ def list_agents(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = 
     that reports to this engine, and is `-` when none is running.
     """
     from caxton.cli.views.agents import Listed, add_health
-    from caxton.reconcile import board
+    from caxton.client import agents, reconcile, status
     from caxton.spec.api import wire
 
     with connect(engine, token) as client:
-        found = client.agents()
-        snapshot = client.state()
-        view = board.read(client)
+        found = agents.summaries(client)
+        snapshot = status.state(client)
+        view = reconcile.read(client)
     render(Listed(add_health(found, snapshot, wire(view), engine)), output)
     return 0
 
@@ -45,8 +45,10 @@ def list_agents(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = 
 def status(name: NameArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
            output: OutputOption = Output.text) -> int:
     """Show one agent: state, revisions, runtime health, recent events."""
+    from caxton.client import agents
+
     with connect(engine, token) as client:
-        render(client.agent(name), output)
+        render(agents.get(client, name), output)
     return 0
 
 
@@ -56,17 +58,20 @@ def logs(name: NameArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token: T
          limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="Lines to show.")] = 100) -> int:
     """Show an agent's recent log lines."""
     from caxton.cli.views.agents import Logs
+    from caxton.client import agents
 
     with connect(engine, token) as client:
-        render(Logs(client.logs(name, limit)), output)
+        render(Logs(agents.logs(client, name, limit)), output)
     return 0
 
 
 def _operation(action: str, name: str, engine: str, token: str | None, output: Output) -> int:
-    from caxton.spec.api import OperationResult, SourceRequest
+    from caxton.client import agents
+    from caxton.spec.api import SourceRequest
 
+    calls = {"suspend": agents.suspend, "resume": agents.resume, "remove": agents.remove}
     with connect(engine, token) as client:
-        result: OperationResult = getattr(client, action)(name, source=SourceRequest(actor="cli"))
+        result = calls[action](client, name, source=SourceRequest(actor="cli"))
     render(result, output)
     return 0
 
@@ -109,8 +114,10 @@ def send(
             from caxton.errors import InvalidInput
 
             raise InvalidInput(f"MESSAGE is not valid JSON: {error}", hint="quote it, or drop --json") from None
+    from caxton.client import agents
+
     with connect(engine, token) as client:
-        render(client.send(name, content, conversation_id=conversation), output)
+        render(agents.send(client, name, content, conversation_id=conversation), output)
     return 0
 
 

@@ -24,8 +24,8 @@ from caxton.cli.views import render
 from caxton.errors import ApplyTimeout, CaxtonError, Interrupted, RolledBack
 
 if TYPE_CHECKING:
-    from caxton.client.applying import ApplyOutcome
-    from caxton.client.engine import EngineClient
+    from caxton.client.plan_apply import ApplyOutcome
+    from caxton.client.transport import EngineClient
     from caxton.spec.api import ApplyLine
 
 app = typer.Typer(help="List, show and follow the engine's applies.", no_args_is_help=True)
@@ -41,10 +41,10 @@ def list_(
 ) -> int:
     """The most recent applies, newest first: status, who submitted them, their changes."""
     from caxton.cli.views.applies import Applies
-    from caxton.client import applying
+    from caxton.client import applies
 
     with connect(engine, token) as client:
-        render(Applies(applying.recent(client, limit)), output)
+        render(Applies(applies.recent(client, limit)), output)
     return 0
 
 
@@ -52,10 +52,10 @@ def list_(
 def show(apply_id: IdArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
          output: OutputOption = Output.text) -> int:
     """One apply: its status, each change's result and the progress lines the engine still holds."""
-    from caxton.client import applying
+    from caxton.client import applies
 
     with connect(engine, token) as client:
-        render(applying.show(client, apply_id), output)
+        render(applies.get(client, apply_id), output)
     return 0
 
 
@@ -65,10 +65,10 @@ def follow(
     token: TokenOption = None, output: OutputOption = Output.text,
 ) -> int:
     """Follow an apply until its outcome (as `caxton apply` does); exit 3 when a rollout rolled back."""
-    from caxton.client import applying
+    from caxton.client import applies
 
     with connect(engine, token) as client:
-        view = applying.show(client, apply_id)
+        view = applies.get(client, apply_id)
         rows = [(r.id, r.action) for r in view.results]
         with progress.printer(output is Output.json, rows) as show_line:
             watch = Watch(show_line, client.base_url, output)
@@ -114,10 +114,10 @@ class Watch:
 def follow_to_end(client: EngineClient, apply_id: str, watch: Watch, *, timeout: float | None,
                   after: int = 0) -> ApplyOutcome:
     """Follow ``apply_id`` to its outcome; on --timeout, list what it waits for (then ApplyTimeout)."""
-    from caxton.client import applying
+    from caxton.client import plan_apply
 
     try:
-        return applying.follow(client, apply_id, on_line=watch, timeout=timeout, after=after)
+        return plan_apply.follow(client, apply_id, on_line=watch, timeout=timeout, after=after)
     except ApplyTimeout as error:
         timed_out(error, watch)
         raise

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from caxton.cli import progress
-from caxton.cli.applies import Watch, finish, follow_to_end, interrupted, timed_out
+from caxton.cli.applies import Watch, finish, interrupted, timed_out
 from caxton.cli.common import (
     AllowDeleteAllOption,
     NoPruneOption,
@@ -37,9 +37,8 @@ from caxton.cli.views import render
 from caxton.errors import ApplyTimeout, CaxtonError, InvalidInput
 
 if TYPE_CHECKING:
-    from caxton.client.applying import ApplyOutcome
-    from caxton.client.engine import EngineClient
-    from caxton.client.plans import Planned
+    from caxton.client.plan_apply import ApplyOutcome, Planned
+    from caxton.client.transport import EngineClient
 
 TargetArgument = Annotated[
     str | None,
@@ -78,7 +77,7 @@ def apply(
       caxton apply plan.json   exactly a plan saved by `caxton plan --out`
       caxton apply agents/ --auto-approve --engine URL
     """
-    from caxton.client.engine import EngineClient
+    from caxton.client.transport import EngineClient
 
     planned = _saved(target, engine, targets) if _is_plan_file(target) else _fresh(
         target, ref, engine, token, output, auto_approve, prune=not no_prune, allow_delete_all=allow_delete_all,
@@ -95,17 +94,13 @@ def apply(
 
 def _submit_and_follow(client: EngineClient, planned: Planned, watch: Watch, *, no_wait: bool,
                        timeout: float) -> ApplyOutcome:
-    """Submit (the lock is held only until the engine accepted it), then follow unless ``no_wait``."""
-    import time
+    """Submit (the lock is held only until the engine accepted it), then follow unless ``no_wait``; on
+    --timeout, say what the apply waits for; on Ctrl-C once submitted, say how to follow it again."""
+    from caxton.client import plan_apply
 
-    from caxton.client import applying
-    from caxton.client.applying import ApplyOutcome
-    from caxton.spec.api import FINAL
-
-    began = time.monotonic()
     try:
-        view = applying.submit(client, planned.plan, planned.desired, on_line=watch, timeout=timeout,
-                               on_submitted=watch.submitted)
+        return plan_apply.run(client, planned.plan, planned.desired, on_line=watch, detach=no_wait, timeout=timeout,
+                              on_submitted=watch.submitted)
     except ApplyTimeout as error:
         timed_out(error, watch)
         raise
@@ -113,10 +108,6 @@ def _submit_and_follow(client: EngineClient, planned: Planned, watch: Watch, *, 
         if watch.apply_id is None:
             raise
         interrupted(watch.apply_id)
-    if no_wait or view.status in FINAL:
-        return ApplyOutcome.of(view)
-    return follow_to_end(client, view.id, watch, timeout=applying.left(timeout, began),
-                         after=applying.last_line(view))
 
 
 def _is_plan_file(target: str | None) -> bool:
@@ -124,8 +115,8 @@ def _is_plan_file(target: str | None) -> bool:
 
 
 def _saved(target: str | None, engine: str | None, targets: list[str] | None) -> Planned:
-    from caxton.client import plans, urls
-    from caxton.client.plans import Planned
+    from caxton.client import plan_apply, urls
+    from caxton.client.plan_apply import Planned
     from caxton.planning import planfile
 
     assert target is not None
@@ -136,7 +127,7 @@ def _saved(target: str | None, engine: str | None, targets: list[str] | None) ->
     if engine and urls.normalise(engine) != urls.normalise(plan.engine_url):
         raise InvalidInput(f"the plan was made against {plan.engine_url}, not {engine}",
                            hint="plan again against this engine, or drop --engine")
-    return Planned(plan, plans.reload_for(plan, load_options()))
+    return Planned(plan, plan_apply.reload_for(plan, load_options()))
 
 
 def _fresh(

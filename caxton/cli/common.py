@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from caxton.client.engine import EngineClient
+    from caxton.client.transport import EngineClient
     from caxton.desired.loader import Options
 
 DEFAULT_ENGINE_URL = "http://127.0.0.1:8080"
@@ -163,7 +163,7 @@ def note(text: str) -> None:
 
 def connect(engine: str, token: str | None, *, timeout: float = 30.0) -> EngineClient:
     """The client of ``engine`` (imported here, when a command needs one: the CLI starts faster without it)."""
-    from caxton.client.engine import EngineClient
+    from caxton.client.transport import EngineClient
 
     return EngineClient(engine, token=token, timeout=timeout)
 

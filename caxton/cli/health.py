@@ -23,8 +23,9 @@ def health(
 ) -> int:
     """Check the engine's health."""
     from caxton.cli.views.health import Checked
+    from caxton.client import status
 
     with connect(engine, token, timeout=10.0) as client:
-        result = client.health_detailed() if detailed else client.health()
+        result = status.health_detailed(client) if detailed else status.health(client)
     render(Checked(result, engine=client.base_url), output)
     return 0 if result.status == vocabulary.HEALTHY else 1

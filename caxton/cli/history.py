@@ -13,10 +13,10 @@ from caxton.cli.views import render
 def history(name: NameArgument, engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
             output: OutputOption = Output.text) -> int:
     """List an agent's kept revisions: version, digest, git commit, applied at, outcome."""
-    from caxton.client import plans
+    from caxton.client import agents
 
     with connect(engine, token) as client:
-        render(plans.history(client, name), output)
+        render(agents.history(client, name), output)
     return 0
 
 
@@ -28,9 +28,9 @@ def rollback(
 ) -> int:
     """Re-apply a kept revision (default: the one before the serving one)."""
     from caxton.cli.views.revisions import Reverted
-    from caxton.client import plans
+    from caxton.client import agents
 
     with connect(engine, token) as client:
-        result = plans.rollback(client, name, to_version=to_version, to_revision=to_revision)
+        result = agents.rollback(client, name, to_version=to_version, to_revision=to_revision)
     render(Reverted(result), output)
     return 0

@@ -17,10 +17,10 @@ app = typer.Typer(help="Inspect or free the engine's apply lock.", no_args_is_he
 def status(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
            output: OutputOption = Output.text) -> int:
     """Who holds the apply lock, why, and until when."""
-    from caxton.client import plans
+    from caxton.client import lock
 
     with connect(engine, token) as client:
-        render(plans.lock_status(client), output)
+        render(lock.status(client), output)
     return 0
 
 
@@ -30,11 +30,11 @@ def release(
     engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None, output: OutputOption = Output.text,
 ) -> int:
     """Free the apply lock (only with --force: the holder releases its own lock itself)."""
-    from caxton.client import plans
+    from caxton.client import lock
 
     if not force:
         raise InvalidInput("releasing the apply lock needs --force",
                            hint="an apply in progress releases its own lock; use --force only when its holder is gone")
     with connect(engine, token) as client:
-        render(plans.release_lock(client, None, force=True), output)
+        render(lock.release(client, None, force=True), output)
     return 0

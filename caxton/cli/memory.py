@@ -76,7 +76,7 @@ def add(
 ) -> int:
     """Store one entity with its observations (embedded by the engine)."""
     from caxton.client import memory
-    from caxton.client.engine import build
+    from caxton.client.transport import build
     from caxton.spec.api import EntityRequest
 
     entity = build(EntityRequest, name=name, entity_type=entity_type, observations=list(observation or []),

@@ -1,6 +1,6 @@
 """``caxton plan``: show what apply would change, optionally save the plan.
 
-Thin: load the desired state and the engine's snapshot (``caxton.client.plans``),
+Thin: load the desired state and the engine's snapshot (``caxton.client.plan_apply``),
 build the plan (pure, ``caxton.planning``), render it. ``--detailed-exitcode``:
 0 no changes, 1 error, 2 changes present.
 """
@@ -33,7 +33,7 @@ from caxton.cli.views.plans import rendered
 from caxton.errors import ValidationFailed
 
 if TYPE_CHECKING:
-    from caxton.client.plans import Planned
+    from caxton.client.plan_apply import Planned
     from caxton.spec.diagnostics import Diagnostic
 
 DirArgument = Annotated[
@@ -92,12 +92,12 @@ def make_plan(
 ) -> Planned:
     """Plan ``directory`` (only ``targets``, when given) against ``engine``; invalid desired state prints its
     diagnostics to stderr."""
-    from caxton.client import plans
+    from caxton.client import plan_apply
 
     path = directory or default_project()
     try:
         with connect(engine, token) as client:
-            return plans.make(client, path, ref=ref, prune=prune, allow_delete_all=allow_delete_all,
+            return plan_apply.make(client, path, ref=ref, prune=prune, allow_delete_all=allow_delete_all,
                               options=load_options(), targets=targets)
     except ValidationFailed as invalid:
         print_diagnostics(invalid)

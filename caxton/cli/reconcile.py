@@ -199,7 +199,7 @@ def stop_on_signals(stop: threading.Event, loop: Loop | None = None) -> Iterator
 def status(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
            output: OutputOption = Output.text) -> int:
     """Show the reconcile loop's state and each agent's SYNC/HEALTH (Argo CD style), as the loop sees them now."""
-    from caxton.reconcile import board
+    from caxton.client import reconcile as board
 
     with connect(engine, token) as client:
         render(board.read(client), output)
@@ -210,7 +210,7 @@ def status(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
 def trigger(engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None,
             reason: Annotated[str | None, typer.Option("--reason", help="Shown in the status.")] = None) -> int:
     """Ask the reconcile loop for a pass now (what a git host's webhook does: POST /api/v1/reconcile)."""
-    from caxton.reconcile import board
+    from caxton.client import reconcile as board
 
     with connect(engine, token) as client:
         render(board.trigger(client, reason), Output.text)

@@ -4,7 +4,7 @@
 entry that goes with it (name, id, roles, agents, expiry and a scrypt hash:
 never the token), or appends that entry to ``--file``. ``hash`` reads a
 token of your own from stdin and prints its hash. The formats and checks
-live in ``caxton.engine.auth`` (stdlib and PyYAML only: no engine extra needed).
+live in ``caxton.rules.tokens``, shared with the engine (stdlib and PyYAML only).
 """
 
 from __future__ import annotations
@@ -39,15 +39,15 @@ def create(
 ) -> int:
     """Create a token: print it once, with its tokens-file entry (or append the entry to --file)."""
     from caxton.cli.views.tokens import NewToken
-    from caxton.engine import auth
+    from caxton.rules import tokens
 
-    unknown = [r for r in role if r not in auth.ROLES]
+    unknown = [r for r in role if r not in tokens.ROLES]
     if unknown:
-        raise InvalidInput(f"unknown role {unknown[0]!r}", hint=f"roles: {', '.join(auth.ROLES)}")
-    token, token_id = auth.new_token()
-    entry = auth.file_entry(name, token_id, auth.hash_token(token), dict.fromkeys(role), agent or None,
-                            _expiry(expires))
-    auth.parse_entry(entry, "the new entry")  # the engine must accept what we print
+        raise InvalidInput(f"unknown role {unknown[0]!r}", hint=f"roles: {', '.join(tokens.ROLES)}")
+    token, token_id = tokens.new_token()
+    entry = tokens.file_entry(name, token_id, tokens.hash_token(token), dict.fromkeys(role), agent or None,
+                              _expiry(expires))
+    tokens.parse_entry(entry, "the new entry")  # the engine must accept what we print
     if file is not None:
         _append(file, entry, name)
     render(NewToken(name, token, entry, file), output)
@@ -58,12 +58,12 @@ def create(
 def hash_command(output: OutputOption = Output.text) -> int:
     """Read a token from stdin and print its scrypt hash (for a tokens-file entry's `hash`)."""
     from caxton.cli.views.tokens import TokenHash
-    from caxton.engine import auth
+    from caxton.rules import tokens
 
     token = sys.stdin.readline().strip()
     if not token:
         raise InvalidInput("no token on stdin", hint="echo \"$TOKEN\" | caxton token hash")
-    render(TokenHash(auth.hash_token(token)), output)
+    render(TokenHash(tokens.hash_token(token)), output)
     return 0
 
 
@@ -87,13 +87,14 @@ def _expiry(value: str | None) -> float | None:
 def _append(path: Path, entry: dict[str, Any], name: str) -> None:
     import yaml
 
-    from caxton.engine import auth
+    from caxton.rules import tokens
 
     data: Any = {"tokens": []}
-    if path.exists() and path.read_text(encoding="utf-8").strip():
-        if any(known.name == name for known in auth.read_tokens_file(path)):
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if text.strip():
+        if any(known.name == name for known in tokens.entries_of(text, path)):
             raise InvalidInput(f"{path} already has a token named {name!r}", hint="pick another name")
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     data["tokens"].append(entry)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")

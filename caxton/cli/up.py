@@ -12,7 +12,6 @@ the engine's settings (``caxton.engine.serving.reload``), as for ``caxton server
 
 from __future__ import annotations
 
-import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -120,52 +119,18 @@ def _announcer() -> Callable[[PassOutcome], None]:
 def _embedded(
     config: ProjectConfig, data_dir: Path, reread: Callable[[], ProjectConfig], insecure_no_auth: bool,
 ) -> Iterator[tuple[str, Engine, str | None]]:
-    """The engine started in this process, its API served by uvicorn in a thread; stopped on exit.
+    """The engine started in this process by the server's own start-up (``caxton.engine.server.embedded``:
+    its API and metrics listener served by threads); stopped on exit.
 
     Yields its URL, the engine and the token its reconcile loop uses (an in-process admin token
-    named "caxton-up" when tokens are configured, never written anywhere). The metrics listener
-    (``observability.metrics_port``) runs beside it when configured.
+    named "caxton-up" when tokens are configured, never written anywhere).
     """
-    import uvicorn
+    from caxton.engine import server
 
-    from caxton.engine import listeners, logsetup, server
-    from caxton.engine.http.app import create_app
-    from caxton.engine.serving.reload import Reloader
-
-    engine_log = logsetup.EngineLog()
-    engine_log.install(config.logging)
     reconcile_cli.setup_logging()
     engine = server.Engine(config, data_dir)
-    tokens = server.guarded_tokens(engine, config.server.host, config.server.port, insecure_no_auth)
-    token = tokens.issue_internal("caxton-up") if tokens.configured else None
-    sockets: list[socket.socket] = []
-    try:
-        sock = server.bind(config.server.host, config.server.port)
-        sockets.append(sock)
-        metrics_sock = server.metrics_socket(engine, config.server.host)
-        sockets += [metrics_sock] if metrics_sock is not None else []
-        server.warn_if_open(tokens, config.server.host, config.server.port)
-        engine.on_reload.append(engine_log.reload)
-        with Reloader(engine, reread).installed():  # SIGHUP: from the start to the end of the shutdown
-            try:
-                engine.start()
-                app = create_app(engine, tokens)
-                api = uvicorn.Config(app, log_level="warning", log_config=None, access_log=False, lifespan="on",
-                                     server_header=False, timeout_graceful_shutdown=int(config.server.drain_timeout) or 1)
-                with listeners.threaded(api, sock, name="caxton-api", stop_timeout=config.server.drain_timeout + 10), \
-                        listeners.metrics_listener(engine, app.state.gate, metrics_sock):
-                    if metrics_sock is not None:
-                        echo(f"caxton metrics at {_url(metrics_sock)}/metrics")
-                    yield _url(sock), engine, token
-            finally:
-                if engine.started:
-                    engine.stop()
-    finally:
-        for opened in sockets:
-            opened.close()
-        engine_log.close()
-
-
-def _url(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    with server.embedded(engine, host=config.server.host, port=config.server.port, settings=reread,
+                         insecure_no_auth=insecure_no_auth, internal="caxton-up") as serving:
+        if serving.metrics_url is not None:
+            echo(f"caxton metrics at {serving.metrics_url}/metrics")
+        yield serving.url, engine, serving.internal_token

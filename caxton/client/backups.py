@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
-from caxton.client.engine import EngineClient
+from caxton.client.transport import EngineClient
 from caxton.spec import api
 
 

@@ -1,7 +1,7 @@
 """Client functions for the engine's memory API (``/api/v1/memory/...``).
 
 Called by ``caxton.cli.memory``. Each function takes an open
-``caxton.client.engine.EngineClient`` and returns the answer parsed into its
+``caxton.client.transport.EngineClient`` and returns the answer parsed into its
 ``caxton.spec.api`` model; errors arrive as ``caxton.errors`` values (413
 payload too large, 409 conflict or limit, 503 memory disabled/unavailable).
 """
@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING
 
-from caxton.client.engine import build
+from caxton.client.transport import EngineClient, build
 from caxton.spec import api
-
-if TYPE_CHECKING:
-    from caxton.client.engine import EngineClient
 
 #: Import bodies are sent in chunks below the engine's default 1 MiB request limit.
 IMPORT_CHUNK_BYTES = 512 * 1024

@@ -14,7 +14,7 @@ Every engine URL (``--engine``, ``CAXTON_ENGINE_URL``, caxton.yaml's
   wrong and how to write it.
 
 ``is_loopback`` tells whether a URL names this machine (``caxton.client.tls``
-refuses plain http to any other). Pure: no I/O. Called by ``caxton.client.engine`` (and the CLI, to compare a
+refuses plain http to any other). Pure: no I/O. Called by ``caxton.client.transport`` (and the CLI, to compare a
 saved plan's engine with ``--engine``).
 """
 

@@ -4,7 +4,8 @@ A token is either the static ``security.api_token`` (``CAXTON_API_TOKEN``:
 one ``admin`` named "api-token") or an entry of the tokens file
 (``security.tokens_file``), which holds per token its name, roles, optional
 agent allow-list and expiry, and only a slow salted hash (scrypt) of the
-token. ``Tokens.resolve`` runs that hash once per token per process: a
+token (its format: ``caxton.rules.tokens``, shared with ``caxton token``).
+``Tokens.resolve`` runs that hash once per token per process: a
 verified token is cached under a keyed BLAKE2b MAC of it (a random
 per-process key), so later requests cost one MAC and a dict lookup.
 
@@ -17,7 +18,6 @@ before a body is read is ``caxton.engine.guard``.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import ipaddress
@@ -32,14 +32,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from caxton.errors import CaxtonError, InvalidInput
+from caxton.rules.tokens import (
+    ADMIN,
+    DEPLOY,
+    MEMORY_READ,
+    MEMORY_WRITE,
+    MESSAGE,
+    READ,
+    ROLES,
+    TOKEN_PATTERN,
+    TokenEntry,
+    check_hash,
+    entries_of,
+    new_token,
+)
 from caxton.spec.identity import agent_id
 
-READ, MESSAGE, MEMORY_READ, MEMORY_WRITE, DEPLOY, ADMIN = (
-    "read", "message", "memory-read", "memory-write", "deploy", "admin")
-ROLES = (READ, MESSAGE, MEMORY_READ, MEMORY_WRITE, DEPLOY, ADMIN)
 #: A role also grants these (admin grants every role).
 IMPLIES: dict[str, frozenset[str]] = {
     DEPLOY: frozenset({READ}),
@@ -110,9 +119,6 @@ ROUTE_ROLES: dict[tuple[str, str], str] = {
 ANY = "any"
 FORCE_RELEASE = ("DELETE", V1 + "/lock")
 
-#: scrypt cost: ~50 ms and 16 MiB per verification, once per token per process.
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
-TOKEN_PATTERN = re.compile(r"^cxt_([0-9a-f]{8})_[A-Za-z0-9_-]{20,}$")
 #: Failed tokens remembered (so a flood of one wrong token costs one scrypt).
 FAILED_CACHE = 1024
 #: Route rules remembered by ``Policy.match``: at most this many paths, each at most this long.
@@ -146,21 +152,6 @@ class TokenRefused(CaxtonError):
 
     code = "unauthorized"
     http_status = 401
-
-
-@dataclass(frozen=True)
-class TokenEntry:
-    """One entry of the tokens file."""
-
-    name: str
-    roles: frozenset[str]
-    hash: str
-    id: str | None = None
-    agents: frozenset[str] | None = None
-    expires: float | None = None
-
-    def principal(self) -> Principal:
-        return Principal(self.name, self.roles, self.agents)
 
 
 @dataclass
@@ -224,7 +215,7 @@ class Tokens:
         candidates = [e for e in self.entries if e.id == (match.group(1) if match else None)]
         for entry in candidates:
             if check_hash(token, entry.hash):
-                return entry.principal(), entry.expires
+                return Principal(entry.name, entry.roles, entry.agents), entry.expires
         return None
 
     def _unexpired(self, principal: Principal, expires: float | None) -> Principal:
@@ -247,38 +238,6 @@ def _refused(message: str, hint: str | None = None) -> TokenRefused:
                         "(the CLI's --token or CAXTON_API_TOKEN)")
 
 
-# --- hashes and new tokens -------------------------------------------------------------------------
-
-
-def hash_token(token: str, *, salt: bytes | None = None) -> str:
-    """``scrypt$N$r$p$salt$hash`` (base64): what the tokens file stores instead of the token."""
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(token.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
-    return "$".join(["scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P), _b64(salt), _b64(digest)])
-
-
-def check_hash(token: str, stored: str) -> bool:
-    """Constant-time check of ``token`` against a ``hash_token`` string."""
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        expected = base64.b64decode(digest)
-        given = hashlib.scrypt(token.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
-                               dklen=len(expected), maxmem=256 * 1024 * 1024)
-    except (ValueError, TypeError):
-        return False
-    return scheme == "scrypt" and hmac.compare_digest(given, expected)
-
-
-def new_token() -> tuple[str, str]:
-    """A fresh token and its public id (``cxt_<id>_<secret>``: the id picks the file entry to check)."""
-    token_id = secrets.token_hex(4)
-    return f"cxt_{token_id}_{secrets.token_urlsafe(32)}", token_id
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
 # --- the tokens file -------------------------------------------------------------------------------
 
 
@@ -293,78 +252,13 @@ def load_tokens(path: Path | None, api_token: str | None) -> Tokens:
 
 
 def read_tokens_file(path: Path) -> list[TokenEntry]:
+    """The entries of the tokens file at ``path`` (format: ``caxton.rules.tokens``); raises ``InvalidInput``."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
         raise InvalidInput(f"cannot read the tokens file {path}: {error}",
                            hint="check security.tokens_file (CAXTON_TOKENS_FILE)") from None
-    items = data.get("tokens") if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        raise InvalidInput(f"{path}: expected a mapping with a list under 'tokens'",
-                           hint="see docs/security.md for the tokens file format")
-    entries = [parse_entry(item, f"{path}: tokens[{index}]") for index, item in enumerate(items)]
-    seen: set[str] = set()
-    for entry in entries:
-        if entry.name in seen:
-            raise InvalidInput(f"{path}: token name {entry.name!r} appears twice", hint="names must be unique")
-        seen.add(entry.name)
-    return entries
-
-
-def parse_entry(item: Any, where: str) -> TokenEntry:
-    """One entry of a tokens file, checked; raises ``InvalidInput`` saying where and what."""
-    if not isinstance(item, dict):
-        raise InvalidInput(f"{where}: expected a mapping", hint="see docs/security.md for the tokens file format")
-    unknown = set(item) - {"name", "id", "roles", "agents", "expires", "hash"}
-    if unknown:
-        raise InvalidInput(f"{where}: unknown key(s) {', '.join(sorted(unknown))}",
-                           hint="keys: name, id, roles, agents, expires, hash")
-    name, digest, roles = item.get("name"), item.get("hash"), item.get("roles")
-    if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$", name):
-        raise InvalidInput(f"{where}: name must be 1-100 letters, digits, '-', '_', '.', '@'", hint="fix the name")
-    if not isinstance(digest, str) or not digest.startswith("scrypt$"):
-        raise InvalidInput(f"{where} ({name}): hash must be a scrypt hash, never the token itself",
-                           hint="make entries with `caxton token create`")
-    if not isinstance(roles, list) or not roles or any(role not in ROLES for role in roles):
-        raise InvalidInput(f"{where} ({name}): roles must be a non-empty list of {', '.join(ROLES)}",
-                           hint="fix the roles")
-    agents = item.get("agents")
-    if agents is not None and (not isinstance(agents, list) or not all(isinstance(a, str) for a in agents)):
-        raise InvalidInput(f"{where} ({name}): agents must be a list of agent names", hint="fix the agents")
-    token_id = item.get("id")
-    if token_id is not None and not (isinstance(token_id, str) and re.match(r"^[0-9a-f]{8}$", token_id)):
-        raise InvalidInput(f"{where} ({name}): id must be 8 hex digits", hint="copy it from `caxton token create`")
-    return TokenEntry(name=name, roles=frozenset(roles), hash=digest, id=token_id,
-                      agents=frozenset(agent_id(a) for a in agents) if agents is not None else None,
-                      expires=_expiry(item.get("expires"), where))
-
-
-def _expiry(value: Any, where: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            raise InvalidInput(f"{where}: expires {value!r} is not an ISO 8601 time",
-                               hint="e.g. 2027-01-31T00:00:00Z") from None
-    else:
-        raise InvalidInput(f"{where}: expires must be an ISO 8601 time", hint="e.g. 2027-01-31T00:00:00Z")
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-
-def file_entry(name: str, token_id: str, digest: str, roles: Iterable[str], agents: Iterable[str] | None,
-               expires: float | None) -> dict[str, Any]:
-    """The tokens-file entry of a new token (no token in it: only its hash)."""
-    entry: dict[str, Any] = {"name": name, "id": token_id, "roles": list(roles)}
-    if agents is not None:
-        entry["agents"] = list(agents)
-    if expires is not None:
-        entry["expires"] = datetime.fromtimestamp(expires, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    entry["hash"] = digest
-    return entry
+    return entries_of(text, path)
 
 
 # --- which role a route needs ----------------------------------------------------------------------

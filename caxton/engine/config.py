@@ -27,9 +27,9 @@ import yaml
 from pydantic_core import ErrorDetails
 
 from caxton.errors import InvalidInput, ValidationFailed
+from caxton.rules import models, suggest
 from caxton.spec import refused as refused_keys
 from caxton.spec.project import ProjectConfig
-from caxton.validation import schema, suggest
 
 DEFAULT_CONFIG = "caxton.yaml"
 
@@ -210,7 +210,7 @@ def _problem(item: ErrorDetails, path: Path | None, overridden: set[tuple[str, .
 
 def _unknown(loc: list[int | str]) -> str:
     """``unknown key``, with the closest known key of its section when one is close."""
-    owner = schema.model_at(ProjectConfig, tuple(loc[:-1]))
+    owner = models.model_at(ProjectConfig, tuple(loc[:-1]))
     names = list(owner.model_fields) if owner is not None else []
     close = suggest.closest(str(loc[-1]), names)
     known = f"; did you mean {close!r}?" if close else (f"; known keys: {', '.join(sorted(names))}" if names else "")

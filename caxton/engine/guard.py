@@ -28,7 +28,6 @@ import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from caxton.engine.auth import (
-    MESSAGE,
     load_tokens,
     OPEN,
     Policy,
@@ -39,6 +38,7 @@ from caxton.engine.auth import (
     is_loopback,
 )
 from caxton.errors import CaxtonError, Forbidden, UnsupportedMediaType
+from caxton.rules.tokens import MESSAGE
 from caxton.spec.project import ProjectConfig
 
 log = logging.getLogger("caxton.engine.auth")

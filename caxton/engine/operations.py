@@ -48,7 +48,7 @@ from caxton.spec.digest import sha256_hex, spec_digest
 from caxton.spec.identity import agent_id
 from caxton.spec.project import ServerSettings
 from caxton.spec.state import SERVING_STATE
-from caxton.validation import templates
+from caxton.rules import templates
 
 log = logging.getLogger(__name__)
 ENGINE = Source(actor="engine")

@@ -6,8 +6,9 @@ agents that were serving), prints one line saying where the API is, and runs
 uvicorn until SIGTERM or SIGINT. Shutdown stops accepting connections, lets
 in-flight requests finish, drains and stops every runtime, and returns 0
 (130 after SIGINT). SIGHUP reloads the settings (``caxton.engine.serving.reload``)
-and never stops the engine. ``caxton server start`` calls it; ``caxton up`` can too,
-or use ``Engine`` directly in-process.
+and never stops the engine. ``caxton server start`` calls it. ``embedded`` serves
+the same engine from threads of the calling process (``caxton up``, whose main
+thread runs the reconcile loop); both go through one start-up, ``started``.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ import signal
 import socket
 import ssl
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 from caxton.engine.http.app import create_app, engine_tokens
 from caxton.engine.auth import Tokens, is_loopback, refuse_exposed
@@ -33,7 +37,7 @@ from caxton.engine.serving.reload import Reloader
 from caxton.errors import CaxtonError, InvalidInput
 from caxton.spec.project import ProjectConfig, TLSSettings
 
-__all__ = ["Engine", "bind", "guarded_tokens", "serve", "warn_if_open"]
+__all__ = ["Engine", "Serving", "bind", "embedded", "guarded_tokens", "serve", "started", "warn_if_open"]
 
 
 class BindFailed(CaxtonError):
@@ -56,6 +60,74 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+@dataclass
+class Serving:
+    """An engine started behind bound sockets, with its app and uvicorn configuration (``started``)."""
+
+    engine: Engine
+    tokens: Tokens
+    app: FastAPI
+    config: uvicorn.Config
+    sock: socket.socket
+    metrics_sock: socket.socket | None
+    url: str
+    metrics_url: str | None
+    #: The in-process admin token issued for ``internal`` (None without one, or when no token is configured).
+    internal_token: str | None = None
+
+
+@contextmanager
+def started(
+    engine: Engine, *, host: str, port: int, settings: Callable[[], ProjectConfig] | None = None,
+    insecure_no_auth: bool = False, tls: bool = True, log_level: str | None = None, internal: str | None = None,
+) -> Iterator[Serving]:
+    """The engine's start-up, shared by ``serve`` and ``embedded``: the checks that refuse before binding
+    (``server.tls`` files, an exposed engine without a token, a bad ``logging.file``), the sockets (API
+    and metrics listener), SIGHUP reloads (``settings`` re-reads the configuration; default: the
+    engine's own), the engine started and its app configured for uvicorn. On exit the engine stops
+    (drained), the sockets and the log close.
+
+    ``tls=False`` serves plain http whatever ``server.tls`` says (``caxton up``); ``log_level`` is
+    uvicorn's (default: ``logging.level``); ``internal``: the name of an in-process admin token to issue
+    (before anything serves, so a reload keeps it) when tokens are configured.
+    """
+    tls_settings = engine.config.server.tls if tls else TLSSettings()
+    check_tls(tls_settings)
+    tokens = guarded_tokens(engine, host, port, insecure_no_auth)
+    internal_token = tokens.issue_internal(internal) if internal and tokens.configured else None
+    engine_log = logsetup.EngineLog()
+    engine_log.install(engine.config.logging)  # a bad logging.file refuses before binding
+    sockets: list[socket.socket] = []
+    try:
+        sock = bind(host, port)
+        sockets.append(sock)
+        metrics_sock = metrics_socket(engine, host)
+        sockets += [metrics_sock] if metrics_sock is not None else []
+        warn_if_open(tokens, host, port)
+        engine.on_reload.append(engine_log.reload)
+        with Reloader(engine, settings or (lambda: engine.config)).installed():
+            try:
+                engine.start()
+                app = create_app(engine, tokens)
+                config = uvicorn.Config(
+                    app, log_level=log_level or engine.config.logging.level, log_config=None, access_log=False,
+                    lifespan="on", timeout_graceful_shutdown=int(engine.config.server.drain_timeout) or 1,
+                    server_header=False,
+                    # h11 (without httptools) refuses a request head past this; the 431 check is RequestLimits'.
+                    h11_max_incomplete_event_size=4 * MAX_HEADER_BYTES, **_uvicorn_tls(tls_settings),
+                )
+                yield Serving(engine, tokens, app, config, sock, metrics_sock,
+                              _url(sock, "https" if tls_settings.enabled else "http"),
+                              _url(metrics_sock, "http") if metrics_sock is not None else None, internal_token)
+            finally:
+                if engine.started:
+                    engine.stop()
+    finally:
+        for opened in sockets:
+            opened.close()
+        engine_log.close()
+
+
 def serve(
     engine: Engine, *, host: str, port: int, announce: Callable[[str], None] | None = None,
     settings: Callable[[], ProjectConfig] | None = None, insecure_no_auth: bool = False,
@@ -65,46 +137,34 @@ def serve(
     ``settings`` re-reads the configuration on SIGHUP (default: the engine's own, i.e. hooks rerun).
     Refuses a non-loopback ``host`` when no token is configured, unless ``insecure_no_auth``.
     """
-    tls = engine.config.server.tls
-    check_tls(tls)
-    tokens = guarded_tokens(engine, host, port, insecure_no_auth)
-    engine_log = logsetup.EngineLog()
-    engine_log.install(engine.config.logging)  # a bad logging.file refuses before binding
-    sockets: list[socket.socket] = []
     received: list[int] = []
     previous = {sig: signal.signal(sig, _recorder(received)) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        sock = bind(host, port)
-        sockets.append(sock)
-        metrics_sock = metrics_socket(engine, host)
-        sockets += [metrics_sock] if metrics_sock is not None else []
-        warn_if_open(tokens, host, port)
-        engine.on_reload.append(engine_log.reload)
-        reloader = Reloader(engine, settings or (lambda: engine.config))
-        with reloader.installed():
-            engine.start()
-            app = create_app(engine, tokens)
-            config = uvicorn.Config(
-                app, log_level=engine.config.logging.level, log_config=None, access_log=False,
-                lifespan="on", timeout_graceful_shutdown=int(engine.config.server.drain_timeout) or 1,
-                server_header=False,
-                # h11 (without httptools) refuses a request head past this; the 431 check is RequestLimits'.
-                h11_max_incomplete_event_size=4 * MAX_HEADER_BYTES, **_uvicorn_tls(tls),
-            )
-            url = _url(sock, "https" if tls.enabled else "http")
-            server = _Server(config, url=url, data_dir=engine.data_dir, announce=announce or _print,
-                             metrics_url=_url(metrics_sock, "http") if metrics_sock else None)
-            with listeners.metrics_listener(engine, app.state.gate, metrics_sock):
-                server.run(sockets=[sock])
+        with started(engine, host=host, port=port, settings=settings, insecure_no_auth=insecure_no_auth) as serving:
+            server = _Server(serving.config, url=serving.url, data_dir=engine.data_dir, announce=announce or _print,
+                             metrics_url=serving.metrics_url)
+            with listeners.metrics_listener(engine, serving.app.state.gate, serving.metrics_sock):
+                server.run(sockets=[serving.sock])
     finally:
-        if engine.started:
-            engine.stop()
-        for opened in sockets:
-            opened.close()
-        engine_log.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 130 if signal.SIGINT in received else 0
+
+
+@contextmanager
+def embedded(
+    engine: Engine, *, host: str, port: int, settings: Callable[[], ProjectConfig] | None = None,
+    insecure_no_auth: bool = False, internal: str | None = None,
+) -> Iterator[Serving]:
+    """The engine's API (plain http, uvicorn logging warnings only) and metrics listener served by
+    threads of this process for the block, the caller keeping the main thread and its signals
+    (``caxton up``). Same start-up and shutdown as ``serve``."""
+    with started(engine, host=host, port=port, settings=settings, insecure_no_auth=insecure_no_auth, tls=False,
+                 log_level="warning", internal=internal) as serving, \
+            listeners.threaded(serving.config, serving.sock, name="caxton-api",
+                               stop_timeout=engine.config.server.drain_timeout + 10), \
+            listeners.metrics_listener(engine, serving.app.state.gate, serving.metrics_sock):
+        yield serving
 
 
 def metrics_socket(engine: Engine, host: str) -> socket.socket | None:

@@ -11,7 +11,7 @@ The engine (``caxton.engine.operations`` / the router) creates one
    ``ConversationStore``; messages without an id are stateless);
 3. asks memory for context when ``memory.enabled`` and a memory was given;
 4. renders ``system_prompt`` and ``user_prompt_template`` in the sandboxed
-   Jinja2 environment of ``caxton.validation.templates``, bounded in output
+   Jinja2 environment of ``caxton.rules.templates``, bounded in output
    size and time (``caxton.llm.templating``, caxton.yaml ``templates``);
    the render time is also bounded by what is left of ``response_timeout``
    (a render stopped by it is a ``timeout``, 504);
@@ -41,7 +41,7 @@ from caxton.llm import providers as prov
 from caxton.llm import templating
 from caxton.spec import agent as agent_spec
 from caxton.spec.project import LLMProviders, TemplateSettings
-from caxton.validation import templates
+from caxton.rules import templates
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Prompt templates rendered within bounds: output size, render time, and the size of every value built.
 
-``caxton validate`` and the deploy check (``caxton.validation.template_safety``)
+``caxton validate`` and the deploy check (``caxton.rules.template_safety``)
 refuse the constructs that escape the sandbox or burn the engine when they are
 written in the template; what only run time knows (``request * n`` with ``n``
 from the message, a loop over a long input) is bounded here, per message:
@@ -37,8 +37,8 @@ from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from caxton.validation.template_safety import MAX_FORMAT_WIDTH, format_too_wide
-from caxton.validation.templates import ENVIRONMENT_OPTIONS
+from caxton.rules.template_safety import MAX_FORMAT_WIDTH, format_too_wide
+from caxton.rules.templates import ENVIRONMENT_OPTIONS
 
 DEFAULT_MAX_OUTPUT = 1024 * 1024
 DEFAULT_RENDER_TIMEOUT = 1.0

@@ -5,7 +5,7 @@ identity, so ``DataProcessor`` targets ``data-processor``) and records the
 targets in the plan (``Plan.targets``); the changes of every other agent are
 left out, so apply neither submits nor waits for them. A name that is
 neither in the desired state nor on the engine is an error with a "did you
-mean" among the plan's agents. Called by ``caxton.client.plans.make`` after
+mean" among the plan's agents. Called by ``caxton.client.plan_apply.make`` after
 ``caxton.planning.build.make_plan``.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from caxton.errors import InvalidInput
 from caxton.spec import identity
 from caxton.spec.plan import Plan
-from caxton.validation import suggest
+from caxton.rules import suggest
 
 
 def select(plan: Plan, targets: Sequence[str]) -> Plan:

@@ -23,7 +23,7 @@ state changes (``caxton.reconcile.tracking``).
 
 The loop never dies on an error. ``run(stop)`` returns once ``stop`` is set,
 after finishing the step in progress; the CLI sets it on SIGTERM/SIGINT.
-After every pass the status goes to each engine (``caxton.reconcile.board``),
+After every pass the status goes to each engine (``caxton.client.reconcile``),
 with the passes it has not counted yet. Called by ``caxton reconcile`` and
 ``caxton up``.
 """
@@ -38,10 +38,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from caxton.client.engine import EngineClient
+from caxton.client import reconcile as board
+from caxton.client.transport import EngineClient
 from caxton.errors import CaxtonError
 from caxton.desired.model import DesiredState
-from caxton.reconcile import board, passes
+from caxton.reconcile import passes
 from caxton.reconcile.backoff import Backoff, spread
 from caxton.reconcile.passes import PassOutcome, Target
 from caxton.reconcile.sources import Source

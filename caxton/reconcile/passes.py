@@ -1,9 +1,10 @@
 """One reconcile pass: plan + submit one revision on one engine, or on a rolling wave of engines.
 
 The pass goes through ``caxton.client`` exactly like ``caxton plan`` and
-``caxton apply``: ``plans.make`` (which loads the desired state first, so an
-invalid revision never reaches the engine) and the apply use case (lock,
-submit, release once the engine accepted the changes). In watch mode
+``caxton apply``: the one plan/apply use case, ``caxton.client.plan_apply``
+(``make`` loads the desired state first, so an invalid revision never reaches
+the engine; ``run`` takes the lock, submits, releases it once the engine
+accepted the changes). In watch mode
 (``Options.wait`` off) the pass never follows a rollout: the apply id is
 recorded (``caxton.reconcile.tracking``) and the loop goes on; a running
 rollout is "no-op" in the plan, so it is never resubmitted, and a
@@ -24,8 +25,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from caxton.client import applying, plans
-from caxton.client.engine import EngineClient
+from caxton.client import lock, plan_apply, status
+from caxton.client.transport import EngineClient, actor
 from caxton.desired.model import DesiredState
 from caxton.errors import (
     CaxtonError,
@@ -157,7 +158,7 @@ def _one(
     try:
         with EngineClient(target.url, token=target.token, timeout=options.client_timeout) as client:
             tracker.settle(client)
-            planned = plans.make(client, path, ref=ref, prune=options.prune, allow_delete_all=options.allow_delete_all)
+            planned = plan_apply.make(client, path, ref=ref, prune=options.prune, allow_delete_all=options.allow_delete_all)
             desired, commit = planned.desired, ref or planned.desired.digest
             plan, held = tracker.hold(planned.plan)
             if not plan.has_changes:
@@ -184,7 +185,7 @@ def _one(
 
 def rows_now(client: EngineClient, desired: DesiredState, tracker: Tracker, options: Options) -> tuple[AgentRow, ...]:
     """Each agent's SYNC/HEALTH now: the engine read again and planned against (pure) the same desired state."""
-    snapshot = client.state()
+    snapshot = status.state(client)
     request = build.PlanRequest(plan_id="status", created_at="", engine_url=client.base_url,
                                 source=PlanSource(path="", git_commit=desired.git_commit),
                                 prune=options.prune, allow_delete_all=True)
@@ -218,20 +219,20 @@ def _submit(client: EngineClient, plan: Plan, desired: DesiredState, options: Op
                         apply_id=outcome.apply_id)
 
 
-def _apply(client: EngineClient, plan: Plan, desired: DesiredState, options: Options) -> applying.ApplyOutcome:
+def _apply(client: EngineClient, plan: Plan, desired: DesiredState, options: Options) -> plan_apply.ApplyOutcome:
     """Submit until accepted (with ``wait``, follow to the end); a lease this very process left is freed."""
-    def run() -> applying.ApplyOutcome:
-        return applying.run(client, plan, desired, on_line=_progress(client.base_url),
+    def run() -> plan_apply.ApplyOutcome:
+        return plan_apply.run(client, plan, desired, on_line=_progress(client.base_url),
                             detach=not options.wait, timeout=options.apply_timeout)
 
     try:
         outcome = run()
     except LockHeld as held:
         details = held.details if isinstance(held.details, dict) else {}
-        if details.get("holder") != plans.holder():
+        if details.get("holder") != actor():
             raise
         log.info("%s: releasing the apply lock this loop held before the engine restarted", client.base_url)
-        plans.release_lock(client, None, force=True)
+        lock.release(client, None, force=True)
         outcome = run()
     return outcome
 
@@ -247,7 +248,7 @@ def _change(result: ChangeResult) -> str:
     return f"{result.id} {verb}{revision}"
 
 
-def _progress(url: str) -> applying.Line:
+def _progress(url: str) -> plan_apply.Line:
     def line(event: ApplyLine) -> None:
         if event.agent:
             log.info("%s: %s: %s", url, event.agent, event.message)

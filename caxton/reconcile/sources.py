@@ -3,7 +3,7 @@
 A ``Source`` answers three questions for the loop: what is the current
 revision (``current``: a commit sha, or a content fingerprint for a plain
 directory), where to plan it from (``location``: the path and git ref handed
-to ``caxton.client.plans.make``), and when something may have changed
+to ``caxton.client.plan_apply.make``), and when something may have changed
 (``watch``: blocks, calling ``wake`` on changes, until ``stop`` is set).
 
 For a git source only committed content of the tracked branch is applied:

@@ -2,7 +2,7 @@
 
 ``LoopStatus`` is updated by ``caxton.reconcile.loop`` when a pass starts,
 after it, and whenever a refresh sees an agent's SYNC/HEALTH change; it is
-sent to the engine by ``caxton.reconcile.board`` as a plain dict (the shape
+sent to the engine by ``caxton.client.reconcile`` as a plain dict (the shape
 ``caxton reconcile status`` renders and docs/reconcile.md documents).
 ``state`` is ``applying`` (a pass is planning/submitting), ``waiting``
 (rollouts in flight or paused: the loop watches them, it does not wait on

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from caxton.client import plans
-from caxton.client.engine import EngineClient
+from caxton.client import applies
+from caxton.client.transport import EngineClient
 from caxton.errors import CaxtonError, NotFound
 from caxton.reconcile.health import Held
 from caxton.spec.api import FINAL, ChangeResult, ChangeStatus
@@ -49,7 +49,7 @@ class Tracker:
         """Read every apply still in flight; take in the ones that ended."""
         for apply_id, submitted in list(self.submitted.items()):
             try:
-                view = plans.apply_status(client, apply_id)
+                view = applies.get(client, apply_id)
             except NotFound:  # the engine forgot it (restart, old record): nothing to learn
                 del self.submitted[apply_id]
                 continue

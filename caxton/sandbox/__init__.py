@@ -31,7 +31,7 @@ Contract used by the engine (implemented in ``caxton.sandbox.runtime``):
 
 Modules: ``engines`` (wasmtime Engine per compiler and denied-feature set, epoch
 ticker), ``modules`` (load, compiler choice, cache, checks; section layout and export
-trimming before compile by ``caxton.validation.wasmbin``), ``host`` (caxton.log, caxton.clock_ms, WASI),
+trimming before compile by ``caxton.rules.wasmbin``), ``host`` (caxton.log, caxton.clock_ms, WASI),
 ``instance`` (one store, the ABI call), ``fastcall`` (fast export calls and
 memory copies), ``health`` (backoff, circuit breaker), ``runtime`` (the pool).
 Importing this package does not import wasmtime; ``caxton.sandbox.runtime`` does.

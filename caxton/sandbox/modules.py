@@ -9,7 +9,7 @@ What gets compiled, and how (the deploy budget is 200 ms for a ~1 MB module):
 
 - only the exports the host calls: every exported function costs an entry
   trampoline compiled by Cranelift, so the export section is trimmed to the
-  ABI functions (and the non-function exports) first (``caxton.validation.wasmbin``);
+  ABI functions (and the non-function exports) first (``caxton.rules.wasmbin``);
   ``LoadedModule.exports`` still lists every export of the original module;
 - by Cranelift (optimizing) when the code section is at most
   ``WINCH_ABOVE_CODE_BYTES``, else by Winch (baseline; ~8x faster to compile,
@@ -43,7 +43,7 @@ from caxton.errors import SandboxError
 from caxton.sandbox import engines
 from caxton.spec import abi
 from caxton.spec.agent import SecurityPolicy, WasmResourceLimits
-from caxton.validation import wasmbin
+from caxton.rules import wasmbin
 
 #: Module size limit when the caller gives none (the spec's default).
 DEFAULT_MAX_MODULE_SIZE: int = WasmResourceLimits().max_module_size

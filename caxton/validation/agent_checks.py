@@ -10,13 +10,13 @@ import math
 import re
 from typing import Any
 
+from caxton.rules import templates
+from caxton.rules.suggest import did_you_mean, one_of
 from caxton.spec import units
 from caxton.spec.diagnostics import Diagnostic
 from caxton.spec.tools import BUILTIN_TOOLS
-from caxton.validation import templates
 from caxton.validation.documents import Document, Path_, Pos, diagnostic
 from caxton.validation.schema import dotted
-from caxton.validation.suggest import did_you_mean, one_of
 
 #: ``${NAME}``: a value the engine reads from its environment at run time.
 ENV_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from caxton.rules.suggest import did_you_mean
 from caxton.spec.agent import KINDS, ConfigAgent, WasmAgent, model_for_kind
 from caxton.spec.diagnostics import Diagnostic
 from caxton.spec.digest import spec_digest
@@ -22,7 +23,6 @@ from caxton.spec.identity import is_valid_name
 from caxton.validation import agent_checks, documents, frontmatter, modules, schema, wasm
 from caxton.validation.documents import Document, Pos, diagnostic
 from caxton.validation.results import AgentFile, FileResult, ValidatedAgent, ValidationResult, combine
-from caxton.validation.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from caxton.spec.project import ProjectConfig

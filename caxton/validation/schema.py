@@ -9,17 +9,17 @@ files and ``caxton.yaml``. Pure.
 from __future__ import annotations
 
 import re
-import types
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
+from caxton.rules import models
+from caxton.rules.suggest import did_you_mean, one_of
 from caxton.spec import project, refused, units
 from caxton.spec.diagnostics import Diagnostic
 from caxton.validation.documents import Document, Path_, diagnostic
-from caxton.validation.suggest import did_you_mean, one_of
 
 _TYPE_ERRORS = {
     "int_type", "int_parsing", "int_from_float", "float_type", "float_parsing", "string_type",
@@ -82,7 +82,7 @@ def to_diagnostic(doc: Document, model: type[BaseModel], detail: ErrorDetails) -
                           hint="64 lower-case hex digits, e.g. the output of 'sha256sum module.wasm'")
     if kind == "literal_error":
         return _bad_choice(doc, loc, detail, value)
-    info = _field_at(model, loc)
+    info = models.field_at(model, loc)
     if info is not None and _is_unit(info) and kind == "value_error":
         return diagnostic("CX209", doc.file, f"{where}: {msg}", pos, hint=_unit_hint(info))
     if kind in _TYPE_ERRORS:
@@ -95,8 +95,8 @@ def _unknown_field(doc: Document, model: type[BaseModel], loc: Path_) -> Diagnos
     if refusal is not None:  # a key Caxton knows but does not build: say what to use instead
         return diagnostic("CX202", doc.file, f"{dotted(loc)}: {refusal.split(';')[0]}", doc.key_pos(loc),
                           hint=refusal)
-    owner = model_at(model, loc[:-1])
-    names = _field_names(owner) if owner is not None else []
+    owner = models.model_at(model, loc[:-1])
+    names = models.field_names(owner) if owner is not None else []
     field = str(loc[-1])
     parent = f" in {dotted(loc[:-1])}" if len(loc) > 1 else ""
     hint = did_you_mean(field, names, fallback=f"known fields{parent}: {', '.join(sorted(names))}" if names else None)
@@ -139,63 +139,3 @@ def _has_validator(field: FieldInfo, func: Any) -> bool:
 
 def _is_unit(field: FieldInfo) -> bool:
     return _has_validator(field, units.parse_size) or _has_validator(field, units.parse_duration)
-
-
-def _field_names(model: type[BaseModel]) -> list[str]:
-    names = list(model.model_fields)
-    for info in model.model_fields.values():
-        choices = getattr(info.validation_alias, "choices", None) or []
-        names.extend(c for c in choices if isinstance(c, str))
-    return sorted(set(names))
-
-
-def _unwrap(annotation: Any) -> Any:
-    """Strip Optional/Annotated so the walker sees the model or container type."""
-    while True:
-        origin = get_origin(annotation)
-        if origin is Annotated:
-            annotation = get_args(annotation)[0]
-        elif origin in (Union, types.UnionType):
-            options = [a for a in get_args(annotation) if a is not type(None)]
-            if len(options) != 1:
-                return annotation
-            annotation = options[0]
-        else:
-            return annotation
-
-
-def _step(annotation: Any, part: str | int) -> tuple[Any, FieldInfo | None]:
-    annotation = _unwrap(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel) and isinstance(part, str):
-        info = annotation.model_fields.get(part)
-        if info is None:
-            info = next((f for f in annotation.model_fields.values()
-                         if part in (getattr(f.validation_alias, "choices", None) or [])), None)
-        return (info.annotation, info) if info is not None else (None, None)
-    args = get_args(annotation)
-    if get_origin(annotation) in (list, tuple, set) and isinstance(part, int) and args:
-        return args[0], None
-    if get_origin(annotation) is dict and len(args) == 2:
-        return args[1], None
-    return None, None
-
-
-def model_at(model: type[BaseModel], loc: Path_) -> type[BaseModel] | None:
-    """The model of the section at ``loc`` (``None`` when ``loc`` is not a section)."""
-    annotation: Any = model
-    for part in loc:
-        annotation, _ = _step(annotation, part)
-        if annotation is None:
-            return None
-    annotation = _unwrap(annotation)
-    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-
-
-def _field_at(model: type[BaseModel], loc: Path_) -> FieldInfo | None:
-    annotation: Any = model
-    info: FieldInfo | None = None
-    for part in loc:
-        annotation, info = _step(annotation, part)
-        if annotation is None:
-            return None
-    return info

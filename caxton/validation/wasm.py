@@ -2,7 +2,7 @@
 memory, required ABI exports and denied features.
 
 Imports, exports and memories are read by the pure-Python reader
-(``caxton.validation.wasmbin``), so they are checked in the light install too.
+(``caxton.rules.wasmbin``), so they are checked in the light install too.
 When wasmtime (the ``engine`` extra) is importable it also validates the whole
 module (function bodies) and checks each denied feature; without it, denied
 features are read from the declarations and the instructions
@@ -20,11 +20,12 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from caxton.rules import wasmbin
 from caxton.spec import abi
 from caxton.spec.agent import WasmAgent
 from caxton.spec.diagnostics import Diagnostic
+from caxton.validation import wasmcode
 from caxton.validation.documents import Document, Pos, diagnostic
-from caxton.validation import wasmbin, wasmcode
 from caxton.validation.modules import ModuleLookup
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ install; pure.
 
 from __future__ import annotations
 
-from caxton.validation.wasmbin import SECTION_CODE, VALUE_TYPES, MalformedWasm, read_uleb, sections
+from caxton.rules.wasmbin import SECTION_CODE, VALUE_TYPES, MalformedWasm, read_uleb, sections
 
 _NO_IMMEDIATE = frozenset([0x00, 0x01, 0x05, 0x0A, 0x0B, 0x0F, 0x19, 0x1A, 0x1B, 0xD1, 0xD3, 0xD5,
                            *range(0x45, 0xC5)])

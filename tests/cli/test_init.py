@@ -19,6 +19,7 @@ from syrupy.assertion import SnapshotAssertion
 
 from caxton.cli import init as init_cli
 from caxton.cli import usage
+from caxton.client import status as status_api
 from tests.conftest import CliResult
 from tests.support import cli_args
 from tests.support.engine import running_engine
@@ -183,7 +184,7 @@ def test_the_ci_workflow_validates_plans_into_the_summary_and_applies(tmp_path: 
         assert "| `+` | `assistant` | config | create | 0.1.0 | immediate | not on the engine |" in planned
         step("apply")
         with engine.client() as client:
-            assert [(a.id, a.version) for a in client.state().agents] == [("assistant", "0.1.0")]
+            assert [(a.id, a.version) for a in status_api.state(client).agents] == [("assistant", "0.1.0")]
         assert "**No changes. The engine matches the desired state.**" in step("plan")
         step("apply")  # nothing to do: exit 0
 

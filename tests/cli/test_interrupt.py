@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from caxton.client import status as status_api
 from tests.cli.conftest import child_env
 from tests.support.engine import EngineProcess
 from tests.support.paths import EXAMPLES
@@ -85,7 +86,7 @@ def test_ctrl_c_at_apply_confirmation_exits_130_with_one_line(module_engine_proc
             proc.kill()
         os.close(master)
     with module_engine_proc.client() as client:
-        assert client.state().agents == []  # nothing was applied
+        assert status_api.state(client).agents == []  # nothing was applied
 
 
 def test_ctrl_c_while_waiting_for_the_engine_exits_130_with_one_line() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
+from caxton.client import status as status_api
 from tests.conftest import CliResult
 from tests.support.engine import EngineProcess
 from tests.support.git import commit, init_repo
@@ -106,7 +107,7 @@ def test_a_saved_plan_applies_from_any_directory(cli: Callable[..., CliResult], 
     stale = cli("apply", str(repo / "head.plan.json"))  # made against the same engine serial: now stale
     assert stale.code == 1 and "stale" in stale.err
     with engine_proc_no_memory.client() as client:
-        assert sorted(a.id for a in client.state().agents) == ["data-processor", "scorer", "summarizer"]
+        assert sorted(a.id for a in status_api.state(client).agents) == ["data-processor", "scorer", "summarizer"]
 
 
 def test_a_plan_at_a_git_ref_applies_from_any_directory(cli: Callable[..., CliResult], engine_proc_no_memory: EngineProcess,

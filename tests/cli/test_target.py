@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
+from caxton.client import status as status_api
 from caxton.errors import InvalidInput
 from caxton.planning import targeting
 from caxton.spec.plan import AgentChange, Plan, PlanSource
@@ -66,7 +67,7 @@ def _scrub(text: str, engine: EngineProcess) -> str:
 
 def _live(engine: EngineProcess) -> dict[str, str]:
     with engine.client() as client:
-        return {a.id: a.version for a in client.state().agents}
+        return {a.id: a.version for a in status_api.state(client).agents}
 
 
 def test_plan_and_apply_only_the_targeted_agents(cli: Callable[..., CliResult], engine_proc_no_memory: EngineProcess,

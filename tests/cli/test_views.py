@@ -13,7 +13,7 @@ from caxton.cli.views.text import table, traffic
 from caxton.spec import api
 
 #: Where the result types that views render are defined (beside the views' own wrappers).
-RESULT_MODULES = ("caxton.spec.api", "caxton.client.applying", "caxton.reconcile.passes")
+RESULT_MODULES = ("caxton.spec.api", "caxton.client.plan_apply", "caxton.reconcile.passes")
 
 
 def test_every_view_names_a_type_that_exists() -> None:

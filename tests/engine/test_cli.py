@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from caxton.client import agents as agent_api
 from tests.conftest import CliResult
 from tests.engine.helpers import SCORER_WASM, config_spec, wasm_spec
 from tests.support.engine import EngineProcess, running_engine
@@ -20,8 +21,8 @@ TOKEN = "cli-token"
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
     with running_engine(tmp_path_factory.mktemp("cli"), token=TOKEN) as engine, engine.client() as client:
-        client.deploy(wasm_spec("scorer"), SCORER_WASM)
-        client.deploy(config_spec("DataProcessor"))
+        agent_api.deploy(client, wasm_spec("scorer"), SCORER_WASM)
+        agent_api.deploy(client, config_spec("DataProcessor"))
         yield engine
 
 
@@ -62,7 +63,7 @@ def test_send_and_logs(cli: Callable[..., CliResult]) -> None:
 
 def test_suspend_resume_remove(cli: Callable[..., CliResult], served: EngineProcess) -> None:
     with served.client() as client:
-        client.deploy(config_spec("temp"))
+        agent_api.deploy(client, config_spec("temp"))
     assert "temp: suspended (Suspended" in cli("agents", "suspend", "temp").out
     again = cli("agents", "suspend", "temp")
     assert again.code == 1 and "cannot go from Suspended to Suspended" in again.err and "hint:" in again.err

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from caxton.client import agents as agent_api
 from caxton.engine.serving.conversations import DurableConversationStore
 from caxton.llm.conversations import Turn
 from caxton.engine.core import Engine
@@ -133,16 +134,16 @@ def test_the_settings_are_checked() -> None:
 def test_conversation_and_logs_survive_kill_9(tmp_path: Path, run_cli: Callable[..., CliResult],
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     with running_engine(tmp_path) as engine, engine.client() as client:
-        client.deploy(config_spec("Talker"))
+        agent_api.deploy(client, config_spec("Talker"))
         for text in ("first-question", "second-question"):
-            client.send("talker", text, conversation_id="c1")
+            agent_api.send(client, "talker", text, conversation_id="c1")
         database = engine.data_dir / "engine.db"
         deadline = time.monotonic() + 10  # the flusher writes the deploy's log line within 0.25 s
         while not _logged(database, "serving") and time.monotonic() < deadline:
             time.sleep(0.05)
         engine.kill()
         engine.start()
-        reply = client.send("talker", "third-question", conversation_id="c1")
+        reply = agent_api.send(client, "talker", "third-question", conversation_id="c1")
         text = reply.model_dump_json()
         assert "first-question" in text and "second-question" in text and "third-question" in text
         monkeypatch.setenv("CAXTON_ENGINE_URL", engine.url)

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from caxton.client import agents as agent_api
+from caxton.client import status as status_api
 from caxton.spec.api import wire
 from tests.engine.helpers import SCORER_WASM, config_spec, wasm_spec
 from tests.support.engine import running_engine
@@ -15,25 +17,25 @@ from tests.support.openai_server import running_openai_server
 
 def test_after_kill_9_the_same_agents_answer_at_the_same_revisions(tmp_path: Path) -> None:
     with running_engine(tmp_path) as engine, engine.client() as client:
-        client.deploy(wasm_spec("scorer"), SCORER_WASM)
-        client.deploy(config_spec("writer"))
-        client.deploy(config_spec("writer", version="1.1.0"))
-        client.deploy(config_spec("paused"))
-        client.suspend("paused")
-        before = client.state()
+        agent_api.deploy(client, wasm_spec("scorer"), SCORER_WASM)
+        agent_api.deploy(client, config_spec("writer"))
+        agent_api.deploy(client, config_spec("writer", version="1.1.0"))
+        agent_api.deploy(client, config_spec("paused"))
+        agent_api.suspend(client, "paused")
+        before = status_api.state(client)
 
         assert engine.kill() == -9
         engine.start()
 
-        after = client.state()
+        after = status_api.state(client)
         assert after.serial == before.serial
         assert [(a.id, a.state, a.revision, a.spec_digest) for a in after.agents] == [
             (a.id, a.state, a.revision, a.spec_digest) for a in before.agents
         ]
         assert {a.id: a.state for a in after.agents} == {"paused": "Suspended", "scorer": "Running", "writer": "Active"}
-        assert client.send("scorer", "hi").reply["agent"] == "scorer"
-        assert client.send("writer", "hi").revision == 2
-        assert client.resume("paused").state == "Active"
+        assert agent_api.send(client, "scorer", "hi").reply["agent"] == "scorer"
+        assert agent_api.send(client, "writer", "hi").revision == 2
+        assert agent_api.resume(client, "paused").state == "Active"
 
 
 def test_sigterm_drains_in_flight_messages_then_exits_0(tmp_path: Path) -> None:
@@ -43,9 +45,9 @@ def test_sigterm_drains_in_flight_messages_then_exits_0(tmp_path: Path) -> None:
         config.write_text(f"llm:\n  openai:\n    base_url: {llm.url}\n    api_key_env: CAXTON_TEST_LLM_KEY\n")
         with running_engine(tmp_path, config=config, env={"CAXTON_TEST_LLM_KEY": "k"}) as engine, \
                 engine.client() as client:
-            client.deploy(config_spec("slow", llm={"provider": "openai", "model": "m"}))
+            agent_api.deploy(client, config_spec("slow", llm={"provider": "openai", "model": "m"}))
             result: dict[str, Any] = {}
-            sender = threading.Thread(target=lambda: result.update(wire(client.send("slow", "finish me"))))
+            sender = threading.Thread(target=lambda: result.update(wire(agent_api.send(client, "slow", "finish me"))))
             sender.start()
             deadline = time.monotonic() + 10
             while not llm.requests and time.monotonic() < deadline:

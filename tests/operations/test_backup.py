@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from caxton.client import agents as agent_api
+from caxton.client import status as status_api
 from caxton.client import memory
 from caxton.spec.api import EntityRequest
 from caxton.engine import backup
@@ -54,8 +56,8 @@ class Writer(threading.Thread):
             with self.engine.client() as client:
                 while not self.halt.is_set():
                     self.rounds += 1
-                    client.deploy(config_spec("churner", version=f"1.0.{self.rounds}"))
-                    client.send("scorer", "during backup")
+                    agent_api.deploy(client, config_spec("churner", version=f"1.0.{self.rounds}"))
+                    agent_api.send(client, "scorer", "during backup")
                     memory.add(client, _entities(f"busy{self.rounds}", 3))
         except BaseException as error:  # noqa: BLE001 - reported by the test
             self.error = error
@@ -69,10 +71,10 @@ class Writer(threading.Thread):
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
     with running_engine(tmp_path_factory.mktemp("backup"), token=TOKEN) as engine, engine.client() as client:
-        client.deploy(wasm_spec("scorer"), SCORER_WASM)
-        client.deploy(config_spec("DataProcessor"))
-        client.deploy(config_spec("DataProcessor", version="1.1.0"))  # a second revision
-        client.deploy(config_spec("summariser"))
+        agent_api.deploy(client, wasm_spec("scorer"), SCORER_WASM)
+        agent_api.deploy(client, config_spec("DataProcessor"))
+        agent_api.deploy(client, config_spec("DataProcessor", version="1.1.0"))  # a second revision
+        agent_api.deploy(client, config_spec("summariser"))
         memory.add(client, _entities("seed", 5))
         yield engine
 
@@ -134,13 +136,13 @@ def test_backup_under_writes_restores_into_an_engine_serving_the_same_agents_and
     assert f"into {data_dir}" in restored.out and "memory entities" in restored.out
     with running_engine(tmp_path, token=TOKEN) as second, second.client() as client:
         assert second.data_dir == data_dir
-        agents = {a.id: a for a in client.agents()}
+        agents = {a.id: a for a in agent_api.summaries(client)}
         assert {name: (a.state, a.revision, a.traffic) for name, a in agents.items()} == expected["agents"]
         revisions = sorted((name, r["revision"], r["digest"]) for name in agents
                            for r in client.request("GET", f"/agents/{name}/revisions")["revisions"])
         assert revisions == [tuple(r) for r in expected["revisions"]]
         assert memory.stats(client).entities == manifest["counts"]["memory_entities"]
-        assert client.send("scorer", "after restore").reply is not None  # the WASM module came back
+        assert agent_api.send(client, "scorer", "after restore").reply is not None  # the WASM module came back
 
 
 def test_backup_create_cli_downloads_a_verified_archive(
@@ -150,7 +152,7 @@ def test_backup_create_cli_downloads_a_verified_archive(
     created = cli("backup", "create", "--out", str(out))
     assert created.code == 0, created.err
     with served.client() as client:
-        serving = len(client.agents())
+        serving = len(agent_api.summaries(client))
     assert created.out.startswith(f"backup {out}: serial ") and f"{serving} agents" in created.out
     assert backup.verify(out)["counts"]["agents"] == serving
     checked = cli("backup", "verify", str(out))
@@ -241,7 +243,7 @@ def test_restore_refuses_the_data_dir_a_serving_engine_holds(
     assert result.code == 1 and "held by" in result.err
     assert sorted(p.name for p in served.data_dir.iterdir()) == before
     with served.client() as client:
-        assert client.ready()
+        assert status_api.ready(client)
 
 
 def test_restore_refuses_a_non_empty_data_dir_unless_forced(

@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 
 from caxton import metrics
+from caxton.client import agents as agent_api
+from caxton.client import status as status_api
 from caxton.engine import backup
 from caxton.engine.core import Engine
 from caxton.spec.project import ProjectConfig
@@ -224,7 +226,7 @@ def write_config(path: Path, directory: str) -> Path:
 def scheduled(tmp_path: Path) -> Iterator[EngineProcess]:
     config = write_config(tmp_path / "caxton.yaml", "scheduled")
     with running_engine(tmp_path, config=config) as engine, engine.client() as client:
-        client.deploy(wasm_spec("scorer"), SCORER_WASM)
+        agent_api.deploy(client, wasm_spec("scorer"), SCORER_WASM)
         yield engine
 
 
@@ -233,7 +235,7 @@ def test_a_serving_engine_backs_up_on_schedule_and_survives_a_broken_directory(
 ) -> None:
     client = scheduled.client()
     directory = scheduled.data_dir / "scheduled"
-    scrape = lambda: samples(client.metrics())  # noqa: E731
+    scrape = lambda: samples(status_api.metrics(client))  # noqa: E731
     wait_for(lambda: (value(scrape(), "caxton_backups_total", trigger="schedule", outcome="success") or 0) >= 3,
              "three scheduled backups", timeout=30)
     wait_for(lambda: len(archives(directory)) == 2, "retention to keep two archives")
@@ -242,7 +244,7 @@ def test_a_serving_engine_backs_up_on_schedule_and_survives_a_broken_directory(
     checked = run_cli("backup", "verify", str(newest), "--output", "json")
     assert checked.code == 0, checked.err
 
-    text = client.metrics()
+    text = status_api.metrics(client)
     found = samples(text)
     assert time.time() - 30 < (value(found, "caxton_backup_last_success_timestamp_seconds") or 0) <= time.time()
     assert (value(found, "caxton_backup_last_size_bytes") or 0) > 0
@@ -261,6 +263,6 @@ def test_a_serving_engine_backs_up_on_schedule_and_survives_a_broken_directory(
     wait_for(lambda: (value(scrape(), "caxton_backups_total", trigger="schedule", outcome="failure") or 0) >= 2,
              "two failed scheduled backups", timeout=30)
     assert "scheduled backup to " in scheduled.log_text() and "failed (retrying in 1 s)" in scheduled.log_text()
-    assert client.health().status == "healthy"
-    assert client.send("scorer", "still serving").reply is not None
+    assert status_api.health(client).status == "healthy"
+    assert agent_api.send(client, "scorer", "still serving").reply is not None
     assert scheduled.running

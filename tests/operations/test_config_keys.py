@@ -31,6 +31,7 @@ import yaml
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
+from caxton.client import status as status_api
 from caxton.engine import config as engine_config
 from caxton.engine import logsetup
 from caxton.engine.http.app import create_app
@@ -401,9 +402,9 @@ def test_effect_defaults_and_environment_branch(
     config, clones = str(desired_repo.root / "caxton.yaml"), str(desired_repo.root.parent / "clones")
     source = ("--source", str(desired_repo.root), "--data-dir", clones, "--config", config)
     assert run_cli("reconcile", *source, "--env", "here").code == 0
-    assert "extra" not in [a.id for a in engine_proc.client().state().agents]
+    assert "extra" not in [a.id for a in status_api.state(engine_proc.client()).agents]
     assert run_cli("reconcile", *source, "--env", "release").code == 0
-    assert "extra" in [a.id for a in engine_proc.client().state().agents]
+    assert "extra" in [a.id for a in status_api.state(engine_proc.client()).agents]
 
 
 # --- effects, real processes: the production caxton.yaml the docs give -----------------------------------

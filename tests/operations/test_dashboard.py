@@ -21,6 +21,7 @@ import httpx
 import pytest
 import yaml
 
+from caxton.client import agents as agent_api
 from caxton.client import memory
 from caxton.errors import CaxtonError
 from tests.support.paths import REPO_ROOT
@@ -76,7 +77,7 @@ class Load(threading.Thread):
             while not self.halt.wait(0.05):
                 for name in ("steady", "flaky", "helper"):
                     try:
-                        client.send(name, {"n": self.sent}, conversation_id=f"c{self.sent}")  # new ones: a canary's share
+                        agent_api.send(client, name, {"n": self.sent}, conversation_id=f"c{self.sent}")  # new ones: a canary's share
                     except CaxtonError:
                         pass  # flaky fails every 5th message; an agent can be mid-swap
                 if self.sent % 10 == 0:  # an embedding costs CPU
@@ -147,7 +148,7 @@ def test_every_panel_shows_data_from_an_engine_under_load(
             # after the last apply, which would remove the failed agent (not in git) and its series
             refused = {**agents.spec("sneaky", 1), "security_policy": {"allowed_imports": ["caxton.log"]}}
             with pytest.raises(CaxtonError):  # the module imports caxton.clock_ms: a security violation
-                client.deploy(refused, agents.module(1))
+                agent_api.deploy(client, refused, agents.module(1))
         empty = _wait_for_data(prometheus, instance)
     finally:
         load.stop()

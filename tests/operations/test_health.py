@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from caxton.client import agents as agent_api
+from caxton.client import status as status_api
 from caxton.errors import CaxtonError
 from tests.conftest import CliResult
 from tests.engine.helpers import SCORER_WASM, wasm_spec, wat_module
@@ -38,12 +40,12 @@ def test_the_cli_says_healthy_then_degraded_when_an_agent_failed(
 ) -> None:
     monkeypatch.setenv("CAXTON_API_TOKEN", TOKEN)
     client = served.client()
-    client.deploy(wasm_spec("scorer"), SCORER_WASM)
+    agent_api.deploy(client, wasm_spec("scorer"), SCORER_WASM)
     shown = run_cli("health", "--engine", served.url, "--detailed")
     assert shown.code == 0 and f"engine {served.url}: healthy" in shown.out
     with pytest.raises(CaxtonError):
-        client.deploy(wasm_spec("broken"), wat_module(init="unreachable"))  # a new agent that cannot start: Failed
-    assert client.health().status == "healthy"  # liveness: the engine itself is fine
+        agent_api.deploy(client, wasm_spec("broken"), wat_module(init="unreachable"))  # a new agent that cannot start: Failed
+    assert status_api.health(client).status == "healthy"  # liveness: the engine itself is fine
     detailed = run_cli("health", "--engine", served.url, "--detailed", "--output", "json")
     assert detailed.code == 1 and json.loads(detailed.out)["status"] == "degraded"
     assert json.loads(detailed.out)["agents_by_state"]["Failed"] == 1

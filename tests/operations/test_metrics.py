@@ -14,7 +14,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from caxton import __version__
-from caxton.client.engine import EngineClient
+from caxton.client import agents as agent_api
+from caxton.client import status as status_api
+from caxton.client.transport import EngineClient
 from caxton.errors import AgentFailure
 from tests.rollouts import agents
 from tests.rollouts.prometheus_server import ensure_installed
@@ -71,17 +73,17 @@ def test_promtool_accepts_a_live_engines_metrics(run_cli: Any, module_engine_pro
     apply(run_cli, module_engine_proc, tmp_path)
     client = module_engine_proc.client()
     for i in range(5):
-        client.send("steady", {"n": i})
+        agent_api.send(client, "steady", {"n": i})
         try:
-            client.send("flaky", {"n": i})
+            agent_api.send(client, "flaky", {"n": i})
         except AgentFailure:
             pass  # every 5th message of the faulty agent fails
     write_agent(tmp_path, 2, CANARY, name="steady")
     apply(run_cli, module_engine_proc, tmp_path, "--no-wait")
-    wait_for(lambda: value(samples(client.metrics()), "caxton_rollout_step", agent="steady",
+    wait_for(lambda: value(samples(status_api.metrics(client)), "caxton_rollout_step", agent="steady",
                            strategy="canary") is not None, "the canary to be in flight")
 
-    text = client.metrics()
+    text = status_api.metrics(client)
     checked = subprocess.run([promtool(), "check", "metrics"], input=text, capture_output=True, text=True,
                              timeout=60, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -89,7 +91,7 @@ def test_promtool_accepts_a_live_engines_metrics(run_cli: Any, module_engine_pro
     assert value(found, "caxton_build_info", version=__version__) == 1
     assert value(found, "process_cpu_seconds_total") is not None
     assert series_of(found, "python_info")
-    assert value(found, "caxton_state_serial") == client.state().serial  # computed at scrape: never behind
+    assert value(found, "caxton_state_serial") == status_api.state(client).serial  # computed at scrape: never behind
     assert value(found, "caxton_agents", kind="wasm", state="Running") == 2
     assert value(found, "caxton_agents", kind="wasm", state="Failed") == 0  # present at 0: alerts see 0
     assert value(found, "caxton_agents", kind="config", state="Active") == 0
@@ -117,10 +119,10 @@ def test_a_retired_revisions_series_disappear(run_cli: Any, module_engine_proc: 
     assert done.code == 0, done.out + done.err
 
     def candidate_gone() -> bool:
-        return not series_of(samples(client.metrics()), "caxton_agent_messages_total", agent="steady", revision="2")
+        return not series_of(samples(status_api.metrics(client)), "caxton_agent_messages_total", agent="steady", revision="2")
 
     wait_for(candidate_gone, "the aborted candidate's series to go")
-    found = samples(client.metrics())
+    found = samples(status_api.metrics(client))
     assert not [k for k in found if dict(k[1]).get("agent") == "steady" and dict(k[1]).get("revision") == "2"]
     assert value(found, "caxton_rollouts_finished_total", agent="steady", status="rolled_back") == 1
     assert value(found, "caxton_rollout_step", agent="steady", strategy="canary") is None  # nothing in flight
@@ -128,24 +130,24 @@ def test_a_retired_revisions_series_disappear(run_cli: Any, module_engine_proc: 
 
     write_agent(tmp_path, 3, name="flaky")  # a plain hot swap: revision 1 retires, the new one starts at 0
     apply(run_cli, module_engine_proc, tmp_path)
-    found = samples(client.metrics())
-    new = str(client.agent("flaky").revision)
+    found = samples(status_api.metrics(client))
+    new = str(agent_api.get(client, "flaky").revision)
     assert new != "1"
     assert not [k for k in found if dict(k[1]).get("agent") == "flaky" and dict(k[1]).get("revision") == "1"]
     assert value(found, "caxton_agent_messages_total", agent="flaky", revision=new) == 0
     assert value(found, "caxton_agent_errors_total", agent="flaky", revision=new, reason="agent_failure") == 0
-    assert value(found, "caxton_state_serial") == client.state().serial
+    assert value(found, "caxton_state_serial") == status_api.state(client).serial
 
 
 def test_the_state_gauges_follow_removal(module_engine_proc: EngineProcess) -> None:
     client: EngineClient = module_engine_proc.client()
-    before = samples(client.metrics())
+    before = samples(status_api.metrics(client))
     assert series_of(before, "caxton_agent_reloads_total", agent="flaky")
     running = value(before, "caxton_agents", kind="wasm", state="Running")
     assert running == 1  # the last apply's directory held only "flaky": "steady" was removed
-    client.remove("flaky")
-    found = samples(client.metrics())
+    agent_api.remove(client, "flaky")
+    found = samples(status_api.metrics(client))
     assert value(found, "caxton_agents", kind="wasm", state="Running") == 0
     assert not series_of(found, "caxton_agent_messages_total", agent="flaky")
     assert not series_of(found, "caxton_agent_reloads_total", agent="flaky")  # per-agent series go with it
-    assert value(found, "caxton_state_serial") == client.state().serial
+    assert value(found, "caxton_state_serial") == status_api.state(client).serial

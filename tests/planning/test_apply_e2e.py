@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from caxton.client import agents as agent_api
+from caxton.client import status as status_api
 from tests.conftest import CliResult
 from tests.support.engine import EngineProcess
 from tests.support.git import DesiredRepo
@@ -30,7 +32,7 @@ def apply(run_cli: Run, engine: EngineProcess, target: Path | str, *extra: str) 
 
 def states(engine: EngineProcess) -> dict[str, tuple[str, int]]:
     with engine.client() as client:
-        return {a.id: (a.state, a.revision) for a in client.state().agents}
+        return {a.id: (a.state, a.revision) for a in status_api.state(client).agents}
 
 
 def converge(run_cli: Run, engine: EngineProcess, repo: DesiredRepo) -> None:
@@ -47,7 +49,7 @@ def test_create_then_no_changes(run_cli: Run, engine_proc: EngineProcess, desire
     assert "Apply succeeded" in result.out
     assert states(engine_proc) == {"data-processor": ("Active", 1), "scorer": ("Running", 1), "summarizer": ("Active", 1)}
     with engine_proc.client() as client:
-        assert client.send("scorer", {"hello": "world"}).reply["agent"] == "scorer"
+        assert agent_api.send(client, "scorer", {"hello": "world"}).reply["agent"] == "scorer"
     again = plan(run_cli, engine_proc, desired_repo.agents, "--detailed-exitcode")
     assert again.code == 0, again.err
     assert "No changes" in again.out
@@ -96,7 +98,7 @@ def test_replace_and_delete(run_cli: Run, engine_proc: EngineProcess, desired_re
     final = states(engine_proc)
     assert set(final) == {"data-processor", "scorer"}
     with engine_proc.client() as client:
-        assert client.state().agents[0].kind == "wasm"
+        assert status_api.state(client).agents[0].kind == "wasm"
 
 
 def test_delete_all_is_refused_and_no_prune(run_cli: Run, engine_proc: EngineProcess, desired_repo: DesiredRepo,
@@ -114,7 +116,7 @@ def test_delete_all_is_refused_and_no_prune(run_cli: Run, engine_proc: EnginePro
 def test_drift_is_shown_and_corrected(run_cli: Run, engine_proc: EngineProcess, desired_repo: DesiredRepo) -> None:
     converge(run_cli, engine_proc, desired_repo)
     with engine_proc.client() as client:
-        client.suspend("summarizer")
+        agent_api.suspend(client, "summarizer")
     shown = plan(run_cli, engine_proc, desired_repo.agents, "--detailed-exitcode")
     assert shown.code == 2
     assert "[drift]" in shown.out and "(state): \"Suspended\" -> \"Active\"" in shown.out
@@ -193,7 +195,7 @@ def test_history_and_rollback(run_cli: Run, engine_proc: EngineProcess, desired_
     back = run_cli("rollback", "summarizer", "--to-version", "0.3.1", "--engine", engine_proc.url)
     assert back.code == 0, back.err
     with engine_proc.client() as client:
-        live = {a.id: a for a in client.state().agents}["summarizer"]
+        live = {a.id: a for a in status_api.state(client).agents}["summarizer"]
     assert live.version == "0.3.1" and live.revision == 3
     drift = plan(run_cli, engine_proc, desired_repo.agents, "--detailed-exitcode")
     assert drift.code == 2 and "0.3.1 -> 2.0.0" in drift.out
@@ -214,12 +216,12 @@ def test_killed_cli_mid_apply_engine_still_converges(engine_proc: EngineProcess,
                              "--engine", engine_proc.url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 30
     with engine_proc.client() as client:
-        while client.state().serial == 0 and time.monotonic() < deadline:  # the engine started applying
+        while status_api.state(client).serial == 0 and time.monotonic() < deadline:  # the engine started applying
             time.sleep(0.005)
         proc.kill()
         proc.wait(10)
         while time.monotonic() < deadline:
-            if {a.state for a in client.state().agents} == {"Active", "Running"} and len(client.state().agents) == 3:
+            if {a.state for a in status_api.state(client).agents} == {"Active", "Running"} and len(status_api.state(client).agents) == 3:
                 break
             time.sleep(0.05)
     assert states(engine_proc) == {"data-processor": ("Active", 1), "scorer": ("Running", 1), "summarizer": ("Active", 1)}
@@ -237,7 +239,7 @@ def test_messages_during_ten_reloads_all_answered(run_cli: Run, engine_proc: Eng
         with engine_proc.client() as client:
             while not stop.is_set():
                 try:
-                    client.send("summarizer", "ping", conversation_id="c1")
+                    agent_api.send(client, "summarizer", "ping", conversation_id="c1")
                     answered += 1
                 except Exception as error:  # noqa: BLE001 - every failure is recorded
                     failures.append(repr(error))

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from caxton.client import status as status_api
 from caxton.reconcile.loop import Loop, Settings
 from caxton.reconcile.passes import Options, Target
 from caxton.reconcile.sources import Source
@@ -51,4 +52,4 @@ def running_loop(source: Source, targets: list[Target], settings: Settings = FAS
 
 def revisions(engine: EngineProcess) -> dict[str, tuple[str, int, str]]:
     with engine.client() as client:
-        return {a.id: (a.state, a.revision, a.version) for a in client.state().agents}
+        return {a.id: (a.state, a.revision, a.version) for a in status_api.state(client).agents}

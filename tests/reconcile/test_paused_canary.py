@@ -14,7 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from caxton.reconcile import board, sources
+from caxton.client import agents as agent_api
+from caxton.client import status as status_api
+from caxton.client import reconcile as board
+from caxton.reconcile import sources
 from caxton.reconcile.loop import Settings
 from caxton.reconcile.passes import Options, Target
 from tests.reconcile.conftest import revisions, running_loop, wait_for
@@ -46,12 +49,12 @@ def row_of(text: str, name: str) -> list[str]:
 
 def answering(engine: EngineProcess, name: str) -> int:
     with engine.client() as client:
-        return client.send(name, "hello").revision
+        return agent_api.send(client, name, "hello").revision
 
 
 def rollout_of(engine: EngineProcess, name: str) -> Any:
     with engine.client() as client:
-        return next(a for a in client.state().agents if a.id == name).rollout
+        return next(a for a in status_api.state(client).agents if a.id == name).rollout
 
 
 def test_a_paused_canary_blocks_nothing_and_a_newer_commit_supersedes_it(

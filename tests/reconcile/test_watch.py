@@ -6,8 +6,11 @@ from pathlib import Path
 
 import git
 
-from caxton.client import plans
-from caxton.reconcile import board, sources
+from caxton.client import agents as agent_api
+from caxton.client import lock
+from caxton.client import reconcile as board
+from caxton.client import status as status_api
+from caxton.reconcile import sources
 from caxton.reconcile.loop import Loop, Settings
 from caxton.reconcile.passes import Options, Target
 from tests.reconcile.conftest import FAST, revisions, running_loop, wait_for
@@ -39,7 +42,7 @@ def test_commits_are_served_invalid_ones_held_and_fixes_applied(
         desired_repo.commit("summarizer 0.4.0")
         wait_for(lambda: revisions(engine_proc)["summarizer"] == ("Active", 2, "0.4.0"), what="the commit served")
         with engine_proc.client() as client:
-            assert client.send("summarizer", "hello").revision == 2
+            assert agent_api.send(client, "summarizer", "hello").revision == 2
 
         desired_repo.write("agents/summarizer.toml", BROKEN)
         broken = desired_repo.commit("break summarizer")
@@ -57,7 +60,7 @@ def test_commits_are_served_invalid_ones_held_and_fixes_applied(
         wait_for(lambda: status(engine_proc).get("last_applied_commit") == fixed, what="status of the fix")
         assert status(engine_proc)["diagnostics"] == []
     with engine_proc.client() as client:
-        text = client.metrics()
+        text = status_api.metrics(client)
     assert 'caxton_reconcile_runs_total{outcome="applied"}' in text
     assert 'caxton_reconcile_runs_total{outcome="invalid"}' in text
     assert "caxton_reconcile_last_success_timestamp_seconds" in text
@@ -70,7 +73,7 @@ def test_a_suspended_agent_is_healed_within_one_interval(
     with running_loop(git_source(desired_repo, tmp_path), [Target(engine_proc.url)]):
         wait_for(lambda: len(revisions(engine_proc)) == 3, what="the initial commit applied")
         with engine_proc.client() as client:
-            client.suspend("summarizer")
+            agent_api.suspend(client, "summarizer")
         assert revisions(engine_proc)["summarizer"][0] == "Suspended"
         # interval 1 s (+-10 %) plus the pass itself
         wait_for(lambda: revisions(engine_proc)["summarizer"][0] == "Active", timeout=FAST.interval * 1.1 + 3.0,
@@ -140,7 +143,7 @@ def test_a_lease_this_process_left_behind_is_freed(engine_proc: EngineProcess, d
                                                   tmp_path: Path) -> None:
     """An apply cut short by an engine crash leaves our lease: the next pass frees it instead of waiting."""
     with engine_proc.client() as client:
-        plans.acquire_lock(client, reason="an apply the engine crashed in", ttl=300)
+        lock.acquire(client, reason="an apply the engine crashed in", ttl=300)
     loop = Loop(git_source(desired_repo, tmp_path), [Target(engine_proc.url)], FAST)
     try:
         assert loop.once().outcome == "applied"

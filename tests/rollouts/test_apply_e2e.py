@@ -15,6 +15,7 @@ from typing import Any
 
 import wasmtime
 
+from caxton.client import agents as agent_api
 from caxton.spec.api import wire
 from tests.rollouts.conftest import Load
 from tests.support.engine import EngineProcess
@@ -39,7 +40,7 @@ def http_load(engine: EngineProcess) -> Load:
         key = threading.get_ident()
         if key not in clients:
             clients[key] = engine.client()
-        result: dict[str, Any] = wire(clients[key].send("scorer", "hello", conversation_id=conversation))
+        result: dict[str, Any] = wire(agent_api.send(clients[key], "scorer", "hello", conversation_id=conversation))
         return result
 
     return Load(send, threads=2, pause=0.005)
@@ -88,8 +89,8 @@ def test_canary_promotes_then_a_faulty_revision_is_rolled_back(run_cli: Any, eng
     row = next(line for line in status.out.splitlines() if "error_rate" in line and "FAIL" in line)
     assert row.split()[2:5] == ["3", "1", "<="] and "0.05" in row
     with engine_proc.client() as client:
-        assert client.agent("scorer").revision == 2
-        assert client.send("scorer", "hello").revision == 2
+        assert agent_api.get(client, "scorer").revision == 2
+        assert agent_api.send(client, "scorer", "hello").revision == 2
     listed = json.loads(run_cli("history", "scorer", "--engine", engine_proc.url, "--output", "json").out)
     assert [(r["revision"], r["outcome"]) for r in listed["revisions"]] == [
         (3, "rolled_back"), (2, "serving"), (1, "superseded")]

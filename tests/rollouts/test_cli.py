@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from caxton.client import agents as agent_api
 from tests.rollouts.test_durability import create, http_load, rollout_of, wait_for, write_agent
 from tests.support.engine import EngineProcess
 
@@ -39,7 +40,7 @@ def test_abort_then_promote_from_the_cli(run_cli: Any, engine_proc_no_memory: En
         assert json.loads(promoted.out)["status"] == "succeeded"
     assert rollout_of(engine_proc_no_memory)["status"] == "succeeded"
     with engine_proc_no_memory.client() as client:
-        assert client.agent("echo").revision == 3
+        assert agent_api.get(client, "echo").revision == 3
     load.assert_only_failures_of(None)
 
     nothing = run_cli("rollout", "abort", "echo", "--engine", engine_proc_no_memory.url)

@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from caxton.client import agents as agent_api
+from caxton.client import status as status_api
 from caxton.spec.api import wire
 
 from tests.rollouts import agents
@@ -41,7 +43,7 @@ def http_load(engine: EngineProcess, spanning: dict[str, bool] | None = None, *,
     def send(conversation: str | None) -> dict[str, Any]:
         if getattr(local, "client", None) is None:
             local.client = engine.client(timeout=5.0)
-        result: dict[str, Any] = wire(local.client.send(name, {"n": 1}, conversation_id=conversation))
+        result: dict[str, Any] = wire(agent_api.send(local.client, name, {"n": 1}, conversation_id=conversation))
         return result
 
     return Load(send, threads=3, pause=0.003, conversation=conversation)
@@ -128,7 +130,7 @@ def test_kill_9_mid_canary_resumes_at_its_step_and_keeps_every_conversation(
     assert not crash, [r.error for r in crash[:3]]
     assert all("engine_unreachable" in str(r.error) for r in load.failures())
     with engine_proc_no_memory.client() as client:
-        events = [e.what for e in client.events(agent="echo", limit=50).events]
+        events = [e.what for e in status_api.events(client, agent="echo", limit=50).events]
     assert "rollout_resumed" in events and events[-1] in ("rollout_succeeded", "deployed", "apply_finished")
 
 
@@ -145,8 +147,8 @@ def test_kill_9_mid_canary_with_resume_false_rolls_back_on_restart(
     assert final["status"] == "rolled_back"
     assert "rollout.resume is false" in final["reason"]
     with engine_proc_no_memory.client() as client:
-        assert {client.send("echo", "x", conversation_id=f"c{i}").revision for i in range(30)} == {1}
-        assert client.agent("echo").revision == 1
+        assert {agent_api.send(client, "echo", "x", conversation_id=f"c{i}").revision for i in range(30)} == {1}
+        assert agent_api.get(client, "echo").revision == 1
 
 
 def _finished(rollout: dict[str, Any], load: Load) -> float:

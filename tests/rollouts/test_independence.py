@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from caxton.client import status as status_api
 from tests.rollouts.test_durability import rollouts_of, write_agent
 from tests.support.engine import EngineProcess
 
@@ -28,7 +29,7 @@ def apply(run_cli: Any, engine: EngineProcess, target: Path, *args: str) -> Any:
 
 def serving(engine: EngineProcess) -> dict[str, int]:
     with engine.client() as client:
-        return {a.id: a.revision for a in client.state().agents}
+        return {a.id: a.revision for a in status_api.state(client).agents}
 
 
 def wait_paused(engine: EngineProcess, name: str, candidate: int) -> dict[str, Any]:

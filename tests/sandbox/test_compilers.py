@@ -11,7 +11,7 @@ import wasmtime
 from caxton.errors import SandboxError
 from caxton.sandbox import engines, modules, runtime
 from caxton.spec.agent import SecurityPolicy
-from caxton.validation import wasmbin
+from caxton.rules import wasmbin
 
 ABI = (
     '(memory (export "memory") 1)'

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import yaml
 
-from caxton.engine import auth
+from caxton.rules import tokens as token_format
 from tests.support.engine import EngineProcess, running_engine
 
 #: name -> (roles, agents allow-list, seconds until expiry)
@@ -46,10 +46,10 @@ def write_tokens(path: Path, specs: dict[str, tuple[list[str], list[str] | None,
     made: dict[str, str] = {}
     entries = []
     for name, (roles, agents, expires_in) in specs.items():
-        token, token_id = auth.new_token()
+        token, token_id = token_format.new_token()
         made[name] = token
         expires = time.time() + expires_in if expires_in is not None else None
-        entries.append(auth.file_entry(name, token_id, auth.hash_token(token), roles, agents, expires))
+        entries.append(token_format.file_entry(name, token_id, token_format.hash_token(token), roles, agents, expires))
     path.write_text(yaml.safe_dump({"tokens": entries}, sort_keys=False), encoding="utf-8")
     return made
 

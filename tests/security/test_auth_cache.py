@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 
 from caxton.engine import auth
+from caxton.rules import tokens as token_format
 
 
 def _tokens(clock: list[float], expires: float | None = None) -> tuple[auth.Tokens, str]:
-    token, token_id = auth.new_token()
-    entry = auth.TokenEntry("ci", frozenset({"deploy"}), auth.hash_token(token), token_id, None, expires)
+    token, token_id = token_format.new_token()
+    digest = token_format.hash_token(token)
+    entry = token_format.TokenEntry("ci", frozenset({"deploy"}), digest, token_id, None, expires)
     return auth.Tokens([entry], clock=lambda: clock[0]), token
 
 
@@ -40,14 +42,14 @@ def test_an_expiry_is_checked_on_every_request_not_only_the_first() -> None:
 
 
 def test_the_entry_holds_a_salted_hash_never_the_token() -> None:
-    token, token_id = auth.new_token()
-    first, second = auth.hash_token(token), auth.hash_token(token)
+    token, token_id = token_format.new_token()
+    first, second = token_format.hash_token(token), token_format.hash_token(token)
     assert first != second and token not in first and token_id in token
-    assert auth.check_hash(token, first) and auth.check_hash(token, second)
-    assert not auth.check_hash(token + "x", first) and not auth.check_hash(token, "scrypt$garbage")
+    assert token_format.check_hash(token, first) and token_format.check_hash(token, second)
+    assert not token_format.check_hash(token + "x", first) and not token_format.check_hash(token, "scrypt$garbage")
 
 
 def test_the_api_token_is_one_admin_named_api_token() -> None:
     tokens = auth.load_tokens(None, "static-secret")
     principal = tokens.resolve("static-secret")
-    assert principal.name == "api-token" and all(principal.has(role) for role in auth.ROLES)
+    assert principal.name == "api-token" and all(principal.has(role) for role in token_format.ROLES)

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from caxton.client import status as status_api
 from tests.engine.helpers import SCORER_WASM, wasm_spec
 from tests.security.auth_tokens import auth_engine
 from tests.support.engine import EngineProcess, running_engine
@@ -122,7 +123,7 @@ def test_insecure_no_auth_starts_and_says_so_loudly(tmp_path: Path) -> None:
 def test_a_token_makes_a_non_loopback_address_fine(tmp_path: Path) -> None:
     with running_engine(tmp_path, token="t0ken-for-tests", args=["--host", "0.0.0.0"]) as engine:
         assert httpx.get(f"{engine.url}{V1}/state").status_code == 401
-        assert engine.client().health().status == "healthy"
+        assert status_api.health(engine.client()).status == "healthy"
 
 
 def test_caxton_up_refuses_too(tmp_path: Path) -> None:

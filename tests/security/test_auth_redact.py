@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from caxton.engine.auth import new_token
+from caxton.rules.tokens import new_token
 from caxton.planning import redact
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from caxton.client import status as status_api
 from caxton.engine import datadir
 from caxton.engine.core import Engine
 from caxton.spec.project import ProjectConfig
@@ -51,7 +52,7 @@ def test_a_second_server_or_up_on_a_held_data_dir_exits_1_naming_the_holder(tmp_
         _refused(second, tmp_path, engine)
         up = [sys.executable, "-m", "caxton", "up", "--port", str(free_port()), "--data-dir", str(engine.data_dir)]
         assert "caxton engine API at" not in _refused(up, project, engine)
-        assert client.health().status == "healthy"  # the holder is untouched
+        assert status_api.health(client).status == "healthy"  # the holder is untouched
 
 
 def test_a_restart_after_kill_9_takes_the_data_dir_at_once(tmp_path: Path) -> None:
@@ -61,7 +62,7 @@ def test_a_restart_after_kill_9_takes_the_data_dir_at_once(tmp_path: Path) -> No
         assert str(first) in (engine.data_dir / datadir.LOCK_NAME).read_text()  # the stale record is left...
         engine.start()  # ...and does not matter: the kernel released the lock with the process
         with engine.client() as client:
-            assert client.health().status == "healthy"
+            assert status_api.health(client).status == "healthy"
         assert engine.proc is not None
         assert f'"pid": {engine.proc.pid}' in (engine.data_dir / datadir.LOCK_NAME).read_text()
 

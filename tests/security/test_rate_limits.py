@@ -17,6 +17,7 @@ import yaml
 
 from caxton.engine import auth
 from caxton.engine.ratelimit import MAX_CALLERS, MESSAGES, MUTATIONS, Limiter, budget_of, caller_of
+from caxton.rules import tokens as token_format
 from caxton.spec.project import RateLimits
 from tests.engine.helpers import config_spec, deploy_body
 from tests.support.engine import EngineProcess
@@ -118,8 +119,8 @@ def tokens_file(path: Path, *names: str) -> dict[str, str]:
     made: dict[str, str] = {}
     entries = []
     for name in names:
-        token, token_id = auth.new_token()
-        entries.append(auth.file_entry(name, token_id, auth.hash_token(token), ["read", "message", "deploy"],
+        token, token_id = token_format.new_token()
+        entries.append(token_format.file_entry(name, token_id, token_format.hash_token(token), ["read", "message", "deploy"],
                                        None, None))
         made[name] = token
     path.write_text(yaml.safe_dump({"tokens": entries}, sort_keys=False), encoding="utf-8")

@@ -18,6 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from caxton.client import agents as agent_api
+from caxton.client import status as status_api
 from caxton.engine.core import Engine
 from caxton.engine.serving.reload import Reloader
 from caxton.errors import InvalidInput
@@ -49,7 +51,7 @@ def test_sighup_under_message_load_drops_nothing_and_reloads_the_log_level(tmp_p
     config = tmp_path / "caxton.yaml"
     config.write_text("memory:\n  enabled: false\nlogging:\n  level: info\n")
     with running_engine(tmp_path, config=config) as engine, engine.client() as client:
-        client.deploy(wasm_spec("scorer"), SCORER_WASM)
+        agent_api.deploy(client, wasm_spec("scorer"), SCORER_WASM)
         stop = threading.Event()
         sent: list[int] = []
         failed: list[str] = []
@@ -58,7 +60,7 @@ def test_sighup_under_message_load_drops_nothing_and_reloads_the_log_level(tmp_p
             with engine.client() as sender:
                 while not stop.is_set():
                     try:
-                        assert sender.send("scorer", "under load").reply["agent"] == "scorer"
+                        assert agent_api.send(sender, "scorer", "under load").reply["agent"] == "scorer"
                         sent.append(1)
                     except Exception as error:  # noqa: BLE001 - every failure is counted and shown
                         failed.append(repr(error))
@@ -81,7 +83,7 @@ def test_sighup_under_message_load_drops_nothing_and_reloads_the_log_level(tmp_p
             load.join(30)
         assert failed == []
         assert engine.running
-        assert client.health().status == "healthy"
+        assert status_api.health(client).status == "healthy"
         assert engine.terminate() == 0  # SIGTERM still shuts down cleanly after the reloads
         log = engine.log_text()
     # the four reloads at level info said so; the one that switched to warning, and later ones, are quiet

@@ -19,12 +19,13 @@ import httpx
 import pytest
 
 from caxton import errors
+from caxton.client import agents as agent_api
 from caxton.llm import config_runtime, providers
 from caxton.engine.serving import conversations
 from caxton.engine.state import store
 from caxton.spec import agent as agent_spec
 from caxton.spec.project import TemplateSettings
-from caxton.validation import templates
+from caxton.rules import templates
 from tests.support.engine import EngineProcess, running_engine
 
 ISSUE_EXAMPLES = ["{{ ''.__class__.__mro__[1].__subclasses__() }}", "{{ request * 10**7 }}", "{{ 'x' * 10**9 }}",
@@ -128,7 +129,7 @@ def test_stored_burners_are_contained_while_the_engine_keeps_serving(tmp_path: P
     with running_engine(tmp_path, config=_config(tmp_path)) as engine:
         with engine.client() as client:
             for name in [*burners, "good"]:
-                client.deploy({"name": name, "version": "1.0.0", "system_prompt": "You help."})
+                agent_api.deploy(client, {"name": name, "version": "1.0.0", "system_prompt": "You help."})
         assert engine.terminate() == 0
         for name, source in burners.items():
             _tamper(engine.data_dir, name, source)
@@ -153,8 +154,8 @@ def test_stored_burners_are_contained_while_the_engine_keeps_serving(tmp_path: P
                         assert answer.status_code == 502, answer.text
                         error = answer.json()["error"]
                         assert error["details"]["field"] == "system_prompt", error
-                    assert "You help." in str(client.send("good", "still there?"))
-                stats = {name: client.agent(name).runtime[0].failures_by_reason for name in burners}
+                    assert "You help." in str(agent_api.send(client, "good", "still there?"))
+                stats = {name: agent_api.get(client, name).runtime[0].failures_by_reason for name in burners}
         finally:
             stop.set()
             prober.join(10)

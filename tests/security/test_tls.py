@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from caxton.client.engine import EngineClient
+from caxton.client.transport import EngineClient
 from caxton.client.tls import TLSOptions
 from caxton.engine.config import load
 from caxton.errors import InvalidInput, ValidationFailed

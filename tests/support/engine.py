@@ -1,7 +1,7 @@
 """A real engine for tests: ``caxton server start`` in a subprocess on 127.0.0.1.
 
     with running_engine(tmp_path) as engine:      # free port, tmp data dir
-        engine.client().health()
+        status.health(engine.client())
         engine.url, engine.data_dir, engine.token
         engine.kill()                              # kill -9
         engine.start()                             # same port and data dir again
@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from caxton.client.engine import EngineClient
+from caxton.client.transport import EngineClient
 
 from tests.support.paths import free_port, python_path
 

@@ -220,7 +220,8 @@ def test_engine_commands_say_the_engine_extra_is_missing(tmp_path: Path, command
 def test_the_pure_readers_never_crash_on_damaged_modules() -> None:
     import random
 
-    from caxton.validation import wasmbin, wasmcode
+    from caxton.rules import wasmbin
+    from caxton.validation import wasmcode
 
     rng = random.Random(11)
     good = wasm(_body("(drop (v128.const i32x4 0 0 0 0)) (memory.fill (i32.const 0) (i32.const 0) (i32.const 0))"))

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from caxton.validation import templates
+from caxton.rules import templates
 
 KNOWN = [
     "{% macro greet(who, punct='!') %}Hi {{ who }}{{ punct }}{% endmacro %}{{ greet(request) }}",

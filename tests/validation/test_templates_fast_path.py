@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from caxton.validation import templates
+from caxton.rules import templates
 
 SIMPLE = [
     "Hello {{ request }}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from caxton.validation import templates
+from caxton.rules import templates
 
 ISSUE_EXAMPLES = {
     "{{ ''.__class__.__mro__[1].__subclasses__() }}": "attribute '__class__': names beginning with '_'",

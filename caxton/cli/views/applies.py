@@ -11,7 +11,7 @@ from caxton.cli.views.registry import Event, Note, event, json_view, text_view
 from caxton.cli.views.text import counted, table
 
 if TYPE_CHECKING:
-    from caxton.client.applying import ApplyOutcome
+    from caxton.client.plan_apply import ApplyOutcome
     from caxton.spec.api import ApplySummary, ApplyView, LockRelease, LockStatus
 
 
@@ -116,9 +116,9 @@ def timed_out_json(timed_out: TimedOut) -> Event:
 
 @text_view("TimedOut")
 def timed_out_text(timed_out: TimedOut) -> Iterator[str]:
-    from caxton.client import applying
+    from caxton.client import plan_apply
 
-    for result in applying.pending(timed_out.view):
+    for result in plan_apply.pending(timed_out.view):
         promote, abort = timed_out.commands(result.id)
         state = "paused" if result.status == "paused" else "still in progress"
         yield Note(f"{result.id}: rollout {state}: {result.message.removeprefix('paused: ')}")

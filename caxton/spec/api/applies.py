@@ -1,7 +1,7 @@
 """Wire models of plan/apply: the apply lock (a lease), a plan submission, and the views of an apply.
 
 ``ApplyStatus`` is the one vocabulary of an apply's status for the engine
-(``caxton.engine.applies``), the client (``caxton.client.applying``) and the
+(``caxton.engine.applies``), the client (``caxton.client.plan_apply``) and the
 reconcile loop; ``FINAL`` are the statuses an apply never leaves.
 """
 

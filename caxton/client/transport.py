@@ -1,4 +1,9 @@
-"""``EngineClient``: the engine's ``/api/v1`` over httpx, errors turned into ``caxton.errors``.
+"""The transport under every client module: ``EngineClient``, the engine's ``/api/v1`` over httpx.
+
+``EngineClient.call`` sends one request and parses the answer into its
+``caxton.spec.api`` model; the resource modules beside this one
+(``status``, ``agents``, ``lock``, ``applies``, ``rollouts``, ``memory``,
+``backups``, ``reconcile``) are functions ``verb(client, ...)`` built on it.
 
 The base URL is normalised (``caxton.client.urls``: a trailing ``/api/v1``
 dropped, ``127.0.0.1:8080`` given http://, garbage refused). An unreachable
@@ -7,13 +12,12 @@ where it looked and how to point elsewhere; an error answer raises the
 ``CaxtonError`` subclass named by the body's ``error.code`` (``NotFound``,
 ``Unauthorized``, ``IllegalTransition``...), carrying the engine's message
 and hint. TLS (CA, client certificate) and the refusal of plain http to
-another machine come from ``caxton.client.tls``. Called by the CLI (``caxton.cli.agents``, ``caxton.cli.health``)
-and by plan/apply.
+another machine come from ``caxton.client.tls``.
 """
 
 from __future__ import annotations
 
-import base64
+import getpass
 import os
 import socket
 import sys
@@ -32,8 +36,6 @@ import pydantic
 from caxton import errors
 from caxton.client import urls
 from caxton.client.tls import TLSOptions, explain
-from caxton.spec import api
-from caxton.spec.state import StateSnapshot
 
 DEFAULT_ENGINE_URL = "http://127.0.0.1:8080"
 API = "/api/v1"
@@ -152,71 +154,6 @@ class EngineClient:
         """Call ``/api/v1{path}`` and parse the answer into ``model`` (``caxton.spec.api``)."""
         return parse(model, self.request(method, path, **kwargs), f"{method} {API}{path}")
 
-    # --- reads ----------------------------------------------------------------------------
-    def health(self) -> api.Health:
-        """``/health``: ``status`` healthy or unhealthy (``phase`` starting, serving, stopping), agents serving."""
-        return self.call(api.Health, "GET", "/health")
-
-    def health_detailed(self) -> api.HealthDetailed:
-        """``/health/detailed``: as ``health``, ``degraded`` when an agent failed or a circuit is open."""
-        return self.call(api.HealthDetailed, "GET", "/health/detailed")
-
-    def ready(self) -> bool:
-        try:
-            self.request("GET", "/ready")
-        except errors.Unavailable:
-            return False
-        return True
-
-    def state(self) -> StateSnapshot:
-        return self.call(StateSnapshot, "GET", "/state")
-
-    def agents(self) -> list[api.AgentSummary]:
-        return self.call(api.AgentList, "GET", "/agents").agents
-
-    def agent(self, name: str) -> api.AgentDetail:
-        return self.call(api.AgentDetail, "GET", f"/agents/{_seg(name)}")
-
-    def logs(self, name: str, limit: int = 100) -> list[api.LogLine]:
-        return self.call(api.AgentLogs, "GET", f"/agents/{_seg(name)}/logs", params={"limit": limit}).lines
-
-    def events(self, *, agent: str | None = None, after: int = 0, limit: int = 100) -> api.EventList:
-        params: dict[str, str | int] = {"after": after, "limit": limit}
-        if agent:
-            params["agent"] = agent
-        return self.call(api.EventList, "GET", "/events", params=params)
-
-    def metrics(self) -> str:
-        return str(self.request("GET", "/metrics"))
-
-    # --- writes --------------------------------------------------------------------------
-    def deploy(
-        self, spec: api.JsonObject, module: bytes | None = None, *, source: api.SourceRequest | None = None,
-    ) -> api.OperationResult:
-        """Create or update an agent from its spec JSON (and module bytes for WASM agents)."""
-        name = str(spec.get("name", ""))
-        body = api.DeployRequest(spec=spec, module=base64.b64encode(module).decode("ascii") if module is not None
-                                 else None, source=source or api.SourceRequest())
-        return self.call(api.OperationResult, "PUT", f"/agents/{_seg(name)}", json=body.model_dump(mode="json"))
-
-    def send(self, name: str, content: api.JsonValue, *, conversation_id: str | None = None) -> api.MessageReply:
-        body = {"content": content, "conversation_id": conversation_id}
-        return self.call(api.MessageReply, "POST", f"/agents/{_seg(name)}/messages", json=body)
-
-    def suspend(self, name: str, *, source: api.SourceRequest | None = None) -> api.OperationResult:
-        return self._operation("suspend", name, source)
-
-    def resume(self, name: str, *, source: api.SourceRequest | None = None) -> api.OperationResult:
-        return self._operation("resume", name, source)
-
-    def remove(self, name: str, *, source: api.SourceRequest | None = None) -> api.OperationResult:
-        params = source.model_dump(exclude_none=True) if source else {}
-        return self.call(api.OperationResult, "DELETE", f"/agents/{_seg(name)}", params=params)
-
-    def _operation(self, action: str, name: str, source: api.SourceRequest | None) -> api.OperationResult:
-        body = api.ActionRequest(source=source).model_dump(mode="json")
-        return self.call(api.OperationResult, "POST", f"/agents/{_seg(name)}/{action}", json=body)
-
 
 def parse(model: type[M], body: object, where: str) -> M:
     """``body`` as ``model``; an answer that does not fit is an ``EngineError`` naming the first problem."""
@@ -242,7 +179,17 @@ def build(model: type[M], **values: object) -> M:
                                   hint="see /openapi.json for the request shape") from None
 
 
-def _seg(name: str) -> str:
+def segment(name: str) -> str:
+    """An agent name as one URL path segment; a name that cannot be one is ``InvalidInput``."""
     if not name or "/" in name:
         raise errors.InvalidInput(f"{name!r} is not an agent name", hint="agent names are like data-processor")
     return quote(name, safe="")
+
+
+def actor() -> str:
+    """Who is acting, for the engine's records (the lock's holder, a rollout's promoter): user@host pid N."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()} pid {os.getpid()}"

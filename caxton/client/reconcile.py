@@ -1,4 +1,4 @@
-"""The engine's reconcile endpoints, seen from the loop and the CLI.
+"""The engine's reconcile endpoints (the loop's status board), seen from the loop and the CLI.
 
 ``report`` posts the loop's status (and the passes the engine has not counted
 yet) to ``POST /api/v1/reconcile/status``; ``read`` gets it back (with
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from caxton.client.engine import EngineClient
+from caxton.client.transport import EngineClient
 from caxton.spec import api
 
 #: Seconds a long poll waits (the engine caps it at 5): an engine shutdown waits at most this for the loop.

@@ -1,7 +1,7 @@
 """The one Jinja2 environment for prompt templates: sandboxed, strict, never constant-folded.
 
 Validation uses it (``check_template``) to check syntax, variables, filters
-and what the sandbox would refuse (``caxton.validation.template_safety``:
+and what the sandbox would refuse (``caxton.rules.template_safety``:
 escapes to Python internals, constructs that burn the engine); the engine
 checks the same at deploy and renders with a bounded subclass of the same
 environment (``caxton.llm.templating``, options ``ENVIRONMENT_OPTIONS``).
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
-from caxton.validation.template_names import MUTATING_METHODS, UNSAFE_ATTRIBUTES, UNSAFE_NAMES
+from caxton.rules.template_names import MUTATING_METHODS, UNSAFE_ATTRIBUTES, UNSAFE_NAMES
 
 if TYPE_CHECKING:
     from jinja2 import nodes
@@ -187,7 +187,7 @@ def _defined_in_scope(tree: nodes.Template) -> set[int]:
 
 def _unsafe(source: str, tree: nodes.Template) -> list[TemplateProblem]:
     """What the sandbox refuses or what burns the engine (``template_safety``), placed at its column."""
-    from caxton.validation.template_safety import unsafe_constructs
+    from caxton.rules.template_safety import unsafe_constructs
 
     lines = source.split("\n")
     problems = []

@@ -15,7 +15,7 @@ so never constant-folded: ``{{ 10**(10**7) }}`` is only looked at) and reports:
   is not a small literal, ``**`` whose result would be huge or whose exponent
   is not a small literal, and ``%`` formatting with a huge width.
 
-Used by ``caxton validate`` (``caxton.validation.templates``) and by the
+Used by ``caxton validate`` (``caxton.rules.templates``) and by the
 engine at deploy, so both refuse the same templates with the same message.
 The runtime (``caxton.llm.templating``) still bounds what slips through
 (sizes computed at run time) by output size and render time.
@@ -30,7 +30,7 @@ from typing import Any
 
 from jinja2 import nodes
 
-from caxton.validation.template_names import MUTATING_METHODS, UNSAFE_ATTRIBUTES, UNSAFE_NAMES
+from caxton.rules.template_names import MUTATING_METHODS, UNSAFE_ATTRIBUTES, UNSAFE_NAMES
 
 #: The sandbox's own range limit (jinja2.sandbox.MAX_RANGE).
 MAX_RANGE = 100_000

@@ -1,5 +1,6 @@
-"""No untyped JSON crosses the client/engine boundary: ``caxton.client`` (and the reconcile board,
-the loop's client of the engine) take and return ``caxton.spec.api`` models, never ``dict[str, Any]``.
+"""No untyped JSON crosses the client/engine boundary: ``caxton.client`` (its resource modules, the
+reconcile board among them, and the plan/apply use case) take and return ``caxton.spec.api`` models,
+never ``dict[str, Any]``.
 
 Checked on the resolved annotations of every public function, method and dataclass field, so an alias or
 a nested ``list[dict[str, Any]]`` is caught too. ``EngineClient.request`` is the raw transport under
@@ -20,13 +21,12 @@ from typing import Any
 import caxton.client
 from caxton.spec import api
 
-RAW_TRANSPORT = {"caxton.client.engine.EngineClient.request"}
+RAW_TRANSPORT = {"caxton.client.transport.EngineClient.request"}
 
 
 def _modules() -> Iterator[ModuleType]:
     for info in pkgutil.iter_modules(caxton.client.__path__):
         yield importlib.import_module(f"caxton.client.{info.name}")
-    yield importlib.import_module("caxton.reconcile.board")
 
 
 def _public(module: ModuleType) -> Iterator[tuple[str, Any]]:
