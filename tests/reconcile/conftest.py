@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from caxton.clock import SYSTEM, Clock
 from caxton.reconcile.loop import Loop, Settings
-from caxton.reconcile.passes import Options, Target
+from caxton.reconcile.passes import Options, PassOutcome, Target
 from caxton.reconcile.sources import Source
 from tests.support.engine import EngineProcess
 from tests.support.poll import wait_for  # noqa: F401  (the reconcile tests import it from here)
@@ -18,10 +18,10 @@ FAST = Settings(interval=1.0, backoff_base=0.2, backoff_cap=1.0, jitter=0.1, opt
 
 
 @contextmanager
-def running_loop(source: Source, targets: list[Target], settings: Settings = FAST, *,
-                 clock: Clock = SYSTEM) -> Iterator[Loop]:
+def running_loop(source: Source, targets: list[Target], settings: Settings = FAST, *, clock: Clock = SYSTEM,
+                 on_pass: Callable[[PassOutcome], None] | None = None) -> Iterator[Loop]:
     """A watch loop in a thread (timed by ``clock``); stopped (and checked to have stopped) afterwards."""
-    loop = Loop(source, targets, settings, clock=clock)
+    loop = Loop(source, targets, settings, clock=clock, on_pass=on_pass)
     stop = threading.Event()
     thread = threading.Thread(target=loop.run, args=(stop,), name="test-reconcile-loop", daemon=True)
     thread.start()
