@@ -1,10 +1,13 @@
 # Two commands on a fresh machine: `make up` and `make test`.
 # `make up PORT=9090` serves the engine API on another port (passed as `caxton up --port`).
 # Each creates .venv when missing and installs what it needs (re-installs when pyproject.toml changes).
+# `make test` runs the suite on one pytest-xdist worker per CPU, a test file per worker at a time (module-scoped
+# engines stay shared within their file); `make test WORKERS=1` runs it on one worker.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+WORKERS ?= auto
 
 .PHONY: install up test lint typecheck layers bench schemas clean
 
@@ -28,7 +31,7 @@ layers: install
 lint: typecheck layers
 
 test: install lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile
 
 schemas: install
 	$(VENV)/bin/caxton schema export schemas

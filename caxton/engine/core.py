@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from caxton import __version__, metrics
+from caxton.clock import SYSTEM, Clock
 from caxton.engine import datadir, factory, logsetup, states
 from caxton.spec import health as vocabulary
 from caxton.engine.applies import ApplyRunner
@@ -62,11 +63,12 @@ class Engine(ControlPlane):
     control plane (lock, applies, history, rollouts, backups) in ``caxton.engine.control``.
     """
 
-    def __init__(self, config: ProjectConfig, data_dir: Path) -> None:
+    def __init__(self, config: ProjectConfig, data_dir: Path, *, clock: Clock = SYSTEM) -> None:
         self.config = config
         self.data_dir = data_dir
         self.logs = AgentLogs()
-        self.router = Router()
+        #: Routes and conversation pins; its clock times the rollouts too (tests: simulated time).
+        self.router = Router(clock)
         #: Per-revision metric windows the rollouts' analysis reads (recorded in ``_handle``).
         self.windows = WindowBook()
         #: Disk full / read-only faults of failed writes (noted by ``caxton.engine.http.app``), for health.

@@ -33,11 +33,11 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from caxton.clock import SYSTEM, Clock
 from caxton.client import reconcile as board
 from caxton.client.transport import EngineClient
 from caxton.errors import CaxtonError
@@ -46,7 +46,7 @@ from caxton.reconcile import passes
 from caxton.reconcile.backoff import Backoff, spread
 from caxton.reconcile.passes import PassOutcome, Target
 from caxton.reconcile.sources import Source
-from caxton.reconcile.status import EngineView, LoopStatus
+from caxton.reconcile.status import EngineView, LoopStatus, iso
 from caxton.reconcile.tracking import Tracker
 from caxton.spec.api import ReconcileRun
 from caxton.validation.report import diagnostic_line
@@ -72,8 +72,10 @@ class Loop:
     def __init__(
         self, source: Source, targets: list[Target], settings: Settings | None = None, *,
         on_pass: Callable[[PassOutcome], None] | None = None, rng: random.Random | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.source, self.targets = source, targets
+        self.clock = clock  # intervals, backoff and the status's timestamps (tests: simulated time)
         self.settings = settings or Settings()
         self.on_pass = on_pass
         self.rng = rng or random.Random()
@@ -81,7 +83,8 @@ class Loop:
         self.backoff = Backoff(self.settings.backoff_base, max(cap, self.settings.backoff_base),
                                self.settings.jitter, self.rng)
         self.status = LoopStatus(source.description, source.kind, source.branch, self.settings.interval,
-                                 [EngineView(t.url) for t in targets])
+                                 [EngineView(t.url) for t in targets],
+                                 started_at=iso(clock.time()))
         self._wake = threading.Event()
         self._reasons: set[str] = set()
         self._guard = threading.Lock()
@@ -110,11 +113,11 @@ class Loop:
     def once(self) -> PassOutcome:
         """Read the current revision and run one pass on it."""
         self.seed()
-        began = time.monotonic()
+        began = self.clock.monotonic()
         try:
             revision = self.source.current()
         except CaxtonError as error:
-            outcome = self._finish(passes.source_failed(error, time.monotonic() - began), None)
+            outcome = self._finish(passes.source_failed(error, self.clock.monotonic() - began), None)
         else:
             outcome = self._finish(self._pass(revision), revision)
         self.report()
@@ -123,14 +126,14 @@ class Loop:
     def _pass(self, revision: str) -> PassOutcome:
         self.status.begin()
         self.report()
-        began = time.monotonic()
+        began = self.clock.monotonic()
         try:
             return passes.run(self.source, revision, self.targets, self.settings.options, self.trackers,
                               self._desired)
         except Exception as error:
             log.exception("reconcile pass failed unexpectedly")
             return PassOutcome("error", revision, None, f"internal error: {type(error).__name__}: {error}",
-                               time.monotonic() - began)
+                               self.clock.monotonic() - began)
 
     def _finish(self, outcome: PassOutcome, revision: str | None) -> PassOutcome:
         if revision is not None and revision != self._last:
@@ -140,7 +143,7 @@ class Loop:
         self._attempts = self._attempts + 1 if outcome.retry else 0
         self.next_delay = self.delay(outcome)
         self.status.in_flight = self._in_flight()
-        self.status.record(outcome, retries=self._attempts)
+        self.status.record(outcome, retries=self._attempts, now=self.clock.time())
         self._log(outcome)
         if self.on_pass is not None:
             self.on_pass(outcome)
@@ -176,31 +179,31 @@ class Loop:
             log.info("reconcile loop stopped")
 
     def _schedule(self, stop: threading.Event) -> None:
-        next_at = time.monotonic()
+        next_at = self.clock.monotonic()
         refresh_at = next_at + self.settings.refresh
         while not stop.is_set():
-            self._wake.wait(max(0.0, min(next_at, refresh_at) - time.monotonic()))
+            self.clock.wait(self._wake, max(0.0, min(next_at, refresh_at) - self.clock.monotonic()))
             if stop.is_set():
                 return
             self._wake.clear()
             reasons = self._take_reasons()
-            now = time.monotonic()
+            now = self.clock.monotonic()
             timer = now >= next_at
             if not reasons and not timer:
                 if now >= refresh_at:
                     self.refresh()
-                    refresh_at = time.monotonic() + self.settings.refresh
+                    refresh_at = self.clock.monotonic() + self.settings.refresh
                 continue
             outcome = self._step(reasons, timer)
             if outcome is None:
                 if timer:  # nothing to do (or held): the next attempt moves on, never left in the past
-                    next_at = time.monotonic() + spread(self.settings.interval, self.settings.jitter, self.rng)
-                    self.status.schedule(time.time() + (next_at - time.monotonic()))
+                    next_at = self.clock.monotonic() + spread(self.settings.interval, self.settings.jitter, self.rng)
+                    self.status.schedule(self.clock.time() + (next_at - self.clock.monotonic()))
                     self.report()
                 continue
-            next_at = time.monotonic() + self.next_delay
-            refresh_at = time.monotonic() + self.settings.refresh
-            self.status.schedule(time.time() + (next_at - time.monotonic()))
+            next_at = self.clock.monotonic() + self.next_delay
+            refresh_at = self.clock.monotonic() + self.settings.refresh
+            self.status.schedule(self.clock.time() + (next_at - self.clock.monotonic()))
             self.report()
 
     def refresh(self) -> None:
@@ -240,15 +243,15 @@ class Loop:
 
     def _step(self, reasons: set[str], timer: bool) -> PassOutcome | None:
         """Run a pass if one is due; None when there was nothing to do."""
-        began = time.monotonic()
+        began = self.clock.monotonic()
         try:
             revision = self.source.current()
         except CaxtonError as error:
-            return self._finish(passes.source_failed(error, time.monotonic() - began), None)
+            return self._finish(passes.source_failed(error, self.clock.monotonic() - began), None)
         except Exception as error:
             log.exception("reading the source failed unexpectedly")
             failed = CaxtonError(f"reading the source failed: {type(error).__name__}: {error}")
-            return self._finish(passes.source_failed(failed, time.monotonic() - began), None)
+            return self._finish(passes.source_failed(failed, self.clock.monotonic() - began), None)
         new = revision != self._last
         forced = bool(reasons & {"trigger", "reconnect"})
         if not (new or forced or timer):

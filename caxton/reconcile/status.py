@@ -67,9 +67,8 @@ class LoopStatus:
     next_attempt_at: str | None = None
     runs: dict[str, int] = field(default_factory=dict)
 
-    def record(self, outcome: PassOutcome, *, retries: int) -> None:
-        """Take in a finished pass."""
-        now = time.time()
+    def record(self, outcome: PassOutcome, *, retries: int, now: float) -> None:
+        """Take in a finished pass that ended at ``now`` (seconds since the epoch, the loop's clock)."""
         self.last_run_at = iso(now)
         self.last_duration_seconds = round(outcome.duration, 3)
         self.last_outcome, self.last_message = outcome.outcome, outcome.message

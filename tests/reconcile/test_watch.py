@@ -14,6 +14,7 @@ from caxton.reconcile import sources
 from caxton.reconcile.loop import Loop, Settings
 from caxton.reconcile.passes import Options, Target
 from tests.reconcile.conftest import FAST, revisions, running_loop, wait_for
+from tests.support.clock import ManualClock
 from tests.support.engine import EngineProcess
 from tests.support.git import DesiredRepo
 
@@ -70,14 +71,20 @@ def test_commits_are_served_invalid_ones_held_and_fixes_applied(
 def test_a_suspended_agent_is_healed_within_one_interval(
     engine_proc: EngineProcess, desired_repo: DesiredRepo, tmp_path: Path,
 ) -> None:
-    with running_loop(git_source(desired_repo, tmp_path), [Target(engine_proc.url)]):
-        wait_for(lambda: len(revisions(engine_proc)) == 3, what="the initial commit applied")
+    clock = ManualClock()  # simulated time: the production interval, without waiting for it
+    every_30s = Settings(interval=30.0, jitter=0.1, options=Options(apply_timeout=30.0))
+    with running_loop(git_source(desired_repo, tmp_path), [Target(engine_proc.url)], every_30s, clock=clock) as loop:
+        wait_for(lambda: len(revisions(engine_proc)) == 3 and loop.status.state == "idle",
+                 what="the initial commit applied")
+        clock.settle()
         with engine_proc.client() as client:
             agent_api.suspend(client, "summarizer")
-        assert revisions(engine_proc)["summarizer"][0] == "Suspended"
-        # interval 1 s (+-10 %) plus the pass itself
-        wait_for(lambda: revisions(engine_proc)["summarizer"][0] == "Active", timeout=FAST.interval * 1.1 + 3.0,
-                 what="drift healed")
+        began = clock.monotonic()
+        while revisions(engine_proc)["summarizer"][0] != "Active":
+            assert clock.monotonic() - began < 33.0, "not healed within the interval (30 s +- 10 %)"
+            clock.advance(1.0)
+            clock.settle()
+        assert clock.monotonic() - began >= 27.0, "healed before the interval: by something else than the timer"
 
 
 def test_an_engine_outage_is_reported_backed_off_and_converged(

@@ -1,4 +1,5 @@
-"""Fixtures of the rollout tests: an in-process engine with a WASM agent, and a load generator."""
+"""Fixtures of the rollout tests: an in-process engine with a WASM agent (in real or simulated time), and a
+load generator."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from typing import Any, Self
 
 import pytest
 
+from caxton.clock import SYSTEM, Clock
 from caxton.engine.core import Engine
 from caxton.engine.operations import Prepared
 from caxton.engine.state.store import Source
 from caxton.errors import CaxtonError
 from caxton.spec.project import ProjectConfig
 from tests.rollouts import agents
+from tests.support.clock import ManualClock
 
 _REVISION = re.compile(r"\(revision (\d+)\)")
 #: The rollout tests need no vector memory (its model would load in the background of every engine).
@@ -125,10 +128,8 @@ class Progress:
         return [m for _, _, m in self.lines]
 
 
-@pytest.fixture
-def echo_engine(tmp_path: Path) -> Iterator[Engine]:
-    """A started in-process engine with WASM agent ``echo`` at revision 1 (replies {"v": 1})."""
-    engine = Engine(NO_MEMORY, tmp_path / "data")
+def _echo_engine(tmp_path: Path, clock: Clock = SYSTEM) -> Iterator[Engine]:
+    engine = Engine(NO_MEMORY, tmp_path / "data", clock=clock)
     engine.start()
     engine.deploy(agents.spec("echo", 1), agents.module(1))
     yield engine
@@ -136,11 +137,43 @@ def echo_engine(tmp_path: Path) -> Iterator[Engine]:
         engine.stop()
 
 
+@pytest.fixture
+def echo_engine(tmp_path: Path) -> Iterator[Engine]:
+    """A started in-process engine with WASM agent ``echo`` at revision 1 (replies {"v": 1})."""
+    yield from _echo_engine(tmp_path)
+
+
+@pytest.fixture
+def sim_clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def sim_echo_engine(tmp_path: Path, sim_clock: ManualClock) -> Iterator[Engine]:
+    """``echo_engine`` in simulated time: its rollouts move only when ``sim_clock`` is advanced."""
+    yield from _echo_engine(tmp_path, sim_clock)
+
+
+def advance(clock: ManualClock, seconds: float, *, by: float = 1.0) -> None:
+    """Let ``seconds`` pass ``by`` seconds at a time, each once the rollout controller has ticked."""
+    clock.settle()
+    for _ in range(round(seconds / by)):
+        clock.advance(by)
+        clock.settle()
+
+
 def start(engine: Engine, rollout: dict[str, Any], module: bytes, *, version: int = 2,
           progress: Progress | None = None) -> dict[str, Any]:
     """Start a rollout of ``echo`` to ``module`` with ``rollout`` (its strategy from the dict)."""
     return engine.rollouts.start(Prepared.of(agents.spec("echo", version, rollout), module), Source(actor="test"),
                                  strategy=rollout["strategy"], listener=progress)
+
+
+def candidate_requests(engine: Engine, name: str = "echo") -> int:
+    """Messages in the window of the candidate of ``name``'s rollout in flight (0: none in flight)."""
+    shown = engine.rollouts.status(name, limit=1)["rollouts"]
+    live = shown[0].get("live") if shown else None
+    return int(live["candidate"]["requests"]) if live else 0
 
 
 def sender(engine: Engine, name: str = "echo") -> Callable[[str | None], dict[str, Any]]:

@@ -9,7 +9,9 @@ import pytest
 from caxton.engine.core import Engine
 from caxton.errors import Conflict
 from tests.rollouts import agents
-from tests.rollouts.conftest import Load, Progress, sender, start
+from tests.rollouts.conftest import Load, Progress, advance, candidate_requests, sender, start
+from tests.support.clock import ManualClock
+from tests.support.poll import wait_for
 
 CANARY = {"strategy": "canary", "steps": [10, 50, 100], "interval": 0.4, "analysis": {"min_requests": 10}}
 
@@ -73,27 +75,34 @@ def test_a_latency_regression_is_caught_by_the_p95_rule(echo_engine: Engine) -> 
 
 
 @pytest.mark.parametrize(("policy", "status"), [("fail", "rolled_back"), ("pass", "succeeded")])
-def test_no_data_follows_on_no_data(echo_engine: Engine, policy: str, status: str) -> None:
-    rollout_spec = {"strategy": "canary", "steps": [50, 100], "interval": 0.3,
+def test_no_data_follows_on_no_data(sim_echo_engine: Engine, sim_clock: ManualClock, policy: str, status: str) -> None:
+    rollout_spec = {"strategy": "canary", "steps": [50, 100], "interval": 30,
                     "analysis": {"min_requests": 5, "on_no_data": policy}}
-    started = start(echo_engine, rollout_spec, agents.module(2))
-    rollout = echo_engine.rollouts.wait(started["rollout"], timeout=10)
+    started = start(sim_echo_engine, rollout_spec, agents.module(2))
+    advance(sim_clock, 29)
+    assert sim_echo_engine.rollouts.active("echo") is not None, "no verdict before one interval"
+    advance(sim_clock, 31)  # the second step's interval too (when the first passed)
+    rollout = sim_echo_engine.rollouts.wait(started["rollout"], timeout=10)
     assert rollout.status == status
     assert rollout.measurements and all(m["verdict"] == "no_data" for m in rollout.measurements)
     if policy == "fail":
         assert "no data" in rollout.reason and "0 request(s), 5 needed" in rollout.reason
 
 
-def test_no_data_pauses_by_default_and_goes_on_when_traffic_arrives(echo_engine: Engine) -> None:
+def test_no_data_pauses_by_default_and_goes_on_when_traffic_arrives(sim_echo_engine: Engine,
+                                                                     sim_clock: ManualClock) -> None:
     progress = Progress()
-    rollout_spec = {"strategy": "canary", "steps": [50, 100], "interval": 0.3, "analysis": {"min_requests": 5}}
-    started = start(echo_engine, rollout_spec, agents.module(2), progress=progress)
-    time.sleep(0.6)
-    assert echo_engine.rollouts.active("echo") is not None
-    assert echo_engine.rollouts.active("echo").status == "paused"  # type: ignore[union-attr]
+    rollout_spec = {"strategy": "canary", "steps": [50, 100], "interval": 30, "analysis": {"min_requests": 5}}
+    started = start(sim_echo_engine, rollout_spec, agents.module(2), progress=progress)
+    advance(sim_clock, 30)
+    assert sim_echo_engine.rollouts.active("echo") is not None
+    assert sim_echo_engine.rollouts.active("echo").status == "paused"  # type: ignore[union-attr]
     assert any(m.startswith("paused: inconclusive") for m in progress.messages())
-    with Load(sender(echo_engine)) as load:
-        rollout = echo_engine.rollouts.wait(started["rollout"], timeout=20)
+    with Load(sender(sim_echo_engine)) as load:
+        for _ in range(2):  # each step: traffic into its window (real time), then its interval (simulated)
+            wait_for(lambda: candidate_requests(sim_echo_engine) >= 10, what="traffic on the candidate")
+            advance(sim_clock, 30)
+        rollout = sim_echo_engine.rollouts.wait(started["rollout"], timeout=20)
     assert rollout.status == "succeeded"
     load.assert_only_failures_of(None)
 

@@ -144,8 +144,10 @@ def assert_refused(response: httpx.Response, budget: str) -> None:
 def token_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EngineProcess, dict[str, str]]]:
     root = tmp_path_factory.mktemp("tokens")
     tokens = tokens_file(root / "tokens.yaml", "alice", "bob", "carol")
-    config = write_config(root / "caxton.yaml", {"messages_per_second": 0.5, "messages_burst": 5,
-                                                  "mutations_per_second": 0.5, "mutations_burst": 4},
+    # One token back every 20 s: a spent budget stays spent for this module's tests, however slow the machine
+    # (at 0.5/s, a 2 s pause between a flood and the next request refilled one and let it through).
+    config = write_config(root / "caxton.yaml", {"messages_per_second": 0.05, "messages_burst": 5,
+                                                  "mutations_per_second": 0.05, "mutations_burst": 4},
                           root / "tokens.yaml")
     engine = EngineProcess(root / "data", config=config)
     engine.start()

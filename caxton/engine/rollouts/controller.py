@@ -28,6 +28,7 @@ import uuid
 from typing import Any
 
 from caxton import metrics
+from caxton.clock import Clock
 from caxton.engine.operations import Candidate, OperationResult, Operations, Prepared
 from caxton.engine.rollouts import (
     analysis,
@@ -70,11 +71,12 @@ PIN_SWEEP_EVERY = 30.0
 
 
 class RolloutController:
-    """Every rollout of one engine."""
+    """Every rollout of one engine; steps, intervals and ticks are timed by the router's clock."""
 
     def __init__(self, store: Store, router: Router, ops: Operations, windows: WindowBook, inflight: InFlight) -> None:
         self.store = store
         self.router = router
+        self.clock: Clock = router.clock  # one clock for the steps and the conversation pins
         self.ops = ops
         self.windows = windows
         #: The rollouts in flight, shared with ``ops`` (its ``ChangeGuard``): built before both.
@@ -183,9 +185,10 @@ class RolloutController:
         strategy = strategies.get(rollout.strategy)
         steps = strategy.steps(spec)
         rollout.steps = [step.label for step in steps]
+        now = self.clock.monotonic()
         return Run(rollout=rollout, spec=spec, strategy=strategy, steps=steps, stable=stable, candidate=candidate,
                    candidate_window=self.windows.watch(candidate), stable_window=self.windows.watch(stable),
-                   pins=self.router.pins(rollout.agent_id))
+                   pins=self.router.pins(rollout.agent_id), step_began=now, checkpoint_began=now, last_sweep=now)
 
     # --- steps ------------------------------------------------------------------------------
     def _enter(self, run: Run, index: int) -> None:
@@ -200,7 +203,7 @@ class RolloutController:
             self._set_route(run, run.route(step))
             run.candidate_window.clear()
             run.stable_window.clear()
-            now = time.monotonic()
+            now = self.clock.monotonic()
             run.step_began = run.checkpoint_began = now
             run.next_check = now + run.spec.interval
             run.rollout.step_started_at = utcnow()
@@ -229,7 +232,7 @@ class RolloutController:
 
     # --- the loop ----------------------------------------------------------------------------
     def _loop(self) -> None:
-        while not self._stop.wait(TICK):
+        while not self.clock.wait(self._stop, TICK):
             for run in list(self._runs.values()):
                 try:
                     self.tick(run)
@@ -238,7 +241,7 @@ class RolloutController:
 
     def tick(self, run: Run) -> None:
         """One observation of ``run``: pins, analysis, step completion."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         self._flush(run)
         if now - run.last_sweep > PIN_SWEEP_EVERY:
             run.last_sweep = now
@@ -418,7 +421,7 @@ class RolloutController:
         body: dict[str, Any] = json.loads(json.dumps(rollout.to_dict(), default=str))
         run = self._runs.get(rollout.agent_id)
         if run is not None and run.rollout.id == rollout.id:
-            now = time.monotonic()
+            now = self.clock.monotonic()
             body["live"] = {
                 "step_elapsed_s": round(now - run.step_began, 3),
                 "next_check_in_s": round(max(0.0, run.next_check - now), 3) if run.step.analyze else None,

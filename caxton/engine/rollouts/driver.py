@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from caxton.clock import Clock
     from caxton.engine.operations import Operations, Prepared
     from caxton.engine.rollouts.model import Rollout
     from caxton.engine.rollouts.run import Listener, Run
@@ -26,6 +27,7 @@ class Driver(Protocol):
     store: Store
     router: Router
     ops: Operations
+    clock: Clock
     #: The runs in flight, by agent id (the ``InFlight`` book's).
     _runs: dict[str, Run]
 

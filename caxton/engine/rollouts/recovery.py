@@ -9,7 +9,6 @@ revision already serves 100 % (``Operations.recover`` started it).
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from caxton.engine.state import rollouts as records
@@ -47,7 +46,7 @@ def _recover_one(controller: Driver, rollout: Rollout) -> bool:
     with controller.ops.lock:
         candidate = controller.ops.start_revision(rollout.agent_id, rollout.candidate_revision)
         run = controller._make_run(rollout, spec, route.backends[0].serving, candidate)
-        now = time.monotonic()
+        now = controller.clock.monotonic()
         for conversation, revision in records.load_pins(controller.store, rollout.agent_id).items():
             run.pins.pins[conversation] = [revision, now]
         run.pins.journal = []

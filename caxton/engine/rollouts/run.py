@@ -8,7 +8,6 @@ words used in progress lines and failure reasons.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -37,13 +36,14 @@ class Run:
     candidate_window: Window
     stable_window: Window
     pins: ConversationPins
-    step_began: float = field(default_factory=time.monotonic)
-    checkpoint_began: float = field(default_factory=time.monotonic)
+    #: Times are monotonic seconds of the controller's clock (``caxton.clock``).
+    step_began: float
+    checkpoint_began: float
+    last_sweep: float
     next_check: float = float("inf")
     held: bool = False
     mirror: ShadowMirror | None = None
     listeners: list[Listener] = field(default_factory=list)
-    last_sweep: float = field(default_factory=time.monotonic)
 
     @property
     def agent(self) -> str:

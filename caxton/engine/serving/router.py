@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from caxton.clock import SYSTEM, Clock
 from caxton.engine.serving.runtime import ServingRuntime
 
 #: Conversations idle longer than this are forgotten by the pins (seconds).
@@ -40,14 +40,15 @@ class Mirror(Protocol):
 
 
 class ConversationPins:
-    """Conversation id -> [revision, last seen (monotonic s)] of one agent.
+    """Conversation id -> [revision, last seen (``now()``: the engine clock's monotonic s)] of one agent.
 
     Plain dict operations (atomic under the GIL): the message path never
     takes a lock. While ``journal`` is a list, every new or moved pin is
     appended to it so the rollout controller can persist it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, now: Callable[[], float] = SYSTEM.monotonic) -> None:
+        self.now = now
         self.pins: dict[str, list[Any]] = {}
         self.journal: list[tuple[str, int]] | None = None
 
@@ -66,13 +67,13 @@ class ConversationPins:
 
     def on(self, revision: int, *, idle: float | None = None, now: float | None = None) -> int:
         """Conversations pinned to ``revision`` (seen in the last ``idle`` s when given)."""
-        now = time.monotonic() if now is None else now
+        now = self.now() if now is None else now
         return sum(1 for rev, seen in list(self.pins.values())
                    if rev == revision and (idle is None or now - seen <= idle))
 
     def sweep(self, now: float | None = None) -> int:
         """Forget idle conversations (and the oldest beyond ``MAX_PINS``); return how many."""
-        now = time.monotonic() if now is None else now
+        now = self.now() if now is None else now
         items = list(self.pins.items())
         doomed = [key for key, (_, seen) in items if now - seen > PIN_IDLE_TTL]
         if len(items) - len(doomed) > MAX_PINS:
@@ -115,7 +116,7 @@ class Route:
         pins = self.pins
         if conversation_id is None or pins is None:
             return self.pick(conversation_id)
-        now = time.monotonic()
+        now = pins.now()
         pin = pins.pins.get(conversation_id)
         if pin is not None:
             if len(self.backends) == 1:
@@ -149,9 +150,10 @@ class Route:
 
 
 class Router:
-    """Agent id -> Route. Reads are lock-free; writes are serialised."""
+    """Agent id -> Route. Reads are lock-free; writes are serialised. Pins are timed by ``clock``."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM) -> None:
+        self.clock = clock
         self._routes: dict[str, Route] = {}
         self._pins: dict[str, ConversationPins] = {}
         self._lock = threading.Lock()
@@ -168,7 +170,10 @@ class Router:
     def pins(self, agent_id: str) -> ConversationPins:
         """The conversation pins of ``agent_id`` (they outlive routes: a swap keeps them)."""
         with self._lock:
-            return self._pins.setdefault(agent_id, ConversationPins())
+            return self._pins_of(agent_id)
+
+    def _pins_of(self, agent_id: str) -> ConversationPins:  # under self._lock
+        return self._pins.setdefault(agent_id, ConversationPins(self.clock.monotonic))
 
     def swap(self, agent_id: str, serving: ServingRuntime) -> Route | None:
         """Send all traffic of ``agent_id`` to ``serving``; return the route it replaced."""
@@ -179,7 +184,7 @@ class Router:
             raise ValueError(f"weights of {route.agent_id} must be >= 0 and add up to 100")
         with self._lock:
             if route.pins is None:
-                route = replace(route, pins=self._pins.setdefault(route.agent_id, ConversationPins()))
+                route = replace(route, pins=self._pins_of(route.agent_id))
             old = self._routes.get(route.agent_id)
             self._routes[route.agent_id] = route
             return old
