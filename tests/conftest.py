@@ -22,6 +22,7 @@ from caxton.cli import main as cli_main
 from tests.support.engine import engine_proc, engine_proc_no_memory, module_engine_proc  # noqa: F401  (fixtures)
 from tests.support.engine_inproc import engine_inproc, make_engine_inproc  # noqa: F401  (fixtures)
 from tests.support.git import desired_repo  # noqa: F401  (fixture)
+from tests.support.openai_server import openai_server  # noqa: F401  (fixture)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -33,7 +33,7 @@ from caxton.engine.state.store import Source
 from caxton.spec import project
 from tests.engine.helpers import deploy_body, wat_module
 from tests.support.engine import EngineProcess, running_engine
-from tests.support.openai_server import OpenAITestServer, running_openai_server
+from tests.support.openai_server import OpenAITestServer
 
 if TYPE_CHECKING:
     from caxton.engine.core import Engine
@@ -59,16 +59,11 @@ llm:
 
 
 @pytest.fixture(scope="module")
-def llm() -> Iterator[OpenAITestServer]:
-    with running_openai_server() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory, llm: OpenAITestServer) -> Iterator[EngineProcess]:
+def engine(
+        tmp_path_factory: pytest.TempPathFactory, openai_server: OpenAITestServer) -> Iterator[EngineProcess]:
     root = tmp_path_factory.mktemp("budgets")
     config = root / "caxton.yaml"
-    config.write_text(CONFIG.format(url=llm.url))
+    config.write_text(CONFIG.format(url=openai_server.url))
     with running_engine(root, config=config, env={"BUDGET_LLM_KEY": KEY}) as process:
         yield process
 
@@ -178,10 +173,10 @@ def test_recovery_under_a_lowered_budget_fails_the_agent_that_no_longer_fits(
 
 
 def test_a_provider_reply_over_max_reply_size_is_a_502_with_its_reason(engine: EngineProcess,
-                                                                        llm: OpenAITestServer) -> None:
+                                                                        openai_server: OpenAITestServer) -> None:
     assert put(engine, chat("talker", llm={"provider": "openai", "model": "m"})).status_code == 200
     text = "w" * (MIB + 10)  # over llm.max_reply_size (1 MiB here; 2 MiB by default), under the body limit
-    llm.fail(1, status=200, body=json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}))
+    openai_server.fail(1, status=200, body=json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}))
     answer = send(engine, "talker", "hello", "big")
     assert answer.status_code == 502, answer.text
     error = answer.json()["error"]
@@ -190,14 +185,14 @@ def test_a_provider_reply_over_max_reply_size_is_a_502_with_its_reason(engine: E
     assert httpx.delete(f"{engine.url}{V1}/agents/talker", timeout=30).status_code == 200
 
 
-def test_the_provider_stops_reading_a_body_past_its_limit(llm: OpenAITestServer,
+def test_the_provider_stops_reading_a_body_past_its_limit(openai_server: OpenAITestServer,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BUDGET_LLM_KEY", KEY)
     provider = providers.OpenAICompatibleProvider(
-        project.OpenAIProvider(base_url=llm.url, api_key_env="BUDGET_LLM_KEY", retries=0))
+        project.OpenAIProvider(base_url=openai_server.url, api_key_env="BUDGET_LLM_KEY", retries=0))
     try:
         huge = json.dumps({"choices": [{"message": {"role": "assistant", "content": "z" * 200_000}}]})
-        llm.fail(1, status=200, body=huge)
+        openai_server.fail(1, status=200, body=huge)
         request = providers.CompletionRequest(
             agent="a", model="m", messages=(providers.ChatMessage(role="user", content="hi"),), temperature=0.0,
             max_tokens=16, deadline=time.monotonic() + 10, max_reply_size=1024)

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
+
 
 @dataclass
 class Scripted:
@@ -144,3 +146,10 @@ def running_openai_server() -> Iterator[OpenAITestServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def openai_server() -> Iterator[OpenAITestServer]:
+    """One local OpenAI-compatible server per test module (``running_openai_server``)."""
+    with running_openai_server() as server:
+        yield server
