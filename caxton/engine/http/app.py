@@ -32,7 +32,6 @@ import functools
 import math
 
 import anyio
-import anyio.lowlevel
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -46,6 +45,7 @@ from caxton import __version__, metrics
 from caxton.engine.http import applies, backups, memory, openapi, reconcile, rollouts
 from caxton.engine.http.deps import PREFIX, CallerDep, EngineDep, engine_of, mount, router as new_router
 from caxton.engine.auth import Policy, Principal, Tokens, attributed, load_tokens
+from caxton.engine.serving import threads
 from caxton.engine.serving.bulkhead import Bulkheads
 from caxton.engine.guard import Gate, Guard, reload_tokens
 from caxton.engine.http_metrics import HttpMetrics
@@ -71,9 +71,6 @@ MESSAGES = PREFIX + "/agents/{name}/messages"
 _to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 #: Threads that run blocking endpoints of the control plane (store reads, applies); anyio's default is 40.
 WORKER_THREADS = 256
-#: Threads that run messages (their own limiter: message load never takes the control plane's threads).
-MESSAGE_THREADS = 256
-_message_threads: anyio.lowlevel.RunVar[anyio.CapacityLimiter] = anyio.lowlevel.RunVar("caxton_message_threads")
 #: How long a message waits on the loop for a WASM instance busy in a worker thread (``_deliver``).
 BUSY_POLLS = 20
 BUSY_POLL_S = 0.0005
@@ -154,7 +151,8 @@ async def _message(
 
 
 async def _deliver(engine: Engine, name: str, body: wire.MessageRequest, size: int | None) -> dict[str, Any]:
-    """One message: on the loop when ``Engine.send_now`` can, else ``Engine.send`` in the thread pool.
+    """One message: on the loop when ``Engine.send_now`` can, else ``Engine.send`` in a message thread
+    (``caxton.engine.serving.threads``: their own pool, at a lower CPU priority than the loop).
 
     While the agent's instance is busy with a message in a worker thread, poll for up to
     ``BUSY_POLLS`` x ``BUSY_POLL_S`` (the loop stays free) instead of queueing behind it in a thread:
@@ -171,17 +169,7 @@ async def _deliver(engine: Engine, name: str, body: wire.MessageRequest, size: i
             return result
         break
     send = functools.partial(engine.send, name, body.content, body.conversation_id, size_hint=size)
-    return await anyio.to_thread.run_sync(send, limiter=message_threads())
-
-
-def message_threads() -> anyio.CapacityLimiter:
-    """The event loop's limiter of message threads (``MESSAGE_THREADS``), apart from the default one."""
-    try:
-        return _message_threads.get()
-    except LookupError:
-        limiter = anyio.CapacityLimiter(MESSAGE_THREADS)
-        _message_threads.set(limiter)
-        return limiter
+    return await threads.run(send)
 
 
 def create_app(engine: Engine, tokens: Tokens | None = None) -> FastAPI:
