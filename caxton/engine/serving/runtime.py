@@ -135,7 +135,8 @@ class ServingRuntime:
         return self.handle_nowait is not None and now >= self._threads_until
 
     def timed(self, seconds: float, now: float) -> None:
-        """Note how long one message took on the loop (``now``: perf_counter at its end)."""
+        """Note how long one message took on the loop (``seconds``: the loop thread's CPU time for it;
+        ``now``: perf_counter at its end)."""
         self._average += (seconds - self._average) * INLINE_WEIGHT
         if self._average > INLINE_SLOW_S:
             self._threads_until = max(self._threads_until, now + seconds * INLINE_HOLD_OFF)
