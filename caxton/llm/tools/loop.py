@@ -147,9 +147,10 @@ class ToolLoop:
                                      reason="invalid_arguments")
         problems = sorted(self._validators[call.name].iter_errors(arguments), key=lambda e: list(e.path))
         if problems:
-            where = "/".join(str(p) for p in problems[0].absolute_path) or "(arguments)"
-            raise errors.ToolFailure(f"invalid arguments for {call.name!r}: {where}: {problems[0].message}",
-                                     reason="invalid_arguments")
+            said = "; ".join(f"{'/'.join(str(p) for p in e.absolute_path) or '(arguments)'}: {e.message}"
+                             for e in problems[:3])
+            raise errors.ToolFailure(f"invalid arguments for {call.name!r}: {said}", reason="invalid_arguments",
+                                     hint="the tool's parameters schema says what it takes")
         result = tool.call(arguments, deadline)
         if time.monotonic() > deadline:
             raise errors.ToolFailure(f"tool {call.name!r} ran past its deadline", reason="timeout")
