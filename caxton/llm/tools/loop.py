@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -106,12 +107,14 @@ class ToolLoop:
         pool = ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix=f"tool-{self._agent}")
         try:
             started = time.perf_counter()
-            futures = [pool.submit(self._call, call, call_deadline) for call in calls]
+            abandoned = [threading.Event() for _ in calls]
+            futures = [pool.submit(self._call, call, call_deadline, gone) for call, gone in zip(calls, abandoned)]
             records = []
-            for call, future in zip(calls, futures):
+            for call, future, gone in zip(calls, futures, abandoned):
                 try:
                     records.append(future.result(timeout=max(0.0, call_deadline - time.monotonic())))
                 except FutureTimeout:
+                    gone.set()  # the call's own record, when it ends, is not counted again
                     failure = errors.ToolFailure(f"tool {call.name!r} did not answer within {timeout:g}s",
                                                  reason="timeout",
                                                  hint="raise resource_limits.tool_call_timeout in the agent file")
@@ -120,7 +123,7 @@ class ToolLoop:
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
 
-    def _call(self, call: prov.ToolCall, deadline: float) -> CallRecord:
+    def _call(self, call: prov.ToolCall, deadline: float, abandoned: threading.Event) -> CallRecord:
         started = time.perf_counter()
         metrics.TOOL_CALLS_ACTIVE.inc()
         try:
@@ -132,7 +135,7 @@ class ToolLoop:
             except Exception as exc:  # the tool's bug: a result the model sees, and a log line with the traceback
                 log.exception("agent %s: tool %s failed", self._agent, call.name)
                 result = errors.ToolFailure(f"tool {call.name!r} failed: {type(exc).__name__}: {exc}")
-            return self._record(call, arguments, result, started)
+            return self._record(call, arguments, result, started, counted=not abandoned.is_set())
         finally:
             metrics.TOOL_CALLS_ACTIVE.dec()
 
@@ -166,7 +169,9 @@ class ToolLoop:
             reason="max_tool_calls", hint="answer with what you have")
         return self._record(call, _arguments_or_text(call.arguments), failure, time.perf_counter())
 
-    def _record(self, call: prov.ToolCall, arguments: JsonValue, result: JsonValue, started: float) -> CallRecord:
+    def _record(self, call: prov.ToolCall, arguments: JsonValue, result: JsonValue, started: float, *,
+                counted: bool = True) -> CallRecord:
+        """The call's record; ``counted``: also its metrics and log line (once per call)."""
         elapsed = time.perf_counter() - started
         label = call.name if call.name in self.registry else UNLISTED
         if isinstance(result, errors.ToolFailure):
@@ -175,6 +180,8 @@ class ToolLoop:
                                           **({"hint": result.hint} if result.hint else {})}}
         else:
             outcome, shown = "ok", result
+        if not counted:
+            return CallRecord(call.id, call.name, arguments, outcome, shown, round(elapsed * 1000, 3))
         metrics.TOOL_CALLS.labels(self._agent, label, outcome).inc()
         metrics.TOOL_CALL_DURATION.labels(self._agent, label).observe(elapsed)
         if self._sink is not None:
