@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from caxton.client import agents
+from caxton.spec import api
 from tests.support.engine import EngineProcess, running_engine
 from tests.support.http_target import HttpTarget, running_http_target
 from tests.support.openai_server import OpenAITestServer, running_openai_server
@@ -95,8 +96,10 @@ def test_failures_limits_and_unlisted_tools_reach_the_model_logs_and_metrics(
                     ("http_client", {"url": f"{target.url}/slow"}), ("calculator", {"expression": "1 + 1"})])
     reply = message(tools_engine, "counter", "try everything")
     assert reply.status_code == 200, reply.text
-    outcomes = [c["outcome"] for c in reply.json()["reply"]["tool_calls"]]
-    assert outcomes == ["invalid_arguments", "not_allowed", "timeout", "max_tool_calls"]
+    typed = api.ConfigAgentReply.model_validate(api.MessageReply.model_validate(reply.json()).reply)
+    assert [c.outcome for c in typed.tool_calls or []] == ["invalid_arguments", "not_allowed", "timeout",
+                                                          "max_tool_calls"]
+    assert [c.tool for c in typed.tool_calls or []] == ["calculator", "shell", "http_client", "calculator"]
     results = tool_results(llm)
     assert "division by zero" in results[0] and "not one of this agent's tools" in results[1]
     lines = [line.message for line in agents.logs(tools_engine.client(), "counter")]
