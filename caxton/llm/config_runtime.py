@@ -214,7 +214,9 @@ class ConfigAgentRuntime:
             turns = [conv.Turn(role="user", content=message.text), conv.Turn(role="assistant", content=completion.text)]
             self._conversations.append(self.spec.id, cid, turns)
         self._remember(cid, message.text, completion.text)
-        reply: dict[str, Any] = {"reply": completion.text, "conversation_id": cid, "provider": provider.name, "model": completion.model}
+        reply: dict[str, Any] = {
+            "reply": completion.text, "conversation_id": cid, "provider": provider.name, "model": completion.model,
+        }
         if self._tool_loop is not None:
             reply["tool_calls"] = [call.to_dict() for call in calls]
         return reply

@@ -22,7 +22,8 @@ ENV = "CAXTON_TEST_TOOLS_KEY"
 
 
 class ScriptedTools:
-    """A ToolSource (the interface WASM and MCP tools plug into): ``slow`` sleeps, ``broken`` raises,
+    """A ToolSource (the interface WASM and MCP tools plug into): ``slow`` sleeps, ``broken`` raises, ``big``
+    returns 300 KB,
     ``gate`` waits until ``gate_count`` calls are running at once (proves they run in parallel)."""
 
     def __init__(self, gate_count: int = 2) -> None:
@@ -30,10 +31,10 @@ class ScriptedTools:
         self.finished: list[str] = []
 
     def names(self) -> Sequence[str]:
-        return ["slow", "broken", "gate"]
+        return ["slow", "broken", "gate", "big"]
 
     def build(self, name: str, context: base.ToolContext) -> base.Tool | None:
-        runs = {"slow": self._slow, "broken": self._broken, "gate": self._gate}
+        runs = {"slow": self._slow, "broken": self._broken, "gate": self._gate, "big": self._big}
         if name not in runs:
             return None
         return base.FunctionTool(name, f"test tool {name}", {"type": "object"}, runs[name])
@@ -45,6 +46,9 @@ class ScriptedTools:
 
     def _broken(self, arguments: dict[str, Any], deadline: float) -> Any:
         raise RuntimeError("the tool's own bug")
+
+    def _big(self, arguments: dict[str, Any], deadline: float) -> Any:
+        return {"text": "x" * 300_000}
 
     def _gate(self, arguments: dict[str, Any], deadline: float) -> Any:
         self.barrier.wait()
@@ -90,7 +94,8 @@ def test_offline_tool_lines_call_the_tools_and_the_transcript_shows_calls_and_re
     assert '### assistant\ncall_1: calculator {"expression": "6 * 7"}\ncall_2: csv_parser' in text
     assert '### tool call_1\n{"result":42}' in text
     assert '### tool call_2\n{"columns":["a","b"],"rows":[{"a":"1","b":"2"}],"row_count":1,"truncated":false}' in text
-    assert [(c["tool"], c["outcome"], c["result"]) for c in reply["tool_calls"]][0] == ("calculator", "ok", {"result": 42})
+    first = reply["tool_calls"][0]
+    assert (first["tool"], first["outcome"], first["result"]) == ("calculator", "ok", {"result": 42})
     assert counted("calculator", "ok") == before + 1
     assert send(make(["calculator"]), "no tool lines")["tool_calls"] == []
 
@@ -119,6 +124,18 @@ def test_failures_go_back_to_the_model_as_results_and_the_message_succeeds() -> 
     assert "### tool call_5\n" in reply["reply"] and "not one of this agent's tools" in reply["reply"]
     assert counted("(unlisted)", "not_allowed") >= 1
     assert any(level == "warning" and "call_5 shell: not_allowed" in message for level, message in logs)
+
+
+def test_a_result_over_the_cap_is_refused_as_too_large() -> None:
+    reply = send(make(["big"]), "/tool big")
+    call = reply["tool_calls"][0]
+    assert call["outcome"] == "too_large" and "262,144" in call["result"]["error"]["message"]
+
+
+def test_a_tool_no_source_has_refuses_to_start() -> None:
+    with pytest.raises(errors.InvalidInput) as caught:
+        make(["shell"])
+    assert "no tool 'shell'" in caught.value.message and "calculator" in (caught.value.hint or "")
 
 
 def test_several_calls_run_in_parallel() -> None:

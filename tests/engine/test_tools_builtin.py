@@ -81,7 +81,8 @@ def test_http_client_fetches_from_an_allowed_host_and_posts_json(target: HttpTar
     hosts = (f"127.0.0.1:{target.port}",)
     got = call("http_client", {"url": f"{target.url}/hello"}, hosts=hosts)
     assert got["status"] == 200 and got["body"] == "hello from the target"
-    posted = call("http_client", {"method": "POST", "url": f"{target.url}/echo", "body": {"a": 1}}, hosts=("127.0.0.1",))
+    posted = call("http_client", {"method": "POST", "url": f"{target.url}/echo", "body": {"a": 1}},
+                  hosts=("127.0.0.1",))
     assert posted["body"] == '{"received": "{\\"a\\":1}"}'
     assert call("http_client", {"url": f"{target.url}/here"}, hosts=hosts)["body"] == "hello from the target"
 

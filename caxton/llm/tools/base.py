@@ -46,7 +46,9 @@ class ToolMemory(Protocol):
 
     def recall(self, agent: str, scope: str, query: str, k: int, min_similarity: float) -> list[dict[str, Any]]: ...
 
-    def note(self, agent: str, scope: str, name: str, entity_type: str, observations: Sequence[str]) -> dict[str, Any]: ...
+    def note(
+        self, agent: str, scope: str, name: str, entity_type: str, observations: Sequence[str]
+    ) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,6 @@ class ToolContext:
     memory: ToolMemory | None = None
     memory_min_similarity: float = 0.2
     allowed_hosts: tuple[str, ...] = ()
-    #: Bytes of one tool result (JSON) handed back to the model.
-    max_result_size: int = 256 * 1024
 
 
 class ToolSource(Protocol):

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: The ``tool`` label of a call to a tool the agent does not list (the model's name is not a label).
 UNLISTED = "(unlisted)"
+#: Bytes of one tool result (JSON) handed back to the model; past it the call fails ``too_large``.
+MAX_RESULT_SIZE = 256 * 1024
 Ask = Callable[[tuple[prov.ChatMessage, ...]], prov.Completion]
 LogSink = Callable[[str, str], None]
 
@@ -54,7 +56,7 @@ class ToolLoop:
     """Runs the tool loop for one agent revision; thread-safe (no state between messages)."""
 
     def __init__(self, registry: ToolRegistry, *, agent: str, max_calls: int, call_timeout: float,
-                 max_result_size: int = 256 * 1024, sink: LogSink | None = None) -> None:
+                 max_result_size: int = MAX_RESULT_SIZE, sink: LogSink | None = None) -> None:
         import jsonschema
 
         self.registry = registry
