@@ -7,8 +7,12 @@ agent's ``llm.provider`` and calls ``complete``. Providers are shared by all
 agents and revisions and must be thread-safe.
 
 - ``offline``: deterministic, no network. Its reply is the fully rendered
-  prompt plus a short digest, so operators can test templates with it.
-- ``openai``: any OpenAI-compatible ``POST {base_url}/chat/completions``. The
+  prompt plus a short digest, so operators can test templates with it. Given
+  tools, it first asks for the calls written as ``/tool <name> <json>`` lines
+  in the last user message (``offline_tool_calls``; docs/tools.md).
+- ``openai``: any OpenAI-compatible ``POST {base_url}/chat/completions`` (with
+  ``tools`` when the request has some; an answer's ``tool_calls`` become
+  ``Completion.tool_calls``). The
   key is read from the environment variable named by ``api_key_env`` at call
   time and never logged or put in an error (upstream text is redacted).
   Connect errors, timeouts, 429 and 5xx are retried with exponential backoff
