@@ -63,7 +63,7 @@ Generated for the validate benchmark.
 
 CONFIG_TOML = '''name = "agent-{i}"
 version = "1.{i}.0"
-tools = ["text_summarizer"]
+tools = ["calculator"]
 system_prompt = """
 You are agent {i}. Summarize.
 """

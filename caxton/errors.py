@@ -227,6 +227,22 @@ class TooManyConversations(Unavailable):
     retry_after: float | None = None
 
 
+class ToolFailure(CaxtonError):
+    """One tool call failed (bad arguments, a refused host, a timeout, the tool's own error).
+
+    Never leaves the tool loop as an HTTP error: the loop hands it back to the
+    model as the call's result (``{"error": {"reason", "message"}}``).
+    Reasons: ``invalid_arguments``, ``not_allowed`` (a tool or host the agent may
+    not use), ``timeout`` (``tool_call_timeout``), ``too_large``, ``failed``.
+    """
+
+    code = "tool_failure"
+
+    def __init__(self, message: str, *, reason: str = "failed", hint: str | None = None, details: Any = None) -> None:
+        super().__init__(message, hint=hint, details=details)
+        self.reason = reason
+
+
 class ConfigAgentFailure(AgentFailure):
     """A config agent failed one message; ``reason`` says why.
 
@@ -234,7 +250,8 @@ class ConfigAgentFailure(AgentFailure):
     (``response_timeout`` exceeded, HTTP 504), ``memory``, ``missing_api_key``,
     ``unauthorized``, ``rejected`` (other 4xx), ``rate_limited``,
     ``upstream_error`` (5xx), ``unreachable``, ``bad_response``, ``prompt_too_large``
-    (``llm.max_prompt_size``), ``reply_too_large`` (``llm.max_reply_size``).
+    (``llm.max_prompt_size``), ``reply_too_large`` (``llm.max_reply_size``),
+    ``tool_loop`` (the model still asked for tools after ``max_tool_calls``).
     """
 
     def __init__(

@@ -64,6 +64,19 @@ WASM_VIOLATIONS = Counter(
     registry=REGISTRY,
 )
 
+# --- tools of config agents (caxton.llm.tools.loop) -------------------------------------
+TOOL_CALLS = Counter(
+    "caxton_tool_calls_total",
+    "Tool calls of config agents by outcome (ok, invalid_arguments, not_allowed, timeout, too_large, failed, "
+    "max_tool_calls); a tool the agent does not list is tool=\"(unlisted)\".",
+    ["agent", "tool", "outcome"], registry=REGISTRY,
+)
+TOOL_CALL_DURATION = Histogram(
+    "caxton_tool_call_duration_seconds", "Duration of one tool call.", ["agent", "tool"],
+    buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+)
+TOOL_CALLS_ACTIVE = Gauge("caxton_tool_calls_active", "Tool calls running now.", registry=REGISTRY)
+
 # --- reconcile / reloads -------------------------------------------------------
 RECONCILE_RUNS = Counter("caxton_reconcile_runs_total", "Reconcile passes.", ["outcome"], registry=REGISTRY)
 RECONCILE_LAST_SUCCESS = Gauge(
@@ -188,8 +201,8 @@ def forget_revision(agent: str, revision: str) -> None:
 
 
 def forget_agent(agent: str) -> None:
-    """A removed agent: drop its per-agent series (reloads, rollout verdicts and endings, violations)."""
-    for metric in (AGENT_RELOADS, ROLLOUT_VERDICTS, ROLLOUTS_FINISHED, WASM_VIOLATIONS):
+    """A removed agent: drop its per-agent series (reloads, rollout verdicts and endings, violations, tool calls)."""
+    for metric in (AGENT_RELOADS, ROLLOUT_VERDICTS, ROLLOUTS_FINISHED, WASM_VIOLATIONS, TOOL_CALLS, TOOL_CALL_DURATION):
         with metric._lock:  # noqa: SLF001 - prometheus_client has no public listing of a metric's children
             found = [key for key in metric._metrics if key[0] == agent]  # noqa: SLF001
         for labels in found:

@@ -90,6 +90,7 @@ def _config(spec: ConfigAgent, *, revision: int, context: RuntimeContext) -> Age
     runtime: AgentRuntime = ConfigAgentRuntime(
         spec, revision=revision, providers=context.providers,
         conversations=context.conversations, memory=context.memory, limits=context.templates, llm=context.llm,
+        log_sink=context.logs.sink(spec.id, revision),
     )
     return runtime
 

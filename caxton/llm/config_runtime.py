@@ -19,6 +19,8 @@ The engine (``caxton.engine.operations`` / the router) creates one
    fit ``llm.max_prompt_size`` and the user prompt, all within
    ``response_timeout`` (else ``ConfigAgentFailure`` reason ``timeout``); a
    reply over ``llm.max_reply_size`` fails with reason ``reply_too_large``;
+   an agent with ``tools`` runs the tool loop (``caxton.llm.tools.loop``)
+   and its reply lists the calls (``tool_calls``);
 6. records the turn in the conversation and in memory.
 """
 
@@ -39,6 +41,8 @@ from caxton import errors
 from caxton.llm import conversations as conv
 from caxton.llm import providers as prov
 from caxton.llm import templating
+from caxton.llm.tools import base as tool_base
+from caxton.llm.tools import builtin, loop
 from caxton.spec import agent as agent_spec
 from caxton.spec.project import LLMProviders, TemplateSettings
 from caxton.rules import templates
@@ -85,6 +89,8 @@ class ConfigAgentRuntime:
         memory: MemoryContext | None = None,
         limits: TemplateSettings | None = None,
         llm: LLMProviders | None = None,
+        log_sink: loop.LogSink | None = None,
+        tool_sources: tuple[tool_base.ToolSource, ...] = (builtin.BUILTIN,),
     ) -> None:
         self.spec = spec
         self._limits = limits or TemplateSettings()
@@ -93,6 +99,10 @@ class ConfigAgentRuntime:
         self._providers = providers
         self._conversations = conversations
         self._memory = memory if spec.memory.enabled else None
+        self._tool_memory = memory if isinstance(memory, tool_base.ToolMemory) else None
+        self._log_sink = log_sink
+        self._tool_sources = tool_sources
+        self._tool_loop: loop.ToolLoop | None = None
         self._templates: _Templates | None = None
         self._provider: prov.LLMProvider | None = None
         self._model = ""
@@ -116,6 +126,7 @@ class ConfigAgentRuntime:
         self._model = provider.model_for(self.spec.llm)
         provider.check()
         self._templates = self._compile()
+        self._tool_loop = self._build_tools()
         self._provider = provider
         if self.spec.memory.enabled and self._memory is None:
             log.warning("agent %s: memory.enabled but the engine has no memory; memory_context is ''", self.spec.id)
@@ -195,7 +206,7 @@ class ConfigAgentRuntime:
             *(prov.ChatMessage(role=t["role"], content=t["content"]) for t in self._window(system, history, user)),
             prov.ChatMessage(role="user", content=user),
         )
-        completion = provider.complete(self._request(messages, deadline))
+        completion, calls = self._complete(provider, messages, deadline)
         if time.monotonic() > deadline:
             raise self._timeout()
         self._check_reply(completion.text)
@@ -203,9 +214,42 @@ class ConfigAgentRuntime:
             turns = [conv.Turn(role="user", content=message.text), conv.Turn(role="assistant", content=completion.text)]
             self._conversations.append(self.spec.id, cid, turns)
         self._remember(cid, message.text, completion.text)
-        return {"reply": completion.text, "conversation_id": cid, "provider": provider.name, "model": completion.model}
+        reply: dict[str, Any] = {
+            "reply": completion.text, "conversation_id": cid, "provider": provider.name, "model": completion.model,
+        }
+        if self._tool_loop is not None:
+            reply["tool_calls"] = [call.to_dict() for call in calls]
+        return reply
 
-    def _request(self, messages: tuple[prov.ChatMessage, ...], deadline: float) -> prov.CompletionRequest:
+    def _complete(self, provider: prov.LLMProvider, messages: tuple[prov.ChatMessage, ...], deadline: float
+                  ) -> tuple[prov.Completion, list[loop.CallRecord]]:
+        """The model's final answer (through the tool loop when the agent has tools) and the calls it made."""
+        tools = self._tool_loop
+        if tools is None:
+            return provider.complete(self._request(messages, deadline)), []
+        specs = tuple(tools.registry.function_specs())
+
+        def ask(turns: tuple[prov.ChatMessage, ...]) -> prov.Completion:
+            if time.monotonic() > deadline:
+                raise self._timeout()
+            return provider.complete(self._request(turns, deadline, specs))
+
+        return tools.run(ask, messages, deadline)
+
+    def _build_tools(self) -> loop.ToolLoop | None:
+        if not self.spec.tools:
+            return None
+        context = tool_base.ToolContext(
+            agent=self.spec.id, memory_scope=self.spec.memory.scope, memory=self._tool_memory,
+            memory_min_similarity=self.spec.memory.min_similarity, allowed_hosts=tuple(self.spec.allowed_hosts),
+        )
+        registry = tool_base.build_registry(self.spec.tools, context, self._tool_sources)
+        limits = self.spec.resource_limits
+        return loop.ToolLoop(registry, agent=self.spec.id, max_calls=limits.tool_calls_limit,
+                             call_timeout=limits.tool_timeout, sink=self._log_sink)
+
+    def _request(self, messages: tuple[prov.ChatMessage, ...], deadline: float,
+                 tools: tuple[dict[str, Any], ...] = ()) -> prov.CompletionRequest:
         return prov.CompletionRequest(
             agent=self.spec.id,
             model=self._model,
@@ -214,6 +258,7 @@ class ConfigAgentRuntime:
             max_tokens=self.spec.llm.max_tokens,
             deadline=deadline,
             max_reply_size=int(self._llm.max_reply_size),
+            tools=tools,
         )
 
     def _window(self, system: str, history: list[conv.Turn], user: str) -> list[conv.Turn]:

@@ -7,8 +7,12 @@ agent's ``llm.provider`` and calls ``complete``. Providers are shared by all
 agents and revisions and must be thread-safe.
 
 - ``offline``: deterministic, no network. Its reply is the fully rendered
-  prompt plus a short digest, so operators can test templates with it.
-- ``openai``: any OpenAI-compatible ``POST {base_url}/chat/completions``. The
+  prompt plus a short digest, so operators can test templates with it. Given
+  tools, it first asks for the calls written as ``/tool <name> <json>`` lines
+  in the last user message (``offline_tool_calls``; docs/tools.md).
+- ``openai``: any OpenAI-compatible ``POST {base_url}/chat/completions`` (with
+  ``tools`` when the request has some; an answer's ``tool_calls`` become
+  ``Completion.tool_calls``). The
   key is read from the environment variable named by ``api_key_env`` at call
   time and never logged or put in an error (upstream text is redacted).
   Connect errors, timeouts, 429 and 5xx are retried with exponential backoff
@@ -24,11 +28,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict
 
 from caxton import errors
 from caxton.spec import agent as agent_spec
@@ -49,8 +54,24 @@ _OFFLINE_HEADER = "[offline "
 
 
 class ChatMessage(TypedDict):
+    """One message of a chat completion; ``tool_calls`` on an assistant turn, ``tool_call_id`` on a tool result."""
+
     role: str
     content: str
+    tool_calls: NotRequired[list[dict[str, Any]]]
+    tool_call_id: NotRequired[str]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A call the model asks for: ``arguments`` is the JSON text it wrote."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def as_message_part(self) -> dict[str, Any]:
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
 
 
 @dataclass(frozen=True)
@@ -65,6 +86,8 @@ class CompletionRequest:
     deadline: float
     #: Bytes (UTF-8) of the reply's text the engine accepts; a provider may stop reading past it.
     max_reply_size: int = DEFAULT_MAX_REPLY_SIZE
+    #: OpenAI-style function declarations (``caxton.llm.tools.ToolRegistry.function_specs``); empty: no tools.
+    tools: tuple[dict[str, Any], ...] = ()
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -72,9 +95,12 @@ class CompletionRequest:
 
 @dataclass(frozen=True)
 class Completion:
+    """The model's answer: final when ``tool_calls`` is empty, else the calls it asks for (``text`` may be '')."""
+
     text: str
     model: str
     usage: dict[str, int] = field(default_factory=dict)
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 class LLMProvider(Protocol):
@@ -120,10 +146,31 @@ class OfflineProvider:
         return None
 
     def complete(self, request: CompletionRequest) -> Completion:
+        calls = offline_tool_calls(request.messages) if request.tools else ()
+        if calls:
+            return Completion(text="", model=request.model, tool_calls=calls)
         return Completion(text=render_offline_reply(request.model, request.messages), model=request.model)
 
     def close(self) -> None:
         return None
+
+
+_TOOL_LINE = re.compile(r"^/tool\s+(\S+)(?:\s+(.*))?$")
+
+
+def offline_tool_calls(messages: tuple[ChatMessage, ...]) -> tuple[ToolCall, ...]:
+    """The calls the offline provider asks for: one per ``/tool <name> <json arguments>`` line of the last
+    user message, all at once, the first time it answers that message (after the results, it answers with
+    the transcript). Arguments default to ``{}``; they are passed on as written (bad JSON included)."""
+    last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=-1)
+    if last_user < 0 or any(m["role"] == "tool" for m in messages[last_user:]):
+        return ()
+    calls: list[ToolCall] = []
+    for line in messages[last_user]["content"].splitlines():
+        match = _TOOL_LINE.match(line.strip())
+        if match:
+            calls.append(ToolCall(f"call_{len(calls) + 1}", match.group(1), (match.group(2) or "{}").strip()))
+    return tuple(calls)
 
 
 def prompt_digest(model: str, messages: tuple[ChatMessage, ...]) -> str:
@@ -138,13 +185,22 @@ def render_offline_reply(model: str, messages: tuple[ChatMessage, ...]) -> str:
     Without that shrinking each reply would contain all earlier replies in
     full, and a conversation's history would grow exponentially.
     """
-    sections = [f"### {m['role']}\n{_shrink_offline(m)}" for m in messages]
+    sections = [f"### {_offline_role(m)}\n{_shrink_offline(m)}" for m in messages]
     header = f"{_OFFLINE_HEADER}model={model} digest={prompt_digest(model, messages)}]"
     return "\n".join([header, *sections])
 
 
+def _offline_role(message: ChatMessage) -> str:
+    if message.get("tool_call_id"):
+        return f"tool {message['tool_call_id']}"
+    return message["role"]
+
+
 def _shrink_offline(message: ChatMessage) -> str:
     content = message["content"]
+    if message.get("tool_calls"):
+        return "\n".join(f"{c['id']}: {c['function']['name']} {c['function']['arguments']}"
+                         for c in message["tool_calls"])
     if message["role"] != "assistant" or not content.startswith(_OFFLINE_HEADER):
         return content
     header = content.split("\n", 1)[0]
@@ -212,6 +268,8 @@ class OpenAICompatibleProvider:
             "temperature": request.temperature,
             "max_tokens": request.max_tokens,
         }
+        if request.tools:
+            body["tools"] = list(request.tools)
         attempt = 0
         while True:
             attempt += 1
@@ -287,7 +345,10 @@ class OpenAICompatibleProvider:
     def _parse(self, raw: bytes, key: str, request: CompletionRequest, attempt: int) -> Completion:
         try:
             data = loads_strict(raw)
-            text = data["choices"][0]["message"]["content"]
+            message = data["choices"][0]["message"]
+            calls = _tool_calls(message.get("tool_calls"))
+            text = message.get("content") if calls else message["content"]
+            text = "" if text is None and calls else text
             if not isinstance(text, str):
                 raise TypeError("content is not a string")
         except (ValueError, KeyError, IndexError, TypeError) as exc:
@@ -295,7 +356,7 @@ class OpenAICompatibleProvider:
             message = f"{self._url} answered 200 but not a chat completion ({exc}): {excerpt!r}"
             raise self._failure("bad_response", message, attempt) from None
         model = data.get("model") if isinstance(data.get("model"), str) else request.model
-        return Completion(text=text, model=model, usage=_usage(data.get("usage")))
+        return Completion(text=text, model=model, usage=_usage(data.get("usage")), tool_calls=calls)
 
     # -- helpers -----------------------------------------------------------------
 
@@ -372,6 +433,22 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(response.headers.get("retry-after", "")))
     except ValueError:
         return None
+
+
+def _tool_calls(raw: Any) -> tuple[ToolCall, ...]:
+    """The ``tool_calls`` of an answer's message (raises TypeError/KeyError when malformed)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise TypeError("tool_calls is not a list")
+    calls = []
+    for item in raw:
+        function = item["function"]
+        name, arguments = function["name"], function.get("arguments") or "{}"
+        if not isinstance(item["id"], str) or not isinstance(name, str) or not isinstance(arguments, str):
+            raise TypeError("a tool call's id, name and arguments are strings")
+        calls.append(ToolCall(item["id"], name, arguments))
+    return tuple(calls)
 
 
 def _usage(raw: Any) -> dict[str, int]:

@@ -402,6 +402,26 @@ class MemoryService:
         item = models.EntityInput(name, context.CONVERSATION_TYPE, (observation,), scope, agent)
         return self.write_batch([item], "update")[0]
 
+    # --- tools (caxton.llm.tools: memory_search, memory_store) -------------------------------
+
+    def recall(self, agent: str, scope: str, query: str, k: int, min_similarity: float) -> list[dict[str, Any]]:
+        """``memory_search`` of ``agent``: the entities it can see (its ``memory.scope``), closest first."""
+        hits = self.search(query, k, min_similarity, scopes=models.visible_scopes(scope), agent=agent)
+        return [{"name": h.entity.name, "type": h.entity.entity_type, "observations": list(h.entity.observations),
+                 "scope": h.entity.scope, "similarity": round(h.similarity, 6)} for h in hits]
+
+    def note(self, agent: str, scope: str, name: str, entity_type: str, observations: Sequence[str]) -> dict[str, Any]:
+        """``memory_store`` of ``agent``: add observations to its entity ``name`` (created if new) at ``scope``."""
+        scope = models.check_scope(scope)
+        found = self.store.find(models.entity_key(scope, agent, name))
+        if found is not None:
+            entity = self.update_entity(found.id, add_observations=list(observations))
+        else:
+            item = models.EntityInput(name, entity_type, tuple(observations), scope, agent)
+            entity = self.write_batch([item], "update")[0]
+        return {"id": entity.id, "name": entity.name, "type": entity.entity_type, "scope": entity.scope,
+                "observations": len(entity.observations), "version": entity.version}
+
     # --- maintenance --------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:

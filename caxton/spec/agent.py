@@ -38,6 +38,12 @@ SEMVER_PATTERN = (
 CAPABILITY_PATTERN = r"^[a-z][a-z0-9]*(?:[-_.:][a-z0-9]+)*$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 SPLIT_PATTERN = r"^\s*(\d{1,3})\s*/\s*(\d{1,3})\s*$"
+#: ``resource_limits.max_tool_calls`` of config agents: default and most.
+DEFAULT_MAX_TOOL_CALLS = 10
+MAX_TOOL_CALLS = 1000
+#: ``resource_limits.tool_call_timeout`` default, seconds.
+DEFAULT_TOOL_CALL_TIMEOUT = 10.0
+HOST_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$"
 #: Most instances one WASM revision may run (``resource_limits.pool_size``).
 MAX_POOL_SIZE = 64
 
@@ -157,6 +163,40 @@ class ConfigResourceLimits(Strict):
     memory_scope: MemoryScope | None = Field(
         None, description="deprecated spelling of memory.scope", json_schema_extra={"deprecated": True}
     )
+    max_tool_calls: int | None = Field(
+        None, ge=0, le=MAX_TOOL_CALLS,
+        description=f"tool calls one message may make (0: none); default {DEFAULT_MAX_TOOL_CALLS} (docs/tools.md)")
+    tool_call_timeout: Duration | None = Field(
+        None, gt=0, le=3600, description=f"time one tool call may take; default {DEFAULT_TOOL_CALL_TIMEOUT:g}s")
+
+    @model_serializer(mode="wrap")
+    def _without_unset_tool_limits(self, handler: SerializerFunctionWrapHandler, _: SerializationInfo) -> Any:
+        """Leave the tool limits out while unset: the spec digest of an agent that does not set them stays."""
+        return _drop_none(handler(self), ("max_tool_calls", "tool_call_timeout"))
+
+    @property
+    def tool_calls_limit(self) -> int:
+        return DEFAULT_MAX_TOOL_CALLS if self.max_tool_calls is None else self.max_tool_calls
+
+    @property
+    def tool_timeout(self) -> float:
+        return DEFAULT_TOOL_CALL_TIMEOUT if self.tool_call_timeout is None else self.tool_call_timeout
+
+
+def _drop_none(data: Any, keys: tuple[str, ...]) -> Any:
+    if isinstance(data, dict):
+        for key in keys:
+            if data.get(key) is None:
+                data.pop(key, None)
+    return data
+
+
+class ConfigSecurityPolicy(Strict):
+    """What a config agent's tools may reach (docs/tools.md)."""
+
+    allowed_hosts: list[Annotated[str, Field(pattern=HOST_PATTERN)]] = Field(
+        default_factory=list,
+        description="hosts http_client may call: a name or IP, optionally :port (no port: any port); empty: none")
 
 
 class WasmResourceLimits(Strict):
@@ -232,6 +272,17 @@ class ConfigAgent(AgentBase):
     user_prompt_template: str | None = None
     llm: LLMSpec = Field(default_factory=LLMSpec)  # type: ignore[arg-type]
     resource_limits: ConfigResourceLimits = Field(default_factory=ConfigResourceLimits)  # type: ignore[arg-type]
+    security_policy: ConfigSecurityPolicy | None = Field(
+        None, description="what the agent's tools may reach (http_client's allowed_hosts)")
+
+    @model_serializer(mode="wrap")
+    def _without_unset_policy(self, handler: SerializerFunctionWrapHandler, _: SerializationInfo) -> Any:
+        """Leave ``security_policy`` out while unset (the spec digest of an agent without one stays)."""
+        return _drop_none(handler(self), ("security_policy",))
+
+    @property
+    def allowed_hosts(self) -> list[str]:
+        return list(self.security_policy.allowed_hosts) if self.security_policy else []
 
     @model_validator(mode="after")
     def _legacy_memory_scope(self) -> ConfigAgent:

@@ -47,6 +47,7 @@ def check_agent(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
     schema check failed on another field.
     """
     found = _tools(doc, _strings(data.get("tools")))
+    found += _http_without_hosts(doc, data)
     found += _duplicates(doc, "capabilities", _strings(data.get("capabilities")))
     parameters = data.get("parameters")
     if isinstance(parameters, dict):
@@ -72,6 +73,19 @@ def _tools(doc: Document, tools: list[str]) -> list[Diagnostic]:
             found.append(diagnostic("CX302", doc.file, f"unknown tool {tool!r}", doc.value_pos(("tools", index)),
                                     hint=hint))
     return found
+
+
+def _http_without_hosts(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
+    """``http_client`` on a config agent with no ``security_policy.allowed_hosts``: every call would be refused."""
+    tools = _strings(data.get("tools"))
+    if data.get("kind", "config") != "config" or "http_client" not in tools:
+        return []
+    policy = data.get("security_policy")
+    if isinstance(policy, dict) and policy.get("allowed_hosts"):
+        return []
+    return [diagnostic("CX310", doc.file, "http_client is listed but no host is allowed: every call will be refused",
+                       doc.value_pos(("tools", tools.index("http_client"))),
+                       hint="list the hosts it may call under security_policy.allowed_hosts (docs/tools.md)")]
 
 
 def _duplicates(doc: Document, field: str, items: list[str]) -> list[Diagnostic]:

@@ -65,6 +65,8 @@ CATALOGUE: tuple[Code, ...] = (
     Code("CX308", "duplicate-entry", _W, "the same tool or capability is listed twice"),
     Code("CX309", "template-unsafe", _E, "a template reaches Python internals or can burn the engine (huge range, "
          "repetition, power)"),
+    Code("CX310", "tool-unreachable", _W, "http_client is listed but security_policy.allowed_hosts is empty "
+         "(every call is refused)"),
     # CX4xx: WASM modules
     Code("CX401", "module-missing", _E, "the WASM module file does not exist"),
     Code("CX402", "path-escape", _E, "a path points outside the repository root"),

@@ -10,6 +10,7 @@ can script failures:
         server.fail(1, status=401, body=...)
         server.delay = 0.5                  # every request waits 0.5 s first
         server.garbage = True               # 200 with a non-JSON body
+        server.call_tools([("memory_store", {"name": "x"})])  # the next request answers with these tool_calls
         ... server.url ...                  # base_url, ends in /v1
         server.requests                     # what was received (headers, body)
 """
@@ -51,6 +52,7 @@ class OpenAITestServer:
         self.garbage = False
         self.requests: list[Received] = []
         self._script: deque[Scripted] = deque()
+        self._counter = 0
         self._lock = threading.Lock()
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._http.daemon_threads = True
@@ -65,6 +67,20 @@ class OpenAITestServer:
         text = body if body is not None else json.dumps({"error": {"message": f"scripted failure {status}"}})
         with self._lock:
             self._script.extend(Scripted(status, text, dict(headers or {})) for _ in range(times))
+
+    def call_tools(self, calls: list[tuple[str, Any]], *, times: int = 1) -> None:
+        """The next ``times`` requests answer with ``tool_calls``: one per (name, arguments) in order; arguments
+        that are not a string are sent JSON-encoded (a string is sent as is, e.g. to send bad JSON)."""
+        with self._lock:
+            for _ in range(times):
+                self._counter += 1
+                parts = [{"id": f"call_{self._counter}_{i}", "type": "function",
+                          "function": {"name": name, "arguments": a if isinstance(a, str) else json.dumps(a)}}
+                         for i, (name, a) in enumerate(calls, 1)]
+                body = {"id": "chatcmpl-tools", "object": "chat.completion", "model": "scripted",
+                        "choices": [{"index": 0, "finish_reason": "tool_calls",
+                                     "message": {"role": "assistant", "content": None, "tool_calls": parts}}]}
+                self._script.append(Scripted(200, json.dumps(body), {"content-type": "application/json"}))
 
     def start(self) -> None:
         self._thread.start()

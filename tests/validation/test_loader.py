@@ -55,7 +55,8 @@ def test_seeds_data_processor_validates_as_written_with_deprecation_warnings(rep
     state = loader.load(root)
     assert not state.has_errors()
     assert state.has_errors(strict=True)
-    assert [d.code for d in state.diagnostics] == ["CX210", "CX210"]
+    # two deprecated spellings, and http_client without security_policy.allowed_hosts (issue 15)
+    assert sorted(d.code for d in state.diagnostics) == ["CX210", "CX210", "CX310"]
     agent = state.by_id()["data-processor"]
     assert agent.spec.memory.scope == "workspace"
     assert agent.spec.resource_limits.max_conversations == 100  # type: ignore[union-attr]
@@ -239,3 +240,15 @@ def test_fuzzed_bytes_never_crash_the_pipeline() -> None:
         for name in ("agents/f.md", "agents/f.toml"):
             result = pipeline.validate_agents([pipeline.AgentFile(name, data)], reader)
             assert result.agents or result.diagnostics
+
+
+def test_http_client_without_allowed_hosts_is_a_warning_and_with_them_is_clean(repo: Repo) -> None:
+    def agent(name: str, extra: str = "") -> str:
+        return (f'---\nname: {name}\nversion: "1.0.0"\nsystem_prompt: "You fetch."\n'
+                f"tools: [calculator, http_client]\n{extra}---\n")
+
+    state = loader.load(repo({"agents/a.md": agent("open"),
+                              "agents/b.md": agent("fenced", "security_policy:\n  allowed_hosts: [api.example]\n")}))
+    found = [(d.file, d.code, d.severity.value, d.line) for d in state.diagnostics]
+    assert found == [("agents/a.md", "CX310", "warning", 5)]
+    assert "allowed_hosts" in (state.diagnostics[0].hint or "") and not state.has_errors()

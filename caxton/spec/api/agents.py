@@ -196,8 +196,31 @@ class MessageReply(WireModel):
     agent: str
     revision: int
     conversation_id: str | None
-    reply: JsonValue = Field(description="the agent's reply: text or any JSON value")
+    reply: JsonValue = Field(description="the agent's reply: text or any JSON value; a config agent's is a "
+                                         "ConfigAgentReply (docs/api.md)")
     duration_ms: float
+
+
+class ToolCallRecord(WireModel):
+    """One tool call a config agent's model made while answering (docs/tools.md)."""
+
+    id: str = Field(description="the call's id, as the model gave it")
+    tool: str
+    arguments: JsonValue = Field(description="the arguments (the model's text when it is not JSON)")
+    outcome: str = Field(description="ok, invalid_arguments, not_allowed, timeout, too_large, failed, max_tool_calls")
+    result: JsonValue = Field(description='what the model was given: the result, or {"error": {reason, message}}')
+    duration_ms: float
+
+
+class ConfigAgentReply(WireModel):
+    """The ``reply`` of a config agent's ``MessageReply``."""
+
+    reply: str = Field(description="the model's final answer")
+    conversation_id: str | None
+    provider: str
+    model: str
+    tool_calls: list[ToolCallRecord] | None = Field(
+        None, description="the tool calls of this message, in order; present when the agent lists tools")
 
 
 # --- revision history -----------------------------------------------------------------------------

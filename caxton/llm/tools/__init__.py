@@ -1,0 +1,9 @@
+"""Tools a config agent's model may call (docs/tools.md).
+
+- ``base``: the one tool interface (``Tool``), what a tool is built with (``ToolContext``),
+  the per-agent ``ToolRegistry`` and ``build_registry``; other kinds of tool (WASM, MCP)
+  plug in as ``ToolSource``s.
+- ``builtin``: the built-in tools (``caxton.spec.tools.BUILTIN_TOOLS`` names them).
+- ``http``: the ``http_client`` built-in (allow-listed hosts, size- and time-capped).
+- ``loop``: the tool loop the config runtime runs for one message.
+"""
