@@ -7,8 +7,8 @@ revisions (two during a canary; a shadow's mirror not counted) of a WASM revisio
 size (``resource_limits.pool_size``) or, for any other runtime, ``OTHER_CAPACITY``. Beyond that up to
 ``server.max_queued_messages_per_agent`` wait, each for at most ``server.max_queue_wait``.
 A message past the queue is refused at once (429 ``agent_overloaded``), and so is one
-that would wait longer than ``max_queue_wait`` going by how long the agent's messages
-recently held their slot (a moving average); one that still waited too long gets 503
+that would wait longer than ``ADMIT_SHARE`` of ``max_queue_wait`` going by how long the
+agent's messages recently held their slot (a moving average); one that still waited too long gets 503
 ``queue_timeout``. Both carry ``Retry-After`` (the backlog's expected drain time, at
 least 1 s). Waiting happens here, on the loop: a waiting message holds no worker thread,
 so a slow agent's backlog can never take the threads of other agents or of the control
@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 OTHER_CAPACITY = 32
 #: Weight of the newest hold time in a bulkhead's moving average (``Retry-After`` estimates).
 HOLD_WEIGHT = 0.2
+#: A message is queued only while its expected wait is within this share of ``max_queue_wait``: the rest
+#: is headroom for the agent slowing down, so an admitted message rarely ends in a late 503 (a client
+#: would rather have the 429 at once).
+ADMIT_SHARE = 0.6
 
 
 class Bulkhead:
@@ -67,7 +71,7 @@ class Bulkhead:
                 f"{self.running} running", retry_after=self.retry_after(),
                 hint="retry after Retry-After seconds, send less, or raise server.max_queued_messages_per_agent")
         expected = (len(self.waiters) + 1) * self.hold_s / max(self.capacity, 1)
-        if expected > max_wait:
+        if expected > max_wait * ADMIT_SHARE:
             raise AgentOverloaded(
                 f"agent {self.name!r} is behind: a message would wait about {expected:.1f} s for its turn "
                 f"(server.max_queue_wait: {max_wait:g} s)", retry_after=self.retry_after(),
