@@ -40,6 +40,8 @@ HOLD_WEIGHT = 0.2
 #: is headroom for the agent slowing down, so an admitted message rarely ends in a late 503 (a client
 #: would rather have the 429 at once).
 ADMIT_SHARE = 0.6
+#: How many of the latest hold times the admission estimate takes the maximum of.
+RECENT_HOLDS = 16
 
 
 class Bulkhead:
@@ -51,6 +53,7 @@ class Bulkhead:
         self.running = 0
         self.waiters: deque[asyncio.Future[None]] = deque()
         self.hold_s = 0.0  # moving average of how long a message holds its slot
+        self.recent: deque[float] = deque(maxlen=RECENT_HOLDS)  # the latest hold times (the admission estimate)
 
     @property
     def queued(self) -> int:
@@ -70,7 +73,8 @@ class Bulkhead:
                 f"agent {self.name!r} has {len(self.waiters)} messages waiting (the limit) and "
                 f"{self.running} running", retry_after=self.retry_after(),
                 hint="retry after Retry-After seconds, send less, or raise server.max_queued_messages_per_agent")
-        expected = (len(self.waiters) + 1) * self.hold_s / max(self.capacity, 1)
+        hold = max(self.recent, default=self.hold_s)  # the slowest recent message: an estimate that errs long
+        expected = (len(self.waiters) + 1) * hold / max(self.capacity, 1)
         if expected > max_wait * ADMIT_SHARE:
             raise AgentOverloaded(
                 f"agent {self.name!r} is behind: a message would wait about {expected:.1f} s for its turn "
@@ -101,7 +105,9 @@ class Bulkhead:
     def leave(self, entered: float | None) -> None:
         """Give a slot back (to the first waiter, if any); ``entered``: from ``enter``, for the hold average."""
         if entered is not None:
-            self.hold_s += (time.perf_counter() - entered - self.hold_s) * HOLD_WEIGHT
+            held = time.perf_counter() - entered
+            self.hold_s += (held - self.hold_s) * HOLD_WEIGHT
+            self.recent.append(held)
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():
