@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from caxton.client import agents
+from caxton.client import agents as agent_api
 from caxton.engine.http_metrics import HttpMetrics
 from tests.engine.helpers import wasm_spec, wat_module
 from tests.support.engine import running_engine
@@ -54,8 +54,8 @@ def engine_figures(agents: int, scrapes: int) -> None:
         client = engine.client(timeout=60)
         began = time.perf_counter()
         for i in range(agents):
-            agents.deploy(client, wasm_spec(f"agent-{i:04d}"), module)
-            agents.send(client, f"agent-{i:04d}", {"n": i})  # every revision has observed latencies
+            agent_api.deploy(client, wasm_spec(f"agent-{i:04d}"), module)
+            agent_api.send(client, f"agent-{i:04d}", {"n": i})  # every revision has observed latencies
         print(f"  deployed and messaged {agents} agents in {time.perf_counter() - began:.1f} s")
         times, series, size = scrape_times(engine.url, scrapes)
     times.sort()
