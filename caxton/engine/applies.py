@@ -188,15 +188,10 @@ class ApplyRunner:
                             f"{changed[0]}` for what changed")
 
     # --- follow -----------------------------------------------------------------------------
-    def get(self, apply_id: str, *, after: int = 0, wait: float = 0.0) -> dict[str, Any]:
-        deadline = time.monotonic() + min(max(wait, 0.0), MAX_WAIT)
+    def get(self, apply_id: str, *, after: int = 0) -> dict[str, Any]:
+        """An apply and its progress lines after ``after`` (``follow`` waits for news first)."""
         with self._changed:
             record = self._records.get(apply_id) or self._load(apply_id)
-            while record.status not in FINAL and not any(l["seq"] > after for l in record.log):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._changed.wait(remaining)
             return record.view(after)
 
     async def follow(self, apply_id: str, *, after: int = 0, wait: float = 0.0) -> dict[str, Any]:

@@ -3,6 +3,7 @@ submission arriving during another's change phase waits for it (a bounded time) 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import threading
 import time
@@ -34,7 +35,7 @@ def submission(engine: Engine, serial: int, *changes: dict[str, Any]) -> dict[st
 def final(engine: Engine, apply_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + 20
     while True:
-        view = engine.applies.get(apply_id, wait=1.0)
+        view = asyncio.run(engine.applies.follow(apply_id, wait=1.0))
         if view["status"] in applies.FINAL:
             return view
         assert time.monotonic() < deadline, view
@@ -115,7 +116,7 @@ def test_each_change_gets_its_outcome_when_its_own_rollout_ends(echo_engine: Eng
     apply_id = echo_engine.applies.submit(body)["id"]
     deadline = time.monotonic() + 20
     while True:
-        view = echo_engine.applies.get(apply_id, wait=0.5)
+        view = asyncio.run(echo_engine.applies.follow(apply_id, wait=0.5))
         statuses = {r["id"]: r["status"] for r in view["results"]}
         if statuses == {"echo": "paused", "other": "done"}:
             break
