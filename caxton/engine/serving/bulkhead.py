@@ -8,11 +8,11 @@ size (``resource_limits.pool_size``) or, for any other runtime, ``OTHER_CAPACITY
 ``server.max_queued_messages_per_agent`` wait, each for at most ``server.max_queue_wait``.
 A message past the queue is refused at once (429 ``agent_overloaded``), and so is one
 that would wait longer than ``ADMIT_SHARE`` of ``max_queue_wait`` going by the slowest of
-the agent's last ``RECENT_HOLDS`` messages (how long each held its slot); one that still waited too
-long gets 503 ``queue_timeout``. Both carry ``Retry-After`` (the backlog's expected drain time by the
-moving average of hold times, at least 1 s). Waiting happens here, on the loop: a waiting message holds no worker thread,
-so a slow agent's backlog can never take the threads of other agents or of the control
-plane.
+the agent's last ``RECENT_HOLDS`` messages (how long each held its slot); one that still
+waited too long gets 503 ``queue_timeout``. Both carry ``Retry-After`` (the backlog's
+expected drain time by the moving average of hold times, at least 1 s). Waiting happens
+here, on the loop: a waiting message holds no worker thread, so a slow agent's backlog
+can never take the threads of other agents or of the control plane.
 
 ``Bulkheads.overload()`` is the readiness rule (``/api/v1/ready``): why the engine should
 shed load, or None. See docs/limits.md.
