@@ -14,7 +14,7 @@ WORKERS ?= auto
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[engine,dev]'
+	$(PY) -m pip install -q -e '.[engine,postgres,dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)

