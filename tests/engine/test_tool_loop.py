@@ -277,3 +277,26 @@ def test_the_history_bounds_drop_whole_tool_exchanges() -> None:
     runtime = make(["calculator"], store=small)
     send(runtime, 'three\n/tool calculator {"expression": "3"}', "c2")
     assert [t["role"] for t in small.history("clerk", "c2")] == ["assistant"]  # not a tool turn without its call
+
+
+def test_each_call_is_a_log_line_with_its_arguments_cut_short_and_secrets_redacted() -> None:
+    logs: list[tuple[str, str]] = []
+    runtime = make(["http_client", "calculator"], sink=logs)
+    key = "sk-" + "a1" * 12
+    headers = {"Authorization": "Bearer abcdefghijklmnopqrstuvwxyz", "X-Trace": "visible"}
+    send(runtime, "\n".join([
+        "/tool http_client " + json.dumps({"url": f"http://127.0.0.1:9/?key={key}", "headers": headers,
+                                           "method": "POST", "body": "x" * 500}),
+        "/tool calculator " + json.dumps({"expression": key}),
+        '/tool calculator {"expression": "2 + 3"}',
+    ]))
+    logs.sort(key=lambda entry: entry[1])  # the calls ran in parallel: their lines come in any order
+    lines = [message for _, message in logs]
+    assert len(lines) == 3 and all(key not in line and "abcdefghijklmnop" not in line for line in lines)
+    http, bad, good = lines
+    assert http.startswith("tool call call_1 http_client: not_allowed in ") and "allowed hosts" in http
+    assert '"Authorization":"(secret)"' in http and '"X-Trace":"visible"' in http and "?key=(secret)" in http
+    assert http.endswith("…") and len(http.split("; arguments ", 1)[1]) == 200  # the body cut short
+    assert bad.startswith("tool call call_2 calculator: invalid_arguments in ") and '{"expression":"(secret)"}' in bad
+    assert good.endswith('; arguments {"expression":"2 + 3"}') and " ok in " in good
+    assert [level for level, _ in logs] == ["warning", "warning", "info"]
