@@ -20,8 +20,8 @@ The engine (``caxton.engine.operations`` / the router) creates one
    ``response_timeout`` (else ``ConfigAgentFailure`` reason ``timeout``); a
    reply over ``llm.max_reply_size`` fails with reason ``reply_too_large``;
    an agent with ``tools`` runs the tool loop (``caxton.llm.tools.loop``)
-   and its reply lists the calls (``tool_calls``) and the model's rounds
-   (``rounds``: the trace of ``caxton agents send --trace``);
+   and its reply lists the calls (``tool_calls``); every reply lists the
+   requests to the provider (``rounds``), the trace of ``caxton agents send --trace``;
 6. records the turns in the conversation (the user message, each tool round's
    assistant and ``tool`` turns, the reply: the next message sends the model the
    whole exchange) and the exchange in memory.
@@ -236,7 +236,7 @@ class ConfigAgentRuntime:
         }
         if self._tool_loop is not None:
             reply["tool_calls"] = [call.to_dict() for call in answer.calls]
-            reply["rounds"] = answer.rounds
+        reply["rounds"] = answer.rounds
         return reply
 
     def _complete(self, provider: prov.LLMProvider, messages: tuple[prov.ChatMessage, ...], deadline: float
@@ -244,9 +244,7 @@ class ConfigAgentRuntime:
         """The model's final answer (through the tool loop when the agent has tools), the calls it made,
         the tool exchange's turns and the rounds (one per request to the provider)."""
         tools = self._tool_loop
-        if tools is None:
-            return _Answer(provider.complete(self._request(messages, deadline)))
-        specs = tuple(tools.registry.function_specs())
+        specs = tuple(tools.registry.function_specs()) if tools is not None else ()
         rounds: list[dict[str, Any]] = []
         last_asked = [messages]
 
@@ -260,6 +258,8 @@ class ConfigAgentRuntime:
             last_asked[0] = turns
             return completion
 
+        if tools is None:
+            return _Answer(ask(messages), rounds=rounds)
         completion, calls = tools.run(ask, messages, deadline)
         exchange = [_turn(m) for m in last_asked[0][len(messages):]]  # the loop's assistant and tool messages
         return _Answer(completion, calls, exchange, rounds)
