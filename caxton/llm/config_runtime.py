@@ -24,7 +24,7 @@ The engine (``caxton.engine.operations`` / the router) creates one
    requests to the provider (``rounds``), the trace of ``caxton agents send --trace``;
 6. records the turns in the conversation (the user message, each tool round's
    assistant and ``tool`` turns, the reply: the next message sends the model the
-   whole exchange) and the exchange in memory.
+   whole exchange), and the question and reply in memory.
 """
 
 from __future__ import annotations

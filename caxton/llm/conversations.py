@@ -7,7 +7,8 @@ A message's turns are the user turn, then for each tool round the assistant turn
 asking for calls (``tool_calls``, OpenAI shape) and one ``tool`` turn per call
 (``tool_call_id``), then the final assistant turn. A ``tool`` turn is only sent to a
 model after its assistant turn: every bound drops a history from its front and then
-skips to a user turn (``from_user``) or past a tool exchange (``without_open_exchange``).
+skips to a user turn (``from_user``, the prompt window) or past the rest of a tool
+exchange (``in_tool_exchange``, the engine's stores).
 """
 
 from __future__ import annotations
@@ -46,14 +47,6 @@ def turn_size(turn: Turn) -> int:
 def in_tool_exchange(turn: Turn) -> bool:
     """A ``tool`` turn, or an assistant turn asking for calls (not a user question or a final answer)."""
     return turn["role"] == "tool" or bool(turn.get("tool_calls"))
-
-
-def without_open_exchange(turns: Sequence[Turn]) -> list[Turn]:
-    """``turns`` without the tool-exchange turns at their front (left there when older turns were dropped)."""
-    start = 0
-    while start < len(turns) and in_tool_exchange(turns[start]):
-        start += 1
-    return list(turns[start:])
 
 
 def from_user(turns: Sequence[Turn]) -> list[Turn]:
