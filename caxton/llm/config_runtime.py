@@ -218,7 +218,7 @@ class ConfigAgentRuntime:
                 else message.text)
         messages = (
             prov.ChatMessage(role="system", content=system),
-            *(_chat(t) for t in self._window(system, history, user)),
+            *(_chat(t) for t in self._window(system, self._sendable(history), user)),
             prov.ChatMessage(role="user", content=user),
         )
         answer = self._complete(provider, messages, deadline)
@@ -288,6 +288,13 @@ class ConfigAgentRuntime:
             max_reply_size=int(self._llm.max_reply_size),
             tools=tools,
         )
+
+    def _sendable(self, history: list[conv.Turn]) -> list[conv.Turn]:
+        """The turns a provider may be sent: without tools declared (a revision without ``tools``
+        continuing a conversation of one with them) an OpenAI-compatible server may refuse tool turns."""
+        if self._tool_loop is not None:
+            return history
+        return [turn for turn in history if not conv.in_tool_exchange(turn)]
 
     def _window(self, system: str, history: list[conv.Turn], user: str) -> list[conv.Turn]:
         """The newest turns of ``history`` that fit ``llm.max_prompt_size`` beside the system and user prompts.

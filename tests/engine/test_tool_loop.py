@@ -300,3 +300,16 @@ def test_each_call_is_a_log_line_with_its_arguments_cut_short_and_secrets_redact
     assert bad.startswith("tool call call_2 calculator: invalid_arguments in ") and '{"expression":"(secret)"}' in bad
     assert good.endswith('; arguments {"expression":"2 + 3"}') and " ok in " in good
     assert [level for level, _ in logs] == ["warning", "warning", "info"]
+
+
+def test_a_revision_without_tools_continues_the_conversation_without_the_tool_turns(server: OpenAITestServer) -> None:
+    store = conversations.InMemoryConversationStore()
+    with_tools = make(["calculator"], registry=openai(server.url), llm={"provider": "openai", "model": "m"},
+                      store=store)
+    server.call_tools([("calculator", {"expression": "1 + 1"})])
+    send(with_tools, "compute", "c1")
+    without = make([], registry=openai(server.url), llm={"provider": "openai", "model": "m"}, store=store)
+    send(without, "and now?", "c1")  # the next revision, no tools declared: no tool turns sent
+    sent = server.requests[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"] and "tools" not in server.requests[-1].body
+    assert sent[2] == {"role": "assistant", "content": "echo(m) #4: compute"}
