@@ -104,8 +104,14 @@ def send(
     engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None, output: OutputOption = Output.text,
     conversation: Annotated[str | None, typer.Option("--conversation", help="Conversation id to continue.", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Parse MESSAGE as JSON.")] = False,
+    trace: Annotated[bool, typer.Option("--trace", help="Also print the reply's trace: each model round and tool "
+                                        "call (arguments, outcome, duration, result excerpt).")] = False,
 ) -> int:
-    """Send one message to an agent and print its reply."""
+    """Send one message to an agent and print its reply (with --trace, how a config agent got to it).
+
+    With --output json the reply is printed whole, --trace or not: a config agent's carries its
+    tool_calls and rounds.
+    """
     content: Any = message
     if as_json:
         try:
@@ -117,7 +123,13 @@ def send(
     from caxton.client import agents
 
     with connect(engine, token) as client:
-        render(agents.send(client, name, content, conversation_id=conversation), output)
+        reply = agents.send(client, name, content, conversation_id=conversation)
+    if trace:
+        from caxton.cli.views.agents import Traced
+
+        render(Traced(reply, agents.config_reply(reply)), output)
+    else:
+        render(reply, output)
     return 0
 
 

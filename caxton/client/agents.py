@@ -46,6 +46,18 @@ def send(client: EngineClient, name: str, content: api.JsonValue, *,
     return client.call(api.MessageReply, "POST", f"/agents/{segment(name)}/messages", json=body)
 
 
+def config_reply(reply: api.MessageReply) -> api.ConfigAgentReply | None:
+    """The typed reply of a config agent (its tool calls and model rounds: the trace); None for a WASM agent's."""
+    from pydantic import ValidationError
+
+    if not isinstance(reply.reply, dict) or "provider" not in reply.reply:
+        return None
+    try:
+        return api.ConfigAgentReply.model_validate(reply.reply)
+    except ValidationError:
+        return None
+
+
 def suspend(client: EngineClient, name: str, *, source: api.SourceRequest | None = None) -> api.OperationResult:
     return _action(client, "suspend", name, source)
 

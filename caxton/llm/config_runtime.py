@@ -20,8 +20,11 @@ The engine (``caxton.engine.operations`` / the router) creates one
    ``response_timeout`` (else ``ConfigAgentFailure`` reason ``timeout``); a
    reply over ``llm.max_reply_size`` fails with reason ``reply_too_large``;
    an agent with ``tools`` runs the tool loop (``caxton.llm.tools.loop``)
-   and its reply lists the calls (``tool_calls``);
-6. records the turn in the conversation and in memory.
+   and its reply lists the calls (``tool_calls``); every reply lists the
+   requests to the provider (``rounds``), the trace of ``caxton agents send --trace``;
+6. records the turns in the conversation (the user message, each tool round's
+   assistant and ``tool`` turns, the reply: the next message sends the model the
+   whole exchange), and the question and reply in memory.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import jinja2
@@ -68,6 +71,18 @@ class MemoryContext(Protocol):
 class _Message:
     text: str
     conversation_id: str | None
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """What answering one message gave: the final completion and, with tools, the rest of its trace."""
+
+    completion: prov.Completion
+    calls: list[loop.CallRecord] = field(default_factory=list)
+    #: The assistant turns asking for calls and the ``tool`` turns, in order (kept in the conversation).
+    exchange: list[conv.Turn] = field(default_factory=list)
+    #: One per request to the provider: ``{"round", "duration_ms", "tool_calls": [ids asked for]}``.
+    rounds: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -194,7 +209,7 @@ class ConfigAgentRuntime:
             "request": message.text,
             "parameters": self.spec.parameters,
             "memory_context": self._recall(message.text),
-            "history": [dict(turn) for turn in history],
+            "history": conv.dialogue(history),
             "conversation_id": cid or "",
             "agent": {"name": self.spec.name, "version": self.spec.version, "revision": self.revision},
         }
@@ -203,38 +218,51 @@ class ConfigAgentRuntime:
                 else message.text)
         messages = (
             prov.ChatMessage(role="system", content=system),
-            *(prov.ChatMessage(role=t["role"], content=t["content"]) for t in self._window(system, history, user)),
+            *(_chat(t) for t in self._window(system, self._sendable(history), user)),
             prov.ChatMessage(role="user", content=user),
         )
-        completion, calls = self._complete(provider, messages, deadline)
+        answer = self._complete(provider, messages, deadline)
+        completion = answer.completion
         if time.monotonic() > deadline:
             raise self._timeout()
         self._check_reply(completion.text)
         if cid:
-            turns = [conv.Turn(role="user", content=message.text), conv.Turn(role="assistant", content=completion.text)]
+            turns = [conv.Turn(role="user", content=message.text), *answer.exchange,
+                     conv.Turn(role="assistant", content=completion.text)]
             self._conversations.append(self.spec.id, cid, turns)
         self._remember(cid, message.text, completion.text)
         reply: dict[str, Any] = {
             "reply": completion.text, "conversation_id": cid, "provider": provider.name, "model": completion.model,
         }
         if self._tool_loop is not None:
-            reply["tool_calls"] = [call.to_dict() for call in calls]
+            reply["tool_calls"] = [call.to_dict() for call in answer.calls]
+        reply["rounds"] = answer.rounds
         return reply
 
     def _complete(self, provider: prov.LLMProvider, messages: tuple[prov.ChatMessage, ...], deadline: float
-                  ) -> tuple[prov.Completion, list[loop.CallRecord]]:
-        """The model's final answer (through the tool loop when the agent has tools) and the calls it made."""
+                  ) -> _Answer:
+        """The model's final answer (through the tool loop when the agent has tools), the calls it made,
+        the tool exchange's turns and the rounds (one per request to the provider)."""
         tools = self._tool_loop
-        if tools is None:
-            return provider.complete(self._request(messages, deadline)), []
-        specs = tuple(tools.registry.function_specs())
+        specs = tuple(tools.registry.function_specs()) if tools is not None else ()
+        rounds: list[dict[str, Any]] = []
+        last_asked = [messages]
 
         def ask(turns: tuple[prov.ChatMessage, ...]) -> prov.Completion:
             if time.monotonic() > deadline:
                 raise self._timeout()
-            return provider.complete(self._request(turns, deadline, specs))
+            started = time.perf_counter()
+            completion = provider.complete(self._request(turns, deadline, specs))
+            rounds.append({"round": len(rounds) + 1, "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                           "tool_calls": [call.id for call in completion.tool_calls]})
+            last_asked[0] = turns
+            return completion
 
-        return tools.run(ask, messages, deadline)
+        if tools is None:
+            return _Answer(ask(messages), rounds=rounds)
+        completion, calls = tools.run(ask, messages, deadline)
+        exchange = [_turn(m) for m in last_asked[0][len(messages):]]  # the loop's assistant and tool messages
+        return _Answer(completion, calls, exchange, rounds)
 
     def _build_tools(self) -> loop.ToolLoop | None:
         if not self.spec.tools:
@@ -261,10 +289,18 @@ class ConfigAgentRuntime:
             tools=tools,
         )
 
+    def _sendable(self, history: list[conv.Turn]) -> list[conv.Turn]:
+        """The turns a provider may be sent: without tools declared (a revision without ``tools``
+        continuing a conversation of one with them) an OpenAI-compatible server may refuse tool turns."""
+        if self._tool_loop is not None:
+            return history
+        return [turn for turn in history if not conv.in_tool_exchange(turn)]
+
     def _window(self, system: str, history: list[conv.Turn], user: str) -> list[conv.Turn]:
         """The newest turns of ``history`` that fit ``llm.max_prompt_size`` beside the system and user prompts.
 
-        Starts at a user turn (a reply without its question is left out too). A system and
+        Starts at a user turn (a reply or a tool exchange without its question is left out too, so a
+        ``tool`` turn never goes without the assistant turn that asked for it). A system and
         user prompt larger than the limit on their own fail the message (reason ``prompt_too_large``).
         """
         limit = int(self._llm.max_prompt_size)
@@ -279,13 +315,11 @@ class ConfigAgentRuntime:
             )
         start = len(history)
         for turn in reversed(history):
-            room -= conv.text_size(turn["content"])
+            room -= conv.turn_size(turn)
             if room < 0:
                 break
             start -= 1
-        while start < len(history) and history[start]["role"] != "user":
-            start += 1
-        return history[start:]
+        return conv.from_user(history[start:])
 
     def _check_reply(self, text: str) -> None:
         limit = int(self._llm.max_reply_size)
@@ -429,3 +463,21 @@ def _conversation_id(value: Any) -> str | None:
             hint="omit it for a stateless message, or reuse the id of an earlier message",
         )
     return value
+
+
+def _chat(turn: conv.Turn) -> prov.ChatMessage:
+    message = prov.ChatMessage(role=turn["role"], content=turn["content"])
+    if "tool_calls" in turn:
+        message["tool_calls"] = turn["tool_calls"]
+    if "tool_call_id" in turn:
+        message["tool_call_id"] = turn["tool_call_id"]
+    return message
+
+
+def _turn(message: prov.ChatMessage) -> conv.Turn:
+    if message["role"] == "tool":
+        return conv.Turn(role="tool", content=message["content"], tool_call_id=message.get("tool_call_id", ""))
+    turn = conv.Turn(role="assistant", content=message["content"])
+    if message.get("tool_calls"):
+        turn["tool_calls"] = message["tool_calls"]
+    return turn

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-#: Parameter / field names that hold secrets.
-SECRET_NAME = re.compile(r"(?i)(api[_-]?key|secret|token|passw(or)?d|credential|private[_-]?key|auth)")
-#: Values that look like credentials whatever their name.
-SECRET_VALUE = re.compile(
-    r"(sk-[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{20,}|xox[abpr]-[A-Za-z0-9-]{10,}"
-    r"|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}|Bearer\s+\S{12,}|cxt_[0-9a-f]{8}_[A-Za-z0-9_-]{20,})"
-)
+from caxton.spec.secrets import SECRET_NAME, SECRET_VALUE
+
 #: Dotted paths of spec fields marked secret in the models (none in agent files today; keep the hook).
 SECRET_PATHS: frozenset[str] = frozenset()
 

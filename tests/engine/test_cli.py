@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from syrupy.assertion import SnapshotAssertion
 
 from caxton.client import agents as agent_api
 from tests.conftest import CliResult
@@ -59,6 +61,29 @@ def test_send_and_logs(cli: Callable[..., CliResult]) -> None:
     assert answer.code == 0 and json.loads(answer.out)["conversation_id"] == "c1"
     logs = cli("agents", "logs", "scorer", "-n", "5")
     assert logs.code == 0 and "scorer ready" in logs.out
+
+
+def test_send_trace_shows_the_model_rounds_and_each_tool_call(cli: Callable[..., CliResult], served: EngineProcess,
+                                                              snapshot: SnapshotAssertion) -> None:
+    with served.client() as client:
+        agent_api.deploy(client, config_spec("clerk", tools=["calculator", "csv_parser"]))
+    message = 'Sum it\n/tool calculator {"expression": "6 * 7"}\n/tool calculator {"expression": "1 / 0"}'
+    traced = cli("agents", "send", "clerk", message, "--trace")
+    assert traced.code == 0, traced.err
+    assert re.sub(r"\d+\.\d+ ms", "N ms", traced.out) == snapshot  # durations vary; nothing else does
+    plain = json.loads(cli("agents", "send", "clerk", message).out)  # without --trace: the reply as it came
+    assert traced.out.split("--- trace:")[0] == plain["reply"] + "\n"  # with it: the answer, then the trace
+    as_json = json.loads(cli("agents", "send", "clerk", message, "--trace", "-o", "json").out)
+    without = json.loads(cli("agents", "send", "clerk", message, "-o", "json").out)  # the same document
+    assert as_json.keys() == without.keys() and as_json["reply"].keys() == without["reply"].keys()
+    reply = as_json["reply"]
+    assert reply["reply"] == plain["reply"] and set(reply) >= {"tool_calls", "rounds"}
+    assert [r["tool_calls"] for r in reply["rounds"]] == [["call_1", "call_2"], []]
+    assert [(c["id"], c["outcome"], c["result"]) for c in reply["tool_calls"]][0] == ("call_1", "ok", {"result": 42})
+    wasm = cli("agents", "send", "scorer", '{"n": 1}', "--json", "--trace")
+    assert wasm.code == 0 and "no trace: scorer is not a config agent" in wasm.err and "--- trace" not in wasm.out
+    bare = cli("agents", "send", "data-processor", "hi", "--trace")
+    assert bare.code == 0 and "offline " in bare.out and "1 model round" in bare.out and "0 tool calls" in bare.out
 
 
 def test_suspend_resume_remove(cli: Callable[..., CliResult], served: EngineProcess) -> None:

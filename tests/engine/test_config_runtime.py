@@ -264,6 +264,8 @@ def test_openai_agent_sends_system_history_and_user_messages(server: OpenAITestS
     runtime = make_runtime(spec, registry=openai_registry(server.url))
     first = send(runtime, "one", "c")
     second = send(runtime, "two", "c")
+    rounds = first.pop("rounds")  # one request to the provider, no tool calls (the trace of `send --trace`)
+    assert [(r["round"], r["tool_calls"]) for r in rounds] == [(1, [])] and rounds[0]["duration_ms"] >= 0
     assert first == {"reply": "echo(tiny-1) #2: one", "conversation_id": "c", "provider": "openai", "model": "tiny-1"}
     assert second["reply"] == "echo(tiny-1) #4: two"
     roles = [m["role"] for m in server.requests[-1].body["messages"]]

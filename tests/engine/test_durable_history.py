@@ -1,4 +1,5 @@
-"""Durable conversations and agent logs (issue 13): in the store, bounded, and back after kill -9."""
+"""Durable conversations (with tool exchanges, issue 15) and agent logs (issue 13): in the store, bounded, and
+back after kill -9."""
 
 from __future__ import annotations
 
@@ -36,6 +37,16 @@ def pair(n: int) -> list[Turn]:
     return [Turn(role="user", content=f"q{n}"), Turn(role="assistant", content=f"a{n}")]
 
 
+def exchange(n: int) -> list[Turn]:
+    """One message of an agent with tools: the question, a round of two calls, the answer."""
+    calls = [{"id": f"c{n}_{i}", "type": "function", "function": {"name": "calculator", "arguments": f'{{"n": {i}}}'}}
+             for i in (1, 2)]
+    return [Turn(role="user", content=f"q{n}"), Turn(role="assistant", content="", tool_calls=calls),
+            Turn(role="tool", content='{"result": 1}', tool_call_id=f"c{n}_1"),
+            Turn(role="tool", content='{"result": 2}', tool_call_id=f"c{n}_2"),
+            Turn(role="assistant", content=f"a{n}")]
+
+
 def rows(db: HistoryDB, table: str) -> int:
     with db.read() as conn:
         return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
@@ -54,6 +65,17 @@ def test_turns_are_read_back_by_a_new_process_and_capped(db: HistoryDB) -> None:
     assert again.history("a", "c1") == pair(4) + pair(5)
     assert again.begin("a", "c1", limit=5) is False  # a continued conversation, not a new one
     assert again.count("a") == 1 and again.history("a", "other") == []
+
+
+def test_tool_exchanges_are_read_back_whole_and_never_from_inside(db: HistoryDB) -> None:
+    first = DurableConversationStore(db, max_turns=8, trim_every=1)
+    first.append("a", "c1", exchange(0))
+    assert DurableConversationStore(db, max_turns=8).history("a", "c1") == exchange(0)  # calls and ids kept
+    first.append("a", "c1", exchange(1))  # 10 turns: the store keeps the newest 8, from q0's first tool turn
+    assert rows(db, "conversation_turns") == 8
+    again = DurableConversationStore(db, max_turns=8)
+    assert again.history("a", "c1") == [exchange(0)[-1], *exchange(1)]  # q0's tool turns went with their call
+    assert again.begin("a", "c1", limit=5) is False and again.history("a", "c1")[0]["role"] == "assistant"
 
 
 def test_retention_closes_idle_conversations_and_prunes_old_turns(db: HistoryDB) -> None:
@@ -135,8 +157,10 @@ def test_conversation_and_logs_survive_kill_9(tmp_path: Path, run_cli: Callable[
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     with running_engine(tmp_path) as engine, engine.client() as client:
         agent_api.deploy(client, config_spec("Talker"))
+        agent_api.deploy(client, config_spec("Clerk", tools=["calculator"]))
         for text in ("first-question", "second-question"):
             agent_api.send(client, "talker", text, conversation_id="c1")
+        agent_api.send(client, "clerk", 'sum\n/tool calculator {"expression": "6 * 7"}', conversation_id="c1")
         database = engine.data_dir / "engine.db"
         deadline = time.monotonic() + 10  # the flusher writes the deploy's log line within 0.25 s
         while not _logged(database, "serving") and time.monotonic() < deadline:
@@ -146,6 +170,9 @@ def test_conversation_and_logs_survive_kill_9(tmp_path: Path, run_cli: Callable[
         reply = agent_api.send(client, "talker", "third-question", conversation_id="c1")
         text = reply.model_dump_json()
         assert "first-question" in text and "second-question" in text and "third-question" in text
+        continued = agent_api.send(client, "clerk", "and then?", conversation_id="c1").reply
+        assert isinstance(continued, dict)  # the earlier call and its result are in the transcript
+        assert 'call_1: calculator {"expression": "6 * 7"}\n### tool call_1\n{"result":42}' in continued["reply"]
         monkeypatch.setenv("CAXTON_ENGINE_URL", engine.url)
         logs = run_cli("agents", "logs", "talker", "--output", "json")
     assert logs.code == 0, logs.err

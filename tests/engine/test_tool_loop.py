@@ -3,6 +3,7 @@ server's scripted ``tool_calls``, parallel calls, failures as results, the limit
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -57,6 +58,7 @@ class ScriptedTools:
 
 def make(tools: list[str], *, limits: dict[str, Any] | None = None, registry: Any = None,
          extra: ScriptedTools | None = None, sink: list[tuple[str, str]] | None = None,
+         store: conversations.InMemoryConversationStore | None = None, llm_settings: project.LLMProviders | None = None,
          **fields: Any) -> config_runtime.ConfigAgentRuntime:
     data: dict[str, Any] = {"name": "clerk", "version": "1.0.0", "system_prompt": "You are a clerk.",
                             "tools": tools, "resource_limits": limits or {}, **fields}
@@ -65,7 +67,7 @@ def make(tools: list[str], *, limits: dict[str, Any] | None = None, registry: An
     runtime = config_runtime.ConfigAgentRuntime(
         spec, revision=1,
         providers=registry if registry is not None else {"offline": providers.OfflineProvider()},
-        conversations=conversations.InMemoryConversationStore(),
+        conversations=store if store is not None else conversations.InMemoryConversationStore(), llm=llm_settings,
         log_sink=(lambda level, message: sink.append((level, message))) if sink is not None else None,
         tool_sources=(builtin.BUILTIN, extra or ScriptedTools()),
     )
@@ -73,8 +75,8 @@ def make(tools: list[str], *, limits: dict[str, Any] | None = None, registry: An
     return runtime
 
 
-def send(runtime: config_runtime.ConfigAgentRuntime, content: str) -> dict[str, Any]:
-    reply = runtime.handle({"content": content})
+def send(runtime: config_runtime.ConfigAgentRuntime, content: str, conversation: str | None = None) -> dict[str, Any]:
+    reply = runtime.handle({"content": content, "conversation_id": conversation})
     assert isinstance(reply, dict)
     return reply
 
@@ -199,3 +201,115 @@ def test_a_model_that_keeps_calling_past_max_tool_calls_fails_the_message(server
     assert len(server.requests) == 4  # 2 calls ran, the 3rd was refused, the model asked again: failed
     refused = server.requests[3].body["messages"][-1]
     assert refused["role"] == "tool" and "max_tool_calls" in refused["content"]
+
+
+# --- tool exchanges in the conversation ---------------------------------------------------------------
+
+
+def assert_no_orphan_tool_message(messages: list[dict[str, Any]]) -> None:
+    """What an OpenAI-compatible server checks: each tool message answers a call of the assistant turn before it."""
+    asked: set[str] = set()
+    for message in messages:
+        if message["role"] == "tool":
+            assert message["tool_call_id"] in asked, messages
+        elif message["role"] == "assistant":
+            asked = {call["id"] for call in message.get("tool_calls", [])}
+        elif message["role"] == "user":
+            asked = set()
+
+
+def test_the_next_message_sends_the_model_the_whole_tool_exchange(server: OpenAITestServer) -> None:
+    runtime = make(["calculator"], registry=openai(server.url), llm={"provider": "openai", "model": "m"})
+    server.call_tools([("calculator", {"expression": "6 * 7"})])
+    first = send(runtime, "compute", "c1")
+    assert first["reply"] == "echo(m) #4: compute"
+    assert [r["tool_calls"] for r in first["rounds"]] == [[first["tool_calls"][0]["id"]], []]
+    assert all(r["duration_ms"] >= 0 for r in first["rounds"]) and [r["round"] for r in first["rounds"]] == [1, 2]
+    send(runtime, "and now?", "c1")
+    sent = server.requests[-1].body["messages"]
+    call_id = first["tool_calls"][0]["id"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool", "assistant", "user"]
+    assert sent[2]["tool_calls"] == [{"id": call_id, "type": "function",
+                                      "function": {"name": "calculator", "arguments": '{"expression": "6 * 7"}'}}]
+    assert sent[3] == {"role": "tool", "tool_call_id": call_id, "content": '{"result":42}'}
+    assert sent[4] == {"role": "assistant", "content": "echo(m) #4: compute"} and sent[5]["content"] == "and now?"
+
+
+def test_the_offline_transcript_shows_the_earlier_tool_calls_of_the_conversation() -> None:
+    runtime = make(["calculator"])
+    send(runtime, 'first\n/tool calculator {"expression": "6 * 7"}', "c1")
+    text = send(runtime, "second", "c1")["reply"]
+    earlier = ('### user\nfirst\n/tool calculator {"expression": "6 * 7"}\n### assistant\n'
+               'call_1: calculator {"expression": "6 * 7"}\n### tool call_1\n{"result":42}\n### assistant\n[offline ')
+    assert earlier in text and text.endswith("### user\nsecond")
+
+
+def test_a_template_history_has_the_questions_and_answers_only() -> None:
+    runtime = make(["calculator"], user_prompt_template="{% for t in history %}{{ t.role }}|{% endfor %}{{ request }}")
+    send(runtime, '/tool calculator {"expression": "1"}', "c1")
+    assert "user|assistant|again" in send(runtime, "again", "c1")["reply"]
+
+
+def test_the_prompt_bound_drops_whole_tool_exchanges(server: OpenAITestServer) -> None:
+    settings = project.LLMProviders(max_prompt_size=1024)  # room for about one exchange besides the prompts
+    runtime = make(["calculator"], registry=openai(server.url), llm={"provider": "openai", "model": "m"},
+                   llm_settings=settings)
+    for n in range(4):
+        server.call_tools([("calculator", {"expression": f"{n} + 1"}), ("calculator", {"expression": f"{n} * 2"})])
+        send(runtime, f"question {n} " + "x" * 150, "c1")
+        sent = server.requests[-1].body["messages"]
+        assert_no_orphan_tool_message(sent)
+        assert sent[1]["role"] == "user"
+    last = server.requests[-2].body["messages"]  # the 4th question's first round: history, then the question
+    assert "question 0" not in json.dumps(last) and "question 2" in json.dumps(last)
+    assert [m["role"] for m in last] == ["system", "user", "assistant", "tool", "tool", "assistant", "user"]
+
+
+def test_the_history_bounds_drop_whole_tool_exchanges() -> None:
+    store = conversations.InMemoryConversationStore(max_turns=6)
+    runtime = make(["calculator"], store=store)
+    send(runtime, 'one\n/tool calculator {"expression": "1"}', "c1")  # 4 turns: user, calls, tool, answer
+    send(runtime, 'two\n/tool calculator {"expression": "2"}', "c1")  # max_turns drops the first 2 of these 8...
+    history = store.history("clerk", "c1")
+    assert [t["role"] for t in history] == ["assistant", "user", "assistant", "tool", "assistant"]  # ...and the tool
+    assert "tool_calls" not in history[0] and history[2]["tool_calls"][0]["function"]["name"] == "calculator"
+    small = conversations.InMemoryConversationStore(max_bytes=300)
+    runtime = make(["calculator"], store=small)
+    send(runtime, 'three\n/tool calculator {"expression": "3"}', "c2")
+    assert [t["role"] for t in small.history("clerk", "c2")] == ["assistant"]  # not a tool turn without its call
+
+
+def test_each_call_is_a_log_line_with_its_arguments_cut_short_and_secrets_redacted() -> None:
+    logs: list[tuple[str, str]] = []
+    runtime = make(["http_client", "calculator"], sink=logs)
+    key = "sk-" + "a1" * 12
+    headers = {"Authorization": "Bearer abcdefghijklmnopqrstuvwxyz", "X-Trace": "visible"}
+    send(runtime, "\n".join([
+        "/tool http_client " + json.dumps({"url": f"http://127.0.0.1:9/?key={key}", "headers": headers,
+                                           "method": "POST", "body": "x" * 500}),
+        "/tool calculator " + json.dumps({"expression": key}),
+        '/tool calculator {"expression": "2 + 3"}',
+    ]))
+    logs.sort(key=lambda entry: entry[1])  # the calls ran in parallel: their lines come in any order
+    lines = [message for _, message in logs]
+    assert len(lines) == 3 and all(key not in line and "abcdefghijklmnop" not in line for line in lines)
+    http, bad, good = lines
+    assert http.startswith("tool call call_1 http_client: not_allowed in ") and "allowed hosts" in http
+    assert '"Authorization":"(secret)"' in http and '"X-Trace":"visible"' in http and "?key=(secret)" in http
+    assert http.endswith("…") and len(http.split("; arguments ", 1)[1]) == 200  # the body cut short
+    assert bad.startswith("tool call call_2 calculator: invalid_arguments in ") and '{"expression":"(secret)"}' in bad
+    assert good.endswith('; arguments {"expression":"2 + 3"}') and " ok in " in good
+    assert [level for level, _ in logs] == ["warning", "warning", "info"]
+
+
+def test_a_revision_without_tools_continues_the_conversation_without_the_tool_turns(server: OpenAITestServer) -> None:
+    store = conversations.InMemoryConversationStore()
+    with_tools = make(["calculator"], registry=openai(server.url), llm={"provider": "openai", "model": "m"},
+                      store=store)
+    server.call_tools([("calculator", {"expression": "1 + 1"})])
+    send(with_tools, "compute", "c1")
+    without = make([], registry=openai(server.url), llm={"provider": "openai", "model": "m"}, store=store)
+    send(without, "and now?", "c1")  # the next revision, no tools declared: no tool turns sent
+    sent = server.requests[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"] and "tools" not in server.requests[-1].body
+    assert sent[2] == {"role": "assistant", "content": "echo(m) #4: compute"}

@@ -112,3 +112,31 @@ def test_failures_limits_and_unlisted_tools_reach_the_model_logs_and_metrics(
     llm.call_tools([("calculator", {"expression": "1"})], times=5)  # 3 run, the 4th is refused, the 5th fails
     looping = message(tools_engine, "counter", "loop")
     assert looping.status_code == 502 and looping.json()["error"]["details"]["reason"] == "tool_loop"
+
+
+def test_a_conversation_sends_the_model_its_earlier_tool_exchange_after_a_restart(
+    tools_engine: EngineProcess, llm: OpenAITestServer,
+) -> None:
+    deploy(tools_engine, "keeper", ["calculator"])
+    llm.call_tools([("calculator", {"expression": "6 * 7"}),
+                    ("calculator", {"expression": "1", "token": "sk-" + "z" * 24})])  # fails the schema
+    first = httpx.post(f"{tools_engine.url}{V1}/agents/keeper/messages", timeout=30,
+                       json={"content": "compute", "conversation_id": "k1"})
+    assert first.status_code == 200, first.text
+    calls = first.json()["reply"]["tool_calls"]
+    assert [r["tool_calls"] for r in first.json()["reply"]["rounds"]] == [[c["id"] for c in calls], []]
+    lines = [line.message for line in agents.logs(tools_engine.client(), "keeper")]
+    ok = [line for line in lines if line.startswith(f"tool call {calls[0]['id']} calculator: ok in ")]
+    assert ok and ok[0].endswith('; arguments {"expression":"6 * 7"}')
+    refused = [line for line in lines if f"{calls[1]['id']} calculator: invalid_arguments" in line]
+    assert refused and '"token":"(secret)"' in refused[0] and "z" * 24 not in " ".join(lines)
+    tools_engine.kill()  # the turns were committed before the reply
+    tools_engine.start()
+    again = httpx.post(f"{tools_engine.url}{V1}/agents/keeper/messages", timeout=30,
+                       json={"content": "and then?", "conversation_id": "k1"})
+    assert again.status_code == 200, again.text
+    sent = llm.requests[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool", "tool", "assistant", "user"]
+    assert [c["id"] for c in sent[2]["tool_calls"]] == [c["id"] for c in calls]
+    assert sent[3] == {"role": "tool", "tool_call_id": calls[0]["id"], "content": '{"result":42}'}
+    assert sent[4]["tool_call_id"] == calls[1]["id"] and "invalid_arguments" in sent[4]["content"]

@@ -2,7 +2,7 @@
 Prometheus that scrapes a real engine under load and evaluates the shipped recording and alert rules.
 
 The load: messages to a healthy WASM agent, to one that fails every 5th message and to a config
-agent; memory entities and searches; a canary that succeeds and one left paused; a module refused
+agent that calls a tool; memory entities and searches; a canary that succeeds and one left paused; a module refused
 for an import its policy does not allow; scheduled backups and an admin one.
 """
 
@@ -76,8 +76,9 @@ class Load(threading.Thread):
         with self.engine.client(timeout=10.0) as client:
             while not self.halt.wait(0.05):
                 for name in ("steady", "flaky", "helper"):
+                    content: Any = {"n": self.sent} if name != "helper" else f"n={self.sent}\n" + HELPER_TOOL_LINE
                     try:
-                        agent_api.send(client, name, {"n": self.sent}, conversation_id=f"c{self.sent}")  # new ones: a canary's share
+                        agent_api.send(client, name, content, conversation_id=f"c{self.sent}")  # new ones: a canary's share
                     except CaxtonError:
                         pass  # flaky fails every 5th message; an agent can be mid-swap
                 if self.sent % 10 == 0:  # an embedding costs CPU
@@ -93,9 +94,13 @@ class Load(threading.Thread):
         assert self.error is None, self.error
 
 
+#: What each message to the config agent asks of its tool (the offline provider's ``/tool`` lines, docs/tools.md).
+HELPER_TOOL_LINE = '/tool calculator {"expression": "6 * 7"}'
+
+
 def write_config_agent(root: Path) -> None:
     spec = {"name": "helper", "version": "1.0.0", "system_prompt": "You help.",
-            "user_prompt_template": "Request: {{ request }}"}
+            "user_prompt_template": "Request: {{ request }}", "tools": ["calculator"]}
     (root / "agents" / "helper.md").write_text("---\n" + yaml.safe_dump(spec) + "---\n\nA config agent.\n")
 
 
@@ -207,3 +212,14 @@ def test_the_dashboard_is_grafana_json_over_a_prometheus_datasource_variable() -
         assert panel["targets"] and all(t["datasource"] == panel["datasource"] for t in panel["targets"])
     detail = [t for t in targets() if "$agent" in t[1]]
     assert len(detail) >= 8  # the agent detail section follows the $agent variable
+
+
+def test_the_seeds_tool_panels_and_alert_are_there() -> None:
+    """The seeds' "Tool Call Latency (P95)" panel and "tool calls stuck" alert (the load above gives them data)."""
+    queries = dict(targets())
+    latency = queries["Tool call latency p95"]
+    assert latency.startswith("histogram_quantile(0.95, ") and "caxton_tool_call_duration_seconds_bucket" in latency
+    assert "caxton_tool_calls_total" in queries["Tool calls by outcome"]
+    assert "caxton_tool_calls_active" in queries["Tool calls running"]
+    alerts = [rule for group in yaml.safe_load(RULE_FILES[1].read_text())["groups"] for rule in group["rules"]]
+    assert "caxton_tool_calls_active" in [r for r in alerts if r["alert"] == "CaxtonToolCallsStuck"][0]["expr"]

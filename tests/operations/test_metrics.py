@@ -151,3 +151,27 @@ def test_the_state_gauges_follow_removal(module_engine_proc: EngineProcess) -> N
     assert not series_of(found, "caxton_agent_messages_total", agent="flaky")
     assert not series_of(found, "caxton_agent_reloads_total", agent="flaky")  # per-agent series go with it
     assert value(found, "caxton_state_serial") == status_api.state(client).serial
+
+
+def test_tool_call_series_pass_promtool_and_go_with_their_agent(module_engine_proc: EngineProcess) -> None:
+    client: EngineClient = module_engine_proc.client()
+    spec = {"name": "clerk", "version": "1.0.0", "system_prompt": "You are a clerk.", "tools": ["calculator"]}
+    agent_api.deploy(client, spec)
+    for message in ('/tool calculator {"expression": "6 * 7"}', '/tool calculator {"expression": "1 / 0"}',
+                    '/tool shell {"cmd": "ls"}'):
+        agent_api.send(client, "clerk", message)
+    text = status_api.metrics(client)
+    checked = subprocess.run([promtool(), "check", "metrics"], input=text, capture_output=True, text=True,
+                             timeout=60, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    found = samples(text)
+    assert value(found, "caxton_tool_calls_total", agent="clerk", tool="calculator", outcome="ok") == 1
+    assert value(found, "caxton_tool_calls_total", agent="clerk", tool="calculator", outcome="invalid_arguments") == 1
+    assert value(found, "caxton_tool_calls_total", agent="clerk", tool="(unlisted)", outcome="not_allowed") == 1
+    assert value(found, "caxton_tool_call_duration_seconds_count", agent="clerk", tool="calculator") == 2
+    assert value(found, "caxton_tool_call_duration_seconds_bucket", agent="clerk", tool="calculator", le="+Inf") == 2
+    assert value(found, "caxton_tool_calls_active") == 0  # present at 0: the stuck alert sees 0
+    agent_api.remove(client, "clerk")
+    gone = samples(status_api.metrics(client))
+    assert not series_of(gone, "caxton_tool_calls_total", agent="clerk")
+    assert not series_of(gone, "caxton_tool_call_duration_seconds_count", agent="clerk")

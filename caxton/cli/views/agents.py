@@ -1,4 +1,5 @@
-"""Views of ``caxton agents``: the list (with SYNC/HEALTH), one agent, its logs, operations, replies."""
+"""Views of ``caxton agents``: the list (with SYNC/HEALTH), one agent, its logs, operations, replies and
+their traces (model rounds and tool calls)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from caxton.cli.views.registry import Shown, text_view
+from caxton.cli.views.registry import Note, Shown, text_view
 from caxton.cli.views.text import table, traffic
 
 if TYPE_CHECKING:
@@ -20,6 +21,14 @@ class Listed(Shown):
     """``agents list``: each agent's wire row with ``sync``, ``health`` and ``health_reason``."""
 
     result: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Traced(Shown):
+    """``agents send --trace``: the reply (its JSON as without ``--trace``), and its trace when a config agent's."""
+
+    result: api.MessageReply
+    trace: api.ConfigAgentReply | None
 
 
 @dataclass(frozen=True)
@@ -92,3 +101,53 @@ def operation_text(result: api.OperationResult) -> list[str]:
 def reply_text(result: api.MessageReply) -> list[str]:
     reply = result.reply
     return [reply if isinstance(reply, str) else json.dumps(reply, ensure_ascii=False)]
+
+
+#: Characters of a tool call's arguments, and of its result, in a trace.
+TRACE_ARGUMENTS = 120
+TRACE_RESULT = 200
+
+
+@text_view("Traced")
+def traced_text(traced: Traced) -> Iterator[str]:
+    """A config agent's answer, then its trace: each model round with the tool calls it asked for (arguments,
+    outcome, duration, result excerpt); another agent's reply as without ``--trace``."""
+    trace = traced.trace
+    if trace is None:
+        yield from reply_text(traced.result)
+        yield Note(f"no trace: {traced.result.agent} is not a config agent (its reply is its module's)")
+        return
+    yield trace.reply
+    rounds, calls = trace.rounds or [], list(trace.tool_calls or [])
+    model_ms = sum(r.duration_ms for r in rounds)
+    yield (f"--- trace: {trace.provider} {trace.model}, {_count(len(rounds), 'model round')} ({model_ms:.1f} ms), "
+           f"{_count(len(calls), 'tool call')}; {traced.result.duration_ms:.1f} ms in all")
+    for model_round in rounds:
+        asked = len(model_round.tool_calls)
+        yield (f"round {model_round.round}: {model_round.duration_ms:.1f} ms, "
+               + (f"asked for {_count(asked, 'tool call')}" if asked else "answered"))
+        for call in calls[:asked]:
+            yield from _call_lines(call)
+        del calls[:asked]
+    for call in calls:  # an engine that sent calls but no rounds
+        yield from _call_lines(call)
+
+
+def _call_lines(call: api.ToolCallRecord) -> Iterator[str]:
+    yield f"  {call.id} {call.tool} {_excerpt(call.arguments, TRACE_ARGUMENTS)}: {call.outcome} in {call.duration_ms:.1f} ms"
+    result = call.result
+    error = result.get("error") if isinstance(result, dict) and call.outcome != "ok" else None
+    if isinstance(error, dict):
+        yield f"    error: {_excerpt(error.get('message', ''), TRACE_RESULT)}"
+    else:
+        yield f"    -> {_excerpt(result, TRACE_RESULT)}"
+
+
+def _excerpt(value: Any, limit: int) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = " ".join(text.split())  # one line
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"

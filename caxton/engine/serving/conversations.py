@@ -19,11 +19,15 @@ has no message in flight and has been idle at least ``min_idle`` seconds
 durable store: it continues where it was on its next message (when there is
 room). Each open conversation keeps at most ``max_bytes`` of turns
 (``conversations.max_history_size``, UTF-8), the oldest dropped first, besides
-at most ``max_turns`` turns.
+at most ``max_turns`` turns. A config agent's tool exchanges are turns too
+(``caxton.llm.conversations``); a history never starts inside one: what dropping the
+oldest turns leaves of an exchange goes with them, so no ``tool`` turn outlives
+the assistant turn that asked for it.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import deque
@@ -33,7 +37,8 @@ from dataclasses import dataclass, field
 from caxton import errors
 from caxton.engine.state import turns as stored
 from caxton.engine.state.history_db import HistoryDB
-from caxton.llm.conversations import Turn, text_size
+from caxton.llm import conversations as conv
+from caxton.llm.conversations import Turn
 
 
 DEFAULT_IDLE_TTL = 3600.0
@@ -122,13 +127,16 @@ class InMemoryConversationStore:
         return max(min(waits, default=self._min_idle), 0.0)
 
     def _add(self, conversation: _Conversation, turns: Sequence[Turn]) -> None:
-        """Append ``turns``, then drop the oldest past ``max_turns`` or ``max_bytes`` (keeping the newest one)."""
+        """Append ``turns``, then drop the oldest past ``max_turns`` or ``max_bytes`` (keeping the newest one),
+        and what that left at the front of a tool exchange."""
         for turn in turns:
             if len(conversation.turns) == conversation.turns.maxlen:
                 conversation.size -= _bytes(conversation.turns.popleft())
-            conversation.turns.append(turn)
+            conversation.turns.append(conv.copy(turn))
             conversation.size += _bytes(turn)
         while conversation.size > self._max_bytes and len(conversation.turns) > 1:
+            conversation.size -= _bytes(conversation.turns.popleft())
+        while conversation.turns and conv.in_tool_exchange(conversation.turns[0]):
             conversation.size -= _bytes(conversation.turns.popleft())
 
     def history(self, agent: str, conversation_id: str) -> list[Turn]:
@@ -138,7 +146,7 @@ class InMemoryConversationStore:
             if conversation is None or self._expired(conversation, now):
                 conversation = _Conversation(deque(maxlen=self._max_turns))
                 self._add(conversation, self._load(agent, conversation_id, now))
-            return [Turn(role=t["role"], content=t["content"]) for t in conversation.turns]
+            return [conv.copy(t) for t in conversation.turns]
 
     def _load(self, agent: str, conversation_id: str, now: float) -> list[Turn]:
         """Turns kept elsewhere for a conversation not open in this process (none here)."""
@@ -211,7 +219,7 @@ class DurableConversationStore(InMemoryConversationStore):
         now = self._clock()
         trim = self._due_for_trim(agent, conversation_id)  # before the database's lock: begin() takes ours first
         with self._db.write() as conn:
-            stored.add(conn, agent, conversation_id, [(t["role"], t["content"]) for t in turns], now)
+            stored.add(conn, agent, conversation_id, [_row(t) for t in turns], now)
             if trim:
                 stored.trim(conn, agent, conversation_id, self._max_turns)
             if now - self._pruned_at >= self._prune_every:
@@ -251,11 +259,26 @@ class DurableConversationStore(InMemoryConversationStore):
     def _load(self, agent: str, conversation_id: str, now: float) -> list[Turn]:
         with self._db.read() as conn:
             rows = stored.last(conn, agent, conversation_id, now - self._idle_ttl, self._max_turns)
-        return [Turn(role="user" if role == "user" else "assistant", content=content) for role, content in rows]
+        return [_turn(row) for row in rows]
+
+
+def _row(turn: Turn) -> stored.StoredTurn:
+    calls = turn.get("tool_calls")
+    return stored.StoredTurn(turn["role"], turn["content"], json.dumps(calls) if calls else None,
+                             turn.get("tool_call_id"))
+
+
+def _turn(row: stored.StoredTurn) -> Turn:
+    if row.role == "tool":
+        return Turn(role="tool", content=row.content, tool_call_id=row.tool_call_id or "")
+    turn = Turn(role="user" if row.role == "user" else "assistant", content=row.content)
+    if row.tool_calls:
+        turn["tool_calls"] = json.loads(row.tool_calls)
+    return turn
 
 
 def _bytes(turn: Turn) -> int:
-    return text_size(turn["content"])
+    return conv.turn_size(turn)
 
 
 def _too_many(agent: str, limit: int, min_idle: float, free_in: float) -> errors.TooManyConversations:

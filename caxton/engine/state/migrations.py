@@ -147,4 +147,13 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX agent_logs_at ON agent_logs (at_unix);
         """,
     ),
+    (
+        "0005_tool_turns",
+        """
+        -- a config agent's tool exchanges in its conversations (OpenAI shape; caxton.llm.conversations):
+        -- tool_calls (JSON list) on an assistant turn asking for tools, tool_call_id on a role 'tool' turn
+        ALTER TABLE conversation_turns ADD COLUMN tool_calls TEXT;
+        ALTER TABLE conversation_turns ADD COLUMN tool_call_id TEXT;
+        """,
+    ),
 )

@@ -10,14 +10,24 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from typing import NamedTuple
 
 
-def add(conn: sqlite3.Connection, agent: str, conversation_id: str, turns: Iterable[tuple[str, str]],
-        at: float) -> None:
-    """Append ``(role, content)`` turns to a conversation."""
+class StoredTurn(NamedTuple):
+    """One row: ``tool_calls`` (JSON text) on an assistant turn asking for tools, ``tool_call_id`` on a tool turn."""
+
+    role: str
+    content: str
+    tool_calls: str | None = None
+    tool_call_id: str | None = None
+
+
+def add(conn: sqlite3.Connection, agent: str, conversation_id: str, turns: Iterable[StoredTurn], at: float) -> None:
+    """Append turns to a conversation."""
     conn.executemany(
-        "INSERT INTO conversation_turns (agent_id, conversation_id, role, content, at) VALUES (?, ?, ?, ?, ?)",
-        [(agent, conversation_id, role, content, at) for role, content in turns],
+        "INSERT INTO conversation_turns (agent_id, conversation_id, role, content, tool_calls, tool_call_id, at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(agent, conversation_id, *turn, at) for turn in turns],
     )
 
 
@@ -46,11 +56,12 @@ def delete(conn: sqlite3.Connection, agent: str, conversation_id: str | None = N
 
 
 def last(conn: sqlite3.Connection, agent: str, conversation_id: str, since: float,
-         limit: int) -> list[tuple[str, str]]:
-    """The newest ``limit`` turns written since ``since``, oldest first, as ``(role, content)``."""
+         limit: int) -> list[StoredTurn]:
+    """The newest ``limit`` turns written since ``since``, oldest first."""
     rows = conn.execute(
-        "SELECT role, content FROM (SELECT id, role, content FROM conversation_turns "
-        "WHERE agent_id = ? AND conversation_id = ? AND at >= ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+        "SELECT role, content, tool_calls, tool_call_id FROM (SELECT id, role, content, tool_calls, tool_call_id "
+        "FROM conversation_turns WHERE agent_id = ? AND conversation_id = ? AND at >= ? ORDER BY id DESC LIMIT ?) "
+        "ORDER BY id",
         (agent, conversation_id, since, limit),
     ).fetchall()
-    return [(row["role"], row["content"]) for row in rows]
+    return [StoredTurn(row["role"], row["content"], row["tool_calls"], row["tool_call_id"]) for row in rows]

@@ -25,6 +25,7 @@ from typing import Any
 from caxton import errors, metrics
 from caxton.llm import providers as prov
 from caxton.llm.tools.base import JsonValue, ToolRegistry
+from caxton.spec import secrets
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 UNLISTED = "(unlisted)"
 #: Bytes of one tool result (JSON) handed back to the model; past it the call fails ``too_large``.
 MAX_RESULT_SIZE = 256 * 1024
+#: Characters of a call's arguments, and of its error message, in its agent-log line.
+MAX_LOGGED_ARGUMENTS = 200
+MAX_LOGGED_ERROR = 300
 Ask = Callable[[tuple[prov.ChatMessage, ...]], prov.Completion]
 LogSink = Callable[[str, str], None]
 
@@ -187,10 +191,19 @@ class ToolLoop:
         metrics.TOOL_CALLS.labels(self._agent, label, outcome).inc()
         metrics.TOOL_CALL_DURATION.labels(self._agent, label).observe(elapsed)
         if self._sink is not None:
-            level = "info" if outcome == "ok" else "warning"
-            self._sink(level, f"tool call {call.id} {call.name}: {outcome} in {elapsed * 1000:.1f} ms"
-                       + ("" if outcome == "ok" else f": {shown['error']['message']}"))
+            self._sink(*_log_line(call, arguments, outcome, shown, elapsed))
         return CallRecord(call.id, call.name, arguments, outcome, shown, round(elapsed * 1000, 3))
+
+
+def _log_line(call: prov.ToolCall, arguments: JsonValue, outcome: str, shown: JsonValue,
+              elapsed: float) -> tuple[str, str]:
+    """The agent-log level and line of a call: id, tool, outcome, duration, the error's message and the
+    arguments, both cut short and with anything that looks like a secret redacted (``caxton.spec.secrets``)."""
+    line = f"tool call {call.id} {call.name}: {outcome} in {elapsed * 1000:.1f} ms"
+    if outcome != "ok" and isinstance(shown, dict) and isinstance(error := shown.get("error"), dict):
+        line += f": {secrets.excerpt(str(error.get('message', '')), MAX_LOGGED_ERROR)}"
+    line += f"; arguments {secrets.excerpt(arguments, MAX_LOGGED_ARGUMENTS)}"
+    return ("info" if outcome == "ok" else "warning"), line
 
 
 def _arguments_or_text(raw: str) -> JsonValue:

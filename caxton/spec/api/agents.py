@@ -212,6 +212,14 @@ class ToolCallRecord(WireModel):
     duration_ms: float
 
 
+class ModelRound(WireModel):
+    """One request to the LLM provider while answering a message (the trace of ``caxton agents send --trace``)."""
+
+    round: int = Field(description="1 for the first request, then one more after each round of tool calls")
+    duration_ms: float = Field(description="the provider's time for this request")
+    tool_calls: list[str] = Field(description="ids of the calls the model asked for ([]: its final answer)")
+
+
 class ConfigAgentReply(WireModel):
     """The ``reply`` of a config agent's ``MessageReply``."""
 
@@ -221,6 +229,8 @@ class ConfigAgentReply(WireModel):
     model: str
     tool_calls: list[ToolCallRecord] | None = Field(
         None, description="the tool calls of this message, in order; present when the agent lists tools")
+    rounds: list[ModelRound] | None = Field(
+        None, description="the requests to the provider, in order: the model rounds of `caxton agents send --trace`")
 
 
 # --- revision history -----------------------------------------------------------------------------
