@@ -234,9 +234,13 @@ def from_entry(item: AgentFile, entry: Entry, read_module: modules.ModuleReader)
         module_bytes, module_path = lookup.data, lookup.path
     spec = stored["spec"]
     header = (str(spec["name"]), str(stored["kind"]), str(spec["version"]))
+    tools = spec.get("tools")
     agent = ValidatedAgent(item.path, *header, str(stored["digest"]), lambda: _build_spec(stored["kind"], spec),
-                           module_path, module_bytes, module_sha256)
-    return FileResult(item.path, agent, diagnostics, lambda: _name_position(item))
+                           module_path, module_bytes, module_sha256,
+                           tuple(str(t) for t in tools) if isinstance(tools, list) else (),
+                           stored["kind"] == "wasm" and spec.get("tool") is not None)
+    return FileResult(item.path, agent, diagnostics, lambda: _name_position(item),
+                      lambda index: _position(item, ("tools", index)))
 
 
 def _build_spec(kind: str, data: dict[str, Any]) -> Spec:
@@ -249,6 +253,10 @@ def _build_spec(kind: str, data: dict[str, Any]) -> Spec:
 
 
 def _name_position(item: AgentFile) -> Pos | None:
-    from caxton.validation.pipeline import name_position
+    return _position(item, ("name",))
 
-    return name_position(item)
+
+def _position(item: AgentFile, path: tuple[str | int, ...]) -> Pos | None:
+    from caxton.validation.pipeline import value_position
+
+    return value_position(item, path)
