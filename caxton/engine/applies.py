@@ -406,7 +406,7 @@ def _item(raw: Any) -> _Item:
     spec = parse_spec(raw.get("spec")) if raw["action"] != "delete" else None  # the one parse of this spec
     module = _module(raw.get("module"))
     return _Item(raw["id"], raw["action"], str(raw.get("strategy") or "immediate"),
-                 Prepared(spec, module) if spec is not None else None)
+                 Prepared(spec, module, redeploy=raw.get("redeploy") is True) if spec is not None else None)
 
 
 def _prepared(item: _Item) -> Prepared:
