@@ -45,10 +45,10 @@ def check_agent(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
     Works on the raw data, so these problems are reported even when the
     schema check failed on another field.
     """
-    found = _duplicates(doc, "tools", _strings(data.get("tools")))
+    found = _duplicates(doc, "tools", strings(data.get("tools")))
     found += _tool_section(doc, data)
     found += _http_without_hosts(doc, data)
-    found += _duplicates(doc, "capabilities", _strings(data.get("capabilities")))
+    found += _duplicates(doc, "capabilities", strings(data.get("capabilities")))
     parameters = data.get("parameters")
     if isinstance(parameters, dict):
         found += _parameters(doc, ("parameters",), parameters)
@@ -60,7 +60,7 @@ def check_agent(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
     return found
 
 
-def _strings(value: Any) -> list[str]:
+def strings(value: Any) -> list[str]:
     """A list of strings as written (non-strings are the schema check's business)."""
     return [v if isinstance(v, str) else "" for v in value] if isinstance(value, list) else []
 
@@ -93,7 +93,7 @@ def _tool_section(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
 
 def _http_without_hosts(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
     """``http_client`` on a config agent with no ``security_policy.allowed_hosts``: every call would be refused."""
-    tools = _strings(data.get("tools"))
+    tools = strings(data.get("tools"))
     if data.get("kind", "config") != "config" or "http_client" not in tools:
         return []
     policy = data.get("security_policy")

@@ -36,9 +36,10 @@ def validate_agents(files: Sequence[AgentFile], read_module: modules.ModuleReade
 def validate_file(item: AgentFile, read_module: modules.ModuleReader) -> FileResult:
     """One agent file through every single-file check."""
     doc, agent, found = _validate_file(item, read_module)
-    if doc is None or agent is None:
+    if doc is None or doc.data is None:
         return FileResult(item.path, agent, tuple(found))
-    return FileResult(item.path, agent, tuple(found), lambda: doc.value_pos(("name",)),
+    tools = tuple(agent_checks.strings(doc.data.get("tools")))
+    return FileResult(item.path, agent, tuple(found), lambda: doc.value_pos(("name",)), tools,
                       lambda index: doc.value_pos(("tools", index)))
 
 

@@ -89,7 +89,9 @@ class FileResult:
     agent: ValidatedAgent | None
     diagnostics: tuple[Diagnostic, ...]
     name_pos: Callable[[], Pos | None] = lambda: None
-    #: Where ``tools[i]`` is written (asked only for a tool the cross-file check refuses).
+    #: The names under ``tools`` as written (also when the file failed its schema check), and where
+    #: ``tools[i]`` is written (asked only for a name the cross-file check refuses).
+    tools: tuple[str, ...] = ()
     tool_pos: Callable[[int], Pos | None] = lambda _: None
 
 
@@ -112,8 +114,8 @@ def combine(results: Sequence[FileResult], others: Sequence[FileResult] = ()) ->
     found = [d for r in results for d in r.diagnostics]
     unique, duplicates = _deduplicate([(r.agent, r.name_pos) for r in ordered if r.agent is not None])
     found += [d for d, pair in duplicates if not asked.isdisjoint(pair)]
-    kept = {a.file for a in unique}
-    found += tool_refs.check([r for r in results if r.path in kept], unique)
+    flagged = {pair[0] for _, pair in duplicates}
+    found += tool_refs.check([r for r in results if r.path not in flagged], unique)
     agents = (a for a in unique if a.file in asked)
     return ValidationResult(tuple(agents), tuple(sorted(found, key=Diagnostic.sort_key)))
 

@@ -23,20 +23,19 @@ if TYPE_CHECKING:
 
 
 def check(asked: Sequence[FileResult], every: Sequence[ValidatedAgent]) -> list[Diagnostic]:
-    """Diagnostics of the ``asked`` files' agents (tool names) against ``every`` agent of the desired state."""
+    """Diagnostics of the ``asked`` files (their tool names, even when their schema check failed) against
+    ``every`` agent of the desired state."""
     by_id = {agent.id: agent for agent in every}
     wasm_tools = sorted(agent.name for agent in every if agent.is_tool)
     found: list[Diagnostic] = []
     for result in asked:
-        agent = result.agent
-        if agent is None:
-            continue
-        for index, name in enumerate(agent.tools):
+        for index, name in enumerate(result.tools):
             if name and name not in BUILTIN_TOOLS:
                 problem = _problem(name, by_id.get(agent_id(name)), wasm_tools)
                 if problem is not None:
-                    found.append(diagnostic("CX302", agent.file, problem[0], result.tool_pos(index), hint=problem[1]))
-        if agent.is_tool and agent.id in _BUILTIN_IDS:
+                    found.append(diagnostic("CX302", result.path, problem[0], result.tool_pos(index), hint=problem[1]))
+        agent = result.agent
+        if agent is not None and agent.is_tool and agent.id in _BUILTIN_IDS:
             found.append(diagnostic(
                 "CX321", agent.file, f"WASM tool {agent.name!r} has the name of the built-in tool "
                 f"{_BUILTIN_IDS[agent.id]!r}: config agents listing it would get the built-in", result.name_pos(),

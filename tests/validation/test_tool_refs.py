@@ -60,3 +60,13 @@ def test_removing_the_tool_section_breaks_its_users(repo: Callable[[dict[str, st
     assert code == 1
     assert [(d["code"], d["file"]) for d in problems(report)] == [("CX302", "agents/editor.md")]
     assert "is a WASM agent (agents/wc.md) but not a tool" in problems(report)[0]["message"]
+
+
+def test_a_file_that_fails_its_schema_still_gets_its_tools_checked(
+    repo: Callable[[dict[str, str | bytes]], Path], validate_json: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(repo({"agents/editor.md": USER.format(tool="wasm-on").replace("tools:", "toolz: 1\ntools:")}))
+    for run in ("fresh", "from the cache"):
+        code, report = validate_json(".")
+        assert code == 1
+        assert {(d["code"], d["line"]) for d in problems(report)} == {("CX202", 5), ("CX302", 8)}, run
