@@ -54,15 +54,14 @@ class WasmTool:
         try:
             return self.tools.send(self.name, arguments)
         except errors.CaxtonError as error:
-            raise failure(self.name, error) from None
+            raise _failure(self.name, error) from None
 
 
-def failure(name: str, error: errors.CaxtonError) -> errors.ToolFailure:
+def _failure(name: str, error: errors.CaxtonError) -> errors.ToolFailure:
     """The tool result of a failed message to WASM tool ``name``: the sandbox's reason in the message."""
     why = str(getattr(error, "reason", None) or error.code)
     return errors.ToolFailure(f"WASM tool {name!r} failed ({why}): {error.message}",
-                              reason=_REASONS.get(why, "failed"), hint=error.hint,
-                              details={"wasm_reason": why})
+                              reason=_REASONS.get(why, "failed"), hint=error.hint)
 
 
 @dataclass(frozen=True)
