@@ -149,3 +149,7 @@ def test_a_config_agent_cannot_list_a_wasm_agent_that_is_no_tool(engine_inproc: 
         deploy(engine_inproc, caller("caller", ["scorer"]))
     assert "no tool 'scorer'" in caught.value.message
 
+
+
+def test_the_example_module_is_the_build_of_its_wat() -> None:
+    assert bytes(wasmtime.wat2wasm((EXAMPLES / "wasm" / "word-count.wat").read_text())) == WORD_COUNT
