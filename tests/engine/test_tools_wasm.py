@@ -153,3 +153,13 @@ def test_a_config_agent_cannot_list_a_wasm_agent_that_is_no_tool(engine_inproc: 
 
 def test_the_example_module_is_the_build_of_its_wat() -> None:
     assert bytes(wasmtime.wat2wasm((EXAMPLES / "wasm" / "word-count.wat").read_text())) == WORD_COUNT
+
+
+def test_an_agent_using_a_wasm_tool_comes_back_after_a_restart(make_engine_inproc: Any, tmp_path: Any) -> None:
+    """Its revision finds the tool in the store when it starts, whichever of the two the engine recovers first."""
+    first = make_engine_inproc(data_dir=tmp_path / "kept")
+    deploy(first, word_count_spec(), WORD_COUNT)
+    deploy(first, caller("editor", ["word-count"]))
+    first.stop()
+    again = make_engine_inproc(data_dir=tmp_path / "kept")
+    assert call(again, "editor", 'word-count {"text": "back again"}')["tool_calls"][0]["result"] == {"words": 2}
