@@ -69,6 +69,8 @@ CATALOGUE: tuple[Code, ...] = (
          "(every call is refused)"),
     Code("CX320", "tool-schema-invalid", _E, "a WASM tool's tool.parameters is not a valid JSON Schema of an object"),
     Code("CX321", "tool-shadowed", _E, "a WASM tool has the name of a built-in tool"),
+    Code("CX322", "tool-slower-than-timeout", _W, "a WASM tool's max_execution_time_ms is longer than the "
+         "calling agent's tool_call_timeout"),
     # CX4xx: WASM modules
     Code("CX401", "module-missing", _E, "the WASM module file does not exist"),
     Code("CX402", "path-escape", _E, "a path points outside the repository root"),

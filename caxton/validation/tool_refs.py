@@ -4,7 +4,9 @@ A name is a built-in tool (``caxton.spec.tools.BUILTIN_TOOLS``) or a WASM tool o
 the desired state: a WASM agent with a ``tool:`` section, named by its agent name
 (compared as identities, like agent names). Anything else is ``CX302``, with a
 "did you mean" over both kinds; a WASM tool named like a built-in is ``CX321``
-(the built-in would answer). Called by ``caxton.validation.results.combine``; pure.
+(the built-in would answer); a WASM tool whose ``max_execution_time_ms`` is longer than
+the caller's ``tool_call_timeout`` is a warning, ``CX322``. Called by
+``caxton.validation.results.combine``; pure.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ def check(asked: Sequence[FileResult], every: Sequence[ValidatedAgent]) -> list[
     for result in asked:
         for index, name in enumerate(result.tools):
             if name and name not in BUILTIN_TOOLS:
-                problem = _problem(name, by_id.get(agent_id(name)), wasm_tools)
+                target = by_id.get(agent_id(name))
+                problem = _problem(name, target, wasm_tools) or _slower(name, target, result.agent)
                 if problem is not None:
-                    found.append(diagnostic("CX302", result.path, problem[0], result.tool_pos(index), hint=problem[1]))
+                    code = "CX302" if target is None or not target.is_tool else "CX322"
+                    found.append(diagnostic(code, result.path, problem[0], result.tool_pos(index), hint=problem[1]))
         agent = result.agent
         if agent is not None and agent.is_tool and agent.id in _BUILTIN_IDS:
             found.append(diagnostic(
@@ -44,6 +48,20 @@ def check(asked: Sequence[FileResult], every: Sequence[ValidatedAgent]) -> list[
 
 
 _BUILTIN_IDS = {agent_id(name): name for name in BUILTIN_TOOLS}
+
+
+def _slower(name: str, tool: ValidatedAgent | None, caller: ValidatedAgent | None) -> tuple[str, str] | None:
+    """A WASM tool whose own time limit is longer than the caller's ``tool_call_timeout`` (CX322)."""
+    if tool is None or caller is None or caller.kind != "config":
+        return None
+    own_ms = getattr(tool.spec.resource_limits, "max_execution_time_ms", None)  # a WASM agent's
+    timeout = getattr(caller.spec.resource_limits, "tool_timeout", None)  # a config agent's, seconds
+    if own_ms is None or timeout is None or own_ms / 1000 <= timeout:
+        return None
+    own = own_ms / 1000
+    return (f"WASM tool {name!r} may run {own:g}s (its max_execution_time_ms), longer than this agent's "
+            f"tool_call_timeout ({timeout:g}s): a slow call is cut short here first",
+            "raise resource_limits.tool_call_timeout here, or lower the tool's max_execution_time_ms")
 
 
 def _problem(name: str, target: ValidatedAgent | None, wasm_tools: list[str]) -> tuple[str, str | None] | None:

@@ -70,3 +70,18 @@ def test_a_file_that_fails_its_schema_still_gets_its_tools_checked(
         code, report = validate_json(".")
         assert code == 1
         assert {(d["code"], d["line"]) for d in problems(report)} == {("CX202", 5), ("CX302", 8)}, run
+
+
+def test_a_tool_slower_than_the_callers_timeout_is_a_warning(
+    repo: Callable[[dict[str, str | bytes]], Path], validate_json: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slow = TOOL + "resource_limits:\n  max_execution_time_ms: 20000\n"
+    monkeypatch.chdir(repo({"agents/editor.md": USER.format(tool="wasm-one"), "agents/wc.md": wasm_agent(extra=slow),
+                            "wasm/m.wasm": wasm(GOOD_WAT)}))
+    code, report = validate_json(".")
+    [found] = problems(report)
+    assert (code, found["code"], found["severity"], found["line"]) == (0, "CX322", "warning", 7)
+    assert "may run 20s (its max_execution_time_ms), longer than this agent's tool_call_timeout (10s)" in found["message"]
+    patient = USER.format(tool="wasm-one").replace("tools:", "resource_limits:\n  tool_call_timeout: 30s\ntools:")
+    (Path("agents") / "editor.md").write_text(patient)
+    assert problems(validate_json(".")[1]) == []
