@@ -99,7 +99,8 @@ def submission(plan: Plan, desired: DesiredState, lock_token: str) -> api.ApplyS
     wanted = desired.by_id()
     changes = []
     for change in plan.actionable():
-        item = api.ApplyChange(id=change.id, action=api.ChangeAction(change.action), strategy=change.strategy)
+        item = api.ApplyChange(id=change.id, action=api.ChangeAction(change.action), strategy=change.strategy,
+                               redeploy=bool(change.tools_changed))
         agent = wanted.get(change.id)
         if agent is not None and change.action != "delete":
             item.spec = agent.spec.model_dump(mode="json")

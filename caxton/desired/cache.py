@@ -198,7 +198,8 @@ def _read(path: Path) -> dict[str, Entry]:
 def to_entry(result: FileResult) -> Entry:
     """A JSON-able form of one file's result (also how worker processes hand results back)."""
     agent = result.agent
-    entry: Entry = {"diagnostics": [d.model_dump(mode="json") for d in result.diagnostics], "agent": None}
+    entry: Entry = {"diagnostics": [d.model_dump(mode="json") for d in result.diagnostics], "agent": None,
+                    "tools": list(result.tools)}
     if agent is not None:
         entry["agent"] = {
             "kind": agent.spec.kind,
@@ -221,9 +222,14 @@ def _module_entry(agent: ValidatedAgent) -> Entry | None:
 def from_entry(item: AgentFile, entry: Entry, read_module: modules.ModuleReader) -> FileResult | None:
     """Rebuild a result; ``None`` when the agent's module is no longer what the entry saw."""
     diagnostics = tuple(Diagnostic.model_validate(d) for d in entry["diagnostics"])
+    tools = tuple(str(t) for t in entry.get("tools") or ())
+
+    def tool_pos(index: int) -> Pos | None:
+        return _position(item, ("tools", index))
+
     stored = entry["agent"]
     if stored is None:
-        return FileResult(item.path, None, diagnostics)
+        return FileResult(item.path, None, diagnostics, tools=tools, tool_pos=tool_pos)
     module = stored["module"]
     module_bytes = module_sha256 = module_path = None
     if module is not None:
@@ -234,9 +240,12 @@ def from_entry(item: AgentFile, entry: Entry, read_module: modules.ModuleReader)
         module_bytes, module_path = lookup.data, lookup.path
     spec = stored["spec"]
     header = (str(spec["name"]), str(stored["kind"]), str(spec["version"]))
+    listed = spec.get("tools")
     agent = ValidatedAgent(item.path, *header, str(stored["digest"]), lambda: _build_spec(stored["kind"], spec),
-                           module_path, module_bytes, module_sha256)
-    return FileResult(item.path, agent, diagnostics, lambda: _name_position(item))
+                           module_path, module_bytes, module_sha256,
+                           tuple(str(t) for t in listed) if isinstance(listed, list) else (),
+                           stored["kind"] == "wasm" and spec.get("tool") is not None)
+    return FileResult(item.path, agent, diagnostics, lambda: _name_position(item), tools, tool_pos)
 
 
 def _build_spec(kind: str, data: dict[str, Any]) -> Spec:
@@ -249,6 +258,10 @@ def _build_spec(kind: str, data: dict[str, Any]) -> Spec:
 
 
 def _name_position(item: AgentFile) -> Pos | None:
-    from caxton.validation.pipeline import name_position
+    return _position(item, ("name",))
 
-    return name_position(item)
+
+def _position(item: AgentFile, path: tuple[str | int, ...]) -> Pos | None:
+    from caxton.validation.pipeline import value_position
+
+    return value_position(item, path)

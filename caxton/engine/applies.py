@@ -5,7 +5,8 @@ holding the apply lock; the engine checks the plan is fresh for the agents it
 changes (no event of any of them since the plan's state serial: changes to
 other agents, their rollouts included, never make it stale), validates every
 spec first (a bad one refuses the whole submission, nothing applied), then
-performs the changes one agent at a time in a background thread through
+performs the changes one agent at a time (creates first; WASM agents, which may be
+tools, before config agents) in a background thread through
 ``caxton.engine.operations.Operations``. Only this change phase is
 serialised: a submission arriving during another's waits for it a few
 seconds (``CHANGE_WAIT``). Once every change is performed or accepted (its
@@ -231,7 +232,7 @@ class ApplyRunner:
     # --- run --------------------------------------------------------------------------------
     def _run(self, record: ApplyRecord, items: list[_Item]) -> None:
         source = Source(actor=f"apply {record.id} by {record.holder}", plan_id=record.plan_id, git_commit=record.git_commit)
-        order = sorted(range(len(items)), key=lambda i: ACTIONS.index(items[i].action))
+        order = sorted(range(len(items)), key=lambda i: _order(items[i]))
         rollouts: list[tuple[ChangeResult, str, float]] = []
         try:
             for index in order:
@@ -391,6 +392,13 @@ def _changes(body: dict[str, Any]) -> list[dict[str, Any]]:
     return changes
 
 
+def _order(item: _Item) -> tuple[int, bool]:
+    """Creates, then replaces, updates and deletes; WASM agents first in each (a WASM tool before the config
+    agents that list it: their revisions look their tools up when they start)."""
+    kind = item.prepared.spec.kind if item.prepared is not None else ""
+    return ACTIONS.index(item.action), kind != "wasm"
+
+
 def _item(raw: Any) -> _Item:
     if not isinstance(raw, dict) or raw.get("action") not in ACTIONS or not isinstance(raw.get("id"), str):
         raise InvalidInput(f"malformed change in the submission: {str(raw)[:120]}",
@@ -398,7 +406,7 @@ def _item(raw: Any) -> _Item:
     spec = parse_spec(raw.get("spec")) if raw["action"] != "delete" else None  # the one parse of this spec
     module = _module(raw.get("module"))
     return _Item(raw["id"], raw["action"], str(raw.get("strategy") or "immediate"),
-                 Prepared(spec, module) if spec is not None else None)
+                 Prepared(spec, module, redeploy=raw.get("redeploy") is True) if spec is not None else None)
 
 
 def _prepared(item: _Item) -> Prepared:

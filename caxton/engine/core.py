@@ -37,6 +37,7 @@ from caxton.engine.rollouts.window import Window, WindowBook
 from caxton.engine.serving.router import Router
 from caxton.engine.serving.runtime import ServingRuntime
 from caxton.engine.storage_health import StorageFaults
+from caxton.engine.tools import EngineWasmTools
 from caxton.engine.state.store import AgentRow, Source, Store
 from caxton.errors import (
     AgentFailure,
@@ -128,6 +129,7 @@ class Engine(ControlPlane):
 
     def _start(self) -> list[str]:
         from caxton.llm import providers
+        from caxton.llm.tools import wasm as wasm_tools
 
         self._store = Store.open(self.data_dir)
         self._history = HistoryDB(self._store.path)
@@ -141,6 +143,7 @@ class Engine(ControlPlane):
                                  conversations=DurableConversationStore(
                                      self._history, idle_ttl=talks.retention, max_turns=talks.max_turns,
                                      max_bytes=talks.max_history_size, min_idle=talks.min_idle))
+        context.tool_sources = (wasm_tools.WasmToolSource(EngineWasmTools(self._store, self.send)),)
         inflight = InFlight(self._store, self.router, self.windows, self.logs)  # the rollouts in flight
         self._ops = Operations(self._store, self.router, context, self.config.server, guard=inflight)
         self.lock = ApplyLock(self._store)
@@ -319,7 +322,7 @@ class Engine(ControlPlane):
         elapsed = ended - began
         serving.series.observe(elapsed)
         if window is not None:
-            window.record(elapsed, True)
+            window.record(elapsed, not _tool_failed(serving, reply))
             route = self.router.get(serving.agent_id)
             if route is not None and route.mirror is not None and route.mirror.serving is not serving:
                 route.mirror.offer(envelope, reply)
@@ -458,6 +461,13 @@ def _summary(agent: AgentState) -> dict[str, Any]:
         "id": agent.id, "name": agent.name, "kind": agent.kind, "version": agent.version, "state": agent.state,
         "revision": agent.revision, "traffic": agent.traffic, "updated_at": agent.updated_at,
     }
+
+
+def _tool_failed(serving: ServingRuntime, reply: Any) -> bool:
+    """A config agent's reply with a tool call that did not succeed: an error sample of its revision in the
+    rollout analysis (docs/rollouts.md; the message itself succeeded and the model saw the failure)."""
+    calls = reply.get("tool_calls") if serving.kind == "config" and isinstance(reply, dict) else None
+    return isinstance(calls, list) and any(call.get("outcome") != "ok" for call in calls)
 
 
 def _message_id() -> str:

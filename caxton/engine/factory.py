@@ -44,6 +44,8 @@ class RuntimeContext:
     templates: TemplateSettings = field(default_factory=TemplateSettings)  # type: ignore[arg-type]
     #: Prompt and reply size caps of config agents (caxton.yaml ``llm``).
     llm: LLMProviders = field(default_factory=LLMProviders)  # type: ignore[arg-type]
+    #: Tool sources beside the built-ins (``caxton.llm.tools.base.ToolSource``: WASM tools, ...).
+    tool_sources: tuple[Any, ...] = ()
 
     def close(self) -> None:
         if self.providers:
@@ -84,13 +86,14 @@ def _wasm(spec: WasmAgent, module: bytes, *, revision: int, context: RuntimeCont
 
 def _config(spec: ConfigAgent, *, revision: int, context: RuntimeContext) -> AgentRuntime:
     from caxton.llm.config_runtime import ConfigAgentRuntime
+    from caxton.llm.tools import builtin
 
     if context.memory is not None:
         context.memory.set_agent_limit(spec.id, spec.resource_limits.max_memory_entities)
     runtime: AgentRuntime = ConfigAgentRuntime(
         spec, revision=revision, providers=context.providers,
         conversations=context.conversations, memory=context.memory, limits=context.templates, llm=context.llm,
-        log_sink=context.logs.sink(spec.id, revision),
+        log_sink=context.logs.sink(spec.id, revision), tool_sources=(builtin.BUILTIN, *context.tool_sources),
     )
     return runtime
 

@@ -102,6 +102,9 @@ class Prepared:
 
     spec: AgentModel
     module: bytes | None = None
+    #: Start a new revision even when the spec is the serving one's (an apply's change of a config agent
+    #: whose WASM tool changed: its new revision reads the tool's new description and schema).
+    redeploy: bool = False
 
     @classmethod
     def of(cls, spec_json: Any, module: bytes | None) -> Prepared:
@@ -176,7 +179,7 @@ class Operations:
             module, normal, digest, current = self._prepare(spec, module)
             if current is not None:
                 _check_same_kind(current, spec)
-                if self._unchanged(current, digest):
+                if not prepared.redeploy and self._unchanged(current, digest):
                     return self._result("unchanged", current, previous=current.revision)
             self._check_memory(spec, replacing=spec.id)
             number, serving = self._start_new(current, spec, normal, module, digest, source)
@@ -201,7 +204,7 @@ class Operations:
         if current is None or not states.is_serving(current.kind, current.state) or self.router.get(spec.id) is None:
             return None
         _check_same_kind(current, spec)
-        if self._unchanged(current, digest):
+        if not prepared.redeploy and self._unchanged(current, digest):
             return self._result("unchanged", current, previous=current.revision)
         self._check_memory(spec)
         number, serving = self._start_new(current, spec, normal, module, digest, source)

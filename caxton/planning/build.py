@@ -5,6 +5,9 @@ candidate's spec desired -> no-op (a running rollout is never resubmitted);
 the stable spec desired -> update with strategy ``abort``; any other spec ->
 update with the agent's strategy, superseding the rollout. The engine applies
 the same rule from its own truth when it receives the update.
+
+A WASM tool whose spec or module changes also updates the agents that list it
+(``_with_tool_users``; docs/plan-format.md).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from caxton.desired.model import DesiredAgent, DesiredState
 from caxton.errors import InvalidInput
 from caxton.planning import diff
+from caxton.spec.identity import agent_id
 from caxton.spec.plan import Action, AgentChange, FieldChange, Plan, PlanOptions, PlanSource
 from caxton.spec.state import SERVING_STATE, AgentState, RolloutState, StateSnapshot
 
@@ -158,6 +162,7 @@ def make_plan(desired: DesiredState, live: StateSnapshot, request: PlanRequest) 
             changes.append(_delete(running[agent_id], request.prune))
         else:
             changes.append(_compare(wanted[agent_id], running[agent_id]))
+    changes = _with_tool_users(changes, wanted)
     _refuse_delete_all(changes, request)
     return Plan(
         plan_id=request.plan_id,
@@ -169,6 +174,45 @@ def make_plan(desired: DesiredState, live: StateSnapshot, request: PlanRequest) 
         options=PlanOptions(prune=request.prune, allow_delete_all=request.allow_delete_all),
         changes=changes,
     )
+
+
+def _with_tool_users(changes: list[AgentChange], wanted: dict[str, DesiredAgent]) -> list[AgentChange]:
+    """A changed WASM tool also updates every agent that lists it (the reason names the tool).
+
+    Its new revision reads the tool's new description and schema, and its rollout (the agent's own
+    strategy) judges its messages with the new tool: a broken tool rolls the agent back too.
+    """
+    tools = {c.id: c for c in changes if c.kind == "wasm" and _spec_changed(c)}
+    if not tools:
+        return changes
+    return [_uses_tools(c, wanted[c.id], tools) if c.id in wanted else c for c in changes]
+
+
+def _spec_changed(change: AgentChange) -> bool:
+    return change.action in ("update", "replace") and change.strategy != ABORT and any(
+        field.path != "(state)" for field in change.changes)
+
+
+def _uses_tools(change: AgentChange, agent: DesiredAgent, tools: dict[str, AgentChange]) -> AgentChange:
+    used = {agent_id(name): name for name in agent.tools if agent_id(name) in tools and agent_id(name) != agent.id}
+    if not used or change.action not in ("no-op", "update") or change.rollout_id is not None:
+        return change
+    named = ", ".join(sorted(used.values()))
+    fields = [FieldChange(path=f"(tool {name})", op="change", before=_tool_text(tools[ident], "before"),
+                          after=_tool_text(tools[ident], "after")) for ident, name in sorted(used.items())]
+    if change.action == "no-op":
+        return change.model_copy(update={
+            "action": "update", "reason": f"tool {named} changed", "strategy": agent.spec.rollout.strategy,
+            "changes": fields, "tools_changed": sorted(used.values())})
+    return change.model_copy(update={"reason": f"{change.reason}; tool {named} changed",
+                                      "changes": [*change.changes, *fields], "tools_changed": sorted(used.values())})
+
+
+def _tool_text(change: AgentChange, side: str) -> str:
+    """``1.0.0 (module b1d1454076dc)``: a tool's version and module on one side of its change."""
+    version = change.version_before if side == "before" else change.version_after
+    module = change.module_before if side == "before" else change.module_after
+    return f"{version} (module {module[:12]})" if module else str(version)
 
 
 def _refuse_delete_all(changes: list[AgentChange], request: PlanRequest) -> None:

@@ -292,6 +292,19 @@ class ConfigAgent(AgentBase):
         return self
 
 
+class ToolSection(Strict):
+    """A WASM agent's ``tool:`` section: the agent is also a tool config agents may list (docs/tools.md).
+
+    A call runs as one message to the agent: the arguments object in, the result JSON out
+    (docs/wasm-abi.md, "WASM tools").
+    """
+
+    description: str = Field(min_length=1, max_length=2000, description="what the tool does, shown to the model")
+    parameters: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object"},
+        description="JSON Schema of the arguments (an object schema); checked against the meta-schema")
+
+
 class WasmAgent(AgentBase):
     """An agent whose logic is a WebAssembly module implementing the Caxton ABI."""
 
@@ -300,6 +313,13 @@ class WasmAgent(AgentBase):
     sha256: str | None = Field(None, pattern=SHA256_PATTERN, description="pin of the module's digest")
     resource_limits: WasmResourceLimits = Field(default_factory=WasmResourceLimits)  # type: ignore[arg-type]
     security_policy: SecurityPolicy = Field(default_factory=SecurityPolicy)  # type: ignore[arg-type]
+    tool: ToolSection | None = Field(
+        None, description="makes the agent a tool config agents may list under tools (docs/tools.md)")
+
+    @model_serializer(mode="wrap")
+    def _without_unset_tool(self, handler: SerializerFunctionWrapHandler, _: SerializationInfo) -> Any:
+        """Leave ``tool`` out while unset (the spec digest of an agent that is no tool stays)."""
+        return _drop_none(handler(self), ("tool",))
 
 
 def _kind_of(value: Any) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, SerializerFunctionWrapHandler, model_serializer
 
 FORMAT_VERSION = 1
 
@@ -57,6 +57,17 @@ class AgentChange(BaseModel):
     rollout_id: str | None = Field(None, description="the agent's rollout in flight on the engine, if any "
                                    "(left alone by a no-op, aborted or superseded by an update)")
     changes: list[FieldChange] = Field(default_factory=list)
+    tools_changed: list[str] = Field(
+        default_factory=list, description="WASM tools the agent lists that this plan changes: apply starts a new "
+        "revision of the agent even when its own spec is unchanged (left out when empty)")
+
+    @model_serializer(mode="wrap")
+    def _without_unchanged_tools(self, handler: SerializerFunctionWrapHandler, _: SerializationInfo) -> Any:
+        """Leave ``tools_changed`` out while empty: plans without WASM tools read as before."""
+        data = handler(self)
+        if isinstance(data, dict) and not data.get("tools_changed"):
+            data.pop("tools_changed", None)
+        return data
 
 
 class PlanSource(BaseModel):

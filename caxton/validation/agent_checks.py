@@ -1,4 +1,4 @@
-"""Semantic checks of a parsed agent: tools, parameters, secrets, templates, deprecations.
+"""Semantic checks of a parsed agent: tools, a WASM tool's schema, parameters, secrets, templates, deprecations.
 
 Runs after the schema check on the raw data and the model. Called by
 ``caxton.validation.pipeline``. Pure.
@@ -11,10 +11,9 @@ import re
 from typing import Any
 
 from caxton.rules import templates
-from caxton.rules.suggest import did_you_mean, one_of
+from caxton.rules.suggest import did_you_mean
 from caxton.spec import units
 from caxton.spec.diagnostics import Diagnostic
-from caxton.spec.tools import BUILTIN_TOOLS
 from caxton.validation.documents import Document, Path_, Pos, diagnostic
 from caxton.validation.schema import dotted
 
@@ -46,9 +45,10 @@ def check_agent(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
     Works on the raw data, so these problems are reported even when the
     schema check failed on another field.
     """
-    found = _tools(doc, _strings(data.get("tools")))
+    found = _duplicates(doc, "tools", strings(data.get("tools")))
+    found += _tool_section(doc, data)
     found += _http_without_hosts(doc, data)
-    found += _duplicates(doc, "capabilities", _strings(data.get("capabilities")))
+    found += _duplicates(doc, "capabilities", strings(data.get("capabilities")))
     parameters = data.get("parameters")
     if isinstance(parameters, dict):
         found += _parameters(doc, ("parameters",), parameters)
@@ -60,24 +60,40 @@ def check_agent(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
     return found
 
 
-def _strings(value: Any) -> list[str]:
+def strings(value: Any) -> list[str]:
     """A list of strings as written (non-strings are the schema check's business)."""
     return [v if isinstance(v, str) else "" for v in value] if isinstance(value, list) else []
 
 
-def _tools(doc: Document, tools: list[str]) -> list[Diagnostic]:
-    found = _duplicates(doc, "tools", tools)
-    for index, tool in enumerate(tools):
-        if tool and tool not in BUILTIN_TOOLS:
-            hint = did_you_mean(tool, BUILTIN_TOOLS, fallback=f"built-in tools are {one_of(BUILTIN_TOOLS, limit=20)}")
-            found.append(diagnostic("CX302", doc.file, f"unknown tool {tool!r}", doc.value_pos(("tools", index)),
-                                    hint=hint))
-    return found
+def _tool_section(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
+    """A WASM tool's ``tool.parameters``: a valid JSON Schema (its meta-schema) of an object (CX320).
+
+    Whether each name under ``tools`` exists needs every file: ``caxton.validation.tool_refs``.
+    """
+    section = data.get("tool")
+    parameters = section.get("parameters") if isinstance(section, dict) else None
+    if data.get("kind") != "wasm" or not isinstance(parameters, dict):
+        return []  # absent, or not a mapping: the schema check's business
+    import jsonschema  # only for WASM tools
+
+    where = doc.value_pos(("tool", "parameters"))
+    try:
+        jsonschema.validators.validator_for(parameters).check_schema(parameters)
+    except jsonschema.SchemaError as error:
+        path = "/".join(str(p) for p in error.absolute_path) or "(top)"
+        return [diagnostic("CX320", doc.file, f"tool.parameters is not a valid JSON Schema: at {path}: "
+                           f"{error.message}", where, hint="fix the schema (https://json-schema.org); "
+                           "the model's arguments are checked against it before every call")]
+    if parameters.get("type") != "object":
+        return [diagnostic("CX320", doc.file, "tool.parameters must be an object schema (type: object): a tool "
+                           "is called with a JSON object of named arguments", where,
+                           hint="type: object, with the arguments under properties")]
+    return []
 
 
 def _http_without_hosts(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
     """``http_client`` on a config agent with no ``security_policy.allowed_hosts``: every call would be refused."""
-    tools = _strings(data.get("tools"))
+    tools = strings(data.get("tools"))
     if data.get("kind", "config") != "config" or "http_client" not in tools:
         return []
     policy = data.get("security_policy")

@@ -56,7 +56,7 @@ CATALOGUE: tuple[Code, ...] = (
     Code("CX211", "invalid-choice", _E, "a value outside the allowed set (memory scope, strategy...)"),
     # CX3xx: agent semantics
     Code("CX301", "duplicate-agent", _E, "two files define the same agent identity"),
-    Code("CX302", "unknown-tool", _E, "a tool that is not in the built-in tool registry"),
+    Code("CX302", "unknown-tool", _E, "a tool that is neither built in nor a WASM tool of the desired state"),
     Code("CX303", "parameter-unit", _E, "a parameter shaped like a quantity has an unknown unit"),
     Code("CX304", "literal-secret", _W, "a secret-looking parameter holds a literal value"),
     Code("CX305", "template-syntax", _E, "Jinja2 syntax error in a prompt template"),
@@ -67,6 +67,10 @@ CATALOGUE: tuple[Code, ...] = (
          "repetition, power)"),
     Code("CX310", "tool-unreachable", _W, "http_client is listed but security_policy.allowed_hosts is empty "
          "(every call is refused)"),
+    Code("CX320", "tool-schema-invalid", _E, "a WASM tool's tool.parameters is not a valid JSON Schema of an object"),
+    Code("CX321", "tool-shadowed", _E, "a WASM tool has the name of a built-in tool"),
+    Code("CX322", "tool-slower-than-timeout", _W, "a WASM tool's max_execution_time_ms is longer than the "
+         "calling agent's tool_call_timeout"),
     # CX4xx: WASM modules
     Code("CX401", "module-missing", _E, "the WASM module file does not exist"),
     Code("CX402", "path-escape", _E, "a path points outside the repository root"),

@@ -36,9 +36,11 @@ def validate_agents(files: Sequence[AgentFile], read_module: modules.ModuleReade
 def validate_file(item: AgentFile, read_module: modules.ModuleReader) -> FileResult:
     """One agent file through every single-file check."""
     doc, agent, found = _validate_file(item, read_module)
-    if doc is None or agent is None:
+    if doc is None or doc.data is None:
         return FileResult(item.path, agent, tuple(found))
-    return FileResult(item.path, agent, tuple(found), lambda: doc.value_pos(("name",)))
+    tools = tuple(agent_checks.strings(doc.data.get("tools")))
+    return FileResult(item.path, agent, tuple(found), lambda: doc.value_pos(("name",)), tools,
+                      lambda index: doc.value_pos(("tools", index)))
 
 
 def identity(item: AgentFile) -> FileResult:
@@ -50,8 +52,9 @@ def identity(item: AgentFile) -> FileResult:
     name = data.get("name") if data is not None else None
     if doc is None or data is None or not isinstance(name, str) or not is_valid_name(name):
         return FileResult(item.path, None, ())
-    agent = ValidatedAgent(item.path, name, str(data.get("kind", "config")), str(data.get("version", "")), "",
-                           _unchecked)
+    kind = str(data.get("kind", "config"))
+    agent = ValidatedAgent(item.path, name, kind, str(data.get("version", "")), "", _unchecked,
+                           is_tool=kind == "wasm" and isinstance(data.get("tool"), dict))
     return FileResult(item.path, agent, (), lambda: doc.value_pos(("name",)))
 
 
@@ -59,11 +62,11 @@ def _unchecked() -> ConfigAgent | WasmAgent:
     raise RuntimeError("an identity-only result has no spec")
 
 
-def name_position(item: AgentFile) -> Pos | None:
-    """Where ``name`` is written in an agent file (re-parses it; for files answered from a cache)."""
+def value_position(item: AgentFile, path: tuple[str | int, ...]) -> Pos | None:
+    """Where the value at ``path`` is written in an agent file (re-parses it; for files answered from a cache)."""
     text, _ = documents.decode(item.path, item.content or b"")
     doc = _parse(item.path, text) if text is not None else None
-    return doc.value_pos(("name",)) if doc is not None and doc.data is not None else None
+    return doc.value_pos(path) if doc is not None and doc.data is not None else None
 
 
 def _validate_file(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from caxton.spec.diagnostics import Diagnostic
 from caxton.spec.identity import agent_id
+from caxton.validation import tool_refs
 from caxton.validation.documents import Pos, diagnostic
 
 if TYPE_CHECKING:
@@ -54,13 +55,18 @@ class ValidatedAgent:
     module_path: str | None = None
     module_bytes: bytes | None = None
     module_sha256: str | None = None
+    #: The names under ``tools`` as written, and whether it is a WASM tool (a ``tool:`` section): what the
+    #: cross-file tool check reads without building the model.
+    tools: tuple[str, ...] = ()
+    is_tool: bool = False
 
     @classmethod
     def of(cls, file: str, spec: Spec, digest: str, module_path: str | None = None,
            module_bytes: bytes | None = None, module_sha256: str | None = None) -> ValidatedAgent:
         """An agent whose model is already built."""
         return cls(file, spec.name, spec.kind, spec.version, digest, lambda: spec,
-                   module_path, module_bytes, module_sha256)
+                   module_path, module_bytes, module_sha256, tuple(spec.tools),
+                   getattr(spec, "tool", None) is not None)
 
     @cached_property
     def spec(self) -> Spec:
@@ -83,6 +89,10 @@ class FileResult:
     agent: ValidatedAgent | None
     diagnostics: tuple[Diagnostic, ...]
     name_pos: Callable[[], Pos | None] = lambda: None
+    #: The names under ``tools`` as written (also when the file failed its schema check), and where
+    #: ``tools[i]`` is written (asked only for a name the cross-file check refuses).
+    tools: tuple[str, ...] = ()
+    tool_pos: Callable[[int], Pos | None] = lambda _: None
 
 
 @dataclass(frozen=True)
@@ -92,7 +102,7 @@ class ValidationResult:
 
 
 def combine(results: Sequence[FileResult], others: Sequence[FileResult] = ()) -> ValidationResult:
-    """The cross-file step: every file's diagnostics plus duplicate identities, sorted.
+    """The cross-file step: every file's diagnostics plus duplicate identities and tool references, sorted.
 
     Of two files with one identity the first (by path) is kept and the other flagged.
     ``others`` are the files of the same agents directory that were not asked about
@@ -104,6 +114,8 @@ def combine(results: Sequence[FileResult], others: Sequence[FileResult] = ()) ->
     found = [d for r in results for d in r.diagnostics]
     unique, duplicates = _deduplicate([(r.agent, r.name_pos) for r in ordered if r.agent is not None])
     found += [d for d, pair in duplicates if not asked.isdisjoint(pair)]
+    flagged = {pair[0] for _, pair in duplicates}
+    found += tool_refs.check([r for r in results if r.path not in flagged], unique)
     agents = (a for a in unique if a.file in asked)
     return ValidationResult(tuple(agents), tuple(sorted(found, key=Diagnostic.sort_key)))
 

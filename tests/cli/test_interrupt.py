@@ -71,7 +71,7 @@ def test_ctrl_c_at_apply_confirmation_exits_130_with_one_line(module_engine_proc
     os.close(terminal)
     try:
         screen = read_until(master, PROMPT)
-        assert b"Plan: 3 to create" in screen
+        assert b"Plan: 4 to create" in screen
         wait_blocked(proc.pid)
         proc.send_signal(signal.SIGINT)
         code = proc.wait(30)

@@ -103,11 +103,11 @@ def test_a_saved_plan_applies_from_any_directory(cli: Callable[..., CliResult], 
     monkeypatch.chdir(elsewhere)
     applied = cli("apply", str(repo / "work.plan.json"))
     assert applied.code == 0, applied.err
-    assert "Apply succeeded: 3 create." in applied.out
+    assert "Apply succeeded: 4 create." in applied.out
     stale = cli("apply", str(repo / "head.plan.json"))  # made against the same engine serial: now stale
     assert stale.code == 1 and "stale" in stale.err
     with engine_proc_no_memory.client() as client:
-        assert sorted(a.id for a in status_api.state(client).agents) == ["data-processor", "scorer", "summarizer"]
+        assert sorted(a.id for a in status_api.state(client).agents) == ["data-processor", "scorer", "summarizer", "word-count"]
 
 
 def test_a_plan_at_a_git_ref_applies_from_any_directory(cli: Callable[..., CliResult], engine_proc_no_memory: EngineProcess,
@@ -118,4 +118,4 @@ def test_a_plan_at_a_git_ref_applies_from_any_directory(cli: Callable[..., CliRe
     monkeypatch.chdir(tmp_path)
     applied = cli("apply", "head.plan.json")
     assert applied.code == 0, applied.err
-    assert "Apply succeeded: 3 create." in applied.out
+    assert "Apply succeeded: 4 create." in applied.out

@@ -85,7 +85,7 @@ def test_plan_and_apply_only_the_targeted_agents(cli: Callable[..., CliResult], 
     plan = json.loads(rest.out)
     assert plan["targets"] is None
     assert {c["id"]: c["action"] for c in plan["changes"]} == {
-        "data-processor": "create", "scorer": "create", "summarizer": "no-op"}
+        "data-processor": "create", "scorer": "create", "summarizer": "no-op", "word-count": "create"}
 
     in_sync = cli("plan", "--target", "summarizer", "--detailed-exitcode")
     assert in_sync.code == 0

@@ -17,7 +17,7 @@ from caxton.errors import InvalidInput, LockHeld, StalePlan
 from caxton.spec import api
 from tests.support.paths import EXAMPLES
 
-QUICKSTART = {"data-processor", "scorer", "summarizer"}
+QUICKSTART = {"data-processor", "scorer", "summarizer", "word-count"}
 
 
 def _quickstart(root: Path) -> Path:
@@ -34,7 +34,7 @@ def test_make_run_then_no_changes(client: EngineClient, tmp_path: Path) -> None:
     submitted: list[str] = []
     outcome = plan_apply.run(client, planned.plan, planned.desired, on_line=lines.append, timeout=120.0,
                              on_submitted=submitted.append)
-    assert outcome.status == "succeeded" and outcome.counts() == {"create": 3}
+    assert outcome.status == "succeeded" and outcome.counts() == {"create": 4}
     assert submitted == [outcome.apply_id] and lines and lines == sorted(lines, key=lambda line: line.seq)
     assert {a.id for a in status.state(client).agents} == QUICKSTART
     again = plan_apply.make(client, str(path))

@@ -43,11 +43,12 @@ def converge(run_cli: Run, engine: EngineProcess, repo: DesiredRepo) -> None:
 def test_create_then_no_changes(run_cli: Run, engine_proc: EngineProcess, desired_repo: DesiredRepo) -> None:
     first = plan(run_cli, engine_proc, desired_repo.agents, "--detailed-exitcode")
     assert first.code == 2, first.err
-    assert "Plan: 3 to create, 0 to update, 0 to delete." in first.out
+    assert "Plan: 4 to create, 0 to update, 0 to delete." in first.out
     result = apply(run_cli, engine_proc, desired_repo.agents, "--auto-approve")
     assert result.code == 0, result.err
     assert "Apply succeeded" in result.out
-    assert states(engine_proc) == {"data-processor": ("Active", 1), "scorer": ("Running", 1), "summarizer": ("Active", 1)}
+    assert states(engine_proc) == {"data-processor": ("Active", 1), "scorer": ("Running", 1), "summarizer": ("Active", 1),
+                                   "word-count": ("Running", 1)}
     with engine_proc.client() as client:
         assert agent_api.send(client, "scorer", {"hello": "world"}).reply["agent"] == "scorer"
     again = plan(run_cli, engine_proc, desired_repo.agents, "--detailed-exitcode")
@@ -76,7 +77,8 @@ def test_saved_plan_applies_exactly_and_goes_stale(run_cli: Run, engine_proc: En
     # the same plan again: the engine moved on
     stale = apply(run_cli, engine_proc, plan_file)
     assert stale.code == 1
-    assert ("plan is stale: agent(s) data-processor, scorer, summarizer changed on the engine since it was made; "
+    assert ("plan is stale: agent(s) data-processor, scorer, summarizer, word-count changed on the engine since it "
+            "was made; "
             "run plan again") in stale.err
     # a plan whose files changed afterwards
     plan(run_cli, engine_proc, desired_repo.agents, "--out", str(plan_file))
@@ -96,7 +98,7 @@ def test_replace_and_delete(run_cli: Run, engine_proc: EngineProcess, desired_re
     assert "Plan: 0 to create, 0 to update, 1 to delete, 1 to replace." in shown.out
     assert apply(run_cli, engine_proc, desired_repo.agents, "--auto-approve").code == 0
     final = states(engine_proc)
-    assert set(final) == {"data-processor", "scorer"}
+    assert set(final) == {"data-processor", "scorer", "word-count"}
     with engine_proc.client() as client:
         assert status_api.state(client).agents[0].kind == "wasm"
 
@@ -181,7 +183,7 @@ def test_json_progress_is_one_event_per_line(run_cli: Run, engine_proc: EnginePr
     assert [e["event"] for e in events][0] == "plan" and events[-1]["event"] == "outcome"
     assert events[-1]["status"] == "succeeded"
     progress = [e for e in events if e["event"] == "progress" and e["agent"]]
-    assert {e["agent"] for e in progress} == {"data-processor", "scorer", "summarizer"}
+    assert {e["agent"] for e in progress} == {"data-processor", "scorer", "summarizer", "word-count"}
 
 
 def test_history_and_rollback(run_cli: Run, engine_proc: EngineProcess, desired_repo: DesiredRepo) -> None:
@@ -221,10 +223,11 @@ def test_killed_cli_mid_apply_engine_still_converges(engine_proc: EngineProcess,
         proc.kill()
         proc.wait(10)
         while time.monotonic() < deadline:
-            if {a.state for a in status_api.state(client).agents} == {"Active", "Running"} and len(status_api.state(client).agents) == 3:
+            if {a.state for a in status_api.state(client).agents} == {"Active", "Running"} and len(status_api.state(client).agents) == 4:
                 break
             time.sleep(0.05)
-    assert states(engine_proc) == {"data-processor": ("Active", 1), "scorer": ("Running", 1), "summarizer": ("Active", 1)}
+    assert states(engine_proc) == {"data-processor": ("Active", 1), "scorer": ("Running", 1), "summarizer": ("Active", 1),
+                                   "word-count": ("Running", 1)}
 
 
 def test_messages_during_ten_reloads_all_answered(run_cli: Run, engine_proc: EngineProcess,
@@ -268,7 +271,7 @@ def test_plan_without_a_directory_uses_the_projects_agents_dir(
     monkeypatch.chdir(desired_repo.root)
     result = run_cli("plan", "--engine", engine_proc.url, "--detailed-exitcode")
     assert result.code == 2, result.err
-    assert "Plan: 3 to create, 0 to update, 0 to delete." in result.out
+    assert "Plan: 4 to create, 0 to update, 0 to delete." in result.out
     (desired_repo.root / "caxton.yaml").unlink()
     missing = run_cli("plan", "--engine", engine_proc.url)
     assert missing.code == 1

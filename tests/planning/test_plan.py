@@ -250,3 +250,37 @@ def test_only_rollouts_in_flight_is_no_change() -> None:
     assert not plan.has_changes
     assert render.summary_line(plan) == (
         "No changes. The engine is rolling out the desired state (1 rollout(s) in flight).")
+
+
+def test_a_changed_wasm_tool_updates_the_agents_that_list_it(snapshot: SnapshotAssertion) -> None:
+    tool = {"description": "count words", "parameters": {"type": "object"}}
+    users = (config("editor", tools=["word-count", "calculator"]), config("plain", tools=["calculator"]),
+             config("reviewer", "1.0.0", tools=["WordCount"], rollout={"strategy": "canary"}))
+    have = snapshot_of(live_agent(wasm("word-count", tool=tool)), *(live_agent(u) for u in users),
+                       live_agent(config("writer", tools=["word-count"])))
+    want = desired(wasm("word-count", "1.1.0", tool=tool), *users,
+                   config("writer", "2.0.0", tools=["word-count"], system_prompt="You write."))
+    plan = build.make_plan(want, have, REQUEST)
+    by_id = {c.id: c for c in plan.changes}
+    assert {i: (c.action, c.strategy, c.tools_changed) for i, c in by_id.items()} == {
+        "word-count": ("update", "immediate", []),
+        "editor": ("update", "immediate", ["word-count"]),  # unchanged itself: updated for its tool
+        "reviewer": ("update", "canary", ["WordCount"]),  # by its own strategy; the name as it lists it
+        "writer": ("update", "immediate", ["word-count"]),  # changed itself too: both reasons
+        "plain": ("no-op", "none", []),
+    }
+    assert by_id["writer"].reason == "spec changed; tool word-count changed"
+    assert render.render_text(plan) == snapshot(name="text")
+    assert "tools_changed" not in plan.model_dump(mode="json")["changes"][1]  # plain: left out when empty
+    # once the tool is applied, the users are no-ops again (the dependency is not in any digest)
+    applied = snapshot_of(live_agent(wasm("word-count", "1.1.0", tool=tool)), *(live_agent(u) for u in users))
+    again = build.make_plan(desired(wasm("word-count", "1.1.0", tool=tool), *users), applied, REQUEST)
+    assert {c.action for c in again.changes} == {"no-op"}
+
+
+def test_a_tool_change_of_state_only_updates_no_user() -> None:
+    tool = {"description": "count words"}
+    user = config("editor", tools=["word-count"])
+    have = snapshot_of(live_agent(wasm("word-count", tool=tool), state="Stopped"), live_agent(user))
+    plan = build.make_plan(desired(wasm("word-count", tool=tool), user), have, REQUEST)
+    assert {c.id: c.action for c in plan.changes} == {"word-count": "update", "editor": "no-op"}

@@ -47,9 +47,9 @@ def run_in_terminal(args: list[str], timeout: float = 60.0) -> tuple[int, str]:
 def test_a_terminal_gets_one_live_line_per_agent(engine_proc: EngineProcess, desired_repo: DesiredRepo) -> None:
     code, screen = run_in_terminal(["apply", str(desired_repo.agents), "--auto-approve", "--engine", engine_proc.url])
     assert code == 0, screen
-    for agent in ("data-processor", "scorer", "summarizer"):
+    for agent in ("data-processor", "scorer", "summarizer", "word-count"):
         assert re.search(rf"✓ {agent}\s+create\s+.*\d+ ms", screen), screen
-    assert "Apply succeeded: 3 create." in screen
+    assert "Apply succeeded: 4 create." in screen
 
 
 def test_piped_output_is_plain_lines(run_cli: object, engine_proc: EngineProcess, desired_repo: DesiredRepo) -> None:

@@ -52,14 +52,14 @@ def test_one_pass_applies_holds_invalid_and_refuses_deleting_everything(run_cli:
     assert json.loads(as_json.out)["status"]["last_outcome"] == "invalid"
 
     # an empty agents directory is refused by the delete-all guard, not applied
-    for file in ("data-processor.md", "scorer.md", "summarizer.toml"):
+    for file in ("data-processor.md", "scorer.md", "summarizer.toml", "word-count.md"):
         (desired_repo.agents / file).unlink()
     desired_repo.write("agents/README.md", "no agents for now\n")
     desired_repo.commit("remove every agent")
     refused = reconcile(run_cli, desired_repo, "--engine", engine_proc.url)
     assert refused.code == 1
     assert "refused" in refused.err and "--allow-delete-all" in refused.err
-    assert len(revisions(engine_proc)) == 3
+    assert len(revisions(engine_proc)) == 4
 
 
 def test_an_environment_is_a_rolling_wave_stopping_at_the_first_failure(
@@ -102,7 +102,7 @@ def test_watch_stops_cleanly_on_sigterm(engine_proc: EngineProcess, desired_repo
         stdout=log, stderr=subprocess.STDOUT, env=_environment(), cwd=tmp_path)
     try:
         wait_for(lambda: status(engine_proc).get("state") == "idle", timeout=30.0, what="the loop's first pass")
-        assert len(revisions(engine_proc)) == 3
+        assert len(revisions(engine_proc)) == 4
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15.0) == 0
     finally:

@@ -20,7 +20,7 @@ def test_a_hostile_commit_is_held_as_invalid_and_a_fix_applies(
     engine_proc: EngineProcess, desired_repo: DesiredRepo, tmp_path: Path,
 ) -> None:
     with running_loop(git_source(desired_repo, tmp_path), [Target(engine_proc.url)]):
-        wait_for(lambda: len(revisions(engine_proc)) == 3, what="the initial commit applied")
+        wait_for(lambda: len(revisions(engine_proc)) == 4, what="the initial commit applied")
         before = revisions(engine_proc)
 
         desired_repo.write("agents/deep.toml", 'name = "deep"\nversion = "1.0.0"\nsystem_prompt = "x"\n'

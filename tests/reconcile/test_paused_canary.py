@@ -63,7 +63,8 @@ def test_a_paused_canary_blocks_nothing_and_a_newer_commit_supersedes_it(
     source = sources.open_source(str(desired_repo.root), branch="main", path=None, data_dir=tmp_path / "c", poll=0.05)
     with running_loop(source, [Target(engine_proc.url)], WATCH) as loop:
         wait_for(lambda: {n: v[2] for n, v in revisions(engine_proc).items()}
-                 == {"data-processor": "1.0.0", "scorer": "1.0.0", "summarizer": "0.3.1"}, what="the quickstart served")
+                 == {"data-processor": "1.0.0", "scorer": "1.0.0", "summarizer": "0.3.1", "word-count": "1.0.0"},
+                 what="the quickstart served")
         wait_for(lambda: loop.status.state == "idle", what="the loop idle")
 
         # 1. a canary with no traffic: paused for no data (1 s analysis interval instead of 30 s)
@@ -94,7 +95,7 @@ def test_a_paused_canary_blocks_nothing_and_a_newer_commit_supersedes_it(
         assert revisions(engine_proc)["data-processor"][2] == "1.0.0", "the stable revision serves meanwhile"
         wait_for(lambda: {k: (r["sync"], r["health"]) for k, r in rows(engine_proc).items()} == {
             "data-processor": ("Synced", "Paused"), "scorer": ("Synced", "Healthy"),
-            "summarizer": ("Synced", "Healthy")}, what="the rows after both commits")
+            "summarizer": ("Synced", "Healthy"), "word-count": ("Synced", "Healthy")}, what="the rows after both commits")
         listed = {a["name"]: a for a in json.loads(cli(engine_proc, "agents", "list", "--output", "json"))}
         assert (listed["data-processor"]["sync"], listed["data-processor"]["health"]) == ("Synced", "Paused")
         assert (listed["summarizer"]["sync"], listed["summarizer"]["health"]) == ("Synced", "Healthy")
@@ -121,7 +122,7 @@ def test_a_rolled_back_version_is_held_not_retried_until_the_agent_changes(
 ) -> None:
     source = sources.open_source(str(desired_repo.root), branch="main", path=None, data_dir=tmp_path / "c", poll=0.05)
     with running_loop(source, [Target(engine_proc.url)], WATCH) as loop:
-        wait_for(lambda: len(revisions(engine_proc)) == 3 and loop.status.state == "idle", what="the quickstart served")
+        wait_for(lambda: len(revisions(engine_proc)) == 4 and loop.status.state == "idle", what="the quickstart served")
         desired_repo.edit(DP, 'version: "1.0.0"', 'version: "1.1.0"')
         desired_repo.edit(DP, "interval: 30s", "interval: 1s\n  analysis:\n    on_no_data: fail")
         desired_repo.commit("data-processor 1.1.0, rolled back when no data comes")

@@ -34,7 +34,7 @@ def test_commits_are_served_invalid_ones_held_and_fixes_applied(
     engine_proc: EngineProcess, desired_repo: DesiredRepo, tmp_path: Path,
 ) -> None:
     with running_loop(git_source(desired_repo, tmp_path), [Target(engine_proc.url)]):
-        wait_for(lambda: len(revisions(engine_proc)) == 3, what="the initial commit applied")
+        wait_for(lambda: len(revisions(engine_proc)) == 4, what="the initial commit applied")
         first = desired_repo.repo.head.commit.hexsha
         wait_for(lambda: status(engine_proc).get("last_applied_commit") == first, what="status of the first commit")
 
@@ -74,7 +74,7 @@ def test_a_suspended_agent_is_healed_within_one_interval(
     clock = ManualClock()  # simulated time: the production interval, without waiting for it
     every_30s = Settings(interval=30.0, jitter=0.1, options=Options(apply_timeout=30.0))
     with running_loop(git_source(desired_repo, tmp_path), [Target(engine_proc.url)], every_30s, clock=clock) as loop:
-        wait_for(lambda: len(revisions(engine_proc)) == 3 and loop.status.state == "idle",
+        wait_for(lambda: len(revisions(engine_proc)) == 4 and loop.status.state == "idle",
                  what="the initial commit applied")
         clock.settle()
         with engine_proc.client() as client:
@@ -111,7 +111,7 @@ def test_a_new_commit_supersedes_a_failing_one_at_once(
 ) -> None:
     slow = Settings(interval=30.0, backoff_base=30.0, backoff_cap=30.0, options=Options(apply_timeout=30.0))
     with running_loop(git_source(desired_repo, tmp_path), [Target(engine_proc.url)], slow) as loop:
-        wait_for(lambda: len(revisions(engine_proc)) == 3, what="the initial commit applied")
+        wait_for(lambda: len(revisions(engine_proc)) == 4, what="the initial commit applied")
         with engine_proc.client() as client:  # someone else holds the apply lock: the pass fails, retry in ~30 s
             wait_for(lambda: not client.request("GET", "/lock")["held"], what="the loop's own apply released the lock")
             client.request("POST", "/lock", json={"holder": "a test", "reason": "block", "ttl": 60})
@@ -135,7 +135,7 @@ def test_the_webhook_makes_a_remote_source_fetch_now(
     source = sources.open_source(f"file://{bare}", branch="main", path=None, data_dir=tmp_path / "clones")
     slow = Settings(interval=60.0, options=Options(apply_timeout=30.0))
     with running_loop(source, [Target(engine_proc.url)], slow):
-        wait_for(lambda: len(revisions(engine_proc)) == 3, what="the initial commit applied")
+        wait_for(lambda: len(revisions(engine_proc)) == 4, what="the initial commit applied")
         wait_for(lambda: status(engine_proc).get("state") == "idle", what="the loop idle")
         desired_repo.edit("agents/summarizer.toml", 'version = "0.3.1"', 'version = "0.9.0"')
         desired_repo.commit("pushed")

@@ -13,6 +13,12 @@ can script failures:
         server.call_tools([("memory_store", {"name": "x"})])  # the next request answers with these tool_calls
         ... server.url ...                  # base_url, ends in /v1
         server.requests                     # what was received (headers, body)
+
+From a shell (the walkthrough of docs/tools.md), until interrupted:
+
+    python -m tests.support.openai_server --port 8788 --call-tools '[["calculator", {"expression": "1+1"}]]'
+
+answers the first request with those ``tool_calls`` (``--times N``: the first N), then echoes.
 """
 
 from __future__ import annotations
@@ -47,14 +53,14 @@ class Received:
 class OpenAITestServer:
     """State and control of one running test server."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.delay = 0.0
         self.garbage = False
         self.requests: list[Received] = []
         self._script: deque[Scripted] = deque()
         self._counter = 0
         self._lock = threading.Lock()
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._http = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self._http.daemon_threads = True
         self._thread = threading.Thread(target=self._http.serve_forever, args=(0.05,), name="openai-test-server", daemon=True)
 
@@ -169,3 +175,33 @@ def openai_server() -> Iterator[OpenAITestServer]:
     """One local OpenAI-compatible server per test module (``running_openai_server``)."""
     with running_openai_server() as server:
         yield server
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve on 127.0.0.1 until interrupted (SIGINT or SIGTERM); see the module docstring."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(prog="python -m tests.support.openai_server")
+    parser.add_argument("--port", type=int, default=8788)
+    parser.add_argument("--call-tools", default="[]", help='JSON list of [name, arguments] pairs')
+    parser.add_argument("--times", type=int, default=1, help="how many requests answer with the tool calls")
+    args = parser.parse_args(argv)
+    server = OpenAITestServer(args.port)
+    calls = [(str(name), arguments) for name, arguments in json.loads(args.call_tools)]
+    if calls:
+        server.call_tools(calls, times=args.times)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    server.start()
+    print(f"OpenAI-compatible test server on {server.url}", flush=True)
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -29,6 +29,7 @@ def md(body: str, doc: str = "") -> str:
 
 BASE = 'name: alpha\nversion: "1.0.0"\nsystem_prompt: "You help."\n'
 GOOD = wasm(GOOD_WAT)
+WC_TOOL = "tool:\n  description: counts words\n"
 
 
 def mod(wat: str) -> bytes:
@@ -99,6 +100,25 @@ CASES = [
          hint="built-in tools are"),
     Case("dropped-tool-near-a-real-one", {"agents/a.md": md(BASE + "tools:\n  - json_validatorr\n")}, "CX302",
          line=6, hint="did you mean 'json_validator'?"),
+    # WASM tools (a WASM agent with a tool: section)
+    Case("wasm-tool-typo", {"agents/a.md": md(BASE + "tools:\n  - wasm-on\n"),
+                            "agents/w.md": wasm_agent(extra=WC_TOOL), "wasm/m.wasm": GOOD}, "CX302", line=6,
+         hint="did you mean 'wasm-one'?"),
+    Case("wasm-agent-without-tool-section", {"agents/a.md": md(BASE + "tools:\n  - wasm-one\n"),
+                                             "agents/w.md": wasm_agent(), "wasm/m.wasm": GOOD}, "CX302", line=6,
+         hint="add a tool: section"),
+    Case("config-agent-as-tool", {"agents/a.md": md(BASE + "tools:\n  - beta\n"),
+                                  "agents/b.md": md('name: beta\nversion: "1.0.0"\nsystem_prompt: hi\n')},
+         "CX302", line=6, hint="only built-in tools and WASM agents"),
+    Case("tool-schema-invalid", {"agents/w.md": wasm_agent(extra="tool:\n  description: d\n  parameters:\n"
+                                                           "    type: object\n    required: yes\n"),
+                                 "wasm/m.wasm": GOOD}, "CX320", file="agents/w.md", line=9, hint="json-schema"),
+    Case("tool-schema-not-an-object", {"agents/w.md": wasm_agent(extra="tool:\n  description: d\n  parameters:\n"
+                                                                 "    type: string\n"),
+                                       "wasm/m.wasm": GOOD}, "CX320", file="agents/w.md", line=9,
+         hint="type: object"),
+    Case("tool-shadows-a-built-in", {"agents/w.md": wasm_agent(extra="tool:\n  description: d\n").replace(
+        "name: wasm-one", "name: Calculator"), "wasm/m.wasm": GOOD}, "CX321", file="agents/w.md", line=2),
     Case("tool-limits-range", {"agents/a.md": md(BASE + "resource_limits:\n  max_tool_calls: 5000\n")}, "CX204",
          line=6),
     Case("bad-allowed-host", {"agents/a.md": md(BASE + "security_policy:\n  allowed_hosts: ['http://x/']\n")},

@@ -61,14 +61,14 @@ def test_quickstart_is_valid(run_cli: Any) -> None:
     result = run_cli("validate", str(EXAMPLES), "--strict")
     assert result.code == 0, result.out
     assert result.out == ""
-    assert result.err.startswith("valid: 3 agent(s)")
+    assert result.err.startswith("valid: 4 agent(s)")
 
 
 def test_json_report_lists_agents_and_sources(run_cli: Any) -> None:
     result = run_cli("validate", str(EXAMPLES), "-o", "json")
     report = json.loads(result.out)
     assert report["version"] == 1 and report["valid"] is True
-    assert [a["id"] for a in report["agents"]] == ["data-processor", "scorer", "summarizer"]
+    assert [a["id"] for a in report["agents"]] == ["data-processor", "scorer", "summarizer", "word-count"]
     assert report["sources"][0]["digest"].startswith("sha256:")
 
 

@@ -26,10 +26,12 @@ def codes(state: loader.DesiredState) -> set[str]:
     return {d.code for d in state.diagnostics}
 
 
-def test_quickstart_is_valid_with_three_agents() -> None:
+def test_quickstart_is_valid_with_four_agents() -> None:
     state = loader.load(EXAMPLES)
     assert not state.has_errors(strict=True), state.diagnostics
-    assert [a.id for a in state.agents] == ["data-processor", "scorer", "summarizer"]
+    assert [a.id for a in state.agents] == ["data-processor", "scorer", "summarizer", "word-count"]
+    word_count = state.by_id()["word-count"]  # the WASM tool example: its pin matches the built module
+    assert word_count.is_tool and word_count.module_sha256 == word_count.spec.sha256
     scorer = state.by_id()["scorer"]
     assert isinstance(scorer.spec, WasmAgent)
     assert scorer.module_sha256 == scorer.spec.sha256

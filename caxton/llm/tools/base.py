@@ -6,8 +6,9 @@ and a ``time.monotonic()`` deadline; it returns a JSON value or raises
 ``errors.ToolFailure`` (any other exception is the tool's bug: the loop turns
 it into a ``failed`` result). Tools are built per agent revision from a
 ``ToolContext``; a ``ToolSource`` turns a name into a tool. The built-in
-source is ``caxton.llm.tools.builtin.BUILTIN``; WASM tools and MCP servers will
-be further sources handed to ``build_registry``.
+source is ``caxton.llm.tools.builtin.BUILTIN``; WASM tools
+(``caxton.llm.tools.wasm.WasmToolSource``) and MCP servers are further sources handed to
+``build_registry``.
 """
 
 from __future__ import annotations

@@ -94,6 +94,8 @@ class ApplyChange(BaseModel):
     spec: dict[str, Any] | None = Field(None, description="the agent model as JSON (not for delete)")
     digest: str | None = None
     module: str | None = Field(None, description="WASM module, base64")
+    redeploy: bool = Field(False, description="start a new revision even when the spec is unchanged "
+                           "(a WASM tool the agent lists changed)")
 
 
 class ApplySubmission(BaseModel):
