@@ -44,8 +44,11 @@ class RuntimeContext:
     templates: TemplateSettings = field(default_factory=TemplateSettings)  # type: ignore[arg-type]
     #: Prompt and reply size caps of config agents (caxton.yaml ``llm``).
     llm: LLMProviders = field(default_factory=LLMProviders)  # type: ignore[arg-type]
+    #: The MCP client every config agent's ``server.tool`` calls go through (``caxton.llm.tools.mcp.McpHub``).
+    mcp: Any = field(default_factory=lambda: _mcp_hub())
 
     def close(self) -> None:
+        self.mcp.close()
         if self.providers:
             from caxton.llm import providers
 
@@ -53,6 +56,12 @@ class RuntimeContext:
         engines = sys.modules.get("caxton.sandbox.engines")  # only if loaded: don't import wasmtime to stop it
         if engines is not None:
             engines.shutdown_tickers()
+
+
+def _mcp_hub() -> Any:
+    from caxton.llm.tools.mcp import McpHub  # the SDK itself is imported on the first MCP call
+
+    return McpHub()
 
 
 def build(spec: AgentModel, module: bytes | None, *, revision: int, context: RuntimeContext) -> AgentRuntime:
@@ -84,13 +93,14 @@ def _wasm(spec: WasmAgent, module: bytes, *, revision: int, context: RuntimeCont
 
 def _config(spec: ConfigAgent, *, revision: int, context: RuntimeContext) -> AgentRuntime:
     from caxton.llm.config_runtime import ConfigAgentRuntime
+    from caxton.llm.tools import builtin
 
     if context.memory is not None:
         context.memory.set_agent_limit(spec.id, spec.resource_limits.max_memory_entities)
     runtime: AgentRuntime = ConfigAgentRuntime(
         spec, revision=revision, providers=context.providers,
         conversations=context.conversations, memory=context.memory, limits=context.templates, llm=context.llm,
-        log_sink=context.logs.sink(spec.id, revision),
+        log_sink=context.logs.sink(spec.id, revision), tool_sources=(builtin.BUILTIN, context.mcp),
     )
     return runtime
 

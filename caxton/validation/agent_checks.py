@@ -14,7 +14,7 @@ from caxton.rules import templates
 from caxton.rules.suggest import did_you_mean, one_of
 from caxton.spec import units
 from caxton.spec.diagnostics import Diagnostic
-from caxton.spec.tools import BUILTIN_TOOLS
+from caxton.spec.tools import BUILTIN_TOOLS, mcp_reference
 from caxton.validation.documents import Document, Path_, Pos, diagnostic
 from caxton.validation.schema import dotted
 
@@ -47,6 +47,7 @@ def check_agent(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
     schema check failed on another field.
     """
     found = _tools(doc, _strings(data.get("tools")))
+    found += _mcp_tools(doc, data)
     found += _http_without_hosts(doc, data)
     found += _duplicates(doc, "capabilities", _strings(data.get("capabilities")))
     parameters = data.get("parameters")
@@ -68,10 +69,36 @@ def _strings(value: Any) -> list[str]:
 def _tools(doc: Document, tools: list[str]) -> list[Diagnostic]:
     found = _duplicates(doc, "tools", tools)
     for index, tool in enumerate(tools):
-        if tool and tool not in BUILTIN_TOOLS:
+        if tool and tool not in BUILTIN_TOOLS and mcp_reference(tool) is None:
             hint = did_you_mean(tool, BUILTIN_TOOLS, fallback=f"built-in tools are {one_of(BUILTIN_TOOLS, limit=20)}")
             found.append(diagnostic("CX302", doc.file, f"unknown tool {tool!r}", doc.value_pos(("tools", index)),
                                     hint=hint))
+    return found
+
+
+def _mcp_tools(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
+    """Each ``server.tool`` in ``tools``: a declared MCP server (CX320) and one of its ``allowed_tools`` (CX321)."""
+    declared = data.get("mcp_servers")
+    servers = {s["name"]: _strings(s.get("allowed_tools")) for s in declared if isinstance(s, dict)
+               and isinstance(s.get("name"), str)} if isinstance(declared, list) else {}
+    found = []
+    for index, tool in enumerate(_strings(data.get("tools"))):
+        reference = mcp_reference(tool)
+        if reference is None:
+            continue
+        server, name = reference
+        pos = doc.value_pos(("tools", index))
+        if server not in servers:
+            fallback = (f"declared servers: {', '.join(sorted(servers))}" if servers
+                        else "declare it under mcp_servers (name, url, allowed_tools); docs/tools.md")
+            found.append(diagnostic("CX320", doc.file, f"tool {tool!r}: no MCP server {server!r} is declared", pos,
+                                    hint=did_you_mean(server, servers, fallback=fallback)))
+        elif name not in servers[server]:
+            allowed = servers[server]
+            found.append(diagnostic(
+                "CX321", doc.file, f"tool {tool!r}: {name!r} is not in the allowed_tools of MCP server {server!r}",
+                pos, hint=did_you_mean(name, allowed, fallback=f"add it to mcp_servers[{server}].allowed_tools "
+                                                                 f"(allowed: {', '.join(allowed) or 'none'})")))
     return found
 
 

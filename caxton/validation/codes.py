@@ -67,6 +67,9 @@ CATALOGUE: tuple[Code, ...] = (
          "repetition, power)"),
     Code("CX310", "tool-unreachable", _W, "http_client is listed but security_policy.allowed_hosts is empty "
          "(every call is refused)"),
+    Code("CX320", "mcp-unknown-server", _E, "a tool server.tool names an MCP server the agent does not declare"),
+    Code("CX321", "mcp-tool-not-allowed", _E, "a tool server.tool that is not in the server's allowed_tools"),
+    Code("CX322", "mcp-server-url", _E, "an MCP server URL that is not http(s), has no host or carries credentials"),
     # CX4xx: WASM modules
     Code("CX401", "module-missing", _E, "the WASM module file does not exist"),
     Code("CX402", "path-escape", _E, "a path points outside the repository root"),

@@ -5,5 +5,6 @@
   plug in as ``ToolSource``s.
 - ``builtin``: the built-in tools (``caxton.spec.tools.BUILTIN_TOOLS`` names them).
 - ``http``: the ``http_client`` built-in (allow-listed hosts, size- and time-capped).
+- ``mcp``: tools of MCP servers (``server.tool``) through the official ``mcp`` SDK (``McpHub``).
 - ``loop``: the tool loop the config runtime runs for one message.
 """

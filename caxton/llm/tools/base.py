@@ -6,8 +6,9 @@ and a ``time.monotonic()`` deadline; it returns a JSON value or raises
 ``errors.ToolFailure`` (any other exception is the tool's bug: the loop turns
 it into a ``failed`` result). Tools are built per agent revision from a
 ``ToolContext``; a ``ToolSource`` turns a name into a tool. The built-in
-source is ``caxton.llm.tools.builtin.BUILTIN``; WASM tools and MCP servers will
-be further sources handed to ``build_registry``.
+source is ``caxton.llm.tools.builtin.BUILTIN``; MCP servers are the engine's
+``caxton.llm.tools.mcp.McpHub``; WASM tools will be a further source handed to
+``build_registry``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from caxton import errors
+from caxton.spec.agent import McpServerSpec
 
 JsonValue = Any  # a value json.dumps accepts
 
@@ -60,6 +62,7 @@ class ToolContext:
     memory: ToolMemory | None = None
     memory_min_similarity: float = 0.2
     allowed_hosts: tuple[str, ...] = ()
+    mcp_servers: tuple[McpServerSpec, ...] = ()
 
 
 class ToolSource(Protocol):
