@@ -238,6 +238,16 @@ class McpServerSpec(Strict):
     def _http_url(cls, url: str) -> str:
         return check_mcp_url(url)
 
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _no_literal_values(cls, headers: Any) -> Any:
+        if isinstance(headers, dict):
+            literal = next((name for name, value in headers.items() if isinstance(value, (str, int, float))), None)
+            if literal is not None:
+                raise ValueError(f"header {literal!r}: a value comes only from an environment variable of the "
+                                 "engine host: write {env: VARIABLE_NAME}, never the value itself")
+        return headers
+
     @field_validator("headers")
     @classmethod
     def _not_reserved(cls, headers: dict[str, McpHeaderValue]) -> dict[str, McpHeaderValue]:
