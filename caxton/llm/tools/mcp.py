@@ -12,9 +12,10 @@
   task that entered them) and shared by concurrent calls. A session whose transport
   fails is closed; the next call opens a new one. ``close`` ends them all and the thread.
 - **Listings.** A server's ``tools/list`` (description and input schema of each
-  tool) is cached for ``LIST_TTL`` seconds (a failed listing for ``FAILED_LIST_TTL``)
-  and fetched within ``LIST_TIMEOUT``: a tool of a server that is down is still
-  offered to the model, described as unavailable, and its calls fail with the reason.
+  tool) is cached for ``LIST_TTL`` seconds (a failed refresh for ``FAILED_LIST_TTL``,
+  keeping the last listing) and fetched within ``LIST_TIMEOUT``: a tool of a server
+  that is down is still offered to the model (described as unavailable if the server
+  never listed it), and its calls fail with the reason.
 - **Headers** are read from the engine's environment when a session opens (never
   from the agent file); their values are part of the session key, so a changed
   variable opens a new session.
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 LIST_TTL = 30.0
 FAILED_LIST_TTL = 5.0
 #: Most seconds one listing may take (less when the server's ``timeout`` is shorter).
-LIST_TIMEOUT = 3.0
+LIST_TIMEOUT = 5.0
 #: Most seconds opening a session (TCP, TLS, the protocol handshake) may take.
 CONNECT_TIMEOUT = 10.0
 #: Seconds ``close`` waits for a session to end before cancelling it.
@@ -125,6 +126,7 @@ class McpHub:
         self._closed = False
         self._listings: dict[_Key, _Listing] = {}
         self._sessions: dict[_Key, _Session] = {}  # only touched on the hub's loop
+        self._in_flight = 0  # calls and listings running on the loop (only touched there)
 
     # -- ToolSource -----------------------------------------------------------------------------------
 
@@ -138,12 +140,14 @@ class McpHub:
         server = next((s for s in context.mcp_servers if s.name == reference[0]), None)
         if server is None or reference[1] not in server.allowed_tools:
             return None
+        _import_sdk()  # when the revision starts, not in its first call's time
         return McpTool(self, server, reference[1])
 
     # -- calls and listings (any thread) --------------------------------------------------------------
 
     def call(self, server: McpServerSpec, tool: str, arguments: dict[str, Any], deadline: float) -> JsonValue:
         """Call ``tool`` on ``server`` by ``deadline`` (and the server's own ``timeout``); raises ``ToolFailure``."""
+        _import_sdk()
         if server.timeout is not None:
             deadline = min(deadline, time.monotonic() + server.timeout)
         key, headers = self._key(server)
@@ -152,25 +156,31 @@ class McpHub:
         return _result(server.name, tool, result)
 
     def listing(self, server: McpServerSpec) -> dict[str, Listed]:
-        """The server's tools, from the cache when fresh; raises ``ToolFailure`` (cached briefly) when unavailable."""
+        """The server's tools: from the cache while fresh; after a failed refresh, the last listing it gave.
+
+        Raises ``ToolFailure`` (remembered for ``failed_list_ttl``) when the server never listed its tools.
+        """
+        _import_sdk()
         key, headers = self._key(server)
-        now = self._clock()
         with self._lock:
             cached = self._listings.get(key)
-        if cached is not None and now - cached.at < (self._list_ttl if cached.tools is not None
-                                                     else self._failed_list_ttl):
-            if cached.failure is not None:
-                raise cached.failure
-            return cached.tools or {}
-        timeout = min(LIST_TIMEOUT, server.timeout or LIST_TIMEOUT)
-        deadline = time.monotonic() + timeout
+        if cached is not None and self._clock() - cached.at < (self._failed_list_ttl if cached.failure
+                                                               else self._list_ttl):
+            if cached.tools is not None:
+                return cached.tools
+            assert cached.failure is not None
+            raise cached.failure
+        deadline = time.monotonic() + min(LIST_TIMEOUT, server.timeout or LIST_TIMEOUT)
         try:
             tools = self._run(self._list(key, server.url, headers, deadline), deadline,
                               f"MCP server {server.name!r}: tools/list")
         except errors.ToolFailure as failure:
+            stale = cached.tools if cached is not None else None
             with self._lock:
-                self._listings[key] = _Listing(self._clock(), None, failure)
-            raise
+                self._listings[key] = _Listing(self._clock(), stale, failure)
+            if stale is None:
+                raise
+            return stale
         with self._lock:
             self._listings[key] = _Listing(self._clock(), tools, None)
         return tools
@@ -192,9 +202,11 @@ class McpHub:
         if not thread.is_alive():
             loop.close()
 
-    def session_count(self) -> int:
-        """Open (or opening) sessions: what ``close`` would end."""
-        return len(self._sessions)
+    def stats(self) -> dict[str, int]:
+        """Open (or opening) sessions, calls and listings running now, and whether the hub's thread runs."""
+        with self._lock:
+            running = int(self._thread is not None and self._thread.is_alive())
+        return {"sessions": len(self._sessions), "in_flight": self._in_flight, "threads": running}
 
     # -- the bridge -----------------------------------------------------------------------------------
 
@@ -246,32 +258,40 @@ class McpHub:
 
     async def _call(self, key: _Key, url: str, headers: dict[str, str], tool: str, arguments: dict[str, Any],
                     deadline: float) -> Any:
-        async with asyncio.timeout_at(deadline):
-            session = self._session(key, url, headers)
-            client = await session.client()
-            try:
-                return await client.call_tool(tool, arguments)
-            except Exception as exc:
-                self._drop_if_broken(key, session, exc)
-                raise
+        self._in_flight += 1
+        try:
+            async with asyncio.timeout_at(deadline):
+                session = self._session(key, url, headers)
+                client = await session.client()
+                try:
+                    return await client.call_tool(tool, arguments)
+                except Exception as exc:
+                    self._drop_if_broken(key, session, exc)
+                    raise
+        finally:
+            self._in_flight -= 1
 
     async def _list(self, key: _Key, url: str, headers: dict[str, str], deadline: float) -> dict[str, Listed]:
-        async with asyncio.timeout_at(deadline):
-            session = self._session(key, url, headers)
-            client = await session.client()
-            tools: dict[str, Listed] = {}
-            cursor: str | None = None
-            try:
-                for _ in range(MAX_LIST_PAGES):
-                    page = await client.list_tools(cursor=cursor)
-                    tools.update((t.name, _listed(t)) for t in page.tools)
-                    cursor = page.next_cursor
-                    if cursor is None:
-                        break
-            except Exception as exc:
-                self._drop_if_broken(key, session, exc)
-                raise
-            return tools
+        self._in_flight += 1
+        try:
+            async with asyncio.timeout_at(deadline):
+                session = self._session(key, url, headers)
+                client = await session.client()
+                tools: dict[str, Listed] = {}
+                cursor: str | None = None
+                try:
+                    for _ in range(MAX_LIST_PAGES):
+                        page = await client.list_tools(cursor=cursor)
+                        tools.update((t.name, _listed(t)) for t in page.tools)
+                        cursor = page.next_cursor
+                        if cursor is None:
+                            break
+                except Exception as exc:
+                    self._drop_if_broken(key, session, exc)
+                    raise
+                return tools
+        finally:
+            self._in_flight -= 1
 
     def _session(self, key: _Key, url: str, headers: dict[str, str]) -> _Session:
         session = self._sessions.get(key)
@@ -358,6 +378,12 @@ class _Session:
             self._watchdog.cancel()
 
 
+def _import_sdk() -> None:
+    """Import the SDK (a second or more on a busy host) outside any call's deadline; then it is cached."""
+    import httpx2  # noqa: F401
+    import mcp.client.streamable_http  # noqa: F401
+
+
 def _retrieve(future: asyncio.Future[Any]) -> None:
     """Mark a session's failure seen (it reaches every waiter; with none, asyncio would log it)."""
     if not future.cancelled():
@@ -399,6 +425,7 @@ def _block(block: Any) -> JsonValue:
 def _failure(what: str, exc: BaseException) -> errors.ToolFailure:
     """The reason the model is given for an exception of the SDK or the transport."""
     from mcp import MCPError
+    from mcp_types import CONNECTION_CLOSED
     from pydantic import ValidationError
 
     leaf = _leaf(exc)
@@ -406,6 +433,10 @@ def _failure(what: str, exc: BaseException) -> errors.ToolFailure:
         return errors.ToolFailure(f"{what} did not answer in time", reason="timeout",
                                   hint="raise resource_limits.tool_call_timeout (or the server's timeout) in the "
                                        "agent file, or check the server")
+    if isinstance(leaf, MCPError) and leaf.code == CONNECTION_CLOSED:
+        return errors.ToolFailure(f"{what}: the server is unreachable (the connection closed; the next call "
+                                  "opens a new one)", reason="failed",
+                                  hint="check that the server runs; retry the call")
     if isinstance(leaf, MCPError):
         return errors.ToolFailure(f"{what}: the server answered with error {leaf.code}: {_brief(leaf.error.message)}",
                                   reason="failed", hint="check the server's url and headers (e.g. its token)")
