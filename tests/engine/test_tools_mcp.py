@@ -83,14 +83,16 @@ def test_the_model_gets_the_servers_description_and_schema_and_the_result(
 ) -> None:
     deploy(mcp_engine, "mcp-model", ["calc.add", "calc.echo"], [server("calc", mcp.url, ["add", "echo"])],
            llm={"provider": "openai", "model": "m"})
-    llm.call_tools([("calc.echo", {"text": "héllo"}), ("calc.add", {"a": 1, "b": 2})])
+    llm.call_tools([("calc__echo", {"text": "héllo"}), ("calc__add", {"a": 1, "b": 2})])  # OpenAI's spelling
     reply = message(mcp_engine, "mcp-model", "use the server")
-    assert [c["outcome"] for c in reply["tool_calls"]] == ["ok", "ok"]
+    assert [(c["tool"], c["outcome"]) for c in reply["tool_calls"]] == [("calc.echo", "ok"), ("calc.add", "ok")]
     first, last = llm.requests[-2].body, llm.requests[-1].body
     declared = {t["function"]["name"]: t["function"] for t in first["tools"]}
-    assert set(declared) == {"calc.add", "calc.echo"}  # secret, slow, fail...: listed by the server, not offered
-    assert declared["calc.add"]["description"] == "Add two integers."
-    assert declared["calc.add"]["parameters"]["required"] == ["a", "b"]
+    assert set(declared) == {"calc__add", "calc__echo"}  # secret, slow, fail...: listed by the server, not offered
+    assert declared["calc__add"]["description"] == "Add two integers."
+    assert declared["calc__add"]["parameters"]["required"] == ["a", "b"]
+    (asked,) = [m for m in last["messages"] if m.get("tool_calls")]
+    assert [c["function"]["name"] for c in asked["tool_calls"]] == ["calc__echo", "calc__add"]
     results = [json.loads(m["content"]) for m in last["messages"] if m["role"] == "tool"]
     assert results == [{"result": "héllo"}, {"result": 3}]
     assert reply["reply"] == "echo(m) #5: use the server"
@@ -106,9 +108,9 @@ def test_bad_servers_fail_only_their_calls_with_a_reason_and_the_engine_keeps_se
             server("down", down, ["add"]), server("bad", mcp.malformed_url, ["add"]),
             server("garbage", mcp.garbage_url, ["add"]), server("wrong", mcp.url, ["add"], env="MCP_WRONG_AUTH")],
            llm={"provider": "openai", "model": "m"}, resource_limits={"max_tool_calls": 20})
-    asked = [("ok.fail", {}), ("slow.slow", {"seconds": 5}), ("down.add", {"a": 1, "b": 1}),
-             ("bad.add", {"a": 1, "b": 1}), ("garbage.add", {"a": 1, "b": 1}), ("wrong.add", {"a": 1, "b": 1}),
-             ("ok.secret", {}), ("ok.add", {"a": 1, "b": 1})]
+    asked = [("ok__fail", {}), ("slow__slow", {"seconds": 5}), ("down__add", {"a": 1, "b": 1}),
+             ("bad__add", {"a": 1, "b": 1}), ("garbage__add", {"a": 1, "b": 1}), ("wrong__add", {"a": 1, "b": 1}),
+             ("ok__secret", {}), ("ok__add", {"a": 1, "b": 1})]
     llm.call_tools(asked)
     reply = message(mcp_engine, "mcp-broken", "try every server")
     outcomes = {c["tool"]: (c["outcome"], json.dumps(c["result"])) for c in reply["tool_calls"]}
@@ -119,7 +121,7 @@ def test_bad_servers_fail_only_their_calls_with_a_reason_and_the_engine_keeps_se
     assert outcomes["bad.add"][0] == "failed" and "malformed" in outcomes["bad.add"][1]
     assert outcomes["garbage.add"][0] == "failed" and "Failed to parse" in outcomes["garbage.add"][1]
     assert outcomes["wrong.add"][0] == "failed" and "error response" in outcomes["wrong.add"][1]
-    assert outcomes["ok.secret"][0] == "not_allowed"  # listed by the server, not one of the agent's tools
+    assert outcomes["ok__secret"][0] == "not_allowed"  # listed by the server, not one of the agent's tools
     assert TOKEN not in json.dumps(reply)  # the header's value never reaches the model or the reply
     # the engine and other agents keep serving; nothing is left running
     deploy(mcp_engine, "mcp-bystander", ["calculator"], [])
