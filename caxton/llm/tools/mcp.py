@@ -169,7 +169,8 @@ class McpHub:
             if cached.tools is not None:
                 return cached.tools
             assert cached.failure is not None
-            raise cached.failure
+            failure = cached.failure  # a new exception per caller: one instance raised in many threads would share
+            raise errors.ToolFailure(failure.message, reason=failure.reason, hint=failure.hint)  # its traceback
         deadline = time.monotonic() + min(LIST_TIMEOUT, server.timeout or LIST_TIMEOUT)
         try:
             tools = self._run(self._list(key, server.url, headers, deadline), deadline,
