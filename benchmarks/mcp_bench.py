@@ -9,7 +9,9 @@ on 127.0.0.1, in a subprocess) answers ``add(a, b)``. Each round measures, one a
   event loop thread, the pooled session, the result turned into JSON);
 - ``caxton tool loop, 1 call``: one tool call through ``ToolLoop.run`` (its worker thread, argument
   validation, metrics, the result message), the model excluded (it answers at once);
-- ``SDK, a session per call``: opening a session for each call (why the hub pools them).
+- ``SDK, a session per call``: opening a session for each call (why the hub pools them);
+- ``the bridge alone``: the hop from a thread to the hub's loop and back with a coroutine that
+  does nothing (``McpHub._run``): the part of caxton's overhead the network noise hides.
 
 Run: .venv/bin/python benchmarks/mcp_bench.py [--runs 5] [--calls 200]
 Prints the median over runs of each run's p50 (and p90); nothing here is asserted.
@@ -92,6 +94,13 @@ def through_loop(tool: mcp.McpTool, calls: int) -> list[float]:
     return timed(calls, one)
 
 
+def bridge_only(hub: mcp.McpHub, calls: int) -> list[float]:
+    async def nothing() -> int:
+        return 1
+
+    return timed(calls, lambda n: hub._run(nothing(), time.monotonic() + 10, "bench"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -112,6 +121,8 @@ def main() -> None:
                     through_loop(tool, args.calls))
                 results.setdefault("SDK, a session per call", []).append(
                     bare_sdk(server.url, max(20, args.calls // 10), session_per_call=True))
+                results.setdefault("the bridge alone (thread -> hub loop -> thread)", []).append(
+                    bridge_only(hub, args.calls * 10))
         finally:
             hub.close()
     print(f"{args.runs} runs of {args.calls} calls (a session per call: {max(20, args.calls // 10)}); "
@@ -119,7 +130,7 @@ def main() -> None:
     p50s = {label: statistics.median(statistics.median(r) for r in runs) * 1e3 for label, runs in results.items()}
     for label, runs in results.items():
         p90 = statistics.median(sorted(r)[int(len(r) * 0.9)] for r in runs) * 1e3
-        print(f"{label:<44} p50 {p50s[label]:7.3f} ms  p90 {p90:7.3f} ms")
+        print(f"{label:<48} p50 {p50s[label]:7.3f} ms  p90 {p90:7.3f} ms")
     bare = p50s["bare SDK (one session)"]
     for label in ("caxton McpTool.call (pooled session)", "caxton tool loop, 1 call (model excluded)"):
         print(f"overhead of {label}: {p50s[label] - bare:+.3f} ms p50 ({p50s[label] / bare:.2f}x the bare call)")
