@@ -1,13 +1,13 @@
 """The engine's MCP client in process (``caxton.llm.tools.mcp.McpHub``) against the real MCP test server:
 pooled sessions shared by parallel calls, the listing cache and its TTLs (injected clock), headers from the
-environment (a changed value opens a new session), the tool source, and nothing left running after failures
-and ``close``."""
+environment (a changed value opens a new session), the tool source, nothing left running after failures
+and ``close``, and an in-process engine that serves MCP tools across revisions and ends the hub when it stops."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -16,7 +16,9 @@ import pytest
 from caxton import errors
 from caxton.llm.tools import mcp
 from caxton.llm.tools.base import ToolContext
+from caxton.engine.core import Engine
 from caxton.spec.agent import McpServerSpec
+from caxton.spec.project import ProjectConfig
 from tests.support.clock import ManualClock
 from tests.support.mcp_server import McpTestServer, running_mcp_server
 from tests.support.paths import free_port
@@ -141,3 +143,23 @@ def test_failures_and_close_leave_nothing_running(server: McpTestServer) -> None
     assert len(mcp_threads()) == before
     stopped = failure(hub, target, "add", {"a": 1, "b": 1})
     assert "stopping" in stopped.message and len(mcp_threads()) == before
+
+
+def test_an_engine_serves_mcp_tools_across_revisions_and_its_stop_ends_the_hub(
+    make_engine_inproc: Callable[..., Engine], server: McpTestServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HUB_AUTH", f"Bearer {TOKEN}")
+    before = len(mcp_threads())
+    engine = make_engine_inproc(ProjectConfig.model_validate({"memory": {"enabled": False}}))
+    servers = [{"name": "t", "url": server.url, "allowed_tools": ["add"],
+                "headers": {"Authorization": {"env": "HUB_AUTH"}}}]
+    for version in ("1.0.0", "1.0.1"):  # a new revision builds its tools again, on the same hub and session
+        engine.deploy({"name": "adder", "version": version, "system_prompt": "Add.", "tools": ["t.add"],
+                       "mcp_servers": servers}, None)
+        reply = engine.send("adder", '/tool t.add {"a": 40, "b": 2}')["reply"]
+        assert [(c["tool"], c["outcome"], c["result"]) for c in reply["tool_calls"]] == [("t.add", "ok", {"result": 42})]
+    hub = engine.ops.context.mcp
+    assert hub.stats() == {"sessions": 1, "in_flight": 0, "threads": 1}
+    engine.stop()
+    assert hub.stats() == {"sessions": 0, "in_flight": 0, "threads": 0}
+    assert len(mcp_threads()) == before
