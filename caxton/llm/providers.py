@@ -267,7 +267,7 @@ class OpenAICompatibleProvider:
         key = self._api_key()
         messages: list[dict[str, Any]] = [dict(m) for m in request.messages]
         if request.tools:
-            wire = {name: wire_name(name) for name in _tool_names(request.tools)}
+            wire = wire_names(_tool_names(request.tools))
             messages = [_renamed_calls(m, wire) for m in messages]
         body: dict[str, Any] = {
             "model": request.model,
@@ -353,7 +353,8 @@ class OpenAICompatibleProvider:
         try:
             data = loads_strict(raw)
             message = data["choices"][0]["message"]
-            calls = _tool_calls(message.get("tool_calls"), {wire_name(n): n for n in _tool_names(request.tools)})
+            sent = wire_names(_tool_names(request.tools))
+            calls = _tool_calls(message.get("tool_calls"), {w: n for n, w in sent.items()})
             text = message.get("content") if calls else message["content"]
             text = "" if text is None and calls else text
             if not isinstance(text, str):
@@ -454,6 +455,17 @@ def wire_name(name: str) -> str:
     if len(wire) > 64:
         wire = f"{wire[:55]}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
     return wire
+
+
+def wire_names(names: list[str]) -> dict[str, str]:
+    """Each name's ``wire_name``, made unique (a second name with the same wire name ends in its hash)."""
+    out: dict[str, str] = {}
+    for name in names:
+        wire = wire_name(name)
+        if wire in out.values():
+            wire = f"{wire[:55]}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+        out[name] = wire
+    return out
 
 
 def _tool_names(tools: tuple[dict[str, Any], ...]) -> list[str]:

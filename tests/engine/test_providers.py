@@ -203,3 +203,5 @@ def test_tool_names_outside_openais_pattern_are_sent_as_wire_names() -> None:
     long_one = providers.wire_name("server." + "t" * 100)
     assert len(long_one) == 64 and long_one != providers.wire_name("server." + "t" * 99)
     assert len({providers.wire_name(n) for n in ("a_b.c", "a.b_c", "a_b_c")}) == 3
+    clash = providers.wire_names(["a.b", "a__b"])  # the second one's wire name is taken: it ends in its hash
+    assert clash["a.b"] == "a__b" and clash["a__b"].startswith("a__b_") and len(clash["a__b"]) == 13

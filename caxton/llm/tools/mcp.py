@@ -380,9 +380,21 @@ class _Session:
 
 
 def _import_sdk() -> None:
-    """Import the SDK (a second or more on a busy host) outside any call's deadline; then it is cached."""
+    """Import the SDK (a second or more on a busy host) outside any call's deadline; then it is cached.
+
+    Its loggers are quietened unless a level was set for them: ``httpx2`` logs every request at INFO and the
+    SDK a traceback for each malformed answer, which the call's own result and log line already report.
+    """
     import httpx2  # noqa: F401
     import mcp.client.streamable_http  # noqa: F401
+
+    for name, level in _QUIET.items():
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(level)
+
+
+_QUIET = {"httpx2": logging.WARNING, "mcp": logging.CRITICAL}
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
