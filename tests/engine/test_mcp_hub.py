@@ -126,10 +126,12 @@ def test_the_source_builds_only_allowed_tools_of_declared_servers(server: McpTes
 def test_failures_and_close_leave_nothing_running(server: McpTestServer) -> None:
     before = len(mcp_threads())
     hub = mcp.McpHub(environ={"HUB_AUTH": f"Bearer {TOKEN}"})
-    target = spec(server.url, ["slow", "fail", "add"])
+    target = spec(server.url, ["slow", "fail", "add", "big"])
     assert failure(hub, target, "slow", {"seconds": 30}, timeout=0.3).reason == "timeout"
     assert failure(hub, spec(server.url, ["slow"], timeout="200ms"), "slow", {"seconds": 30}).reason == "timeout"
     assert "failed on purpose" in failure(hub, target, "fail", {}).message
+    assert failure(hub, target, "big", {"size": mcp.MAX_ANSWER_SIZE + 1}).reason == "too_large"  # cut, not read
+    assert call(hub, target, "big", {"size": 10}) == {"result": "x" * 10}  # the session goes on
     assert "malformed" in failure(hub, spec(server.malformed_url, ["add"]), "add", {"a": 1, "b": 1}).message
     assert "Failed to parse" in failure(hub, spec(server.garbage_url, ["add"]), "add", {"a": 1, "b": 1}).message
     down = spec(f"http://127.0.0.1:{free_port()}/mcp", ["add"])

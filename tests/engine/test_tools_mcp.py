@@ -1,7 +1,7 @@
 """MCP servers as tools through a real engine subprocess and a real MCP server (the SDK's own, streamable HTTP,
 on 127.0.0.1): the offline provider's ``/tool server.tool`` lines, the OpenAI-compatible test server's scripted
 tool_calls, headers from the engine's environment, and every bad server (down, slow, an error, a malformed
-result, a tool the agent may not use) failing only its call while the engine and other agents keep serving."""
+result, an answer of 5 MB, a tool the agent may not use) failing only its call while the engine and other agents keep serving."""
 
 from __future__ import annotations
 
@@ -102,15 +102,15 @@ def test_bad_servers_fail_only_their_calls_with_a_reason_and_the_engine_keeps_se
     mcp_engine: EngineProcess, mcp: McpTestServer, llm: OpenAITestServer,
 ) -> None:
     down = f"http://127.0.0.1:{free_port()}/mcp"
-    deploy(mcp_engine, "mcp-broken", ["ok.add", "ok.fail", "slow.slow", "down.add", "bad.add", "garbage.add",
+    deploy(mcp_engine, "mcp-broken", ["ok.add", "ok.fail", "ok.big", "slow.slow", "down.add", "bad.add", "garbage.add",
                                       "wrong.add"],
-           [server("ok", mcp.url, ["add", "fail"]), server("slow", mcp.url, ["slow"], timeout="300ms"),
+           [server("ok", mcp.url, ["add", "fail", "big"]), server("slow", mcp.url, ["slow"], timeout="300ms"),
             server("down", down, ["add"]), server("bad", mcp.malformed_url, ["add"]),
             server("garbage", mcp.garbage_url, ["add"]), server("wrong", mcp.url, ["add"], env="MCP_WRONG_AUTH")],
            llm={"provider": "openai", "model": "m"}, resource_limits={"max_tool_calls": 20})
     asked = [("ok__fail", {}), ("slow__slow", {"seconds": 5}), ("down__add", {"a": 1, "b": 1}),
              ("bad__add", {"a": 1, "b": 1}), ("garbage__add", {"a": 1, "b": 1}), ("wrong__add", {"a": 1, "b": 1}),
-             ("ok__secret", {}), ("ok__add", {"a": 1, "b": 1})]
+             ("ok__secret", {}), ("ok__big", {"size": 5_000_000}), ("ok__add", {"a": 1, "b": 1})]
     llm.call_tools(asked)
     reply = message(mcp_engine, "mcp-broken", "try every server")
     outcomes = {c["tool"]: (c["outcome"], json.dumps(c["result"])) for c in reply["tool_calls"]}
@@ -121,6 +121,7 @@ def test_bad_servers_fail_only_their_calls_with_a_reason_and_the_engine_keeps_se
     assert outcomes["bad.add"][0] == "failed" and "malformed" in outcomes["bad.add"][1]
     assert outcomes["garbage.add"][0] == "failed" and "Failed to parse" in outcomes["garbage.add"][1]
     assert outcomes["wrong.add"][0] == "failed" and "error response" in outcomes["wrong.add"][1]
+    assert outcomes["ok.big"][0] == "too_large" and "over 4,194,304 bytes" in outcomes["ok.big"][1]
     assert outcomes["ok__secret"][0] == "not_allowed"  # listed by the server, not one of the agent's tools
     assert TOKEN not in json.dumps(reply)  # the header's value never reaches the model or the reply
     # the engine and other agents keep serving; nothing is left running

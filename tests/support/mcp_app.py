@@ -46,6 +46,11 @@ def _app(token: str | None) -> Any:
         raise ToolError("the test tool failed on purpose")
 
     @server.tool()
+    def big(size: int) -> str:
+        """A text of ``size`` bytes."""
+        return "x" * size
+
+    @server.tool()
     def secret() -> str:
         """A tool no test agent may use."""
         return "the secret"

@@ -10,7 +10,7 @@ logging and sessions stay out of the test process, and stopping it is a kill:
         server.stop()         # now the port is closed ("down")
 
 Tools: ``add(a, b)``, ``echo(text)``, ``whoami()`` (the Authorization header it was
-called with), ``slow(seconds)`` (sleeps), ``fail()`` (raises: an error result),
+called with), ``slow(seconds)`` (sleeps), ``fail()`` (raises: an error result), ``big(size)`` (a long text),
 ``secret()`` (for "a tool the agent may not use"). Every path refuses a request
 without ``Authorization: Bearer <token>`` with 401 when a token is set.
 """

@@ -53,6 +53,8 @@ LIST_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 10.0
 #: Seconds ``close`` waits for a session to end before cancelling it.
 CLOSE_TIMEOUT = 2.0
+#: Bytes of one answer to a request (a call's result, a listing page) read at most: past it the call fails.
+MAX_ANSWER_SIZE = 4 * 1024 * 1024
 #: Pages of ``tools/list`` read at most (a paginator that never ends cannot hang a listing).
 MAX_LIST_PAGES = 20
 #: What the model is given as the argument schema of a tool whose listing is unavailable.
@@ -264,10 +266,12 @@ class McpHub:
             async with asyncio.timeout_at(deadline):
                 session = self._session(key, url, headers)
                 client = await session.client()
+                started = time.monotonic()
                 try:
                     return await client.call_tool(tool, arguments)
                 except Exception as exc:
                     self._drop_if_broken(key, session, exc)
+                    session.raise_if_cut(started, exc)
                     raise
         finally:
             self._in_flight -= 1
@@ -280,6 +284,7 @@ class McpHub:
                 client = await session.client()
                 tools: dict[str, Listed] = {}
                 cursor: str | None = None
+                started = time.monotonic()
                 try:
                     for _ in range(MAX_LIST_PAGES):
                         page = await client.list_tools(cursor=cursor)
@@ -289,6 +294,7 @@ class McpHub:
                             break
                 except Exception as exc:
                     self._drop_if_broken(key, session, exc)
+                    session.raise_if_cut(started, exc)
                     raise
                 return tools
         finally:
@@ -331,6 +337,8 @@ class _Session:
         self._ready: asyncio.Future[Any] = loop.create_future()
         self._ready.add_done_callback(_retrieve)
         self._closing = asyncio.Event()
+        #: When an answer on this session was last cut at ``MAX_ANSWER_SIZE`` (the SDK then fails that request).
+        self._cut_at: float | None = None
         self.task = loop.create_task(self._own(url, headers), name=f"mcp-session {_where(url)}")
         self._watchdog = loop.call_later(CONNECT_TIMEOUT, self._connect_overdue)
 
@@ -352,6 +360,15 @@ class _Session:
         except (TimeoutError, asyncio.CancelledError, Exception):
             self.task.cancel()
 
+    def _tripped(self) -> None:
+        self._cut_at = time.monotonic()
+
+    def raise_if_cut(self, started: float, exc: Exception) -> None:
+        """A request that failed after an answer was cut since it started failed for that (a truncated answer
+        is a parse error to the SDK); raises ``AnswerTooLarge``."""
+        if self._cut_at is not None and self._cut_at >= started:
+            raise AnswerTooLarge(f"the server's answer is over {MAX_ANSWER_SIZE:,} bytes") from exc
+
     def _connect_overdue(self) -> None:
         if not self._ready.done():
             self.task.cancel()
@@ -363,7 +380,8 @@ class _Session:
 
         try:
             timeout = httpx2.Timeout(CONNECT_TIMEOUT, read=None)  # calls are bounded by their own deadlines
-            async with httpx2.AsyncClient(headers=headers, timeout=timeout, trust_env=False) as http:
+            async with httpx2.AsyncClient(headers=headers, timeout=timeout, trust_env=False,
+                                          transport=_capped_transport(MAX_ANSWER_SIZE, self._tripped)) as http:
                 async with Client(streamable_http_client(url, http_client=http), cache=None) as client:
                     self._ready.set_result(client)
                     await self._closing.wait()
@@ -395,6 +413,52 @@ def _import_sdk() -> None:
 
 
 _QUIET = {"httpx2": logging.WARNING, "mcp": logging.CRITICAL}
+
+
+class AnswerTooLarge(Exception):
+    """An MCP server's answer to one request went past ``MAX_ANSWER_SIZE``."""
+
+
+def _capped_transport(limit: int, tripped: Callable[[], None]) -> Any:
+    """An httpx2 transport that cuts the answer to a POST (one request) at ``limit`` bytes.
+
+    The SDK reads a JSON answer whole; this keeps a runaway server from filling the engine's memory.
+    The cut answer is a parse error for that request only (the session goes on); ``tripped`` is told.
+    The session's long-lived GET stream (server notifications) is not capped; SSE events are capped by
+    the SDK itself (1 MiB).
+    """
+    import httpx2
+
+    class Capped(httpx2.AsyncByteStream):
+        def __init__(self, inner: Any) -> None:
+            self._inner = inner
+
+        async def __aiter__(self) -> Any:
+            read = 0
+            async for chunk in self._inner:
+                read += len(chunk)
+                if read > limit:
+                    tripped()
+                    return
+                yield chunk
+
+        async def aclose(self) -> None:
+            await self._inner.aclose()
+
+    class Transport(httpx2.AsyncBaseTransport):
+        def __init__(self) -> None:
+            self._inner = httpx2.AsyncHTTPTransport(trust_env=False)
+
+        async def handle_async_request(self, request: Any) -> Any:
+            response = await self._inner.handle_async_request(request)
+            if request.method == "POST":
+                response.stream = Capped(response.stream)
+            return response
+
+        async def aclose(self) -> None:
+            await self._inner.aclose()
+
+    return Transport()
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
@@ -442,6 +506,10 @@ def _failure(what: str, exc: BaseException) -> errors.ToolFailure:
     from pydantic import ValidationError
 
     leaf = _leaf(exc)
+    if isinstance(leaf, AnswerTooLarge):
+        return errors.ToolFailure(f"{what}: {leaf}", reason="too_large",
+                                  hint="ask the tool for less (the engine reads at most "
+                                       f"{MAX_ANSWER_SIZE // (1024 * 1024)} MiB of one answer)")
     if isinstance(leaf, TimeoutError):
         return errors.ToolFailure(f"{what} did not answer in time", reason="timeout",
                                   hint="raise resource_limits.tool_call_timeout (or the server's timeout) in the "
