@@ -424,8 +424,8 @@ def _capped_transport(limit: int, tripped: Callable[[], None]) -> Any:
 
     The SDK reads a JSON answer whole; this keeps a runaway server from filling the engine's memory.
     The cut answer is a parse error for that request only (the session goes on); ``tripped`` is told.
-    The session's long-lived GET stream (server notifications) is not capped; SSE events are capped by
-    the SDK itself (1 MiB).
+    Both answer forms are cut (JSON, or an SSE stream for that request); the session's long-lived GET
+    stream (server notifications) is not.
     """
     import httpx2
 
