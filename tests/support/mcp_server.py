@@ -18,6 +18,7 @@ without ``Authorization: Bearer <token>`` with 401 when a token is set.
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -71,7 +72,8 @@ def running_mcp_server(token: str | None = None) -> Iterator[McpTestServer]:
     server = None
     try:
         assert process.stdout is not None
-        line = process.stdout.readline()  # "port N" once it listens
+        ready, _, _ = select.select([process.stdout], [], [], START_TIMEOUT)
+        line = process.stdout.readline() if ready else ""  # "port N" once it listens
         if not line.startswith("port "):
             raise RuntimeError(f"the MCP test server did not start (exit {process.poll()}): {line!r}")
         server = McpTestServer(process, int(line.split()[1]), token)
@@ -79,6 +81,9 @@ def running_mcp_server(token: str | None = None) -> Iterator[McpTestServer]:
     finally:
         if server is not None:
             server.stop()
-        elif process.poll() is None:
-            process.kill()
+        else:
+            if process.poll() is None:
+                process.kill()
             process.wait(timeout=30)
+            if process.stdout is not None:
+                process.stdout.close()
