@@ -35,10 +35,10 @@ import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from caxton import errors
 from caxton.llm.tools.base import JsonValue, Tool, ToolContext
+from caxton.llm.tools.mcp_session import CLOSE_TIMEOUT, MAX_ANSWER_SIZE, AnswerTooLarge, Session, import_sdk
 from caxton.spec.agent import McpServerSpec
 from caxton.spec.tools import mcp_reference
 
@@ -49,12 +49,6 @@ LIST_TTL = 30.0
 FAILED_LIST_TTL = 5.0
 #: Most seconds one listing may take (less when the server's ``timeout`` is shorter).
 LIST_TIMEOUT = 5.0
-#: Most seconds opening a session (TCP, TLS, the protocol handshake) may take.
-CONNECT_TIMEOUT = 10.0
-#: Seconds ``close`` waits for a session to end before cancelling it.
-CLOSE_TIMEOUT = 2.0
-#: Bytes of one answer to a request (a call's result, a listing page) read at most: past it the call fails.
-MAX_ANSWER_SIZE = 4 * 1024 * 1024
 #: Pages of ``tools/list`` read at most (a paginator that never ends cannot hang a listing).
 MAX_LIST_PAGES = 20
 #: What the model is given as the argument schema of a tool whose listing is unavailable.
@@ -127,7 +121,7 @@ class McpHub:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._listings: dict[_Key, _Listing] = {}
-        self._sessions: dict[_Key, _Session] = {}  # only touched on the hub's loop
+        self._sessions: dict[_Key, Session] = {}  # only touched on the hub's loop
         self._in_flight = 0  # calls and listings running on the loop (only touched there)
 
     # -- ToolSource -----------------------------------------------------------------------------------
@@ -142,14 +136,14 @@ class McpHub:
         server = next((s for s in context.mcp_servers if s.name == reference[0]), None)
         if server is None or reference[1] not in server.allowed_tools:
             return None
-        _import_sdk()  # when the revision starts, not in its first call's time
+        import_sdk()  # when the revision starts, not in its first call's time
         return McpTool(self, server, reference[1])
 
     # -- calls and listings (any thread) --------------------------------------------------------------
 
     def call(self, server: McpServerSpec, tool: str, arguments: dict[str, Any], deadline: float) -> JsonValue:
         """Call ``tool`` on ``server`` by ``deadline`` (and the server's own ``timeout``); raises ``ToolFailure``."""
-        _import_sdk()
+        import_sdk()
         if server.timeout is not None:
             deadline = min(deadline, time.monotonic() + server.timeout)
         key, headers = self._key(server)
@@ -162,7 +156,7 @@ class McpHub:
 
         Raises ``ToolFailure`` (remembered for ``failed_list_ttl``) when the server never listed its tools.
         """
-        _import_sdk()
+        import_sdk()
         key, headers = self._key(server)
         with self._lock:
             cached = self._listings.get(key)
@@ -300,19 +294,19 @@ class McpHub:
         finally:
             self._in_flight -= 1
 
-    def _session(self, key: _Key, url: str, headers: dict[str, str]) -> _Session:
+    def _session(self, key: _Key, url: str, headers: dict[str, str]) -> Session:
         session = self._sessions.get(key)
         if session is None or session.ended:
-            session = _Session(url, headers)
+            session = Session(url, headers)
             self._sessions[key] = session
             session.task.add_done_callback(lambda _: self._forget(key, session))
         return session
 
-    def _forget(self, key: _Key, session: _Session) -> None:
+    def _forget(self, key: _Key, session: Session) -> None:
         if self._sessions.get(key) is session:
             del self._sessions[key]
 
-    def _drop_if_broken(self, key: _Key, session: _Session, exc: Exception) -> None:
+    def _drop_if_broken(self, key: _Key, session: Session, exc: Exception) -> None:
         """Close the session after a transport failure (not after an error the server answered with)."""
         from mcp import MCPError
         from mcp_types import CONNECTION_CLOSED
@@ -327,147 +321,6 @@ class McpHub:
         sessions = list(self._sessions.values())
         self._sessions.clear()
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
-
-
-class _Session:
-    """One client session, owned by one task on the hub's loop from opening to closing."""
-
-    def __init__(self, url: str, headers: dict[str, str]) -> None:
-        loop = asyncio.get_running_loop()
-        self._ready: asyncio.Future[Any] = loop.create_future()
-        self._ready.add_done_callback(_retrieve)
-        self._closing = asyncio.Event()
-        #: When an answer on this session was last cut at ``MAX_ANSWER_SIZE`` (the SDK then fails that request).
-        self._cut_at: float | None = None
-        self.task = loop.create_task(self._own(url, headers), name=f"mcp-session {_where(url)}")
-        self._watchdog = loop.call_later(CONNECT_TIMEOUT, self._connect_overdue)
-
-    @property
-    def ended(self) -> bool:
-        return self.task.done() or self._closing.is_set()
-
-    async def client(self) -> Any:
-        """The connected ``mcp.Client`` (waits for the handshake; a waiter's cancellation leaves it running)."""
-        return await asyncio.shield(self._ready)
-
-    def end(self) -> None:
-        self._closing.set()
-
-    async def close(self) -> None:
-        self.end()
-        try:
-            await asyncio.wait_for(asyncio.shield(self.task), CLOSE_TIMEOUT)
-        except (TimeoutError, asyncio.CancelledError, Exception):
-            self.task.cancel()
-
-    def _tripped(self) -> None:
-        self._cut_at = time.monotonic()
-
-    def raise_if_cut(self, started: float, exc: Exception) -> None:
-        """A request that failed after an answer was cut since it started failed for that (a truncated answer
-        is a parse error to the SDK); raises ``AnswerTooLarge``."""
-        if self._cut_at is not None and self._cut_at >= started:
-            raise AnswerTooLarge(f"the server's answer is over {MAX_ANSWER_SIZE:,} bytes") from exc
-
-    def _connect_overdue(self) -> None:
-        if not self._ready.done():
-            self.task.cancel()
-
-    async def _own(self, url: str, headers: dict[str, str]) -> None:
-        import httpx2
-        from mcp import Client
-        from mcp.client.streamable_http import streamable_http_client
-
-        try:
-            timeout = httpx2.Timeout(CONNECT_TIMEOUT, read=None)  # calls are bounded by their own deadlines
-            async with httpx2.AsyncClient(headers=headers, timeout=timeout, trust_env=False,
-                                          transport=_capped_transport(MAX_ANSWER_SIZE, self._tripped)) as http:
-                async with Client(streamable_http_client(url, http_client=http), cache=None) as client:
-                    self._ready.set_result(client)
-                    await self._closing.wait()
-        except asyncio.CancelledError:
-            if not self._ready.done():
-                self._ready.set_exception(TimeoutError(f"no MCP handshake within {CONNECT_TIMEOUT:g}s"))
-        except BaseException as exc:  # a session that breaks ends; the next call opens another
-            if not self._ready.done():
-                self._ready.set_exception(exc)
-            else:
-                log.debug("MCP session to %s ended: %r", _where(url), exc)
-        finally:
-            self._watchdog.cancel()
-
-
-def _import_sdk() -> None:
-    """Import the SDK (a second or more on a busy host) outside any call's deadline; then it is cached.
-
-    Its loggers are quietened unless a level was set for them: ``httpx2`` logs every request at INFO and the
-    SDK a traceback for each malformed answer, which the call's own result and log line already report.
-    """
-    import httpx2  # noqa: F401
-    import mcp.client.streamable_http  # noqa: F401
-
-    for name, level in _QUIET.items():
-        logger = logging.getLogger(name)
-        if logger.level == logging.NOTSET:
-            logger.setLevel(level)
-
-
-_QUIET = {"httpx2": logging.WARNING, "mcp": logging.CRITICAL}
-
-
-class AnswerTooLarge(Exception):
-    """An MCP server's answer to one request went past ``MAX_ANSWER_SIZE``."""
-
-
-def _capped_transport(limit: int, tripped: Callable[[], None]) -> Any:
-    """An httpx2 transport that cuts the answer to a POST (one request) at ``limit`` bytes.
-
-    The SDK reads a JSON answer whole; this keeps a runaway server from filling the engine's memory.
-    The cut answer is a parse error for that request only (the session goes on); ``tripped`` is told.
-    Both answer forms are cut (JSON, or an SSE stream for that request); the session's long-lived GET
-    stream (server notifications) is not.
-    """
-    import httpx2
-
-    class Capped(httpx2.AsyncByteStream):
-        def __init__(self, inner: Any) -> None:
-            self._inner = inner
-
-        async def __aiter__(self) -> Any:
-            read = 0
-            async for chunk in self._inner:
-                read += len(chunk)
-                if read > limit:
-                    tripped()
-                    return
-                yield chunk
-
-        async def aclose(self) -> None:
-            await self._inner.aclose()
-
-    class Transport(httpx2.AsyncBaseTransport):
-        def __init__(self) -> None:
-            self._inner = httpx2.AsyncHTTPTransport(trust_env=False)
-
-        async def handle_async_request(self, request: Any) -> Any:
-            response = await self._inner.handle_async_request(request)
-            if request.method == "POST":
-                response.stream = Capped(response.stream)
-            return response
-
-        async def aclose(self) -> None:
-            await self._inner.aclose()
-
-    return Transport()
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    """Mark a session's failure seen (it reaches every waiter; with none, asyncio would log it)."""
-    if not future.cancelled():
-        future.exception()
-
-
-# -- results and failures --------------------------------------------------------------------------------
 
 
 def _listed(tool: Any) -> Listed:
@@ -543,9 +396,3 @@ def _leaf(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return exc
-
-
-def _where(url: str) -> str:
-    """A URL without its query (which might carry a key) for messages and logs."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
