@@ -46,8 +46,11 @@ class RuntimeContext:
     llm: LLMProviders = field(default_factory=LLMProviders)  # type: ignore[arg-type]
     #: Tool sources beside the built-ins (``caxton.llm.tools.base.ToolSource``: WASM tools, ...).
     tool_sources: tuple[Any, ...] = ()
+    #: The MCP client every config agent's ``server.tool`` calls go through (``caxton.llm.tools.mcp.McpHub``).
+    mcp: Any = field(default_factory=lambda: _mcp_hub())
 
     def close(self) -> None:
+        self.mcp.close()
         if self.providers:
             from caxton.llm import providers
 
@@ -55,6 +58,12 @@ class RuntimeContext:
         engines = sys.modules.get("caxton.sandbox.engines")  # only if loaded: don't import wasmtime to stop it
         if engines is not None:
             engines.shutdown_tickers()
+
+
+def _mcp_hub() -> Any:
+    from caxton.llm.tools.mcp import McpHub  # the SDK itself is imported on the first MCP call
+
+    return McpHub()
 
 
 def build(spec: AgentModel, module: bytes | None, *, revision: int, context: RuntimeContext) -> AgentRuntime:
@@ -93,7 +102,8 @@ def _config(spec: ConfigAgent, *, revision: int, context: RuntimeContext) -> Age
     runtime: AgentRuntime = ConfigAgentRuntime(
         spec, revision=revision, providers=context.providers,
         conversations=context.conversations, memory=context.memory, limits=context.templates, llm=context.llm,
-        log_sink=context.logs.sink(spec.id, revision), tool_sources=(builtin.BUILTIN, *context.tool_sources),
+        log_sink=context.logs.sink(spec.id, revision),
+        tool_sources=(builtin.BUILTIN, context.mcp, *context.tool_sources),
     )
     return runtime
 

@@ -270,6 +270,7 @@ class ConfigAgentRuntime:
         context = tool_base.ToolContext(
             agent=self.spec.id, memory_scope=self.spec.memory.scope, memory=self._tool_memory,
             memory_min_similarity=self.spec.memory.min_similarity, allowed_hosts=tuple(self.spec.allowed_hosts),
+            mcp_servers=tuple(self.spec.mcp_servers),
         )
         registry = tool_base.build_registry(self.spec.tools, context, self._tool_sources)
         limits = self.spec.resource_limits

@@ -12,7 +12,9 @@ agents and revisions and must be thread-safe.
   in the last user message (``offline_tool_calls``; docs/tools.md).
 - ``openai``: any OpenAI-compatible ``POST {base_url}/chat/completions`` (with
   ``tools`` when the request has some; an answer's ``tool_calls`` become
-  ``Completion.tool_calls``). The
+  ``Completion.tool_calls``). Tool names outside OpenAI's ``^[a-zA-Z0-9_-]{1,64}$``
+  (an MCP tool ``server.tool``) are sent as ``wire_name`` (``server__tool``) and
+  mapped back in the answer. The
   key is read from the environment variable named by ``api_key_env`` at call
   time and never logged or put in an error (upstream text is redacted).
   Connect errors, timeouts, 429 and 5xx are retried with exponential backoff
@@ -26,6 +28,7 @@ httpx is imported only when the ``openai`` provider is first used.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -262,14 +265,18 @@ class OpenAICompatibleProvider:
 
     def complete(self, request: CompletionRequest) -> Completion:
         key = self._api_key()
-        body = {
+        messages: list[dict[str, Any]] = [dict(m) for m in request.messages]
+        if request.tools:
+            wire = wire_names(_tool_names(request.tools))
+            messages = [_renamed_calls(m, wire) for m in messages]
+        body: dict[str, Any] = {
             "model": request.model,
-            "messages": [dict(m) for m in request.messages],
+            "messages": messages,
             "temperature": request.temperature,
             "max_tokens": request.max_tokens,
         }
         if request.tools:
-            body["tools"] = list(request.tools)
+            body["tools"] = [_renamed_spec(t, wire) for t in request.tools]
         attempt = 0
         while True:
             attempt += 1
@@ -346,7 +353,8 @@ class OpenAICompatibleProvider:
         try:
             data = loads_strict(raw)
             message = data["choices"][0]["message"]
-            calls = _tool_calls(message.get("tool_calls"))
+            sent = wire_names(_tool_names(request.tools))
+            calls = _tool_calls(message.get("tool_calls"), {w: n for n, w in sent.items()})
             text = message.get("content") if calls else message["content"]
             text = "" if text is None and calls else text
             if not isinstance(text, str):
@@ -435,8 +443,51 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def _tool_calls(raw: Any) -> tuple[ToolCall, ...]:
-    """The ``tool_calls`` of an answer's message (raises TypeError/KeyError when malformed)."""
+_WIRE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def wire_name(name: str) -> str:
+    """``name`` as an OpenAI function name: ``.`` becomes ``__``, other characters outside ``[A-Za-z0-9_-]``
+    become ``_``; past 64 characters it is cut and ends in 8 hex digits of its SHA-256."""
+    if _WIRE_NAME.match(name):
+        return name
+    wire = re.sub(r"[^A-Za-z0-9_-]", "_", name.replace(".", "__"))
+    if len(wire) > 64:
+        wire = f"{wire[:55]}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return wire
+
+
+def wire_names(names: list[str]) -> dict[str, str]:
+    """Each name's ``wire_name``, made unique (a second name with the same wire name ends in its hash)."""
+    out: dict[str, str] = {}
+    for name in names:
+        wire = wire_name(name)
+        if wire in out.values():
+            wire = f"{wire[:55]}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+        out[name] = wire
+    return out
+
+
+def _tool_names(tools: tuple[dict[str, Any], ...]) -> list[str]:
+    return [str(t.get("function", {}).get("name", "")) for t in tools]
+
+
+def _renamed_spec(spec: dict[str, Any], wire: Mapping[str, str]) -> dict[str, Any]:
+    function = spec.get("function", {})
+    return {**spec, "function": {**function, "name": wire.get(function.get("name", ""), function.get("name"))}}
+
+
+def _renamed_calls(message: dict[str, Any], wire: Mapping[str, str]) -> dict[str, Any]:
+    """An assistant turn of the tool loop with its calls' names as sent."""
+    calls = message.get("tool_calls")
+    if not calls:
+        return message
+    return {**message, "tool_calls": [_renamed_spec(c, wire) for c in calls]}
+
+
+def _tool_calls(raw: Any, names: Mapping[str, str] | None = None) -> tuple[ToolCall, ...]:
+    """The ``tool_calls`` of an answer's message, names mapped back from ``wire_name`` (``names``: wire -> name);
+    raises TypeError/KeyError when malformed."""
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -447,7 +498,7 @@ def _tool_calls(raw: Any) -> tuple[ToolCall, ...]:
         name, arguments = function["name"], function.get("arguments") or "{}"
         if not isinstance(item["id"], str) or not isinstance(name, str) or not isinstance(arguments, str):
             raise TypeError("a tool call's id, name and arguments are strings")
-        calls.append(ToolCall(item["id"], name, arguments))
+        calls.append(ToolCall(item["id"], (names or {}).get(name, name), arguments))
     return tuple(calls)
 
 

@@ -38,4 +38,17 @@ def is_sensitive(path: list[str | int], value: Any) -> bool:
             return True
         if _secret_name_in(value):
             return True
+    if path and path[0] == "mcp_servers" and _url_with_query(value):
+        return True  # an MCP server URL's query may carry a key; its headers only name variables
     return _contains_secret_value(value)
+
+
+def _url_with_query(value: Any) -> bool:
+    """A string (or a server entry's ``url``) with a query string (``?...``)."""
+    if isinstance(value, str):
+        return "://" in value and "?" in value
+    if isinstance(value, dict):
+        return _url_with_query(value.get("url"))
+    if isinstance(value, list):
+        return any(_url_with_query(v) for v in value)
+    return False

@@ -43,6 +43,18 @@ DEFAULT_MAX_TOOL_CALLS = 10
 MAX_TOOL_CALLS = 1000
 #: ``resource_limits.tool_call_timeout`` default, seconds.
 DEFAULT_TOOL_CALL_TIMEOUT = 10.0
+#: ``mcp_servers[].name``: what a tool reference ``server.tool`` starts with (no dot).
+MCP_SERVER_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+#: ``allowed_tools`` entries: an MCP tool name (the protocol's characters).
+MCP_TOOL_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,127}$"
+#: An HTTP header name (an RFC 9110 token) and an environment variable name.
+HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+#: Headers the MCP transport sets itself: an agent file may not set them.
+RESERVED_MCP_HEADERS = frozenset({
+    "accept", "connection", "content-length", "content-type", "host", "last-event-id", "mcp-protocol-version",
+    "mcp-session-id", "transfer-encoding",
+})
 HOST_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$"
 #: Most instances one WASM revision may run (``resource_limits.pool_size``).
 MAX_POOL_SIZE = 64
@@ -199,6 +211,71 @@ class ConfigSecurityPolicy(Strict):
         description="hosts http_client may call: a name or IP, optionally :port (no port: any port); empty: none")
 
 
+class McpHeaderValue(Strict):
+    """Where a header value comes from: a named environment variable of the engine host (never a literal)."""
+
+    env: str = Field(pattern=ENV_NAME_PATTERN, description="the engine host's environment variable holding the value")
+
+
+class McpServerSpec(Strict):
+    """An MCP server a config agent may call over streamable HTTP (docs/tools.md); its tools are ``name.tool``."""
+
+    name: str = Field(pattern=MCP_SERVER_PATTERN,
+                      description="the prefix of its tools in `tools:` (server.tool); lower case, no dot")
+    url: str = Field(description="the streamable HTTP endpoint, http:// or https:// (e.g. http://127.0.0.1:8000/mcp)")
+    headers: dict[Annotated[str, Field(pattern=HEADER_NAME_PATTERN)], McpHeaderValue] = Field(
+        default_factory=dict,
+        description="headers sent to the server, each value read from an environment variable: "
+        "{Authorization: {env: MCP_TOKEN}}")
+    allowed_tools: list[Annotated[str, Field(pattern=MCP_TOOL_PATTERN)]] = Field(
+        min_length=1, description="the server's tools the agent may list in `tools:`; others are never offered")
+    timeout: Duration | None = Field(
+        None, gt=0, le=3600,
+        description="time one call to this server may take; default and at most resource_limits.tool_call_timeout")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        return check_mcp_url(url)
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _no_literal_values(cls, headers: Any) -> Any:
+        if isinstance(headers, dict):
+            literal = next((name for name, value in headers.items() if isinstance(value, (str, int, float))), None)
+            if literal is not None:
+                raise ValueError(f"header {literal!r}: a value comes only from an environment variable of the "
+                                 "engine host: write {env: VARIABLE_NAME}, never the value itself")
+        return headers
+
+    @field_validator("headers")
+    @classmethod
+    def _not_reserved(cls, headers: dict[str, McpHeaderValue]) -> dict[str, McpHeaderValue]:
+        reserved = sorted(h for h in headers if h.lower() in RESERVED_MCP_HEADERS)
+        if reserved:
+            raise ValueError(f"header {reserved[0]!r} is set by the MCP transport itself; remove it")
+        return headers
+
+    @model_serializer(mode="wrap")
+    def _without_unset_timeout(self, handler: SerializerFunctionWrapHandler, _: SerializationInfo) -> Any:
+        return _drop_none(handler(self), ("timeout",))
+
+
+def check_mcp_url(url: str) -> str:
+    """``url`` if it is an http(s) URL with a host and no credentials; raises ``ValueError`` saying why not."""
+    match = re.match(r"^(https?)://([^/?#]*)", url)
+    if match is None:
+        raise ValueError("must be an http:// or https:// URL (streamable HTTP)")
+    if "@" in match.group(2):
+        raise ValueError("must not carry credentials (user:password@): send them in a header read from an "
+                         "environment variable")
+    if not match.group(2) or match.group(2).startswith(":"):
+        raise ValueError("has no host")
+    if any(c.isspace() for c in url):
+        raise ValueError("must not contain spaces")
+    return url
+
+
 class WasmResourceLimits(Strict):
     """Limits the sandbox enforces on every message to a WASM agent (each instance of its pool)."""
 
@@ -274,11 +351,28 @@ class ConfigAgent(AgentBase):
     resource_limits: ConfigResourceLimits = Field(default_factory=ConfigResourceLimits)  # type: ignore[arg-type]
     security_policy: ConfigSecurityPolicy | None = Field(
         None, description="what the agent's tools may reach (http_client's allowed_hosts)")
+    mcp_servers: list[McpServerSpec] = Field(
+        default_factory=list, description="MCP servers whose allowed tools the agent may list as server.tool")
 
     @model_serializer(mode="wrap")
     def _without_unset_policy(self, handler: SerializerFunctionWrapHandler, _: SerializationInfo) -> Any:
-        """Leave ``security_policy`` out while unset (the spec digest of an agent without one stays)."""
-        return _drop_none(handler(self), ("security_policy",))
+        """Leave ``security_policy`` and an empty ``mcp_servers`` out (the spec digest of an agent without them stays)."""
+        data = _drop_none(handler(self), ("security_policy",))
+        if isinstance(data, dict) and not data.get("mcp_servers"):
+            data.pop("mcp_servers", None)
+        return data
+
+    @field_validator("mcp_servers")
+    @classmethod
+    def _unique_servers(cls, servers: list[McpServerSpec]) -> list[McpServerSpec]:
+        names = [s.name for s in servers]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"server {twice[0]!r} is declared twice; give each server its own name")
+        return servers
+
+    def mcp_server(self, name: str) -> McpServerSpec | None:
+        return next((s for s in self.mcp_servers if s.name == name), None)
 
     @property
     def allowed_hosts(self) -> list[str]:

@@ -2,6 +2,7 @@
 
 The engine implements exactly these (``caxton.llm.tools.builtin``; docs/tools.md);
 validation checks agent files against them. A test keeps the two lists equal.
+A name ``server.tool`` is a tool of an MCP server the agent declares (``mcp_reference``).
 """
 
 from __future__ import annotations
@@ -15,3 +16,12 @@ BUILTIN_TOOLS: dict[str, str] = {
     "calculator": "evaluate an arithmetic expression",
     "http_client": "GET or POST to a host on the agent's security_policy.allowed_hosts",
 }
+
+
+def mcp_reference(name: str) -> tuple[str, str] | None:
+    """``(server, tool)`` of a tool reference ``server.tool`` (an MCP server's tool), else ``None``.
+
+    Server names have no dot, so the first dot splits; a tool name may hold more.
+    """
+    server, dot, tool = name.partition(".")
+    return (server, tool) if dot and server and tool else None

@@ -14,6 +14,7 @@ from caxton.rules import templates
 from caxton.rules.suggest import did_you_mean
 from caxton.spec import units
 from caxton.spec.diagnostics import Diagnostic
+from caxton.spec.tools import mcp_reference
 from caxton.validation.documents import Document, Path_, Pos, diagnostic
 from caxton.validation.schema import dotted
 
@@ -47,6 +48,7 @@ def check_agent(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
     """
     found = _duplicates(doc, "tools", strings(data.get("tools")))
     found += _tool_section(doc, data)
+    found += _mcp_tools(doc, data)
     found += _http_without_hosts(doc, data)
     found += _duplicates(doc, "capabilities", strings(data.get("capabilities")))
     parameters = data.get("parameters")
@@ -89,6 +91,32 @@ def _tool_section(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
                            "is called with a JSON object of named arguments", where,
                            hint="type: object, with the arguments under properties")]
     return []
+
+
+def _mcp_tools(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
+    """Each ``server.tool`` in ``tools``: a declared MCP server (CX323) and one of its ``allowed_tools`` (CX324)."""
+    declared = data.get("mcp_servers")
+    servers = {s["name"]: strings(s.get("allowed_tools")) for s in declared if isinstance(s, dict)
+               and isinstance(s.get("name"), str)} if isinstance(declared, list) else {}
+    found = []
+    for index, tool in enumerate(strings(data.get("tools"))):
+        reference = mcp_reference(tool)
+        if reference is None:
+            continue
+        server, name = reference
+        pos = doc.value_pos(("tools", index))
+        if server not in servers:
+            fallback = (f"declared servers: {', '.join(sorted(servers))}" if servers
+                        else "declare it under mcp_servers (name, url, allowed_tools); docs/tools.md")
+            found.append(diagnostic("CX323", doc.file, f"tool {tool!r}: no MCP server {server!r} is declared", pos,
+                                    hint=did_you_mean(server, servers, fallback=fallback)))
+        elif name not in servers[server]:
+            allowed = servers[server]
+            found.append(diagnostic(
+                "CX324", doc.file, f"tool {tool!r}: {name!r} is not in the allowed_tools of MCP server {server!r}",
+                pos, hint=did_you_mean(name, allowed, fallback=f"add it to mcp_servers[{server}].allowed_tools "
+                                                                 f"(allowed: {', '.join(allowed) or 'none'})")))
+    return found
 
 
 def _http_without_hosts(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:

@@ -80,6 +80,12 @@ def to_diagnostic(doc: Document, model: type[BaseModel], detail: ErrorDetails) -
     if loc == ("sha256",) and kind == "string_pattern_mismatch":
         return diagnostic("CX204", doc.file, f"sha256 {value} is not a sha256 digest", pos,
                           hint="64 lower-case hex digits, e.g. the output of 'sha256sum module.wasm'")
+    if len(loc) == 3 and loc[0] == "mcp_servers" and loc[2] == "url" and kind == "value_error":
+        return diagnostic("CX325", doc.file, f"{where} {msg}", pos,  # the value may hold credentials: not echoed
+                          hint="write the server's streamable HTTP endpoint, e.g. https://mcp.example.com/mcp")
+    if len(loc) >= 3 and loc[0] == "mcp_servers" and loc[2] == "headers":  # never echo what may be a secret
+        return diagnostic("CX204", doc.file, f"{where}: {msg}", pos,
+                          hint="e.g. headers: {Authorization: {env: MCP_TOKEN}} (docs/tools.md)")
     if kind == "literal_error":
         return _bad_choice(doc, loc, detail, value)
     info = models.field_at(model, loc)

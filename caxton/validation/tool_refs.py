@@ -2,7 +2,8 @@
 
 A name is a built-in tool (``caxton.spec.tools.BUILTIN_TOOLS``) or a WASM tool of
 the desired state: a WASM agent with a ``tool:`` section, named by its agent name
-(compared as identities, like agent names). Anything else is ``CX302``, with a
+(compared as identities, like agent names); a ``server.tool`` name is an MCP server's tool, checked per file
+(``caxton.validation.agent_checks``, CX323/CX324). Anything else is ``CX302``, with a
 "did you mean" over both kinds; a WASM tool named like a built-in is ``CX321``
 (the built-in would answer); a WASM tool whose ``max_execution_time_ms`` is longer than
 the caller's ``tool_call_timeout`` is a warning, ``CX322``. Called by
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 from caxton.rules.suggest import did_you_mean, one_of
 from caxton.spec.diagnostics import Diagnostic
 from caxton.spec.identity import agent_id
-from caxton.spec.tools import BUILTIN_TOOLS
+from caxton.spec.tools import BUILTIN_TOOLS, mcp_reference
 from caxton.validation.documents import diagnostic
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ def check(asked: Sequence[FileResult], every: Sequence[ValidatedAgent]) -> list[
     found: list[Diagnostic] = []
     for result in asked:
         for index, name in enumerate(result.tools):
-            if name and name not in BUILTIN_TOOLS:
+            if name and name not in BUILTIN_TOOLS and mcp_reference(name) is None:
                 target = by_id.get(agent_id(name))
                 problem = _problem(name, target, wasm_tools) or _slower(name, target, result.agent)
                 if problem is not None:

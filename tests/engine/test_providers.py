@@ -194,3 +194,14 @@ def test_the_key_never_appears_in_errors_or_logs(
     rendered = str(failure) + repr(failure.to_dict()) + repr(provider)
     assert api_key not in rendered
     assert caplog.records and api_key not in caplog.text
+
+
+def test_tool_names_outside_openais_pattern_are_sent_as_wire_names() -> None:
+    assert providers.wire_name("calculator") == "calculator"
+    assert providers.wire_name("wiki.search") == "wiki__search"
+    assert providers.wire_name("files.read/v2") == "files__read_v2"
+    long_one = providers.wire_name("server." + "t" * 100)
+    assert len(long_one) == 64 and long_one != providers.wire_name("server." + "t" * 99)
+    assert len({providers.wire_name(n) for n in ("a_b.c", "a.b_c", "a_b_c")}) == 3
+    clash = providers.wire_names(["a.b", "a__b"])  # the second one's wire name is taken: it ends in its hash
+    assert clash["a.b"] == "a__b" and clash["a__b"].startswith("a__b_") and len(clash["a__b"]) == 13

@@ -172,6 +172,36 @@ def test_secrets_are_never_shown() -> None:
     assert fields["parameters.region"].after == "eu"
 
 
+def test_mcp_servers_show_variable_names_never_values_and_a_url_query_is_sensitive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WIKI_TOKEN", "Bearer sk-wiki-0123456789abcdef")  # on this host; the plan never reads it
+    wiki = {"name": "wiki", "url": "https://wiki.example.com/mcp?key=k-123456", "allowed_tools": ["search"],
+            "headers": {"Authorization": {"env": "WIKI_TOKEN"}}}
+    want = desired(config("a", tools=["wiki.search"], mcp_servers=[wiki]))
+    have = snapshot_of(live_agent(config("a")))
+    plan = build.make_plan(want, have, REQUEST)
+    text = render.render_text(plan) + planfile.dumps(plan) + markdown.render_markdown(plan)
+    assert "k-123456" not in text and "sk-wiki" not in text
+    fields = {f.path: f for f in plan.changes[0].changes}
+    assert plan.changes[0].action == "update" and fields["tools[0]"].after == "wiki.search"
+    assert fields["mcp_servers"].after == "(sensitive)" and fields["mcp_servers"].sensitive
+    renamed = desired(config("a", tools=["wiki.search"], mcp_servers=[{**wiki, "url": "https://wiki.example.com/mcp",
+                                                                       "headers": {"Authorization": {"env": "WIKI_KEY"}}}]))
+    plan = build.make_plan(renamed, snapshot_of(live_agent(config("a", tools=["wiki.search"], mcp_servers=[wiki]))),
+                           REQUEST)
+    fields = {f.path: f for f in plan.changes[0].changes}
+    assert fields["mcp_servers[0].headers.Authorization.env"].after == "WIKI_KEY"  # a name, shown
+    url = fields["mcp_servers[0].url"]  # one side is sensitive: the change hides both
+    assert (url.before, url.after, url.sensitive) == ("(sensitive)", "(sensitive)", True)
+
+
+def test_an_agent_without_mcp_servers_keeps_its_spec_digest() -> None:
+    """The key is left out while empty: the digest of every agent deployed before MCP servers stays."""
+    assert "mcp_servers" not in parse_agent(config("a")).model_dump(mode="json")
+    assert "mcp_servers" not in parse_agent(config("a", mcp_servers=[])).model_dump(mode="json")
+
+
 def test_deleting_everything_is_refused() -> None:
     with pytest.raises(InvalidInput) as refused:
         build.make_plan(desired(), snapshot_of(live_agent(config("a")), live_agent(config("b"))), REQUEST)

@@ -7,7 +7,8 @@ and a ``time.monotonic()`` deadline; it returns a JSON value or raises
 it into a ``failed`` result). Tools are built per agent revision from a
 ``ToolContext``; a ``ToolSource`` turns a name into a tool. The built-in
 source is ``caxton.llm.tools.builtin.BUILTIN``; WASM tools
-(``caxton.llm.tools.wasm.WasmToolSource``) and MCP servers are further sources handed to
+(``caxton.llm.tools.wasm.WasmToolSource``) and MCP servers (the engine's
+``caxton.llm.tools.mcp.McpHub``) are further sources handed to
 ``build_registry``.
 """
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from caxton import errors
+from caxton.spec.agent import McpServerSpec
 
 JsonValue = Any  # a value json.dumps accepts
 
@@ -61,6 +63,7 @@ class ToolContext:
     memory: ToolMemory | None = None
     memory_min_similarity: float = 0.2
     allowed_hosts: tuple[str, ...] = ()
+    mcp_servers: tuple[McpServerSpec, ...] = ()
 
 
 class ToolSource(Protocol):
