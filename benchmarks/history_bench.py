@@ -63,7 +63,7 @@ def main() -> None:
     for _ in range(args.runs):
         with tempfile.TemporaryDirectory() as tmp:
             store = Store.open(Path(tmp))
-            db = HistoryDB(store.path)
+            db = HistoryDB(store)
             for name, conversations in (("memory", InMemoryConversationStore()),
                                         ("durable", DurableConversationStore(db))):
                 times = sorted(per_message(conversations, args.messages))

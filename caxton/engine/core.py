@@ -130,7 +130,7 @@ class Engine(ControlPlane):
         from caxton.llm import providers
 
         self._store = Store.open(self.data_dir)
-        self._history = HistoryDB(self._store.path)
+        self._history = HistoryDB(self._store)
         self.logs.attach(self._history, max_lines=self.config.logging.agent_log_lines,
                          retention=self.config.logging.agent_log_retention)
         factory.use_module_cache(self.data_dir / "module-cache")

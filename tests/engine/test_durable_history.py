@@ -26,7 +26,7 @@ from tests.support.engine import running_engine
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[HistoryDB]:
     store = Store.open(tmp_path)
-    history = HistoryDB(store.path)
+    history = HistoryDB(store)
     yield history
     history.close()
     store.close()

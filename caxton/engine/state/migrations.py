@@ -1,4 +1,4 @@
-"""Schema migrations of the engine's SQLite store, applied in order and recorded.
+"""Schema migrations of the engine's SQLite store, applied in order and recorded (PostgreSQL: ``migrations_pg``).
 
 Each migration is a name and a SQL script. ``caxton.engine.state.store.Store.open``
 applies the ones not yet recorded in the ``migrations`` table, each in its own
@@ -7,6 +7,12 @@ migrations at the end; never edit one that has shipped.
 """
 
 from __future__ import annotations
+
+#: The table recording applied migrations (created before any migration runs).
+MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS migrations "
+    "(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE NOT NULL, applied_at TEXT NOT NULL)"
+)
 
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     (

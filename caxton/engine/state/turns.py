@@ -8,11 +8,12 @@ prune cadence, the open conversations kept in memory) is decided by
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 
+from caxton.engine.state.db import Conn
 
-def add(conn: sqlite3.Connection, agent: str, conversation_id: str, turns: Iterable[tuple[str, str]],
+
+def add(conn: Conn, agent: str, conversation_id: str, turns: Iterable[tuple[str, str]],
         at: float) -> None:
     """Append ``(role, content)`` turns to a conversation."""
     conn.executemany(
@@ -21,7 +22,7 @@ def add(conn: sqlite3.Connection, agent: str, conversation_id: str, turns: Itera
     )
 
 
-def trim(conn: sqlite3.Connection, agent: str, conversation_id: str, keep: int) -> None:
+def trim(conn: Conn, agent: str, conversation_id: str, keep: int) -> None:
     """Delete all but the newest ``keep`` turns of a conversation."""
     conn.execute(
         "DELETE FROM conversation_turns WHERE agent_id = ? AND conversation_id = ? AND id <= "
@@ -31,12 +32,12 @@ def trim(conn: sqlite3.Connection, agent: str, conversation_id: str, keep: int) 
     )
 
 
-def prune(conn: sqlite3.Connection, before: float) -> int:
+def prune(conn: Conn, before: float) -> int:
     """Delete turns written before ``before`` (wall time); return how many."""
     return conn.execute("DELETE FROM conversation_turns WHERE at < ?", (before,)).rowcount
 
 
-def delete(conn: sqlite3.Connection, agent: str, conversation_id: str | None = None) -> None:
+def delete(conn: Conn, agent: str, conversation_id: str | None = None) -> None:
     """Delete one conversation's turns, or (without ``conversation_id``) all of an agent's."""
     if conversation_id is None:
         conn.execute("DELETE FROM conversation_turns WHERE agent_id = ?", (agent,))
@@ -45,12 +46,12 @@ def delete(conn: sqlite3.Connection, agent: str, conversation_id: str | None = N
                      (agent, conversation_id))
 
 
-def last(conn: sqlite3.Connection, agent: str, conversation_id: str, since: float,
+def last(conn: Conn, agent: str, conversation_id: str, since: float,
          limit: int) -> list[tuple[str, str]]:
     """The newest ``limit`` turns written since ``since``, oldest first, as ``(role, content)``."""
     rows = conn.execute(
         "SELECT role, content FROM (SELECT id, role, content FROM conversation_turns "
-        "WHERE agent_id = ? AND conversation_id = ? AND at >= ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+        "WHERE agent_id = ? AND conversation_id = ? AND at >= ? ORDER BY id DESC LIMIT ?) AS newest ORDER BY id",
         (agent, conversation_id, since, limit),
     ).fetchall()
     return [(row["role"], row["content"]) for row in rows]
