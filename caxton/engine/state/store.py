@@ -174,7 +174,7 @@ class Store:
         return SqliteDatabase(self.path, synchronous=synchronous)
 
     def close(self) -> None:
-        with self.reading() as conn:
+        with self._lock:
             self._db.close()
 
     # --- migrations -------------------------------------------------------------
@@ -182,7 +182,7 @@ class Store:
         """Apply pending migrations (each in its own write transaction); return the names applied now."""
         scripts, table = (PG_MIGRATIONS, PG_MIGRATIONS_TABLE) if self.dialect == "postgres" else (
             MIGRATIONS, MIGRATIONS_TABLE)
-        with self.reading() as conn:
+        with self._lock:
             try:
                 with self._db.write() as conn:
                     conn.execute(table)
@@ -234,7 +234,7 @@ class Store:
     @contextmanager
     def paused(self) -> Iterator[None]:
         """No write transaction of this store is open or starts while inside (a backup's snapshot starts here)."""
-        with self.reading() as conn:
+        with self._lock:
             yield
 
     # --- reads ----------------------------------------------------------------------
