@@ -129,7 +129,7 @@ class Engine(ControlPlane):
     def _start(self) -> list[str]:
         from caxton.llm import providers
 
-        self._store = Store.open(self.data_dir)
+        self._store = Store.open(self.data_dir, self.config.store.url)
         self._history = HistoryDB(self._store)
         self.logs.attach(self._history, max_lines=self.config.logging.agent_log_lines,
                          retention=self.config.logging.agent_log_retention)
@@ -395,9 +395,15 @@ class Engine(ControlPlane):
             **live,
             "status": vocabulary.worst(live["status"], *parts) if self.ready else live["status"],
             "version": __version__, "uptime_seconds": round(self.uptime(), 3), "serial": self.store.serial(),
-            "data_dir": str(self.data_dir), "store": {"path": str(self.store.path), "migrations": self.store.migrations()},
+            "data_dir": str(self.data_dir), "store": self._store_view(),
             "agents_by_state": by_state, "runtimes": runtimes, "memory": memory, "storage": storage,
         }
+
+    def _store_view(self) -> dict[str, Any]:
+        """Which backend holds the state and where (a PostgreSQL URL without its password), and its migrations."""
+        store = self.store
+        return {"backend": store.dialect, "path": str(store.path) if store.path is not None else None,
+                "location": store.location, "migrations": store.migrations()}
 
     def snapshot(self) -> StateSnapshot:
         serial, rows = self.store.snapshot_rows()

@@ -1,6 +1,6 @@
 """Model of ``caxton.yaml``: environments, defaults and the engine's settings.
 
-The engine reads the ``server``, ``memory``, ``llm``, ``security``,
+The engine reads the ``server``, ``store``, ``memory``, ``llm``, ``security``,
 ``templates``, ``conversations``, ``logging``, ``observability`` and ``backups`` sections; the CLI reads
 ``environments``, ``defaults`` and ``agents_dir``. Keys Caxton knows but does not build are refused with advice
 (``caxton.spec.refused``); every key's effect is listed in ``tests/operations/test_config_keys.py``. Precedence
@@ -112,6 +112,23 @@ class SecuritySettings(Strict):
     rate_limits: RateLimits = Field(default_factory=RateLimits)  # type: ignore[arg-type]
 
 
+# --- the state backend (issue 14, i14-pgstore) ------------------------------------------
+class StoreSettings(Strict):
+    """Where the engine keeps its state: SQLite in the data directory (default), or PostgreSQL (docs/scale-out.md)."""
+
+    url: str | None = Field(None, json_schema_extra={"secret": True},
+                            description="postgresql://USER:PASSWORD@HOST:PORT/DATABASE: keep agents, revisions, "
+                            "events, applies, the apply lock, rollouts, conversations and agent logs in this "
+                            "PostgreSQL database (its password is never shown); unset: the embedded SQLite store")
+
+    @field_validator("url")
+    @classmethod
+    def _postgres(cls, url: str | None) -> str | None:
+        if url is not None and not re.match(r"^postgres(ql)?://", url):
+            raise ValueError("store.url must be a postgresql:// URL (unset: the embedded SQLite store)")
+        return url
+
+
 class EngineMemorySettings(Strict):
     enabled: bool = True
     backend: Literal["embedded"] = "embedded"
@@ -219,6 +236,7 @@ class ProjectConfig(Strict):
     templates: TemplateSettings = Field(default_factory=TemplateSettings)  # type: ignore[arg-type]
     conversations: ConversationSettings = Field(default_factory=ConversationSettings)  # type: ignore[arg-type]
     backups: BackupSettings = Field(default_factory=BackupSettings)  # type: ignore[arg-type]
+    store: StoreSettings = Field(default_factory=StoreSettings)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
     def _default_environment(self) -> ProjectConfig:
