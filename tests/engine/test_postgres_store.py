@@ -15,8 +15,10 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
+from caxton import __version__
 from caxton.client import agents as agent_api
 from caxton.client import status as status_api
+from caxton.engine.state.migrations_pg import MIGRATIONS as PG_MIGRATIONS
 from caxton.engine.state.store import Store
 from caxton.errors import CaxtonError
 from tests.conftest import CliResult
@@ -53,6 +55,10 @@ def test_an_engine_on_postgres_applies_the_quickstart_answers_and_keeps_its_agen
             assert agent_api.send(client, "scorer", {"hello": "world"}).reply["agent"] == "scorer"
             detailed = client.request("GET", "/health/detailed")
         assert detailed["store"]["backend"] == "postgres" and detailed["store"]["path"] is None
+        assert detailed["store"]["schema_version"] == len(PG_MIGRATIONS) and detailed["store"]["written_by"] == __version__
+        store = Store.open(tmp_path / "reader", url)  # the running engine's heartbeat row (schema version guard)
+        assert [(e.caxton_version, e.schema_version) for e in store.engines()] == [(__version__, len(PG_MIGRATIONS))]
+        store.close()
         assert SECRET not in json.dumps(detailed) and "***" in detailed["store"]["location"]
         assert not (engine.data_dir / "engine.db").exists()  # nothing of the state is in the data directory
 

@@ -163,4 +163,18 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX agent_logs_at ON agent_logs (at_unix);
         """,
     ),
+    (
+        "0005_engines",
+        """
+        CREATE TABLE engines (                       -- one heartbeat row per running engine (caxton.engine.state.schema)
+            id TEXT PRIMARY KEY,                     -- host:pid:start
+            caxton_version TEXT NOT NULL,
+            schema_version INTEGER NOT NULL,         -- the migrations its code knows
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started_at TEXT NOT NULL,
+            last_seen DOUBLE PRECISION NOT NULL      -- unix time of its last heartbeat
+        );
+        """,
+    ),
 )

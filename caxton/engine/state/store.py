@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from caxton.engine import states
+from caxton.engine.state import schema
 from caxton.engine.state.db import (
     Conn,
     Cursor,
@@ -36,13 +38,12 @@ from caxton.engine.state.db import (
 from caxton.engine.state.migrations import MIGRATIONS, MIGRATIONS_TABLE
 from caxton.engine.state.migrations_pg import MIGRATIONS as PG_MIGRATIONS
 from caxton.engine.state.migrations_pg import MIGRATIONS_TABLE as PG_MIGRATIONS_TABLE
+from caxton.engine.state.schema import Migrations
 from caxton.errors import NotFound
 from caxton.spec.digest import canonical_json, sha256_hex
 from caxton.spec.identity import closest
 
 DB_NAME = "engine.db"
-#: PostgreSQL's SQLSTATE for a missing privilege.
-INSUFFICIENT_PRIVILEGE = "42501"
 
 
 def utcnow() -> str:
@@ -128,11 +129,19 @@ class EventRow:
 class Store:
     """The engine's state on one ``Database`` (SQLite by default, PostgreSQL with ``store.url``), one writer at a time."""
 
-    def __init__(self, db: Database, path: Path | None) -> None:
+    def __init__(self, db: Database, path: Path | None, *, migrations: Migrations | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self._db = db
         self._lock = threading.RLock()
         #: The SQLite file (None on PostgreSQL: nothing of the state is local).
         self.path = path
+        postgres = db.dialect == "postgres"
+        #: The migrations this code knows (a newer engine knows more), for this backend.
+        self._scripts: Migrations = migrations if migrations is not None else (
+            PG_MIGRATIONS if postgres else MIGRATIONS)
+        self._migrations_table = PG_MIGRATIONS_TABLE if postgres else MIGRATIONS_TABLE
+        #: Wall time of heartbeats and of the guard against older engines (tests: simulated).
+        self.clock = clock
 
     @property
     def dialect(self) -> Dialect:
@@ -144,10 +153,14 @@ class Store:
         return self._db.location
 
     @classmethod
-    def open(cls, data_dir: Path, url: str | None = None) -> Store:
-        """Open (creating it if needed) the database in ``data_dir``, or at ``url`` (PostgreSQL), and migrate it."""
+    def open(cls, data_dir: Path, url: str | None = None, *, migrations: Migrations | None = None,
+             clock: Callable[[], float] = time.time) -> Store:
+        """Open (creating it if needed) the database in ``data_dir``, or at ``url`` (PostgreSQL), and migrate it.
+
+        ``migrations`` replaces the list this code knows for the backend (tests: an older or newer engine).
+        """
         if url:
-            store = cls(open_postgres(url, serialize_writes=True), None)
+            store = cls(open_postgres(url, serialize_writes=True), None, migrations=migrations, clock=clock)
         else:
             try:
                 data_dir.mkdir(parents=True, exist_ok=True)
@@ -158,7 +171,7 @@ class Store:
                     f"cannot open the engine database in {data_dir}: {error}",
                     hint="check that --data-dir points to a writable directory",
                 ) from error
-            store = cls(db, path)
+            store = cls(db, path, migrations=migrations, clock=clock)
         try:
             store.migrate()
         except BaseException:
@@ -177,33 +190,34 @@ class Store:
         with self._lock:
             self._db.close()
 
-    # --- migrations -------------------------------------------------------------
+    # --- schema (caxton.engine.state.schema) ---------------------------------------
     def migrate(self) -> list[str]:
-        """Apply pending migrations (each in its own write transaction); return the names applied now."""
-        scripts, table = (PG_MIGRATIONS, PG_MIGRATIONS_TABLE) if self.dialect == "postgres" else (
-            MIGRATIONS, MIGRATIONS_TABLE)
+        """Apply pending migrations (refused when the schema is newer, or an older engine uses it); return them."""
         with self._lock:
-            try:
-                with self._db.write() as conn:
-                    conn.execute(table)
-            except self._db.errors as error:
-                raise _schema_error(self._db, error) from error
-            applied: list[str] = []
-            for name, script in scripts:
-                if self._apply_migration(name, script):
-                    applied.append(name)
-            return applied
+            return schema.migrate(self._db, self._scripts, self._migrations_table, now=self.clock, utcnow=utcnow)
 
-    def _apply_migration(self, name: str, script: str) -> bool:
-        try:
-            with self._db.write() as conn:
-                if conn.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone() is not None:
-                    return False  # already applied (by this engine earlier, or by another one just now)
-                self._db.run_script(conn, script)
-                conn.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, utcnow()))
-            return True
-        except self._db.errors as error:
-            raise _schema_error(self._db, error, name) from error
+    def register_engine(self) -> str:
+        """Record this engine as using the schema (a heartbeat row); return its id."""
+        with self._lock:
+            return schema.register(self._db, self._scripts, now=self.clock(), started_at=utcnow())
+
+    def heartbeat(self, engine_id: str) -> None:
+        with self._lock:
+            schema.heartbeat(self._db, engine_id, self.clock())
+
+    def forget_engine(self, engine_id: str) -> None:
+        with self._lock:
+            schema.forget(self._db, engine_id)
+
+    def engines(self) -> list[schema.EngineRow]:
+        """The engines that registered on this store (live or not: see ``last_seen``)."""
+        with self._lock:
+            return schema.engines(self._db)
+
+    def schema_version(self) -> tuple[int, str | None]:
+        """The schema version and the caxton version that wrote it."""
+        with self._lock:
+            return schema.schema_version(self._db)
 
     def migrations(self) -> list[str]:
         with self._lock, self._db.read() as conn:
@@ -481,19 +495,6 @@ _REVISION_COLUMNS = (
 
 def _revision(row: Any) -> RevisionRow:
     return RevisionRow(**{key: row[key] for key in row.keys()})  # noqa: SIM118 - Row iterates values
-
-
-def _schema_error(db: Database, error: Exception, migration: str | None = None) -> StoreError:
-    """A failed schema change as what failed, where, and how to fix it (a missing privilege on PostgreSQL)."""
-    what = f"migration {migration}" if migration else "creating the migrations table"
-    reason = " ".join(str(error).split())
-    if db.dialect == "postgres" and getattr(error, "sqlstate", None) == INSUFFICIENT_PRIVILEGE:
-        return StoreError(f"{what} failed in the PostgreSQL store at {db.location}: {reason}",
-                          hint="the engine's role must be allowed to create tables in the database's schema "
-                               "(e.g. make it the database's owner, or GRANT CREATE ON SCHEMA public TO it)")
-    return StoreError(f"{what} failed in the store at {db.location}: {reason}",
-                      hint="restore the data directory from a backup" if db.dialect == "sqlite"
-                      else "check the database's state and the role's privileges, then restart the engine")
 
 
 def _event(row: Any) -> EventRow:

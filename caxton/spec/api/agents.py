@@ -35,6 +35,8 @@ class StoreInfo(WireModel):
     path: str | None = Field(description="the SQLite file (null on PostgreSQL)")
     location: str | None = Field(None, description="the file, or the database URL without its password")
     migrations: list[str]
+    schema_version: int | None = Field(None, description="how many migrations the store has")
+    written_by: str | None = Field(None, description="the caxton version that last migrated the store")
 
 
 class RuntimeStats(WireModel):
