@@ -6,7 +6,9 @@ History is written on the message path, so it gets its own connection with
 ``synchronous=NORMAL`` in WAL mode: a committed turn survives a crash of the
 process (kill -9) at ~25 us per commit; a power loss may drop the last
 commits. On PostgreSQL it is a second pool whose write transactions do not
-take the store's write lock (history rows are independent of the serial).
+take the store's write lock (history rows are independent of the serial)
+and whose commits do not wait for the WAL flush (``synchronous_commit=off``:
+the same trade, measured in docs/performance.md).
 Used by ``caxton.engine.serving.conversations.DurableConversationStore`` and
 ``caxton.engine.logs.AgentLogs``; the tables come from migration
 ``0004_history`` (``caxton.engine.state.migrations``, ``migrations_pg``).

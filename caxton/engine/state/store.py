@@ -182,7 +182,8 @@ class Store:
     def sibling(self, *, synchronous: str = "NORMAL") -> Database:
         """A second connection to the same database for what the message path writes (``history_db``)."""
         if isinstance(self._db, PostgresDatabase):
-            return open_postgres(self._db.url, serialize_writes=False, name="caxton-history")
+            return open_postgres(self._db.url, serialize_writes=False, synchronous_commit=synchronous == "FULL",
+                                 name="caxton-history")
         assert self.path is not None
         return SqliteDatabase(self.path, synchronous=synchronous)
 
