@@ -124,3 +124,16 @@ def test_a_role_without_create_privilege_gets_a_clear_error(tmp_path: Path, pg_u
 def test_store_url_must_be_postgresql(tmp_path: Path) -> None:
     done = start_failure(tmp_path, "mysql://root@127.0.0.1/caxton")
     assert done.returncode == 1 and "store.url must be a postgresql:// URL" in done.stderr
+
+
+def test_caxton_backups_refuse_a_postgres_store_and_say_what_to_use(tmp_path: Path, pg_url: str) -> None:
+    from caxton.engine import backup
+
+    store = Store.open(tmp_path, pg_url)
+    try:
+        with pytest.raises(CaxtonError) as refused:
+            backup.create(store, None, tmp_path / "b.tar.gz")
+    finally:
+        store.close()
+    assert refused.value.http_status == 409 and "PostgreSQL" in refused.value.message
+    assert "pg_dump" in (refused.value.hint or "") and not (tmp_path / "b.tar.gz").exists()
