@@ -12,6 +12,9 @@ import psycopg
 import pytest
 
 from caxton.engine.lease import ApplyLock
+from caxton.engine.rollouts.model import Rollout
+from caxton.engine.state import applies
+from caxton.engine.state import rollouts as records
 from caxton.engine.state.migrations import MIGRATIONS
 from caxton.engine.state.migrations_pg import MIGRATIONS as PG_MIGRATIONS
 from caxton.engine.state.store import Source, Store, new_agent_row
@@ -206,3 +209,55 @@ def test_only_one_of_racing_stores_takes_the_apply_lease(open_store: Callable[[]
     assert len(won) == 1 and len(refused) == len(stores) - 1
     lease = ApplyLock(stores[0]).current()
     assert lease is not None and lease.holder == won[0]
+
+
+# --- the records saved outside the serial: applies, rollouts and their pins ----------------------------
+def _rollout(rollout_id: str, agent: str, status: str, started_at: str) -> Rollout:
+    return Rollout(id=rollout_id, agent_id=agent, name="canary", strategy="canary", status=status,
+                   stable_revision=1, candidate_revision=2, candidate_version="2.0.0", spec={"steps": []},
+                   started_at=started_at, updated_at=started_at, weights={"1": 90, "2": 10},
+                   finished_at=None if status in ("running", "paused") else started_at)
+
+
+def test_apply_records_are_saved_updated_interrupted_and_listed_newest_first(open_store: Callable[[], Store]) -> None:
+    store = open_store()
+    serial = store.serial()
+    for n in range(3):
+        applies.insert(store, applies.ApplyRecord(f"ap-{n}", f"plan-{n}", "running", "ci", "abc", f"t{n}",
+                                                  results=[applies.ChangeResult(f"agent-{n}", "create", "immediate")]))
+    record = applies.load(store, "ap-1")
+    assert record is not None and record.results[0].id == "agent-1" and record.status == "running"
+    record.status, record.finished_at = "succeeded", "t9"
+    record.results[0].status = "done"
+    applies.update(store, record)
+    interrupted = applies.interrupt(store, ("running",))
+    assert sorted(r.id for r in interrupted) == ["ap-0", "ap-2"]
+    assert [(r.id, r.status) for r in applies.recent(store, 10)] == [
+        ("ap-2", "interrupted"), ("ap-1", "succeeded"), ("ap-0", "interrupted")]  # insertion order, newest first
+    assert applies.load(store, "ap-1").results[0].status == "done"  # type: ignore[union-attr]
+    assert applies.load(store, "nope") is None and store.serial() == serial  # outside the serial
+
+
+def test_rollouts_and_pins_are_saved_found_and_pruned(open_store: Callable[[], Store]) -> None:
+    store = open_store()
+    records.save(store, _rollout("r1", "a", "running", "2026-01-01T00:00:01Z"))
+    records.save(store, _rollout("r2", "b", "succeeded", "2026-01-01T00:00:02Z"))
+    changed = _rollout("r1", "a", "paused", "2026-01-01T00:00:01Z")
+    changed.step = 2
+    records.save(store, changed)  # an upsert
+    assert records.load(store, "r1").step == 2  # type: ignore[union-attr]
+    assert [r.id for r in records.active(store)] == ["r1"]
+    assert [r.id for r in records.recent(store)] == ["r2", "r1"] and [r.id for r in records.recent(store, "b")] == ["r2"]
+    records.event(store, changed, "rollout_paused", "paused at step 2")
+    assert store.events()[-1].what == "rollout_paused" and store.events()[-1].data["rollout"] == "r1"
+    for n in range(records.KEEP_PER_AGENT + 3):
+        records.save(store, _rollout(f"old-{n:02d}", "b", "succeeded", f"2025-01-01T00:00:{n:02d}Z"))
+    records.prune(store, "b")
+    kept = records.recent(store, "b", limit=100)
+    assert len(kept) == records.KEEP_PER_AGENT and kept[0].id == "r2"  # the newest kept
+
+    records.save_pins(store, "a", [("c1", 1), ("c2", 2)])
+    records.save_pins(store, "a", [("c1", 2)])  # a pin moves
+    assert records.load_pins(store, "a") == {"c1": 2, "c2": 2} and records.load_pins(store, "b") == {}
+    records.clear_pins(store, "a")
+    assert records.load_pins(store, "a") == {}
