@@ -102,3 +102,14 @@ def test_a_real_engine_older_than_the_postgres_schema_exits_1(tmp_path: Path, pg
         env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 1, done.stderr
     assert "0099_future" in done.stderr and "never migrated down" in done.stderr
+
+
+def test_an_older_engine_killed_on_this_host_does_not_hold_the_migration_back(
+        open_store: Callable[..., Store]) -> None:
+    older = open_store()
+    engine_id = older.register_engine()
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a pid of this host that no longer exists: the older engine, killed -9 a moment ago
+    with older.unversioned() as conn:
+        conn.execute("UPDATE engines SET pid = ? WHERE id = ?", (child.pid, engine_id))
+    assert open_store(newer=True).migrations()[-1] == "0099_future"  # at once, not after STALE_AFTER

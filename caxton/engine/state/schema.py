@@ -12,7 +12,8 @@ database (several engines share a PostgreSQL store):
   every started engine keeps a heartbeat row in ``engines`` (its caxton
   version, the schema version its code knows, host, pid, last seen), and a
   migration is refused while a row of an older schema was seen within
-  ``STALE_AFTER`` seconds: ``SchemaInUse``.
+  ``STALE_AFTER`` seconds (unless it names a process of this host that is
+  gone: an engine killed here does not hold the upgrade back): ``SchemaInUse``.
 
 Both checks run inside the write transaction that changes the schema or
 registers an engine, so they hold with several processes (writes are
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from caxton import __version__
+from caxton.engine import processes
 from caxton.engine.state.db import Conn, Database, StoreError
 
 #: Seconds between an engine's heartbeats (``caxton.engine.core`` runs them).
@@ -114,9 +116,9 @@ def in_use(conn: Conn, db: Database, target: int, now: float) -> None:
         return
     rows = conn.execute("SELECT * FROM engines WHERE last_seen > ? AND schema_version < ? ORDER BY id",
                         (now - STALE_AFTER, target)).fetchall()
-    if not rows:
+    older = [e for e in map(_engine, rows) if not processes.gone(e.host, e.pid)]  # killed here: not waited for
+    if not older:
         return
-    older = [_engine(row) for row in rows]
     names = "; ".join(f"caxton {e.caxton_version} on {e.host} (pid {e.pid}, schema version {e.schema_version}, "
                       f"seen {max(now - e.last_seen, 0):.0f}s ago)" for e in older)
     raise SchemaInUse(
