@@ -212,7 +212,8 @@ class PostgresDatabase:
         self.url = url
         self.location = redact(url)
         self.errors: tuple[type[Exception], ...] = (psycopg.Error,)
-        self._serialize = serialize_writes
+        #: What opens a write transaction: BEGIN, and the lock serializing the store's writes across processes.
+        self._begin = f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY:d})" if serialize_writes else "BEGIN"
         self._local = threading.local()
         check(url)
         options = {} if synchronous_commit else {"options": "-c synchronous_commit=off"}
@@ -231,12 +232,10 @@ class PostgresDatabase:
         if getattr(self._local, "conn", None) is not None:
             raise StoreError("a write transaction is already open in this thread (nested writes are a bug)")
         with self._pool.connection() as raw:
-            raw.execute("BEGIN")
             conn = PgConn(raw)
             self._local.conn = conn
             try:
-                if self._serialize:
-                    raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
+                raw.execute(self._begin)  # with the lock: one round trip (simple query, two statements)
                 yield conn
                 raw.execute("COMMIT")
             except BaseException:
