@@ -17,7 +17,7 @@ from caxton.engine.state import applies
 from caxton.engine.state import rollouts as records
 from caxton.engine.state.migrations import MIGRATIONS
 from caxton.engine.state.migrations_pg import MIGRATIONS as PG_MIGRATIONS
-from caxton.engine.state.store import Source, Store, new_agent_row
+from caxton.engine.state.store import Source, Store, StoreError, new_agent_row
 from caxton.errors import IllegalTransition, LockHeld
 
 SRC = Source(actor="test", plan_id="plan-1", git_commit="abc123")
@@ -261,3 +261,11 @@ def test_rollouts_and_pins_are_saved_found_and_pruned(open_store: Callable[[], S
     assert records.load_pins(store, "a") == {"c1": 2, "c2": 2} and records.load_pins(store, "b") == {}
     records.clear_pins(store, "a")
     assert records.load_pins(store, "a") == {}
+
+
+def test_an_unusable_data_directory_is_a_store_error_saying_what_to_fix(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the data directory should be")
+    with pytest.raises(StoreError, match="cannot open the engine database in") as refused:
+        Store.open(blocker)
+    assert "--data-dir" in (refused.value.hint or "")

@@ -155,6 +155,16 @@ class SqliteDatabase:
                 self._closed = True
 
 
+def open_sqlite(data_dir: Path, name: str) -> SqliteDatabase:
+    """The store's SQLite database ``name`` in ``data_dir`` (created with the directory), or ``StoreError``."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return SqliteDatabase(data_dir / name, synchronous="FULL", foreign_keys=True)
+    except (OSError, sqlite3.Error) as error:
+        raise StoreError(f"cannot open the engine database in {data_dir}: {error}",
+                         hint="check that --data-dir points to a writable directory") from error
+
+
 def split_sql(script: str) -> list[str]:
     """Split a SQLite script into statements, keeping trigger bodies whole."""
     statements: list[str] = []

@@ -13,7 +13,6 @@ once inside it. Called by ``caxton.engine.operations`` (writes) and
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +33,7 @@ from caxton.engine.state.db import (
     SqliteDatabase,
     StoreError,
     open_postgres,
+    open_sqlite,
 )
 from caxton.engine.state.migrations import MIGRATIONS, MIGRATIONS_TABLE
 from caxton.engine.state.migrations_pg import MIGRATIONS as PG_MIGRATIONS
@@ -162,16 +162,8 @@ class Store:
         if url:
             store = cls(open_postgres(url, serialize_writes=True), None, migrations=migrations, clock=clock)
         else:
-            try:
-                data_dir.mkdir(parents=True, exist_ok=True)
-                path = data_dir / DB_NAME
-                db = SqliteDatabase(path, synchronous="FULL", foreign_keys=True)
-            except (OSError, sqlite3.Error) as error:
-                raise StoreError(
-                    f"cannot open the engine database in {data_dir}: {error}",
-                    hint="check that --data-dir points to a writable directory",
-                ) from error
-            store = cls(db, path, migrations=migrations, clock=clock)
+            db = open_sqlite(data_dir, DB_NAME)
+            store = cls(db, db.path, migrations=migrations, clock=clock)
         try:
             store.migrate()
         except BaseException:
