@@ -125,7 +125,7 @@ class StoreSettings(Strict):
     @classmethod
     def _postgres(cls, url: str | None) -> str | None:
         if url is not None and not re.match(r"^postgres(ql)?://", url):
-            raise ValueError("store.url must be a postgresql:// URL (unset: the embedded SQLite store)")
+            raise ValueError("must be a postgresql:// URL (unset: the embedded SQLite store)")
         return url
 
 

@@ -123,7 +123,7 @@ def test_a_role_without_create_privilege_gets_a_clear_error(tmp_path: Path, pg_u
 
 def test_store_url_must_be_postgresql(tmp_path: Path) -> None:
     done = start_failure(tmp_path, "mysql://root@127.0.0.1/caxton")
-    assert done.returncode == 1 and "store.url must be a postgresql:// URL" in done.stderr
+    assert done.returncode == 1 and "store.url: must be a postgresql:// URL" in done.stderr
 
 
 def test_caxton_backups_refuse_a_postgres_store_and_say_what_to_use(tmp_path: Path, pg_url: str) -> None:
