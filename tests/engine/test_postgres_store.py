@@ -69,6 +69,7 @@ def test_an_engine_on_postgres_applies_the_quickstart_answers_and_keeps_its_agen
             assert agent_api.send(client, "scorer", {"again": 1}).reply["agent"] == "scorer"
         log = engine.log_text()
     assert SECRET not in log
+    assert f"(data dir {engine.data_dir}, state in postgresql://postgres:***@/" in log  # the start announcement
 
     # A second engine with an empty data directory on the same database serves the same agents.
     with running_engine(tmp_path / "two", env=env, config=no_memory(tmp_path / "two")) as other:
