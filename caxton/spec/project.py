@@ -247,6 +247,14 @@ class ProjectConfig(Strict):
         return self
 
     @model_validator(mode="after")
+    def _backups_of_the_embedded_store(self) -> ProjectConfig:
+        if self.store.url is not None and self.backups.interval is not None:
+            raise ValueError("backups.interval backs up the embedded SQLite store, but store.url puts the state in "
+                             "PostgreSQL: unset backups.interval and back the database up with pg_dump or "
+                             "continuous archiving (docs/scale-out.md)")
+        return self
+
+    @model_validator(mode="after")
     def _metrics_port(self) -> ProjectConfig:
         port = self.observability.metrics_port
         if port != 0 and port == self.server.port:

@@ -69,3 +69,11 @@ def test_a_store_url_that_is_not_postgresql_is_refused_at_its_line(tmp_path: Pat
     with pytest.raises(ValidationFailed) as refused:
         config.load(path, env={}, cwd=tmp_path)
     assert "caxton.yaml:4: store.url: must be a postgresql:// URL" in str(refused.value)
+
+
+def test_scheduled_backups_are_refused_with_a_postgresql_store(tmp_path: Path) -> None:
+    path = _file(tmp_path, "backups:\n  interval: 6h\n")
+    with pytest.raises(ValidationFailed) as refused:
+        config.load(path, env={"CAXTON_STORE_URL": "postgresql://caxton@db/caxton"}, cwd=tmp_path)
+    assert "unset backups.interval" in str(refused.value) and "pg_dump" in str(refused.value)
+    assert config.load(path, env={}, cwd=tmp_path).config.backups.interval == 6 * 3600  # fine on SQLite
