@@ -32,7 +32,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -85,8 +85,8 @@ class Database(Protocol):
     #: The driver's exception classes (a failed statement raises one of them).
     errors: tuple[type[Exception], ...]
 
-    def write(self) -> Any: ...  # a context manager yielding a Conn inside one write transaction
-    def read(self, *, snapshot: bool = False) -> Any: ...  # a context manager yielding a Conn
+    def write(self) -> AbstractContextManager[Conn]: ...  # one write transaction
+    def read(self, *, snapshot: bool = False) -> AbstractContextManager[Conn]: ...  # a few reads (snapshot: one instant)
     def run_script(self, conn: Conn, script: str) -> None: ...
     def insert_id(self, conn: Conn, sql: str, params: Any) -> int: ...
     def close(self) -> None: ...
