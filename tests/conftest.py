@@ -8,6 +8,7 @@ Each shared fixture has one meaning wherever it is used (they live in tests/supp
     desired_repo                           the quickstart as a git repository (support/git.py)
     run_cli                                ``caxton ARGS...`` in-process (below)
     pg_server_url, pg_url                  a real PostgreSQL + pgvector server, a fresh database (support/postgres.py)
+    store_url                              the state backends, parametrised: None (SQLite), a pg_url (PostgreSQL)
 Paths and ports: support/paths.py (``REPO_ROOT``, ``EXAMPLES``, ``free_port()``, ``python_path()``).
 """
 
@@ -24,7 +25,7 @@ from tests.support.engine import engine_proc, engine_proc_no_memory, module_engi
 from tests.support.engine_inproc import engine_inproc, make_engine_inproc  # noqa: F401  (fixtures)
 from tests.support.git import desired_repo  # noqa: F401  (fixture)
 from tests.support.openai_server import openai_server  # noqa: F401  (fixture)
-from tests.support.postgres import pg_server_url, pg_url  # noqa: F401  (fixtures)
+from tests.support.postgres import pg_server_url, pg_url, store_url  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -54,7 +54,7 @@ from caxton import __version__
 from caxton.engine import datadir
 from caxton.engine.state.migrations import MIGRATIONS as STORE_MIGRATIONS
 from caxton.engine.state.store import DB_NAME, Store
-from caxton.errors import BackupInvalid, BackupTooNew, RestoreRefused
+from caxton.errors import BackupInvalid, BackupTooNew, Conflict, RestoreRefused
 
 if TYPE_CHECKING:
     from caxton.memory.store import Store as MemoryStore
@@ -99,6 +99,10 @@ def archive_time(name: str) -> float | None:
 # --- create ------------------------------------------------------------------------------
 def create(store: Store, memory: MemorySource | None, out: Path) -> dict[str, Any]:
     """Write a consistent archive of ``store`` (and ``memory``) to ``out``; return its manifest."""
+    if store.path is None:
+        raise Conflict(f"this engine's state is in PostgreSQL ({store.location}): caxton backups copy the embedded "
+                       "SQLite store only", hint="back the database up with PostgreSQL's own tools (pg_dump, or "
+                       "continuous archiving); see docs/scale-out.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".backup-") as tmp:
@@ -124,6 +128,7 @@ def _snapshot(store: Store, memory: MemorySource | None, work: Path) -> int:
     """Copy both databases into ``work`` from one instant; return that instant's state serial."""
     from caxton.memory.schema import _sqlite_module
 
+    assert store.path is not None
     sources: list[tuple[Any, Any, Path]] = [
         (sqlite3, sqlite3.connect(store.path, isolation_level=None), work / STORE_MEMBER)]
     if memory is not None:

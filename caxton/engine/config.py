@@ -47,6 +47,7 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "CAXTON_LOG_FORMAT": ("logging", "format"),
     "CAXTON_METRICS_PORT": ("observability", "metrics_port"),
     "CAXTON_MEMORY_ENABLED": ("memory", "enabled"),
+    "CAXTON_STORE_URL": ("store", "url"),
     # TLS (issue 12)
     "CAXTON_TLS_CERT_FILE": ("server", "tls", "cert_file"),
     "CAXTON_TLS_KEY_FILE": ("server", "tls", "key_file"),

@@ -27,6 +27,7 @@ from caxton.engine.backup_schedule import Backups
 from caxton.engine.control import ControlPlane
 from caxton.engine.serving.conversations import DurableConversationStore
 from caxton.engine.factory import RuntimeContext
+from caxton.engine.heartbeat import Heartbeat
 from caxton.engine.state.history_db import HistoryDB
 from caxton.engine.lease import ApplyLock
 from caxton.engine.logs import AgentLogs
@@ -80,6 +81,8 @@ class Engine(ControlPlane):
         self._store: Store | None = None
         #: Conversation turns and agent log lines (``caxton.engine.state.history_db``), open while started.
         self._history: HistoryDB | None = None
+        #: This engine's row in the store's ``engines`` table (the schema version guard), while started.
+        self._heartbeat: Heartbeat | None = None
         self._ops: Operations | None = None
         self._held: datadir.DataDirLock | None = None
         #: The vector memory (None when disabled or when it could not be opened: see memory_error).
@@ -121,6 +124,7 @@ class Engine(ControlPlane):
         except BaseException:
             if not self.started:  # nothing for stop() to undo: let the data directory go
                 self._close_history()
+                self._stop_heartbeat()
                 if self._store is not None:
                     self._store.close()
                     self._store = None
@@ -131,8 +135,10 @@ class Engine(ControlPlane):
         from caxton.llm import providers
         from caxton.llm.tools import wasm as wasm_tools
 
-        self._store = Store.open(self.data_dir)
-        self._history = HistoryDB(self._store.path)
+        self._store = Store.open(self.data_dir, self.config.store.url)
+        self._heartbeat = Heartbeat(self._store)
+        self._heartbeat.start()
+        self._history = HistoryDB(self._store)
         self.logs.attach(self._history, max_lines=self.config.logging.agent_log_lines,
                          retention=self.config.logging.agent_log_retention)
         factory.use_module_cache(self.data_dir / "module-cache")
@@ -177,12 +183,18 @@ class Engine(ControlPlane):
             self.memory.close()
             self.memory = None
         self._close_history()
+        self._stop_heartbeat()
         if self._store is not None:
             self._store.close()
         self._ops = None
         self._store = None
         if self._held is not None:
             self._held.release()
+
+    def _stop_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
 
     def _close_history(self) -> None:
         """Write the pending agent log lines and close the history connection."""
@@ -398,9 +410,17 @@ class Engine(ControlPlane):
             **live,
             "status": vocabulary.worst(live["status"], *parts) if self.ready else live["status"],
             "version": __version__, "uptime_seconds": round(self.uptime(), 3), "serial": self.store.serial(),
-            "data_dir": str(self.data_dir), "store": {"path": str(self.store.path), "migrations": self.store.migrations()},
+            "data_dir": str(self.data_dir), "store": self._store_view(),
             "agents_by_state": by_state, "runtimes": runtimes, "memory": memory, "storage": storage,
         }
+
+    def _store_view(self) -> dict[str, Any]:
+        """Which backend holds the state and where (a PostgreSQL URL without its password), and its migrations."""
+        store = self.store
+        version, written_by = store.schema_version()
+        return {"backend": store.dialect, "path": str(store.path) if store.path is not None else None,
+                "location": store.location, "migrations": store.migrations(), "schema_version": version,
+                "written_by": written_by}
 
     def snapshot(self) -> StateSnapshot:
         serial, rows = self.store.snapshot_rows()

@@ -13,13 +13,12 @@ Called by the API (``caxton.engine.http.applies``) and ``caxton.engine.applies``
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
-import socket
 import time
 from typing import Any
 
+from caxton.engine import processes
 from caxton.engine.state import leases
 from caxton.engine.state.leases import Lease
 from caxton.engine.state.store import Store, utcnow
@@ -116,18 +115,7 @@ class ApplyLock:
 def holder_is_dead(holder: str) -> bool:
     """True only when ``holder`` names a process of this host that does not exist (a reused pid looks alive)."""
     match = _HOLDER_PROCESS.search(holder)
-    if match is None or match["host"] != socket.gethostname():
-        return False
-    pid = int(match["pid"])
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # EPERM: it exists, as another user
-        return False
-    return False
+    return match is not None and processes.gone(match["host"], int(match["pid"]))
 
 
 def _check_ttl(ttl: float) -> float:

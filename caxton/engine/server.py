@@ -142,7 +142,8 @@ def serve(
     try:
         with started(engine, host=host, port=port, settings=settings, insecure_no_auth=insecure_no_auth) as serving:
             server = _Server(serving.config, url=serving.url, data_dir=engine.data_dir, announce=announce or _print,
-                             metrics_url=serving.metrics_url)
+                             metrics_url=serving.metrics_url,
+                             state=engine.store.location if engine.store.dialect == "postgres" else None)
             with listeners.metrics_listener(engine, serving.app.state.gate, serving.metrics_sock):
                 server.run(sockets=[serving.sock])
     finally:
@@ -190,9 +191,10 @@ class _Server(uvicorn.Server):
     """uvicorn.Server that announces where the API is once it listens."""
 
     def __init__(self, config: uvicorn.Config, *, url: str, data_dir: Path, announce: Callable[[str], None],
-                 metrics_url: str | None = None) -> None:
+                 metrics_url: str | None = None, state: str | None = None) -> None:
         super().__init__(config)
-        self._announcement = f"caxton engine API at {url}/api/v1 (data dir {data_dir}); stop with SIGTERM or Ctrl-C"
+        where = f"data dir {data_dir}" + (f", state in {state}" if state else "")  # state: a redacted URL
+        self._announcement = f"caxton engine API at {url}/api/v1 ({where}); stop with SIGTERM or Ctrl-C"
         if metrics_url is not None:
             self._announcement += f"\ncaxton metrics at {metrics_url}/metrics"
         self._announce = announce

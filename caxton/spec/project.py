@@ -1,6 +1,6 @@
 """Model of ``caxton.yaml``: environments, defaults and the engine's settings.
 
-The engine reads the ``server``, ``memory``, ``llm``, ``security``,
+The engine reads the ``server``, ``store``, ``memory``, ``llm``, ``security``,
 ``templates``, ``conversations``, ``logging``, ``observability`` and ``backups`` sections; the CLI reads
 ``environments``, ``defaults`` and ``agents_dir``. Keys Caxton knows but does not build are refused with advice
 (``caxton.spec.refused``); every key's effect is listed in ``tests/operations/test_config_keys.py``. Precedence
@@ -112,6 +112,23 @@ class SecuritySettings(Strict):
     rate_limits: RateLimits = Field(default_factory=RateLimits)  # type: ignore[arg-type]
 
 
+# --- the state backend (issue 14, i14-pgstore) ------------------------------------------
+class StoreSettings(Strict):
+    """Where the engine keeps its state: SQLite in the data directory (default), or PostgreSQL (docs/scale-out.md)."""
+
+    url: str | None = Field(None, json_schema_extra={"secret": True},
+                            description="postgresql://USER:PASSWORD@HOST:PORT/DATABASE: keep agents, revisions, "
+                            "events, applies, the apply lock, rollouts, conversations and agent logs in this "
+                            "PostgreSQL database (its password is never shown); unset: the embedded SQLite store")
+
+    @field_validator("url")
+    @classmethod
+    def _postgres(cls, url: str | None) -> str | None:
+        if url is not None and not re.match(r"^postgres(ql)?://", url):
+            raise ValueError("must be a postgresql:// URL (unset: the embedded SQLite store)")
+        return url
+
+
 class EngineMemorySettings(Strict):
     enabled: bool = True
     backend: Literal["embedded"] = "embedded"
@@ -219,6 +236,7 @@ class ProjectConfig(Strict):
     templates: TemplateSettings = Field(default_factory=TemplateSettings)  # type: ignore[arg-type]
     conversations: ConversationSettings = Field(default_factory=ConversationSettings)  # type: ignore[arg-type]
     backups: BackupSettings = Field(default_factory=BackupSettings)  # type: ignore[arg-type]
+    store: StoreSettings = Field(default_factory=StoreSettings)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
     def _default_environment(self) -> ProjectConfig:
@@ -226,6 +244,14 @@ class ProjectConfig(Strict):
         if name is not None and name not in self.environments:
             known = ", ".join(sorted(self.environments)) or "none"
             raise ValueError(f"defaults.environment {name!r} is not one of the environments ({known})")
+        return self
+
+    @model_validator(mode="after")
+    def _backups_of_the_embedded_store(self) -> ProjectConfig:
+        if self.store.url is not None and self.backups.interval is not None:
+            raise ValueError("backups.interval backs up the embedded SQLite store, but store.url puts the state in "
+                             "PostgreSQL: unset backups.interval and back the database up with pg_dump or "
+                             "continuous archiving (docs/scale-out.md)")
         return self
 
     @model_validator(mode="after")

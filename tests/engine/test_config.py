@@ -54,3 +54,26 @@ def test_bad_settings_are_clear_errors(tmp_path: Path) -> None:
         config.load(env={"CAXTON_PORT": "eighty"}, cwd=tmp_path)
     with pytest.raises(InvalidInput, match="does not exist"):
         config.load(tmp_path / "missing.yaml", env={}, cwd=tmp_path)
+
+
+def test_store_url_from_the_file_and_caxton_store_url_wins(tmp_path: Path) -> None:
+    path = _file(tmp_path, "store:\n  url: postgresql://caxton@db-file/caxton\n")
+    assert config.load(path, env={}, cwd=tmp_path).config.store.url == "postgresql://caxton@db-file/caxton"
+    env = {"CAXTON_STORE_URL": "postgresql://caxton:pw@db-env:5433/caxton?sslmode=require"}
+    assert config.load(path, env=env, cwd=tmp_path).config.store.url == env["CAXTON_STORE_URL"]
+    assert config.load(env={}, cwd=tmp_path).config.store.url is None  # default: the embedded SQLite store
+
+
+def test_a_store_url_that_is_not_postgresql_is_refused_at_its_line(tmp_path: Path) -> None:
+    path = _file(tmp_path, "server:\n  port: 9000\nstore:\n  url: sqlite:///engine.db\n")
+    with pytest.raises(ValidationFailed) as refused:
+        config.load(path, env={}, cwd=tmp_path)
+    assert "caxton.yaml:4: store.url: must be a postgresql:// URL" in str(refused.value)
+
+
+def test_scheduled_backups_are_refused_with_a_postgresql_store(tmp_path: Path) -> None:
+    path = _file(tmp_path, "backups:\n  interval: 6h\n")
+    with pytest.raises(ValidationFailed) as refused:
+        config.load(path, env={"CAXTON_STORE_URL": "postgresql://caxton@db/caxton"}, cwd=tmp_path)
+    assert "unset backups.interval" in str(refused.value) and "pg_dump" in str(refused.value)
+    assert config.load(path, env={}, cwd=tmp_path).config.backups.interval == 6 * 3600  # fine on SQLite

@@ -25,9 +25,10 @@ from tests.support.engine import running_engine
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[HistoryDB]:
-    store = Store.open(tmp_path)
-    history = HistoryDB(store.path)
+def db(tmp_path: Path, store_url: str | None) -> Iterator[HistoryDB]:
+    """The history database on both backends (SQLite, PostgreSQL)."""
+    store = Store.open(tmp_path, store_url)
+    history = HistoryDB(store)
     yield history
     history.close()
     store.close()
@@ -49,7 +50,7 @@ def exchange(n: int) -> list[Turn]:
 
 def rows(db: HistoryDB, table: str) -> int:
     with db.read() as conn:
-        return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+        return int(conn.execute(f"SELECT COUNT(*) AS n FROM {table}").fetchone()["n"])
 
 
 def test_turns_are_read_back_by_a_new_process_and_capped(db: HistoryDB) -> None:

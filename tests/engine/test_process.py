@@ -15,8 +15,9 @@ from tests.support.engine import running_engine
 from tests.support.openai_server import running_openai_server
 
 
-def test_after_kill_9_the_same_agents_answer_at_the_same_revisions(tmp_path: Path) -> None:
-    with running_engine(tmp_path) as engine, engine.client() as client:
+def test_after_kill_9_the_same_agents_answer_at_the_same_revisions(tmp_path: Path, store_url: str | None) -> None:
+    env = {"CAXTON_STORE_URL": store_url} if store_url else None  # both state backends
+    with running_engine(tmp_path, env=env) as engine, engine.client() as client:
         agent_api.deploy(client, wasm_spec("scorer"), SCORER_WASM)
         agent_api.deploy(client, config_spec("writer"))
         agent_api.deploy(client, config_spec("writer", version="1.1.0"))

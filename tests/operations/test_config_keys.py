@@ -93,6 +93,7 @@ EFFECTS: dict[str, str] = {
     "security.rate_limits.mutations_burst": "tests/security/test_rate_limits.py::test_callers_and_budgets_are_"
                                             "separate",
     "memory.enabled": "tests/engine/test_memory_wiring.py::test_memory_can_be_disabled",
+    "store.url": "tests/engine/test_postgres_store.py::test_an_engine_on_postgres_applies_the_quickstart_answers_and_keeps_its_agents",
     "memory.backend": f"{HERE}::test_effect_memory_choices_and_path",
     "memory.sqlite_path": f"{HERE}::test_effect_memory_choices_and_path",
     "memory.embedding_model": f"{HERE}::test_effect_memory_choices_and_path",

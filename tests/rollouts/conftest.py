@@ -128,8 +128,10 @@ class Progress:
         return [m for _, _, m in self.lines]
 
 
-def _echo_engine(tmp_path: Path, clock: Clock = SYSTEM) -> Iterator[Engine]:
-    engine = Engine(NO_MEMORY, tmp_path / "data", clock=clock)
+def _echo_engine(tmp_path: Path, clock: Clock = SYSTEM, store_url: str | None = None) -> Iterator[Engine]:
+    config = NO_MEMORY if store_url is None else ProjectConfig.model_validate(
+        {"memory": {"enabled": False}, "store": {"url": store_url}})
+    engine = Engine(config, tmp_path / "data", clock=clock)
     engine.start()
     engine.deploy(agents.spec("echo", 1), agents.module(1))
     yield engine

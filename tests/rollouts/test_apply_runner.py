@@ -1,5 +1,6 @@
 """The engine's apply runner in-process: only the change phase of applies is serialised, and a
-submission arriving during another's change phase waits for it (a bounded time) instead of failing."""
+submission arriving during another's change phase waits for it (a bounded time) instead of failing.
+On both state backends (``store_url``: SQLite, PostgreSQL): applies, the lease and rollouts are store records."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import asyncio
 import base64
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +20,13 @@ from caxton.engine.operations import Prepared
 from caxton.engine.state.store import Source
 from caxton.errors import Conflict
 from tests.rollouts import agents
+from tests.rollouts.conftest import _echo_engine
+
+
+@pytest.fixture
+def echo_engine(tmp_path: Path, store_url: str | None) -> Iterator[Engine]:
+    """The rollouts' ``echo_engine``, on each state backend."""
+    yield from _echo_engine(tmp_path, store_url=store_url)
 
 
 def change(name: str, version: int, action: str) -> dict[str, Any]:

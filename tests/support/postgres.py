@@ -8,6 +8,8 @@ and stopped when the session ends. Never skipped: a missing server is an error.
 Fixtures:
     pg_server_url   the server's URL (the ``postgres`` database), session-scoped
     pg_url          a new, empty database on it for one test (``vector`` extension created), dropped after
+    store_url       parametrised over the engine's two state backends: None (``sqlite``: the embedded store in
+                    the data directory) and a ``pg_url`` (``postgres``); a test taking it runs on both
 """
 
 from __future__ import annotations
@@ -66,6 +68,14 @@ def drop_database(server_url: str, url: str) -> None:
     name = urlsplit(url).path.lstrip("/")
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("pg_url")
+    return url
 
 
 @pytest.fixture

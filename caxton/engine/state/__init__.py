@@ -1,7 +1,10 @@
-"""The engine's durable state: all SQL of the engine's store lives here.
+"""The engine's durable state: all SQL of the engine's store lives here, on SQLite or PostgreSQL.
 
-- ``store``: the SQLite store (connection, transactions, agents, revisions,
-  blobs, events, the state serial); ``migrations``: its schema.
+- ``db``: the seam, one small ``Database`` interface with a sqlite3 and a
+  psycopg (pool) implementation; the rest writes its SQL once against it.
+- ``store``: the store (transactions, agents, revisions, blobs, events, the
+  state serial); ``migrations`` / ``migrations_pg``: its schema per backend;
+  ``schema``: migrating, the schema version guard and the engines' heartbeats.
 - ``applies``, ``leases``, ``rollouts``: apply records, the apply lock's row,
   rollout and pin records (saved outside the state serial).
 - ``history_db``: the second connection for what the message path writes;
@@ -9,8 +12,8 @@
 - ``storage``: the offline check of a data directory (``caxton storage verify``).
 
 The rest of the engine (orchestration, threads, HTTP) calls these and writes
-no SQL, so a second backend (PostgreSQL, issue 14) replaces this package only.
-An import contract (pyproject.toml) keeps ``sqlite3`` inside it; the one named
+no SQL. An import contract (pyproject.toml) keeps ``sqlite3`` inside it and
+``psycopg`` inside ``db``; the one named
 exception is ``caxton.engine.backup``, which copies the database files with
 SQLite's online backup API and checks an archive's databases read-only.
 """

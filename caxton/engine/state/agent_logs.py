@@ -7,12 +7,13 @@ Buffering, flush cadence and retention are decided by
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
+from caxton.engine.state.db import Conn
 
-def add(conn: sqlite3.Connection, lines: Iterable[tuple[str, dict[str, Any], float]]) -> None:
+
+def add(conn: Conn, lines: Iterable[tuple[str, dict[str, Any], float]]) -> None:
     """Append ``(agent, line, at_unix)`` lines; a line has ``at``, ``level``, ``revision``, ``message``."""
     conn.executemany(
         "INSERT INTO agent_logs (agent_id, at, at_unix, level, revision, message) VALUES (?, ?, ?, ?, ?, ?)",
@@ -20,24 +21,24 @@ def add(conn: sqlite3.Connection, lines: Iterable[tuple[str, dict[str, Any], flo
     )
 
 
-def trim(conn: sqlite3.Connection, agent: str, keep: int) -> None:
+def trim(conn: Conn, agent: str, keep: int) -> None:
     """Delete all but the newest ``keep`` lines of ``agent``."""
     conn.execute(
         "DELETE FROM agent_logs WHERE agent_id = ? AND id <= (SELECT id FROM agent_logs "
         "WHERE agent_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)", (agent, agent, keep))
 
 
-def prune(conn: sqlite3.Connection, before: float) -> None:
+def prune(conn: Conn, before: float) -> None:
     """Delete lines written before ``before`` (unix time)."""
     conn.execute("DELETE FROM agent_logs WHERE at_unix < ?", (before,))
 
 
-def delete(conn: sqlite3.Connection, agent: str) -> None:
+def delete(conn: Conn, agent: str) -> None:
     """Delete every line of ``agent``."""
     conn.execute("DELETE FROM agent_logs WHERE agent_id = ?", (agent,))
 
 
-def tail(conn: sqlite3.Connection, agent: str, since: float, limit: int) -> list[dict[str, Any]]:
+def tail(conn: Conn, agent: str, since: float, limit: int) -> list[dict[str, Any]]:
     """The newest ``limit`` lines of ``agent`` written since ``since``, oldest first."""
     rows = conn.execute(
         "SELECT at, level, revision, message FROM agent_logs WHERE agent_id = ? AND at_unix >= ? "

@@ -9,7 +9,6 @@ durable by itself. Progress lines are kept in memory only. Called by
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -98,7 +97,7 @@ def _results(record: ApplyRecord) -> str:
     return json.dumps([asdict(r) for r in record.results])
 
 
-def _record(row: sqlite3.Row) -> ApplyRecord:
+def _record(row: Any) -> ApplyRecord:
     """An apply record as persisted (its progress lines are kept in memory only)."""
     results = [ChangeResult(**r) for r in json.loads(row["results"])]
     return ApplyRecord(row["id"], row["plan_id"], row["status"], row["holder"], row["git_commit"],

@@ -8,11 +8,12 @@ decided by ``caxton.engine.lease.ApplyLock``.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from caxton.engine.state.db import Conn
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class Lease:
         return data
 
 
-def read(conn: sqlite3.Connection) -> Lease | None:
+def read(conn: Conn) -> Lease | None:
     """The stored lease, live or not, or None when there is none."""
     row = conn.execute("SELECT token, holder, reason, created_at, expires_at FROM apply_lock WHERE id = 1").fetchone()
     if row is None:
@@ -40,20 +41,21 @@ def read(conn: sqlite3.Connection) -> Lease | None:
     return Lease(row["token"], row["holder"], row["reason"], row["created_at"], float(row["expires_at"]))
 
 
-def write(conn: sqlite3.Connection, lease: Lease) -> None:
+def write(conn: Conn, lease: Lease) -> None:
     """Store ``lease``, replacing any other."""
     conn.execute(
-        "INSERT OR REPLACE INTO apply_lock (id, token, holder, reason, created_at, expires_at) "
-        "VALUES (1, ?, ?, ?, ?, ?)",
+        "INSERT INTO apply_lock (id, token, holder, reason, created_at, expires_at) VALUES (1, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET token = excluded.token, holder = excluded.holder, "
+        "reason = excluded.reason, created_at = excluded.created_at, expires_at = excluded.expires_at",
         (lease.token, lease.holder, lease.reason, lease.created_at, lease.expires_at),
     )
 
 
-def extend(conn: sqlite3.Connection, expires_at: float) -> None:
+def extend(conn: Conn, expires_at: float) -> None:
     """Move the stored lease's expiry to ``expires_at``."""
     conn.execute("UPDATE apply_lock SET expires_at = ? WHERE id = 1", (expires_at,))
 
 
-def delete(conn: sqlite3.Connection) -> None:
+def delete(conn: Conn) -> None:
     """Remove the stored lease (the lock is free)."""
     conn.execute("DELETE FROM apply_lock")

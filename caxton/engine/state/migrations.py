@@ -1,4 +1,4 @@
-"""Schema migrations of the engine's SQLite store, applied in order and recorded.
+"""Schema migrations of the engine's SQLite store, applied in order and recorded (PostgreSQL: ``migrations_pg``).
 
 Each migration is a name and a SQL script. ``caxton.engine.state.store.Store.open``
 applies the ones not yet recorded in the ``migrations`` table, each in its own
@@ -7,6 +7,12 @@ migrations at the end; never edit one that has shipped.
 """
 
 from __future__ import annotations
+
+#: The table recording applied migrations (created before any migration runs).
+MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS migrations "
+    "(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE NOT NULL, applied_at TEXT NOT NULL)"
+)
 
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
@@ -154,6 +160,20 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         -- tool_calls (JSON list) on an assistant turn asking for tools, tool_call_id on a role 'tool' turn
         ALTER TABLE conversation_turns ADD COLUMN tool_calls TEXT;
         ALTER TABLE conversation_turns ADD COLUMN tool_call_id TEXT;
+        """,
+    ),
+    (
+        "0006_engines",
+        """
+        CREATE TABLE engines (                       -- one heartbeat row per running engine (caxton.engine.state.schema)
+            id TEXT PRIMARY KEY,                     -- host:pid:start
+            caxton_version TEXT NOT NULL,
+            schema_version INTEGER NOT NULL,         -- the migrations its code knows
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started_at TEXT NOT NULL,
+            last_seen REAL NOT NULL                -- unix time of its last heartbeat
+        );
         """,
     ),
 )

@@ -81,7 +81,8 @@ def save_pins(store: Store, agent_id: str, pins: list[tuple[str, int]]) -> None:
     if not pins:
         return
     with store.unversioned() as conn:
-        conn.executemany("INSERT OR REPLACE INTO rollout_pins (agent_id, conversation_id, revision) VALUES (?, ?, ?)",
+        conn.executemany("INSERT INTO rollout_pins (agent_id, conversation_id, revision) VALUES (?, ?, ?) "
+                         "ON CONFLICT (agent_id, conversation_id) DO UPDATE SET revision = excluded.revision",
                          [(agent_id, conversation, revision) for conversation, revision in pins])
 
 

@@ -1,19 +1,21 @@
-"""The engine's durable state: SQLite in WAL mode under the data directory.
+"""The engine's durable state: SQLite in WAL mode under the data directory, or PostgreSQL (``store.url``).
 
-Owns the tables of ``caxton.engine.state.migrations``: agents, revisions (spec JSON
-and WASM modules stored content-addressed by sha256 in ``blobs``, the last N
-kept per agent), the append-only events, and the state serial. Every state
-change goes through one ``Store.transaction()``: a single writer, one SQLite
-transaction, and the serial bumped exactly once inside it. Called by
-``caxton.engine.operations`` (writes) and ``caxton.engine.http.app`` (reads).
+Owns the tables of ``caxton.engine.state.migrations`` (``migrations_pg`` on
+PostgreSQL): agents, revisions (spec JSON and WASM modules stored
+content-addressed by sha256 in ``blobs``, the last N kept per agent), the
+append-only events, and the state serial. Every state change goes through one
+``Store.transaction()``: a single writer (across processes too, see
+``caxton.engine.state.db``), one transaction, and the serial bumped exactly
+once inside it. Called by ``caxton.engine.operations`` (writes) and
+``caxton.engine.http.app`` (reads).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -21,8 +23,23 @@ from pathlib import Path
 from typing import Any
 
 from caxton.engine import states
-from caxton.engine.state.migrations import MIGRATIONS
-from caxton.errors import CaxtonError, NotFound
+from caxton.engine.state import schema
+from caxton.engine.state.db import (
+    Conn,
+    Cursor,
+    Database,
+    Dialect,
+    PostgresDatabase,
+    SqliteDatabase,
+    StoreError,
+    open_postgres,
+    open_sqlite,
+)
+from caxton.engine.state.migrations import MIGRATIONS, MIGRATIONS_TABLE
+from caxton.engine.state.migrations_pg import MIGRATIONS as PG_MIGRATIONS
+from caxton.engine.state.migrations_pg import MIGRATIONS_TABLE as PG_MIGRATIONS_TABLE
+from caxton.engine.state.schema import Migrations
+from caxton.errors import NotFound
 from caxton.spec.digest import canonical_json, sha256_hex
 from caxton.spec.identity import closest
 
@@ -109,119 +126,117 @@ class EventRow:
         }
 
 
-class StoreError(CaxtonError):
-    """The data directory's database cannot be opened or written."""
-
-    code = "store_error"
-    http_status = 500
-
-
-
-def connect(path: Path, *, synchronous: str) -> sqlite3.Connection:
-    """A connection to the engine's database: WAL, explicit transactions (autocommit mode), ``sqlite3.Row`` rows."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    return conn
-
-
-@contextmanager
-def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``), rolled back on any error."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:  # SQLite already rolled back after SQLITE_FULL and some I/O errors
-            conn.execute("ROLLBACK")
-        raise
-
-
 class Store:
-    """One SQLite database, one connection, one writer at a time."""
+    """The engine's state on one ``Database`` (SQLite by default, PostgreSQL with ``store.url``), one writer at a time."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
-        self._conn = conn
+    def __init__(self, db: Database, path: Path | None, *, migrations: Migrations | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._db = db
         self._lock = threading.RLock()
+        #: The SQLite file (None on PostgreSQL: nothing of the state is local).
         self.path = path
+        postgres = db.dialect == "postgres"
+        #: The migrations this code knows (a newer engine knows more), for this backend.
+        self._scripts: Migrations = migrations if migrations is not None else (
+            PG_MIGRATIONS if postgres else MIGRATIONS)
+        self._migrations_table = PG_MIGRATIONS_TABLE if postgres else MIGRATIONS_TABLE
+        #: Wall time of heartbeats and of the guard against older engines (tests: simulated).
+        self.clock = clock
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._db.dialect
+
+    @property
+    def location(self) -> str:
+        """Where the state is, safe to show (a path, or a URL without its password)."""
+        return self._db.location
 
     @classmethod
-    def open(cls, data_dir: Path) -> Store:
-        """Open (creating it if needed) the database in ``data_dir`` and migrate it."""
+    def open(cls, data_dir: Path, url: str | None = None, *, migrations: Migrations | None = None,
+             clock: Callable[[], float] = time.time) -> Store:
+        """Open (creating it if needed) the database in ``data_dir``, or at ``url`` (PostgreSQL), and migrate it.
+
+        ``migrations`` replaces the list this code knows for the backend (tests: an older or newer engine).
+        """
+        if url:
+            store = cls(open_postgres(url, serialize_writes=True), None, migrations=migrations, clock=clock)
+        else:
+            db = open_sqlite(data_dir, DB_NAME)
+            store = cls(db, db.path, migrations=migrations, clock=clock)
         try:
-            data_dir.mkdir(parents=True, exist_ok=True)
-            path = data_dir / DB_NAME
-            conn = connect(path, synchronous="FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-        except (OSError, sqlite3.Error) as error:
-            raise StoreError(
-                f"cannot open the engine database in {data_dir}: {error}",
-                hint="check that --data-dir points to a writable directory",
-            ) from error
-        store = cls(conn, path)
-        store.migrate()
+            store.migrate()
+        except BaseException:
+            store.close()
+            raise
         return store
+
+    def sibling(self, *, synchronous: str = "NORMAL") -> Database:
+        """A second connection to the same database for what the message path writes (``history_db``)."""
+        if isinstance(self._db, PostgresDatabase):
+            return open_postgres(self._db.url, serialize_writes=False, synchronous_commit=synchronous == "FULL",
+                                 name="caxton-history")
+        assert self.path is not None
+        return SqliteDatabase(self.path, synchronous=synchronous)
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._db.close()
 
-    # --- migrations -------------------------------------------------------------
+    # --- schema (caxton.engine.state.schema) ---------------------------------------
     def migrate(self) -> list[str]:
-        """Apply pending migrations; return the names applied now."""
+        """Apply pending migrations (refused when the schema is newer, or an older engine uses it); return them."""
         with self._lock:
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS migrations "
-                "(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE NOT NULL, applied_at TEXT NOT NULL)"
-            )
-            done = {row["name"] for row in self._conn.execute("SELECT name FROM migrations")}
-            applied: list[str] = []
-            for name, script in MIGRATIONS:
-                if name not in done:
-                    self._apply_migration(name, script)
-                    applied.append(name)
-            return applied
+            return schema.migrate(self._db, self._scripts, self._migrations_table, now=self.clock, utcnow=utcnow)
 
-    def _apply_migration(self, name: str, script: str) -> None:
-        statements = [s.strip() for s in _split_sql(script) if s.strip()]
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in statements:
-                self._conn.execute(statement)
-            self._conn.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, utcnow()))
-            self._conn.execute("COMMIT")
-        except sqlite3.Error as error:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            raise StoreError(f"migration {name} failed: {error}", hint="restore the data directory from a backup") from error
+    def register_engine(self) -> str:
+        """Record this engine as using the schema (a heartbeat row); return its id."""
+        with self._lock:
+            return schema.register(self._db, self._scripts, now=self.clock(), started_at=utcnow())
+
+    def heartbeat(self, engine_id: str) -> None:
+        with self._lock:
+            schema.heartbeat(self._db, engine_id, self.clock())
+
+    def forget_engine(self, engine_id: str) -> None:
+        with self._lock:
+            schema.forget(self._db, engine_id)
+
+    def engines(self) -> list[schema.EngineRow]:
+        """The engines that registered on this store (live or not: see ``last_seen``)."""
+        with self._lock:
+            return schema.engines(self._db)
+
+    def schema_version(self) -> tuple[int, str | None]:
+        """The schema version and the caxton version that wrote it."""
+        with self._lock:
+            return schema.schema_version(self._db)
 
     def migrations(self) -> list[str]:
-        with self._lock:
-            return [row["name"] for row in self._conn.execute("SELECT name FROM migrations ORDER BY id")]
+        with self._lock, self._db.read() as conn:
+            return [row["name"] for row in conn.execute("SELECT name FROM migrations ORDER BY id").fetchall()]
 
     # --- writes -------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """One state change: a write transaction that bumps the serial once if anything changed."""
-        with self._lock, immediate(self._conn):
-            tx = Transaction(self._conn, self._read_serial() + 1)
+        with self._lock, self._db.write() as conn:
+            tx = Transaction(conn, self._read_serial(conn) + 1, self._db)
             yield tx
             if tx.dirty:
-                self._conn.execute("UPDATE meta SET value = ? WHERE key = 'serial'", (str(tx.serial),))
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'serial'", (str(tx.serial),))
 
     @contextmanager
-    def unversioned(self) -> Iterator[sqlite3.Connection]:
+    def unversioned(self) -> Iterator[Conn]:
         """A write transaction that does not bump the serial (the apply lock, apply records)."""
-        with self._lock, immediate(self._conn) as conn:
+        with self._lock, self._db.write() as conn:
             yield conn
 
     @contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
-        """The connection for a few reads, under the store's lock (no transaction)."""
-        with self._lock:
-            yield self._conn
+    def reading(self, *, snapshot: bool = False) -> Iterator[Conn]:
+        """A connection for a few reads, under the store's lock (``snapshot``: all of them from one instant)."""
+        with self._lock, self._db.read(snapshot=snapshot) as conn:
+            yield conn
 
     @contextmanager
     def paused(self) -> Iterator[None]:
@@ -231,27 +246,28 @@ class Store:
 
     # --- reads ----------------------------------------------------------------------
     def serial(self) -> int:
-        with self._lock:
-            return self._read_serial()
+        with self.reading() as conn:
+            return self._read_serial(conn)
 
-    def _read_serial(self) -> int:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'serial'").fetchone()
+    @staticmethod
+    def _read_serial(conn: Conn) -> int:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'serial'").fetchone()
         return int(row["value"])
 
     def counts(self) -> dict[tuple[str, str], int]:
         """Agents per (kind, state), counted in SQL (cheap at thousands of agents)."""
-        with self._lock:
-            rows = self._conn.execute("SELECT kind, state, COUNT(*) AS n FROM agents GROUP BY kind, state").fetchall()
+        with self.reading() as conn:
+            rows = conn.execute("SELECT kind, state, COUNT(*) AS n FROM agents GROUP BY kind, state").fetchall()
         return {(row["kind"], row["state"]): int(row["n"]) for row in rows}
 
     def agents(self) -> list[AgentRow]:
-        with self._lock:
-            rows = self._conn.execute("SELECT * FROM agents ORDER BY id").fetchall()
+        with self.reading() as conn:
+            rows = conn.execute("SELECT * FROM agents ORDER BY id").fetchall()
         return [_agent(row) for row in rows]
 
     def agent(self, agent_id: str) -> AgentRow | None:
-        with self._lock:
-            row = self._conn.execute("SELECT * FROM agents WHERE id = ?", (agent_id,)).fetchone()
+        with self.reading() as conn:
+            row = conn.execute("SELECT * FROM agents WHERE id = ?", (agent_id,)).fetchone()
         return None if row is None else _agent(row)
 
     def unknown_agent(self, name: str) -> NotFound:
@@ -262,8 +278,8 @@ class Store:
                         hint=f"did you mean {' or '.join(close)}? ({hint})" if close else hint)
 
     def revision(self, agent_id: str, number: int) -> RevisionRow:
-        with self._lock:
-            row = self._conn.execute(
+        with self.reading() as conn:
+            row = conn.execute(
                 "SELECT * FROM revisions WHERE agent_id = ? AND number = ?", (agent_id, number)
             ).fetchone()
         if row is None:
@@ -271,15 +287,15 @@ class Store:
         return _revision(row)
 
     def revisions(self, agent_id: str) -> list[RevisionRow]:
-        with self._lock:
-            rows = self._conn.execute(
+        with self.reading() as conn:
+            rows = conn.execute(
                 "SELECT * FROM revisions WHERE agent_id = ? ORDER BY number", (agent_id,)
             ).fetchall()
         return [_revision(row) for row in rows]
 
     def blob(self, sha256: str) -> bytes | None:
-        with self._lock:
-            row = self._conn.execute("SELECT data FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
+        with self.reading() as conn:
+            row = conn.execute("SELECT data FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
         return None if row is None else bytes(row["data"])
 
     def spec_of(self, revision: RevisionRow) -> dict[str, Any]:
@@ -291,17 +307,17 @@ class Store:
 
     def next_revision(self, agent_id: str) -> int:
         """The number a new revision of ``agent_id`` gets: never one used before, even by a failed deploy."""
-        with self._lock:
-            kept = self._conn.execute("SELECT MAX(number) AS n FROM revisions WHERE agent_id = ?", (agent_id,)).fetchone()
-            tried = self._conn.execute("SELECT MAX(revision) AS n FROM events WHERE agent_id = ?", (agent_id,)).fetchone()
+        with self.reading() as conn:
+            kept = conn.execute("SELECT MAX(number) AS n FROM revisions WHERE agent_id = ?", (agent_id,)).fetchone()
+            tried = conn.execute("SELECT MAX(revision) AS n FROM events WHERE agent_id = ?", (agent_id,)).fetchone()
         return max(int(kept["n"] or 0), int(tried["n"] or 0)) + 1
 
     def snapshot_rows(self) -> tuple[int, list[tuple[AgentRow, RevisionRow | None, dict[str, Any] | None]]]:
         """The serial and every agent with its current revision and spec, read consistently."""
         columns = ", ".join(f"r.{name} AS r_{name}" for name in _REVISION_COLUMNS)
-        with self._lock:
-            serial = self._read_serial()
-            rows = self._conn.execute(
+        with self.reading(snapshot=True) as conn:
+            serial = self._read_serial(conn)
+            rows = conn.execute(
                 f"SELECT a.*, {columns}, b.data AS spec_data FROM agents a "
                 "LEFT JOIN revisions r ON r.agent_id = a.id AND r.number = a.revision "
                 "LEFT JOIN blobs b ON b.sha256 = r.spec_sha256 ORDER BY a.id"
@@ -321,11 +337,11 @@ class Store:
     def changed_since(self, serial: int, agent_ids: list[str]) -> list[str]:
         """Which of ``agent_ids`` have an event (a change) committed after state serial ``serial``."""
         changed: list[str] = []
-        with self._lock:
+        with self.reading() as conn:
             for start in range(0, len(agent_ids), 500):
                 chunk = agent_ids[start:start + 500]
                 marks = ",".join("?" for _ in chunk)
-                rows = self._conn.execute(
+                rows = conn.execute(
                     f"SELECT DISTINCT agent_id FROM events WHERE agent_id IN ({marks}) AND serial > ?",
                     (*chunk, serial)).fetchall()
                 changed += [row["agent_id"] for row in rows]
@@ -339,8 +355,8 @@ class Store:
             params.append(agent_id)
         query += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
-        with self._lock:
-            rows = self._conn.execute(query, params).fetchall()
+        with self.reading() as conn:
+            rows = conn.execute(query, params).fetchall()
         return [_event(row) for row in reversed(rows)]
 
 
@@ -348,19 +364,20 @@ class Store:
 class Transaction:
     """Writes inside one ``Store.transaction()``; ``serial`` is the serial it commits."""
 
-    conn: sqlite3.Connection
+    conn: Conn
     serial: int
+    db: Database
     dirty: bool = False
     events: list[int] = field(default_factory=list)
 
-    def _write(self, sql: str, params: tuple[Any, ...] | list[Any]) -> sqlite3.Cursor:
+    def _write(self, sql: str, params: tuple[Any, ...] | list[Any]) -> Cursor:
         self.dirty = True
         return self.conn.execute(sql, params)
 
     def put_blob(self, data: bytes, kind: str) -> str:
         sha = sha256_hex(data)
         self._write(
-            "INSERT OR IGNORE INTO blobs (sha256, kind, size, data) VALUES (?, ?, ?, ?)",
+            "INSERT INTO blobs (sha256, kind, size, data) VALUES (?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
             (sha, kind, len(data), data),
         )
         return sha
@@ -413,13 +430,14 @@ class Transaction:
         self, what: str, source: Source, *, agent_id: str | None = None, from_state: str | None = None,
         to_state: str | None = None, revision: int | None = None, message: str = "", data: Any = None,
     ) -> int:
-        cursor = self._write(
+        self.dirty = True
+        event_id = self.db.insert_id(
+            self.conn,
             "INSERT INTO events (at, serial, agent_id, what, from_state, to_state, revision, message, "
             "actor, plan_id, git_commit, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (utcnow(), self.serial, agent_id, what, from_state, to_state, revision, message,
              source.actor, source.plan_id, source.git_commit, None if data is None else json.dumps(data, default=str)),
         )
-        event_id = int(cursor.lastrowid or 0)
         self.events.append(event_id)
         return event_id
 
@@ -453,7 +471,7 @@ def new_agent_row(agent_id: str, name: str, kind: str, source: Source) -> AgentR
     )
 
 
-def _agent(row: sqlite3.Row) -> AgentRow:
+def _agent(row: Any) -> AgentRow:
     return AgentRow(
         id=row["id"], name=row["name"], kind=row["kind"], state=row["state"], revision=row["revision"],
         applied_spec_digest=row["applied_spec_digest"], traffic=json.loads(row["traffic"]),
@@ -468,26 +486,11 @@ _REVISION_COLUMNS = (
 )
 
 
-def _revision(row: sqlite3.Row) -> RevisionRow:
+def _revision(row: Any) -> RevisionRow:
     return RevisionRow(**{key: row[key] for key in row.keys()})  # noqa: SIM118 - Row iterates values
 
 
-def _event(row: sqlite3.Row) -> EventRow:
+def _event(row: Any) -> EventRow:
     values = {key: row[key] for key in row.keys()}  # noqa: SIM118 - Row iterates values
     values["data"] = None if values["data"] is None else json.loads(values["data"])
     return EventRow(**values)
-
-
-def _split_sql(script: str) -> list[str]:
-    """Split a migration script into statements, keeping trigger bodies whole."""
-    statements: list[str] = []
-    current: list[str] = []
-    for line in script.splitlines():
-        current.append(line)
-        joined = "\n".join(current)
-        if line.rstrip().endswith(";") and sqlite3.complete_statement(joined):
-            statements.append(joined)
-            current = []
-    if "\n".join(current).strip():
-        statements.append("\n".join(current))
-    return statements

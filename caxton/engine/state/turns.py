@@ -8,10 +8,10 @@ prune cadence, the open conversations kept in memory) is decided by
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from caxton.engine.state.db import Conn
 
 class StoredTurn(NamedTuple):
     """One row: ``tool_calls`` (JSON text) on an assistant turn asking for tools, ``tool_call_id`` on a tool turn."""
@@ -22,7 +22,7 @@ class StoredTurn(NamedTuple):
     tool_call_id: str | None = None
 
 
-def add(conn: sqlite3.Connection, agent: str, conversation_id: str, turns: Iterable[StoredTurn], at: float) -> None:
+def add(conn: Conn, agent: str, conversation_id: str, turns: Iterable[StoredTurn], at: float) -> None:
     """Append turns to a conversation."""
     conn.executemany(
         "INSERT INTO conversation_turns (agent_id, conversation_id, role, content, tool_calls, tool_call_id, at) "
@@ -31,7 +31,7 @@ def add(conn: sqlite3.Connection, agent: str, conversation_id: str, turns: Itera
     )
 
 
-def trim(conn: sqlite3.Connection, agent: str, conversation_id: str, keep: int) -> None:
+def trim(conn: Conn, agent: str, conversation_id: str, keep: int) -> None:
     """Delete all but the newest ``keep`` turns of a conversation."""
     conn.execute(
         "DELETE FROM conversation_turns WHERE agent_id = ? AND conversation_id = ? AND id <= "
@@ -41,12 +41,12 @@ def trim(conn: sqlite3.Connection, agent: str, conversation_id: str, keep: int) 
     )
 
 
-def prune(conn: sqlite3.Connection, before: float) -> int:
+def prune(conn: Conn, before: float) -> int:
     """Delete turns written before ``before`` (wall time); return how many."""
     return conn.execute("DELETE FROM conversation_turns WHERE at < ?", (before,)).rowcount
 
 
-def delete(conn: sqlite3.Connection, agent: str, conversation_id: str | None = None) -> None:
+def delete(conn: Conn, agent: str, conversation_id: str | None = None) -> None:
     """Delete one conversation's turns, or (without ``conversation_id``) all of an agent's."""
     if conversation_id is None:
         conn.execute("DELETE FROM conversation_turns WHERE agent_id = ?", (agent,))
@@ -55,13 +55,13 @@ def delete(conn: sqlite3.Connection, agent: str, conversation_id: str | None = N
                      (agent, conversation_id))
 
 
-def last(conn: sqlite3.Connection, agent: str, conversation_id: str, since: float,
+def last(conn: Conn, agent: str, conversation_id: str, since: float,
          limit: int) -> list[StoredTurn]:
     """The newest ``limit`` turns written since ``since``, oldest first."""
     rows = conn.execute(
         "SELECT role, content, tool_calls, tool_call_id FROM (SELECT id, role, content, tool_calls, tool_call_id "
         "FROM conversation_turns WHERE agent_id = ? AND conversation_id = ? AND at >= ? ORDER BY id DESC LIMIT ?) "
-        "ORDER BY id",
+        "AS newest ORDER BY id",
         (agent, conversation_id, since, limit),
     ).fetchall()
     return [StoredTurn(row["role"], row["content"], row["tool_calls"], row["tool_call_id"]) for row in rows]

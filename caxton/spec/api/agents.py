@@ -29,8 +29,14 @@ class Health(WireModel):
 
 
 class StoreInfo(WireModel):
-    path: str
+    """Where the engine's state is: the SQLite file in the data directory, or a PostgreSQL database (store.url)."""
+
+    backend: Literal["sqlite", "postgres"] = Field("sqlite", description="the state backend")
+    path: str | None = Field(description="the SQLite file (null on PostgreSQL)")
+    location: str | None = Field(None, description="the file, or the database URL without its password")
     migrations: list[str]
+    schema_version: int | None = Field(None, description="how many migrations the store has")
+    written_by: str | None = Field(None, description="the caxton version that last migrated the store")
 
 
 class RuntimeStats(WireModel):
