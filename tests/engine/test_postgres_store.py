@@ -49,7 +49,8 @@ def test_an_engine_on_postgres_applies_the_quickstart_answers_and_keeps_its_agen
         result: CliResult = run_cli("apply", str(desired_repo.agents), "--engine", engine.url,  # type: ignore[operator]
                                     "--auto-approve")
         assert result.code == 0, result.err
-        applied = {"data-processor": ("Active", 1), "scorer": ("Running", 1), "summarizer": ("Active", 1)}
+        applied = {"data-processor": ("Active", 1), "scorer": ("Running", 1), "summarizer": ("Active", 1),
+                   "word-count": ("Running", 1)}
         assert states(engine) == applied
         with engine.client() as client:
             assert agent_api.send(client, "scorer", {"hello": "world"}).reply["agent"] == "scorer"
