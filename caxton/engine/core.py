@@ -212,10 +212,11 @@ class Engine(ControlPlane):
         settings = self.config.memory
         if not settings.enabled:
             return None
+        from caxton.memory.backend import location
         from caxton.memory.service import MemoryService
 
         try:
-            service = MemoryService(self.data_dir / settings.sqlite_path, settings, load_model=False)
+            service = MemoryService(location(settings, self.data_dir, os.environ), settings, load_model=False)
         except CaxtonError as error:
             self.memory_error = error
             log.error("memory unavailable: %s", error)
