@@ -71,8 +71,8 @@ def unreachable(url: str, exc: BaseException) -> errors.Unavailable:
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return errors.Unavailable(
         f"memory database {backend.redact(url)} is unreachable: {reason}",
-        hint="start PostgreSQL or fix memory.url (or CAXTON_STORE_URL) in caxton.yaml; the engine retries on "
-        "each memory request",
+        hint="start PostgreSQL or fix memory.url (or CAXTON_STORE_URL) in caxton.yaml; an open memory "
+        "reconnects by itself, one that could not be opened at start needs an engine restart",
     )
 
 
@@ -81,7 +81,7 @@ def connect(url: str, **kwargs: Any) -> Any:
     import psycopg
 
     try:
-        return psycopg.connect(url, autocommit=True, connect_timeout=10, **kwargs)
+        return psycopg.connect(url, autocommit=True, connect_timeout=5, **kwargs)
     except psycopg.OperationalError as exc:
         raise unreachable(url, exc) from exc
 

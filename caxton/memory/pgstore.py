@@ -35,6 +35,8 @@ _ENTITY_COLUMNS = "id, name, entity_type, observations, scope, owner, created_at
 _RELATION_COLUMNS = "id, from_id, to_id, relation_type, strength, created_at, updated_at"
 _KEY_SQL = "scope = %s AND (CASE WHEN scope = 'agent' THEN owner ELSE '' END) = %s AND name = %s"
 POOL_SIZE = 8
+#: Seconds a request waits for a connection before the database counts as unreachable.
+CONNECT_TIMEOUT = 5
 #: Candidates beyond ``k`` that a search rescores exactly (halfvec rounding can swap close neighbours).
 RESCORE_EXTRA = 20
 
@@ -73,10 +75,12 @@ class PgStore:
         self.lock = threading.RLock()
         self._local = threading.local()
         pgschema.migrate(url)
+        # check: a connection cut by a server restart is replaced at checkout, not handed out broken
         self.pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False, configure=_configure,
-                                   kwargs={"autocommit": True, "connect_timeout": 10}, name="caxton-memory")
+                                   check=ConnectionPool.check_connection, name="caxton-memory",
+                                   kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT})
         try:
-            self.pool.open(wait=True, timeout=15)
+            self.pool.open(wait=True, timeout=CONNECT_TIMEOUT)
         except Exception as exc:  # PoolTimeout: no connection could be made
             self.pool.close()
             raise pgschema.unreachable(url, exc) from exc
@@ -99,7 +103,7 @@ class PgStore:
             yield current
             return
         try:
-            with self.pool.connection(timeout=15) as conn:
+            with self.pool.connection(timeout=CONNECT_TIMEOUT) as conn:
                 yield conn
         except psycopg.errors.DiskFull as exc:
             raise self._full(exc) from exc

@@ -67,3 +67,9 @@ def open_memory(memory_location: Path | str, embedder: embeddings.Embedder) -> I
 @pytest.fixture
 def memory(open_memory: OpenMemory, settings: EngineMemorySettings) -> service.MemoryService:
     return open_memory(settings)
+
+
+@pytest.fixture
+def memory_backend() -> str:
+    """The backend of ``serve`` (tests/memory/test_api_cli.py), which that module parametrises over both."""
+    return "sqlite"

@@ -7,6 +7,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -95,7 +96,7 @@ def test_an_unreachable_database_is_one_clear_error_without_the_password(embedde
     assert "memory.url" in (caught.value.hint or "")
 
 
-def test_a_database_that_goes_away_makes_health_unhealthy_and_requests_unavailable(
+def test_cut_connections_reconnect_and_a_database_that_goes_away_is_unhealthy_and_unavailable(
     pg_server_url: str, embedder: embeddings.Embedder
 ) -> None:
     url = create_database(pg_server_url)
@@ -105,6 +106,11 @@ def test_a_database_that_goes_away_makes_health_unhealthy_and_requests_unavailab
         health = memory.health()
         assert health["status"] == "healthy" and health["backend"] == "postgres" and health["entities"] == 1
         assert health["server_version"] and health["pgvector"]
+        with psycopg.connect(pg_server_url, autocommit=True) as admin:  # as a server restart does
+            cut = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
+                                (urlsplit(url).path.lstrip("/"),)).fetchone()
+        assert cut is not None and cut[0] >= 1
+        assert memory.search("who likes hiking?", k=1)[0].entity.name == "alice"  # reconnected by itself
         drop_database(pg_server_url, url)  # WITH (FORCE): every pooled connection is cut
         health = memory.health()
         assert health["status"] == "unhealthy" and "is unreachable" in health["message"]
