@@ -450,6 +450,13 @@ class MemoryService:
             "status": self.health()["status"],
         }
 
+    def gauges(self) -> tuple[int | None, int | None]:
+        """(entities searchable, database bytes) for the scrape gauges; None while the database does not answer."""
+        try:
+            return len(self.index), self.store.size_bytes()
+        except errors.Unavailable:
+            return None, None
+
     def _index_mode(self) -> str:
         if self.store.backend == "postgres":
             return "postgres-scan"

@@ -105,7 +105,7 @@ def test_cut_connections_reconnect_and_a_database_that_goes_away_is_unhealthy_an
         memory.create_entity(E("alice", "person", ("likes hiking",)))
         health = memory.health()
         assert health["status"] == "healthy" and health["backend"] == "postgres" and health["entities"] == 1
-        assert health["server_version"] and health["pgvector"]
+        assert health["server_version"] and health["pgvector"] and memory.gauges()[0] == 1
         with psycopg.connect(pg_server_url, autocommit=True) as admin:  # as a server restart does
             cut = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
                                 (urlsplit(url).path.lstrip("/"),)).fetchone()
@@ -116,6 +116,7 @@ def test_cut_connections_reconnect_and_a_database_that_goes_away_is_unhealthy_an
         assert health["status"] == "unhealthy" and "is unreachable" in health["message"]
         with pytest.raises(errors.Unavailable):
             memory.search("hiking")
+        assert memory.gauges() == (None, None)  # /metrics keeps answering
     finally:
         memory.close()
 
