@@ -308,7 +308,8 @@ def render(results: dict[str, Any]) -> str:
                          f"recall@10 {s['recall_at_10']:.3f}")
         s = pg["service_search"]
         lines.append(f"MemoryService.search (text in)   p50 {s['p50_ms']:6.2f} ms   p99 {s['p99_ms']:6.2f} ms")
-        lines.append(f"tables + indexes {pg['db']['bytes'] / 1e6:.1f} MB = {pg['db']['bytes_per_entity']:.0f} bytes/entity")
+        size = pg["db"]
+        lines.append(f"tables + indexes {size['bytes'] / 1e6:.1f} MB = {size['bytes_per_entity']:.0f} bytes/entity")
     return "\n".join(lines)
 
 

@@ -46,7 +46,8 @@ class SearchIndex(Protocol):
 
     def remove(self, entity_id: int) -> None: ...
 
-    def search(self, query: npt.NDArray[np.float32], k: int, where: Filter | None = None) -> list[tuple[int, float]]: ...
+    def search(self, query: npt.NDArray[np.float32], k: int,
+               where: Filter | None = None) -> list[tuple[int, float]]: ...
 
 
 class MemoryStore(Protocol):
