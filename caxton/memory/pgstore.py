@@ -242,7 +242,7 @@ class PgStore:
 
         clauses, params = _search_filters(where)
         sql = (f"SELECT id, embedding FROM memory_entities WHERE embedding IS NOT NULL{clauses} "
-               "ORDER BY embedding::halfvec(384) <=> %b::halfvec(384) LIMIT %s")
+               "ORDER BY embedding_half <=> %b::halfvec(384) LIMIT %s")
         rows = self._fetch(sql, (*params, query, k + RESCORE_EXTRA))
         if not rows:
             return []
