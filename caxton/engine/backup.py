@@ -57,7 +57,7 @@ from caxton.engine.state.store import DB_NAME, Store
 from caxton.errors import BackupInvalid, BackupTooNew, Conflict, RestoreRefused
 
 if TYPE_CHECKING:
-    from caxton.memory.store import Store as MemoryStore
+    from caxton.memory.backend import MemoryStore
 
 FORMAT = "caxton-backup"
 FORMAT_VERSION = 1

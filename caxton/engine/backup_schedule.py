@@ -64,6 +64,8 @@ _AFTER_ERROR = 60.0
 
 def memory_source(engine: Engine) -> backup.MemorySource | None:
     """The engine's memory database (open or not) as a backup source; None when there is none."""
+    if engine.config.memory.backend == "postgres":
+        return None  # in PostgreSQL: backed up with the database (pg_dump), not in the data dir
     configured = Path(engine.config.memory.sqlite_path)
     path = engine.data_dir / configured
     if engine.memory is None and not path.is_file():

@@ -227,10 +227,11 @@ class Engine(ControlPlane):
         settings = self.config.memory
         if not settings.enabled:
             return None
+        from caxton.memory.backend import location
         from caxton.memory.service import MemoryService
 
         try:
-            service = MemoryService(self.data_dir / settings.sqlite_path, settings, load_model=False)
+            service = MemoryService(location(settings, self.data_dir, self.config.store.url), settings, load_model=False)
         except CaxtonError as error:
             self.memory_error = error
             log.error("memory unavailable: %s", error)
@@ -383,11 +384,11 @@ class Engine(ControlPlane):
             for r in self.rollouts.in_flight()
         ]
         every_state = {("config", state): 0 for state in CONFIG_STATES} | {("wasm", state): 0 for state in WASM_STATES}
+        entities, size = memory.gauges() if memory is not None else (None, None)
         return metrics.ScrapeView(
             agents=every_state | self.store.counts(),  # every (kind, state) present, at 0 when empty
             serial=self.store.serial(), uptime_seconds=self.uptime(),
-            memory_entities=len(memory.index) if memory is not None else None,
-            memory_sqlite_bytes=memory.store.size_bytes() if memory is not None else None,
+            memory_entities=entities, memory_sqlite_bytes=size,
             memory_entities_limit=self.config.memory.max_entities if memory is not None else None,
             rollouts=rollouts, backup=self.backups.view(),
         )

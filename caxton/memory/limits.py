@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from caxton import errors
-from caxton.memory import models, store
+from caxton.memory import backend, models
 
 Key = tuple[str, str, str]
 
@@ -25,7 +25,7 @@ def check_batch(items: Sequence[models.EntityInput], max_observation_size: int) 
 
 
 def check_quotas(
-    db: store.Store,
+    db: backend.MemoryStore,
     max_entities: int,
     agent_limits: Mapping[str, int],
     items: Sequence[models.EntityInput],
@@ -49,7 +49,7 @@ def check_quotas(
     _check_owners(db, agent_limits, new)
 
 
-def _check_owners(db: store.Store, agent_limits: Mapping[str, int], new: Sequence[models.EntityInput]) -> None:
+def _check_owners(db: backend.MemoryStore, agent_limits: Mapping[str, int], new: Sequence[models.EntityInput]) -> None:
     added: dict[str, int] = {}
     for item in new:
         if item.owner is not None and item.owner in agent_limits:

@@ -8,10 +8,13 @@ methods that need embeddings raise :class:`caxton.errors.Unavailable` while
 reads, export and delete keep working. A database that cannot be opened does
 raise (Unavailable) from the constructor.
 
-Write path: validate and check sizes -> embed (no lock held) -> one SQLite
-transaction (limits and conflicts checked inside it) -> apply to the
-in-memory index while still holding the store lock, so the index sees writes
-in commit order.
+Storage: ``caxton.memory.backend`` (SQLite + sqlite-vec in the data directory
+with an in-memory search index, or PostgreSQL + pgvector searched in the database).
+
+Write path: validate and check sizes -> embed (no lock held) -> one database
+transaction (limits and conflicts checked inside it, writers serialised) ->
+apply to the search index while still holding the store lock, so the index
+sees writes in commit order (a no-op on PostgreSQL: the index is the table's).
 """
 
 from __future__ import annotations
@@ -26,13 +29,13 @@ from typing import TYPE_CHECKING, Any, TextIO
 from caxton import errors, metrics
 from caxton.spec import health as vocabulary
 from caxton.memory import (
+    backend,
     context,
     embeddings,
     index,
     limits,
     models,
     schema,
-    store,
     transfer,
 )
 
@@ -49,25 +52,23 @@ META_MODEL = "model_sha256"
 
 
 class MemoryService:
-    """Entities, relations and semantic search over one SQLite file."""
+    """Entities, relations and semantic search over one database (a SQLite file or a PostgreSQL URL)."""
 
     def __init__(
         self,
-        path: Path,
+        location: Path | str,
         settings: EngineMemorySettings,
         *,
         embedder: embeddings.Embedder | None = None,
         load_model: bool = True,
     ) -> None:
-        self.path = path
         self.settings = settings
         self._agent_limits: dict[str, int] = {}
         self._error: errors.CaxtonError | None = None
         self._model_lock = threading.Lock()
         self.embedder = embedder
-        self.store = store.Store(path)
-        self.index = index.VectorIndex()
-        self._load_index()
+        self.store: backend.MemoryStore = backend.open_store(location)
+        self.index: backend.SearchIndex = self.store.open_index()
         if load_model:
             self._load_model()
 
@@ -92,10 +93,6 @@ class MemoryService:
             except errors.CaxtonError as exc:
                 self._error = exc
                 log.error("memory unavailable: %s", exc)
-
-    def _load_index(self) -> None:
-        rows, vectors = self.store.load_vectors()
-        self.index.build(rows, vectors)
 
     def close(self) -> None:
         self.store.close()
@@ -125,20 +122,26 @@ class MemoryService:
         return bool(stored and current and stored != current)
 
     def health(self) -> dict[str, Any]:
-        """Model, entity count and ``status``: healthy, degraded (vectors from another model: reindex) or
-        unhealthy (the model cannot be loaded: searches and writes fail)."""
+        """Model, entity count, backend and ``status``: healthy, degraded (vectors from another model: reindex)
+        or unhealthy (the model cannot be loaded, or the database does not answer: searches and writes fail)."""
         out: dict[str, Any] = {
             "status": vocabulary.HEALTHY,
             "enabled": True,
             "model": embeddings.MODEL_ID,
             "model_path": str(self.embedder.files.model) if self.embedder else None,
             "model_sha256": self.embedder.model_sha256 if self.embedder else None,
-            "entities": self.store.count(),
-            "database": str(self.path),
+            "entities": None,
+            "database": self.store.location,
+            "backend": self.store.backend,
         }
+        try:
+            out.update(self.store.health(), entities=self.store.count())
+            stale = self._stale_vectors()
+        except errors.Unavailable as exc:
+            return out | {"status": vocabulary.UNHEALTHY, "message": exc.message, "hint": exc.hint}
         if self._error is not None:
             out.update(status=vocabulary.UNHEALTHY, message=self._error.message, hint=self._error.hint)
-        elif self._stale_vectors():
+        elif stale:
             out.update(
                 status=vocabulary.DEGRADED,
                 message="vectors were built with another model file",
@@ -435,16 +438,29 @@ class MemoryService:
             "by_scope": self.store.counts_by("scope"),
             "by_type": self.store.counts_by("entity_type"),
             "by_owner": self.store.counts_by("owner"),
+            "backend": self.store.backend,
             "sqlite_size_bytes": size,
             "bytes_per_entity": round(size / count) if count else None,
             "index": {
                 "rows": len(self.index),
-                "mode": "pca+rescore" if self.index.approximate else "exact",
+                "mode": self._index_mode(),
             },
             "model": embeddings.MODEL_ID,
             "migrations": self.store.migrations(),
             "status": self.health()["status"],
         }
+
+    def gauges(self) -> tuple[int | None, int | None]:
+        """(entities searchable, database bytes) for the scrape gauges; None while the database does not answer."""
+        try:
+            return len(self.index), self.store.size_bytes()
+        except errors.Unavailable:
+            return None, None
+
+    def _index_mode(self) -> str:
+        if self.store.backend == "postgres":
+            return "postgres-scan"
+        return "pca+rescore" if self.index.approximate else "exact"
 
     def vacuum(self) -> dict[str, int]:
         before = self.store.size_bytes()
@@ -466,7 +482,7 @@ class MemoryService:
         with self.store.lock:
             with self.store.write():
                 self.store.set_meta(META_MODEL, embedder.model_sha256 or "")
-            self._load_index()
+            self.index = self.store.open_index()
         return {
             "entities": done,
             "seconds": round(time.perf_counter() - started, 3),

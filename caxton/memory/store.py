@@ -1,5 +1,8 @@
-"""SQL for the memory: entities, relations, vectors (the durable copy), metadata.
+"""SQLite storage of the memory: entities, relations, vectors (the durable copy), metadata.
 
+The default :class:`caxton.memory.backend.MemoryStore` (the other one is
+:mod:`caxton.memory.pgstore`); searches go through the in-memory
+:class:`caxton.memory.index.VectorIndex` that :meth:`Store.open_index` builds.
 The service is its only caller. One connection, one lock: every read and every
 write goes through ``Store.lock`` (SQLite's single-writer rule made explicit),
 and every mutation happens inside :meth:`Store.write`, one transaction, so an
@@ -17,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from caxton import errors
-from caxton.memory import models, schema
+from caxton.memory import index, models, schema
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,14 +56,26 @@ def _marks(count: int) -> str:
 class Store:
     """The memory database file."""
 
+    backend = "sqlite"
+
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.location = str(path)
         self.lock = threading.RLock()
         self.conn = schema.connect(path)
 
     def close(self) -> None:
         with self.lock:
             self.conn.close()
+
+    def open_index(self) -> index.VectorIndex:
+        """A search index built from every stored vector (the service applies each later write to it)."""
+        built = index.VectorIndex()
+        built.build(*self.load_vectors())
+        return built
+
+    def health(self) -> dict[str, object]:
+        return {"backend": self.backend, "database": self.location}
 
     @contextmanager
     def write(self) -> Iterator[None]:

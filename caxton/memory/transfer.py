@@ -26,7 +26,7 @@ from caxton import errors
 from caxton.memory import embeddings, models
 
 if TYPE_CHECKING:
-    from caxton.memory.store import Store
+    from caxton.memory.backend import MemoryStore
     from caxton.spec.project import EngineMemorySettings
 
 
@@ -34,7 +34,7 @@ class MemoryService(Protocol):
     """What export and import need of the memory (``caxton.memory.service.MemoryService`` is it)."""
 
     @property
-    def store(self) -> Store: ...
+    def store(self) -> MemoryStore: ...
 
     @property
     def settings(self) -> EngineMemorySettings: ...

@@ -131,8 +131,13 @@ class StoreSettings(Strict):
 
 class EngineMemorySettings(Strict):
     enabled: bool = True
-    backend: Literal["embedded"] = "embedded"
+    backend: Literal["sqlite", "postgres", "embedded"] = Field(
+        "sqlite", description="sqlite: one file in the data directory (embedded is its former name); postgres: "
+        "PostgreSQL + pgvector at memory.url, shared by every engine on it")
     sqlite_path: str = "memory.db"
+    url: str | None = Field(None, pattern=r"^postgres(ql)?://\S*$", json_schema_extra={"secret": True},
+                            description="postgres backend: the database (postgresql://USER:PASSWORD@HOST/DB); "
+                                        "default: the CAXTON_STORE_URL environment variable")
     embedding_model: Literal["all-MiniLM-L6-v2"] = "all-MiniLM-L6-v2"
     model_path: str | None = Field(None, description="bring your own model.onnx (sha256 not pinned)")
     tokenizer_path: str | None = None

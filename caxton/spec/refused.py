@@ -29,8 +29,8 @@ REFUSED: dict[tuple[str, ...], str] = {
     "tunable; bring another model file with memory.model_path and memory.tokenizer_path, or " + _REMOVE,
     ("memory", "cleanup"): "not supported: run `caxton memory vacuum` (e.g. from a systemd timer) instead; "
     + _REMOVE,
-    ("memory", "qdrant_config"): "not supported: the only memory backend is embedded (SQLite in the data "
-    "directory); " + _REMOVE + " and keep memory.backend: embedded",
+    ("memory", "qdrant_config"): "not supported: the memory backends are sqlite (a file in the data "
+    "directory) and postgres (pgvector); " + _REMOVE + " and set memory.backend: sqlite or postgres",
     ("security", "tls"): "set server.tls.cert_file and server.tls.key_file instead (HTTPS is on when both are "
     "set; server.tls.client_ca_file adds mTLS)",
     ("security", "authentication"): "set security.tokens_file instead (named tokens with roles, "

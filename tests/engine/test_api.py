@@ -37,7 +37,7 @@ def _error(response: httpx.Response, status: int, code: str) -> dict[str, object
 
 
 def test_health_ready_and_openapi(api: TestClient) -> None:
-    assert api.get(f"{V1}/health").json() == {"status": "healthy", "phase": "serving", "memory_backend": "embedded", "agents": 0}
+    assert api.get(f"{V1}/health").json() == {"status": "healthy", "phase": "serving", "memory_backend": "sqlite", "agents": 0}
     assert api.get(f"{V1}/ready").json() == {"ready": True}
     detailed = api.get(f"{V1}/health/detailed").json()
     assert detailed["store"]["migrations"] == [name for name, _ in MIGRATIONS] and detailed["serial"] == 0

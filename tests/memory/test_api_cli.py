@@ -25,6 +25,7 @@ from caxton.memory import embeddings, service
 from caxton.spec.project import EngineMemorySettings, ProjectConfig
 from tests.conftest import CliResult
 from tests.support.paths import free_port
+from tests.support.postgres import create_database, drop_database
 
 
 @dataclass
@@ -47,18 +48,32 @@ def _serve(engine: Engine) -> tuple[uvicorn.Server, threading.Thread, str]:
     return server, thread, f"http://127.0.0.1:{port}"
 
 
+#: This module's API and CLI tests run on both memory backends (``serve`` reads ``memory_backend``).
+pytestmark = pytest.mark.parametrize("memory_backend", ["sqlite", "postgres"])
+
+
 @pytest.fixture
-def serve(tmp_path: Path, embedder: embeddings.Embedder) -> Iterator[Callable[..., Served]]:
+def serve(
+    tmp_path: Path, embedder: embeddings.Embedder, memory_backend: str, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Served]]:
+    """``serve(memory_enabled=True, settings=None)``: an engine with its own memory (a new SQLite file, or with
+    ``memory_backend`` postgres a new database on the session's server), served on 127.0.0.1."""
     running: list[tuple[uvicorn.Server, threading.Thread, service.MemoryService | None]] = []
+    databases: list[str] = []
+
+    def location(data_dir: Path) -> Path | str:
+        if memory_backend == "sqlite":
+            return data_dir / "memory.db"
+        databases.append(create_database(request.getfixturevalue("pg_server_url")))
+        return databases[-1]
 
     def start(memory_enabled: bool = True, settings: EngineMemorySettings | None = None) -> Served:
         engine = Engine(ProjectConfig(), tmp_path / f"data-{len(running)}")
         engine.start()
         memory = None
         if memory_enabled:
-            memory = service.MemoryService(
-                engine.data_dir / "memory.db", settings or EngineMemorySettings(), embedder=embedder
-            )
+            memory = service.MemoryService(location(engine.data_dir), settings or EngineMemorySettings(),
+                                           embedder=embedder)
             engine.ops.context.memory = memory
         engine.memory = memory  # type: ignore[attr-defined]
         server, thread, url = _serve(engine)
@@ -71,6 +86,8 @@ def serve(tmp_path: Path, embedder: embeddings.Embedder) -> Iterator[Callable[..
         thread.join(timeout=20)
         if memory is not None:
             memory.close()
+    for url in databases:
+        drop_database(request.getfixturevalue("pg_server_url"), url)
 
 
 def _cli(run_cli: Callable[..., CliResult], url: str, *args: str) -> CliResult:

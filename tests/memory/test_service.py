@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from caxton import errors, metrics
-from caxton.memory import embeddings, models, service
+from caxton.memory import models, service
 from caxton.spec.project import EngineMemorySettings
+from tests.memory.conftest import MIGRATIONS, OpenMemory
 
 E = models.EntityInput
 
@@ -53,11 +54,8 @@ def test_creating_an_existing_name_conflicts_unless_merged(
     assert memory.create_entity(E("alice", "person", (), "agent", "bot")).id != same.id
 
 
-def test_oversized_observation_and_batch_are_413_and_store_nothing(
-    tmp_path: Path, embedder: embeddings.Embedder
-) -> None:
-    settings = EngineMemorySettings(max_observation_size=100, max_batch_size=3)
-    memory = service.MemoryService(tmp_path / "m.db", settings, embedder=embedder)
+def test_oversized_observation_and_batch_are_413_and_store_nothing(open_memory: OpenMemory) -> None:
+    memory = open_memory(EngineMemorySettings(max_observation_size=100, max_batch_size=3))
     with pytest.raises(errors.PayloadTooLarge) as caught:
         memory.create_entities([E("ok", "t", ("fine",)), E("big", "t", ("x" * 101,))])
     assert caught.value.http_status == 413
@@ -66,8 +64,8 @@ def test_oversized_observation_and_batch_are_413_and_store_nothing(
     assert memory.store.count() == 0 and memory.store.vector_count() == 0
 
 
-def test_global_and_per_agent_entity_limits(tmp_path: Path, embedder: embeddings.Embedder) -> None:
-    memory = service.MemoryService(tmp_path / "m.db", EngineMemorySettings(max_entities=3), embedder=embedder)
+def test_global_and_per_agent_entity_limits(open_memory: OpenMemory) -> None:
+    memory = open_memory(EngineMemorySettings(max_entities=3))
     memory.set_agent_limits({"bot": 1, "other": None})
     memory.create_entity(E("mine", "note", (), "agent", "bot"))
     with pytest.raises(errors.LimitExceeded, match="agent 'bot' would own 2"):
@@ -181,31 +179,28 @@ def test_stats_and_health(memory: service.MemoryService) -> None:
     stats = memory.stats()
     assert stats["entities"] == stats["vectors"] == 3
     assert stats["by_scope"] == {"global": 1, "workspace": 2}
-    assert stats["migrations"] == ["0001_entities_relations", "0002_entity_vectors"]
+    assert stats["migrations"] == MIGRATIONS[memory.store.backend] and stats["backend"] == memory.store.backend
     assert stats["sqlite_size_bytes"] > 0
     health = memory.health()
     assert health["status"] == "healthy" and health["model"] == "all-MiniLM-L6-v2" and health["entities"] == 3
 
 
-def test_state_survives_reopen(tmp_path: Path, embedder: embeddings.Embedder) -> None:
-    first = service.MemoryService(tmp_path / "m.db", EngineMemorySettings(), embedder=embedder)
+def test_state_survives_reopen(open_memory: OpenMemory) -> None:
+    first = open_memory()
     _seed(first)
     first.close()
-    again = service.MemoryService(tmp_path / "m.db", EngineMemorySettings(), embedder=embedder)
-    assert again.store.migrations() == [
-        "0001_entities_relations",
-        "0002_entity_vectors",
-    ]
+    again = open_memory()
+    assert again.store.migrations() == MIGRATIONS[again.store.backend]
     assert again.search("jazz", k=1)[0].entity.name == "bob"
 
 
-def test_corrupted_model_leaves_memory_unhealthy_but_readable(tmp_path: Path, embedder: embeddings.Embedder) -> None:
-    healthy = service.MemoryService(tmp_path / "m.db", EngineMemorySettings(), embedder=embedder)
+def test_corrupted_model_leaves_memory_unhealthy_but_readable(tmp_path: Path, open_memory: OpenMemory) -> None:
+    healthy = open_memory()
     _seed(healthy)
     healthy.close()
     broken = tmp_path / "model.onnx"
     broken.write_bytes(b"garbage")
-    memory = service.MemoryService(tmp_path / "m.db", EngineMemorySettings(model_path=str(broken)))
+    memory = open_memory(EngineMemorySettings(model_path=str(broken)), embedder=None)
     health = memory.health()
     assert health["status"] == "unhealthy" and "cannot be loaded" in health["message"] and health["entities"] == 3
     with pytest.raises(errors.Unavailable, match="memory unavailable"):

@@ -16,6 +16,7 @@ import pytest
 from caxton import errors
 from caxton.memory import embeddings, models, service
 from caxton.spec.project import EngineMemorySettings
+from tests.memory.conftest import OpenMemory
 
 E = models.EntityInput
 
@@ -81,8 +82,8 @@ def test_bad_lines_are_refused_before_anything_is_stored(
     assert memory.store.count() == 0
 
 
-def test_import_over_the_entity_limit_stores_nothing(tmp_path: Path, embedder: embeddings.Embedder) -> None:
-    memory = service.MemoryService(tmp_path / "m.db", EngineMemorySettings(max_entities=2), embedder=embedder)
+def test_import_over_the_entity_limit_stores_nothing(open_memory: OpenMemory) -> None:
+    memory = open_memory(EngineMemorySettings(max_entities=2))
     lines = [json.dumps({"name": f"e{i}", "entity_type": "t"}) for i in range(3)]
     with pytest.raises(errors.LimitExceeded):
         memory.import_jsonl(lines)

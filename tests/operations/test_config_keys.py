@@ -94,7 +94,9 @@ EFFECTS: dict[str, str] = {
                                             "separate",
     "memory.enabled": "tests/engine/test_memory_wiring.py::test_memory_can_be_disabled",
     "store.url": "tests/engine/test_postgres_store.py::test_an_engine_on_postgres_applies_the_quickstart_answers_and_keeps_its_agents",
-    "memory.backend": f"{HERE}::test_effect_memory_choices_and_path",
+    "memory.backend": "tests/memory/test_postgres_engine.py::test_memory_backend_postgres_serves_and_survives_a_"
+                      "restart",
+    "memory.url": "tests/memory/test_postgres_engine.py::test_memory_backend_postgres_serves_and_survives_a_restart",
     "memory.sqlite_path": f"{HERE}::test_effect_memory_choices_and_path",
     "memory.embedding_model": f"{HERE}::test_effect_memory_choices_and_path",
     "memory.model_path": "tests/engine/test_memory_wiring.py::test_a_broken_model_leaves_memory_unhealthy_and_other_"
@@ -314,7 +316,8 @@ def test_effect_server_drain_timeout(tmp_path: Path) -> None:
 
 
 def test_effect_memory_choices_and_path(tmp_path: Path) -> None:
-    """``sqlite_path`` is where the memory lives; ``backend``, ``embedding_model`` accept their one value;
+    """``sqlite_path`` is where the memory lives; ``backend`` (sqlite or postgres) and ``embedding_model``
+    refuse anything else;
     ``tokenizer_path`` is the tokenizer the memory loads."""
     tokenizer = tmp_path / "no-tokenizer.json"
     engine = Engine(_config({"memory": {"sqlite_path": "mem/custom.db", "tokenizer_path": str(tokenizer)}}),

@@ -56,7 +56,10 @@ class MemoryHealth(WireModel):
     model_path: str | None = None
     model_sha256: str | None = None
     entities: int | None = None
-    database: str | None = None
+    database: str | None = Field(None, description="the SQLite file, or the PostgreSQL URL without its password")
+    backend: str | None = Field(None, description="sqlite or postgres (memory.backend)")
+    server_version: str | None = Field(None, description="postgres: the server's version")
+    pgvector: str | None = Field(None, description="postgres: the pgvector extension's version")
     message: str | None = None
     hint: str | None = None
 

@@ -138,7 +138,8 @@ class MemoryStats(WireModel):
     by_scope: dict[str, int]
     by_type: dict[str, int]
     by_owner: dict[str, int]
-    sqlite_size_bytes: int
+    backend: str | None = Field(None, description="sqlite or postgres (memory.backend)")
+    sqlite_size_bytes: int = Field(description="size of the memory database (on postgres: its tables and indexes)")
     bytes_per_entity: int | None
     index: IndexInfo
     model: str
