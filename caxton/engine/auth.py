@@ -114,6 +114,21 @@ ROUTE_ROLES: dict[tuple[str, str], str] = {
     ("POST", V1 + "/memory/reindex"): ADMIN,
     ("POST", V1 + "/backups"): ADMIN,
     ("GET", V1 + "/backups/{name}"): ADMIN,
+    # The console (caxton.engine.http.ui): pages to read, the deploy role's forms; login and its assets open.
+    ("GET", "/ui"): READ,
+    ("GET", "/ui/agent"): READ,
+    ("GET", "/ui/rollout"): READ,
+    ("GET", "/ui/applies"): READ,
+    ("GET", "/ui/memory"): READ,  # the page itself checks memory-read
+    ("GET", "/ui/console.css"): OPEN,
+    ("GET", "/ui/console.js"): OPEN,
+    ("GET", "/ui/login"): OPEN,
+    ("POST", "/ui/login"): OPEN,
+    ("POST", "/ui/logout"): OPEN,
+    ("POST", "/ui/rollout/promote"): DEPLOY,
+    ("POST", "/ui/rollout/abort"): DEPLOY,
+    ("POST", "/ui/agent/suspend"): DEPLOY,
+    ("POST", "/ui/agent/resume"): DEPLOY,
 }
 #: A role any valid token has: what an unknown path (answered 404) needs.
 ANY = "any"
