@@ -130,7 +130,8 @@ def _page(request: Request, template: str, context: dict[str, Any], status: int 
     body = _templates().get_template(template).render(
         **context, version=__version__, principal=principal, open_engine=open_engine,
         can_deploy=open_engine or (principal is not None and principal.has(DEPLOY)),
-        can_memory=open_engine or (principal is not None and principal.has(MEMORY_READ)),
+        can_memory=engine_of(request).config.memory.enabled and (
+            open_engine or (principal is not None and principal.has(MEMORY_READ))),
         csrf=session.csrf if session else "", stream=stream, poll_ms=POLL_MS,
         path=request.url.path, here=_here(request), notice=request.query_params.get("notice", ""))
     response = HTMLResponse(body, status_code=status, headers=HEADERS)

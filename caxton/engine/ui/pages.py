@@ -102,13 +102,20 @@ def rollout(engine: Engine, name: str) -> dict[str, Any]:
 
 
 def _steps(found: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each step with whether it is done, current or to come (a rollout that ended has none current)."""
-    current, running = found["step"], found["status"] in ROLLOUT_ACTIVE
-    done_all = found["status"] == "succeeded"
-    return [{"number": i + 1, "label": label,
-             "phase": "done" if i + 1 < current or done_all else ("current" if i + 1 == current and running
-                                                                   else ("failed" if i + 1 == current else "todo"))}
-            for i, label in enumerate(found["steps"])]
+    """Each step with whether it is done, current, failed (where a rollout that ended short stopped) or to come.
+
+    ``step`` is the 0-based index of the step the rollout is at (or ended at).
+    """
+    at, status = found["step"], found["status"]
+
+    def phase(index: int) -> str:
+        if index < at or status == "succeeded":
+            return "done"
+        if index > at:
+            return "todo"
+        return "current" if status in ROLLOUT_ACTIVE else ("failed" if status in ("rolled_back", "failed") else "todo")
+
+    return [{"number": i + 1, "label": label, "phase": phase(i)} for i, label in enumerate(found["steps"])]
 
 
 def rollout_charts(found: dict[str, Any]) -> list[charts.Chart]:
