@@ -59,7 +59,7 @@ OPERATION_IDS = {
     "health": "getHealth", "health_detailed": "getHealthDetailed", "ready": "getReady", "state": "getState",
     "list_agents": "listAgents", "get_agent": "getAgent", "deploy": "deployAgent", "send": "sendMessage",
     "suspend": "suspendAgent", "resume": "resumeAgent", "remove": "deleteAgent", "logs": "getAgentLogs",
-    "events": "listEvents", "prometheus": "getMetrics",
+    "events": "listEvents", "events_stream": "streamEvents", "prometheus": "getMetrics",
     "lock_status": "getLock", "lock_acquire": "acquireLock", "lock_renew": "renewLock", "lock_release": "releaseLock",
     "apply_submit": "submitApply", "apply_list": "listApplies", "apply_get": "getApply",
     "revisions": "listRevisions", "rollback": "rollbackAgent",
