@@ -23,11 +23,6 @@ from caxton import errors
 from caxton.client.transport import EngineClient, parse
 from caxton.spec import api
 
-#: The ``data`` model of each frame kind.
-MODELS: dict[str, type[api.WireModel]] = {
-    api.StreamKind.EVENT: api.Event, api.StreamKind.ROLLOUT: api.RolloutProgress,
-    api.StreamKind.APPLY: api.ApplyProgress, api.StreamKind.OVERFLOW: api.StreamEnd, api.StreamKind.END: api.StreamEnd,
-}
 #: Why ``follow`` connects again after a stream ended (a ``timeout`` end is the caller's wish: it stops).
 RECONNECT_REASONS = frozenset({"shutdown", "overflow"})
 
@@ -86,7 +81,7 @@ def _frame(kind: str, ident: int | None, text: str) -> Frame:
     except ValueError:
         raise errors.EngineError(f"the event stream sent a frame that is not JSON: {text[:120]!r}",
                                  hint="is the engine the same version as this CLI?") from None
-    model = MODELS.get(kind)
+    model = api.STREAM_DATA.get(kind)
     return Frame(kind, ident, parse(model, body, f"event: {kind}") if model is not None else body)
 
 

@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from caxton.engine.core import Engine
 from caxton.engine.http.deps import EngineDep, router as new_router
-from caxton.engine.http.openapi import errors
+from caxton.engine.http.openapi import errors, event_stream
 from caxton.engine.stream import END, IDLE, OVERFLOW, Frame, Subscription
 from caxton.spec import api as wire
 
@@ -130,7 +130,7 @@ def routes() -> APIRouter:
 
     @router.get("/events/stream", tags=["state"], status_code=200, response_class=EventStream, responses={
         200: {"description": "server-sent events (docs/api.md): `event: event|rollout|apply|overflow|end`",
-              "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+              "content": event_stream()},
         **errors(503)})
     async def events_stream(
         engine: EngineDep, agent: str | None = Query(None, max_length=200, description="only frames about this agent"),

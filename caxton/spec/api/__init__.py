@@ -101,6 +101,7 @@ from caxton.spec.api.memory import (
     VacuumReport,
 )
 from caxton.spec.api.stream import (
+    STREAM_DATA,
     STREAM_KINDS,
     ApplyProgress,
     RolloutChange,
@@ -132,7 +133,7 @@ __all__ = [
     "OperationResult", "Ready", "ReconcileRun", "ReconcileStatusReport", "ReindexReport", "Relation",
     "RelationList", "RelationRequest", "RenewRequest", "ReportAck", "RevisionInfo", "RevisionOutcome",
     "RollbackRequest", "RollbackSource", "RolloutActionRequest", "RolloutList", "RolloutLive", "RolloutStatus",
-    "RolloutView", "RolloutWindow", "STREAM_KINDS", "ApplyProgress", "RolloutChange", "RolloutProgress", "StreamEnd",
+    "RolloutView", "RolloutWindow", "STREAM_DATA", "STREAM_KINDS", "ApplyProgress", "RolloutChange", "RolloutProgress", "StreamEnd",
     "StreamKind", "RuntimeStats", "Scope", "SearchHit", "SearchRequest", "SearchResults",
     "SourceRequest", "StoreInfo", "Trigger", "TriggerAck", "TriggerRequest", "VacuumReport", "WireModel", "wire",
 ]

@@ -13,7 +13,7 @@ their ``data``:
   frame; reconnect with ``Last-Event-ID``);
 - ``end``: ``StreamEnd``, the stream ends (engine shutdown, or ``?timeout=`` passed).
 
-``STREAM_KINDS`` lists them. Pure data, as the rest of ``caxton.spec.api``.
+``STREAM_DATA`` maps each kind to its ``data`` model. Pure data, as the rest of ``caxton.spec.api``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
+from caxton.spec.api.agents import Event
 from caxton.spec.api.applies import ApplyLine, ApplyStatus
 from caxton.spec.api.common import WireModel
 from caxton.spec.api.rollouts import RolloutView
@@ -71,3 +72,10 @@ class StreamEnd(WireModel):
 
     reason: str = Field(description="shutdown, timeout, or overflow")
     last_event_id: int | None = Field(description="the id of the last ``event`` frame sent (None: none yet)")
+
+
+#: The ``data`` model of each frame kind (``event: <kind>``).
+STREAM_DATA: dict[str, type[WireModel]] = {
+    StreamKind.EVENT: Event, StreamKind.ROLLOUT: RolloutProgress, StreamKind.APPLY: ApplyProgress,
+    StreamKind.OVERFLOW: StreamEnd, StreamKind.END: StreamEnd,
+}
