@@ -76,6 +76,7 @@ ROUTE_ROLES: dict[tuple[str, str], str] = {
     ("GET", V1 + "/agents/{name}/logs"): READ,
     ("GET", V1 + "/agents/{name}/revisions"): READ,
     ("GET", V1 + "/events"): READ,
+    ("GET", V1 + "/events/stream"): READ,
     ("GET", V1 + "/lock"): READ,
     ("GET", V1 + "/applies"): READ,
     ("GET", V1 + "/applies/{apply_id}"): READ,

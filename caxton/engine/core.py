@@ -37,6 +37,7 @@ from caxton.engine.rollouts.window import Window, WindowBook
 from caxton.engine.serving.router import Router
 from caxton.engine.serving.runtime import ServingRuntime
 from caxton.engine.storage_health import StorageFaults
+from caxton.engine.stream import EventHub
 from caxton.engine.state.store import AgentRow, Source, Store
 from caxton.errors import (
     AgentFailure,
@@ -75,6 +76,8 @@ class Engine(ControlPlane):
         self.windows = WindowBook()
         #: Disk full / read-only faults of failed writes (noted by ``caxton.engine.http.app``), for health.
         self.storage_faults = StorageFaults()
+        #: The live event stream's hub (``GET /api/v1/events/stream``): fed by the store, rollouts and applies.
+        self.stream = EventHub()
         self.started_at = time.time()
         self._store: Store | None = None
         #: Conversation turns and agent log lines (``caxton.engine.state.history_db``), open while started.
@@ -130,6 +133,8 @@ class Engine(ControlPlane):
         from caxton.llm import providers
 
         self._store = Store.open(self.data_dir)
+        self._store.committed = self.stream.committed
+        self.stream.open()
         self._history = HistoryDB(self._store.path)
         self.logs.attach(self._history, max_lines=self.config.logging.agent_log_lines,
                          retention=self.config.logging.agent_log_retention)
@@ -141,11 +146,11 @@ class Engine(ControlPlane):
                                  conversations=DurableConversationStore(
                                      self._history, idle_ttl=talks.retention, max_turns=talks.max_turns,
                                      max_bytes=talks.max_history_size, min_idle=talks.min_idle))
-        inflight = InFlight(self._store, self.router, self.windows, self.logs)  # the rollouts in flight
+        inflight = InFlight(self._store, self.router, self.windows, self.logs, self.stream)  # the rollouts in flight
         self._ops = Operations(self._store, self.router, context, self.config.server, guard=inflight)
         self.lock = ApplyLock(self._store)
         self.rollouts = RolloutController(self._store, self.router, self._ops, self.windows, inflight)
-        self.applies = ApplyRunner(self._ops, self._store, self.lock, self.rollouts)
+        self.applies = ApplyRunner(self._ops, self._store, self.lock, self.rollouts, self.stream)
         self.started_at = time.time()
         recovered = self._ops.recover()
         self.applies.recover()
@@ -160,6 +165,7 @@ class Engine(ControlPlane):
         """Refuse new messages, drain in-flight ones, stop runtimes, close the store."""
         self.ready = False
         self.stopping = True
+        self.stream.close()  # the open event streams end (``caxton.engine.listeners.Server`` did it already)
         if metrics.SCRAPE.source == self.scrape_view:
             metrics.SCRAPE.source = None
         self.backups.stop()

@@ -142,7 +142,7 @@ def serve(
     try:
         with started(engine, host=host, port=port, settings=settings, insecure_no_auth=insecure_no_auth) as serving:
             server = _Server(serving.config, url=serving.url, data_dir=engine.data_dir, announce=announce or _print,
-                             metrics_url=serving.metrics_url)
+                             metrics_url=serving.metrics_url, before_shutdown=engine.stream.close)
             with listeners.metrics_listener(engine, serving.app.state.gate, serving.metrics_sock):
                 server.run(sockets=[serving.sock])
     finally:
@@ -162,7 +162,8 @@ def embedded(
     with started(engine, host=host, port=port, settings=settings, insecure_no_auth=insecure_no_auth, tls=False,
                  log_level="warning", internal=internal) as serving, \
             listeners.threaded(serving.config, serving.sock, name="caxton-api",
-                               stop_timeout=engine.config.server.drain_timeout + 10), \
+                               stop_timeout=engine.config.server.drain_timeout + 10,
+                               before_shutdown=engine.stream.close), \
             listeners.metrics_listener(engine, serving.app.state.gate, serving.metrics_sock):
         yield serving
 
@@ -186,12 +187,12 @@ def warn_if_open(tokens: Tokens, host: str, port: int) -> None:
             "agent and read the memory", host, port)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn.Server that announces where the API is once it listens."""
+class _Server(listeners.Server):
+    """The API's server: announces where the API is once it listens; ends the event streams at shutdown."""
 
     def __init__(self, config: uvicorn.Config, *, url: str, data_dir: Path, announce: Callable[[str], None],
-                 metrics_url: str | None = None) -> None:
-        super().__init__(config)
+                 metrics_url: str | None = None, before_shutdown: Callable[[], None] | None = None) -> None:
+        super().__init__(config, before_shutdown=before_shutdown)
         self._announcement = f"caxton engine API at {url}/api/v1 (data dir {data_dir}); stop with SIGTERM or Ctrl-C"
         if metrics_url is not None:
             self._announcement += f"\ncaxton metrics at {metrics_url}/metrics"

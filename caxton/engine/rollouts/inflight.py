@@ -5,24 +5,32 @@ given to both: to ``Operations`` as its ``ChangeGuard`` (``before_change``:
 a deploy of an agent with a rollout in flight is refused; a suspend, resume
 or remove cancels the rollout), to the controller as the book of its runs
 (``runs``) and the one way a run ends (``finish``: persisted, counted,
-logged, waiters woken).
+logged, waiters woken). Every change of a run (``progress``) and every new
+measurement (``measured``) goes to the engine's live event stream
+(``caxton.engine.stream``) as an ``event: rollout`` frame with the rollout's
+``view``, when a stream is open.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+from typing import Any
 
 from caxton import metrics
 from caxton.engine.logs import AgentLogs
-from caxton.engine.rollouts.model import CANCELLED, SUCCEEDED
+from caxton.engine.rollouts import views
+from caxton.engine.rollouts.model import CANCELLED, SUCCEEDED, Rollout
 from caxton.engine.rollouts.run import Run
 from caxton.engine.rollouts.window import WindowBook
 from caxton.engine.serving.router import Router
 from caxton.engine.serving.runtime import ServingRuntime
 from caxton.engine.state import rollouts as records
 from caxton.engine.state.store import Store, utcnow
+from caxton.engine.stream import EventHub, Frame
 from caxton.errors import Conflict
+from caxton.spec.api import RolloutChange, StreamKind
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +38,13 @@ log = logging.getLogger(__name__)
 class InFlight:
     """Every rollout in flight of one engine (one run per agent at most)."""
 
-    def __init__(self, store: Store, router: Router, windows: WindowBook, logs: AgentLogs) -> None:
+    def __init__(self, store: Store, router: Router, windows: WindowBook, logs: AgentLogs,
+                 hub: EventHub | None = None) -> None:
         self.store = store
         self.router = router
         self.windows = windows
         self.logs = logs
+        self.hub = hub
         self.runs: dict[str, Run] = {}
         #: Notified whenever a run ends (``RolloutController.wait``).
         self.finished = threading.Condition()
@@ -95,6 +105,36 @@ class InFlight:
                 listener(run.rollout.status, message)
             except Exception:
                 log.exception("rollout progress listener failed")
+        self.announce(run, RolloutChange.PROGRESS, message)
+
+    def measured(self, run: Run, message: str) -> None:
+        """New measurements were added to ``run``'s rollout."""
+        self.announce(run, RolloutChange.MEASUREMENT, message)
+
+    def announce(self, run: Run, change: RolloutChange, message: str) -> None:
+        if self.hub is not None and self.hub.listening:
+            self.hub.publish(self.frame(run.rollout, change, message))
+
+    def frame(self, rollout: Rollout, change: RolloutChange, message: str) -> Frame:
+        """``rollout`` as an ``event: rollout`` frame (``caxton.spec.api.RolloutProgress``)."""
+        return Frame(StreamKind.ROLLOUT.value, rollout.agent_id,
+                     {"agent": rollout.agent_id, "change": change.value, "message": message,
+                      "rollout": self.view(rollout)})
+
+    def view(self, rollout: Rollout) -> dict[str, Any]:
+        """``rollout`` as the API shows it; with its live windows while it runs here."""
+        body: dict[str, Any] = json.loads(json.dumps(rollout.to_dict(), default=str))
+        run = self.runs.get(rollout.agent_id)
+        if run is not None and run.rollout.id == rollout.id:
+            now = self.router.clock.monotonic()
+            body["live"] = {
+                "step_elapsed_s": round(now - run.step_began, 3),
+                "next_check_in_s": round(max(0.0, run.next_check - now), 3) if run.step.analyze else None,
+                "candidate": views.window(run.candidate_window.snapshot()),
+                "stable": views.window(run.stable_window.snapshot()),
+                "stable_conversations": run.pins.on(run.stable.revision, idle=run.spec.interval, now=now),
+            }
+        return body
 
 
 def quiet_stop(serving: ServingRuntime) -> None:

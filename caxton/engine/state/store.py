@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -146,6 +146,10 @@ class Store:
         self._conn = conn
         self._lock = threading.RLock()
         self.path = path
+        #: Called with the events of each committed transaction, in commit order, still under the
+        #: store's lock (so calls never interleave): the live event stream (``caxton.engine.stream``).
+        #: It must be quick and must not touch the store.
+        self.committed: Callable[[list[EventRow]], None] | None = None
 
     @classmethod
     def open(cls, data_dir: Path) -> Store:
@@ -205,11 +209,14 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """One state change: a write transaction that bumps the serial once if anything changed."""
-        with self._lock, immediate(self._conn):
-            tx = Transaction(self._conn, self._read_serial() + 1)
-            yield tx
-            if tx.dirty:
-                self._conn.execute("UPDATE meta SET value = ? WHERE key = 'serial'", (str(tx.serial),))
+        with self._lock:
+            with immediate(self._conn):
+                tx = Transaction(self._conn, self._read_serial() + 1)
+                yield tx
+                if tx.dirty:
+                    self._conn.execute("UPDATE meta SET value = ? WHERE key = 'serial'", (str(tx.serial),))
+            if tx.rows and self.committed is not None:
+                self.committed(tx.rows)
 
     @contextmanager
     def unversioned(self) -> Iterator[sqlite3.Connection]:
@@ -331,17 +338,20 @@ class Store:
                 changed += [row["agent_id"] for row in rows]
         return sorted(changed)
 
-    def events(self, *, agent_id: str | None = None, after: int = 0, limit: int = 100) -> list[EventRow]:
+    def events(self, *, agent_id: str | None = None, after: int = 0, limit: int = 100,
+               oldest: bool = False) -> list[EventRow]:
+        """Events after id ``after``, oldest first: the newest ``limit`` of them (``oldest``: the first ``limit``)."""
         query = "SELECT * FROM events WHERE id > ?"
         params: list[Any] = [after]
         if agent_id is not None:
             query += " AND agent_id = ?"
             params.append(agent_id)
-        query += " ORDER BY id DESC LIMIT ?"
+        query += f" ORDER BY id {'ASC' if oldest else 'DESC'} LIMIT ?"
         params.append(limit)
         with self._lock:
             rows = self._conn.execute(query, params).fetchall()
-        return [_event(row) for row in reversed(rows)]
+        found = [_event(row) for row in rows]
+        return found if oldest else found[::-1]
 
 
 @dataclass
@@ -352,6 +362,8 @@ class Transaction:
     serial: int
     dirty: bool = False
     events: list[int] = field(default_factory=list)
+    #: The events written, as ``Store.committed`` is given them.
+    rows: list[EventRow] = field(default_factory=list)
 
     def _write(self, sql: str, params: tuple[Any, ...] | list[Any]) -> sqlite3.Cursor:
         self.dirty = True
@@ -413,14 +425,18 @@ class Transaction:
         self, what: str, source: Source, *, agent_id: str | None = None, from_state: str | None = None,
         to_state: str | None = None, revision: int | None = None, message: str = "", data: Any = None,
     ) -> int:
+        at, text = utcnow(), None if data is None else json.dumps(data, default=str)
         cursor = self._write(
             "INSERT INTO events (at, serial, agent_id, what, from_state, to_state, revision, message, "
             "actor, plan_id, git_commit, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (utcnow(), self.serial, agent_id, what, from_state, to_state, revision, message,
-             source.actor, source.plan_id, source.git_commit, None if data is None else json.dumps(data, default=str)),
+            (at, self.serial, agent_id, what, from_state, to_state, revision, message,
+             source.actor, source.plan_id, source.git_commit, text),
         )
         event_id = int(cursor.lastrowid or 0)
         self.events.append(event_id)
+        self.rows.append(EventRow(event_id, at, self.serial, agent_id, what, from_state, to_state, revision, message,
+                                  source.actor, source.plan_id, source.git_commit,
+                                  None if text is None else json.loads(text)))
         return event_id
 
     def prune_revisions(self, agent_id: str, keep: int, *, protect: set[int]) -> list[int]:

@@ -100,6 +100,15 @@ from caxton.spec.api.memory import (
     SearchResults,
     VacuumReport,
 )
+from caxton.spec.api.stream import (
+    STREAM_DATA,
+    STREAM_KINDS,
+    ApplyProgress,
+    RolloutChange,
+    RolloutProgress,
+    StreamEnd,
+    StreamKind,
+)
 from caxton.spec.api.rollouts import (
     ROLLOUT_ACTIVE,
     ROLLOUT_FINAL,
@@ -124,6 +133,7 @@ __all__ = [
     "OperationResult", "Ready", "ReconcileRun", "ReconcileStatusReport", "ReindexReport", "Relation",
     "RelationList", "RelationRequest", "RenewRequest", "ReportAck", "RevisionInfo", "RevisionOutcome",
     "RollbackRequest", "RollbackSource", "RolloutActionRequest", "RolloutList", "RolloutLive", "RolloutStatus",
-    "RolloutView", "RolloutWindow", "RuntimeStats", "Scope", "SearchHit", "SearchRequest", "SearchResults",
+    "RolloutView", "RolloutWindow", "STREAM_DATA", "STREAM_KINDS", "ApplyProgress", "RolloutChange", "RolloutProgress", "StreamEnd",
+    "StreamKind", "RuntimeStats", "Scope", "SearchHit", "SearchRequest", "SearchResults",
     "SourceRequest", "StoreInfo", "Trigger", "TriggerAck", "TriggerRequest", "VacuumReport", "WireModel", "wire",
 ]
