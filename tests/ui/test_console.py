@@ -122,8 +122,8 @@ def test_overview_lists_the_quickstart_agents(console: Console, console_engine: 
     console.assert_clean()
 
 
-def test_a_canary_under_load_advances_on_the_open_page_with_charts(deployer: Console,
-                                                                    console_engine: ConsoleEngine) -> None:
+def test_a_canary_under_load_advances_on_the_open_page_with_charts(deployer: Console, console_engine: ConsoleEngine,
+                                                                    tmp_path: Path) -> None:
     page = deployer.page
     deployer.goto("/ui/rollout?name=scorer")
     page.evaluate("window.stillHere = true")
@@ -139,6 +139,8 @@ def test_a_canary_under_load_advances_on_the_open_page_with_charts(deployer: Con
                 label = current.inner_text().split()[0]
                 if not seen or seen[-1] != label:
                     seen.append(label)
+                    if len(seen) == 2:  # the live canary, for docs/screenshots and the README
+                        deployer.shoot(screenshot_dir(tmp_path), "rollout-live")
             status = page.locator(".rollout-status .badge")
             if status.count() and status.inner_text().strip() == "succeeded":
                 break

@@ -6,9 +6,10 @@ overview), ``/ui/agent?name=``, ``/ui/rollout?name=``, ``/ui/applies`` and
 from ``caxton.engine.ui.pages``, their markup from the Jinja2 templates in
 ``caxton/engine/ui/templates`` and one stylesheet and one script shipped
 beside them (``/ui/console.css``, ``/ui/console.js``: no build step, nothing
-fetched from elsewhere). The script follows the engine's event stream (or,
-on an engine without one, re-reads the page every few seconds) and swaps in
-the parts marked ``data-live``.
+fetched from elsewhere). The script follows the engine's event stream
+(``GET /api/v1/events/stream``, one agent's frames on its pages; an engine
+without it: the page is re-read every few seconds) and, on each frame, swaps
+in the new markup of the parts marked ``data-live``.
 
 Auth is the API's (``caxton.engine.guard``): with tokens configured,
 ``/ui/login`` takes a pasted token and opens a session
@@ -24,6 +25,7 @@ resume), each checked for the session's CSRF token, calling the same
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -126,7 +128,7 @@ def _page(request: Request, template: str, context: dict[str, Any], status: int 
     principal = principal_of(request)
     gate: Gate = request.app.state.gate
     open_engine = not gate.tokens.configured
-    stream = STREAM if request.app.state.console_stream else ""
+    stream = _stream_of(request) if request.app.state.console_stream else ""
     body = _templates().get_template(template).render(
         **context, version=__version__, principal=principal, open_engine=open_engine,
         can_deploy=open_engine or (principal is not None and principal.has(DEPLOY)),
@@ -140,12 +142,27 @@ def _page(request: Request, template: str, context: dict[str, Any], status: int 
     return response
 
 
+def _stream_of(request: Request) -> str:
+    """The event stream the page follows: one agent's frames on its pages, every frame elsewhere."""
+    name = request.query_params.get("name", "").strip()
+    if name and request.url.path in (UI + "/agent", UI + "/rollout"):
+        return f"{STREAM}?agent={quote(name, safe='')}"
+    return STREAM
+
+
 def _guarded(request: Request, template: str, build: Callable[[], dict[str, Any]]) -> Response:
-    """The page, or the error page of the ``CaxtonError`` that ``build`` raised (with its status)."""
+    """The page, or the error page of the ``CaxtonError`` that ``build`` raised (with its status).
+
+    ``Server-Timing: render;dur=MS`` says how long reading the engine and rendering took
+    (``benchmarks/console_bench.py`` reads it).
+    """
+    began = time.perf_counter()
     try:
-        return _page(request, template, build())
+        response = _page(request, template, build())
     except CaxtonError as error:
-        return _page(request, "error.html", {"error": error}, error.http_status)
+        response = _page(request, "error.html", {"error": error}, error.http_status)
+    response.headers["Server-Timing"] = f"render;dur={(time.perf_counter() - began) * 1000:.1f}"
+    return response
 
 
 def _asset(name: str, media: str) -> Any:

@@ -47,8 +47,9 @@
   if (stream && "EventSource" in window) {
     const source = new EventSource(stream);
     source.onmessage = soon;
-    for (const name of ["rollout", "apply", "agent", "state", "event"]) source.addEventListener(name, soon);
-    source.onopen = function () { if (state) state.textContent = "live"; };
+    for (const name of ["event", "rollout", "apply"]) source.addEventListener(name, soon);
+    // Whatever happened between the page's rendering and the stream's opening is read once now.
+    source.onopen = function () { if (state) state.textContent = "live"; soon(); };
     source.onerror = function () { if (state) state.textContent = "reconnecting"; };
     window.addEventListener("pagehide", function () { source.close(); });
   } else {
