@@ -12,8 +12,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 WIDTH, HEIGHT = 600.0, 180.0
+#: A line of at most this many points also gets a dot per point (one point alone is no line).
+DOTS = 40
 LEFT, RIGHT, TOP, BOTTOM = 52.0, 12.0, 12.0, 28.0
 #: Revision lines in order: the stable one first, then the candidate (colours of console.css).
 CLASSES = ("series-stable", "series-candidate", "series-other")
@@ -32,7 +35,7 @@ class Chart:
 
     title: str
     unit: str
-    lines: list[dict[str, str]] = field(default_factory=list)
+    lines: list[dict[str, Any]] = field(default_factory=list)
     threshold_y: float | None = None
     threshold_label: str = ""
     y_labels: list[tuple[float, str]] = field(default_factory=list)
@@ -61,11 +64,15 @@ def line_chart(title: str, unit: str, series: list[Series], threshold: float | N
     y_max = _nice(max(ys, default=0.0))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
-    def at(x: float, y: float) -> str:
-        return f"{LEFT + x / x_max * plot_w:.1f},{TOP + plot_h - y / y_max * plot_h:.1f}"
+    def at(x: float, y: float) -> tuple[float, float]:
+        return round(LEFT + x / x_max * plot_w, 1), round(TOP + plot_h - y / y_max * plot_h, 1)
 
-    lines = [{"label": s.label, "css": s.css, "points": " ".join(at(x, y) for x, y in s.points)}
-             for s in series if s.points]
+    lines = []
+    for one in series:
+        placed = [at(x, y) for x, y in one.points]
+        if placed:
+            lines.append({"label": one.label, "css": one.css, "points": " ".join(f"{x},{y}" for x, y in placed),
+                          "dots": placed if len(placed) <= DOTS else []})
     y_labels = [(TOP + plot_h - f * plot_h, _fmt(f * y_max, unit)) for f in (0.0, 0.5, 1.0)]
     x_labels = [(LEFT + f * plot_w, f"{f * x_max:.0f}s") for f in (0.0, 0.5, 1.0)]
     rows = [(s.label, f"{x:.1f}s", _fmt(y, unit)) for s in series for x, y in s.points]
