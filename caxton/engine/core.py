@@ -405,8 +405,9 @@ class Engine(ControlPlane):
             "agents_by_state": by_state, "runtimes": runtimes, "memory": memory, "storage": storage,
         }
 
-    def snapshot(self) -> StateSnapshot:
-        serial, rows = self.store.snapshot_rows()
+    def snapshot(self, *, specs: bool = True) -> StateSnapshot:
+        """The live state ``plan`` diffs against; ``specs=False``: every ``spec`` left empty (cheaper)."""
+        serial, rows = self.store.snapshot_rows(specs=specs)
         return StateSnapshot(serial=serial, engine_version=__version__,
                              agents=[self._agent_state(row, revision, spec) for row, revision, spec in rows])
 

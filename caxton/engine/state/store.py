@@ -303,15 +303,20 @@ class Store:
             tried = self._conn.execute("SELECT MAX(revision) AS n FROM events WHERE agent_id = ?", (agent_id,)).fetchone()
         return max(int(kept["n"] or 0), int(tried["n"] or 0)) + 1
 
-    def snapshot_rows(self) -> tuple[int, list[tuple[AgentRow, RevisionRow | None, dict[str, Any] | None]]]:
-        """The serial and every agent with its current revision and spec, read consistently."""
+    def snapshot_rows(self, *, specs: bool = True,
+                      ) -> tuple[int, list[tuple[AgentRow, RevisionRow | None, dict[str, Any] | None]]]:
+        """The serial and every agent with its current revision and spec, read consistently.
+
+        ``specs=False``: without the specs (None), for views that show none (the console's overview).
+        """
         columns = ", ".join(f"r.{name} AS r_{name}" for name in _REVISION_COLUMNS)
+        blob = ", b.data AS spec_data" if specs else ", 1 AS spec_data"
+        join = " LEFT JOIN blobs b ON b.sha256 = r.spec_sha256" if specs else ""
         with self._lock:
             serial = self._read_serial()
             rows = self._conn.execute(
-                f"SELECT a.*, {columns}, b.data AS spec_data FROM agents a "
-                "LEFT JOIN revisions r ON r.agent_id = a.id AND r.number = a.revision "
-                "LEFT JOIN blobs b ON b.sha256 = r.spec_sha256 ORDER BY a.id"
+                f"SELECT a.*, {columns}{blob} FROM agents a "
+                f"LEFT JOIN revisions r ON r.agent_id = a.id AND r.number = a.revision{join} ORDER BY a.id"
             ).fetchall()
         out: list[tuple[AgentRow, RevisionRow | None, dict[str, Any] | None]] = []
         for row in rows:
@@ -322,7 +327,7 @@ class Store:
             if row["r_number"] is None or row["spec_data"] is None:
                 raise StoreError(f"revision {agent.revision} of {agent.id} or its spec blob is missing")
             revision = RevisionRow(**{name: row[f"r_{name}"] for name in _REVISION_COLUMNS})
-            out.append((agent, revision, json.loads(row["spec_data"])))
+            out.append((agent, revision, json.loads(row["spec_data"]) if specs else None))
         return serial, out
 
     def changed_since(self, serial: int, agent_ids: list[str]) -> list[str]:

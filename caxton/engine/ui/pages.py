@@ -30,7 +30,7 @@ def overview(engine: Engine, board: dict[str, Any]) -> dict[str, Any]:
     """Engine health, every agent with SYNC and HEALTH, rollouts in flight, the last applies, the loop."""
     health = engine.health_detailed()
     synced = sync_by_agent(board)
-    snapshot = engine.snapshot()
+    snapshot = engine.snapshot(specs=False)
     rows = [_agent_row(agent, synced.get(agent.id, {})) for agent in snapshot.agents]
     counts: dict[str, int] = {}
     for row in rows:
