@@ -120,7 +120,7 @@ ROUTE_ROLES: dict[tuple[str, str], str] = {
     ("GET", "/ui/agent"): READ,
     ("GET", "/ui/rollout"): READ,
     ("GET", "/ui/applies"): READ,
-    ("GET", "/ui/memory"): READ,  # the page itself checks memory-read
+    ("GET", "/ui/memory"): MEMORY_READ,
     ("GET", "/ui/console.css"): OPEN,
     ("GET", "/ui/console.js"): OPEN,
     ("GET", "/ui/login"): OPEN,

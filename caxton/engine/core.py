@@ -405,9 +405,10 @@ class Engine(ControlPlane):
             "agents_by_state": by_state, "runtimes": runtimes, "memory": memory, "storage": storage,
         }
 
-    def snapshot(self, *, specs: bool = True) -> StateSnapshot:
-        """The live state ``plan`` diffs against; ``specs=False``: every ``spec`` left empty (cheaper)."""
-        serial, rows = self.store.snapshot_rows(specs=specs)
+    def snapshot(self, *, specs: bool = True, agent_id: str | None = None) -> StateSnapshot:
+        """The live state ``plan`` diffs against; ``specs=False``: every ``spec`` left empty (cheaper);
+        ``agent_id``: only that agent (or none)."""
+        serial, rows = self.store.snapshot_rows(specs=specs, agent_id=agent_id)
         return StateSnapshot(serial=serial, engine_version=__version__,
                              agents=[self._agent_state(row, revision, spec) for row, revision, spec in rows])
 
@@ -432,7 +433,7 @@ class Engine(ControlPlane):
 
     def agent(self, name: str) -> dict[str, Any]:
         ident = agent_id(name)
-        found = [a for a in self.snapshot().agents if a.id == ident]
+        found = self.snapshot(agent_id=ident).agents
         if not found:
             raise self.store.unknown_agent(name)
         state = found[0]

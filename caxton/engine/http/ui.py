@@ -2,7 +2,7 @@
 
 Pages (GET, the ``read`` role; readable without JavaScript): ``/ui`` (the
 overview), ``/ui/agent?name=``, ``/ui/rollout?name=``, ``/ui/applies`` and
-``/ui/memory?scope=&q=`` (which also needs ``memory-read``). Their data comes
+``/ui/memory?scope=&q=`` (``memory-read`` instead). Their data comes
 from ``caxton.engine.ui.pages``, their markup from the Jinja2 templates in
 ``caxton/engine/ui/templates`` and one stylesheet and one script shipped
 beside them (``/ui/console.css``, ``/ui/console.js``: no build step, nothing
@@ -18,8 +18,8 @@ HttpOnly, SameSite=Strict cookie, Secure under TLS); ``/ui/logout`` closes
 it. Without tokens (loopback dev) the console is open, like the API, and a
 session is opened on the first page for the forms' CSRF token. The only
 mutations are the ``deploy`` role's POST forms (promote, abort, suspend,
-resume), each checked for the session's CSRF token, calling the same
-``Engine`` operations as the API. Mounted by ``caxton.engine.http.app``.
+resume), each checked for the session's CSRF token (not needed with a bearer
+token), calling the same ``Engine`` operations as the API. Mounted by ``caxton.engine.http.app``.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ HEADERS = {
 }
 #: Seconds between two re-reads of a page when the engine has no event stream.
 POLL_MS = 2000
-LOGIN_FORM = "application/x-www-form-urlencoded"
+FORM = "application/x-www-form-urlencoded"
 MAX_FORM = 64 * 1024
 
 
@@ -104,15 +104,8 @@ def routes(app: FastAPI) -> APIRouter:
 
     @router.get(UI + "/memory")
     def memory(request: Request, scope: str = "", q: str = "") -> Response:
-        def build() -> dict[str, Any]:
-            principal = principal_of(request)
-            if principal is not None and not principal.has(MEMORY_READ):
-                raise Forbidden(f"the memory needs the 'memory-read' role; token {principal.name!r} has "
-                                f"{', '.join(sorted(principal.roles))}",
-                                hint="log in with a token that has it (`caxton token create NAME --role memory-read`)")
-            return pages.memory(engine_of(request), scope or None, q.strip() or None)
-
-        return _guarded(request, "memory.html", build)
+        return _guarded(request, "memory.html",
+                        lambda: pages.memory(engine_of(request), scope or None, q.strip() or None))
 
     for name, media in STATIC.items():
         router.add_api_route(f"{UI}/{name}", _asset(name, media), methods=["GET"])
@@ -218,7 +211,7 @@ def _action_routes(router: APIRouter) -> None:
             form = await _form(request)
             session: Session | None = request.scope["state"].get("session")
             try:
-                if session is None or not session.csrf_ok(form.get("csrf")):
+                if _needs_csrf(request) and (session is None or not session.csrf_ok(form.get("csrf"))):
                     raise _bad_csrf()
                 name = _named(form.get("name", ""))
                 source = Source(actor=attributed(principal_of(request), None) or "console")
@@ -260,12 +253,19 @@ def _cookie(request: Request) -> str | None:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """A small form-encoded (or empty) body as a dict (the last value of a repeated field)."""
-    media = request.headers.get("content-type", LOGIN_FORM).split(";", 1)[0].strip().lower()
+    """A form-encoded body as a dict (the last value of a repeated field); any other body is an empty form."""
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     body = await request.body()
-    if media != LOGIN_FORM or len(body) > MAX_FORM:
-        raise InvalidInput("the console's forms post application/x-www-form-urlencoded", hint="use the page's form")
+    if media != FORM or len(body) > MAX_FORM:
+        return {}
     return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+def _needs_csrf(request: Request) -> bool:
+    """A form needs the session's CSRF token unless its caller sent a bearer token (no browser sends one
+    by itself; the guard has checked it)."""
+    gate: Gate = request.app.state.gate
+    return not (gate.tokens.configured and "authorization" in request.headers)
 
 
 def _bad_csrf() -> Forbidden:

@@ -303,9 +303,9 @@ class Store:
             tried = self._conn.execute("SELECT MAX(revision) AS n FROM events WHERE agent_id = ?", (agent_id,)).fetchone()
         return max(int(kept["n"] or 0), int(tried["n"] or 0)) + 1
 
-    def snapshot_rows(self, *, specs: bool = True,
+    def snapshot_rows(self, *, specs: bool = True, agent_id: str | None = None,
                       ) -> tuple[int, list[tuple[AgentRow, RevisionRow | None, dict[str, Any] | None]]]:
-        """The serial and every agent with its current revision and spec, read consistently.
+        """The serial and every agent (or only ``agent_id``) with its current revision and spec, read consistently.
 
         ``specs=False``: without the specs (None), for views that show none (the console's overview).
         """
@@ -314,9 +314,11 @@ class Store:
         join = " LEFT JOIN blobs b ON b.sha256 = r.spec_sha256" if specs else ""
         with self._lock:
             serial = self._read_serial()
+            where = " WHERE a.id = ?" if agent_id is not None else ""
             rows = self._conn.execute(
                 f"SELECT a.*, {columns}{blob} FROM agents a "
-                f"LEFT JOIN revisions r ON r.agent_id = a.id AND r.number = a.revision{join} ORDER BY a.id"
+                f"LEFT JOIN revisions r ON r.agent_id = a.id AND r.number = a.revision{join}{where} ORDER BY a.id",
+                (agent_id,) if agent_id is not None else (),
             ).fetchall()
         out: list[tuple[AgentRow, RevisionRow | None, dict[str, Any] | None]] = []
         for row in rows:
