@@ -1,6 +1,6 @@
 """Client side of rollouts: status, promote and abort over the engine API.
 
-Called by ``caxton rollout status|promote|abort`` (``caxton.cli.rollout``).
+Called by ``caxton rollout status|promote|abort`` (``caxton.cli.rollout``); ``series`` feeds charts.
 The engine runs every rollout; these calls only read it or end it early.
 """
 
@@ -15,6 +15,11 @@ def status(client: EngineClient, name: str | None = None, *, limit: int | None =
     params = {"limit": limit} if limit else {}
     path = f"/rollouts/{segment(name)}" if name else "/rollouts"
     return client.call(api.RolloutList, "GET", path, params=params).rollouts
+
+
+def series(client: EngineClient, name: str) -> api.RolloutSeries:
+    """Request rate, error rate and p95 latency per revision over ``name``'s last rollout, in time buckets."""
+    return client.call(api.RolloutSeries, "GET", f"/rollouts/{segment(name)}/series")
 
 
 def promote(client: EngineClient, name: str) -> api.RolloutView:

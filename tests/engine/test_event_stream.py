@@ -17,6 +17,7 @@ import yaml
 
 from caxton.client import agents as agent_api
 from caxton.client import events as stream_api
+from caxton.client import rollouts as rollout_api
 from caxton.client import status as status_api
 from caxton.spec import api
 from tests.rollouts.test_durability import create, http_load, write_agent
@@ -136,6 +137,12 @@ def test_an_apply_and_its_canary_arrive_as_events_rollout_steps_measurements_and
     assert all(isinstance(a, api.ApplyProgress) for a in lines) and len({a.apply_id for a in lines}) == 1
     assert [a.line.seq for a in lines] == list(range(1, len(lines) + 1))
     assert lines[-1].status == api.ApplyStatus.SUCCEEDED and lines[-1].line.message == "apply succeeded"
+    # The rollout's time series over HTTP: both revisions served messages in its buckets.
+    with streaming.client() as client:
+        series = rollout_api.series(client, "canary")
+    assert series.status == api.RolloutStatus.SUCCEEDED and series.rollout_id == progress[-1].rollout.id
+    assert {r.role: sum(p.requests for p in r.points) > 0 for r in series.revisions} == {"candidate": True,
+                                                                                          "stable": True}
 
 
 def test_a_reconnect_with_last_event_id_loses_nothing_and_repeats_nothing(
