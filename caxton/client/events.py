@@ -46,7 +46,7 @@ class Frame:
 def frames(client: EngineClient, *, agent: str | None = None, after: int | None = None,
            timeout: float | None = None) -> Iterator[Frame]:
     """The frames of one stream (of ``agent``'s frames, resuming after event id ``after``) until it ends."""
-    params: dict[str, Any] = {}
+    params: dict[str, str | float] = {}
     if agent:
         params["agent"] = agent
     if timeout is not None:
