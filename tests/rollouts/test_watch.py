@@ -141,3 +141,18 @@ def test_a_watch_of_a_finished_rollout_shows_it_and_exits_by_its_outcome(engine:
     assert run_cli("rollout", "promote", "echo", "--engine", engine.url).code == 0
     done = run_cli("rollout", "status", "echo", "--watch", "--limit", "1", "--engine", engine.url)
     assert done.code == 0 and "SUCCEEDED" in done.out and done.out.count("echo: canary rollout") == 1
+
+
+def test_a_watch_of_every_agent_ends_when_no_rollout_shown_is_active(engine: EngineProcess, repo: Path,
+                                                                     run_cli: Any) -> None:
+    rollout = begin(engine, repo, 6, run_cli)
+    env = {**os.environ, "PYTHONPATH": python_path(os.environ)}
+    proc = subprocess.Popen([sys.executable, "-m", "caxton", "rollout", "status", "--watch", "--limit", "2",
+                             "--engine", engine.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    streams_open(engine, 1)
+    assert run_cli("rollout", "abort", "echo", "--engine", engine.url).code == 0
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err  # without an agent, the outcome is shown, not turned into an exit code
+    lines = out.decode().splitlines()
+    assert lines[0] == f"echo: canary rollout {rollout} RUNNING at step 1/2 (50 %)"
+    assert lines[-1].startswith(f"echo: canary rollout {rollout} rolled back: aborted by "), lines
