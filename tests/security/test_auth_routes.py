@@ -28,6 +28,8 @@ HOLDER = {"read": "reader", "message": "messenger", "memory-read": "memory-reade
 LACKER = {"read": "messenger", "message": "reader", "memory-read": "reader",
           "memory-write": "memory-reader", "deploy": "reader", "admin": "deployer"}
 PARAMS = {"name": "nobody", "apply_id": "a1", "entity_id": "1", "relation_id": "1"}
+#: Routes that never answer whole by themselves (the event stream), bounded by their own query.
+BOUNDED = {"/api/v1/events/stream": "?timeout=0.2"}
 
 
 def _app(tmp_path: Path) -> FastAPI:
@@ -72,7 +74,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthEngine]:
 
 
 def _url(template: str) -> str:
-    return re.sub(r"\{(\w+)\}", lambda m: PARAMS[m.group(1)], template)
+    return re.sub(r"\{(\w+)\}", lambda m: PARAMS[m.group(1)], template) + BOUNDED.get(template, "")
 
 
 def _body(method: str) -> dict[str, object]:
