@@ -9,7 +9,7 @@ import pytest
 
 from caxton.engine.core import Engine
 from caxton.engine.rollouts.series import MAX_BUCKETS, Series
-from caxton.engine.rollouts.window import latency_index
+from caxton.engine.rollouts.histogram import latency_index
 from caxton.engine.state.store import Source
 from caxton.errors import AgentFailure, NotFound
 from caxton.spec import api

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from caxton.clock import Clock
-from caxton.engine.rollouts.window import quantile
+from caxton.engine.rollouts.histogram import quantile
 
 #: Seconds per bucket at first.
 BUCKET_S = 5.0
@@ -53,7 +53,7 @@ class Series:
         self._lock = threading.Lock()
 
     def record(self, latency_index: int, ok: bool) -> None:
-        """Count one message (its latency as ``caxton.engine.rollouts.window.latency_index`` says) now."""
+        """Count one message (its latency's ``caxton.engine.rollouts.histogram.latency_index``) now."""
         elapsed = max(0.0, self.clock.monotonic() - self.began)
         with self._lock:
             while elapsed >= self.width * self.limit:

@@ -1,7 +1,7 @@
 """Per-revision metrics windows: the data a rollout's analysis is computed from.
 
 A ``Window`` counts one revision's messages, failures and latencies (a
-log-bucketed histogram, 5 % resolution) and, for a shadow revision, how many
+log-bucketed histogram, 5 % resolution: ``caxton.engine.rollouts.histogram``) and, for a shadow revision, how many
 replies were compared with the stable one's and how many differed. The
 engine's message path (``caxton.engine.core``) records into the window of
 the runtime that answered, when one is registered in the ``WindowBook``;
@@ -13,19 +13,15 @@ which is never reset: the rollout's charts.
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from caxton.engine.rollouts.histogram import latency_index, quantile
 from caxton.engine.serving.runtime import ServingRuntime
 
 if TYPE_CHECKING:
     from caxton.engine.rollouts.series import Series
-
-_BASE_MS = 0.01
-_RATIO = 1.05
-_LOG_RATIO = math.log(_RATIO)
 
 
 @dataclass(frozen=True)
@@ -90,25 +86,6 @@ class Window:
         with self._lock:
             return Snapshot(self.requests, self.errors, self.compared, self.divergent,
                             quantile(self.buckets, self.requests, 0.95))
-
-
-def latency_index(seconds: float) -> int:
-    """The histogram bucket of a latency: 5 % wide, from 0.01 ms."""
-    ms = seconds * 1000.0
-    return int(math.log(ms / _BASE_MS) / _LOG_RATIO) + 1 if ms > _BASE_MS else 0
-
-
-def quantile(buckets: dict[int, int], total: int, q: float) -> float | None:
-    """The upper edge (ms) of the bucket holding the ``q`` quantile; None without data."""
-    if total == 0:
-        return None
-    rank = math.ceil(q * total)
-    seen = 0
-    for index in sorted(buckets):
-        seen += buckets[index]
-        if seen >= rank:
-            return round(_BASE_MS * _RATIO ** index, 3)
-    return None
 
 
 class WindowBook:
