@@ -23,6 +23,8 @@ from caxton import errors
 from caxton.client.transport import EngineClient, parse
 from caxton.spec import api
 
+#: The longest ``follow`` waits between two connections that failed.
+MAX_BACKOFF = 5.0
 #: Why ``follow`` connects again after a stream ended (a ``timeout`` end is the caller's wish: it stops).
 RECONNECT_REASONS = frozenset({"shutdown", "overflow"})
 
@@ -44,7 +46,7 @@ class Frame:
 def frames(client: EngineClient, *, agent: str | None = None, after: int | None = None,
            timeout: float | None = None) -> Iterator[Frame]:
     """The frames of one stream (of ``agent``'s frames, resuming after event id ``after``) until it ends."""
-    params: dict[str, Any] = {}
+    params: dict[str, str | float] = {}
     if agent:
         params["agent"] = agent
     if timeout is not None:
@@ -85,13 +87,13 @@ def _frame(kind: str, ident: int | None, text: str) -> Frame:
     return Frame(kind, ident, parse(model, body, f"event: {kind}") if model is not None else body)
 
 
-def follow(client: EngineClient, *, agent: str | None = None, after: int | None = None, retries: int = 5,
-           backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> Iterator[Frame]:
+def follow(client: EngineClient, *, agent: str | None = None, after: int | None = None, retries: int = 8,
+           backoff: float = 0.25, sleep: Callable[[float], None] = time.sleep) -> Iterator[Frame]:
     """Frames across reconnects (``Last-Event-ID``: none lost); ``end`` and ``overflow`` frames are not yielded.
 
     Stops when the engine ends the stream for a reason other than ``RECONNECT_REASONS``. A connection
     that fails or brings no frame counts as a failure; after ``retries`` of them in a row the last
-    error is raised (``backoff`` s between them, doubling).
+    error is raised (``backoff`` s between them, doubling up to ``MAX_BACKOFF``).
     """
     failures = 0
     while True:
@@ -114,4 +116,4 @@ def follow(client: EngineClient, *, agent: str | None = None, after: int | None 
                 f"the event stream of {client.base_url} ended {failures} times in a row without a frame",
                 hint="see the engine's log")
         if failures:
-            sleep(backoff * 2 ** (failures - 1))
+            sleep(min(backoff * 2 ** (failures - 1), MAX_BACKOFF))

@@ -136,7 +136,7 @@ class EngineClient:
             partial.unlink(missing_ok=True)
         return size
 
-    def lines(self, path: str, *, params: dict[str, Any] | None = None,
+    def lines(self, path: str, *, params: dict[str, str | float] | None = None,
               headers: dict[str, str] | None = None) -> Iterator[str]:
         """The lines of a streamed ``GET /api/v1{path}`` as they arrive (an event stream); ends with the body."""
         try:

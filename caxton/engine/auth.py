@@ -83,6 +83,7 @@ ROUTE_ROLES: dict[tuple[str, str], str] = {
     ("GET", V1 + "/reconcile/status"): READ,
     ("GET", V1 + "/rollouts"): READ,
     ("GET", V1 + "/rollouts/{name}"): READ,
+    ("GET", V1 + "/rollouts/{name}/series"): READ,
     ("POST", V1 + "/agents/{name}/messages"): MESSAGE,
     ("PUT", V1 + "/agents/{name}"): DEPLOY,
     ("POST", V1 + "/agents/{name}/suspend"): DEPLOY,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from caxton.engine import backup, history
 from caxton.engine.stream import EventHub, Frame, Subscription
+from caxton.errors import NotFound
 from caxton.spec.api import RolloutChange, StreamKind
 from caxton.spec.identity import agent_id
 
@@ -92,6 +93,16 @@ class ControlPlane:
 
     def promote(self, name: str, source: Source) -> dict[str, Any]:
         return self.rollouts.promote(name, source)
+
+    def rollout_series(self, name: str) -> dict[str, Any]:
+        """Request rate, error rate and p95 per revision over ``name``'s last rollout (charts)."""
+        found = self.rollouts.inflight.series_view(agent_id(name))
+        if found is None:
+            if self.store.agent(agent_id(name)) is None:
+                raise self.store.unknown_agent(name)
+            raise NotFound(f"agent {name!r} has had no rollout since the engine started",
+                           hint="a rollout's series are kept in memory: see `caxton rollout status` for its record")
+        return found
 
     def abort(self, name: str, source: Source) -> dict[str, Any]:
         return self.rollouts.abort(name, source)

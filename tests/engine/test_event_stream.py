@@ -17,6 +17,7 @@ import yaml
 
 from caxton.client import agents as agent_api
 from caxton.client import events as stream_api
+from caxton.client import rollouts as rollout_api
 from caxton.client import status as status_api
 from caxton.spec import api
 from tests.rollouts.test_durability import create, http_load, write_agent
@@ -26,6 +27,9 @@ from tests.support.poll import wait_for
 
 SETTINGS = {"memory": {"enabled": False}, "server": {"stream_heartbeat": 0.2}}
 CANARY = {"strategy": "canary", "steps": [50, 100], "interval": "1s", "analysis": {"min_requests": 1}}
+#: Without traffic: no data, paused, measured again every 20 ms (a frame each time).
+MEASURING = {"strategy": "canary", "steps": [50, 100], "interval": 0.02,
+             "analysis": {"min_requests": 1_000_000, "max_p95_latency_ms": 1000}}
 
 
 def config(root: Path, **server: Any) -> Path:
@@ -133,6 +137,12 @@ def test_an_apply_and_its_canary_arrive_as_events_rollout_steps_measurements_and
     assert all(isinstance(a, api.ApplyProgress) for a in lines) and len({a.apply_id for a in lines}) == 1
     assert [a.line.seq for a in lines] == list(range(1, len(lines) + 1))
     assert lines[-1].status == api.ApplyStatus.SUCCEEDED and lines[-1].line.message == "apply succeeded"
+    # The rollout's time series over HTTP: both revisions served messages in its buckets.
+    with streaming.client() as client:
+        series = rollout_api.series(client, "canary")
+    assert series.status == api.RolloutStatus.SUCCEEDED and series.rollout_id == progress[-1].rollout.id
+    assert {r.role: sum(p.requests for p in r.points) > 0 for r in series.revisions} == {"candidate": True,
+                                                                                          "stable": True}
 
 
 def test_a_reconnect_with_last_event_id_loses_nothing_and_repeats_nothing(
@@ -165,7 +175,7 @@ def test_follow_reconnects_across_an_engine_restart_with_last_event_id(
     with running_engine(tmp_path, config=config(tmp_path)) as engine:
         create(run_cli, engine, tmp_path / "repo", name="restarted")
         start = event_log(engine, 0)[-1].id
-        reader = Reader(engine, follow=True, after=start)
+        reader = Reader(engine, follow=True, after=start, backoff=0.1, retries=40)
         try:
             streams_open(engine, 1)
             toggle(engine, "restarted")
@@ -225,6 +235,46 @@ def test_the_stream_needs_the_read_role(tmp_path: Path) -> None:
         assert wrong.status_code == 403
         read = httpx.get(url, headers={"Authorization": f"Bearer {tokens['reader']}"}, timeout=30)
         assert read.status_code == 200 and read.text.endswith('event: end\ndata: {"reason":"timeout","last_event_id":null}\n\n')
+
+
+def test_a_client_that_does_not_read_is_dropped_with_an_overflow_frame(run_cli: Any, tmp_path: Path) -> None:
+    """The kernel takes up to tcp_wmem's 4 MiB of a stalled client's frames before the engine's queue
+    (``stream_queue: 4``) fills: big frames come fast from paused canaries measuring every 20 ms (their
+    rollout views carry up to 200 measurements each)."""
+    names = [f"flood-{n}" for n in range(3)]
+    with running_engine(tmp_path, config=config(tmp_path, stream_queue=4)) as engine:
+        for name in names:
+            write_agent(tmp_path, 1, name=name)
+        assert run_cli("apply", str(tmp_path / "agents"), "--engine", engine.url, "--auto-approve").code == 0
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
+        slow.connect(("127.0.0.1", engine.port))
+        slow.sendall(b"GET /api/v1/events/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        try:
+            streams_open(engine, 1)
+            for name in names:
+                write_agent(tmp_path, 2, MEASURING, name=name)
+            detached = run_cli("apply", str(tmp_path / "agents"), "--engine", engine.url, "--auto-approve", "--detach")
+            assert detached.code == 0, detached.err
+            wait_for(lambda: gauge(engine, "caxton_event_streams_dropped_total") == 1, 120, "the stream dropped")
+            received = _read_all(slow)
+        finally:
+            slow.close()
+        streams_open(engine, 0)
+        assert gauge(engine, "caxton_event_streams_dropped_total") == 1
+        assert re.search(rb'event: overflow\ndata: \{"reason":"overflow","last_event_id":\d+\}\n\n\r\n0\r\n\r\n$',
+                         received), received[-300:]
+        with engine.client() as client:  # the engine serves on
+            assert status_api.health(client).status == "healthy"
+            assert len(client.request("GET", "/rollouts")["rollouts"]) == len(names)
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    sock.settimeout(30)
+    chunks = []
+    while chunk := sock.recv(1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def test_sigterm_ends_open_streams_and_the_engine_exits_cleanly(tmp_path: Path) -> None:

@@ -31,6 +31,8 @@ PARAMS = {"name": "nobody", "apply_id": "a1", "entity_id": "1", "relation_id": "
 #: The web console's login, logout and assets (docs/console.md): open, so a browser can log in.
 CONSOLE_OPEN = {("GET", "/ui/login"), ("POST", "/ui/login"), ("POST", "/ui/logout"), ("GET", "/ui/console.css"),
                 ("GET", "/ui/console.js")}
+#: Routes that never answer whole by themselves (the event stream), bounded by their own query.
+BOUNDED = {"/api/v1/events/stream": "?timeout=0.2"}
 
 
 def _app(tmp_path: Path) -> FastAPI:
@@ -76,7 +78,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthEngine]:
 
 
 def _url(template: str) -> str:
-    return re.sub(r"\{(\w+)\}", lambda m: PARAMS[m.group(1)], template)
+    return re.sub(r"\{(\w+)\}", lambda m: PARAMS[m.group(1)], template) + BOUNDED.get(template, "")
 
 
 def _body(method: str) -> dict[str, object]:

@@ -64,7 +64,7 @@ OPERATION_IDS = {
     "lock_status": "getLock", "lock_acquire": "acquireLock", "lock_renew": "renewLock", "lock_release": "releaseLock",
     "apply_submit": "submitApply", "apply_list": "listApplies", "apply_get": "getApply",
     "revisions": "listRevisions", "rollback": "rollbackAgent",
-    "rollouts": "listRollouts", "rollout": "listAgentRollouts", "promote": "promoteRollout", "abort": "abortRollout",
+    "rollouts": "listRollouts", "rollout": "listAgentRollouts", "rollout_series": "getRolloutSeries", "promote": "promoteRollout", "abort": "abortRollout",
     "create_backup": "createBackup", "download_backup": "downloadBackup",
     "list_entities": "listEntities", "create_entity": "createEntity", "create_batch": "createEntities",
     "get_entity": "getEntity", "neighbours": "getEntityNeighbours", "update_entity": "updateEntity",

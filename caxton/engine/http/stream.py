@@ -36,7 +36,7 @@ BACKLOG_PAGE = 500
 #: What ``retry:`` asks of a browser's EventSource before it reconnects (ms).
 RETRY_MS = 2000
 #: Seconds a client that overflowed gets to read its ``event: overflow`` before its connection is cut.
-OVERFLOW_GRACE = 5.0
+OVERFLOW_GRACE = 10.0
 _to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 

@@ -185,9 +185,11 @@ class RolloutController:
         steps = strategy.steps(spec)
         rollout.steps = [step.label for step in steps]
         now = self.clock.monotonic()
-        return Run(rollout=rollout, spec=spec, strategy=strategy, steps=steps, stable=stable, candidate=candidate,
-                   candidate_window=self.windows.watch(candidate), stable_window=self.windows.watch(stable),
-                   pins=self.router.pins(rollout.agent_id), step_began=now, checkpoint_began=now, last_sweep=now)
+        run = Run(rollout=rollout, spec=spec, strategy=strategy, steps=steps, stable=stable, candidate=candidate,
+                  candidate_window=self.windows.watch(candidate), stable_window=self.windows.watch(stable),
+                  pins=self.router.pins(rollout.agent_id), step_began=now, checkpoint_began=now, last_sweep=now)
+        self.inflight.watch(run)
+        return run
 
     # --- steps ------------------------------------------------------------------------------
     def _enter(self, run: Run, index: int) -> None:

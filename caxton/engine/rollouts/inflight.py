@@ -8,7 +8,8 @@ or remove cancels the rollout), to the controller as the book of its runs
 logged, waiters woken). Every change of a run (``progress``) and every new
 measurement (``measured``) goes to the engine's live event stream
 (``caxton.engine.stream``) as an ``event: rollout`` frame with the rollout's
-``view``, when a stream is open.
+``view``, when a stream is open. It also keeps each agent's last rollout series
+(``caxton.engine.rollouts.series``: the charts), in flight or ended.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from caxton.engine.logs import AgentLogs
 from caxton.engine.rollouts import views
 from caxton.engine.rollouts.model import CANCELLED, SUCCEEDED, Rollout
 from caxton.engine.rollouts.run import Run
+from caxton.engine.rollouts.series import RolloutSeries
 from caxton.engine.rollouts.window import WindowBook
 from caxton.engine.serving.router import Router
 from caxton.engine.serving.runtime import ServingRuntime
@@ -46,6 +48,8 @@ class InFlight:
         self.logs = logs
         self.hub = hub
         self.runs: dict[str, Run] = {}
+        #: Each agent's last rollout's time series (``watch``), kept after it ends.
+        self.series: dict[str, RolloutSeries] = {}
         #: Notified whenever a run ends (``RolloutController.wait``).
         self.finished = threading.Condition()
 
@@ -63,6 +67,22 @@ class InFlight:
         done = {"suspend": "suspended", "resume": "resumed", "remove": "removed"}.get(operation, operation)
         self.finish(run, CANCELLED, f"the agent was {done} during the rollout")
 
+    def watch(self, run: Run) -> None:
+        """Start ``run``'s time series: its windows record into them from now on."""
+        series = RolloutSeries.start(run.rollout.id, run.agent, self.router.clock)
+        run.candidate_window.series = series.of(run.candidate.revision, "candidate")
+        run.stable_window.series = series.of(run.stable.revision, "stable")
+        self.series[run.agent] = series
+
+    def series_view(self, agent: str) -> dict[str, Any] | None:
+        """The time series of ``agent``'s last rollout (None: none since the engine started)."""
+        series = self.series.get(agent)
+        if series is None:
+            return None
+        run = self.runs.get(agent)
+        live = run is not None and run.rollout.id == series.rollout_id
+        return series.view(run.rollout.status if run is not None and live else series.status or "cancelled")
+
     def busy(self, run: Run) -> Conflict:
         return Conflict(
             f"agent {run.rollout.name!r} has a {run.rollout.strategy} rollout in progress ({run.rollout.id}, "
@@ -75,6 +95,9 @@ class InFlight:
         rollout = run.rollout
         rollout.status, rollout.reason, rollout.finished_at = status, reason, utcnow()
         self.close_mirror(run)
+        series = self.series.get(run.agent)
+        if series is not None and series.rollout_id == rollout.id:
+            series.end(status)
         run.pins.journal = None
         records.clear_pins(self.store, run.agent)
         self.windows.forget(run.candidate)

@@ -3,10 +3,13 @@
 Each migration is a name and a SQL script. ``caxton.engine.state.store.Store.open``
 applies the ones not yet recorded in the ``migrations`` table, each in its own
 transaction, so an old data directory is upgraded in place. Append new
-migrations at the end; never edit one that has shipped.
+migrations at the end; never edit one that has shipped. ``split_sql`` cuts a
+script into its statements (trigger bodies kept whole).
 """
 
 from __future__ import annotations
+
+import sqlite3
 
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
@@ -148,3 +151,18 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         """,
     ),
 )
+
+
+def split_sql(script: str) -> list[str]:
+    """Split a migration script into statements, keeping trigger bodies whole."""
+    statements: list[str] = []
+    current: list[str] = []
+    for line in script.splitlines():
+        current.append(line)
+        joined = "\n".join(current)
+        if line.rstrip().endswith(";") and sqlite3.complete_statement(joined):
+            statements.append(joined)
+            current = []
+    if "\n".join(current).strip():
+        statements.append("\n".join(current))
+    return statements

@@ -11,6 +11,7 @@ transaction, and the serial bumped exactly once inside it. Called by
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -21,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from caxton.engine import states
-from caxton.engine.state.migrations import MIGRATIONS
+from caxton.engine.state.migrations import MIGRATIONS, split_sql
 from caxton.errors import CaxtonError, NotFound
 from caxton.spec.digest import canonical_json, sha256_hex
 from caxton.spec.identity import closest
 
 DB_NAME = "engine.db"
+log = logging.getLogger(__name__)
 
 
 def utcnow() -> str:
@@ -189,7 +191,7 @@ class Store:
             return applied
 
     def _apply_migration(self, name: str, script: str) -> None:
-        statements = [s.strip() for s in _split_sql(script) if s.strip()]
+        statements = [s.strip() for s in split_sql(script) if s.strip()]
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in statements:
@@ -216,7 +218,10 @@ class Store:
                 if tx.dirty:
                     self._conn.execute("UPDATE meta SET value = ? WHERE key = 'serial'", (str(tx.serial),))
             if tx.rows and self.committed is not None:
-                self.committed(tx.rows)
+                try:
+                    self.committed(tx.rows)
+                except Exception:  # the write is committed: a listener's failure must not fail it
+                    log.exception("a listener of committed events failed")
 
     @contextmanager
     def unversioned(self) -> Iterator[sqlite3.Connection]:
@@ -500,17 +505,3 @@ def _event(row: sqlite3.Row) -> EventRow:
     values["data"] = None if values["data"] is None else json.loads(values["data"])
     return EventRow(**values)
 
-
-def _split_sql(script: str) -> list[str]:
-    """Split a migration script into statements, keeping trigger bodies whole."""
-    statements: list[str] = []
-    current: list[str] = []
-    for line in script.splitlines():
-        current.append(line)
-        joined = "\n".join(current)
-        if line.rstrip().endswith(";") and sqlite3.complete_statement(joined):
-            statements.append(joined)
-            current = []
-    if "\n".join(current).strip():
-        statements.append("\n".join(current))
-    return statements

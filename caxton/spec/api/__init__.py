@@ -114,11 +114,14 @@ from caxton.spec.api.rollouts import (
     ROLLOUT_FINAL,
     Measurement,
     RolloutActionRequest,
+    RevisionPoints,
     RolloutList,
     RolloutLive,
+    RolloutSeries,
     RolloutStatus,
     RolloutView,
     RolloutWindow,
+    SeriesPoint,
 )
 
 __all__ = [
@@ -133,7 +136,7 @@ __all__ = [
     "OperationResult", "Ready", "ReconcileRun", "ReconcileStatusReport", "ReindexReport", "Relation",
     "RelationList", "RelationRequest", "RenewRequest", "ReportAck", "RevisionInfo", "RevisionOutcome",
     "RollbackRequest", "RollbackSource", "RolloutActionRequest", "RolloutList", "RolloutLive", "RolloutStatus",
-    "RolloutView", "RolloutWindow", "STREAM_DATA", "STREAM_KINDS", "ApplyProgress", "RolloutChange", "RolloutProgress", "StreamEnd",
+    "RolloutView", "RolloutWindow", "RevisionPoints", "RolloutSeries", "SeriesPoint", "STREAM_DATA", "STREAM_KINDS", "ApplyProgress", "RolloutChange", "RolloutProgress", "StreamEnd",
     "StreamKind", "RuntimeStats", "Scope", "SearchHit", "SearchRequest", "SearchResults",
     "SourceRequest", "StoreInfo", "Trigger", "TriggerAck", "TriggerRequest", "VacuumReport", "WireModel", "wire",
 ]
