@@ -59,3 +59,17 @@ def test_a_spec_is_shown_with_its_secrets_redacted() -> None:
     assert redact.redacted(spec) == {
         "name": "a", "parameters": {"api_key": redact.SENSITIVE, "retries": 3, "auth": {"user": redact.SENSITIVE}},
         "system_prompt": redact.SENSITIVE, "capabilities": ["scoring"]}
+
+
+def test_a_rollouts_series_are_step_lines_per_revision_with_the_thresholds() -> None:
+    def point(t: float, rate: float, errors: float | None, p95: float | None) -> dict[str, Any]:
+        return {"t_s": t, "request_rate": rate, "error_rate": errors, "p95_latency_ms": p95}
+
+    series = {"bucket_s": 5.0, "revisions": [
+        {"revision": 1, "role": "stable", "points": [point(0, 40, 0.0, 2.0), point(5, 20, 0.0, 2.5)]},
+        {"revision": 2, "role": "candidate", "points": [point(0, 10, 0.5, 9.0), point(5, 0, None, None)]}]}
+    rate, errors, p95 = pages.series_charts(series, {"max_error_rate": 0.05, "max_p95_latency_ms": 100})
+    assert [line["label"] for line in rate.lines] == ["revision 1 (stable)", "revision 2 (candidate)"]
+    assert rate.points == 8 and rate.x_labels[-1][1] == "10s"  # two points per bucket, to the last one's end
+    assert errors.points == 6 and errors.threshold_label == "5 %"  # no error rate without requests
+    assert p95.threshold_label == "100 ms" and all(not line["dots"] for line in p95.lines)

@@ -17,7 +17,7 @@ from typing import Any
 WIDTH, HEIGHT = 600.0, 180.0
 #: A line of at most this many points also gets a dot per point (one point alone is no line).
 DOTS = 40
-LEFT, RIGHT, TOP, BOTTOM = 52.0, 12.0, 12.0, 28.0
+LEFT, RIGHT, TOP, BOTTOM = 72.0, 12.0, 12.0, 28.0
 #: Revision lines in order: the stable one first, then the candidate (colours of console.css).
 CLASSES = ("series-stable", "series-candidate", "series-other")
 
@@ -27,6 +27,7 @@ class Series:
     label: str
     points: list[tuple[float, float]]  # (seconds since the chart's start, value)
     css: str = "series-other"
+    dots: bool = True  # a dot per point on a short line (off for step lines: two points per bucket)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,12 @@ class Chart:
 
     width: float = WIDTH
     height: float = HEIGHT
+    left: float = LEFT
+
+
+def steps(buckets: list[tuple[float, float]], width: float) -> list[tuple[float, float]]:
+    """Time buckets ``(start, value)`` of ``width`` seconds as a step line: each value held over its bucket."""
+    return [point for start, value in buckets for point in ((start, value), (start + width, value))]
 
 
 def seconds(at: str, start: datetime) -> float:
@@ -72,9 +79,9 @@ def line_chart(title: str, unit: str, series: list[Series], threshold: float | N
         placed = [at(x, y) for x, y in one.points]
         if placed:
             lines.append({"label": one.label, "css": one.css, "points": " ".join(f"{x},{y}" for x, y in placed),
-                          "dots": placed if len(placed) <= DOTS else []})
+                          "dots": placed if one.dots and len(placed) <= DOTS else []})
     y_labels = [(TOP + plot_h - f * plot_h, _fmt(f * y_max, unit)) for f in (0.0, 0.5, 1.0)]
-    x_labels = [(LEFT + f * plot_w, f"{f * x_max:.0f}s") for f in (0.0, 0.5, 1.0)]
+    x_labels = [(LEFT + f * plot_w, f"{f * x_max:.{0 if x_max >= 10 else 1}f}s") for f in (0.0, 0.5, 1.0)]
     rows = [(s.label, f"{x:.1f}s", _fmt(y, unit)) for s in series for x, y in s.points]
     threshold_y = TOP + plot_h - threshold / y_max * plot_h if threshold is not None else None
     return Chart(title, unit, lines, threshold_y, _fmt(threshold, unit) if threshold is not None else "",

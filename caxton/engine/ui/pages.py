@@ -5,7 +5,9 @@ lists): ``overview``, ``agent``, ``rollout``, ``applies``, ``memory``.
 HEALTH is ``caxton.rules.agent_health.live`` (the words of ``caxton agents
 list``); SYNC is what the reconcile loop last reported to this engine (its
 board's view; ``-`` without one). Specs are shown with secrets redacted
-(``caxton.rules.redact``). Called by ``caxton.engine.http.ui``.
+(``caxton.rules.redact``). A rollout's charts come from its time series
+(``Engine.rollout_series``), or from its analysis measurements once the
+engine no longer holds them. Called by ``caxton.engine.http.ui``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from caxton.engine.ui import charts
+from caxton.errors import NotFound
 from caxton.rules import agent_health, redact
 from caxton.spec.identity import agent_id
 from caxton.spec.state import CONFIG_STATES, SERVING_STATE, WASM_STATES, AgentState
@@ -97,8 +100,36 @@ def rollout(engine: Engine, name: str) -> dict[str, Any]:
         "active": latest is not None and latest["status"] in ROLLOUT_ACTIVE,
         "steps": _steps(latest) if latest else [],
         "measurements": list(reversed(latest["measurements"][-30:])) if latest else [],
-        "charts": rollout_charts(latest) if latest else [],
+        "charts": _charts(engine, latest) if latest else [],
     }
+
+
+def _charts(engine: Engine, latest: dict[str, Any]) -> list[charts.Chart]:
+    """The rollout's time series per revision when the engine still has them, else its measurements."""
+    try:
+        series = engine.rollout_series(latest["agent_id"])
+    except NotFound:
+        series = None
+    if series is not None and series["rollout_id"] == latest["id"]:
+        return series_charts(series, (latest.get("spec") or {}).get("analysis") or {})
+    return rollout_charts(latest)
+
+
+def series_charts(series: dict[str, Any], analysis: dict[str, Any]) -> list[charts.Chart]:
+    """Request rate, error rate and p95 latency of each revision, per time bucket over the rollout (a step
+    line: each bucket's value held over it)."""
+    def lines(field: str) -> list[charts.Series]:
+        return [charts.Series(f"revision {rev['revision']} ({rev['role']})",
+                              charts.steps([(p["t_s"], float(p[field])) for p in rev["points"]
+                                            if p.get(field) is not None], series["bucket_s"]),
+                              "series-stable" if rev["role"] == "stable" else "series-candidate", dots=False)
+                for rev in series["revisions"]]
+
+    return [
+        charts.line_chart("Request rate", "req/s", lines("request_rate")),
+        charts.line_chart("Error rate", "%", lines("error_rate"), analysis.get("max_error_rate")),
+        charts.line_chart("p95 latency", "ms", lines("p95_latency_ms"), analysis.get("max_p95_latency_ms")),
+    ]
 
 
 def _steps(found: dict[str, Any]) -> list[dict[str, Any]]:
@@ -120,7 +151,8 @@ def _steps(found: dict[str, Any]) -> list[dict[str, Any]]:
 
 def rollout_charts(found: dict[str, Any]) -> list[charts.Chart]:
     """Request count, error rate and p95 per revision over the rollout, from its analysis measurements
-    (the candidate's value and the stable revision's baseline at each check)."""
+    (the candidate's value and the stable revision's baseline at each check): for a rollout whose
+    series the engine no longer holds (they live in memory, for each agent's last rollout)."""
     start = charts.parse(found["started_at"])
     spec = (found.get("spec") or {}).get("analysis") or {}
     stable, candidate = f"revision {found['stable_revision']} (stable)", f"revision {found['candidate_revision']}"
