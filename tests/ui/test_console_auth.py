@@ -35,11 +35,11 @@ def _config(tokens_file: Path | None) -> ProjectConfig:
 def make_console(tmp_path: Path) -> Iterator[Callable[[bool], tuple[TestClient, dict[str, str]]]]:
     clients: list[TestClient] = []
 
-    def make(with_tokens: bool = True) -> tuple[TestClient, dict[str, str]]:
+    def make(with_tokens: bool = True, scheme: str = "http") -> tuple[TestClient, dict[str, str]]:
         tokens = write_tokens(tmp_path / "tokens.yaml", ROLES) if with_tokens else {}
         config = _config(tmp_path / "tokens.yaml" if with_tokens else None)
         client = TestClient(create_app(Engine(config, tmp_path / "data")), raise_server_exceptions=False,
-                            base_url="http://127.0.0.1", follow_redirects=False)
+                            base_url=f"{scheme}://127.0.0.1", follow_redirects=False)
         client.__enter__()
         clients.append(client)
         headers = {"Authorization": f"Bearer {tokens['root']}"} if with_tokens else {}
@@ -81,7 +81,7 @@ def test_login_sets_an_opaque_httponly_strict_cookie_and_returns_to_the_page(mak
     cookie = done.headers["set-cookie"]
     assert cookie.startswith(f"{COOKIE}=") and tokens["reader"] not in cookie
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/;" in cookie
-    assert "Secure" not in cookie  # plain HTTP here; under TLS it is Secure (tests/security)
+    assert "Secure" not in cookie  # plain HTTP here; under TLS it is Secure (below)
     page = client.get("/ui/agent?name=helper")
     assert page.status_code == 200 and "helper" in page.text and "reader" in page.text
     assert "Content-Security-Policy" in page.headers and "default-src 'self'" in page.headers["content-security-policy"]
@@ -176,3 +176,8 @@ def test_unknown_agents_and_missing_names_are_error_pages(make_console) -> None:
     missing = client.get("/ui/agent?name=nobody")
     assert missing.status_code == 404 and "nobody" in missing.text and "<html" in missing.text
     assert client.get("/ui/rollout").status_code == 422
+
+
+def test_the_cookie_is_secure_under_tls(make_console) -> None:
+    client, tokens = make_console(True, "https")
+    assert "; Secure" in _login(client, tokens["reader"])
