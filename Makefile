@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 WORKERS ?= auto
 
-.PHONY: install up test lint typecheck layers bench schemas clean
+.PHONY: install up test lint typecheck layers bench schemas screenshots clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ lint: typecheck layers
 
 test: install lint
 	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile
+
+# The console's pages at 1280x800 and 390x844 (tests/ui, Debian's chromium) into docs/screenshots/.
+screenshots: install
+	CAXTON_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q tests/ui/test_console.py
 
 schemas: install
 	$(VENV)/bin/caxton schema export schemas

@@ -104,6 +104,13 @@ ROLLOUT_VERDICTS = Counter(
     ["agent", "verdict"], registry=REGISTRY,
 )
 
+# --- the event stream (GET /api/v1/events/stream, caxton.engine.stream) ---------------
+EVENT_STREAMS_OPEN = Gauge("caxton_event_streams_open", "Server-sent event streams open now.", registry=REGISTRY)
+EVENT_STREAMS_DROPPED = Counter(
+    "caxton_event_streams_dropped_total", "Event streams dropped because their client read too slowly (overflow).",
+    registry=REGISTRY,
+)
+
 # --- backups -----------------------------------------------------------------------
 #: Who asked for a backup: the engine's schedule (``backups.interval``) or an admin (POST /api/v1/backups).
 BACKUP_TRIGGERS = ("schedule", "api")

@@ -3,22 +3,34 @@
 The engine runs every rollout (canary, gradual, blue-green, ab-test,
 shadow); these commands read its progress (step, traffic, each measurement
 with its threshold and verdict) or end it early. ``status --watch AGENT``
-follows until the rollout finishes and exits 3 when it rolled back.
+follows the engine's event stream until the rollout finishes (redrawn in
+place on a terminal, one line or JSON line per change elsewhere) and exits
+3 when it rolled back.
 """
 
 from __future__ import annotations
 
 import sys
-import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from caxton.cli.common import DEFAULT_ENGINE_URL, EngineOption, NameArgument, Output, OutputOption, TokenOption, connect
-from caxton.cli.views import render, rendered
+from caxton.cli.common import (
+    DEFAULT_ENGINE_URL,
+    EngineOption,
+    NameArgument,
+    Output,
+    OutputOption,
+    TokenOption,
+    connect,
+    echo,
+)
+from caxton.cli.views import emit_event, render, rendered
 from caxton.errors import RolledBack
 
 if TYPE_CHECKING:
+    from caxton.client.rollouts import Watched
     from caxton.spec.api import RolloutView
 
 app = typer.Typer(help="Follow, promote or abort the engine's rollouts.", no_args_is_help=True)
@@ -27,8 +39,9 @@ app = typer.Typer(help="Follow, promote or abort the engine's rollouts.", no_arg
 @app.command("status")
 def status(
     name: Annotated[str | None, typer.Argument(help="Agent name (default: every agent).", show_default=False)] = None,
-    watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh until the rollouts shown have finished.")] = False,
-    every: Annotated[float, typer.Option("--every", help="Seconds between refreshes with --watch.")] = 1.0,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow the engine's event stream until the rollouts "
+                                        "shown have finished: redrawn in place on a terminal, else one line (JSON "
+                                        "with -o json) per change.")] = False,
     limit: Annotated[int, typer.Option("--limit", help="How many rollouts to show.")] = 5,
     engine: EngineOption = DEFAULT_ENGINE_URL, token: TokenOption = None, output: OutputOption = Output.text,
 ) -> int:
@@ -36,30 +49,47 @@ def status(
     from caxton.cli.views.rollouts import Rollouts
     from caxton.client import rollouts
 
-    shown = ""
     with connect(engine, token) as client:
-        while True:
+        if watch:
+            found = _watch(rollouts.watch(client, name, limit=limit), output)
+        else:
             found = rollouts.status(client, name, limit=limit)
-            text = rendered(Rollouts(found), output)
-            if text != shown:
-                sys.stdout.write(text)
-                sys.stdout.flush()
-                shown = text
-            if not watch or not _active(found, name):
-                break
-            time.sleep(max(every, 0.1))
+            render(Rollouts(found), output)
     if watch and name and found and found[0].status == "rolled_back":
         raise RolledBack(f"rollout {found[0].id} of {found[0].name} rolled back: {found[0].reason}")
     return 0
 
 
-def _active(found: list[RolloutView], name: str | None) -> bool:
-    """Whether a watch goes on: the agent's newest rollout (or any rollout) is still active."""
-    from caxton.spec.api import ROLLOUT_ACTIVE as ACTIVE
+def _watch(changes: Iterator[Watched], output: Output) -> list[RolloutView]:
+    """Show each change of a watch (in place on a terminal, else a line or a JSON line); the rollouts at its end."""
+    from caxton.cli.progress import live_wanted
+    from caxton.cli.views.rollouts import Rollouts, change_line
+    from caxton.spec.api import RolloutProgress, wire
 
-    if name:
-        return bool(found) and found[0].status in ACTIVE
-    return any(r.status in ACTIVE for r in found)
+    found: list[RolloutView] = []
+    if output is Output.text and live_wanted():
+        from rich.console import Console
+        from rich.live import Live
+        from rich.text import Text
+
+        with Live(console=Console(), refresh_per_second=10, transient=False) as live:
+            for seen in changes:
+                found = seen.rollouts
+                live.update(Text(rendered(Rollouts(found), output).rstrip("\n")), refresh=True)
+        return found
+    for seen in changes:
+        found = seen.rollouts
+        if output is Output.json:
+            if seen.change is None:
+                emit_event("rollouts", rollouts=[wire(rollout) for rollout in found])
+            else:
+                emit_event("rollout" if isinstance(seen.change, RolloutProgress) else "event", **wire(seen.change))
+        elif seen.change is None:
+            render(Rollouts(found), output)
+        else:
+            echo(change_line(seen.change))
+        sys.stdout.flush()
+    return found
 
 
 @app.command("promote")

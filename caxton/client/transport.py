@@ -22,6 +22,7 @@ import os
 import socket
 import sys
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, Self, TypeVar
 from urllib.parse import quote
 
@@ -134,6 +135,18 @@ class EngineClient:
         finally:
             partial.unlink(missing_ok=True)
         return size
+
+    def lines(self, path: str, *, params: dict[str, str | float] | None = None,
+              headers: dict[str, str] | None = None) -> Iterator[str]:
+        """The lines of a streamed ``GET /api/v1{path}`` as they arrive (an event stream); ends with the body."""
+        try:
+            with self._http.stream("GET", API + path, params=params, headers=headers) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise error_from_response(response)
+                yield from response.iter_lines()
+        except httpx.TransportError as error:
+            raise self._unreachable(error) from None
 
     def _unreachable(self, error: httpx.TransportError) -> errors.CaxtonError:
         if isinstance(error, httpx.TimeoutException):

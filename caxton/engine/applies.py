@@ -21,7 +21,8 @@ with a rollout in flight follows the Argo Rollouts rule
 (``RolloutController.update``). Progress is kept as numbered log lines that
 the CLI follows (``GET /api/v1/applies/{id}?after=N&wait=S``): ``follow`` waits for
 them on the event loop (a ``_Wakeups`` future the apply's thread resolves), so a
-long-poll holds no worker thread however many clients follow.
+long-poll holds no worker thread however many clients follow. Each line also goes to the
+engine's live event stream (``caxton.engine.stream``) as an ``event: apply`` frame.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ from caxton.engine.operations import Operations, Prepared, parse_spec
 from caxton.engine.state import applies as records
 from caxton.engine.state.applies import ApplyRecord, ChangeResult
 from caxton.engine.state.store import Source, Store, utcnow
+from caxton.engine.stream import EventHub, Frame
 from caxton.errors import CaxtonError, Conflict, InvalidInput, NotFound, StalePlan
-from caxton.spec.api import FINAL, ApplyStatus, ChangeAction
+from caxton.spec.api import FINAL, ApplyStatus, ChangeAction, StreamKind
 
 if TYPE_CHECKING:
     from caxton.engine.rollouts.controller import RolloutController
@@ -115,8 +117,10 @@ class _Item:
 class ApplyRunner:
     """Accepts plan submissions; performs their changes one apply at a time, follows their rollouts side by side."""
 
-    def __init__(self, ops: Operations, store: Store, lock: ApplyLock, rollouts: RolloutController | None = None) -> None:
+    def __init__(self, ops: Operations, store: Store, lock: ApplyLock, rollouts: RolloutController | None = None,
+                 hub: EventHub | None = None) -> None:
         self.ops = ops
+        self.hub = hub
         self.rollouts = rollouts
         self.store = store
         self.lock = lock
@@ -265,6 +269,7 @@ class ApplyRunner:
                                    "status": ACCEPTED,
                                    "message": f"every change accepted; {rollouts} rollout(s) in progress"})
                 self._persist(record)
+                self._said(record)
             self._changed.notify_all()
             self._wakeups.notify()
 
@@ -339,6 +344,7 @@ class ApplyRunner:
                 self._persist(record)
             self._changed.notify_all()
             self._wakeups.notify()
+            self._said(record)
 
     def _finish(self, record: ApplyRecord, status: str) -> None:
         with self._changed:
@@ -350,12 +356,22 @@ class ApplyRunner:
             self._persist(record)
             self._changed.notify_all()
             self._wakeups.notify()
+            self._said(record)
         with self.store.transaction() as tx:
             tx.event("apply_finished", Source(actor=f"apply {record.id}", plan_id=record.plan_id,
                                               git_commit=record.git_commit),
                      message=f"apply {record.id} {status}: {counts['done']} changed, {counts['failed']} failed, "
                      f"{counts['rolled_back']} rolled back, {counts['superseded']} superseded",
                      data={"apply_id": record.id, "status": status, "counts": counts})
+
+    def _said(self, record: ApplyRecord) -> None:
+        """The record's last line to the live event stream (``caxton.spec.api.ApplyProgress``)."""
+        if self.hub is None or not self.hub.listening or not record.log:
+            return
+        line = dict(record.log[-1])
+        self.hub.publish(Frame(StreamKind.APPLY.value, line.get("agent"), {
+            "apply_id": record.id, "plan_id": record.plan_id, "status": record.status,
+            "git_commit": record.git_commit, "line": line}))
 
     def _persist(self, record: ApplyRecord, *, insert: bool = False) -> None:
         record.persisted_at = time.monotonic()

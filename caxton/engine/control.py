@@ -1,4 +1,4 @@
-"""The control plane of the ``Engine`` facade: the apply lock, applies, history, rollouts and backups.
+"""The control plane of the ``Engine`` facade: the apply lock, applies, history, rollouts, backups, the event stream.
 
 ``caxton.engine.core.Engine`` inherits these methods, so the HTTP routes
 (``caxton.engine.http``) call one object and never reach into its parts
@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from caxton.engine import backup, history
+from caxton.engine.stream import EventHub, Frame, Subscription
+from caxton.errors import NotFound
+from caxton.spec.api import RolloutChange, StreamKind
+from caxton.spec.identity import agent_id
 
 if TYPE_CHECKING:
     from caxton.engine.applies import ApplyRunner
@@ -21,6 +25,7 @@ if TYPE_CHECKING:
     from caxton.engine.operations import OperationResult, Operations
     from caxton.engine.rollouts.controller import RolloutController
     from caxton.engine.state.store import Source, Store
+    from caxton.spec.project import ProjectConfig
 
 
 class ControlPlane:
@@ -33,6 +38,9 @@ class ControlPlane:
     rollouts: RolloutController
     backups: Backups
     data_dir: Path
+    config: ProjectConfig
+    #: The live event hub of ``GET /api/v1/events/stream`` (``caxton.engine.stream``).
+    stream: EventHub
 
     if TYPE_CHECKING:
         @property
@@ -86,8 +94,36 @@ class ControlPlane:
     def promote(self, name: str, source: Source) -> dict[str, Any]:
         return self.rollouts.promote(name, source)
 
+    def rollout_series(self, name: str) -> dict[str, Any]:
+        """Request rate, error rate and p95 per revision over ``name``'s last rollout (charts)."""
+        found = self.rollouts.inflight.series_view(agent_id(name))
+        if found is None:
+            if self.store.agent(agent_id(name)) is None:
+                raise self.store.unknown_agent(name)
+            raise NotFound(f"agent {name!r} has had no rollout since the engine started",
+                           hint="a rollout's series are kept in memory: see `caxton rollout status` for its record")
+        return found
+
     def abort(self, name: str, source: Source) -> dict[str, Any]:
         return self.rollouts.abort(name, source)
+
+    # --- the event stream ---------------------------------------------------------------
+    def subscribe(self, agent: str | None) -> Subscription:
+        """A live subscription to the engine's frames (of ``agent``, or all), on the running loop."""
+        return self.stream.subscribe(agent_id(agent) if agent else None, self.config.server.stream_queue)
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self.stream.unsubscribe(subscription)
+
+    def stream_backlog(self, agent: str | None, after: int, limit: int) -> list[Frame]:
+        """The stored events after id ``after`` (of ``agent``), oldest first, at most ``limit``: a resume."""
+        rows = self.store.events(agent_id=agent, after=after, limit=limit, oldest=True)
+        return [Frame(StreamKind.EVENT.value, row.agent_id, row.to_dict(), row.id) for row in rows]
+
+    def rollout_snapshots(self, agent: str | None) -> list[Frame]:
+        """The rollouts in flight (of ``agent``) as ``change: snapshot`` frames: a stream's first picture."""
+        return [self.rollouts.inflight.frame(rollout, RolloutChange.SNAPSHOT, "in flight")
+                for rollout in self.rollouts.in_flight() if agent is None or rollout.agent_id == agent]
 
     # --- backups ------------------------------------------------------------------------
     def backup_now(self) -> dict[str, Any]:

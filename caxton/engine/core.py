@@ -37,9 +37,10 @@ from caxton.engine.rollouts.inflight import InFlight
 from caxton.engine.rollouts.window import Window, WindowBook
 from caxton.engine.serving.router import Router
 from caxton.engine.serving.runtime import ServingRuntime
-from caxton.engine.storage_health import StorageFaults
-from caxton.engine.tools import EngineWasmTools
 from caxton.engine.state.store import AgentRow, Source, Store
+from caxton.engine.storage_health import StorageFaults
+from caxton.engine.stream import EventHub
+from caxton.engine.tools import EngineWasmTools
 from caxton.errors import (
     AgentFailure,
     CaxtonError,
@@ -77,6 +78,8 @@ class Engine(ControlPlane):
         self.windows = WindowBook()
         #: Disk full / read-only faults of failed writes (noted by ``caxton.engine.http.app``), for health.
         self.storage_faults = StorageFaults()
+        #: The live event stream's hub (``GET /api/v1/events/stream``): fed by the store, rollouts and applies.
+        self.stream = EventHub()
         self.started_at = time.time()
         self._store: Store | None = None
         #: Conversation turns and agent log lines (``caxton.engine.state.history_db``), open while started.
@@ -136,6 +139,8 @@ class Engine(ControlPlane):
         from caxton.llm.tools import wasm as wasm_tools
 
         self._store = Store.open(self.data_dir, self.config.store.url)
+        self._store.committed = self.stream.committed
+        self.stream.open()
         self._heartbeat = Heartbeat(self._store)
         self._heartbeat.start()
         self._history = HistoryDB(self._store)
@@ -150,11 +155,11 @@ class Engine(ControlPlane):
                                      self._history, idle_ttl=talks.retention, max_turns=talks.max_turns,
                                      max_bytes=talks.max_history_size, min_idle=talks.min_idle))
         context.tool_sources = (wasm_tools.WasmToolSource(EngineWasmTools(self._store, self.send)),)
-        inflight = InFlight(self._store, self.router, self.windows, self.logs)  # the rollouts in flight
+        inflight = InFlight(self._store, self.router, self.windows, self.logs, self.stream)  # the rollouts in flight
         self._ops = Operations(self._store, self.router, context, self.config.server, guard=inflight)
         self.lock = ApplyLock(self._store)
         self.rollouts = RolloutController(self._store, self.router, self._ops, self.windows, inflight)
-        self.applies = ApplyRunner(self._ops, self._store, self.lock, self.rollouts)
+        self.applies = ApplyRunner(self._ops, self._store, self.lock, self.rollouts, self.stream)
         self.started_at = time.time()
         recovered = self._ops.recover()
         self.applies.recover()
@@ -169,6 +174,7 @@ class Engine(ControlPlane):
         """Refuse new messages, drain in-flight ones, stop runtimes, close the store."""
         self.ready = False
         self.stopping = True
+        self.stream.close()  # the open event streams end (``caxton.engine.listeners.Server`` did it already)
         if metrics.SCRAPE.source == self.scrape_view:
             metrics.SCRAPE.source = None
         self.backups.stop()
@@ -423,8 +429,10 @@ class Engine(ControlPlane):
                 "location": store.location, "migrations": store.migrations(), "schema_version": version,
                 "written_by": written_by}
 
-    def snapshot(self) -> StateSnapshot:
-        serial, rows = self.store.snapshot_rows()
+    def snapshot(self, *, specs: bool = True, agent_id: str | None = None) -> StateSnapshot:
+        """The live state ``plan`` diffs against; ``specs=False``: every ``spec`` left empty (cheaper);
+        ``agent_id``: only that agent (or none)."""
+        serial, rows = self.store.snapshot_rows(specs=specs, agent_id=agent_id)
         return StateSnapshot(serial=serial, engine_version=__version__,
                              agents=[self._agent_state(row, revision, spec) for row, revision, spec in rows])
 
@@ -449,7 +457,7 @@ class Engine(ControlPlane):
 
     def agent(self, name: str) -> dict[str, Any]:
         ident = agent_id(name)
-        found = [a for a in self.snapshot().agents if a.id == ident]
+        found = self.snapshot(agent_id=ident).agents
         if not found:
             raise self.store.unknown_agent(name)
         state = found[0]

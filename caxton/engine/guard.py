@@ -6,10 +6,17 @@ in the query string with 401; then, when any token is configured, the
 ``Authorization: Bearer`` token is resolved to a ``Principal``
 (``caxton.engine.auth.Tokens``; 401 when missing, malformed or wrong) and
 checked against the role the route needs (``caxton.engine.auth.ROUTE_ROLES``;
-403 naming it); a state-changing request with a body must be JSON (415), and
-one without a body that carries an ``Origin`` needs a token (403). The
-principal (``None`` when no token is configured) is stored as
-``scope["state"]["principal"]``, i.e. ``request.state.principal``.
+403 naming it). Without that header, the console's session cookie
+(``caxton.engine.sessions``) stands for its token on the console's own
+routes (``/ui``) and on reads (GET): never on the API's state-changing routes,
+which have no CSRF token. A console page asked without a valid session is
+redirected to ``/ui/login``. A state-changing request with a body must be JSON
+(415; the console's forms, checked for their CSRF token by
+``caxton.engine.http.ui``, may be form-encoded), and one without a body that
+carries an ``Origin`` needs a token (403). The principal (``None`` when no
+token is configured) is stored as ``scope["state"]["principal"]``, i.e.
+``request.state.principal``, and the console session (or ``None``) as
+``scope["state"]["session"]``.
 ``reload_tokens`` (an ``Engine.on_reload`` hook: SIGHUP) swaps the tokens.
 """
 
@@ -19,7 +26,7 @@ import ipaddress
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -27,6 +34,7 @@ from urllib.parse import parse_qsl, urlsplit
 import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from caxton.engine.sessions import Session, Sessions, cookie_value
 from caxton.engine.auth import (
     load_tokens,
     OPEN,
@@ -45,6 +53,10 @@ log = logging.getLogger("caxton.engine.auth")
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JSON_TYPES = frozenset({"application/json", "application/x-ndjson"})
+#: The console's routes (``caxton.engine.http.ui``): a session cookie counts there, and its forms post there.
+CONSOLE = "/ui"
+FORM_TYPES = JSON_TYPES | {"application/x-www-form-urlencoded"}
+READS = frozenset({"GET", "HEAD"})
 #: Query parameters that would carry an API token (refused: URLs end up in logs and histories).
 TOKEN_PARAMS = frozenset({"access_token", "api_token", "auth_token", "authorization", "bearer"})
 LEASE_ROUTE = ("DELETE", "/api/v1/lock")  # its ``token`` parameter is the lock's lease token
@@ -60,6 +72,8 @@ class Gate:
     policy: Policy | None
     hosts: frozenset[str]
     any_ip: bool
+    #: The console's browser sessions (``caxton.engine.sessions``), kept across token reloads.
+    sessions: Sessions = field(default_factory=Sessions)
 
     @classmethod
     def for_host(cls, tokens: Tokens, bound: str, extra_hosts: list[str]) -> Gate:
@@ -118,7 +132,10 @@ class Guard:
         try:
             principal = await self._check(scope)
         except CaxtonError as error:
-            await _reply(send, error)
+            if isinstance(error, TokenRefused) and _console_page(scope):
+                await _to_login(send, scope)
+            else:
+                await _reply(send, error)
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
@@ -143,11 +160,16 @@ class Guard:
         _refuse_query_token(scope, rule is not None and (rule.method, rule.template) == LEASE_ROUTE, gate.tokens)
         role = policy.role_for(rule, scope.get("query_string", b"").decode("latin-1"))
         principal: Principal | None = None
+        session = self._session(scope, headers, method, path)
+        scope.setdefault("state", {})["session"] = session
         if gate.tokens.configured and role != OPEN:
-            token = _bearer(headers.get("authorization"))
-            principal = gate.tokens.cached(token)
-            if principal is None:
-                principal = await anyio.to_thread.run_sync(gate.tokens.resolve, token)  # scrypt, once per token
+            if session is not None and session.token is not None and "authorization" not in headers:
+                principal = await self._session_principal(session)
+            else:
+                token = _bearer(headers.get("authorization"))
+                principal = gate.tokens.cached(token)
+                if principal is None:
+                    principal = await anyio.to_thread.run_sync(gate.tokens.resolve, token)  # scrypt, once per token
             if not principal.has(role):
                 raise Forbidden(f"this endpoint needs the {role!r} role; token {principal.name!r} has "
                                 f"{', '.join(sorted(principal.roles))}",
@@ -159,8 +181,25 @@ class Guard:
                     raise Forbidden(f"token {principal.name!r} may not message agent {agent!r}",
                                     hint="its allow-list: " + ", ".join(sorted(principal.agents)))
         if method in STATE_CHANGING:
-            _check_body(headers, principal, origin)
+            _check_body(headers, principal, origin, FORM_TYPES if _on_console(path) else JSON_TYPES)
         return principal
+
+    def _session(self, scope: Scope, headers: dict[str, str], method: str, path: str) -> Session | None:
+        """The console session of the request's cookie, where a cookie counts (the console, reads)."""
+        if method not in READS and not _on_console(path):
+            return None
+        return self.gate.sessions.get(cookie_value(headers.get("cookie")))
+
+    async def _session_principal(self, session: Session) -> Principal:
+        """The session's token resolved now: a token revoked (reload) or expired ends the session."""
+        assert session.token is not None
+        tokens = self.gate.tokens
+        try:
+            found = tokens.cached(session.token)
+            return found if found is not None else await anyio.to_thread.run_sync(tokens.resolve, session.token)
+        except TokenRefused:
+            self.gate.sessions.close(session.id)
+            raise
 
     def _same_origin(self, origin: str, host: str | None, scope: Scope) -> bool:
         try:
@@ -200,12 +239,21 @@ def _refuse_query_token(scope: Scope, lease_route: bool, tokens: Tokens) -> None
                                hint=BEARER_HINT)
 
 
-def _check_body(headers: dict[str, str], principal: Principal | None, origin: str | None) -> None:
+def _on_console(path: str) -> bool:
+    return path == CONSOLE or path.startswith(CONSOLE + "/")
+
+
+def _console_page(scope: Scope) -> bool:
+    return scope["method"] in READS and _on_console(scope["path"])
+
+
+def _check_body(headers: dict[str, str], principal: Principal | None, origin: str | None,
+                accepted: frozenset[str] = JSON_TYPES) -> None:
     length = headers.get("content-length")
     has_body = "transfer-encoding" in headers or (length is not None and length.strip() not in ("", "0"))
     if has_body:
         media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if media not in JSON_TYPES:
+        if media not in accepted:
             raise UnsupportedMediaType(f"a state-changing request must be JSON, not {media or 'untyped'}",
                                        hint="send Content-Type: application/json")
     elif origin is not None and principal is None:
@@ -214,7 +262,7 @@ def _check_body(headers: dict[str, str], principal: Principal | None, origin: st
 
 
 _WANTED = {name: name.decode() for name in (b"host", b"origin", b"authorization", b"content-type",
-                                            b"content-length", b"transfer-encoding")}
+                                            b"content-length", b"transfer-encoding", b"cookie")}
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -249,3 +297,15 @@ async def _reply(send: Send, error: CaxtonError) -> None:
     start: Message = {"type": "http.response.start", "status": error.http_status, "headers": headers}
     await send(start)
     await send({"type": "http.response.body", "body": payload})
+
+
+async def _to_login(send: Send, scope: Scope) -> None:
+    """303 to the console's login page, back to the page asked for after it."""
+    from urllib.parse import quote
+
+    query = scope.get("query_string", b"").decode("latin-1")
+    wanted = scope["path"] + (f"?{query}" if query else "")
+    location = f"{CONSOLE}/login?next={quote(wanted, safe='')}"
+    headers = [(b"location", location.encode("latin-1")), (b"content-length", b"0"), (b"cache-control", b"no-store")]
+    await send({"type": "http.response.start", "status": 303, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})

@@ -16,7 +16,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, ContextManager
 
@@ -40,10 +40,29 @@ START_TIMEOUT = 60.0
 METRICS_THREAD = "caxton-metrics"
 
 
+class Server(uvicorn.Server):
+    """uvicorn.Server that runs ``before_shutdown`` as its graceful shutdown begins.
+
+    uvicorn waits for every open connection before the app's lifespan ends (``Engine.stop``);
+    an event stream (``GET /api/v1/events/stream``) is never done by itself, so the engine's
+    hub is closed here first (``Engine.stream.close``): each stream sends ``event: end`` and ends.
+    """
+
+    def __init__(self, config: uvicorn.Config, *, before_shutdown: Callable[[], None] | None = None) -> None:
+        super().__init__(config)
+        self.before_shutdown = before_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.before_shutdown is not None:
+            self.before_shutdown()
+        await super().shutdown(sockets=sockets)
+
+
 @contextmanager
-def threaded(config: uvicorn.Config, sock: socket.socket, *, name: str, stop_timeout: float) -> Iterator[None]:
+def threaded(config: uvicorn.Config, sock: socket.socket, *, name: str, stop_timeout: float,
+             before_shutdown: Callable[[], None] | None = None) -> Iterator[None]:
     """``config``'s app served on ``sock`` by a thread from when it listens to the end of the block."""
-    http = uvicorn.Server(config)
+    http = Server(config, before_shutdown=before_shutdown)
     thread = threading.Thread(target=http.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
     thread.start()
     try:

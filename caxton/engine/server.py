@@ -142,7 +142,7 @@ def serve(
     try:
         with started(engine, host=host, port=port, settings=settings, insecure_no_auth=insecure_no_auth) as serving:
             server = _Server(serving.config, url=serving.url, data_dir=engine.data_dir, announce=announce or _print,
-                             metrics_url=serving.metrics_url,
+                             metrics_url=serving.metrics_url, before_shutdown=engine.stream.close,
                              state=engine.store.location if engine.store.dialect == "postgres" else None)
             with listeners.metrics_listener(engine, serving.app.state.gate, serving.metrics_sock):
                 server.run(sockets=[serving.sock])
@@ -163,7 +163,8 @@ def embedded(
     with started(engine, host=host, port=port, settings=settings, insecure_no_auth=insecure_no_auth, tls=False,
                  log_level="warning", internal=internal) as serving, \
             listeners.threaded(serving.config, serving.sock, name="caxton-api",
-                               stop_timeout=engine.config.server.drain_timeout + 10), \
+                               stop_timeout=engine.config.server.drain_timeout + 10,
+                               before_shutdown=engine.stream.close), \
             listeners.metrics_listener(engine, serving.app.state.gate, serving.metrics_sock):
         yield serving
 
@@ -187,12 +188,13 @@ def warn_if_open(tokens: Tokens, host: str, port: int) -> None:
             "agent and read the memory", host, port)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn.Server that announces where the API is once it listens."""
+class _Server(listeners.Server):
+    """The API's server: announces where the API is once it listens; ends the event streams at shutdown."""
 
     def __init__(self, config: uvicorn.Config, *, url: str, data_dir: Path, announce: Callable[[str], None],
-                 metrics_url: str | None = None, state: str | None = None) -> None:
-        super().__init__(config)
+                 metrics_url: str | None = None, state: str | None = None,
+                 before_shutdown: Callable[[], None] | None = None) -> None:
+        super().__init__(config, before_shutdown=before_shutdown)
         where = f"data dir {data_dir}" + (f", state in {state}" if state else "")  # state: a redacted URL
         self._announcement = f"caxton engine API at {url}/api/v1 ({where}); stop with SIGTERM or Ctrl-C"
         if metrics_url is not None:

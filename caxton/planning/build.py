@@ -18,6 +18,7 @@ from caxton.desired.model import DesiredAgent, DesiredState
 from caxton.errors import InvalidInput
 from caxton.planning import diff
 from caxton.spec.identity import agent_id
+from caxton.rules.agent_health import describe_rollout
 from caxton.spec.plan import Action, AgentChange, FieldChange, Plan, PlanOptions, PlanSource
 from caxton.spec.state import SERVING_STATE, AgentState, RolloutState, StateSnapshot
 
@@ -121,16 +122,6 @@ def _in_flight(agent: DesiredAgent, live: AgentState, rollout: RolloutState) -> 
         )
     return _both(agent, live, "update", f"{now} -> superseded by {agent.version}", agent.spec.rollout.strategy,
                  changes, rollout=rollout.id)
-
-
-def describe_rollout(rollout: RolloutState) -> str:
-    """``rollout to 1.1.0 paused at step 1/3 (no data)`` / ``rollout to 1.1.0 at step 2/3``."""
-    if rollout.status != "paused":
-        return f"rollout to {rollout.candidate_version} at step {rollout.step}/{rollout.steps}"
-    inconclusive = rollout.reason.startswith("inconclusive") or "no data" in rollout.reason
-    why = "no data" if inconclusive else rollout.reason.split(":")[0].strip()
-    return (f"rollout to {rollout.candidate_version} paused at step {rollout.step}/{rollout.steps}"
-            + (f" ({why})" if why else ""))
 
 
 def _both(

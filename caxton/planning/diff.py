@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from caxton.planning import redact
+from caxton.rules import redact
 from caxton.spec.plan import SENSITIVE, FieldChange
 
 _OPS = {

@@ -19,13 +19,19 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from caxton.planning.build import describe_rollout
+from caxton.rules import agent_health
+from caxton.rules.agent_health import (  # the HEALTH words, re-exported for the loop and the CLI
+    DEGRADED as DEGRADED,
+    HEALTHY as HEALTHY,
+    MISSING as MISSING,
+    PAUSED as PAUSED,
+    PROGRESSING as PROGRESSING,
+    SUSPENDED as SUSPENDED,
+)
 from caxton.spec.plan import AgentChange, Plan
-from caxton.spec.state import SERVING_STATE, AgentState, StateSnapshot
+from caxton.spec.state import AgentState, StateSnapshot
 
 SYNCED, OUT_OF_SYNC, UNKNOWN = "Synced", "OutOfSync", "-"
-HEALTHY, PROGRESSING, PAUSED, DEGRADED, SUSPENDED, MISSING = (
-    "Healthy", "Progressing", "Paused", "Degraded", "Suspended", "Missing")
 #: Health that means "a rollout or a start is still under way".
 IN_FLIGHT = frozenset({PROGRESSING, PAUSED})
 
@@ -81,26 +87,10 @@ def _health(agent: AgentState | None, change: AgentChange | None, held: Held | N
         if change is not None and change.action == "delete":
             return MISSING, "not on the engine"
         return MISSING, "not on the engine yet: the next apply creates it"
-    rollout = agent.rollout
-    if rollout is not None and rollout.status == "paused":
-        return PAUSED, f"{rollout_phrase(agent)}: `caxton rollout promote {agent.name}`"
-    if rollout is not None:
-        return PROGRESSING, rollout_phrase(agent)
-    if held is not None:
+    if agent.rollout is None and held is not None:
         return DEGRADED, (f"rollout to {held.version or 'the desired version'} rolled back ({held.reason}); "
                           f"{agent.version} serves: commit a fix")
-    if agent.state == "Failed":
-        return DEGRADED, f"{agent.kind} agent failed (state Failed)"
-    if agent.state == "Suspended":
-        return SUSPENDED, "suspended: messages are refused until resumed"
-    if agent.state != SERVING_STATE.get(agent.kind, agent.state):
-        return PROGRESSING, f"state {agent.state}"
-    return HEALTHY, ""
-
-
-def rollout_phrase(agent: AgentState) -> str:
-    """``rollout to 1.1.0 paused at step 1/3 (no data)`` / ``rollout to 1.1.0 at step 2/3`` (the planner's words)."""
-    return describe_rollout(agent.rollout) if agent.rollout is not None else ""
+    return agent_health.live(agent)
 
 
 def summary(rows: list[AgentRow]) -> dict[str, int]:

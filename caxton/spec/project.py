@@ -86,6 +86,11 @@ class ServerSettings(Strict):
     max_wasm_memory: Size | None = Field(
         None, gt=0, description="engine-wide budget of WASM memory: the sum of every running revision's "
         "max_memory_bytes (times its instances); a deploy past it is refused. Unset: half of the machine's memory")
+    # --- the event stream (issue 17): docs/api.md ---
+    stream_heartbeat: Duration = Field(15.0, gt=0, le=3600, description="an idle event stream "
+                                       "(GET /api/v1/events/stream) gets a comment line this often")
+    stream_queue: int = Field(1000, ge=1, le=1_000_000, description="frames an event stream may hold for a "
+                              "client that reads slowly; past it the client gets `event: overflow` and is dropped")
     tls: TLSSettings = Field(default_factory=TLSSettings)  # type: ignore[arg-type]
 
 

@@ -77,6 +77,8 @@ EFFECTS: dict[str, str] = {
     "server.max_message_size": "tests/engine/test_api.py::test_bodies_over_the_limits_get_413",
     "server.revisions_kept": f"{HERE}::test_effect_server_limits",
     "server.drain_timeout": f"{HERE}::test_effect_server_drain_timeout",
+    "server.stream_heartbeat": "tests/engine/test_event_stream.py::test_heartbeats_keep_an_idle_stream_open_until_its_timeout",
+    "server.stream_queue": "tests/engine/test_event_stream.py::test_a_client_that_does_not_read_is_dropped_with_an_overflow_frame",
     "server.tls.cert_file": "tests/security/test_tls.py::test_the_engine_serves_https_and_its_banner_says_so",
     "server.tls.key_file": "tests/security/test_tls.py::test_an_engine_with_an_unreadable_certificate_exits_1_"
                            "saying_which",

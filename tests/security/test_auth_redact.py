@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from caxton.rules.tokens import new_token
-from caxton.planning import redact
+from caxton.rules import redact
 
 
 def test_a_caxton_token_in_a_prompt_is_sensitive() -> None:

@@ -28,6 +28,11 @@ HOLDER = {"read": "reader", "message": "messenger", "memory-read": "memory-reade
 LACKER = {"read": "messenger", "message": "reader", "memory-read": "reader",
           "memory-write": "memory-reader", "deploy": "reader", "admin": "deployer"}
 PARAMS = {"name": "nobody", "apply_id": "a1", "entity_id": "1", "relation_id": "1"}
+#: The web console's login, logout and assets (docs/console.md): open, so a browser can log in.
+CONSOLE_OPEN = {("GET", "/ui/login"), ("POST", "/ui/login"), ("POST", "/ui/logout"), ("GET", "/ui/console.css"),
+                ("GET", "/ui/console.js")}
+#: Routes that never answer whole by themselves (the event stream), bounded by their own query.
+BOUNDED = {"/api/v1/events/stream": "?timeout=0.2"}
 
 
 def _app(tmp_path: Path) -> FastAPI:
@@ -51,7 +56,8 @@ def test_every_route_of_the_app_has_a_role_decision(tmp_path: Path) -> None:
     stale = set(auth.ROUTE_ROLES) - set(routes)
     assert stale == set(), f"ROUTE_ROLES rows for routes that do not exist: {stale}"
     open_routes = {route for route in routes if auth.ROUTE_ROLES[route] == auth.OPEN}
-    assert open_routes == {("GET", "/api/v1/health"), ("GET", "/api/v1/ready"), ("GET", "/healthz"), ("GET", "/readyz")}
+    assert open_routes == {("GET", "/api/v1/health"), ("GET", "/api/v1/ready"), ("GET", "/healthz"), ("GET", "/readyz"),
+                           *CONSOLE_OPEN}
 
 
 def test_a_route_without_a_decision_is_refused_at_build_time(tmp_path: Path) -> None:
@@ -72,7 +78,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthEngine]:
 
 
 def _url(template: str) -> str:
-    return re.sub(r"\{(\w+)\}", lambda m: PARAMS[m.group(1)], template)
+    return re.sub(r"\{(\w+)\}", lambda m: PARAMS[m.group(1)], template) + BOUNDED.get(template, "")
 
 
 def _body(method: str) -> dict[str, object]:
@@ -85,11 +91,16 @@ def test_each_route_needs_exactly_its_role(served: AuthEngine, method: str, temp
     url = _url(template)
     anonymous = served.call(method, url, **_body(method))
     if role == auth.OPEN:
-        assert anonymous.status_code < 400, anonymous.text
+        # An empty login (no token pasted) is answered by the login page with 401 (tests/ui).
+        assert anonymous.status_code < 400 or (method, template) == ("POST", "/ui/login"), anonymous.text
         return
-    assert anonymous.status_code == 401, anonymous.text
-    assert anonymous.headers["www-authenticate"] == "Bearer"
-    assert set(anonymous.json()) == {"error"}  # nothing of the route's data
+    if method == "GET" and template.startswith("/ui"):  # a console page: to the login page, with nothing of it
+        assert anonymous.status_code == 303, anonymous.text
+        assert anonymous.headers["location"].startswith("/ui/login?next=") and anonymous.content == b""
+    else:
+        assert anonymous.status_code == 401, anonymous.text
+        assert anonymous.headers["www-authenticate"] == "Bearer"
+        assert set(anonymous.json()) == {"error"}  # nothing of the route's data
     needed = auth.READ if role == auth.METRICS else role  # metrics_auth defaults to "token"
     denied = served.call(method, url, LACKER[needed], **_body(method))
     assert denied.status_code == 403, denied.text

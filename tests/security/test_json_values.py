@@ -166,7 +166,8 @@ def test_integers_beyond_64_bits_are_422_on_every_endpoint(replies_engine: Engin
             for other in [part[1:-1] for part in template.split("/") if part.startswith("{")]:
                 path = path.replace("{" + other + "}", value if (other == name and where == "path") else "1")
             params = {name: value} if where == "query" else None
-            response = httpx.request(method, replies_engine.url + path, params=params, timeout=30,
+            headers = {name: value} if where == "header" else None  # the event stream's Last-Event-ID
+            response = httpx.request(method, replies_engine.url + path, params=params, headers=headers, timeout=30,
                                      json={} if method in ("POST", "PUT", "PATCH") else None)
             assert response.status_code == 422, (method, path, name, value, response.text)
             assert response.json()["error"]["code"] == "invalid_input"

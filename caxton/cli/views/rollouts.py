@@ -10,7 +10,7 @@ from caxton.cli.views.registry import json_view, text_view
 from caxton.cli.views.text import table, traffic, when
 
 if TYPE_CHECKING:
-    from caxton.spec.api import Measurement, RolloutView, RolloutWindow
+    from caxton.spec.api import Event, Measurement, RolloutProgress, RolloutView, RolloutWindow
 
 #: How many measurements the text shows (the newest; the JSON has them all).
 SHOWN = 12
@@ -42,6 +42,15 @@ def rollouts_text(rollouts: Rollouts) -> list[str]:
 def ended_text(result: RolloutView) -> list[str]:
     """What ``promote`` and ``abort`` say."""
     return [f"{result.name}: rollout {result.id} {result.status.replace('_', ' ')}: {result.reason}"]
+
+
+def change_line(change: RolloutProgress | Event) -> str:
+    """One line of ``rollout status --watch`` off a terminal: a rollout's progress, or the event that ended it."""
+    from caxton.spec.api import RolloutProgress
+
+    if isinstance(change, RolloutProgress):
+        return f"{change.rollout.name}: {change.message}"
+    return f"{change.agent}: {change.message}"
 
 
 def _one(r: RolloutView) -> Iterator[str]:

@@ -42,7 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Receive, Scope, Send
 
 from caxton import __version__, metrics
-from caxton.engine.http import applies, backups, memory, openapi, reconcile, rollouts
+from caxton.engine.http import applies, backups, memory, openapi, reconcile, rollouts, stream, ui
 from caxton.engine.http.deps import PREFIX, CallerDep, EngineDep, engine_of, mount, router as new_router
 from caxton.engine.auth import Policy, Principal, Tokens, attributed, load_tokens
 from caxton.engine.serving import threads
@@ -228,8 +228,9 @@ def create_app(engine: Engine, tokens: Tokens | None = None) -> FastAPI:
     app.state.reconcile_board = board
     for router in (_health_routes(bulkheads, metrics_enabled=config.observability.metrics_enabled),
                    _state_routes(), _agent_routes(bulkheads), applies.routes(), reconcile.routes(board),
-                   rollouts.routes(), memory.routes(), backups.routes()):
+                   rollouts.routes(), memory.routes(), backups.routes(), stream.routes()):
         mount(app, router)
+    mount(app, ui.routes(app))  # the console (last: it looks for the event stream among the routes above)
     gate.policy = Policy.compile(app.routes, metrics_open=config.observability.metrics_auth == "none")
     _messages_first(app)
     _plain_messages(app, engine, app.state.bulkheads)

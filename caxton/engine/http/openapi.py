@@ -27,11 +27,12 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
 from caxton.engine.auth import METRICS, OPEN, ROUTE_ROLES
 from caxton.engine.guard import STATE_CHANGING
 from caxton.engine.ratelimit import budget_of
-from caxton.spec.api import ErrorBody
+from caxton.spec.api import STREAM_DATA, ErrorBody
 
 SCHEME = "bearer"
 ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
@@ -59,11 +60,11 @@ OPERATION_IDS = {
     "health": "getHealth", "health_detailed": "getHealthDetailed", "ready": "getReady", "state": "getState",
     "list_agents": "listAgents", "get_agent": "getAgent", "deploy": "deployAgent", "send": "sendMessage",
     "suspend": "suspendAgent", "resume": "resumeAgent", "remove": "deleteAgent", "logs": "getAgentLogs",
-    "events": "listEvents", "prometheus": "getMetrics",
+    "events": "listEvents", "events_stream": "streamEvents", "prometheus": "getMetrics",
     "lock_status": "getLock", "lock_acquire": "acquireLock", "lock_renew": "renewLock", "lock_release": "releaseLock",
     "apply_submit": "submitApply", "apply_list": "listApplies", "apply_get": "getApply",
     "revisions": "listRevisions", "rollback": "rollbackAgent",
-    "rollouts": "listRollouts", "rollout": "listAgentRollouts", "promote": "promoteRollout", "abort": "abortRollout",
+    "rollouts": "listRollouts", "rollout": "listAgentRollouts", "rollout_series": "getRolloutSeries", "promote": "promoteRollout", "abort": "abortRollout",
     "create_backup": "createBackup", "download_backup": "downloadBackup",
     "list_entities": "listEntities", "create_entity": "createEntity", "create_batch": "createEntities",
     "get_entity": "getEntity", "neighbours": "getEntityNeighbours", "update_entity": "updateEntity",
@@ -116,9 +117,11 @@ def complete(document: dict[str, Any], *, metrics_open: bool) -> dict[str, Any]:
     schemas = components.setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
-    error_schema = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
-    schemas.update(error_schema.pop("$defs", {}))
-    schemas["ErrorBody"] = error_schema
+    models: list[type[BaseModel]] = [ErrorBody, *STREAM_DATA.values()]
+    for model in models:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
     components["securitySchemes"] = {
         SCHEME: {"type": "http", "scheme": "bearer",
                  "description": "an API token (`caxton token create`, or security.api_token); "
@@ -147,12 +150,31 @@ def _complete(operation: dict[str, Any], method: str, path: str, metrics_open: b
     for status in sorted(refusals):
         responses.setdefault(str(status), _error(status))
     for code, response in responses.items():
+        streamed = response.get("content", {}).get("text/event-stream", {})
+        if "itemSchema" in streamed:
+            streamed.pop("schema", None)  # FastAPI's {"type": "string"} would be the whole stream's (OpenAPI 3.2)
         if code.isdigit() and int(code) >= 400:
             response["content"] = {"application/json": {"schema": ERROR_REF}}
             if code == "422":
                 response["description"] = MEANING[422]
     if role is not None and not open_:
         operation["description"] = (operation.get("description", "") + f"\n\nRole: `{role}`.").strip()
+
+
+def event_stream() -> dict[str, Any]:
+    """The ``text/event-stream`` content of ``GET /events/stream`` (``itemSchema``, as OpenAPI 3.2 says): each
+    event's ``data`` is the JSON of the model ``caxton.spec.api.STREAM_DATA`` names for its ``event:`` kind."""
+    kinds: dict[str, list[str]] = {}
+    for kind, model in STREAM_DATA.items():
+        kinds.setdefault(model.__name__, []).append(kind)
+    return {"text/event-stream": {"itemSchema": {"oneOf": [
+        {"type": "object", "required": ["event", "data"],
+         "properties": {"event": {"type": "string", "enum": named},
+                        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "engine events only"},
+                        "retry": {"type": "integer", "minimum": 0},
+                        "data": {"type": "string", "contentMediaType": "application/json",
+                                 "contentSchema": {"$ref": f"#/components/schemas/{name}"}}}}
+        for name, named in kinds.items()]}}}
 
 
 def _error(status: int) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""HTTP routes of rollouts: status (one agent or all), promote, abort.
+"""HTTP routes of rollouts: status (one agent or all), time series, promote, abort.
 
 Mounted by ``caxton.engine.http.app.create_app``; the work is done by
 ``caxton.engine.rollouts.controller.RolloutController`` through the ``Engine``
@@ -32,6 +32,13 @@ def routes() -> APIRouter:
     def rollout(name: str, engine: EngineDep, limit: int = Query(5, ge=1, le=200)) -> dict[str, Any]:
         """The rollouts of one agent, newest first: step, weights, measurements, outcome."""
         return engine.rollout_status(name, limit)
+
+    @router.get("/rollouts/{name}/series", tags=["rollouts"], response_model=wire.RolloutSeries,
+                responses=errors(404))
+    def rollout_series(name: str, engine: EngineDep) -> dict[str, Any]:
+        """Request rate, error rate and p95 latency per revision, in time buckets, over the agent's last
+        rollout since the engine started (live while it runs): the console's charts."""
+        return engine.rollout_series(name)
 
     @router.post("/rollouts/{name}/promote", tags=["rollouts"], response_model=wire.RolloutView,
                  responses=errors(404, 409))

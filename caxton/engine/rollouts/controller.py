@@ -20,7 +20,6 @@ says ``resume: false``. All route changes hold ``Operations.lock``.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -186,9 +185,11 @@ class RolloutController:
         steps = strategy.steps(spec)
         rollout.steps = [step.label for step in steps]
         now = self.clock.monotonic()
-        return Run(rollout=rollout, spec=spec, strategy=strategy, steps=steps, stable=stable, candidate=candidate,
-                   candidate_window=self.windows.watch(candidate), stable_window=self.windows.watch(stable),
-                   pins=self.router.pins(rollout.agent_id), step_began=now, checkpoint_began=now, last_sweep=now)
+        run = Run(rollout=rollout, spec=spec, strategy=strategy, steps=steps, stable=stable, candidate=candidate,
+                  candidate_window=self.windows.watch(candidate), stable_window=self.windows.watch(stable),
+                  pins=self.router.pins(rollout.agent_id), step_began=now, checkpoint_began=now, last_sweep=now)
+        self.inflight.watch(run)
+        return run
 
     # --- steps ------------------------------------------------------------------------------
     def _enter(self, run: Run, index: int) -> None:
@@ -326,6 +327,9 @@ class RolloutController:
     def _record(self, run: Run, found: list[Measurement]) -> None:
         run.rollout.measurements.extend(m.to_dict() for m in found)
         del run.rollout.measurements[:-KEEP_MEASUREMENTS]
+        if found:
+            self.inflight.measured(run, f"step {run.rollout.step + 1}/{len(run.steps)}: "
+                                   + views.summary(run.rollout.measurements, run.rollout.step))
 
     # --- outcomes -----------------------------------------------------------------------------
     def _promote(self, run: Run, why: str, source: Source | None = None) -> None:
@@ -418,18 +422,7 @@ class RolloutController:
         return {"rollouts": [self.view(live.get(r.id, r)) for r in shown]}
 
     def view(self, rollout: Rollout) -> dict[str, Any]:
-        body: dict[str, Any] = json.loads(json.dumps(rollout.to_dict(), default=str))
-        run = self._runs.get(rollout.agent_id)
-        if run is not None and run.rollout.id == rollout.id:
-            now = self.clock.monotonic()
-            body["live"] = {
-                "step_elapsed_s": round(now - run.step_began, 3),
-                "next_check_in_s": round(max(0.0, run.next_check - now), 3) if run.step.analyze else None,
-                "candidate": views.window(run.candidate_window.snapshot()),
-                "stable": views.window(run.stable_window.snapshot()),
-                "stable_conversations": run.pins.on(run.stable.revision, idle=run.spec.interval, now=now),
-            }
-        return body
+        return self.inflight.view(rollout)
 
     # --- recovery -------------------------------------------------------------------------------
     def recover(self) -> list[str]:

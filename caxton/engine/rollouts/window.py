@@ -1,25 +1,27 @@
 """Per-revision metrics windows: the data a rollout's analysis is computed from.
 
 A ``Window`` counts one revision's messages, failures and latencies (a
-log-bucketed histogram, 5 % resolution) and, for a shadow revision, how many
+log-bucketed histogram, 5 % resolution: ``caxton.engine.rollouts.histogram``) and, for a shadow revision, how many
 replies were compared with the stable one's and how many differed. The
 engine's message path (``caxton.engine.core``) records into the window of
 the runtime that answered, when one is registered in the ``WindowBook``;
 the rollout controller registers windows for the revisions it watches and
 resets them at each step, so every analysis sees exactly one step's data.
+A window may also feed its revision's ``series`` (``caxton.engine.rollouts.series``),
+which is never reset: the rollout's charts.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from caxton.engine.rollouts.histogram import latency_index, quantile
 from caxton.engine.serving.runtime import ServingRuntime
 
-_BASE_MS = 0.01
-_RATIO = 1.05
-_LOG_RATIO = math.log(_RATIO)
+if TYPE_CHECKING:
+    from caxton.engine.rollouts.series import Series
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class Window:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        #: The revision's series over the whole rollout (not reset by ``clear``), when it has one.
+        self.series: Series | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -57,13 +61,15 @@ class Window:
 
     def record(self, seconds: float, ok: bool) -> None:
         """Count one answered (``ok``) or failed message that took ``seconds``."""
-        ms = seconds * 1000.0
-        index = int(math.log(ms / _BASE_MS) / _LOG_RATIO) + 1 if ms > _BASE_MS else 0
+        index = latency_index(seconds)
         with self._lock:
             self.requests += 1
             if not ok:
                 self.errors += 1
             self.buckets[index] = self.buckets.get(index, 0) + 1
+        series = self.series
+        if series is not None:
+            series.record(index, ok)
 
     def compare(self, same: bool) -> None:
         """Count one shadow reply compared with the stable revision's reply."""
@@ -79,20 +85,7 @@ class Window:
     def snapshot(self) -> Snapshot:
         with self._lock:
             return Snapshot(self.requests, self.errors, self.compared, self.divergent,
-                            _quantile(self.buckets, self.requests, 0.95))
-
-
-def _quantile(buckets: dict[int, int], total: int, q: float) -> float | None:
-    """The upper edge (ms) of the bucket holding the ``q`` quantile; None without data."""
-    if total == 0:
-        return None
-    rank = math.ceil(q * total)
-    seen = 0
-    for index in sorted(buckets):
-        seen += buckets[index]
-        if seen >= rank:
-            return round(_BASE_MS * _RATIO ** index, 3)
-    return None
+                            quantile(self.buckets, self.requests, 0.95))
 
 
 class WindowBook:

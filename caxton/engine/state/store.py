@@ -13,6 +13,7 @@ once inside it. Called by ``caxton.engine.operations`` (writes) and
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +45,7 @@ from caxton.spec.digest import canonical_json, sha256_hex
 from caxton.spec.identity import closest
 
 DB_NAME = "engine.db"
+log = logging.getLogger(__name__)
 
 
 def utcnow() -> str:
@@ -151,6 +153,10 @@ class Store:
     def location(self) -> str:
         """Where the state is, safe to show (a path, or a URL without its password)."""
         return self._db.location
+        #: Called with the events of each committed transaction, in commit order, still under the
+        #: store's lock (so calls never interleave): the live event stream (``caxton.engine.stream``).
+        #: It must be quick and must not touch the store.
+        self.committed: Callable[[list[EventRow]], None] | None = None
 
     @classmethod
     def open(cls, data_dir: Path, url: str | None = None, *, migrations: Migrations | None = None,
@@ -220,11 +226,17 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """One state change: a write transaction that bumps the serial once if anything changed."""
-        with self._lock, self._db.write() as conn:
-            tx = Transaction(conn, self._read_serial(conn) + 1, self._db)
-            yield tx
-            if tx.dirty:
-                conn.execute("UPDATE meta SET value = ? WHERE key = 'serial'", (str(tx.serial),))
+        with self._lock:
+            with self._db.write() as conn:
+                tx = Transaction(conn, self._read_serial(conn) + 1, self._db)
+                yield tx
+                if tx.dirty:
+                    conn.execute("UPDATE meta SET value = ? WHERE key = 'serial'", (str(tx.serial),))
+            if tx.rows and self.committed is not None:
+                try:
+                    self.committed(tx.rows)
+                except Exception:  # the write is committed: a listener's failure must not fail it
+                    log.exception("a listener of committed events failed")
 
     @contextmanager
     def unversioned(self) -> Iterator[Conn]:
@@ -312,15 +324,22 @@ class Store:
             tried = conn.execute("SELECT MAX(revision) AS n FROM events WHERE agent_id = ?", (agent_id,)).fetchone()
         return max(int(kept["n"] or 0), int(tried["n"] or 0)) + 1
 
-    def snapshot_rows(self) -> tuple[int, list[tuple[AgentRow, RevisionRow | None, dict[str, Any] | None]]]:
-        """The serial and every agent with its current revision and spec, read consistently."""
+    def snapshot_rows(self, *, specs: bool = True, agent_id: str | None = None,
+                      ) -> tuple[int, list[tuple[AgentRow, RevisionRow | None, dict[str, Any] | None]]]:
+        """The serial and every agent (or only ``agent_id``) with its current revision and spec, read consistently.
+
+        ``specs=False``: without the specs (None), for views that show none (the console's overview).
+        """
         columns = ", ".join(f"r.{name} AS r_{name}" for name in _REVISION_COLUMNS)
+        blob = ", b.data AS spec_data" if specs else ", 1 AS spec_data"
+        join = " LEFT JOIN blobs b ON b.sha256 = r.spec_sha256" if specs else ""
+        where = " WHERE a.id = ?" if agent_id is not None else ""
         with self.reading(snapshot=True) as conn:
             serial = self._read_serial(conn)
             rows = conn.execute(
-                f"SELECT a.*, {columns}, b.data AS spec_data FROM agents a "
-                "LEFT JOIN revisions r ON r.agent_id = a.id AND r.number = a.revision "
-                "LEFT JOIN blobs b ON b.sha256 = r.spec_sha256 ORDER BY a.id"
+                f"SELECT a.*, {columns}{blob} FROM agents a "
+                f"LEFT JOIN revisions r ON r.agent_id = a.id AND r.number = a.revision{join}{where} ORDER BY a.id",
+                (agent_id,) if agent_id is not None else (),
             ).fetchall()
         out: list[tuple[AgentRow, RevisionRow | None, dict[str, Any] | None]] = []
         for row in rows:
@@ -331,7 +350,7 @@ class Store:
             if row["r_number"] is None or row["spec_data"] is None:
                 raise StoreError(f"revision {agent.revision} of {agent.id} or its spec blob is missing")
             revision = RevisionRow(**{name: row[f"r_{name}"] for name in _REVISION_COLUMNS})
-            out.append((agent, revision, json.loads(row["spec_data"])))
+            out.append((agent, revision, json.loads(row["spec_data"]) if specs else None))
         return serial, out
 
     def changed_since(self, serial: int, agent_ids: list[str]) -> list[str]:
@@ -347,17 +366,20 @@ class Store:
                 changed += [row["agent_id"] for row in rows]
         return sorted(changed)
 
-    def events(self, *, agent_id: str | None = None, after: int = 0, limit: int = 100) -> list[EventRow]:
+    def events(self, *, agent_id: str | None = None, after: int = 0, limit: int = 100,
+               oldest: bool = False) -> list[EventRow]:
+        """Events after id ``after``, oldest first: the newest ``limit`` of them (``oldest``: the first ``limit``)."""
         query = "SELECT * FROM events WHERE id > ?"
         params: list[Any] = [after]
         if agent_id is not None:
             query += " AND agent_id = ?"
             params.append(agent_id)
-        query += " ORDER BY id DESC LIMIT ?"
+        query += f" ORDER BY id {'ASC' if oldest else 'DESC'} LIMIT ?"
         params.append(limit)
         with self.reading() as conn:
             rows = conn.execute(query, params).fetchall()
-        return [_event(row) for row in reversed(rows)]
+        found = [_event(row) for row in rows]
+        return found if oldest else found[::-1]
 
 
 @dataclass
@@ -369,6 +391,10 @@ class Transaction:
     db: Database
     dirty: bool = False
     events: list[int] = field(default_factory=list)
+    #: The events written, as ``Store.committed`` is given them.
+    rows: list[EventRow] = field(default_factory=list)
+    #: The events written, as ``Store.committed`` is given them.
+    rows: list[EventRow] = field(default_factory=list)
 
     def _write(self, sql: str, params: tuple[Any, ...] | list[Any]) -> Cursor:
         self.dirty = True
@@ -431,14 +457,18 @@ class Transaction:
         to_state: str | None = None, revision: int | None = None, message: str = "", data: Any = None,
     ) -> int:
         self.dirty = True
+        at, text = utcnow(), None if data is None else json.dumps(data, default=str)
         event_id = self.db.insert_id(
             self.conn,
             "INSERT INTO events (at, serial, agent_id, what, from_state, to_state, revision, message, "
             "actor, plan_id, git_commit, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (utcnow(), self.serial, agent_id, what, from_state, to_state, revision, message,
-             source.actor, source.plan_id, source.git_commit, None if data is None else json.dumps(data, default=str)),
+            (at, self.serial, agent_id, what, from_state, to_state, revision, message,
+             source.actor, source.plan_id, source.git_commit, text),
         )
         self.events.append(event_id)
+        self.rows.append(EventRow(event_id, at, self.serial, agent_id, what, from_state, to_state, revision, message,
+                                  source.actor, source.plan_id, source.git_commit,
+                                  None if text is None else json.loads(text)))
         return event_id
 
     def prune_revisions(self, agent_id: str, keep: int, *, protect: set[int]) -> list[int]:

@@ -101,16 +101,28 @@ from caxton.spec.api.memory import (
     SearchResults,
     VacuumReport,
 )
+from caxton.spec.api.stream import (
+    STREAM_DATA,
+    STREAM_KINDS,
+    ApplyProgress,
+    RolloutChange,
+    RolloutProgress,
+    StreamEnd,
+    StreamKind,
+)
 from caxton.spec.api.rollouts import (
     ROLLOUT_ACTIVE,
     ROLLOUT_FINAL,
     Measurement,
     RolloutActionRequest,
+    RevisionPoints,
     RolloutList,
     RolloutLive,
+    RolloutSeries,
     RolloutStatus,
     RolloutView,
     RolloutWindow,
+    SeriesPoint,
 )
 
 __all__ = [
@@ -125,6 +137,7 @@ __all__ = [
     "OperationResult", "Ready", "ReconcileRun", "ReconcileStatusReport", "ReindexReport", "Relation",
     "RelationList", "RelationRequest", "RenewRequest", "ReportAck", "RevisionInfo", "RevisionOutcome",
     "RollbackRequest", "RollbackSource", "RolloutActionRequest", "RolloutList", "RolloutLive", "RolloutStatus",
-    "RolloutView", "RolloutWindow", "RuntimeStats", "Scope", "SearchHit", "SearchRequest", "SearchResults",
+    "RolloutView", "RolloutWindow", "RevisionPoints", "RolloutSeries", "SeriesPoint", "STREAM_DATA", "STREAM_KINDS", "ApplyProgress", "RolloutChange", "RolloutProgress", "StreamEnd",
+    "StreamKind", "RuntimeStats", "Scope", "SearchHit", "SearchRequest", "SearchResults",
     "SourceRequest", "StoreInfo", "Trigger", "TriggerAck", "TriggerRequest", "VacuumReport", "WireModel", "wire",
 ]

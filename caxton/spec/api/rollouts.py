@@ -93,5 +93,38 @@ class RolloutList(WireModel):
     rollouts: list[RolloutView] = Field(description="newest first")
 
 
+class SeriesPoint(WireModel):
+    """One time bucket of one revision: ``[t_s, t_s + bucket_s)`` seconds after the series began."""
+
+    t_s: float
+    at: str = Field(description="when the bucket begins (UTC)")
+    requests: int
+    errors: int
+    request_rate: float = Field(description="requests per second (of the bucket's elapsed part, for the last one)")
+    error_rate: float | None = Field(description="errors / requests; None without requests")
+    p95_latency_ms: float | None = Field(description="None without requests")
+
+
+class RevisionPoints(WireModel):
+    revision: int
+    role: str = Field(description="candidate or stable")
+    points: list[SeriesPoint] = Field(description="oldest first, every bucket (empty ones included)")
+
+
+class RolloutSeries(WireModel):
+    """A rollout's request rate, error rate and p95 latency per revision over time (charts).
+
+    Kept in the engine's memory for each agent's last rollout since the engine started (a
+    rollout resumed after a restart starts its series again); at most 240 buckets per revision
+    (``bucket_s`` doubles past them)."""
+
+    agent: str
+    rollout_id: str
+    status: RolloutStatus
+    started_at: str
+    bucket_s: float
+    revisions: list[RevisionPoints]
+
+
 class RolloutActionRequest(BaseModel):
     actor: str | None = Field(None, max_length=200, description="who asked (shown in the rollout's reason)")

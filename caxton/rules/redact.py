@@ -1,4 +1,7 @@
-"""Which values never appear in plan output: secret fields and things that look like keys."""
+"""Which values never appear in plan output or the console: secret fields and things that look like keys.
+
+Shared by the toolchain (``caxton.planning.diff``: plan output) and the engine (``caxton.engine.ui``: an
+agent's spec in the console)."""
 
 from __future__ import annotations
 
@@ -52,3 +55,18 @@ def _url_with_query(value: Any) -> bool:
     if isinstance(value, list):
         return any(_url_with_query(v) for v in value)
     return False
+
+
+SENSITIVE = "(sensitive)"
+
+
+def redacted(value: Any, path: list[str | int] | None = None) -> Any:
+    """``value`` (a spec, or a part of one at ``path``) with every sensitive value replaced by ``(sensitive)``."""
+    path = path or []
+    if path and is_sensitive(path, value) and not isinstance(value, dict | list):
+        return SENSITIVE
+    if isinstance(value, dict):
+        return {key: redacted(item, [*path, str(key)]) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redacted(item, [*path, index]) for index, item in enumerate(value)]
+    return SENSITIVE if is_sensitive(path, value) else value
