@@ -29,7 +29,7 @@ CANARY = """rollout:
     max_error_rate: 0.05
     min_requests: {min_requests}
 """
-QUICKSTART = ("data-processor", "scorer", "summarizer")
+QUICKSTART = ("data-processor", "scorer", "summarizer", "word-count")
 
 
 class Load:

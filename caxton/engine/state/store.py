@@ -144,6 +144,10 @@ class Store:
         self._migrations_table = PG_MIGRATIONS_TABLE if postgres else MIGRATIONS_TABLE
         #: Wall time of heartbeats and of the guard against older engines (tests: simulated).
         self.clock = clock
+        #: Called with the events of each committed transaction, in commit order, still under the
+        #: store's lock (so calls never interleave): the live event stream (``caxton.engine.stream``).
+        #: It must be quick and must not touch the store.
+        self.committed: Callable[[list[EventRow]], None] | None = None
 
     @property
     def dialect(self) -> Dialect:
@@ -153,10 +157,6 @@ class Store:
     def location(self) -> str:
         """Where the state is, safe to show (a path, or a URL without its password)."""
         return self._db.location
-        #: Called with the events of each committed transaction, in commit order, still under the
-        #: store's lock (so calls never interleave): the live event stream (``caxton.engine.stream``).
-        #: It must be quick and must not touch the store.
-        self.committed: Callable[[list[EventRow]], None] | None = None
 
     @classmethod
     def open(cls, data_dir: Path, url: str | None = None, *, migrations: Migrations | None = None,
@@ -391,8 +391,6 @@ class Transaction:
     db: Database
     dirty: bool = False
     events: list[int] = field(default_factory=list)
-    #: The events written, as ``Store.committed`` is given them.
-    rows: list[EventRow] = field(default_factory=list)
     #: The events written, as ``Store.committed`` is given them.
     rows: list[EventRow] = field(default_factory=list)
 
