@@ -174,7 +174,7 @@ def test_the_engine_serves_with_a_read_only_root_filesystem(read_only_root_engin
         assert done.returncode == 0, f"caxton {' '.join(args)}: {done.stdout}{done.stderr}\n{engine.log_text()}"
         return done.stdout
 
-    assert "Apply succeeded: 3 create." in caxton("apply", "--auto-approve")
+    assert "Apply succeeded: 4 create." in caxton("apply", "--auto-approve")
     assert list((engine.data_dir / "module-cache").iterdir())  # the compiled WASM module, in the data directory
     assert json.loads(caxton("agents", "send", "scorer", '{"text": "hello"}'))["agent"] == "scorer"
     assert "reply" in json.loads(caxton("agents", "send", "summarizer", "hello world"))
