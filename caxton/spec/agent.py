@@ -208,7 +208,8 @@ class ConfigSecurityPolicy(Strict):
 
     allowed_hosts: list[Annotated[str, Field(pattern=HOST_PATTERN)]] = Field(
         default_factory=list,
-        description="hosts http_client may call: a name or IP, optionally :port (no port: any port); empty: none")
+        description="hosts http_client and MCP servers may reach: a name or IP, optionally :port "
+        "(no port: any port); empty: none")
 
 
 class McpHeaderValue(Strict):
@@ -350,7 +351,7 @@ class ConfigAgent(AgentBase):
     llm: LLMSpec = Field(default_factory=LLMSpec)  # type: ignore[arg-type]
     resource_limits: ConfigResourceLimits = Field(default_factory=ConfigResourceLimits)  # type: ignore[arg-type]
     security_policy: ConfigSecurityPolicy | None = Field(
-        None, description="what the agent's tools may reach (http_client's allowed_hosts)")
+        None, description="what the agent's tools may reach (allowed_hosts: http_client and mcp_servers)")
     mcp_servers: list[McpServerSpec] = Field(
         default_factory=list, description="MCP servers whose allowed tools the agent may list as server.tool")
 
