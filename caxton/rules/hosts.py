@@ -10,12 +10,12 @@ from urllib.parse import urlsplit
 def host_allowed(url: str, allowed: Sequence[str]) -> bool:
     """Whether ``url``'s host (and port) is on ``allowed`` (``name`` matches any port, ``name:port`` one).
 
-    Only ``http`` and ``https`` URLs with a host can be allowed; a malformed port allows nothing.
+    Only ``http`` and ``https`` URLs with a host can be allowed; a malformed host or port allows nothing.
     """
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         port = parts.port
-    except ValueError:
+    except ValueError:  # an unclosed "[" or a port that is no number in range
         return False
     host = (parts.hostname or "").lower()
     if not host or parts.scheme not in ("http", "https"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal, Union
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -263,7 +264,7 @@ class McpServerSpec(Strict):
 
 
 def check_mcp_url(url: str) -> str:
-    """``url`` if it is an http(s) URL with a host and no credentials; raises ``ValueError`` saying why not."""
+    """``url`` if it is an http(s) URL with a readable host and port and no credentials; else ``ValueError`` (why)."""
     match = re.match(r"^(https?)://([^/?#]*)", url)
     if match is None:
         raise ValueError("must be an http:// or https:// URL (streamable HTTP)")
@@ -274,6 +275,10 @@ def check_mcp_url(url: str) -> str:
         raise ValueError("has no host")
     if any(c.isspace() for c in url):
         raise ValueError("must not contain spaces")
+    try:
+        urlsplit(url).port  # what the allowed-hosts check and the client read: a bracket or a port it cannot
+    except ValueError as exc:
+        raise ValueError(f"has a malformed host or port ({exc})") from None
     return url
 
 

@@ -16,7 +16,8 @@ from caxton.rules.hosts import host_allowed
     ("http://evil.example/x", ("api.example",), False),
     ("http://[::1]:9/x", ("[::1]:9",), True),
     ("http://[::1]:9/x", ("::1",), True),
-    ("http://api.example:99999/x", ("api.example",), False),  # a malformed port allows nothing
+    ("http://api.example:99999/x", ("api.example",), False),  # a malformed port or host allows nothing
+    ("http://[api.example/x", ("api.example", "[api.example"), False),
     ("http://:8080/x", ("",), False),
     ("http://127.0.0.1:9/mcp", (), False),  # no allowed hosts: none
 ])

@@ -139,6 +139,10 @@ CASES = [
                                                 + MCP_HOST)}, "CX325", line=7, hint="streamable HTTP"),
     Case("mcp-url-credentials", {"agents/a.md": md(BASE + MCP.replace("http://", "http://me:pw@") + MCP_HOST)},
          "CX325", line=7, hint="must not carry credentials"),
+    Case("mcp-url-malformed-host", {"agents/a.md": md(BASE + MCP.replace("127.0.0.1:9", "[127.0.0.1") + MCP_HOST)},
+         "CX325", line=7, hint="malformed host or port (Invalid IPv6 URL)"),
+    Case("mcp-url-port-out-of-range", {"agents/a.md": md(BASE + MCP.replace(":9/", ":99999/") + MCP_HOST)},
+         "CX325", line=7, hint="malformed host or port"),
     Case("mcp-literal-header", {"agents/a.md": md(BASE + MCP.replace("{env: FILES_TOKEN}", "Bearer abc")
                                                   + MCP_HOST)}, "CX204", line=9, hint="never the value itself"),
     Case("mcp-reserved-header", {"agents/a.md": md(BASE + MCP.replace("Authorization", "Mcp-Session-Id")
