@@ -110,7 +110,8 @@ def main() -> None:
     with running_mcp_server() as server:
         hub = mcp.McpHub()
         spec = McpServerSpec(name="bench", url=server.url, allowed_tools=["add"])
-        tool = hub.build("bench.add", base.ToolContext(agent="bench", mcp_servers=(spec,)))
+        tool = hub.build("bench.add", base.ToolContext(agent="bench", mcp_servers=(spec,),
+                                                       allowed_hosts=("127.0.0.1",)))
         assert isinstance(tool, mcp.McpTool)
         tool.description  # the listing is cached before the rounds
         try:

@@ -5,6 +5,7 @@
 - ``wasmbin``: the pure-Python reader of a WebAssembly binary (layout, interface, trimmed exports);
 - ``models``: where a key sits in a pydantic model (for "unknown key" messages);
 - ``suggest``: "did you mean" for names;
+- ``hosts``: whether a URL's host is on an agent's ``security_policy.allowed_hosts`` (http_client, MCP servers);
 - ``redact``: which values never show (plan output, the console);
 - ``agent_health``: an agent's HEALTH from its live state (``caxton agents list``, the console).
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal, Union
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -208,7 +209,8 @@ class ConfigSecurityPolicy(Strict):
 
     allowed_hosts: list[Annotated[str, Field(pattern=HOST_PATTERN)]] = Field(
         default_factory=list,
-        description="hosts http_client may call: a name or IP, optionally :port (no port: any port); empty: none")
+        description="hosts http_client and MCP servers may reach: a name or IP, optionally :port "
+        "(no port: any port); empty: none")
 
 
 class McpHeaderValue(Strict):
@@ -262,7 +264,7 @@ class McpServerSpec(Strict):
 
 
 def check_mcp_url(url: str) -> str:
-    """``url`` if it is an http(s) URL with a host and no credentials; raises ``ValueError`` saying why not."""
+    """``url`` if it is an http(s) URL with a readable host and port and no credentials; else ``ValueError`` (why)."""
     match = re.match(r"^(https?)://([^/?#]*)", url)
     if match is None:
         raise ValueError("must be an http:// or https:// URL (streamable HTTP)")
@@ -273,6 +275,10 @@ def check_mcp_url(url: str) -> str:
         raise ValueError("has no host")
     if any(c.isspace() for c in url):
         raise ValueError("must not contain spaces")
+    try:
+        urlsplit(url).port  # what the allowed-hosts check and the client read: a bracket or a port it cannot
+    except ValueError as exc:
+        raise ValueError(f"has a malformed host or port ({exc})") from None
     return url
 
 
@@ -350,7 +356,7 @@ class ConfigAgent(AgentBase):
     llm: LLMSpec = Field(default_factory=LLMSpec)  # type: ignore[arg-type]
     resource_limits: ConfigResourceLimits = Field(default_factory=ConfigResourceLimits)  # type: ignore[arg-type]
     security_policy: ConfigSecurityPolicy | None = Field(
-        None, description="what the agent's tools may reach (http_client's allowed_hosts)")
+        None, description="what the agent's tools may reach (allowed_hosts: http_client and mcp_servers)")
     mcp_servers: list[McpServerSpec] = Field(
         default_factory=list, description="MCP servers whose allowed tools the agent may list as server.tool")
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 import math
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from caxton.rules import templates
+from caxton.rules.hosts import host_allowed
 from caxton.rules.suggest import did_you_mean
 from caxton.spec import units
+from caxton.spec.agent import check_mcp_url
 from caxton.spec.diagnostics import Diagnostic
 from caxton.spec.tools import mcp_reference
 from caxton.validation.documents import Document, Path_, Pos, diagnostic
@@ -50,6 +53,7 @@ def check_agent(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
     found += _tool_section(doc, data)
     found += _mcp_tools(doc, data)
     found += _http_without_hosts(doc, data)
+    found += _mcp_hosts(doc, data)
     found += _duplicates(doc, "capabilities", strings(data.get("capabilities")))
     parameters = data.get("parameters")
     if isinstance(parameters, dict):
@@ -130,6 +134,45 @@ def _http_without_hosts(doc: Document, data: dict[str, Any]) -> list[Diagnostic]
     return [diagnostic("CX310", doc.file, "http_client is listed but no host is allowed: every call will be refused",
                        doc.value_pos(("tools", tools.index("http_client"))),
                        hint="list the hosts it may call under security_policy.allowed_hosts (docs/tools.md)")]
+
+
+def _mcp_hosts(doc: Document, data: dict[str, Any]) -> list[Diagnostic]:
+    """Each MCP server's ``url`` on ``security_policy.allowed_hosts``, matched as http_client's URLs are (CX326).
+
+    A URL that is no valid MCP URL is CX325 (the schema check) and not looked at here.
+    """
+    declared = data.get("mcp_servers")
+    if data.get("kind", "config") != "config" or not isinstance(declared, list):
+        return []
+    policy = data.get("security_policy")
+    allowed = strings(policy.get("allowed_hosts")) if isinstance(policy, dict) else []
+    found = []
+    for index, server in enumerate(declared):
+        url = server.get("url") if isinstance(server, dict) else None
+        if not isinstance(url, str) or not _valid_mcp_url(url) or host_allowed(url, allowed):
+            continue
+        parts = urlsplit(url)
+        host = parts.netloc.lower()
+        name = server.get("name") if isinstance(server.get("name"), str) else str(index)
+        found.append(diagnostic(
+            "CX326", doc.file, f"MCP server {name!r}: its host {host} is not on security_policy.allowed_hosts "
+            "(every call to it would be refused)", doc.value_pos(("mcp_servers", index, "url")),
+            hint=f"add {host} to security_policy.allowed_hosts{_any_port(parts.netloc.lower(), parts.hostname)}; "
+                 "docs/tools.md"))
+    return found
+
+
+def _any_port(netloc: str, hostname: str | None) -> str:
+    bare = f"[{hostname}]" if hostname and ":" in hostname else hostname
+    return f" (or {bare}: any port)" if bare and bare != netloc else ""
+
+
+def _valid_mcp_url(url: str) -> bool:
+    try:
+        check_mcp_url(url)
+    except ValueError:
+        return False  # CX325, from the schema check
+    return True
 
 
 def _duplicates(doc: Document, field: str, items: list[str]) -> list[Diagnostic]:

@@ -73,7 +73,9 @@ CATALOGUE: tuple[Code, ...] = (
          "calling agent's tool_call_timeout"),
     Code("CX323", "mcp-unknown-server", _E, "a tool server.tool names an MCP server the agent does not declare"),
     Code("CX324", "mcp-tool-not-allowed", _E, "a tool server.tool that is not in the server's allowed_tools"),
-    Code("CX325", "mcp-server-url", _E, "an MCP server URL that is not http(s), has no host or carries credentials"),
+    Code("CX325", "mcp-server-url", _E, "an MCP server URL that is not http(s), has no (readable) host or carries "
+         "credentials"),
+    Code("CX326", "mcp-host-not-allowed", _E, "an MCP server URL whose host is not on security_policy.allowed_hosts"),
     # CX4xx: WASM modules
     Code("CX401", "module-missing", _E, "the WASM module file does not exist"),
     Code("CX402", "path-escape", _E, "a path points outside the repository root"),

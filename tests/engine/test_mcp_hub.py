@@ -113,12 +113,30 @@ def test_header_values_come_from_the_environment_when_a_session_opens(server: Mc
 def test_the_source_builds_only_allowed_tools_of_declared_servers(server: McpTestServer) -> None:
     hub = mcp.McpHub(environ={"HUB_AUTH": f"Bearer {TOKEN}"})
     try:
-        context = ToolContext(agent="a", mcp_servers=(spec(server.url, ["add"]),))
+        context = ToolContext(agent="a", mcp_servers=(spec(server.url, ["add"]),), allowed_hosts=("127.0.0.1",))
         tool = hub.build("t.add", context)
         assert tool is not None and tool.name == "t.add" and tool.description == "Add two integers."
         assert tool.call({"a": 20, "b": 22}, time.monotonic() + 10) == {"result": 42}
         assert hub.build("t.secret", context) is None  # listed by the server, not allowed
         assert hub.build("other.add", context) is None and hub.build("calculator", context) is None
+    finally:
+        hub.close()
+
+
+def test_a_server_off_the_allowed_hosts_is_offered_but_never_contacted(server: McpTestServer) -> None:
+    hub = mcp.McpHub(environ={"HUB_AUTH": f"Bearer {TOKEN}"})
+    try:
+        for allowed in ((), ("localhost", "127.0.0.1:1", "[::1]")):
+            context = ToolContext(agent="a", mcp_servers=(spec(server.counted_url, ["add"]),), allowed_hosts=allowed)
+            tool = hub.build("t.add", context)
+            assert tool is not None and "whose host this agent may not reach" in tool.description
+            assert tool.parameters == mcp.ANY_OBJECT
+            with pytest.raises(errors.ToolFailure) as refused:
+                tool.call({"a": 1, "b": 2}, time.monotonic() + 10)
+            assert refused.value.reason == "not_allowed"
+            assert refused.value.message == (
+                f"MCP server 't': 127.0.0.1:{server.port} is not on this agent's allowed hosts")
+        assert server.counted() == 0 and hub.stats()["threads"] == 0  # no session, not even the hub's loop
     finally:
         hub.close()
 
@@ -157,7 +175,7 @@ def test_an_engine_serves_mcp_tools_across_revisions_and_its_stop_ends_the_hub(
                 "headers": {"Authorization": {"env": "HUB_AUTH"}}}]
     for version in ("1.0.0", "1.0.1"):  # a new revision builds its tools again, on the same hub and session
         engine.deploy({"name": "adder", "version": version, "system_prompt": "Add.", "tools": ["t.add"],
-                       "mcp_servers": servers}, None)
+                       "mcp_servers": servers, "security_policy": {"allowed_hosts": ["127.0.0.1"]}}, None)
         reply = engine.send("adder", '/tool t.add {"a": 40, "b": 2}')["reply"]
         assert [(c["tool"], c["outcome"], c["result"]) for c in reply["tool_calls"]] == [("t.add", "ok", {"result": 42})]
     hub = engine.ops.context.mcp

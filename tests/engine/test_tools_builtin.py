@@ -98,16 +98,3 @@ def test_http_client_refuses_hosts_off_the_list_redirects_off_it_huge_and_slow_a
     assert failure("http_client", {"url": f"{target.url}/big"}, hosts=("127.0.0.1",)).reason == "too_large"
     target.slow_seconds = 2.0
     assert failure("http_client", {"url": f"{target.url}/slow"}, hosts=("127.0.0.1",), seconds=0.3).reason == "timeout"
-
-
-@pytest.mark.parametrize(("url", "allowed", "expected"), [
-    ("http://api.example:8080/x", ("api.example",), True),
-    ("http://api.example:8080/x", ("api.example:8080",), True),
-    ("http://api.example:8080/x", ("api.example:80",), False),
-    ("https://API.example/x", ("api.example:443",), True),
-    ("ftp://api.example/x", ("api.example",), False),
-    ("http://evil.example/x", ("api.example",), False),
-    ("http://[::1]:9/x", ("[::1]:9",), True),
-])
-def test_host_allowed(url: str, allowed: tuple[str, ...], expected: bool) -> None:
-    assert http.host_allowed(url, allowed) is expected

@@ -1,7 +1,8 @@
 """MCP servers as tools through a real engine subprocess and a real MCP server (the SDK's own, streamable HTTP,
 on 127.0.0.1): the offline provider's ``/tool server.tool`` lines, the OpenAI-compatible test server's scripted
 tool_calls, headers from the engine's environment, and every bad server (down, slow, an error, a malformed
-result, an answer of 5 MB, a tool the agent may not use) failing only its call while the engine and other agents keep serving."""
+result, an answer of 5 MB, a tool the agent may not use, a host off the agent's allowed hosts) failing only its call
+while the engine and other agents keep serving."""
 
 from __future__ import annotations
 
@@ -49,8 +50,10 @@ def server(name: str, url: str, tools: list[str], env: str = "MCP_TEST_AUTH", **
 
 
 def deploy(engine: EngineProcess, name: str, tools: list[str], servers: list[dict[str, Any]], **extra: Any) -> None:
+    """PUT the agent straight to the API (no validation); its MCP servers' host 127.0.0.1 allowed unless ``extra``
+    says otherwise."""
     spec = {"name": name, "version": "1.0.0", "system_prompt": "You are {{ agent.name }}.", "tools": tools,
-            "mcp_servers": servers, **extra}
+            "mcp_servers": servers, "security_policy": {"allowed_hosts": ["127.0.0.1"]}, **extra}
     answer = httpx.put(f"{engine.url}{V1}/agents/{name}", json={"spec": spec, "module": None, "source": {}}, timeout=30)
     assert answer.status_code < 300, answer.text
 
@@ -142,3 +145,24 @@ def test_an_agent_whose_server_is_down_deploys_and_is_told_why(mcp_engine: Engin
     (call,) = reply["tool_calls"]
     assert call["outcome"] == "failed" and "unreachable" in call["result"]["error"]["message"]
     assert "check that the server runs" in call["result"]["error"]["hint"]
+
+
+def test_a_server_off_the_agents_allowed_hosts_is_never_contacted(
+    mcp_engine: EngineProcess, mcp: McpTestServer,
+) -> None:
+    # the API takes specs from any deploy token, validated or not: the engine applies the allow-list itself
+    deploy(mcp_engine, "mcp-fenced", ["calc.add"], [server("calc", mcp.counted_url, ["add"])],
+           security_policy={"allowed_hosts": ["localhost", "127.0.0.1:1"]})
+    deploy(mcp_engine, "mcp-unlisted", ["calc.add"], [server("calc", mcp.counted_url, ["add"])],
+           security_policy=None)
+    for agent in ("mcp-fenced", "mcp-unlisted"):
+        (call,) = message(mcp_engine, agent, '/tool calc.add {"a": 1, "b": 2}')["tool_calls"]
+        assert call["outcome"] == "not_allowed", call
+        error = call["result"]["error"]
+        assert error["message"] == f"MCP server 'calc': 127.0.0.1:{mcp.port} is not on this agent's allowed hosts"
+        assert "security_policy.allowed_hosts" in error["hint"]
+    assert mcp.counted() == 0  # neither the call nor a tools/list reached the server
+    deploy(mcp_engine, "mcp-let-in", ["calc.add"], [server("calc", mcp.counted_url, ["add"])])  # 127.0.0.1 allowed
+    (call,) = message(mcp_engine, "mcp-let-in", '/tool calc.add {"a": 1, "b": 2}')["tool_calls"]
+    assert (call["outcome"], call["result"]) == ("ok", {"result": 3})
+    assert mcp.counted() > 0  # the count does see requests

@@ -178,7 +178,8 @@ def test_mcp_servers_show_variable_names_never_values_and_a_url_query_is_sensiti
     monkeypatch.setenv("WIKI_TOKEN", "Bearer sk-wiki-0123456789abcdef")  # on this host; the plan never reads it
     wiki = {"name": "wiki", "url": "https://wiki.example.com/mcp?key=k-123456", "allowed_tools": ["search"],
             "headers": {"Authorization": {"env": "WIKI_TOKEN"}}}
-    want = desired(config("a", tools=["wiki.search"], mcp_servers=[wiki]))
+    policy = {"allowed_hosts": ["wiki.example.com"]}  # the server's host (validation: CX326)
+    want = desired(config("a", tools=["wiki.search"], mcp_servers=[wiki], security_policy=policy))
     have = snapshot_of(live_agent(config("a")))
     plan = build.make_plan(want, have, REQUEST)
     text = render.render_text(plan) + planfile.dumps(plan) + markdown.render_markdown(plan)
@@ -187,9 +188,10 @@ def test_mcp_servers_show_variable_names_never_values_and_a_url_query_is_sensiti
     assert plan.changes[0].action == "update" and fields["tools[0]"].after == "wiki.search"
     assert fields["mcp_servers"].after == "(sensitive)" and fields["mcp_servers"].sensitive
     renamed = desired(config("a", tools=["wiki.search"], mcp_servers=[{**wiki, "url": "https://wiki.example.com/mcp",
-                                                                       "headers": {"Authorization": {"env": "WIKI_KEY"}}}]))
-    plan = build.make_plan(renamed, snapshot_of(live_agent(config("a", tools=["wiki.search"], mcp_servers=[wiki]))),
-                           REQUEST)
+                                                                       "headers": {"Authorization": {"env": "WIKI_KEY"}}}],
+                             security_policy=policy))
+    live = config("a", tools=["wiki.search"], mcp_servers=[wiki], security_policy=policy)
+    plan = build.make_plan(renamed, snapshot_of(live_agent(live)), REQUEST)
     fields = {f.path: f for f in plan.changes[0].changes}
     assert fields["mcp_servers[0].headers.Authorization.env"].after == "WIKI_KEY"  # a name, shown
     url = fields["mcp_servers[0].url"]  # one side is sensitive: the change hides both

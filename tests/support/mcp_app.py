@@ -59,16 +59,24 @@ def _app(token: str | None) -> Any:
 
 
 class _Gate:
-    """ASGI wrapper: the Authorization check, ``/garbage`` and ``/malformed`` (the MCP app with broken results)."""
+    """ASGI wrapper: the Authorization check, ``/garbage``, ``/malformed`` (the MCP app with broken results),
+    ``/counted`` (the MCP app, its requests counted) and ``/seen`` (that count, no token needed)."""
 
     def __init__(self, app: Any, token: str | None) -> None:
         self.app = app
         self.token = token
+        self.counted = 0
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["path"] == "/seen":
+            await _answer(send, 200, json.dumps({"counted": self.counted}).encode(), b"application/json")
+            return
+        if scope["path"] == "/counted":
+            self.counted += 1
+            scope = {**scope, "path": "/mcp", "raw_path": b"/mcp"}
         headers = dict(scope["headers"])
         if self.token and headers.get(b"authorization") != f"Bearer {self.token}".encode():
             await _answer(send, 401, b'{"error": "unauthorized"}', b"application/json")

@@ -7,6 +7,7 @@ logging and sessions stay out of the test process, and stopping it is a kill:
         server.url            # http://127.0.0.1:PORT/mcp (needs "Authorization: Bearer s3cret")
         server.malformed_url  # the same tools, but every tools/call result is malformed ("content" not a list)
         server.garbage_url    # 200 with a body that is not JSON-RPC
+        server.counted_url    # the same tools, every request counted: server.counted() says how many
         server.stop()         # now the port is closed ("down")
 
 Tools: ``add(a, b)``, ``echo(text)``, ``whoami()`` (the Authorization header it was
@@ -24,6 +25,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+
+import httpx
 
 from tests.support.paths import REPO_ROOT, free_port, python_path
 
@@ -53,6 +56,16 @@ class McpTestServer:
     @property
     def garbage_url(self) -> str:
         return f"{self.base}/garbage"
+
+    @property
+    def counted_url(self) -> str:
+        return f"{self.base}/counted"
+
+    def counted(self) -> int:
+        """How many requests ``counted_url`` has received."""
+        answer = httpx.get(f"{self.base}/seen", timeout=30)
+        answer.raise_for_status()
+        return int(answer.json()["counted"])
 
     def stop(self) -> None:
         if self.process.poll() is None:

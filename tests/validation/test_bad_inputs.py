@@ -30,6 +30,7 @@ def md(body: str, doc: str = "") -> str:
 BASE = 'name: alpha\nversion: "1.0.0"\nsystem_prompt: "You help."\n'
 MCP = ("mcp_servers:\n  - name: files\n    url: http://127.0.0.1:9/mcp\n    headers:\n"
        "      Authorization: {env: FILES_TOKEN}\n    allowed_tools: [read, list]\n")
+MCP_HOST = "security_policy:\n  allowed_hosts: [127.0.0.1]\n"  # MCP's host: without it, CX326
 GOOD = wasm(GOOD_WAT)
 WC_TOOL = "tool:\n  description: counts words\n"
 
@@ -126,24 +127,33 @@ CASES = [
     Case("bad-allowed-host", {"agents/a.md": md(BASE + "security_policy:\n  allowed_hosts: ['http://x/']\n")},
          "CX204", line=6),
     # MCP servers (docs/tools.md): tool references, URLs, header values only from the environment
-    Case("mcp-unknown-server", {"agents/a.md": md(BASE + MCP + "tools: [file.read]\n")}, "CX323", line=11,
-         hint="did you mean 'files'?"),
+    Case("mcp-unknown-server", {"agents/a.md": md(BASE + MCP + "tools: [file.read]\n" + MCP_HOST)}, "CX323",
+         line=11, hint="did you mean 'files'?"),
     Case("mcp-undeclared-server", {"agents/a.md": md(BASE + "tools: [files.read]\n")}, "CX323", line=5,
          hint="declare it under mcp_servers"),
-    Case("mcp-tool-not-allowed", {"agents/a.md": md(BASE + MCP + "tools: [files.delete]\n")}, "CX324", line=11,
-         hint="add it to mcp_servers[files].allowed_tools (allowed: read, list)"),
-    Case("mcp-tool-typo", {"agents/a.md": md(BASE + MCP + "tools: [files.lst]\n")}, "CX324", line=11,
+    Case("mcp-tool-not-allowed", {"agents/a.md": md(BASE + MCP + "tools: [files.delete]\n" + MCP_HOST)}, "CX324",
+         line=11, hint="add it to mcp_servers[files].allowed_tools (allowed: read, list)"),
+    Case("mcp-tool-typo", {"agents/a.md": md(BASE + MCP + "tools: [files.lst]\n" + MCP_HOST)}, "CX324", line=11,
          hint="did you mean 'list'?"),
-    Case("mcp-url-not-http", {"agents/a.md": md(BASE + MCP.replace("http://127.0.0.1:9/mcp", "ws://h/mcp"))},
-         "CX325", line=7, hint="streamable HTTP"),
-    Case("mcp-url-credentials", {"agents/a.md": md(BASE + MCP.replace("http://", "http://me:pw@"))}, "CX325",
-         line=7, hint="must not carry credentials"),
-    Case("mcp-literal-header", {"agents/a.md": md(BASE + MCP.replace("{env: FILES_TOKEN}", "Bearer abc"))},
-         "CX204", line=9, hint="never the value itself"),
-    Case("mcp-reserved-header", {"agents/a.md": md(BASE + MCP.replace("Authorization", "Mcp-Session-Id"))},
-         "CX204", hint="set by the MCP transport"),
-    Case("mcp-server-twice", {"agents/a.md": md(BASE + MCP + MCP.removeprefix("mcp_servers:\n"))}, "CX204",
-         hint="declared twice"),
+    Case("mcp-url-not-http", {"agents/a.md": md(BASE + MCP.replace("http://127.0.0.1:9/mcp", "ws://h/mcp")
+                                                + MCP_HOST)}, "CX325", line=7, hint="streamable HTTP"),
+    Case("mcp-url-credentials", {"agents/a.md": md(BASE + MCP.replace("http://", "http://me:pw@") + MCP_HOST)},
+         "CX325", line=7, hint="must not carry credentials"),
+    Case("mcp-url-malformed-host", {"agents/a.md": md(BASE + MCP.replace("127.0.0.1:9", "[127.0.0.1") + MCP_HOST)},
+         "CX325", line=7, hint="malformed host or port (Invalid IPv6 URL)"),
+    Case("mcp-url-port-out-of-range", {"agents/a.md": md(BASE + MCP.replace(":9/", ":99999/") + MCP_HOST)},
+         "CX325", line=7, hint="malformed host or port"),
+    Case("mcp-literal-header", {"agents/a.md": md(BASE + MCP.replace("{env: FILES_TOKEN}", "Bearer abc")
+                                                  + MCP_HOST)}, "CX204", line=9, hint="never the value itself"),
+    Case("mcp-reserved-header", {"agents/a.md": md(BASE + MCP.replace("Authorization", "Mcp-Session-Id")
+                                                   + MCP_HOST)}, "CX204", hint="set by the MCP transport"),
+    Case("mcp-host-not-allowed", {"agents/a.md": md(BASE + MCP + "tools: [files.read]\n"
+                                                    "security_policy:\n  allowed_hosts: [api.example, 127.0.0.1:8]\n")},
+         "CX326", line=7, hint="add 127.0.0.1:9 to security_policy.allowed_hosts (or 127.0.0.1: any port)"),
+    Case("mcp-no-allowed-hosts", {"agents/a.md": md(BASE + MCP + "tools: [files.read]\n")}, "CX326", line=7,
+         hint="MCP server 'files': its host 127.0.0.1:9 is not on security_policy.allowed_hosts"),
+    Case("mcp-server-twice", {"agents/a.md": md(BASE + MCP + MCP.removeprefix("mcp_servers:\n") + MCP_HOST)},
+         "CX204", hint="declared twice"),
     Case("parameter-bad-unit", {"agents/a.md": md(BASE + "parameters:\n  limit: 10 apples\n")}, "CX303", line=6),
     Case("template-syntax", {"agents/a.md": md(BASE + "user_prompt_template: |\n  Hello\n  {{ request \n")},
          "CX305", line=7),

@@ -14,6 +14,7 @@ from urllib.parse import urljoin, urlsplit
 
 from caxton import errors
 from caxton.llm.tools.base import FunctionTool, JsonValue, Tool, ToolContext
+from caxton.rules.hosts import host_allowed
 from caxton.spec.tools import BUILTIN_TOOLS
 
 MAX_RESPONSE_SIZE = 1024 * 1024
@@ -40,21 +41,6 @@ def http_client(context: ToolContext) -> Tool:
         return fetch(context.allowed_hosts, arguments, deadline)
 
     return FunctionTool("http_client", BUILTIN_TOOLS["http_client"], PARAMETERS, run)
-
-
-def host_allowed(url: str, allowed: tuple[str, ...]) -> bool:
-    """Whether ``url``'s host (and port) is on ``allowed`` (``name`` matches any port, ``name:port`` one)."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if not host or parts.scheme not in ("http", "https"):
-        return False
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    shown = f"[{host}]" if ":" in host else host
-    for entry in allowed:
-        entry = entry.lower()
-        if entry in (host, shown, f"{shown}:{port}"):
-            return True
-    return False
 
 
 def fetch(allowed: tuple[str, ...], arguments: dict[str, Any], deadline: float) -> JsonValue:

@@ -16,6 +16,9 @@
   keeping the last listing) and fetched within ``LIST_TIMEOUT``: a tool of a server
   that is down is still offered to the model (described as unavailable if the server
   never listed it), and its calls fail with the reason.
+- **Hosts.** A server whose host is not on the agent's ``security_policy.allowed_hosts``
+  (``caxton.rules.hosts``, the rule of ``http_client``) is never contacted: its tools are
+  offered, and every call fails ``not_allowed`` (validation refuses such a file: CX326).
 - **Headers** are read from the engine's environment when a session opens (never
   from the agent file); their values are part of the session key, so a changed
   variable opens a new session.
@@ -35,10 +38,12 @@ import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from caxton import errors
 from caxton.llm.tools.base import JsonValue, Tool, ToolContext
 from caxton.llm.tools.mcp_session import CLOSE_TIMEOUT, MAX_ANSWER_SIZE, AnswerTooLarge, Session, import_sdk
+from caxton.rules.hosts import host_allowed
 from caxton.spec.agent import McpServerSpec
 from caxton.spec.tools import mcp_reference
 
@@ -80,6 +85,8 @@ class McpTool:
     hub: McpHub
     server: McpServerSpec
     tool: str
+    #: Whether the server's host is on the agent's ``security_policy.allowed_hosts``: if not, it is never contacted.
+    host_allowed: bool = True
 
     @property
     def name(self) -> str:
@@ -87,6 +94,8 @@ class McpTool:
 
     @property
     def description(self) -> str:
+        if not self.host_allowed:
+            return f"a tool of MCP server {self.server.name!r}, whose host this agent may not reach"
         try:
             listed = self.hub.listing(self.server).get(self.tool)
         except errors.ToolFailure as failure:
@@ -97,6 +106,8 @@ class McpTool:
 
     @property
     def parameters(self) -> Mapping[str, Any]:
+        if not self.host_allowed:
+            return ANY_OBJECT
         try:
             listed = self.hub.listing(self.server).get(self.tool)
         except errors.ToolFailure:
@@ -104,6 +115,11 @@ class McpTool:
         return listed.parameters if listed is not None else ANY_OBJECT
 
     def call(self, arguments: dict[str, Any], deadline: float) -> JsonValue:
+        if not self.host_allowed:
+            raise errors.ToolFailure(
+                f"MCP server {self.server.name!r}: {urlsplit(self.server.url).netloc} is not on this agent's "
+                "allowed hosts", reason="not_allowed",
+                hint="list the host in the agent file's security_policy.allowed_hosts (caxton validate: CX326)")
         return self.hub.call(self.server, self.tool, arguments, deadline)
 
 
@@ -136,6 +152,8 @@ class McpHub:
         server = next((s for s in context.mcp_servers if s.name == reference[0]), None)
         if server is None or reference[1] not in server.allowed_tools:
             return None
+        if not host_allowed(server.url, context.allowed_hosts):
+            return McpTool(self, server, reference[1], host_allowed=False)  # its calls fail, nothing is contacted
         import_sdk()  # when the revision starts, not in its first call's time
         return McpTool(self, server, reference[1])
 
