@@ -14,7 +14,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 from caxton import errors
 from caxton.memory import models
@@ -126,16 +125,6 @@ class MemoryStore(Protocol):
 
 def is_url(location: Path | str) -> bool:
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
-
-
-def redact(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``: safe for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
 
 
 def open_store(location: Path | str) -> MemoryStore:

@@ -23,7 +23,8 @@ from __future__ import annotations
 from typing import Any
 
 from caxton import errors
-from caxton.memory import backend, schema
+from caxton.memory import schema
+from caxton.spec.secrets import redact_url
 
 #: The advisory lock (a constant bigint) that serialises migrations, and the one writers take.
 MIGRATION_LOCK = 0x6361_786D_656D_0001
@@ -72,7 +73,7 @@ def unreachable(url: str, exc: BaseException) -> errors.Unavailable:
     """The error for a database that does not answer (the URL's password never shown)."""
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return errors.Unavailable(
-        f"memory database {backend.redact(url)} is unreachable: {reason}",
+        f"memory database {redact_url(url)} is unreachable: {reason}",
         hint="start PostgreSQL or fix memory.url (or CAXTON_STORE_URL) in caxton.yaml; an open memory "
         "reconnects by itself, one that could not be opened at start needs an engine restart",
     )
@@ -102,7 +103,7 @@ def ensure_vector(conn: Any, url: str) -> None:
         fix = ("ask an administrator to run CREATE EXTENSION vector in this database (it needs a superuser)"
                if available else "install pgvector (>= 0.5) on the PostgreSQL server, then CREATE EXTENSION vector")
         raise errors.Unavailable(
-            f"memory database {backend.redact(url)} has no pgvector: {str(exc).strip().splitlines()[0]}",
+            f"memory database {redact_url(url)} has no pgvector: {str(exc).strip().splitlines()[0]}",
             hint=f"{fix}, or set memory.backend: sqlite",
         ) from exc
 

@@ -23,7 +23,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from caxton import errors
-from caxton.memory import backend, models, pgschema
+from caxton.memory import models, pgschema
+from caxton.spec.secrets import redact_url
 
 if TYPE_CHECKING:
     import numpy as np
@@ -71,7 +72,7 @@ class PgStore:
         from psycopg_pool import ConnectionPool
 
         self.url = url
-        self.location = backend.redact(url)
+        self.location = redact_url(url)
         self.lock = threading.RLock()
         self._local = threading.local()
         pgschema.migrate(url)

@@ -1,7 +1,8 @@
 """What looks like a secret: the names and value shapes both stacks keep out of what they show.
 
-Plans redact them from spec diffs (``caxton.planning.redact``); the engine redacts them from the
-tool-call lines of agent logs (``caxton.llm.tools.loop``). Pure, no I/O.
+Plans and the console redact them from specs (``caxton.rules.redact``); the engine redacts them from the
+tool-call lines of agent logs (``caxton.llm.tools.loop``) and database URLs from what it shows (``redact_url``).
+Pure, no I/O.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 #: Parameter / field names that hold secrets.
 SECRET_NAME = re.compile(r"(?i)(api[_-]?key|secret|token|passw(or)?d|credential|private[_-]?key|auth|cookie)")
@@ -43,3 +45,16 @@ def excerpt(value: Any, limit: int = 200) -> str:
                                                           separators=(",", ":"), default=str)
     text = redact_text(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (in the netloc or a ``password=`` query parameter) replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    netloc = parts.netloc
+    if parts.password:
+        netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
+    query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

@@ -15,6 +15,7 @@ import pytest
 from caxton import errors
 from caxton.memory import backend, embeddings, models, service
 from caxton.spec.project import EngineMemorySettings
+from caxton.spec.secrets import redact_url
 from tests.support.paths import free_port
 from tests.support.postgres import create_database, database_url, drop_database
 
@@ -147,5 +148,5 @@ def test_where_the_memory_lives(tmp_path: Path) -> None:
     with pytest.raises(errors.InvalidInput, match="no PostgreSQL URL") as caught:
         backend.location(settings, tmp_path, None)
     assert "memory.url" in (caught.value.hint or "")
-    assert backend.redact("postgresql://u:p%40ss@h:5432/db?x=1") == "postgresql://u:***@h:5432/db?x=1"
-    assert backend.redact("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert redact_url("postgresql://u:p%40ss@h:5432/db?x=1") == "postgresql://u:***@h:5432/db?x=1"
+    assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"

@@ -22,13 +22,12 @@ that read by column name); where the dialects differ the caller asks
   a crash of the database server may lose the last fraction of a second).
 
 ``open_postgres`` gives a clear ``StoreError`` (what, where, fix) when the server
-is unreachable or refuses the role; ``redact`` hides a URL's password
+is unreachable or refuses the role; ``caxton.spec.secrets.redact_url`` hides a URL's password
 wherever one is shown or logged.
 """
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -36,9 +35,9 @@ from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 from caxton.errors import CaxtonError
+from caxton.spec.secrets import redact_url
 
 if TYPE_CHECKING:
     import psycopg
@@ -220,7 +219,7 @@ class PostgresDatabase:
         from psycopg_pool import ConnectionPool
 
         self.url = url
-        self.location = redact(url)
+        self.location = redact_url(url)
         self.errors: tuple[type[Exception], ...] = (psycopg.Error,)
         #: What opens a write transaction: BEGIN, and the lock serializing the store's writes across processes.
         self._begin = f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY:d})" if serialize_writes else "BEGIN"
@@ -308,30 +307,17 @@ def check(url: str) -> None:
 def unreachable(url: str, error: BaseException) -> StoreError:
     reason = " ".join(str(error).split()) or type(error).__name__
     return StoreError(
-        f"cannot connect to the PostgreSQL store at {redact(url)}: {reason.replace(url, redact(url))}",
+        f"cannot connect to the PostgreSQL store at {redact_url(url)}: {reason.replace(url, redact_url(url))}",
         hint="check store.url (or CAXTON_STORE_URL): the server must be running and reachable, the database "
              "must exist, and the role must be allowed to log in (pg_hba.conf, password)",
     )
-
-
-def redact(url: str) -> str:
-    """``url`` with its password (in the netloc or a ``password=`` query parameter) replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    netloc = parts.netloc
-    if parts.password:
-        netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
-    query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def open_postgres(url: str, *, serialize_writes: bool, synchronous_commit: bool = True,
                   name: str = "caxton") -> PostgresDatabase:
     """A ``PostgresDatabase`` at ``url``; a clear error without the ``postgres`` extra or for another scheme."""
     if not is_postgres_url(url):
-        raise StoreError(f"store.url {redact(url)!r} is not a PostgreSQL URL",
+        raise StoreError(f"store.url {redact_url(url)!r} is not a PostgreSQL URL",
                          hint="use postgresql://USER:PASSWORD@HOST:PORT/DATABASE, or leave store.url unset for "
                               "the embedded SQLite store in the data directory")
     try:
