@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from caxton.engine.state.store import Store
+from caxton.engine.state.store import AgentRow, Store
 
 Send = Callable[[str, Any], dict[str, Any]]
 
@@ -25,13 +25,17 @@ class EngineWasmTools:
 
     def section(self, name: str) -> Mapping[str, Any] | None:
         row = self._store.agent(name)
-        if row is None or row.kind != "wasm" or row.revision is None:
+        return self._section(row) if row is not None else None
+
+    def names(self) -> list[str]:
+        return [row.id for row in self._store.agents() if self._section(row) is not None]
+
+    def _section(self, row: AgentRow) -> Mapping[str, Any] | None:
+        """The ``tool:`` section of ``row``'s serving revision, if it is a WASM agent with one."""
+        if row.kind != "wasm" or row.revision is None:
             return None
         section = self._store.spec_of(self._store.revision(row.id, row.revision)).get("tool")
         return section if isinstance(section, dict) else None
-
-    def names(self) -> list[str]:
-        return [row.id for row in self._store.agents() if row.kind == "wasm" and self.section(row.id) is not None]
 
     def send(self, name: str, arguments: dict[str, Any]) -> Any:
         return self._send(name, arguments)["reply"]
