@@ -10,8 +10,9 @@ Fixtures:
     pg_url          a new, empty database on it for one test (``vector`` extension created), dropped after
     store_url       parametrised over the engine's two state backends: None (``sqlite``: the embedded store in
                     the data directory) and a ``pg_url`` (``postgres``); a test taking it runs on both
-    own_pg_server   a server of the test's own (never the shared one) that it may stop and start again
-                    (``RestartablePostgres``: same data directory and socket), stopped after the test
+    own_pg_server   a server of the module's own (never the shared one) that its tests may stop and start
+                    again (``RestartablePostgres``: same data directory and socket), stopped after the module
+    pg_server_to_stop  ``own_pg_server`` for one test, started again after it if the test left it stopped
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ class RestartablePostgres:
             self._pg_ctl("-w", "-m", "immediate", "stop")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def own_pg_server() -> Iterator[RestartablePostgres]:
     root = Path(tempfile.mkdtemp(prefix="cxpgr-", dir="/tmp"))  # short: the socket's path must stay < ~100 bytes
     server = RestartablePostgres(root)
@@ -135,3 +136,13 @@ def own_pg_server() -> Iterator[RestartablePostgres]:
     finally:
         server.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_server_to_stop(own_pg_server: RestartablePostgres) -> Iterator[RestartablePostgres]:
+    """``own_pg_server`` for one test that stops it: running again afterwards, whatever the test did."""
+    try:
+        yield own_pg_server
+    finally:
+        if not own_pg_server.running():
+            own_pg_server.start()

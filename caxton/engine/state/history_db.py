@@ -31,6 +31,7 @@ class HistoryDB:
 
     def __init__(self, store: Store) -> None:
         self.location = store.location
+        self._store = store
         self._db: Database = store.sibling(synchronous="NORMAL")
         self._lock = threading.Lock()
         self._closed = False
@@ -46,8 +47,9 @@ class HistoryDB:
             yield conn
 
     def ensure_available(self) -> None:
-        """Nothing while the database answers; ``StoreUnavailable`` while it is known not to (asked again first)."""
-        if isinstance(self._db, PostgresDatabase) and self._db.outage is not None:
+        """Nothing while the database answers; ``StoreUnavailable`` while it (or the store's own connections:
+        the same server) is known not to, after asking it again."""
+        if isinstance(self._db, PostgresDatabase) and (self._db.outage or self._store.outage) is not None:
             with self.read():
                 pass
 
