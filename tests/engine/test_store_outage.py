@@ -114,6 +114,9 @@ def test_postgresql_down_under_load_engine_keeps_serving_refuses_changes_and_rec
             assert "store_unavailable" not in health["store"]["message"] and "is unavailable" in health["store"]["message"]
             assert health["store"]["unavailable_seconds"] >= 0 and SECRET not in str(health)
             assert health["runtimes"]["scorer"]  # what the engine runs, known without the store
+            checked: CliResult = run_cli("health", "--detailed", "--engine", engine.url)
+            assert checked.code == 1 and "engine " in checked.out and ": degraded" in checked.out
+            assert "  store: unhealthy (for " in checked.out and "is unavailable" in checked.out
 
             wait_for(lambda: load.more_than(answered_at_stop + 50), timeout=30,
                        what="messages answered while PostgreSQL is down")
