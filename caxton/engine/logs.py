@@ -87,7 +87,12 @@ class AgentLogs:
         if self._flusher is not None:
             self._flusher.join()
             self._flusher = None
-        self.flush()
+        try:
+            self.flush()
+        except StoreUnavailable as error:  # the engine stops anyway
+            with self._lock:
+                lost, self._pending = len(self._pending), []
+            _logger.warning("%d agent log lines were not written: %s", lost, error.message)
         with self._lock:
             self._db = None
 

@@ -134,6 +134,10 @@ def test_postgresql_down_under_load_engine_keeps_serving_refuses_changes_and_rec
         assert load.failures == []  # not one message lost or refused, before, during or after
         assert engine.proc is not None and engine.proc.pid == pid  # never restarted
         log = _log_when_written(engine)
+        own_pg_server.stop()
+        assert engine.terminate() == 0  # a clean stop while the database is down
+        stopped = engine.log_text()[len(log):]
+        assert "Traceback" not in stopped and "Finished server process" in stopped
     assert log.count("(caxton) is unavailable") == 1  # the store's outage: one line, not a storm
     assert "(caxton) answers again after" in log
     assert SECRET not in log and "Traceback" not in log

@@ -98,7 +98,11 @@ class RolloutController:
             self._thread.join(timeout=5.0)
         with self.ops.lock:
             for run in list(self._runs.values()):
-                self._flush(run)
+                try:
+                    self._flush(run)
+                except StoreUnavailable as error:  # the engine stops anyway: only these pins' updates are lost
+                    log.warning("rollout %s of %s: its conversation pins were not saved: %s", run.rollout.id,
+                                run.agent, error.message)
                 self.inflight.close_mirror(run)
                 route = self.router.get(run.agent)
                 if route is None or run.candidate not in set(route.servings()):

@@ -148,11 +148,17 @@ class PgConnections:
 
     def _probe_after_timeout(self, pool: ConnectionPool[Raw], error: BaseException) -> None:
         """No pooled connection within the timeout: busy, or the server is gone (then: drop the pool, raise)."""
-        try:
-            _probe(self.url)
-        except Exception as failed:  # noqa: BLE001 - any failure to connect is the outage's reason
-            self._lost(pool, reason_of(failed))
-            raise unavailable(self.url, reason_of(failed)) from error
+        with self._opening:  # one probe at a time
+            if self._pool is not pool:  # another call found out meanwhile
+                return
+            try:
+                _probe(self.url)
+            except Exception as failed:  # noqa: BLE001 - any failure to connect is the outage's reason
+                reason = reason_of(failed)
+            else:
+                return
+        self._lost(pool, reason)
+        raise unavailable(self.url, reason) from error
 
     def _reopen(self) -> ConnectionPool[Raw]:
         """A new pool once the server answers a probe; else ``StoreUnavailable`` with its reason."""
