@@ -234,8 +234,9 @@ def _alive(raw: Raw) -> bool:
     if raw.closed:
         return False
     try:
-        readable, _, _ = select.select([raw.fileno()], [], [], 0)
-        if readable:
+        poller = select.poll()  # not select.select: a process with many files has descriptors past FD_SETSIZE
+        poller.register(raw.fileno(), select.POLLIN)
+        if poller.poll(0):
             raw.execute("")
     except (OSError, ValueError, psycopg.Error):
         return False
