@@ -176,6 +176,17 @@ class Unavailable(CaxtonError):
     http_status = 503
 
 
+class StoreUnavailable(Unavailable):
+    """The engine's PostgreSQL store does not answer (down, restarting, unreachable, no connection free).
+
+    503: the engine keeps serving the agents it runs; what needs the store (changes, the apply
+    lock, rollouts, config agents' conversations) is refused until the database answers again,
+    and works then without restarting the engine (``caxton.engine.state.pg_connections``).
+    """
+
+    code = "store_unavailable"
+
+
 class RolledBack(CaxtonError):
     """An apply finished, but one or more changes were rolled back."""
 

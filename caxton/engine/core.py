@@ -45,6 +45,7 @@ from caxton.errors import (
     AgentFailure,
     CaxtonError,
     PayloadTooLarge,
+    StoreUnavailable,
     Unavailable,
 )
 from caxton.spec.identity import agent_id
@@ -400,7 +401,12 @@ class Engine(ControlPlane):
         )
 
     def health_detailed(self) -> dict[str, Any]:
-        rows = self.store.agents()
+        """Everything about the engine's health; while the store does not answer, what is known without it."""
+        serial: int | None
+        try:
+            rows, serial, store = self.store.agents(), self.store.serial(), self._store_view()
+        except StoreUnavailable as error:
+            rows, serial, store = [], None, self._store_unavailable(error)
         by_state: dict[str, int] = {}
         for row in rows:
             by_state[row.state] = by_state.get(row.state, 0) + 1
@@ -411,13 +417,14 @@ class Engine(ControlPlane):
         memory = self.memory_health()
         storage = self.storage_faults.health()
         parts = [vocabulary.DEGRADED if degraded else vocabulary.HEALTHY, storage["status"],
-                 vocabulary.HEALTHY if memory["status"] == vocabulary.HEALTHY else vocabulary.DEGRADED]
+                 vocabulary.HEALTHY if memory["status"] == vocabulary.HEALTHY else vocabulary.DEGRADED,
+                 vocabulary.HEALTHY if store["status"] == vocabulary.HEALTHY else vocabulary.DEGRADED]
         live = self.health()
         return {
             **live,
             "status": vocabulary.worst(live["status"], *parts) if self.ready else live["status"],
-            "version": __version__, "uptime_seconds": round(self.uptime(), 3), "serial": self.store.serial(),
-            "data_dir": str(self.data_dir), "store": self._store_view(),
+            "version": __version__, "uptime_seconds": round(self.uptime(), 3), "serial": serial,
+            "data_dir": str(self.data_dir), "store": store,
             "agents_by_state": by_state, "runtimes": runtimes, "memory": memory, "storage": storage,
         }
 
@@ -427,7 +434,15 @@ class Engine(ControlPlane):
         version, written_by = store.schema_version()
         return {"backend": store.dialect, "path": str(store.path) if store.path is not None else None,
                 "location": store.location, "migrations": store.migrations(), "schema_version": version,
-                "written_by": written_by}
+                "written_by": written_by, "status": vocabulary.HEALTHY}
+
+    def _store_unavailable(self, error: StoreUnavailable) -> dict[str, Any]:
+        """The store while its PostgreSQL server does not answer: where, why, since when (the engine serves on)."""
+        store = self.store
+        outage = store.outage or {}
+        return {"backend": store.dialect, "path": None, "location": store.location, "migrations": [],
+                "status": vocabulary.UNHEALTHY, "message": error.message, "hint": error.hint,
+                "unavailable_seconds": outage.get("seconds")}
 
     def snapshot(self, *, specs: bool = True, agent_id: str | None = None) -> StateSnapshot:
         """The live state ``plan`` diffs against; ``specs=False``: every ``spec`` left empty (cheaper);

@@ -3,8 +3,8 @@
 ``Heartbeat.start`` registers the engine (``Store.register_engine``, refused if a
 newer engine migrated the schema meanwhile) and refreshes its row every
 ``HEARTBEAT_INTERVAL`` seconds from a daemon thread; ``stop`` deletes the row.
-A failed heartbeat (the database is briefly unreachable) is logged and
-retried at the next interval. Why: ``caxton.engine.state.schema``.
+A failed heartbeat is logged and retried at the next interval (quietly while
+the database is down: ``StoreUnavailable``, whose outage is logged once). Why: ``caxton.engine.state.schema``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import threading
 
 from caxton.engine.state.schema import HEARTBEAT_INTERVAL
 from caxton.engine.state.store import Store
+from caxton.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class Heartbeat:
             try:
                 if self.engine_id is not None:
                     self.store.heartbeat(self.engine_id)
+            except StoreUnavailable as error:  # the outage is logged once by the store's connections
+                log.debug("heartbeat skipped: %s", error.message)
             except Exception as error:  # noqa: BLE001 - retried at the next interval
                 log.warning("heartbeat to the store failed (retrying in %.0fs): %s", self.interval, error)
 

@@ -7,7 +7,9 @@ engine) lines live in a bounded ring per agent. Once attached to the
 database (``caxton.engine.state.history_db``), lines are buffered and written by a
 flusher every ``flush_interval`` seconds (0.25 s), at ``tail`` and at
 ``detach`` (engine stop): a kill -9 loses at most the lines of the last
-interval. The database keeps the last ``max_lines`` lines per agent
+interval. While the database does not answer the lines wait (at most
+``PENDING_MAX``, the oldest dropped and counted in one warning) and are written
+once it is back. The database keeps the last ``max_lines`` lines per agent
 (``logging.agent_log_lines``) and none older than ``retention``
 (``logging.agent_log_retention``).
 """
@@ -24,10 +26,13 @@ from typing import Any
 from caxton.engine.state import agent_logs as stored
 from caxton.engine.state.history_db import HistoryDB
 from caxton.engine.state.store import utcnow
+from caxton.errors import StoreUnavailable
 
 MAX_LINES = 1000
 RETENTION = 7 * 86400.0
 FLUSH_INTERVAL = 0.25
+#: Lines kept for the next flush while the database does not answer (the oldest dropped, then counted in a warning).
+PENDING_MAX = 10_000
 _LEVELS = {0: "debug", 1: "info", 2: "warning", 3: "error"}
 _logger = logging.getLogger("caxton.engine.agents")
 
@@ -58,6 +63,8 @@ class AgentLogs:
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
         self._pruned_at = 0.0
+        #: Lines dropped since the last successful flush (more than ``PENDING_MAX`` waited).
+        self.dropped = 0
 
     def attach(self, db: HistoryDB, *, max_lines: int | None = None, retention: float | None = None,
                background: bool = True) -> None:
@@ -80,7 +87,12 @@ class AgentLogs:
         if self._flusher is not None:
             self._flusher.join()
             self._flusher = None
-        self.flush()
+        try:
+            self.flush()
+        except StoreUnavailable as error:  # the engine stops anyway
+            with self._lock:
+                lost, self._pending = len(self._pending), []
+            _logger.warning("%d agent log lines were not written: %s", lost, error.message)
         with self._lock:
             self._db = None
 
@@ -112,9 +124,16 @@ class AgentLogs:
             try:
                 self._write(db, pending)
             except BaseException:
-                with self._lock:  # keep them for the next flush
+                with self._lock:  # keep them for the next flush (the newest PENDING_MAX while it fails)
                     self._pending[:0] = pending
+                    dropped = len(self._pending) - PENDING_MAX
+                    if dropped > 0:
+                        del self._pending[:dropped]
+                        self.dropped += dropped
                 raise
+            if self.dropped:
+                _logger.warning("%d agent log lines were dropped while the database did not answer", self.dropped)
+                self.dropped = 0
 
     def _write(self, db: HistoryDB, pending: list[tuple[str, dict[str, Any], float]]) -> None:
         now = self._clock()
@@ -150,5 +169,7 @@ class AgentLogs:
         while not self._stop.wait(self._interval):
             try:
                 self.flush()
+            except StoreUnavailable:  # kept for the next try; the outage is logged once by the connections
+                pass
             except Exception:  # a locked or closing database: keep the lines for the next try
                 _logger.exception("writing agent log lines failed")

@@ -183,7 +183,11 @@ class Operations:
                     return self._result("unchanged", current, previous=current.revision)
             self._check_memory(spec, replacing=spec.id)
             number, serving = self._start_new(current, spec, normal, module, digest, source)
-            row = self._record_deploy(current, spec, normal, module, digest, number, source)
+            try:
+                row = self._record_deploy(current, spec, normal, module, digest, number, source)
+            except BaseException:  # not recorded (the store went away meanwhile): the old revision serves on
+                _quiet_stop(serving)
+                raise
             old = self.router.swap(spec.id, serving)
             self._retire(old)
             metrics.CONFIG_RELOADS.inc()
@@ -474,10 +478,14 @@ class Operations:
                     raise failed.error from None
                 self._fail(row, f"resume failed: {failed.error.message}", source)
                 raise failed.error from None
-            with self.store.transaction() as tx:
-                row = tx.transition(row, target, source, message="resumed")
-                row = replace(row, traffic={str(serving.revision): 100})
-                tx.save_agent(row)
+            try:
+                with self.store.transaction() as tx:
+                    row = tx.transition(row, target, source, message="resumed")
+                    row = replace(row, traffic={str(serving.revision): 100})
+                    tx.save_agent(row)
+            except BaseException:  # not recorded: it stays suspended
+                _quiet_stop(serving)
+                raise
             self.router.swap(row.id, serving)
             self.context.logs.add(row.id, "info", "resumed", revision=row.revision)
             return self._result("resumed", row, previous=row.revision)

@@ -10,6 +10,9 @@ Fixtures:
     pg_url          a new, empty database on it for one test (``vector`` extension created), dropped after
     store_url       parametrised over the engine's two state backends: None (``sqlite``: the embedded store in
                     the data directory) and a ``pg_url`` (``postgres``); a test taking it runs on both
+    own_pg_server   a server of the module's own (never the shared one) that its tests may stop and start
+                    again (``RestartablePostgres``: same data directory and socket), stopped after the module
+    pg_server_to_stop  ``own_pg_server`` for one test, started again after it if the test left it stopped
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -85,3 +89,60 @@ def pg_url(pg_server_url: str) -> Iterator[str]:
         yield url
     finally:
         drop_database(pg_server_url, url)
+
+
+class RestartablePostgres:
+    """A PostgreSQL server of one test (pgserver's binaries, a data directory of its own): ``stop`` and ``start``.
+
+    ``stop`` is ``pg_ctl stop -m fast`` (every connection is told "terminating connection due to administrator
+    command" and closed, as an operator's restart does); ``start`` brings it back on the same data directory
+    and unix socket, so a URL taken before works again.
+    """
+
+    def __init__(self, root: Path) -> None:
+        import pgserver
+
+        self.root = root
+        self.pgdata = root / "data"
+        self._server = pgserver.get_server(self.pgdata, cleanup_mode=None)  # stopped by ``close``
+        self.socket_dir = str(self._server.get_postmaster_info().socket_dir)
+        self.url = self._server.get_uri()
+
+    def _pg_ctl(self, *args: str) -> None:
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+
+        pg_ctl(list(args), pgdata=self.pgdata, user=self._server.system_user, timeout=60)
+
+    def stop(self) -> None:
+        self._pg_ctl("-w", "-m", "fast", "stop")
+
+    def start(self) -> None:
+        self._pg_ctl("-w", "-o", '-h ""', "-o", f"-k {self.socket_dir}", "-l", str(self.pgdata / "log"), "start")
+
+    def running(self) -> bool:
+        return (self.pgdata / "postmaster.pid").exists()
+
+    def close(self) -> None:
+        if self.running():
+            self._pg_ctl("-w", "-m", "immediate", "stop")
+
+
+@pytest.fixture(scope="module")
+def own_pg_server() -> Iterator[RestartablePostgres]:
+    root = Path(tempfile.mkdtemp(prefix="cxpgr-", dir="/tmp"))  # short: the socket's path must stay < ~100 bytes
+    server = RestartablePostgres(root)
+    try:
+        yield server
+    finally:
+        server.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_server_to_stop(own_pg_server: RestartablePostgres) -> Iterator[RestartablePostgres]:
+    """``own_pg_server`` for one test that stops it: running again afterwards, whatever the test did."""
+    try:
+        yield own_pg_server
+    finally:
+        if not own_pg_server.running():
+            own_pg_server.start()

@@ -37,6 +37,12 @@ def checked_text(checked: Checked) -> Iterator[str]:
         if memory.enabled is not False:
             problem = f": {memory.message}" if memory.message else ""
             yield f"  memory health: {memory.status}{problem}"
+        store = result.store
+        if store.status != HealthStatus.HEALTHY:
+            since = f" (for {store.unavailable_seconds}s)" if store.unavailable_seconds is not None else ""
+            yield f"  store: {store.status}{since}: {store.message}"
+            if store.hint:
+                yield f"    hint: {store.hint}"
         storage = result.storage
         if storage.status != HealthStatus.HEALTHY:
             yield f"  storage: {storage.status}: {storage.message} ({storage.seconds_ago}s ago)"

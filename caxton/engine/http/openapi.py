@@ -50,7 +50,8 @@ MEANING = {
     431: "request headers too large",
     500: "internal error (a bug in the engine; see its log)",
     502: "the agent failed (trap, fuel, memory limit, provider error: details.reason)",
-    503: "unavailable (starting, stopping, suspended agent, open circuit, memory disabled, read-only storage)",
+    503: "unavailable (starting, stopping, suspended agent, open circuit, memory disabled, read-only storage, "
+         "the PostgreSQL store does not answer: store_unavailable)",
     504: "the agent did not answer in time",
     507: "the engine's disk (or a database's size cap) is full (storage_full); see docs/api.md",
 }
@@ -140,7 +141,7 @@ def _complete(operation: dict[str, Any], method: str, path: str, metrics_open: b
     operation["security"] = [] if open_ else [{SCHEME: []}]
     refusals = {403, 431, 500}
     if not open_:
-        refusals.add(401)
+        refusals |= {401, 503}  # 503: store_unavailable, for every route that may read the store
     if budget_of(method, _example(path)) is not None:
         refusals.add(429)
     if method in STATE_CHANGING:

@@ -55,7 +55,7 @@ from caxton.engine.rollouts.window import WindowBook
 from caxton.engine.serving.router import Backend, Route, Router
 from caxton.engine.serving.runtime import ServingRuntime
 from caxton.engine.state.store import Source, Store, utcnow
-from caxton.errors import InvalidInput, NotFound
+from caxton.errors import InvalidInput, NotFound, StoreUnavailable
 from caxton.spec.agent import ConfigAgent, RolloutSpec
 from caxton.spec.identity import agent_id
 from caxton.spec.state import RolloutState
@@ -98,7 +98,11 @@ class RolloutController:
             self._thread.join(timeout=5.0)
         with self.ops.lock:
             for run in list(self._runs.values()):
-                self._flush(run)
+                try:
+                    self._flush(run)
+                except StoreUnavailable as error:  # the engine stops anyway: only these pins' updates are lost
+                    log.warning("rollout %s of %s: its conversation pins were not saved: %s", run.rollout.id,
+                                run.agent, error.message)
                 self.inflight.close_mirror(run)
                 route = self.router.get(run.agent)
                 if route is None or run.candidate not in set(route.servings()):
@@ -237,6 +241,8 @@ class RolloutController:
             for run in list(self._runs.values()):
                 try:
                     self.tick(run)
+                except StoreUnavailable as error:  # retried at the next tick; the outage is logged once
+                    log.debug("rollout %s of %s: tick deferred: %s", run.rollout.id, run.agent, error.message)
                 except Exception:
                     log.exception("rollout %s of %s: tick failed", run.rollout.id, run.agent)
 

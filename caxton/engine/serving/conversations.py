@@ -188,7 +188,9 @@ class DurableConversationStore(InMemoryConversationStore):
     """``InMemoryConversationStore`` whose turns are also in the engine's database (the truth).
 
     ``append`` commits the turns before returning, so a reply is never sent for
-    a turn a crash could lose; a conversation not open in this process (after a
+    a turn a crash could lose (while a PostgreSQL store is down, a message with a
+    ``conversation_id`` is refused: 503 ``store_unavailable``, from ``begin`` when
+    the outage is known); a conversation not open in this process (after a
     restart) is read back on its next message. The database keeps the last
     ``max_turns`` turns of each conversation (trimmed every ``trim_every``
     appends, so at most ``max_turns + 2 * trim_every`` rows); turns older than ``idle_ttl``
@@ -214,6 +216,12 @@ class DurableConversationStore(InMemoryConversationStore):
         self._trim_every = trim_every
         self._prune_every = prune_every
         self._pruned_at = clock()
+
+    def begin(self, agent: str, conversation_id: str, *, limit: int) -> bool:
+        """As ``InMemoryConversationStore.begin``; ``StoreUnavailable`` at once while the database is down
+        (before the model is asked: its answer could not be kept)."""
+        self._db.ensure_available()
+        return super().begin(agent, conversation_id, limit=limit)
 
     def append(self, agent: str, conversation_id: str, turns: Sequence[Turn]) -> None:
         now = self._clock()

@@ -9,7 +9,7 @@ that read by column name); where the dialects differ the caller asks
 
 - ``SqliteDatabase``: one connection under a lock, ``BEGIN IMMEDIATE`` write
   transactions (one writer at a time, across processes too: SQLite's lock).
-- ``PostgresDatabase``: a psycopg 3 connection pool; a write transaction is
+- ``PostgresDatabase``: a psycopg 3 connection pool (``pg_connections``); a write transaction is
   ``BEGIN`` ... ``COMMIT`` on one pooled connection; with ``serialize_writes``
   it first takes a transaction-scoped advisory lock, so the writes of every
   process on the database run one at a time, as SQLite's do: the state
@@ -22,7 +22,9 @@ that read by column name); where the dialects differ the caller asks
   a crash of the database server may lose the last fraction of a second).
 
 ``open_postgres`` gives a clear ``StoreError`` (what, where, fix) when the server
-is unreachable or refuses the role; ``caxton.spec.secrets.redact_url`` hides a URL's password
+is unreachable or refuses the role at start; later, while it is down or restarting,
+calls fail fast with ``StoreUnavailable`` and the connections recover by themselves
+(``caxton.engine.state.pg_connections``); ``caxton.spec.secrets.redact_url`` hides a URL's password
 wherever one is shown or logged.
 """
 
@@ -36,20 +38,18 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from caxton.engine.state.pg_connections import CONNECT_TIMEOUT, PgConnections
 from caxton.errors import CaxtonError
 from caxton.spec.secrets import redact_url
 
 if TYPE_CHECKING:
     import psycopg
-    from psycopg_pool import ConnectionPool
 
 Dialect = Literal["sqlite", "postgres"]
 #: The advisory lock every serialized write transaction of a PostgreSQL store takes (any fixed 64-bit key).
 WRITE_LOCK_KEY = 0x43617874_6F6E0001
 #: Up to this many rows, ``executemany`` runs one statement per row (a turn pair, a few pins).
 SMALL_BATCH = 16
-#: Seconds to wait for a PostgreSQL connection at start and from the pool.
-CONNECT_TIMEOUT = 5.0
 
 
 class StoreError(CaxtonError):
@@ -216,7 +216,6 @@ class PostgresDatabase:
                  name: str = "caxton") -> None:
         import psycopg
         from psycopg.rows import dict_row
-        from psycopg_pool import ConnectionPool
 
         self.url = url
         self.location = redact_url(url)
@@ -226,21 +225,23 @@ class PostgresDatabase:
         self._local = threading.local()
         check(url)
         options = {} if synchronous_commit else {"options": "-c synchronous_commit=off"}
-        self._pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] = ConnectionPool(
-            url, min_size=1, max_size=max_size, open=False, name=name, timeout=CONNECT_TIMEOUT,
-            kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": int(CONNECT_TIMEOUT), **options},
-        )
         try:
-            self._pool.open(wait=True, timeout=CONNECT_TIMEOUT)
+            self.connections = PgConnections(url, max_size=max_size, name=name,
+                                             kwargs={"autocommit": True, "row_factory": dict_row, **options})
         except Exception as error:
-            self._pool.close()
             raise unreachable(url, error) from error
+
+    @property
+    def outage(self) -> dict[str, Any] | None:
+        """Since when and why the server does not answer; None while it does."""
+        outage = self.connections.outage
+        return outage.view() if outage is not None else None
 
     @contextmanager
     def write(self) -> Iterator[Conn]:
         if getattr(self._local, "conn", None) is not None:
             raise StoreError("a write transaction is already open in this thread (nested writes are a bug)")
-        with self._pool.connection() as raw:
+        with self.connections.connection() as raw:
             conn = PgConn(raw)
             self._local.conn = conn
             try:
@@ -259,7 +260,7 @@ class PostgresDatabase:
         if current is not None:  # inside this thread's write transaction: read its own writes
             yield current
             return
-        with self._pool.connection() as raw:
+        with self.connections.connection() as raw:
             if not snapshot:
                 yield PgConn(raw)
                 return
@@ -280,7 +281,7 @@ class PostgresDatabase:
         return int(conn.execute(f"{sql} RETURNING id", params).fetchone()["id"])
 
     def close(self) -> None:
-        self._pool.close()
+        self.connections.close()
 
 
 def _rollback(raw: psycopg.Connection[Any]) -> None:

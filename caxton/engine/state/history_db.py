@@ -8,7 +8,9 @@ process (kill -9) at ~25 us per commit; a power loss may drop the last
 commits. On PostgreSQL it is a second pool whose write transactions do not
 take the store's write lock (history rows are independent of the serial)
 and whose commits do not wait for the WAL flush (``synchronous_commit=off``:
-the same trade, measured in docs/performance.md).
+the same trade, measured in docs/performance.md). While a PostgreSQL server is
+down its calls raise ``StoreUnavailable`` (``pg_connections``), and work again
+once it is back.
 Used by ``caxton.engine.serving.conversations.DurableConversationStore`` and
 ``caxton.engine.logs.AgentLogs``; the tables come from migration
 ``0004_history`` (``caxton.engine.state.migrations``, ``migrations_pg``).
@@ -20,7 +22,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from caxton.engine.state.db import Conn, Database
+from caxton.engine.state.db import Conn, Database, PostgresDatabase
 from caxton.engine.state.store import Store
 
 
@@ -29,6 +31,7 @@ class HistoryDB:
 
     def __init__(self, store: Store) -> None:
         self.location = store.location
+        self._store = store
         self._db: Database = store.sibling(synchronous="NORMAL")
         self._lock = threading.Lock()
         self._closed = False
@@ -42,6 +45,13 @@ class HistoryDB:
     def read(self) -> Iterator[Conn]:
         with self._lock, self._db.read() as conn:
             yield conn
+
+    def ensure_available(self) -> None:
+        """Nothing while the database answers; ``StoreUnavailable`` while it (or the store's own connections:
+        the same server) is known not to, after asking it again."""
+        if isinstance(self._db, PostgresDatabase) and (self._db.outage or self._store.outage) is not None:
+            with self.read():
+                pass
 
     def close(self) -> None:
         with self._lock:

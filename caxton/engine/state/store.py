@@ -177,6 +177,11 @@ class Store:
             raise
         return store
 
+    @property
+    def outage(self) -> dict[str, Any] | None:
+        """Since when and why the PostgreSQL server does not answer (None while it does, and on SQLite)."""
+        return self._db.outage if isinstance(self._db, PostgresDatabase) else None
+
     def sibling(self, *, synchronous: str = "NORMAL") -> Database:
         """A second connection to the same database for what the message path writes (``history_db``)."""
         if isinstance(self._db, PostgresDatabase):

@@ -37,6 +37,11 @@ class StoreInfo(WireModel):
     migrations: list[str]
     schema_version: int | None = Field(None, description="how many migrations the store has")
     written_by: str | None = Field(None, description="the caxton version that last migrated the store")
+    status: HealthStatus = Field(HealthStatus.HEALTHY, description="unhealthy while the PostgreSQL store does "
+                                 "not answer (the engine keeps serving; changes are refused)")
+    message: str | None = Field(None, description="why the store is unavailable (store_unavailable)")
+    hint: str | None = None
+    unavailable_seconds: float | None = Field(None, description="how long the store has not answered")
 
 
 class RuntimeStats(WireModel):
@@ -76,12 +81,12 @@ class StorageHealth(WireModel):
 
 
 class HealthDetailed(Health):
-    """``GET /health/detailed``: as ``Health``, degraded when an agent failed, a circuit is open or a write
-    failed on a full or read-only disk."""
+    """``GET /health/detailed``: as ``Health``, degraded when an agent failed, a circuit is open, a write
+    failed on a full or read-only disk, or the PostgreSQL store does not answer."""
 
     version: str
     uptime_seconds: float
-    serial: int
+    serial: int | None = Field(description="the state serial (null while the store does not answer)")
     data_dir: str
     store: StoreInfo
     agents_by_state: dict[str, int]
