@@ -12,6 +12,7 @@ client certificate). ``caxton server start`` and ``caxton up`` start it when
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import threading
@@ -41,28 +42,46 @@ METRICS_THREAD = "caxton-metrics"
 
 
 class Server(uvicorn.Server):
-    """uvicorn.Server that runs ``before_shutdown`` as its graceful shutdown begins.
+    """uvicorn.Server that runs ``before_shutdown`` as its graceful shutdown begins, then keeps serving
+    for ``drain_delay`` seconds before uvicorn's own shutdown (stop accepting, finish in-flight requests).
 
     uvicorn waits for every open connection before the app's lifespan ends (``Engine.stop``);
     an event stream (``GET /api/v1/events/stream``) is never done by itself, so the engine's
-    hub is closed here first (``Engine.stream.close``): each stream sends ``event: end`` and ends.
+    hub is closed here first (``Engine.drain``): each stream sends ``event: end`` and ends, and
+    ``/readyz`` answers 503 from then on. During ``drain_delay`` (``server.drain_delay``) every
+    request is still served, so a load balancer that learns readiness from ``/readyz`` (Kubernetes)
+    stops sending traffic before the port closes; one that retries refused connections (nginx,
+    ``deploy/nginx/caxton.conf``) needs no delay. A second SIGINT ends the delay at once.
     """
 
-    def __init__(self, config: uvicorn.Config, *, before_shutdown: Callable[[], None] | None = None) -> None:
+    def __init__(self, config: uvicorn.Config, *, before_shutdown: Callable[[], None] | None = None,
+                 drain_delay: float = 0.0) -> None:
         super().__init__(config)
         self.before_shutdown = before_shutdown
+        self.drain_delay = drain_delay
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self.before_shutdown is not None:
             self.before_shutdown()
+        await self._keep_serving()
         await super().shutdown(sockets=sockets)
+
+    async def _keep_serving(self) -> None:
+        if self.drain_delay <= 0:
+            return
+        logging.getLogger("caxton.engine.server").info(
+            "draining: /readyz answers 503; serving %.3gs more (server.drain_delay), then finishing in-flight "
+            "requests", self.drain_delay)
+        deadline = time.monotonic() + self.drain_delay
+        while not self.force_exit and (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(0.05, left))
 
 
 @contextmanager
 def threaded(config: uvicorn.Config, sock: socket.socket, *, name: str, stop_timeout: float,
-             before_shutdown: Callable[[], None] | None = None) -> Iterator[None]:
+             before_shutdown: Callable[[], None] | None = None, drain_delay: float = 0.0) -> Iterator[None]:
     """``config``'s app served on ``sock`` by a thread from when it listens to the end of the block."""
-    http = Server(config, before_shutdown=before_shutdown)
+    http = Server(config, before_shutdown=before_shutdown, drain_delay=drain_delay)
     thread = threading.Thread(target=http.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
     thread.start()
     try:

@@ -3,8 +3,9 @@
 ``serve`` binds the socket itself (so a busy port is a clear error, and port
 0 picks a free one), starts the engine (opening the store and recovering the
 agents that were serving), prints one line saying where the API is, and runs
-uvicorn until SIGTERM or SIGINT. Shutdown stops accepting connections, lets
-in-flight requests finish, drains and stops every runtime, and returns 0
+uvicorn until SIGTERM or SIGINT. Shutdown turns ``/readyz`` to 503 at once
+(``Engine.drain``), keeps serving for ``server.drain_delay`` (default 0), then stops
+accepting connections, lets in-flight requests finish, drains and stops every runtime, and returns 0
 (130 after SIGINT). SIGHUP reloads the settings (``caxton.engine.serving.reload``)
 and never stops the engine. ``caxton server start`` calls it. ``embedded`` serves
 the same engine from threads of the calling process (``caxton up``, whose main
@@ -142,7 +143,8 @@ def serve(
     try:
         with started(engine, host=host, port=port, settings=settings, insecure_no_auth=insecure_no_auth) as serving:
             server = _Server(serving.config, url=serving.url, data_dir=engine.data_dir, announce=announce or _print,
-                             metrics_url=serving.metrics_url, before_shutdown=engine.stream.close,
+                             metrics_url=serving.metrics_url, before_shutdown=engine.drain,
+                             drain_delay=engine.config.server.drain_delay,
                              state=engine.store.location if engine.store.dialect == "postgres" else None)
             with listeners.metrics_listener(engine, serving.app.state.gate, serving.metrics_sock):
                 server.run(sockets=[serving.sock])
@@ -163,10 +165,15 @@ def embedded(
     with started(engine, host=host, port=port, settings=settings, insecure_no_auth=insecure_no_auth, tls=False,
                  log_level="warning", internal=internal) as serving, \
             listeners.threaded(serving.config, serving.sock, name="caxton-api",
-                               stop_timeout=engine.config.server.drain_timeout + 10,
-                               before_shutdown=engine.stream.close), \
+                               stop_timeout=_stop_timeout(engine),
+                               before_shutdown=engine.drain, drain_delay=engine.config.server.drain_delay), \
             listeners.metrics_listener(engine, serving.app.state.gate, serving.metrics_sock):
         yield serving
+
+
+def _stop_timeout(engine: Engine) -> float:
+    server = engine.config.server
+    return server.drain_delay + server.drain_timeout + 10
 
 
 def metrics_socket(engine: Engine, host: str) -> socket.socket | None:
@@ -193,8 +200,8 @@ class _Server(listeners.Server):
 
     def __init__(self, config: uvicorn.Config, *, url: str, data_dir: Path, announce: Callable[[str], None],
                  metrics_url: str | None = None, state: str | None = None,
-                 before_shutdown: Callable[[], None] | None = None) -> None:
-        super().__init__(config, before_shutdown=before_shutdown)
+                 before_shutdown: Callable[[], None] | None = None, drain_delay: float = 0.0) -> None:
+        super().__init__(config, before_shutdown=before_shutdown, drain_delay=drain_delay)
         where = f"data dir {data_dir}" + (f", state in {state}" if state else "")  # state: a redacted URL
         self._announcement = f"caxton engine API at {url}/api/v1 ({where}); stop with SIGTERM or Ctrl-C"
         if metrics_url is not None:
