@@ -19,9 +19,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from typing import TYPE_CHECKING, ContextManager
+from typing import TYPE_CHECKING, Any, ContextManager
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -75,6 +76,52 @@ class Server(uvicorn.Server):
         deadline = time.monotonic() + self.drain_delay
         while not self.force_exit and (left := deadline - time.monotonic()) > 0:
             await asyncio.sleep(min(0.05, left))
+
+
+class WholeReplies(HttpToolsProtocol):
+    """uvicorn's HTTP protocol (httptools) sending what one loop step writes in one ``send``.
+
+    uvicorn writes a response's head on ``http.response.start`` and its body on the next ASGI
+    message, two ``send`` calls: a process killed between them (kill -9) leaves a peer with a
+    head and no body, a reply torn after it began, which a load balancer can neither retry nor
+    pass on whole. Held until the end of the loop step, a small reply's head and body leave as
+    one write, so a dying engine sends a reply whole or not at all.
+    """
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self.transport = _Coalescing(transport)  # type: ignore[assignment]
+
+
+class _Coalescing:
+    """A transport whose writes within one event loop step leave together (``WholeReplies``)."""
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self._pending: list[bytes] | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._pending is None:
+            self._pending = [data]
+            asyncio.get_running_loop().call_soon(self._flush)
+        else:
+            self._pending.append(data)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending and not self._transport.is_closing():
+            self._transport.write(b"".join(pending))
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._flush()
+        self._transport.set_protocol(protocol)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 @contextmanager

@@ -113,7 +113,7 @@ def started(
                 config = uvicorn.Config(
                     app, log_level=log_level or engine.config.logging.level, log_config=None, access_log=False,
                     lifespan="on", timeout_graceful_shutdown=int(engine.config.server.drain_timeout) or 1,
-                    server_header=False,
+                    server_header=False, http=listeners.WholeReplies,
                     # h11 (without httptools) refuses a request head past this; the 431 check is RequestLimits'.
                     h11_max_incomplete_event_size=4 * MAX_HEADER_BYTES, **_uvicorn_tls(tls_settings),
                 )
