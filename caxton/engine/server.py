@@ -2,7 +2,8 @@
 
 ``serve`` binds the socket itself (so a busy port is a clear error, and port
 0 picks a free one), starts the engine (opening the store and recovering the
-agents that were serving), prints one line saying where the API is, and runs
+agents that were serving), only then listens (a starting replica refuses
+connections: a load balancer sends them elsewhere), prints one line saying where the API is, and runs
 uvicorn until SIGTERM or SIGINT. Shutdown turns ``/readyz`` to 503 at once
 (``Engine.drain``), keeps serving for ``server.drain_delay`` (default 0), then stops
 accepting connections, lets in-flight requests finish, drains and stops every runtime, and returns 0
@@ -45,20 +46,31 @@ class BindFailed(CaxtonError):
     code = "bind_failed"
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (port 0: any free port)."""
+def bind(host: str, port: int, *, listen: bool = True) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (port 0: any free port), listening unless ``listen`` is False
+    (``started`` listens once the engine has started: until then connections are refused, so a load
+    balancer sends them to another replica instead of holding them while this one recovers its agents)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # proto set: asyncio then sets TCP_NODELAY
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        sock.listen(2048)
+        if listen:
+            start_listening(sock)
     except OSError as error:
         sock.close()
-        raise BindFailed(f"cannot listen on {host}:{port}: {error.strerror or error}",
-                         hint="pick another --port (or CAXTON_PORT), or stop what is using it") from None
+        raise _bind_failed(host, port, error) from None
     sock.set_inheritable(True)
     return sock
+
+
+def start_listening(sock: socket.socket) -> None:
+    sock.listen(2048)
+
+
+def _bind_failed(host: str, port: int, error: OSError) -> BindFailed:
+    return BindFailed(f"cannot listen on {host}:{port}: {error.strerror or error}",
+                      hint="pick another --port (or CAXTON_PORT), or stop what is using it")
 
 
 @dataclass
@@ -100,7 +112,7 @@ def started(
     engine_log.install(engine.config.logging)  # a bad logging.file refuses before binding
     sockets: list[socket.socket] = []
     try:
-        sock = bind(host, port)
+        sock = bind(host, port, listen=False)
         sockets.append(sock)
         metrics_sock = metrics_socket(engine, host)
         sockets += [metrics_sock] if metrics_sock is not None else []
@@ -109,6 +121,10 @@ def started(
         with Reloader(engine, settings or (lambda: engine.config)).installed():
             try:
                 engine.start()
+                try:
+                    start_listening(sock)
+                except OSError as error:
+                    raise _bind_failed(host, port, error) from None
                 app = create_app(engine, tokens)
                 config = uvicorn.Config(
                     app, log_level=log_level or engine.config.logging.level, log_config=None, access_log=False,

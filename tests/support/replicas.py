@@ -8,8 +8,8 @@
 
 Each replica is a ``tests.support.engine.EngineProcess`` (its own port and data directory) sharing one
 ``caxton.yaml`` in ``tmp_path`` whose ``store.url`` is the database; ``config`` adds YAML to it (other
-sections, e.g. ``server:\\n  drain_delay: 1s``). Memory is off (its model costs CPU). Replicas start in
-turn (each is ready before the next starts) and stop together at the end.
+sections, e.g. ``server:\\n  drain_delay: 1s``). Memory is off (its model costs CPU). Replicas started
+together start at once (then each is waited for) and stop together at the end.
 """
 
 from __future__ import annotations
@@ -52,9 +52,12 @@ class Replicas:
         return [f"127.0.0.1:{engine.port}" for engine in self.engines]
 
     def start(self, *indexes: int) -> None:
-        """Start the given replicas (all when none is given), one after the other."""
-        for index in indexes or range(len(self.engines)):
-            self.engines[index].start()
+        """Start the given replicas (all when none is given) at once and wait until each is ready."""
+        chosen = [self.engines[index] for index in indexes or range(len(self.engines))]
+        for engine in chosen:
+            engine.launch()
+        for engine in chosen:
+            engine.wait_ready()
 
     def kill(self, index: int) -> int:
         """kill -9 one replica; its exit code (-9)."""
