@@ -171,6 +171,15 @@ class Engine(ControlPlane):
         self.ready = True
         return recovered
 
+    def drain(self) -> None:
+        """The start of a shutdown (SIGTERM): not ready from now on (``/readyz`` answers 503, so a load
+        balancer sends new traffic elsewhere) and the event streams end. Everything else is still served
+        until the server stops accepting connections (``server.drain_delay`` later: ``caxton.engine.listeners``);
+        ``stop`` then drains the runtimes."""
+        self.ready = False
+        self.stopping = True
+        self.stream.close()
+
     def stop(self) -> None:
         """Refuse new messages, drain in-flight ones, stop runtimes, close the store."""
         self.ready = False

@@ -12,15 +12,17 @@ client certificate). ``caxton server start`` and ``caxton up`` start it when
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from typing import TYPE_CHECKING, ContextManager
+from typing import TYPE_CHECKING, Any, ContextManager
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -41,28 +43,92 @@ METRICS_THREAD = "caxton-metrics"
 
 
 class Server(uvicorn.Server):
-    """uvicorn.Server that runs ``before_shutdown`` as its graceful shutdown begins.
+    """uvicorn.Server that runs ``before_shutdown`` as its graceful shutdown begins, then keeps serving
+    for ``drain_delay`` seconds before uvicorn's own shutdown (stop accepting, finish in-flight requests).
 
     uvicorn waits for every open connection before the app's lifespan ends (``Engine.stop``);
     an event stream (``GET /api/v1/events/stream``) is never done by itself, so the engine's
-    hub is closed here first (``Engine.stream.close``): each stream sends ``event: end`` and ends.
+    hub is closed here first (``Engine.drain``): each stream sends ``event: end`` and ends, and
+    ``/readyz`` answers 503 from then on. During ``drain_delay`` (``server.drain_delay``) every
+    request is still served, so a load balancer that learns readiness from ``/readyz`` (Kubernetes)
+    stops sending traffic before the port closes; one that retries refused connections (nginx,
+    ``deploy/nginx/caxton.conf``) needs no delay. A second SIGINT ends the delay at once.
     """
 
-    def __init__(self, config: uvicorn.Config, *, before_shutdown: Callable[[], None] | None = None) -> None:
+    def __init__(self, config: uvicorn.Config, *, before_shutdown: Callable[[], None] | None = None,
+                 drain_delay: float = 0.0) -> None:
         super().__init__(config)
         self.before_shutdown = before_shutdown
+        self.drain_delay = drain_delay
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self.before_shutdown is not None:
             self.before_shutdown()
+        await self._keep_serving()
         await super().shutdown(sockets=sockets)
+
+    async def _keep_serving(self) -> None:
+        if self.drain_delay <= 0:
+            return
+        logging.getLogger("caxton.engine.server").info(
+            "draining: /readyz answers 503; serving %.3gs more (server.drain_delay), then finishing in-flight "
+            "requests", self.drain_delay)
+        deadline = time.monotonic() + self.drain_delay
+        while not self.force_exit and (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(0.05, left))
+
+
+class WholeReplies(HttpToolsProtocol):
+    """uvicorn's HTTP protocol (httptools) sending what one loop step writes in one ``send``.
+
+    uvicorn writes a response's head on ``http.response.start`` and its body on the next ASGI
+    message, two ``send`` calls: a process killed between them (kill -9) leaves a peer with a
+    head and no body, a reply torn after it began, which a load balancer can neither retry nor
+    pass on whole. Held until the end of the loop step, a small reply's head and body leave as
+    one write, so a dying engine sends a reply whole or not at all.
+    """
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self.transport = _Coalescing(transport)  # type: ignore[assignment]
+
+
+class _Coalescing:
+    """A transport whose writes within one event loop step leave together (``WholeReplies``)."""
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self._pending: list[bytes] | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._pending is None:
+            self._pending = [data]
+            asyncio.get_running_loop().call_soon(self._flush)
+        else:
+            self._pending.append(data)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending and not self._transport.is_closing():
+            self._transport.write(b"".join(pending))
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._flush()
+        self._transport.set_protocol(protocol)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 @contextmanager
 def threaded(config: uvicorn.Config, sock: socket.socket, *, name: str, stop_timeout: float,
-             before_shutdown: Callable[[], None] | None = None) -> Iterator[None]:
+             before_shutdown: Callable[[], None] | None = None, drain_delay: float = 0.0) -> Iterator[None]:
     """``config``'s app served on ``sock`` by a thread from when it listens to the end of the block."""
-    http = Server(config, before_shutdown=before_shutdown)
+    http = Server(config, before_shutdown=before_shutdown, drain_delay=drain_delay)
     thread = threading.Thread(target=http.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
     thread.start()
     try:

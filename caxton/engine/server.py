@@ -2,9 +2,11 @@
 
 ``serve`` binds the socket itself (so a busy port is a clear error, and port
 0 picks a free one), starts the engine (opening the store and recovering the
-agents that were serving), prints one line saying where the API is, and runs
-uvicorn until SIGTERM or SIGINT. Shutdown stops accepting connections, lets
-in-flight requests finish, drains and stops every runtime, and returns 0
+agents that were serving), only then listens (a starting replica refuses
+connections: a load balancer sends them elsewhere), prints one line saying where the API is, and runs
+uvicorn until SIGTERM or SIGINT. Shutdown turns ``/readyz`` to 503 at once
+(``Engine.drain``), keeps serving for ``server.drain_delay`` (default 0), then stops
+accepting connections, lets in-flight requests finish, drains and stops every runtime, and returns 0
 (130 after SIGINT). SIGHUP reloads the settings (``caxton.engine.serving.reload``)
 and never stops the engine. ``caxton server start`` calls it. ``embedded`` serves
 the same engine from threads of the calling process (``caxton up``, whose main
@@ -44,20 +46,31 @@ class BindFailed(CaxtonError):
     code = "bind_failed"
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (port 0: any free port)."""
+def bind(host: str, port: int, *, listen: bool = True) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (port 0: any free port), listening unless ``listen`` is False
+    (``started`` listens once the engine has started: until then connections are refused, so a load
+    balancer sends them to another replica instead of holding them while this one recovers its agents)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # proto set: asyncio then sets TCP_NODELAY
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        sock.listen(2048)
+        if listen:
+            start_listening(sock)
     except OSError as error:
         sock.close()
-        raise BindFailed(f"cannot listen on {host}:{port}: {error.strerror or error}",
-                         hint="pick another --port (or CAXTON_PORT), or stop what is using it") from None
+        raise _bind_failed(host, port, error) from None
     sock.set_inheritable(True)
     return sock
+
+
+def start_listening(sock: socket.socket) -> None:
+    sock.listen(2048)
+
+
+def _bind_failed(host: str, port: int, error: OSError) -> BindFailed:
+    return BindFailed(f"cannot listen on {host}:{port}: {error.strerror or error}",
+                      hint="pick another --port (or CAXTON_PORT), or stop what is using it")
 
 
 @dataclass
@@ -99,7 +112,7 @@ def started(
     engine_log.install(engine.config.logging)  # a bad logging.file refuses before binding
     sockets: list[socket.socket] = []
     try:
-        sock = bind(host, port)
+        sock = bind(host, port, listen=False)
         sockets.append(sock)
         metrics_sock = metrics_socket(engine, host)
         sockets += [metrics_sock] if metrics_sock is not None else []
@@ -108,11 +121,15 @@ def started(
         with Reloader(engine, settings or (lambda: engine.config)).installed():
             try:
                 engine.start()
+                try:
+                    start_listening(sock)
+                except OSError as error:
+                    raise _bind_failed(host, port, error) from None
                 app = create_app(engine, tokens)
                 config = uvicorn.Config(
                     app, log_level=log_level or engine.config.logging.level, log_config=None, access_log=False,
                     lifespan="on", timeout_graceful_shutdown=int(engine.config.server.drain_timeout) or 1,
-                    server_header=False,
+                    server_header=False, http=listeners.WholeReplies,
                     # h11 (without httptools) refuses a request head past this; the 431 check is RequestLimits'.
                     h11_max_incomplete_event_size=4 * MAX_HEADER_BYTES, **_uvicorn_tls(tls_settings),
                 )
@@ -142,7 +159,8 @@ def serve(
     try:
         with started(engine, host=host, port=port, settings=settings, insecure_no_auth=insecure_no_auth) as serving:
             server = _Server(serving.config, url=serving.url, data_dir=engine.data_dir, announce=announce or _print,
-                             metrics_url=serving.metrics_url, before_shutdown=engine.stream.close,
+                             metrics_url=serving.metrics_url, before_shutdown=engine.drain,
+                             drain_delay=engine.config.server.drain_delay,
                              state=engine.store.location if engine.store.dialect == "postgres" else None)
             with listeners.metrics_listener(engine, serving.app.state.gate, serving.metrics_sock):
                 server.run(sockets=[serving.sock])
@@ -163,10 +181,15 @@ def embedded(
     with started(engine, host=host, port=port, settings=settings, insecure_no_auth=insecure_no_auth, tls=False,
                  log_level="warning", internal=internal) as serving, \
             listeners.threaded(serving.config, serving.sock, name="caxton-api",
-                               stop_timeout=engine.config.server.drain_timeout + 10,
-                               before_shutdown=engine.stream.close), \
+                               stop_timeout=_stop_timeout(engine),
+                               before_shutdown=engine.drain, drain_delay=engine.config.server.drain_delay), \
             listeners.metrics_listener(engine, serving.app.state.gate, serving.metrics_sock):
         yield serving
+
+
+def _stop_timeout(engine: Engine) -> float:
+    server = engine.config.server
+    return server.drain_delay + server.drain_timeout + 10
 
 
 def metrics_socket(engine: Engine, host: str) -> socket.socket | None:
@@ -193,8 +216,8 @@ class _Server(listeners.Server):
 
     def __init__(self, config: uvicorn.Config, *, url: str, data_dir: Path, announce: Callable[[str], None],
                  metrics_url: str | None = None, state: str | None = None,
-                 before_shutdown: Callable[[], None] | None = None) -> None:
-        super().__init__(config, before_shutdown=before_shutdown)
+                 before_shutdown: Callable[[], None] | None = None, drain_delay: float = 0.0) -> None:
+        super().__init__(config, before_shutdown=before_shutdown, drain_delay=drain_delay)
         where = f"data dir {data_dir}" + (f", state in {state}" if state else "")  # state: a redacted URL
         self._announcement = f"caxton engine API at {url}/api/v1 ({where}); stop with SIGTERM or Ctrl-C"
         if metrics_url is not None:

@@ -76,6 +76,10 @@ class ServerSettings(Strict):
     max_message_size: Size = Field(256 * 1024, gt=0)
     revisions_kept: int = Field(10, ge=1, le=1000)
     drain_timeout: Duration = 30.0
+    drain_delay: Duration = Field(
+        0.0, ge=0, le=3600, description="after SIGTERM, how long the engine keeps serving with /readyz answering "
+        "503 (so a load balancer or Kubernetes stops sending it traffic) before it stops accepting connections "
+        "and drains")
     # --- bulkheads (issue 18): docs/limits.md ---
     max_queued_messages_per_agent: int = Field(
         64, ge=0, le=1_000_000, description="messages that may wait for a busy agent; past it 429 agent_overloaded")

@@ -77,6 +77,7 @@ EFFECTS: dict[str, str] = {
     "server.max_message_size": "tests/engine/test_api.py::test_bodies_over_the_limits_get_413",
     "server.revisions_kept": f"{HERE}::test_effect_server_limits",
     "server.drain_timeout": f"{HERE}::test_effect_server_drain_timeout",
+    "server.drain_delay": "tests/engine/test_drain.py::test_sigterm_turns_readyz_503_serves_through_drain_delay_and_answers_the_message_in_flight",
     "server.stream_heartbeat": "tests/engine/test_event_stream.py::test_heartbeats_keep_an_idle_stream_open_until_its_timeout",
     "server.stream_queue": "tests/engine/test_event_stream.py::test_a_client_that_does_not_read_is_dropped_with_an_overflow_frame",
     "server.tls.cert_file": "tests/security/test_tls.py::test_the_engine_serves_https_and_its_banner_says_so",

@@ -72,14 +72,22 @@ class EngineProcess:
 
     def start(self, timeout: float = START_TIMEOUT) -> EngineProcess:
         """Start the server and wait until ``/api/v1/ready`` answers 200."""
+        self.launch()
+        self._wait_ready(timeout)
+        return self
+
+    def launch(self) -> None:
+        """Start the server without waiting for it (``wait_ready`` then): several start at once."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=self.environment(),
                                      cwd=self.data_dir.parent)
         log.close()
         self.starts += 1
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Wait until the launched server is ready (subclasses change how: ``_wait_ready``)."""
         self._wait_ready(timeout)
-        return self
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -339,8 +339,10 @@ def _health_routes(bulkheads: Bulkheads, *, metrics_enabled: bool) -> APIRouter:
 
     @router.get(PREFIX + "/ready", tags=["health"], response_model=wire.Ready, responses=errors(503))
     async def ready(engine: EngineDep) -> dict[str, Any]:
+        if engine.stopping:
+            raise Unavailable("the engine is shutting down", hint="send new traffic to another replica")
         if not engine.ready:
-            raise Unavailable("the engine is not ready", hint="it is starting or shutting down; retry")
+            raise Unavailable("the engine is not ready", hint="it is starting; retry")
         overload = bulkheads.overload()
         if overload is not None:
             raise Unavailable(f"the engine is overloaded: {overload}",
