@@ -1,4 +1,4 @@
-"""Views of ``caxton backup``, ``caxton restore`` and ``caxton storage verify``: archives and data directories."""
+"""Views of ``caxton backup``, ``caxton restore`` and ``caxton storage verify|migrate``: archives and data directories."""
 
 from __future__ import annotations
 
@@ -37,6 +37,13 @@ class StorageReport(Shown):
     data_dir: Path
 
 
+@dataclass(frozen=True)
+class Migrated(Shown):
+    """A data directory copied into PostgreSQL: the report (JSON: the report itself)."""
+
+    result: dict[str, Any]
+
+
 @text_view("BackupDownload")
 def created_text(result: BackupDownload) -> list[str]:
     return [f"backup {result.path}: serial {result.serial}, {_counts(result.model_dump())}, {_size(result.size)}"]
@@ -73,6 +80,23 @@ def storage_text(checked: StorageReport) -> Iterator[str]:
         yield f"  problem: {problem}"
     for orphan in report["orphans"]:
         yield f"  orphan blob: {orphan}"
+
+
+@text_view("Migrated")
+def migrated_text(migrated: Migrated) -> Iterator[str]:
+    report = migrated.result
+    memory = "with its memory" if report["memory"] else "no memory database"
+    yield (f"migrated {report['source']} into {report['target']} ({memory}): schema version "
+           f"{report['schema_version']}, serial {report['serial']}"
+           + (", Caxton's previous tables there replaced" if report["replaced"] else ""))
+    width = max(len(f"{t['database']}.{t['table']}") for t in report["tables"])
+    for table in report["tables"]:
+        name = f"{table['database']}.{table['table']}"
+        verdict = "ok" if table["ok"] else f"MISMATCH ({table['target_rows']} rows copied)"
+        yield f"  {name:<{width}}  {table['rows']:>7} rows  digest {table['digest'][:16]}  {verdict}"
+    for skipped in report["skipped"]:
+        yield f"  not copied: store.{skipped['table']}: {skipped['why']}"
+    yield "verified: every table's row count and content digest match the source (checked before commit)"
 
 
 def _counts(manifest: dict[str, Any]) -> str:
