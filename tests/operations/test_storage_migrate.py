@@ -11,6 +11,7 @@ empty: one transaction).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sqlite3
@@ -95,7 +96,14 @@ def test_an_embedded_engine_moves_into_postgresql_and_serves_the_same(
     for table in ("agents", "revisions", "blobs", "events", "meta", "applies", "rollouts", "rollout_pins",
                   "conversation_turns", "agent_logs", "apply_lock"):
         assert f"store.{table}" in copied
-    assert copied["store.rollouts"]["rows"] >= 1 and copied["store.conversation_turns"]["rows"] >= 4
+    assert copied["store.rollouts"]["rows"] >= 1 and copied["store.conversation_turns"]["rows"] >= 2
+    source_db = sqlite3.connect(f"file:{source.data_dir / 'engine.db'}?mode=ro", uri=True)
+    try:
+        for table in ("events", "conversation_turns", "agent_logs", "blobs"):
+            assert copied[f"store.{table}"]["rows"] == source_db.execute(
+                f"SELECT COUNT(*) FROM {table}").fetchone()[0]  # noqa: S608
+    finally:
+        source_db.close()
     assert copied["memory.memory_entities"]["rows"] >= len(FACTS)  # and what the agents remembered
     assert report["serial"] == max(e.serial for e in before["events"])
 
@@ -113,6 +121,15 @@ def test_an_embedded_engine_moves_into_postgresql_and_serves_the_same(
         agent_api.deploy(client, config_spec("newcomer"))  # the serial and the ids continue after the copied ones
         later = status.events(client, after=before["events"][-1].id, limit=1000).events
         assert later and min(e.serial for e in later) > report["serial"]
+        refused = run_cli("backup", "create", "--engine", target.url, "--out", str(tmp_path / "b.tar.gz"))
+        assert refused.code == 1 and "pg_dump" in refused.err and not (tmp_path / "b.tar.gz").exists()
+    checked = run_cli("storage", "verify", "--store-url", url, "--output", "json")
+    assert checked.code == 0, checked.out + checked.err
+    verified = json.loads(checked.out)
+    assert verified["ok"] and verified["backend"] == "postgres" and verified["memory_checked"]
+    assert verified["counts"]["revisions"] == copied["store.revisions"]["rows"] + 1  # the newcomer's
+    assert verified["counts"]["memory_entities"] == copied["memory.memory_entities"]["rows"]
+    assert PASSWORD not in checked.out + checked.err
 
 
 @pytest.fixture
@@ -192,3 +209,33 @@ def test_the_digest_is_the_same_in_any_order_and_changes_with_any_value() -> Non
     assert pgmigrate.content_digest(rows)[0] == 2
     for changed in ((1, "a", b"\x00\x02", 0.5, None), (1, "a", b"\x00\x01", 0.25, None), (1, "a", b"\x00\x01", 0.5, 0)):
         assert pgmigrate.content_digest([changed, rows[1]]) != pgmigrate.content_digest(rows)
+
+
+def test_storage_verify_on_postgresql_reports_a_bad_blob_a_stale_serial_an_unknown_migration_and_orphans(
+        run_cli: Callable[..., CliResult], small_source: Path, pg_url: str) -> None:
+    assert run_cli("storage", "migrate", "--from", str(small_source), "--to", pg_url).code == 0
+    sound = run_cli("storage", "verify", "--store-url", pg_url)
+    assert sound.code == 0 and ": ok (3 agents, 3 revisions, 3 blobs, 0 orphan blobs, no memory database)" in sound.out
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        spec = conn.execute("SELECT spec_sha256 FROM revisions WHERE agent_id = 'beta'").fetchone()[0]
+        conn.execute("UPDATE blobs SET data = '\\x7b7d' WHERE sha256 = %s", (spec,))
+        conn.execute("INSERT INTO blobs VALUES (%s, 'module', 3, 'abc')", (hashlib.sha256(b"abc").hexdigest(),))
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'serial'")
+        conn.execute("INSERT INTO migrations (name, applied_at) VALUES ('9999_future', '')")
+    damaged = run_cli("storage", "verify", "--store-url", pg_url)
+    assert damaged.code == 1 and "4 problems in" in damaged.err and "pg_dump" in damaged.err
+    assert f"spec blob {spec[:12]}...: its bytes do not match its sha256 or size" in damaged.out
+    assert "the state serial 1 is behind the newest event's" in damaged.out
+    assert "migration 9999_future is not one this caxton knows" in damaged.out
+    assert "meta.schema_version is 6 but 7 migrations are recorded" in damaged.out
+    assert f"orphan blob: {hashlib.sha256(b'abc').hexdigest()}" in damaged.out
+
+
+def test_storage_verify_needs_a_store(run_cli: Callable[..., CliResult], pg_url: str,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CAXTON_DATA_DIR", raising=False)
+    monkeypatch.delenv("CAXTON_STORE_URL", raising=False)
+    nothing = run_cli("storage", "verify")
+    assert nothing.code == 1 and "--store-url" in nothing.err
+    empty = run_cli("storage", "verify", "--store-url", pg_url)
+    assert empty.code == 1 and "no Caxton store" in empty.err and "storage migrate" in empty.err

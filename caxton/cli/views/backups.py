@@ -31,10 +31,10 @@ class Restored(Shown):
 
 @dataclass(frozen=True)
 class StorageReport(Shown):
-    """A data directory checked offline: the report."""
+    """A data directory or a PostgreSQL store checked: the report (``location``: the path, or the redacted URL)."""
 
     result: dict[str, Any]
-    data_dir: Path
+    location: str
 
 
 @dataclass(frozen=True)
@@ -73,9 +73,11 @@ def restored_text(restored: Restored) -> Iterator[str]:
 def storage_text(checked: StorageReport) -> Iterator[str]:
     report = checked.result
     counts = report["counts"]
-    yield (f"{checked.data_dir}: {'ok' if report['ok'] else 'DAMAGED'} ({counts['agents']} agents, "
+    yield (f"{checked.location}: {'ok' if report['ok'] else 'DAMAGED'} ({counts['agents']} agents, "
            f"{counts['revisions']} revisions, {counts['blobs']} blobs, {len(report['orphans'])} orphan blobs"
            f"{'' if report['memory_checked'] else ', no memory database'})")
+    if "memory_entities" in counts:
+        yield f"  memory: {counts['memory_entities']} entities"
     for problem in report["problems"]:
         yield f"  problem: {problem}"
     for orphan in report["orphans"]:
