@@ -121,6 +121,8 @@ def test_an_embedded_engine_moves_into_postgresql_and_serves_the_same(
         agent_api.deploy(client, config_spec("newcomer"))  # the serial and the ids continue after the copied ones
         later = status.events(client, after=before["events"][-1].id, limit=1000).events
         assert later and min(e.serial for e in later) > report["serial"]
+        alive = run_cli("storage", "migrate", "--from", str(source.data_dir), "--to", url, "--replace")
+        assert alive.code == 1 and "engines are running on" in alive.err and PASSWORD not in alive.err
         refused = run_cli("backup", "create", "--engine", target.url, "--out", str(tmp_path / "b.tar.gz"))
         assert refused.code == 1 and "pg_dump" in refused.err and not (tmp_path / "b.tar.gz").exists()
     checked = run_cli("storage", "verify", "--store-url", url, "--output", "json")
@@ -172,6 +174,11 @@ def test_a_held_data_directory_and_another_schema_version_are_refused(
         engine.terminate()
     assert held.code == 1 and "is held by" in held.err
     conn = sqlite3.connect(small_source / "engine.db", isolation_level=None)
+    conn.execute("DELETE FROM migrations WHERE name = '0006_engines'")  # as an older caxton left it
+    older = run_cli("storage", "migrate", "--from", str(small_source), "--to", pg_url)
+    assert older.code == 1 and "has schema version 5; this caxton creates schema version 6" in older.err
+    assert "start this caxton's engine on the data directory once" in older.err
+    conn.execute("INSERT INTO migrations (name, applied_at) VALUES ('0006_engines', '')")
     conn.execute("INSERT INTO migrations (name, applied_at) VALUES ('9999_future', '')")
     conn.close()
     newer = run_cli("storage", "migrate", "--from", str(small_source), "--to", pg_url)

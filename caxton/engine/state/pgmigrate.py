@@ -217,6 +217,9 @@ def _dependency_order(conn: PgConn, tables: list[str]) -> list[str]:
     ordered: list[str] = []
     while edges:
         ready = sorted(t for t, parents in edges.items() if not parents - set(ordered))
+        if not ready:  # a cycle of foreign keys: no order inserts them one table at a time
+            raise StoreError(f"the tables {', '.join(sorted(edges))} reference each other in a cycle",
+                             hint="this is a bug in caxton storage migrate: report it; nothing was written")
         ordered += ready
         for table in ready:
             del edges[table]
