@@ -16,8 +16,9 @@ FROM python:${PYTHON_VERSION}-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./
 COPY caxton ./caxton
-# caxton's wheel and the wheels of everything the engine needs, for the runtime stage to install offline
-RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[engine]"
+# caxton's wheel and the wheels of everything the engine needs (and the PostgreSQL backend: store.url,
+# memory.backend: postgres, `caxton storage migrate`), for the runtime stage to install offline
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[engine,postgres]"
 
 FROM python:${PYTHON_VERSION}-slim
 LABEL org.opencontainers.image.title="caxton" \

@@ -114,22 +114,28 @@ def migrate(url: str) -> list[str]:
 
     with connect(url) as conn:
         try:
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-                ensure_vector(conn, url)
-                conn.execute("CREATE TABLE IF NOT EXISTS memory_migrations "
-                             "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-            applied: list[str] = []
-            for name, statements in MIGRATIONS:
-                with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-                    if conn.execute("SELECT 1 FROM memory_migrations WHERE name = %s", (name,)).fetchone():
-                        continue
-                    for statement in statements:
-                        conn.execute(statement)
-                    conn.execute("INSERT INTO memory_migrations (name, applied_at) VALUES (%s, %s)",
-                                 (name, schema.now()))
-                applied.append(name)
+            return migrate_on(conn, url)
         except psycopg.OperationalError as exc:
             raise unreachable(url, exc) from exc
+
+
+def migrate_on(conn: Any, url: str) -> list[str]:
+    """``migrate`` on an open connection: each step in ``conn.transaction()`` (a savepoint inside an open
+    transaction, as ``caxton storage migrate`` runs it: then nothing is committed before the caller commits)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        ensure_vector(conn, url)
+        conn.execute("CREATE TABLE IF NOT EXISTS memory_migrations "
+                     "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    applied: list[str] = []
+    for name, statements in MIGRATIONS:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            if conn.execute("SELECT 1 FROM memory_migrations WHERE name = %s", (name,)).fetchone():
+                continue
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO memory_migrations (name, applied_at) VALUES (%s, %s)",
+                         (name, schema.now()))
+        applied.append(name)
     return applied

@@ -1,4 +1,4 @@
-"""Views of ``caxton backup``, ``caxton restore`` and ``caxton storage verify``: archives and data directories."""
+"""Views of ``caxton backup``, ``caxton restore`` and ``caxton storage verify|migrate``: archives and data directories."""
 
 from __future__ import annotations
 
@@ -31,10 +31,17 @@ class Restored(Shown):
 
 @dataclass(frozen=True)
 class StorageReport(Shown):
-    """A data directory checked offline: the report."""
+    """A data directory or a PostgreSQL store checked: the report (``location``: the path, or the redacted URL)."""
 
     result: dict[str, Any]
-    data_dir: Path
+    location: str
+
+
+@dataclass(frozen=True)
+class Migrated(Shown):
+    """A data directory copied into PostgreSQL: the report (JSON: the report itself)."""
+
+    result: dict[str, Any]
 
 
 @text_view("BackupDownload")
@@ -66,13 +73,32 @@ def restored_text(restored: Restored) -> Iterator[str]:
 def storage_text(checked: StorageReport) -> Iterator[str]:
     report = checked.result
     counts = report["counts"]
-    yield (f"{checked.data_dir}: {'ok' if report['ok'] else 'DAMAGED'} ({counts['agents']} agents, "
+    yield (f"{checked.location}: {'ok' if report['ok'] else 'DAMAGED'} ({counts['agents']} agents, "
            f"{counts['revisions']} revisions, {counts['blobs']} blobs, {len(report['orphans'])} orphan blobs"
            f"{'' if report['memory_checked'] else ', no memory database'})")
+    if "memory_entities" in counts:
+        yield f"  memory: {counts['memory_entities']} entities"
     for problem in report["problems"]:
         yield f"  problem: {problem}"
     for orphan in report["orphans"]:
         yield f"  orphan blob: {orphan}"
+
+
+@text_view("Migrated")
+def migrated_text(migrated: Migrated) -> Iterator[str]:
+    report = migrated.result
+    memory = "with its memory" if report["memory"] else "no memory database"
+    yield (f"migrated {report['source']} into {report['target']} ({memory}): schema version "
+           f"{report['schema_version']}, serial {report['serial']}"
+           + (", Caxton's previous tables there replaced" if report["replaced"] else ""))
+    width = max(len(f"{t['database']}.{t['table']}") for t in report["tables"])
+    for table in report["tables"]:
+        name = f"{table['database']}.{table['table']}"
+        verdict = "ok" if table["ok"] else f"MISMATCH ({table['target_rows']} rows copied)"
+        yield f"  {name:<{width}}  {table['rows']:>7} rows  digest {table['digest'][:16]}  {verdict}"
+    for skipped in report["skipped"]:
+        yield f"  not copied: store.{skipped['table']}: {skipped['why']}"
+    yield "verified: every table's row count and content digest match the source (checked before commit)"
 
 
 def _counts(manifest: dict[str, Any]) -> str:

@@ -84,14 +84,19 @@ def migrate(db: Database, scripts: Migrations, table: str, *, now: Callable[[], 
                 if name in _done(conn):
                     continue  # applied earlier, or by another engine just now
                 in_use(conn, db, len(scripts), now())
-                db.run_script(conn, script)
-                conn.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, utcnow()))
-                _put_meta(conn, "schema_version", str(index + 1))
-                _put_meta(conn, "caxton_version", __version__)
+                apply_one(conn, db, index, name, script, utcnow())
         except db.errors as error:
             raise schema_error(db, error, name) from error
         applied.append(name)
     return applied
+
+
+def apply_one(conn: Conn, db: Database, index: int, name: str, script: str, at: str) -> None:
+    """Run migration number ``index`` (from 0) in ``conn``'s transaction and record it (and the schema version)."""
+    db.run_script(conn, script)
+    conn.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, at))
+    _put_meta(conn, "schema_version", str(index + 1))
+    _put_meta(conn, "caxton_version", __version__)
 
 
 def too_new(conn: Conn, db: Database, scripts: Migrations) -> None:
