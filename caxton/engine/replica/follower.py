@@ -108,8 +108,8 @@ class Replica:
         if self.leader:
             remote.adopt(self.rollouts, self._active())
             remote.act(self.rollouts)
-        active = self._active()  # again: the leader may just have ended some
-        with self.ops.lock:
+        with self.ops.lock:  # rollouts start, step and end under it: what is read here is current
+            active = self._active()
             driven = set(self.rollouts._runs)
             self.rollouts.inflight.mirrored = {agent: r for agent, r in active.items() if agent not in driven}
             sync.reconcile(self.ops, active, driven)

@@ -28,10 +28,13 @@ def adopt(controller: RolloutController, active: dict[str, Rollout]) -> list[str
     """Drive every rollout of ``active`` this engine does not drive yet; return their ids."""
     adopted: list[str] = []
     for agent, rollout in active.items():
-        with controller.ops.lock:  # a rollout this engine is starting right now is in its runs once it holds it
+        with controller.ops.lock:  # runs start and end under it: read again what it says now
             if agent in controller._runs:
                 continue
-            if recovery.recover_one(controller, rollout, why="taken over by this replica (the rollout leader)"):
+            fresh = records.load(controller.store, rollout.id)
+            if fresh is None or not fresh.active:  # it ended meanwhile (here or on the old leader)
+                continue
+            if recovery.recover_one(controller, fresh, why="taken over by this replica (the rollout leader)"):
                 adopted.append(rollout.id)
     return adopted
 
