@@ -438,7 +438,14 @@ class Engine(ControlPlane):
             "version": __version__, "uptime_seconds": round(self.uptime(), 3), "serial": self.store.serial(),
             "data_dir": str(self.data_dir), "store": self._store_view(),
             "agents_by_state": by_state, "runtimes": runtimes, "memory": memory, "storage": storage,
-        }
+        } | self._replica_view()
+
+    def _replica_view(self) -> dict[str, Any]:
+        """On PostgreSQL: whether this engine leads the rollouts and how often it followed the store."""
+        replica = self.replica
+        if replica is None:
+            return {}
+        return {"replica": {"leader": replica.leader, "syncs": replica.syncs}}
 
     def _store_view(self) -> dict[str, Any]:
         """Which backend holds the state and where (a PostgreSQL URL without its password), and its migrations."""
