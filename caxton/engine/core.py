@@ -28,8 +28,7 @@ from caxton.engine.control import ControlPlane
 from caxton.engine.serving.conversations import DurableConversationStore
 from caxton.engine.factory import RuntimeContext
 from caxton.engine.heartbeat import Heartbeat
-from caxton.engine.replica.follower import Replica
-from caxton.engine.state.schema import STALE_AFTER
+from caxton.engine.replica.follower import Replica, others_alive
 from caxton.engine.state.history_db import HistoryDB
 from caxton.engine.lease import ApplyLock
 from caxton.engine.logs import AgentLogs
@@ -168,7 +167,7 @@ class Engine(ControlPlane):
         recovered = self._ops.recover()
         engine_id = self._heartbeat.engine_id
         if self.config.store.url and engine_id is not None:  # one of several replicas, maybe
-            if not self._others_alive(engine_id):
+            if not others_alive(self._store, engine_id):
                 self.applies.recover()  # an apply another engine runs is not cut short
             self.replica = Replica(self.config.store.url, self._ops, self.rollouts)
             self.replica.start()  # the leader resumes the rollouts in flight; the others mirror them
@@ -210,11 +209,6 @@ class Engine(ControlPlane):
         self._store = None
         if self._held is not None:
             self._held.release()
-
-    def _others_alive(self, engine_id: str) -> bool:
-        """Another engine on this store has a fresh heartbeat (``caxton.engine.state.schema``)."""
-        fresh = time.time() - STALE_AFTER
-        return any(row.id != engine_id and row.last_seen >= fresh for row in self.store.engines())
 
     def _stop_heartbeat(self) -> None:
         if self._heartbeat is not None:
@@ -438,14 +432,7 @@ class Engine(ControlPlane):
             "version": __version__, "uptime_seconds": round(self.uptime(), 3), "serial": self.store.serial(),
             "data_dir": str(self.data_dir), "store": self._store_view(),
             "agents_by_state": by_state, "runtimes": runtimes, "memory": memory, "storage": storage,
-        } | self._replica_view()
-
-    def _replica_view(self) -> dict[str, Any]:
-        """On PostgreSQL: whether this engine leads the rollouts and how often it followed the store."""
-        replica = self.replica
-        if replica is None:
-            return {}
-        return {"replica": {"leader": replica.leader, "syncs": replica.syncs}}
+        } | ({"replica": self.replica.view()} if self.replica is not None else {})  # PostgreSQL: leader, syncs
 
     def _store_view(self) -> dict[str, Any]:
         """Which backend holds the state and where (a PostgreSQL URL without its password), and its migrations."""

@@ -21,13 +21,18 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from typing import Any
 
+from caxton.engine import processes
 from caxton.engine.operations import Operations
 from caxton.engine.replica import remote, sync
 from caxton.engine.rollouts.controller import RolloutController
 from caxton.engine.rollouts.model import Rollout
 from caxton.engine.state import rollouts as records
 from caxton.engine.state.feed import Observed, StateFeed
+from caxton.engine.state.schema import STALE_AFTER
+from caxton.engine.state.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,10 @@ class Replica:
     @property
     def leader(self) -> bool:
         return self._leading and self.feed.leader
+
+    def view(self) -> dict[str, Any]:
+        """What ``GET /api/v1/health/detailed`` shows under ``replica``."""
+        return {"leader": self.leader, "syncs": self.syncs}
 
     def start(self) -> None:
         """Observe once (taking the leadership if free), sync, and follow from then on in a thread."""
@@ -116,3 +125,11 @@ class Replica:
         self.syncs += 1
         with self.rollouts.inflight.finished:
             self.rollouts.inflight.finished.notify_all()
+
+
+def others_alive(store: Store, engine_id: str) -> bool:
+    """Another engine on ``store`` has a fresh heartbeat and was not killed on this host
+    (``caxton.engine.state.schema``): then the applies in flight may be its own, not cut short."""
+    fresh = time.time() - STALE_AFTER
+    return any(row.id != engine_id and row.last_seen >= fresh and not processes.gone(row.host, row.pid)
+               for row in store.engines())
