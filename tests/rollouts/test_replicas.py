@@ -108,6 +108,7 @@ def test_one_replica_leads_and_a_rollout_started_on_a_follower_is_driven_by_it(
     for engine in (leader, follower):
         wait_for(lambda engine=engine: traffic(engine) == {"2": 100}, what="promoted everywhere")  # type: ignore[misc]
         assert serves(engine, 2)
+    wait_for(lambda: "rollout_succeeded" in rollout_events(leader), what="the promotion's event")
     assert rollout_events(leader).count("rollout_succeeded") == 1
     assert leader.store.agent("echo").revision == 2  # type: ignore[union-attr]
 
@@ -125,6 +126,7 @@ def test_an_abort_on_a_follower_rolls_back_on_every_replica(replicas: Callable[[
         wait_for(lambda: traffic(follower) == {"1": 100}, what="rolled back on the follower")
     load.assert_only_failures_of(None)
     assert traffic(leader) == {"1": 100}
+    wait_for(lambda: "rollout_rolled_back" in rollout_events(leader), what="the rollback's event")
     assert rollout_events(leader).count("rollout_rolled_back") == 1
 
 
@@ -142,6 +144,7 @@ def test_the_next_engine_takes_the_leadership_and_finishes_the_rollout(replicas:
     assert traffic(second) == {"2": 50, "1": 50}, "the new leader resumes at the stored step"
     second.promote("echo", Source(actor="ops"))
     assert serves(second, 2)
+    wait_for(lambda: "rollout_succeeded" in rollout_events(second), what="the promotion's event")
     assert rollout_events(second).count("rollout_succeeded") == 1
 
 
@@ -167,3 +170,54 @@ def test_an_apply_lease_is_won_by_exactly_one_of_two_racing_replicas(replicas: C
     assert len(won) == 1 and len(lost) == 1
     current: Any = b.lock.current()
     assert current is not None and current.holder == won[0]
+
+
+def test_a_leader_that_loses_its_connection_stops_driving_and_the_rollout_ends_once(
+        replicas: Callable[[], Engine], pg_url: str) -> None:
+    import psycopg
+
+    first, second = replicas(), replicas()
+    assert first.replica is not None and second.replica is not None and first.replica.leader
+    first.deploy(agents.spec("echo", 1), agents.module(1))
+    started = first.rollouts.update(Prepared.of(agents.spec("echo", 2, HELD), agents.module(2)),
+                                    Source(actor="test"), strategy="canary")
+    wait_for(lambda: traffic(second) == {"2": 50, "1": 50}, what="the follower mirrors the split")
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # the leader's dedicated connection dies
+        conn.execute("SELECT pg_terminate_backend(%s)", (first.replica.feed.backend_pid,))
+    wait_for(lambda: first.replica.lost == 1, what="the old leader noticed")  # type: ignore[union-attr]
+    # one of them leads again (the old one may win the lock back once reconnected) and drives the rollout
+    drivers = wait_for(lambda: [e for e in (first, second) if e.replica.leader and "echo" in e.rollouts._runs],  # type: ignore[union-attr]
+                       what="a leader drives the rollout again")
+    assert len(drivers) == 1  # type: ignore[arg-type]
+    for engine in (first, second):
+        assert traffic(engine) == {"2": 50, "1": 50}, "the split held through the change of leader"
+    follower = second if drivers[0] is first else first  # type: ignore[index]
+    assert follower.abort("echo", Source(actor="ops"))["status"] == "rolled_back"
+    for engine in (first, second):
+        wait_for(lambda engine=engine: traffic(engine) == {"1": 100}, what="rolled back everywhere")  # type: ignore[misc]
+    def whats() -> list[str]:
+        return [e.what for e in first.store.events(agent_id="echo", limit=500)
+                if (e.data or {}).get("rollout") == started["rollout"]]
+
+    wait_for(lambda: "rollout_rolled_back" in whats(), what="the rollback's event")
+    assert whats().count("rollout_rolled_back") == 1 and "rollout_succeeded" not in whats(), whats()
+
+
+def test_the_state_feed_sees_a_change_whose_notification_it_missed(tmp_path: Path, pg_url: str) -> None:
+    import psycopg
+
+    from caxton.engine.state.feed import StateFeed
+    from caxton.engine.state.store import Store
+
+    store = Store.open(tmp_path, pg_url)
+    feed = StateFeed(pg_url, lead=False)
+    try:
+        seen = feed.observe(0.01)
+        assert seen is not None and not feed.leader
+        with psycopg.connect(pg_url, autocommit=True) as conn:  # a write that notifies nobody
+            conn.execute("UPDATE meta SET value = %s WHERE key = 'serial'", (str(seen.serial + 7),))
+        again = feed.observe(0.01)
+        assert again is not None and again.serial == seen.serial + 7 and again.rollouts == seen.rollouts
+    finally:
+        feed.close()
+        store.close()

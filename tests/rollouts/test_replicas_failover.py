@@ -59,9 +59,12 @@ def test_kill_9_of_the_leader_mid_canary_the_survivor_finishes_it_once(
             doomed.stop()
         final = rollout_of(second)
         assert final["id"] == before["id"] and final["status"] == "succeeded", final["reason"]
-        whats = [e["what"] for e in events(second) if (e.get("data") or {}).get("rollout") == before["id"]]
-        assert "rollout_resumed" in whats, whats
-        assert sum(whats.count(what) for what in TERMINAL) == 1, whats
+        def whats() -> list[str]:
+            return [e["what"] for e in events(second) if (e.get("data") or {}).get("rollout") == before["id"]]
+
+        wait_for(lambda: any(what in TERMINAL for what in whats()), 20, "the rollout's terminal event")
+        assert "rollout_resumed" in whats(), whats()
+        assert sum(whats().count(what) for what in TERMINAL) == 1, whats()
         load.assert_only_failures_of(None)  # the survivor answered every message, before, during and after
         assert took_over < 20
         with second.client() as client:

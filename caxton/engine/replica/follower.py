@@ -52,8 +52,9 @@ class Replica:
         self._last: Observed | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        #: How many times this engine reconciled (tests, the benchmark).
+        #: How many times this engine reconciled, and lost the leadership (health, tests, the benchmark).
         self.syncs = 0
+        self.lost = 0
 
     @property
     def leader(self) -> bool:
@@ -61,7 +62,7 @@ class Replica:
 
     def view(self) -> dict[str, Any]:
         """What ``GET /api/v1/health/detailed`` shows under ``replica``."""
-        return {"leader": self.leader, "syncs": self.syncs}
+        return {"leader": self.leader, "syncs": self.syncs, "leadership_lost": self.lost}
 
     def start(self) -> None:
         """Observe once (taking the leadership if free), sync, and follow from then on in a thread."""
@@ -94,6 +95,7 @@ class Replica:
             return
         if self._leading and not self.feed.leader:
             self._leading = False
+            self.lost += 1
             log.warning("replica: lost the rollout leadership (connection to the store lost); another engine "
                         "takes over the rollouts")
             remote.release(self.rollouts)

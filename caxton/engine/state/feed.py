@@ -78,6 +78,12 @@ class StateFeed:
         """This engine holds the leadership lock (as of the last ``observe``; False once the connection failed)."""
         return self._leader
 
+    @property
+    def backend_pid(self) -> int | None:
+        """The server process of the connection (None while there is none): what ``pg_locks`` names."""
+        conn = self._conn
+        return None if conn is None or conn.closed else int(conn.info.backend_pid)
+
     def observe(self, timeout: float) -> Observed | None:
         """Wait up to ``timeout`` s for a notification, try to lead, and read the state; None: no connection."""
         try:
