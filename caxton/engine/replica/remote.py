@@ -8,8 +8,8 @@
 - ``act`` (the leader): the requests other replicas recorded (``forward``) are carried
   out: promote, abort, or abort as superseded; then forgotten.
 - (the other side: ``caxton.engine.rollouts.forward``, a replica without the run records the request.)
-- ``release`` (a leader that lost its connection): stop driving at once; the routes
-  stay as they are and the follower mirrors the new leader's steps from now on.
+- ``release`` (a leader that lost its connection): stop driving at once (each run
+  handed off: its pins flushed); the routes stay as they are and the follower mirrors the new leader's steps from now on.
 """
 
 from __future__ import annotations
@@ -67,10 +67,9 @@ def act(controller: RolloutController) -> None:
 
 
 def release(controller: RolloutController) -> None:
-    """Stop driving every rollout (leadership lost): their runtimes and routes stay; nothing is written."""
+    """Stop driving every rollout (leadership lost): their runtimes and routes stay; only pins are saved."""
     with controller.ops.lock:
         for run in list(controller._runs.values()):
-            controller.inflight.close_mirror(run)
-        controller._runs.clear()
+            controller.hand_off(run)
     with controller.inflight.finished:
         controller.inflight.finished.notify_all()

@@ -170,9 +170,22 @@ class RolloutController:
             self._enter(run, 0)
             if run.rollout.active and self.leads():
                 self._runs[run.agent] = run  # from now on the controller thread ticks it
+            elif run.rollout.active:
+                self.hand_off(run)
         return {"action": "rollout", "agent": run.agent, "name": run.rollout.name, "rollout": run.rollout.id,
                 "revision": started.number, "previous_revision": run.stable.revision,
                 "strategy": strategy, "steps": run.describe_steps(), "state": started.stable.state}
+
+    def hand_off(self, run: Run) -> None:
+        """Stop driving ``run`` (not the leader): it is recorded; the leader adopts it and this engine's route
+        follows the stored steps (``caxton.engine.replica``). Its runtimes and route stay."""
+        self._runs.pop(run.agent, None)
+        self.inflight.close_mirror(run)
+        try:
+            self._flush(run)
+        except Exception:  # the store is unreachable: the pins noted since the last tick are lost, not the rollout
+            log.exception("rollout %s: could not save its conversation pins while handing it off", run.rollout.id)
+        run.pins.journal = None
 
     def _new_run(self, started: Candidate, strategy: str, source: Source, apply_id: str | None) -> Run:
         route = self.router.get(started.spec.id)
