@@ -21,6 +21,7 @@ from caxton.errors import CaxtonError, LockHeld
 from caxton.spec.project import ProjectConfig
 from tests.rollouts import agents
 from tests.rollouts.conftest import Load, sender
+from tests.rollouts.test_apply_runner import change, final
 from tests.support.poll import wait_for
 
 #: Long steps: the rollout stays at its first step until the test moves it.
@@ -148,28 +149,41 @@ def test_the_next_engine_takes_the_leadership_and_finishes_the_rollout(replicas:
     assert rollout_events(second).count("rollout_succeeded") == 1
 
 
-def test_an_apply_lease_is_won_by_exactly_one_of_two_racing_replicas(replicas: Callable[[], Engine]) -> None:
+def test_of_two_replicas_racing_to_apply_exactly_one_applies(replicas: Callable[[], Engine]) -> None:
     a, b = replicas(), replicas()
-    won: list[str] = []
-    lost: list[str] = []
+    a.deploy(agents.spec("echo", 1), agents.module(1))
+    wait_for(lambda: serves(b, 1), what="revision 1 on B")
+    serial = a.store.serial()
+    outcomes: dict[str, Any] = {}
     barrier = threading.Barrier(2)
 
-    def take(engine: Engine, holder: str) -> None:
+    def apply(engine: Engine, holder: str, version: int) -> None:
         barrier.wait()
         try:
-            engine.lock.acquire(holder, "race", 60)
-            won.append(holder)
-        except LockHeld:
-            lost.append(holder)
+            lease = engine.lock.acquire(holder, "race", 60)
+        except LockHeld as error:
+            outcomes[holder] = error
+            return
+        body = {"plan_id": f"plan-{holder}", "engine_serial": serial, "lock_token": lease.token,
+                "changes": [change("echo", version, "update")]}
+        outcomes[holder] = final(engine, engine.applies.submit(body)["id"])
+        engine.lock.release(lease.token)
 
-    threads = [threading.Thread(target=take, args=(engine, f"ci-{n}")) for n, engine in enumerate((a, b))]
+    threads = [threading.Thread(target=apply, args=(engine, f"ci-{n}", n + 2)) for n, engine in enumerate((a, b))]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(10)
-    assert len(won) == 1 and len(lost) == 1
-    current: Any = b.lock.current()
-    assert current is not None and current.holder == won[0]
+        thread.join(30)
+    applied = {holder: view for holder, view in outcomes.items() if isinstance(view, dict)}
+    refused = [error for error in outcomes.values() if isinstance(error, LockHeld)]
+    assert len(applied) == 1 and len(refused) == 1, outcomes
+    (holder, view), = applied.items()
+    assert view["status"] == "succeeded", view
+    version = int(holder[-1]) + 2
+    assert [r.number for r in a.store.revisions("echo")] == [1, 2]  # one new revision: applied once
+    for engine in (a, b):
+        wait_for(lambda engine=engine: engine.send("echo", {"n": 1})["reply"] == {"v": version},  # type: ignore[misc]
+                 what="the applied revision on both replicas")
 
 
 def test_a_leader_that_loses_its_connection_stops_driving_and_the_rollout_ends_once(
