@@ -28,7 +28,7 @@ FORWARD_TIMEOUT = 15.0
 
 def stored(controller: Driver, agent: str) -> Rollout | None:
     """``agent``'s rollout in flight as the store has it, when this engine does not drive it."""
-    if agent in controller._runs:
+    if agent in controller._runs or controller.store.dialect != "postgres":  # embedded: one engine drives all
         return None
     found = [rollout for rollout in records.active(controller.store) if rollout.agent_id == agent]
     return found[0] if found else None
