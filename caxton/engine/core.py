@@ -28,6 +28,7 @@ from caxton.engine.control import ControlPlane
 from caxton.engine.serving.conversations import DurableConversationStore
 from caxton.engine.factory import RuntimeContext
 from caxton.engine.heartbeat import Heartbeat
+from caxton.engine.replica.follower import Replica, others_alive
 from caxton.engine.state.history_db import HistoryDB
 from caxton.engine.lease import ApplyLock
 from caxton.engine.logs import AgentLogs
@@ -87,6 +88,8 @@ class Engine(ControlPlane):
         self._history: HistoryDB | None = None
         #: This engine's row in the store's ``engines`` table (the schema version guard), while started.
         self._heartbeat: Heartbeat | None = None
+        #: Following the other engines on a PostgreSQL store and leading the rollouts (None on SQLite).
+        self.replica: Replica | None = None
         self._ops: Operations | None = None
         self._held: datadir.DataDirLock | None = None
         #: The vector memory (None when disabled or when it could not be opened: see memory_error).
@@ -163,8 +166,15 @@ class Engine(ControlPlane):
         self.applies = ApplyRunner(self._ops, self._store, self.lock, self.rollouts, self.stream)
         self.started_at = time.time()
         recovered = self._ops.recover()
-        self.applies.recover()
-        self.rollouts.recover()
+        engine_id = self._heartbeat.engine_id
+        if self.config.store.url and engine_id is not None:  # one of several replicas, maybe
+            if not others_alive(self._store, engine_id):
+                self.applies.recover()  # an apply another engine runs is not cut short
+            self.replica = Replica(self.config.store.url, self._ops, self.rollouts)
+            self.replica.start()  # the leader resumes the rollouts in flight; the others mirror them
+        else:
+            self.applies.recover()
+            self.rollouts.recover()
         self.rollouts.run_in_background()
         self.backups.start()
         metrics.SCRAPE.source = self.scrape_view
@@ -188,6 +198,9 @@ class Engine(ControlPlane):
         if metrics.SCRAPE.source == self.scrape_view:
             metrics.SCRAPE.source = None
         self.backups.stop()
+        if self.replica is not None:
+            self.replica.stop()
+            self.replica = None
         if self._ops is not None:
             self.rollouts.stop()
             self.applies.wait_idle()
@@ -435,7 +448,7 @@ class Engine(ControlPlane):
             "version": __version__, "uptime_seconds": round(self.uptime(), 3), "serial": serial,
             "data_dir": str(self.data_dir), "store": store,
             "agents_by_state": by_state, "runtimes": runtimes, "memory": memory, "storage": storage,
-        }
+        } | ({"replica": self.replica.view()} if self.replica is not None else {})  # PostgreSQL: leader, syncs
 
     def _store_view(self) -> dict[str, Any]:
         """Which backend holds the state and where (a PostgreSQL URL without its password), and its migrations."""

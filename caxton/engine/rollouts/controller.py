@@ -16,6 +16,10 @@ one starts from stable).
 Every change is persisted (``records``), so ``recover`` at engine start
 resumes each in-flight rollout at its step, or rolls it back when its spec
 says ``resume: false``. All route changes hold ``Operations.lock``.
+With several engines on one PostgreSQL store only the rollout leader drives
+rollouts (``leads``, set by ``caxton.engine.replica``): a rollout started on
+another replica is recorded and left to the leader, and ``promote``/``abort``
+of a rollout this engine does not drive are forwarded (``forward``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from caxton import metrics
@@ -31,6 +36,7 @@ from caxton.clock import Clock
 from caxton.engine.operations import Candidate, OperationResult, Operations, Prepared
 from caxton.engine.rollouts import (
     analysis,
+    forward,
     preview,
     recovery,
     strategies,
@@ -85,6 +91,8 @@ class RolloutController:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._retiring: list[threading.Thread] = []
+        #: Whether this engine drives rollouts: always on one engine; the leader's only with replicas.
+        self.leads: Callable[[], bool] = lambda: True
 
     # --- lifecycle ----------------------------------------------------------------------
     def run_in_background(self) -> None:
@@ -164,11 +172,24 @@ class RolloutController:
             records.event(self.store, run.rollout, "rollout_started", began)
             self.inflight.progress(run, began)
             self._enter(run, 0)
-            if run.rollout.active:
+            if run.rollout.active and self.leads():
                 self._runs[run.agent] = run  # from now on the controller thread ticks it
+            elif run.rollout.active:
+                self.hand_off(run)
         return {"action": "rollout", "agent": run.agent, "name": run.rollout.name, "rollout": run.rollout.id,
                 "revision": started.number, "previous_revision": run.stable.revision,
                 "strategy": strategy, "steps": run.describe_steps(), "state": started.stable.state}
+
+    def hand_off(self, run: Run) -> None:
+        """Stop driving ``run`` (not the leader): it is recorded; the leader adopts it and this engine's route
+        follows the stored steps (``caxton.engine.replica``). Its runtimes and route stay."""
+        self._runs.pop(run.agent, None)
+        self.inflight.close_mirror(run)
+        try:
+            self._flush(run)
+        except Exception:  # the store is unreachable: the pins noted since the last tick are lost, not the rollout
+            log.exception("rollout %s: could not save its conversation pins while handing it off", run.rollout.id)
+        run.pins.journal = None
 
     def _new_run(self, started: Candidate, strategy: str, source: Source, apply_id: str | None) -> Run:
         route = self.router.get(started.spec.id)
@@ -238,6 +259,8 @@ class RolloutController:
     # --- the loop ----------------------------------------------------------------------------
     def _loop(self) -> None:
         while not self.clock.wait(self._stop, TICK):
+            if not self.leads():  # a replica that lost the leadership (its runs are being released)
+                continue
             for run in list(self._runs.values()):
                 try:
                     self.tick(run)
@@ -376,12 +399,18 @@ class RolloutController:
     # --- operator commands ---------------------------------------------------------------------
     def promote(self, name: str, source: Source) -> dict[str, Any]:
         """Skip the remaining steps: 100 % to the candidate now."""
+        elsewhere = forward.stored(self, agent_id(name))
+        if elsewhere is not None:
+            return self.view(forward.forward(self, elsewhere, "promote", source))
         run = self._require(name)
         self._promote(run, f"promoted by {source.actor or 'an operator'}", source)
         return self.view(run.rollout)
 
     def abort(self, name: str, source: Source) -> dict[str, Any]:
         """Roll back now: 100 % to the stable revision."""
+        elsewhere = forward.stored(self, agent_id(name))
+        if elsewhere is not None:
+            return self.view(forward.forward(self, elsewhere, "abort", source))
         run = self._require(name)
         self._rollback(run, f"aborted by {source.actor or 'an operator'}")
         return self.view(run.rollout)
@@ -398,7 +427,7 @@ class RolloutController:
         """Block until rollout ``rollout_id`` is no longer active (or ``timeout``); return it."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._finished:
-            while any(r.rollout.id == rollout_id for r in self._runs.values()) and not self._stop.is_set():
+            while self._active({rollout_id}) and not self._stop.is_set():
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     break
@@ -412,11 +441,20 @@ class RolloutController:
         """Block until some of ``rollout_ids`` are no longer active; return those (empty: the controller stopped)."""
         with self._finished:
             while not self._stop.is_set():
-                ended = rollout_ids - {run.rollout.id for run in self._runs.values()}
+                ended = rollout_ids - self._active(rollout_ids)
                 if ended:
                     return ended
                 self._finished.wait(1.0)
         return set()
+
+    def _active(self, rollout_ids: set[str]) -> set[str]:
+        """Which of ``rollout_ids`` are in flight: driven here, or (replicas) by the leader, as stored."""
+        here = {run.rollout.id for run in list(self._runs.values())} & rollout_ids
+        elsewhere = rollout_ids - here
+        if elsewhere:
+            here |= {rollout_id for rollout_id in elsewhere
+                     if (found := records.load(self.store, rollout_id)) is not None and found.active}
+        return here
 
     def status(self, name: str | None = None, limit: int = 10) -> dict[str, Any]:
         """Active rollouts (live) and recent ones, of one agent or of all."""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from caxton.clock import Clock
     from caxton.engine.operations import Operations, Prepared
+    from caxton.engine.rollouts.inflight import InFlight
     from caxton.engine.rollouts.model import Rollout
     from caxton.engine.rollouts.run import Listener, Run
     from caxton.engine.serving.router import Router
@@ -28,6 +29,7 @@ class Driver(Protocol):
     router: Router
     ops: Operations
     clock: Clock
+    inflight: InFlight
     #: The runs in flight, by agent id (the ``InFlight`` book's).
     _runs: dict[str, Run]
 
@@ -35,6 +37,8 @@ class Driver(Protocol):
         self, prepared: Prepared, source: Source, *, strategy: str,
         apply_id: str | None = None, listener: Listener | None = None,
     ) -> dict[str, Any]: ...
+
+    def wait(self, rollout_id: str, timeout: float | None = None) -> Rollout: ...
 
     def _make_run(self, rollout: Rollout, spec: RolloutSpec, stable: ServingRuntime,
                   candidate: ServingRuntime) -> Run: ...

@@ -48,6 +48,9 @@ class InFlight:
         self.logs = logs
         self.hub = hub
         self.runs: dict[str, Run] = {}
+        #: The rollouts in flight that another replica drives, by agent, as last read from the store
+        #: (``caxton.engine.replica``; always empty on one engine).
+        self.mirrored: dict[str, Rollout] = {}
         #: Each agent's last rollout's time series (``watch``), kept after it ends.
         self.series: dict[str, RolloutSeries] = {}
         #: Notified whenever a run ends (``RolloutController.wait``).

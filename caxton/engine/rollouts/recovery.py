@@ -5,6 +5,10 @@ Each rollout the store still marks running or paused is resumed at its step
 step's route set, the step's clock restarted), or, when its spec says
 ``resume: false`` or the candidate cannot start, rolled back: the stable
 revision already serves 100 % (``Operations.recover`` started it).
+
+``recover_one`` is also how the rollout leader of several replicas takes a rollout
+over (``caxton.engine.replica.remote.adopt``): the runtimes the replica already runs
+for the stable and candidate revisions (a mirrored route) are reused, not started twice.
 """
 
 from __future__ import annotations
@@ -25,33 +29,43 @@ def recover(controller: Driver) -> list[str]:
     """Resume (or roll back, with ``resume: false``) every rollout a restart cut short."""
     resumed: list[str] = []
     for rollout in records.active(controller.store):
-        try:
-            if _recover_one(controller, rollout):
-                resumed.append(rollout.id)
-        except CaxtonError as error:
-            _abandon(controller, rollout, ROLLED_BACK, f"could not resume after a restart: {error.message}")
+        if recover_one(controller, rollout):
+            resumed.append(rollout.id)
     return resumed
 
 
-def _recover_one(controller: Driver, rollout: Rollout) -> bool:
+def recover_one(controller: Driver, rollout: Rollout, *, why: str = "resumed after a restart") -> bool:
+    """Resume ``rollout`` at its stored step as a run of ``controller`` (or end it); True: resumed."""
+    try:
+        return _recover_one(controller, rollout, why)
+    except CaxtonError as error:
+        _abandon(controller, rollout, ROLLED_BACK, f"could not resume ({why}): {error.message}")
+        return False
+
+
+def _recover_one(controller: Driver, rollout: Rollout, why: str) -> bool:
     spec = RolloutSpec.model_validate(rollout.spec)
     route = controller.router.get(rollout.agent_id)
-    if route is None or len(route.backends) != 1 or route.backends[0].serving.revision != rollout.stable_revision:
-        _abandon(controller, rollout, CANCELLED, "the agent was not serving its stable revision after a restart")
+    stable = route.serving(rollout.stable_revision) if route is not None else None
+    if route is None or stable is None or any(
+            b.serving.revision not in (rollout.stable_revision, rollout.candidate_revision) for b in route.backends):
+        _abandon(controller, rollout, CANCELLED, f"the agent was not serving its stable revision ({why})")
         return False
     if not spec.resume:
-        _abandon(controller, rollout, ROLLED_BACK, "the engine restarted mid-rollout and rollout.resume is false: "
-                 f"revision {rollout.stable_revision} serves 100 %")
+        _abandon(controller, rollout, ROLLED_BACK, f"the rollout was cut short ({why}) and rollout.resume is "
+                 f"false: revision {rollout.stable_revision} serves 100 %")
         return False
     with controller.ops.lock:
-        candidate = controller.ops.start_revision(rollout.agent_id, rollout.candidate_revision)
-        run = controller._make_run(rollout, spec, route.backends[0].serving, candidate)
+        candidate = route.serving(rollout.candidate_revision)  # a replica's mirrored route already runs it
+        if candidate is None:
+            candidate = controller.ops.start_revision(rollout.agent_id, rollout.candidate_revision)
+        run = controller._make_run(rollout, spec, stable, candidate)
         now = controller.clock.monotonic()
         for conversation, revision in records.load_pins(controller.store, rollout.agent_id).items():
             run.pins.pins[conversation] = [revision, now]
         run.pins.journal = []
         records.event(controller.store, rollout, "rollout_resumed",
-                      f"{rollout.strategy} rollout {rollout.id} resumed after a restart at step "
+                      f"{rollout.strategy} rollout {rollout.id} {why}: at step "
                       f"{rollout.step + 1}/{len(run.steps)} ({run.step.label})")
         paused = rollout.status == PAUSED
         controller._enter(run, rollout.step)

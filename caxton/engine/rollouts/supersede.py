@@ -8,6 +8,8 @@ aborts it back to stable and starts a new rollout from stable. Both endings
 are recorded as ``superseded`` with the reason, so the apply that started the
 old rollout reports its change as superseded, not failed or rolled back.
 ``state_of`` is the in-flight rollout as the state snapshot shows it.
+With several replicas a rollout the leader drives is settled through it
+(``caxton.engine.rollouts.forward``) and shown as this replica mirrors it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from caxton.engine.operations import Prepared
-from caxton.engine.rollouts.model import PAUSED, SUPERSEDED
+from caxton.engine.rollouts import forward
+from caxton.engine.rollouts.model import PAUSED, SUPERSEDED, Rollout
 from caxton.engine.rollouts.run import Listener, Run
 from caxton.engine.state.store import Source
 from caxton.errors import NotFound
@@ -34,6 +37,11 @@ def update(
 ) -> dict[str, Any]:
     spec = prepared.spec
     by = f" (apply {apply_id})" if apply_id else ""
+    elsewhere = forward.stored(controller, spec.id)
+    if elsewhere is not None:  # driven by the rollout leader (another replica): settled there, then go on
+        settled = _settle_elsewhere(controller, prepared, elsewhere, source, by)
+        if settled is not None:
+            return settled
     with controller.ops.lock:
         run = controller._runs.get(spec.id)
         if run is not None:
@@ -53,10 +61,31 @@ def update(
                                 apply_id=apply_id, listener=listener)
 
 
+def _settle_elsewhere(controller: Driver, prepared: Prepared, rollout: Rollout, source: Source,
+                      by: str) -> dict[str, Any] | None:
+    """The Argo rule for a rollout another replica drives: None when it was superseded (start the new one)."""
+    digest = controller.ops.digest_of(prepared.spec, prepared.module)
+    if digest == _digest(controller, rollout.agent_id, rollout.candidate_revision):
+        return {"action": "unchanged", "agent": rollout.agent_id, "rollout": rollout.id,
+                "revision": rollout.stable_revision,
+                "note": f"{rollout.strategy} rollout {rollout.id} to {rollout.candidate_version} already in "
+                        "progress: left as it is"}
+    if digest == _digest(controller, rollout.agent_id, rollout.stable_revision):
+        stable = _version(controller, rollout.agent_id, rollout.stable_revision)
+        forward.forward(controller, rollout, "supersede", source, f"aborted: {stable} is desired{by}")
+        return {"action": "aborted", "agent": rollout.agent_id, "rollout": rollout.id,
+                "revision": rollout.stable_revision, "state": "serving",
+                "note": f"{rollout.strategy} rollout {rollout.id} aborted: revision {rollout.stable_revision} "
+                        f"({stable}) serves 100 %"}
+    forward.forward(controller, rollout, "supersede", source, f"superseded by {prepared.spec.version}{by}")
+    return None
+
+
 def state_of(controller: Driver, agent: str) -> RolloutState | None:
     run = controller._runs.get(agent)
     if run is None:
-        return None
+        mirrored = controller.inflight.mirrored.get(agent)
+        return None if mirrored is None else _state_of_record(controller, mirrored)
     rollout = run.rollout
     return RolloutState(
         id=rollout.id, strategy=rollout.strategy, status=rollout.status, step=rollout.step + 1,
@@ -64,6 +93,17 @@ def state_of(controller: Driver, agent: str) -> RolloutState | None:
         stable_version=_version(controller, run.agent, run.stable.revision),
         candidate_revision=run.candidate.revision, candidate_version=rollout.candidate_version,
         candidate_digest=_digest(controller, run.agent, run.candidate.revision), apply_id=rollout.apply_id,
+    )
+
+
+def _state_of_record(controller: Driver, rollout: Rollout) -> RolloutState:
+    """A rollout another replica drives, as this one mirrors it (``InFlight.mirrored``)."""
+    return RolloutState(
+        id=rollout.id, strategy=rollout.strategy, status=rollout.status, step=rollout.step + 1,
+        steps=len(rollout.steps), reason=rollout.reason, stable_revision=rollout.stable_revision,
+        stable_version=_version(controller, rollout.agent_id, rollout.stable_revision),
+        candidate_revision=rollout.candidate_revision, candidate_version=rollout.candidate_version,
+        candidate_digest=_digest(controller, rollout.agent_id, rollout.candidate_revision), apply_id=rollout.apply_id,
     )
 
 

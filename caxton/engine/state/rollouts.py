@@ -6,6 +6,11 @@ what the engine serves (start, promotion, rollback) are events written in
 a serial-bumping transaction. Pins (conversation -> revision) are written
 in batches by the controller and read back when a rollout resumes after a
 restart. Called by ``caxton.engine.rollouts.controller``.
+
+Requests (``request``/``requests``/``done``): a ``caxton rollout promote|abort`` received by a
+replica that does not drive the rollout (PostgreSQL, several engines) is recorded in the ``meta``
+table under ``rollout_request:<rollout id>``; the leader acts on it and deletes it
+(``caxton.engine.replica``).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import json
 from typing import Any
 
 from caxton.engine.rollouts.model import ACTIVE, Rollout
+from caxton.engine.state.feed import REQUEST_PREFIX
 from caxton.engine.state.store import Source, Store, utcnow
 
 #: Finished rollouts kept per agent (older ones are deleted).
@@ -22,7 +28,7 @@ KEEP_PER_AGENT = 20
 
 def save(store: Store, rollout: Rollout) -> None:
     rollout.updated_at = utcnow()
-    with store.unversioned() as conn:
+    with store.unversioned(notify=True) as conn:  # the other replicas mirror its route
         conn.execute(
             "INSERT INTO rollouts (id, agent_id, status, started_at, finished_at, body) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(id) DO UPDATE SET status=excluded.status, finished_at=excluded.finished_at, "
@@ -96,3 +102,25 @@ def load_pins(store: Store, agent_id: str) -> dict[str, int]:
 def clear_pins(store: Store, agent_id: str) -> None:
     with store.unversioned() as conn:
         conn.execute("DELETE FROM rollout_pins WHERE agent_id = ?", (agent_id,))
+
+
+# --- requests to the leader ------------------------------------------------------------------
+def request(store: Store, rollout_id: str, action: str, actor: str | None, reason: str = "") -> None:
+    """Ask the replica that drives rollout ``rollout_id`` to ``action`` it ("promote", "abort", "supersede")."""
+    body = json.dumps({"action": action, "actor": actor, "reason": reason})
+    with store.unversioned(notify=True) as conn:
+        conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                     (REQUEST_PREFIX + rollout_id, body))
+
+
+def requests(store: Store) -> dict[str, dict[str, Any]]:
+    """The pending requests, by rollout id."""
+    with store.reading() as conn:
+        rows = conn.execute("SELECT key, value FROM meta WHERE key LIKE ?", (REQUEST_PREFIX + "%",)).fetchall()
+    return {row["key"][len(REQUEST_PREFIX):]: json.loads(row["value"]) for row in rows}
+
+
+def done(store: Store, rollout_id: str) -> None:
+    """Forget the request about ``rollout_id`` (acted on, or its rollout is over)."""
+    with store.unversioned() as conn:
+        conn.execute("DELETE FROM meta WHERE key = ?", (REQUEST_PREFIX + rollout_id,))

@@ -36,6 +36,7 @@ from caxton.engine.state.db import (
     open_postgres,
     open_sqlite,
 )
+from caxton.engine.state.feed import CHANNEL
 from caxton.engine.state.migrations import MIGRATIONS, MIGRATIONS_TABLE
 from caxton.engine.state.migrations_pg import MIGRATIONS as PG_MIGRATIONS
 from caxton.engine.state.migrations_pg import MIGRATIONS_TABLE as PG_MIGRATIONS_TABLE
@@ -237,6 +238,7 @@ class Store:
                 yield tx
                 if tx.dirty:
                     conn.execute("UPDATE meta SET value = ? WHERE key = 'serial'", (str(tx.serial),))
+                    self._notify(conn, str(tx.serial))
             if tx.rows and self.committed is not None:
                 try:
                     self.committed(tx.rows)
@@ -244,10 +246,20 @@ class Store:
                     log.exception("a listener of committed events failed")
 
     @contextmanager
-    def unversioned(self) -> Iterator[Conn]:
-        """A write transaction that does not bump the serial (the apply lock, apply records)."""
+    def unversioned(self, *, notify: bool = False) -> Iterator[Conn]:
+        """A write transaction that does not bump the serial (the apply lock, apply records).
+
+        ``notify``: the other replicas on PostgreSQL hear of it at commit (a rollout's record).
+        """
         with self._lock, self._db.write() as conn:
             yield conn
+            if notify:
+                self._notify(conn, "rollout")
+
+    def _notify(self, conn: Conn, payload: str) -> None:
+        """On PostgreSQL, tell the other engines' state feeds (``caxton.engine.state.feed``): sent at commit."""
+        if self._db.dialect == "postgres":
+            conn.execute("SELECT pg_notify(?, ?)", (CHANNEL, payload))
 
     @contextmanager
     def reading(self, *, snapshot: bool = False) -> Iterator[Conn]:

@@ -80,6 +80,14 @@ class StorageHealth(WireModel):
     seconds_ago: float | None = Field(None, description="age of the last fault, while degraded")
 
 
+class ReplicaInfo(WireModel):
+    """An engine among several on one PostgreSQL store (docs/scale-out.md)."""
+
+    leader: bool = Field(description="this engine drives the rollouts (holds the leadership lock)")
+    syncs: int = Field(description="times it reconciled its runtimes to changes in the store")
+    leadership_lost: int = Field(0, description="times it lost the leadership (its connection to the store)")
+
+
 class HealthDetailed(Health):
     """``GET /health/detailed``: as ``Health``, degraded when an agent failed, a circuit is open, a write
     failed on a full or read-only disk, or the PostgreSQL store does not answer."""
@@ -93,6 +101,7 @@ class HealthDetailed(Health):
     runtimes: dict[str, list[RuntimeStats]] = Field(description="agent id -> its running revisions")
     memory: MemoryHealth
     storage: StorageHealth
+    replica: ReplicaInfo | None = Field(None, description="on a PostgreSQL store only: leadership and following")
 
 
 class Ready(WireModel):
