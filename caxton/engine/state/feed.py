@@ -26,7 +26,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from caxton.engine.state.db import CONNECT_TIMEOUT
+from caxton.engine.state.pg_connections import CONNECT_TIMEOUT
 from caxton.spec.api import ROLLOUT_ACTIVE
 from caxton.spec.secrets import redact_url
 
