@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from caxton.engine.state.db import Conn, Database
+from caxton.engine.state.db import Conn, Database, Dialect
 from caxton.engine.state.store import Store
 
 
@@ -30,6 +30,8 @@ class HistoryDB:
     def __init__(self, store: Store) -> None:
         self.location = store.location
         self._db: Database = store.sibling(synchronous="NORMAL")
+        #: ``postgres``: other engines may share the database (``caxton.engine.sharing``).
+        self.dialect: Dialect = self._db.dialect
         self._lock = threading.Lock()
         self._closed = False
 
