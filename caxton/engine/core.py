@@ -301,12 +301,13 @@ class Engine(ControlPlane):
     ) -> dict[str, Any] | None:
         """``send`` for the event loop: the reply, or None when the message must go to ``send`` in a thread.
 
-        None (having done nothing) when the agent has no serving revision (``send`` says why), or when its
+        None (having done nothing) when the agent has no serving revision (``send`` says why), when placing
+        the conversation needs the store (``Router.acquire``), or when its
         runtime has no ``handle_nowait`` or was recently slow (``ServingRuntime.inline``). ``BlockingIOError``
         (having done nothing) when every instance is busy (with messages in threads): retry in a moment,
         or ``send`` in a thread. What runs here is one bounded WASM call: ~35 us, cheaper than a thread hop.
         """
-        serving = self.router.acquire(agent_id(name), conversation_id)
+        serving = self.router.acquire(agent_id(name), conversation_id, block=False)
         if serving is None:
             return None
         try:

@@ -45,6 +45,17 @@ class HistoryDB:
         with self._lock, self._db.read() as conn:
             yield conn
 
+    @contextmanager
+    def autocommit(self) -> Iterator[Conn]:
+        """A connection each statement of which commits by itself (PostgreSQL: one round trip for a
+        one-statement write; SQLite: one write transaction)."""
+        if self.dialect != "postgres":
+            with self.write() as conn:
+                yield conn
+            return
+        with self._lock, self._db.read() as conn:  # PostgreSQL's reads are pooled connections in autocommit
+            yield conn
+
     def close(self) -> None:
         with self._lock:
             if not self._closed:

@@ -5,7 +5,9 @@ bumping the state serial (``Store.unversioned``); the moments that change
 what the engine serves (start, promotion, rollback) are events written in
 a serial-bumping transaction. Pins (conversation -> revision) are written
 in batches by the controller and read back when a rollout resumes after a
-restart. Called by ``caxton.engine.rollouts.controller``.
+restart. Called by ``caxton.engine.rollouts.controller``. On a store several
+engines share, ``claim_pin`` places a conversation one engine has not seen
+(``caxton.engine.sharing``, from the message path).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 from typing import Any
 
 from caxton.engine.rollouts.model import ACTIVE, Rollout
+from caxton.engine.state.db import Conn
 from caxton.engine.state.store import Source, Store, utcnow
 
 #: Finished rollouts kept per agent (older ones are deleted).
@@ -84,6 +87,14 @@ def save_pins(store: Store, agent_id: str, pins: list[tuple[str, int]]) -> None:
         conn.executemany("INSERT INTO rollout_pins (agent_id, conversation_id, revision) VALUES (?, ?, ?) "
                          "ON CONFLICT (agent_id, conversation_id) DO UPDATE SET revision = excluded.revision",
                          [(agent_id, conversation, revision) for conversation, revision in pins])
+
+
+def claim_pin(conn: Conn, agent_id: str, conversation_id: str, revision: int) -> int:
+    """The conversation's pinned revision; when it has none, ``revision``, pinned now (one statement)."""
+    row = conn.execute("INSERT INTO rollout_pins (agent_id, conversation_id, revision) VALUES (?, ?, ?) "
+                       "ON CONFLICT (agent_id, conversation_id) DO UPDATE SET revision = rollout_pins.revision "
+                       "RETURNING revision", (agent_id, conversation_id, revision)).fetchone()
+    return int(row["revision"])
 
 
 def load_pins(store: Store, agent_id: str) -> dict[str, int]:
