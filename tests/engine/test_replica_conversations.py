@@ -47,6 +47,9 @@ def test_a_conversation_keeps_its_revision_on_every_replica_when_the_weights_mov
         for conversation in conversations:  # each starts on B, which pins it in the store before replying
             first[conversation] = b.send("echo", {"n": 0}, conversation)["revision"]
             assert stored_pin(a, "echo", conversation) == first[conversation]
+        # on the event loop: a conversation B knows is answered there; placing a new one goes to a thread
+        assert b.send_now("echo", {"n": 0}, "conv-0")["revision"] == first["conv-0"]  # type: ignore[index]
+        assert b.send_now("echo", {"n": 0}, "conv-new") is None and stored_pin(a, "echo", "conv-new") is None
         with Load(lambda _: a.send("echo", {"n": 1}), threads=2, conversation=lambda k, n: None):
             wait_for(lambda: a.rollouts.active("echo").step == 1, timeout=30, what="A at step 2")  # type: ignore[union-attr]
         wait_for(lambda: b.router.get("echo").traffic() == {"2": 50, "1": 50}, what="B at step 2")  # type: ignore[union-attr]
