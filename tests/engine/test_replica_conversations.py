@@ -3,6 +3,7 @@ and give the model its whole history, whichever engine each message reaches."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +60,25 @@ def test_a_conversation_keeps_its_revision_on_every_replica_when_the_weights_mov
     assert set(first.values()) == {1, 2}  # both revisions had conversations
     moved = [c for c in conversations if first[c] == 1 and a.router.get("echo").pick(c).revision == 2]  # type: ignore[union-attr]
     assert moved, "no conversation would have moved: the test shows nothing"
+
+
+def test_a_conversation_an_engine_saw_before_the_rollout_keeps_its_revision_on_every_engine(
+    replica_engines: Callable[..., Engine],
+) -> None:
+    a = replica_engines("a")
+    a.deploy(agents.spec("echo", 1), agents.module(1))
+    b = replica_engines("b")
+    # ids the 50 % step places on the candidate: only B's memory says they are on revision 1
+    early = [c for c in (f"early-{n}" for n in range(100)) if zlib.crc32(c.encode()) % 100 < 50][:8]
+    assert all(b.send("echo", {"n": 0}, c)["revision"] == 1 for c in early)
+    rollout = {"strategy": "canary", "steps": [50, 100], "interval": 60.0}
+    a.rollouts.start(Prepared.of(agents.spec("echo", 2, rollout), agents.module(2)), Source(actor="test"),
+                     strategy="canary")
+    with FollowRoute(a, b, "echo"):
+        wait_for(lambda: b.router.get("echo").traffic() == {"2": 50, "1": 50}, what="B at step 1")  # type: ignore[union-attr]
+        assert {c: b.send("echo", {"n": 1}, c)["revision"] for c in early} == dict.fromkeys(early, 1)
+        assert {c: a.send("echo", {"n": 2}, c)["revision"] for c in early} == dict.fromkeys(early, 1)
+    assert {a.router.get("echo").pick(c).revision for c in early} == {2}  # type: ignore[union-attr]
 
 
 @pytest.fixture

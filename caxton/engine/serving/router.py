@@ -50,12 +50,14 @@ Claim = Callable[[str, int], int]
 
 
 class ConversationPins:
-    """Conversation id -> [revision, last seen (``now()``: the engine clock's monotonic s)] of one agent.
+    """Conversation id -> [revision, last seen (``now()``: the engine clock's monotonic s), claimed] of one agent.
 
     Plain dict operations (atomic under the GIL): the message path never
     takes a lock. While ``journal`` is a list, every new or moved pin is
     appended to it so the rollout controller can persist it. ``claim``
-    (engines sharing a store) places conversations these pins do not know.
+    (engines sharing a store) places, while sticky, the conversations these
+    pins do not know or know only from before (``claimed`` false): a pin
+    noted while the route was not sticky was never agreed with the other engines.
     """
 
     def __init__(self, now: Callable[[], float] = SYSTEM.monotonic, claim: Claim | None = None) -> None:
@@ -64,8 +66,8 @@ class ConversationPins:
         self.pins: dict[str, list[Any]] = {}
         self.journal: list[tuple[str, int]] | None = None
 
-    def note(self, conversation_id: str, revision: int, now: float) -> None:
-        self.pins[conversation_id] = [revision, now]
+    def note(self, conversation_id: str, revision: int, now: float, *, claimed: bool = False) -> None:
+        self.pins[conversation_id] = [revision, now, claimed]
         journal = self.journal
         if journal is not None:
             journal.append((conversation_id, revision))
@@ -80,14 +82,14 @@ class ConversationPins:
     def on(self, revision: int, *, idle: float | None = None, now: float | None = None) -> int:
         """Conversations pinned to ``revision`` (seen in the last ``idle`` s when given)."""
         now = self.now() if now is None else now
-        return sum(1 for rev, seen in list(self.pins.values())
-                   if rev == revision and (idle is None or now - seen <= idle))
+        return sum(1 for pin in list(self.pins.values())
+                   if pin[0] == revision and (idle is None or now - pin[1] <= idle))
 
     def sweep(self, now: float | None = None) -> int:
         """Forget idle conversations (and the oldest beyond ``MAX_PINS``); return how many."""
         now = self.now() if now is None else now
         items = list(self.pins.items())
-        doomed = [key for key, (_, seen) in items if now - seen > PIN_IDLE_TTL]
+        doomed = [key for key, pin in items if now - pin[1] > PIN_IDLE_TTL]
         if len(items) - len(doomed) > MAX_PINS:
             alive = sorted((pin[1], key) for key, pin in items if now - pin[1] <= PIN_IDLE_TTL)
             doomed += [key for _, key in alive[: len(alive) - MAX_PINS]]
@@ -126,14 +128,16 @@ class Route:
     def choose(self, conversation_id: str | None, *, block: bool = True) -> ServingRuntime | None:
         """The backend of one message: the conversation's pinned revision while sticky, else ``pick``.
 
-        While sticky, a conversation not pinned here is placed by ``pins.claim`` when there is one
-        (a round trip to the store); without ``block`` that returns None instead, having done nothing.
+        While sticky, a conversation not pinned here (or pinned only before: not ``claimed``) is placed
+        by ``pins.claim`` when there is one (a round trip to the store, proposing the revision it had
+        here, else the pick); without ``block`` that returns None instead, having done nothing.
         """
         pins = self.pins
         if conversation_id is None or pins is None:
             return self.pick(conversation_id)
         now = pins.now()
         pin = pins.pins.get(conversation_id)
+        had: ServingRuntime | None = None
         if pin is not None:
             if len(self.backends) == 1:
                 serving = self.backends[0].serving
@@ -141,17 +145,19 @@ class Route:
                     pin[1] = now
                     return serving
             elif self.sticky:
-                for backend in self.backends:
-                    if backend.serving.revision == pin[0]:
-                        pin[1] = now
-                        return backend.serving
-        serving = self.pick(conversation_id)
-        if pins.claim is not None and self.sticky:
-            if not block:
-                return None
-            revision = pins.claim(conversation_id, serving.revision)
-            serving = next((b.serving for b in self.backends if b.serving.revision == revision), serving)
-        pins.note(conversation_id, serving.revision, now)
+                had = next((b.serving for b in self.backends if b.serving.revision == pin[0]), None)
+                if had is not None and (pins.claim is None or (len(pin) > 2 and pin[2])):
+                    pin[1] = now
+                    return had
+        serving = had or self.pick(conversation_id)
+        if pins.claim is None or not self.sticky:
+            pins.note(conversation_id, serving.revision, now)
+            return serving
+        if not block:
+            return None
+        revision = pins.claim(conversation_id, serving.revision)
+        serving = next((b.serving for b in self.backends if b.serving.revision == revision), serving)
+        pins.note(conversation_id, serving.revision, now, claimed=True)
         return serving
 
     def traffic(self) -> dict[str, int]:
