@@ -120,6 +120,8 @@ class Window:
 
     def snapshot(self) -> Snapshot:
         with self._lock:
+            if self._shared is None:
+                return Snapshot.of(self._counts)
             counts, since = self._counts.copy(), self.since
         others = self._others(since)
         if others is not None:
