@@ -357,7 +357,9 @@ class Engine(ControlPlane):
             "reply": reply, "duration_ms": round(elapsed * 1000, 3),
         }
 
-    def _count_failure(self, serving: ServingRuntime, error: CaxtonError, window: Recorder | None, began: float) -> None:
+    def _count_failure(
+        self, serving: ServingRuntime, error: CaxtonError, window: Recorder | None, began: float,
+    ) -> None:
         if window is not None and error.revision_fault:  # a client's error is not the revision's failure
             window.record(time.perf_counter() - began, False)
         reason = str(getattr(error, "reason", None) or error.code)

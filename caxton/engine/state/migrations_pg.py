@@ -188,7 +188,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
         "0007_rollout_samples",
         """
-        CREATE TABLE rollout_samples (               -- each engine's per-revision samples (caxton.engine.rollouts.samples)
+        CREATE TABLE rollout_samples (               -- per-engine samples (caxton.engine.rollouts.samples)
             engine_id TEXT NOT NULL,
             agent_id TEXT NOT NULL,
             revision INTEGER NOT NULL,
