@@ -36,9 +36,10 @@ def test_a_conversation_keeps_its_revision_on_every_replica_when_the_weights_mov
     a.deploy(agents.spec("echo", 1), agents.module(1))
     b = replica_engines("b")
     # 10 % then 50 %: a conversation started at 10 % whose id hashes into [10, 50) would move to the candidate
-    # on an engine that places it again instead of reading its pin. Step 2 never has enough data: it holds.
+    # on an engine that places it again instead of reading its pin. Step 1 passes on A's load; step 2 (the
+    # conversations' ~80 messages, fewer than 100 on the candidate) never has enough data: it holds.
     rollout = {"strategy": "canary", "steps": [10, 50, 100], "interval": 1.0,
-               "analysis": {"min_requests": 1000, "on_no_data": "pause"}}
+               "analysis": {"min_requests": 100, "on_no_data": "pause"}}
     a.rollouts.start(Prepared.of(agents.spec("echo", 2, rollout), agents.module(2)), Source(actor="test"),
                      strategy="canary")
     conversations = [f"conv-{n}" for n in range(40)]
