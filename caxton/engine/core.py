@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from caxton import __version__, metrics
 from caxton.clock import SYSTEM, Clock
-from caxton.engine import datadir, factory, logsetup, states
+from caxton.engine import datadir, factory, logsetup, sharing, states
 from caxton.spec import health as vocabulary
 from caxton.engine.applies import ApplyRunner
 from caxton.engine.backup_schedule import Backups
@@ -35,7 +35,7 @@ from caxton.engine.logs import AgentLogs
 from caxton.engine.operations import OperationResult, Operations, Prepared
 from caxton.engine.rollouts.controller import RolloutController
 from caxton.engine.rollouts.inflight import InFlight
-from caxton.engine.rollouts.window import Window, WindowBook
+from caxton.engine.rollouts.window import Recorder, WindowBook
 from caxton.engine.serving.router import Router
 from caxton.engine.serving.runtime import ServingRuntime
 from caxton.engine.state.store import AgentRow, Source, Store
@@ -90,6 +90,8 @@ class Engine(ControlPlane):
         self._heartbeat: Heartbeat | None = None
         #: Following the other engines on a PostgreSQL store and leading the rollouts (None on SQLite).
         self.replica: Replica | None = None
+        #: What this engine shares with the others on its PostgreSQL store (``caxton.engine.sharing``), while started.
+        self._sharing: sharing.Sharing | None = None
         self._ops: Operations | None = None
         self._held: datadir.DataDirLock | None = None
         #: The vector memory (None when disabled or when it could not be opened: see memory_error).
@@ -146,8 +148,9 @@ class Engine(ControlPlane):
         self._store.committed = self.stream.committed
         self.stream.open()
         self._heartbeat = Heartbeat(self._store)
-        self._heartbeat.start()
+        engine_id = self._heartbeat.start()
         self._history = HistoryDB(self._store)
+        self._sharing = sharing.start(self._history, engine_id, self.router, self.windows)
         self.logs.attach(self._history, max_lines=self.config.logging.agent_log_lines,
                          retention=self.config.logging.agent_log_retention)
         factory.use_module_cache(self.data_dir / "module-cache")
@@ -226,7 +229,10 @@ class Engine(ControlPlane):
             self._heartbeat = None
 
     def _close_history(self) -> None:
-        """Write the pending agent log lines and close the history connection."""
+        """Write the pending agent log lines and shared samples, and close the history connection."""
+        if self._sharing is not None:
+            self._sharing.stop()
+            self._sharing = None
         if self._history is not None:
             self.logs.detach()
             self._history.close()
@@ -318,12 +324,13 @@ class Engine(ControlPlane):
     ) -> dict[str, Any] | None:
         """``send`` for the event loop: the reply, or None when the message must go to ``send`` in a thread.
 
-        None (having done nothing) when the agent has no serving revision (``send`` says why), or when its
+        None (having done nothing) when the agent has no serving revision (``send`` says why), when placing
+        the conversation needs the store (``Router.acquire``), or when its
         runtime has no ``handle_nowait`` or was recently slow (``ServingRuntime.inline``). ``BlockingIOError``
         (having done nothing) when every instance is busy (with messages in threads): retry in a moment,
         or ``send`` in a thread. What runs here is one bounded WASM call: ~35 us, cheaper than a thread hop.
         """
-        serving = self.router.acquire(agent_id(name), conversation_id)
+        serving = self.router.acquire(agent_id(name), conversation_id, block=False)
         if serving is None:
             return None
         try:
@@ -373,7 +380,9 @@ class Engine(ControlPlane):
             "reply": reply, "duration_ms": round(elapsed * 1000, 3),
         }
 
-    def _count_failure(self, serving: ServingRuntime, error: CaxtonError, window: Window | None, began: float) -> None:
+    def _count_failure(
+        self, serving: ServingRuntime, error: CaxtonError, window: Recorder | None, began: float,
+    ) -> None:
         if window is not None and error.revision_fault:  # a client's error is not the revision's failure
             window.record(time.perf_counter() - began, False)
         reason = str(getattr(error, "reason", None) or error.code)

@@ -20,25 +20,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from caxton.clock import Clock
-from caxton.engine.rollouts.histogram import quantile
+from caxton.engine.rollouts.histogram import Counts, quantile
 
 #: Seconds per bucket at first.
 BUCKET_S = 5.0
 #: Buckets kept at most per revision (then twice as wide).
 MAX_BUCKETS = 240
-
-
-@dataclass
-class Bucket:
-    requests: int = 0
-    errors: int = 0
-    latencies: dict[int, int] = field(default_factory=dict)
-
-    def merge(self, other: Bucket) -> None:
-        self.requests += other.requests
-        self.errors += other.errors
-        for index, count in other.latencies.items():
-            self.latencies[index] = self.latencies.get(index, 0) + count
 
 
 class Series:
@@ -49,7 +36,7 @@ class Series:
         self.began = began
         self.width = width
         self.limit = limit
-        self._buckets: dict[int, Bucket] = {}
+        self._buckets: dict[int, Counts] = {}
         self._lock = threading.Lock()
 
     def record(self, latency_index: int, ok: bool) -> None:
@@ -58,15 +45,12 @@ class Series:
         with self._lock:
             while elapsed >= self.width * self.limit:
                 self._widen()
-            bucket = self._buckets.setdefault(int(elapsed // self.width), Bucket())
-            bucket.requests += 1
-            bucket.errors += 0 if ok else 1
-            bucket.latencies[latency_index] = bucket.latencies.get(latency_index, 0) + 1
+            self._buckets.setdefault(int(elapsed // self.width), Counts()).add(latency_index, ok)
 
     def _widen(self) -> None:
-        merged: dict[int, Bucket] = {}
+        merged: dict[int, Counts] = {}
         for index, bucket in self._buckets.items():
-            merged.setdefault(index // 2, Bucket()).merge(bucket)
+            merged.setdefault(index // 2, Counts()).merge(bucket)
         self._buckets = merged
         self.width *= 2
 
@@ -74,13 +58,13 @@ class Series:
         """Every bucket of ``width`` s (a multiple of this series' own) from the start to ``until``
         (monotonic), empty ones included, as the wire's points."""
         span = max(0.0, until - self.began)
-        buckets: dict[int, Bucket] = {}
+        buckets: dict[int, Counts] = {}
         with self._lock:
             for index, bucket in self._buckets.items():
-                buckets.setdefault(int(index * self.width // width), Bucket()).merge(bucket)
+                buckets.setdefault(int(index * self.width // width), Counts()).merge(bucket)
         out: list[dict[str, Any]] = []
         for index in range(int(span // width) + 1):
-            bucket = buckets.get(index, Bucket())
+            bucket = buckets.get(index, Counts())
             start = index * width
             seconds = max(min(width, span - start), 1e-3)  # the last bucket: only its elapsed part
             out.append({

@@ -84,6 +84,8 @@ class InMemoryConversationStore:
         self._max_bytes = max_bytes
         self._min_idle = min_idle
         self._clock = clock
+        #: Whether open conversations keep their turns in memory (what ``history`` returns).
+        self._caches = True
         self._lock = threading.Lock()
         self._agents: dict[str, dict[str, _Conversation]] = {}
 
@@ -101,7 +103,8 @@ class InMemoryConversationStore:
                 raise _too_many(agent, limit, self._min_idle, self._slot_free_in(conversations, now))
             turns = self._load(agent, conversation_id, now)
             conversation = _Conversation(deque(maxlen=self._max_turns), now, busy=1)
-            self._add(conversation, turns)
+            if self._caches:
+                self._add(conversation, turns)
             conversations[conversation_id] = conversation
             return not turns
 
@@ -159,7 +162,8 @@ class InMemoryConversationStore:
             conversation = conversations.get(conversation_id)
             if conversation is None:
                 conversation = conversations[conversation_id] = _Conversation(deque(maxlen=self._max_turns))
-            self._add(conversation, turns)
+            if self._caches:
+                self._add(conversation, turns)
             conversation.last_used = now
 
     def end(self, agent: str, conversation_id: str) -> None:
@@ -191,7 +195,10 @@ class DurableConversationStore(InMemoryConversationStore):
     a turn a crash could lose (while a PostgreSQL store is down, a message with a
     ``conversation_id`` is refused: 503 ``store_unavailable``, from ``begin`` when
     the outage is known); a conversation not open in this process (after a
-    restart) is read back on its next message. The database keeps the last
+    restart) is read back on its next message. On PostgreSQL, where other
+    engines may append to the same conversation, nothing is cached: ``history``
+    reads the conversation's turns at every message (the same bounds applied),
+    and this process keeps only which conversations are open. The database keeps the last
     ``max_turns`` turns of each conversation (trimmed every ``trim_every``
     appends, so at most ``max_turns + 2 * trim_every`` rows); turns older than ``idle_ttl``
     (``conversations.retention``) are deleted, at most every ``prune_every``
@@ -213,6 +220,8 @@ class DurableConversationStore(InMemoryConversationStore):
         super().__init__(idle_ttl=idle_ttl, max_turns=max_turns, max_bytes=max_bytes, min_idle=min_idle,
                          clock=clock)
         self._db = db
+        #: Other engines may write these conversations (a PostgreSQL store): read them at every message.
+        self._caches = db.dialect != "postgres"
         self._trim_every = trim_every
         self._prune_every = prune_every
         self._pruned_at = clock()
@@ -234,6 +243,13 @@ class DurableConversationStore(InMemoryConversationStore):
                 self._pruned_at = now
                 stored.prune(conn, now - self._idle_ttl)
         super().append(agent, conversation_id, turns)
+
+    def history(self, agent: str, conversation_id: str) -> list[Turn]:
+        if self._caches:
+            return super().history(agent, conversation_id)
+        conversation = _Conversation(deque(maxlen=self._max_turns))
+        self._add(conversation, self._load(agent, conversation_id, self._clock()))
+        return [conv.copy(t) for t in conversation.turns]
 
     def _due_for_trim(self, agent: str, conversation_id: str) -> bool:
         """Count this append; True every ``trim_every``-th one (and for a conversation not open here)."""

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from caxton.engine.state.db import Conn, Database, PostgresDatabase
+from caxton.engine.state.db import Conn, Database, Dialect, PostgresDatabase
 from caxton.engine.state.store import Store
 
 
@@ -33,6 +33,8 @@ class HistoryDB:
         self.location = store.location
         self._store = store
         self._db: Database = store.sibling(synchronous="NORMAL")
+        #: ``postgres``: other engines may share the database (``caxton.engine.sharing``).
+        self.dialect: Dialect = self._db.dialect
         self._lock = threading.Lock()
         self._closed = False
 
@@ -52,6 +54,16 @@ class HistoryDB:
         if isinstance(self._db, PostgresDatabase) and (self._db.outage or self._store.outage) is not None:
             with self.read():
                 pass
+    @contextmanager
+    def autocommit(self) -> Iterator[Conn]:
+        """A connection each statement of which commits by itself (PostgreSQL: one round trip for a
+        one-statement write; SQLite: one write transaction)."""
+        if self.dialect != "postgres":
+            with self.write() as conn:
+                yield conn
+            return
+        with self._lock, self._db.read() as conn:  # PostgreSQL's reads are pooled connections in autocommit
+            yield conn
 
     def close(self) -> None:
         with self._lock:

@@ -176,4 +176,24 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "0007_rollout_samples",
+        """
+        -- each engine's per-revision samples while a rollout is in flight, summed by the rollout's analysis
+        -- (caxton.engine.rollouts.samples); written on PostgreSQL (several engines), empty on SQLite (one engine)
+        CREATE TABLE rollout_samples (
+            engine_id TEXT NOT NULL,
+            agent_id TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            bucket INTEGER NOT NULL,                 -- unix second the samples fell in
+            requests INTEGER NOT NULL,
+            errors INTEGER NOT NULL,
+            compared INTEGER NOT NULL,               -- shadow replies compared with the stable one's
+            divergent INTEGER NOT NULL,
+            latencies TEXT NOT NULL                  -- JSON {histogram bucket: count} (rollouts.histogram)
+        );
+        CREATE INDEX rollout_samples_key ON rollout_samples (agent_id, revision, bucket);
+        CREATE INDEX rollout_samples_bucket ON rollout_samples (bucket);
+        """,
+    ),
 )

@@ -185,4 +185,22 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "0007_rollout_samples",
+        """
+        CREATE TABLE rollout_samples (               -- per-engine samples (caxton.engine.rollouts.samples)
+            engine_id TEXT NOT NULL,
+            agent_id TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            bucket BIGINT NOT NULL,                  -- unix second
+            requests BIGINT NOT NULL,
+            errors BIGINT NOT NULL,
+            compared BIGINT NOT NULL,
+            divergent BIGINT NOT NULL,
+            latencies TEXT NOT NULL                  -- JSON {histogram bucket: count}
+        );
+        CREATE INDEX rollout_samples_key ON rollout_samples (agent_id, revision, bucket);
+        CREATE INDEX rollout_samples_bucket ON rollout_samples (bucket);
+        """,
+    ),
 )

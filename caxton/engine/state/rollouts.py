@@ -10,7 +10,8 @@ restart. Called by ``caxton.engine.rollouts.controller``.
 Requests (``request``/``requests``/``done``): a ``caxton rollout promote|abort`` received by a
 replica that does not drive the rollout (PostgreSQL, several engines) is recorded in the ``meta``
 table under ``rollout_request:<rollout id>``; the leader acts on it and deletes it
-(``caxton.engine.replica``).
+(``caxton.engine.replica``). On a store several engines share, ``claim_pin`` places a
+conversation one engine has not seen (``caxton.engine.sharing``, from the message path).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 from typing import Any
 
 from caxton.engine.rollouts.model import ACTIVE, Rollout
+from caxton.engine.state.db import Conn
 from caxton.engine.state.feed import REQUEST_PREFIX
 from caxton.engine.state.store import Source, Store, utcnow
 
@@ -90,6 +92,14 @@ def save_pins(store: Store, agent_id: str, pins: list[tuple[str, int]]) -> None:
         conn.executemany("INSERT INTO rollout_pins (agent_id, conversation_id, revision) VALUES (?, ?, ?) "
                          "ON CONFLICT (agent_id, conversation_id) DO UPDATE SET revision = excluded.revision",
                          [(agent_id, conversation, revision) for conversation, revision in pins])
+
+
+def claim_pin(conn: Conn, agent_id: str, conversation_id: str, revision: int) -> int:
+    """The conversation's pinned revision; when it has none, ``revision``, pinned now (one statement)."""
+    row = conn.execute("INSERT INTO rollout_pins (agent_id, conversation_id, revision) VALUES (?, ?, ?) "
+                       "ON CONFLICT (agent_id, conversation_id) DO UPDATE SET revision = rollout_pins.revision "
+                       "RETURNING revision", (agent_id, conversation_id, revision)).fetchone()
+    return int(row["revision"])
 
 
 def load_pins(store: Store, agent_id: str) -> dict[str, int]:
