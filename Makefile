@@ -2,8 +2,7 @@
 # `make up PORT=9090` serves the engine API on another port (passed as `caxton up --port`).
 # Each creates .venv when missing and installs what it needs (re-installs when pyproject.toml changes).
 # `make test` runs the suite on one pytest-xdist worker per CPU, a test file per worker at a time (module-scoped
-# engines stay shared within their file), the longest files first (tests/support/schedule.py: xdist's own
-# reordering would hand them out last); `make test WORKERS=1` runs it on one worker.
+# engines stay shared within their file); `make test WORKERS=1` runs it on one worker.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -32,7 +31,7 @@ layers: install
 lint: typecheck layers
 
 test: install lint
-	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile --no-loadscope-reorder
+	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile
 
 # The console's pages at 1280x800 and 390x844 (tests/ui, Debian's chromium) into docs/screenshots/.
 screenshots: install

@@ -10,7 +10,6 @@ Each shared fixture has one meaning wherever it is used (they live in tests/supp
     pg_server_url, pg_url                  a real PostgreSQL + pgvector server, a fresh database (support/postgres.py)
     store_url                              the state backends, parametrised: None (SQLite), a pg_url (PostgreSQL)
 Paths and ports: support/paths.py (``REPO_ROOT``, ``EXAMPLES``, ``free_port()``, ``python_path()``).
-The longest test files run first (support/schedule.py).
 """
 
 from __future__ import annotations
@@ -27,12 +26,6 @@ from tests.support.engine_inproc import engine_inproc, make_engine_inproc  # noq
 from tests.support.git import desired_repo  # noqa: F401  (fixture)
 from tests.support.openai_server import openai_server  # noqa: F401  (fixture)
 from tests.support.postgres import pg_server_url, pg_url, store_url  # noqa: F401  (fixtures)
-from tests.support.schedule import heaviest_first
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest test files first (tests/support/schedule.py): both xdist workers finish together."""
-    items[:] = heaviest_first(items)
 
 
 @pytest.fixture(autouse=True, scope="session")
