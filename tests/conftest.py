@@ -15,7 +15,9 @@ Paths and ports: support/paths.py (``REPO_ROOT``, ``EXAMPLES``, ``free_port()``,
 
 from __future__ import annotations
 
+import compileall
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,8 +28,23 @@ from tests.support.engine import engine_proc, engine_proc_no_memory, module_engi
 from tests.support.engine_inproc import engine_inproc, make_engine_inproc  # noqa: F401  (fixtures)
 from tests.support.git import desired_repo  # noqa: F401  (fixture)
 from tests.support.openai_server import openai_server  # noqa: F401  (fixture)
+from tests.support.paths import REPO_ROOT
 from tests.support.postgres import pg_server_url, pg_url, store_url  # noqa: F401  (fixtures)
 from tests.support.replica_engines import replica_engines  # noqa: F401  (fixture)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Compile once what every run imports, even where ``PYTHONDONTWRITEBYTECODE`` is set.
+
+    With it set and no ``__pycache__``, each xdist worker re-ran pytest's assertion rewriting of every test
+    module (~7 CPU-s a worker, every run) and every engine and CLI subprocess recompiled the caxton modules
+    it imports. Pytest now keeps its rewritten modules (``sys.dont_write_bytecode`` is read when it writes);
+    the controller (or a run without xdist) compiles caxton/ and tests/support/ before any subprocess starts.
+    """
+    sys.dont_write_bytecode = False
+    if not hasattr(config, "workerinput"):
+        for package in ("caxton", "tests/support"):
+            compileall.compile_dir(REPO_ROOT / package, quiet=1)
 
 
 @pytest.fixture(autouse=True, scope="session")

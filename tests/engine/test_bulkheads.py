@@ -47,6 +47,8 @@ async def _saturate(url: str) -> None:
         flood = [asyncio.ensure_future(client.post("/api/v1/agents/slow/messages", json={"content": i}))
                  for i in range(40)]
         while (await client.get("/api/v1/ready")).status_code == 200:  # the backlog builds up
+            if all(task.done() for task in flood):  # else this loop would never end (a hung suite)
+                pytest.fail("every flooded message was answered before /ready said 503: no backlog built up")
             await asyncio.sleep(0.005)
         ready = await client.get("/api/v1/ready")
         assert ready.status_code == 503 and "server.max_inflight_messages" in ready.json()["error"]["message"]
