@@ -13,8 +13,8 @@ filter that keeps a small fraction of the rows (one scope, one agent) still
 fills ``k`` from the graph instead of dropping what the first candidates did
 not match. When the index still yields fewer than ``k`` rows (a filter matching
 almost nothing: the iterative scan stops at ``hnsw.max_scan_tuples``), the
-search is repeated exactly over the rows the filter allows (index scans off: a
-scan through the btree indexes or the table), so a small scope is never
+search is repeated exactly over the rows the filter allows (selected first, in a
+materialised CTE the graph cannot serve), so a small scope is never
 short-changed. The hits' similarities are computed here from their float32
 vectors, the SQLite backend's arithmetic.
 
@@ -261,17 +261,14 @@ class PgStore:
         """Top ``k`` (id, cosine similarity) through the HNSW index; exact over the filtered rows when the
         index yields fewer than ``k`` (see the module docstring)."""
         clauses, params = _search_filters(where)
-        sql = (f"SELECT id, embedding FROM memory_entities WHERE embedding IS NOT NULL{clauses} "
-               "ORDER BY embedding <=> %b::vector(384) LIMIT %s")
-        settings = f"SET LOCAL hnsw.ef_search = {ef_search(k)}"
-        if self._iterative:
-            settings += "; SET LOCAL hnsw.iterative_scan = relaxed_order"
+        rows_sql = f"SELECT id, embedding FROM memory_entities WHERE embedding IS NOT NULL{clauses}"
         with self.connection() as conn, conn.transaction():
-            conn.execute(settings)
-            rows = conn.execute(sql, (*params, query, k)).fetchall()
-            if len(rows) < k and clauses:
-                conn.execute("SET LOCAL enable_indexscan = off")  # the HNSW index answers index scans only
-                rows = conn.execute(sql, (*params, query, k)).fetchall()
+            conn.execute(search_settings(k, iterative=self._iterative))
+            rows = conn.execute(f"{rows_sql} ORDER BY embedding <=> %b::vector(384) LIMIT %s",
+                                (*params, query, k)).fetchall()
+            if len(rows) < k and clauses:  # the filter first (any scan but the graph), then exact distances
+                rows = conn.execute(f"WITH allowed AS MATERIALIZED ({rows_sql}) SELECT id, embedding FROM allowed "
+                                    "ORDER BY embedding <=> %b::vector(384) LIMIT %s", (*params, query, k)).fetchall()
         return _rescored(rows, query, k)
 
     # --- relations --------------------------------------------------------------------
@@ -345,6 +342,12 @@ class PgStore:
         return {"backend": self.backend, "database": self.location, "server_version": row[0], "pgvector": row[1],
                 "pool": {"size": stats.get("pool_size", 0), "available": stats.get("pool_available", 0),
                          "max": self.pool.max_size}}
+
+
+def search_settings(k: int, *, iterative: bool) -> str:
+    """The ``SET LOCAL`` statements of a search of ``k`` (``iterative``: pgvector >= 0.8's iterative scans)."""
+    settings = f"SET LOCAL hnsw.ef_search = {ef_search(k)}"
+    return settings + ("; SET LOCAL hnsw.iterative_scan = relaxed_order" if iterative else "")
 
 
 def _rescored(rows: Sequence[Any], query: npt.NDArray[np.float32], k: int) -> list[tuple[int, float]]:
