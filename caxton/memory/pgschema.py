@@ -30,6 +30,8 @@ WRITE_LOCK = 0x6361_786D_656D_0002
 #: HNSW graph parameters (pgvector's defaults): links per node, and the candidate list while building.
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
+HNSW_INDEX = ("CREATE INDEX memory_entities_embedding ON memory_entities USING hnsw (embedding vector_cosine_ops) "
+              f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
 
 MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
@@ -71,8 +73,7 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "0002_hnsw_cosine",
         (
             "ALTER TABLE memory_entities DROP COLUMN IF EXISTS embedding_half",
-            "CREATE INDEX memory_entities_embedding ON memory_entities USING hnsw (embedding vector_cosine_ops) "
-            f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})",
+            HNSW_INDEX,
         ),
     ),
 )
