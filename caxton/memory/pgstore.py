@@ -7,8 +7,9 @@ in a ``vector(384)`` column searched in the database through its HNSW index
 every write at once (no in-memory index to keep in step). psycopg 3 with a
 psycopg_pool pool; no ORM.
 
-Search (:meth:`PgStore.nearest`): one transaction sets ``hnsw.ef_search`` from
-``k`` (:func:`ef_search`) and, with pgvector >= 0.8, ``hnsw.iterative_scan``, so a
+Search (:meth:`PgStore.nearest`): the query goes with ``SET hnsw.ef_search`` from
+``k`` (:func:`ef_search`) and, with pgvector >= 0.8, ``hnsw.iterative_scan`` in one
+pipelined round trip (under load every round trip waits for the scheduler), so a
 filter that keeps a small fraction of the rows (one scope, one agent) still
 fills ``k`` from the graph instead of dropping what the first candidates did
 not match. When the index still yields fewer than ``k`` rows (a filter matching
@@ -262,8 +263,9 @@ class PgStore:
         index yields fewer than ``k`` (see the module docstring)."""
         clauses, params = _search_filters(where)
         rows_sql = f"SELECT id, embedding FROM memory_entities WHERE embedding IS NOT NULL{clauses}"
-        with self.connection() as conn, conn.transaction():
-            conn.execute(search_settings(k, iterative=self._iterative))
+        with self.connection() as conn, conn.pipeline():  # the settings and the query in one round trip
+            for statement in search_settings(k, iterative=self._iterative):
+                conn.execute(statement)
             rows = conn.execute(f"{rows_sql} ORDER BY embedding <=> %b::vector(384) LIMIT %s",
                                 (*params, query, k)).fetchall()
             if len(rows) < k and clauses:  # the filter first (any scan but the graph), then exact distances
@@ -344,10 +346,11 @@ class PgStore:
                          "max": self.pool.max_size}}
 
 
-def search_settings(k: int, *, iterative: bool) -> str:
-    """The ``SET LOCAL`` statements of a search of ``k`` (``iterative``: pgvector >= 0.8's iterative scans)."""
-    settings = f"SET LOCAL hnsw.ef_search = {ef_search(k)}"
-    return settings + ("; SET LOCAL hnsw.iterative_scan = relaxed_order" if iterative else "")
+def search_settings(k: int, *, iterative: bool) -> list[str]:
+    """The settings of a search of ``k`` (``iterative``: pgvector >= 0.8's iterative scans). Set on the
+    connection, not per transaction: every search sets them again, and nothing else uses the index."""
+    settings = [f"SET hnsw.ef_search = {ef_search(k)}"]
+    return settings + (["SET hnsw.iterative_scan = relaxed_order"] if iterative else [])
 
 
 def _rescored(rows: Sequence[Any], query: npt.NDArray[np.float32], k: int) -> list[tuple[int, float]]:

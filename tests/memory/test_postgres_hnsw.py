@@ -81,8 +81,11 @@ def _filtered(store: pgstore.PgStore, where: str, iterative: bool) -> tuple[str,
     """(the plan, the ids) of the filtered query :meth:`PgStore.nearest` sends first, with its settings."""
     sql = (f"SELECT id FROM memory_entities WHERE embedding IS NOT NULL{where} "
            "ORDER BY embedding <=> %s::vector(384) LIMIT 10")
-    with store.connection() as conn, conn.transaction():
-        conn.execute(pgstore.search_settings(10, iterative=iterative))
+    with store.connection() as conn:
+        for statement in pgstore.search_settings(10, iterative=iterative):
+            conn.execute(statement)
+        if not iterative:  # the pooled connection may hold an earlier search's setting
+            conn.execute("SET hnsw.iterative_scan = off")
         plan = "\n".join(row[0] for row in conn.execute(f"EXPLAIN {sql}", (QUERIES[0],)).fetchall())
         ids = [row[0] for row in conn.execute(sql, (QUERIES[0],)).fetchall()]
     return plan, ids
@@ -126,18 +129,24 @@ def test_a_filter_matching_fewer_than_k_returns_all_of_them(filled: tuple[pgstor
 
 
 def test_without_iterative_scans_the_exact_fallback_fills_k(
-    filled: tuple[pgstore.PgStore, dict[int, int]], monkeypatch: pytest.MonkeyPatch
+    filled: tuple[pgstore.PgStore, dict[int, int]]
 ) -> None:
     """pgvector < 0.8 (no iterative scans): the graph's 40 candidates hold too few rows of a small filter, so
     :meth:`PgStore.nearest` repeats the search exactly over the filtered rows."""
-    store, ids = filled
-    monkeypatch.setattr(store, "_iterative", False)
-    _, plain = _filtered(store, " AND entity_type = 'rare'", iterative=False)
-    assert len(plain) < 10
-    rare = [i for i in range(ROWS) if _item(i).entity_type == "rare"]
-    assert _recall(store, ids, rare, index.Filter(types=["rare"])) == 1.0
-    own = store.nearest(QUERIES[0], 10, index.Filter(scopes=["agent"], agent="solo"))
-    assert sorted(i for i, _ in own) == sorted(ids[i] for i in range(4))
+    shared, ids = filled
+    store = pgstore.PgStore(shared.url)  # fresh connections: no earlier search's iterative_scan on them
+    try:
+        store._iterative = False
+        _, plain = _filtered(store, " AND entity_type = 'rare'", iterative=False)
+        assert len(plain) < 10
+        rare = [i for i in range(ROWS) if _item(i).entity_type == "rare"]
+        assert _recall(store, ids, rare, index.Filter(types=["rare"])) == 1.0
+        own = store.nearest(QUERIES[0], 10, index.Filter(scopes=["agent"], agent="solo"))
+        assert sorted(i for i, _ in own) == sorted(ids[i] for i in range(4))
+        with store.connection() as conn:
+            assert conn.execute("SHOW hnsw.iterative_scan").fetchone() == ("off",)
+    finally:
+        store.close()
 
 
 def test_ef_search_grows_with_k_within_pgvectors_bounds() -> None:
