@@ -28,7 +28,10 @@ def test_384_dim_cosine_distance_and_an_hnsw_index_work(pg_url: str) -> None:
             copy.set_types(["int4", "vector"])
             for i, vector in enumerate(vectors[:200]):
                 copy.write_row((i, vector))
-        conn.execute("CREATE INDEX ON items USING hnsw (embedding vector_cosine_ops)")  # a build
+        conn.execute("SET max_parallel_maintenance_workers = 2")  # parallel workers load the library by name
+        conn.execute("SET min_parallel_table_scan_size = 0")
+        conn.execute("SET maintenance_work_mem = '64MB'")
+        conn.execute("CREATE INDEX ON items USING hnsw (embedding vector_cosine_ops)")  # a (parallel) build
         for i, vector in enumerate(vectors[200:], start=200):  # then inserts into the graph
             conn.execute("INSERT INTO items VALUES (%s, %s)", (i, vector))
         conn.execute("SET enable_seqscan = off")

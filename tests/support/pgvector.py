@@ -9,9 +9,10 @@ What: Debian's ``pgvector`` source package (trixie: 0.8.0) is fetched with apt t
 (``OPTFLAGS=""``) against the wheel's ``pg_config``, once per machine (file lock: pytest-xdist workers and
 parallel runs wait for the first) into ``~/.cache/caxton-tests/pgvector-pgMAJOR`` (``CAXTON_TEST_CACHE``
 moves it). :func:`install` copies that build next to a server's data directory (the server may run as another
-user, ``pgserver`` when started as root, who cannot read root's home), points the control file's
-``module_pathname`` at the copy's library and sets the server's ``extension_control_path`` to it: ``CREATE
-EXTENSION vector`` then loads the portable build, not the wheel's. Nothing in site-packages is modified.
+user, ``pgserver`` when started as root, who cannot read root's home) and puts the copy first on the server's
+``extension_control_path`` and ``dynamic_library_path`` (the copy's control file names the library ``vector``,
+without ``$libdir``): ``CREATE EXTENSION vector`` and parallel index builds then load the portable build, not
+the wheel's. Nothing in site-packages is modified.
 
 Any failure raises :class:`PgvectorBuildError` with the step and its output: the PostgreSQL tests fail, they are
 never skipped. Used by :mod:`tests.support.postgres` and ``benchmarks/memory_bench.py``.
@@ -145,19 +146,23 @@ def install(built: Path, server_root: Path, admin_url: str) -> Path:
     shutil.copytree(built, copy)
     library = copy / "lib" / "vector.so"
     control = copy / "extension" / "vector.control"
-    control.write_text(re.sub(r"module_pathname\s*=\s*'[^']*'", f"module_pathname = '{library.with_suffix('')}'",
-                              control.read_text()))
+    # A bare name, found through dynamic_library_path: pgvector's parallel HNSW build workers load the library as
+    # "vector", so an absolute module_pathname would load it twice (the wheel's too) and fail in the workers.
+    control.write_text(re.sub(r"module_pathname\s*=\s*'[^']*'", "module_pathname = 'vector'", control.read_text()))
     for path in (copy, *copy.rglob("*")):  # the server's user reads it (server_root is already open to it)
         path.chmod(path.stat().st_mode | (0o055 if path.is_dir() else 0o044))
     setting = f"{copy}:$system"  # PostgreSQL 18 looks in each element's extension/ subdirectory
+    libraries = f"{library.parent}:$libdir"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f"ALTER SYSTEM SET extension_control_path = '{setting}'")
+        conn.execute(f"ALTER SYSTEM SET dynamic_library_path = '{libraries}'")
         conn.execute("SELECT pg_reload_conf()")
     deadline = time.monotonic() + 10
     while True:  # the postmaster applies a reload asynchronously; new sessions must see it
         with psycopg.connect(admin_url, autocommit=True) as conn:
-            row = conn.execute("SHOW extension_control_path").fetchone()
-        if row and row[0] == setting:
+            row = conn.execute("SELECT current_setting('extension_control_path') || ' ' || "
+                               "current_setting('dynamic_library_path')").fetchone()
+        if row and row[0] == f"{setting} {libraries}":
             return library
         if time.monotonic() > deadline:
             raise PgvectorBuildError(f"the test server did not take extension_control_path = {setting!r} "
