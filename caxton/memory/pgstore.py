@@ -2,9 +2,22 @@
 
 The second :class:`caxton.memory.backend.MemoryStore`: the same entities,
 relations, scopes and metadata as :mod:`caxton.memory.store`, with each vector
-in a ``vector(384)`` column searched in the database (cosine; see
-:mod:`caxton.memory.pgschema` for the index), so every engine on the database
-sees every write at once (no in-memory index to keep in step). psycopg 3 with a psycopg_pool pool; no ORM.
+in a ``vector(384)`` column searched in the database through its HNSW index
+(cosine; :mod:`caxton.memory.pgschema`), so every engine on the database sees
+every write at once (no in-memory index to keep in step). psycopg 3 with a
+psycopg_pool pool; no ORM.
+
+Search (:meth:`PgStore.nearest`): the query goes with ``SET hnsw.ef_search`` from
+``k`` (:func:`ef_search`) and, with pgvector >= 0.8, ``hnsw.iterative_scan`` in one
+pipelined round trip (under load every round trip waits for the scheduler), so a
+filter that keeps a small fraction of the rows (one scope, one agent) still
+fills ``k`` from the graph instead of dropping what the first candidates did
+not match. When the index still yields fewer than ``k`` rows (a filter matching
+almost nothing: the iterative scan stops at ``hnsw.max_scan_tuples``), the
+search is repeated exactly over the rows the filter allows (selected first, in a
+materialised CTE the graph cannot serve), so a small scope is never
+short-changed. The hits' similarities are computed here from their float32
+vectors, the SQLite backend's arithmetic.
 
 Transactions: :meth:`PgStore.write` takes a pooled connection, opens a
 transaction and the writers' advisory lock (``pg_advisory_xact_lock``): writers
@@ -38,8 +51,16 @@ _KEY_SQL = "scope = %s AND (CASE WHEN scope = 'agent' THEN owner ELSE '' END) = 
 POOL_SIZE = 8
 #: Seconds a request waits for a connection before the database counts as unreachable.
 CONNECT_TIMEOUT = 5
-#: Candidates beyond ``k`` that a search rescores exactly (halfvec rounding can swap close neighbours).
-RESCORE_EXTRA = 20
+#: ``hnsw.ef_search`` for a search of ``k``: at least pgvector's default, ``EF_SEARCH_PER_K`` per result,
+#: at most pgvector's maximum (recall@10 vs ef_search measured in docs/performance.md).
+EF_SEARCH_MIN = 40
+EF_SEARCH_PER_K = 4
+EF_SEARCH_MAX = 1000
+
+
+def ef_search(k: int) -> int:
+    """The HNSW candidate list for a search of ``k`` results."""
+    return max(EF_SEARCH_MIN, min(EF_SEARCH_MAX, EF_SEARCH_PER_K * k))
 
 
 def _entity(row: Sequence[Any]) -> models.Entity:
@@ -85,6 +106,8 @@ class PgStore:
         except Exception as exc:  # PoolTimeout: no connection could be made
             self.pool.close()
             raise pgschema.unreachable(url, exc) from exc
+        #: pgvector >= 0.8: HNSW iterative scans for filtered searches.
+        self._iterative = pgschema.version_tuple(self.health()["pgvector"]) >= (0, 8)
 
     def close(self) -> None:
         self.pool.close()
@@ -236,21 +259,19 @@ class PgStore:
     # --- search (PgIndex) -----------------------------------------------------------------
 
     def nearest(self, query: npt.NDArray[np.float32], k: int, where: Filter | None) -> list[tuple[int, float]]:
-        """Top ``k`` (id, cosine similarity): the ``k + RESCORE_EXTRA`` nearest by halfvec cosine distance
-        (a scan in the database; see :mod:`caxton.memory.pgschema` for why not HNSW), rescored exactly
-        with their float32 vectors, so similarities are the SQLite backend's to the last bit."""
-        import numpy as np
-
+        """Top ``k`` (id, cosine similarity) through the HNSW index; exact over the filtered rows when the
+        index yields fewer than ``k`` (see the module docstring)."""
         clauses, params = _search_filters(where)
-        sql = (f"SELECT id, embedding FROM memory_entities WHERE embedding IS NOT NULL{clauses} "
-               "ORDER BY embedding_half <=> %b::halfvec(384) LIMIT %s")
-        rows = self._fetch(sql, (*params, query, k + RESCORE_EXTRA))
-        if not rows:
-            return []
-        vectors = np.stack([row[1].to_numpy() for row in rows]).astype(np.float32, copy=False)
-        scores = vectors @ query
-        order = np.argsort(-scores, kind="stable")[:k]
-        return [(int(rows[i][0]), float(scores[i])) for i in order]
+        rows_sql = f"SELECT id, embedding FROM memory_entities WHERE embedding IS NOT NULL{clauses}"
+        with self.connection() as conn, conn.pipeline():  # the settings and the query in one round trip
+            for statement in search_settings(k, iterative=self._iterative):
+                conn.execute(statement)
+            rows = conn.execute(f"{rows_sql} ORDER BY embedding <=> %b::vector(384) LIMIT %s",
+                                (*params, query, k)).fetchall()
+            if len(rows) < k and clauses:  # the filter first (any scan but the graph), then exact distances
+                rows = conn.execute(f"WITH allowed AS MATERIALIZED ({rows_sql}) SELECT id, embedding FROM allowed "
+                                    "ORDER BY embedding <=> %b::vector(384) LIMIT %s", (*params, query, k)).fetchall()
+        return _rescored(rows, query, k)
 
     # --- relations --------------------------------------------------------------------
 
@@ -325,6 +346,25 @@ class PgStore:
                          "max": self.pool.max_size}}
 
 
+def search_settings(k: int, *, iterative: bool) -> list[str]:
+    """The settings of a search of ``k`` (``iterative``: pgvector >= 0.8's iterative scans). Set on the
+    connection, not per transaction: every search sets them again, and nothing else uses the index."""
+    settings = [f"SET hnsw.ef_search = {ef_search(k)}"]
+    return settings + (["SET hnsw.iterative_scan = relaxed_order"] if iterative else [])
+
+
+def _rescored(rows: Sequence[Any], query: npt.NDArray[np.float32], k: int) -> list[tuple[int, float]]:
+    """(id, similarity) best first, the similarity computed from the row's float32 vector."""
+    import numpy as np
+
+    if not rows:
+        return []
+    vectors = np.stack([row[1].to_numpy() for row in rows]).astype(np.float32, copy=False)
+    scores = vectors @ query
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [(int(rows[i][0]), float(scores[i])) for i in order]
+
+
 def _filters(**filters: Any) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
@@ -364,7 +404,7 @@ def _search_filters(where: Filter | None) -> tuple[str, list[Any]]:
 class PgIndex:
     """The search side of :class:`PgStore`: searches run in the database, nothing is held in this process."""
 
-    approximate = False
+    approximate = True
 
     def __init__(self, store: PgStore) -> None:
         self.store = store

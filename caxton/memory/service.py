@@ -459,7 +459,7 @@ class MemoryService:
 
     def _index_mode(self) -> str:
         if self.store.backend == "postgres":
-            return "postgres-scan"
+            return "pgvector-hnsw"
         return "pca+rescore" if self.index.approximate else "exact"
 
     def vacuum(self) -> dict[str, int]:

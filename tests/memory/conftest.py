@@ -19,7 +19,7 @@ from caxton.spec.project import EngineMemorySettings
 #: The migrations each backend records (``stats()["migrations"]``).
 MIGRATIONS = {
     "sqlite": ["0001_entities_relations", "0002_entity_vectors"],
-    "postgres": ["0001_entities_relations"],
+    "postgres": ["0001_entities_relations", "0002_hnsw_cosine"],
 }
 
 OpenMemory = Callable[..., service.MemoryService]

