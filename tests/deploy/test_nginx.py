@@ -77,10 +77,11 @@ def write_chat(agents: Path, version: str) -> None:
 
 
 def every_replica_serves(cluster: Cluster, agent: str, revision: int) -> None:
-    wait_for(lambda: set(cluster.revisions(agent).values()) == {revision}, 10,
-             f"every replica serving {agent} at revision {revision}")
-    for n in cluster.running():  # and answers with it
-        assert cluster.answered_by(n, agent)["revision"] == revision
+    """Every running replica answers ``agent``'s messages with ``revision`` (within a few seconds)."""
+    for n in cluster.running():
+        wait_for(lambda n=n: cluster.answered_by(n, agent)["revision"] == revision, 10,
+                 f"replica {n} answering {agent} with revision {revision}")
+    assert set(cluster.revisions(agent).values()) == {revision}
 
 
 def rollout(cluster: Cluster) -> dict[str, Any]:
@@ -223,9 +224,9 @@ def test_kill_9_of_a_replica_mid_canary_under_load_loses_nothing_and_ends_the_ca
     wait_for(lambda: terminal_events(cluster, ended["id"]), 10, "the canary's terminal event")
     assert len(terminal_events(cluster, ended["id"])) == 1, terminal_events(cluster, ended["id"])
     for conversation, turns in traffic.turns.items():  # the model got every earlier turn (a retried one: once)
-        sent = [turn for n, turn in enumerate(_history_sent(openai_server, conversation, turns))
-                if n == 0 or turn != _history_sent(openai_server, conversation, turns)[n - 1]]
-        assert sent == turns, (conversation, sent, turns)
+        sent = _history_sent(openai_server, conversation, turns)
+        once = [turn for n, turn in enumerate(sent) if n == 0 or turn != sent[n - 1]]
+        assert once == turns, (conversation, sent, turns)
 
     write_chat(cluster.repo / "agents", f"1.0.{next(VERSIONS)}")  # the apply lease is not wedged
     applied = cluster.apply("--timeout", "20")
