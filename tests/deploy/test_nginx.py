@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +36,7 @@ from tests.rollouts.test_durability import write_agent
 from tests.support.cluster import HEADERS, Cluster, Traffic, running_cluster
 from tests.support.nginx import SHIPPED, render
 from tests.support.openai_server import OpenAITestServer
+from tests.support.paths import REPO_ROOT
 from tests.support.poll import wait_for
 from tests.support.postgres import RestartablePostgres, create_database, own_pg_server  # noqa: F401  (fixture)
 
@@ -69,10 +73,11 @@ def with_test_agents(cluster: Cluster) -> None:
     """Add ``echo`` (the rollout tests' WASM agent) and ``chat`` (a config agent on the OpenAI test server) to the
     quickstart, applied through nginx, unless there already."""
     agents = cluster.repo / "agents"
-    if (agents / "chat.md").exists():
+    if {"echo", "chat"} <= {a["name"] for a in cluster.get(cluster.running()[0], "/agents")["agents"]}:
         return
-    write_agent(cluster.repo, 1)
-    write_chat(agents, "1.0.0")
+    if not (agents / "chat.md").exists():
+        write_agent(cluster.repo, 1)
+        write_chat(agents, "1.0.0")
     applied = cluster.apply()
     assert applied.code == 0, applied.err
 
@@ -138,6 +143,32 @@ def test_the_quickstart_applied_through_nginx_is_served_and_answered_by_all_thre
     assert sum(gained) == 60 and all(count > 0 for count in gained), gained
     again = cluster.apply()  # the same desired state again, through nginx: nothing to do
     assert again.code == 0 and "No changes" in again.out + again.err, again.out + again.err
+
+
+def _readme_blocks() -> list[str]:
+    """The ``sh`` blocks of the README's "Run three replicas behind nginx" (continuations joined)."""
+    text = (REPO_ROOT / "README.md").read_text()
+    section = text.split("### Run three replicas behind nginx", 1)[1].split("\n## ", 1)[0]
+    return [block.replace("\\\n", " ") for block in re.findall(r"```sh\n(.*?)```", section, flags=re.S)]
+
+
+def test_the_readmes_three_replicas_commands_work_against_the_cluster(cluster: Cluster) -> None:
+    setup, use = _readme_blocks()
+    sed = next(line for line in setup.splitlines() if line.startswith("sed "))
+    rendered = subprocess.run(["bash", "-c", sed.split("| sudo tee", 1)[0]], cwd=REPO_ROOT, capture_output=True,
+                              text=True, check=True, timeout=30).stdout
+    assert rendered == render([f"127.0.0.1:808{n}" for n in (1, 2, 3)], 8000)  # the shipped file, our addresses
+    assert "caxton server start --port 808$n --data-dir data-$n &" in setup
+    script = use.replace("http://127.0.0.1:8000", cluster.nginx).replace(
+        "http://127.0.0.1:8081", cluster.replicas[0].url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAXTON_")}
+    env.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+               PYTHONPATH=str(REPO_ROOT), CAXTON_API_TOKEN=cluster.replicas.token)
+    ran = subprocess.run(["bash", "-e", "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                         timeout=120, stdin=subprocess.DEVNULL, check=False)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "No changes" in ran.stdout and '{"agent": "scorer", "score": ' in ran.stdout, ran.stdout
+    assert '"leader": ' in ran.stdout, ran.stdout  # the replica's health names whether it leads
 
 
 def test_a_canary_promotes_and_a_bad_revision_rolls_back_under_load_through_nginx(cluster: Cluster) -> None:
