@@ -9,7 +9,8 @@
 
 ``Traffic`` sends messages through nginx from threads until stopped and keeps every answer: WASM messages
 (``send``) and config agents' conversations (``converse``: each thread keeps its conversations and their
-acknowledged turns, so a test can check the history the model was sent). The replicas' config agents reach
+acknowledged turns, so a test can check the history the model was sent and the store kept: no conversation is
+cut by ``conversations.max_turns`` here). The replicas' config agents reach
 the local OpenAI-compatible test server (``llm_url``) with the key in ``LLM_KEY_ENV``.
 """
 
@@ -62,6 +63,7 @@ class Cluster:
     nginx: str
     directory: Path
     repo: Path
+    store_url: str
 
     def cli(self, *args: str) -> Ran:
         """``caxton ARGS --engine NGINX --token TOKEN``."""
@@ -109,6 +111,15 @@ class Cluster:
         found: list[dict[str, Any]] = self.get(self.running()[0], f"/events?agent={agent}&limit=500")["events"]
         return found
 
+    def stored_turns(self, agent: str, conversation: str, role: str = "user") -> list[str]:
+        """The ``role`` turns of a conversation as the store keeps them, oldest first (read from PostgreSQL)."""
+        import psycopg
+
+        with psycopg.connect(self.store_url) as conn:
+            rows = conn.execute("SELECT content FROM conversation_turns WHERE agent_id = %s AND conversation_id = %s"
+                                " AND role = %s ORDER BY id", (agent, conversation, role)).fetchall()
+        return [str(row[0]) for row in rows]
+
     def restore(self) -> None:
         """Start again every replica a test stopped (same port and data directory), each ready."""
         stopped = [n for n, engine in enumerate(self.replicas) if not engine.running]
@@ -121,12 +132,12 @@ def running_cluster(directory: Path, store_url: str, *, llm_url: str, count: int
     """``count`` replicas on ``store_url`` behind nginx, nothing applied yet; ``repo`` is a quickstart copy."""
     repo = directory / "repo"
     shutil.copytree(QUICKSTART, repo)
-    config = ("server:\n  stream_heartbeat: 0.3s\n"
+    config = ("server:\n  stream_heartbeat: 0.3s\nconversations:\n  max_turns: 100000\n"  # whole histories checked
               f"llm:\n  openai:\n    base_url: {llm_url}\n    api_key_env: {LLM_KEY_ENV}\n    retries: 0\n")
     with running_replicas(directory, store_url, count=count, config=config,
                           env={LLM_KEY_ENV: "sk-cluster-test"}) as replicas:
         with running_nginx(directory / "nginx", replicas.addresses) as nginx:
-            yield Cluster(replicas, nginx, directory, repo)
+            yield Cluster(replicas, nginx, directory, repo, store_url)
 
 
 @dataclass
