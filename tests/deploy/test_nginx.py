@@ -7,8 +7,9 @@
 - kill -9 of the rollout leader, and of a follower, mid-canary under load (WASM messages and config agents'
   conversations with the local OpenAI test server): no acknowledged message lost, every conversation continues
   with its whole history, the canary ends exactly once, the next apply goes through at once.
-- PostgreSQL restarted under load: messages answered, applies refused with ``store_unavailable`` (exit 1) and
-  nothing changed; then the next apply works, every replica serves it and exactly one leads again.
+- PostgreSQL restarted under load in the middle of a canary: messages answered, applies refused with
+  ``store_unavailable`` (exit 1) and nothing changed; then exactly one replica leads again, the canary ends once,
+  the next apply works and every replica serves it.
 - The event stream and large bodies pass through; SIGTERM then kill -9 of replicas under load fail no message.
 
 One cluster for the module (its own PostgreSQL server, which one test stops); replicas a test stopped are started
@@ -104,9 +105,13 @@ def rollout(cluster: Cluster) -> dict[str, Any]:
     return found
 
 
+def rollout_events(cluster: Cluster, rollout_id: str) -> list[str]:
+    """What happened to one rollout (its events' ``what``), from the store."""
+    return [e["what"] for e in cluster.events("echo") if (e.get("data") or {}).get("rollout") == rollout_id]
+
+
 def terminal_events(cluster: Cluster, rollout_id: str) -> list[str]:
-    return [e["what"] for e in cluster.events("echo")
-            if (e.get("data") or {}).get("rollout") == rollout_id and e["what"] in TERMINAL]
+    return [what for what in rollout_events(cluster, rollout_id) if what in TERMINAL]
 
 
 def test_the_test_runs_the_shipped_config_with_only_its_addresses_and_port_replaced() -> None:
@@ -289,15 +294,20 @@ def test_kill_9_of_a_replica_mid_canary_under_load_loses_nothing_and_ends_the_ca
     assert applied.code == 0, applied.out + applied.err + cluster.cli("lock", "status").out
 
 
-def test_postgresql_restarted_under_load_messages_go_on_applies_are_refused_then_work_without_restarts(
+def test_postgresql_restarted_under_load_and_mid_canary_messages_go_on_changes_are_refused_then_work(
         cluster: Cluster, own_pg_server: RestartablePostgres) -> None:  # noqa: F811
     with_test_agents(cluster)
-    serving = cluster.revisions("echo")[cluster.running()[0]]
     pids = [engine.proc.pid for engine in cluster.replicas if engine.proc is not None]
-    version = next(VERSIONS)
-    write_agent(cluster.repo, version)  # an immediate change
-    with Traffic(cluster.nginx).send("scorer", threads=3) as traffic:
+    with Traffic(cluster.nginx).send("scorer", threads=2).send("echo") as traffic:
         traffic.wait_for(30)
+        write_agent(cluster.repo, next(VERSIONS), canary(interval="2s"))
+        assert cluster.apply("--detach").code == 0
+        wait_for(lambda: rollout(cluster)["step"] >= 1, 30, "the canary at its second step")
+        started = rollout(cluster)
+        newest = cluster.get(0, "/agents/echo/revisions")["revisions"][0]["revision"]
+        version = next(VERSIONS)
+        write_agent(cluster.repo, version)  # an immediate change, refused while the server is down
+        resumed = rollout_events(cluster, started["id"]).count("rollout_resumed")  # 1 if a follower started it
         own_pg_server.stop()
         try:
             refused = cluster.apply()
@@ -309,14 +319,22 @@ def test_postgresql_restarted_under_load_messages_go_on_applies_are_refused_then
             traffic.wait_for(60)  # every replica keeps answering through nginx
         finally:
             own_pg_server.start()
-        applied = cluster.apply()  # the first apply once the server is back: no replica restarted
+        # Back: one replica leads again (the leader lock and the LISTEN connections came back) and ends the canary.
+        wait_for(lambda: len(cluster.leaders()) == 1, 20, "the rollout leadership taken again, by one replica")
+        wait_for(lambda: rollout(cluster)["status"] != "running", 60, "the canary's end")
+        applied = cluster.apply()  # the next apply works: no replica restarted
         assert applied.code == 0, applied.out + applied.err
         traffic.wait_for(30)
     assert traffic.failures == [] and set(traffic.statuses) == {200}, traffic.failures[:5]
-    history = cluster.get(0, "/agents/echo/revisions")["revisions"]
-    assert history[0]["revision"] == serving + 1 and history[0]["version"] == f"1.0.{version}"  # refused: nothing
-    every_replica_serves(cluster, "echo", serving + 1)
-    wait_for(lambda: len(cluster.leaders()) == 1, 20, "the rollout leadership taken again, by one replica")
+    ended = rollout(cluster)
+    assert ended["id"] == started["id"] and ended["status"] in ("succeeded", "rolled_back"), ended
+    wait_for(lambda: terminal_events(cluster, ended["id"]), 10, "the canary's terminal event")
+    assert len(terminal_events(cluster, ended["id"])) == 1, terminal_events(cluster, ended["id"])
+    # in flight across the outage: the leader's session ended with the server, the next leader adopted it
+    assert rollout_events(cluster, ended["id"]).count("rollout_resumed") == resumed + 1
+    history = cluster.get(0, "/agents/echo/revisions")["revisions"]  # the refused apply made no revision
+    assert (history[0]["revision"], history[0]["version"]) == (newest + 1, f"1.0.{version}"), history[:2]
+    every_replica_serves(cluster, "echo", newest + 1)
     assert [engine.proc.pid for engine in cluster.replicas if engine.proc is not None] == pids
 
 
