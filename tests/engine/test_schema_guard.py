@@ -16,7 +16,7 @@ from caxton.engine.state.migrations import MIGRATIONS
 from caxton.engine.state.migrations_pg import MIGRATIONS as PG_MIGRATIONS
 from caxton.engine.state.schema import STALE_AFTER, Migrations, SchemaInUse, SchemaTooNew
 from caxton.engine.state.store import Store
-from tests.support.engine import no_memory
+from tests.support.engine import EngineProcess, no_memory
 from tests.support.paths import free_port, python_path
 
 FUTURE = ("0099_future", "CREATE TABLE future_things (x INTEGER)")
@@ -113,3 +113,38 @@ def test_an_older_engine_killed_on_this_host_does_not_hold_the_migration_back(
     with older.unversioned() as conn:
         conn.execute("UPDATE engines SET pid = ? WHERE id = ?", (child.pid, engine_id))
     assert open_store(newer=True).migrations()[-1] == "0099_future"  # at once, not after STALE_AFTER
+
+
+class NewerEngine(EngineProcess):
+    """``caxton server start`` whose code knows one more PostgreSQL migration (``FUTURE``): a newer release."""
+
+    def command(self) -> list[str]:
+        plain = super().command()
+        assert plain[1:3] == ["-m", "caxton"]
+        newer = ("import sys, runpy; import caxton.engine.state.migrations_pg as pg; "
+                 f"pg.MIGRATIONS = (*pg.MIGRATIONS, {FUTURE!r}); sys.argv = ['caxton', *sys.argv[1:]]; "
+                 "runpy.run_module('caxton', run_name='__main__')")
+        return [plain[0], "-c", newer, *plain[3:]]
+
+
+def test_a_newer_replica_refuses_to_migrate_the_schema_a_running_replica_uses(tmp_path: Path, pg_url: str) -> None:
+    env = {"CAXTON_STORE_URL": pg_url}
+    older = EngineProcess(tmp_path / "older" / "data", config=no_memory(tmp_path / "older"), env=env).start()
+    newer = NewerEngine(tmp_path / "newer" / "data", config=no_memory(tmp_path / "newer"), env=env)
+    try:
+        assert older.proc is not None
+        with pytest.raises(RuntimeError, match="exited with 1 before ready") as refused:
+            newer.start()
+        said = str(refused.value)
+        assert f"to schema version {len(PG_MIGRATIONS) + 1}" in said and f"pid {older.proc.pid}" in said, said
+        assert "stop or upgrade those engines first" in said
+        with older.client() as client:  # the older replica never noticed: it serves on its schema
+            assert client.request("GET", "/health/detailed")["store"]["schema_version"] == len(PG_MIGRATIONS)
+        assert older.terminate() == 0  # stopped cleanly: its heartbeat row goes with it
+        newer.start()  # now the newer one migrates
+        with newer.client() as client:
+            assert client.request("GET", "/health/detailed")["store"]["schema_version"] == len(PG_MIGRATIONS) + 1
+    finally:
+        for engine in (older, newer):
+            if engine.running:
+                engine.terminate()

@@ -26,12 +26,13 @@ TOKEN = "replica-test-token"
 class Replicas:
     """N engine processes on one store; indexable (``replicas[0]``) and iterable."""
 
-    def __init__(self, directory: Path, store_url: str, *, count: int, config: str = "", token: str = TOKEN) -> None:
+    def __init__(self, directory: Path, store_url: str, *, count: int, config: str = "", token: str = TOKEN,
+                 env: dict[str, str] | None = None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.config = directory / "caxton.yaml"
         self.config.write_text(f"store:\n  url: {store_url}\nmemory:\n  enabled: false\n{config}")
         self.token = token
-        self.engines = [EngineProcess(directory / f"data-{n}", token=token, config=self.config) for n in range(count)]
+        self.engines = [EngineProcess(directory / f"data-{n}", token=token, config=self.config, env=env) for n in range(count)]
 
     def __getitem__(self, index: int) -> EngineProcess:
         return self.engines[index]
@@ -86,9 +87,10 @@ class Replicas:
 
 @contextmanager
 def running_replicas(directory: Path, store_url: str, *, count: int = 3, config: str = "",
-                     start: bool = True) -> Iterator[Replicas]:
-    """``count`` replicas on ``store_url`` (started unless ``start`` is False), stopped afterwards."""
-    replicas = Replicas(directory, store_url, count=count, config=config)
+                     start: bool = True, env: dict[str, str] | None = None) -> Iterator[Replicas]:
+    """``count`` replicas on ``store_url`` (started unless ``start`` is False; ``env`` added to each one's
+    environment), stopped afterwards."""
+    replicas = Replicas(directory, store_url, count=count, config=config, env=env)
     try:
         if start:
             replicas.start()
