@@ -168,7 +168,6 @@ class Engine(ReadModels, ControlPlane):
         self.applies = ApplyRunner(self._ops, self._store, self.lock, self.rollouts, self.stream)
         self.started_at = time.time()
         recovered = self._ops.recover()
-        engine_id = self._heartbeat.engine_id
         if self.config.store.url and engine_id is not None:  # one of several replicas, maybe
             if not others_alive(self._store, engine_id):
                 self.applies.recover()  # an apply another engine runs is not cut short
