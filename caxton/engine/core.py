@@ -40,7 +40,8 @@ from caxton.engine.rollouts.inflight import InFlight
 from caxton.engine.rollouts.window import Recorder, WindowBook
 from caxton.engine.serving.router import Router
 from caxton.engine.serving.runtime import ServingRuntime
-from caxton.engine.state.store import Source, Store
+from caxton.engine.state.records import Source
+from caxton.engine.state.store import Store
 from caxton.engine.storage_health import StorageFaults
 from caxton.engine.stream import EventHub
 from caxton.engine.tools import EngineWasmTools

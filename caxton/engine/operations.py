@@ -24,14 +24,9 @@ from caxton.engine import factory, states, wasm_budget
 from caxton.engine.factory import AgentModel, RuntimeContext
 from caxton.engine.serving.router import Route, Router
 from caxton.engine.serving.runtime import ServingRuntime
-from caxton.engine.state.store import (
-    AgentRow,
-    Source,
-    Store,
-    Transaction,
-    new_agent_row,
-    utcnow,
-)
+from caxton.engine.state.records import AgentRow, Source, new_agent_row, utcnow
+from caxton.engine.state.store import Store
+from caxton.engine.state.transaction import Transaction
 from caxton.errors import (
     AgentFailure,
     CaxtonError,

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from caxton.engine.replica.follower import Replica
     from caxton.engine.rollouts.controller import RolloutController
     from caxton.engine.serving.router import Router
-    from caxton.engine.state.store import AgentRow
+    from caxton.engine.state.records import AgentRow
     from caxton.engine.state.store import Store
     from caxton.engine.storage_health import StorageFaults
     from caxton.memory.service import MemoryService

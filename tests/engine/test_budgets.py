@@ -29,7 +29,7 @@ from caxton import errors
 from caxton.llm import providers
 from caxton.engine.serving import conversations
 from caxton.engine.operations import Prepared
-from caxton.engine.state.store import Source
+from caxton.engine.state.records import Source
 from caxton.spec import project
 from tests.engine.helpers import deploy_body, wat_module
 from tests.support.engine import EngineProcess, running_engine

@@ -11,7 +11,7 @@ import pytest
 
 from caxton.engine.core import Engine
 from caxton.engine.operations import Prepared
-from caxton.engine.state.store import Source
+from caxton.engine.state.records import Source
 from tests.engine.helpers import config_spec
 from tests.rollouts import agents
 from tests.rollouts.conftest import Load

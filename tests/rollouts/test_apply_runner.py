@@ -17,7 +17,7 @@ import pytest
 from caxton.engine import applies
 from caxton.engine.core import Engine
 from caxton.engine.operations import Prepared
-from caxton.engine.state.store import Source
+from caxton.engine.state.records import Source
 from caxton.errors import Conflict
 from tests.rollouts import agents
 from tests.rollouts.conftest import _echo_engine

@@ -16,7 +16,7 @@ import pytest
 
 from caxton.engine.core import Engine
 from caxton.engine.operations import Prepared
-from caxton.engine.state.store import Source
+from caxton.engine.state.records import Source
 from caxton.errors import CaxtonError, LockHeld
 from caxton.spec.project import ProjectConfig
 from tests.rollouts import agents

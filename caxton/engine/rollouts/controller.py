@@ -60,7 +60,8 @@ from caxton.engine.rollouts.strategies import StepView
 from caxton.engine.rollouts.window import WindowBook
 from caxton.engine.serving.router import Backend, Route, Router
 from caxton.engine.serving.runtime import ServingRuntime
-from caxton.engine.state.store import Source, Store, utcnow
+from caxton.engine.state.records import Source, utcnow
+from caxton.engine.state.store import Store
 from caxton.errors import InvalidInput, NotFound, StoreUnavailable
 from caxton.spec.agent import ConfigAgent, RolloutSpec
 from caxton.spec.identity import agent_id

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from caxton.engine.rollouts.run import Listener, Run
     from caxton.engine.serving.router import Router
     from caxton.engine.serving.runtime import ServingRuntime
-    from caxton.engine.state.store import Source, Store
+    from caxton.engine.state.records import Source
+    from caxton.engine.state.store import Store
     from caxton.spec.agent import RolloutSpec
 
 
