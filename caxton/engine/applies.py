@@ -42,7 +42,8 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 
 from caxton.engine.lease import ApplyLock
-from caxton.engine.operations import Operations, Prepared, parse_spec
+from caxton.engine.intake import Prepared, parse_spec
+from caxton.engine.operations import Operations
 from caxton.engine.state import applies as records
 from caxton.engine.state.applies import ApplyRecord, ChangeResult
 from caxton.engine.state.records import Source, utcnow

@@ -33,7 +33,8 @@ from caxton.engine.replica.follower import Replica, others_alive
 from caxton.engine.state.history_db import HistoryDB
 from caxton.engine.lease import ApplyLock
 from caxton.engine.logs import AgentLogs
-from caxton.engine.operations import OperationResult, Operations, Prepared
+from caxton.engine.intake import Prepared
+from caxton.engine.operations import OperationResult, Operations
 from caxton.engine.reads import ReadModels
 from caxton.engine.rollouts.controller import RolloutController
 from caxton.engine.rollouts.inflight import InFlight

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from caxton.engine.operations import OperationResult, Operations, Prepared
+from caxton.engine.intake import Prepared
+from caxton.engine.operations import OperationResult, Operations
 from caxton.engine.state.records import RevisionRow, Source
 from caxton.engine.state.store import Store
 from caxton.errors import InvalidInput, NotFound

@@ -28,7 +28,7 @@ import pytest
 from caxton import errors
 from caxton.llm import providers
 from caxton.engine.serving import conversations
-from caxton.engine.operations import Prepared
+from caxton.engine.intake import Prepared
 from caxton.engine.state.records import Source
 from caxton.spec import project
 from tests.engine.helpers import deploy_body, wat_module

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from caxton.engine.core import Engine
-from caxton.engine.operations import Prepared
+from caxton.engine.intake import Prepared
 from caxton.engine.state.records import Source
 from tests.engine.helpers import config_spec
 from tests.rollouts import agents

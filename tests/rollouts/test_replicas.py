@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from caxton.engine.core import Engine
-from caxton.engine.operations import Prepared
+from caxton.engine.intake import Prepared
 from caxton.engine.state.records import Source
 from caxton.errors import CaxtonError, LockHeld
 from caxton.spec.project import ProjectConfig

@@ -33,7 +33,8 @@ from typing import Any
 
 from caxton import metrics
 from caxton.clock import Clock
-from caxton.engine.operations import Candidate, OperationResult, Operations, Prepared
+from caxton.engine.intake import Prepared
+from caxton.engine.operations import Candidate, OperationResult, Operations
 from caxton.engine.rollouts import (
     analysis,
     forward,

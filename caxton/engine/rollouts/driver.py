@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from caxton.clock import Clock
-    from caxton.engine.operations import Operations, Prepared
+    from caxton.engine.intake import Prepared
+    from caxton.engine.operations import Operations
     from caxton.engine.rollouts.inflight import InFlight
     from caxton.engine.rollouts.model import Rollout
     from caxton.engine.rollouts.run import Listener, Run

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from caxton.engine.operations import Prepared
+from caxton.engine.intake import Prepared
 from caxton.engine.rollouts import forward
 from caxton.engine.rollouts.model import PAUSED, SUPERSEDED, Rollout
 from caxton.engine.rollouts.run import Listener, Run
