@@ -282,12 +282,7 @@ class Operations:
         if route is None:
             return
         for serving in route.servings():
-            if not serving.drain(self.settings.drain_timeout):
-                self.context.logs.add(serving.agent_id, "warning",
-                                      f"revision {serving.revision} still had {serving.inflight} message(s) "
-                                      f"after {self.settings.drain_timeout:g}s of draining; stopping it",
-                                      revision=serving.revision)
-            _quiet_stop(serving)
+            self.retire_serving(serving, self.settings.drain_timeout)
 
     # --- suspend, resume, remove ---------------------------------------------------------
     def suspend(self, name: str, source: Source) -> OperationResult:

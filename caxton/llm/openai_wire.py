@@ -74,7 +74,7 @@ def wire_name(name: str) -> str:
         return name
     wire = re.sub(r"[^A-Za-z0-9_-]", "_", name.replace(".", "__"))
     if len(wire) > 64:
-        wire = f"{wire[:55]}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+        wire = _hashed(wire, name)
     return wire
 
 
@@ -84,9 +84,14 @@ def wire_names(names: list[str]) -> dict[str, str]:
     for name in names:
         wire = wire_name(name)
         if wire in out.values():
-            wire = f"{wire[:55]}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+            wire = _hashed(wire, name)
         out[name] = wire
     return out
+
+
+def _hashed(wire: str, name: str) -> str:
+    """``wire`` cut to 55 characters and ending in 8 hex digits of the SHA-256 of ``name``."""
+    return f"{wire[:55]}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def tool_names(tools: tuple[dict[str, Any], ...]) -> list[str]:
