@@ -250,18 +250,14 @@ def postgres_database(url: str | None) -> Iterator[str]:
     if url is not None:
         yield url
         return
-    import pgserver
     import psycopg
 
-    with tempfile.TemporaryDirectory(prefix="cxbench-pg-", dir="/tmp") as root:
-        server = pgserver.get_server(Path(root) / "data", cleanup_mode="stop")
-        try:
-            admin = server.get_uri()
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute("CREATE DATABASE memory_bench")
-            yield admin.replace("/postgres?", "/memory_bench?", 1)
-        finally:
-            server.cleanup()
+    from tests.support.postgres import temporary_server
+
+    with temporary_server() as admin:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("CREATE DATABASE memory_bench")
+        yield admin.replace("/postgres?", "/memory_bench?", 1)
 
 
 def render(results: dict[str, Any]) -> str:
