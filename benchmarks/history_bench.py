@@ -26,7 +26,6 @@ flushed in the background). On SQLite none of these touch the store.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -101,14 +100,10 @@ def postgres(given: str | None) -> Iterator[str | None]:
     if given is None or given != "auto":
         yield given
         return
-    import pgserver
+    from tests.support.postgres import temporary_server
 
-    with tempfile.TemporaryDirectory(prefix="cxpg-", dir="/tmp") as root:
-        server = pgserver.get_server(os.path.join(root, "data"), cleanup_mode="stop")
-        try:
-            yield server.get_uri()
-        finally:
-            server.cleanup()
+    with temporary_server() as url:
+        yield url
 
 
 @contextmanager

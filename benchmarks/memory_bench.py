@@ -340,22 +340,14 @@ def postgres_database(url: str | None) -> Iterator[str]:
     if url is not None:
         yield url
         return
-    import pgserver
     import psycopg
 
-    from tests.support import pgvector  # the wheel's own pgvector needs AVX-512 (see that module)
+    from tests.support.postgres import temporary_server
 
-    built = pgvector.build()
-    with tempfile.TemporaryDirectory(prefix="cxbench-pg-", dir="/tmp") as root:
-        server = pgserver.get_server(Path(root) / "data", cleanup_mode="stop")
-        try:
-            admin = server.get_uri()
-            pgvector.install(built, Path(root), admin)
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute("CREATE DATABASE memory_bench")
-            yield admin.replace("/postgres?", "/memory_bench?", 1)
-        finally:
-            server.cleanup()
+    with temporary_server() as admin:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("CREATE DATABASE memory_bench")
+        yield admin.replace("/postgres?", "/memory_bench?", 1)
 
 
 def _search_line(label: str, s: dict[str, Any]) -> str:

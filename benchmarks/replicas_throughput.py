@@ -24,8 +24,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,28 +33,11 @@ import httpx
 
 from tests.engine.helpers import SCORER_WASM, deploy_body, wasm_spec
 from tests.support.nginx import running_nginx
-from tests.support.postgres import ENV_URL, create_database
+from tests.support.postgres import create_database, server_url
 from tests.support.replicas import Replicas
 
 MESSAGE = {"content": {"text": "how long is this message?"}}
 PATH = "/api/v1/agents/scorer/messages"
-
-
-@contextmanager
-def postgres() -> Iterator[str]:
-    given = os.environ.get(ENV_URL)
-    if given:
-        yield given
-        return
-    import pgserver
-
-    root = tempfile.mkdtemp(prefix="cxpg-", dir="/tmp")
-    server = pgserver.get_server(os.path.join(root, "data"), cleanup_mode="stop")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def wrk(url: str, token: str, seconds: int, connections: int, scratch: Path) -> tuple[float, int]:
@@ -93,9 +74,9 @@ def main() -> None:
         sys.exit("wrk is not installed: apt-get install wrk")
     from tests.support.postgres import drop_database
 
-    with postgres() as server_url, tempfile.TemporaryDirectory(prefix="cx-replicas-") as tmp:
+    with server_url() as pg_server, tempfile.TemporaryDirectory(prefix="cx-replicas-") as tmp:
         scratch = Path(tmp)
-        url = create_database(server_url)
+        url = create_database(pg_server)
         replicas = Replicas(scratch / "cluster", url, count=3,
                             config="security:\n  rate_limits:\n    messages_per_second: 0\n")
         try:
@@ -114,7 +95,7 @@ def main() -> None:
                 print(f"| {count} replica{'s' if count > 1 else ''} behind nginx | {rate:,.0f} msg/s | {failed} failed |")
         finally:
             replicas.stop()
-            drop_database(server_url, url)
+            drop_database(pg_server, url)
 
 
 if __name__ == "__main__":

@@ -27,11 +27,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from caxton.engine.core import Engine
-from caxton.engine.operations import Prepared
+from caxton.engine.intake import Prepared
 from caxton.engine.rollouts.window import Window
 from caxton.engine.serving.router import Backend, Route, Router
 from caxton.engine.serving.runtime import ServingRuntime
-from caxton.engine.state.store import Source
+from caxton.engine.state.records import Source
 from caxton.spec.project import ProjectConfig
 from tests.rollouts import agents
 from tests.rollouts.conftest import Load, Progress, sender

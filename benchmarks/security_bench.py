@@ -44,7 +44,7 @@ from caxton.engine.core import Engine
 from caxton.engine.guard import Guard
 from caxton.engine.limits import RequestLimits
 from caxton.engine.ratelimit import Limiter, RateLimit
-from caxton.engine.state.store import Source
+from caxton.engine.state.records import Source
 from caxton.spec.project import ProjectConfig, RateLimits
 
 PATH = "/api/v1/agents/echo/messages"

@@ -42,10 +42,12 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 
 from caxton.engine.lease import ApplyLock
-from caxton.engine.operations import Operations, Prepared, parse_spec
+from caxton.engine.intake import Prepared, parse_spec
+from caxton.engine.operations import Operations
 from caxton.engine.state import applies as records
 from caxton.engine.state.applies import ApplyRecord, ChangeResult
-from caxton.engine.state.store import Source, Store, utcnow
+from caxton.engine.state.records import Source, utcnow
+from caxton.engine.state.store import Store
 from caxton.engine.stream import EventHub, Frame
 from caxton.errors import CaxtonError, Conflict, InvalidInput, NotFound, StalePlan
 from caxton.spec.api import FINAL, ApplyStatus, ChangeAction, StreamKind

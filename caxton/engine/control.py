@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from caxton.engine.lease import ApplyLock
     from caxton.engine.operations import OperationResult, Operations
     from caxton.engine.rollouts.controller import RolloutController
-    from caxton.engine.state.store import Source, Store
+    from caxton.engine.state.records import Source
+    from caxton.engine.state.store import Store
     from caxton.spec.project import ProjectConfig
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from caxton.engine.operations import OperationResult, Operations, Prepared
-from caxton.engine.state.store import RevisionRow, Source, Store
+from caxton.engine.intake import Prepared
+from caxton.engine.operations import OperationResult, Operations
+from caxton.engine.state.records import RevisionRow, Source
+from caxton.engine.state.store import Store
 from caxton.errors import InvalidInput, NotFound
 
 _OUTCOMES = {

@@ -21,7 +21,8 @@ from typing import Any
 from caxton.engine import processes
 from caxton.engine.state import leases
 from caxton.engine.state.leases import Lease
-from caxton.engine.state.store import Store, utcnow
+from caxton.engine.state.records import utcnow
+from caxton.engine.state.store import Store
 from caxton.errors import Conflict, InvalidInput, LockHeld
 
 MIN_TTL = 1.0

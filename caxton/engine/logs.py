@@ -25,7 +25,7 @@ from typing import Any
 
 from caxton.engine.state import agent_logs as stored
 from caxton.engine.state.history_db import HistoryDB
-from caxton.engine.state.store import utcnow
+from caxton.engine.state.records import utcnow
 from caxton.errors import StoreUnavailable
 
 MAX_LINES = 1000

@@ -7,6 +7,8 @@ transitions and an event in one store transaction (bumping the serial), then
 swaps the router to the new revision and drains the old one. When the new
 revision cannot start, the old one keeps serving and the failure is recorded
 as an event and raised as a clear error. One operation runs at a time.
+The spec arrives parsed (``caxton.engine.intake.Prepared``); what a deploy
+writes in the store is in ``caxton.engine.deploy_records``.
 Called by ``caxton.engine.core.Engine``.
 """
 
@@ -17,38 +19,27 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-import pydantic
-
 from caxton import metrics
-from caxton.engine import factory, states, wasm_budget
+from caxton.engine import deploy_records, factory, intake, states, wasm_budget
 from caxton.engine.factory import AgentModel, RuntimeContext
+from caxton.engine.intake import Prepared
 from caxton.engine.serving.router import Route, Router
 from caxton.engine.serving.runtime import ServingRuntime
-from caxton.engine.state.store import (
-    AgentRow,
-    Source,
-    Store,
-    Transaction,
-    new_agent_row,
-    utcnow,
-)
+from caxton.engine.state.records import AgentRow, Source, utcnow
+from caxton.engine.state.store import Store
 from caxton.errors import (
     AgentFailure,
     CaxtonError,
     Conflict,
-    InvalidInput,
     LimitExceeded,
     NotFound,
-    PayloadTooLarge,
     SandboxError,
-    ValidationFailed,
 )
-from caxton.spec.agent import ConfigAgent, WasmAgent, parse_agent
+from caxton.spec.agent import WasmAgent
 from caxton.spec.digest import sha256_hex, spec_digest
 from caxton.spec.identity import agent_id
 from caxton.spec.project import ServerSettings
 from caxton.spec.state import SERVING_STATE
-from caxton.rules import templates
 
 log = logging.getLogger(__name__)
 ENGINE = Source(actor="engine")
@@ -90,53 +81,6 @@ class _StartFailed(Exception):
         super().__init__(error.message)
         self.stage = stage
         self.error = error
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A revision to deploy: its spec parsed and checked once, at the edge, and its module (WASM agents).
-
-    Made where a spec enters the engine (``Engine.deploy``, an apply's submission, a rollback) and passed
-    down through the rollout controller to ``Operations``, which never parse it again.
-    """
-
-    spec: AgentModel
-    module: bytes | None = None
-    #: Start a new revision even when the spec is the serving one's (an apply's change of a config agent
-    #: whose WASM tool changed: its new revision reads the tool's new description and schema).
-    redeploy: bool = False
-
-    @classmethod
-    def of(cls, spec_json: Any, module: bytes | None) -> Prepared:
-        """Parse ``spec_json`` (``parse_spec``: raises ``ValidationFailed`` listing every problem)."""
-        return cls(parse_spec(spec_json), module)
-
-
-def parse_spec(spec_json: Any, *, check_templates: bool = True) -> AgentModel:
-    """The agent model of a spec JSON object; raises ``ValidationFailed`` listing every problem.
-
-    ``check_templates`` refuses unsafe templates (CX309): at deploy, not when a stored
-    revision restarts (one deployed before the check still serves, bounded at render).
-    """
-    if not isinstance(spec_json, dict):
-        raise InvalidInput("the agent spec must be a JSON object", hint="send the agent file's fields as JSON")
-    try:
-        spec = parse_agent(spec_json)
-    except pydantic.ValidationError as error:
-        problems = [
-            {"loc": ".".join(str(p) for p in item["loc"]), "message": item["msg"]} for item in error.errors()
-        ]
-        first = problems[0]
-        raise ValidationFailed(
-            f"agent spec is invalid: {first['loc'] or 'spec'}: {first['message']}"
-            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-            hint="run `caxton validate` on the agent file",
-            details=problems,
-        ) from None
-    if check_templates and isinstance(spec, ConfigAgent):
-        templates.refuse_unsafe(spec.name, {"system_prompt": spec.system_prompt,
-                                            "user_prompt_template": spec.user_prompt_template or ""})
-    return spec
 
 
 class ChangeGuard(Protocol):
@@ -184,7 +128,8 @@ class Operations:
             self._check_memory(spec, replacing=spec.id)
             number, serving = self._start_new(current, spec, normal, module, digest, source)
             try:
-                row = self._record_deploy(current, spec, normal, module, digest, number, source)
+                row = deploy_records.record_deploy(self.store, current, spec, normal, module, digest, number, source,
+                                                  revisions_kept=self.settings.revisions_kept)
             except BaseException:  # not recorded (the store went away meanwhile): the old revision serves on
                 _quiet_stop(serving)
                 raise
@@ -213,7 +158,7 @@ class Operations:
         self._check_memory(spec)
         number, serving = self._start_new(current, spec, normal, module, digest, source)
         with self.store.transaction() as tx:
-            self._add_revision(tx, spec, normal, module, digest, source, number)
+            deploy_records.add_revision(tx, spec, normal, module, digest, source, number)
         self.context.logs.add(spec.id, "info", f"revision {number} ({spec.version}) started beside "
                               f"revision {current.revision}", revision=number)
         return Candidate(spec, serving, number, digest, current)
@@ -274,7 +219,7 @@ class Operations:
         self, spec: AgentModel, module: bytes | None,
     ) -> tuple[bytes | None, dict[str, Any], str, AgentRow | None]:
         """The checked module, the spec's JSON, its digest, and the agent as stored (if any)."""
-        module = self._module_for(spec, module)
+        module = intake.module_for(spec, module, self.store.blob)
         normal = spec.model_dump(mode="json")
         digest = spec_digest(normal, sha256_hex(module) if module is not None else None)
         return module, normal, digest, self.store.agent(spec.id)
@@ -288,34 +233,9 @@ class Operations:
         try:
             return number, self._start(spec, module, number)
         except _StartFailed as failed:
-            self._record_failed_deploy(current, spec, normal, module, digest, number, source, failed)
+            deploy_records.record_failed_deploy(self.store, self.context.logs, current, spec, normal, module, digest,
+                                                number, source, stage=failed.stage, error=failed.error)
             raise failed.error from None
-
-    def _module_for(self, spec: AgentModel, module: bytes | None) -> bytes | None:
-        if isinstance(spec, ConfigAgent):
-            if module is not None:
-                raise InvalidInput(f"config agent {spec.name!r} takes no module", hint="send \"module\": null")
-            return None
-        if module is None and spec.sha256:
-            module = self.store.blob(spec.sha256)
-        if module is None:
-            raise InvalidInput(
-                f"WASM agent {spec.name!r} needs its module",
-                hint="send the module base64-encoded, or pin the sha256 of a module the engine already holds",
-            )
-        limit = spec.resource_limits.max_module_size
-        if len(module) > limit:
-            raise PayloadTooLarge(
-                f"module of {spec.name!r} is {len(module)} bytes; the limit is {limit}",
-                hint="shrink the module or raise resource_limits.max_module_size",
-            )
-        actual = sha256_hex(module)
-        if spec.sha256 and spec.sha256 != actual:
-            raise ValidationFailed(
-                f"module of {spec.name!r} has sha256 {actual}, but the agent pins {spec.sha256}",
-                hint="rebuild the module or update the sha256 pin in the agent file",
-            )
-        return module
 
     def _unchanged(self, current: AgentRow, digest: str) -> bool:
         return (
@@ -323,89 +243,6 @@ class Operations:
             and current.applied_spec_digest == digest
             and self.router.get(current.id) is not None
         )
-
-    def _record_deploy(
-        self, current: AgentRow | None, spec: AgentModel, normal: dict[str, Any], module: bytes | None,
-        digest: str, number: int, source: Source,
-    ) -> AgentRow:
-        previous = current.revision if current else None
-        with self.store.transaction() as tx:
-            self._add_revision(tx, spec, normal, module, digest, source, number)
-            if current is not None and states.is_serving(current.kind, current.state):
-                row = current
-            elif current is not None and states.is_paused(current.kind, current.state):
-                row = tx.transition(current, SERVING_STATE[current.kind], source, revision=number)
-            else:
-                row = self._new_lifecycle(tx, current, spec, source)
-                for state in states.START_PATH[spec.kind][1:]:
-                    row = tx.transition(row, state, source, revision=number)
-            row = replace(
-                row, name=spec.name, revision=number, applied_spec_digest=digest, traffic={str(number): 100},
-                git_commit=source.git_commit, plan_id=source.plan_id, updated_at=utcnow(),
-            )
-            tx.save_agent(row)
-            tx.event(
-                "deployed", source, agent_id=spec.id, to_state=row.state, revision=number,
-                message=f"revision {number} ({spec.version}) serving"
-                + (f", replacing revision {previous}" if previous else ""),
-                data={"spec_digest": digest, "previous_revision": previous, "version": spec.version},
-            )
-            tx.prune_revisions(spec.id, self.settings.revisions_kept, protect={number})
-        return row
-
-    def _add_revision(
-        self, tx: Transaction, spec: AgentModel, normal: dict[str, Any], module: bytes | None,
-        digest: str, source: Source, number: int,
-    ) -> int:
-        spec_sha = tx.put_spec(normal)
-        module_sha = tx.put_blob(module, "module") if module is not None else None
-        return tx.add_revision(
-            spec.id, version=spec.version, spec_sha256=spec_sha, module_sha256=module_sha,
-            spec_digest=digest, source=source, number=number,
-        )
-
-    def _new_lifecycle(self, tx: Transaction, current: AgentRow | None, spec: AgentModel, source: Source) -> AgentRow:
-        row = new_agent_row(spec.id, spec.name, spec.kind, source)
-        if current is not None:
-            row = replace(row, created_at=current.created_at)
-            tx.event(
-                "lifecycle_restarted", source, agent_id=spec.id, from_state=current.state, to_state=row.state,
-                message=f"new deploy after {current.state}: a new lifecycle starts at {row.state}",
-            )
-        else:
-            tx.event("created", source, agent_id=spec.id, to_state=row.state, message=f"{spec.kind} agent created")
-        tx.save_agent(row)
-        return row
-
-    def _record_failed_deploy(
-        self, current: AgentRow | None, spec: AgentModel, normal: dict[str, Any], module: bytes | None,
-        digest: str, number: int, source: Source, failed: _StartFailed,
-    ) -> None:
-        metrics.CONFIG_RELOAD_FAILURES.inc()
-        metrics.AGENT_RELOADS.labels(spec.id, "failure").inc()
-        stage = "loading" if failed.stage == "build" else "starting"
-        keeps = current is not None and not states.is_final(current.kind, current.state)
-        suffix = ""
-        if current is not None and keeps:
-            serving = states.is_serving(current.kind, current.state)
-            suffix = f"; revision {current.revision} keeps serving" if serving else f"; it stays {current.state}"
-        failed.error.message = f"deploy of {spec.name!r} revision {number} failed while {stage} it: {failed.error.message}{suffix}"
-        self.context.logs.add(spec.id, "error", failed.error.message, revision=number)
-        with self.store.transaction() as tx:
-            if keeps and current is not None:
-                tx.event("deploy_failed", source, agent_id=spec.id, revision=number, message=failed.error.message,
-                         data={"error": failed.error.to_dict(), "stage": failed.stage})
-                return
-            self._add_revision(tx, spec, normal, module, digest, source, number)
-            row = self._new_lifecycle(tx, current, spec, source)
-            reached = {"config": {"build": 2, "start": 3}, "wasm": {"build": 1, "start": 2}}[spec.kind][failed.stage]
-            for state in states.START_PATH[spec.kind][1:reached]:
-                row = tx.transition(row, state, source, revision=number)
-            row = tx.transition(row, states.FAILED, source, revision=number, message=failed.error.message)
-            tx.save_agent(replace(row, revision=number, applied_spec_digest=digest, traffic={},
-                                  git_commit=source.git_commit, plan_id=source.plan_id))
-            tx.event("deploy_failed", source, agent_id=spec.id, revision=number, message=failed.error.message,
-                     data={"error": failed.error.to_dict(), "stage": failed.stage})
 
     # --- start and retire runtimes ---------------------------------------------------------
     def _start(self, spec: AgentModel, module: bytes | None, number: int) -> ServingRuntime:
@@ -432,7 +269,7 @@ class Operations:
         if row.revision is None:
             raise _StartFailed("build", NotFound(f"agent {row.id!r} has no revision to run"))
         revision = self.store.revision(row.id, row.revision)
-        spec = parse_spec(self.store.spec_of(revision), check_templates=False)
+        spec = intake.parse_spec(self.store.spec_of(revision), check_templates=False)
         try:
             self._check_memory(spec)
         except LimitExceeded as error:
@@ -445,12 +282,7 @@ class Operations:
         if route is None:
             return
         for serving in route.servings():
-            if not serving.drain(self.settings.drain_timeout):
-                self.context.logs.add(serving.agent_id, "warning",
-                                      f"revision {serving.revision} still had {serving.inflight} message(s) "
-                                      f"after {self.settings.drain_timeout:g}s of draining; stopping it",
-                                      revision=serving.revision)
-            _quiet_stop(serving)
+            self.retire_serving(serving, self.settings.drain_timeout)
 
     # --- suspend, resume, remove ---------------------------------------------------------
     def suspend(self, name: str, source: Source) -> OperationResult:

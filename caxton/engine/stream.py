@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from caxton import metrics
-from caxton.engine.state.store import EventRow
+from caxton.engine.state.records import EventRow
 from caxton.errors import Unavailable
 from caxton.spec.api import StreamKind
 

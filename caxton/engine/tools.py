@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from caxton.engine.state.store import AgentRow, Store
+from caxton.engine.state.records import AgentRow
+from caxton.engine.state.store import Store
 
 Send = Callable[[str, Any], dict[str, Any]]
 

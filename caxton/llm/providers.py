@@ -13,13 +13,13 @@ agents and revisions and must be thread-safe.
 - ``openai``: any OpenAI-compatible ``POST {base_url}/chat/completions`` (with
   ``tools`` when the request has some; an answer's ``tool_calls`` become
   ``Completion.tool_calls``). Tool names outside OpenAI's ``^[a-zA-Z0-9_-]{1,64}$``
-  (an MCP tool ``server.tool``) are sent as ``wire_name`` (``server__tool``) and
+  (an MCP tool ``server.tool``) are sent as ``openai_wire.wire_name`` (``server__tool``) and
   mapped back in the answer. The
   key is read from the environment variable named by ``api_key_env`` at call
   time and never logged or put in an error (upstream text is redacted).
   Connect errors, timeouts, 429 and 5xx are retried with exponential backoff
   (``retries`` times, never past the message's deadline); other 4xx are not.
-  The answer's body is read streamed and given up past ``reply_body_limit``
+  The answer's body is read streamed and given up past ``openai_wire.reply_body_limit``
   of the request's ``max_reply_size`` (reason ``reply_too_large``), so a
   runaway endpoint cannot fill the engine's memory.
 
@@ -28,7 +28,6 @@ httpx is imported only when the ``openai`` provider is first used.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -39,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict
 
 from caxton import errors
+from caxton.llm import openai_wire
 from caxton.spec import agent as agent_spec
 from caxton.spec import digest, project
 from caxton.spec.jsonvalues import loads_strict
@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 
 OFFLINE_MODEL_PLACEHOLDER = "offline"
 RETRYABLE_REASONS = frozenset({"unreachable", "timeout", "rate_limited", "upstream_error"})
-_EXCERPT = 300
 #: Default of ``CompletionRequest.max_reply_size`` (caxton.yaml ``llm.max_reply_size``).
 DEFAULT_MAX_REPLY_SIZE = 2 * 1024 * 1024
 _OFFLINE_HEADER = "[offline "
@@ -267,8 +266,8 @@ class OpenAICompatibleProvider:
         key = self._api_key()
         messages: list[dict[str, Any]] = [dict(m) for m in request.messages]
         if request.tools:
-            wire = wire_names(_tool_names(request.tools))
-            messages = [_renamed_calls(m, wire) for m in messages]
+            wire = openai_wire.wire_names(openai_wire.tool_names(request.tools))
+            messages = [openai_wire.renamed_calls(m, wire) for m in messages]
         body: dict[str, Any] = {
             "model": request.model,
             "messages": messages,
@@ -276,7 +275,7 @@ class OpenAICompatibleProvider:
             "max_tokens": request.max_tokens,
         }
         if request.tools:
-            body["tools"] = [_renamed_spec(t, wire) for t in request.tools]
+            body["tools"] = [openai_wire.renamed_spec(t, wire) for t in request.tools]
         attempt = 0
         while True:
             attempt += 1
@@ -310,14 +309,14 @@ class OpenAICompatibleProvider:
             with self._http().stream(
                 "POST", self._url, json=body, headers={"Authorization": f"Bearer {key}"}, timeout=budget
             ) as response:
-                raw = self._body(response, reply_body_limit(request.max_reply_size), attempt)
+                raw = self._body(response, openai_wire.reply_body_limit(request.max_reply_size), attempt)
         except httpx.TimeoutException:
             failure = self._failure("timeout", f"no answer from {self._url} within {budget:.2f}s", attempt)
             if request.remaining() <= 0:
                 raise failure from None
             raise _Retry(failure) from None
         except httpx.TransportError as exc:
-            message = f"cannot reach {self._url}: {_redact(str(exc) or type(exc).__name__, key)}"
+            message = f"cannot reach {self._url}: {openai_wire.redact(str(exc) or type(exc).__name__, key)}"
             raise _Retry(self._failure("unreachable", message, attempt)) from None
         return self._read(response, raw, key, request, attempt)
 
@@ -339,12 +338,12 @@ class OpenAICompatibleProvider:
         status = response.status_code
         if status == 200:
             return self._parse(raw, key, request, attempt)
-        excerpt = _redact(_error_text(raw, response.reason_phrase), key)
+        excerpt = openai_wire.redact(openai_wire.error_text(raw, response.reason_phrase), key)
         if status in (401, 403):
             raise self._failure("unauthorized", f"{self._url} refused the API key ({status}): {excerpt}", attempt)
         if status == 429:
             failure = self._failure("rate_limited", f"{self._url} is rate limiting (429): {excerpt}", attempt)
-            raise _Retry(failure, _retry_after(response))
+            raise _Retry(failure, openai_wire.retry_after(response))
         if status >= 500:
             raise _Retry(self._failure("upstream_error", f"{self._url} failed ({status}): {excerpt}", attempt))
         raise self._failure("rejected", f"{self._url} rejected the request ({status}): {excerpt}", attempt)
@@ -353,18 +352,18 @@ class OpenAICompatibleProvider:
         try:
             data = loads_strict(raw)
             message = data["choices"][0]["message"]
-            sent = wire_names(_tool_names(request.tools))
+            sent = openai_wire.wire_names(openai_wire.tool_names(request.tools))
             calls = _tool_calls(message.get("tool_calls"), {w: n for n, w in sent.items()})
             text = message.get("content") if calls else message["content"]
             text = "" if text is None and calls else text
             if not isinstance(text, str):
                 raise TypeError("content is not a string")
         except (ValueError, KeyError, IndexError, TypeError) as exc:
-            excerpt = _redact(raw[:_EXCERPT].decode("utf-8", "replace"), key)
+            excerpt = openai_wire.redact(raw[:openai_wire.EXCERPT].decode("utf-8", "replace"), key)
             message = f"{self._url} answered 200 but not a chat completion ({exc}): {excerpt!r}"
             raise self._failure("bad_response", message, attempt) from None
         model = data.get("model") if isinstance(data.get("model"), str) else request.model
-        return Completion(text=text, model=model, usage=_usage(data.get("usage")), tool_calls=calls)
+        return Completion(text=text, model=model, usage=openai_wire.usage(data.get("usage")), tool_calls=calls)
 
     # -- helpers -----------------------------------------------------------------
 
@@ -397,92 +396,9 @@ class OpenAICompatibleProvider:
         return errors.ConfigAgentFailure(
             f"openai provider: {message}",
             reason=reason,
-            hint=_HINTS.get(reason, "").format(env=self._settings.api_key_env) or None,
+            hint=openai_wire.HINTS.get(reason, "").format(env=self._settings.api_key_env) or None,
             details={"provider": self.name, "url": self._url, "attempts": attempt},
         )
-
-
-_HINTS = {
-    "unauthorized": "check the key in environment variable {env} (its value is never logged) "
-    "and llm.openai.base_url in caxton.yaml",
-    "rejected": "check the agent's llm.model, temperature and max_tokens against what the endpoint accepts",
-    "unreachable": "check llm.openai.base_url in caxton.yaml and that the endpoint is up",
-    "timeout": "raise resource_limits.response_timeout in the agent file or llm.openai.timeout in caxton.yaml",
-    "upstream_error": "the endpoint failed after all retries; try again later or raise llm.openai.retries",
-    "rate_limited": "the endpoint is rate limiting; try again later or raise llm.openai.retries",
-    "bad_response": "llm.openai.base_url must point at an OpenAI-compatible API (ending in /v1)",
-    "reply_too_large": "lower the agent's llm.max_tokens, or raise llm.max_reply_size in caxton.yaml",
-}
-
-
-def _redact(text: str, key: str) -> str:
-    return text.replace(key, "***") if key else text
-
-
-def reply_body_limit(max_reply_size: int) -> int:
-    """Bytes of an answer's body read for a reply of ``max_reply_size``: JSON escapes (``\\uXXXX``: 6 bytes
-    for a character of 1 to 3 UTF-8 bytes) and the envelope (64 KiB) included."""
-    return 6 * max_reply_size + 64 * 1024
-
-
-def _error_text(raw: bytes, reason_phrase: str) -> str:
-    try:
-        data = loads_strict(raw)
-        message = data.get("error", {}).get("message") if isinstance(data, dict) else None
-        if isinstance(message, str):
-            return message[:_EXCERPT]
-    except (ValueError, AttributeError, RecursionError):
-        pass
-    return raw[:_EXCERPT].decode("utf-8", "replace") or reason_phrase
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return max(0.0, float(response.headers.get("retry-after", "")))
-    except ValueError:
-        return None
-
-
-_WIRE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-def wire_name(name: str) -> str:
-    """``name`` as an OpenAI function name: ``.`` becomes ``__``, other characters outside ``[A-Za-z0-9_-]``
-    become ``_``; past 64 characters it is cut and ends in 8 hex digits of its SHA-256."""
-    if _WIRE_NAME.match(name):
-        return name
-    wire = re.sub(r"[^A-Za-z0-9_-]", "_", name.replace(".", "__"))
-    if len(wire) > 64:
-        wire = f"{wire[:55]}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
-    return wire
-
-
-def wire_names(names: list[str]) -> dict[str, str]:
-    """Each name's ``wire_name``, made unique (a second name with the same wire name ends in its hash)."""
-    out: dict[str, str] = {}
-    for name in names:
-        wire = wire_name(name)
-        if wire in out.values():
-            wire = f"{wire[:55]}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
-        out[name] = wire
-    return out
-
-
-def _tool_names(tools: tuple[dict[str, Any], ...]) -> list[str]:
-    return [str(t.get("function", {}).get("name", "")) for t in tools]
-
-
-def _renamed_spec(spec: dict[str, Any], wire: Mapping[str, str]) -> dict[str, Any]:
-    function = spec.get("function", {})
-    return {**spec, "function": {**function, "name": wire.get(function.get("name", ""), function.get("name"))}}
-
-
-def _renamed_calls(message: dict[str, Any], wire: Mapping[str, str]) -> dict[str, Any]:
-    """An assistant turn of the tool loop with its calls' names as sent."""
-    calls = message.get("tool_calls")
-    if not calls:
-        return message
-    return {**message, "tool_calls": [_renamed_spec(c, wire) for c in calls]}
 
 
 def _tool_calls(raw: Any, names: Mapping[str, str] | None = None) -> tuple[ToolCall, ...]:
@@ -500,12 +416,6 @@ def _tool_calls(raw: Any, names: Mapping[str, str] | None = None) -> tuple[ToolC
             raise TypeError("a tool call's id, name and arguments are strings")
         calls.append(ToolCall(item["id"], (names or {}).get(name, name), arguments))
     return tuple(calls)
-
-
-def _usage(raw: Any) -> dict[str, int]:
-    if not isinstance(raw, dict):
-        return {}
-    return {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, int)}
 
 
 # --- the registry --------------------------------------------------------------

@@ -392,17 +392,19 @@ class MemoryService:
 
         Messages without a conversation id share one entity per agent (``conversation:<agent>:-``).
         """
-        scope = models.check_scope(scope)
         observation = context.exchange(request, response, self.settings.max_observation_size)
-        name = context.conversation_name(agent, conversation_id)
+        return self._observe(agent, scope, context.conversation_name(agent, conversation_id),
+                             context.CONVERSATION_TYPE, [observation], keep_last=context.KEEP_EXCHANGES)
+
+    def _observe(self, agent: str, scope: str, name: str, entity_type: str, observations: Sequence[str], *,
+                 keep_last: int | None = None) -> models.Entity:
+        """Add ``observations`` to ``agent``'s entity ``name`` at ``scope`` (created with ``entity_type`` if new;
+        ``keep_last``: only the newest that many kept)."""
+        scope = models.check_scope(scope)
         found = self.store.find(models.entity_key(scope, agent, name))
         if found is not None:
-            return self.update_entity(
-                found.id,
-                add_observations=[observation],
-                keep_last=context.KEEP_EXCHANGES,
-            )
-        item = models.EntityInput(name, context.CONVERSATION_TYPE, (observation,), scope, agent)
+            return self.update_entity(found.id, add_observations=list(observations), keep_last=keep_last)
+        item = models.EntityInput(name, entity_type, tuple(observations), scope, agent)
         return self.write_batch([item], "update")[0]
 
     # --- tools (caxton.llm.tools: memory_search, memory_store) -------------------------------
@@ -415,13 +417,7 @@ class MemoryService:
 
     def note(self, agent: str, scope: str, name: str, entity_type: str, observations: Sequence[str]) -> dict[str, Any]:
         """``memory_store`` of ``agent``: add observations to its entity ``name`` (created if new) at ``scope``."""
-        scope = models.check_scope(scope)
-        found = self.store.find(models.entity_key(scope, agent, name))
-        if found is not None:
-            entity = self.update_entity(found.id, add_observations=list(observations))
-        else:
-            item = models.EntityInput(name, entity_type, tuple(observations), scope, agent)
-            entity = self.write_batch([item], "update")[0]
+        entity = self._observe(agent, scope, name, entity_type, observations)
         return {"id": entity.id, "name": entity.name, "type": entity.entity_type, "scope": entity.scope,
                 "observations": len(entity.observations), "version": entity.version}
 

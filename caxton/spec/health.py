@@ -2,7 +2,7 @@
 
 ``healthy``, ``degraded`` (serving, but something needs attention) or
 ``unhealthy`` (not serving); when parts are combined the worst wins. The
-engine (``caxton.engine.core``), the memory (``caxton.memory.service``) and
+engine (``caxton.engine.reads``), the memory (``caxton.memory.service``) and
 ``caxton health`` use these names. Pure.
 """
 

@@ -26,10 +26,10 @@ import httpx
 import pytest
 
 from caxton import errors
-from caxton.llm import providers
+from caxton.llm import openai_wire, providers
 from caxton.engine.serving import conversations
-from caxton.engine.operations import Prepared
-from caxton.engine.state.store import Source
+from caxton.engine.intake import Prepared
+from caxton.engine.state.records import Source
 from caxton.spec import project
 from tests.engine.helpers import deploy_body, wat_module
 from tests.support.engine import EngineProcess, running_engine
@@ -196,7 +196,7 @@ def test_the_provider_stops_reading_a_body_past_its_limit(openai_server: OpenAIT
         request = providers.CompletionRequest(
             agent="a", model="m", messages=(providers.ChatMessage(role="user", content="hi"),), temperature=0.0,
             max_tokens=16, deadline=time.monotonic() + 10, max_reply_size=1024)
-        assert providers.reply_body_limit(1024) < len(huge)
+        assert openai_wire.reply_body_limit(1024) < len(huge)
         with pytest.raises(errors.ConfigAgentFailure) as failed:
             provider.complete(request)
         assert failed.value.reason == "reply_too_large" and failed.value.http_status == 502

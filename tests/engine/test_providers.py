@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from caxton import errors
-from caxton.llm import providers
+from caxton.llm import openai_wire, providers
 from caxton.spec import agent as agent_spec
 from caxton.spec import project
 from tests.support.openai_server import OpenAITestServer, running_openai_server
@@ -197,11 +197,11 @@ def test_the_key_never_appears_in_errors_or_logs(
 
 
 def test_tool_names_outside_openais_pattern_are_sent_as_wire_names() -> None:
-    assert providers.wire_name("calculator") == "calculator"
-    assert providers.wire_name("wiki.search") == "wiki__search"
-    assert providers.wire_name("files.read/v2") == "files__read_v2"
-    long_one = providers.wire_name("server." + "t" * 100)
-    assert len(long_one) == 64 and long_one != providers.wire_name("server." + "t" * 99)
-    assert len({providers.wire_name(n) for n in ("a_b.c", "a.b_c", "a_b_c")}) == 3
-    clash = providers.wire_names(["a.b", "a__b"])  # the second one's wire name is taken: it ends in its hash
+    assert openai_wire.wire_name("calculator") == "calculator"
+    assert openai_wire.wire_name("wiki.search") == "wiki__search"
+    assert openai_wire.wire_name("files.read/v2") == "files__read_v2"
+    long_one = openai_wire.wire_name("server." + "t" * 100)
+    assert len(long_one) == 64 and long_one != openai_wire.wire_name("server." + "t" * 99)
+    assert len({openai_wire.wire_name(n) for n in ("a_b.c", "a.b_c", "a_b_c")}) == 3
+    clash = openai_wire.wire_names(["a.b", "a__b"])  # the second one's wire name is taken: it ends in its hash
     assert clash["a.b"] == "a__b" and clash["a__b"].startswith("a__b_") and len(clash["a__b"]) == 13

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from caxton.engine.core import Engine
-from caxton.engine.operations import Prepared
-from caxton.engine.state.store import Source
+from caxton.engine.intake import Prepared
+from caxton.engine.state.records import Source
 from tests.engine.helpers import config_spec
 from tests.rollouts import agents
 from tests.rollouts.conftest import Load

@@ -17,7 +17,8 @@ from caxton.engine.state import applies
 from caxton.engine.state import rollouts as records
 from caxton.engine.state.migrations import MIGRATIONS
 from caxton.engine.state.migrations_pg import MIGRATIONS as PG_MIGRATIONS
-from caxton.engine.state.store import Source, Store, StoreError, new_agent_row
+from caxton.engine.state.records import Source, new_agent_row
+from caxton.engine.state.store import Store, StoreError
 from caxton.errors import IllegalTransition, LockHeld
 
 SRC = Source(actor="test", plan_id="plan-1", git_commit="abc123")

@@ -24,7 +24,8 @@ import pytest
 
 from caxton.engine.logs import AgentLogs
 from caxton.engine.state.history_db import HistoryDB
-from caxton.engine.state.store import Source, Store
+from caxton.engine.state.records import Source
+from caxton.engine.state.store import Store
 from caxton.errors import StoreUnavailable
 
 from tests.conftest import CliResult

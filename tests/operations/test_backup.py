@@ -318,7 +318,8 @@ def test_a_backup_killed_mid_write_leaves_no_archive_verify_accepts(tmp_path: Pa
     import sys
     import time
 
-    from caxton.engine.state.store import Source, Store
+    from caxton.engine.state.records import Source
+    from caxton.engine.state.store import Store
 
     data_dir = tmp_path / "data"
     store = Store.open(data_dir)

@@ -15,8 +15,8 @@ import pytest
 
 from caxton.clock import SYSTEM, Clock
 from caxton.engine.core import Engine
-from caxton.engine.operations import Prepared
-from caxton.engine.state.store import Source
+from caxton.engine.intake import Prepared
+from caxton.engine.state.records import Source
 from caxton.errors import CaxtonError
 from caxton.spec.project import ProjectConfig
 from tests.rollouts import agents

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import processes
 from tests.support.apt import ensure_command
 from tests.support.paths import free_port
 
@@ -59,12 +60,7 @@ def running_prometheus(directory: Path, target: str, rule_files: Sequence[Path] 
         _wait_scraping(url, directory)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        processes.stop(proc)
         log.close()
 
 

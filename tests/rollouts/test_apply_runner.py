@@ -16,8 +16,8 @@ import pytest
 
 from caxton.engine import applies
 from caxton.engine.core import Engine
-from caxton.engine.operations import Prepared
-from caxton.engine.state.store import Source
+from caxton.engine.intake import Prepared
+from caxton.engine.state.records import Source
 from caxton.errors import Conflict
 from tests.rollouts import agents
 from tests.rollouts.conftest import _echo_engine
@@ -142,16 +142,16 @@ def test_an_applied_spec_is_parsed_once_at_submission(
 ) -> None:
     """The submission parses each spec into a ``Prepared`` revision; the rollout controller and the
     operations below it use that one parse (before: two or three parses per deploy)."""
-    from caxton.engine import operations
+    from caxton.engine import intake
 
     parsed: list[str] = []
-    real = operations.parse_agent
+    real = intake.parse_agent
 
     def counted(data: dict[str, Any]) -> Any:
         parsed.append(str(data.get("name")))
         return real(data)
 
-    monkeypatch.setattr(operations, "parse_agent", counted)
+    monkeypatch.setattr(intake, "parse_agent", counted)
     update = {**change("echo", 2, "update"), "strategy": strategy,
               "spec": agents.spec("echo", 2, {"strategy": "canary", "steps": [100], "interval": 0.1})}
     create = change("other", 1, "create")

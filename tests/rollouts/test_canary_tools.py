@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from caxton.engine.core import Engine
-from caxton.engine.operations import Prepared
-from caxton.engine.state.store import Source
+from caxton.engine.intake import Prepared
+from caxton.engine.state.records import Source
 from tests.engine.helpers import wat_module
 from tests.rollouts.conftest import NO_MEMORY, advance, candidate_requests
 from tests.support.clock import ManualClock

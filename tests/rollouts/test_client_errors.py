@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 from caxton.engine.core import Engine
-from caxton.engine.operations import Prepared
-from caxton.engine.state.store import Source
+from caxton.engine.intake import Prepared
+from caxton.engine.state.records import Source
 from tests.rollouts import agents
 from tests.rollouts.conftest import Load, Progress
 

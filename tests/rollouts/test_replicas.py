@@ -7,18 +7,18 @@ tests/rollouts/test_replicas_failover.py.
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from caxton.engine.core import Engine
-from caxton.engine.operations import Prepared
-from caxton.engine.state.store import Source
+from caxton.engine.intake import Prepared
+from caxton.engine.state.records import Source
 from caxton.errors import CaxtonError, LockHeld
-from caxton.spec.project import ProjectConfig
 from tests.rollouts import agents
 from tests.rollouts.conftest import Load, sender
 from tests.rollouts.test_apply_runner import change, final
@@ -29,21 +29,10 @@ HELD = {"strategy": "canary", "steps": [50, 100], "interval": 30, "analysis": {"
 
 
 @pytest.fixture
-def replicas(tmp_path: Path, pg_url: str) -> Iterator[Callable[[], Engine]]:
+def replicas(replica_engines: Callable[..., Engine]) -> Callable[[], Engine]:
     """Start engines on ``pg_url``, each with its own data directory; all stopped at teardown."""
-    engines: list[Engine] = []
-    config = ProjectConfig.model_validate({"memory": {"enabled": False}, "store": {"url": pg_url}})
-
-    def make() -> Engine:
-        engine = Engine(config, tmp_path / f"data-{len(engines)}")
-        engine.start()
-        engines.append(engine)
-        return engine
-
-    yield make
-    for engine in engines:
-        if engine.started:
-            engine.stop()
+    names = itertools.count()
+    return lambda: replica_engines(f"data-{next(names)}")
 
 
 def serves(engine: Engine, revision: int, name: str = "echo") -> bool:
@@ -53,6 +42,16 @@ def serves(engine: Engine, revision: int, name: str = "echo") -> bool:
 def traffic(engine: Engine, name: str = "echo") -> dict[str, int]:
     route = engine.router.get(name)
     return route.traffic() if route is not None else {}
+
+
+def held_canary(leader: Engine, follower: Engine) -> dict[str, Any]:
+    """Deploy echo 1 through ``leader`` and start a held canary to 2 on it; wait until ``follower`` mirrors its
+    split; return what the update answered."""
+    leader.deploy(agents.spec("echo", 1), agents.module(1))
+    started = leader.rollouts.update(Prepared.of(agents.spec("echo", 2, HELD), agents.module(2)),
+                                     Source(actor="test"), strategy="canary")
+    wait_for(lambda: traffic(follower) == {"2": 50, "1": 50}, what="the follower mirrors the split")
+    return started
 
 
 def rollout_events(engine: Engine) -> list[str]:
@@ -116,10 +115,7 @@ def test_one_replica_leads_and_a_rollout_started_on_a_follower_is_driven_by_it(
 
 def test_an_abort_on_a_follower_rolls_back_on_every_replica(replicas: Callable[[], Engine]) -> None:
     leader, follower = replicas(), replicas()
-    leader.deploy(agents.spec("echo", 1), agents.module(1))
-    started = leader.rollouts.update(Prepared.of(agents.spec("echo", 2, HELD), agents.module(2)),
-                                     Source(actor="test"), strategy="canary")
-    wait_for(lambda: traffic(follower) == {"2": 50, "1": 50}, what="the follower mirrors the split")
+    started = held_canary(leader, follower)
     with Load(sender(follower), threads=2) as load:
         wait_for(lambda: len(load.replies) > 20, what="load on the follower")
         shown = follower.abort("echo", Source(actor="ops"))
@@ -133,10 +129,7 @@ def test_an_abort_on_a_follower_rolls_back_on_every_replica(replicas: Callable[[
 
 def test_the_next_engine_takes_the_leadership_and_finishes_the_rollout(replicas: Callable[[], Engine]) -> None:
     first, second = replicas(), replicas()
-    first.deploy(agents.spec("echo", 1), agents.module(1))
-    started = first.rollouts.update(Prepared.of(agents.spec("echo", 2, HELD), agents.module(2)),
-                                    Source(actor="test"), strategy="canary")
-    wait_for(lambda: traffic(second) == {"2": 50, "1": 50}, what="the follower mirrors the split")
+    started = held_canary(first, second)
     first.stop()  # its connection (and the leadership lock) goes
     assert second.replica is not None
     wait_for(lambda: second.replica.leader and "echo" in second.rollouts._runs,  # type: ignore[union-attr]
@@ -192,10 +185,7 @@ def test_a_leader_that_loses_its_connection_stops_driving_and_the_rollout_ends_o
 
     first, second = replicas(), replicas()
     assert first.replica is not None and second.replica is not None and first.replica.leader
-    first.deploy(agents.spec("echo", 1), agents.module(1))
-    started = first.rollouts.update(Prepared.of(agents.spec("echo", 2, HELD), agents.module(2)),
-                                    Source(actor="test"), strategy="canary")
-    wait_for(lambda: traffic(second) == {"2": 50, "1": 50}, what="the follower mirrors the split")
+    started = held_canary(first, second)
     with psycopg.connect(pg_url, autocommit=True) as conn:  # the leader's dedicated connection dies
         conn.execute("SELECT pg_terminate_backend(%s)", (first.replica.feed.backend_pid,))
     wait_for(lambda: first.replica.lost == 1, what="the old leader noticed")  # type: ignore[union-attr]

@@ -10,7 +10,7 @@ import pytest
 from caxton.engine.core import Engine
 from caxton.engine.rollouts.series import MAX_BUCKETS, Series
 from caxton.engine.rollouts.histogram import latency_index
-from caxton.engine.state.store import Source
+from caxton.engine.state.records import Source
 from caxton.errors import AgentFailure, NotFound
 from caxton.spec import api
 from tests.rollouts import agents

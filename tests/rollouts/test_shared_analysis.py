@@ -11,7 +11,8 @@ from caxton.engine.rollouts.model import RUNNING, Rollout
 from caxton.engine.rollouts.samples import KEEP_S, Shared
 from caxton.engine.state import rollouts as records
 from caxton.engine.state.history_db import HistoryDB
-from caxton.engine.state.store import Store, utcnow
+from caxton.engine.state.records import utcnow
+from caxton.engine.state.store import Store
 from tests.rollouts import agents
 from tests.rollouts.conftest import Load, sender, start
 from tests.support.replica_engines import following

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from caxton.engine.core import Engine
-from caxton.engine.state.store import Source
+from caxton.engine.state.records import Source
 from tests.rollouts import agents
 from tests.rollouts.conftest import Load, Progress, sender, start
 

@@ -34,7 +34,7 @@ def make_engine_inproc(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
         return engine
 
     yield make
-    for engine in engines:
+    for engine in reversed(engines):  # the last one started first: it may follow the others
         if engine.started:
             engine.stop()
 

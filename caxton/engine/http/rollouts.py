@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query
 from caxton.engine.auth import attributed
 from caxton.engine.http.deps import CallerDep, EngineDep, router as new_router
 from caxton.engine.http.openapi import errors
-from caxton.engine.state.store import Source
+from caxton.engine.state.records import Source
 from caxton.spec import api as wire
 
 

@@ -42,7 +42,7 @@ from caxton.engine.core import Engine
 from caxton.engine.guard import Gate
 from caxton.engine.http.deps import engine_of
 from caxton.engine.sessions import COOKIE, MAX_TTL, Session
-from caxton.engine.state.store import Source
+from caxton.engine.state.records import Source
 from caxton.engine.ui import pages
 from caxton.errors import CaxtonError, Forbidden, InvalidInput
 from caxton.rules.tokens import DEPLOY, MEMORY_READ

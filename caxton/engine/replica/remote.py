@@ -20,7 +20,7 @@ from caxton.engine.rollouts import recovery
 from caxton.engine.rollouts.controller import RolloutController
 from caxton.engine.rollouts.model import SUPERSEDED, Rollout
 from caxton.engine.state import rollouts as records
-from caxton.engine.state.store import Source
+from caxton.engine.state.records import Source
 
 log = logging.getLogger(__name__)
 

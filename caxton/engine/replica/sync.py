@@ -28,7 +28,7 @@ from caxton.engine.rollouts import strategies
 from caxton.engine.rollouts.model import Rollout
 from caxton.engine.serving.router import Backend, Route
 from caxton.engine.serving.runtime import ServingRuntime
-from caxton.engine.state.store import AgentRow
+from caxton.engine.state.records import AgentRow
 from caxton.errors import CaxtonError
 from caxton.spec.agent import RolloutSpec
 

@@ -33,7 +33,8 @@ from typing import Any
 
 from caxton import metrics
 from caxton.clock import Clock
-from caxton.engine.operations import Candidate, OperationResult, Operations, Prepared
+from caxton.engine.intake import Prepared
+from caxton.engine.operations import Candidate, OperationResult, Operations
 from caxton.engine.rollouts import (
     analysis,
     forward,
@@ -60,7 +61,8 @@ from caxton.engine.rollouts.strategies import StepView
 from caxton.engine.rollouts.window import WindowBook
 from caxton.engine.serving.router import Backend, Route, Router
 from caxton.engine.serving.runtime import ServingRuntime
-from caxton.engine.state.store import Source, Store, utcnow
+from caxton.engine.state.records import Source, utcnow
+from caxton.engine.state.store import Store
 from caxton.errors import InvalidInput, NotFound, StoreUnavailable
 from caxton.spec.agent import ConfigAgent, RolloutSpec
 from caxton.spec.identity import agent_id

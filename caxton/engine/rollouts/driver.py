@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from caxton.clock import Clock
-    from caxton.engine.operations import Operations, Prepared
+    from caxton.engine.intake import Prepared
+    from caxton.engine.operations import Operations
     from caxton.engine.rollouts.inflight import InFlight
     from caxton.engine.rollouts.model import Rollout
     from caxton.engine.rollouts.run import Listener, Run
     from caxton.engine.serving.router import Router
     from caxton.engine.serving.runtime import ServingRuntime
-    from caxton.engine.state.store import Source, Store
+    from caxton.engine.state.records import Source
+    from caxton.engine.state.store import Store
     from caxton.spec.agent import RolloutSpec
 
 

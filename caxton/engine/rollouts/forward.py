@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from caxton.engine.state import rollouts as records
-from caxton.engine.state.store import Source
+from caxton.engine.state.records import Source
 from caxton.errors import Unavailable
 
 if TYPE_CHECKING:

@@ -29,7 +29,8 @@ from caxton.engine.rollouts.window import WindowBook
 from caxton.engine.serving.router import Router
 from caxton.engine.serving.runtime import ServingRuntime
 from caxton.engine.state import rollouts as records
-from caxton.engine.state.store import Store, utcnow
+from caxton.engine.state.records import utcnow
+from caxton.engine.state.store import Store
 from caxton.engine.stream import EventHub, Frame
 from caxton.errors import Conflict
 from caxton.spec.api import RolloutChange, StreamKind

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from caxton.engine.state import rollouts as records
 from caxton.engine.rollouts.model import CANCELLED, PAUSED, ROLLED_BACK, Rollout
-from caxton.engine.state.store import utcnow
+from caxton.engine.state.records import utcnow
 from caxton.errors import CaxtonError
 from caxton.spec.agent import RolloutSpec
 

@@ -18,7 +18,7 @@ from caxton.engine.rollouts.strategies import Strategy
 from caxton.engine.rollouts.window import Window
 from caxton.engine.serving.router import Backend, ConversationPins, Route
 from caxton.engine.serving.runtime import ServingRuntime
-from caxton.engine.state.store import utcnow
+from caxton.engine.state.records import utcnow
 from caxton.spec.agent import RolloutSpec
 
 #: A progress listener gets (status, message); the apply that started the rollout is one.

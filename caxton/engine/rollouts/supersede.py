@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from caxton.engine.operations import Prepared
+from caxton.engine.intake import Prepared
 from caxton.engine.rollouts import forward
 from caxton.engine.rollouts.model import PAUSED, SUPERSEDED, Rollout
 from caxton.engine.rollouts.run import Listener, Run
-from caxton.engine.state.store import Source
+from caxton.engine.state.records import Source
 from caxton.errors import NotFound
 from caxton.spec.state import RolloutState
 

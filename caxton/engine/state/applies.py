@@ -12,7 +12,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from caxton.engine.state.store import Store, utcnow
+from caxton.engine.state.records import utcnow
+from caxton.engine.state.store import Store
 
 
 @dataclass

@@ -38,7 +38,8 @@ from caxton.engine.state import schema
 from caxton.engine.state.db import PgConn, PostgresDatabase, StoreError, open_postgres
 from caxton.engine.state.migrations import MIGRATIONS as SQLITE_MIGRATIONS
 from caxton.engine.state.migrations_pg import MIGRATIONS, MIGRATIONS_TABLE
-from caxton.engine.state.store import DB_NAME, utcnow
+from caxton.engine.state.records import utcnow
+from caxton.engine.state.store import DB_NAME
 from caxton.errors import Conflict, InvalidInput, NotFound
 
 #: Store tables not copied as rows, and why (shown in the report).

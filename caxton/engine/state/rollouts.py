@@ -22,7 +22,8 @@ from typing import Any
 from caxton.engine.rollouts.model import ACTIVE, Rollout
 from caxton.engine.state.db import Conn
 from caxton.engine.state.feed import REQUEST_PREFIX
-from caxton.engine.state.store import Source, Store, utcnow
+from caxton.engine.state.records import Source, utcnow
+from caxton.engine.state.store import Store
 
 #: Finished rollouts kept per agent (older ones are deleted).
 KEEP_PER_AGENT = 20

@@ -6,8 +6,9 @@ content-addressed by sha256 in ``blobs``, the last N kept per agent), the
 append-only events, and the state serial. Every state change goes through one
 ``Store.transaction()``: a single writer (across processes too, see
 ``caxton.engine.state.db``), one transaction, and the serial bumped exactly
-once inside it. Called by ``caxton.engine.operations`` (writes) and
-``caxton.engine.http.app`` (reads).
+once inside it (the writes themselves: ``caxton.engine.state.transaction``;
+the rows: ``caxton.engine.state.records``). Called by ``caxton.engine.operations``
+(writes) and the ``Engine``'s read models (``caxton.engine.reads``).
 """
 
 from __future__ import annotations
@@ -18,16 +19,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from caxton.engine import states
 from caxton.engine.state import schema
 from caxton.engine.state.db import (
     Conn,
-    Cursor,
     Database,
     Dialect,
     PostgresDatabase,
@@ -40,93 +37,23 @@ from caxton.engine.state.feed import CHANNEL
 from caxton.engine.state.migrations import MIGRATIONS, MIGRATIONS_TABLE
 from caxton.engine.state.migrations_pg import MIGRATIONS as PG_MIGRATIONS
 from caxton.engine.state.migrations_pg import MIGRATIONS_TABLE as PG_MIGRATIONS_TABLE
+from caxton.engine.state.records import (
+    REVISION_COLUMNS,
+    AgentRow,
+    EventRow,
+    RevisionRow,
+    agent_from_row,
+    event_from_row,
+    revision_from_row,
+    utcnow,
+)
 from caxton.engine.state.schema import Migrations
+from caxton.engine.state.transaction import Transaction
 from caxton.errors import NotFound
-from caxton.spec.digest import canonical_json, sha256_hex
 from caxton.spec.identity import closest
 
 DB_NAME = "engine.db"
 log = logging.getLogger(__name__)
-
-
-def utcnow() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@dataclass(frozen=True)
-class Source:
-    """Who or what caused a change (recorded on revisions and events)."""
-
-    actor: str | None = None
-    plan_id: str | None = None
-    git_commit: str | None = None
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> Source:
-        data = data or {}
-        return cls(
-            actor=_opt_str(data.get("actor")),
-            plan_id=_opt_str(data.get("plan_id")),
-            git_commit=_opt_str(data.get("git_commit")),
-        )
-
-
-def _opt_str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-@dataclass(frozen=True)
-class AgentRow:
-    id: str
-    name: str
-    kind: str
-    state: str
-    revision: int | None
-    applied_spec_digest: str | None
-    traffic: dict[str, int]
-    git_commit: str | None
-    plan_id: str | None
-    created_at: str
-    updated_at: str
-
-
-@dataclass(frozen=True)
-class RevisionRow:
-    agent_id: str
-    number: int
-    version: str
-    spec_sha256: str
-    module_sha256: str | None
-    spec_digest: str
-    created_at: str
-    actor: str | None
-    plan_id: str | None
-    git_commit: str | None
-
-
-@dataclass(frozen=True)
-class EventRow:
-    id: int
-    at: str
-    serial: int
-    agent_id: str | None
-    what: str
-    from_state: str | None
-    to_state: str | None
-    revision: int | None
-    message: str
-    actor: str | None
-    plan_id: str | None
-    git_commit: str | None
-    data: Any
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "at": self.at, "serial": self.serial, "agent": self.agent_id, "what": self.what,
-            "from_state": self.from_state, "to_state": self.to_state, "revision": self.revision,
-            "message": self.message, "actor": self.actor, "plan_id": self.plan_id,
-            "git_commit": self.git_commit, "data": self.data,
-        }
 
 
 class Store:
@@ -292,12 +219,12 @@ class Store:
     def agents(self) -> list[AgentRow]:
         with self.reading() as conn:
             rows = conn.execute("SELECT * FROM agents ORDER BY id").fetchall()
-        return [_agent(row) for row in rows]
+        return [agent_from_row(row) for row in rows]
 
     def agent(self, agent_id: str) -> AgentRow | None:
         with self.reading() as conn:
             row = conn.execute("SELECT * FROM agents WHERE id = ?", (agent_id,)).fetchone()
-        return None if row is None else _agent(row)
+        return None if row is None else agent_from_row(row)
 
     def unknown_agent(self, name: str) -> NotFound:
         """The error for an agent name this engine does not hold; the hint names the closest ones."""
@@ -313,14 +240,14 @@ class Store:
             ).fetchone()
         if row is None:
             raise NotFound(f"agent {agent_id!r} has no revision {number}", hint="see GET /api/v1/agents/{name}")
-        return _revision(row)
+        return revision_from_row(row)
 
     def revisions(self, agent_id: str) -> list[RevisionRow]:
         with self.reading() as conn:
             rows = conn.execute(
                 "SELECT * FROM revisions WHERE agent_id = ? ORDER BY number", (agent_id,)
             ).fetchall()
-        return [_revision(row) for row in rows]
+        return [revision_from_row(row) for row in rows]
 
     def blob(self, sha256: str) -> bytes | None:
         with self.reading() as conn:
@@ -347,7 +274,7 @@ class Store:
 
         ``specs=False``: without the specs (None), for views that show none (the console's overview).
         """
-        columns = ", ".join(f"r.{name} AS r_{name}" for name in _REVISION_COLUMNS)
+        columns = ", ".join(f"r.{name} AS r_{name}" for name in REVISION_COLUMNS)
         blob = ", b.data AS spec_data" if specs else ", 1 AS spec_data"
         join = " LEFT JOIN blobs b ON b.sha256 = r.spec_sha256" if specs else ""
         where = " WHERE a.id = ?" if agent_id is not None else ""
@@ -360,13 +287,13 @@ class Store:
             ).fetchall()
         out: list[tuple[AgentRow, RevisionRow | None, dict[str, Any] | None]] = []
         for row in rows:
-            agent = _agent(row)
+            agent = agent_from_row(row)
             if agent.revision is None:
                 out.append((agent, None, None))
                 continue
             if row["r_number"] is None or row["spec_data"] is None:
                 raise StoreError(f"revision {agent.revision} of {agent.id} or its spec blob is missing")
-            revision = RevisionRow(**{name: row[f"r_{name}"] for name in _REVISION_COLUMNS})
+            revision = RevisionRow(**{name: row[f"r_{name}"] for name in REVISION_COLUMNS})
             out.append((agent, revision, json.loads(row["spec_data"]) if specs else None))
         return serial, out
 
@@ -395,147 +322,7 @@ class Store:
         params.append(limit)
         with self.reading() as conn:
             rows = conn.execute(query, params).fetchall()
-        found = [_event(row) for row in rows]
+        found = [event_from_row(row) for row in rows]
         return found if oldest else found[::-1]
 
 
-@dataclass
-class Transaction:
-    """Writes inside one ``Store.transaction()``; ``serial`` is the serial it commits."""
-
-    conn: Conn
-    serial: int
-    db: Database
-    dirty: bool = False
-    events: list[int] = field(default_factory=list)
-    #: The events written, as ``Store.committed`` is given them.
-    rows: list[EventRow] = field(default_factory=list)
-
-    def _write(self, sql: str, params: tuple[Any, ...] | list[Any]) -> Cursor:
-        self.dirty = True
-        return self.conn.execute(sql, params)
-
-    def put_blob(self, data: bytes, kind: str) -> str:
-        sha = sha256_hex(data)
-        self._write(
-            "INSERT INTO blobs (sha256, kind, size, data) VALUES (?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
-            (sha, kind, len(data), data),
-        )
-        return sha
-
-    def put_spec(self, spec: dict[str, Any]) -> str:
-        return self.put_blob(canonical_json(spec), "spec")
-
-    def add_revision(
-        self, agent_id: str, *, version: str, spec_sha256: str, module_sha256: str | None,
-        spec_digest: str, source: Source, number: int | None = None,
-    ) -> int:
-        if number is None:
-            row = self.conn.execute("SELECT MAX(number) AS n FROM revisions WHERE agent_id = ?", (agent_id,)).fetchone()
-            number = int(row["n"] or 0) + 1
-        self._write(
-            "INSERT INTO revisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (agent_id, number, version, spec_sha256, module_sha256, spec_digest, utcnow(),
-             source.actor, source.plan_id, source.git_commit),
-        )
-        return number
-
-    def save_agent(self, row: AgentRow) -> None:
-        self._write(
-            "INSERT INTO agents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
-            "name=excluded.name, kind=excluded.kind, state=excluded.state, revision=excluded.revision, "
-            "applied_spec_digest=excluded.applied_spec_digest, traffic=excluded.traffic, "
-            "git_commit=excluded.git_commit, plan_id=excluded.plan_id, updated_at=excluded.updated_at",
-            (row.id, row.name, row.kind, row.state, row.revision, row.applied_spec_digest,
-             json.dumps(row.traffic, sort_keys=True), row.git_commit, row.plan_id, row.created_at, row.updated_at),
-        )
-
-    def delete_agent(self, agent_id: str) -> None:
-        self._write("DELETE FROM agents WHERE id = ?", (agent_id,))
-
-    def transition(
-        self, agent: AgentRow, target: str, source: Source, *, revision: int | None = None, message: str = "",
-    ) -> AgentRow:
-        """Move ``agent`` to ``target`` (checked against its state machine) and record the event."""
-        states.check(agent.kind, agent.state, target)
-        moved = _replace(agent, state=target, updated_at=utcnow())
-        self.save_agent(moved)
-        self.event(
-            "transition", source, agent_id=agent.id, from_state=agent.state, to_state=target,
-            revision=revision if revision is not None else agent.revision,
-            message=message or f"{agent.state} -> {target}",
-        )
-        return moved
-
-    def event(
-        self, what: str, source: Source, *, agent_id: str | None = None, from_state: str | None = None,
-        to_state: str | None = None, revision: int | None = None, message: str = "", data: Any = None,
-    ) -> int:
-        self.dirty = True
-        at, text = utcnow(), None if data is None else json.dumps(data, default=str)
-        event_id = self.db.insert_id(
-            self.conn,
-            "INSERT INTO events (at, serial, agent_id, what, from_state, to_state, revision, message, "
-            "actor, plan_id, git_commit, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (at, self.serial, agent_id, what, from_state, to_state, revision, message,
-             source.actor, source.plan_id, source.git_commit, text),
-        )
-        self.events.append(event_id)
-        self.rows.append(EventRow(event_id, at, self.serial, agent_id, what, from_state, to_state, revision, message,
-                                  source.actor, source.plan_id, source.git_commit,
-                                  None if text is None else json.loads(text)))
-        return event_id
-
-    def prune_revisions(self, agent_id: str, keep: int, *, protect: set[int]) -> list[int]:
-        """Delete all but the newest ``keep`` revisions (never those in ``protect``) and unused blobs."""
-        rows = self.conn.execute(
-            "SELECT number FROM revisions WHERE agent_id = ? ORDER BY number DESC", (agent_id,)
-        ).fetchall()
-        doomed = [int(r["number"]) for r in rows[keep:] if int(r["number"]) not in protect]
-        for number in doomed:
-            self._write("DELETE FROM revisions WHERE agent_id = ? AND number = ?", (agent_id, number))
-        if doomed:
-            self._write(
-                "DELETE FROM blobs WHERE sha256 NOT IN (SELECT spec_sha256 FROM revisions) "
-                "AND sha256 NOT IN (SELECT module_sha256 FROM revisions WHERE module_sha256 IS NOT NULL)",
-                (),
-            )
-        return doomed
-
-
-def _replace(agent: AgentRow, **changes: Any) -> AgentRow:
-    return replace(agent, **changes)
-
-
-def new_agent_row(agent_id: str, name: str, kind: str, source: Source) -> AgentRow:
-    now = utcnow()
-    return AgentRow(
-        id=agent_id, name=name, kind=kind, state=states.initial(kind), revision=None,
-        applied_spec_digest=None, traffic={}, git_commit=source.git_commit, plan_id=source.plan_id,
-        created_at=now, updated_at=now,
-    )
-
-
-def _agent(row: Any) -> AgentRow:
-    return AgentRow(
-        id=row["id"], name=row["name"], kind=row["kind"], state=row["state"], revision=row["revision"],
-        applied_spec_digest=row["applied_spec_digest"], traffic=json.loads(row["traffic"]),
-        git_commit=row["git_commit"], plan_id=row["plan_id"], created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
-_REVISION_COLUMNS = (
-    "agent_id", "number", "version", "spec_sha256", "module_sha256", "spec_digest", "created_at", "actor",
-    "plan_id", "git_commit",
-)
-
-
-def _revision(row: Any) -> RevisionRow:
-    return RevisionRow(**{key: row[key] for key in row.keys()})  # noqa: SIM118 - Row iterates values
-
-
-def _event(row: Any) -> EventRow:
-    values = {key: row[key] for key in row.keys()}  # noqa: SIM118 - Row iterates values
-    values["data"] = None if values["data"] is None else json.loads(values["data"])
-    return EventRow(**values)
