@@ -203,4 +203,11 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX rollout_samples_bucket ON rollout_samples (bucket);
         """,
     ),
+    (
+        "0008_apply_engine",
+        """
+        ALTER TABLE applies ADD COLUMN engine_id TEXT;
+        ALTER TABLE applies ADD COLUMN reason TEXT;
+        """,
+    ),
 )
