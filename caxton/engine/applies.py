@@ -356,7 +356,7 @@ class ApplyRunner:
 
     def _one(self, record: ApplyRecord, result: ChangeResult, item: changes.Item, source: Source) -> str | None:
         """Perform one change; return the id of the rollout it started, if any."""
-        self._update(record, result, "running", changes.starting(item))
+        self._update(record, result, "running", changes.starting(item), save=True)  # says which one was cut
         started = time.perf_counter()
         try:
             outcome = self._perform(record, result, item, source)
@@ -406,13 +406,15 @@ class ApplyRunner:
         return row is not None and states.is_paused(row.kind, row.state)
 
     # --- bookkeeping -------------------------------------------------------------------------
-    def _update(self, record: ApplyRecord, result: ChangeResult, status: str, message: str) -> None:
+    def _update(self, record: ApplyRecord, result: ChangeResult, status: str, message: str, *,
+                save: bool = False) -> None:
+        """A change's new status and progress line; saved at once when it has its outcome (or ``save``)."""
         with self._changed:
             result.status, result.message = status, message
             record.log.append({"seq": len(record.log) + 1, "at": utcnow(), "agent": result.id,
                                "action": result.action, "status": status, "message": message,
                                "revision": result.revision, "duration_ms": result.duration_ms})
-            if record.status not in FINAL and (status in SETTLED
+            if record.status not in FINAL and (save or status in SETTLED
                                                or time.monotonic() - record.persisted_at >= PERSIST_EVERY):
                 with contextlib.suppress(StoreUnavailable):  # progress only: the apply's end is saved for sure
                     self._persist(record)
