@@ -20,7 +20,7 @@ rollouts resume) and the apply marked ``interrupted``. An update of an agent
 with a rollout in flight follows the Argo Rollouts rule
 (``RolloutController.update``). Progress is kept as numbered log lines that
 the CLI follows (``GET /api/v1/applies/{id}?after=N&wait=S``): ``follow`` waits for
-them on the event loop (a ``_Wakeups`` future the apply's thread resolves), so a
+them on the event loop (a ``Wakeups`` future the apply's thread resolves), so a
 long-poll holds no worker thread however many clients follow. Each line also goes to the
 engine's live event stream (``caxton.engine.stream``) as an ``event: apply`` frame.
 
@@ -58,6 +58,7 @@ from caxton.engine.state import applies as records
 from caxton.engine.state.applies import ApplyRecord, ChangeResult
 from caxton.engine.state.store import Source, Store, utcnow
 from caxton.engine.stream import EventHub, Frame
+from caxton.engine.wakeups import Wakeups
 from caxton.errors import CaxtonError, Conflict, NotFound, StalePlan, StoreUnavailable
 from caxton.spec.api import FINAL, ApplyStatus, StreamKind
 
@@ -88,38 +89,6 @@ STORED_POLL = 0.5
 SETTLED = ("done", "unchanged", "failed", "rolled_back", "superseded", "interrupted")
 
 
-class _Wakeups:
-    """Futures of coroutines waiting for the next change of any apply; ``notify`` may run in any thread."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._waiting: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
-
-    def ticket(self) -> asyncio.Future[None]:
-        """A future resolved at the next ``notify`` (take it before looking at the state: no change is missed)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        with self._lock:
-            self._waiting.append((loop, future))
-        return future
-
-    def discard(self, future: asyncio.Future[None]) -> None:
-        with self._lock:
-            self._waiting = [pair for pair in self._waiting if pair[1] is not future]
-
-    def notify(self) -> None:
-        with self._lock:
-            waiting, self._waiting = self._waiting, []
-        for loop, future in waiting:
-            with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits any more
-                loop.call_soon_threadsafe(_resolve, future)
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 class ApplyRunner:
     """Accepts plan submissions; performs their changes one apply at a time, follows their rollouts side by side."""
 
@@ -134,7 +103,7 @@ class ApplyRunner:
         self.lock = lock
         self._records: dict[str, ApplyRecord] = {}
         self._changed = threading.Condition()
-        self._wakeups = _Wakeups()  # long-polls on the event loop (``follow``)
+        self._wakeups = Wakeups()  # long-polls on the event loop (``follow``)
         #: The apply in its change phase (at most one at a time).
         self._changing: ApplyRecord | None = None
         self._threads: list[threading.Thread] = []
