@@ -121,8 +121,8 @@ class ApplyRunner:
     def interrupt(self, record: ApplyRecord, why: str) -> bool:
         """Finish ``record``, an unfinished apply no engine runs any more, as ``interrupted`` because ``why``;
         free the apply lock its holder still has. False when another engine finished it first."""
+        record.reason = f"{why}; {changes.aftermath(record)}"  # (from its status as it was)
         record.status, record.finished_at = "interrupted", utcnow()
-        record.reason = f"{why}; {changes.aftermath(record)}"
         changes.cut_results(record, why)
         if not records.update(self.store, record):
             return False
@@ -326,6 +326,8 @@ class ApplyRunner:
     def _one(self, record: ApplyRecord, result: ChangeResult, item: changes.Item, source: Source) -> str | None:
         """Perform one change; return the id of the rollout it started, if any."""
         self._update(record, result, "running", changes.starting(item), save=True)  # says which one was cut
+        if record.status in FINAL:  # saving it found the apply ended by another engine: not made
+            return None
         started = time.perf_counter()
         try:
             outcome = self._perform(record, result, item, source)

@@ -31,6 +31,7 @@ from caxton.engine.core import Engine
 from caxton.engine.replica.orphans import Orphans
 from caxton.engine.state import applies as records
 from caxton.engine.state.applies import ApplyRecord, ChangeResult
+from caxton.engine.state.store import Source
 from caxton.errors import CaxtonError
 from caxton.spec import api
 from tests.rollouts import agents
@@ -175,3 +176,37 @@ def test_a_database_outage_mid_apply_ends_it_interrupted_and_it_is_saved_once_th
         if not pg_server_to_stop.running():
             pg_server_to_stop.start()
         engine.stop()
+
+
+def test_an_apply_following_its_canary_ended_by_another_engine_stays_ended_and_its_rollout_goes_on(
+        replica_engines: Callable[..., Engine]) -> None:  # noqa: F811
+    runner, other = replica_engines("runner"), replica_engines("other")
+    first = runner.applies.submit(submission(runner, create("echo")))
+    wait_for(lambda: runner.applies.get(first["id"])["status"] == "succeeded", 20, "echo created")
+    canary = {**create("echo"), "action": "update", "strategy": "canary",
+              "spec": agents.spec("echo", 2, {"strategy": "canary", "steps": [50, 100], "interval": "1h"}),
+              "module": base64.b64encode(agents.module(2)).decode()}
+    apply_id = runner.applies.submit(submission(runner, canary))["id"]
+    wait_for(lambda: runner.applies.get(apply_id)["status"] == "progressing", 20, "the canary under way")
+    with runner.store.unversioned() as conn:  # as if the runner had stopped: its heartbeat row is gone
+        conn.execute("DELETE FROM engines WHERE id = ?", (runner.applies.engine_id,))
+    wait_for(lambda: stored(other, apply_id).status == "interrupted", 20, "the other engine ends the apply")
+    reason = stored(other, apply_id).reason or ""
+    assert "it has no heartbeat row" in reason
+    assert "rollouts still in flight (they resume or roll back on their own): echo" in reason
+    assert runner.rollouts.active("echo") is not None or other.rollouts.active("echo") is not None
+
+    leader = runner if runner.replica is not None and runner.replica.leader else other
+    leader.rollouts.abort("echo", Source(actor="test"))  # the rollout ends; the runner's apply thread hears of it
+    wait_for(lambda: runner.applies.get(apply_id)["status"] == "interrupted", 20, "the runner takes the stored end")
+    runner.applies.wait_idle(20)
+    assert stored(runner, apply_id).status == "interrupted" and stored(runner, apply_id).reason == reason
+    mentions = [e.what for e in runner.store.events(limit=100) if apply_id in e.message]
+    assert mentions == ["apply_interrupted"], mentions  # ended once, by the other engine
+
+
+def submission(engine: Engine, *changes: dict[str, Any]) -> dict[str, Any]:
+    engine.lock.release(None, force=True)
+    lease = engine.lock.acquire("ci@elsewhere pid 7", "apply", 600)
+    return {"plan_id": "plan-p", "engine_serial": engine.store.serial(), "lock_token": lease.token,
+            "changes": list(changes)}
