@@ -203,6 +203,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         -- a live engine marks an unfinished apply of a dead engine interrupted (caxton.engine.replica.orphans)
         ALTER TABLE applies ADD COLUMN engine_id TEXT;
         ALTER TABLE applies ADD COLUMN reason TEXT;
+        CREATE INDEX applies_unfinished ON applies (status) WHERE status IN ('running', 'progressing');
         """,
     ),
 )

@@ -208,6 +208,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         """
         ALTER TABLE applies ADD COLUMN engine_id TEXT;
         ALTER TABLE applies ADD COLUMN reason TEXT;
+        CREATE INDEX applies_unfinished ON applies (status) WHERE status IN ('running', 'progressing');
         """,
     ),
 )
