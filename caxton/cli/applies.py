@@ -147,6 +147,10 @@ def finish(outcome: ApplyOutcome, output: Output) -> int:
         failed = [r for r in outcome.results if r.status == "failed"]
         for result in failed:
             note(f"error: {result.id}: {result.message}")
+        if outcome.reason:  # cut short: the engine running it died, the store went away, an internal error
+            raise CaxtonError(f"apply {outcome.apply_id} {outcome.status}: {outcome.reason}",
+                              hint="what landed stays; run `caxton plan` to see what is left, `caxton apply` to "
+                                   "converge")
         raise CaxtonError(f"apply {outcome.apply_id} {outcome.status}: {len(failed)} change(s) failed",
                           hint="see the engine's events (`caxton agents status NAME`); fix and apply again")
     if outcome.status == "rolled_back":

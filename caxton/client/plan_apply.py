@@ -128,6 +128,8 @@ class ApplyOutcome:
     #: succeeded, failed, rolled_back, superseded, interrupted; progressing (accepted, not followed); nothing
     status: str
     results: list[api.ChangeResult] = field(default_factory=list)
+    #: Why it ended early (interrupted, failed by an internal error), as the engine says.
+    reason: str | None = None
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -138,7 +140,7 @@ class ApplyOutcome:
 
     @classmethod
     def of(cls, view: api.ApplySummary) -> ApplyOutcome:
-        return cls(view.id, view.status, view.results)
+        return cls(view.id, view.status, view.results, view.reason)
 
 
 class _Renewer(threading.Thread):

@@ -20,51 +20,60 @@ rollouts resume) and the apply marked ``interrupted``. An update of an agent
 with a rollout in flight follows the Argo Rollouts rule
 (``RolloutController.update``). Progress is kept as numbered log lines that
 the CLI follows (``GET /api/v1/applies/{id}?after=N&wait=S``): ``follow`` waits for
-them on the event loop (a ``_Wakeups`` future the apply's thread resolves), so a
+them on the event loop (a ``Wakeups`` future the apply's thread resolves), so a
 long-poll holds no worker thread however many clients follow. Each line also goes to the
 engine's live event stream (``caxton.engine.stream``) as an ``event: apply`` frame.
+
+No apply is left ``running`` by a fault. Each record names the engine running it
+(``engine_id``): when that engine dies, a live one marks it ``interrupted``
+(``interrupt``, from ``caxton.engine.replica.orphans`` on PostgreSQL, or ``recover``
+at the next start), with a reason naming the dead engine and which changes landed,
+and frees the apply lock its holder still has. When the apply's own thread hits
+``StoreUnavailable`` (the database went away) or an unexpected error, the apply stops
+at once: its record in memory (what ``caxton apply`` following this engine reads) is
+``interrupted`` (the outage) or ``failed`` (an error) with the reason, and the record is
+saved, the lock released and the event written once the store answers again
+(``_settle``: retried every ``RETRY`` s in the background). A record is never written
+again once final, so an engine that finds its apply finished by another stops it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import functools
 import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 
+from caxton.engine import apply_changes as changes
 from caxton.engine.lease import ApplyLock
-from caxton.engine.intake import Prepared, parse_spec
 from caxton.engine.operations import Operations
 from caxton.engine.state import applies as records
 from caxton.engine.state.applies import ApplyRecord, ChangeResult
 from caxton.engine.state.records import Source, utcnow
 from caxton.engine.state.store import Store
 from caxton.engine.stream import EventHub, Frame
-from caxton.errors import CaxtonError, Conflict, InvalidInput, NotFound, StalePlan
-from caxton.spec.api import FINAL, ApplyStatus, ChangeAction, StreamKind
+from caxton.engine.wakeups import Wakeups
+from caxton.errors import CaxtonError, Conflict, NotFound, StalePlan, StoreUnavailable
+from caxton.spec.api import FINAL, ApplyStatus, StreamKind
 
 if TYPE_CHECKING:
     from caxton.engine.rollouts.controller import RolloutController
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Not final: making its changes ("running"), or following the rollouts it started ("progressing").
 ACCEPTED = ApplyStatus.PROGRESSING.value
-ACTIONS = tuple(action.value for action in ChangeAction)
 #: Outcome of a rollout -> status of its change in the apply.
 ROLLOUT_RESULT = {"succeeded": "done", "rolled_back": "rolled_back", "failed": "failed", "cancelled": "failed",
                   "superseded": "superseded"}
-#: The apply's status from its changes' statuses: the first one present wins.
-OUTCOME_ORDER = ("failed", "interrupted", "rolled_back", "superseded")
 MAX_WAIT = 10.0
 #: Seconds a submission waits for another apply's change phase before it is refused.
 CHANGE_WAIT = 10.0
@@ -73,96 +82,74 @@ MAX_LIST = 100
 #: each agent's own change is durable by itself; the record only reports progress.
 PERSIST_EVERY = 0.5
 KEEP_RECORDS = 50
-
-
-class _Wakeups:
-    """Futures of coroutines waiting for the next change of any apply; ``notify`` may run in any thread."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._waiting: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
-
-    def ticket(self) -> asyncio.Future[None]:
-        """A future resolved at the next ``notify`` (take it before looking at the state: no change is missed)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        with self._lock:
-            self._waiting.append((loop, future))
-        return future
-
-    def discard(self, future: asyncio.Future[None]) -> None:
-        with self._lock:
-            self._waiting = [pair for pair in self._waiting if pair[1] is not future]
-
-    def notify(self) -> None:
-        with self._lock:
-            waiting, self._waiting = self._waiting, []
-        for loop, future in waiting:
-            with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits any more
-                loop.call_soon_threadsafe(_resolve, future)
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-@dataclass(frozen=True)
-class _Item:
-    id: str
-    action: str
-    strategy: str
-    #: The spec parsed once at submission and its module (None for a delete).
-    prepared: Prepared | None
+#: Seconds between two attempts to save a finished apply while the store does not answer.
+RETRY = 1.0
+#: Seconds between two reads of an apply another engine runs, while a client long-polls it here.
+STORED_POLL = 0.5
+#: A change's statuses that mean it has its outcome (saved at once: they say what landed).
+SETTLED = ("done", "unchanged", "failed", "rolled_back", "superseded", "interrupted")
 
 
 class ApplyRunner:
     """Accepts plan submissions; performs their changes one apply at a time, follows their rollouts side by side."""
 
     def __init__(self, ops: Operations, store: Store, lock: ApplyLock, rollouts: RolloutController | None = None,
-                 hub: EventHub | None = None) -> None:
+                 hub: EventHub | None = None, *, engine_id: str | None = None) -> None:
         self.ops = ops
+        #: This engine's heartbeat row (``engines.id``), written in each apply it runs.
+        self.engine_id = engine_id
         self.hub = hub
         self.rollouts = rollouts
         self.store = store
         self.lock = lock
         self._records: dict[str, ApplyRecord] = {}
         self._changed = threading.Condition()
-        self._wakeups = _Wakeups()  # long-polls on the event loop (``follow``)
+        self._wakeups = Wakeups()  # long-polls on the event loop (``follow``)
         #: The apply in its change phase (at most one at a time).
         self._changing: ApplyRecord | None = None
         self._threads: list[threading.Thread] = []
+        self._closing = threading.Event()
+        #: Finished applies whose final record is saved (``_settle``, retried after an outage).
+        self._saved: set[str] = set()
 
-    # --- start-up -------------------------------------------------------------------------
+    # --- start-up, and applies of dead engines ----------------------------------------------
     def recover(self) -> list[str]:
-        """Mark applies cut short by a crash as interrupted, release the lease their holder still has
-        (its apply is over: waiting out the ttl would only block the next one); return their ids."""
-        cut = records.interrupt(self.store, ("running", ACCEPTED))
-        released = self.lock.release_held_by({record.holder for record in cut if record.holder})
-        for record in cut:
-            what = ("its rollouts resume (or roll back) on their own" if record.status == ACCEPTED
-                    else "every agent is on its old or its new revision; plan again to converge")
-            if released is not None and record.holder == released.holder:
-                what += f"; the apply lock of {released.holder} was released"
-            with self.store.transaction() as tx:
-                tx.event("apply_interrupted", Source(actor="engine", plan_id=record.plan_id),
-                         message=f"apply {record.id} was cut short by an engine restart; {what}")
-        return [record.id for record in cut]
+        """Mark applies cut short by a crash as interrupted (releasing the lease their holder still has:
+        waiting out the ttl would only block the next one); return their ids."""
+        return [record.id for record in records.unfinished(self.store)
+                if self.interrupt(record, "the engine running it stopped before it ended (found at an engine start)")]
+
+    def interrupt(self, record: ApplyRecord, why: str) -> bool:
+        """Finish ``record``, an unfinished apply no engine runs any more, as ``interrupted`` because ``why``;
+        free the apply lock its holder still has. False when another engine finished it first."""
+        record.reason = f"{why}; {changes.aftermath(record)}"  # (from its status as it was)
+        record.status, record.finished_at = "interrupted", utcnow()
+        changes.cut_results(record, why)
+        if not records.update(self.store, record):
+            return False
+        released = self.lock.release_held_by(record.holder) if record.holder else None
+        freed = f"; the apply lock of {released.holder} was released" if released is not None else ""
+        log.warning("apply %s interrupted: %s%s", record.id, record.reason, freed)
+        with self.store.transaction() as tx:
+            tx.event("apply_interrupted", Source(actor="engine", plan_id=record.plan_id, git_commit=record.git_commit),
+                     message=f"apply {record.id} interrupted: {record.reason}{freed}",
+                     data={"apply_id": record.id, "engine": record.engine_id})
+        return True
 
     # --- submit -----------------------------------------------------------------------------
     def submit(self, body: dict[str, Any]) -> dict[str, Any]:
         lease = self.lock.check(str(body.get("lock_token") or ""))
-        items = [_item(raw) for raw in _changes(body)]
+        items = changes.parse(body)
         with self._changed:
             self._wait_for_change_phase()
             self._check_fresh(body.get("engine_serial"), [i.id for i in items])
             record = ApplyRecord(
                 id=uuid.uuid4().hex[:12], plan_id=str(body.get("plan_id") or ""), status="running",
                 holder=lease.holder, git_commit=body.get("git_commit"), submitted_at=utcnow(),
-                results=[ChangeResult(i.id, i.action, i.strategy) for i in items],
+                results=[ChangeResult(i.id, i.action, i.strategy) for i in items], engine_id=self.engine_id,
             )
-            self._remember(record)
             self._persist(record, insert=True)
+            self._remember(record)
             self._changing = record
         thread = threading.Thread(target=self._run, args=(record, items), name=f"apply-{record.id}", daemon=True)
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
@@ -212,7 +199,7 @@ class ApplyRunner:
         while True:
             ticket = self._wakeups.ticket()
             try:
-                record = self._records.get(apply_id)  # not in memory: final or unknown, ``get`` says
+                record = self._records.get(apply_id)  # not in memory: final, unknown or another engine's
                 remaining = deadline - time.monotonic()
                 if record is None or remaining <= 0 or _news(record, after):
                     break
@@ -220,7 +207,14 @@ class ApplyRunner:
                     await asyncio.wait_for(ticket, remaining)
             finally:
                 self._wakeups.discard(ticket)
-        return await anyio.to_thread.run_sync(functools.partial(self.get, apply_id, after=after))
+        view = await anyio.to_thread.run_sync(functools.partial(self.get, apply_id, after=after))
+        if record is None:  # as stored: another engine runs it (or ran it); poll the store until it changes
+            while view["status"] not in FINAL and time.monotonic() + STORED_POLL < deadline:
+                await asyncio.sleep(STORED_POLL)
+                fresh = await anyio.to_thread.run_sync(functools.partial(self.get, apply_id, after=after))
+                if (fresh["status"], fresh["results"]) != (view["status"], view["results"]):
+                    return fresh
+        return view
 
     def recent(self, limit: int = 20) -> dict[str, Any]:
         """The newest applies first (their changes' results, without their progress lines)."""
@@ -235,30 +229,70 @@ class ApplyRunner:
         for thread in list(self._threads):
             thread.join(timeout)
 
+    def stop(self) -> None:
+        """The engine stops: finished applies still waiting for the store are left to the next engine."""
+        self._closing.set()
+
     # --- run --------------------------------------------------------------------------------
-    def _run(self, record: ApplyRecord, items: list[_Item]) -> None:
-        source = Source(actor=f"apply {record.id} by {record.holder}", plan_id=record.plan_id, git_commit=record.git_commit)
-        order = sorted(range(len(items)), key=lambda i: _order(items[i]))
-        rollouts: list[tuple[ChangeResult, str, float]] = []
+    def _run(self, record: ApplyRecord, items: list[changes.Item]) -> None:
+        """The apply's thread: its changes, then its rollouts; a fault stops it with a final record."""
         try:
-            for index in order:
-                started = self._one(record, record.results[index], items[index], source)
-                if started is not None:
-                    rollouts.append((record.results[index], started, time.perf_counter()))
-            if not rollouts:
-                self._finish(record, _outcome(record))
-        finally:
-            self._accepted(record, len(rollouts))
+            self._changes_then_rollouts(record, items)
+        except Exception as error:  # noqa: BLE001 - whatever it is, the apply must not stay running
+            self._abandon(record, error)
+
+    def _changes_then_rollouts(self, record: ApplyRecord, items: list[changes.Item]) -> None:
+        source = Source(actor=f"apply {record.id} by {record.holder}", plan_id=record.plan_id, git_commit=record.git_commit)
+        order = sorted(range(len(items)), key=lambda i: changes.order(items[i]))
+        rollouts: list[tuple[ChangeResult, str, float]] = []
+        for index in order:  # an exception: ``_abandon`` ends the change phase
+            if record.status in FINAL:  # another engine marked it interrupted: no further change
+                break
+            started = self._one(record, record.results[index], items[index], source)
+            if started is not None:
+                rollouts.append((record.results[index], started, time.perf_counter()))
+        if not rollouts:
+            self._finish(record, changes.outcome(record))
+        self._accepted(record, len(rollouts))
         if not rollouts:
             return
-        assert self.rollouts is not None
         pending = {rollout_id: (result, began) for result, rollout_id, began in rollouts}
         while pending:  # each change gets its outcome as soon as its own rollout ends
-            ended = self.rollouts.wait_any(set(pending)) or set(pending)  # none: the engine is stopping
-            for rollout_id in ended:
+            for rollout_id in self._ended(set(pending)):
                 result, began = pending.pop(rollout_id)
-                self._follow(record, result, rollout_id, began)
-        self._finish(record, _outcome(record))
+                self._retrying(functools.partial(self._follow, record, result, rollout_id, began))
+        self._finish(record, changes.outcome(record))
+
+    def _ended(self, rollout_ids: set[str]) -> set[str]:
+        """Some of ``rollout_ids`` that ended (all of them when the engine is stopping)."""
+        assert self.rollouts is not None
+        rollouts = self.rollouts
+        return self._retrying(lambda: rollouts.wait_any(rollout_ids)) or rollout_ids
+
+    def _retrying(self, call: Callable[[], T]) -> T:
+        """``call()``, again every ``RETRY`` s while the store does not answer: the rollouts an apply follows
+        go on without it (the leader drives them), so an outage only delays their outcome here."""
+        while True:
+            try:
+                return call()
+            except StoreUnavailable:
+                if self._closing.wait(RETRY):
+                    raise
+
+    def _abandon(self, record: ApplyRecord, error: Exception) -> None:
+        """The apply's thread failed: ``interrupted`` by an outage, ``failed`` by an error; saved when it can be."""
+        if isinstance(error, StoreUnavailable):
+            status, why = "interrupted", f"the store became unavailable: {error.message}"
+        else:
+            log.error("apply %s failed", record.id, exc_info=error)
+            status, why = "failed", f"internal error: {type(error).__name__}: {error}"
+        with self._changed:
+            if self._changing is record:
+                self._changing = None
+            if record.status not in FINAL:
+                record.reason = f"{why}; {changes.aftermath(record)}"
+                changes.cut_results(record, why)
+        self._finish(record, status)
 
     def _accepted(self, record: ApplyRecord, rollouts: int) -> None:
         """The change phase is over: other applies may submit; the record is progressing (or final)."""
@@ -270,7 +304,8 @@ class ApplyRunner:
                 record.log.append({"seq": len(record.log) + 1, "at": utcnow(), "agent": None, "action": None,
                                    "status": ACCEPTED,
                                    "message": f"every change accepted; {rollouts} rollout(s) in progress"})
-                self._persist(record)
+                with contextlib.suppress(StoreUnavailable):  # progress only: its rollouts go on
+                    self._persist(record)
                 self._said(record)
             self._changed.notify_all()
             self._wakeups.notify()
@@ -278,7 +313,7 @@ class ApplyRunner:
     def _follow(self, record: ApplyRecord, result: ChangeResult, rollout_id: str, began: float) -> None:
         """Wait for a rollout this apply started; its outcome becomes the change's status."""
         assert self.rollouts is not None
-        rollout = self.rollouts.wait(rollout_id)
+        rollout = self.rollouts.wait(rollout_id)  # StoreUnavailable: ``_retrying`` calls again
         result.duration_ms = round((time.perf_counter() - began) * 1000, 1)
         if rollout.active:
             self._update(record, result, "interrupted", f"the engine stopped during rollout {rollout_id}; "
@@ -289,12 +324,19 @@ class ApplyRunner:
         self._update(record, result, status, f"rollout {rollout_id} {rollout.status.replace('_', ' ')}: "
                      f"{rollout.reason}; revision {result.revision} serving")
 
-    def _one(self, record: ApplyRecord, result: ChangeResult, item: _Item, source: Source) -> str | None:
+    def _one(self, record: ApplyRecord, result: ChangeResult, item: changes.Item, source: Source) -> str | None:
         """Perform one change; return the id of the rollout it started, if any."""
-        self._update(record, result, "running", _starting(item))
+        self._update(record, result, "running", changes.starting(item), save=True)  # says which one was cut
+        if record.status in FINAL:  # saving it found the apply ended by another engine: not made
+            return None
         started = time.perf_counter()
         try:
             outcome = self._perform(record, result, item, source)
+        except StoreUnavailable as error:  # the apply stops: every other change would be refused too
+            result.duration_ms = round((time.perf_counter() - started) * 1000, 1)
+            self._update(record, result, "interrupted", f"the store became unavailable while making it (it "
+                         f"landed whole or not at all; `caxton plan` shows which): {error.message}")
+            raise
         except CaxtonError as error:
             result.duration_ms = round((time.perf_counter() - started) * 1000, 1)
             self._update(record, result, "failed", error.message + (f" (hint: {error.hint})" if error.hint else ""))
@@ -310,10 +352,10 @@ class ApplyRunner:
             result.duration_ms = None  # set when the rollout ends; its progress lines come from the controller
             return str(outcome["rollout"])
         status = "unchanged" if outcome.get("action") == "unchanged" else "done"
-        self._update(record, result, status, _finished(item, outcome))
+        self._update(record, result, status, changes.finished(item, outcome))
         return None
 
-    def _perform(self, record: ApplyRecord, result: ChangeResult, item: _Item, source: Source) -> dict[str, Any]:
+    def _perform(self, record: ApplyRecord, result: ChangeResult, item: changes.Item, source: Source) -> dict[str, Any]:
         if item.action == "delete":
             return self.ops.remove(item.id, source).to_dict()
         if item.action == "replace" and self.store.agent(item.id) is not None:
@@ -325,9 +367,9 @@ class ApplyRunner:
                 self._update(record, result, status if status in ("running", "paused") else result.status,
                              message)
 
-            return self.rollouts.update(_prepared(item), source, strategy=item.strategy, apply_id=record.id,
+            return self.rollouts.update(item.spec(), source, strategy=item.strategy, apply_id=record.id,
                                         listener=progress)
-        return self.ops.deploy(_prepared(item), source).to_dict()
+        return self.ops.deploy(item.spec(), source).to_dict()
 
     def _paused(self, agent: str) -> bool:
         from caxton.engine import states
@@ -336,35 +378,71 @@ class ApplyRunner:
         return row is not None and states.is_paused(row.kind, row.state)
 
     # --- bookkeeping -------------------------------------------------------------------------
-    def _update(self, record: ApplyRecord, result: ChangeResult, status: str, message: str) -> None:
+    def _update(self, record: ApplyRecord, result: ChangeResult, status: str, message: str, *,
+                save: bool = False) -> None:
+        """A change's new status and progress line; saved at once when it has its outcome (or ``save``)."""
         with self._changed:
             result.status, result.message = status, message
             record.log.append({"seq": len(record.log) + 1, "at": utcnow(), "agent": result.id,
                                "action": result.action, "status": status, "message": message,
                                "revision": result.revision, "duration_ms": result.duration_ms})
-            if time.monotonic() - record.persisted_at >= PERSIST_EVERY:
-                self._persist(record)
+            if record.status not in FINAL and (save or status in SETTLED
+                                               or time.monotonic() - record.persisted_at >= PERSIST_EVERY):
+                with contextlib.suppress(StoreUnavailable):  # progress only: the apply's end is saved for sure
+                    self._persist(record)
             self._changed.notify_all()
             self._wakeups.notify()
             self._said(record)
 
     def _finish(self, record: ApplyRecord, status: str) -> None:
+        """The apply ends with ``status`` (unless another engine ended it): at once in memory, then saved."""
         with self._changed:
+            if record.status in FINAL:
+                return
             record.status, record.finished_at = status, utcnow()
             counts = {s: sum(1 for r in record.results if r.status == s)
-                      for s in ("done", "unchanged", "failed", "rolled_back", "superseded")}
+                      for s in ("done", "unchanged", "failed", "rolled_back", "superseded", "interrupted")}
+            message = f"apply {status}" + (f": {record.reason}" if record.reason else "")
             record.log.append({"seq": len(record.log) + 1, "at": record.finished_at, "agent": None, "action": None,
-                               "status": status, "message": f"apply {status}", "counts": counts})
-            self._persist(record)
+                               "status": status, "message": message, "counts": counts})
             self._changed.notify_all()
             self._wakeups.notify()
             self._said(record)
+        summary = (f"apply {record.id} {status}: {counts['done']} changed, {counts['failed']} failed, "
+                   f"{counts['rolled_back']} rolled back, {counts['superseded']} superseded"
+                   + (f"; {record.reason}" if record.reason else ""))
+        try:
+            self._settle(record, summary, counts)
+        except StoreUnavailable as error:
+            log.warning("apply %s %s; saving it once the store answers again (%s)", record.id, status, error.message)
+            threading.Thread(target=self._settle_later, args=(record, summary, counts), name=f"apply-{record.id}-settle",
+                             daemon=True).start()
+
+    def _settle_later(self, record: ApplyRecord, summary: str, counts: dict[str, int]) -> None:
+        try:
+            self._retrying(functools.partial(self._settle, record, summary, counts))
+        except StoreUnavailable:
+            log.warning("apply %s could not be saved before the engine stopped: the next engine to look marks it "
+                        "interrupted", record.id)
+        except Exception:
+            log.exception("saving apply %s failed", record.id)
+        else:
+            log.info("apply %s saved as %s", record.id, record.status)
+
+    def _settle(self, record: ApplyRecord, summary: str, counts: dict[str, int]) -> None:
+        """Save a finished apply, free the apply lock its holder may still have (an outage kept the client
+        from releasing it) and record the event; StoreUnavailable when the store does not answer."""
+        if record.id not in self._saved:  # (a retry after a later step failed skips it)
+            if not records.update(self.store, record):
+                return  # another engine finished it (and wrote its event)
+            self._saved.add(record.id)
+        if record.reason and record.holder:
+            self.lock.release_held_by(record.holder)
         with self.store.transaction() as tx:
             tx.event("apply_finished", Source(actor=f"apply {record.id}", plan_id=record.plan_id,
                                               git_commit=record.git_commit),
-                     message=f"apply {record.id} {status}: {counts['done']} changed, {counts['failed']} failed, "
-                     f"{counts['rolled_back']} rolled back, {counts['superseded']} superseded",
-                     data={"apply_id": record.id, "status": status, "counts": counts})
+                     message=summary, data={"apply_id": record.id, "status": record.status, "counts": counts})
+        self._saved.discard(record.id)
 
     def _said(self, record: ApplyRecord) -> None:
         """The record's last line to the live event stream (``caxton.spec.api.ApplyProgress``)."""
@@ -377,7 +455,20 @@ class ApplyRunner:
 
     def _persist(self, record: ApplyRecord, *, insert: bool = False) -> None:
         record.persisted_at = time.monotonic()
-        (records.insert if insert else records.update)(self.store, record)
+        if insert:
+            records.insert(self.store, record)
+        elif not records.update(self.store, record) and record.status not in FINAL:
+            self._taken(record)
+
+    def _taken(self, record: ApplyRecord) -> None:
+        """Another engine marked this apply interrupted (it took this one for dead): the stored end wins."""
+        stored = records.load(self.store, record.id)
+        if stored is None or stored.status not in FINAL:
+            return
+        log.warning("apply %s was ended by another engine (%s); making no further change", record.id, stored.reason)
+        record.status, record.finished_at, record.reason = stored.status, stored.finished_at, stored.reason
+        record.log.append({"seq": len(record.log) + 1, "at": utcnow(), "agent": None, "action": None,
+                           "status": record.status, "message": f"apply {record.status}: {record.reason}"})
 
     def _remember(self, record: ApplyRecord) -> None:
         self._records[record.id] = record
@@ -396,65 +487,3 @@ def _news(record: ApplyRecord, after: int) -> bool:
     """Whether a follower at line ``after`` has something to read (lines are numbered 1, 2, ...)."""
     log = record.log
     return record.status in FINAL or (bool(log) and log[-1]["seq"] > after)
-
-
-def _outcome(record: ApplyRecord) -> str:
-    statuses = {r.status for r in record.results}
-    return next((s for s in OUTCOME_ORDER if s in statuses), "succeeded")
-
-
-def _changes(body: dict[str, Any]) -> list[dict[str, Any]]:
-    changes = body.get("changes")
-    if not isinstance(changes, list):
-        raise InvalidInput("the submission has no list of changes", hint="submit a plan made by `caxton plan`")
-    return changes
-
-
-def _order(item: _Item) -> tuple[int, bool]:
-    """Creates, then replaces, updates and deletes; WASM agents first in each (a WASM tool before the config
-    agents that list it: their revisions look their tools up when they start)."""
-    kind = item.prepared.spec.kind if item.prepared is not None else ""
-    return ACTIONS.index(item.action), kind != "wasm"
-
-
-def _item(raw: Any) -> _Item:
-    if not isinstance(raw, dict) or raw.get("action") not in ACTIONS or not isinstance(raw.get("id"), str):
-        raise InvalidInput(f"malformed change in the submission: {str(raw)[:120]}",
-                           hint=f"each change needs an id and an action among {', '.join(ACTIONS)}")
-    spec = parse_spec(raw.get("spec")) if raw["action"] != "delete" else None  # the one parse of this spec
-    module = _module(raw.get("module"))
-    return _Item(raw["id"], raw["action"], str(raw.get("strategy") or "immediate"),
-                 Prepared(spec, module, redeploy=raw.get("redeploy") is True) if spec is not None else None)
-
-
-def _prepared(item: _Item) -> Prepared:
-    assert item.prepared is not None, "only a delete has no spec"
-    return item.prepared
-
-
-def _module(text: Any) -> bytes | None:
-    if text is None:
-        return None
-    try:
-        return base64.b64decode(str(text), validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidInput("a module in the submission is not valid base64", hint="make the plan again") from None
-
-
-def _starting(item: _Item) -> str:
-    verb = {"create": "creating", "update": "updating", "replace": "replacing", "delete": "deleting"}[item.action]
-    note = ""
-    if item.action in ("create", "replace") and item.strategy not in ("immediate", "graceful", "none", "drain"):
-        note = " (a new agent has no serving revision to roll out from: it starts at once)"
-    return f"{verb} ({item.strategy}){note}"
-
-
-def _finished(item: _Item, outcome: dict[str, Any]) -> str:
-    if outcome.get("action") in ("unchanged", "aborted") and outcome.get("note"):
-        return str(outcome["note"])
-    if outcome.get("action") == "unchanged":
-        return "already up to date"
-    if item.action == "delete":
-        return "deleted"
-    revision = outcome.get("revision")
-    return f"revision {revision} serving ({outcome.get('state')})" if revision is not None else str(outcome.get("state"))

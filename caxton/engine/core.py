@@ -30,6 +30,7 @@ from caxton.engine.serving.conversations import DurableConversationStore
 from caxton.engine.factory import RuntimeContext
 from caxton.engine.heartbeat import Heartbeat
 from caxton.engine.replica.follower import Replica, others_alive
+from caxton.engine.replica.orphans import Orphans
 from caxton.engine.state.history_db import HistoryDB
 from caxton.engine.lease import ApplyLock
 from caxton.engine.logs import AgentLogs
@@ -167,13 +168,14 @@ class Engine(ReadModels, ControlPlane):
         self._ops = Operations(self._store, self.router, context, self.config.server, guard=inflight)
         self.lock = ApplyLock(self._store)
         self.rollouts = RolloutController(self._store, self.router, self._ops, self.windows, inflight)
-        self.applies = ApplyRunner(self._ops, self._store, self.lock, self.rollouts, self.stream)
+        self.applies = ApplyRunner(self._ops, self._store, self.lock, self.rollouts, self.stream, engine_id=engine_id)
         self.started_at = time.time()
         recovered = self._ops.recover()
         if self.config.store.url:  # one of several replicas, maybe
             if not others_alive(self._store, engine_id):
-                self.applies.recover()  # an apply another engine runs is not cut short
-            self.replica = Replica(self.config.store.url, self._ops, self.rollouts)
+                self.applies.recover()  # an apply another engine runs is not cut short (``Orphans``: if it died)
+            self.replica = Replica(self.config.store.url, self._ops, self.rollouts,
+                                   orphans=Orphans(self.applies, self._store, engine_id))
             self.replica.start()  # the leader resumes the rollouts in flight; the others mirror them
         else:
             self.applies.recover()
@@ -206,6 +208,7 @@ class Engine(ReadModels, ControlPlane):
             self.replica = None
         if self._ops is not None:
             self.rollouts.stop()
+            self.applies.stop()
             self.applies.wait_idle()
             self._ops.shutdown()
             self._ops.context.close()

@@ -5,8 +5,9 @@ follows the apply; a lease whose holder died expires by itself, so a killed
 CI job cannot wedge the engine. It is free at once (not after its ttl) when
 its holder is known dead: the holder names a process on this host
 (``user@host pid N``, as ``caxton apply`` writes it) that no longer exists;
-and when the engine restarts and marks the holder's apply interrupted
-(:meth:`ApplyLock.release_held_by`, called by ``ApplyRunner.recover``). Stored by
+and when an engine marks the holder's apply interrupted (the engine running it
+died) or finishes it after an outage (:meth:`ApplyLock.release_held_by`, called by
+``caxton.engine.applies.ApplyRunner``). Stored by
 ``caxton.engine.state.leases`` outside the state serial: taking the lock is not a change of the agents.
 Called by the API (``caxton.engine.http.applies``) and ``caxton.engine.applies``.
 """
@@ -88,11 +89,12 @@ class ApplyLock:
             leases.delete(conn)
             return held
 
-    def release_held_by(self, holders: set[str]) -> Lease | None:
-        """Free the lease if one of ``holders`` has it (their applies were cut short by a restart)."""
+    def release_held_by(self, holder: str) -> Lease | None:
+        """Free the lease if ``holder`` has it (its apply ended without it: cut short by a dead engine or an
+        outage); return it."""
         with self.store.unversioned() as conn:
             held = self._live(conn)
-            if held is None or held.holder not in holders:
+            if held is None or held.holder != holder:
                 return None
             leases.delete(conn)
             return held

@@ -220,22 +220,29 @@ def _rollout(rollout_id: str, agent: str, status: str, started_at: str) -> Rollo
                    finished_at=None if status in ("running", "paused") else started_at)
 
 
-def test_apply_records_are_saved_updated_interrupted_and_listed_newest_first(open_store: Callable[[], Store]) -> None:
+def test_apply_records_are_saved_updated_once_final_and_listed_newest_first(open_store: Callable[[], Store]) -> None:
     store = open_store()
     serial = store.serial()
     for n in range(3):
         applies.insert(store, applies.ApplyRecord(f"ap-{n}", f"plan-{n}", "running", "ci", "abc", f"t{n}",
-                                                  results=[applies.ChangeResult(f"agent-{n}", "create", "immediate")]))
+                                                  results=[applies.ChangeResult(f"agent-{n}", "create", "immediate")],
+                                                  engine_id=f"engine-{n}"))
     record = applies.load(store, "ap-1")
     assert record is not None and record.results[0].id == "agent-1" and record.status == "running"
+    assert record.engine_id == "engine-1" and record.reason is None
     record.status, record.finished_at = "succeeded", "t9"
     record.results[0].status = "done"
-    applies.update(store, record)
-    interrupted = applies.interrupt(store, ("running",))
-    assert sorted(r.id for r in interrupted) == ["ap-0", "ap-2"]
+    assert applies.update(store, record)
+    assert [r.id for r in applies.unfinished(store)] == ["ap-0", "ap-2"]  # oldest first
+    for unfinished in applies.unfinished(store):
+        unfinished.status, unfinished.reason = "interrupted", "its engine died"
+        assert applies.update(store, unfinished)
+    record.status = "failed"
+    assert not applies.update(store, record)  # a final record is never written again
     assert [(r.id, r.status) for r in applies.recent(store, 10)] == [
         ("ap-2", "interrupted"), ("ap-1", "succeeded"), ("ap-0", "interrupted")]  # insertion order, newest first
     assert applies.load(store, "ap-1").results[0].status == "done"  # type: ignore[union-attr]
+    assert applies.load(store, "ap-2").reason == "its engine died"  # type: ignore[union-attr]
     assert applies.load(store, "nope") is None and store.serial() == serial  # outside the serial
 
 

@@ -49,6 +49,8 @@ def apply_text(view: ApplyView) -> Iterator[str]:
     yield f"  submitted {view.submitted_at}" + (f", finished {view.finished_at}" if view.finished_at else "")
     if view.git_commit:
         yield f"  commit    {view.git_commit}"
+    if view.reason:
+        yield f"  reason    {view.reason}"
     for result in view.results:
         revision = f" [revision {result.revision}]" if result.revision is not None else ""
         message = result.message.removeprefix(f"{result.status}: ")
@@ -130,8 +132,9 @@ def timed_out_text(timed_out: TimedOut) -> Iterator[str]:
 def outcome_json(outcome: ApplyOutcome) -> Event:
     from caxton.spec.api import wire
 
+    extra = {"reason": outcome.reason} if outcome.reason else {}
     return event("outcome", apply_id=outcome.apply_id, status=outcome.status, counts=outcome.counts(),
-                 results=[wire(r) for r in outcome.results])
+                 results=[wire(r) for r in outcome.results], **extra)
 
 
 @text_view("ApplyOutcome")

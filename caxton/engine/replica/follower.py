@@ -12,6 +12,9 @@ with the last observation; on a difference (or on becoming the leader) it ``sync
    (``InFlight.mirrored``);
 3. waiters on rollouts (an apply's, a forwarded command's) are woken.
 
+Whatever it observed, it then lets ``orphans`` (``caxton.engine.replica.orphans``) end
+the applies of dead engines (at most every second).
+
 A lost connection drops the leadership before anything else happens: the controller
 stops ticking (``RolloutController.leads``) and its runs are released; the routes stay
 and are mirrored from the new leader. The feed reconnects by itself.
@@ -27,6 +30,7 @@ from typing import Any
 from caxton.engine import processes
 from caxton.engine.operations import Operations
 from caxton.engine.replica import remote, sync
+from caxton.engine.replica.orphans import Orphans
 from caxton.engine.rollouts.controller import RolloutController
 from caxton.engine.rollouts.model import Rollout
 from caxton.engine.state import rollouts as records
@@ -43,8 +47,10 @@ POLL = 0.5
 class Replica:
     """One engine among several on a PostgreSQL store."""
 
-    def __init__(self, url: str, ops: Operations, rollouts: RolloutController, *, poll: float = POLL) -> None:
+    def __init__(self, url: str, ops: Operations, rollouts: RolloutController, *, poll: float = POLL,
+                 orphans: Orphans | None = None) -> None:
         self.ops = ops
+        self.orphans = orphans
         self.rollouts = rollouts
         self.poll = poll
         self.feed = StateFeed(url)
@@ -93,6 +99,8 @@ class Replica:
         observed = self.feed.observe(self.poll)
         if self._stop.is_set():
             return
+        if self.orphans is not None:
+            self.orphans.check()
         if self._leading and not self.feed.leader:
             self._leading = False
             self.lost += 1

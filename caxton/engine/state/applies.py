@@ -4,6 +4,11 @@ An apply's status and its changes' results are saved outside the state serial
 (``Store.unversioned``): an apply reports progress, each agent's own change is
 durable by itself. Progress lines are kept in memory only. Called by
 ``caxton.engine.applies.ApplyRunner``, which decides what to write and when.
+Each record names the engine running it (``engine_id``, its heartbeat row in
+``engines``): a live engine finishes the unfinished applies of a dead one
+(``caxton.engine.replica.orphans``). Once final, a record is never written
+again: ``update`` changes only unfinished ones, so of two
+engines finishing one apply, exactly one does.
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ class ApplyRecord:
     finished_at: str | None = None
     results: list[ChangeResult] = field(default_factory=list)
     log: list[dict[str, Any]] = field(default_factory=list)
+    #: The engine running it (``engines.id``); None in records of engines before migration 0008.
+    engine_id: str | None = None
+    #: Why it ended early (interrupted, or failed by an outage), None otherwise.
+    reason: str | None = None
     persisted_at: float = 0.0
 
     def view(self, after: int = 0) -> dict[str, Any]:
@@ -48,36 +57,41 @@ class ApplyRecord:
         return {
             "id": self.id, "plan_id": self.plan_id, "status": self.status, "holder": self.holder,
             "git_commit": self.git_commit, "submitted_at": self.submitted_at, "finished_at": self.finished_at,
-            "results": [asdict(r) for r in self.results],
+            "engine": self.engine_id, "reason": self.reason, "results": [asdict(r) for r in self.results],
         }
 
 
-def interrupt(store: Store, unfinished: tuple[str, ...]) -> list[ApplyRecord]:
-    """Mark every apply whose status is in ``unfinished`` as ``interrupted``; return them as they were."""
-    marks = ",".join("?" * len(unfinished))
-    with store.unversioned() as conn:
-        rows = conn.execute(f"SELECT * FROM applies WHERE status IN ({marks})", unfinished).fetchall()  # noqa: S608
-        conn.execute(f"UPDATE applies SET status = 'interrupted', finished_at = ? WHERE status IN ({marks})",  # noqa: S608
-                     (utcnow(), *unfinished))
+#: The statuses of an apply still making its changes or following its rollouts.
+UNFINISHED = ("running", "progressing")
+
+
+def unfinished(store: Store) -> list[ApplyRecord]:
+    """The applies still running or progressing, oldest first."""
+    with store.reading() as conn:
+        rows = conn.execute("SELECT * FROM applies WHERE status IN (?, ?) ORDER BY rowid", UNFINISHED).fetchall()
     return [_record(row) for row in rows]
+
+
+def update(store: Store, record: ApplyRecord) -> bool:
+    """Save an apply's status, end, reason and results if its stored record is still unfinished; False
+    (nothing written) when it is final already (another engine marked it interrupted)."""
+    with store.unversioned() as conn:
+        cursor = conn.execute(
+            "UPDATE applies SET status = ?, finished_at = ?, reason = ?, results = ? WHERE id = ? "
+            "AND status IN (?, ?)",
+            (record.status, record.finished_at, record.reason, _results(record), record.id, *UNFINISHED))
+        return cursor.rowcount > 0
 
 
 def insert(store: Store, record: ApplyRecord) -> None:
     """Save a new apply."""
     with store.unversioned() as conn:
         conn.execute(
-            "INSERT INTO applies (id, plan_id, status, holder, git_commit, submitted_at, results) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO applies (id, plan_id, status, holder, git_commit, submitted_at, results, engine_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (record.id, record.plan_id, record.status, record.holder, record.git_commit,
-             record.submitted_at, _results(record)),
+             record.submitted_at, _results(record), record.engine_id),
         )
-
-
-def update(store: Store, record: ApplyRecord) -> None:
-    """Save an apply's status, end and results."""
-    with store.unversioned() as conn:
-        conn.execute("UPDATE applies SET status = ?, finished_at = ?, results = ? WHERE id = ?",
-                     (record.status, record.finished_at, _results(record), record.id))
 
 
 def load(store: Store, apply_id: str) -> ApplyRecord | None:
@@ -102,4 +116,4 @@ def _record(row: Any) -> ApplyRecord:
     """An apply record as persisted (its progress lines are kept in memory only)."""
     results = [ChangeResult(**r) for r in json.loads(row["results"])]
     return ApplyRecord(row["id"], row["plan_id"], row["status"], row["holder"], row["git_commit"],
-                       row["submitted_at"], row["finished_at"], results, [])
+                       row["submitted_at"], row["finished_at"], results, [], row["engine_id"], row["reason"])

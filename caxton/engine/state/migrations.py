@@ -196,4 +196,14 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX rollout_samples_bucket ON rollout_samples (bucket);
         """,
     ),
+    (
+        "0008_apply_engine",
+        """
+        -- the engine running each apply (its heartbeat row's id in engines) and why an apply ended early:
+        -- a live engine marks an unfinished apply of a dead engine interrupted (caxton.engine.replica.orphans)
+        ALTER TABLE applies ADD COLUMN engine_id TEXT;
+        ALTER TABLE applies ADD COLUMN reason TEXT;
+        CREATE INDEX applies_unfinished ON applies (status) WHERE status IN ('running', 'progressing');
+        """,
+    ),
 )

@@ -203,4 +203,12 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX rollout_samples_bucket ON rollout_samples (bucket);
         """,
     ),
+    (
+        "0008_apply_engine",
+        """
+        ALTER TABLE applies ADD COLUMN engine_id TEXT;
+        ALTER TABLE applies ADD COLUMN reason TEXT;
+        CREATE INDEX applies_unfinished ON applies (status) WHERE status IN ('running', 'progressing');
+        """,
+    ),
 )

@@ -142,6 +142,9 @@ class ApplySummary(WireModel):
     git_commit: str | None
     submitted_at: str
     finished_at: str | None
+    engine: str | None = Field(None, description="the engine running it (its id in the engines table)")
+    reason: str | None = Field(None, description="why it ended early: interrupted (the engine running it died, "
+                               "the store became unavailable) or failed by an internal error; what landed")
     results: list[ChangeResult]
 
 
