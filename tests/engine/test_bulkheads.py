@@ -21,14 +21,15 @@ from caxton.errors import AgentOverloaded, QueueTimeout
 from tests.engine.helpers import deploy_body, wasm_spec, wat_module
 from tests.support.engine import running_engine
 
-#: ~tens of ms of busy loop per message (machine dependent; the test asserts no timing of it).
-SPIN = ("(local $i i32) (local.set $i (i32.const 40000000))"
+#: ~0.2-0.5 s of busy loop per message, so the backlog (1 running + 4 queued, each within
+#: max_queue_wait) outlives the polling of /ready on a loaded machine (the test asserts no timing of it).
+SPIN = ("(local $i i32) (local.set $i (i32.const 200000000))"
         " (block $done (loop $l (br_if $done (i32.eqz (local.get $i)))"
         " (local.set $i (i32.sub (local.get $i) (i32.const 1))) (br $l)))")
 CONFIG = """\
 server:
   max_queued_messages_per_agent: 4
-  max_queue_wait: 2s
+  max_queue_wait: 10s
   max_inflight_messages: 4
 """
 
