@@ -6,7 +6,6 @@ import os
 import pty
 import select
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from caxton.client import status as status_api
 from tests.cli.conftest import child_env
 from tests.support.engine import EngineProcess
 from tests.support.paths import EXAMPLES
+from tests.support.signals import deliverable_sigint, interrupt
 
 PROMPT = b"Only 'yes' will be accepted"
 
@@ -65,6 +65,7 @@ def test_ctrl_c_at_apply_confirmation_exits_130_with_one_line(module_engine_proc
     project = tmp_path / "project"
     shutil.copytree(EXAMPLES, project)
     master, terminal = pty.openpty()  # stdin and stdout on a terminal: apply asks for confirmation
+    deliverable_sigint()
     proc = subprocess.Popen([sys.executable, "-m", "caxton", "apply", "agents", "--engine", module_engine_proc.url],
                             stdin=terminal, stdout=terminal, stderr=subprocess.PIPE, env=child_env(TERM="dumb"),
                             cwd=project)
@@ -73,8 +74,7 @@ def test_ctrl_c_at_apply_confirmation_exits_130_with_one_line(module_engine_proc
         screen = read_until(master, PROMPT)
         assert b"Plan: 4 to create" in screen
         wait_blocked(proc.pid)
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(30)
+        code = interrupt(proc, 30)
         assert proc.stderr is not None
         err = proc.stderr.read().decode()
         # input() writes the prompt's last character (a space) to stderr on a terminal, hence strip()
@@ -94,6 +94,7 @@ def test_ctrl_c_while_waiting_for_the_engine_exits_130_with_one_line() -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen(1)
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        deliverable_sigint()
         proc = subprocess.Popen([sys.executable, "-m", "caxton", "agents", "list", "--engine", url],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env=child_env())
@@ -103,6 +104,6 @@ def test_ctrl_c_while_waiting_for_the_engine_exits_130_with_one_line() -> None:
             connection.settimeout(60)
             assert connection.recv(65536).startswith(b"GET /api/v1/")  # the CLI waits for the answer now
             wait_blocked(proc.pid)
-            proc.send_signal(signal.SIGINT)
+            interrupt(proc, 30)
             out, err = proc.communicate(timeout=30)
     assert (proc.returncode, out, err) == (130, b"", b"interrupted\n")

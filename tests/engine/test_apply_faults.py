@@ -31,7 +31,7 @@ from caxton.engine.core import Engine
 from caxton.engine.replica.orphans import Orphans
 from caxton.engine.state import applies as records
 from caxton.engine.state.applies import ApplyRecord, ChangeResult
-from caxton.engine.state.store import Source
+from caxton.engine.state.records import Source
 from caxton.errors import CaxtonError
 from caxton.spec import api
 from tests.rollouts import agents

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ from typing import Any
 from caxton.client import status as status_api
 from tests.rollouts.test_durability import rollouts_of, write_agent
 from tests.support.engine import EngineProcess
+from tests.support.signals import deliverable_sigint, interrupt
 
 #: Pauses at its first check (1 s) for lack of traffic: nothing sends it any message.
 CANARY = {"strategy": "canary", "steps": [50, 100], "interval": "1s", "analysis": {"min_requests": 5}}
@@ -180,6 +180,7 @@ def test_ctrl_c_while_following_names_the_apply(engine_proc_no_memory: EnginePro
     assert apply(run_cli, engine_proc_no_memory, root / "agents").code == 0
     write_agent(root, 2, CANARY)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    deliverable_sigint()
     proc = subprocess.Popen([sys.executable, "-m", "caxton", "apply", str(root / "agents"), "--auto-approve",
                              "--engine", engine_proc_no_memory.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
@@ -191,8 +192,7 @@ def test_ctrl_c_while_following_names_the_apply(engine_proc_no_memory: EnginePro
         while not any("waiting for echo" in line for line in err):  # following the paused rollout
             assert time.monotonic() < deadline and proc.poll() is None, err
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(20) == 130
+        assert interrupt(proc, 20) == 130
     finally:
         if proc.poll() is None:
             proc.kill()
